@@ -1,0 +1,24 @@
+# Makefile for the webhook extension (PGXS)
+
+EXTENSION = webhook
+MODULE_big = webhook
+OBJS = src/webhook.o src/shmem.o src/capture.o src/api.o src/signing.o \
+	src/http.o src/queue.o src/worker.o
+
+# The install script is assembled from the parts under src/sql, in name order.
+DATA_built = sql/webhook--0.1.sql
+
+REGRESS = setup transport hook capture emit register signing cleanup
+REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf --temp-instance=./tmp_check
+
+PG_CONFIG ?= pg_config
+PG_CPPFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers
+SHLIB_LINK = -lcurl -lcrypto
+
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+sql/webhook--0.1.sql: $(sort $(wildcard src/sql/*.sql))
+	cat $^ > $@
+
+$(OBJS): src/webhook.h

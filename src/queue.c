@@ -1,0 +1,2 @@
+/* queue.c: stub */
+#include "webhook.h"

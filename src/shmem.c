@@ -1,0 +1,140 @@
+/*-------------------------------------------------------------------------
+ *
+ * shmem.c
+ *	  The little shared state between backends and the delivery worker.
+ *
+ * The worker publishes its latch here when it starts and clears it when it
+ * exits.  A backend whose transaction enqueued deliveries sets that latch
+ * once, when the transaction commits (never on abort), so that the worker
+ * claims new work within milliseconds instead of at its next poll.
+ *
+ * Locking: the latch pointer is written only by the worker, under
+ * WorkerState->lock, and read by backends under the same spinlock.
+ *
+ * IDENTIFICATION
+ *	  src/shmem.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "webhook.h"
+
+#include "access/xact.h"
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
+
+typedef struct WorkerState
+{
+	slock_t		lock;
+	Latch	   *latch;			/* the running worker's latch, or NULL */
+} WorkerState;
+
+static WorkerState *worker_state = NULL;
+
+/* backend-local: a wake-up is owed when the current transaction commits */
+static bool wake_pending = false;
+static bool xact_callback_registered = false;
+
+void
+webhook_shmem_request(void)
+{
+	RequestAddinShmemSpace(MAXALIGN(sizeof(WorkerState)));
+}
+
+void
+webhook_shmem_startup(void)
+{
+	bool		found;
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	worker_state = ShmemInitStruct("webhook worker state",
+								   sizeof(WorkerState), &found);
+	if (!found)
+	{
+		SpinLockInit(&worker_state->lock);
+		worker_state->latch = NULL;
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/*
+ * Publish (or, with NULL, withdraw) the worker's latch.  Worker only.
+ */
+void
+webhook_set_worker_latch(Latch *latch)
+{
+	SpinLockAcquire(&worker_state->lock);
+	worker_state->latch = latch;
+	SpinLockRelease(&worker_state->lock);
+}
+
+/*
+ * Wake the worker now, if there is one.  Harmless without the library
+ * preloaded: then there is no shared state and nobody to wake.
+ */
+void
+webhook_wake_worker(void)
+{
+	Latch	   *latch;
+
+	if (worker_state == NULL)
+		return;
+	SpinLockAcquire(&worker_state->lock);
+	latch = worker_state->latch;
+	SpinLockRelease(&worker_state->lock);
+	if (latch != NULL)
+		SetLatch(latch);
+}
+
+bool
+webhook_worker_running(void)
+{
+	bool		running;
+
+	if (worker_state == NULL)
+		return false;
+	SpinLockAcquire(&worker_state->lock);
+	running = worker_state->latch != NULL;
+	SpinLockRelease(&worker_state->lock);
+	return running;
+}
+
+static void
+wake_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+			if (wake_pending)
+				webhook_wake_worker();
+			wake_pending = false;
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			wake_pending = false;
+			break;
+		default:
+			break;
+	}
+}
+
+/*
+ * Ask for the worker to be woken when the current transaction commits.
+ * Cheap enough to call for every row: after the first call of a transaction
+ * it only tests a flag.
+ */
+void
+webhook_wake_at_commit(void)
+{
+	if (wake_pending)
+		return;
+	if (!xact_callback_registered)
+	{
+		RegisterXactCallback(wake_xact_callback, NULL);
+		xact_callback_registered = true;
+	}
+	wake_pending = true;
+}

@@ -1,0 +1,54 @@
+-- webhook install script, part 2: functions implemented in C.
+
+CREATE FUNCTION webhook._is_preloaded() RETURNS boolean
+    LANGUAGE c STRICT AS 'MODULE_PATHNAME', 'webhook_is_preloaded';
+
+CREATE FUNCTION webhook._generate_secret() RETURNS text
+    LANGUAGE c STRICT VOLATILE AS 'MODULE_PATHNAME', 'webhook_generate_secret';
+
+CREATE FUNCTION webhook._secret_is_valid(secret text) RETURNS boolean
+    LANGUAGE c STRICT IMMUTABLE AS 'MODULE_PATHNAME', 'webhook_secret_is_valid';
+
+CREATE FUNCTION webhook._http_head(url text, timeout_ms integer) RETURNS integer
+    LANGUAGE c STRICT VOLATILE AS 'MODULE_PATHNAME', 'webhook_http_head';
+
+CREATE FUNCTION webhook.sign(scheme text, secret text, msg_id text,
+                             ts bigint, body text) RETURNS text
+    LANGUAGE c IMMUTABLE AS 'MODULE_PATHNAME', 'webhook_sign';
+COMMENT ON FUNCTION webhook.sign(text, text, text, bigint, text) IS
+    'the signature header value the worker sends for this message';
+
+CREATE FUNCTION webhook.wake() RETURNS void
+    LANGUAGE c STRICT VOLATILE AS 'MODULE_PATHNAME', 'webhook_wake';
+COMMENT ON FUNCTION webhook.wake() IS
+    'wake the delivery worker when the current transaction commits';
+
+CREATE FUNCTION webhook.wait_until_running(timeout interval DEFAULT '10 s')
+    RETURNS boolean
+    LANGUAGE c STRICT VOLATILE AS 'MODULE_PATHNAME', 'webhook_wait_until_running';
+COMMENT ON FUNCTION webhook.wait_until_running(interval) IS
+    'wait until the delivery worker runs; false after the timeout';
+
+CREATE FUNCTION webhook.capture() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'webhook_capture';
+COMMENT ON FUNCTION webhook.capture() IS
+    'row trigger installed by webhook.watch(): changes become events';
+
+-- Changes to hooks must reach every session's cached list of hooks.
+CREATE FUNCTION webhook._hooks_changed() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'webhook_hooks_changed';
+CREATE TRIGGER hooks_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+    ON webhook.hook FOR EACH STATEMENT EXECUTE FUNCTION webhook._hooks_changed();
+
+DO $$
+BEGIN
+    IF NOT webhook._is_preloaded() THEN
+        RAISE WARNING 'webhook is not in shared_preload_libraries: no deliveries will be made'
+            USING HINT = 'Add webhook to shared_preload_libraries and restart PostgreSQL.';
+    ELSIF current_setting('webhook.database_name') <> current_database() THEN
+        RAISE WARNING 'the webhook worker delivers only in database "%"',
+            current_setting('webhook.database_name')
+            USING HINT = 'Set webhook.database_name to this database and restart PostgreSQL.';
+    END IF;
+END
+$$;

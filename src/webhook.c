@@ -1,0 +1,156 @@
+/*-------------------------------------------------------------------------
+ *
+ * webhook.c
+ *	  Module entry point: settings, shared memory hooks and the background
+ *	  worker's registration.  Nothing else happens here.
+ *
+ * Loaded through shared_preload_libraries, the library registers one
+ * background worker that delivers the queue of the database named by
+ * webhook.database_name.  Loaded any other way (CREATE EXTENSION in a
+ * session), it only defines the settings; the install script then warns that
+ * no deliveries will be made.
+ *
+ * IDENTIFICATION
+ *	  src/webhook.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "webhook.h"
+
+#include <curl/curl.h>
+
+#include "miscadmin.h"
+#include "postmaster/bgworker.h"
+#include "storage/ipc.h"
+#include "utils/guc.h"
+
+PG_MODULE_MAGIC;
+
+char	   *webhook_database_name = NULL;
+int			webhook_max_in_flight = 64;
+int			webhook_batch_size = 200;
+int			webhook_max_response_bytes = 4096;
+char	   *webhook_user_agent = NULL;
+bool		webhook_enabled = true;
+char	   *webhook_deny_networks = NULL;
+static char *webhook_retention = NULL;
+
+bool		webhook_preloaded = false;
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+void		_PG_init(void);
+
+static void
+webhook_shmem_request_hook(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	webhook_shmem_request();
+}
+
+static void
+webhook_shmem_startup_hook(void)
+{
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	webhook_shmem_startup();
+}
+
+static void
+define_settings(void)
+{
+	DefineCustomStringVariable("webhook.database_name",
+							   "Database whose deliveries the background worker sends.",
+							   NULL,
+							   &webhook_database_name,
+							   "postgres",
+							   PGC_POSTMASTER, 0,
+							   NULL, NULL, NULL);
+	DefineCustomIntVariable("webhook.max_in_flight",
+							"Maximum number of HTTP requests in flight across all hooks.",
+							NULL,
+							&webhook_max_in_flight,
+							64, 1, 10000,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("webhook.batch_size",
+							"Maximum number of deliveries claimed from the queue at once.",
+							NULL,
+							&webhook_batch_size,
+							200, 1, 10000,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+	DefineCustomStringVariable("webhook.retention",
+							   "How long finished deliveries are kept by webhook.prune().",
+							   NULL,
+							   &webhook_retention,
+							   "30 days",
+							   PGC_USERSET, 0,
+							   NULL, NULL, NULL);
+	DefineCustomIntVariable("webhook.max_response_bytes",
+							"Bytes of each response body kept in webhook.attempt.",
+							NULL,
+							&webhook_max_response_bytes,
+							4096, 0, 1024 * 1024,
+							PGC_SIGHUP, GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
+	DefineCustomStringVariable("webhook.user_agent",
+							   "User-Agent header of every request.",
+							   NULL,
+							   &webhook_user_agent,
+							   "pg-webhook/" WEBHOOK_VERSION,
+							   PGC_SIGHUP, 0,
+							   NULL, NULL, NULL);
+	DefineCustomBoolVariable("webhook.enabled",
+							 "Sends deliveries; off pauses sending (events are still recorded).",
+							 NULL,
+							 &webhook_enabled,
+							 true,
+							 PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
+	DefineCustomStringVariable("webhook.deny_networks",
+							   "Networks (CIDR list) that deliveries may never connect to.",
+							   NULL,
+							   &webhook_deny_networks,
+							   "169.254.0.0/16,fe80::/10",
+							   PGC_SIGHUP, 0,
+							   NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("webhook");
+}
+
+void
+_PG_init(void)
+{
+	BackgroundWorker worker;
+
+	define_settings();
+
+	if (!process_shared_preload_libraries_in_progress || IsBinaryUpgrade)
+		return;
+
+	webhook_preloaded = true;
+
+	if (curl_global_init(CURL_GLOBAL_ALL) != CURLE_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("webhook could not initialize libcurl")));
+
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = webhook_shmem_request_hook;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = webhook_shmem_startup_hook;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	/* quick restart: the database may be created after the postmaster starts */
+	worker.bgw_restart_time = 1;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "webhook");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "webhook_worker_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "webhook worker");
+	snprintf(worker.bgw_type, BGW_MAXLEN, "webhook worker");
+	RegisterBackgroundWorker(&worker);
+}
