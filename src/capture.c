@@ -1,8 +1,545 @@
-/* capture.c: stub, being written */
+/*-------------------------------------------------------------------------
+ *
+ * capture.c
+ *	  The row trigger webhook.capture() and webhook.emit(): changes become
+ *	  events and deliveries in the writing transaction (transactional outbox).
+ *
+ * An event is stored only when at least one active hook of its tenant
+ * subscribes to its type; it is stored together with one pending delivery
+ * per such hook, by one kept SPI plan, so a rolled-back change leaves
+ * nothing and a committed one is in the queue.  The worker is woken when the
+ * transaction commits.
+ *
+ * Caches, all backend-local:
+ *	- the list of active hooks (id, tenant, event type patterns), loaded once
+ *	  and dropped by a relcache invalidation of webhook.hook or
+ *	  webhook.transport, which the statement trigger webhook._hooks_changed()
+ *	  sends on every change to them;
+ *	- the attribute numbers of a watched table's columns, per statement, in
+ *	  the trigger's fn_extra;
+ *	- the insert plan, kept for the life of the backend.
+ *
+ * The trigger's arguments are the watch settings: resource, tenant column,
+ * id column, state column (empty for none).  webhook.watch() writes them.
+ *
+ * IDENTIFICATION
+ *	  src/capture.c
+ *
+ *-------------------------------------------------------------------------
+ */
 #include "webhook.h"
-#include "fmgr.h"
+
+#include "access/htup_details.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
 #include "commands/trigger.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/inval.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/uuid.h"
+
+/* One active hook, as far as fan-out needs it. */
+typedef struct CachedHook
+{
+	int64		id;
+	char	   *tenant;
+	int			npatterns;
+	char	  **patterns;		/* "*", "PREFIX_*" or an exact type */
+} CachedHook;
+
+static MemoryContext hook_cache_cxt = NULL;
+static CachedHook *cached_hooks = NULL;
+static int	n_cached_hooks = 0;
+static bool hooks_valid = false;
+static Oid	hook_relid = InvalidOid;
+static Oid	transport_relid = InvalidOid;
+static bool inval_callback_registered = false;
+
+static SPIPlanPtr enqueue_plan = NULL;
+
+/* Per-statement state of one capture trigger, in fn_extra. */
+typedef struct CaptureState
+{
+	Oid			tgoid;
+	char	   *resource;
+	char	   *type_prefix;	/* resource upper-cased, non-alphanumerics "_" */
+	AttrNumber	tenant_attnum;	/* 0 when events go to tenant "default" */
+	AttrNumber	id_attnum;
+	AttrNumber	state_attnum;	/* 0 without a state column */
+} CaptureState;
+
+static void
+hooks_inval_callback(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == hook_relid || relid == transport_relid)
+		hooks_valid = false;
+}
+
+/*
+ * (Re)load the active hooks.  Caller must be connected to SPI.
+ */
+static void
+load_hooks(void)
+{
+	Oid			nsp;
+	int			ret;
+	uint64		i;
+
+	if (!inval_callback_registered)
+	{
+		CacheRegisterRelcacheCallback(hooks_inval_callback, (Datum) 0);
+		inval_callback_registered = true;
+	}
+	if (hook_cache_cxt == NULL)
+		hook_cache_cxt = AllocSetContextCreate(TopMemoryContext,
+											   "webhook hook cache",
+											   ALLOCSET_SMALL_SIZES);
+	MemoryContextReset(hook_cache_cxt);
+	cached_hooks = NULL;
+	n_cached_hooks = 0;
+
+	/* mark valid first: an invalidation arriving while we read wins */
+	hooks_valid = true;
+
+	nsp = get_namespace_oid("webhook", false);
+	hook_relid = get_relname_relid("hook", nsp);
+	transport_relid = get_relname_relid("transport", nsp);
+
+	ret = SPI_execute("SELECT h.id, t.tenant, h.event_types"
+					  "  FROM webhook.hook h"
+					  "  JOIN webhook.transport t ON t.id = h.transport_id"
+					  " WHERE h.active", true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "webhook: loading hooks failed: %s", SPI_result_code_string(ret));
+
+	cached_hooks = MemoryContextAllocZero(hook_cache_cxt,
+										  sizeof(CachedHook) * Max(SPI_processed, 1));
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		CachedHook *hook = &cached_hooks[n_cached_hooks];
+		bool		isnull;
+		Datum	   *elems;
+		bool	   *nulls;
+		int			nelems;
+		int			j;
+		MemoryContext old;
+
+		hook->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 3, &isnull)),
+						  TEXTOID, -1, false, TYPALIGN_INT,
+						  &elems, &nulls, &nelems);
+
+		old = MemoryContextSwitchTo(hook_cache_cxt);
+		hook->tenant = TextDatumGetCString(SPI_getbinval(tup, desc, 2, &isnull));
+		hook->patterns = palloc(sizeof(char *) * Max(nelems, 1));
+		for (j = 0; j < nelems; j++)
+			if (!nulls[j])
+				hook->patterns[hook->npatterns++] = TextDatumGetCString(elems[j]);
+		MemoryContextSwitchTo(old);
+		n_cached_hooks++;
+	}
+}
+
+static bool
+pattern_matches(const char *pattern, const char *event_type)
+{
+	size_t		len = strlen(pattern);
+
+	if (len > 0 && pattern[len - 1] == '*')
+		return strncmp(pattern, event_type, len - 1) == 0;
+	return strcmp(pattern, event_type) == 0;
+}
+
+/*
+ * The ids of the active hooks of tenant subscribed to event_type, as an
+ * int8[]; NULL when there are none.  Caller must be connected to SPI.
+ */
+static ArrayType *
+matching_hooks(const char *tenant, const char *event_type)
+{
+	Datum	   *ids = NULL;
+	int			n = 0;
+	int			i;
+
+	if (!hooks_valid)
+		load_hooks();
+
+	for (i = 0; i < n_cached_hooks; i++)
+	{
+		CachedHook *hook = &cached_hooks[i];
+		int			j;
+
+		if (strcmp(hook->tenant, tenant) != 0)
+			continue;
+		for (j = 0; j < hook->npatterns; j++)
+		{
+			if (pattern_matches(hook->patterns[j], event_type))
+			{
+				if (ids == NULL)
+					ids = palloc(sizeof(Datum) * n_cached_hooks);
+				ids[n++] = Int64GetDatum(hook->id);
+				break;
+			}
+		}
+	}
+	if (n == 0)
+		return NULL;
+	return construct_array(ids, n, INT8OID, sizeof(int64), FLOAT8PASSBYVAL,
+						   TYPALIGN_DOUBLE);
+}
+
+/*
+ * Store one event and its deliveries to hooks; return the event's uid.
+ * payload and old_row are JSON texts; changed lists the columns whose old
+ * values become "previous" (both NULL except for updates).  Caller must be
+ * connected to SPI.
+ */
+static Datum
+enqueue_event(const char *tenant, const char *event_type,
+			  const char *resource, const char *resource_id,
+			  Datum payload, Datum old_row, ArrayType *changed,
+			  ArrayType *hooks)
+{
+	Datum		values[8];
+	char		nulls[8];
+	int			ret;
+	bool		isnull;
+
+	if (enqueue_plan == NULL)
+	{
+		Oid			types[8] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+		TEXTOID, TEXTOID, TEXTARRAYOID, INT8ARRAYOID};
+		SPIPlanPtr	plan;
+
+		plan = SPI_prepare("WITH e AS ("
+						   "  INSERT INTO webhook.event"
+						   "    (tenant, event_type, resource, resource_id, payload, previous)"
+						   "  SELECT $1, $2, $3, $4, $5::pg_catalog.jsonb,"
+						   "    (SELECT pg_catalog.jsonb_object_agg(c, o.row -> c)"
+						   "       FROM (SELECT $6::pg_catalog.jsonb) o(row),"
+						   "            pg_catalog.unnest($7) c)"
+						   "  RETURNING id, uid),"
+						   " d AS ("
+						   "  INSERT INTO webhook.delivery (event_id, hook_id)"
+						   "  SELECT e.id, h FROM e, pg_catalog.unnest($8) h)"
+						   "SELECT uid FROM e", 8, types);
+		if (plan == NULL)
+			elog(ERROR, "webhook: preparing the event insert failed: %s",
+				 SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "webhook: keeping the event insert plan failed");
+		enqueue_plan = plan;
+	}
+
+	memset(nulls, ' ', sizeof(nulls));
+	values[0] = CStringGetTextDatum(tenant);
+	values[1] = CStringGetTextDatum(event_type);
+	values[2] = resource ? CStringGetTextDatum(resource) : (Datum) 0;
+	nulls[2] = resource ? ' ' : 'n';
+	values[3] = resource_id ? CStringGetTextDatum(resource_id) : (Datum) 0;
+	nulls[3] = resource_id ? ' ' : 'n';
+	values[4] = payload;
+	values[5] = old_row;
+	nulls[5] = changed ? ' ' : 'n';
+	values[6] = PointerGetDatum(changed);
+	nulls[6] = changed ? ' ' : 'n';
+	values[7] = PointerGetDatum(hooks);
+	nulls[7] = hooks ? ' ' : 'n';
+
+	ret = SPI_execute_plan(enqueue_plan, values, nulls, false, 1);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "webhook: inserting an event failed: %s",
+			 SPI_result_code_string(ret));
+
+	if (hooks != NULL)
+		webhook_wake_at_commit();
+
+	return SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+}
+
+/* Upper-case, with every non-alphanumeric byte replaced by "_". */
+static char *
+event_type_part(const char *s)
+{
+	char	   *out = pstrdup(s);
+	char	   *p;
+
+	for (p = out; *p; p++)
+	{
+		if ((*p >= 'a' && *p <= 'z'))
+			*p = *p - 'a' + 'A';
+		else if (!((*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9')))
+			*p = '_';
+	}
+	return out;
+}
+
+static AttrNumber
+column_attnum(Relation rel, const char *name)
+{
+	AttrNumber	attnum;
+
+	if (name == NULL || name[0] == '\0')
+		return 0;
+	attnum = SPI_fnumber(RelationGetDescr(rel), name);
+	if (attnum <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("column \"%s\" of table \"%s\" watched by webhook does not exist",
+						name, RelationGetRelationName(rel)),
+				 errhint("Call webhook.watch() again for this table.")));
+	return attnum;
+}
+
+/*
+ * The capture settings of this trigger, cached in fn_extra for the
+ * statement.
+ */
+static CaptureState *
+capture_state(FunctionCallInfo fcinfo, TriggerData *trigdata)
+{
+	CaptureState *state = (CaptureState *) fcinfo->flinfo->fn_extra;
+	Trigger    *trigger = trigdata->tg_trigger;
+	Relation	rel = trigdata->tg_relation;
+
+	if (state != NULL && state->tgoid == trigger->tgoid)
+		return state;
+
+	if (trigger->tgnargs != 4)
+		ereport(ERROR,
+				(errcode(ERRCODE_TRIGGERED_ACTION_EXCEPTION),
+				 errmsg("webhook.capture() expects 4 trigger arguments, got %d",
+						trigger->tgnargs),
+				 errhint("Install the trigger with webhook.watch().")));
+
+	state = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(CaptureState));
+	state->tgoid = trigger->tgoid;
+	state->resource = MemoryContextStrdup(fcinfo->flinfo->fn_mcxt, trigger->tgargs[0]);
+	state->type_prefix = MemoryContextStrdup(fcinfo->flinfo->fn_mcxt,
+											 event_type_part(trigger->tgargs[0]));
+	state->tenant_attnum = column_attnum(rel, trigger->tgargs[1]);
+	state->id_attnum = column_attnum(rel, trigger->tgargs[2]);
+	state->state_attnum = column_attnum(rel, trigger->tgargs[3]);
+	fcinfo->flinfo->fn_extra = state;
+	return state;
+}
+
+/* A column's value as text, or NULL; attnum 0 gives NULL. */
+static char *
+column_text(HeapTuple tuple, TupleDesc desc, AttrNumber attnum)
+{
+	if (attnum == 0)
+		return NULL;
+	return SPI_getvalue(tuple, desc, attnum);
+}
+
+/*
+ * The names of the columns whose values differ between two versions of a
+ * row, as a text[]; NULL when none does.  Binary comparison: a value that
+ * was rewritten identically counts as unchanged.
+ */
+static ArrayType *
+changed_columns(HeapTuple oldtup, HeapTuple newtup, TupleDesc desc)
+{
+	Datum	   *names = NULL;
+	int			n = 0;
+	int			i;
+
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		bool		oldnull;
+		bool		newnull;
+		Datum		oldval;
+		Datum		newval;
+
+		if (att->attisdropped)
+			continue;
+		oldval = heap_getattr(oldtup, i + 1, desc, &oldnull);
+		newval = heap_getattr(newtup, i + 1, desc, &newnull);
+		if (oldnull && newnull)
+			continue;
+		if (oldnull == newnull &&
+			datumIsEqual(oldval, newval, att->attbyval, att->attlen))
+			continue;
+		if (names == NULL)
+			names = palloc(sizeof(Datum) * desc->natts);
+		names[n++] = CStringGetTextDatum(NameStr(att->attname));
+	}
+	if (n == 0)
+		return NULL;
+	return construct_array(names, n, TEXTOID, -1, false, TYPALIGN_INT);
+}
+
+static Datum
+row_json(HeapTuple tuple, TupleDesc desc)
+{
+	return DirectFunctionCall1(row_to_json,
+							   heap_copy_tuple_as_datum(tuple, desc));
+}
+
 PG_FUNCTION_INFO_V1(webhook_capture);
 PG_FUNCTION_INFO_V1(webhook_hooks_changed);
-Datum webhook_capture(PG_FUNCTION_ARGS) { return PointerGetDatum(NULL); }
-Datum webhook_hooks_changed(PG_FUNCTION_ARGS) { return PointerGetDatum(NULL); }
+PG_FUNCTION_INFO_V1(webhook_emit);
+
+/*
+ * webhook.capture(): AFTER ... FOR EACH ROW trigger of a watched table.
+ */
+Datum
+webhook_capture(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TupleDesc	desc;
+	CaptureState *state;
+	HeapTuple	row;			/* the row the event is about */
+	HeapTuple	oldtup = NULL;
+	ArrayType  *changed = NULL;
+	const char *suffix;
+	char	   *tenant;
+	char	   *event_type;
+	ArrayType  *hooks;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("webhook.capture() must be called as a trigger")));
+	if (!TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("webhook.capture() must be an AFTER ... FOR EACH ROW trigger"),
+				 errhint("Install it with webhook.watch().")));
+
+	desc = RelationGetDescr(trigdata->tg_relation);
+	state = capture_state(fcinfo, trigdata);
+
+	if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
+	{
+		row = trigdata->tg_trigtuple;
+		suffix = "CREATE";
+	}
+	else if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
+	{
+		row = trigdata->tg_trigtuple;
+		suffix = "DELETE";
+	}
+	else if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+	{
+		oldtup = trigdata->tg_trigtuple;
+		row = trigdata->tg_newtuple;
+		changed = changed_columns(oldtup, row, desc);
+		if (changed == NULL)
+			return PointerGetDatum(NULL);	/* an update that changed nothing */
+		suffix = "UPDATE";
+		if (state->state_attnum != 0)
+		{
+			char	   *oldstate = column_text(oldtup, desc, state->state_attnum);
+			char	   *newstate = column_text(row, desc, state->state_attnum);
+
+			if (newstate != NULL &&
+				(oldstate == NULL || strcmp(oldstate, newstate) != 0))
+				suffix = event_type_part(newstate);
+		}
+	}
+	else
+		return PointerGetDatum(NULL);	/* TRUNCATE: nothing row-level to say */
+
+	tenant = column_text(row, desc, state->tenant_attnum);
+	if (tenant == NULL)
+		tenant = "default";
+	event_type = psprintf("%s_%s", state->type_prefix, suffix);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "webhook: SPI_connect failed");
+
+	hooks = matching_hooks(tenant, event_type);
+	if (hooks != NULL)
+		enqueue_event(tenant, event_type, state->resource,
+					  column_text(row, desc, state->id_attnum),
+					  row_json(row, desc),
+					  oldtup ? row_json(oldtup, desc) : (Datum) 0,
+					  changed, hooks);
+
+	SPI_finish();
+	return PointerGetDatum(NULL);
+}
+
+/*
+ * webhook._hooks_changed(): statement trigger on webhook.hook and
+ * webhook.transport; makes every session reload its list of hooks.
+ */
+Datum
+webhook_hooks_changed(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("webhook._hooks_changed() must be called as a trigger")));
+	CacheInvalidateRelcache(trigdata->tg_relation);
+	return PointerGetDatum(NULL);
+}
+
+/*
+ * webhook.emit(event_type, payload, tenant, resource, resource_id): an event
+ * raised by application SQL.  It is always stored, and delivered to the
+ * hooks of the tenant subscribed to its type.
+ */
+Datum
+webhook_emit(PG_FUNCTION_ARGS)
+{
+	char	   *event_type;
+	Jsonb	   *payload;
+	char	   *tenant;
+	char	   *resource = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
+	char	   *resource_id = PG_ARGISNULL(4) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(4));
+	Datum		uid;
+	const char *p;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("event_type, payload and tenant must not be null")));
+	event_type = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	payload = PG_GETARG_JSONB_P(1);
+	tenant = text_to_cstring(PG_GETARG_TEXT_PP(2));
+
+	for (p = event_type; *p; p++)
+		if (!((*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_'))
+			break;
+	if (event_type[0] == '\0' || *p != '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid event type \"%s\"", event_type),
+				 errhint("Event types are upper-case letters, digits and underscores, such as \"ORDER_SETTLED\".")));
+	for (p = tenant; *p; p++)
+		if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+			  (*p >= '0' && *p <= '9') || *p == '_' || *p == '-'))
+			break;
+	if (tenant[0] == '\0' || *p != '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid tenant \"%s\"", tenant),
+				 errhint("Tenant ids match ^[A-Za-z0-9_-]+$.")));
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "webhook: SPI_connect failed");
+	uid = enqueue_event(tenant, event_type, resource, resource_id,
+						CStringGetTextDatum(JsonbToCString(NULL, &payload->root,
+														   VARSIZE(payload))),
+						(Datum) 0, NULL, matching_hooks(tenant, event_type));
+	uid = SPI_datumTransfer(uid, false, UUID_LEN);
+	SPI_finish();
+	PG_RETURN_DATUM(uid);
+}
