@@ -1,2 +1,598 @@
-/* http.c: stub */
+/*-------------------------------------------------------------------------
+ *
+ * http.c
+ *	  Sending requests concurrently with libcurl's multi interface, waiting
+ *	  on curl's sockets and the worker's latch in one WaitEventSet.
+ *
+ * curl tells us, through its socket callback, which sockets to watch for
+ * what, and through its timer callback when it next needs to be called.  We
+ * keep a WaitEventSet holding the latch, postmaster death and those sockets;
+ * it is rebuilt when curl adds or removes a socket and modified in place
+ * when only the direction changes.  So a wake-up, SIGTERM or SIGHUP
+ * interrupts a wait on slow receivers at once, and nothing here ever blocks
+ * on one request.  Connections are kept alive by the multi handle's
+ * connection cache, whatever easy handle comes next.
+ *
+ * No catalog access and no transaction here: requests come in filled
+ * (queue.c) and go out with their outcome on the caller's "done" list.
+ *
+ * IDENTIFICATION
+ *	  src/http.c
+ *
+ *-------------------------------------------------------------------------
+ */
 #include "webhook.h"
+
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
+#include "http.h"
+#include "miscadmin.h"
+#include "nodes/pg_list.h"
+#include "pgstat.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/memutils.h"
+
+#define HTTP_MAX_HEADER_BYTES 8192
+
+/* A socket curl asked us to watch. */
+typedef struct HttpSocket
+{
+	curl_socket_t fd;
+	int			what;			/* CURL_POLL_IN, _OUT or _INOUT */
+	int			pos;			/* its position in wait_set */
+} HttpSocket;
+
+static CURLM *multi = NULL;
+static int	n_in_flight = 0;
+
+static HttpSocket *sockets = NULL;
+static int	n_sockets = 0;
+static int	max_sockets = 0;
+
+static WaitEventSet *wait_set = NULL;
+static bool wait_set_stale = true;
+
+static bool timer_armed = false;
+static TimestampTz timer_deadline = 0;
+
+/* Parsed webhook.deny_networks. */
+typedef struct DeniedNetwork
+{
+	int			family;
+	unsigned char addr[16];
+	int			bits;
+} DeniedNetwork;
+
+static DeniedNetwork *denied = NULL;
+static int	n_denied = 0;
+static char *denied_source = NULL;
+
+static uint32
+wait_events_for(int what)
+{
+	uint32		events = 0;
+
+	if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
+		events |= WL_SOCKET_READABLE;
+	if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
+		events |= WL_SOCKET_WRITEABLE;
+	return events;
+}
+
+/* CURLMOPT_SOCKETFUNCTION: track the sockets curl wants watched. */
+static int
+socket_callback(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+	int			i;
+
+	for (i = 0; i < n_sockets; i++)
+		if (sockets[i].fd == fd)
+			break;
+
+	if (what == CURL_POLL_REMOVE)
+	{
+		if (i < n_sockets)
+		{
+			sockets[i] = sockets[--n_sockets];
+			wait_set_stale = true;
+		}
+		return 0;
+	}
+
+	if (i == n_sockets)
+	{
+		if (n_sockets == max_sockets)
+		{
+			max_sockets = Max(16, max_sockets * 2);
+			sockets = sockets == NULL
+				? MemoryContextAlloc(TopMemoryContext, sizeof(HttpSocket) * max_sockets)
+				: repalloc(sockets, sizeof(HttpSocket) * max_sockets);
+		}
+		sockets[n_sockets].fd = fd;
+		sockets[n_sockets].what = what;
+		sockets[n_sockets].pos = -1;
+		n_sockets++;
+		wait_set_stale = true;
+	}
+	else if (sockets[i].what != what)
+	{
+		sockets[i].what = what;
+		if (!wait_set_stale)
+			ModifyWaitEvent(wait_set, sockets[i].pos, wait_events_for(what), NULL);
+	}
+	return 0;
+}
+
+/* CURLMOPT_TIMERFUNCTION: remember when curl wants to be called back. */
+static int
+timer_callback(CURLM *m, long timeout_ms, void *userp)
+{
+	if (timeout_ms < 0)
+		timer_armed = false;
+	else
+	{
+		timer_armed = true;
+		timer_deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
+	}
+	return 0;
+}
+
+void
+http_init(void)
+{
+	multi = curl_multi_init();
+	if (multi == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("could not create a curl multi handle")));
+	curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, socket_callback);
+	curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, timer_callback);
+}
+
+int
+http_in_flight(void)
+{
+	return n_in_flight;
+}
+
+/*
+ * Parse webhook.deny_networks when it changed since the last call.  A bad
+ * entry is reported once and skipped; the setting is a list of CIDRs.
+ */
+static void
+refresh_denied_networks(void)
+{
+	char	   *list;
+	char	   *tok;
+	char	   *save;
+
+	if (denied_source != NULL && strcmp(denied_source, webhook_deny_networks) == 0)
+		return;
+	if (denied_source)
+		pfree(denied_source);
+	denied_source = MemoryContextStrdup(TopMemoryContext, webhook_deny_networks);
+	if (denied)
+		pfree(denied);
+	denied = MemoryContextAllocZero(TopMemoryContext,
+									sizeof(DeniedNetwork) * (strlen(webhook_deny_networks) / 2 + 1));
+	n_denied = 0;
+
+	list = pstrdup(webhook_deny_networks);
+	for (tok = strtok_r(list, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save))
+	{
+		DeniedNetwork *net = &denied[n_denied];
+		char	   *slash = strchr(tok, '/');
+		int			maxbits;
+
+		if (slash)
+			*slash = '\0';
+		net->family = strchr(tok, ':') ? AF_INET6 : AF_INET;
+		maxbits = net->family == AF_INET ? 32 : 128;
+		net->bits = slash ? atoi(slash + 1) : maxbits;
+		if (inet_pton(net->family, tok, net->addr) != 1 ||
+			net->bits < 0 || net->bits > maxbits)
+		{
+			ereport(WARNING,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("ignoring invalid network \"%s\" in webhook.deny_networks", tok),
+					 errhint("Entries are CIDRs such as 169.254.0.0/16 or fe80::/10.")));
+			continue;
+		}
+		n_denied++;
+	}
+	pfree(list);
+}
+
+static bool
+address_denied(int family, const unsigned char *addr)
+{
+	int			i;
+
+	for (i = 0; i < n_denied; i++)
+	{
+		DeniedNetwork *net = &denied[i];
+		int			full = net->bits / 8;
+		int			rest = net->bits % 8;
+
+		if (net->family != family)
+			continue;
+		if (memcmp(net->addr, addr, full) != 0)
+			continue;
+		if (rest == 0 ||
+			((net->addr[full] ^ addr[full]) & (0xFF << (8 - rest)) & 0xFF) == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * CURLOPT_OPENSOCKETFUNCTION: refuse addresses in webhook.deny_networks.
+ * This runs after name resolution, so a host name cannot dodge the check.
+ */
+static curl_socket_t
+open_socket_callback(void *clientp, curlsocktype purpose, struct curl_sockaddr *address)
+{
+	HttpRequest *req = (HttpRequest *) clientp;
+	const unsigned char *raw = NULL;
+	char		text[INET6_ADDRSTRLEN] = "";
+
+	if (address->family == AF_INET)
+		raw = (const unsigned char *) &((struct sockaddr_in *) &address->addr)->sin_addr;
+	else if (address->family == AF_INET6)
+		raw = (const unsigned char *) &((struct sockaddr_in6 *) &address->addr)->sin6_addr;
+
+	if (raw != NULL && address_denied(address->family, raw))
+	{
+		inet_ntop(address->family, raw, text, sizeof(text));
+		req->error = MemoryContextStrdup(req->cxt,
+										 psprintf("address %s is in webhook.deny_networks", text));
+		return CURL_SOCKET_BAD;
+	}
+	return socket(address->family, address->socktype, address->protocol);
+}
+
+/* CURLOPT_WRITEFUNCTION: keep the first webhook.max_response_bytes. */
+static size_t
+write_callback(char *data, size_t size, size_t nmemb, void *userp)
+{
+	HttpRequest *req = (HttpRequest *) userp;
+	size_t		len = size * nmemb;
+	size_t		room = webhook_max_response_bytes > req->response_body.len
+		? webhook_max_response_bytes - req->response_body.len : 0;
+
+	if (room > 0)
+		appendBinaryStringInfo(&req->response_body, data, Min(len, room));
+	return len;
+}
+
+/*
+ * CURLOPT_HEADERFUNCTION: collect the final response's headers as JSON
+ * members ("name": "value", ...) and note Retry-After.
+ */
+static size_t
+header_callback(char *data, size_t size, size_t nmemb, void *userp)
+{
+	HttpRequest *req = (HttpRequest *) userp;
+	size_t		len = size * nmemb;
+	char		line[1024];
+	char	   *colon;
+	char	   *value;
+	char	   *p;
+
+	if (len >= 5 && strncmp(data, "HTTP/", 5) == 0)
+	{
+		/* a new response (after 1xx): forget the previous one's headers */
+		resetStringInfo(&req->response_headers);
+		req->retry_after = -1;
+		return len;
+	}
+
+	snprintf(line, sizeof(line), "%.*s", (int) Min(len, sizeof(line) - 1), data);
+	line[strcspn(line, "\r\n")] = '\0';
+	colon = strchr(line, ':');
+	if (colon == NULL || colon == line)
+		return len;
+	*colon = '\0';
+	for (p = line; *p; p++)
+		*p = pg_tolower((unsigned char) *p);
+	value = colon + 1;
+	while (*value == ' ' || *value == '\t')
+		value++;
+
+	if (strcmp(line, "retry-after") == 0)
+	{
+		if (strspn(value, "0123456789") == strlen(value) && *value)
+			req->retry_after = atof(value);
+		else
+		{
+			time_t		when = curl_getdate(value, NULL);
+
+			if (when > 0)
+				req->retry_after = Max(0, (double) (when - time(NULL)));
+		}
+	}
+
+	if (req->response_headers.len < HTTP_MAX_HEADER_BYTES)
+	{
+		if (req->response_headers.len > 0)
+			appendStringInfoString(&req->response_headers, ", ");
+		escape_json(&req->response_headers, line);
+		appendStringInfoString(&req->response_headers, ": ");
+		escape_json(&req->response_headers, value);
+	}
+	return len;
+}
+
+HttpRequest *
+http_request_new(MemoryContext parent)
+{
+	MemoryContext cxt = AllocSetContextCreate(parent, "webhook request",
+											  ALLOCSET_SMALL_SIZES);
+	HttpRequest *req = MemoryContextAllocZero(cxt, sizeof(HttpRequest));
+
+	req->cxt = cxt;
+	req->retry_after = -1;
+	return req;
+}
+
+void
+http_request_free(HttpRequest *req)
+{
+	if (req->easy)
+	{
+		curl_multi_remove_handle(multi, req->easy);
+		curl_easy_cleanup(req->easy);
+		n_in_flight--;
+	}
+	if (req->header_list)
+		curl_slist_free_all(req->header_list);
+	MemoryContextDelete(req->cxt);
+}
+
+/* Add "Name: value" to the request's header list. */
+static void
+add_header(HttpRequest *req, const char *name, const char *value)
+{
+	char	   *line = psprintf("%s: %s", name, value);
+	struct curl_slist *list = curl_slist_append(req->header_list, line);
+
+	pfree(line);
+	if (list == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory while building request headers")));
+	req->header_list = list;
+}
+
+/*
+ * Configure the easy handle: body, headers, signature, auth, timeouts and
+ * TLS.  May throw (a secret that cannot sign); the caller catches.
+ */
+static void
+prepare_request(HttpRequest *req)
+{
+	size_t		body_len = strlen(req->body);
+	int64		now = (int64) time(NULL);
+	char	   *sig;
+	ListCell   *lc;
+	CURL	   *easy;
+
+	sig = webhook_signature(req->signature, req->secret, req->msg_id,
+							now, req->body, body_len);
+
+	easy = curl_easy_init();
+	if (easy == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("could not create a curl handle")));
+	req->easy = easy;
+
+	foreach(lc, req->headers)
+		req->header_list = curl_slist_append(req->header_list, lfirst(lc));
+	add_header(req, "Content-Type", "application/json");
+	add_header(req, "Expect", "");
+	add_header(req, "webhook-id", req->msg_id);
+	if (sig != NULL && strcmp(req->signature, "standard") == 0)
+	{
+		add_header(req, "webhook-timestamp", psprintf(INT64_FORMAT, now));
+		add_header(req, "webhook-signature", sig);
+	}
+	else if (sig != NULL)
+		add_header(req, req->signature_header ? req->signature_header : "X-Signature", sig);
+	if (req->auth_type && strcmp(req->auth_type, "bearer") == 0)
+		add_header(req, "Authorization", psprintf("Bearer %s", req->auth_secret));
+	else if (req->auth_type && strcmp(req->auth_type, "basic") == 0)
+	{
+		curl_easy_setopt(easy, CURLOPT_HTTPAUTH, (long) CURLAUTH_BASIC);
+		curl_easy_setopt(easy, CURLOPT_USERNAME, req->auth_user);
+		curl_easy_setopt(easy, CURLOPT_PASSWORD, req->auth_secret);
+	}
+
+	curl_easy_setopt(easy, CURLOPT_PRIVATE, req);
+	curl_easy_setopt(easy, CURLOPT_URL, req->url);
+	curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(easy, CURLOPT_POST, 1L);
+	curl_easy_setopt(easy, CURLOPT_POSTFIELDS, req->body);
+	curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) body_len);
+	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, req->header_list);
+	curl_easy_setopt(easy, CURLOPT_USERAGENT, webhook_user_agent);
+	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, req->connect_timeout_ms);
+	curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, req->timeout_ms);
+	curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, req->errbuf);
+	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, write_callback);
+	curl_easy_setopt(easy, CURLOPT_WRITEDATA, req);
+	curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, header_callback);
+	curl_easy_setopt(easy, CURLOPT_HEADERDATA, req);
+	curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, open_socket_callback);
+	curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, req);
+	curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, req->tls_verify ? 1L : 0L);
+	curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, req->tls_verify ? 2L : 0L);
+	if (req->ca_file)
+		curl_easy_setopt(easy, CURLOPT_CAINFO, req->ca_file);
+	if (req->client_cert_file)
+		curl_easy_setopt(easy, CURLOPT_SSLCERT, req->client_cert_file);
+	if (req->client_key_file)
+		curl_easy_setopt(easy, CURLOPT_SSLKEY, req->client_key_file);
+	if (req->client_key_password)
+		curl_easy_setopt(easy, CURLOPT_KEYPASSWD, req->client_key_password);
+}
+
+/*
+ * Start sending req.  A request that cannot even be prepared goes straight
+ * to done, with the reason as its error.  Caller must not be inside a
+ * transaction that an error would leave half done: errors are caught here.
+ */
+void
+http_start(HttpRequest *req, dlist_head *done)
+{
+	MemoryContext old = MemoryContextSwitchTo(req->cxt);
+	CURLMcode	rc;
+
+	refresh_denied_networks();
+	initStringInfo(&req->response_body);
+	initStringInfo(&req->response_headers);
+	req->started_at = GetCurrentTimestamp();
+
+	PG_TRY();
+	{
+		prepare_request(req);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(req->cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		req->error = psprintf("request not sent: %s", edata->message);
+		if (req->easy)
+		{
+			curl_easy_cleanup(req->easy);
+			req->easy = NULL;
+		}
+		dlist_push_tail(done, &req->node);
+		MemoryContextSwitchTo(old);
+		return;
+	}
+	PG_END_TRY();
+
+	rc = curl_multi_add_handle(multi, req->easy);
+	if (rc != CURLM_OK)
+		elog(ERROR, "curl_multi_add_handle failed: %s", curl_multi_strerror(rc));
+	n_in_flight++;
+	MemoryContextSwitchTo(old);
+}
+
+/* Move every finished transfer to done, with its outcome. */
+static void
+collect_finished(dlist_head *done)
+{
+	CURLMsg    *msg;
+	int			left;
+
+	while ((msg = curl_multi_info_read(multi, &left)) != NULL)
+	{
+		HttpRequest *req;
+		long		status = 0;
+		curl_off_t	total_us = 0;
+
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &req);
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &status);
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_TOTAL_TIME_T, &total_us);
+
+		req->status = (int32) status;
+		req->duration_ms = total_us / 1000.0;
+		if (msg->data.result != CURLE_OK && req->error == NULL)
+			req->error = MemoryContextStrdup(req->cxt,
+											 req->errbuf[0] ? req->errbuf
+											 : curl_easy_strerror(msg->data.result));
+
+		curl_multi_remove_handle(multi, req->easy);
+		curl_easy_cleanup(req->easy);
+		req->easy = NULL;
+		n_in_flight--;
+		dlist_push_tail(done, &req->node);
+	}
+}
+
+static void
+rebuild_wait_set(void)
+{
+	int			i;
+
+	if (wait_set != NULL)
+		FreeWaitEventSet(wait_set);
+	wait_set = CreateWaitEventSet(TopMemoryContext, n_sockets + 2);
+	AddWaitEventToSet(wait_set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+	AddWaitEventToSet(wait_set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+	for (i = 0; i < n_sockets; i++)
+		sockets[i].pos = AddWaitEventToSet(wait_set, wait_events_for(sockets[i].what),
+										   sockets[i].fd, NULL, NULL);
+	wait_set_stale = false;
+}
+
+static void
+socket_action(curl_socket_t fd, int mask)
+{
+	int			running;
+	CURLMcode	rc = curl_multi_socket_action(multi, fd, mask, &running);
+
+	if (rc != CURLM_OK)
+		elog(ERROR, "curl_multi_socket_action failed: %s", curl_multi_strerror(rc));
+}
+
+/*
+ * Wait up to max_wait_ms (less if curl needs calling sooner) for the latch
+ * or a socket, let curl do its work, and move finished requests to done.
+ * Returns true when the latch was set (and resets it).
+ */
+bool
+http_wait(long max_wait_ms, dlist_head *done)
+{
+	WaitEvent	events[64];
+	long		timeout = max_wait_ms;
+	bool		latch_set = false;
+	int			n;
+	int			i;
+
+	if (timer_armed)
+	{
+		long		secs;
+		int			usecs;
+
+		TimestampDifference(GetCurrentTimestamp(), timer_deadline, &secs, &usecs);
+		timeout = Min(timeout, secs * 1000 + (usecs + 999) / 1000);
+	}
+	if (wait_set_stale)
+		rebuild_wait_set();
+
+	n = WaitEventSetWait(wait_set, timeout, events, lengthof(events), PG_WAIT_EXTENSION);
+	for (i = 0; i < n; i++)
+	{
+		WaitEvent  *ev = &events[i];
+
+		if (ev->events & WL_LATCH_SET)
+		{
+			ResetLatch(MyLatch);
+			latch_set = true;
+		}
+		else if (ev->events & (WL_SOCKET_READABLE | WL_SOCKET_WRITEABLE))
+			socket_action(ev->fd,
+						  ((ev->events & WL_SOCKET_READABLE) ? CURL_CSELECT_IN : 0) |
+						  ((ev->events & WL_SOCKET_WRITEABLE) ? CURL_CSELECT_OUT : 0));
+	}
+
+	if (timer_armed && GetCurrentTimestamp() >= timer_deadline)
+	{
+		timer_armed = false;
+		socket_action(CURL_SOCKET_TIMEOUT, 0);
+	}
+	collect_finished(done);
+	return latch_set;
+}

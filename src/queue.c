@@ -1,2 +1,370 @@
-/* queue.c: stub */
+/*-------------------------------------------------------------------------
+ *
+ * queue.c
+ *	  All SQL the delivery worker runs: claim due deliveries, record
+ *	  attempts and schedule retries, recover after a crash.
+ *
+ * Each statement is set-based (one per batch) and kept as a prepared plan
+ * for the worker's life.  Callers (worker.c) own the transactions: every
+ * function here must be called inside one, and none of them opens a
+ * network connection.  No curl here either, beyond escaping a query key.
+ *
+ * Delivery states: pending -> delivering (claimed by us) -> succeeded, or
+ * failed (due again at next_attempt_at), or dead (schedule exhausted or
+ * 410 Gone).  A crash leaves rows 'delivering'; queue_recover() makes them
+ * pending again, which is what makes delivery at least once.
+ *
+ * IDENTIFICATION
+ *	  src/queue.c
+ *
+ *-------------------------------------------------------------------------
+ */
 #include "webhook.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "http.h"
+#include "queue.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+
+#define CLAIM_COLUMNS 22
+
+static const char *claim_sql =
+"WITH busy AS ("
+"    SELECT b.tid, b.n FROM ROWS FROM (pg_catalog.unnest($2::bigint[]),"
+"                                 pg_catalog.unnest($3::integer[])) AS b(tid, n)"
+"), picked AS ("
+"    SELECT x.id"
+"      FROM webhook.hook h"
+"      JOIN webhook.transport t ON t.id = h.transport_id"
+"      CROSS JOIN LATERAL ("
+"          SELECT d.id, d.next_attempt_at"
+"            FROM webhook.delivery d"
+"           WHERE d.hook_id = h.id"
+"             AND d.state IN ('pending', 'failed')"
+"             AND d.next_attempt_at <= pg_catalog.now()"
+"           ORDER BY d.next_attempt_at"
+"           LIMIT GREATEST(t.max_in_flight"
+"                  - coalesce((SELECT busy.n FROM busy WHERE busy.tid = t.id), 0), 0)"
+"           FOR UPDATE OF d SKIP LOCKED) x"
+"     WHERE h.active"
+"     ORDER BY x.next_attempt_at"
+"     LIMIT $1"
+"), claimed AS ("
+"    UPDATE webhook.delivery d SET state = 'delivering'"
+"      FROM picked WHERE d.id = picked.id"
+"    RETURNING d.id, d.event_id, d.hook_id, d.attempts"
+")"
+"SELECT c.id, c.attempts + 1, t.id, e.uid::text,"
+"       webhook.render(h.payload_format, e, h.uid),"
+"       webhook._hook_url(t.base_url, h.path), t.query_key,"
+"       ARRAY(SELECT kv.key || ': ' || kv.value"
+"               FROM pg_catalog.jsonb_each_text(t.headers) kv),"
+"       t.auth->>'type', t.auth->>'username',"
+"       coalesce(t.auth->>'password', t.auth->>'token'),"
+"       (pg_catalog.date_part('epoch', t.connect_timeout) * 1000)::bigint,"
+"       (pg_catalog.date_part('epoch', t.timeout) * 1000)::bigint,"
+"       t.tls_verify, t.ca_file, t.client_cert_file, t.client_key_file,"
+"       t.client_key_password, h.signature, h.secret, h.signature_header,"
+"       t.max_in_flight"
+"  FROM claimed c"
+"  JOIN webhook.event e ON e.id = c.event_id"
+"  JOIN webhook.hook h ON h.id = c.hook_id"
+"  JOIN webhook.transport t ON t.id = h.transport_id";
+
+static const char *record_sql =
+"WITH r AS ("
+"    SELECT r.*, d.hook_id,"
+"           CASE WHEN r.status BETWEEN 200 AND 299 THEN 'succeeded'"
+"                WHEN r.status = 410 THEN 'dead'"
+"                WHEN r.attempt_no > pg_catalog.cardinality(h.retry_schedule) THEN 'dead'"
+"                ELSE 'failed' END AS new_state,"
+"           h.retry_schedule[r.attempt_no] AS step"
+"      FROM ROWS FROM (pg_catalog.unnest($1::bigint[]), pg_catalog.unnest($2::integer[]),"
+"                      pg_catalog.unnest($3::timestamptz[]), pg_catalog.unnest($4::float8[]),"
+"                      pg_catalog.unnest($5::text[]), pg_catalog.unnest($6::integer[]),"
+"                      pg_catalog.unnest($7::text[]), pg_catalog.unnest($8::text[]),"
+"                      pg_catalog.unnest($9::text[]), pg_catalog.unnest($10::float8[]))"
+"           AS r(delivery_id, attempt_no, started_at, duration_ms, url, status,"
+"                response_headers, response_body, error, retry_after)"
+"      JOIN webhook.delivery d ON d.id = r.delivery_id AND d.state = 'delivering'"
+"      JOIN webhook.hook h ON h.id = d.hook_id"
+"), attempts AS ("
+"    INSERT INTO webhook.attempt (delivery_id, attempt_no, started_at, duration_ms,"
+"                                 url, status_code, response_headers, response_body, error)"
+"    SELECT delivery_id, attempt_no, started_at, duration_ms, url, status,"
+"           response_headers::jsonb, response_body, error"
+"      FROM r"
+"), deliveries AS ("
+"    UPDATE webhook.delivery d"
+"       SET state = r.new_state,"
+"           attempts = r.attempt_no,"
+"           last_status = r.status,"
+"           last_error = r.error,"
+"           finished_at = CASE WHEN r.new_state = 'failed' THEN NULL"
+"                              ELSE pg_catalog.now() END,"
+"           next_attempt_at = CASE WHEN r.new_state = 'failed'"
+"               THEN webhook._next_attempt(r.step, CASE WHEN r.status IN (429, 503)"
+"                                                       THEN r.retry_after END)"
+"               ELSE d.next_attempt_at END"
+"      FROM r WHERE d.id = r.delivery_id"
+")"
+"UPDATE webhook.hook h"
+"   SET active = false,"
+"       disabled_reason = 'the receiver answered 410 Gone',"
+"       updated_at = pg_catalog.now()"
+" WHERE h.id IN (SELECT r.hook_id FROM r WHERE r.status = 410)";
+
+static SPIPlanPtr claim_plan = NULL;
+static SPIPlanPtr record_plan = NULL;
+
+static SPIPlanPtr
+keep_plan(const char *sql, int nargs, Oid *types)
+{
+	SPIPlanPtr	plan = SPI_prepare(sql, nargs, types);
+
+	if (plan == NULL)
+		elog(ERROR, "webhook: preparing a queue statement failed: %s",
+			 SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "webhook: keeping a queue plan failed");
+	return plan;
+}
+
+/*
+ * Make deliveries left 'delivering' by an earlier worker due again.
+ * Returns how many there were.
+ */
+uint64
+queue_recover(void)
+{
+	int			ret;
+	uint64		n;
+
+	SPI_connect();
+	ret = SPI_execute("UPDATE webhook.delivery"
+					  "   SET state = 'pending', next_attempt_at = pg_catalog.now()"
+					  " WHERE state = 'delivering'", false, 0);
+	if (ret != SPI_OK_UPDATE)
+		elog(ERROR, "webhook: recovering deliveries failed: %s", SPI_result_code_string(ret));
+	n = SPI_processed;
+	SPI_finish();
+	return n;
+}
+
+/* Copy a text column of the current SPI row into the request, or NULL. */
+static char *
+column_string(HeapTuple tup, TupleDesc desc, int col)
+{
+	return SPI_getvalue(tup, desc, col);
+}
+
+/*
+ * The URL to request and the one to record: the query key is escaped in
+ * the first and masked in the second.
+ */
+static void
+set_urls(HttpRequest *req, const char *url, const char *query_key)
+{
+	char	   *escaped;
+	const char *sep;
+
+	if (query_key == NULL)
+	{
+		req->url = pstrdup(url);
+		req->log_url = req->url;
+		return;
+	}
+	sep = strchr(url, '?') ? "&" : "?";
+	escaped = curl_easy_escape(NULL, query_key, 0);
+	if (escaped == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory while escaping a query key")));
+	req->url = psprintf("%s%skey=%s", url, sep, escaped);
+	curl_free(escaped);
+	req->log_url = psprintf("%s%skey=********", url, sep);
+}
+
+/* Fill a request from one row of claim_sql. */
+static HttpRequest *
+request_from_row(HeapTuple tup, TupleDesc desc, MemoryContext parent)
+{
+	HttpRequest *req = http_request_new(parent);
+	MemoryContext old = MemoryContextSwitchTo(req->cxt);
+	bool		isnull;
+	Datum		headers;
+
+	req->delivery_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+	req->attempt_no = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
+	req->transport_id = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
+	req->msg_id = column_string(tup, desc, 4);
+	req->body = column_string(tup, desc, 5);
+	if (req->body == NULL)
+		req->body = pstrdup("null");
+	set_urls(req, column_string(tup, desc, 6), column_string(tup, desc, 7));
+
+	headers = SPI_getbinval(tup, desc, 8, &isnull);
+	if (!isnull)
+	{
+		Datum	   *elems;
+		bool	   *nulls;
+		int			n;
+		int			i;
+
+		deconstruct_array(DatumGetArrayTypeP(headers), TEXTOID, -1, false,
+						  TYPALIGN_INT, &elems, &nulls, &n);
+		for (i = 0; i < n; i++)
+			if (!nulls[i])
+				req->headers = lappend(req->headers, TextDatumGetCString(elems[i]));
+	}
+
+	req->auth_type = column_string(tup, desc, 9);
+	req->auth_user = column_string(tup, desc, 10);
+	req->auth_secret = column_string(tup, desc, 11);
+	req->connect_timeout_ms = (long) DatumGetInt64(SPI_getbinval(tup, desc, 12, &isnull));
+	req->timeout_ms = (long) DatumGetInt64(SPI_getbinval(tup, desc, 13, &isnull));
+	req->tls_verify = DatumGetBool(SPI_getbinval(tup, desc, 14, &isnull));
+	req->ca_file = column_string(tup, desc, 15);
+	req->client_cert_file = column_string(tup, desc, 16);
+	req->client_key_file = column_string(tup, desc, 17);
+	req->client_key_password = column_string(tup, desc, 18);
+	req->signature = column_string(tup, desc, 19);
+	req->secret = column_string(tup, desc, 20);
+	req->signature_header = column_string(tup, desc, 21);
+	req->transport_max_in_flight = DatumGetInt32(SPI_getbinval(tup, desc, 22, &isnull));
+
+	MemoryContextSwitchTo(old);
+	return req;
+}
+
+/*
+ * Claim up to limit due deliveries and append a filled request for each to
+ * claimed.  busy lists, per transport, how many requests the worker holds
+ * already, so that no transport gets more than its max_in_flight.  Returns
+ * the number claimed.
+ */
+int
+queue_claim(int limit, int nbusy, Datum *busy_transports, Datum *busy_counts,
+			MemoryContext parent, dlist_head *claimed)
+{
+	Datum		values[3];
+	int			ret;
+	uint64		i;
+
+	SPI_connect();
+	if (claim_plan == NULL)
+	{
+		Oid			types[3] = {INT4OID, INT8ARRAYOID, INT4ARRAYOID};
+
+		claim_plan = keep_plan(claim_sql, 3, types);
+	}
+	values[0] = Int32GetDatum(limit);
+	values[1] = PointerGetDatum(construct_array(busy_transports, nbusy, INT8OID,
+												sizeof(int64), FLOAT8PASSBYVAL,
+												TYPALIGN_DOUBLE));
+	values[2] = PointerGetDatum(construct_array(busy_counts, nbusy, INT4OID,
+												sizeof(int32), true, TYPALIGN_INT));
+	ret = SPI_execute_plan(claim_plan, values, NULL, false, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "webhook: claiming deliveries failed: %s", SPI_result_code_string(ret));
+	Assert(SPI_tuptable->tupdesc->natts == CLAIM_COLUMNS);
+
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HttpRequest *req = request_from_row(SPI_tuptable->vals[i],
+											SPI_tuptable->tupdesc, parent);
+
+		dlist_push_tail(claimed, &req->node);
+	}
+	ret = (int) SPI_processed;
+	SPI_finish();
+	return ret;
+}
+
+static Datum
+text_or_null(const char *s, bool *isnull)
+{
+	*isnull = (s == NULL);
+	return s ? CStringGetTextDatum(s) : (Datum) 0;
+}
+
+static Datum
+array_of(Datum *elems, bool *nulls, int n, Oid type)
+{
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+
+	get_typlenbyvalalign(type, &typlen, &typbyval, &typalign);
+	return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs, type,
+											  typlen, typbyval, typalign));
+}
+
+/*
+ * Record the outcome of every request on done (n of them) as attempts, and
+ * move their deliveries on.  The list is left as it is; the caller frees it.
+ */
+void
+queue_record(dlist_head *done, int n)
+{
+	Datum	   *cols[10];
+	bool	   *nulls[10];
+	Oid			types[10] = {INT8OID, INT4OID, TIMESTAMPTZOID, FLOAT8OID, TEXTOID,
+	INT4OID, TEXTOID, TEXTOID, TEXTOID, FLOAT8OID};
+	Oid			array_types[10] = {INT8ARRAYOID, INT4ARRAYOID, TIMESTAMPTZARRAYOID,
+		FLOAT8ARRAYOID, TEXTARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+	TEXTARRAYOID, FLOAT8ARRAYOID};
+	Datum		values[10];
+	dlist_iter	iter;
+	int			i = 0;
+	int			c;
+	int			ret;
+
+	for (c = 0; c < 10; c++)
+	{
+		cols[c] = palloc(sizeof(Datum) * n);
+		nulls[c] = palloc0(sizeof(bool) * n);
+	}
+
+	dlist_foreach(iter, done)
+	{
+		HttpRequest *req = dlist_container(HttpRequest, node, iter.cur);
+
+		cols[0][i] = Int64GetDatum(req->delivery_id);
+		cols[1][i] = Int32GetDatum(req->attempt_no);
+		cols[2][i] = TimestampTzGetDatum(req->started_at);
+		cols[3][i] = Float8GetDatum(req->duration_ms);
+		cols[4][i] = CStringGetTextDatum(req->log_url);
+		cols[5][i] = Int32GetDatum(req->status);
+		nulls[5][i] = (req->status == 0);
+		if (req->status != 0)
+			cols[6][i] = CStringGetTextDatum(psprintf("{%s}", req->response_headers.data));
+		else
+			nulls[6][i] = true;
+		cols[7][i] = req->status != 0
+			? PointerGetDatum(cstring_to_text_with_len(req->response_body.data,
+													   req->response_body.len))
+			: (Datum) 0;
+		nulls[7][i] = (req->status == 0);
+		cols[8][i] = text_or_null(req->error, &nulls[8][i]);
+		cols[9][i] = Float8GetDatum(req->retry_after);
+		nulls[9][i] = (req->retry_after < 0);
+		i++;
+	}
+	Assert(i == n);
+
+	SPI_connect();
+	if (record_plan == NULL)
+		record_plan = keep_plan(record_sql, 10, array_types);
+	for (c = 0; c < 10; c++)
+		values[c] = array_of(cols[c], nulls[c], n, types[c]);
+	ret = SPI_execute_plan(record_plan, values, NULL, false, 0);
+	if (ret != SPI_OK_UPDATE)
+		elog(ERROR, "webhook: recording attempts failed: %s", SPI_result_code_string(ret));
+	SPI_finish();
+}

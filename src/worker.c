@@ -1,15 +1,311 @@
-/* worker.c: stub, being written */
+/*-------------------------------------------------------------------------
+ *
+ * worker.c
+ *	  The delivery worker: one loop that claims due deliveries, sends them
+ *	  concurrently, and records their attempts.
+ *
+ * The loop, every turn:
+ *	1. claim due deliveries if woken (a committed transaction enqueued work),
+ *	   if the last claim was full (a backlog), or once a second (retries
+ *	   that came due), within webhook.max_in_flight;
+ *	2. start the claimed requests their transports have room for;
+ *	3. record the attempts that finished;
+ *	4. wait on the latch and curl's sockets together (http.c).
+ * Claiming and recording are short transactions of their own; no
+ * transaction is ever open while we wait on the network.
+ *
+ * A request is "held" by the worker from its claim until its attempt is
+ * recorded; a transport never has more than its max_in_flight requests in
+ * flight, and the claim asks for no more than it has room for.
+ *
+ * At start, deliveries left 'delivering' by a previous worker (a crash, an
+ * immediate shutdown) are made due again: delivery is at least once.  The
+ * worker's own commits are asynchronous: losing one in a crash only means
+ * a delivery is sent again, never that one is lost.
+ *
+ * IDENTIFICATION
+ *	  src/worker.c
+ *
+ *-------------------------------------------------------------------------
+ */
 #include "webhook.h"
+
+#include "access/xact.h"
+#include "commands/extension.h"
+#include "http.h"
 #include "miscadmin.h"
+#include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
-#include "pgstat.h"
+#include "queue.h"
+#include "storage/ipc.h"
 #include "tcop/tcopprot.h"
-void webhook_worker_main(Datum main_arg)
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+
+/* how often due retries are looked for without a wake-up */
+#define POLL_INTERVAL_MS 1000
+
+/* Requests the worker holds for one transport. */
+typedef struct TransportLoad
 {
+	int64		transport_id;
+	int			held;			/* claimed and not yet recorded */
+	int			in_flight;		/* of which started */
+} TransportLoad;
+
+static TransportLoad *loads = NULL;
+static int	n_loads = 0;
+
+static dlist_head waiting = DLIST_STATIC_INIT(waiting);	/* claimed, not started */
+static dlist_head done = DLIST_STATIC_INIT(done);	/* finished, not recorded */
+static int	n_waiting = 0;
+
+static MemoryContext request_cxt;
+static MemoryContext loop_cxt;
+
+static TransportLoad *
+transport_load(int64 transport_id)
+{
+	int			i;
+
+	for (i = 0; i < n_loads; i++)
+		if (loads[i].transport_id == transport_id)
+			return &loads[i];
+	/* reuse an idle slot before growing */
+	for (i = 0; i < n_loads; i++)
+		if (loads[i].held == 0)
+			break;
+	if (i == n_loads)
+	{
+		loads = loads == NULL
+			? MemoryContextAlloc(TopMemoryContext, sizeof(TransportLoad) * 16)
+			: repalloc(loads, sizeof(TransportLoad) * (n_loads + 16));
+		n_loads++;
+	}
+	loads[i].transport_id = transport_id;
+	loads[i].held = 0;
+	loads[i].in_flight = 0;
+	return &loads[i];
+}
+
+static void
+begin_transaction(const char *activity)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, activity);
+}
+
+static void
+commit_transaction(void)
+{
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_stat(false);
+	pgstat_report_activity(STATE_IDLE, NULL);
+	MemoryContextSwitchTo(loop_cxt);
+}
+
+/*
+ * Is the extension installed in our database?  The first time it is, make
+ * the deliveries an earlier worker held due again.
+ */
+static bool
+extension_ready(bool *recovered)
+{
+	bool		present;
+
+	begin_transaction("checking for the webhook extension");
+	present = OidIsValid(get_extension_oid("webhook", true));
+	if (present && !*recovered)
+	{
+		uint64		n = queue_recover();
+
+		if (n > 0)
+			ereport(LOG,
+					(errmsg("webhook worker made %llu interrupted deliveries due again",
+							(unsigned long long) n)));
+		*recovered = true;
+	}
+	commit_transaction();
+	return present;
+}
+
+/*
+ * Claim up to limit deliveries onto the waiting list.  Returns how many.
+ */
+static int
+claim(int limit)
+{
+	Datum	   *ids = palloc(sizeof(Datum) * Max(n_loads, 1));
+	Datum	   *counts = palloc(sizeof(Datum) * Max(n_loads, 1));
+	int			nbusy = 0;
+	int			i;
+	int			n;
+	dlist_head	claimed;
+	dlist_mutable_iter iter;
+
+	for (i = 0; i < n_loads; i++)
+	{
+		if (loads[i].held == 0)
+			continue;
+		ids[nbusy] = Int64GetDatum(loads[i].transport_id);
+		counts[nbusy] = Int32GetDatum(loads[i].held);
+		nbusy++;
+	}
+
+	dlist_init(&claimed);
+	begin_transaction("claiming deliveries");
+	n = queue_claim(limit, nbusy, ids, counts, request_cxt, &claimed);
+	commit_transaction();
+
+	dlist_foreach_modify(iter, &claimed)
+	{
+		HttpRequest *req = dlist_container(HttpRequest, node, iter.cur);
+
+		dlist_delete(iter.cur);
+		transport_load(req->transport_id)->held++;
+		dlist_push_tail(&waiting, &req->node);
+		n_waiting++;
+	}
+	return n;
+}
+
+/* Start the waiting requests that the global and per-transport limits allow. */
+static void
+start_waiting(void)
+{
+	dlist_mutable_iter iter;
+
+	dlist_foreach_modify(iter, &waiting)
+	{
+		HttpRequest *req = dlist_container(HttpRequest, node, iter.cur);
+		TransportLoad *load;
+
+		if (http_in_flight() >= webhook_max_in_flight)
+			break;
+		load = transport_load(req->transport_id);
+		if (load->in_flight >= req->transport_max_in_flight)
+			continue;
+		dlist_delete(iter.cur);
+		n_waiting--;
+		load->in_flight++;
+		http_start(req, &done);
+	}
+}
+
+/* Record every finished request, then let go of them. */
+static void
+record_done(void)
+{
+	dlist_mutable_iter iter;
+	int			n = 0;
+
+	dlist_foreach_modify(iter, &done)
+		n++;
+
+	begin_transaction("recording attempts");
+	queue_record(&done, n);
+	commit_transaction();
+
+	dlist_foreach_modify(iter, &done)
+	{
+		HttpRequest *req = dlist_container(HttpRequest, node, iter.cur);
+		TransportLoad *load = transport_load(req->transport_id);
+
+		load->held--;
+		load->in_flight--;
+		dlist_delete(iter.cur);
+		http_request_free(req);
+	}
+}
+
+static void
+withdraw_latch(int code, Datum arg)
+{
+	webhook_set_worker_latch(NULL);
+}
+
+void
+webhook_worker_main(Datum main_arg)
+{
+	bool		recovered = false;
+	bool		ready = false;
+	bool		claim_due = true;
+	bool		backlog = false;
+	TimestampTz last_claim = 0;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
+
 	BackgroundWorkerInitializeConnection(webhook_database_name, NULL, 0);
+	pgstat_report_appname("webhook worker");
+	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
+
+	request_cxt = AllocSetContextCreate(TopMemoryContext, "webhook requests",
+										ALLOCSET_DEFAULT_SIZES);
+	loop_cxt = AllocSetContextCreate(TopMemoryContext, "webhook worker loop",
+									 ALLOCSET_DEFAULT_SIZES);
+	MemoryContextSwitchTo(loop_cxt);
+
+	http_init();
 	webhook_set_worker_latch(MyLatch);
-	for (;;) { WaitLatch(MyLatch, WL_LATCH_SET|WL_TIMEOUT|WL_EXIT_ON_PM_DEATH, 1000, PG_WAIT_EXTENSION); ResetLatch(MyLatch); CHECK_FOR_INTERRUPTS(); }
+	before_shmem_exit(withdraw_latch, (Datum) 0);
+
+	ereport(LOG, (errmsg("webhook worker started in database \"%s\"",
+						 webhook_database_name)));
+
+	for (;;)
+	{
+		int			capacity;
+		long		timeout;
+		TimestampTz now;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		MemoryContextReset(loop_cxt);
+
+		capacity = webhook_max_in_flight - http_in_flight() - n_waiting;
+		if (claim_due && webhook_enabled && capacity > 0)
+		{
+			if (!ready)
+				ready = extension_ready(&recovered);
+			if (ready)
+			{
+				int			limit = Min(capacity, webhook_batch_size);
+
+				backlog = (claim(limit) == limit);
+				capacity = webhook_max_in_flight - http_in_flight() - n_waiting;
+			}
+			last_claim = GetCurrentTimestamp();
+			claim_due = false;
+		}
+
+		start_waiting();
+		if (!dlist_is_empty(&done))
+			record_done();
+
+		/* a backlog is claimed again at once, as room allows */
+		if (backlog && capacity > 0 && webhook_enabled)
+			claim_due = true;
+		timeout = (claim_due && capacity > 0 && webhook_enabled) ||
+			!dlist_is_empty(&done) ? 0 : POLL_INTERVAL_MS;
+
+		if (http_wait(timeout, &done))
+			claim_due = true;
+
+		now = GetCurrentTimestamp();
+		if (TimestampDifferenceExceeds(last_claim, now, POLL_INTERVAL_MS))
+			claim_due = true;
+		if (backlog && !dlist_is_empty(&done))
+			claim_due = true;
+	}
 }

@@ -1,0 +1,64 @@
+-- webhook install script, part 5: what the delivery worker reads and writes.
+--
+-- The worker's own statements (claim, record, recover) are in src/queue.c,
+-- kept as prepared plans; these are the helpers they call.
+
+-- A hook's URL: the transport's base_url joined with the hook's path.
+CREATE FUNCTION webhook._hook_url(base_url text, path text) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN path = '' THEN base_url
+                WHEN pg_catalog.left(path, 1) = '/'
+                    THEN pg_catalog.rtrim(base_url, '/') || path
+                ELSE pg_catalog.rtrim(base_url, '/') || '/' || path END
+$$;
+
+CREATE FUNCTION webhook._iso8601(ts timestamptz) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT pg_catalog.to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
+$$;
+
+-- The body of a request: the event rendered in the hook's payload format.
+CREATE FUNCTION webhook.render(format text, e webhook.event, hook_uid text)
+    RETURNS text
+    LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT CASE format
+        WHEN 'standard' THEN
+            (pg_catalog.jsonb_build_object(
+                'type', e.event_type,
+                'timestamp', webhook._iso8601(e.created_at),
+                'data', e.payload)
+             || CASE WHEN e.previous IS NULL THEN '{}'::jsonb
+                     ELSE pg_catalog.jsonb_build_object('previous', e.previous) END)::text
+        WHEN 'thin' THEN
+            pg_catalog.jsonb_build_object('resourceId', e.resource_id,
+                                          'eventType', e.event_type)::text
+        WHEN 'envelope' THEN
+            pg_catalog.jsonb_build_object(
+                'id', e.uid,
+                'eventType', e.event_type,
+                'hookId', hook_uid,
+                'tenant', e.tenant,
+                'createdAt', webhook._iso8601(e.created_at),
+                'resource', '/' || e.resource,
+                'resourceId', e.resource_id,
+                'links', pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
+                    'href', '/' || e.resource || '/' || e.resource_id,
+                    'method', 'GET',
+                    'rel', 'resource')))::text
+        ELSE e.payload::text
+    END
+$$;
+COMMENT ON FUNCTION webhook.render(text, webhook.event, text) IS
+    'the request body of an event in a payload format (standard, thin, envelope, row)';
+
+-- When a failed attempt is tried again: the schedule's step with +-20 %
+-- jitter, or a Retry-After of retry_after seconds, kept within one to two
+-- steps.
+CREATE FUNCTION webhook._next_attempt(step interval, retry_after double precision)
+    RETURNS timestamptz
+    LANGUAGE sql VOLATILE AS $$
+    SELECT pg_catalog.now() + CASE
+        WHEN retry_after IS NULL THEN step * (0.8 + pg_catalog.random() * 0.4)
+        ELSE LEAST(GREATEST(pg_catalog.make_interval(secs => retry_after), step), step * 2)
+    END
+$$;
