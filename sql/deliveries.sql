@@ -1,0 +1,181 @@
+-- Deliveries: redeliver, replay, notifications, prune, and the views
+-- delivery_log and hook_stats.  The worker sends nothing in these tests
+-- (webhook.enabled = off), so the queue is filled by hand: events, deliveries
+-- in every state, and attempts, at known ages.
+\set SHOW_CONTEXT never
+
+-- hook ids show in some errors: make them known, whatever tests ran before
+SELECT setval('webhook.hook_id_seq', 1000) AS hook_ids_from;
+
+SELECT webhook.create_transport('shop', 'https://shop.test', query_key => 'qk-SECRET-1') AS shop \gset
+SELECT webhook.create_transport('erp', 'https://erp.test', tenant => 'acme') AS erp \gset
+SELECT webhook.create_hook(:shop, path => '/a') AS ha \gset
+SELECT webhook.create_hook(:erp, path => '/b') AS hb \gset
+SELECT webhook.create_hook(:shop, path => '/c', active => false) AS hc \gset
+
+-- events: e* of tenant default, f* of tenant acme; e5 was never delivered
+INSERT INTO webhook.event (tenant, event_type, resource, resource_id, payload, created_at)
+VALUES ('default', 'ORDER_CREATED', 'orders', '1', '{}', now() - interval '40 days') RETURNING id AS e1 \gset
+INSERT INTO webhook.event (tenant, event_type, resource, resource_id, payload, created_at)
+VALUES ('default', 'ORDER_SETTLED', 'orders', '1', '{}', now() - interval '10 days') RETURNING id AS e2 \gset
+INSERT INTO webhook.event (tenant, event_type, resource, resource_id, payload, created_at)
+VALUES ('default', 'ORDER_DELIVERED', 'orders', '1', '{}', now() - interval '2 days') RETURNING id AS e3 \gset
+INSERT INTO webhook.event (tenant, event_type, resource, resource_id, payload, created_at)
+VALUES ('default', 'ORDER_CANCELLED', 'orders', '2', '{}', now() - interval '1 hour') RETURNING id AS e4 \gset
+INSERT INTO webhook.event (tenant, event_type, resource, resource_id, payload, created_at)
+VALUES ('default', 'ORDER_CREATED', 'orders', '3', '{}', now() - interval '40 days') RETURNING id AS e5 \gset
+INSERT INTO webhook.event (tenant, event_type, resource, resource_id, payload, created_at)
+VALUES ('acme', 'INVOICE_PAID', 'invoices', '7', '{}', now() - interval '40 days') RETURNING id AS f1 \gset
+INSERT INTO webhook.event (tenant, event_type, resource, resource_id, payload, created_at)
+VALUES ('acme', 'INVOICE_PAID', 'invoices', '8', '{}', now() - interval '10 days') RETURNING id AS f2 \gset
+INSERT INTO webhook.event (tenant, event_type, resource, resource_id, payload, created_at)
+VALUES ('acme', 'INVOICE_SENT', 'invoices', '9', '{}', now() - interval '2 days') RETURNING id AS f3 \gset
+
+-- deliveries in every state
+INSERT INTO webhook.delivery (event_id, hook_id, state, attempts, last_status, created_at, finished_at, next_attempt_at)
+VALUES (:e1, :ha, 'succeeded', 1, 200, now() - interval '40 days', now() - interval '40 days', now() - interval '40 days')
+RETURNING id AS d1 \gset
+INSERT INTO webhook.delivery (event_id, hook_id, state, attempts, last_status, created_at, finished_at, next_attempt_at)
+VALUES (:e2, :ha, 'dead', 3, 500, now() - interval '10 days', now() - interval '9 days', now() - interval '9 days')
+RETURNING id AS d2 \gset
+INSERT INTO webhook.delivery (event_id, hook_id, state, attempts, last_status, created_at, finished_at, next_attempt_at)
+VALUES (:e3, :ha, 'succeeded', 2, 200, now() - interval '2 days', now() - interval '2 days', now() - interval '2 days')
+RETURNING id AS d3 \gset
+INSERT INTO webhook.delivery (event_id, hook_id, state, created_at, next_attempt_at)
+VALUES (:e4, :ha, 'pending', now() - interval '1 hour', now() + interval '1 day')
+RETURNING id AS d4 \gset
+INSERT INTO webhook.delivery (event_id, hook_id, state, attempts, last_error, created_at, next_attempt_at)
+VALUES (:f3, :hb, 'failed', 1, 'Connection refused', now() - interval '2 days', now() + interval '1 day')
+RETURNING id AS d5 \gset
+INSERT INTO webhook.delivery (event_id, hook_id, state, created_at, finished_at, next_attempt_at)
+VALUES (:f2, :hb, 'cancelled', now() - interval '10 days', now() - interval '10 days', now() - interval '10 days')
+RETURNING id AS d6 \gset
+INSERT INTO webhook.delivery (event_id, hook_id, state, created_at, next_attempt_at)
+VALUES (:f1, :hb, 'pending', now() - interval '40 days', now() + interval '1 day')
+RETURNING id AS d7 \gset
+INSERT INTO webhook.delivery (event_id, hook_id, state, attempts, last_status, created_at, finished_at, next_attempt_at)
+VALUES (:e4, :hc, 'succeeded', 1, 204, now() - interval '1 hour', now() - interval '1 hour', now() - interval '1 hour')
+RETURNING id AS d8 \gset
+
+-- attempts, with the query key in their URL
+INSERT INTO webhook.attempt (delivery_id, attempt_no, started_at, duration_ms, url, status_code, error)
+VALUES (:d1, 1, now() - interval '40 days', 5, 'https://shop.test/a?key=qk-SECRET-1', 200, NULL),
+       (:d2, 1, now() - interval '10 days', 50, 'https://shop.test/a?key=qk-SECRET-1', 500, NULL),
+       (:d2, 2, now() - interval '9 days 23 hours', 60, 'https://shop.test/a?key=qk-SECRET-1', 500, NULL),
+       (:d2, 3, now() - interval '9 days', 70, 'https://shop.test/a?key=qk-SECRET-1', 500, NULL),
+       (:d3, 1, now() - interval '2 days', 100, 'https://shop.test/a?key=qk-SECRET-1', 503, NULL),
+       (:d3, 2, now() - interval '47 hours', 300, 'https://shop.test/a?key=qk-SECRET-1', 200, NULL),
+       (:d5, 1, now() - interval '2 days', 1000, 'https://erp.test/b', NULL, 'Connection refused'),
+       (:d8, 1, now() - interval '1 hour', 20, 'https://shop.test/c?x=1&key=qk-SECRET-1', 204, NULL);
+
+CREATE TEMP VIEW hook_names AS
+SELECT :ha::bigint AS id, 'A' AS hook UNION ALL
+SELECT :hb, 'B' UNION ALL
+SELECT :hc, 'C';
+
+--
+-- views
+--
+SELECT n.hook, l.tenant, l.event_type, l.resource_id, l.url, l.attempt_no, l.status_code,
+       l.duration_ms, l.error, l.state, l.attempted_at IS NOT NULL AS ok
+  FROM webhook.delivery_log l JOIN hook_names n ON n.id = l.hook_id
+ ORDER BY l.attempted_at;
+-- over the deliveries of the last 30 days (webhook.retention)
+SELECT n.hook, s.tenant, s.pending, s.succeeded, s.failed, s.dead, s.success_rate,
+       s.p50_ms, s.p95_ms
+  FROM webhook.hook_stats s JOIN hook_names n ON n.id = s.hook_id
+ ORDER BY n.hook;
+SET webhook.retention = '1 day';
+SELECT n.hook, s.pending, s.succeeded, s.failed, s.dead, s.success_rate, s.p50_ms, s.p95_ms
+  FROM webhook.hook_stats s JOIN hook_names n ON n.id = s.hook_id
+ ORDER BY n.hook;
+RESET webhook.retention;
+
+--
+-- notifications: the last 30 days by default, oldest first
+--
+SELECT n.hook, x.event_type, x.tenant, x.state, x.attempts, x.last_status,
+       x.event_uid IS NOT NULL AS has_uid, x.finished_at IS NOT NULL AS finished
+  FROM webhook.notifications() x JOIN hook_names n ON n.id = x.hook_id;
+SELECT n.hook, x.event_type, x.state
+  FROM webhook.notifications(tenant => 'acme', since => NULL) x JOIN hook_names n ON n.id = x.hook_id;
+SELECT n.hook, x.event_type, x.state
+  FROM webhook.notifications(hook_id => :ha, since => now() - interval '3 days') x
+  JOIN hook_names n ON n.id = x.hook_id;
+SELECT x.delivery_id = :d4 AS is_d4
+  FROM webhook.notifications(since => now() - interval '1 day', tenant => 'default', hook_id => :ha) x;
+SELECT count(*) FROM webhook.notifications(tenant => 'nobody');
+SELECT * FROM webhook.notifications(tenant => 'bad tenant!');
+
+--
+-- redeliver: a new pending delivery of the same event to the same hook
+--
+SELECT webhook.redeliver(:d3) AS r3 \gset
+SELECT event_id = :e3 AS same_event, hook_id = :ha AS same_hook, state, attempts,
+       last_status, finished_at IS NULL AS unfinished, next_attempt_at <= now() AS due
+  FROM webhook.delivery WHERE id = :r3;
+SELECT state FROM webhook.delivery WHERE id = :d3;
+-- refused
+CREATE TEMP TABLE delivery_before AS SELECT * FROM webhook.delivery;
+CREATE TEMP VIEW delivery_unchanged AS
+SELECT (SELECT count(*) FROM webhook.delivery) = (SELECT count(*) FROM delivery_before)
+       AND NOT EXISTS (SELECT * FROM webhook.delivery EXCEPT SELECT * FROM delivery_before)
+       AS unchanged;
+SELECT webhook.redeliver(999999);
+SELECT webhook.redeliver(NULL);
+SELECT webhook.redeliver(:d8);
+SELECT * FROM delivery_unchanged;
+
+--
+-- replay: every event since the bound that the hook had a delivery of, again;
+-- events still queued for the hook (pending, delivering, failed) are skipped
+--
+-- since 30 days for A: e2 (dead) is queued; e3 (redelivered above) and e4 (pending) are not
+SELECT webhook.replay(:ha, now() - interval '30 days');
+SELECT e.event_type, d.state, d.attempts
+  FROM webhook.delivery d JOIN webhook.event e ON e.id = d.event_id
+ WHERE d.hook_id = :ha AND d.state = 'pending' ORDER BY d.id;
+-- nothing left to queue since 30 days; since 60 days adds e1
+SELECT webhook.replay(:ha, now() - interval '30 days');
+SELECT webhook.replay(:ha, now() - interval '60 days');
+-- B: f2 (cancelled) again; f3 (failed, will retry) and f1 (pending) are skipped
+SELECT webhook.replay(:hb, now() - interval '60 days');
+-- nothing since the future
+SELECT webhook.replay(:hb, now() + interval '1 day');
+-- refused
+DELETE FROM delivery_before;
+INSERT INTO delivery_before SELECT * FROM webhook.delivery;
+SELECT webhook.replay(999999, now());
+SELECT webhook.replay(NULL, now());
+SELECT webhook.replay(:ha, NULL);
+SELECT webhook.replay(:hc, now() - interval '60 days');
+SELECT * FROM delivery_unchanged;
+
+--
+-- prune: finished deliveries older than the bound with their attempts, then
+-- events older than it with no delivery left; never pending work
+--
+SELECT webhook.prune(interval '-1 day');
+SELECT webhook.prune(NULL);
+SELECT * FROM delivery_unchanged;
+-- d1, d2, d3 and d6 are finished and older than a day; d8 is an hour old
+SELECT webhook.prune(interval '1 day');
+SELECT n.hook, e.event_type, d.state
+  FROM webhook.delivery d JOIN webhook.event e ON e.id = d.event_id
+  JOIN hook_names n ON n.id = d.hook_id
+ ORDER BY d.id;
+SELECT count(*) AS attempts_left FROM webhook.attempt;
+-- e5 had no delivery at all and is old: gone; the others still have deliveries
+SELECT event_type, tenant FROM webhook.event ORDER BY id;
+-- the default bound is webhook.retention (30 days): nothing more
+SELECT webhook.prune();
+SET webhook.retention = '1 minute';
+SELECT webhook.prune();
+RESET webhook.retention;
+SELECT count(*) AS finished_left FROM webhook.delivery
+ WHERE state IN ('succeeded', 'dead', 'cancelled');
+
+-- clean up
+SELECT webhook.delete_transport(:shop), webhook.delete_transport(:erp);
+DELETE FROM webhook.event;
+SELECT count(*) FROM webhook.delivery;
