@@ -10,6 +10,10 @@
  *
  * Locking: the latch pointer is written only by the worker, under
  * WorkerState->lock, and read by backends under the same spinlock.
+ * wake_requested deduplicates wake-ups: a backend sets the latch only when
+ * it flips the flag from 0 to 1, and the worker clears the flag just before
+ * it claims.  Under a stream of commits that is one signal per claim, not
+ * one per commit.
  *
  * IDENTIFICATION
  *	  src/shmem.c
@@ -20,6 +24,7 @@
 
 #include "access/xact.h"
 #include "miscadmin.h"
+#include "port/atomics.h"
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
@@ -29,6 +34,7 @@ typedef struct WorkerState
 {
 	slock_t		lock;
 	Latch	   *latch;			/* the running worker's latch, or NULL */
+	pg_atomic_uint32 wake_requested;
 } WorkerState;
 
 static WorkerState *worker_state = NULL;
@@ -55,6 +61,7 @@ webhook_shmem_startup(void)
 	{
 		SpinLockInit(&worker_state->lock);
 		worker_state->latch = NULL;
+		pg_atomic_init_u32(&worker_state->wake_requested, 0);
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -71,8 +78,20 @@ webhook_set_worker_latch(Latch *latch)
 }
 
 /*
- * Wake the worker now, if there is one.  Harmless without the library
- * preloaded: then there is no shared state and nobody to wake.
+ * The worker is about to look at the queue: later commits must wake it
+ * again.  Worker only.
+ */
+void
+webhook_clear_wake_request(void)
+{
+	pg_atomic_write_u32(&worker_state->wake_requested, 0);
+	pg_memory_barrier();
+}
+
+/*
+ * Wake the worker now, if there is one and nobody has asked since it last
+ * looked at the queue.  Harmless without the library preloaded: then there
+ * is no shared state and nobody to wake.
  */
 void
 webhook_wake_worker(void)
@@ -80,6 +99,9 @@ webhook_wake_worker(void)
 	Latch	   *latch;
 
 	if (worker_state == NULL)
+		return;
+	if (pg_atomic_read_u32(&worker_state->wake_requested) != 0 ||
+		pg_atomic_exchange_u32(&worker_state->wake_requested, 1) != 0)
 		return;
 	SpinLockAcquire(&worker_state->lock);
 	latch = worker_state->latch;

@@ -170,12 +170,21 @@ PG_FUNCTION_INFO_V1(webhook_secret_is_valid);
 Datum
 webhook_sign(PG_FUNCTION_ARGS)
 {
-	char	   *scheme = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	char	   *secret = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
-	char	   *msg_id = text_to_cstring(PG_GETARG_TEXT_PP(2));
-	int64		ts = PG_GETARG_INT64(3);
-	text	   *body = PG_GETARG_TEXT_PP(4);
+	char	   *scheme;
+	char	   *secret;
+	char	   *msg_id;
+	int64		ts;
+	text	   *body;
 	char	   *sig;
+
+	/* only the secret may be null (scheme "none") */
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(2) || PG_ARGISNULL(3) || PG_ARGISNULL(4))
+		PG_RETURN_NULL();
+	scheme = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	secret = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
+	msg_id = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	ts = PG_GETARG_INT64(3);
+	body = PG_GETARG_TEXT_PP(4);
 
 	sig = webhook_signature(scheme, secret, msg_id, ts,
 							VARDATA_ANY(body), VARSIZE_ANY_EXHDR(body));

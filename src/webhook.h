@@ -41,6 +41,7 @@ extern void webhook_shmem_request(void);
 extern void webhook_shmem_startup(void);
 extern void webhook_set_worker_latch(Latch *latch);
 extern void webhook_wake_worker(void);
+extern void webhook_clear_wake_request(void);
 extern void webhook_wake_at_commit(void);
 extern bool webhook_worker_running(void);
 

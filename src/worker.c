@@ -158,6 +158,7 @@ claim(int limit)
 	}
 
 	dlist_init(&claimed);
+	webhook_clear_wake_request();
 	begin_transaction("claiming deliveries");
 	n = queue_claim(limit, nbusy, ids, counts, request_cxt, &claimed);
 	commit_transaction();

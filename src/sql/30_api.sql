@@ -1064,7 +1064,8 @@ BEGIN
 
     IF check_reachable THEN
         status := webhook._http_head(url, 5000);
-        IF status IS NULL OR status >= 400 THEN
+        -- any answer but an error counts; 405 is a receiver that only takes POST
+        IF status IS NULL OR (status >= 400 AND status <> 405) THEN
             RETURN jsonb_build_object('status', 404,
                                       'message', 'Client not responding at ' || url);
         END IF;

@@ -101,7 +101,10 @@ BEGIN
         id_column := webhook._check_column(tbl, id_column, 'id_column');
     END IF;
 
-    EXECUTE pg_catalog.format('DROP TRIGGER IF EXISTS webhook_capture ON %s', tbl);
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g
+                WHERE g.tgrelid = tbl AND g.tgname = 'webhook_capture') THEN
+        EXECUTE pg_catalog.format('DROP TRIGGER webhook_capture ON %s', tbl);
+    END IF;
     EXECUTE pg_catalog.format(
         'CREATE TRIGGER webhook_capture AFTER %s ON %s FOR EACH ROW'
         ' EXECUTE FUNCTION webhook.capture(%L, %L, %L, %L)',

@@ -6,7 +6,7 @@
 -- A hook's URL: the transport's base_url joined with the hook's path.
 CREATE FUNCTION webhook._hook_url(base_url text, path text) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT CASE WHEN path = '' THEN base_url
+    SELECT CASE WHEN path = '' OR pg_catalog.left(path, 1) = '?' THEN base_url || path
                 WHEN pg_catalog.left(path, 1) = '/'
                     THEN pg_catalog.rtrim(base_url, '/') || path
                 ELSE pg_catalog.rtrim(base_url, '/') || '/' || path END

@@ -1,0 +1,49 @@
+# Shared by the benchmarks: a throwaway PostgreSQL cluster with the
+# extension preloaded, run as the postgres user when started by root.
+# Usage: source bench/lib.sh; bench_start_cluster [extra conf lines]; bench_psql ...
+set -euo pipefail
+
+BENCH_BIN=$(pg_config --bindir)
+BENCH_DIR=$(mktemp -d /tmp/webhook-bench.XXXXXX)
+BENCH_PORT=${BENCH_PORT:-55432}
+
+as_pg() {
+    if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+bench_start_cluster() {
+    trap bench_stop_cluster EXIT
+    if [ "$(id -u)" = 0 ]; then chown postgres: "$BENCH_DIR"; fi
+    as_pg "$BENCH_BIN/initdb" -D "$BENCH_DIR/data" --auth=trust >/dev/null
+    as_pg tee -a "$BENCH_DIR/data/postgresql.conf" >/dev/null <<CONF
+port = $BENCH_PORT
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$BENCH_DIR'
+shared_preload_libraries = 'webhook'
+webhook.database_name = 'bench'
+shared_buffers = '512MB'
+max_wal_size = '4GB'
+CONF
+    printf '%s\n' "$@" | as_pg tee -a "$BENCH_DIR/data/postgresql.conf" >/dev/null
+    as_pg "$BENCH_BIN/pg_ctl" -D "$BENCH_DIR/data" -l "$BENCH_DIR/log" -w start >/dev/null ||
+        { cat "$BENCH_DIR/log"; return 1; }
+    as_pg "$BENCH_BIN/createdb" -h "$BENCH_DIR" -p "$BENCH_PORT" bench
+}
+
+bench_stop_cluster() {
+    as_pg "$BENCH_BIN/pg_ctl" -D "$BENCH_DIR/data" -m fast -w stop >/dev/null 2>&1 || true
+    rm -rf "$BENCH_DIR"
+}
+
+bench_psql() {
+    as_pg "$BENCH_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$BENCH_DIR" -p "$BENCH_PORT" bench "$@"
+}
+
+bench_pgbench() {
+    as_pg "$BENCH_BIN/pgbench" -h "$BENCH_DIR" -p "$BENCH_PORT" "$@" bench
+}
+
+# median of the numbers on stdin
+median() {
+    sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.1f\n", (a[NR/2]+a[NR/2+1])/2}'
+}
