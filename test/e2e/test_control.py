@@ -1,0 +1,141 @@
+"""Control: webhook.enabled, SIGTERM of the worker, register(), ping()."""
+
+import json
+import os
+import signal
+import time
+import unittest
+
+import harness
+from harness import lit
+
+cluster = rx = None
+
+
+def setUpModule():
+    global cluster, rx
+    cluster = harness.start_cluster()
+    rx = harness.Receiver()
+
+
+def tearDownModule():
+    harness.stop_all()
+
+
+def set_enabled(value):
+    cluster.psql('ALTER SYSTEM SET webhook.enabled = %s' % value)
+    cluster.psql('SELECT pg_reload_conf()')
+    cluster.wait_for("SELECT current_setting('webhook.enabled')", value, timeout=10)
+
+
+class ControlTest(unittest.TestCase):
+    maxDiff = None
+
+    def test_enabled_off_pauses_sending(self):
+        path = '/ctl-enabled'
+        hook = cluster.hook_on(rx.url(), path)
+        self.addCleanup(set_enabled, 'on')
+        set_enabled('off')
+        time.sleep(1)          # the worker has had its SIGHUP
+        uid = cluster.emit(hook.event_type, {'paused': True})
+        time.sleep(2)
+        self.assertEqual(rx.count(path=path), 0, 'sent while webhook.enabled = off')
+        d = cluster.delivery(uid)
+        self.assertIsNotNone(d, 'no delivery recorded while paused')
+        self.assertEqual((d['state'], d['attempts']), ('pending', 0))
+        t0 = time.monotonic()
+        set_enabled('on')
+        req = rx.wait_requests(1, path=path, timeout=10)[0]
+        harness.note('webhook.enabled on -> delivery after %.2f s' % (req.arrived - t0))
+        self.assertEqual(req.headers['webhook-id'], uid)
+        cluster.wait_state(uid, 'succeeded')
+
+    def test_sigterm_worker_restarts_cleanly(self):
+        offset = cluster.log_offset()
+        pid = cluster.wait_worker()
+        os.kill(pid, signal.SIGTERM)
+        t0 = time.monotonic()
+        newpid = cluster.wait_worker(other_than=pid, timeout=30)
+        harness.note('worker restarted %.1f s after SIGTERM' % (time.monotonic() - t0))
+        # the old process is gone
+        deadline = time.monotonic() + 10
+        while os.path.exists('/proc/%d' % pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.assertFalse(os.path.exists('/proc/%d' % pid), 'old worker still alive')
+        log = cluster.log(offset)
+        for bad in ('terminated by signal', 'reinitializing', 'PANIC', 'server process'):
+            self.assertNotIn(bad, log, 'after SIGTERM of the worker the log says:\n' + log)
+        # and it still delivers
+        path = '/ctl-after-term'
+        hook = cluster.hook_on(rx.url(), path)
+        uid = cluster.emit(hook.event_type, {'after': 'sigterm'})
+        self.assertEqual(rx.wait_requests(1, path=path)[0].headers['webhook-id'], uid)
+        cluster.wait_state(uid, 'succeeded')
+        self.assertEqual(cluster.worker_pid(), newpid)
+
+    def test_register_reachable(self):
+        path = '/ctl-register'
+        url = rx.url(path)
+        ev = harness.uniq('REG')
+        res = json.loads(cluster.one('SELECT webhook.register(%s, event_types => %s)'
+                                     % (lit(url), lit([ev]))))
+        self.assertEqual(set(res), {'status', 'message', 'hook_id'}, res)
+        self.assertEqual(res['status'], 200)
+        self.assertEqual(res['message'], 'Registered client at: %s' % url)
+        self.assertIsInstance(res['hook_id'], int)
+        heads = rx.wait_requests(1, path=path, method='HEAD', timeout=5)
+        self.assertEqual(len(heads), 1)
+        row = cluster.psql('SELECT t.base_url, h.path, h.event_types::text, h.active '
+                           'FROM webhook.hook h JOIN webhook.transport t ON t.id = h.transport_id '
+                           'WHERE h.id = %d' % res['hook_id'])
+        self.assertEqual(row, [[rx.url(), path, '{%s}' % ev, 't']])
+        uid = cluster.emit(ev, {'registered': True})
+        req = rx.wait_requests(1, path=path, method='POST')[0]
+        self.assertEqual(req.headers['webhook-id'], uid)
+        cluster.wait_state(uid, 'succeeded')
+        # the one-call path signs with a generated Standard Webhooks secret
+        secret = cluster.one('SELECT webhook.hook_secret(%d)' % res['hook_id'])
+        harness.verify_standard(secret, req.headers, req.body)
+        # registering another path on the same origin reuses the transport
+        res2 = json.loads(cluster.one('SELECT webhook.register(%s, event_types => %s)'
+                                      % (lit(rx.url(path + '-2')), lit([ev]))))
+        self.assertEqual(res2['status'], 200, res2)
+        self.assertEqual(cluster.one(
+            'SELECT count(DISTINCT transport_id) FROM webhook.hook WHERE id IN (%d, %d)'
+            % (res['hook_id'], res2['hook_id'])), '1')
+
+    def test_register_unreachable(self):
+        port = harness.free_port()
+        url = 'http://127.0.0.1:%d/nobody-home' % port
+        before = cluster.one('SELECT count(*) FROM webhook.hook') + '/' + \
+            cluster.one('SELECT count(*) FROM webhook.transport')
+        res = json.loads(cluster.one('SELECT webhook.register(%s, event_types => %s)'
+                                     % (lit(url), lit([harness.uniq('REG')]))))
+        self.assertEqual(res, {'status': 404, 'message': 'Client not responding at %s' % url})
+        after = cluster.one('SELECT count(*) FROM webhook.hook') + '/' + \
+            cluster.one('SELECT count(*) FROM webhook.transport')
+        self.assertEqual(after, before, 'an unreachable register() registered something')
+        self.assertEqual(cluster.one("SELECT count(*) FROM webhook.transport "
+                                     "WHERE base_url LIKE %s" % lit('%:' + str(port) + '%')), '0')
+
+    def test_ping(self):
+        path = '/ctl-ping'
+        hook = cluster.hook_on(rx.url(), path, event_type='NEVER_EMITTED_' + harness.uniq('P'))
+        secret = cluster.one('SELECT webhook.hook_secret(%d)' % hook.hook_id)
+        delivery_id = int(cluster.one('SELECT webhook.ping(%d)' % hook.hook_id))
+        req = rx.wait_requests(1, path=path)[0]
+        self.assertEqual(req.method, 'POST')
+        body = req.json()
+        self.assertEqual(body.get('type'), 'WEBHOOK_PING', body)
+        harness.verify_standard(secret, req.headers, req.body)
+        cluster.wait_for("SELECT state FROM webhook.delivery WHERE id = %d" % delivery_id,
+                         'succeeded')
+        self.assertEqual(cluster.one(
+            'SELECT e.uid::text FROM webhook.delivery d JOIN webhook.event e '
+            'ON e.id = d.event_id WHERE d.id = %d' % delivery_id), req.headers['webhook-id'])
+        self.assertEqual(cluster.one('SELECT hook_id FROM webhook.delivery WHERE id = %d'
+                                     % delivery_id), str(hook.hook_id))
+
+
+if __name__ == '__main__':
+    unittest.main()

@@ -1,0 +1,196 @@
+"""Retries: schedules, failures of every kind, Retry-After, redirects, 410, timeouts."""
+
+import re
+import time
+import unittest
+
+import harness
+from harness import R, lit
+
+cluster = rx = None
+
+
+def setUpModule():
+    global cluster, rx
+    cluster = harness.start_cluster()
+    rx = harness.Receiver()
+
+
+def tearDownModule():
+    harness.stop_all()
+
+
+class RetryTest(unittest.TestCase):
+    maxDiff = None
+
+    def setup_hook(self, path, responses, schedule='{1s,1s}', transport=None, **kw):
+        rx.script(path, *responses)
+        return cluster.hook_on(rx.url(), path, transport=transport, retry_schedule=schedule, **kw)
+
+    def statuses(self, delivery_id):
+        return [a['status_code'] for a in cluster.attempts(delivery_id)]
+
+    def test_500_twice_then_200(self):
+        path = '/r-500-500-200'
+        hook = self.setup_hook(path, [R(500, body='oops'), R(500), R(200)])
+        uid = cluster.emit(hook.event_type, {'n': 1})
+        reqs = rx.wait_requests(3, path=path)
+        cluster.wait_state(uid, 'succeeded')
+        d = cluster.delivery(uid)
+        self.assertEqual((d['attempts'], d['last_status']), (3, 200))
+        att = cluster.attempts(d['id'])
+        self.assertEqual([a['attempt_no'] for a in att], [1, 2, 3])
+        self.assertEqual([a['status_code'] for a in att], [500, 500, 200])
+        self.assertEqual(cluster.one('SELECT response_body FROM webhook.attempt '
+                                     'WHERE delivery_id = %d AND attempt_no = 1' % d['id']),
+                         'oops')
+        # schedule {1s,1s} with +-20 % jitter: gaps of 0.8 s or more
+        for a, b in zip(reqs, reqs[1:]):
+            self.assertGreaterEqual(b.arrived - a.arrived, 0.75)
+        time.sleep(1.5)
+        self.assertEqual(rx.count(path=path), 3)
+
+    def test_dropped_connection_then_200(self):
+        # Dropped twice: libcurl silently re-sends once when a *reused* keep-alive
+        # connection closes without an answer, so a single drop may never reach the
+        # worker as a failure; a second drop on the fresh connection always does.
+        path = '/r-drop'
+        hook = self.setup_hook(path, [R(drop=True, times=2), R(200)], schedule='{1s,1s,1s}')
+        uid = cluster.emit(hook.event_type, {'n': 1})
+        rx.wait_requests(3, path=path)
+        cluster.wait_state(uid, 'succeeded')
+        d = cluster.delivery(uid)
+        att = cluster.attempts(d['id'])
+        statuses = [a['status_code'] for a in att]
+        self.assertIn(statuses, ([None, 200], [None, None, 200]), att)
+        for a in att[:-1]:
+            self.assertTrue(a['error'], 'no error text for a dropped connection: %r' % a)
+        self.assertIsNone(att[-1]['error'])
+        self.assertEqual(d['attempts'], len(att))
+        harness.note('dropped connection: %d requests, attempts %r, error %r'
+                     % (rx.count(path=path), statuses, att[0]['error']))
+
+    def test_always_500_goes_dead(self):
+        path = '/r-always-500'
+        hook = self.setup_hook(path, [R(500)], schedule='{1s,1s}')
+        uid = cluster.emit(hook.event_type, {'n': 1})
+        rx.wait_requests(3, path=path)
+        cluster.wait_state(uid, 'dead')
+        d = cluster.delivery(uid)
+        self.assertEqual((d['attempts'], d['last_status'], d['finished']), (3, 500, True))
+        self.assertEqual(self.statuses(d['id']), [500, 500, 500])
+        time.sleep(2.5)
+        self.assertEqual(rx.count(path=path), 3, 'a dead delivery was sent again')
+        # a dead delivery does not disable the hook (only 410 does)
+        self.assertEqual(cluster.one('SELECT active FROM webhook.hook WHERE id = %d'
+                                     % hook.hook_id), 't')
+
+    def test_400_is_retried(self):
+        path = '/r-400'
+        hook = self.setup_hook(path, [R(400), R(408), R(200)])
+        uid = cluster.emit(hook.event_type, {'n': 1})
+        rx.wait_requests(3, path=path)
+        cluster.wait_state(uid, 'succeeded')
+        self.assertEqual(self.statuses(cluster.delivery(uid)['id']), [400, 408, 200])
+
+    def test_2xx_other_than_200_is_success(self):
+        path = '/r-204'
+        hook = self.setup_hook(path, [R(204)])
+        uid = cluster.emit(hook.event_type, {'n': 1})
+        rx.wait_requests(1, path=path)
+        cluster.wait_state(uid, 'succeeded')
+        self.assertEqual(self.statuses(cluster.delivery(uid)['id']), [204])
+
+    def test_429_retry_after_honoured(self):
+        path = '/r-429'
+        hook = self.setup_hook(path, [R(429, headers={'Retry-After': '2'}), R(200)],
+                               schedule='{1s}')
+        uid = cluster.emit(hook.event_type, {'n': 1})
+        reqs = rx.wait_requests(2, path=path)
+        cluster.wait_state(uid, 'succeeded')
+        gap = reqs[1].arrived - reqs[0].arrived
+        harness.note('429 Retry-After: 2 with schedule {1s}: second attempt after %.2f s' % gap)
+        # Retry-After 2 within [step, 2*step] = [1 s, 2 s] -> 2 s, jitter +-20 % -> >= 1.6 s
+        self.assertGreaterEqual(gap, 1.55)
+        self.assertLess(gap, 4.0)
+        self.assertEqual(self.statuses(cluster.delivery(uid)['id']), [429, 200])
+
+    def test_503_retry_after_clamped(self):
+        path = '/r-503-clamp'
+        hook = self.setup_hook(path, [R(503, headers={'Retry-After': '120'}), R(200)],
+                               schedule='{1s}')
+        uid = cluster.emit(hook.event_type, {'n': 1})
+        reqs = rx.wait_requests(2, path=path, timeout=10)
+        cluster.wait_state(uid, 'succeeded')
+        gap = reqs[1].arrived - reqs[0].arrived
+        harness.note('503 Retry-After: 120 with schedule {1s}: second attempt after %.2f s' % gap)
+        # clamped to 2 * step = 2 s (+-20 %)
+        self.assertGreaterEqual(gap, 1.55)
+        self.assertLess(gap, 4.0)
+
+    def test_429_without_retry_after_follows_schedule(self):
+        path = '/r-429-plain'
+        hook = self.setup_hook(path, [R(429), R(200)], schedule='{1s}')
+        uid = cluster.emit(hook.event_type, {'n': 1})
+        reqs = rx.wait_requests(2, path=path)
+        cluster.wait_state(uid, 'succeeded')
+        gap = reqs[1].arrived - reqs[0].arrived
+        self.assertGreaterEqual(gap, 0.75)
+        self.assertLess(gap, 2.5)
+
+    def test_redirect_not_followed(self):
+        path, target = '/r-302', '/r-302-target'
+        hook = self.setup_hook(path, [R(302, headers={'Location': rx.url(target)}), R(200)])
+        uid = cluster.emit(hook.event_type, {'n': 1})
+        rx.wait_requests(2, path=path)
+        cluster.wait_state(uid, 'succeeded')
+        self.assertEqual(self.statuses(cluster.delivery(uid)['id']), [302, 200])
+        time.sleep(0.5)
+        self.assertEqual(rx.count(path=target), 0, 'the redirect was followed')
+
+    def test_410_disables_hook(self):
+        path = '/r-410'
+        hook = self.setup_hook(path, [R(410)], schedule='{1s,1s}')
+        uid = cluster.emit(hook.event_type, {'n': 1})
+        rx.wait_requests(1, path=path)
+        cluster.wait_state(uid, 'dead')
+        d = cluster.delivery(uid)
+        self.assertEqual((d['attempts'], d['last_status'], d['finished']), (1, 410, True))
+        active, reason = cluster.psql('SELECT active, disabled_reason FROM webhook.hook '
+                                      'WHERE id = %d' % hook.hook_id)[0]
+        self.assertEqual(active, 'f')
+        self.assertTrue(reason, 'no disabled_reason')
+        harness.note('410 disabled_reason: %r' % reason)
+        # nothing more to that hook: no retry, and new events are not sent
+        cluster.emit(hook.event_type, {'n': 2})
+        time.sleep(2.5)
+        self.assertEqual(rx.count(path=path), 1)
+
+    def test_timeout(self):
+        path = '/r-timeout'
+        hook = self.setup_hook(path, [R(200, delay=3), R(200)], schedule='{1s}',
+                               transport={'timeout': '1 s'})
+        uid = cluster.emit(hook.event_type, {'n': 1})
+        rx.wait_requests(2, path=path)
+        cluster.wait_state(uid, 'succeeded')
+        att = cluster.attempts(cluster.delivery(uid)['id'])
+        self.assertEqual([a['status_code'] for a in att], [None, 200])
+        self.assertRegex(att[0]['error'] or '', re.compile(r'time[d ]?\s*out', re.I))
+        self.assertGreaterEqual(att[0]['duration_ms'], 900)
+        self.assertLess(att[0]['duration_ms'], 2500)
+
+    def test_connection_refused(self):
+        port = harness.free_port()
+        ev = harness.uniq('REFUSED')
+        tr = cluster.create_transport(base_url='http://127.0.0.1:%d' % port)
+        cluster.create_hook(tr, [ev], path='/nothing', retry_schedule='{1s}')
+        uid = cluster.emit(ev, {'n': 1})
+        cluster.wait_state(uid, 'dead')
+        att = cluster.attempts(cluster.delivery(uid)['id'])
+        self.assertEqual([a['status_code'] for a in att], [None, None])
+        self.assertTrue(all(a['error'] for a in att), att)
+        harness.note('connection refused error text: %r' % att[0]['error'])
+
+
+if __name__ == '__main__':
+    unittest.main()
