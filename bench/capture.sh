@@ -7,7 +7,7 @@
 #
 #   bench/capture.sh [runs=5] [seconds=10] [synchronous_commit=on]
 cd "$(dirname "$0")/.."
-source bench/lib.sh
+source test/cluster.sh
 runs=${1:-5}; secs=${2:-10}; sync=${3:-on}
 
 bench_start_cluster "webhook.enabled = off" "synchronous_commit = $sync"

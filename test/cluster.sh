@@ -1,6 +1,7 @@
-# Shared by the benchmarks: a throwaway PostgreSQL cluster with the
-# extension preloaded, run as the postgres user when started by root.
-# Usage: source bench/lib.sh; bench_start_cluster [extra conf lines]; bench_psql ...
+# A throwaway PostgreSQL cluster with the extension preloaded, for the demo
+# and the benchmarks; run as the postgres user when started by root.  It is
+# stopped and removed when the sourcing script exits.
+# Usage: source test/cluster.sh; bench_start_cluster [conf lines]; bench_psql ...
 set -euo pipefail
 
 BENCH_BIN=$(pg_config --bindir)

@@ -1,0 +1,43 @@
+#!/usr/bin/env python3
+"""A webhook receiver for the demo: prints every request it gets (the
+signature headers and the body) and answers 204.  Listens on 127.0.0.1 only.
+
+    demo/receiver.py PORT
+"""
+import http.server
+import sys
+
+
+class Receiver(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def _answer(self, status):
+        self.send_response(status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def do_HEAD(self):
+        self._answer(200)
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        shown = ("webhook-id", "webhook-timestamp", "webhook-signature")
+        lines = [f"POST {self.path}"]
+        lines += [f"  {name}: {self.headers.get(name)}" for name in shown]
+        lines.append(f"  body: {body.decode()}")
+        print("\n".join(lines), flush=True)   # one write: threads don't interleave
+        self._answer(204)
+
+    def log_message(self, *args):
+        pass
+
+
+class Server(http.server.ThreadingHTTPServer):
+    # the default backlog of 5 drops connection bursts: clients retry after 1 s
+    request_queue_size = 128
+    daemon_threads = True
+
+
+if __name__ == "__main__":
+    server = Server(("127.0.0.1", int(sys.argv[1])), Receiver)
+    server.serve_forever()
