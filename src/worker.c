@@ -5,11 +5,12 @@
  *	  concurrently, and records their attempts.
  *
  * The loop, every turn:
- *	1. claim due deliveries if woken (a committed transaction enqueued work),
- *	   if the last claim was full (a backlog), or once a second (retries
- *	   that came due), within webhook.max_in_flight;
- *	2. start the claimed requests their transports have room for;
- *	3. record the attempts that finished;
+ *	1. record the attempts that finished;
+ *	2. claim due deliveries, within webhook.max_in_flight, if woken (a
+ *	   committed transaction enqueued work), if attempts were just recorded
+ *	   (room was freed), if the last claim was full (a backlog), or once a
+ *	   second (retries that came due);
+ *	3. start the claimed requests their transports have room for;
  *	4. wait on the latch and curl's sockets together (http.c).
  * Claiming and recording are short transactions of their own; no
  * transaction is ever open while we wait on the network.
@@ -236,7 +237,6 @@ webhook_worker_main(Datum main_arg)
 	bool		recovered = false;
 	bool		ready = false;
 	bool		claim_due = true;
-	bool		backlog = false;
 	TimestampTz last_claim = 0;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -264,7 +264,6 @@ webhook_worker_main(Datum main_arg)
 	{
 		int			capacity;
 		long		timeout;
-		TimestampTz now;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -273,6 +272,13 @@ webhook_worker_main(Datum main_arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 		MemoryContextReset(loop_cxt);
+
+		/* recording first: it frees room, and freed room may take more work */
+		if (!dlist_is_empty(&done))
+		{
+			record_done();
+			claim_due = true;
+		}
 
 		capacity = webhook_max_in_flight - http_in_flight() - n_waiting;
 		if (claim_due && webhook_enabled && capacity > 0)
@@ -283,30 +289,24 @@ webhook_worker_main(Datum main_arg)
 			{
 				int			limit = Min(capacity, webhook_batch_size);
 
-				backlog = (claim(limit) == limit);
-				capacity = webhook_max_in_flight - http_in_flight() - n_waiting;
+				/* a full claim means a backlog: claim again at once */
+				claim_due = (claim(limit) == limit);
 			}
+			else
+				claim_due = false;
 			last_claim = GetCurrentTimestamp();
-			claim_due = false;
 		}
 
 		start_waiting();
-		if (!dlist_is_empty(&done))
-			record_done();
 
-		/* a backlog is claimed again at once, as room allows */
-		if (backlog && capacity > 0 && webhook_enabled)
-			claim_due = true;
+		capacity = webhook_max_in_flight - http_in_flight() - n_waiting;
 		timeout = (claim_due && capacity > 0 && webhook_enabled) ||
 			!dlist_is_empty(&done) ? 0 : POLL_INTERVAL_MS;
 
 		if (http_wait(timeout, &done))
 			claim_due = true;
-
-		now = GetCurrentTimestamp();
-		if (TimestampDifferenceExceeds(last_claim, now, POLL_INTERVAL_MS))
-			claim_due = true;
-		if (backlog && !dlist_is_empty(&done))
+		if (TimestampDifferenceExceeds(last_claim, GetCurrentTimestamp(),
+									   POLL_INTERVAL_MS))
 			claim_due = true;
 	}
 }

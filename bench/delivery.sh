@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Delivery throughput: N queued events, each signed (Standard Webhooks) and
+# logged as an attempt, sent to a local nginx that answers 204; against raw
+# HTTP to the same nginx (wrk, same body, 64 connections) in the same run.
+#
+#   bench/delivery.sh [runs=3] [events=20000] [webhook.max_in_flight=64]
+cd "$(dirname "$0")/.."
+source test/cluster.sh
+runs=${1:-3}; events=${2:-20000}; inflight=${3:-64}
+port=${BENCH_HTTP_PORT:-18200}
+
+if ! command -v nginx >/dev/null || ! command -v wrk >/dev/null; then
+    apt-get install -y -qq nginx-light wrk >/dev/null
+fi
+
+bench_start_cluster "webhook.enabled = off" "webhook.max_in_flight = $inflight"
+cat > "$BENCH_DIR/nginx.conf" <<CONF
+worker_processes 1;
+pid $BENCH_DIR/nginx.pid;
+error_log $BENCH_DIR/nginx.err;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $BENCH_DIR/nginx-body;
+    server { listen 127.0.0.1:$port; keepalive_requests 1000000; location / { return 204; } }
+}
+CONF
+nginx -c "$BENCH_DIR/nginx.conf"
+trap 'kill $(cat "$BENCH_DIR/nginx.pid") 2>/dev/null; bench_stop_cluster' EXIT
+
+bench_psql <<SQL
+CREATE EXTENSION webhook;
+SELECT webhook.create_hook(
+    webhook.create_transport('nginx', 'http://127.0.0.1:$port', max_in_flight => $inflight),
+    '{ORDER_*}', path => '/hook');
+SQL
+body='{"type":"ORDER_CREATE","timestamp":"2026-11-23T12:00:00.000Z","data":{"orderId":1,"total":12.5}}'
+
+for i in $(seq "$runs"); do
+    bench_psql -c "ALTER SYSTEM SET webhook.enabled = off" -c "SELECT pg_reload_conf()" >/dev/null
+    bench_psql -c "TRUNCATE webhook.event, webhook.delivery, webhook.attempt" \
+        -c "SELECT count(webhook.emit('ORDER_CREATE', jsonb_build_object('orderId', g, 'total', 12.5)))
+              FROM generate_series(1, $events) g" >/dev/null
+    bench_psql -c "CHECKPOINT" -c "ALTER SYSTEM SET webhook.enabled = on" >/dev/null
+    start=$(date +%s.%N)
+    bench_psql -c "SELECT pg_reload_conf()" >/dev/null
+    for _ in $(seq 6000); do
+        left=$(bench_psql -c "SELECT count(*) FROM webhook.delivery WHERE state <> 'succeeded'")
+        [ "$left" = 0 ] && break
+        sleep 0.05
+    done
+    end=$(date +%s.%N)
+    attempts=$(bench_psql -c "SELECT count(*) FROM webhook.attempt")
+    rate=$(echo "$events $start $end" | awk '{printf "%.0f", $1 / ($3 - $2)}')
+    echo "webhook $rate req/s ($events events, $attempts attempts, $left left)" | tee -a "$BENCH_DIR/results"
+
+    cat > "$BENCH_DIR/post.lua" <<LUA
+wrk.method = "POST"
+wrk.body = '$body'
+wrk.headers["Content-Type"] = "application/json"
+LUA
+    raw=$(wrk -t2 -c64 -d5s -s "$BENCH_DIR/post.lua" "http://127.0.0.1:$port/hook" |
+          awk '/^Requests\/sec/ {printf "%.0f", $2}')
+    echo "raw $raw req/s (wrk, 2 threads, 64 connections)" | tee -a "$BENCH_DIR/results"
+done
+w=$(awk '$1=="webhook" {print $2}' "$BENCH_DIR/results" | median)
+r=$(awk '$1=="raw" {print $2}' "$BENCH_DIR/results" | median)
+echo "median: webhook $w req/s, raw HTTP $r req/s; ratio $(echo "$w $r" | awk '{printf "%.2f", $1/$2}') (webhook.max_in_flight=$inflight)"
