@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import time
 import unittest
@@ -26,6 +27,16 @@ def set_enabled(value):
     cluster.psql('ALTER SYSTEM SET webhook.enabled = %s' % value)
     cluster.psql('SELECT pg_reload_conf()')
     cluster.wait_for("SELECT current_setting('webhook.enabled')", value, timeout=10)
+
+
+def set_setting(name, value):
+    """ALTER SYSTEM SET (or RESET with value None), reload, give the worker its SIGHUP."""
+    if value is None:
+        cluster.psql('ALTER SYSTEM RESET %s' % name)
+    else:
+        cluster.psql('ALTER SYSTEM SET %s = %s' % (name, lit(value)))
+    cluster.psql('SELECT pg_reload_conf()')
+    time.sleep(1)
 
 
 class ControlTest(unittest.TestCase):
@@ -135,6 +146,32 @@ class ControlTest(unittest.TestCase):
             'ON e.id = d.event_id WHERE d.id = %d' % delivery_id), req.headers['webhook-id'])
         self.assertEqual(cluster.one('SELECT hook_id FROM webhook.delivery WHERE id = %d'
                                      % delivery_id), str(hook.hook_id))
+
+    def test_deny_networks(self):
+        path = '/ctl-denied'
+        self.addCleanup(set_setting, 'webhook.deny_networks', None)
+        set_setting('webhook.deny_networks', '10.0.0.0/8,127.0.0.0/8')
+        hook = cluster.hook_on(rx.url(), path, retry_schedule='{1h}')
+        uid = cluster.emit(hook.event_type, {'denied': True})
+        cluster.wait_state(uid, 'failed')
+        att = cluster.attempts(cluster.delivery(uid)['id'])
+        self.assertEqual(len(att), 1, att)
+        self.assertIsNone(att[0]['status_code'])
+        self.assertRegex(att[0]['error'] or '', re.compile(r'den(y|ied)', re.I))
+        harness.note('deny_networks error: %r' % att[0]['error'])
+        self.assertEqual(rx.count(path=path), 0)
+
+    def test_max_response_bytes(self):
+        path = '/ctl-big-answer'
+        self.addCleanup(set_setting, 'webhook.max_response_bytes', None)
+        set_setting('webhook.max_response_bytes', '16')
+        rx.script(path, harness.R(200, body=b'0123456789' * 100))
+        hook = cluster.hook_on(rx.url(), path)
+        uid = cluster.emit(hook.event_type, {'n': 1})
+        cluster.wait_state(uid, 'succeeded')
+        body = cluster.one('SELECT response_body FROM webhook.attempt WHERE delivery_id = %d'
+                           % cluster.delivery(uid)['id'])
+        self.assertEqual(body, '0123456789012345')
 
 
 if __name__ == '__main__':
