@@ -13,8 +13,8 @@
  * Caches, all backend-local:
  *	- the list of active hooks (id, tenant, event type patterns), loaded once
  *	  and dropped by a relcache invalidation of webhook.hook or
- *	  webhook.transport, which the statement trigger webhook._hooks_changed()
- *	  sends on every change to them;
+ *	  webhook.transport, which the trigger webhook._hooks_changed() sends on
+ *	  every change to them that matters;
  *	- the attribute numbers of a watched table's columns, per statement, in
  *	  the trigger's fn_extra;
  *	- the insert plan, kept for the life of the backend.
@@ -475,8 +475,8 @@ webhook_capture(PG_FUNCTION_ARGS)
 }
 
 /*
- * webhook._hooks_changed(): statement trigger on webhook.hook and
- * webhook.transport; makes every session reload its list of hooks.
+ * webhook._hooks_changed(): trigger on webhook.hook and webhook.transport;
+ * makes every session reload its list of hooks.
  */
 Datum
 webhook_hooks_changed(PG_FUNCTION_ARGS)

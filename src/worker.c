@@ -5,15 +5,13 @@
  *	  concurrently, and records their attempts.
  *
  * The loop, every turn:
- *	1. record the attempts that finished;
- *	2. claim due deliveries, within webhook.max_in_flight, if woken (a
- *	   committed transaction enqueued work), if attempts were just recorded
- *	   (room was freed), if the last claim was full (a backlog), or once a
- *	   second (retries that came due);
- *	3. start the claimed requests their transports have room for;
- *	4. wait on the latch and curl's sockets together (http.c).
- * Claiming and recording are short transactions of their own; no
- * transaction is ever open while we wait on the network.
+ *	1. in one short transaction, record the attempts that finished and claim
+ *	   due deliveries within webhook.max_in_flight, if woken (a committed
+ *	   transaction enqueued work), if room was just freed, if the last claim
+ *	   was full (a backlog), or once a second (retries that came due);
+ *	2. start the claimed requests their transports have room for;
+ *	3. wait on the latch and curl's sockets together (http.c).
+ * No transaction is ever open while we wait on the network.
  *
  * A request is "held" by the worker from its claim until its attempt is
  * recorded; a transport never has more than its max_in_flight requests in
@@ -112,16 +110,15 @@ commit_transaction(void)
 
 /*
  * Is the extension installed in our database?  The first time it is, make
- * the deliveries an earlier worker held due again.
+ * the deliveries an earlier worker held due again.  Caller is in a
+ * transaction.
  */
 static bool
 extension_ready(bool *recovered)
 {
-	bool		present;
-
-	begin_transaction("checking for the webhook extension");
-	present = OidIsValid(get_extension_oid("webhook", true));
-	if (present && !*recovered)
+	if (!OidIsValid(get_extension_oid("webhook", true)))
+		return false;
+	if (!*recovered)
 	{
 		uint64		n = queue_recover();
 
@@ -131,12 +128,12 @@ extension_ready(bool *recovered)
 							(unsigned long long) n)));
 		*recovered = true;
 	}
-	commit_transaction();
-	return present;
+	return true;
 }
 
 /*
  * Claim up to limit deliveries onto the waiting list.  Returns how many.
+ * Caller is in a transaction.
  */
 static int
 claim(int limit)
@@ -146,8 +143,8 @@ claim(int limit)
 	int			nbusy = 0;
 	int			i;
 	int			n;
-	dlist_head	claimed;
 	dlist_mutable_iter iter;
+	dlist_head	claimed;
 
 	for (i = 0; i < n_loads; i++)
 	{
@@ -159,11 +156,7 @@ claim(int limit)
 	}
 
 	dlist_init(&claimed);
-	webhook_clear_wake_request();
-	begin_transaction("claiming deliveries");
 	n = queue_claim(limit, nbusy, ids, counts, request_cxt, &claimed);
-	commit_transaction();
-
 	dlist_foreach_modify(iter, &claimed)
 	{
 		HttpRequest *req = dlist_container(HttpRequest, node, iter.cur);
@@ -199,30 +192,57 @@ start_waiting(void)
 	}
 }
 
-/* Record every finished request, then let go of them. */
+/* Let go of the recorded requests. */
 static void
-record_done(void)
+release_done(void)
 {
 	dlist_mutable_iter iter;
-	int			n = 0;
 
 	dlist_foreach_modify(iter, &done)
-		n++;
+	{
+		dlist_delete(iter.cur);
+		http_request_free(dlist_container(HttpRequest, node, iter.cur));
+	}
+}
 
-	begin_transaction("recording attempts");
-	queue_record(&done, n);
-	commit_transaction();
+/*
+ * One short transaction with the queue: record the finished attempts, and
+ * claim up to limit more deliveries when limit > 0.  Returns how many were
+ * claimed, or -1 when the extension is not installed.
+ */
+static int
+exchange(int limit, bool *recovered)
+{
+	int			n_done = 0;
+	int			claimed = 0;
+	dlist_iter	iter;
 
-	dlist_foreach_modify(iter, &done)
+	/* finished requests no longer count against their transports */
+	dlist_foreach(iter, &done)
 	{
 		HttpRequest *req = dlist_container(HttpRequest, node, iter.cur);
 		TransportLoad *load = transport_load(req->transport_id);
 
 		load->held--;
 		load->in_flight--;
-		dlist_delete(iter.cur);
-		http_request_free(req);
+		n_done++;
 	}
+
+	if (limit > 0)
+		webhook_clear_wake_request();
+	begin_transaction(limit > 0 ? "claiming deliveries" : "recording attempts");
+	if (!extension_ready(recovered))
+		claimed = -1;
+	else
+	{
+		if (n_done > 0)
+			queue_record(&done, n_done);
+		if (limit > 0)
+			claimed = claim(limit);
+	}
+	commit_transaction();
+	release_done();
+	return claimed;
 }
 
 static void
@@ -235,7 +255,6 @@ void
 webhook_worker_main(Datum main_arg)
 {
 	bool		recovered = false;
-	bool		ready = false;
 	bool		claim_due = true;
 	TimestampTz last_claim = 0;
 
@@ -246,6 +265,17 @@ webhook_worker_main(Datum main_arg)
 	BackgroundWorkerInitializeConnection(webhook_database_name, NULL, 0);
 	pgstat_report_appname("webhook worker");
 	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	/*
+	 * The queue statements take arrays and a LIMIT as parameters: plan them
+	 * once, not per batch.  Their generic plans must then be index lookups
+	 * row by row, whatever the planner guesses of the batch's size: a hash
+	 * join would read the whole queue for every batch.
+	 */
+	SetConfigOption("plan_cache_mode", "force_generic_plan", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("enable_hashjoin", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("enable_mergejoin", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	/* and JIT compiling them for every batch would cost more than running them */
+	SetConfigOption("jit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 
 	request_cxt = AllocSetContextCreate(TopMemoryContext, "webhook requests",
 										ALLOCSET_DEFAULT_SIZES);
@@ -262,7 +292,8 @@ webhook_worker_main(Datum main_arg)
 
 	for (;;)
 	{
-		int			capacity;
+		int			held;
+		int			limit = 0;
 		long		timeout;
 
 		CHECK_FOR_INTERRUPTS();
@@ -273,34 +304,33 @@ webhook_worker_main(Datum main_arg)
 		}
 		MemoryContextReset(loop_cxt);
 
-		/* recording first: it frees room, and freed room may take more work */
-		if (!dlist_is_empty(&done))
-		{
-			record_done();
-			claim_due = true;
-		}
+		/*
+		 * Claim when due and there is room: at once when idle (latency), in
+		 * batches of a quarter of the room when busy (throughput).
+		 */
+		held = http_in_flight() + n_waiting;
+		if (claim_due && webhook_enabled &&
+			webhook_max_in_flight - held >= (held == 0 ? 1 : Max(1, webhook_max_in_flight / 4)))
+			limit = Min(webhook_max_in_flight - held, webhook_batch_size);
 
-		capacity = webhook_max_in_flight - http_in_flight() - n_waiting;
-		if (claim_due && webhook_enabled && capacity > 0)
+		if (limit > 0 || !dlist_is_empty(&done))
 		{
-			if (!ready)
-				ready = extension_ready(&recovered);
-			if (ready)
+			int			claimed = exchange(limit, &recovered);
+
+			if (limit > 0)
 			{
-				int			limit = Min(capacity, webhook_batch_size);
-
-				/* a full claim means a backlog: claim again at once */
-				claim_due = (claim(limit) == limit);
+				/* a full claim means a backlog: claim again as room allows */
+				claim_due = (claimed == limit);
+				last_claim = GetCurrentTimestamp();
 			}
-			else
-				claim_due = false;
-			last_claim = GetCurrentTimestamp();
+			else if (claimed >= 0)
+				claim_due = true;	/* room was freed: there may be more */
 		}
 
 		start_waiting();
 
-		capacity = webhook_max_in_flight - http_in_flight() - n_waiting;
-		timeout = (claim_due && capacity > 0 && webhook_enabled) ||
+		held = http_in_flight() + n_waiting;
+		timeout = (claim_due && held == 0 && webhook_enabled) ||
 			!dlist_is_empty(&done) ? 0 : POLL_INTERVAL_MS;
 
 		if (http_wait(timeout, &done))

@@ -34,11 +34,20 @@ CREATE FUNCTION webhook.capture() RETURNS trigger
 COMMENT ON FUNCTION webhook.capture() IS
     'row trigger installed by webhook.watch(): changes become events';
 
--- Changes to hooks must reach every session's cached list of hooks.
+-- Changes to hooks, and to the tenant of their transports, must reach every
+-- session's cached list of hooks.  Row triggers: a statement that changes
+-- no row (the worker's, mostly) must not invalidate anything.
 CREATE FUNCTION webhook._hooks_changed() RETURNS trigger
     LANGUAGE c AS 'MODULE_PATHNAME', 'webhook_hooks_changed';
-CREATE TRIGGER hooks_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+CREATE TRIGGER hooks_changed
+    AFTER INSERT OR DELETE OR UPDATE OF transport_id, event_types, active
+    ON webhook.hook FOR EACH ROW EXECUTE FUNCTION webhook._hooks_changed();
+CREATE TRIGGER hooks_truncated AFTER TRUNCATE
     ON webhook.hook FOR EACH STATEMENT EXECUTE FUNCTION webhook._hooks_changed();
+CREATE TRIGGER transports_changed AFTER DELETE OR UPDATE OF tenant
+    ON webhook.transport FOR EACH ROW EXECUTE FUNCTION webhook._hooks_changed();
+CREATE TRIGGER transports_truncated AFTER TRUNCATE
+    ON webhook.transport FOR EACH STATEMENT EXECUTE FUNCTION webhook._hooks_changed();
 
 DO $$
 BEGIN

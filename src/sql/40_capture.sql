@@ -1,9 +1,5 @@
 -- webhook install script, part 4: capture (watch, unwatch, emit, ping).
 
--- Changes to transports (a tenant) must reach cached hook lists too.
-CREATE TRIGGER transports_changed AFTER UPDATE OR DELETE OR TRUNCATE
-    ON webhook.transport FOR EACH STATEMENT EXECUTE FUNCTION webhook._hooks_changed();
-
 CREATE FUNCTION webhook.emit(event_type text, payload jsonb,
                              tenant text DEFAULT 'default',
                              resource text DEFAULT NULL,
