@@ -10,8 +10,12 @@
  * it is rebuilt when curl adds or removes a socket and modified in place
  * when only the direction changes.  So a wake-up, SIGTERM or SIGHUP
  * interrupts a wait on slow receivers at once, and nothing here ever blocks
- * on one request.  Connections are kept alive by the multi handle's
- * connection cache, whatever easy handle comes next.
+ * on one request.
+ *
+ * Connections are kept alive and reused, but only within one transport:
+ * each transport has its own connection cache (a curl share handle), since
+ * curl would otherwise hand one transport's connection, with its client
+ * certificate and credentials, to another transport of the same host.
  *
  * No catalog access and no transaction here: requests come in filled
  * (queue.c) and go out with their outcome on the caller's "done" list.
@@ -53,6 +57,21 @@ static int	max_sockets = 0;
 
 static WaitEventSet *wait_set = NULL;
 static bool wait_set_stale = true;
+
+/* A transport's connection and TLS session cache. */
+typedef struct TransportShare
+{
+	int64		transport_id;
+	CURLSH	   *share;
+	int			in_use;			/* requests in flight with it */
+	TimestampTz last_used;
+} TransportShare;
+
+/* an idle transport's connections are closed after this long */
+#define SHARE_IDLE_MS (5 * 60 * 1000)
+
+static TransportShare *shares = NULL;
+static int	n_shares = 0;
 
 static bool timer_armed = false;
 static TimestampTz timer_deadline = 0;
@@ -325,6 +344,63 @@ header_callback(char *data, size_t size, size_t nmemb, void *userp)
 	return len;
 }
 
+/*
+ * The connection cache of a transport, made on first use.  Caches of
+ * transports idle for SHARE_IDLE_MS are closed when a new one is made.
+ */
+static TransportShare *
+transport_share(int64 transport_id)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	TransportShare *ts;
+	int			i;
+
+	for (i = 0; i < n_shares; i++)
+		if (shares[i].transport_id == transport_id)
+			return &shares[i];
+
+	for (i = 0; i < n_shares; i++)
+	{
+		if (shares[i].in_use == 0 &&
+			TimestampDifferenceExceeds(shares[i].last_used, now, SHARE_IDLE_MS) &&
+			curl_share_cleanup(shares[i].share) == CURLSHE_OK)
+			shares[i--] = shares[--n_shares];
+	}
+
+	shares = shares == NULL
+		? MemoryContextAlloc(TopMemoryContext, sizeof(TransportShare))
+		: repalloc(shares, sizeof(TransportShare) * (n_shares + 1));
+	ts = &shares[n_shares];
+	ts->share = curl_share_init();
+	if (ts->share == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("could not create a curl share handle")));
+	curl_share_setopt(ts->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+	curl_share_setopt(ts->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+	ts->transport_id = transport_id;
+	ts->in_use = 0;
+	ts->last_used = now;
+	n_shares++;
+	return ts;
+}
+
+static void
+release_share(int64 transport_id)
+{
+	int			i;
+
+	for (i = 0; i < n_shares; i++)
+	{
+		if (shares[i].transport_id == transport_id)
+		{
+			shares[i].in_use--;
+			shares[i].last_used = GetCurrentTimestamp();
+			return;
+		}
+	}
+}
+
 HttpRequest *
 http_request_new(MemoryContext parent)
 {
@@ -345,6 +421,7 @@ http_request_free(HttpRequest *req)
 		curl_multi_remove_handle(multi, req->easy);
 		curl_easy_cleanup(req->easy);
 		n_in_flight--;
+		release_share(req->transport_id);
 	}
 	if (req->header_list)
 		curl_slist_free_all(req->header_list);
@@ -411,6 +488,7 @@ prepare_request(HttpRequest *req)
 	}
 
 	curl_easy_setopt(easy, CURLOPT_PRIVATE, req);
+	curl_easy_setopt(easy, CURLOPT_SHARE, transport_share(req->transport_id)->share);
 	curl_easy_setopt(easy, CURLOPT_URL, req->url);
 	curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
@@ -485,6 +563,7 @@ http_start(HttpRequest *req, dlist_head *done)
 	if (rc != CURLM_OK)
 		elog(ERROR, "curl_multi_add_handle failed: %s", curl_multi_strerror(rc));
 	n_in_flight++;
+	transport_share(req->transport_id)->in_use++;
 	MemoryContextSwitchTo(old);
 }
 
@@ -518,6 +597,7 @@ collect_finished(dlist_head *done)
 		curl_easy_cleanup(req->easy);
 		req->easy = NULL;
 		n_in_flight--;
+		release_share(req->transport_id);
 		dlist_push_tail(done, &req->node);
 	}
 }
