@@ -59,6 +59,7 @@ static MemoryContext hook_cache_cxt = NULL;
 static CachedHook *cached_hooks = NULL;
 static int	n_cached_hooks = 0;
 static bool hooks_valid = false;
+static uint64 hooks_invalidations = 0;
 static Oid	hook_relid = InvalidOid;
 static Oid	transport_relid = InvalidOid;
 static bool inval_callback_registered = false;
@@ -80,7 +81,10 @@ static void
 hooks_inval_callback(Datum arg, Oid relid)
 {
 	if (relid == InvalidOid || relid == hook_relid || relid == transport_relid)
+	{
 		hooks_valid = false;
+		hooks_invalidations++;
+	}
 }
 
 /*
@@ -92,6 +96,7 @@ load_hooks(void)
 	Oid			nsp;
 	int			ret;
 	uint64		i;
+	uint64		invalidations = hooks_invalidations;
 
 	if (!inval_callback_registered)
 	{
@@ -105,9 +110,6 @@ load_hooks(void)
 	MemoryContextReset(hook_cache_cxt);
 	cached_hooks = NULL;
 	n_cached_hooks = 0;
-
-	/* mark valid first: an invalidation arriving while we read wins */
-	hooks_valid = true;
 
 	nsp = get_namespace_oid("webhook", false);
 	hook_relid = get_relname_relid("hook", nsp);
@@ -148,6 +150,9 @@ load_hooks(void)
 		MemoryContextSwitchTo(old);
 		n_cached_hooks++;
 	}
+
+	/* valid, unless an invalidation arrived while we read (or we failed) */
+	hooks_valid = (invalidations == hooks_invalidations);
 }
 
 static bool
