@@ -256,6 +256,7 @@ webhook_worker_main(Datum main_arg)
 {
 	bool		recovered = false;
 	bool		claim_due = true;
+	bool		backlog = false;
 	TimestampTz last_claim = 0;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -305,12 +306,14 @@ webhook_worker_main(Datum main_arg)
 		MemoryContextReset(loop_cxt);
 
 		/*
-		 * Claim when due and there is room: at once when idle (latency), in
-		 * batches of a quarter of the room when busy (throughput).
+		 * Claim when due and there is room: as soon as there is any
+		 * (latency), but working off a backlog, only once a quarter of the
+		 * room is free, so that claims come in batches (throughput).
 		 */
 		held = http_in_flight() + n_waiting;
 		if (claim_due && webhook_enabled &&
-			webhook_max_in_flight - held >= (held == 0 ? 1 : Max(1, webhook_max_in_flight / 4)))
+			webhook_max_in_flight - held >=
+			(backlog ? Max(1, webhook_max_in_flight / 4) : 1))
 			limit = Min(webhook_max_in_flight - held, webhook_batch_size);
 
 		if (limit > 0 || !dlist_is_empty(&done))
@@ -320,7 +323,8 @@ webhook_worker_main(Datum main_arg)
 			if (limit > 0)
 			{
 				/* a full claim means a backlog: claim again as room allows */
-				claim_due = (claimed == limit);
+				backlog = (claimed == limit);
+				claim_due = backlog;
 				last_claim = GetCurrentTimestamp();
 			}
 			else if (claimed >= 0)
