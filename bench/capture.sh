@@ -12,6 +12,7 @@ runs=${1:-5}; secs=${2:-10}; sync=${3:-on}
 
 bench_start_cluster "webhook.enabled = off" "synchronous_commit = $sync"
 bench_psql <<'SQL'
+\o /dev/null
 CREATE EXTENSION webhook;
 CREATE TABLE orders_plain (
     id bigserial PRIMARY KEY, tenant text NOT NULL DEFAULT 'default',

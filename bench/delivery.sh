@@ -29,6 +29,7 @@ nginx -c "$BENCH_DIR/nginx.conf"
 trap 'kill $(cat "$BENCH_DIR/nginx.pid") 2>/dev/null; bench_stop_cluster' EXIT
 
 bench_psql <<SQL
+\o /dev/null
 CREATE EXTENSION webhook;
 SELECT webhook.create_hook(
     webhook.create_transport('nginx', 'http://127.0.0.1:$port', max_in_flight => $inflight),
