@@ -30,6 +30,9 @@ SELECT e.event_type, e.tenant, d.hook_id = :h AS to_hook, d.state
   FROM webhook.event e JOIN webhook.delivery d ON d.event_id = e.id
  WHERE e.event_type = 'WEBHOOK_PING';
 SELECT webhook.ping(-1);
+SELECT active FROM webhook.update_hook(:h, active => false);
+SELECT webhook.ping(:h);
+SELECT active FROM webhook.update_hook(:h, active => true);
 
 -- bad input
 SELECT webhook.emit('order settled', '{}');

@@ -14,6 +14,7 @@
 #include <curl/curl.h>
 
 #include "fmgr.h"
+#include "http.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "utils/builtins.h"
@@ -78,13 +79,15 @@ head_progress(void *clientp, curl_off_t dltotal, curl_off_t dlnow,
 
 /*
  * webhook._http_head(url, timeout_ms): the status code of a HEAD request to
- * url, or NULL when nothing answered.  Redirects are not followed.
+ * url, or NULL when nothing answered.  Redirects are not followed, and the
+ * addresses of webhook.deny_networks are refused as the worker refuses them.
  */
 Datum
 webhook_http_head(PG_FUNCTION_ARGS)
 {
 	char	   *url = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	int			timeout_ms = PG_GETARG_INT32(1);
+	char		denied[HTTP_DENIED_LEN];
 	CURL	   *curl;
 	CURLcode	rc;
 	long		status = 0;
@@ -105,6 +108,7 @@ webhook_http_head(PG_FUNCTION_ARGS)
 	curl_easy_setopt(curl, CURLOPT_USERAGENT, webhook_user_agent);
 	curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, head_progress);
+	http_deny_networks(curl, denied);
 
 	rc = curl_easy_perform(curl);
 	if (rc == CURLE_OK)

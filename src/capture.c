@@ -19,6 +19,10 @@
  *	  the trigger's fn_extra;
  *	- the insert plan, kept for the life of the backend.
  *
+ * Both entry points are SECURITY DEFINER (writers of a watched table need
+ * no rights on the webhook schema) and run under the caller's search_path:
+ * every function and operator in their SQL is schema-qualified.
+ *
  * The trigger's arguments are the watch settings: resource, tenant column,
  * id column, state column (empty for none).  webhook.watch() writes them.
  *
@@ -44,6 +48,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/uuid.h"
 
 /* One active hook, as far as fan-out needs it. */
@@ -87,6 +92,28 @@ hooks_inval_callback(Datum arg, Oid relid)
 	}
 }
 
+/* The kept plan that reads the active hooks.  Caller is connected to SPI. */
+static SPIPlanPtr
+hooks_plan(void)
+{
+	static SPIPlanPtr plan = NULL;
+
+	if (plan == NULL)
+	{
+		SPIPlanPtr	p = SPI_prepare("SELECT h.id, t.tenant, h.event_types"
+									"  FROM webhook.hook h"
+									"  JOIN webhook.transport t"
+									"    ON t.id OPERATOR(pg_catalog.=) h.transport_id"
+									" WHERE h.active", 0, NULL);
+
+		if (p == NULL || SPI_keepplan(p) != 0)
+			elog(ERROR, "webhook: preparing the hook list query failed: %s",
+				 SPI_result_code_string(SPI_result));
+		plan = p;
+	}
+	return plan;
+}
+
 /*
  * (Re)load the active hooks.  Caller must be connected to SPI.
  */
@@ -115,10 +142,14 @@ load_hooks(void)
 	hook_relid = get_relname_relid("hook", nsp);
 	transport_relid = get_relname_relid("transport", nsp);
 
-	ret = SPI_execute("SELECT h.id, t.tenant, h.event_types"
-					  "  FROM webhook.hook h"
-					  "  JOIN webhook.transport t ON t.id = h.transport_id"
-					  " WHERE h.active", true, 0);
+	/*
+	 * The latest snapshot, not the statement's: a hook committed after this
+	 * transaction began has already invalidated the cache, and must be in
+	 * what we read now.  Operators are qualified: this runs as the
+	 * extension's owner under the caller's search_path.
+	 */
+	ret = SPI_execute_snapshot(hooks_plan(), NULL, NULL, GetLatestSnapshot(),
+							   InvalidSnapshot, true, false, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "webhook: loading hooks failed: %s", SPI_result_code_string(ret));
 
@@ -230,7 +261,7 @@ enqueue_event(const char *tenant, const char *event_type,
 						   "  INSERT INTO webhook.event"
 						   "    (tenant, event_type, resource, resource_id, payload, previous)"
 						   "  SELECT $1, $2, $3, $4, $5::pg_catalog.jsonb,"
-						   "    (SELECT pg_catalog.jsonb_object_agg(c, o.row -> c)"
+						   "    (SELECT pg_catalog.jsonb_object_agg(c, o.row OPERATOR(pg_catalog.->) c)"
 						   "       FROM (SELECT $6::pg_catalog.jsonb) o(row),"
 						   "            pg_catalog.unnest($7) c)"
 						   "  RETURNING id, uid),"

@@ -31,6 +31,7 @@
 #include <sys/socket.h>
 
 #include "http.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/pg_list.h"
 #include "pgstat.h"
@@ -247,29 +248,52 @@ address_denied(int family, const unsigned char *addr)
 }
 
 /*
- * CURLOPT_OPENSOCKETFUNCTION: refuse addresses in webhook.deny_networks.
- * This runs after name resolution, so a host name cannot dodge the check.
+ * CURLOPT_OPENSOCKETFUNCTION: refuse addresses in webhook.deny_networks,
+ * writing why into clientp (a char[HTTP_DENIED_LEN]).  This runs after name
+ * resolution, so a host name cannot dodge the check; an IPv4-mapped IPv6
+ * address is checked as the IPv4 address it is.
  */
 static curl_socket_t
 open_socket_callback(void *clientp, curlsocktype purpose, struct curl_sockaddr *address)
 {
-	HttpRequest *req = (HttpRequest *) clientp;
+	static const unsigned char v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF};
+	char	   *why = (char *) clientp;
 	const unsigned char *raw = NULL;
+	int			family = address->family;
 	char		text[INET6_ADDRSTRLEN] = "";
 
-	if (address->family == AF_INET)
+	if (family == AF_INET)
 		raw = (const unsigned char *) &((struct sockaddr_in *) &address->addr)->sin_addr;
-	else if (address->family == AF_INET6)
-		raw = (const unsigned char *) &((struct sockaddr_in6 *) &address->addr)->sin6_addr;
-
-	if (raw != NULL && address_denied(address->family, raw))
+	else if (family == AF_INET6)
 	{
-		inet_ntop(address->family, raw, text, sizeof(text));
-		req->error = MemoryContextStrdup(req->cxt,
-										 psprintf("address %s is in webhook.deny_networks", text));
+		raw = (const unsigned char *) &((struct sockaddr_in6 *) &address->addr)->sin6_addr;
+		if (memcmp(raw, v4mapped, sizeof(v4mapped)) == 0)
+		{
+			family = AF_INET;
+			raw += sizeof(v4mapped);
+		}
+	}
+
+	if (raw != NULL && address_denied(family, raw))
+	{
+		inet_ntop(family, raw, text, sizeof(text));
+		snprintf(why, HTTP_DENIED_LEN, "address %s is in webhook.deny_networks", text);
 		return CURL_SOCKET_BAD;
 	}
 	return socket(address->family, address->socktype, address->protocol);
+}
+
+/*
+ * Make easy refuse the addresses of webhook.deny_networks; why (a
+ * char[HTTP_DENIED_LEN], set to "") receives the reason of a refusal.
+ */
+void
+http_deny_networks(CURL *easy, char *why)
+{
+	refresh_denied_networks();
+	why[0] = '\0';
+	curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, open_socket_callback);
+	curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, why);
 }
 
 /* CURLOPT_WRITEFUNCTION: keep the first webhook.max_response_bytes. */
@@ -333,7 +357,10 @@ header_callback(char *data, size_t size, size_t nmemb, void *userp)
 		}
 	}
 
-	if (req->response_headers.len < HTTP_MAX_HEADER_BYTES)
+	/* a header the database could not store as text is left out */
+	if (req->response_headers.len < HTTP_MAX_HEADER_BYTES &&
+		pg_verifymbstr(line, strlen(line), true) &&
+		pg_verifymbstr(value, strlen(value), true))
 	{
 		if (req->response_headers.len > 0)
 			appendStringInfoString(&req->response_headers, ", ");
@@ -506,8 +533,7 @@ prepare_request(HttpRequest *req)
 	curl_easy_setopt(easy, CURLOPT_WRITEDATA, req);
 	curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, header_callback);
 	curl_easy_setopt(easy, CURLOPT_HEADERDATA, req);
-	curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, open_socket_callback);
-	curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, req);
+	http_deny_networks(easy, req->denied);
 	curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, req->tls_verify ? 1L : 0L);
 	curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, req->tls_verify ? 2L : 0L);
 	if (req->ca_file)
@@ -531,7 +557,6 @@ http_start(HttpRequest *req, dlist_head *done)
 	MemoryContext old = MemoryContextSwitchTo(req->cxt);
 	CURLMcode	rc;
 
-	refresh_denied_networks();
 	initStringInfo(&req->response_body);
 	initStringInfo(&req->response_headers);
 	req->started_at = GetCurrentTimestamp();
@@ -588,10 +613,21 @@ collect_finished(dlist_head *done)
 
 		req->status = (int32) status;
 		req->duration_ms = total_us / 1000.0;
-		if (msg->data.result != CURLE_OK && req->error == NULL)
+		if (req->denied[0])
+			req->error = MemoryContextStrdup(req->cxt, req->denied);
+		else if (msg->data.result != CURLE_OK)
 			req->error = MemoryContextStrdup(req->cxt,
 											 req->errbuf[0] ? req->errbuf
 											 : curl_easy_strerror(msg->data.result));
+		if (!pg_verifymbstr(req->response_body.data, req->response_body.len, true))
+		{
+			/* keep only what the database can store as text */
+			int			len = req->response_body.len;
+
+			resetStringInfo(&req->response_body);
+			appendStringInfo(&req->response_body,
+							 "(%d bytes that are not valid text in the database encoding)", len);
+		}
 
 		curl_multi_remove_handle(multi, req->easy);
 		curl_easy_cleanup(req->easy);

@@ -18,6 +18,9 @@
 #include "nodes/pg_list.h"
 #include "utils/timestamp.h"
 
+/* room for "address <IPv6> is in webhook.deny_networks" */
+#define HTTP_DENIED_LEN 128
+
 /*
  * Everything about one attempt.  Allocated in its own memory context (cxt),
  * which http_request_free() deletes with the curl handle and header list.
@@ -55,6 +58,7 @@ typedef struct HttpRequest
 	CURL	   *easy;
 	struct curl_slist *header_list;
 	char		errbuf[CURL_ERROR_SIZE];
+	char		denied[HTTP_DENIED_LEN];	/* why webhook.deny_networks refused */
 
 	/* the outcome */
 	TimestampTz started_at;
@@ -67,6 +71,7 @@ typedef struct HttpRequest
 } HttpRequest;
 
 extern void http_init(void);
+extern void http_deny_networks(CURL *easy, char *why);
 extern HttpRequest *http_request_new(MemoryContext parent);
 extern void http_start(HttpRequest *req, dlist_head *done);
 extern bool http_wait(long max_wait_ms, dlist_head *done);

@@ -35,10 +35,14 @@ static const char *claim_sql =
 "WITH busy AS ("
 "    SELECT b.tid, b.n FROM ROWS FROM (pg_catalog.unnest($2::bigint[]),"
 "                                 pg_catalog.unnest($3::integer[])) AS b(tid, n)"
-"), picked AS ("
-"    SELECT x.id"
+"), candidates AS ("
+"    SELECT x.id, x.next_attempt_at, t.id AS transport_id, r.room"
 "      FROM webhook.hook h"
 "      JOIN webhook.transport t ON t.id = h.transport_id"
+"      CROSS JOIN LATERAL ("
+"          SELECT GREATEST(t.max_in_flight"
+"                          - coalesce((SELECT busy.n FROM busy WHERE busy.tid = t.id), 0),"
+"                          0) AS room) r"
 "      CROSS JOIN LATERAL ("
 "          SELECT d.id, d.next_attempt_at"
 "            FROM webhook.delivery d"
@@ -46,11 +50,16 @@ static const char *claim_sql =
 "             AND d.state IN ('pending', 'failed')"
 "             AND d.next_attempt_at <= pg_catalog.now()"
 "           ORDER BY d.next_attempt_at"
-"           LIMIT GREATEST(t.max_in_flight"
-"                  - coalesce((SELECT busy.n FROM busy WHERE busy.tid = t.id), 0), 0)"
+"           LIMIT r.room"
 "           FOR UPDATE OF d SKIP LOCKED) x"
 "     WHERE h.active"
-"     ORDER BY x.next_attempt_at"
+"), picked AS ("
+"    SELECT c.id FROM ("
+"        SELECT candidates.*, pg_catalog.row_number() OVER"
+"               (PARTITION BY transport_id ORDER BY next_attempt_at) AS n"
+"          FROM candidates) c"
+"     WHERE c.n <= c.room"
+"     ORDER BY c.next_attempt_at"
 "     LIMIT $1"
 "), claimed AS ("
 "    UPDATE webhook.delivery d SET state = 'delivering'"
@@ -143,7 +152,8 @@ queue_recover(void)
 	int			ret;
 	uint64		n;
 
-	SPI_connect();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "webhook: SPI_connect failed");
 	ret = SPI_execute("UPDATE webhook.delivery"
 					  "   SET state = 'pending', next_attempt_at = pg_catalog.now()"
 					  " WHERE state = 'delivering'", false, 0);
@@ -152,13 +162,6 @@ queue_recover(void)
 	n = SPI_processed;
 	SPI_finish();
 	return n;
-}
-
-/* Copy a text column of the current SPI row into the request, or NULL. */
-static char *
-column_string(HeapTuple tup, TupleDesc desc, int col)
-{
-	return SPI_getvalue(tup, desc, col);
 }
 
 /*
@@ -188,7 +191,10 @@ set_urls(HttpRequest *req, const char *url, const char *query_key)
 	req->log_url = psprintf("%s%skey=********", url, sep);
 }
 
-/* Fill a request from one row of claim_sql. */
+/*
+ * Fill a request from one row of claim_sql; SPI_getvalue copies the text
+ * columns into the request's own context.
+ */
 static HttpRequest *
 request_from_row(HeapTuple tup, TupleDesc desc, MemoryContext parent)
 {
@@ -200,11 +206,11 @@ request_from_row(HeapTuple tup, TupleDesc desc, MemoryContext parent)
 	req->delivery_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
 	req->attempt_no = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
 	req->transport_id = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
-	req->msg_id = column_string(tup, desc, 4);
-	req->body = column_string(tup, desc, 5);
+	req->msg_id = SPI_getvalue(tup, desc, 4);
+	req->body = SPI_getvalue(tup, desc, 5);
 	if (req->body == NULL)
 		req->body = pstrdup("null");
-	set_urls(req, column_string(tup, desc, 6), column_string(tup, desc, 7));
+	set_urls(req, SPI_getvalue(tup, desc, 6), SPI_getvalue(tup, desc, 7));
 
 	headers = SPI_getbinval(tup, desc, 8, &isnull);
 	if (!isnull)
@@ -221,19 +227,19 @@ request_from_row(HeapTuple tup, TupleDesc desc, MemoryContext parent)
 				req->headers = lappend(req->headers, TextDatumGetCString(elems[i]));
 	}
 
-	req->auth_type = column_string(tup, desc, 9);
-	req->auth_user = column_string(tup, desc, 10);
-	req->auth_secret = column_string(tup, desc, 11);
+	req->auth_type = SPI_getvalue(tup, desc, 9);
+	req->auth_user = SPI_getvalue(tup, desc, 10);
+	req->auth_secret = SPI_getvalue(tup, desc, 11);
 	req->connect_timeout_ms = (long) DatumGetInt64(SPI_getbinval(tup, desc, 12, &isnull));
 	req->timeout_ms = (long) DatumGetInt64(SPI_getbinval(tup, desc, 13, &isnull));
 	req->tls_verify = DatumGetBool(SPI_getbinval(tup, desc, 14, &isnull));
-	req->ca_file = column_string(tup, desc, 15);
-	req->client_cert_file = column_string(tup, desc, 16);
-	req->client_key_file = column_string(tup, desc, 17);
-	req->client_key_password = column_string(tup, desc, 18);
-	req->signature = column_string(tup, desc, 19);
-	req->secret = column_string(tup, desc, 20);
-	req->signature_header = column_string(tup, desc, 21);
+	req->ca_file = SPI_getvalue(tup, desc, 15);
+	req->client_cert_file = SPI_getvalue(tup, desc, 16);
+	req->client_key_file = SPI_getvalue(tup, desc, 17);
+	req->client_key_password = SPI_getvalue(tup, desc, 18);
+	req->signature = SPI_getvalue(tup, desc, 19);
+	req->secret = SPI_getvalue(tup, desc, 20);
+	req->signature_header = SPI_getvalue(tup, desc, 21);
 	req->transport_max_in_flight = DatumGetInt32(SPI_getbinval(tup, desc, 22, &isnull));
 
 	MemoryContextSwitchTo(old);
@@ -241,10 +247,11 @@ request_from_row(HeapTuple tup, TupleDesc desc, MemoryContext parent)
 }
 
 /*
- * Claim up to limit due deliveries and append a filled request for each to
- * claimed.  busy lists, per transport, how many requests the worker holds
- * already, so that no transport gets more than its max_in_flight.  Returns
- * the number claimed.
+ * Claim up to limit due deliveries, oldest first, and append a filled
+ * request for each to claimed.  busy lists, per transport, how many requests
+ * the worker holds already: a transport gets no more than its
+ * max_in_flight, however many hooks it has (each hook's candidates are
+ * locked, then ranked per transport).  Returns the number claimed.
  */
 int
 queue_claim(int limit, int nbusy, Datum *busy_transports, Datum *busy_counts,
@@ -254,7 +261,8 @@ queue_claim(int limit, int nbusy, Datum *busy_transports, Datum *busy_counts,
 	int			ret;
 	uint64		i;
 
-	SPI_connect();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "webhook: SPI_connect failed");
 	if (claim_plan == NULL)
 	{
 		Oid			types[3] = {INT4OID, INT8ARRAYOID, INT4ARRAYOID};
@@ -358,7 +366,8 @@ queue_record(dlist_head *done, int n)
 	}
 	Assert(i == n);
 
-	SPI_connect();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "webhook: SPI_connect failed");
 	if (record_plan == NULL)
 		record_plan = keep_plan(record_sql, 10, array_types);
 	for (c = 0; c < 10; c++)

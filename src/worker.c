@@ -277,6 +277,8 @@ webhook_worker_main(Datum main_arg)
 	SetConfigOption("enable_mergejoin", "off", PGC_SUSET, PGC_S_OVERRIDE);
 	/* and JIT compiling them for every batch would cost more than running them */
 	SetConfigOption("jit", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	/* the server's search_path must not change what our SQL means */
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
 
 	request_cxt = AllocSetContextCreate(TopMemoryContext, "webhook requests",
 										ALLOCSET_DEFAULT_SIZES);

@@ -61,3 +61,14 @@ BEGIN
     END IF;
 END
 $$;
+
+COMMENT ON FUNCTION webhook._is_preloaded() IS
+    'whether the library was loaded through shared_preload_libraries';
+COMMENT ON FUNCTION webhook._generate_secret() IS
+    'a new Standard Webhooks secret: whsec_ and the base64 of 24 random bytes';
+COMMENT ON FUNCTION webhook._secret_is_valid(text) IS
+    'whether a secret is whsec_ and the base64 of 24 to 64 bytes';
+COMMENT ON FUNCTION webhook._http_head(text, integer) IS
+    'the status of a HEAD request (no redirects, deny_networks obeyed), or null';
+COMMENT ON FUNCTION webhook._hooks_changed() IS
+    'trigger: makes every session reload its cached list of hooks';

@@ -22,6 +22,17 @@
 
 \echo Use "CREATE EXTENSION webhook" to load this file. \quit
 
+-- A hook's URL: the transport's base_url joined with the hook's path.
+CREATE FUNCTION webhook._hook_url(base_url text, path text) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN path = '' OR pg_catalog.left(path, 1) = '?' THEN base_url || path
+                WHEN pg_catalog.left(path, 1) = '/'
+                    THEN pg_catalog.rtrim(base_url, '/') || path
+                ELSE pg_catalog.rtrim(base_url, '/') || '/' || path END
+$$;
+COMMENT ON FUNCTION webhook._hook_url(text, text) IS
+    'the URL a hook is sent to: base_url joined with path';
+
 -- What the listing functions return: the catalog rows with secrets masked.
 CREATE TYPE webhook.transport_info AS (
     id                  bigint,
@@ -607,7 +618,7 @@ COMMENT ON FUNCTION webhook._transport_info(webhook.transport) IS
 -- A hook row as the listings show it: secret masked, tenant and URL added.
 CREATE FUNCTION webhook._hook_info(h webhook.hook, t webhook.transport) RETURNS webhook.hook_info
     LANGUAGE sql IMMUTABLE
-    AS $$ SELECT ROW(h.id, h.uid, h.transport_id, t.tenant, t.base_url || h.path,
+    AS $$ SELECT ROW(h.id, h.uid, h.transport_id, t.tenant, webhook._hook_url(t.base_url, h.path),
                      h.path, h.event_types, webhook._mask(h.secret), h.signature,
                      h.signature_header, h.payload_format, h.retry_schedule,
                      h.active, h.disabled_reason, h.created_at,

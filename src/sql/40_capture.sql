@@ -32,6 +32,8 @@ BEGIN
     RETURN col;
 END
 $$;
+COMMENT ON FUNCTION webhook._check_column(regclass, text, text) IS
+    'a column name of the table, checked (for webhook.watch)';
 
 CREATE FUNCTION webhook.watch(tbl regclass,
                               resource text DEFAULT NULL,
@@ -140,13 +142,10 @@ DECLARE
     ev bigint;
     result bigint;
 BEGIN
+    PERFORM webhook._check_hook_active(hook_id);
     SELECT t.tenant INTO hook_tenant
       FROM webhook.hook h JOIN webhook.transport t ON t.id = h.transport_id
      WHERE h.id = ping.hook_id;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'hook % does not exist', hook_id
-            USING ERRCODE = 'no_data_found';
-    END IF;
     INSERT INTO webhook.event (tenant, event_type, payload)
     VALUES (hook_tenant, 'WEBHOOK_PING',
             pg_catalog.jsonb_build_object('hookId', hook_id, 'zen', 'Deliveries are at least once.'))

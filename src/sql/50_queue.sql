@@ -3,15 +3,6 @@
 -- The worker's own statements (claim, record, recover) are in src/queue.c,
 -- kept as prepared plans; these are the helpers they call.
 
--- A hook's URL: the transport's base_url joined with the hook's path.
-CREATE FUNCTION webhook._hook_url(base_url text, path text) RETURNS text
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT CASE WHEN path = '' OR pg_catalog.left(path, 1) = '?' THEN base_url || path
-                WHEN pg_catalog.left(path, 1) = '/'
-                    THEN pg_catalog.rtrim(base_url, '/') || path
-                ELSE pg_catalog.rtrim(base_url, '/') || '/' || path END
-$$;
-
 CREATE FUNCTION webhook._iso8601(ts timestamptz) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT pg_catalog.to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
@@ -62,3 +53,7 @@ CREATE FUNCTION webhook._next_attempt(step interval, retry_after double precisio
         ELSE LEAST(GREATEST(pg_catalog.make_interval(secs => retry_after), step), step * 2)
     END
 $$;
+COMMENT ON FUNCTION webhook._iso8601(timestamptz) IS
+    'a timestamp as ISO-8601 in UTC with milliseconds, as payloads carry it';
+COMMENT ON FUNCTION webhook._next_attempt(interval, double precision) IS
+    'when a failed attempt is tried again: the step with jitter, or Retry-After within bounds';
