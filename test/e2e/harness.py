@@ -448,7 +448,7 @@ class Cluster:
         """Attempt rows of a delivery, in order, as dicts."""
         rows = self.psql(
             'SELECT attempt_no, status_code, url, duration_ms, error, started_at '
-            'FROM webhook.attempt WHERE delivery_id = %d ORDER BY attempt_no, id'
+            'FROM webhook.attempt WHERE delivery_id = %d ORDER BY attempt_no'
             % delivery_id)
         return [{'attempt_no': int(r[0]),
                  'status_code': None if r[1] is None else int(r[1]),
