@@ -428,6 +428,7 @@ release_share(int64 transport_id)
 	}
 }
 
+/* A new, empty request in a memory context of its own under parent. */
 HttpRequest *
 http_request_new(MemoryContext parent)
 {
@@ -440,6 +441,7 @@ http_request_new(MemoryContext parent)
 	return req;
 }
 
+/* Free a request: its curl handle (leaving the multi handle), headers, memory. */
 void
 http_request_free(HttpRequest *req)
 {
@@ -638,6 +640,7 @@ collect_finished(dlist_head *done)
 	}
 }
 
+/* Make the wait set anew: the latch, postmaster death and curl's sockets. */
 static void
 rebuild_wait_set(void)
 {
@@ -654,6 +657,7 @@ rebuild_wait_set(void)
 	wait_set_stale = false;
 }
 
+/* Let curl act on a socket (or, with CURL_SOCKET_TIMEOUT, on its timer). */
 static void
 socket_action(curl_socket_t fd, int mask)
 {

@@ -292,6 +292,7 @@ queue_claim(int limit, int nbusy, Datum *busy_transports, Datum *busy_counts,
 	return ret;
 }
 
+/* s as a text Datum, or a null one */
 static Datum
 text_or_null(const char *s, bool *isnull)
 {
@@ -299,6 +300,7 @@ text_or_null(const char *s, bool *isnull)
 	return s ? CStringGetTextDatum(s) : (Datum) 0;
 }
 
+/* A one-dimensional array of n elements of type, nulls allowed. */
 static Datum
 array_of(Datum *elems, bool *nulls, int n, Oid type)
 {

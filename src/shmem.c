@@ -110,6 +110,7 @@ webhook_wake_worker(void)
 		SetLatch(latch);
 }
 
+/* Whether a worker has published its latch (is running). */
 bool
 webhook_worker_running(void)
 {

@@ -61,6 +61,7 @@ webhook_standard_secret_valid(const char *secret)
 	return decode_whsec(secret, key) >= 0;
 }
 
+/* data as a palloc'd, NUL-terminated base64 string */
 static char *
 base64_of(const unsigned char *data, int len)
 {

@@ -64,6 +64,7 @@ static int	n_waiting = 0;
 static MemoryContext request_cxt;
 static MemoryContext loop_cxt;
 
+/* The load entry of a transport, made (or an idle one reused) if needed. */
 static TransportLoad *
 transport_load(int64 transport_id)
 {
@@ -89,6 +90,7 @@ transport_load(int64 transport_id)
 	return &loads[i];
 }
 
+/* Start one of the worker's short transactions, shown in pg_stat_activity. */
 static void
 begin_transaction(const char *activity)
 {
@@ -98,6 +100,7 @@ begin_transaction(const char *activity)
 	pgstat_report_activity(STATE_RUNNING, activity);
 }
 
+/* Commit it, report statistics, and return to the loop's memory context. */
 static void
 commit_transaction(void)
 {
@@ -251,6 +254,11 @@ withdraw_latch(int code, Datum arg)
 	webhook_set_worker_latch(NULL);
 }
 
+/*
+ * Entry point of the background worker: session settings for the queue
+ * statements, then the loop described at the top of this file.  Never
+ * returns; SIGTERM ends it through die().
+ */
 void
 webhook_worker_main(Datum main_arg)
 {
