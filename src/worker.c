@@ -135,19 +135,16 @@ extension_ready(bool *recovered)
 }
 
 /*
- * Claim up to limit deliveries onto the waiting list.  Returns how many.
+ * Claim up to limit deliveries onto the claimed list.  Returns how many.
  * Caller is in a transaction.
  */
 static int
-claim(int limit)
+claim(int limit, dlist_head *claimed)
 {
 	Datum	   *ids = palloc(sizeof(Datum) * Max(n_loads, 1));
 	Datum	   *counts = palloc(sizeof(Datum) * Max(n_loads, 1));
 	int			nbusy = 0;
 	int			i;
-	int			n;
-	dlist_mutable_iter iter;
-	dlist_head	claimed;
 
 	for (i = 0; i < n_loads; i++)
 	{
@@ -158,18 +155,7 @@ claim(int limit)
 		nbusy++;
 	}
 
-	dlist_init(&claimed);
-	n = queue_claim(limit, nbusy, ids, counts, request_cxt, &claimed);
-	dlist_foreach_modify(iter, &claimed)
-	{
-		HttpRequest *req = dlist_container(HttpRequest, node, iter.cur);
-
-		dlist_delete(iter.cur);
-		transport_load(req->transport_id)->held++;
-		dlist_push_tail(&waiting, &req->node);
-		n_waiting++;
-	}
-	return n;
+	return queue_claim(limit, nbusy, ids, counts, request_cxt, claimed);
 }
 
 /* Start the waiting requests that the global and per-transport limits allow. */
@@ -195,56 +181,97 @@ start_waiting(void)
 	}
 }
 
-/* Let go of the recorded requests. */
+/* Free every request of list. */
 static void
-release_done(void)
+free_requests(dlist_head *list)
 {
 	dlist_mutable_iter iter;
 
-	dlist_foreach_modify(iter, &done)
+	dlist_foreach_modify(iter, list)
 	{
 		dlist_delete(iter.cur);
 		http_request_free(dlist_container(HttpRequest, node, iter.cur));
 	}
 }
 
-/*
- * One short transaction with the queue: record the finished attempts, and
- * claim up to limit more deliveries when limit > 0.  Returns how many were
- * claimed, or -1 when the extension is not installed.
- */
+/* Count the finished requests in or out of their transports' loads. */
 static int
-exchange(int limit, bool *recovered)
+count_done(int sign)
 {
-	int			n_done = 0;
-	int			claimed = 0;
 	dlist_iter	iter;
+	int			n = 0;
 
-	/* finished requests no longer count against their transports */
 	dlist_foreach(iter, &done)
 	{
 		HttpRequest *req = dlist_container(HttpRequest, node, iter.cur);
 		TransportLoad *load = transport_load(req->transport_id);
 
-		load->held--;
-		load->in_flight--;
-		n_done++;
+		load->held += sign;
+		load->in_flight += sign;
+		n++;
 	}
+	return n;
+}
 
+/*
+ * One short transaction with the queue: record the finished attempts, and
+ * claim up to limit more deliveries when limit > 0.  Returns how many were
+ * claimed, or -1 when the extension is not installed or the transaction
+ * failed.  A failure (a deadlock with a user's statement, say) is logged;
+ * the finished attempts are kept to be recorded on a later turn, after a
+ * pause, and nothing claimed in the failed transaction is sent.
+ */
+static int
+exchange(int limit, bool *recovered)
+{
+	volatile int claimed = 0;
+	dlist_head	new_requests;
+
+	dlist_init(&new_requests);
 	if (limit > 0)
 		webhook_clear_wake_request();
-	begin_transaction(limit > 0 ? "claiming deliveries" : "recording attempts");
-	if (!extension_ready(recovered))
-		claimed = -1;
-	else
+	PG_TRY();
 	{
-		if (n_done > 0)
-			queue_record(&done, n_done);
-		if (limit > 0)
-			claimed = claim(limit);
+		/* finished requests no longer count against their transports */
+		int			n_done = count_done(-1);
+
+		begin_transaction(limit > 0 ? "claiming deliveries" : "recording attempts");
+		if (!extension_ready(recovered))
+			claimed = -1;
+		else
+		{
+			if (n_done > 0)
+				queue_record(&done, n_done);
+			if (limit > 0)
+				claimed = claim(limit, &new_requests);
+		}
+		commit_transaction();
 	}
-	commit_transaction();
-	release_done();
+	PG_CATCH();
+	{
+		EmitErrorReport();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		pgstat_report_activity(STATE_IDLE, NULL);
+		MemoryContextSwitchTo(loop_cxt);
+		free_requests(&new_requests);
+		count_done(+1);
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 POLL_INTERVAL_MS, PG_WAIT_EXTENSION);
+		return -1;
+	}
+	PG_END_TRY();
+
+	free_requests(&done);
+	while (!dlist_is_empty(&new_requests))
+	{
+		HttpRequest *req = dlist_container(HttpRequest, node,
+										   dlist_pop_head_node(&new_requests));
+
+		transport_load(req->transport_id)->held++;
+		dlist_push_tail(&waiting, &req->node);
+		n_waiting++;
+	}
 	return claimed;
 }
 
