@@ -161,6 +161,21 @@ class ControlTest(unittest.TestCase):
         harness.note('deny_networks error: %r' % att[0]['error'])
         self.assertEqual(rx.count(path=path), 0)
 
+        # the same address written as IPv4-mapped IPv6 is refused too
+        mapped = rx.url().replace('127.0.0.1', '[::ffff:127.0.0.1]')
+        hook6 = cluster.hook_on(mapped, path + '-mapped', retry_schedule='{1h}')
+        uid6 = cluster.emit(hook6.event_type, {'denied': 'mapped'})
+        cluster.wait_state(uid6, 'failed')
+        att6 = cluster.attempts(cluster.delivery(uid6)['id'])
+        self.assertIn('webhook.deny_networks', att6[0]['error'] or '')
+        self.assertEqual(rx.count(path=path + '-mapped'), 0)
+
+        # and register()'s reachability check does not reach it either
+        answer = json.loads(cluster.one(
+            'SELECT webhook.register(%s)' % lit(rx.url() + path + '-register')))
+        self.assertEqual(answer['status'], 404, answer)
+        self.assertEqual(rx.count(path=path + '-register'), 0)
+
     def test_max_response_bytes(self):
         path = '/ctl-big-answer'
         self.addCleanup(set_setting, 'webhook.max_response_bytes', None)
@@ -172,6 +187,37 @@ class ControlTest(unittest.TestCase):
         body = cluster.one('SELECT response_body FROM webhook.attempt WHERE delivery_id = %d'
                            % cluster.delivery(uid)['id'])
         self.assertEqual(body, '0123456789012345')
+
+
+class QueueFailureTest(unittest.TestCase):
+    """A failed queue transaction is retried by the same worker, and what was
+    sent is recorded once: no restart, no second request."""
+
+    def test_failed_record_is_retried(self):
+        path = '/ctl-record-fails'
+        hook = cluster.hook_on(rx.url(), path)
+        pid = cluster.wait_worker()
+        cluster.psql('ALTER TABLE webhook.attempt ADD CONSTRAINT refuse_2xx'
+                     ' CHECK (status_code NOT BETWEEN 200 AND 299) NOT VALID')
+        dropped = []
+
+        def drop():
+            if not dropped:
+                cluster.psql('ALTER TABLE webhook.attempt DROP CONSTRAINT refuse_2xx')
+                dropped.append(True)
+        self.addCleanup(drop)
+        offset = cluster.log_offset()
+        uid = cluster.emit(hook.event_type, {'record': 'fails'})
+        rx.wait_requests(1, path=path, timeout=10)
+        time.sleep(2.5)                      # at least two failed tries to record
+        d = cluster.delivery(uid)
+        self.assertEqual((d['state'], d['attempts']), ('delivering', 0))
+        self.assertIn('violates check constraint "refuse_2xx"', cluster.log(offset))
+        drop()
+        cluster.wait_state(uid, 'succeeded')
+        self.assertEqual(cluster.worker_pid(), pid, 'the worker was restarted')
+        self.assertEqual(rx.count(path=path), 1, 'the request was sent again')
+        self.assertEqual([a['status_code'] for a in cluster.attempts(d['id'])], [200])
 
 
 if __name__ == '__main__':
