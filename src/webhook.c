@@ -61,12 +61,18 @@ webhook_shmem_startup_hook(void)
 static void
 define_settings(void)
 {
+	/*
+	 * A postmaster setting can only be defined while preloading; loaded into
+	 * one session, where there is no worker to configure, it is shown only.
+	 */
 	DefineCustomStringVariable("webhook.database_name",
 							   "Database whose deliveries the background worker sends.",
 							   NULL,
 							   &webhook_database_name,
 							   "postgres",
-							   PGC_POSTMASTER, 0,
+							   process_shared_preload_libraries_in_progress
+							   ? PGC_POSTMASTER : PGC_SIGHUP,
+							   0,
 							   NULL, NULL, NULL);
 	DefineCustomIntVariable("webhook.max_in_flight",
 							"Maximum number of HTTP requests in flight across all hooks.",

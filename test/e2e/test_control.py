@@ -220,5 +220,24 @@ class QueueFailureTest(unittest.TestCase):
         self.assertEqual([a['status_code'] for a in cluster.attempts(d['id'])], [200])
 
 
+
+class NotPreloadedTest(unittest.TestCase):
+    """Without the library in shared_preload_libraries, CREATE EXTENSION still
+    works, says that nothing will be sent, and no worker runs."""
+
+    def test_create_extension_warns(self):
+        c = harness.Cluster(extra_conf=["shared_preload_libraries = ''"],
+                            create_extension=False)
+        self.addCleanup(c.close)
+        c.start()
+        _, err = c.psql('CREATE EXTENSION webhook', stderr=True)
+        self.assertIn('WARNING:  webhook is not in shared_preload_libraries: '
+                      'no deliveries will be made', err)
+        self.assertEqual(c.one("SELECT count(*) FROM pg_extension WHERE extname = 'webhook'"), '1')
+        self.assertIsNone(c.worker_pid())
+        uid = c.one("SELECT webhook.emit('ORDER_CREATE', '{}')")
+        self.assertEqual(c.one('SELECT count(*) FROM webhook.event WHERE uid = %s' % lit(uid)), '1')
+
+
 if __name__ == '__main__':
     unittest.main()
