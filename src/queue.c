@@ -11,7 +11,8 @@
  *
  * Delivery states: pending -> delivering (claimed by us) -> succeeded, or
  * failed (due again at next_attempt_at), or dead (schedule exhausted or
- * 410 Gone).  A crash leaves rows 'delivering'; queue_recover() makes them
+ * 410 Gone).  A 410 also disables the hook and cancels its other waiting
+ * deliveries.  A crash leaves rows 'delivering'; queue_recover() makes them
  * pending again, which is what makes delivery at least once.
  *
  * IDENTIFICATION
@@ -119,12 +120,19 @@ static const char *record_sql =
 "                                                       THEN r.retry_after END)"
 "               ELSE d.next_attempt_at END"
 "      FROM r WHERE d.id = r.delivery_id"
+"), gone AS ("
+"    UPDATE webhook.hook h"
+"       SET active = false,"
+"           disabled_reason = 'the receiver answered 410 Gone',"
+"           updated_at = pg_catalog.now()"
+"     WHERE h.id IN (SELECT r.hook_id FROM r WHERE r.status = 410)"
+"    RETURNING h.id"
 ")"
-"UPDATE webhook.hook h"
-"   SET active = false,"
-"       disabled_reason = 'the receiver answered 410 Gone',"
-"       updated_at = pg_catalog.now()"
-" WHERE h.id IN (SELECT r.hook_id FROM r WHERE r.status = 410)";
+"UPDATE webhook.delivery d"
+"   SET state = 'cancelled', finished_at = pg_catalog.now(),"
+"       last_error = 'hook disabled: the receiver answered 410 Gone'"
+" WHERE d.hook_id IN (SELECT gone.id FROM gone)"
+"   AND d.state IN ('pending', 'failed')";
 
 static SPIPlanPtr claim_plan = NULL;
 static SPIPlanPtr record_plan = NULL;

@@ -166,6 +166,22 @@ class RetryTest(unittest.TestCase):
         time.sleep(2.5)
         self.assertEqual(rx.count(path=path), 1)
 
+    def test_410_cancels_the_hooks_waiting_deliveries(self):
+        path = '/r-410-queue'
+        # one request at a time: the second event waits while the first is answered
+        hook = self.setup_hook(path, [R(410, delay=1.0)], schedule='{1s,1s}',
+                               transport={'max_in_flight': 1})
+        first = cluster.emit(hook.event_type, {'n': 1})
+        rx.wait_requests(1, path=path)
+        second = cluster.emit(hook.event_type, {'n': 2})
+        cluster.wait_state(first, 'dead')
+        cluster.wait_state(second, 'cancelled')
+        d = cluster.delivery(second)
+        self.assertEqual(d['attempts'], 0)
+        self.assertIn('410', d['last_error'] or '')
+        time.sleep(1.5)
+        self.assertEqual(rx.count(path=path), 1)
+
     def test_timeout(self):
         path = '/r-timeout'
         hook = self.setup_hook(path, [R(200, delay=3), R(200)], schedule='{1s}',
