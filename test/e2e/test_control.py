@@ -221,6 +221,44 @@ class QueueFailureTest(unittest.TestCase):
 
 
 
+class WorkerMemoryTest(unittest.TestCase):
+    """The worker's memory stays flat across batches: its memory contexts
+    total the same after 400 more deliveries."""
+
+    def worker_memory(self, pid):
+        offset = cluster.log_offset()
+        cluster.psql('SELECT pg_log_backend_memory_contexts(%d)' % pid)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            m = re.search(r'Grand total: (\d+) bytes', cluster.log(offset))
+            if m:
+                return int(m.group(1))
+            time.sleep(0.1)
+        self.fail('the worker did not log its memory contexts')
+
+    def deliver(self, hook, n):
+        cluster.psql("SELECT count(webhook.emit(%s, jsonb_build_object('n', g)))"
+                     " FROM generate_series(1, %d) g" % (lit(hook.event_type), n))
+        cluster.wait_for("SELECT count(*) FROM webhook.delivery d JOIN webhook.hook h"
+                         " ON h.id = d.hook_id WHERE h.id = %d AND d.state = 'succeeded'"
+                         % hook.hook_id, str(n), timeout=60)
+
+    def test_memory_is_flat(self):
+        path = '/ctl-memory'
+        hook = cluster.hook_on(rx.url(), path)
+        pid = cluster.wait_worker()
+        self.deliver(hook, 400)              # warm up: caches, plans, connections
+        before = self.worker_memory(pid)
+        cluster.psql('DELETE FROM webhook.event e USING webhook.delivery d'
+                     ' WHERE d.event_id = e.id AND d.hook_id = %d' % hook.hook_id)
+        self.deliver(hook, 400)
+        after = self.worker_memory(pid)
+        harness.note('worker memory contexts: %d bytes, then %d after 400 more deliveries'
+                     % (before, after))
+        self.assertEqual(cluster.worker_pid(), pid)
+        self.assertLessEqual(after, before * 1.05 + 65536)
+
+
 class NotPreloadedTest(unittest.TestCase):
     """Without the library in shared_preload_libraries, CREATE EXTENSION still
     works, says that nothing will be sent, and no worker runs."""
