@@ -456,6 +456,15 @@ class Cluster:
                  'error': r[4], 'started_at': r[5]} for r in rows]
 
 
+def cluster_and_receiver(module):
+    """setUpModule and tearDownModule for a test module that shares one
+    cluster and one plain receiver, as its globals `cluster` and `rx`."""
+    def set_up():
+        module['cluster'] = start_cluster()
+        module['rx'] = Receiver()
+    return set_up, stop_all
+
+
 def start_cluster(extra_conf=()):
     """Start a Cluster for a test module and wait (bounded) for the delivery worker.
 

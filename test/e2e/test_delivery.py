@@ -11,16 +11,7 @@ import harness
 from harness import ISO_8601, lit
 
 cluster = rx = None
-
-
-def setUpModule():
-    global cluster, rx
-    cluster = harness.start_cluster()
-    rx = harness.Receiver()
-
-
-def tearDownModule():
-    harness.stop_all()
+setUpModule, tearDownModule = harness.cluster_and_receiver(globals())
 
 
 class DeliveryTest(unittest.TestCase):

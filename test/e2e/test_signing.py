@@ -8,16 +8,7 @@ import harness
 from harness import R, lit
 
 cluster = rx = None
-
-
-def setUpModule():
-    global cluster, rx
-    cluster = harness.start_cluster()
-    rx = harness.Receiver()
-
-
-def tearDownModule():
-    harness.stop_all()
+setUpModule, tearDownModule = harness.cluster_and_receiver(globals())
 
 
 SIG_HEADERS = ('webhook-signature', 'X-Signature', 'Poynt-Webhook-Signature')
