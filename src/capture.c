@@ -527,6 +527,16 @@ webhook_hooks_changed(PG_FUNCTION_ARGS)
 	return PointerGetDatum(NULL);
 }
 
+#define EVENT_TYPE_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_"
+#define TENANT_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
+
+/* Is s non-empty and made of the characters of allowed only? */
+static bool
+made_of(const char *s, const char *allowed)
+{
+	return s[0] != '\0' && strspn(s, allowed) == strlen(s);
+}
+
 /*
  * webhook.emit(event_type, payload, tenant, resource, resource_id): an event
  * raised by application SQL.  It is always stored, and delivered to the
@@ -541,7 +551,6 @@ webhook_emit(PG_FUNCTION_ARGS)
 	char	   *resource = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
 	char	   *resource_id = PG_ARGISNULL(4) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(4));
 	Datum		uid;
-	const char *p;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		ereport(ERROR,
@@ -551,19 +560,12 @@ webhook_emit(PG_FUNCTION_ARGS)
 	payload = PG_GETARG_JSONB_P(1);
 	tenant = text_to_cstring(PG_GETARG_TEXT_PP(2));
 
-	for (p = event_type; *p; p++)
-		if (!((*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_'))
-			break;
-	if (event_type[0] == '\0' || *p != '\0')
+	if (!made_of(event_type, EVENT_TYPE_CHARS))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid event type \"%s\"", event_type),
 				 errhint("Event types are upper-case letters, digits and underscores, such as \"ORDER_SETTLED\".")));
-	for (p = tenant; *p; p++)
-		if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
-			  (*p >= '0' && *p <= '9') || *p == '_' || *p == '-'))
-			break;
-	if (tenant[0] == '\0' || *p != '\0')
+	if (!made_of(tenant, TENANT_CHARS))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid tenant \"%s\"", tenant),
