@@ -163,7 +163,8 @@ queue_recover(void)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "webhook: SPI_connect failed");
 	ret = SPI_execute("UPDATE webhook.delivery"
-					  "   SET state = 'pending', next_attempt_at = pg_catalog.now()"
+					  "   SET state = 'pending', next_attempt_at = pg_catalog.now(),"
+					  "       last_error = 'the worker stopped while sending this delivery'"
 					  " WHERE state = 'delivering'", false, 0);
 	if (ret != SPI_OK_UPDATE)
 		elog(ERROR, "webhook: recovering deliveries failed: %s", SPI_result_code_string(ret));
