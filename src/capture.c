@@ -115,7 +115,7 @@ hooks_plan(void)
 }
 
 /*
- * (Re)load the active hooks.  Caller must be connected to SPI.
+ * (Re)load the active hooks, with an SPI connection of its own.
  */
 static void
 load_hooks(void)
@@ -138,6 +138,8 @@ load_hooks(void)
 	cached_hooks = NULL;
 	n_cached_hooks = 0;
 
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "webhook: SPI_connect failed");
 	nsp = get_namespace_oid("webhook", false);
 	hook_relid = get_relname_relid("hook", nsp);
 	transport_relid = get_relname_relid("transport", nsp);
@@ -181,6 +183,7 @@ load_hooks(void)
 		MemoryContextSwitchTo(old);
 		n_cached_hooks++;
 	}
+	SPI_finish();
 
 	/* valid, unless an invalidation arrived while we read (or we failed) */
 	hooks_valid = (invalidations == hooks_invalidations);
@@ -198,7 +201,7 @@ pattern_matches(const char *pattern, const char *event_type)
 
 /*
  * The ids of the active hooks of tenant subscribed to event_type, as an
- * int8[]; NULL when there are none.  Caller must be connected to SPI.
+ * int8[]; NULL when there are none.  No SPI unless the cache is stale.
  */
 static ArrayType *
 matching_hooks(const char *tenant, const char *event_type)
@@ -495,17 +498,18 @@ webhook_capture(PG_FUNCTION_ARGS)
 		tenant = "default";
 	event_type = psprintf("%s_%s", state->type_prefix, suffix);
 
+	/* an event no hook wants costs nothing more */
+	hooks = matching_hooks(tenant, event_type);
+	if (hooks == NULL)
+		return PointerGetDatum(NULL);
+
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "webhook: SPI_connect failed");
-
-	hooks = matching_hooks(tenant, event_type);
-	if (hooks != NULL)
-		enqueue_event(tenant, event_type, state->resource,
-					  column_text(row, desc, state->id_attnum),
-					  row_json(row, desc),
-					  oldtup ? row_json(oldtup, desc) : (Datum) 0,
-					  changed, hooks);
-
+	enqueue_event(tenant, event_type, state->resource,
+				  column_text(row, desc, state->id_attnum),
+				  row_json(row, desc),
+				  oldtup ? row_json(oldtup, desc) : (Datum) 0,
+				  changed, hooks);
 	SPI_finish();
 	return PointerGetDatum(NULL);
 }
