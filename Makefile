@@ -21,4 +21,5 @@ include $(PGXS)
 sql/webhook--0.1.sql: $(sort $(wildcard src/sql/*.sql))
 	cat $^ > $@
 
-$(OBJS): src/webhook.h
+# every object depends on every header: they are few and small
+$(OBJS): $(wildcard src/*.h)
