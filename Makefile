@@ -15,6 +15,16 @@ PG_CONFIG ?= pg_config
 PG_CPPFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers
 SHLIB_LINK = -lcurl -lcrypto
 
+# make SANITIZE=1: AddressSanitizer and UndefinedBehaviorSanitizer in the
+# extension's own code (test/run-sanitized).  The postgres binary is not
+# instrumented: a server loading this build needs gcc's libasan in LD_PRELOAD.
+ifeq ($(SANITIZE),1)
+SANITIZE_FLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer \
+	-fno-sanitize-recover=undefined
+PG_CFLAGS += $(SANITIZE_FLAGS)
+SHLIB_LINK += $(SANITIZE_FLAGS)
+endif
+
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
