@@ -13,6 +13,7 @@
 
 #include <curl/curl.h>
 
+#include "address.h"
 #include "fmgr.h"
 #include "http.h"
 #include "miscadmin.h"
@@ -43,8 +44,15 @@ Datum
 webhook_wait_until_running(PG_FUNCTION_ARGS)
 {
 	Interval   *timeout = PG_GETARG_INTERVAL_P(0);
-	int64		timeout_ms = (timeout->time + (int64) timeout->day * USECS_PER_DAY) / 1000;
-	TimestampTz deadline = GetCurrentTimestamp() + timeout_ms * 1000;
+	TimestampTz deadline;
+
+	if (timeout->time < 0 || timeout->day < 0 || timeout->month < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("timeout must not be negative")));
+	/* months as 30 days, as interval comparison counts them */
+	deadline = GetCurrentTimestamp() + timeout->time +
+		((int64) timeout->month * DAYS_PER_MONTH + timeout->day) * USECS_PER_DAY;
 
 	if (!webhook_preloaded)
 		ereport(ERROR,
@@ -77,20 +85,40 @@ head_progress(void *clientp, curl_off_t dltotal, curl_off_t dlnow,
 	return (QueryCancelPending || ProcDiePending) ? 1 : 0;
 }
 
+/* An optional text argument as a C string, or NULL. */
+static char *
+optional_text(FunctionCallInfo fcinfo, int argno)
+{
+	return PG_ARGISNULL(argno) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(argno));
+}
+
 /*
- * webhook._http_head(url, timeout_ms): the status code of a HEAD request to
- * url, or NULL when nothing answered.  Redirects are not followed, and the
- * addresses of webhook.deny_networks are refused as the worker refuses them.
+ * webhook._http_head(url, timeout_ms, tls_verify, ca_file, client_cert_file,
+ * client_key_file, client_key_password): the status code of a HEAD request
+ * to url, with a transport's TLS settings, or NULL when nothing answered.
+ * Redirects are not followed, and the address policy is the worker's.
  */
 Datum
 webhook_http_head(PG_FUNCTION_ARGS)
 {
-	char	   *url = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	int			timeout_ms = PG_GETARG_INT32(1);
+	char	   *url;
+	int			timeout_ms;
+	bool		tls_verify = PG_ARGISNULL(2) ? true : PG_GETARG_BOOL(2);
+	char	   *ca_file = optional_text(fcinfo, 3);
+	char	   *client_cert_file = optional_text(fcinfo, 4);
+	char	   *client_key_file = optional_text(fcinfo, 5);
+	char	   *client_key_password = optional_text(fcinfo, 6);
 	char		denied[HTTP_DENIED_LEN];
 	CURL	   *curl;
 	CURLcode	rc;
 	long		status = 0;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("url and timeout_ms must not be null")));
+	url = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	timeout_ms = PG_GETARG_INT32(1);
 
 	curl = curl_easy_init();
 	if (curl == NULL)
@@ -98,17 +126,36 @@ webhook_http_head(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_OUT_OF_MEMORY),
 				 errmsg("could not create a curl handle")));
 
-	curl_easy_setopt(curl, CURLOPT_URL, url);
-	curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
-	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(curl, CURLOPT_NOPROXY, "*");
-	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long) timeout_ms);
-	curl_easy_setopt(curl, CURLOPT_USERAGENT, webhook_user_agent);
-	curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
-	curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, head_progress);
-	http_deny_networks(curl, denied);
+	PG_TRY();
+	{
+		http_setopt(curl, CURLOPT_URL, url);
+		http_setopt(curl, CURLOPT_NOBODY, 1L);
+		http_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+		http_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
+		http_setopt(curl, CURLOPT_NOPROXY, "*");
+		http_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+		http_setopt(curl, CURLOPT_TIMEOUT_MS, (long) timeout_ms);
+		http_setopt(curl, CURLOPT_USERAGENT, webhook_user_agent);
+		http_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+		http_setopt(curl, CURLOPT_XFERINFOFUNCTION, head_progress);
+		http_setopt(curl, CURLOPT_SSL_VERIFYPEER, tls_verify ? 1L : 0L);
+		http_setopt(curl, CURLOPT_SSL_VERIFYHOST, tls_verify ? 2L : 0L);
+		if (ca_file)
+			http_setopt(curl, CURLOPT_CAINFO, ca_file);
+		if (client_cert_file)
+			http_setopt(curl, CURLOPT_SSLCERT, client_cert_file);
+		if (client_key_file)
+			http_setopt(curl, CURLOPT_SSLKEY, client_key_file);
+		if (client_key_password)
+			http_setopt(curl, CURLOPT_KEYPASSWD, client_key_password);
+		address_policy_apply(curl, denied);
+	}
+	PG_CATCH();
+	{
+		curl_easy_cleanup(curl);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 
 	rc = curl_easy_perform(curl);
 	if (rc == CURLE_OK)

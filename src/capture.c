@@ -19,12 +19,21 @@
  *	  the trigger's fn_extra;
  *	- the insert plan, kept for the life of the backend.
  *
- * Both entry points are SECURITY DEFINER (writers of a watched table need
- * no rights on the webhook schema) and run under the caller's search_path:
- * every function and operator in their SQL is schema-qualified.
+ * Privileges: both entry points run as their caller, so whatever a row's
+ * types run while the row is read (output functions, casts to json) runs
+ * with the writer's rights, never more.  Only the hook list read and the
+ * queue insert run as the extension's owner (the owner of the C function),
+ * as PostgreSQL's foreign-key triggers do; writers of a watched table need
+ * no rights on the webhook schema.  That SQL runs under the caller's
+ * search_path: every function and operator in it is schema-qualified.
  *
  * The trigger's arguments are the watch settings: resource, tenant column,
- * id column, state column (empty for none).  webhook.watch() writes them.
+ * id column, state column (empty for none).  webhook.watch() writes them,
+ * and an event trigger (webhook._follow_alter_table) follows renames.  A
+ * watched column that was dropped is no reason to fail the writer: without
+ * the state column updates are <RESOURCE>_UPDATE, without the id column
+ * events have no resource_id, and without the tenant column nothing is
+ * captured, since the rows can no longer be routed to a tenant.
  *
  * IDENTIFICATION
  *	  src/capture.c
@@ -35,10 +44,14 @@
 
 #include "access/htup_details.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "tcop/deparse_utility.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
@@ -49,6 +62,7 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/uuid.h"
 
 /* One active hook, as far as fan-out needs it. */
@@ -75,12 +89,55 @@ static SPIPlanPtr enqueue_plan = NULL;
 typedef struct CaptureState
 {
 	Oid			tgoid;
+	Oid			owner;			/* who writes the queue: the extension's owner */
 	char	   *resource;
 	char	   *type_prefix;	/* resource upper-cased, non-alphanumerics "_" */
 	AttrNumber	tenant_attnum;	/* 0 when events go to tenant "default" */
-	AttrNumber	id_attnum;
+	bool		tenant_dropped; /* the tenant column is gone: capture nothing */
+	AttrNumber	id_attnum;		/* 0 when events have no resource_id */
 	AttrNumber	state_attnum;	/* 0 without a state column */
 } CaptureState;
+
+/* Who we were before become_owner(). */
+typedef struct SavedUser
+{
+	Oid			userid;
+	int			sec_context;
+} SavedUser;
+
+/* The owner of a function: for ours, the extension's owner. */
+static Oid
+function_owner(Oid fn_oid)
+{
+	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn_oid));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for function %u", fn_oid);
+	owner = ((Form_pg_proc) GETSTRUCT(tup))->proowner;
+	ReleaseSysCache(tup);
+	return owner;
+}
+
+/*
+ * Act as owner until restore_user(saved), for our own catalog access only:
+ * a restricted operation, as foreign-key triggers run theirs.  An error in
+ * between needs no restoring: (sub)transaction abort resets the user.
+ */
+static void
+become_owner(Oid owner, SavedUser *saved)
+{
+	GetUserIdAndSecContext(&saved->userid, &saved->sec_context);
+	SetUserIdAndSecContext(owner, saved->sec_context |
+						   SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+}
+
+static void
+restore_user(SavedUser *saved)
+{
+	SetUserIdAndSecContext(saved->userid, saved->sec_context);
+}
 
 static void
 hooks_inval_callback(Datum arg, Oid relid)
@@ -323,21 +380,23 @@ event_type_part(const char *s)
 	return out;
 }
 
+/*
+ * The number of a watched column; 0 for none, and for one that was dropped
+ * (*dropped is then set; webhook._follow_alter_table has warned of it).
+ */
 static AttrNumber
-column_attnum(Relation rel, const char *name)
+column_attnum(Relation rel, const char *name, bool *dropped)
 {
 	AttrNumber	attnum;
 
+	*dropped = false;
 	if (name == NULL || name[0] == '\0')
 		return 0;
 	attnum = SPI_fnumber(RelationGetDescr(rel), name);
-	if (attnum <= 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_COLUMN),
-				 errmsg("column \"%s\" of table \"%s\" watched by webhook does not exist",
-						name, RelationGetRelationName(rel)),
-				 errhint("Call webhook.watch() again for this table.")));
-	return attnum;
+	if (attnum > 0)
+		return attnum;
+	*dropped = true;
+	return 0;
 }
 
 /*
@@ -350,6 +409,7 @@ capture_state(FunctionCallInfo fcinfo, TriggerData *trigdata)
 	CaptureState *state = (CaptureState *) fcinfo->flinfo->fn_extra;
 	Trigger    *trigger = trigdata->tg_trigger;
 	Relation	rel = trigdata->tg_relation;
+	bool		dropped;
 
 	if (state != NULL && state->tgoid == trigger->tgoid)
 		return state;
@@ -363,12 +423,13 @@ capture_state(FunctionCallInfo fcinfo, TriggerData *trigdata)
 
 	state = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(CaptureState));
 	state->tgoid = trigger->tgoid;
+	state->owner = function_owner(fcinfo->flinfo->fn_oid);
 	state->resource = MemoryContextStrdup(fcinfo->flinfo->fn_mcxt, trigger->tgargs[0]);
 	state->type_prefix = MemoryContextStrdup(fcinfo->flinfo->fn_mcxt,
 											 event_type_part(trigger->tgargs[0]));
-	state->tenant_attnum = column_attnum(rel, trigger->tgargs[1]);
-	state->id_attnum = column_attnum(rel, trigger->tgargs[2]);
-	state->state_attnum = column_attnum(rel, trigger->tgargs[3]);
+	state->tenant_attnum = column_attnum(rel, trigger->tgargs[1], &state->tenant_dropped);
+	state->id_attnum = column_attnum(rel, trigger->tgargs[2], &dropped);
+	state->state_attnum = column_attnum(rel, trigger->tgargs[3], &dropped);
 	fcinfo->flinfo->fn_extra = state;
 	return state;
 }
@@ -447,6 +508,10 @@ webhook_capture(PG_FUNCTION_ARGS)
 	char	   *tenant;
 	char	   *event_type;
 	ArrayType  *hooks;
+	Datum		payload;
+	Datum		old_payload;
+	char	   *resource_id;
+	SavedUser	saved;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -461,6 +526,8 @@ webhook_capture(PG_FUNCTION_ARGS)
 
 	desc = RelationGetDescr(trigdata->tg_relation);
 	state = capture_state(fcinfo, trigdata);
+	if (state->tenant_dropped)
+		return PointerGetDatum(NULL);
 
 	if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
 	{
@@ -499,18 +566,25 @@ webhook_capture(PG_FUNCTION_ARGS)
 	event_type = psprintf("%s_%s", state->type_prefix, suffix);
 
 	/* an event no hook wants costs nothing more */
+	become_owner(state->owner, &saved);
 	hooks = matching_hooks(tenant, event_type);
+	restore_user(&saved);
 	if (hooks == NULL)
 		return PointerGetDatum(NULL);
 
+	/* the row is read with the writer's rights ... */
+	resource_id = column_text(row, desc, state->id_attnum);
+	payload = row_json(row, desc);
+	old_payload = oldtup ? row_json(oldtup, desc) : (Datum) 0;
+
+	/* ... and only the queue is written with the owner's */
+	become_owner(state->owner, &saved);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "webhook: SPI_connect failed");
-	enqueue_event(tenant, event_type, state->resource,
-				  column_text(row, desc, state->id_attnum),
-				  row_json(row, desc),
-				  oldtup ? row_json(oldtup, desc) : (Datum) 0,
-				  changed, hooks);
+	enqueue_event(tenant, event_type, state->resource, resource_id,
+				  payload, old_payload, changed, hooks);
 	SPI_finish();
+	restore_user(&saved);
 	return PointerGetDatum(NULL);
 }
 
@@ -555,6 +629,8 @@ webhook_emit(PG_FUNCTION_ARGS)
 	char	   *resource = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
 	char	   *resource_id = PG_ARGISNULL(4) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(4));
 	Datum		uid;
+	Datum		payload_text;
+	SavedUser	saved;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		ereport(ERROR,
@@ -575,13 +651,46 @@ webhook_emit(PG_FUNCTION_ARGS)
 				 errmsg("invalid tenant \"%s\"", tenant),
 				 errhint("Tenant ids match ^[A-Za-z0-9_-]+$.")));
 
+	payload_text = CStringGetTextDatum(JsonbToCString(NULL, &payload->root,
+													  VARSIZE(payload)));
+
+	become_owner(function_owner(fcinfo->flinfo->fn_oid), &saved);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "webhook: SPI_connect failed");
-	uid = enqueue_event(tenant, event_type, resource, resource_id,
-						CStringGetTextDatum(JsonbToCString(NULL, &payload->root,
-														   VARSIZE(payload))),
+	uid = enqueue_event(tenant, event_type, resource, resource_id, payload_text,
 						(Datum) 0, NULL, matching_hooks(tenant, event_type));
 	uid = SPI_datumTransfer(uid, false, UUID_LEN);
 	SPI_finish();
+	restore_user(&saved);
 	PG_RETURN_DATUM(uid);
+}
+
+PG_FUNCTION_INFO_V1(webhook_renamed_column);
+
+/*
+ * webhook._renamed_column(command pg_ddl_command): for the event trigger
+ * that follows watched tables, the old and new name of the column that an
+ * ALTER TABLE ... RENAME COLUMN renamed; nulls for any other command.
+ */
+Datum
+webhook_renamed_column(PG_FUNCTION_ARGS)
+{
+	CollectedCommand *cmd = (CollectedCommand *) PG_GETARG_POINTER(0);
+	TupleDesc	desc;
+	Datum		values[2] = {0, 0};
+	bool		nulls[2] = {true, true};
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	if (cmd->type == SCT_Simple && cmd->parsetree != NULL &&
+		IsA(cmd->parsetree, RenameStmt) &&
+		((RenameStmt *) cmd->parsetree)->renameType == OBJECT_COLUMN)
+	{
+		RenameStmt *stmt = (RenameStmt *) cmd->parsetree;
+
+		values[0] = CStringGetTextDatum(stmt->subname);
+		values[1] = CStringGetTextDatum(stmt->newname);
+		nulls[0] = nulls[1] = false;
+	}
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
 }

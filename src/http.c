@@ -15,7 +15,9 @@
  * Connections are kept alive and reused, but only within one transport:
  * each transport has its own connection cache (a curl share handle), since
  * curl would otherwise hand one transport's connection, with its client
- * certificate and credentials, to another transport of the same host.
+ * certificate and credentials, to another transport of the same host.  A
+ * cache made before webhook.deny_networks last changed is not used again:
+ * its connections were checked against the old list (address.c).
  *
  * No catalog access and no transaction here: requests come in filled
  * (queue.c) and go out with their outcome on the caller's "done" list.
@@ -27,9 +29,7 @@
  */
 #include "webhook.h"
 
-#include <arpa/inet.h>
-#include <sys/socket.h>
-
+#include "address.h"
 #include "http.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
@@ -40,6 +40,9 @@
 #include "utils/memutils.h"
 
 #define HTTP_MAX_HEADER_BYTES 8192
+
+/* Retry-After beyond this is taken as this: 30 days, the longest step */
+#define RETRY_AFTER_MAX_S (30.0 * 86400)
 
 /* A socket curl asked us to watch. */
 typedef struct HttpSocket
@@ -66,6 +69,7 @@ typedef struct TransportShare
 	CURLSH	   *share;
 	int			in_use;			/* requests in flight with it */
 	TimestampTz last_used;
+	uint64		deny_generation;	/* of the deny list its connections obey */
 } TransportShare;
 
 /* an idle transport's connections are closed after this long */
@@ -76,18 +80,6 @@ static int	n_shares = 0;
 
 static bool timer_armed = false;
 static TimestampTz timer_deadline = 0;
-
-/* Parsed webhook.deny_networks. */
-typedef struct DeniedNetwork
-{
-	int			family;
-	unsigned char addr[16];
-	int			bits;
-} DeniedNetwork;
-
-static DeniedNetwork *denied = NULL;
-static int	n_denied = 0;
-static char *denied_source = NULL;
 
 static uint32
 wait_events_for(int what)
@@ -177,125 +169,6 @@ http_in_flight(void)
 	return n_in_flight;
 }
 
-/*
- * Parse webhook.deny_networks when it changed since the last call.  A bad
- * entry is reported once and skipped; the setting is a list of CIDRs.
- */
-static void
-refresh_denied_networks(void)
-{
-	char	   *list;
-	char	   *tok;
-	char	   *save;
-
-	if (denied_source != NULL && strcmp(denied_source, webhook_deny_networks) == 0)
-		return;
-	if (denied_source)
-		pfree(denied_source);
-	denied_source = MemoryContextStrdup(TopMemoryContext, webhook_deny_networks);
-	if (denied)
-		pfree(denied);
-	denied = MemoryContextAllocZero(TopMemoryContext,
-									sizeof(DeniedNetwork) * (strlen(webhook_deny_networks) / 2 + 1));
-	n_denied = 0;
-
-	list = pstrdup(webhook_deny_networks);
-	for (tok = strtok_r(list, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save))
-	{
-		DeniedNetwork *net = &denied[n_denied];
-		char	   *slash = strchr(tok, '/');
-		int			maxbits;
-
-		if (slash)
-			*slash = '\0';
-		net->family = strchr(tok, ':') ? AF_INET6 : AF_INET;
-		maxbits = net->family == AF_INET ? 32 : 128;
-		net->bits = slash ? atoi(slash + 1) : maxbits;
-		if (inet_pton(net->family, tok, net->addr) != 1 ||
-			net->bits < 0 || net->bits > maxbits)
-		{
-			ereport(WARNING,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("ignoring invalid network \"%s\" in webhook.deny_networks", tok),
-					 errhint("Entries are CIDRs such as 169.254.0.0/16 or fe80::/10.")));
-			continue;
-		}
-		n_denied++;
-	}
-	pfree(list);
-}
-
-static bool
-address_denied(int family, const unsigned char *addr)
-{
-	int			i;
-
-	for (i = 0; i < n_denied; i++)
-	{
-		DeniedNetwork *net = &denied[i];
-		int			full = net->bits / 8;
-		int			rest = net->bits % 8;
-
-		if (net->family != family)
-			continue;
-		if (memcmp(net->addr, addr, full) != 0)
-			continue;
-		if (rest == 0 ||
-			((net->addr[full] ^ addr[full]) & (0xFF << (8 - rest)) & 0xFF) == 0)
-			return true;
-	}
-	return false;
-}
-
-/*
- * CURLOPT_OPENSOCKETFUNCTION: refuse addresses in webhook.deny_networks,
- * writing why into clientp (a char[HTTP_DENIED_LEN]).  This runs after name
- * resolution, so a host name cannot dodge the check; an IPv4-mapped IPv6
- * address is checked as the IPv4 address it is.
- */
-static curl_socket_t
-open_socket_callback(void *clientp, curlsocktype purpose, struct curl_sockaddr *address)
-{
-	static const unsigned char v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF};
-	char	   *why = (char *) clientp;
-	const unsigned char *raw = NULL;
-	int			family = address->family;
-	char		text[INET6_ADDRSTRLEN] = "";
-
-	if (family == AF_INET)
-		raw = (const unsigned char *) &((struct sockaddr_in *) &address->addr)->sin_addr;
-	else if (family == AF_INET6)
-	{
-		raw = (const unsigned char *) &((struct sockaddr_in6 *) &address->addr)->sin6_addr;
-		if (memcmp(raw, v4mapped, sizeof(v4mapped)) == 0)
-		{
-			family = AF_INET;
-			raw += sizeof(v4mapped);
-		}
-	}
-
-	if (raw != NULL && address_denied(family, raw))
-	{
-		inet_ntop(family, raw, text, sizeof(text));
-		snprintf(why, HTTP_DENIED_LEN, "address %s is in webhook.deny_networks", text);
-		return CURL_SOCKET_BAD;
-	}
-	return socket(address->family, address->socktype, address->protocol);
-}
-
-/*
- * Make easy refuse the addresses of webhook.deny_networks; why (a
- * char[HTTP_DENIED_LEN], set to "") receives the reason of a refusal.
- */
-void
-http_deny_networks(CURL *easy, char *why)
-{
-	refresh_denied_networks();
-	why[0] = '\0';
-	curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, open_socket_callback);
-	curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, why);
-}
-
 /* CURLOPT_WRITEFUNCTION: keep the first webhook.max_response_bytes. */
 static size_t
 write_callback(char *data, size_t size, size_t nmemb, void *userp)
@@ -346,14 +219,16 @@ header_callback(char *data, size_t size, size_t nmemb, void *userp)
 
 	if (strcmp(line, "retry-after") == 0)
 	{
+		/* seconds or an HTTP date; any size the receiver likes, clamped */
 		if (strspn(value, "0123456789") == strlen(value) && *value)
-			req->retry_after = atof(value);
+			req->retry_after = Min(atof(value), RETRY_AFTER_MAX_S);
 		else
 		{
 			time_t		when = curl_getdate(value, NULL);
 
 			if (when > 0)
-				req->retry_after = Max(0, (double) (when - time(NULL)));
+				req->retry_after = Min(Max(0, (double) (when - time(NULL))),
+									   RETRY_AFTER_MAX_S);
 		}
 	}
 
@@ -371,27 +246,41 @@ header_callback(char *data, size_t size, size_t nmemb, void *userp)
 	return len;
 }
 
+/* Close a connection cache; false if curl still uses it. */
+static bool
+close_share(TransportShare *ts)
+{
+	return curl_share_cleanup(ts->share) == CURLSHE_OK;
+}
+
 /*
- * The connection cache of a transport, made on first use.  Caches of
- * transports idle for SHARE_IDLE_MS are closed when a new one is made.
+ * The connection cache of a transport, made on first use.  Caches idle for
+ * SHARE_IDLE_MS, and idle ones made under an earlier deny list, are closed
+ * first.  A cache still in use under an earlier deny list is returned with
+ * *fresh set: the request must not reuse its connections.
  */
 static TransportShare *
-transport_share(int64 transport_id)
+transport_share(int64 transport_id, bool *fresh)
 {
 	TimestampTz now = GetCurrentTimestamp();
+	uint64		generation = deny_list_generation();
 	TransportShare *ts;
 	int			i;
 
-	for (i = 0; i < n_shares; i++)
-		if (shares[i].transport_id == transport_id)
-			return &shares[i];
-
+	*fresh = false;
 	for (i = 0; i < n_shares; i++)
 	{
+		bool		stale = shares[i].deny_generation != generation;
+
 		if (shares[i].in_use == 0 &&
-			TimestampDifferenceExceeds(shares[i].last_used, now, SHARE_IDLE_MS) &&
-			curl_share_cleanup(shares[i].share) == CURLSHE_OK)
+			(stale || TimestampDifferenceExceeds(shares[i].last_used, now, SHARE_IDLE_MS)) &&
+			close_share(&shares[i]))
 			shares[i--] = shares[--n_shares];
+		else if (shares[i].transport_id == transport_id)
+		{
+			*fresh = stale;
+			return &shares[i];
+		}
 	}
 
 	shares = shares == NULL
@@ -403,17 +292,25 @@ transport_share(int64 transport_id)
 		ereport(ERROR,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
 				 errmsg("could not create a curl share handle")));
-	curl_share_setopt(ts->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
-	curl_share_setopt(ts->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+	if (curl_share_setopt(ts->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT) != CURLSHE_OK ||
+		curl_share_setopt(ts->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK)
+	{
+		curl_share_cleanup(ts->share);
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not set up a curl connection cache")));
+	}
 	ts->transport_id = transport_id;
 	ts->in_use = 0;
 	ts->last_used = now;
+	ts->deny_generation = generation;
 	n_shares++;
 	return ts;
 }
 
+/* Count a request in (+1) or out (-1) of its transport's connection cache. */
 static void
-release_share(int64 transport_id)
+share_use(int64 transport_id, int delta)
 {
 	int			i;
 
@@ -421,7 +318,7 @@ release_share(int64 transport_id)
 	{
 		if (shares[i].transport_id == transport_id)
 		{
-			shares[i].in_use--;
+			shares[i].in_use += delta;
 			shares[i].last_used = GetCurrentTimestamp();
 			return;
 		}
@@ -450,26 +347,30 @@ http_request_free(HttpRequest *req)
 		curl_multi_remove_handle(multi, req->easy);
 		curl_easy_cleanup(req->easy);
 		n_in_flight--;
-		release_share(req->transport_id);
+		share_use(req->transport_id, -1);
 	}
 	if (req->header_list)
 		curl_slist_free_all(req->header_list);
 	MemoryContextDelete(req->cxt);
 }
 
-/* Add "Name: value" to the request's header list. */
+/* Add a "Name: value" line to the request's header list. */
 static void
-add_header(HttpRequest *req, const char *name, const char *value)
+add_header_line(HttpRequest *req, const char *line)
 {
-	char	   *line = psprintf("%s: %s", name, value);
 	struct curl_slist *list = curl_slist_append(req->header_list, line);
 
-	pfree(line);
 	if (list == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
 				 errmsg("out of memory while building request headers")));
 	req->header_list = list;
+}
+
+static void
+add_header(HttpRequest *req, const char *name, const char *value)
+{
+	add_header_line(req, psprintf("%s: %s", name, value));
 }
 
 /*
@@ -484,6 +385,8 @@ prepare_request(HttpRequest *req)
 	char	   *sig;
 	ListCell   *lc;
 	CURL	   *easy;
+	TransportShare *share;
+	bool		fresh;
 
 	sig = webhook_signature(req->signature, req->secret, req->msg_id,
 							now, req->body, body_len);
@@ -496,7 +399,7 @@ prepare_request(HttpRequest *req)
 	req->easy = easy;
 
 	foreach(lc, req->headers)
-		req->header_list = curl_slist_append(req->header_list, lfirst(lc));
+		add_header_line(req, lfirst(lc));
 	add_header(req, "Content-Type", "application/json");
 	add_header(req, "Expect", "");
 	add_header(req, "webhook-id", req->msg_id);
@@ -511,41 +414,44 @@ prepare_request(HttpRequest *req)
 		add_header(req, "Authorization", psprintf("Bearer %s", req->auth_secret));
 	else if (req->auth_type && strcmp(req->auth_type, "basic") == 0)
 	{
-		curl_easy_setopt(easy, CURLOPT_HTTPAUTH, (long) CURLAUTH_BASIC);
-		curl_easy_setopt(easy, CURLOPT_USERNAME, req->auth_user);
-		curl_easy_setopt(easy, CURLOPT_PASSWORD, req->auth_secret);
+		http_setopt(easy, CURLOPT_HTTPAUTH, (long) CURLAUTH_BASIC);
+		http_setopt(easy, CURLOPT_USERNAME, req->auth_user);
+		http_setopt(easy, CURLOPT_PASSWORD, req->auth_secret);
 	}
 
-	curl_easy_setopt(easy, CURLOPT_PRIVATE, req);
-	curl_easy_setopt(easy, CURLOPT_SHARE, transport_share(req->transport_id)->share);
-	curl_easy_setopt(easy, CURLOPT_URL, req->url);
-	curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(easy, CURLOPT_NOPROXY, "*");
-	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(easy, CURLOPT_POST, 1L);
-	curl_easy_setopt(easy, CURLOPT_POSTFIELDS, req->body);
-	curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) body_len);
-	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, req->header_list);
-	curl_easy_setopt(easy, CURLOPT_USERAGENT, webhook_user_agent);
-	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, req->connect_timeout_ms);
-	curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, req->timeout_ms);
-	curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, req->errbuf);
-	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, write_callback);
-	curl_easy_setopt(easy, CURLOPT_WRITEDATA, req);
-	curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, header_callback);
-	curl_easy_setopt(easy, CURLOPT_HEADERDATA, req);
-	http_deny_networks(easy, req->denied);
-	curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, req->tls_verify ? 1L : 0L);
-	curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, req->tls_verify ? 2L : 0L);
+	share = transport_share(req->transport_id, &fresh);
+	http_setopt(easy, CURLOPT_PRIVATE, req);
+	http_setopt(easy, CURLOPT_SHARE, share->share);
+	if (fresh)
+		http_setopt(easy, CURLOPT_FRESH_CONNECT, 1L);
+	http_setopt(easy, CURLOPT_URL, req->url);
+	http_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+	http_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
+	http_setopt(easy, CURLOPT_NOPROXY, "*");
+	http_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+	http_setopt(easy, CURLOPT_POST, 1L);
+	http_setopt(easy, CURLOPT_POSTFIELDS, req->body);
+	http_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) body_len);
+	http_setopt(easy, CURLOPT_HTTPHEADER, req->header_list);
+	http_setopt(easy, CURLOPT_USERAGENT, webhook_user_agent);
+	http_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, req->connect_timeout_ms);
+	http_setopt(easy, CURLOPT_TIMEOUT_MS, req->timeout_ms);
+	http_setopt(easy, CURLOPT_ERRORBUFFER, req->errbuf);
+	http_setopt(easy, CURLOPT_WRITEFUNCTION, write_callback);
+	http_setopt(easy, CURLOPT_WRITEDATA, req);
+	http_setopt(easy, CURLOPT_HEADERFUNCTION, header_callback);
+	http_setopt(easy, CURLOPT_HEADERDATA, req);
+	address_policy_apply(easy, req->denied);
+	http_setopt(easy, CURLOPT_SSL_VERIFYPEER, req->tls_verify ? 1L : 0L);
+	http_setopt(easy, CURLOPT_SSL_VERIFYHOST, req->tls_verify ? 2L : 0L);
 	if (req->ca_file)
-		curl_easy_setopt(easy, CURLOPT_CAINFO, req->ca_file);
+		http_setopt(easy, CURLOPT_CAINFO, req->ca_file);
 	if (req->client_cert_file)
-		curl_easy_setopt(easy, CURLOPT_SSLCERT, req->client_cert_file);
+		http_setopt(easy, CURLOPT_SSLCERT, req->client_cert_file);
 	if (req->client_key_file)
-		curl_easy_setopt(easy, CURLOPT_SSLKEY, req->client_key_file);
+		http_setopt(easy, CURLOPT_SSLKEY, req->client_key_file);
 	if (req->client_key_password)
-		curl_easy_setopt(easy, CURLOPT_KEYPASSWD, req->client_key_password);
+		http_setopt(easy, CURLOPT_KEYPASSWD, req->client_key_password);
 }
 
 /*
@@ -590,7 +496,7 @@ http_start(HttpRequest *req, dlist_head *done)
 	if (rc != CURLM_OK)
 		elog(ERROR, "curl_multi_add_handle failed: %s", curl_multi_strerror(rc));
 	n_in_flight++;
-	transport_share(req->transport_id)->in_use++;
+	share_use(req->transport_id, +1);
 	MemoryContextSwitchTo(old);
 }
 
@@ -615,11 +521,11 @@ collect_finished(dlist_head *done)
 
 		req->status = (int32) status;
 		req->duration_ms = total_us / 1000.0;
-		if (req->denied[0])
-			req->error = MemoryContextStrdup(req->cxt, req->denied);
-		else if (msg->data.result != CURLE_OK)
+		/* a denied address may have been one of several the host has */
+		if (msg->data.result != CURLE_OK)
 			req->error = MemoryContextStrdup(req->cxt,
-											 req->errbuf[0] ? req->errbuf
+											 req->denied[0] ? req->denied
+											 : req->errbuf[0] ? req->errbuf
 											 : curl_easy_strerror(msg->data.result));
 		if (!pg_verifymbstr(req->response_body.data, req->response_body.len, true))
 		{
@@ -635,7 +541,7 @@ collect_finished(dlist_head *done)
 		curl_easy_cleanup(req->easy);
 		req->easy = NULL;
 		n_in_flight--;
-		release_share(req->transport_id);
+		share_use(req->transport_id, -1);
 		dlist_push_tail(done, &req->node);
 	}
 }

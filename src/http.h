@@ -22,6 +22,20 @@
 #define HTTP_DENIED_LEN 128
 
 /*
+ * curl_easy_setopt that fails loudly: a TLS, protocol or redirect option
+ * that did not take must never let a request go out without it.
+ */
+#define http_setopt(easy, option, value) \
+	do { \
+		CURLcode	setopt_rc_ = curl_easy_setopt((easy), (option), (value)); \
+		if (setopt_rc_ != CURLE_OK) \
+			ereport(ERROR, \
+					(errcode(ERRCODE_INTERNAL_ERROR), \
+					 errmsg("could not set curl option %s: %s", \
+							#option, curl_easy_strerror(setopt_rc_)))); \
+	} while (0)
+
+/*
  * Everything about one attempt.  Allocated in its own memory context (cxt),
  * which http_request_free() deletes with the curl handle and header list.
  */
@@ -71,7 +85,6 @@ typedef struct HttpRequest
 } HttpRequest;
 
 extern void http_init(void);
-extern void http_deny_networks(CURL *easy, char *why);
 extern HttpRequest *http_request_new(MemoryContext parent);
 extern void http_start(HttpRequest *req, dlist_head *done);
 extern bool http_wait(long max_wait_ms, dlist_head *done);

@@ -84,14 +84,15 @@ static const char *claim_sql =
 "  JOIN webhook.hook h ON h.id = c.hook_id"
 "  JOIN webhook.transport t ON t.id = h.transport_id";
 
+/*
+ * A failure on a hook that a 410 disabled (in this batch, or before) is
+ * cancelled, like the hook's waiting deliveries: it would never be claimed.
+ */
 static const char *record_sql =
-"WITH r AS ("
-"    SELECT r.*, d.hook_id,"
-"           CASE WHEN r.status BETWEEN 200 AND 299 THEN 'succeeded'"
-"                WHEN r.status = 410 THEN 'dead'"
-"                WHEN r.attempt_no > pg_catalog.cardinality(h.retry_schedule) THEN 'dead'"
-"                ELSE 'failed' END AS new_state,"
-"           h.retry_schedule[r.attempt_no] AS step"
+"WITH input AS ("
+"    SELECT r.*, d.hook_id, h.retry_schedule,"
+"           (NOT h.active AND h.disabled_reason IS NOT NULL)"
+"           OR pg_catalog.bool_or(r.status = 410) OVER (PARTITION BY d.hook_id) AS hook_gone"
 "      FROM ROWS FROM (pg_catalog.unnest($1::bigint[]), pg_catalog.unnest($2::integer[]),"
 "                      pg_catalog.unnest($3::timestamptz[]), pg_catalog.unnest($4::float8[]),"
 "                      pg_catalog.unnest($5::text[]), pg_catalog.unnest($6::integer[]),"
@@ -101,6 +102,15 @@ static const char *record_sql =
 "                response_headers, response_body, error, retry_after)"
 "      JOIN webhook.delivery d ON d.id = r.delivery_id AND d.state = 'delivering'"
 "      JOIN webhook.hook h ON h.id = d.hook_id"
+"), r AS ("
+"    SELECT input.*,"
+"           CASE WHEN input.status BETWEEN 200 AND 299 THEN 'succeeded'"
+"                WHEN input.status = 410 THEN 'dead'"
+"                WHEN input.hook_gone THEN 'cancelled'"
+"                WHEN input.attempt_no > pg_catalog.cardinality(input.retry_schedule) THEN 'dead'"
+"                ELSE 'failed' END AS new_state,"
+"           input.retry_schedule[input.attempt_no] AS step"
+"      FROM input"
 "), attempts AS ("
 "    INSERT INTO webhook.attempt (delivery_id, attempt_no, started_at, duration_ms,"
 "                                 url, status_code, response_headers, response_body, error)"
@@ -325,11 +335,11 @@ array_of(Datum *elems, bool *nulls, int n, Oid type)
 }
 
 /*
- * Record the outcome of every request on done (n of them) as attempts, and
- * move their deliveries on.  The list is left as it is; the caller frees it.
+ * Record the outcome of the n requests reqs as attempts, and move their
+ * deliveries on.  The requests are left as they are; the caller frees them.
  */
 void
-queue_record(dlist_head *done, int n)
+queue_record(HttpRequest **reqs, int n)
 {
 	Datum	   *cols[10];
 	bool	   *nulls[10];
@@ -339,8 +349,7 @@ queue_record(dlist_head *done, int n)
 		FLOAT8ARRAYOID, TEXTARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
 	TEXTARRAYOID, FLOAT8ARRAYOID};
 	Datum		values[10];
-	dlist_iter	iter;
-	int			i = 0;
+	int			i;
 	int			c;
 	int			ret;
 
@@ -350,9 +359,9 @@ queue_record(dlist_head *done, int n)
 		nulls[c] = palloc0(sizeof(bool) * n);
 	}
 
-	dlist_foreach(iter, done)
+	for (i = 0; i < n; i++)
 	{
-		HttpRequest *req = dlist_container(HttpRequest, node, iter.cur);
+		HttpRequest *req = reqs[i];
 
 		cols[0][i] = Int64GetDatum(req->delivery_id);
 		cols[1][i] = Int32GetDatum(req->attempt_no);
@@ -373,9 +382,7 @@ queue_record(dlist_head *done, int n)
 		cols[8][i] = text_or_null(req->error, &nulls[8][i]);
 		cols[9][i] = Float8GetDatum(req->retry_after);
 		nulls[9][i] = (req->retry_after < 0);
-		i++;
 	}
-	Assert(i == n);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "webhook: SPI_connect failed");
@@ -386,5 +393,44 @@ queue_record(dlist_head *done, int n)
 	ret = SPI_execute_plan(record_plan, values, NULL, false, 0);
 	if (ret != SPI_OK_UPDATE)
 		elog(ERROR, "webhook: recording attempts failed: %s", SPI_result_code_string(ret));
+	SPI_finish();
+}
+
+/*
+ * The last resort for a request whose attempt cannot be recorded at all: no
+ * attempt row, only its delivery moves on as after a failed attempt (due
+ * again per its schedule, or dead), with why as its last error.
+ */
+void
+queue_record_failure(HttpRequest *req, const char *why)
+{
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+	Oid			types[4] = {INT8OID, INT4OID, INT4OID, TEXTOID};
+	int			ret;
+
+	values[0] = Int64GetDatum(req->delivery_id);
+	values[1] = Int32GetDatum(req->attempt_no);
+	values[2] = Int32GetDatum(req->status);
+	nulls[2] = req->status == 0 ? 'n' : ' ';
+	values[3] = CStringGetTextDatum(why);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "webhook: SPI_connect failed");
+	ret = SPI_execute_with_args("UPDATE webhook.delivery d"
+								"   SET state = f.state, attempts = $2, last_status = $3,"
+								"       last_error = $4,"
+								"       next_attempt_at = webhook._next_attempt(f.step, NULL),"
+								"       finished_at = CASE WHEN f.state = 'dead'"
+								"                          THEN pg_catalog.now() END"
+								"  FROM (SELECT h.id,"
+								"               CASE WHEN $2 > pg_catalog.cardinality(h.retry_schedule)"
+								"                    THEN 'dead' ELSE 'failed' END AS state,"
+								"               coalesce(h.retry_schedule[$2], '1 min') AS step"
+								"          FROM webhook.hook h) f"
+								" WHERE d.id = $1 AND d.state = 'delivering' AND f.id = d.hook_id",
+								4, types, values, nulls, false, 0);
+	if (ret != SPI_OK_UPDATE)
+		elog(ERROR, "webhook: recording a failure failed: %s", SPI_result_code_string(ret));
 	SPI_finish();
 }

@@ -139,6 +139,10 @@ wake_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PARALLEL_ABORT:
 			wake_pending = false;
 			break;
+		case XACT_EVENT_PREPARE:
+			/* COMMIT PREPARED wakes the worker (webhook.c), maybe elsewhere */
+			wake_pending = false;
+			break;
 		default:
 			break;
 	}

@@ -1,14 +1,18 @@
 /*-------------------------------------------------------------------------
  *
  * webhook.c
- *	  Module entry point: settings, shared memory hooks and the background
- *	  worker's registration.  Nothing else happens here.
+ *	  Module entry point: settings, shared memory and utility hooks, and
+ *	  the background worker's registration.  Nothing else happens here.
  *
  * Loaded through shared_preload_libraries, the library registers one
  * background worker that delivers the queue of the database named by
  * webhook.database_name.  Loaded any other way (CREATE EXTENSION in a
  * session), it only defines the settings; the install script then warns that
  * no deliveries will be made.
+ *
+ * Every setting is checked when it is set (check hooks): a bad value is
+ * refused and the previous one stays, rather than failing later where it
+ * is used.
  *
  * IDENTIFICATION
  *	  src/webhook.c
@@ -19,9 +23,12 @@
 
 #include <curl/curl.h>
 
+#include "address.h"
 #include "miscadmin.h"
 #include "postmaster/bgworker.h"
 #include "storage/ipc.h"
+#include "tcop/utility.h"
+#include "utils/datetime.h"
 #include "utils/guc.h"
 
 PG_MODULE_MAGIC;
@@ -39,6 +46,7 @@ bool		webhook_preloaded = false;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+static ProcessUtility_hook_type prev_process_utility_hook = NULL;
 
 void		_PG_init(void);
 
@@ -56,6 +64,81 @@ webhook_shmem_startup_hook(void)
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
 	webhook_shmem_startup();
+}
+
+/*
+ * Run a utility statement; after COMMIT PREPARED, wake the worker: the
+ * prepared transaction may have enqueued deliveries, and its wake-up was
+ * not owed to the session that prepared it (shmem.c).
+ */
+static void
+webhook_process_utility(PlannedStmt *pstmt, const char *queryString,
+						bool readOnlyTree, ProcessUtilityContext context,
+						ParamListInfo params, QueryEnvironment *queryEnv,
+						DestReceiver *dest, QueryCompletion *qc)
+{
+	Node	   *parsetree = pstmt->utilityStmt;
+
+	if (prev_process_utility_hook)
+		prev_process_utility_hook(pstmt, queryString, readOnlyTree, context,
+								  params, queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+								params, queryEnv, dest, qc);
+
+	if (IsA(parsetree, TransactionStmt) &&
+		((TransactionStmt *) parsetree)->kind == TRANS_STMT_COMMIT_PREPARED)
+		webhook_wake_worker();
+}
+
+/* check hook of webhook.retention: an interval, not negative */
+static bool
+check_retention(char **newval, void **extra, GucSource source)
+{
+	char		workbuf[256];
+	char	   *field[MAXDATEFIELDS];
+	int			ftype[MAXDATEFIELDS];
+	int			nf;
+	int			dtype;
+	struct pg_itm_in itm;
+	Interval	span;
+	int			rc;
+
+	rc = ParseDateTime(*newval, workbuf, sizeof(workbuf), field, ftype,
+					   MAXDATEFIELDS, &nf);
+	if (rc == 0)
+		rc = DecodeInterval(field, ftype, nf, INTERVAL_FULL_RANGE, &dtype, &itm);
+	if (rc == DTERR_BAD_FORMAT)
+		rc = DecodeISO8601Interval(*newval, &dtype, &itm);
+	if (rc != 0 || dtype != DTK_DELTA || itmin2interval(&itm, &span) != 0)
+	{
+		GUC_check_errdetail("\"%s\" is not an interval.", *newval);
+		GUC_check_errhint("Give an interval such as '30 days'.");
+		return false;
+	}
+	if (span.time < 0 || span.day < 0 || span.month < 0)
+	{
+		GUC_check_errdetail("The retention must not be negative.");
+		return false;
+	}
+	return true;
+}
+
+/* check hook of webhook.user_agent: it becomes a header line */
+static bool
+check_user_agent(char **newval, void **extra, GucSource source)
+{
+	const char *p;
+
+	for (p = *newval; *p; p++)
+	{
+		if ((unsigned char) *p < 0x20 || *p == 0x7F)
+		{
+			GUC_check_errdetail("The user agent must not contain control characters.");
+			return false;
+		}
+	}
+	return true;
 }
 
 static void
@@ -94,7 +177,7 @@ define_settings(void)
 							   &webhook_retention,
 							   "30 days",
 							   PGC_USERSET, 0,
-							   NULL, NULL, NULL);
+							   check_retention, NULL, NULL);
 	DefineCustomIntVariable("webhook.max_response_bytes",
 							"Bytes of each response body kept in webhook.attempt.",
 							NULL,
@@ -108,7 +191,7 @@ define_settings(void)
 							   &webhook_user_agent,
 							   "pg-webhook/" WEBHOOK_VERSION,
 							   PGC_SIGHUP, 0,
-							   NULL, NULL, NULL);
+							   check_user_agent, NULL, NULL);
 	DefineCustomBoolVariable("webhook.enabled",
 							 "Sends deliveries; off pauses sending (events are still recorded).",
 							 NULL,
@@ -122,7 +205,7 @@ define_settings(void)
 							   &webhook_deny_networks,
 							   "169.254.0.0/16,fe80::/10",
 							   PGC_SIGHUP, 0,
-							   NULL, NULL, NULL);
+							   deny_networks_check, deny_networks_assign, NULL);
 
 	MarkGUCPrefixReserved("webhook");
 }
@@ -148,6 +231,8 @@ _PG_init(void)
 	shmem_request_hook = webhook_shmem_request_hook;
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = webhook_shmem_startup_hook;
+	prev_process_utility_hook = ProcessUtility_hook;
+	ProcessUtility_hook = webhook_process_utility;
 
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;

@@ -41,6 +41,7 @@
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
+#include "utils/resowner.h"
 #include "utils/snapmgr.h"
 
 /* how often due retries are looked for without a wake-up */
@@ -194,8 +195,11 @@ free_requests(dlist_head *list)
 	}
 }
 
-/* Count the finished requests in or out of their transports' loads. */
-static int
+/*
+ * Count the finished requests in or out of their transports' loads.  Not
+ * inlined: exchange() calls it around a PG_TRY.
+ */
+static pg_noinline int
 count_done(int sign)
 {
 	dlist_iter	iter;
@@ -213,35 +217,155 @@ count_done(int sign)
 	return n;
 }
 
+/* The finished requests, as an array of n_done, for queue_record(). */
+static HttpRequest **
+done_array(int n_done)
+{
+	HttpRequest **reqs = palloc(sizeof(HttpRequest *) * Max(n_done, 1));
+	dlist_iter	iter;
+	int			i = 0;
+
+	dlist_foreach(iter, &done)
+		reqs[i++] = dlist_container(HttpRequest, node, iter.cur);
+	Assert(i == n_done);
+	return reqs;
+}
+
+/* How a request is recorded when its batch could not be */
+typedef enum RecordHow
+{
+	RECORD_AS_IS,				/* with the receiver's answer */
+	RECORD_WITHOUT_RESPONSE,	/* the answer left out, the reason instead */
+	RECORD_FAILURE				/* no attempt row: the delivery failed, why */
+} RecordHow;
+
+/*
+ * Record one request in a subtransaction of the current transaction.  False,
+ * with the error's message in *why, when that failed.
+ */
+static bool
+record_in_subtransaction(HttpRequest *req, RecordHow how, char **why)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	volatile bool ok = true;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		if (how == RECORD_FAILURE)
+			queue_record_failure(req, *why);
+		else
+			queue_record(&req, 1);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		*why = psprintf("the attempt could not be recorded: %.200s", edata->message);
+		ok = false;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	return ok;
+}
+
+/*
+ * The batch of finished requests could not be recorded.  Record them one
+ * by one, so that one that cannot be (an answer the database refuses, an
+ * admin's trigger that fails on it) costs its own delivery only: it is
+ * recorded without the receiver's answer, or failing that only its
+ * delivery moves on, as after a failed attempt.  Returns false, having
+ * logged why, when even that failed (the database refuses every write,
+ * say): the caller keeps them all.
+ */
+static bool
+record_one_by_one(int n_done)
+{
+	PG_TRY();
+	{
+		HttpRequest **reqs;
+		int			i;
+
+		begin_transaction("recording attempts one by one");
+		reqs = done_array(n_done);
+		for (i = 0; i < n_done; i++)
+		{
+			HttpRequest *req = reqs[i];
+			char	   *why = NULL;
+
+			if (record_in_subtransaction(req, RECORD_AS_IS, &why))
+				continue;
+			ereport(WARNING,
+					(errmsg("webhook: recording attempt %d of delivery " INT64_FORMAT " without the response: %s",
+							req->attempt_no, req->delivery_id, why)));
+			resetStringInfo(&req->response_headers);
+			resetStringInfo(&req->response_body);
+			req->retry_after = -1;
+			req->error = why;
+			if (record_in_subtransaction(req, RECORD_WITHOUT_RESPONSE, &why))
+				continue;
+			ereport(WARNING,
+					(errmsg("webhook: recording only the failure of delivery " INT64_FORMAT ": %s",
+							req->delivery_id, why)));
+			if (!record_in_subtransaction(req, RECORD_FAILURE, &why))
+				ereport(ERROR,
+						(errmsg("webhook: could not record delivery " INT64_FORMAT ": %s",
+								req->delivery_id, why)));
+		}
+		commit_transaction();
+	}
+	PG_CATCH();
+	{
+		EmitErrorReport();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		pgstat_report_activity(STATE_IDLE, NULL);
+		MemoryContextSwitchTo(loop_cxt);
+		return false;
+	}
+	PG_END_TRY();
+	return true;
+}
+
 /*
  * One short transaction with the queue: record the finished attempts, and
  * claim up to limit more deliveries when limit > 0.  Returns how many were
  * claimed, or -1 when the extension is not installed or the transaction
- * failed.  A failure (a deadlock with a user's statement, say) is logged;
- * the finished attempts are kept to be recorded on a later turn, after a
- * pause, and nothing claimed in the failed transaction is sent.
+ * failed.  On a failure (a deadlock with a user's statement, a row that
+ * cannot be stored) the error is logged, nothing claimed in the failed
+ * transaction is sent, and the finished attempts are recorded one by one;
+ * if even that fails they are kept for a later turn, after a pause.
  */
 static int
 exchange(int limit, bool *recovered)
 {
 	volatile int claimed = 0;
+	volatile bool failed = false;
 	dlist_head	new_requests;
+	int			n_done;
 
 	dlist_init(&new_requests);
 	if (limit > 0)
 		webhook_clear_wake_request();
+	/* finished requests no longer count against their transports */
+	n_done = count_done(-1);
 	PG_TRY();
 	{
-		/* finished requests no longer count against their transports */
-		int			n_done = count_done(-1);
-
 		begin_transaction(limit > 0 ? "claiming deliveries" : "recording attempts");
 		if (!extension_ready(recovered))
 			claimed = -1;
 		else
 		{
 			if (n_done > 0)
-				queue_record(&done, n_done);
+				queue_record(done_array(n_done), n_done);
 			if (limit > 0)
 				claimed = claim(limit, &new_requests);
 		}
@@ -255,12 +379,18 @@ exchange(int limit, bool *recovered)
 		pgstat_report_activity(STATE_IDLE, NULL);
 		MemoryContextSwitchTo(loop_cxt);
 		free_requests(&new_requests);
+		claimed = -1;
+		failed = true;
+	}
+	PG_END_TRY();
+
+	if (failed && n_done > 0 && !record_one_by_one(n_done))
+	{
 		count_done(+1);
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 POLL_INTERVAL_MS, PG_WAIT_EXTENSION);
 		return -1;
 	}
-	PG_END_TRY();
 
 	free_requests(&done);
 	while (!dlist_is_empty(&new_requests))

@@ -9,8 +9,11 @@ CREATE FUNCTION webhook._generate_secret() RETURNS text
 CREATE FUNCTION webhook._secret_is_valid(secret text) RETURNS boolean
     LANGUAGE c STRICT IMMUTABLE AS 'MODULE_PATHNAME', 'webhook_secret_is_valid';
 
-CREATE FUNCTION webhook._http_head(url text, timeout_ms integer) RETURNS integer
-    LANGUAGE c STRICT VOLATILE AS 'MODULE_PATHNAME', 'webhook_http_head';
+CREATE FUNCTION webhook._http_head(url text, timeout_ms integer, tls_verify boolean,
+                                   ca_file text, client_cert_file text,
+                                   client_key_file text, client_key_password text)
+    RETURNS integer
+    LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'webhook_http_head';
 
 CREATE FUNCTION webhook.sign(scheme text, secret text, msg_id text,
                              ts bigint, body text) RETURNS text
@@ -68,7 +71,7 @@ COMMENT ON FUNCTION webhook._generate_secret() IS
     'a new Standard Webhooks secret: whsec_ and the base64 of 24 random bytes';
 COMMENT ON FUNCTION webhook._secret_is_valid(text) IS
     'whether a secret is whsec_ and the base64 of 24 to 64 bytes';
-COMMENT ON FUNCTION webhook._http_head(text, integer) IS
-    'the status of a HEAD request (no redirects, deny_networks obeyed), or null';
+COMMENT ON FUNCTION webhook._http_head(text, integer, boolean, text, text, text, text) IS
+    'the status of a HEAD request with a transport''s TLS settings (no redirects, deny_networks obeyed), or null';
 COMMENT ON FUNCTION webhook._hooks_changed() IS
     'trigger: makes every session reload its cached list of hooks';

@@ -215,11 +215,11 @@ BEGIN
                   HINT = 'Header names are made of letters, digits and the characters !#$%&''*+-.^_`|~ (RFC 9110 tokens).';
     END IF;
     IF lower(header) IN ('host', 'content-length', 'transfer-encoding', 'connection',
-                         'content-type', 'webhook-id', 'webhook-timestamp',
-                         'webhook-signature') THEN
+                         'content-type')
+       OR lower(header) LIKE 'webhook-%' THEN
         RAISE EXCEPTION 'header "%" is set by webhook and cannot be overridden', header
             USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Host, Connection, Content-Length, Transfer-Encoding, Content-Type, webhook-id, webhook-timestamp and webhook-signature are reserved.';
+                  HINT = 'Host, Connection, Content-Length, Transfer-Encoding, Content-Type and the webhook-* headers are reserved.';
     END IF;
 END
 $$;
@@ -249,16 +249,18 @@ BEGIN
                 USING ERRCODE = 'invalid_parameter_value',
                       HINT = 'Write headers as {"Name": "value", ...}.';
         END IF;
-        IF (v #>> '{}') ~ '[\r\n]' THEN
-            RAISE EXCEPTION 'value of header "%" must not contain CR or LF', k
-                USING ERRCODE = 'invalid_parameter_value';
+        -- CR and LF would start a header of the value's choosing
+        IF translate(v #>> '{}', E'\t', '') ~ '[[:cntrl:]]' THEN
+            RAISE EXCEPTION 'value of header "%" must not contain control characters', k
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Header values are one line of text; only tabs are allowed.';
         END IF;
     END LOOP;
     RETURN headers;
 END
 $$;
 COMMENT ON FUNCTION webhook._check_headers(jsonb) IS
-    'a transport''s headers checked: a JSON object of single-line strings';
+    'a transport''s headers checked: a JSON object of strings without control characters but tab';
 
 -- auth normalised to {"type":"basic","username","password"} or
 -- {"type":"bearer","token"}; NULL, JSON null and {"type":"none"} mean none.
@@ -474,9 +476,15 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Give the wait before each retry, such as ''{5s,5min,30min,2h,5h,10h,10h}''.';
     END IF;
+    -- the worker reads step n as retry_schedule[n]
+    IF array_ndims(retry_schedule) <> 1 OR array_lower(retry_schedule, 1) <> 1 THEN
+        RAISE EXCEPTION 'retry_schedule must be a one-dimensional array starting at 1'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Give the wait before each retry, such as ''{5s,5min,30min,2h,5h,10h,10h}''.';
+    END IF;
     FOREACH step IN ARRAY retry_schedule LOOP
-        IF step IS NULL OR step <= interval '0' THEN
-            RAISE EXCEPTION 'every step of retry_schedule must be positive'
+        IF step IS NULL OR step <= interval '0' OR step > interval '30 days' THEN
+            RAISE EXCEPTION 'every step of retry_schedule must be positive and at most 30 days'
                 USING ERRCODE = 'invalid_parameter_value',
                       HINT = 'Give the wait before each retry, such as ''{5s,5min,30min,2h,5h,10h,10h}''.';
         END IF;
@@ -485,7 +493,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION webhook._check_retry_schedule(interval[]) IS
-    'a retry schedule checked: non-empty, every step positive';
+    'a retry schedule checked: a non-empty list from 1, every step positive and at most 30 days';
 
 -- Check a whole hook row as it is about to be stored and return it
 -- normalised: a signing scheme without a secret gets a generated one, the
@@ -555,6 +563,11 @@ BEGIN
     IF h.signature IN ('hmac-sha256', 'hmac-sha1') THEN
         h.signature_header := coalesce(h.signature_header, 'X-Signature');
         PERFORM webhook._check_header_name(h.signature_header, 'signature_header');
+        IF lower(h.signature_header) IN ('authorization', 'user-agent', 'expect') THEN
+            RAISE EXCEPTION 'signature_header cannot be "%"', h.signature_header
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Name a header of its own, such as X-Signature.';
+        END IF;
     ELSIF h.signature_header IS NOT NULL THEN
         RAISE EXCEPTION 'signature scheme "%" takes no signature_header', h.signature
             USING ERRCODE = 'invalid_parameter_value',
@@ -568,6 +581,51 @@ END
 $$;
 COMMENT ON FUNCTION webhook._check_hook(webhook.hook, boolean) IS
     'a hook row checked and normalised before it is stored (generates a missing secret)';
+
+-- The same checks on every write to the tables, whoever makes it: an
+-- admin's direct INSERT or UPDATE can store nothing that the API functions
+-- would refuse (a header value with CR LF would become a header line of its
+-- own).  The hook trigger fires only for the columns the checks read, so the
+-- worker's disabling of a hook (active, disabled_reason) never runs it.
+CREATE FUNCTION webhook._transport_written() RETURNS trigger
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN webhook._check_transport(NEW);
+END
+$$;
+COMMENT ON FUNCTION webhook._transport_written() IS
+    'trigger: a transport row is checked and normalised however it is written';
+CREATE TRIGGER transport_checked BEFORE INSERT OR UPDATE ON webhook.transport
+    FOR EACH ROW EXECUTE FUNCTION webhook._transport_written();
+
+CREATE FUNCTION webhook._hook_written() RETURNS trigger
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN webhook._check_hook(NEW, TG_OP = 'UPDATE');
+END
+$$;
+COMMENT ON FUNCTION webhook._hook_written() IS
+    'trigger: a hook row is checked and normalised however it is written';
+CREATE TRIGGER hook_checked
+    BEFORE INSERT OR UPDATE OF transport_id, path, event_types, secret, signature,
+                               signature_header, payload_format, retry_schedule
+    ON webhook.hook FOR EACH ROW EXECUTE FUNCTION webhook._hook_written();
+
+-- A deleted hook takes its deliveries (and their attempts) with it.  This is
+-- what a foreign key's ON DELETE CASCADE would do, without the key: its
+-- check would make a watched table's INSERT wait for an uncommitted delete.
+CREATE FUNCTION webhook._hooks_deleted() RETURNS trigger
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    DELETE FROM webhook.delivery d WHERE d.hook_id IN (SELECT o.id FROM deleted_hooks o);
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION webhook._hooks_deleted() IS
+    'trigger: the deliveries of deleted hooks are deleted';
+CREATE TRIGGER hooks_deleted AFTER DELETE ON webhook.hook
+    REFERENCING OLD TABLE AS deleted_hooks
+    FOR EACH STATEMENT EXECUTE FUNCTION webhook._hooks_deleted();
 
 -- Check paging and sorting arguments; returns ASC or DESC.
 CREATE FUNCTION webhook._check_paging(page integer, page_size integer,
@@ -1050,6 +1108,7 @@ DECLARE
     origin text;
     status integer;
     tid bigint;
+    t webhook.transport;
     h webhook.hook;
     hid bigint;
 BEGIN
@@ -1074,7 +1133,15 @@ BEGIN
     END IF;
 
     IF check_reachable THEN
-        status := webhook._http_head(url, 5000);
+        -- with the TLS settings (CA, client certificate) of the transport
+        -- that would be reused, if there is one
+        SELECT x.* INTO t FROM webhook.transport x
+         WHERE x.tenant = register.tenant AND x.base_url = origin
+         ORDER BY x.name = origin DESC, x.id
+         LIMIT 1;
+        status := webhook._http_head(url, 5000, coalesce(t.tls_verify, true), t.ca_file,
+                                     t.client_cert_file, t.client_key_file,
+                                     t.client_key_password);
         -- any answer but an error counts; 405 is a receiver that only takes POST
         IF status IS NULL OR (status >= 400 AND status <> 405) THEN
             RETURN jsonb_build_object('status', 404,
@@ -1232,6 +1299,9 @@ BEGIN
      WHERE d.state IN ('succeeded', 'dead', 'cancelled')
        AND coalesce(d.finished_at, d.created_at) < bound;
     GET DIAGNOSTICS n = ROW_COUNT;
+    -- deliveries a write added for a hook deleted meanwhile: nobody sends them
+    DELETE FROM webhook.delivery d
+     WHERE NOT EXISTS (SELECT 1 FROM webhook.hook h WHERE h.id = d.hook_id);
     DELETE FROM webhook.event e
      WHERE e.created_at < bound
        AND NOT EXISTS (SELECT 1 FROM webhook.delivery d WHERE d.event_id = e.id);
@@ -1239,7 +1309,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION webhook.prune(interval) IS
-    'delete finished deliveries (with their attempts) older than the bound, then events older than it with no delivery left; returns the number of deliveries deleted';
+    'delete finished deliveries (with their attempts) older than the bound and those of deleted hooks, then events older than the bound with no delivery left; returns the number of finished deliveries deleted';
 
 ------------------------------------------------------------------------------
 -- Views for psql.  security_invoker, so that row-level security on the

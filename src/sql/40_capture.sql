@@ -5,14 +5,16 @@ CREATE FUNCTION webhook.emit(event_type text, payload jsonb,
                              resource text DEFAULT NULL,
                              resource_id text DEFAULT NULL)
     RETURNS uuid
-    LANGUAGE c VOLATILE SECURITY DEFINER
+    LANGUAGE c VOLATILE
     AS 'MODULE_PATHNAME', 'webhook_emit';
 COMMENT ON FUNCTION webhook.emit(text, jsonb, text, text, text) IS
     'raise an event from SQL; delivered to the tenant''s subscribed hooks after commit';
 
--- The trigger reads the hook list and writes the queue whoever writes the
--- watched table, hence SECURITY DEFINER; it runs no user-supplied SQL.
-ALTER FUNCTION webhook.capture() SECURITY DEFINER;
+-- capture() and emit() run as their caller: whatever a row's types run
+-- (output functions, casts to json) runs with the writer's rights.  They
+-- switch to the extension's owner only around their own catalog reads and
+-- writes, as PostgreSQL's foreign-key triggers do; so writers of a watched
+-- table need no rights on the webhook schema.
 
 -- The name of a column of tbl, checked; NULL stays NULL.
 CREATE FUNCTION webhook._check_column(tbl regclass, col text, what text)
@@ -35,6 +37,26 @@ $$;
 COMMENT ON FUNCTION webhook._check_column(regclass, text, text) IS
     'a column name of the table, checked (for webhook.watch)';
 
+-- (Re)create the capture trigger of a watched table from its watch row:
+-- the trigger's arguments are the watch's settings.
+CREATE FUNCTION webhook._install_capture(w webhook.watch) RETURNS void
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_trigger g
+                WHERE g.tgrelid = w.tbl AND g.tgname = 'webhook_capture') THEN
+        EXECUTE format('DROP TRIGGER webhook_capture ON %s', w.tbl);
+    END IF;
+    EXECUTE format(
+        'CREATE TRIGGER webhook_capture AFTER %s ON %s FOR EACH ROW'
+        ' EXECUTE FUNCTION webhook.capture(%L, %L, %L, %L)',
+        array_to_string(w.events, ' OR '), w.tbl,
+        w.resource, coalesce(w.tenant_column, ''), w.id_column,
+        coalesce(w.state_column, ''));
+END
+$$;
+COMMENT ON FUNCTION webhook._install_capture(webhook.watch) IS
+    'create the capture trigger of a watched table from its settings';
+
 CREATE FUNCTION webhook.watch(tbl regclass,
                               resource text DEFAULT NULL,
                               tenant_column text DEFAULT NULL,
@@ -42,11 +64,12 @@ CREATE FUNCTION webhook.watch(tbl regclass,
                               state_column text DEFAULT NULL,
                               events text[] DEFAULT '{INSERT,UPDATE,DELETE}')
     RETURNS void
-    LANGUAGE plpgsql AS $$
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     kind "char";
     key_columns text[];
     ev text;
+    wt webhook.watch;
 BEGIN
     SELECT c.relkind INTO kind FROM pg_catalog.pg_class c WHERE c.oid = tbl;
     IF kind IS NULL OR kind NOT IN ('r', 'p') THEN
@@ -99,35 +122,30 @@ BEGIN
         id_column := webhook._check_column(tbl, id_column, 'id_column');
     END IF;
 
-    IF EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g
-                WHERE g.tgrelid = tbl AND g.tgname = 'webhook_capture') THEN
-        EXECUTE pg_catalog.format('DROP TRIGGER webhook_capture ON %s', tbl);
-    END IF;
-    EXECUTE pg_catalog.format(
-        'CREATE TRIGGER webhook_capture AFTER %s ON %s FOR EACH ROW'
-        ' EXECUTE FUNCTION webhook.capture(%L, %L, %L, %L)',
-        pg_catalog.array_to_string(events, ' OR '), tbl,
-        resource, coalesce(tenant_column, ''), id_column, coalesce(state_column, ''));
-
     INSERT INTO webhook.watch AS w (tbl, resource, tenant_column, id_column, state_column, events)
     VALUES (tbl, resource, tenant_column, id_column, state_column, events)
     ON CONFLICT ON CONSTRAINT watch_pkey DO UPDATE
        SET resource = excluded.resource, tenant_column = excluded.tenant_column,
            id_column = excluded.id_column, state_column = excluded.state_column,
-           events = excluded.events;
+           events = excluded.events
+    RETURNING w.* INTO wt;
+    PERFORM webhook._install_capture(wt);
 END
 $$;
 COMMENT ON FUNCTION webhook.watch(regclass, text, text, text, text, text[]) IS
     'turn the table''s row changes into events (installs the capture trigger)';
 
 CREATE FUNCTION webhook.unwatch(tbl regclass) RETURNS boolean
-    LANGUAGE plpgsql AS $$
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM webhook.watch w WHERE w.tbl = unwatch.tbl) THEN
         RAISE NOTICE 'table % is not watched, skipping', tbl;
         RETURN false;
     END IF;
-    EXECUTE pg_catalog.format('DROP TRIGGER IF EXISTS webhook_capture ON %s', tbl);
+    -- a table dropped meanwhile has no trigger left to drop
+    IF EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = tbl) THEN
+        EXECUTE format('DROP TRIGGER IF EXISTS webhook_capture ON %s', tbl);
+    END IF;
     DELETE FROM webhook.watch w WHERE w.tbl = unwatch.tbl;
     RETURN true;
 END
@@ -136,7 +154,7 @@ COMMENT ON FUNCTION webhook.unwatch(regclass) IS
     'stop turning the table''s changes into events';
 
 CREATE FUNCTION webhook.ping(hook_id bigint) RETURNS bigint
-    LANGUAGE plpgsql AS $$
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     hook_tenant text;
     ev bigint;
@@ -158,3 +176,93 @@ END
 $$;
 COMMENT ON FUNCTION webhook.ping(bigint) IS
     'send a WEBHOOK_PING test event to the hook now; returns the delivery id';
+
+------------------------------------------------------------------------------
+-- Following the watched tables' DDL, so that renames and drops never make
+-- the application's writes fail.  SECURITY DEFINER: the table's owner, who
+-- runs the DDL, has no rights on the webhook schema.  They run nothing the
+-- owner controls: the names they write come from the system catalogs.
+------------------------------------------------------------------------------
+
+CREATE FUNCTION webhook._renamed_column(command pg_ddl_command,
+                                        OUT old_name text, OUT new_name text)
+    LANGUAGE c STRICT AS 'MODULE_PATHNAME', 'webhook_renamed_column';
+COMMENT ON FUNCTION webhook._renamed_column(pg_ddl_command) IS
+    'the old and new name of the column an ALTER TABLE ... RENAME COLUMN renamed; nulls for other commands';
+
+-- After ALTER TABLE: a renamed watched column is followed (the watch and the
+-- trigger's arguments take the new name), a dropped one is reported.  The
+-- capture trigger copes with a dropped column by itself: without the state
+-- column updates become <RESOURCE>_UPDATE, without the id column events
+-- have no resource_id, and without the tenant column nothing is captured
+-- (the rows can no longer be routed to a tenant).
+CREATE FUNCTION webhook._follow_alter_table() RETURNS event_trigger
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    cmd record;
+    w webhook.watch;
+    gone text[];
+BEGIN
+    FOR cmd IN SELECT c.objid, r.old_name, r.new_name
+                 FROM pg_event_trigger_ddl_commands() c
+                 CROSS JOIN LATERAL webhook._renamed_column(c.command) r
+                WHERE c.classid = 'pg_class'::regclass AND c.command_tag = 'ALTER TABLE'
+    LOOP
+        -- a rename recurses to inheritance children and partitions
+        FOR w IN WITH RECURSIVE tree(oid) AS (
+                         SELECT cmd.objid
+                          UNION
+                         SELECT i.inhrelid FROM pg_inherits i JOIN tree ON i.inhparent = tree.oid)
+                 SELECT x.* FROM webhook.watch x JOIN tree ON x.tbl = tree.oid
+                    FOR UPDATE OF x
+        LOOP
+            IF cmd.new_name IS NOT NULL
+               AND cmd.old_name IN (w.tenant_column, w.id_column, w.state_column) THEN
+                UPDATE webhook.watch x
+                   SET tenant_column = CASE WHEN x.tenant_column = cmd.old_name
+                                            THEN cmd.new_name ELSE x.tenant_column END,
+                       id_column = CASE WHEN x.id_column = cmd.old_name
+                                        THEN cmd.new_name ELSE x.id_column END,
+                       state_column = CASE WHEN x.state_column = cmd.old_name
+                                           THEN cmd.new_name ELSE x.state_column END
+                 WHERE x.tbl = w.tbl
+                RETURNING x.* INTO w;
+                PERFORM webhook._install_capture(w);
+            END IF;
+            SELECT array_agg(quote_ident(col)) INTO gone
+              FROM unnest(ARRAY[w.tenant_column, w.id_column, w.state_column]) col
+             WHERE col IS NOT NULL
+               AND NOT EXISTS (SELECT 1 FROM pg_attribute a
+                                WHERE a.attrelid = w.tbl AND a.attname = col
+                                  AND a.attnum > 0 AND NOT a.attisdropped);
+            IF gone IS NOT NULL THEN
+                RAISE WARNING 'table % lacks columns that webhook.watch() names: %',
+                              w.tbl, array_to_string(gone, ', ')
+                    USING HINT = CASE WHEN quote_ident(w.tenant_column) = ANY (gone)
+                                      THEN 'Its changes are not captured until webhook.watch() is called again with its columns.'
+                                      ELSE 'Its changes are captured without that column; call webhook.watch() again with its columns.' END;
+            END IF;
+        END LOOP;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION webhook._follow_alter_table() IS
+    'event trigger: watched columns follow renames; dropped ones are reported';
+
+-- After DROP TABLE (or DROP SCHEMA ... CASCADE): the table's watch goes too.
+CREATE FUNCTION webhook._follow_drop() RETURNS event_trigger
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    DELETE FROM webhook.watch w
+     WHERE w.tbl IN (SELECT o.objid FROM pg_event_trigger_dropped_objects() o
+                      WHERE o.classid = 'pg_class'::regclass AND o.objsubid = 0);
+END
+$$;
+COMMENT ON FUNCTION webhook._follow_drop() IS
+    'event trigger: a dropped table is no longer watched';
+
+CREATE EVENT TRIGGER webhook_follow_alter_table ON ddl_command_end
+    WHEN TAG IN ('ALTER TABLE')
+    EXECUTE FUNCTION webhook._follow_alter_table();
+CREATE EVENT TRIGGER webhook_follow_drop ON sql_drop
+    EXECUTE FUNCTION webhook._follow_drop();

@@ -50,7 +50,10 @@ CREATE FUNCTION webhook._next_attempt(step interval, retry_after double precisio
     LANGUAGE sql VOLATILE AS $$
     SELECT pg_catalog.now() + CASE
         WHEN retry_after IS NULL THEN step * (0.8 + pg_catalog.random() * 0.4)
-        ELSE LEAST(GREATEST(pg_catalog.make_interval(secs => retry_after), step), step * 2)
+        ELSE LEAST(GREATEST(pg_catalog.make_interval(
+                                secs => LEAST(retry_after, 2 * pg_catalog.date_part('epoch', step))),
+                            step),
+                   step * 2)
     END
 $$;
 COMMENT ON FUNCTION webhook._iso8601(timestamptz) IS

@@ -1,0 +1,262 @@
+"""Never harm the host: one hook's bad receiver or bad data is its own problem,
+configuration changes never make the application's writes wait or fail, and
+the address policy holds across reloads and for unspecified addresses."""
+
+import os
+import re
+import subprocess
+import time
+import unittest
+
+import harness
+from harness import R, lit
+
+cluster = rx = None
+
+
+def setUpModule():
+    global cluster, rx
+    cluster = harness.start_cluster(extra_conf=['max_prepared_transactions = 5'])
+    rx = harness.Receiver()
+
+
+def tearDownModule():
+    harness.stop_all()
+
+
+def set_setting(name, value):
+    """ALTER SYSTEM SET (or RESET with None), reload, and give the worker its SIGHUP."""
+    if value is None:
+        cluster.psql('ALTER SYSTEM RESET %s' % name)
+    else:
+        cluster.psql('ALTER SYSTEM SET %s = %s' % (name, lit(value)))
+    cluster.psql('SELECT pg_reload_conf()')
+    time.sleep(1)
+
+
+def emit_many(event_type, n):
+    cluster.psql("SELECT count(webhook.emit(%s, jsonb_build_object('n', g)))"
+                 " FROM generate_series(1, %d) g" % (lit(event_type), n))
+
+
+def succeeded(hook):
+    return cluster.one("SELECT count(*) FROM webhook.delivery WHERE hook_id = %d"
+                       " AND state = 'succeeded'" % hook.hook_id)
+
+
+# no delivery may wait forever: every one is finished, claimable (pending or
+# failed on an active hook, or on a hook an admin paused), or being sent
+STRANDED = """
+SELECT count(*) FROM webhook.delivery d
+  LEFT JOIN webhook.hook h ON h.id = d.hook_id
+ WHERE d.state IN ('pending', 'failed', 'delivering')
+   AND (h.id IS NULL OR (NOT h.active AND h.disabled_reason IS NOT NULL))
+"""
+
+
+class Session:
+    """A psql session kept open on stdin, for a transaction left uncommitted."""
+
+    def __init__(self):
+        self.p = subprocess.Popen(
+            [cluster._bin('psql'), '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', cluster.sockdir,
+             '-p', str(cluster.port), '-d', cluster.dbname],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=cluster._env(), text=True)
+
+    def send(self, sql):
+        self.p.stdin.write(sql + '\n')
+        self.p.stdin.flush()
+
+    def close(self):
+        try:
+            self.p.communicate('\\q\n', timeout=30)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            self.p.communicate()
+
+
+class IsolationTest(unittest.TestCase):
+    """One hook's bad receiver never stalls the others."""
+
+    def test_poisoned_retry_after_is_clamped(self):
+        path, other = '/h-retry-after-nines', '/h-beside-nines'
+        rx.script(path, R(503, headers={'Retry-After': '9' * 400}))
+        bad = cluster.hook_on(rx.url(), path, retry_schedule='{1 min}')
+        good = cluster.hook_on(rx.url(), other)
+        uid = cluster.emit(bad.event_type, {'poison': True})
+        rx.wait_requests(1, path=path, timeout=10)
+        cluster.wait_state(uid, 'failed')
+        # Retry-After is honoured within [step, 2 * step]
+        wait = float(cluster.one(
+            "SELECT extract(epoch FROM d.next_attempt_at - a.started_at)"
+            "  FROM webhook.delivery d JOIN webhook.attempt a ON a.delivery_id = d.id"
+            " WHERE d.id = %d" % cluster.delivery(uid)['id']))
+        self.assertGreaterEqual(wait, 59)
+        self.assertLessEqual(wait, 121)
+        emit_many(good.event_type, 20)
+        cluster.wait_for("SELECT count(*) FROM webhook.delivery WHERE hook_id = %d"
+                         " AND state = 'succeeded'" % good.hook_id, '20', timeout=20)
+
+    def test_unrecordable_attempt_costs_its_own_delivery(self):
+        """An attempt that cannot be stored (here an admin's constraint refuses
+        one hook's URL) fails its own delivery; the others' are recorded."""
+        path, other = '/h-unrecordable', '/h-beside-poison'
+        bad = cluster.hook_on(rx.url(), path, retry_schedule='{1 h}')
+        good = cluster.hook_on(rx.url(), other)
+        pid = cluster.wait_worker()
+        cluster.psql("ALTER TABLE webhook.attempt ADD CONSTRAINT refuse_unrecordable"
+                     " CHECK (url NOT LIKE '%%unrecordable') NOT VALID")
+        self.addCleanup(cluster.psql,
+                        'ALTER TABLE webhook.attempt DROP CONSTRAINT IF EXISTS refuse_unrecordable')
+        offset = cluster.log_offset()
+        # the bad hook's attempt and the good hook's in the same batches
+        cluster.psql("SELECT webhook.emit(%s, '{}'), count(webhook.emit(%s, jsonb_build_object('n', g)))"
+                     " FROM generate_series(1, 20) g" % (lit(bad.event_type), lit(good.event_type)))
+        cluster.wait_for("SELECT count(*) FROM webhook.delivery WHERE hook_id = %d"
+                         " AND state = 'succeeded'" % good.hook_id, '20', timeout=20)
+        cluster.wait_for("SELECT string_agg(state, ',') FROM webhook.delivery WHERE hook_id = %d"
+                         % bad.hook_id, 'failed', timeout=20)
+        state, attempts, status, error = cluster.psql(
+            'SELECT state, attempts, last_status, last_error FROM webhook.delivery'
+            ' WHERE hook_id = %d' % bad.hook_id)[0]
+        self.assertEqual((attempts, status), ('1', '200'))
+        self.assertIn('could not be recorded', error)
+        self.assertIn('refuse_unrecordable', error)
+        self.assertEqual(cluster.worker_pid(), pid, 'the worker was restarted')
+        self.assertIn('refuse_unrecordable', cluster.log(offset))
+        self.assertEqual(cluster.one(STRANDED), '0')
+
+    def test_410_with_siblings_in_flight(self):
+        """A 410 disables the hook; sibling deliveries in flight at the time,
+        answered with an error, are cancelled like the waiting ones: nothing of
+        the hook is left pending, failed or delivering."""
+        path = '/h-410-sibling'
+        rx.script(path, R(410, delay=0.5), R(500, delay=1.0))
+        hook = cluster.hook_on(rx.url(), path, retry_schedule='{1s,1s}')
+        first = cluster.emit(hook.event_type, {'n': 1})
+        rx.wait_requests(1, path=path, timeout=10)
+        siblings = [cluster.emit(hook.event_type, {'n': n}) for n in (2, 3)]
+        rx.wait_requests(3, path=path, timeout=10)          # all three in flight
+        cluster.wait_state(first, 'dead')
+        for uid in siblings:
+            cluster.wait_state(uid, 'cancelled')
+            self.assertEqual(cluster.delivery(uid)['attempts'], 1)
+        self.assertEqual(cluster.one(STRANDED), '0')
+        time.sleep(1.5)
+        self.assertEqual(rx.count(path=path), 3, 'a cancelled delivery was retried')
+
+
+class WritesTest(unittest.TestCase):
+    """The application's writes never wait for, or fail on, webhook configuration."""
+
+    def test_uncommitted_delete_hook_does_not_block_inserts(self):
+        path = '/h-delete-hook'
+        hook = cluster.hook_on(rx.url(), path, event_type='SHOPORDER_CREATE')
+        cluster.psql('CREATE TABLE IF NOT EXISTS shop_orders (id integer PRIMARY KEY, total int)')
+        cluster.psql("SELECT webhook.watch('shop_orders', resource => 'shoporder')")
+        s = Session()
+        try:
+            s.send('BEGIN; SELECT webhook.delete_hook(%d);' % hook.hook_id)
+            cluster.wait_for("SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a"
+                             " ON a.pid = l.pid WHERE a.query LIKE '%%delete_hook%%'"
+                             " AND l.locktype = 'transactionid' AND l.mode = 'ExclusiveLock'",
+                             lambda v: int(v) > 0, timeout=10)
+            t0 = time.monotonic()
+            cluster.psql("SET statement_timeout = '5s'; INSERT INTO shop_orders VALUES (1, 10)")
+            self.assertLess(time.monotonic() - t0, 2.0, 'the INSERT waited')
+            s.send('COMMIT;')
+        finally:
+            s.close()
+        self.assertEqual(cluster.one('SELECT count(*) FROM webhook.hook WHERE id = %d'
+                                     % hook.hook_id), '0')
+        cluster.psql('INSERT INTO shop_orders VALUES (2, 20)')
+        # a delivery added for the hook while it was being deleted goes with prune()
+        cluster.psql("SELECT webhook.prune()")
+        self.assertEqual(cluster.one(STRANDED), '0')
+        cluster.psql("SELECT webhook.unwatch('shop_orders'); DROP TABLE shop_orders")
+
+    def test_commit_prepared_wakes_the_worker(self):
+        """A prepared transaction's deliveries leave at COMMIT PREPARED, not
+        at the next once-a-second poll; PREPARE owes the next transaction
+        nothing."""
+        path = '/h-prepared'
+        hook = cluster.hook_on(rx.url(), path)
+        gaps = []
+        for i in range(5):
+            gid = 'webhook_e2e_%d_%d' % (os.getpid(), i)
+            cluster.psql("BEGIN; SELECT webhook.emit(%s, '{}'); PREPARE TRANSACTION %s"
+                         % (lit(hook.event_type), lit(gid)))
+            time.sleep(1.2)              # the worker polls once in between: nothing yet
+            self.assertEqual(rx.count(path=path), i)
+            t0 = time.monotonic()
+            cluster.psql('COMMIT PREPARED %s' % lit(gid))
+            req = rx.wait_requests(i + 1, path=path, timeout=10)[-1]
+            gaps.append(req.arrived - t0)
+        harness.note('COMMIT PREPARED -> arrival: %s s'
+                     % ', '.join('%.3f' % g for g in gaps))
+        # the poll would give gaps spread over a second
+        self.assertLess(max(gaps), 0.5, gaps)
+
+
+class AddressPolicyTest(unittest.TestCase):
+    """webhook.deny_networks holds for kept-alive connections after a reload,
+    and unspecified addresses never reach the local host."""
+
+    def test_reload_drops_kept_alive_connections(self):
+        path = '/h-keepalive-denied'
+        hook = cluster.hook_on(rx.url(), path, retry_schedule='{1h}')
+        first = cluster.emit(hook.event_type, {'n': 1})
+        cluster.wait_state(first, 'succeeded')
+        self.addCleanup(set_setting, 'webhook.deny_networks', None)
+        set_setting('webhook.deny_networks', '127.0.0.0/8')
+        second = cluster.emit(hook.event_type, {'n': 2})
+        cluster.wait_state(second, 'failed')
+        att = cluster.attempts(cluster.delivery(second)['id'])
+        self.assertIn('webhook.deny_networks', att[0]['error'] or '')
+        self.assertEqual(rx.count(path=path), 1, 'a kept-alive connection was reused')
+
+    def test_invalid_list_keeps_the_old_one(self):
+        self.addCleanup(set_setting, 'webhook.deny_networks', None)
+        set_setting('webhook.deny_networks', '127.0.0.0/8')
+        # a bad value in the file is refused at reload; the old list stays in force
+        conf = os.path.join(cluster.datadir, 'postgresql.auto.conf')
+        with open(conf, 'a') as f:
+            f.write("webhook.deny_networks = '127.0.0.0/8x'\n")
+        offset = cluster.log_offset()
+        cluster.psql('SELECT pg_reload_conf()')
+        time.sleep(1)
+        self.assertEqual(cluster.one('SHOW webhook.deny_networks'), '127.0.0.0/8')
+        self.assertIn('webhook.deny_networks', cluster.log(offset))
+        path = '/h-still-denied'
+        hook = cluster.hook_on(rx.url(), path, retry_schedule='{1h}')
+        uid = cluster.emit(hook.event_type, {'n': 1})
+        cluster.wait_state(uid, 'failed')
+        self.assertEqual(rx.count(path=path), 0)
+
+    def test_unspecified_addresses_are_refused(self):
+        port = rx.base_url.rsplit(':', 1)[1]
+        for host in ('0.0.0.0', '0', '[::]', '[::ffff:0.0.0.0]'):
+            path = '/h-unspecified-%s' % re.sub(r'\W', '', host)
+            hook = cluster.hook_on('http://%s:%s' % (host, port), path, retry_schedule='{1h}')
+            uid = cluster.emit(hook.event_type, {'host': host})
+            cluster.wait_state(uid, 'failed')
+            err = cluster.attempts(cluster.delivery(uid)['id'])[0]['error'] or ''
+            self.assertIn('unspecified', err, host)
+            self.assertEqual(rx.count(path=path), 0, host)
+
+    def test_success_after_a_denied_address_has_no_error(self):
+        """localhost may resolve to ::1 and 127.0.0.1: with ::1 denied the
+        request goes to 127.0.0.1, and its attempt is not logged as denied."""
+        path = '/h-localhost'
+        self.addCleanup(set_setting, 'webhook.deny_networks', None)
+        set_setting('webhook.deny_networks', '::1/128')
+        hook = cluster.hook_on(rx.url().replace('127.0.0.1', 'localhost'), path)
+        uid = cluster.emit(hook.event_type, {'n': 1})
+        cluster.wait_state(uid, 'succeeded')
+        att = cluster.attempts(cluster.delivery(uid)['id'])
+        self.assertEqual((att[0]['status_code'], att[0]['error']), (200, None))
+
+
+if __name__ == '__main__':
+    unittest.main()
