@@ -1,5 +1,6 @@
 """TLS: verification with a CA file, failure without, tls_verify off, client certificates."""
 
+import json
 import os
 import re
 import shutil
@@ -49,6 +50,22 @@ class TLSTest(unittest.TestCase):
             'ON d.id = a.delivery_id JOIN webhook.event e ON e.id = d.event_id '
             'WHERE e.uid = %s' % harness.lit(uid), lambda v: int(v) >= 1)
         return cluster.attempts(cluster.delivery(uid)['id'])[0]
+
+    def test_register_checks_with_the_transports_tls_settings(self):
+        """register() reuses the tenant's transport for the URL's origin: its
+        HEAD check must trust that transport's CA, as the deliveries do."""
+        tenant = harness.uniq('tls').lower().replace('_', '-')
+        url = https.url('/tls-register')
+        # without a transport that knows the private CA: not reachable
+        answer = json.loads(cluster.one('SELECT webhook.register(%s, tenant => %s)'
+                                        % (harness.lit(url), harness.lit(tenant))))
+        self.assertEqual(answer['status'], 404, answer)
+        cluster.create_transport(base_url=https.base_url, tenant=tenant,
+                                 ca_file=certs.ca_cert)
+        answer = json.loads(cluster.one('SELECT webhook.register(%s, tenant => %s)'
+                                        % (harness.lit(url), harness.lit(tenant))))
+        self.assertEqual(answer['status'], 200, answer)
+        self.assertEqual(https.count(path='/tls-register', method='HEAD'), 1)
 
     def test_ca_file(self):
         hook, uid = self.send(https, '/tls-ca', {'ca_file': certs.ca_cert})
