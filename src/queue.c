@@ -130,22 +130,32 @@ static const char *record_sql =
 "                                                       THEN r.retry_after END)"
 "               ELSE d.next_attempt_at END"
 "      FROM r WHERE d.id = r.delivery_id"
+"    RETURNING d.state, d.next_attempt_at"
 "), gone AS ("
 "    UPDATE webhook.hook h"
 "       SET active = false,"
 "           disabled_reason = 'the receiver answered 410 Gone',"
 "           updated_at = pg_catalog.now()"
 "     WHERE h.id IN (SELECT r.hook_id FROM r WHERE r.status = 410)"
-"    RETURNING h.id"
 ")"
+"SELECT pg_catalog.min(x.next_attempt_at) FROM deliveries x WHERE x.state = 'failed'";
+
+/*
+ * After a 410: the waiting deliveries of the hooks of these deliveries are
+ * cancelled.  A statement of its own, run only then: folded into record_sql,
+ * its generic plan scanned every due delivery of every batch.
+ */
+static const char *cancel_sql =
 "UPDATE webhook.delivery d"
 "   SET state = 'cancelled', finished_at = pg_catalog.now(),"
 "       last_error = 'hook disabled: the receiver answered 410 Gone'"
-" WHERE d.hook_id IN (SELECT gone.id FROM gone)"
+" WHERE d.hook_id IN (SELECT x.hook_id FROM webhook.delivery x"
+"                      WHERE x.id OPERATOR(pg_catalog.=) ANY ($1))"
 "   AND d.state IN ('pending', 'failed')";
 
 static SPIPlanPtr claim_plan = NULL;
 static SPIPlanPtr record_plan = NULL;
+static SPIPlanPtr cancel_plan = NULL;
 
 static SPIPlanPtr
 keep_plan(const char *sql, int nargs, Oid *types)
@@ -337,8 +347,9 @@ array_of(Datum *elems, bool *nulls, int n, Oid type)
 /*
  * Record the outcome of the n requests reqs as attempts, and move their
  * deliveries on.  The requests are left as they are; the caller frees them.
+ * Returns when the earliest retry it scheduled is due, or 0 for none.
  */
-void
+TimestampTz
 queue_record(HttpRequest **reqs, int n)
 {
 	Datum	   *cols[10];
@@ -349,9 +360,13 @@ queue_record(HttpRequest **reqs, int n)
 		FLOAT8ARRAYOID, TEXTARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
 	TEXTARRAYOID, FLOAT8ARRAYOID};
 	Datum		values[10];
+	Datum	   *gone = palloc(sizeof(Datum) * n);
+	int			n_gone = 0;
 	int			i;
 	int			c;
 	int			ret;
+	bool		isnull;
+	TimestampTz next_retry;
 
 	for (c = 0; c < 10; c++)
 	{
@@ -382,6 +397,8 @@ queue_record(HttpRequest **reqs, int n)
 		cols[8][i] = text_or_null(req->error, &nulls[8][i]);
 		cols[9][i] = Float8GetDatum(req->retry_after);
 		nulls[9][i] = (req->retry_after < 0);
+		if (req->status == 410)
+			gone[n_gone++] = Int64GetDatum(req->delivery_id);
 	}
 
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -391,9 +408,29 @@ queue_record(HttpRequest **reqs, int n)
 	for (c = 0; c < 10; c++)
 		values[c] = array_of(cols[c], nulls[c], n, types[c]);
 	ret = SPI_execute_plan(record_plan, values, NULL, false, 0);
-	if (ret != SPI_OK_UPDATE)
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "webhook: recording attempts failed: %s", SPI_result_code_string(ret));
+	next_retry = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
+												   SPI_tuptable->tupdesc, 1, &isnull));
+	if (isnull)
+		next_retry = 0;
+
+	if (n_gone > 0)
+	{
+		if (cancel_plan == NULL)
+		{
+			Oid			type = INT8ARRAYOID;
+
+			cancel_plan = keep_plan(cancel_sql, 1, &type);
+		}
+		values[0] = array_of(gone, NULL, n_gone, INT8OID);
+		ret = SPI_execute_plan(cancel_plan, values, NULL, false, 0);
+		if (ret != SPI_OK_UPDATE)
+			elog(ERROR, "webhook: cancelling deliveries failed: %s",
+				 SPI_result_code_string(ret));
+	}
 	SPI_finish();
+	return next_retry;
 }
 
 /*

@@ -18,7 +18,7 @@ extern uint64 queue_recover(void);
 extern int	queue_claim(int limit, int nbusy, Datum *busy_transports,
 						Datum *busy_counts, MemoryContext parent,
 						dlist_head *claimed);
-extern void queue_record(HttpRequest **reqs, int n);
+extern TimestampTz queue_record(HttpRequest **reqs, int n);
 extern void queue_record_failure(HttpRequest *req, const char *why);
 
 #endif							/* WEBHOOK_QUEUE_H */

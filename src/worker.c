@@ -8,7 +8,8 @@
  *	1. in one short transaction, record the attempts that finished and claim
  *	   due deliveries within webhook.max_in_flight, if woken (a committed
  *	   transaction enqueued work), if room was just freed, if the last claim
- *	   was full (a backlog), or once a second (retries that came due);
+ *	   was full (a backlog), when a retry it scheduled comes due, or once a
+ *	   second (retries others made due: a restarted worker's, say);
  *	2. start the claimed requests their transports have room for;
  *	3. wait on the latch and curl's sockets together (http.c).
  * No transaction is ever open while we wait on the network.
@@ -64,6 +65,17 @@ static int	n_waiting = 0;
 
 static MemoryContext request_cxt;
 static MemoryContext loop_cxt;
+
+/* when the earliest retry the worker scheduled is due; 0 for none */
+static TimestampTz next_retry_at = 0;
+
+/* Remember a retry due at t (0: none), to claim it on time. */
+static void
+note_retry(TimestampTz t)
+{
+	if (t != 0 && (next_retry_at == 0 || t < next_retry_at))
+		next_retry_at = t;
+}
 
 /* The load entry of a transport, made (or an idle one reused) if needed. */
 static TransportLoad *
@@ -257,7 +269,7 @@ record_in_subtransaction(HttpRequest *req, RecordHow how, char **why)
 		if (how == RECORD_FAILURE)
 			queue_record_failure(req, *why);
 		else
-			queue_record(&req, 1);
+			note_retry(queue_record(&req, 1));
 		ReleaseCurrentSubTransaction();
 	}
 	PG_CATCH();
@@ -365,7 +377,7 @@ exchange(int limit, bool *recovered)
 		else
 		{
 			if (n_done > 0)
-				queue_record(done_array(n_done), n_done);
+				note_retry(queue_record(done_array(n_done), n_done));
 			if (limit > 0)
 				claimed = claim(limit, &new_requests);
 		}
@@ -463,6 +475,7 @@ webhook_worker_main(Datum main_arg)
 		int			held;
 		int			limit = 0;
 		long		timeout;
+		TimestampTz now;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -503,11 +516,24 @@ webhook_worker_main(Datum main_arg)
 		held = http_in_flight() + n_waiting;
 		timeout = (claim_due && held == 0 && webhook_enabled) ||
 			!dlist_is_empty(&done) ? 0 : POLL_INTERVAL_MS;
+		if (next_retry_at != 0 && timeout > 0)
+		{
+			long		secs;
+			int			usecs;
+
+			TimestampDifference(GetCurrentTimestamp(), next_retry_at, &secs, &usecs);
+			timeout = Min(timeout, secs * 1000 + (usecs + 999) / 1000);
+		}
 
 		if (http_wait(timeout, &done))
 			claim_due = true;
-		if (TimestampDifferenceExceeds(last_claim, GetCurrentTimestamp(),
-									   POLL_INTERVAL_MS))
+		now = GetCurrentTimestamp();
+		if (next_retry_at != 0 && now >= next_retry_at)
+		{
+			claim_due = true;
+			next_retry_at = 0;
+		}
+		if (TimestampDifferenceExceeds(last_claim, now, POLL_INTERVAL_MS))
 			claim_due = true;
 	}
 }

@@ -129,6 +129,25 @@ class RetryTest(unittest.TestCase):
         self.assertGreaterEqual(gap, 0.75)
         self.assertLess(gap, 2.5)
 
+    def test_retry_leaves_on_time(self):
+        """A retry is sent when it is due (within 50 ms), not at a poll."""
+        late = []
+        for i in range(3):
+            path = '/r-on-time-%d' % i
+            hook = self.setup_hook(path, [R(500), R(200)], schedule='{1s}')
+            uid = cluster.emit(hook.event_type, {'n': i})
+            cluster.wait_state(uid, 'failed')
+            due = float(cluster.one(
+                "SELECT extract(epoch FROM d.next_attempt_at) FROM webhook.delivery d"
+                " JOIN webhook.event e ON e.id = d.event_id WHERE e.uid = %s" % lit(uid)))
+            req = rx.wait_requests(2, path=path)[1]
+            late.append(req.arrived_wall - due)
+        harness.note('retries sent %s ms after they were due'
+                     % ', '.join('%.0f' % (x * 1000) for x in late))
+        for x in late:
+            self.assertGreaterEqual(x, -0.005, late)
+            self.assertLess(x, 0.05, late)
+
     def test_redirect_not_followed(self):
         path, target = '/r-302', '/r-302-target'
         hook = self.setup_hook(path, [R(302, headers={'Location': rx.url(target)}), R(200)])
