@@ -19,8 +19,10 @@
  * cache made before webhook.deny_networks last changed is not used again:
  * its connections were checked against the old list (address.c).
  *
- * No catalog access and no transaction here: requests come in filled
- * (queue.c) and go out with their outcome on the caller's "done" list.
+ * No catalog access and no transaction here: attempts come in filled
+ * (queue.c), their headers are composed by attempt.c, and they go out with
+ * their outcome on the caller's "done" list.  Each attempt in flight has a
+ * transfer: its curl handle and header list, which are this file's alone.
  *
  * IDENTIFICATION
  *	  src/http.c
@@ -30,6 +32,7 @@
 #include "webhook.h"
 
 #include "address.h"
+#include "attempt.h"
 #include "http.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
@@ -43,6 +46,16 @@
 
 /* Retry-After beyond this is taken as this: 30 days, the longest step */
 #define RETRY_AFTER_MAX_S (30.0 * 86400)
+
+/* An attempt in flight: what curl needs of it, in the attempt's context. */
+typedef struct HttpTransfer
+{
+	Attempt    *attempt;
+	CURL	   *easy;
+	struct curl_slist *header_list;
+	char		errbuf[CURL_ERROR_SIZE];
+	char		denied[HTTP_DENIED_LEN];	/* why the address policy refused */
+} HttpTransfer;
 
 /* A socket curl asked us to watch. */
 typedef struct HttpSocket
@@ -159,8 +172,11 @@ http_init(void)
 		ereport(ERROR,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
 				 errmsg("could not create a curl multi handle")));
-	curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, socket_callback);
-	curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, timer_callback);
+	if (curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, socket_callback) != CURLM_OK ||
+		curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, timer_callback) != CURLM_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not set up the curl multi handle")));
 }
 
 int
@@ -173,7 +189,7 @@ http_in_flight(void)
 static size_t
 write_callback(char *data, size_t size, size_t nmemb, void *userp)
 {
-	HttpRequest *req = (HttpRequest *) userp;
+	Attempt    *req = (Attempt *) userp;
 	size_t		len = size * nmemb;
 	size_t		room = webhook_max_response_bytes > req->response_body.len
 		? webhook_max_response_bytes - req->response_body.len : 0;
@@ -190,7 +206,7 @@ write_callback(char *data, size_t size, size_t nmemb, void *userp)
 static size_t
 header_callback(char *data, size_t size, size_t nmemb, void *userp)
 {
-	HttpRequest *req = (HttpRequest *) userp;
+	Attempt    *req = (Attempt *) userp;
 	size_t		len = size * nmemb;
 	char		line[1024];
 	char	   *colon;
@@ -325,102 +341,51 @@ share_use(int64 transport_id, int delta)
 	}
 }
 
-/* A new, empty request in a memory context of its own under parent. */
-HttpRequest *
-http_request_new(MemoryContext parent)
-{
-	MemoryContext cxt = AllocSetContextCreate(parent, "webhook request",
-											  ALLOCSET_SMALL_SIZES);
-	HttpRequest *req = MemoryContextAllocZero(cxt, sizeof(HttpRequest));
-
-	req->cxt = cxt;
-	req->retry_after = -1;
-	return req;
-}
-
-/* Free a request: its curl handle (leaving the multi handle), headers, memory. */
-void
-http_request_free(HttpRequest *req)
-{
-	if (req->easy)
-	{
-		curl_multi_remove_handle(multi, req->easy);
-		curl_easy_cleanup(req->easy);
-		n_in_flight--;
-		share_use(req->transport_id, -1);
-	}
-	if (req->header_list)
-		curl_slist_free_all(req->header_list);
-	MemoryContextDelete(req->cxt);
-}
-
-/* Add a "Name: value" line to the request's header list. */
+/* End a transfer: its curl handle and header list go. */
 static void
-add_header_line(HttpRequest *req, const char *line)
+transfer_end(HttpTransfer *transfer)
 {
-	struct curl_slist *list = curl_slist_append(req->header_list, line);
-
-	if (list == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("out of memory while building request headers")));
-	req->header_list = list;
-}
-
-static void
-add_header(HttpRequest *req, const char *name, const char *value)
-{
-	add_header_line(req, psprintf("%s: %s", name, value));
+	if (transfer->easy)
+		curl_easy_cleanup(transfer->easy);
+	transfer->easy = NULL;
+	curl_slist_free_all(transfer->header_list);
+	transfer->header_list = NULL;
 }
 
 /*
- * Configure the easy handle: body, headers, signature, auth, timeouts and
- * TLS.  May throw (a secret that cannot sign); the caller catches.
+ * Configure the transfer's easy handle: body, headers (attempt.c composes
+ * them, signature and credentials included), timeouts and TLS.  May throw
+ * (a secret that cannot sign); the caller catches.
  */
 static void
-prepare_request(HttpRequest *req)
+prepare_transfer(HttpTransfer *transfer)
 {
-	size_t		body_len = strlen(req->body);
-	int64		now = (int64) time(NULL);
-	char	   *sig;
+	Attempt    *req = transfer->attempt;
 	ListCell   *lc;
 	CURL	   *easy;
 	TransportShare *share;
 	bool		fresh;
 
-	sig = webhook_signature(req->signature, req->secret, req->msg_id,
-							now, req->body, body_len);
+	foreach(lc, attempt_header_lines(req, (int64) time(NULL)))
+	{
+		struct curl_slist *list = curl_slist_append(transfer->header_list, lfirst(lc));
+
+		if (list == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_OUT_OF_MEMORY),
+					 errmsg("out of memory while building request headers")));
+		transfer->header_list = list;
+	}
 
 	easy = curl_easy_init();
 	if (easy == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
 				 errmsg("could not create a curl handle")));
-	req->easy = easy;
-
-	foreach(lc, req->headers)
-		add_header_line(req, lfirst(lc));
-	add_header(req, "Content-Type", "application/json");
-	add_header(req, "Expect", "");
-	add_header(req, "webhook-id", req->msg_id);
-	if (sig != NULL && strcmp(req->signature, "standard") == 0)
-	{
-		add_header(req, "webhook-timestamp", psprintf(INT64_FORMAT, now));
-		add_header(req, "webhook-signature", sig);
-	}
-	else if (sig != NULL)
-		add_header(req, req->signature_header ? req->signature_header : "X-Signature", sig);
-	if (req->auth_type && strcmp(req->auth_type, "bearer") == 0)
-		add_header(req, "Authorization", psprintf("Bearer %s", req->auth_secret));
-	else if (req->auth_type && strcmp(req->auth_type, "basic") == 0)
-	{
-		http_setopt(easy, CURLOPT_HTTPAUTH, (long) CURLAUTH_BASIC);
-		http_setopt(easy, CURLOPT_USERNAME, req->auth_user);
-		http_setopt(easy, CURLOPT_PASSWORD, req->auth_secret);
-	}
+	transfer->easy = easy;
 
 	share = transport_share(req->transport_id, &fresh);
-	http_setopt(easy, CURLOPT_PRIVATE, req);
+	http_setopt(easy, CURLOPT_PRIVATE, transfer);
 	http_setopt(easy, CURLOPT_SHARE, share->share);
 	if (fresh)
 		http_setopt(easy, CURLOPT_FRESH_CONNECT, 1L);
@@ -431,17 +396,17 @@ prepare_request(HttpRequest *req)
 	http_setopt(easy, CURLOPT_NOSIGNAL, 1L);
 	http_setopt(easy, CURLOPT_POST, 1L);
 	http_setopt(easy, CURLOPT_POSTFIELDS, req->body);
-	http_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) body_len);
-	http_setopt(easy, CURLOPT_HTTPHEADER, req->header_list);
+	http_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) strlen(req->body));
+	http_setopt(easy, CURLOPT_HTTPHEADER, transfer->header_list);
 	http_setopt(easy, CURLOPT_USERAGENT, webhook_user_agent);
 	http_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, req->connect_timeout_ms);
 	http_setopt(easy, CURLOPT_TIMEOUT_MS, req->timeout_ms);
-	http_setopt(easy, CURLOPT_ERRORBUFFER, req->errbuf);
+	http_setopt(easy, CURLOPT_ERRORBUFFER, transfer->errbuf);
 	http_setopt(easy, CURLOPT_WRITEFUNCTION, write_callback);
 	http_setopt(easy, CURLOPT_WRITEDATA, req);
 	http_setopt(easy, CURLOPT_HEADERFUNCTION, header_callback);
 	http_setopt(easy, CURLOPT_HEADERDATA, req);
-	address_policy_apply(easy, req->denied);
+	address_policy_apply(easy, transfer->denied);
 	http_setopt(easy, CURLOPT_SSL_VERIFYPEER, req->tls_verify ? 1L : 0L);
 	http_setopt(easy, CURLOPT_SSL_VERIFYHOST, req->tls_verify ? 2L : 0L);
 	if (req->ca_file)
@@ -455,23 +420,25 @@ prepare_request(HttpRequest *req)
 }
 
 /*
- * Start sending req.  A request that cannot even be prepared goes straight
+ * Start sending an attempt.  One that cannot even be prepared goes straight
  * to done, with the reason as its error.  Caller must not be inside a
  * transaction that an error would leave half done: errors are caught here.
  */
 void
-http_start(HttpRequest *req, dlist_head *done)
+http_start(Attempt *req, dlist_head *done)
 {
 	MemoryContext old = MemoryContextSwitchTo(req->cxt);
+	HttpTransfer *transfer = palloc0(sizeof(HttpTransfer));
 	CURLMcode	rc;
 
+	transfer->attempt = req;
 	initStringInfo(&req->response_body);
 	initStringInfo(&req->response_headers);
 	req->started_at = GetCurrentTimestamp();
 
 	PG_TRY();
 	{
-		prepare_request(req);
+		prepare_transfer(transfer);
 	}
 	PG_CATCH();
 	{
@@ -481,18 +448,14 @@ http_start(HttpRequest *req, dlist_head *done)
 		edata = CopyErrorData();
 		FlushErrorState();
 		req->error = psprintf("request not sent: %s", edata->message);
-		if (req->easy)
-		{
-			curl_easy_cleanup(req->easy);
-			req->easy = NULL;
-		}
+		transfer_end(transfer);
 		dlist_push_tail(done, &req->node);
 		MemoryContextSwitchTo(old);
 		return;
 	}
 	PG_END_TRY();
 
-	rc = curl_multi_add_handle(multi, req->easy);
+	rc = curl_multi_add_handle(multi, transfer->easy);
 	if (rc != CURLM_OK)
 		elog(ERROR, "curl_multi_add_handle failed: %s", curl_multi_strerror(rc));
 	n_in_flight++;
@@ -500,7 +463,7 @@ http_start(HttpRequest *req, dlist_head *done)
 	MemoryContextSwitchTo(old);
 }
 
-/* Move every finished transfer to done, with its outcome. */
+/* Move every finished transfer's attempt to done, with its outcome. */
 static void
 collect_finished(dlist_head *done)
 {
@@ -509,23 +472,25 @@ collect_finished(dlist_head *done)
 
 	while ((msg = curl_multi_info_read(multi, &left)) != NULL)
 	{
-		HttpRequest *req;
+		HttpTransfer *transfer;
+		Attempt    *req;
 		long		status = 0;
 		curl_off_t	total_us = 0;
 
 		if (msg->msg != CURLMSG_DONE)
 			continue;
-		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &req);
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &transfer);
 		curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &status);
 		curl_easy_getinfo(msg->easy_handle, CURLINFO_TOTAL_TIME_T, &total_us);
+		req = transfer->attempt;
 
 		req->status = (int32) status;
 		req->duration_ms = total_us / 1000.0;
 		/* a denied address may have been one of several the host has */
 		if (msg->data.result != CURLE_OK)
 			req->error = MemoryContextStrdup(req->cxt,
-											 req->denied[0] ? req->denied
-											 : req->errbuf[0] ? req->errbuf
+											 transfer->denied[0] ? transfer->denied
+											 : transfer->errbuf[0] ? transfer->errbuf
 											 : curl_easy_strerror(msg->data.result));
 		if (!pg_verifymbstr(req->response_body.data, req->response_body.len, true))
 		{
@@ -537,9 +502,8 @@ collect_finished(dlist_head *done)
 							 "(%d bytes that are not valid text in the database encoding)", len);
 		}
 
-		curl_multi_remove_handle(multi, req->easy);
-		curl_easy_cleanup(req->easy);
-		req->easy = NULL;
+		curl_multi_remove_handle(multi, transfer->easy);
+		transfer_end(transfer);
 		n_in_flight--;
 		share_use(req->transport_id, -1);
 		dlist_push_tail(done, &req->node);

@@ -7,7 +7,8 @@
  * Each statement is set-based (one per batch) and kept as a prepared plan
  * for the worker's life.  Callers (worker.c) own the transactions: every
  * function here must be called inside one, and none of them opens a
- * network connection.  No curl here either, beyond escaping a query key.
+ * network connection, nor knows anything of curl: it fills and records
+ * attempts (attempt.h).
  *
  * Delivery states: pending -> delivering (claimed by us) -> succeeded, or
  * failed (due again at next_attempt_at), or dead (schedule exhausted or
@@ -24,7 +25,7 @@
 
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
-#include "http.h"
+#include "attempt.h"
 #include "queue.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -194,40 +195,13 @@ queue_recover(void)
 }
 
 /*
- * The URL to request and the one to record: the query key is escaped in
- * the first and masked in the second.
- */
-static void
-set_urls(HttpRequest *req, const char *url, const char *query_key)
-{
-	char	   *escaped;
-	const char *sep;
-
-	if (query_key == NULL)
-	{
-		req->url = pstrdup(url);
-		req->log_url = req->url;
-		return;
-	}
-	sep = strchr(url, '?') ? "&" : "?";
-	escaped = curl_easy_escape(NULL, query_key, 0);
-	if (escaped == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("out of memory while escaping a query key")));
-	req->url = psprintf("%s%skey=%s", url, sep, escaped);
-	curl_free(escaped);
-	req->log_url = psprintf("%s%skey=********", url, sep);
-}
-
-/*
  * Fill a request from one row of claim_sql; SPI_getvalue copies the text
  * columns into the request's own context.
  */
-static HttpRequest *
+static Attempt *
 request_from_row(HeapTuple tup, TupleDesc desc, MemoryContext parent)
 {
-	HttpRequest *req = http_request_new(parent);
+	Attempt    *req = attempt_new(parent);
 	MemoryContext old = MemoryContextSwitchTo(req->cxt);
 	bool		isnull;
 	Datum		headers;
@@ -239,7 +213,7 @@ request_from_row(HeapTuple tup, TupleDesc desc, MemoryContext parent)
 	req->body = SPI_getvalue(tup, desc, 5);
 	if (req->body == NULL)
 		req->body = pstrdup("null");
-	set_urls(req, SPI_getvalue(tup, desc, 6), SPI_getvalue(tup, desc, 7));
+	attempt_set_urls(req, SPI_getvalue(tup, desc, 6), SPI_getvalue(tup, desc, 7));
 
 	headers = SPI_getbinval(tup, desc, 8, &isnull);
 	if (!isnull)
@@ -311,7 +285,7 @@ queue_claim(int limit, int nbusy, Datum *busy_transports, Datum *busy_counts,
 
 	for (i = 0; i < SPI_processed; i++)
 	{
-		HttpRequest *req = request_from_row(SPI_tuptable->vals[i],
+		Attempt    *req = request_from_row(SPI_tuptable->vals[i],
 											SPI_tuptable->tupdesc, parent);
 
 		dlist_push_tail(claimed, &req->node);
@@ -350,7 +324,7 @@ array_of(Datum *elems, bool *nulls, int n, Oid type)
  * Returns when the earliest retry it scheduled is due, or 0 for none.
  */
 TimestampTz
-queue_record(HttpRequest **reqs, int n)
+queue_record(Attempt **reqs, int n)
 {
 	Datum	   *cols[10];
 	bool	   *nulls[10];
@@ -376,7 +350,7 @@ queue_record(HttpRequest **reqs, int n)
 
 	for (i = 0; i < n; i++)
 	{
-		HttpRequest *req = reqs[i];
+		Attempt    *req = reqs[i];
 
 		cols[0][i] = Int64GetDatum(req->delivery_id);
 		cols[1][i] = Int32GetDatum(req->attempt_no);
@@ -439,7 +413,7 @@ queue_record(HttpRequest **reqs, int n)
  * again per its schedule, or dead), with why as its last error.
  */
 void
-queue_record_failure(HttpRequest *req, const char *why)
+queue_record_failure(Attempt *req, const char *why)
 {
 	Datum		values[4];
 	char		nulls[4] = {' ', ' ', ' ', ' '};

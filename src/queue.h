@@ -11,14 +11,14 @@
 #ifndef WEBHOOK_QUEUE_H
 #define WEBHOOK_QUEUE_H
 
-#include "http.h"
+#include "attempt.h"
 #include "lib/ilist.h"
 
 extern uint64 queue_recover(void);
 extern int	queue_claim(int limit, int nbusy, Datum *busy_transports,
 						Datum *busy_counts, MemoryContext parent,
 						dlist_head *claimed);
-extern TimestampTz queue_record(HttpRequest **reqs, int n);
-extern void queue_record_failure(HttpRequest *req, const char *why);
+extern TimestampTz queue_record(Attempt **reqs, int n);
+extern void queue_record_failure(Attempt *req, const char *why);
 
 #endif							/* WEBHOOK_QUEUE_H */

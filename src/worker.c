@@ -32,6 +32,7 @@
 
 #include "access/xact.h"
 #include "commands/extension.h"
+#include "attempt.h"
 #include "http.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -179,7 +180,7 @@ start_waiting(void)
 
 	dlist_foreach_modify(iter, &waiting)
 	{
-		HttpRequest *req = dlist_container(HttpRequest, node, iter.cur);
+		Attempt    *req = dlist_container(Attempt, node, iter.cur);
 		TransportLoad *load;
 
 		if (http_in_flight() >= webhook_max_in_flight)
@@ -203,7 +204,7 @@ free_requests(dlist_head *list)
 	dlist_foreach_modify(iter, list)
 	{
 		dlist_delete(iter.cur);
-		http_request_free(dlist_container(HttpRequest, node, iter.cur));
+		attempt_free(dlist_container(Attempt, node, iter.cur));
 	}
 }
 
@@ -219,7 +220,7 @@ count_done(int sign)
 
 	dlist_foreach(iter, &done)
 	{
-		HttpRequest *req = dlist_container(HttpRequest, node, iter.cur);
+		Attempt    *req = dlist_container(Attempt, node, iter.cur);
 		TransportLoad *load = transport_load(req->transport_id);
 
 		load->held += sign;
@@ -230,15 +231,15 @@ count_done(int sign)
 }
 
 /* The finished requests, as an array of n_done, for queue_record(). */
-static HttpRequest **
+static Attempt **
 done_array(int n_done)
 {
-	HttpRequest **reqs = palloc(sizeof(HttpRequest *) * Max(n_done, 1));
+	Attempt **reqs = palloc(sizeof(Attempt *) * Max(n_done, 1));
 	dlist_iter	iter;
 	int			i = 0;
 
 	dlist_foreach(iter, &done)
-		reqs[i++] = dlist_container(HttpRequest, node, iter.cur);
+		reqs[i++] = dlist_container(Attempt, node, iter.cur);
 	Assert(i == n_done);
 	return reqs;
 }
@@ -256,7 +257,7 @@ typedef enum RecordHow
  * with the error's message in *why, when that failed.
  */
 static bool
-record_in_subtransaction(HttpRequest *req, RecordHow how, char **why)
+record_in_subtransaction(Attempt *req, RecordHow how, char **why)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
@@ -303,14 +304,14 @@ record_one_by_one(int n_done)
 {
 	PG_TRY();
 	{
-		HttpRequest **reqs;
+		Attempt **reqs;
 		int			i;
 
 		begin_transaction("recording attempts one by one");
 		reqs = done_array(n_done);
 		for (i = 0; i < n_done; i++)
 		{
-			HttpRequest *req = reqs[i];
+			Attempt    *req = reqs[i];
 			char	   *why = NULL;
 
 			if (record_in_subtransaction(req, RECORD_AS_IS, &why))
@@ -407,7 +408,7 @@ exchange(int limit, bool *recovered)
 	free_requests(&done);
 	while (!dlist_is_empty(&new_requests))
 	{
-		HttpRequest *req = dlist_container(HttpRequest, node,
+		Attempt    *req = dlist_container(Attempt, node,
 										   dlist_pop_head_node(&new_requests));
 
 		transport_load(req->transport_id)->held++;

@@ -1,0 +1,135 @@
+/*-------------------------------------------------------------------------
+ *
+ * attempt.c
+ *	  Composing an attempt's request: its URL and its header lines, the
+ *	  signature and credentials among them.
+ *
+ * Everything here is a function of the attempt and the clock, and knows
+ * nothing of curl or of the catalog: http.c hands the result to curl,
+ * queue.c fills the attempt from the queue.
+ *
+ * IDENTIFICATION
+ *	  src/attempt.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "webhook.h"
+
+#include "attempt.h"
+#include "common/base64.h"
+#include "utils/memutils.h"
+
+/* A new, empty attempt in a memory context of its own under parent. */
+Attempt *
+attempt_new(MemoryContext parent)
+{
+	MemoryContext cxt = AllocSetContextCreate(parent, "webhook attempt",
+											  ALLOCSET_SMALL_SIZES);
+	Attempt    *attempt = MemoryContextAllocZero(cxt, sizeof(Attempt));
+
+	attempt->cxt = cxt;
+	attempt->retry_after = -1;
+	return attempt;
+}
+
+void
+attempt_free(Attempt *attempt)
+{
+	MemoryContextDelete(attempt->cxt);
+}
+
+/* s percent-encoded as a URL query value: RFC 3986 unreserved kept */
+static char *
+percent_encode(const char *s)
+{
+	StringInfoData out;
+	const unsigned char *p;
+
+	initStringInfo(&out);
+	for (p = (const unsigned char *) s; *p; p++)
+	{
+		if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+			(*p >= '0' && *p <= '9') || strchr("-._~", *p))
+			appendStringInfoChar(&out, (char) *p);
+		else
+			appendStringInfo(&out, "%%%02X", *p);
+	}
+	return out.data;
+}
+
+/*
+ * The URL to request and the one to record, in the attempt's context: the
+ * query key is appended percent-encoded to the first and masked in the
+ * second.
+ */
+void
+attempt_set_urls(Attempt *attempt, const char *url, const char *query_key)
+{
+	MemoryContext old = MemoryContextSwitchTo(attempt->cxt);
+	const char *sep = strchr(url, '?') ? "&" : "?";
+
+	if (query_key == NULL)
+	{
+		attempt->url = pstrdup(url);
+		attempt->log_url = attempt->url;
+	}
+	else
+	{
+		attempt->url = psprintf("%s%skey=%s", url, sep, percent_encode(query_key));
+		attempt->log_url = psprintf("%s%skey=********", url, sep);
+	}
+	MemoryContextSwitchTo(old);
+}
+
+/* "Basic " and the base64 of user:password */
+static char *
+basic_credentials(const char *user, const char *password)
+{
+	char	   *plain = psprintf("%s:%s", user, password);
+	int			len = strlen(plain);
+	char	   *encoded = palloc(pg_b64_enc_len(len) + 1);
+	int			n = pg_b64_encode(plain, len, encoded, pg_b64_enc_len(len));
+
+	if (n < 0)
+		elog(ERROR, "webhook: could not encode credentials");
+	encoded[n] = '\0';
+	return psprintf("Basic %s", encoded);
+}
+
+/*
+ * Every header line of the attempt's request, signed at timestamp (Unix
+ * seconds): the static headers, then Content-Type, webhook-id, the
+ * signature headers of the hook's scheme and the credentials.  May throw (a
+ * secret that cannot sign).
+ */
+List *
+attempt_header_lines(Attempt *attempt, int64 timestamp)
+{
+	List	   *lines = list_copy(attempt->headers);
+	char	   *sig;
+
+	sig = webhook_signature(attempt->signature, attempt->secret, attempt->msg_id,
+							timestamp, attempt->body, strlen(attempt->body));
+
+	lines = lappend(lines, "Content-Type: application/json");
+	/* curl would otherwise wait for a 100 Continue on larger bodies */
+	lines = lappend(lines, "Expect:");
+	lines = lappend(lines, psprintf("webhook-id: %s", attempt->msg_id));
+	if (sig != NULL && strcmp(attempt->signature, "standard") == 0)
+	{
+		lines = lappend(lines, psprintf("webhook-timestamp: " INT64_FORMAT, timestamp));
+		lines = lappend(lines, psprintf("webhook-signature: %s", sig));
+	}
+	else if (sig != NULL)
+		lines = lappend(lines, psprintf("%s: %s",
+										attempt->signature_header
+										? attempt->signature_header : "X-Signature",
+										sig));
+	if (attempt->auth_type && strcmp(attempt->auth_type, "bearer") == 0)
+		lines = lappend(lines, psprintf("Authorization: Bearer %s", attempt->auth_secret));
+	else if (attempt->auth_type && strcmp(attempt->auth_type, "basic") == 0)
+		lines = lappend(lines, psprintf("Authorization: %s",
+										basic_credentials(attempt->auth_user,
+														  attempt->auth_secret)));
+	return lines;
+}

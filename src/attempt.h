@@ -1,0 +1,70 @@
+/*-------------------------------------------------------------------------
+ *
+ * attempt.h
+ *	  One attempt of a delivery: what to send, and what came back.
+ *
+ * This is where the SQL side (queue.c fills and records attempts) and the
+ * network side (http.c sends them) meet; it knows nothing of curl.
+ *
+ * IDENTIFICATION
+ *	  src/attempt.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef WEBHOOK_ATTEMPT_H
+#define WEBHOOK_ATTEMPT_H
+
+#include "lib/ilist.h"
+#include "lib/stringinfo.h"
+#include "nodes/pg_list.h"
+#include "utils/timestamp.h"
+
+/*
+ * Everything about one attempt, in its own memory context (cxt), which
+ * attempt_free() deletes.
+ */
+typedef struct Attempt
+{
+	dlist_node	node;
+	MemoryContext cxt;
+
+	/* what to send, from the claimed delivery (queue.c) */
+	int64		delivery_id;
+	int32		attempt_no;
+	int64		transport_id;
+	int32		transport_max_in_flight;
+	char	   *url;			/* base_url, path and ?key= */
+	char	   *log_url;		/* url with the key masked, as recorded */
+	char	   *body;
+	char	   *msg_id;			/* the event's uid: webhook-id */
+	char	   *signature;		/* scheme */
+	char	   *secret;
+	char	   *signature_header;
+	List	   *headers;		/* static "Name: value" strings */
+	char	   *auth_type;		/* NULL, "basic" or "bearer" */
+	char	   *auth_user;
+	char	   *auth_secret;	/* password or token */
+	long		connect_timeout_ms;
+	long		timeout_ms;
+	bool		tls_verify;
+	char	   *ca_file;
+	char	   *client_cert_file;
+	char	   *client_key_file;
+	char	   *client_key_password;
+
+	/* the outcome (http.c) */
+	TimestampTz started_at;
+	double		duration_ms;
+	int32		status;			/* 0 when no response */
+	char	   *error;			/* NULL, or why there was no response */
+	double		retry_after;	/* seconds asked by Retry-After, or -1 */
+	StringInfoData response_body;	/* first webhook.max_response_bytes */
+	StringInfoData response_headers;	/* JSON object members, lower-case names */
+} Attempt;
+
+extern Attempt *attempt_new(MemoryContext parent);
+extern void attempt_free(Attempt *attempt);
+extern void attempt_set_urls(Attempt *attempt, const char *url, const char *query_key);
+extern List *attempt_header_lines(Attempt *attempt, int64 timestamp);
+
+#endif							/* WEBHOOK_ATTEMPT_H */
