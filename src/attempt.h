@@ -25,11 +25,13 @@
  */
 typedef struct Attempt
 {
-	dlist_node	node;
+	dlist_node	node;			/* on a list of the worker's or http.c's */
+	dlist_node	held_node;		/* on the worker's list of what it holds */
 	MemoryContext cxt;
 
 	/* what to send, from the claimed delivery (queue.c) */
 	int64		delivery_id;
+	int64		hook_id;
 	int32		attempt_no;
 	int64		transport_id;
 	int32		transport_max_in_flight;

@@ -2,7 +2,7 @@
  *
  * queue.c
  *	  All SQL the delivery worker runs: claim due deliveries, record
- *	  attempts and schedule retries, recover after a crash.
+ *	  attempts and schedule retries.
  *
  * Each statement is set-based (one per batch) and kept as a prepared plan
  * for the worker's life.  Callers (worker.c) own the transactions: every
@@ -10,11 +10,15 @@
  * network connection, nor knows anything of curl: it fills and records
  * attempts (attempt.h).
  *
- * Delivery states: pending -> delivering (claimed by us) -> succeeded, or
- * failed (due again at next_attempt_at), or dead (schedule exhausted or
- * 410 Gone).  A 410 also disables the hook and cancels its other waiting
- * deliveries.  A crash leaves rows 'delivering'; queue_recover() makes them
- * pending again, which is what makes delivery at least once.
+ * Delivery states: pending -> succeeded, or failed (due again at
+ * next_attempt_at), or dead (schedule exhausted or 410 Gone); a 410 also
+ * disables the hook and cancels its other deliveries.  A claim writes
+ * nothing: the worker is the only one sending, and keeps what it holds in
+ * memory, passing it to the next claim to skip.  So a crash leaves what it
+ * held pending, to be claimed again by the next worker: delivery is at
+ * least once.  An attempt is recorded only on the delivery it was made
+ * for (attempts = attempt_no - 1), never twice.  The state 'delivering'
+ * is not used.
  *
  * IDENTIFICATION
  *	  src/queue.c
@@ -31,7 +35,7 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 
-#define CLAIM_COLUMNS 22
+#define CLAIM_COLUMNS 23
 
 static const char *claim_sql =
 "WITH busy AS ("
@@ -42,7 +46,7 @@ static const char *claim_sql =
 "      FROM webhook.hook h"
 "      JOIN webhook.transport t ON t.id = h.transport_id"
 "      CROSS JOIN LATERAL ("
-"          SELECT GREATEST(t.max_in_flight"
+"          SELECT GREATEST(" CppAsString2(QUEUE_HOLD_FACTOR) " * t.max_in_flight"
 "                          - coalesce((SELECT busy.n FROM busy WHERE busy.tid = t.id), 0),"
 "                          0) AS room) r"
 "      CROSS JOIN LATERAL ("
@@ -51,22 +55,19 @@ static const char *claim_sql =
 "           WHERE d.hook_id = h.id"
 "             AND d.state IN ('pending', 'failed')"
 "             AND d.next_attempt_at <= pg_catalog.now()"
+"             AND d.id OPERATOR(pg_catalog.<>) ALL ($4)"
 "           ORDER BY d.next_attempt_at"
-"           LIMIT r.room"
-"           FOR UPDATE OF d SKIP LOCKED) x"
+"           LIMIT r.room) x"
 "     WHERE h.active"
-"), picked AS ("
-"    SELECT c.id FROM ("
+"), claimed AS ("
+"    SELECT d.id, d.event_id, d.hook_id, d.attempts FROM ("
 "        SELECT candidates.*, pg_catalog.row_number() OVER"
 "               (PARTITION BY transport_id ORDER BY next_attempt_at) AS n"
 "          FROM candidates) c"
+"      JOIN webhook.delivery d ON d.id = c.id"
 "     WHERE c.n <= c.room"
 "     ORDER BY c.next_attempt_at"
 "     LIMIT $1"
-"), claimed AS ("
-"    UPDATE webhook.delivery d SET state = 'delivering'"
-"      FROM picked WHERE d.id = picked.id"
-"    RETURNING d.id, d.event_id, d.hook_id, d.attempts"
 ")"
 "SELECT c.id, c.attempts + 1, t.id, e.uid::text,"
 "       webhook.render(h.payload_format, e, h.uid),"
@@ -79,7 +80,7 @@ static const char *claim_sql =
 "       (pg_catalog.date_part('epoch', t.timeout) * 1000)::bigint,"
 "       t.tls_verify, t.ca_file, t.client_cert_file, t.client_key_file,"
 "       t.client_key_password, h.signature, h.secret, h.signature_header,"
-"       t.max_in_flight"
+"       t.max_in_flight, h.id"
 "  FROM claimed c"
 "  JOIN webhook.event e ON e.id = c.event_id"
 "  JOIN webhook.hook h ON h.id = c.hook_id"
@@ -101,7 +102,8 @@ static const char *record_sql =
 "                      pg_catalog.unnest($9::text[]), pg_catalog.unnest($10::float8[]))"
 "           AS r(delivery_id, attempt_no, started_at, duration_ms, url, status,"
 "                response_headers, response_body, error, retry_after)"
-"      JOIN webhook.delivery d ON d.id = r.delivery_id AND d.state = 'delivering'"
+"      JOIN webhook.delivery d ON d.id = r.delivery_id"
+"                             AND d.attempts = r.attempt_no - 1"
 "      JOIN webhook.hook h ON h.id = d.hook_id"
 "), r AS ("
 "    SELECT input.*,"
@@ -142,9 +144,10 @@ static const char *record_sql =
 "SELECT pg_catalog.min(x.next_attempt_at) FROM deliveries x WHERE x.state = 'failed'";
 
 /*
- * After a 410: the waiting deliveries of the hooks of these deliveries are
- * cancelled.  A statement of its own, run only then: folded into record_sql,
- * its generic plan scanned every due delivery of every batch.
+ * After a 410: the other deliveries of the hooks of these deliveries are
+ * cancelled, but for those being sent ($2), which record_sql cancels when
+ * they are recorded.  A statement of its own, run only then: folded into
+ * record_sql, its generic plan scanned every due delivery of every batch.
  */
 static const char *cancel_sql =
 "UPDATE webhook.delivery d"
@@ -152,7 +155,8 @@ static const char *cancel_sql =
 "       last_error = 'hook disabled: the receiver answered 410 Gone'"
 " WHERE d.hook_id IN (SELECT x.hook_id FROM webhook.delivery x"
 "                      WHERE x.id OPERATOR(pg_catalog.=) ANY ($1))"
-"   AND d.state IN ('pending', 'failed')";
+"   AND d.state IN ('pending', 'failed')"
+"   AND d.id OPERATOR(pg_catalog.<>) ALL ($2)";
 
 static SPIPlanPtr claim_plan = NULL;
 static SPIPlanPtr record_plan = NULL;
@@ -169,29 +173,6 @@ keep_plan(const char *sql, int nargs, Oid *types)
 	if (SPI_keepplan(plan) != 0)
 		elog(ERROR, "webhook: keeping a queue plan failed");
 	return plan;
-}
-
-/*
- * Make deliveries left 'delivering' by an earlier worker due again.
- * Returns how many there were.
- */
-uint64
-queue_recover(void)
-{
-	int			ret;
-	uint64		n;
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "webhook: SPI_connect failed");
-	ret = SPI_execute("UPDATE webhook.delivery"
-					  "   SET state = 'pending', next_attempt_at = pg_catalog.now(),"
-					  "       last_error = 'the worker stopped while sending this delivery'"
-					  " WHERE state = 'delivering'", false, 0);
-	if (ret != SPI_OK_UPDATE)
-		elog(ERROR, "webhook: recovering deliveries failed: %s", SPI_result_code_string(ret));
-	n = SPI_processed;
-	SPI_finish();
-	return n;
 }
 
 /*
@@ -244,23 +225,40 @@ request_from_row(HeapTuple tup, TupleDesc desc, MemoryContext parent)
 	req->secret = SPI_getvalue(tup, desc, 20);
 	req->signature_header = SPI_getvalue(tup, desc, 21);
 	req->transport_max_in_flight = DatumGetInt32(SPI_getbinval(tup, desc, 22, &isnull));
+	req->hook_id = DatumGetInt64(SPI_getbinval(tup, desc, 23, &isnull));
 
 	MemoryContextSwitchTo(old);
 	return req;
 }
 
+/* A one-dimensional array of n elements of type, nulls allowed. */
+static Datum
+array_of(Datum *elems, bool *nulls, int n, Oid type)
+{
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+
+	get_typlenbyvalalign(type, &typlen, &typbyval, &typalign);
+	return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs, type,
+											  typlen, typbyval, typalign));
+}
+
 /*
  * Claim up to limit due deliveries, oldest first, and append a filled
- * request for each to claimed.  busy lists, per transport, how many requests
- * the worker holds already: a transport gets no more than its
- * max_in_flight, however many hooks it has (each hook's candidates are
- * locked, then ranked per transport).  Returns the number claimed.
+ * attempt for each to claimed.  What the worker holds already is skipped,
+ * and counts against its transport: a transport never has more than
+ * QUEUE_HOLD_FACTOR times its max_in_flight held, however many hooks it
+ * has (each hook's candidates are ranked per transport).  Returns the
+ * number claimed.
  */
 int
-queue_claim(int limit, int nbusy, Datum *busy_transports, Datum *busy_counts,
-			MemoryContext parent, dlist_head *claimed)
+queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
+			dlist_head *claimed)
 {
-	Datum		values[3];
+	Datum		values[4];
 	int			ret;
 	uint64		i;
 
@@ -268,16 +266,14 @@ queue_claim(int limit, int nbusy, Datum *busy_transports, Datum *busy_counts,
 		elog(ERROR, "webhook: SPI_connect failed");
 	if (claim_plan == NULL)
 	{
-		Oid			types[3] = {INT4OID, INT8ARRAYOID, INT4ARRAYOID};
+		Oid			types[4] = {INT4OID, INT8ARRAYOID, INT4ARRAYOID, INT8ARRAYOID};
 
-		claim_plan = keep_plan(claim_sql, 3, types);
+		claim_plan = keep_plan(claim_sql, 4, types);
 	}
 	values[0] = Int32GetDatum(limit);
-	values[1] = PointerGetDatum(construct_array(busy_transports, nbusy, INT8OID,
-												sizeof(int64), FLOAT8PASSBYVAL,
-												TYPALIGN_DOUBLE));
-	values[2] = PointerGetDatum(construct_array(busy_counts, nbusy, INT4OID,
-												sizeof(int32), true, TYPALIGN_INT));
+	values[1] = array_of(held->transport_ids, NULL, held->n_transports, INT8OID);
+	values[2] = array_of(held->counts, NULL, held->n_transports, INT4OID);
+	values[3] = array_of(held->delivery_ids, NULL, held->n_deliveries, INT8OID);
 	ret = SPI_execute_plan(claim_plan, values, NULL, false, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "webhook: claiming deliveries failed: %s", SPI_result_code_string(ret));
@@ -303,28 +299,15 @@ text_or_null(const char *s, bool *isnull)
 	return s ? CStringGetTextDatum(s) : (Datum) 0;
 }
 
-/* A one-dimensional array of n elements of type, nulls allowed. */
-static Datum
-array_of(Datum *elems, bool *nulls, int n, Oid type)
-{
-	int16		typlen;
-	bool		typbyval;
-	char		typalign;
-	int			dims[1] = {n};
-	int			lbs[1] = {1};
-
-	get_typlenbyvalalign(type, &typlen, &typbyval, &typalign);
-	return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs, type,
-											  typlen, typbyval, typalign));
-}
-
 /*
- * Record the outcome of the n requests reqs as attempts, and move their
- * deliveries on.  The requests are left as they are; the caller frees them.
- * Returns when the earliest retry it scheduled is due, or 0 for none.
+ * Record the outcome of the n attempts reqs, and move their deliveries on.
+ * After a 410 the hook's other deliveries are cancelled, but for the n_sent
+ * of sent_ids, being sent.  The attempts are left as they are; the caller
+ * frees them.  Returns when the earliest retry it scheduled is due, or 0
+ * for none.
  */
 TimestampTz
-queue_record(Attempt **reqs, int n)
+queue_record(Attempt **reqs, int n, Datum *sent_ids, int n_sent)
 {
 	Datum	   *cols[10];
 	bool	   *nulls[10];
@@ -393,11 +376,12 @@ queue_record(Attempt **reqs, int n)
 	{
 		if (cancel_plan == NULL)
 		{
-			Oid			type = INT8ARRAYOID;
+			Oid			types[2] = {INT8ARRAYOID, INT8ARRAYOID};
 
-			cancel_plan = keep_plan(cancel_sql, 1, &type);
+			cancel_plan = keep_plan(cancel_sql, 2, types);
 		}
 		values[0] = array_of(gone, NULL, n_gone, INT8OID);
+		values[1] = array_of(sent_ids, NULL, n_sent, INT8OID);
 		ret = SPI_execute_plan(cancel_plan, values, NULL, false, 0);
 		if (ret != SPI_OK_UPDATE)
 			elog(ERROR, "webhook: cancelling deliveries failed: %s",
@@ -439,7 +423,7 @@ queue_record_failure(Attempt *req, const char *why)
 								"                    THEN 'dead' ELSE 'failed' END AS state,"
 								"               coalesce(h.retry_schedule[$2], '1 min') AS step"
 								"          FROM webhook.hook h) f"
-								" WHERE d.id = $1 AND d.state = 'delivering' AND f.id = d.hook_id",
+								" WHERE d.id = $1 AND d.attempts = $2 - 1 AND f.id = d.hook_id",
 								4, types, values, nulls, false, 0);
 	if (ret != SPI_OK_UPDATE)
 		elog(ERROR, "webhook: recording a failure failed: %s", SPI_result_code_string(ret));

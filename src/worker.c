@@ -6,7 +6,7 @@
  *
  * The loop, every turn:
  *	1. in one short transaction, record the attempts that finished and claim
- *	   due deliveries within webhook.max_in_flight, if woken (a committed
+ *	   due deliveries within what it may hold, if woken (a committed
  *	   transaction enqueued work), if room was just freed, if the last claim
  *	   was full (a backlog), when a retry it scheduled comes due, or once a
  *	   second (retries others made due: a restarted worker's, say);
@@ -14,14 +14,17 @@
  *	3. wait on the latch and curl's sockets together (http.c).
  * No transaction is ever open while we wait on the network.
  *
- * A request is "held" by the worker from its claim until its attempt is
- * recorded; a transport never has more than its max_in_flight requests in
- * flight, and the claim asks for no more than it has room for.
+ * An attempt is "held" by the worker from its claim until it is recorded.
+ * A claim writes nothing (queue.c): what is held is known to this process
+ * alone, and the next claim is told to skip it.  The worker holds up to
+ * QUEUE_HOLD_FACTOR times webhook.max_in_flight, and as many times each
+ * transport's max_in_flight; a transport never has more than its
+ * max_in_flight requests in flight: the others wait, ready to start.
  *
- * At start, deliveries left 'delivering' by a previous worker (a crash, an
- * immediate shutdown) are made due again: delivery is at least once.  The
- * worker's own commits are asynchronous: losing one in a crash only means
- * a delivery is sent again, never that one is lost.
+ * A crash, or an immediate shutdown, leaves what the worker held pending in
+ * the queue: the next worker sends it again, so delivery is at least once.
+ * The worker's own commits are asynchronous: losing one in a crash only
+ * means a delivery is sent again, never that one is lost.
  *
  * IDENTIFICATION
  *	  src/worker.c
@@ -62,7 +65,9 @@ static int	n_loads = 0;
 
 static dlist_head waiting = DLIST_STATIC_INIT(waiting);	/* claimed, not started */
 static dlist_head done = DLIST_STATIC_INIT(done);	/* finished, not recorded */
+static dlist_head held = DLIST_STATIC_INIT(held);	/* claimed, not recorded */
 static int	n_waiting = 0;
+static int	n_held = 0;
 
 static MemoryContext request_cxt;
 static MemoryContext loop_cxt;
@@ -125,27 +130,39 @@ commit_transaction(void)
 	MemoryContextSwitchTo(loop_cxt);
 }
 
-/*
- * Is the extension installed in our database?  The first time it is, make
- * the deliveries an earlier worker held due again.  Caller is in a
- * transaction.
- */
+/* Is the extension installed in our database?  Caller is in a transaction. */
 static bool
-extension_ready(bool *recovered)
+extension_ready(void)
 {
-	if (!OidIsValid(get_extension_oid("webhook", true)))
-		return false;
-	if (!*recovered)
-	{
-		uint64		n = queue_recover();
+	return OidIsValid(get_extension_oid("webhook", true));
+}
 
-		if (n > 0)
-			ereport(LOG,
-					(errmsg("webhook worker made %llu interrupted deliveries due again",
-							(unsigned long long) n)));
-		*recovered = true;
+/* The delivery ids of what the worker holds (with sent_only, what it sent) */
+static Datum *
+held_ids(bool sent_only, int *n)
+{
+	Datum	   *ids = palloc(sizeof(Datum) * Max(n_held, 1));
+	dlist_iter	iter;
+
+	*n = 0;
+	dlist_foreach(iter, &held)
+	{
+		Attempt    *req = dlist_container(Attempt, held_node, iter.cur);
+
+		if (!sent_only || req->started_at != 0)
+			ids[(*n)++] = Int64GetDatum(req->delivery_id);
 	}
-	return true;
+	return ids;
+}
+
+/* Record attempts, noting when the first retry they scheduled is due. */
+static void
+record(Attempt **reqs, int n)
+{
+	int			n_sent;
+	Datum	   *sent = held_ids(true, &n_sent);
+
+	note_retry(queue_record(reqs, n, sent, n_sent));
 }
 
 /*
@@ -155,21 +172,22 @@ extension_ready(bool *recovered)
 static int
 claim(int limit, dlist_head *claimed)
 {
-	Datum	   *ids = palloc(sizeof(Datum) * Max(n_loads, 1));
-	Datum	   *counts = palloc(sizeof(Datum) * Max(n_loads, 1));
-	int			nbusy = 0;
+	QueueHeld	h;
 	int			i;
 
+	h.transport_ids = palloc(sizeof(Datum) * Max(n_loads, 1));
+	h.counts = palloc(sizeof(Datum) * Max(n_loads, 1));
+	h.n_transports = 0;
 	for (i = 0; i < n_loads; i++)
 	{
 		if (loads[i].held == 0)
 			continue;
-		ids[nbusy] = Int64GetDatum(loads[i].transport_id);
-		counts[nbusy] = Int32GetDatum(loads[i].held);
-		nbusy++;
+		h.transport_ids[h.n_transports] = Int64GetDatum(loads[i].transport_id);
+		h.counts[h.n_transports] = Int32GetDatum(loads[i].held);
+		h.n_transports++;
 	}
-
-	return queue_claim(limit, nbusy, ids, counts, request_cxt, claimed);
+	h.delivery_ids = held_ids(false, &h.n_deliveries);
+	return queue_claim(limit, &h, request_cxt, claimed);
 }
 
 /* Start the waiting requests that the global and per-transport limits allow. */
@@ -195,16 +213,61 @@ start_waiting(void)
 	}
 }
 
-/* Free every request of list. */
+/* Let go of a held attempt that was never started, and free it. */
 static void
-free_requests(dlist_head *list)
+drop_waiting(Attempt *req)
+{
+	dlist_delete(&req->node);
+	n_waiting--;
+	dlist_delete(&req->held_node);
+	n_held--;
+	transport_load(req->transport_id)->held--;
+	attempt_free(req);
+}
+
+/*
+ * The recorded attempts on done that were answered 410 disabled their
+ * hooks, whose unsent deliveries queue_record() cancelled: drop them.
+ */
+static void
+drop_waiting_of_gone_hooks(void)
+{
+	dlist_iter	iter;
+
+	dlist_foreach(iter, &done)
+	{
+		Attempt    *gone = dlist_container(Attempt, node, iter.cur);
+		dlist_mutable_iter w;
+
+		if (gone->status != 410)
+			continue;
+		dlist_foreach_modify(w, &waiting)
+		{
+			Attempt    *req = dlist_container(Attempt, node, w.cur);
+
+			if (req->hook_id == gone->hook_id)
+				drop_waiting(req);
+		}
+	}
+}
+
+/* Free every attempt of list; with release, they were held, and are no more. */
+static void
+free_requests(dlist_head *list, bool release)
 {
 	dlist_mutable_iter iter;
 
 	dlist_foreach_modify(iter, list)
 	{
+		Attempt    *req = dlist_container(Attempt, node, iter.cur);
+
 		dlist_delete(iter.cur);
-		attempt_free(dlist_container(Attempt, node, iter.cur));
+		if (release)
+		{
+			dlist_delete(&req->held_node);
+			n_held--;
+		}
+		attempt_free(req);
 	}
 }
 
@@ -270,7 +333,7 @@ record_in_subtransaction(Attempt *req, RecordHow how, char **why)
 		if (how == RECORD_FAILURE)
 			queue_record_failure(req, *why);
 		else
-			note_retry(queue_record(&req, 1));
+			record(&req, 1);
 		ReleaseCurrentSubTransaction();
 	}
 	PG_CATCH();
@@ -358,7 +421,7 @@ record_one_by_one(int n_done)
  * if even that fails they are kept for a later turn, after a pause.
  */
 static int
-exchange(int limit, bool *recovered)
+exchange(int limit)
 {
 	volatile int claimed = 0;
 	volatile bool failed = false;
@@ -373,12 +436,12 @@ exchange(int limit, bool *recovered)
 	PG_TRY();
 	{
 		begin_transaction(limit > 0 ? "claiming deliveries" : "recording attempts");
-		if (!extension_ready(recovered))
+		if (!extension_ready())
 			claimed = -1;
 		else
 		{
 			if (n_done > 0)
-				note_retry(queue_record(done_array(n_done), n_done));
+				record(done_array(n_done), n_done);
 			if (limit > 0)
 				claimed = claim(limit, &new_requests);
 		}
@@ -391,7 +454,7 @@ exchange(int limit, bool *recovered)
 		AbortCurrentTransaction();
 		pgstat_report_activity(STATE_IDLE, NULL);
 		MemoryContextSwitchTo(loop_cxt);
-		free_requests(&new_requests);
+		free_requests(&new_requests, false);
 		claimed = -1;
 		failed = true;
 	}
@@ -405,7 +468,8 @@ exchange(int limit, bool *recovered)
 		return -1;
 	}
 
-	free_requests(&done);
+	drop_waiting_of_gone_hooks();
+	free_requests(&done, true);
 	while (!dlist_is_empty(&new_requests))
 	{
 		Attempt    *req = dlist_container(Attempt, node,
@@ -414,6 +478,8 @@ exchange(int limit, bool *recovered)
 		transport_load(req->transport_id)->held++;
 		dlist_push_tail(&waiting, &req->node);
 		n_waiting++;
+		dlist_push_tail(&held, &req->held_node);
+		n_held++;
 	}
 	return claimed;
 }
@@ -432,7 +498,6 @@ withdraw_latch(int code, Datum arg)
 void
 webhook_worker_main(Datum main_arg)
 {
-	bool		recovered = false;
 	bool		claim_due = true;
 	bool		backlog = false;
 	TimestampTz last_claim = 0;
@@ -473,7 +538,8 @@ webhook_worker_main(Datum main_arg)
 
 	for (;;)
 	{
-		int			held;
+		int			capacity;
+		int			n_busy;
 		int			limit = 0;
 		long		timeout;
 		TimestampTz now;
@@ -491,15 +557,15 @@ webhook_worker_main(Datum main_arg)
 		 * (latency), but working off a backlog, only once a quarter of the
 		 * room is free, so that claims come in batches (throughput).
 		 */
-		held = http_in_flight() + n_waiting;
+		capacity = QUEUE_HOLD_FACTOR * webhook_max_in_flight;
+		n_busy = http_in_flight() + n_waiting;
 		if (claim_due && webhook_enabled &&
-			webhook_max_in_flight - held >=
-			(backlog ? Max(1, webhook_max_in_flight / 4) : 1))
-			limit = Min(webhook_max_in_flight - held, webhook_batch_size);
+			capacity - n_busy >= (backlog ? Max(1, capacity / 4) : 1))
+			limit = Min(capacity - n_busy, webhook_batch_size);
 
 		if (limit > 0 || !dlist_is_empty(&done))
 		{
-			int			claimed = exchange(limit, &recovered);
+			int			claimed = exchange(limit);
 
 			if (limit > 0)
 			{
@@ -514,8 +580,8 @@ webhook_worker_main(Datum main_arg)
 
 		start_waiting();
 
-		held = http_in_flight() + n_waiting;
-		timeout = (claim_due && held == 0 && webhook_enabled) ||
+		n_busy = http_in_flight() + n_waiting;
+		timeout = (claim_due && n_busy == 0 && webhook_enabled) ||
 			!dlist_is_empty(&done) ? 0 : POLL_INTERVAL_MS;
 		if (next_retry_at != 0 && timeout > 0)
 		{

@@ -9,7 +9,8 @@ BENCH_DIR=$(mktemp -d /tmp/webhook-bench.XXXXXX)
 BENCH_PORT=${BENCH_PORT:-55432}
 
 as_pg() {
-    if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+    # from /: the caller's directory (root's home, say) may be closed to postgres
+    if [ "$(id -u)" = 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
 }
 
 bench_start_cluster() {

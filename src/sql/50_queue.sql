@@ -3,8 +3,10 @@
 -- The worker's own statements (claim, record, recover) are in src/queue.c,
 -- kept as prepared plans; these are the helpers they call.
 
+-- STABLE as its body is (to_char): an IMMUTABLE label would keep it from
+-- being inlined, and it would be parsed for every batch of the worker.
 CREATE FUNCTION webhook._iso8601(ts timestamptz) RETURNS text
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT pg_catalog.to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
 $$;
 
