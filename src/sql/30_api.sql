@@ -611,21 +611,6 @@ CREATE TRIGGER hook_checked
                                signature_header, payload_format, retry_schedule
     ON webhook.hook FOR EACH ROW EXECUTE FUNCTION webhook._hook_written();
 
--- A deleted hook takes its deliveries (and their attempts) with it.  This is
--- what a foreign key's ON DELETE CASCADE would do, without the key: its
--- check would make a watched table's INSERT wait for an uncommitted delete.
-CREATE FUNCTION webhook._hooks_deleted() RETURNS trigger
-    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    DELETE FROM webhook.delivery d WHERE d.hook_id IN (SELECT o.id FROM deleted_hooks o);
-    RETURN NULL;
-END
-$$;
-COMMENT ON FUNCTION webhook._hooks_deleted() IS
-    'trigger: the deliveries of deleted hooks are deleted';
-CREATE TRIGGER hooks_deleted AFTER DELETE ON webhook.hook
-    REFERENCING OLD TABLE AS deleted_hooks
-    FOR EACH STATEMENT EXECUTE FUNCTION webhook._hooks_deleted();
 
 -- Check paging and sorting arguments; returns ASC or DESC.
 CREATE FUNCTION webhook._check_paging(page integer, page_size integer,
