@@ -12,6 +12,9 @@ Pieces:
                 certificate with an encrypted key, made with the openssl CLI.
 * verifiers     Standard Webhooks, hmac-sha256 (hex) and hmac-sha1 (base64),
                 written independently of the extension.
+* sanitizers    with WEBHOOK_E2E_SANITIZER_DIR set (test/run-sanitized), every
+                server runs with AddressSanitizer and UBSan preloaded and leaves
+                their reports in that directory (sanitizer_env).
 
 Run ``python3 harness.py`` for the self-tests of the pieces that need no
 extension (verifier vector, receiver, certificates, TLS).
@@ -41,6 +44,14 @@ import weakref
 DEFAULT_TIMEOUT = 30.0
 DB_NAME = 'webhook_test'
 KEEP = os.environ.get('WEBHOOK_E2E_KEEP') == '1'   # keep temp dirs for debugging
+# With the extension built by `make SANITIZE=1` (test/run-sanitized): the
+# directory the servers' AddressSanitizer and UBSan reports are written to,
+# and libraries to preload after the sanitizer runtimes (test/asan-preload.c).
+SANITIZER_DIR = os.environ.get('WEBHOOK_E2E_SANITIZER_DIR') or None
+SANITIZER_PRELOAD = os.environ.get('WEBHOOK_E2E_SANITIZER_PRELOAD', '').split()
+# PostgreSQL programs to use instead of pg_config --bindir's (a private copy
+# of the installation with the sanitized build in it)
+PG_BINDIR = os.environ.get('WEBHOOK_E2E_PG_BINDIR') or None
 
 _live = weakref.WeakSet()   # clusters and receivers not yet stopped
 
@@ -105,6 +116,73 @@ def named_args(**kw):
 
 
 # --------------------------------------------------------------------------
+# Sanitizers
+# --------------------------------------------------------------------------
+
+def _gcc_runtime(name):
+    """The path of one of gcc's runtime libraries (libasan.so), or None."""
+    try:
+        path = subprocess.run(['gcc', '-print-file-name=' + name], capture_output=True,
+                              text=True, timeout=30).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return os.path.realpath(path) if os.path.isabs(path) and os.path.exists(path) else None
+
+
+def sanitizer_env(report_dir):
+    """Environment for a server whose webhook library was built with `make SANITIZE=1`.
+
+    postgres itself is not instrumented, so AddressSanitizer's runtime must be
+    the first library loaded: LD_PRELOAD (then UBSan's, then
+    WEBHOOK_E2E_SANITIZER_PRELOAD: test/asan-preload.c, without which this
+    postgres hangs at start).  AddressSanitizer writes its reports to files
+    <report_dir>/sanitizer.<pid>.  UBSan's go to the server log: libubsan sets
+    its report file through a function libasan interposes, so its own stays
+    stderr; Cluster.close() copies them out (sanitizer_log_reports).  Any file
+    in report_dir is a failure (test/run-sanitized).  Leak detection is off:
+    a server's processes exit with their memory contexts still allocated.
+    """
+    asan = _gcc_runtime('libasan.so')
+    if asan is None:
+        raise RuntimeError('WEBHOOK_E2E_SANITIZER_DIR is set but gcc -print-file-name='
+                           'libasan.so finds no AddressSanitizer runtime')
+    preload = [asan]
+    ubsan = _gcc_runtime('libubsan.so')
+    if ubsan:
+        preload.append(ubsan)
+    log_path = 'log_path=' + os.path.join(report_dir, 'sanitizer')
+    return {
+        'LD_PRELOAD': ' '.join(preload + SANITIZER_PRELOAD),
+        'ASAN_OPTIONS': ':'.join([log_path, 'detect_leaks=0', 'abort_on_error=0',
+                                  'halt_on_error=1', 'print_stacktrace=1']),
+        'UBSAN_OPTIONS': ':'.join([log_path, 'print_stacktrace=1', 'halt_on_error=1']),
+    }
+
+
+# what a sanitizer writes to stderr, as found in a server log
+_SANITIZER_MARKS = ('runtime error:', 'Sanitizer', '==ERROR:')
+
+
+def sanitizer_log_reports(log_text):
+    """The sanitizer reports in a server log: each marked line and the stack
+    frames and summary that follow it; '' when there are none."""
+    lines = log_text.splitlines()
+    out = []
+    i = 0
+    while i < len(lines):
+        if any(m in lines[i] for m in _SANITIZER_MARKS):
+            out.append(lines[i])
+            i += 1
+            while i < len(lines) and len(out) < 2000 and (
+                    lines[i][:1] in (' ', '\t', '#', '') or lines[i].startswith('SUMMARY')):
+                out.append(lines[i])
+                i += 1
+        else:
+            i += 1
+    return '\n'.join(out)
+
+
+# --------------------------------------------------------------------------
 # Cluster
 # --------------------------------------------------------------------------
 
@@ -157,6 +235,10 @@ class Cluster:
     # -- binaries ---------------------------------------------------------
     @staticmethod
     def _bindir():
+        if PG_BINDIR:
+            if not os.path.exists(os.path.join(PG_BINDIR, 'initdb')):
+                raise RuntimeError('WEBHOOK_E2E_PG_BINDIR=%s has no initdb' % PG_BINDIR)
+            return PG_BINDIR
         try:
             out = subprocess.run(['pg_config', '--bindir'], capture_output=True,
                                  text=True, check=True).stdout.strip()
@@ -171,14 +253,18 @@ class Cluster:
         return os.path.join(self.bindir, name)
 
     @staticmethod
-    def _env():
+    def _env(server=False):
         env = {k: v for k, v in os.environ.items() if not k.startswith('PG')}
         env['LC_ALL'] = 'C'
         env['LANG'] = 'C'
+        if server and SANITIZER_DIR:
+            env.update(sanitizer_env(SANITIZER_DIR))
         return env
 
-    def _run(self, args, timeout=120, check=True):
-        p = subprocess.run(args, capture_output=True, text=True, env=self._env(),
+    def _run(self, args, timeout=120, check=True, server=False):
+        """Run a PostgreSQL program; server=True for the ones that start the server
+        (they get the sanitizer runtime when WEBHOOK_E2E_SANITIZER_DIR is set)."""
+        p = subprocess.run(args, capture_output=True, text=True, env=self._env(server),
                            timeout=timeout)
         if check and p.returncode != 0:
             raise RuntimeError('%s failed (%d):\n%s%s' % (
@@ -225,7 +311,7 @@ class Cluster:
             self._write_conf()
         for attempt in range(3):
             p = self._run([self._bin('pg_ctl'), '-D', self.datadir, '-l', self.logfile,
-                           '-w', '-t', '60', 'start'], check=False)
+                           '-w', '-t', '60', 'start'], check=False, server=True)
             if p.returncode == 0:
                 break
             if first and 'could not bind' in self.log() and attempt < 2:
@@ -234,11 +320,31 @@ class Cluster:
             raise RuntimeError('pg_ctl start failed:\n%s%s\n--- server log ---\n%s' % (
                 p.stdout, p.stderr, self.log_tail(40)))
         self.running = True
+        if SANITIZER_DIR:
+            self._check_sanitized()
         if first:
             self.psql('CREATE DATABASE %s' % self.dbname, db='postgres')
             if self.create_extension:
                 self.psql('CREATE EXTENSION webhook')
         return self
+
+    def _check_sanitized(self):
+        """With WEBHOOK_E2E_SANITIZER_DIR: the postmaster runs with AddressSanitizer
+        preloaded, and the webhook library it preloads (if any) is built with it;
+        else a run that reports nothing would prove nothing."""
+        with open(os.path.join(self.datadir, 'postmaster.pid')) as f:
+            pid = int(f.readline())
+        with open('/proc/%d/maps' % pid) as f:
+            paths = {line.split()[-1] for line in f if len(line.split()) >= 6}
+        if not any(os.path.basename(p).startswith('libasan') for p in paths):
+            raise RuntimeError('sanitized run: the server has no libasan loaded: %r'
+                               % sorted(paths))
+        for lib in paths:
+            if os.path.basename(lib) == 'webhook.so':
+                with open(lib, 'rb') as f:
+                    if b'__asan_report' not in f.read():
+                        raise RuntimeError('sanitized run: %s is not built with SANITIZE=1'
+                                           % lib)
 
     def stop(self, mode='fast'):
         if not self.running:
@@ -251,7 +357,7 @@ class Cluster:
     def restart(self, mode='fast'):
         assert mode in ('smart', 'fast', 'immediate')
         self._run([self._bin('pg_ctl'), '-D', self.datadir, '-l', self.logfile,
-                   '-m', mode, '-w', '-t', '60', 'restart'])
+                   '-m', mode, '-w', '-t', '60', 'restart'], server=True)
         self.running = True
 
     def close(self):
@@ -265,6 +371,12 @@ class Cluster:
         finally:
             self.running = False
             _live.discard(self)
+            if SANITIZER_DIR:
+                found = sanitizer_log_reports(self.log())
+                if found:
+                    with open(os.path.join(SANITIZER_DIR, 'server-log.%s'
+                                           % os.path.basename(self.dir)), 'w') as f:
+                        f.write(found + '\n')
             if not KEEP:
                 shutil.rmtree(self.dir, ignore_errors=True)
             else:
