@@ -59,6 +59,7 @@ static const char *claim_sql =
 "           ORDER BY d.next_attempt_at"
 "           LIMIT r.room) x"
 "     WHERE h.active"
+"       AND t.id OPERATOR(pg_catalog.%) $5 OPERATOR(pg_catalog.=) $6"
 "), claimed AS ("
 "    SELECT d.id, d.event_id, d.hook_id, d.attempts FROM ("
 "        SELECT candidates.*, pg_catalog.row_number() OVER"
@@ -158,6 +159,10 @@ static const char *cancel_sql =
 "   AND d.state IN ('pending', 'failed')"
 "   AND d.id OPERATOR(pg_catalog.<>) ALL ($2)";
 
+/* this worker's share of the transports: those whose id % n_workers = index */
+static int	partition_index = 0;
+static int	partition_n_workers = 1;
+
 static SPIPlanPtr claim_plan = NULL;
 static SPIPlanPtr record_plan = NULL;
 static SPIPlanPtr cancel_plan = NULL;
@@ -247,6 +252,18 @@ array_of(Datum *elems, bool *nulls, int n, Oid type)
 }
 
 /*
+ * This worker (number index of n_workers) claims the deliveries of the
+ * transports whose id % n_workers = index, and only those: each transport
+ * has one worker, which holds its max_in_flight alone.
+ */
+void
+queue_set_partition(int index, int n_workers)
+{
+	partition_index = index;
+	partition_n_workers = n_workers;
+}
+
+/*
  * Claim up to limit due deliveries, oldest first, and append a filled
  * attempt for each to claimed.  What the worker holds already is skipped,
  * and counts against its transport: a transport never has more than
@@ -258,7 +275,7 @@ int
 queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 			dlist_head *claimed)
 {
-	Datum		values[4];
+	Datum		values[6];
 	int			ret;
 	uint64		i;
 
@@ -266,10 +283,13 @@ queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 		elog(ERROR, "webhook: SPI_connect failed");
 	if (claim_plan == NULL)
 	{
-		Oid			types[4] = {INT4OID, INT8ARRAYOID, INT4ARRAYOID, INT8ARRAYOID};
+		Oid			types[6] = {INT4OID, INT8ARRAYOID, INT4ARRAYOID, INT8ARRAYOID,
+		INT8OID, INT8OID};
 
-		claim_plan = keep_plan(claim_sql, 4, types);
+		claim_plan = keep_plan(claim_sql, 6, types);
 	}
+	values[4] = Int64GetDatum(partition_n_workers);
+	values[5] = Int64GetDatum(partition_index);
 	values[0] = Int32GetDatum(limit);
 	values[1] = array_of(held->transport_ids, NULL, held->n_transports, INT8OID);
 	values[2] = array_of(held->counts, NULL, held->n_transports, INT4OID);

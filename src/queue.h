@@ -31,6 +31,7 @@ typedef struct QueueHeld
 	Datum	   *delivery_ids;	/* int8 */
 } QueueHeld;
 
+extern void queue_set_partition(int index, int n_workers);
 extern int	queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 						dlist_head *claimed);
 extern TimestampTz queue_record(Attempt **reqs, int n, Datum *sent_ids, int n_sent);

@@ -3,17 +3,18 @@
  * shmem.c
  *	  The little shared state between backends and the delivery worker.
  *
- * The worker publishes its latch here when it starts and clears it when it
- * exits.  A backend whose transaction enqueued deliveries sets that latch
- * once, when the transaction commits (never on abort), so that the worker
- * claims new work within milliseconds instead of at its next poll.
+ * Each of the webhook.workers workers publishes its latch here, in its
+ * slot, when it starts and clears it when it exits.  A backend whose
+ * transaction enqueued deliveries sets those latches once, when the
+ * transaction commits (never on abort), so that the workers claim new work
+ * within milliseconds instead of at their next poll.
  *
- * Locking: the latch pointer is written only by the worker, under
+ * Locking: a slot's latch pointer is written only by its worker, under
  * WorkerState->lock, and read by backends under the same spinlock.
- * wake_requested deduplicates wake-ups: a backend sets the latch only when
- * it flips the flag from 0 to 1, and the worker clears the flag just before
- * it claims.  Under a stream of commits that is one signal per claim, not
- * one per commit.
+ * wake_requested deduplicates wake-ups: a backend sets a latch only when it
+ * flips its slot's flag from 0 to 1, and the worker clears the flag just
+ * before it claims.  Under a stream of commits that is one signal per
+ * claim, not one per commit.
  *
  * IDENTIFICATION
  *	  src/shmem.c
@@ -30,11 +31,16 @@
 #include "storage/shmem.h"
 #include "storage/spin.h"
 
+typedef struct WorkerSlot
+{
+	Latch	   *latch;			/* the running worker's latch, or NULL */
+	pg_atomic_uint32 wake_requested;
+} WorkerSlot;
+
 typedef struct WorkerState
 {
 	slock_t		lock;
-	Latch	   *latch;			/* the running worker's latch, or NULL */
-	pg_atomic_uint32 wake_requested;
+	WorkerSlot	slots[WEBHOOK_MAX_WORKERS];
 } WorkerState;
 
 static WorkerState *worker_state = NULL;
@@ -59,67 +65,81 @@ webhook_shmem_startup(void)
 								   sizeof(WorkerState), &found);
 	if (!found)
 	{
+		int			i;
+
 		SpinLockInit(&worker_state->lock);
-		worker_state->latch = NULL;
-		pg_atomic_init_u32(&worker_state->wake_requested, 0);
+		for (i = 0; i < WEBHOOK_MAX_WORKERS; i++)
+		{
+			worker_state->slots[i].latch = NULL;
+			pg_atomic_init_u32(&worker_state->slots[i].wake_requested, 0);
+		}
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
 
 /*
- * Publish (or, with NULL, withdraw) the worker's latch.  Worker only.
+ * Publish (or, with NULL, withdraw) the latch of worker number index.
+ * Worker only.
  */
 void
-webhook_set_worker_latch(Latch *latch)
+webhook_set_worker_latch(int index, Latch *latch)
 {
 	SpinLockAcquire(&worker_state->lock);
-	worker_state->latch = latch;
+	worker_state->slots[index].latch = latch;
 	SpinLockRelease(&worker_state->lock);
 }
 
 /*
- * The worker is about to look at the queue: later commits must wake it
- * again.  Worker only.
+ * Worker number index is about to look at the queue: later commits must
+ * wake it again.  Worker only.
  */
 void
-webhook_clear_wake_request(void)
+webhook_clear_wake_request(int index)
 {
-	pg_atomic_write_u32(&worker_state->wake_requested, 0);
+	pg_atomic_write_u32(&worker_state->slots[index].wake_requested, 0);
 	pg_memory_barrier();
 }
 
 /*
- * Wake the worker now, if there is one and nobody has asked since it last
- * looked at the queue.  Harmless without the library preloaded: then there
- * is no shared state and nobody to wake.
+ * Wake the workers now, those that nobody has asked since they last looked
+ * at the queue.  Harmless without the library preloaded: then there is no
+ * shared state and nobody to wake.
  */
 void
 webhook_wake_worker(void)
 {
-	Latch	   *latch;
+	int			i;
 
 	if (worker_state == NULL)
 		return;
-	if (pg_atomic_read_u32(&worker_state->wake_requested) != 0 ||
-		pg_atomic_exchange_u32(&worker_state->wake_requested, 1) != 0)
-		return;
-	SpinLockAcquire(&worker_state->lock);
-	latch = worker_state->latch;
-	SpinLockRelease(&worker_state->lock);
-	if (latch != NULL)
-		SetLatch(latch);
+	for (i = 0; i < webhook_workers; i++)
+	{
+		WorkerSlot *slot = &worker_state->slots[i];
+		Latch	   *latch;
+
+		if (pg_atomic_read_u32(&slot->wake_requested) != 0 ||
+			pg_atomic_exchange_u32(&slot->wake_requested, 1) != 0)
+			continue;
+		SpinLockAcquire(&worker_state->lock);
+		latch = slot->latch;
+		SpinLockRelease(&worker_state->lock);
+		if (latch != NULL)
+			SetLatch(latch);
+	}
 }
 
-/* Whether a worker has published its latch (is running). */
+/* Whether every worker has published its latch (is running). */
 bool
 webhook_worker_running(void)
 {
-	bool		running;
+	bool		running = true;
+	int			i;
 
 	if (worker_state == NULL)
 		return false;
 	SpinLockAcquire(&worker_state->lock);
-	running = worker_state->latch != NULL;
+	for (i = 0; i < webhook_workers; i++)
+		running = running && worker_state->slots[i].latch != NULL;
 	SpinLockRelease(&worker_state->lock);
 	return running;
 }

@@ -4,9 +4,9 @@
  *	  Module entry point: settings, shared memory and utility hooks, and
  *	  the background worker's registration.  Nothing else happens here.
  *
- * Loaded through shared_preload_libraries, the library registers one
- * background worker that delivers the queue of the database named by
- * webhook.database_name.  Loaded any other way (CREATE EXTENSION in a
+ * Loaded through shared_preload_libraries, the library registers
+ * webhook.workers background workers that deliver the queue of the database
+ * named by webhook.database_name.  Loaded any other way (CREATE EXTENSION in a
  * session), it only defines the settings; the install script then warns that
  * no deliveries will be made.
  *
@@ -40,6 +40,7 @@ int			webhook_max_response_bytes = 4096;
 char	   *webhook_user_agent = NULL;
 bool		webhook_enabled = true;
 char	   *webhook_deny_networks = NULL;
+int			webhook_workers = 1;
 static char *webhook_retention = NULL;
 
 bool		webhook_preloaded = false;
@@ -157,8 +158,17 @@ define_settings(void)
 							   ? PGC_POSTMASTER : PGC_SIGHUP,
 							   0,
 							   NULL, NULL, NULL);
+	DefineCustomIntVariable("webhook.workers",
+							"Number of delivery workers; each sends the deliveries of its share of the transports.",
+							NULL,
+							&webhook_workers,
+							1, 1, WEBHOOK_MAX_WORKERS,
+							process_shared_preload_libraries_in_progress
+							? PGC_POSTMASTER : PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
 	DefineCustomIntVariable("webhook.max_in_flight",
-							"Maximum number of HTTP requests in flight across all hooks.",
+							"Maximum number of HTTP requests in flight across the hooks of one worker.",
 							NULL,
 							&webhook_max_in_flight,
 							64, 1, 10000,
@@ -214,6 +224,7 @@ void
 _PG_init(void)
 {
 	BackgroundWorker worker;
+	int			i;
 
 	define_settings();
 
@@ -241,7 +252,11 @@ _PG_init(void)
 	worker.bgw_restart_time = 1;
 	snprintf(worker.bgw_library_name, BGW_MAXLEN, "webhook");
 	snprintf(worker.bgw_function_name, BGW_MAXLEN, "webhook_worker_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "webhook worker");
 	snprintf(worker.bgw_type, BGW_MAXLEN, "webhook worker");
-	RegisterBackgroundWorker(&worker);
+	for (i = 0; i < webhook_workers; i++)
+	{
+		snprintf(worker.bgw_name, BGW_MAXLEN, "webhook worker %d", i + 1);
+		worker.bgw_main_arg = Int32GetDatum(i);
+		RegisterBackgroundWorker(&worker);
+	}
 }

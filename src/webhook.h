@@ -32,6 +32,10 @@ extern int	webhook_max_response_bytes;
 extern char *webhook_user_agent;
 extern bool webhook_enabled;
 extern char *webhook_deny_networks;
+extern int	webhook_workers;
+
+/* the most delivery workers webhook.workers may ask for */
+#define WEBHOOK_MAX_WORKERS 32
 
 /* true when loaded through shared_preload_libraries (webhook.c) */
 extern bool webhook_preloaded;
@@ -39,9 +43,9 @@ extern bool webhook_preloaded;
 /* shared memory (shmem.c) */
 extern void webhook_shmem_request(void);
 extern void webhook_shmem_startup(void);
-extern void webhook_set_worker_latch(Latch *latch);
+extern void webhook_set_worker_latch(int index, Latch *latch);
 extern void webhook_wake_worker(void);
-extern void webhook_clear_wake_request(void);
+extern void webhook_clear_wake_request(int index);
 extern void webhook_wake_at_commit(void);
 extern bool webhook_worker_running(void);
 

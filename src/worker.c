@@ -4,6 +4,11 @@
  *	  The delivery worker: one loop that claims due deliveries, sends them
  *	  concurrently, and records their attempts.
  *
+ * There are webhook.workers of them; each serves its share of the
+ * transports (queue_set_partition), so that a transport's deliveries, and
+ * its max_in_flight, are one worker's alone and no delivery is claimed by
+ * two.
+ *
  * The loop, every turn:
  *	1. in one short transaction, record the attempts that finished and claim
  *	   due deliveries within what it may hold, if woken (a committed
@@ -71,6 +76,9 @@ static int	n_held = 0;
 
 static MemoryContext request_cxt;
 static MemoryContext loop_cxt;
+
+/* which of the webhook.workers workers this is, from 0 */
+static int	worker_index = 0;
 
 /* when the earliest retry the worker scheduled is due; 0 for none */
 static TimestampTz next_retry_at = 0;
@@ -430,7 +438,7 @@ exchange(int limit)
 
 	dlist_init(&new_requests);
 	if (limit > 0)
-		webhook_clear_wake_request();
+		webhook_clear_wake_request(worker_index);
 	/* finished requests no longer count against their transports */
 	n_done = count_done(-1);
 	PG_TRY();
@@ -487,7 +495,7 @@ exchange(int limit)
 static void
 withdraw_latch(int code, Datum arg)
 {
-	webhook_set_worker_latch(NULL);
+	webhook_set_worker_latch(worker_index, NULL);
 }
 
 /*
@@ -501,6 +509,9 @@ webhook_worker_main(Datum main_arg)
 	bool		claim_due = true;
 	bool		backlog = false;
 	TimestampTz last_claim = 0;
+
+	worker_index = DatumGetInt32(main_arg);
+	queue_set_partition(worker_index, webhook_workers);
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -530,11 +541,11 @@ webhook_worker_main(Datum main_arg)
 	MemoryContextSwitchTo(loop_cxt);
 
 	http_init();
-	webhook_set_worker_latch(MyLatch);
+	webhook_set_worker_latch(worker_index, MyLatch);
 	before_shmem_exit(withdraw_latch, (Datum) 0);
 
-	ereport(LOG, (errmsg("webhook worker started in database \"%s\"",
-						 webhook_database_name)));
+	ereport(LOG, (errmsg("webhook worker %d of %d started in database \"%s\"",
+						 worker_index + 1, webhook_workers, webhook_database_name)));
 
 	for (;;)
 	{

@@ -1,0 +1,90 @@
+"""Scale: several delivery workers (webhook.workers) share the queue without
+delivering anything twice, and per-transport limits hold across them."""
+
+import collections
+import time
+import unittest
+
+import harness
+from harness import R, lit
+
+cluster = rx = None
+
+
+def setUpModule():
+    global cluster, rx
+    cluster = harness.start_cluster(extra_conf=['webhook.workers = 2'])
+    rx = harness.Receiver()
+
+
+def tearDownModule():
+    harness.stop_all()
+
+
+def emit_many(event_type, n):
+    cluster.psql("SELECT count(webhook.emit(%s, jsonb_build_object('n', g)))"
+                 " FROM generate_series(1, %d) g" % (lit(event_type), n))
+
+
+class WorkersTest(unittest.TestCase):
+
+    def test_two_workers_run(self):
+        pids = cluster.psql("SELECT pid FROM pg_stat_activity WHERE backend_type = 'webhook worker'")
+        self.assertEqual(len(pids), 2, pids)
+
+    def test_every_event_once_across_workers(self):
+        """Six transports (three for each worker), 50 events each: every
+        event arrives once, and both workers sent their share."""
+        hooks = [cluster.hook_on(rx.url(), '/scale-%d' % i) for i in range(6)]
+        parities = {h.transport_id % 2 for h in hooks}
+        self.assertEqual(parities, {0, 1}, 'the transports are not shared by both workers')
+        for h in hooks:
+            emit_many(h.event_type, 50)
+        for i, h in enumerate(hooks):
+            reqs = rx.wait_requests(50, path='/scale-%d' % i, timeout=30)
+            ids = collections.Counter(r.headers['webhook-id'] for r in reqs)
+            self.assertEqual(len(ids), 50)
+            self.assertEqual(max(ids.values()), 1, 'an event was delivered twice')
+        for h in hooks:
+            cluster.wait_for("SELECT count(*) FROM webhook.delivery WHERE hook_id = %d"
+                             " AND state = 'succeeded'" % h.hook_id, '50', timeout=30)
+        time.sleep(0.5)
+        self.assertEqual(sum(rx.count(path='/scale-%d' % i) for i in range(6)), 300)
+        self.assertEqual(cluster.one("SELECT count(*) FROM webhook.attempt a"
+                                     " JOIN webhook.delivery d ON d.id = a.delivery_id"
+                                     " WHERE d.hook_id IN (%s)"
+                                     % ','.join(str(h.hook_id) for h in hooks)), '300')
+
+    def test_transport_limit_holds_across_workers(self):
+        """A transport with several hooks is still one worker's: its
+        max_in_flight is never exceeded."""
+        slow = harness.Receiver(default=R(200, delay=0.5))
+        try:
+            tid = cluster.create_transport(base_url=slow.url(), max_in_flight=2)
+            types = [harness.uniq('SLOW') for _ in range(4)]
+            for i, t in enumerate(types):
+                cluster.create_hook(tid, [t], path='/slow')
+            for t in types:
+                emit_many(t, 3)
+            slow.wait_requests(12, path='/slow', timeout=30)
+            self.assertEqual(slow.max_in_flight['/slow'], 2)
+        finally:
+            slow.close()
+
+    def test_commit_wakes_each_worker(self):
+        """A commit wakes both workers: deliveries of either share leave at
+        once, not at a poll."""
+        gaps = []
+        for i in range(4):
+            h = cluster.hook_on(rx.url(), '/wake-%d' % i)
+            t0 = time.monotonic()
+            cluster.emit(h.event_type, {'i': i})
+            req = rx.wait_requests(1, path='/wake-%d' % i, timeout=10)[0]
+            gaps.append(req.arrived - t0)
+        harness.note('two workers: emit -> arrival %s s (psql start included)'
+                     % ', '.join('%.3f' % g for g in gaps))
+        self.assertLess(max(gaps), 0.5, gaps)
+
+
+if __name__ == '__main__':
+    unittest.main()
