@@ -22,6 +22,7 @@
 #include "utils/timestamp.h"
 
 PG_FUNCTION_INFO_V1(webhook_wake);
+PG_FUNCTION_INFO_V1(webhook_wake_launcher_sql);
 PG_FUNCTION_INFO_V1(webhook_wait_until_running);
 PG_FUNCTION_INFO_V1(webhook_is_preloaded);
 PG_FUNCTION_INFO_V1(webhook_http_head);
@@ -37,8 +38,20 @@ webhook_wake(PG_FUNCTION_ARGS)
 }
 
 /*
- * webhook.wait_until_running(timeout interval): true once the worker has
- * published its latch, false if the timeout passes first.
+ * webhook._wake_launcher(): have the launcher probe the databases when the
+ * calling transaction commits (the install script calls it).
+ */
+Datum
+webhook_wake_launcher_sql(PG_FUNCTION_ARGS)
+{
+	webhook_wake_launcher_at_commit();
+	PG_RETURN_VOID();
+}
+
+/*
+ * webhook.wait_until_running(timeout interval): true once the database's
+ * webhook.workers workers run (have taken their slots), false if the
+ * timeout passes first.
  */
 Datum
 webhook_wait_until_running(PG_FUNCTION_ARGS)
@@ -59,7 +72,7 @@ webhook_wait_until_running(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("webhook must be loaded via shared_preload_libraries")));
 
-	while (!webhook_worker_running())
+	while (webhook_workers_running(MyDatabaseId) < webhook_workers)
 	{
 		if (GetCurrentTimestamp() >= deadline)
 			PG_RETURN_BOOL(false);

@@ -1,20 +1,24 @@
 /*-------------------------------------------------------------------------
  *
  * shmem.c
- *	  The little shared state between backends and the delivery worker.
+ *	  The little shared state between backends, the launcher and the
+ *	  delivery workers.
  *
- * Each of the webhook.workers workers publishes its latch here, in its
- * slot, when it starts and clears it when it exits.  A backend whose
- * transaction enqueued deliveries sets those latches once, when the
- * transaction commits (never on abort), so that the workers claim new work
- * within milliseconds instead of at their next poll.
+ * Each delivery worker takes a slot here when it starts, naming its
+ * database and its number within that database's webhook.workers, and
+ * publishes its latch and pid; it gives the slot back when it exits.  A
+ * backend whose transaction enqueued deliveries sets the latches of its
+ * database's workers once, when the transaction commits (never on abort),
+ * so that they claim new work within milliseconds instead of at their next
+ * poll.  The launcher publishes its latch too: a CREATE EXTENSION wakes it
+ * when it commits, so that the new database gets its workers at once.
  *
- * Locking: a slot's latch pointer is written only by its worker, under
- * WorkerState->lock, and read by backends under the same spinlock.
- * wake_requested deduplicates wake-ups: a backend sets a latch only when it
- * flips its slot's flag from 0 to 1, and the worker clears the flag just
- * before it claims.  Under a stream of commits that is one signal per
- * claim, not one per commit.
+ * Locking: slots and the launcher's latch are written under
+ * WorkerState->lock and read under the same spinlock.  wake_requested
+ * deduplicates wake-ups: a backend sets a worker's latch only when it flips
+ * the slot's flag from 0 to 1, and the worker clears the flag just before
+ * it claims.  Under a stream of commits that is one signal per claim, not
+ * one per commit.
  *
  * IDENTIFICATION
  *	  src/shmem.c
@@ -22,6 +26,8 @@
  *-------------------------------------------------------------------------
  */
 #include "webhook.h"
+
+#include <signal.h>
 
 #include "access/xact.h"
 #include "miscadmin.h"
@@ -31,22 +37,30 @@
 #include "storage/shmem.h"
 #include "storage/spin.h"
 
+/* One running delivery worker. */
 typedef struct WorkerSlot
 {
-	Latch	   *latch;			/* the running worker's latch, or NULL */
+	Oid			dboid;			/* its database; InvalidOid for a free slot */
+	int			index;			/* its number among the database's workers */
+	pid_t		pid;
+	Latch	   *latch;
 	pg_atomic_uint32 wake_requested;
 } WorkerSlot;
 
 typedef struct WorkerState
 {
 	slock_t		lock;
-	WorkerSlot	slots[WEBHOOK_MAX_WORKERS];
+	Latch	   *launcher_latch;	/* the running launcher's, or NULL */
+	pg_atomic_uint32 probe_requested;	/* a CREATE EXTENSION committed */
+	Oid			dropping;		/* a database being dropped: start nothing in it */
+	WorkerSlot	slots[WEBHOOK_MAX_SLOTS];
 } WorkerState;
 
 static WorkerState *worker_state = NULL;
 
-/* backend-local: a wake-up is owed when the current transaction commits */
+/* backend-local: wake-ups owed when the current transaction commits */
 static bool wake_pending = false;
+static bool launcher_wake_pending = false;
 static bool xact_callback_registered = false;
 
 void
@@ -68,8 +82,12 @@ webhook_shmem_startup(void)
 		int			i;
 
 		SpinLockInit(&worker_state->lock);
-		for (i = 0; i < WEBHOOK_MAX_WORKERS; i++)
+		worker_state->launcher_latch = NULL;
+		pg_atomic_init_u32(&worker_state->probe_requested, 0);
+		worker_state->dropping = InvalidOid;
+		for (i = 0; i < WEBHOOK_MAX_SLOTS; i++)
 		{
+			worker_state->slots[i].dboid = InvalidOid;
 			worker_state->slots[i].latch = NULL;
 			pg_atomic_init_u32(&worker_state->slots[i].wake_requested, 0);
 		}
@@ -78,32 +96,68 @@ webhook_shmem_startup(void)
 }
 
 /*
- * Publish (or, with NULL, withdraw) the latch of worker number index.
- * Worker only.
+ * Take a slot for worker number index of database dboid, publishing our pid
+ * and latch.  Returns the slot's number, or -1 when that worker runs
+ * already, or no slot is free.  Worker only.
  */
+int
+webhook_slot_acquire(Oid dboid, int index)
+{
+	int			free_slot = -1;
+	int			i;
+
+	SpinLockAcquire(&worker_state->lock);
+	for (i = 0; i < WEBHOOK_MAX_SLOTS; i++)
+	{
+		WorkerSlot *slot = &worker_state->slots[i];
+
+		if (slot->dboid == dboid && slot->index == index)
+		{
+			free_slot = -1;
+			break;
+		}
+		if (slot->dboid == InvalidOid && free_slot < 0)
+			free_slot = i;
+	}
+	if (free_slot >= 0)
+	{
+		WorkerSlot *slot = &worker_state->slots[free_slot];
+
+		slot->dboid = dboid;
+		slot->index = index;
+		slot->pid = MyProcPid;
+		slot->latch = MyLatch;
+		pg_atomic_write_u32(&slot->wake_requested, 0);
+	}
+	SpinLockRelease(&worker_state->lock);
+	return free_slot;
+}
+
+/* Give a slot back.  Worker only. */
 void
-webhook_set_worker_latch(int index, Latch *latch)
+webhook_slot_release(int slot)
 {
 	SpinLockAcquire(&worker_state->lock);
-	worker_state->slots[index].latch = latch;
+	worker_state->slots[slot].dboid = InvalidOid;
+	worker_state->slots[slot].latch = NULL;
 	SpinLockRelease(&worker_state->lock);
 }
 
 /*
- * Worker number index is about to look at the queue: later commits must
- * wake it again.  Worker only.
+ * The worker of this slot is about to look at the queue: later commits
+ * must wake it again.  Worker only.
  */
 void
-webhook_clear_wake_request(int index)
+webhook_clear_wake_request(int slot)
 {
-	pg_atomic_write_u32(&worker_state->slots[index].wake_requested, 0);
+	pg_atomic_write_u32(&worker_state->slots[slot].wake_requested, 0);
 	pg_memory_barrier();
 }
 
 /*
- * Wake the workers now, those that nobody has asked since they last looked
- * at the queue.  Harmless without the library preloaded: then there is no
- * shared state and nobody to wake.
+ * Wake the workers of this database now, those that nobody has asked since
+ * they last looked at the queue.  Harmless without the library preloaded:
+ * then there is no shared state and nobody to wake.
  */
 void
 webhook_wake_worker(void)
@@ -112,36 +166,104 @@ webhook_wake_worker(void)
 
 	if (worker_state == NULL)
 		return;
-	for (i = 0; i < webhook_workers; i++)
+	for (i = 0; i < WEBHOOK_MAX_SLOTS; i++)
 	{
 		WorkerSlot *slot = &worker_state->slots[i];
-		Latch	   *latch;
+		Latch	   *latch = NULL;
 
-		if (pg_atomic_read_u32(&slot->wake_requested) != 0 ||
+		if (slot->dboid != MyDatabaseId ||
+			pg_atomic_read_u32(&slot->wake_requested) != 0 ||
 			pg_atomic_exchange_u32(&slot->wake_requested, 1) != 0)
 			continue;
 		SpinLockAcquire(&worker_state->lock);
-		latch = slot->latch;
+		if (slot->dboid == MyDatabaseId)
+			latch = slot->latch;
 		SpinLockRelease(&worker_state->lock);
 		if (latch != NULL)
 			SetLatch(latch);
 	}
 }
 
-/* Whether every worker has published its latch (is running). */
-bool
-webhook_worker_running(void)
+/* How many workers of database dboid run. */
+int
+webhook_workers_running(Oid dboid)
 {
-	bool		running = true;
+	int			n = 0;
 	int			i;
 
 	if (worker_state == NULL)
-		return false;
+		return 0;
 	SpinLockAcquire(&worker_state->lock);
-	for (i = 0; i < webhook_workers; i++)
-		running = running && worker_state->slots[i].latch != NULL;
+	for (i = 0; i < WEBHOOK_MAX_SLOTS; i++)
+		if (worker_state->slots[i].dboid == dboid)
+			n++;
 	SpinLockRelease(&worker_state->lock);
-	return running;
+	return n;
+}
+
+/*
+ * Mark database dboid as being dropped (InvalidOid: no longer) and send
+ * SIGTERM to its workers.  Returns how many were signalled.
+ */
+int
+webhook_stop_workers(Oid dboid)
+{
+	int			n = 0;
+	int			i;
+
+	SpinLockAcquire(&worker_state->lock);
+	worker_state->dropping = dboid;
+	for (i = 0; dboid != InvalidOid && i < WEBHOOK_MAX_SLOTS; i++)
+	{
+		if (worker_state->slots[i].dboid == dboid)
+		{
+			kill(worker_state->slots[i].pid, SIGTERM);
+			n++;
+		}
+	}
+	SpinLockRelease(&worker_state->lock);
+	return n;
+}
+
+/* The database being dropped, or InvalidOid. */
+Oid
+webhook_dropping_database(void)
+{
+	Oid			dboid;
+
+	SpinLockAcquire(&worker_state->lock);
+	dboid = worker_state->dropping;
+	SpinLockRelease(&worker_state->lock);
+	return dboid;
+}
+
+/* Publish (or, with NULL, withdraw) the launcher's latch.  Launcher only. */
+void
+webhook_set_launcher_latch(Latch *latch)
+{
+	SpinLockAcquire(&worker_state->lock);
+	worker_state->launcher_latch = latch;
+	SpinLockRelease(&worker_state->lock);
+}
+
+/*
+ * Wake the launcher now; with probe, to look for the extension in the
+ * databases without workers at once (a CREATE EXTENSION committed).
+ */
+void
+webhook_wake_launcher(bool probe)
+{
+	Latch	   *latch;
+
+	if (worker_state == NULL)
+		return;
+	if (probe)
+		pg_atomic_write_u32(&worker_state->probe_requested, 1);
+	SpinLockAcquire(&worker_state->lock);
+	latch = worker_state->launcher_latch;
+	SpinLockRelease(&worker_state->lock);
+	if (latch != NULL)
+		SetLatch(latch);
 }
 
 static void
@@ -153,35 +275,61 @@ wake_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PARALLEL_COMMIT:
 			if (wake_pending)
 				webhook_wake_worker();
-			wake_pending = false;
+			if (launcher_wake_pending)
+				webhook_wake_launcher(true);
+			wake_pending = launcher_wake_pending = false;
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
-			wake_pending = false;
+			wake_pending = launcher_wake_pending = false;
 			break;
 		case XACT_EVENT_PREPARE:
-			/* COMMIT PREPARED wakes the worker (webhook.c), maybe elsewhere */
-			wake_pending = false;
+			/* COMMIT PREPARED wakes the workers (webhook.c), maybe elsewhere */
+			wake_pending = launcher_wake_pending = false;
 			break;
 		default:
 			break;
 	}
 }
 
+static void
+register_xact_callback(void)
+{
+	if (!xact_callback_registered)
+	{
+		RegisterXactCallback(wake_xact_callback, NULL);
+		xact_callback_registered = true;
+	}
+}
+
 /*
- * Ask for the worker to be woken when the current transaction commits.
- * Cheap enough to call for every row: after the first call of a transaction
- * it only tests a flag.
+ * Ask for this database's workers to be woken when the current transaction
+ * commits.  Cheap enough to call for every row: after the first call of a
+ * transaction it only tests a flag.
  */
 void
 webhook_wake_at_commit(void)
 {
 	if (wake_pending)
 		return;
-	if (!xact_callback_registered)
-	{
-		RegisterXactCallback(wake_xact_callback, NULL);
-		xact_callback_registered = true;
-	}
+	register_xact_callback();
 	wake_pending = true;
+}
+
+/* Was the launcher asked to probe since it last asked?  Launcher only. */
+bool
+webhook_take_probe_request(void)
+{
+	return pg_atomic_exchange_u32(&worker_state->probe_requested, 0) != 0;
+}
+
+/*
+ * Ask for the launcher to be woken, to probe the databases, when the
+ * current transaction commits (a CREATE EXTENSION).
+ */
+void
+webhook_wake_launcher_at_commit(void)
+{
+	register_xact_callback();
+	launcher_wake_pending = true;
 }

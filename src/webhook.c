@@ -4,9 +4,10 @@
  *	  Module entry point: settings, shared memory and utility hooks, and
  *	  the background worker's registration.  Nothing else happens here.
  *
- * Loaded through shared_preload_libraries, the library registers
- * webhook.workers background workers that deliver the queue of the database
- * named by webhook.database_name.  Loaded any other way (CREATE EXTENSION in a
+ * Loaded through shared_preload_libraries, the library registers the
+ * launcher (launcher.c), which starts webhook.workers delivery workers in
+ * each database that webhook.database_name names (or every one, with '*')
+ * where the extension is installed.  Loaded any other way (CREATE EXTENSION in a
  * session), it only defines the settings; the install script then warns that
  * no deliveries will be made.
  *
@@ -24,6 +25,7 @@
 #include <curl/curl.h>
 
 #include "address.h"
+#include "commands/dbcommands.h"
 #include "miscadmin.h"
 #include "postmaster/bgworker.h"
 #include "storage/ipc.h"
@@ -68,9 +70,10 @@ webhook_shmem_startup_hook(void)
 }
 
 /*
- * Run a utility statement; after COMMIT PREPARED, wake the worker: the
- * prepared transaction may have enqueued deliveries, and its wake-up was
- * not owed to the session that prepared it (shmem.c).
+ * Run a utility statement.  Before DROP DATABASE, stop the database's
+ * workers: their connections would make it fail.  After COMMIT PREPARED,
+ * wake the workers: the prepared transaction may have enqueued deliveries,
+ * and its wake-up was not owed to the session that prepared it (shmem.c).
  */
 static void
 webhook_process_utility(PlannedStmt *pstmt, const char *queryString,
@@ -79,13 +82,31 @@ webhook_process_utility(PlannedStmt *pstmt, const char *queryString,
 						DestReceiver *dest, QueryCompletion *qc)
 {
 	Node	   *parsetree = pstmt->utilityStmt;
+	volatile Oid dropped = InvalidOid;
 
-	if (prev_process_utility_hook)
-		prev_process_utility_hook(pstmt, queryString, readOnlyTree, context,
-								  params, queryEnv, dest, qc);
-	else
-		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
-								params, queryEnv, dest, qc);
+	if (IsA(parsetree, DropdbStmt))
+	{
+		dropped = get_database_oid(((DropdbStmt *) parsetree)->dbname, true);
+		if (OidIsValid(dropped))
+			webhook_stop_database_workers(dropped);
+	}
+
+	PG_TRY();
+	{
+		if (prev_process_utility_hook)
+			prev_process_utility_hook(pstmt, queryString, readOnlyTree, context,
+									  params, queryEnv, dest, qc);
+		else
+			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+									params, queryEnv, dest, qc);
+	}
+	PG_FINALLY();
+	{
+		/* dropped or not, the launcher may look at it again */
+		if (OidIsValid(dropped))
+			webhook_stop_workers(InvalidOid);
+	}
+	PG_END_TRY();
 
 	if (IsA(parsetree, TransactionStmt) &&
 		((TransactionStmt *) parsetree)->kind == TRANS_STMT_COMMIT_PREPARED)
@@ -150,7 +171,7 @@ define_settings(void)
 	 * one session, where there is no worker to configure, it is shown only.
 	 */
 	DefineCustomStringVariable("webhook.database_name",
-							   "Database whose deliveries the background worker sends.",
+							   "Databases whose deliveries are sent: a comma-separated list, or * for every database with the extension.",
 							   NULL,
 							   &webhook_database_name,
 							   "postgres",
@@ -159,7 +180,7 @@ define_settings(void)
 							   0,
 							   NULL, NULL, NULL);
 	DefineCustomIntVariable("webhook.workers",
-							"Number of delivery workers; each sends the deliveries of its share of the transports.",
+							"Number of delivery workers per database; each sends the deliveries of its share of the transports.",
 							NULL,
 							&webhook_workers,
 							1, 1, WEBHOOK_MAX_WORKERS,
@@ -224,7 +245,6 @@ void
 _PG_init(void)
 {
 	BackgroundWorker worker;
-	int			i;
 
 	define_settings();
 
@@ -248,15 +268,10 @@ _PG_init(void)
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
 	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	/* quick restart: the database may be created after the postmaster starts */
 	worker.bgw_restart_time = 1;
 	snprintf(worker.bgw_library_name, BGW_MAXLEN, "webhook");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "webhook_worker_main");
-	snprintf(worker.bgw_type, BGW_MAXLEN, "webhook worker");
-	for (i = 0; i < webhook_workers; i++)
-	{
-		snprintf(worker.bgw_name, BGW_MAXLEN, "webhook worker %d", i + 1);
-		worker.bgw_main_arg = Int32GetDatum(i);
-		RegisterBackgroundWorker(&worker);
-	}
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "webhook_launcher_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "webhook launcher");
+	snprintf(worker.bgw_type, BGW_MAXLEN, "webhook launcher");
+	RegisterBackgroundWorker(&worker);
 }

@@ -34,8 +34,10 @@ extern bool webhook_enabled;
 extern char *webhook_deny_networks;
 extern int	webhook_workers;
 
-/* the most delivery workers webhook.workers may ask for */
+/* the most delivery workers webhook.workers may ask for, per database */
 #define WEBHOOK_MAX_WORKERS 32
+/* the most delivery workers running at once, all databases together */
+#define WEBHOOK_MAX_SLOTS 128
 
 /* true when loaded through shared_preload_libraries (webhook.c) */
 extern bool webhook_preloaded;
@@ -43,11 +45,22 @@ extern bool webhook_preloaded;
 /* shared memory (shmem.c) */
 extern void webhook_shmem_request(void);
 extern void webhook_shmem_startup(void);
-extern void webhook_set_worker_latch(int index, Latch *latch);
+extern int	webhook_slot_acquire(Oid dboid, int index);
+extern void webhook_slot_release(int slot);
+extern void webhook_clear_wake_request(int slot);
 extern void webhook_wake_worker(void);
-extern void webhook_clear_wake_request(int index);
+extern int	webhook_workers_running(Oid dboid);
+extern int	webhook_stop_workers(Oid dboid);
+extern Oid	webhook_dropping_database(void);
+extern void webhook_set_launcher_latch(Latch *latch);
+extern void webhook_wake_launcher(bool probe);
+extern bool webhook_take_probe_request(void);
 extern void webhook_wake_at_commit(void);
-extern bool webhook_worker_running(void);
+extern void webhook_wake_launcher_at_commit(void);
+
+/* the launcher (launcher.c) */
+extern PGDLLEXPORT void webhook_launcher_main(Datum main_arg) pg_attribute_noreturn();
+extern void webhook_stop_database_workers(Oid dboid);
 
 /* signing (signing.c) */
 extern char *webhook_signature(const char *scheme, const char *secret,

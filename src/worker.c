@@ -39,6 +39,7 @@
 #include "webhook.h"
 
 #include "access/xact.h"
+#include "commands/dbcommands.h"
 #include "commands/extension.h"
 #include "attempt.h"
 #include "http.h"
@@ -77,8 +78,12 @@ static int	n_held = 0;
 static MemoryContext request_cxt;
 static MemoryContext loop_cxt;
 
-/* which of the webhook.workers workers this is, from 0 */
+/* which of its database's webhook.workers workers this is, from 0 */
 static int	worker_index = 0;
+/* its slot in shared memory (shmem.c) */
+static int	worker_slot = -1;
+/* the extension was dropped: the worker exits */
+static bool extension_gone = false;
 
 /* when the earliest retry the worker scheduled is due; 0 for none */
 static TimestampTz next_retry_at = 0;
@@ -438,14 +443,17 @@ exchange(int limit)
 
 	dlist_init(&new_requests);
 	if (limit > 0)
-		webhook_clear_wake_request(worker_index);
+		webhook_clear_wake_request(worker_slot);
 	/* finished requests no longer count against their transports */
 	n_done = count_done(-1);
 	PG_TRY();
 	{
 		begin_transaction(limit > 0 ? "claiming deliveries" : "recording attempts");
 		if (!extension_ready())
+		{
+			extension_gone = true;
 			claimed = -1;
+		}
 		else
 		{
 			if (n_done > 0)
@@ -493,9 +501,49 @@ exchange(int limit)
 }
 
 static void
-withdraw_latch(int code, Datum arg)
+release_slot(int code, Datum arg)
 {
-	webhook_set_worker_latch(worker_index, NULL);
+	webhook_slot_release(worker_slot);
+}
+
+/*
+ * Connect to the database the launcher named, and take this worker's slot
+ * there.  Exits, cleanly, when the database has no extension (the launcher
+ * probes for it so) or the worker runs already.
+ */
+static void
+join_database(Datum main_arg)
+{
+	Oid			dboid;
+	bool		ready;
+	char	   *dbname;
+
+	worker_index = DatumGetInt32(main_arg);
+	memcpy(&dboid, MyBgworkerEntry->bgw_extra, sizeof(Oid));
+	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+
+	StartTransactionCommand();
+	ready = extension_ready();
+	dbname = MemoryContextStrdup(TopMemoryContext, get_database_name(MyDatabaseId));
+	CommitTransactionCommand();
+	if (!ready)
+		proc_exit(0);
+
+	worker_slot = webhook_slot_acquire(MyDatabaseId, worker_index);
+	if (worker_slot < 0)
+	{
+		ereport(LOG,
+				(errmsg("webhook worker %d of database \"%s\" runs already, or no slot is free",
+						worker_index + 1, dbname)));
+		proc_exit(0);
+	}
+	before_shmem_exit(release_slot, (Datum) 0);
+	/* the launcher starts the database's other workers once the first runs */
+	if (worker_index == 0)
+		webhook_wake_launcher(false);
+	queue_set_partition(worker_index, webhook_workers);
+	ereport(LOG, (errmsg("webhook worker %d of %d started in database \"%s\"",
+						 worker_index + 1, webhook_workers, dbname)));
 }
 
 /*
@@ -510,14 +558,11 @@ webhook_worker_main(Datum main_arg)
 	bool		backlog = false;
 	TimestampTz last_claim = 0;
 
-	worker_index = DatumGetInt32(main_arg);
-	queue_set_partition(worker_index, webhook_workers);
-
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 
-	BackgroundWorkerInitializeConnection(webhook_database_name, NULL, 0);
+	join_database(main_arg);
 	pgstat_report_appname("webhook worker");
 	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 	/*
@@ -541,11 +586,6 @@ webhook_worker_main(Datum main_arg)
 	MemoryContextSwitchTo(loop_cxt);
 
 	http_init();
-	webhook_set_worker_latch(worker_index, MyLatch);
-	before_shmem_exit(withdraw_latch, (Datum) 0);
-
-	ereport(LOG, (errmsg("webhook worker %d of %d started in database \"%s\"",
-						 worker_index + 1, webhook_workers, webhook_database_name)));
 
 	for (;;)
 	{
@@ -577,6 +617,14 @@ webhook_worker_main(Datum main_arg)
 		if (limit > 0 || !dlist_is_empty(&done))
 		{
 			int			claimed = exchange(limit);
+
+			if (extension_gone)
+			{
+				ereport(LOG,
+						(errmsg("webhook worker %d exits: the extension was dropped",
+								worker_index + 1)));
+				proc_exit(0);
+			}
 
 			if (limit > 0)
 			{

@@ -3,6 +3,9 @@
 CREATE FUNCTION webhook._is_preloaded() RETURNS boolean
     LANGUAGE c STRICT AS 'MODULE_PATHNAME', 'webhook_is_preloaded';
 
+CREATE FUNCTION webhook._wake_launcher() RETURNS void
+    LANGUAGE c STRICT VOLATILE AS 'MODULE_PATHNAME', 'webhook_wake_launcher_sql';
+
 CREATE FUNCTION webhook._generate_secret() RETURNS text
     LANGUAGE c STRICT VOLATILE AS 'MODULE_PATHNAME', 'webhook_generate_secret';
 
@@ -52,21 +55,28 @@ CREATE TRIGGER transports_changed AFTER DELETE OR UPDATE OF tenant
 CREATE TRIGGER transports_truncated AFTER TRUNCATE
     ON webhook.transport FOR EACH STATEMENT EXECUTE FUNCTION webhook._hooks_changed();
 
+-- The launcher starts this database's workers when the installation
+-- commits, if webhook.database_name names it (or is '*').
 DO $$
 BEGIN
     IF NOT webhook._is_preloaded() THEN
         RAISE WARNING 'webhook is not in shared_preload_libraries: no deliveries will be made'
             USING HINT = 'Add webhook to shared_preload_libraries and restart PostgreSQL.';
-    ELSIF current_setting('webhook.database_name') <> current_database() THEN
-        RAISE WARNING 'the webhook worker delivers only in database "%"',
+    ELSIF NOT EXISTS (SELECT 1 FROM pg_catalog.unnest(pg_catalog.string_to_array(
+                          pg_catalog.current_setting('webhook.database_name'), ',')) d
+                       WHERE pg_catalog.btrim(d) IN ('*', pg_catalog.current_database())) THEN
+        RAISE WARNING 'the webhook workers deliver only in databases "%"',
             current_setting('webhook.database_name')
-            USING HINT = 'Set webhook.database_name to this database and restart PostgreSQL.';
+            USING HINT = 'Add this database to webhook.database_name (or set it to *) and restart PostgreSQL.';
     END IF;
+    PERFORM webhook._wake_launcher();
 END
 $$;
 
 COMMENT ON FUNCTION webhook._is_preloaded() IS
     'whether the library was loaded through shared_preload_libraries';
+COMMENT ON FUNCTION webhook._wake_launcher() IS
+    'when the transaction commits, have the launcher look for databases with the extension';
 COMMENT ON FUNCTION webhook._generate_secret() IS
     'a new Standard Webhooks secret: whsec_ and the base64 of 24 random bytes';
 COMMENT ON FUNCTION webhook._secret_is_valid(text) IS
