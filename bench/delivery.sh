@@ -12,25 +12,11 @@ source test/cluster.sh
 runs=${1:-3}; events=${2:-20000}; inflight=${3:-64}; workers=${4:-1}; transports=${5:-1}
 port=${BENCH_HTTP_PORT:-18200}
 
-if ! command -v nginx >/dev/null || ! command -v wrk >/dev/null; then
-    apt-get install -y -qq nginx-light wrk >/dev/null
-fi
+command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null
 
 bench_start_cluster "webhook.enabled = off" "webhook.max_in_flight = $inflight" \
     "webhook.workers = $workers"
-cat > "$BENCH_DIR/nginx.conf" <<CONF
-worker_processes 1;
-pid $BENCH_DIR/nginx.pid;
-error_log $BENCH_DIR/nginx.err;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $BENCH_DIR/nginx-body;
-    server { listen 127.0.0.1:$port; keepalive_requests 1000000; location / { return 204; } }
-}
-CONF
-nginx -c "$BENCH_DIR/nginx.conf"
-trap 'kill $(cat "$BENCH_DIR/nginx.pid") 2>/dev/null; bench_stop_cluster' EXIT
+bench_start_nginx "$port"
 
 bench_psql <<SQL
 \o /dev/null

@@ -16,25 +16,10 @@ if [ ! -f "$(pg_config --pkglibdir)/pg_net.so" ]; then
     echo "pg_net is not installed ($(pg_config --pkglibdir)/pg_net.so): skipped"
     exit 0
 fi
-if ! command -v nginx >/dev/null; then
-    apt-get install -y -qq nginx-light >/dev/null
-fi
 
 bench_start_cluster "shared_preload_libraries = 'webhook,pg_net'" \
     "pg_net.database_name = 'bench'" "webhook.database_name = 'bench'"
-cat > "$BENCH_DIR/nginx.conf" <<CONF
-worker_processes 1;
-pid $BENCH_DIR/nginx.pid;
-error_log $BENCH_DIR/nginx.err;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $BENCH_DIR/nginx-body;
-    server { listen 127.0.0.1:$port; keepalive_requests 1000000; location / { return 204; } }
-}
-CONF
-nginx -c "$BENCH_DIR/nginx.conf"
-trap 'kill $(cat "$BENCH_DIR/nginx.pid") 2>/dev/null; bench_stop_cluster' EXIT
+bench_start_nginx "$port"
 
 bench_psql <<SQL
 \o /dev/null

@@ -143,6 +143,20 @@ commit_transaction(void)
 	MemoryContextSwitchTo(loop_cxt);
 }
 
+/*
+ * In a PG_CATCH: log the error, abort the transaction, and return to the
+ * loop's memory context.
+ */
+static void
+abort_transaction(void)
+{
+	EmitErrorReport();
+	FlushErrorState();
+	AbortCurrentTransaction();
+	pgstat_report_activity(STATE_IDLE, NULL);
+	MemoryContextSwitchTo(loop_cxt);
+}
+
 /* Is the extension installed in our database?  Caller is in a transaction. */
 static bool
 extension_ready(void)
@@ -413,11 +427,7 @@ record_one_by_one(int n_done)
 	}
 	PG_CATCH();
 	{
-		EmitErrorReport();
-		FlushErrorState();
-		AbortCurrentTransaction();
-		pgstat_report_activity(STATE_IDLE, NULL);
-		MemoryContextSwitchTo(loop_cxt);
+		abort_transaction();
 		return false;
 	}
 	PG_END_TRY();
@@ -465,11 +475,7 @@ exchange(int limit)
 	}
 	PG_CATCH();
 	{
-		EmitErrorReport();
-		FlushErrorState();
-		AbortCurrentTransaction();
-		pgstat_report_activity(STATE_IDLE, NULL);
-		MemoryContextSwitchTo(loop_cxt);
+		abort_transaction();
 		free_requests(&new_requests, false);
 		claimed = -1;
 		failed = true;

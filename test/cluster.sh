@@ -37,6 +37,25 @@ bench_stop_cluster() {
     rm -rf "$BENCH_DIR"
 }
 
+# nginx on 127.0.0.1:$1 answering 204 to every request over kept-alive
+# connections; stopped with the cluster.  Call after bench_start_cluster.
+bench_start_nginx() {
+    command -v nginx >/dev/null || apt-get install -y -qq nginx-light >/dev/null
+    cat > "$BENCH_DIR/nginx.conf" <<CONF
+worker_processes 1;
+pid $BENCH_DIR/nginx.pid;
+error_log $BENCH_DIR/nginx.err;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $BENCH_DIR/nginx-body;
+    server { listen 127.0.0.1:$1; keepalive_requests 1000000; location / { return 204; } }
+}
+CONF
+    nginx -c "$BENCH_DIR/nginx.conf"
+    trap 'kill $(cat "$BENCH_DIR/nginx.pid") 2>/dev/null; bench_stop_cluster' EXIT
+}
+
 bench_psql() {
     as_pg "$BENCH_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$BENCH_DIR" -p "$BENCH_PORT" bench "$@"
 }

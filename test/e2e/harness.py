@@ -485,6 +485,16 @@ class Cluster:
                                      % (timeout, self.log_tail(30)))
             time.sleep(0.1)
 
+    def set_setting(self, name, value):
+        """ALTER SYSTEM SET name (RESET with value None), reload, and give the
+        workers a second to take their SIGHUP."""
+        if value is None:
+            self.psql('ALTER SYSTEM RESET %s' % name)
+        else:
+            self.psql('ALTER SYSTEM SET %s = %s' % (name, lit(value)))
+        self.psql('SELECT pg_reload_conf()')
+        time.sleep(1)
+
     def wait_until_running(self, timeout=DEFAULT_TIMEOUT):
         v = self.one("SELECT webhook.wait_until_running(%s)" % lit('%d s' % timeout),
                      timeout=timeout + 30)

@@ -20,16 +20,6 @@ def set_enabled(value):
     cluster.wait_for("SELECT current_setting('webhook.enabled')", value, timeout=10)
 
 
-def set_setting(name, value):
-    """ALTER SYSTEM SET (or RESET with value None), reload, give the worker its SIGHUP."""
-    if value is None:
-        cluster.psql('ALTER SYSTEM RESET %s' % name)
-    else:
-        cluster.psql('ALTER SYSTEM SET %s = %s' % (name, lit(value)))
-    cluster.psql('SELECT pg_reload_conf()')
-    time.sleep(1)
-
-
 class ControlTest(unittest.TestCase):
     maxDiff = None
 
@@ -140,8 +130,8 @@ class ControlTest(unittest.TestCase):
 
     def test_deny_networks(self):
         path = '/ctl-denied'
-        self.addCleanup(set_setting, 'webhook.deny_networks', None)
-        set_setting('webhook.deny_networks', '10.0.0.0/8,127.0.0.0/8')
+        self.addCleanup(cluster.set_setting, 'webhook.deny_networks', None)
+        cluster.set_setting('webhook.deny_networks', '10.0.0.0/8,127.0.0.0/8')
         hook = cluster.hook_on(rx.url(), path, retry_schedule='{1h}')
         uid = cluster.emit(hook.event_type, {'denied': True})
         cluster.wait_state(uid, 'failed')
@@ -169,8 +159,8 @@ class ControlTest(unittest.TestCase):
 
     def test_max_response_bytes(self):
         path = '/ctl-big-answer'
-        self.addCleanup(set_setting, 'webhook.max_response_bytes', None)
-        set_setting('webhook.max_response_bytes', '16')
+        self.addCleanup(cluster.set_setting, 'webhook.max_response_bytes', None)
+        cluster.set_setting('webhook.max_response_bytes', '16')
         rx.script(path, harness.R(200, body=b'0123456789' * 100))
         hook = cluster.hook_on(rx.url(), path)
         uid = cluster.emit(hook.event_type, {'n': 1})

@@ -24,16 +24,6 @@ def tearDownModule():
     harness.stop_all()
 
 
-def set_setting(name, value):
-    """ALTER SYSTEM SET (or RESET with None), reload, and give the worker its SIGHUP."""
-    if value is None:
-        cluster.psql('ALTER SYSTEM RESET %s' % name)
-    else:
-        cluster.psql('ALTER SYSTEM SET %s = %s' % (name, lit(value)))
-    cluster.psql('SELECT pg_reload_conf()')
-    time.sleep(1)
-
-
 def emit_many(event_type, n):
     cluster.psql("SELECT count(webhook.emit(%s, jsonb_build_object('n', g)))"
                  " FROM generate_series(1, %d) g" % (lit(event_type), n))
@@ -208,8 +198,8 @@ class AddressPolicyTest(unittest.TestCase):
         hook = cluster.hook_on(rx.url(), path, retry_schedule='{1h}')
         first = cluster.emit(hook.event_type, {'n': 1})
         cluster.wait_state(first, 'succeeded')
-        self.addCleanup(set_setting, 'webhook.deny_networks', None)
-        set_setting('webhook.deny_networks', '127.0.0.0/8')
+        self.addCleanup(cluster.set_setting, 'webhook.deny_networks', None)
+        cluster.set_setting('webhook.deny_networks', '127.0.0.0/8')
         second = cluster.emit(hook.event_type, {'n': 2})
         cluster.wait_state(second, 'failed')
         att = cluster.attempts(cluster.delivery(second)['id'])
@@ -217,8 +207,8 @@ class AddressPolicyTest(unittest.TestCase):
         self.assertEqual(rx.count(path=path), 1, 'a kept-alive connection was reused')
 
     def test_invalid_list_keeps_the_old_one(self):
-        self.addCleanup(set_setting, 'webhook.deny_networks', None)
-        set_setting('webhook.deny_networks', '127.0.0.0/8')
+        self.addCleanup(cluster.set_setting, 'webhook.deny_networks', None)
+        cluster.set_setting('webhook.deny_networks', '127.0.0.0/8')
         # a bad value in the file is refused at reload; the old list stays in force
         conf = os.path.join(cluster.datadir, 'postgresql.auto.conf')
         with open(conf, 'a') as f:
@@ -249,8 +239,8 @@ class AddressPolicyTest(unittest.TestCase):
         """localhost may resolve to ::1 and 127.0.0.1: with ::1 denied the
         request goes to 127.0.0.1, and its attempt is not logged as denied."""
         path = '/h-localhost'
-        self.addCleanup(set_setting, 'webhook.deny_networks', None)
-        set_setting('webhook.deny_networks', '::1/128')
+        self.addCleanup(cluster.set_setting, 'webhook.deny_networks', None)
+        cluster.set_setting('webhook.deny_networks', '::1/128')
         hook = cluster.hook_on(rx.url().replace('127.0.0.1', 'localhost'), path)
         uid = cluster.emit(hook.event_type, {'n': 1})
         cluster.wait_state(uid, 'succeeded')
