@@ -4,6 +4,7 @@ the address policy holds across reloads and for unspecified addresses."""
 
 import os
 import re
+import socket
 import subprocess
 import time
 import unittest
@@ -238,6 +239,9 @@ class AddressPolicyTest(unittest.TestCase):
     def test_success_after_a_denied_address_has_no_error(self):
         """localhost may resolve to ::1 and 127.0.0.1: with ::1 denied the
         request goes to 127.0.0.1, and its attempt is not logged as denied."""
+        families = {a[0] for a in socket.getaddrinfo('localhost', 80, proto=socket.IPPROTO_TCP)}
+        if socket.AF_INET6 not in families or socket.AF_INET not in families:
+            self.skipTest('localhost does not resolve to both ::1 and 127.0.0.1 here')
         path = '/h-localhost'
         self.addCleanup(cluster.set_setting, 'webhook.deny_networks', None)
         cluster.set_setting('webhook.deny_networks', '::1/128')
