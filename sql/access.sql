@@ -26,6 +26,9 @@ SELECT event_type, resource_id FROM webhook.event ORDER BY id;
 SET ROLE webhook_test_admin;
 SELECT webhook.delete_transport(:t);
 RESET ROLE;
+-- only managers may attach the capture trigger to a table
+SELECT has_function_privilege('webhook_test_app', 'webhook.capture()', 'EXECUTE') AS app_may_attach,
+       has_function_privilege('webhook_test_admin', 'webhook.capture()', 'EXECUTE') AS admin_may_attach;
 SELECT webhook.unwatch('access_orders');
 DROP TABLE access_orders;
 DELETE FROM webhook.event;
