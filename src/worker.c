@@ -39,9 +39,9 @@
 #include "webhook.h"
 
 #include "access/xact.h"
+#include "attempt.h"
 #include "commands/dbcommands.h"
 #include "commands/extension.h"
-#include "attempt.h"
 #include "http.h"
 #include "miscadmin.h"
 #include "pgstat.h"
