@@ -51,12 +51,13 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "nodes/makefuncs.h"
 #include "tcop/deparse_utility.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/fmgroids.h"
 #include "utils/inval.h"
-#include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -96,6 +97,7 @@ typedef struct CaptureState
 	bool		tenant_dropped; /* the tenant column is gone: capture nothing */
 	AttrNumber	id_attnum;		/* 0 when events have no resource_id */
 	AttrNumber	state_attnum;	/* 0 without a state column */
+	FmgrInfo   *to_jsonb;		/* the table's rows as jsonb */
 } CaptureState;
 
 /* Who we were before become_owner(). */
@@ -297,8 +299,8 @@ matching_hooks(const char *tenant, const char *event_type)
 /*
  * Store one event and its deliveries to hooks; return the event's uid.
  * payload and old_row are JSON texts; changed lists the columns whose old
- * values become "previous" (both NULL except for updates).  Caller must be
- * connected to SPI.
+ * values become "previous" (both NULL except for updates).  payload and
+ * old_row are jsonb.  Caller must be connected to SPI.
  */
 static Datum
 enqueue_event(const char *tenant, const char *event_type,
@@ -314,16 +316,15 @@ enqueue_event(const char *tenant, const char *event_type,
 	if (enqueue_plan == NULL)
 	{
 		Oid			types[8] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID,
-		TEXTOID, TEXTOID, TEXTARRAYOID, INT8ARRAYOID};
+		JSONBOID, JSONBOID, TEXTARRAYOID, INT8ARRAYOID};
 		SPIPlanPtr	plan;
 
 		plan = SPI_prepare("WITH e AS ("
 						   "  INSERT INTO webhook.event"
 						   "    (tenant, event_type, resource, resource_id, payload, previous)"
-						   "  SELECT $1, $2, $3, $4, $5::pg_catalog.jsonb,"
-						   "    (SELECT pg_catalog.jsonb_object_agg(c, o.row OPERATOR(pg_catalog.->) c)"
-						   "       FROM (SELECT $6::pg_catalog.jsonb) o(row),"
-						   "            pg_catalog.unnest($7) c)"
+						   "  SELECT $1, $2, $3, $4, $5,"
+						   "    (SELECT pg_catalog.jsonb_object_agg(c, $6 OPERATOR(pg_catalog.->) c)"
+						   "       FROM pg_catalog.unnest($7) c)"
 						   "  RETURNING id, uid),"
 						   " d AS ("
 						   "  INSERT INTO webhook.delivery (event_id, hook_id)"
@@ -381,6 +382,27 @@ event_type_part(const char *s)
 }
 
 /*
+ * A row as jsonb: to_jsonb() of it, through an FmgrInfo that tells
+ * to_jsonb the row's type (it reads its argument's type from fn_expr).
+ * Made once per statement, in fn_mcxt.
+ */
+static FmgrInfo *
+to_jsonb_call(TupleDesc desc, MemoryContext cxt)
+{
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	FmgrInfo   *flinfo = palloc0(sizeof(FmgrInfo));
+
+	fmgr_info_cxt(F_TO_JSONB, flinfo, cxt);
+	flinfo->fn_expr = (Node *) makeFuncExpr(F_TO_JSONB, JSONBOID,
+											list_make1(makeNullConst(desc->tdtypeid, -1,
+																	 InvalidOid)),
+											InvalidOid, InvalidOid,
+											COERCE_EXPLICIT_CALL);
+	MemoryContextSwitchTo(old);
+	return flinfo;
+}
+
+/*
  * The number of a watched column; 0 for none, and for one that was dropped
  * (*dropped is then set; webhook._follow_alter_table has warned of it).
  */
@@ -430,6 +452,7 @@ capture_state(FunctionCallInfo fcinfo, TriggerData *trigdata)
 	state->tenant_attnum = column_attnum(rel, trigger->tgargs[1], &state->tenant_dropped);
 	state->id_attnum = column_attnum(rel, trigger->tgargs[2], &dropped);
 	state->state_attnum = column_attnum(rel, trigger->tgargs[3], &dropped);
+	state->to_jsonb = to_jsonb_call(RelationGetDescr(rel), fcinfo->flinfo->fn_mcxt);
 	fcinfo->flinfo->fn_extra = state;
 	return state;
 }
@@ -482,10 +505,9 @@ changed_columns(HeapTuple oldtup, HeapTuple newtup, TupleDesc desc)
 }
 
 static Datum
-row_json(HeapTuple tuple, TupleDesc desc)
+row_jsonb(CaptureState *state, HeapTuple tuple, TupleDesc desc)
 {
-	return DirectFunctionCall1(row_to_json,
-							   heap_copy_tuple_as_datum(tuple, desc));
+	return FunctionCall1(state->to_jsonb, heap_copy_tuple_as_datum(tuple, desc));
 }
 
 PG_FUNCTION_INFO_V1(webhook_capture);
@@ -574,8 +596,8 @@ webhook_capture(PG_FUNCTION_ARGS)
 
 	/* the row is read with the writer's rights ... */
 	resource_id = column_text(row, desc, state->id_attnum);
-	payload = row_json(row, desc);
-	old_payload = oldtup ? row_json(oldtup, desc) : (Datum) 0;
+	payload = row_jsonb(state, row, desc);
+	old_payload = oldtup ? row_jsonb(state, oldtup, desc) : (Datum) 0;
 
 	/* ... and only the queue is written with the owner's */
 	become_owner(state->owner, &saved);
@@ -629,7 +651,6 @@ webhook_emit(PG_FUNCTION_ARGS)
 	char	   *resource = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
 	char	   *resource_id = PG_ARGISNULL(4) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(4));
 	Datum		uid;
-	Datum		payload_text;
 	SavedUser	saved;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
@@ -651,13 +672,11 @@ webhook_emit(PG_FUNCTION_ARGS)
 				 errmsg("invalid tenant \"%s\"", tenant),
 				 errhint("Tenant ids match ^[A-Za-z0-9_-]+$.")));
 
-	payload_text = CStringGetTextDatum(JsonbToCString(NULL, &payload->root,
-													  VARSIZE(payload)));
 
 	become_owner(function_owner(fcinfo->flinfo->fn_oid), &saved);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "webhook: SPI_connect failed");
-	uid = enqueue_event(tenant, event_type, resource, resource_id, payload_text,
+	uid = enqueue_event(tenant, event_type, resource, resource_id, JsonbPGetDatum(payload),
 						(Datum) 0, NULL, matching_hooks(tenant, event_type));
 	uid = SPI_datumTransfer(uid, false, UUID_LEN);
 	SPI_finish();
