@@ -110,7 +110,6 @@ SELECT * FROM hook_unchanged;
 -- payload formats, retry schedules, active
 SELECT webhook.create_hook(:shop, payload_format => 'xml');
 SELECT webhook.create_hook(:shop, payload_format => NULL);
-SELECT webhook.create_hook(:shop, retry_schedule => '{}');
 SELECT webhook.create_hook(:shop, retry_schedule => NULL);
 SELECT webhook.create_hook(:shop, retry_schedule => '{5s,0s}');
 SELECT webhook.create_hook(:shop, retry_schedule => '{5s,-1 min}');
@@ -192,6 +191,12 @@ SELECT * FROM hook_unchanged;
 -- which a new generated secret fixes
 SELECT signature, signature_header FROM webhook.update_hook(:h_poynt, signature => 'standard', secret => '');
 SELECT webhook._secret_is_valid(webhook.hook_secret(:h_poynt)) AS valid;
+
+-- retry_schedule '{}' is one attempt and no retry
+SELECT webhook.create_hook(:shop, retry_schedule => '{}') AS one_attempt \gset
+SELECT retry_schedule FROM webhook.hooks() WHERE id = :one_attempt;
+SELECT (webhook.update_hook(:one_attempt, retry_schedule => '{1 s}')).retry_schedule;
+SELECT webhook.delete_hook(:one_attempt);
 
 --
 -- delete

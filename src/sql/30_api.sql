@@ -471,10 +471,9 @@ DECLARE
     step interval;
 BEGIN
     PERFORM webhook._not_null(retry_schedule, 'retry_schedule');
+    -- '{}': one attempt, no retry (for receivers that poll for what they missed)
     IF cardinality(retry_schedule) = 0 THEN
-        RAISE EXCEPTION 'retry_schedule must not be empty'
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Give the wait before each retry, such as ''{5s,5min,30min,2h,5h,10h,10h}''.';
+        RETURN '{}';
     END IF;
     -- the worker reads step n as retry_schedule[n]
     IF array_ndims(retry_schedule) <> 1 OR array_lower(retry_schedule, 1) <> 1 THEN
@@ -493,7 +492,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION webhook._check_retry_schedule(interval[]) IS
-    'a retry schedule checked: a non-empty list from 1, every step positive and at most 30 days';
+    'a retry schedule checked: a list from 1, every step positive and at most 30 days; {} for one attempt';
 
 -- Check a whole hook row as it is about to be stored and return it
 -- normalised: a signing scheme without a secret gets a generated one, the

@@ -76,6 +76,17 @@ class RetryTest(unittest.TestCase):
         self.assertEqual(cluster.one('SELECT active FROM webhook.hook WHERE id = %d'
                                      % hook.hook_id), 't')
 
+    def test_empty_schedule_is_one_attempt(self):
+        """retry_schedule '{}': one attempt, dead at its failure, no retry."""
+        path = '/r-one-attempt'
+        hook = self.setup_hook(path, [R(500)], schedule='{}')
+        uid = cluster.emit(hook.event_type, {'n': 1})
+        cluster.wait_state(uid, 'dead')
+        d = cluster.delivery(uid)
+        self.assertEqual((d['attempts'], d['last_status'], d['finished']), (1, 500, True))
+        time.sleep(1.5)
+        self.assertEqual(rx.count(path=path), 1)
+
     def test_400_is_retried(self):
         path = '/r-400'
         hook = self.setup_hook(path, [R(400), R(408), R(200)])
