@@ -99,10 +99,11 @@ CREATE TABLE webhook.delivery (
     finished_at      timestamptz
 );
 -- The queue: due work per hook, in order.  Partial, so finished rows cost
--- nothing.  Every delivery row is updated twice (claimed, then finished), so
--- each further index costs twice per delivery: there is none for the
--- 'delivering' rows (read once, at worker start) nor for finished_at (read by
--- webhook.prune()), which scan the table instead.
+-- nothing.  A claim writes nothing (the worker holds what it claimed in
+-- memory); every attempt updates its delivery row once, and that update is
+-- not HOT, so each further index costs once more per attempt: there is none
+-- for finished_at (read by webhook.prune()), which scans the table instead.
+-- ('delivering' is an allowed state that this version does not use.)
 CREATE INDEX delivery_due_idx ON webhook.delivery (hook_id, next_attempt_at)
     WHERE state IN ('pending', 'failed');
 CREATE INDEX ON webhook.delivery (event_id);
@@ -117,7 +118,7 @@ CREATE TABLE webhook.attempt (
     response_headers  jsonb,
     response_body     text,
     error             text,
-    -- one index serves the key, the foreign key's cascades and the log's joins
+    -- one index serves the key, the cascade from deliveries and the log's joins
     PRIMARY KEY (delivery_id, attempt_no)
 );
 
