@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Delivery with a long history: the rate of batches of N deliveries with
+# empty tables, then after H finished deliveries (and their events and
+# attempts) have been added, as a shop accumulates them between prunes.
+#
+#   bench/history.sh [history=10000000] [events=20000] [runs=3]
+cd "$(dirname "$0")/.."
+source test/cluster.sh
+history=${1:-10000000}; events=${2:-20000}; runs=${3:-3}
+port=${BENCH_HTTP_PORT:-18206}
+
+bench_start_cluster "webhook.enabled = off"
+bench_start_nginx "$port"
+bench_psql <<SQL
+\o /dev/null
+CREATE EXTENSION webhook;
+SELECT webhook.create_hook(webhook.create_transport('nginx', 'http://127.0.0.1:$port',
+                                                    max_in_flight => 64),
+                           '{ORDER_*}', path => '/hook');
+SQL
+
+# the rate of one batch of events deliveries
+batch() {
+    bench_psql -c "ALTER SYSTEM SET webhook.enabled = off" -c "SELECT pg_reload_conf()" >/dev/null
+    bench_psql -c "SELECT count(webhook.emit('ORDER_CREATE', jsonb_build_object('n', g)))
+                     FROM generate_series(1, $events) g" >/dev/null
+    bench_psql -c "CHECKPOINT" -c "ALTER SYSTEM SET webhook.enabled = on" >/dev/null
+    local start end
+    start=$(date +%s.%N)
+    bench_psql -c "SELECT pg_reload_conf()" >/dev/null
+    for _ in $(seq 6000); do
+        [ "$(bench_psql -c "SELECT count(*) FROM webhook.delivery
+                             WHERE state IN ('pending', 'failed')")" = 0 ] && break
+        sleep 0.05
+    done
+    end=$(date +%s.%N)
+    echo "$events $start $end" | awk '{printf "%.0f", $1 / ($3 - $2)}'
+}
+
+for i in $(seq "$runs"); do
+    echo "empty history: $(batch) req/s" | tee -a "$BENCH_DIR/results"
+done
+
+echo "adding $history finished deliveries with their events and attempts"
+bench_psql <<SQL
+\o /dev/null
+INSERT INTO webhook.event (tenant, event_type, payload, created_at)
+SELECT 'default', 'ORDER_CREATE', jsonb_build_object('n', g), now() - interval '1 day'
+  FROM generate_series(1, $history) g;
+INSERT INTO webhook.delivery (event_id, hook_id, state, attempts, last_status,
+                              next_attempt_at, created_at, finished_at)
+SELECT e.id, h.id, 'succeeded', 1, 204, e.created_at, e.created_at, e.created_at
+  FROM webhook.event e, webhook.hook h WHERE e.created_at < now() - interval '1 hour';
+INSERT INTO webhook.attempt (delivery_id, attempt_no, started_at, duration_ms, url, status_code)
+SELECT d.id, 1, d.created_at, 0.5, 'http://127.0.0.1:$port/hook', 204
+  FROM webhook.delivery d WHERE d.created_at < now() - interval '1 hour';
+VACUUM ANALYZE webhook.event, webhook.delivery, webhook.attempt;
+SQL
+echo "attempts: $(bench_psql -c "SELECT count(*) FROM webhook.attempt")"
+for i in $(seq "$runs"); do
+    echo "with history: $(batch) req/s" | tee -a "$BENCH_DIR/results"
+done
+e=$(awk '$1=="empty" {print $3}' "$BENCH_DIR/results" | median)
+h=$(awk '$1=="with" {print $3}' "$BENCH_DIR/results" | median)
+echo "median: empty $e req/s, with $history finished $h req/s; ratio $(echo "$h $e" | awk '{printf "%.2f", $1/$2}')"
