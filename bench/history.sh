@@ -11,34 +11,10 @@ port=${BENCH_HTTP_PORT:-18206}
 
 bench_start_cluster "webhook.enabled = off"
 bench_start_nginx "$port"
-bench_psql <<SQL
-\o /dev/null
-CREATE EXTENSION webhook;
-SELECT webhook.create_hook(webhook.create_transport('nginx', 'http://127.0.0.1:$port',
-                                                    max_in_flight => 64),
-                           '{ORDER_*}', path => '/hook');
-SQL
-
-# the rate of one batch of events deliveries
-batch() {
-    bench_psql -c "ALTER SYSTEM SET webhook.enabled = off" -c "SELECT pg_reload_conf()" >/dev/null
-    bench_psql -c "SELECT count(webhook.emit('ORDER_CREATE', jsonb_build_object('n', g)))
-                     FROM generate_series(1, $events) g" >/dev/null
-    bench_psql -c "CHECKPOINT" -c "ALTER SYSTEM SET webhook.enabled = on" >/dev/null
-    local start end
-    start=$(date +%s.%N)
-    bench_psql -c "SELECT pg_reload_conf()" >/dev/null
-    for _ in $(seq 6000); do
-        [ "$(bench_psql -c "SELECT count(*) FROM webhook.delivery
-                             WHERE state IN ('pending', 'failed')")" = 0 ] && break
-        sleep 0.05
-    done
-    end=$(date +%s.%N)
-    echo "$events $start $end" | awk '{printf "%.0f", $1 / ($3 - $2)}'
-}
+bench_nginx_hook "$port"
 
 for i in $(seq "$runs"); do
-    echo "empty history: $(batch) req/s" | tee -a "$BENCH_DIR/results"
+    echo "empty history: $(bench_batch_rate "$events") req/s" | tee -a "$BENCH_DIR/results"
 done
 
 echo "adding $history finished deliveries with their events and attempts"
@@ -58,7 +34,7 @@ VACUUM ANALYZE webhook.event, webhook.delivery, webhook.attempt;
 SQL
 echo "attempts: $(bench_psql -c "SELECT count(*) FROM webhook.attempt")"
 for i in $(seq "$runs"); do
-    echo "with history: $(batch) req/s" | tee -a "$BENCH_DIR/results"
+    echo "with history: $(bench_batch_rate "$events") req/s" | tee -a "$BENCH_DIR/results"
 done
 e=$(awk '$1=="empty" {print $3}' "$BENCH_DIR/results" | median)
 h=$(awk '$1=="with" {print $3}' "$BENCH_DIR/results" | median)

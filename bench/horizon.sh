@@ -12,38 +12,14 @@ port=${BENCH_HTTP_PORT:-18204}
 
 bench_start_cluster "webhook.enabled = off"
 bench_start_nginx "$port"
-bench_psql <<SQL
-\o /dev/null
-CREATE EXTENSION webhook;
-SELECT webhook.create_hook(webhook.create_transport('nginx', 'http://127.0.0.1:$port',
-                                                    max_in_flight => 64),
-                           '{ORDER_*}', path => '/hook');
-SQL
-
-# the rate of one batch of events deliveries
-batch() {
-    bench_psql -c "ALTER SYSTEM SET webhook.enabled = off" -c "SELECT pg_reload_conf()" >/dev/null
-    bench_psql -c "SELECT count(webhook.emit('ORDER_CREATE', jsonb_build_object('n', g)))
-                     FROM generate_series(1, $events) g" >/dev/null
-    bench_psql -c "ALTER SYSTEM SET webhook.enabled = on" >/dev/null
-    local start end
-    start=$(date +%s.%N)
-    bench_psql -c "SELECT pg_reload_conf()" >/dev/null
-    for _ in $(seq 6000); do
-        [ "$(bench_psql -c "SELECT count(*) FROM webhook.delivery
-                             WHERE state IN ('pending', 'failed')")" = 0 ] && break
-        sleep 0.05
-    done
-    end=$(date +%s.%N)
-    echo "$events $start $end" | awk '{printf "%.0f", $1 / ($3 - $2)}'
-}
+bench_nginx_hook "$port"
 
 dead() {
     bench_psql -c "SELECT sum(n_dead_tup) FROM pg_stat_user_tables WHERE schemaname = 'webhook'"
 }
 
 for i in $(seq "$batches"); do
-    echo "clean batch $i: $(batch) req/s" | tee -a "$BENCH_DIR/results"
+    echo "clean batch $i: $(bench_batch_rate "$events") req/s" | tee -a "$BENCH_DIR/results"
 done
 bench_psql -c "VACUUM webhook.delivery, webhook.event, webhook.attempt" >/dev/null
 echo "dead tuples before the pinned runs: $(dead)"
@@ -58,7 +34,7 @@ exec 3> "$fifo"
 echo "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM webhook.hook;" >&3
 sleep 0.5
 for i in $(seq "$batches"); do
-    echo "pinned batch $i: $(batch) req/s" | tee -a "$BENCH_DIR/results"
+    echo "pinned batch $i: $(bench_batch_rate "$events") req/s" | tee -a "$BENCH_DIR/results"
 done
 sleep 1
 echo "dead tuples after the pinned runs: $(dead)"

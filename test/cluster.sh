@@ -56,6 +56,37 @@ CONF
     trap 'kill $(cat "$BENCH_DIR/nginx.pid") 2>/dev/null; bench_stop_cluster' EXIT
 }
 
+# The extension, with one hook to the nginx of bench_start_nginx $1: transport
+# "nginx" (max_in_flight 64), path /hook, event types ORDER_*.
+bench_nginx_hook() {
+    bench_psql <<SQL
+\o /dev/null
+CREATE EXTENSION webhook;
+SELECT webhook.create_hook(webhook.create_transport('nginx', 'http://127.0.0.1:$1',
+                                                    max_in_flight => 64),
+                           '{ORDER_*}', path => '/hook');
+SQL
+}
+
+# The rate (req/s) of one batch of $1 ORDER_CREATE events, queued while
+# sending is paused, from the moment sending resumes until none is due.
+bench_batch_rate() {
+    local start end
+    bench_psql -c "ALTER SYSTEM SET webhook.enabled = off" -c "SELECT pg_reload_conf()" >/dev/null
+    bench_psql -c "SELECT count(webhook.emit('ORDER_CREATE', jsonb_build_object('n', g)))
+                     FROM generate_series(1, $1) g" >/dev/null
+    bench_psql -c "CHECKPOINT" -c "ALTER SYSTEM SET webhook.enabled = on" >/dev/null
+    start=$(date +%s.%N)
+    bench_psql -c "SELECT pg_reload_conf()" >/dev/null
+    for _ in $(seq 12000); do
+        [ "$(bench_psql -c "SELECT count(*) FROM webhook.delivery
+                             WHERE state IN ('pending', 'failed')")" = 0 ] && break
+        sleep 0.05
+    done
+    end=$(date +%s.%N)
+    echo "$1 $start $end" | awk '{printf "%.0f", $1 / ($3 - $2)}'
+}
+
 bench_psql() {
     as_pg "$BENCH_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$BENCH_DIR" -p "$BENCH_PORT" bench "$@"
 }

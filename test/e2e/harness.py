@@ -533,6 +533,13 @@ class Cluster:
     def emit(self, event_type, payload, **kw):
         return self.call('emit', event_type=event_type, payload=payload, **kw)
 
+    def emit_many(self, event_type, n):
+        """n events of event_type ({"n": 1} to {"n": n}) in one transaction;
+        returns their uids."""
+        rows = self.psql("SELECT webhook.emit(%s, jsonb_build_object('n', g))"
+                         " FROM generate_series(1, %d) g" % (lit(event_type), n))
+        return [r[0] for r in rows]
+
     def hook_on(self, base_url, path='', transport=None, **hook_kw):
         """A new transport (base_url, transport kwargs) and hook (path, hook kwargs) for a
         fresh event type; returns a Hook with transport_id, hook_id, event_type."""
@@ -578,11 +585,12 @@ class Cluster:
                  'error': r[4], 'started_at': r[5]} for r in rows]
 
 
-def cluster_and_receiver(module):
+def cluster_and_receiver(module, extra_conf=()):
     """setUpModule and tearDownModule for a test module that shares one
-    cluster and one plain receiver, as its globals `cluster` and `rx`."""
+    cluster (with extra_conf lines) and one plain receiver, as its globals
+    `cluster` and `rx`."""
     def set_up():
-        module['cluster'] = start_cluster()
+        module['cluster'] = start_cluster(extra_conf)
         module['rx'] = Receiver()
     return set_up, stop_all
 

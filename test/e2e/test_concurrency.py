@@ -20,21 +20,15 @@ def tearDownModule():
     harness.stop_all()
 
 
-def emit_many(event_type, n):
-    rows = cluster.psql('SELECT webhook.emit(%s, jsonb_build_object(\'n\', g)) '
-                        'FROM generate_series(1, %d) g' % (lit(event_type), n))
-    return [r[0] for r in rows]
-
-
 class ConcurrencyTest(unittest.TestCase):
 
     def test_slow_receiver_does_not_block_fast(self):
         hs = cluster.hook_on(slow.url(), '/slow', retry_schedule='{1s,1s}')
         hf = cluster.hook_on(fast.url(), '/fast', retry_schedule='{1s,1s}')
         t0 = time.monotonic()
-        slow_uids = emit_many(hs.event_type, 20)
+        slow_uids = cluster.emit_many(hs.event_type, 20)
         t1 = time.monotonic()
-        fast_uids = emit_many(hf.event_type, 20)
+        fast_uids = cluster.emit_many(hf.event_type, 20)
         got = fast.wait_requests(20, path='/fast', timeout=10)
         fast_done = max(r.arrived for r in got) - t1
         first_slow = slow.wait_requests(1, path='/slow', timeout=10)[0]
@@ -64,7 +58,7 @@ class ConcurrencyTest(unittest.TestCase):
         rx = harness.Receiver(default=R(200, delay=1))
         try:
             h = cluster.hook_on(rx.url(), '/limited', transport={'max_in_flight': 3})
-            emit_many(h.event_type, 9)
+            cluster.emit_many(h.event_type, 9)
             reqs = rx.wait_requests(9, path='/limited', timeout=20)
             cluster.wait_for(
                 'SELECT count(*) FROM webhook.delivery d JOIN webhook.event e '

@@ -11,15 +11,8 @@ from harness import lit
 cluster = rx = None
 
 
-def setUpModule():
-    global cluster, rx
-    cluster = harness.start_cluster(extra_conf=["webhook.database_name = '*'",
-                                                'webhook.workers = 2'])
-    rx = harness.Receiver()
-
-
-def tearDownModule():
-    harness.stop_all()
+setUpModule, tearDownModule = harness.cluster_and_receiver(
+    globals(), ["webhook.database_name = '*'", 'webhook.workers = 2'])
 
 
 def workers_in(db):

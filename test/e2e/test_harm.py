@@ -15,19 +15,8 @@ from harness import R, lit
 cluster = rx = None
 
 
-def setUpModule():
-    global cluster, rx
-    cluster = harness.start_cluster(extra_conf=['max_prepared_transactions = 5'])
-    rx = harness.Receiver()
-
-
-def tearDownModule():
-    harness.stop_all()
-
-
-def emit_many(event_type, n):
-    cluster.psql("SELECT count(webhook.emit(%s, jsonb_build_object('n', g)))"
-                 " FROM generate_series(1, %d) g" % (lit(event_type), n))
+setUpModule, tearDownModule = harness.cluster_and_receiver(
+    globals(), ['max_prepared_transactions = 5'])
 
 
 def succeeded(hook):
@@ -85,7 +74,7 @@ class IsolationTest(unittest.TestCase):
             " WHERE d.id = %d" % cluster.delivery(uid)['id']))
         self.assertGreaterEqual(wait, 59)
         self.assertLessEqual(wait, 121)
-        emit_many(good.event_type, 20)
+        cluster.emit_many(good.event_type, 20)
         cluster.wait_for("SELECT count(*) FROM webhook.delivery WHERE hook_id = %d"
                          " AND state = 'succeeded'" % good.hook_id, '20', timeout=20)
 

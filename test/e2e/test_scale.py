@@ -12,19 +12,7 @@ from harness import R, lit
 cluster = rx = None
 
 
-def setUpModule():
-    global cluster, rx
-    cluster = harness.start_cluster(extra_conf=['webhook.workers = 2'])
-    rx = harness.Receiver()
-
-
-def tearDownModule():
-    harness.stop_all()
-
-
-def emit_many(event_type, n):
-    cluster.psql("SELECT count(webhook.emit(%s, jsonb_build_object('n', g)))"
-                 " FROM generate_series(1, %d) g" % (lit(event_type), n))
+setUpModule, tearDownModule = harness.cluster_and_receiver(globals(), ['webhook.workers = 2'])
 
 
 class WorkersTest(unittest.TestCase):
@@ -40,7 +28,7 @@ class WorkersTest(unittest.TestCase):
         parities = {h.transport_id % 2 for h in hooks}
         self.assertEqual(parities, {0, 1}, 'the transports are not shared by both workers')
         for h in hooks:
-            emit_many(h.event_type, 50)
+            cluster.emit_many(h.event_type, 50)
         for i, h in enumerate(hooks):
             reqs = rx.wait_requests(50, path='/scale-%d' % i, timeout=30)
             ids = collections.Counter(r.headers['webhook-id'] for r in reqs)
@@ -66,7 +54,7 @@ class WorkersTest(unittest.TestCase):
             for i, t in enumerate(types):
                 cluster.create_hook(tid, [t], path='/slow')
             for t in types:
-                emit_many(t, 3)
+                cluster.emit_many(t, 3)
             slow.wait_requests(12, path='/slow', timeout=30)
             self.assertEqual(slow.max_in_flight['/slow'], 2)
         finally:
@@ -99,7 +87,7 @@ class BacklogTest(unittest.TestCase):
         path = '/backlog-fast-%d' % next(self.paths)
         hook = cluster.hook_on(rx.url(), path)
         t0 = time.monotonic()
-        emit_many(hook.event_type, n)
+        cluster.emit_many(hook.event_type, n)
         last = max(r.arrived for r in rx.wait_requests(n, path=path, timeout=60))
         return n / (last - t0)
 
