@@ -11,26 +11,7 @@ source test/cluster.sh
 runs=${1:-5}; secs=${2:-10}; sync=${3:-on}
 
 bench_start_cluster "webhook.enabled = off" "synchronous_commit = $sync"
-bench_psql <<'SQL'
-\o /dev/null
-CREATE EXTENSION webhook;
-CREATE TABLE orders_plain (
-    id bigserial PRIMARY KEY, tenant text NOT NULL DEFAULT 'default',
-    state text NOT NULL DEFAULT 'created', total numeric(12,2) NOT NULL,
-    items jsonb NOT NULL, created_at timestamptz NOT NULL DEFAULT now());
-CREATE TABLE orders_watched (LIKE orders_plain INCLUDING ALL);
-SELECT webhook.watch('orders_watched', resource => 'order',
-                     tenant_column => 'tenant', state_column => 'state');
-SELECT webhook.create_hook(webhook.create_transport('shop', 'http://127.0.0.1:9'),
-                           '{ORDER_*}', signature => 'none');
-SQL
-for t in plain watched; do
-    cat > "$BENCH_DIR/$t.sql" <<SQL
-INSERT INTO orders_$t (total, items)
-VALUES (random() * 100, '[{"sku": "A-1", "qty": 2}, {"sku": "B-7", "qty": 1}]');
-SQL
-done
-chmod a+r "$BENCH_DIR"/*.sql
+bench_orders_tables
 
 for i in $(seq "$runs"); do
     for t in plain watched; do

@@ -186,9 +186,19 @@ held_ids(bool sent_only, int *n)
 static void
 record(Attempt **reqs, int n)
 {
-	int			n_sent;
-	Datum	   *sent = held_ids(true, &n_sent);
+	int			n_sent = 0;
+	Datum	   *sent = NULL;
+	int			i;
 
+	/* what is being sent matters only after a 410: not on every batch */
+	for (i = 0; i < n; i++)
+	{
+		if (reqs[i]->status == 410)
+		{
+			sent = held_ids(true, &n_sent);
+			break;
+		}
+	}
 	note_retry(queue_record(reqs, n, sent, n_sent));
 }
 

@@ -68,6 +68,32 @@ SELECT webhook.create_hook(webhook.create_transport('nginx', 'http://127.0.0.1:$
 SQL
 }
 
+# The extension, two identical orders tables, orders_plain and
+# orders_watched (watched, with one matching hook that signs nothing), and
+# $BENCH_DIR/plain.sql and watched.sql: one INSERT each, for pgbench.
+bench_orders_tables() {
+    bench_psql <<'SQL'
+\o /dev/null
+CREATE EXTENSION webhook;
+CREATE TABLE orders_plain (
+    id bigserial PRIMARY KEY, tenant text NOT NULL DEFAULT 'default',
+    state text NOT NULL DEFAULT 'created', total numeric(12,2) NOT NULL,
+    items jsonb NOT NULL, created_at timestamptz NOT NULL DEFAULT now());
+CREATE TABLE orders_watched (LIKE orders_plain INCLUDING ALL);
+SELECT webhook.watch('orders_watched', resource => 'order',
+                     tenant_column => 'tenant', state_column => 'state');
+SELECT webhook.create_hook(webhook.create_transport('shop', 'http://127.0.0.1:9'),
+                           '{ORDER_*}', signature => 'none');
+SQL
+    for t in plain watched; do
+        cat > "$BENCH_DIR/$t.sql" <<SQL
+INSERT INTO orders_$t (total, items)
+VALUES (random() * 100, '[{"sku": "A-1", "qty": 2}, {"sku": "B-7", "qty": 1}]');
+SQL
+    done
+    chmod a+r "$BENCH_DIR"/*.sql
+}
+
 # The rate (req/s) of one batch of $1 ORDER_CREATE events, queued while
 # sending is paused, from the moment sending resumes until none is due.
 bench_batch_rate() {
