@@ -49,7 +49,8 @@ SELECT p.proname
    AND NOT coalesce(p.proconfig, '{}') @> '{"search_path=pg_catalog, pg_temp"}'
  ORDER BY 1;
 -- ... and so does every function that takes a table (watch, unwatch) or acts
--- on a hook (ping); capture and emit run as their caller.
+-- on a hook (ping, SECURITY DEFINER: it checks its caller's tenants); capture
+-- and emit run as their caller.
 SELECT p.proname, p.prosecdef,
        coalesce(p.proconfig, '{}') @> '{"search_path=pg_catalog, pg_temp"}' AS fixed_path
   FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace

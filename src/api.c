@@ -2,7 +2,8 @@
  *
  * api.c
  *	  SQL-callable C entry points that are neither the trigger nor signing:
- *	  waking the worker, waiting for it, and register()'s reachability check.
+ *	  waking the worker, waiting for it, register()'s reachability check,
+ *	  and the caller of the SECURITY DEFINER API.
  *
  * IDENTIFICATION
  *	  src/api.c
@@ -26,6 +27,7 @@ PG_FUNCTION_INFO_V1(webhook_wake_launcher_sql);
 PG_FUNCTION_INFO_V1(webhook_wait_until_running);
 PG_FUNCTION_INFO_V1(webhook_is_preloaded);
 PG_FUNCTION_INFO_V1(webhook_http_head);
+PG_FUNCTION_INFO_V1(webhook_caller);
 
 /*
  * webhook.wake(): wake the worker when the calling transaction commits.
@@ -180,4 +182,17 @@ webhook_http_head(PG_FUNCTION_ARGS)
 	if (rc != CURLE_OK || status == 0)
 		PG_RETURN_NULL();
 	PG_RETURN_INT32((int32) status);
+}
+
+/*
+ * webhook._caller(): the role the session acts as (its login role, or the
+ * role of SET ROLE).  The API's SECURITY DEFINER functions run as the
+ * extension's owner, so current_user there is the owner; the outer user is
+ * who called them, and the one whose tenant grants they check.  Security
+ * definer functions in between (ours or anybody's) do not change it.
+ */
+Datum
+webhook_caller(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_OID(GetOuterUserId());
 }

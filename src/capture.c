@@ -638,9 +638,31 @@ made_of(const char *s, const char *allowed)
 }
 
 /*
+ * Does the role manage the tenant (webhook._tenants_of)?  Called as the
+ * owner, inside SPI, so that every grant is read.
+ */
+static bool
+manages_tenant(Oid role, const char *tenant)
+{
+	Oid			argtypes[2] = {OIDOID, TEXTOID};
+	Datum		values[2] = {ObjectIdGetDatum(role), CStringGetTextDatum(tenant)};
+	bool		isnull;
+	Datum		result;
+
+	if (SPI_execute_with_args("SELECT coalesce(x.t IS NULL OR $2 = ANY (x.t), false)"
+							  "  FROM webhook._tenants_of($1) AS x(t)",
+							  2, argtypes, values, NULL, true, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "webhook: reading the tenant grants failed");
+	result = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return !isnull && DatumGetBool(result);
+}
+
+/*
  * webhook.emit(event_type, payload, tenant, resource, resource_id): an event
  * raised by application SQL.  It is always stored, and delivered to the
- * hooks of the tenant subscribed to its type.
+ * hooks of the tenant subscribed to its type.  The caller must manage the
+ * tenant (a superuser, a member of webhook_admin or a role granted it).
  */
 Datum
 webhook_emit(PG_FUNCTION_ARGS)
@@ -651,6 +673,7 @@ webhook_emit(PG_FUNCTION_ARGS)
 	char	   *resource = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
 	char	   *resource_id = PG_ARGISNULL(4) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(4));
 	Datum		uid;
+	Oid			caller;
 	SavedUser	saved;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
@@ -673,9 +696,15 @@ webhook_emit(PG_FUNCTION_ARGS)
 				 errhint("Tenant ids match ^[A-Za-z0-9_-]+$.")));
 
 
+	caller = GetUserId();
 	become_owner(function_owner(fcinfo->flinfo->fn_oid), &saved);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "webhook: SPI_connect failed");
+	if (!superuser_arg(caller) && !manages_tenant(caller, tenant))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for tenant \"%s\"", tenant),
+				 errhint("A member of webhook_admin can grant it with webhook.grant_tenant(role, tenant).")));
 	uid = enqueue_event(tenant, event_type, resource, resource_id, JsonbPGetDatum(payload),
 						(Datum) 0, NULL, matching_hooks(tenant, event_type));
 	uid = SPI_datumTransfer(uid, false, UUID_LEN);

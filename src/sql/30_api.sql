@@ -503,7 +503,8 @@ CREATE FUNCTION webhook._check_hook(h webhook.hook, in_update boolean) RETURNS w
     LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM webhook._not_null(h.transport_id, 'transport_id');
-    IF NOT EXISTS (SELECT 1 FROM webhook.transport t WHERE t.id = h.transport_id) THEN
+    IF NOT EXISTS (SELECT 1 FROM webhook.transport t
+                    WHERE t.id = h.transport_id AND webhook._manages(t.tenant)) THEN
         RAISE EXCEPTION 'transport % does not exist', h.transport_id
             USING ERRCODE = 'no_data_found';
     END IF;
@@ -688,7 +689,7 @@ CREATE FUNCTION webhook.create_transport(
         client_key_password text DEFAULT NULL,
         max_in_flight integer DEFAULT 16)
     RETURNS bigint
-    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     t webhook.transport;
     new_id bigint;
@@ -708,6 +709,7 @@ BEGIN
     t.client_key_password := client_key_password;
     t.max_in_flight := max_in_flight;
     t := webhook._check_transport(t);
+    PERFORM webhook._check_manages(t.tenant);
 
     IF EXISTS (SELECT 1 FROM webhook.transport x
                 WHERE x.tenant = t.tenant AND x.name = t.name) THEN
@@ -766,14 +768,14 @@ CREATE FUNCTION webhook.update_transport(
         client_key_password text DEFAULT NULL,
         max_in_flight integer DEFAULT NULL)
     RETURNS webhook.transport_info
-    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     old webhook.transport;
     t webhook.transport;
 BEGIN
     PERFORM webhook._not_null(id, 'id');
     SELECT * INTO old FROM webhook.transport x WHERE x.id = update_transport.id FOR UPDATE;
-    IF NOT FOUND THEN
+    IF NOT FOUND OR NOT webhook._manages(old.tenant) THEN
         RAISE EXCEPTION 'transport % does not exist', id
             USING ERRCODE = 'no_data_found';
     END IF;
@@ -795,6 +797,7 @@ BEGIN
     t.client_key_password := coalesce(client_key_password, old.client_key_password);
     t.max_in_flight := coalesce(max_in_flight, old.max_in_flight);
     t := webhook._check_transport(t);
+    PERFORM webhook._check_manages(t.tenant);
 
     IF (t.tenant, t.name) IS DISTINCT FROM (old.tenant, old.name)
        AND EXISTS (SELECT 1 FROM webhook.transport x
@@ -840,10 +843,11 @@ COMMENT ON FUNCTION webhook.update_transport(bigint, text, text, text, jsonb, js
     'change a transport: NULL arguments keep their value, '''' unsets an optional text, auth => ''{"type":"none"}'' removes credentials; returns the transport as webhook.transports() shows it';
 
 CREATE FUNCTION webhook.delete_transport(id bigint) RETURNS void
-    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM webhook._not_null(id, 'id');
-    DELETE FROM webhook.transport x WHERE x.id = delete_transport.id;
+    DELETE FROM webhook.transport x
+     WHERE x.id = delete_transport.id AND webhook._manages(x.tenant);
     IF NOT FOUND THEN
         RAISE EXCEPTION 'transport % does not exist', id
             USING ERRCODE = 'no_data_found';
@@ -860,7 +864,7 @@ CREATE FUNCTION webhook.transports(
         sort_by text DEFAULT 'created_at',
         sort_dir text DEFAULT 'ASC')
     RETURNS SETOF webhook.transport_info
-    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     dir text;
 BEGIN
@@ -872,10 +876,12 @@ BEGIN
     RETURN QUERY EXECUTE format(
         'SELECT (webhook._transport_info(x)).*
            FROM webhook.transport x
-          WHERE $1 IS NULL OR x.tenant = $1
+          WHERE ($1 IS NULL OR x.tenant = $1)
+            AND ($4::text[] IS NULL OR x.tenant = ANY ($4))
           ORDER BY x.%I %s, x.id %s
           LIMIT $2 OFFSET $3', sort_by, dir, dir)
-        USING tenant, page_size, (page - 1)::bigint * page_size;
+        USING tenant, page_size, (page - 1)::bigint * page_size,
+              webhook._tenants_of(webhook._caller());
 END
 $$;
 COMMENT ON FUNCTION webhook.transports(text, integer, integer, text, text) IS
@@ -896,7 +902,7 @@ CREATE FUNCTION webhook.create_hook(
         retry_schedule interval[] DEFAULT '{5s,5min,30min,2h,5h,10h,10h}',
         active boolean DEFAULT true)
     RETURNS bigint
-    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     h webhook.hook;
     new_id bigint;
@@ -948,14 +954,18 @@ CREATE FUNCTION webhook.update_hook(
         retry_schedule interval[] DEFAULT NULL,
         active boolean DEFAULT NULL)
     RETURNS webhook.hook_info
-    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     old webhook.hook;
     h webhook.hook;
     t webhook.transport;
 BEGIN
     PERFORM webhook._not_null(id, 'id');
-    SELECT * INTO old FROM webhook.hook x WHERE x.id = update_hook.id FOR UPDATE;
+    SELECT x.* INTO old FROM webhook.hook x
+     WHERE x.id = update_hook.id
+       AND webhook._manages((SELECT tr.tenant FROM webhook.transport tr
+                              WHERE tr.id = x.transport_id))
+       FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'hook % does not exist', id
             USING ERRCODE = 'no_data_found';
@@ -1008,10 +1018,13 @@ COMMENT ON FUNCTION webhook.update_hook(bigint, bigint, text[], text, text, text
     'change a hook: NULL arguments keep their value, secret => '''' generates a new secret, active => true clears disabled_reason; returns the hook as webhook.hooks() shows it';
 
 CREATE FUNCTION webhook.delete_hook(id bigint) RETURNS void
-    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM webhook._not_null(id, 'id');
-    DELETE FROM webhook.hook x WHERE x.id = delete_hook.id;
+    DELETE FROM webhook.hook x
+     WHERE x.id = delete_hook.id
+       AND webhook._manages((SELECT tr.tenant FROM webhook.transport tr
+                              WHERE tr.id = x.transport_id));
     IF NOT FOUND THEN
         RAISE EXCEPTION 'hook % does not exist', id
             USING ERRCODE = 'no_data_found';
@@ -1029,7 +1042,7 @@ CREATE FUNCTION webhook.hooks(
         sort_by text DEFAULT 'created_at',
         sort_dir text DEFAULT 'ASC')
     RETURNS SETOF webhook.hook_info
-    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     dir text;
 BEGIN
@@ -1045,26 +1058,21 @@ BEGIN
           CROSS JOIN LATERAL webhook._hook_info(h, t) i
           WHERE ($1 IS NULL OR h.transport_id = $1)
             AND ($2 IS NULL OR t.tenant = $2)
+            AND ($5::text[] IS NULL OR t.tenant = ANY ($5))
           ORDER BY i.%I %s, i.id %s
           LIMIT $3 OFFSET $4', sort_by, dir, dir)
-        USING transport_id, tenant, page_size, (page - 1)::bigint * page_size;
+        USING transport_id, tenant, page_size, (page - 1)::bigint * page_size,
+              webhook._tenants_of(webhook._caller());
 END
 $$;
 COMMENT ON FUNCTION webhook.hooks(bigint, text, integer, integer, text, text) IS
     'list hooks, one page at a time, secrets masked';
 
 CREATE FUNCTION webhook.hook_secret(id bigint) RETURNS text
-    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    result text;
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM webhook._not_null(id, 'id');
-    SELECT x.secret INTO result FROM webhook.hook x WHERE x.id = hook_secret.id;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'hook % does not exist', id
-            USING ERRCODE = 'no_data_found';
-    END IF;
-    RETURN result;
+    RETURN (webhook._managed_hook(id)).secret;
 END
 $$;
 COMMENT ON FUNCTION webhook.hook_secret(bigint) IS
@@ -1086,7 +1094,7 @@ CREATE FUNCTION webhook.register(
         tenant text DEFAULT 'default',
         check_reachable boolean DEFAULT true)
     RETURNS jsonb
-    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     u record;
     origin text;
@@ -1100,6 +1108,7 @@ BEGIN
     u := webhook._parse_url(url, 'url');
     origin := u.scheme || '://' || lower(u.authority);
     PERFORM webhook._check_tenant(tenant);
+    PERFORM webhook._check_manages(tenant);
     PERFORM webhook._not_null(check_reachable, 'check_reachable');
     h.path := u.rest;
     h.event_types := webhook._check_event_types(event_types);
@@ -1174,7 +1183,9 @@ CREATE FUNCTION webhook._check_hook_active(hook_id bigint) RETURNS void
 DECLARE
     is_active boolean;
 BEGIN
-    SELECT x.active INTO is_active FROM webhook.hook x WHERE x.id = hook_id;
+    SELECT x.active INTO is_active
+      FROM webhook.hook x JOIN webhook.transport t ON t.id = x.transport_id
+     WHERE x.id = hook_id AND webhook._manages(t.tenant);
     IF NOT FOUND THEN
         RAISE EXCEPTION 'hook % does not exist', hook_id
             USING ERRCODE = 'no_data_found';
@@ -1190,13 +1201,17 @@ COMMENT ON FUNCTION webhook._check_hook_active(bigint) IS
     'raise an error unless the hook exists and is active';
 
 CREATE FUNCTION webhook.redeliver(delivery_id bigint) RETURNS bigint
-    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     d webhook.delivery;
     new_id bigint;
 BEGIN
     PERFORM webhook._not_null(delivery_id, 'delivery_id');
-    SELECT * INTO d FROM webhook.delivery x WHERE x.id = delivery_id;
+    SELECT x.* INTO d
+      FROM webhook.delivery x
+      JOIN webhook.hook h ON h.id = x.hook_id
+      JOIN webhook.transport t ON t.id = h.transport_id
+     WHERE x.id = delivery_id AND webhook._manages(t.tenant);
     IF NOT FOUND THEN
         RAISE EXCEPTION 'delivery % does not exist', delivery_id
             USING ERRCODE = 'no_data_found';
@@ -1213,7 +1228,7 @@ COMMENT ON FUNCTION webhook.redeliver(bigint) IS
     'send a delivery''s event to its hook again, now; returns the new delivery''s id';
 
 CREATE FUNCTION webhook.replay(hook_id bigint, since timestamptz) RETURNS integer
-    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     n integer;
 BEGIN
@@ -1246,7 +1261,7 @@ CREATE FUNCTION webhook.notifications(
         hook_id bigint DEFAULT NULL,
         since timestamptz DEFAULT now() - interval '30 days')
     RETURNS SETOF webhook.notification
-    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF tenant IS NOT NULL THEN
         PERFORM webhook._check_tenant(tenant);
@@ -1254,9 +1269,13 @@ BEGIN
     RETURN QUERY
         SELECT d.id, e.uid, e.event_type, e.tenant, d.hook_id, d.state,
                d.attempts, d.last_status, d.created_at, d.finished_at
-          FROM webhook.delivery d
+          FROM (SELECT webhook._tenants_of(webhook._caller()) AS tenants) x,
+               webhook.delivery d
           JOIN webhook.event e ON e.id = d.event_id
+          JOIN webhook.hook h ON h.id = d.hook_id
+          JOIN webhook.transport t ON t.id = h.transport_id
          WHERE (notifications.tenant IS NULL OR e.tenant = notifications.tenant)
+           AND (x.tenants IS NULL OR t.tenant = ANY (x.tenants))
            AND (notifications.hook_id IS NULL OR d.hook_id = notifications.hook_id)
            AND (notifications.since IS NULL OR d.created_at >= notifications.since)
          ORDER BY d.created_at, d.id;

@@ -154,7 +154,7 @@ COMMENT ON FUNCTION webhook.unwatch(regclass) IS
     'stop turning the table''s changes into events';
 
 CREATE FUNCTION webhook.ping(hook_id bigint) RETURNS bigint
-    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     hook_tenant text;
     ev bigint;

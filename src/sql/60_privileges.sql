@@ -1,15 +1,90 @@
--- webhook install script, part 6: privileges.
+-- webhook install script, part 6: privileges and row-level security.
 --
 -- Members of webhook_admin (and superusers) manage every tenant: through
--- the API functions, and by reading the catalog and its views.  Nobody else
--- has USAGE on the schema.  Writers of watched tables need nothing here:
--- the capture trigger switches to the extension's owner for its own writes,
--- and a trigger function's EXECUTE right is checked only when the trigger
--- is made (by webhook.watch()), never when it fires.  So the trigger
--- function, which writes events for whatever tenant its arguments name, is
--- kept from everyone but the managers: nobody else can attach it to a
--- table of their own.
-GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA webhook TO webhook_admin;
+-- the API functions, and by reading and writing the catalog and its views.
+-- Members of webhook_tenant (made so by webhook.grant_tenant()) read the
+-- rows of the tenants they were granted, and change them only through the
+-- API.  Nobody else has USAGE on the schema.  Writers of watched tables
+-- need nothing here: the capture trigger switches to the extension's owner
+-- for its own writes, and a trigger function's EXECUTE right is checked
+-- only when the trigger is made (by webhook.watch()), never when it fires.
+-- So the trigger function, which writes events for whatever tenant its
+-- arguments name, is kept from everyone but the managers: nobody else can
+-- attach it to a table of their own.
+--
+-- Secrets and credentials (hook.secret; transport.auth, query_key and
+-- client_key_password) are granted to nobody: only the extension's owner
+-- reads them, and webhook.hook_secret() shows a hook's secret to whoever
+-- manages its tenant.  A column added later is granted to nobody until
+-- said otherwise, so a new secret is safe by default.
+--
+-- Row-level security does not bind the extension's owner (no FORCE): the
+-- owner is a superuser (webhook.control says superuser), whom row-level
+-- security never binds, and it acts only in the extension's own code: the
+-- worker, the capture trigger's writes and the API's SECURITY DEFINER
+-- functions, which check their caller's grants themselves.
+
+GRANT INSERT, UPDATE, DELETE
+   ON webhook.transport, webhook.hook, webhook.watch, webhook.tenant_grant,
+      webhook.event, webhook.delivery, webhook.attempt
+   TO webhook_admin;
+GRANT SELECT ON webhook.watch TO webhook_admin;
+GRANT SELECT ON webhook.event, webhook.delivery, webhook.attempt, webhook.tenant_grant,
+                webhook.delivery_log, webhook.hook_stats, webhook.tenant_grants
+   TO webhook_admin, webhook_tenant;
+GRANT SELECT (id, tenant, name, base_url, headers, connect_timeout, timeout, tls_verify,
+              ca_file, client_cert_file, client_key_file, max_in_flight,
+              created_at, updated_at)
+   ON webhook.transport TO webhook_admin, webhook_tenant;
+GRANT SELECT (id, uid, transport_id, path, event_types, signature, signature_header,
+              payload_format, retry_schedule, active, disabled_reason,
+              created_at, updated_at)
+   ON webhook.hook TO webhook_admin, webhook_tenant;
 GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA webhook TO webhook_admin;
-REVOKE EXECUTE ON FUNCTION webhook.capture() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION webhook.capture() TO webhook_admin;
+
+-- What only managers of every tenant may run.  _http_head() sends a request
+-- anywhere: only register() (SECURITY DEFINER) calls it.
+REVOKE EXECUTE ON FUNCTION webhook.capture(), webhook.watch(regclass, text, text, text, text, text[]),
+                           webhook.unwatch(regclass), webhook.prune(interval),
+                           webhook.grant_tenant(regrole, text), webhook.revoke_tenant(regrole, text),
+                           webhook._http_head(text, integer, boolean, text, text, text, text)
+   FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION webhook.capture(), webhook.watch(regclass, text, text, text, text, text[]),
+                          webhook.unwatch(regclass), webhook.prune(interval),
+                          webhook.grant_tenant(regrole, text), webhook.revoke_tenant(regrole, text)
+   TO webhook_admin;
+
+-- Row-level security: admins see and change every row; a tenant role
+-- reads its tenants' rows.  A hook's tenant is its transport's, a
+-- delivery's its hook's, an attempt's its delivery's: each policy reads
+-- the table above it, under that table's own policy.
+ALTER TABLE webhook.transport ENABLE ROW LEVEL SECURITY;
+ALTER TABLE webhook.hook ENABLE ROW LEVEL SECURITY;
+ALTER TABLE webhook.watch ENABLE ROW LEVEL SECURITY;
+ALTER TABLE webhook.tenant_grant ENABLE ROW LEVEL SECURITY;
+ALTER TABLE webhook.event ENABLE ROW LEVEL SECURITY;
+ALTER TABLE webhook.delivery ENABLE ROW LEVEL SECURITY;
+ALTER TABLE webhook.attempt ENABLE ROW LEVEL SECURITY;
+
+CREATE POLICY admins ON webhook.transport TO webhook_admin USING (true) WITH CHECK (true);
+CREATE POLICY admins ON webhook.hook TO webhook_admin USING (true) WITH CHECK (true);
+CREATE POLICY admins ON webhook.watch TO webhook_admin USING (true) WITH CHECK (true);
+CREATE POLICY admins ON webhook.tenant_grant TO webhook_admin USING (true) WITH CHECK (true);
+CREATE POLICY admins ON webhook.event TO webhook_admin USING (true) WITH CHECK (true);
+CREATE POLICY admins ON webhook.delivery TO webhook_admin USING (true) WITH CHECK (true);
+CREATE POLICY admins ON webhook.attempt TO webhook_admin USING (true) WITH CHECK (true);
+
+CREATE POLICY tenants ON webhook.transport FOR SELECT TO webhook_tenant
+    USING (tenant IN (SELECT pg_catalog.unnest(webhook._my_tenants())));
+CREATE POLICY tenants ON webhook.hook FOR SELECT TO webhook_tenant
+    USING (transport_id IN (SELECT t.id FROM webhook.transport t));
+CREATE POLICY tenants ON webhook.event FOR SELECT TO webhook_tenant
+    USING (tenant IN (SELECT pg_catalog.unnest(webhook._my_tenants())));
+CREATE POLICY tenants ON webhook.delivery FOR SELECT TO webhook_tenant
+    USING (hook_id IN (SELECT h.id FROM webhook.hook h));
+CREATE POLICY tenants ON webhook.attempt FOR SELECT TO webhook_tenant
+    USING (delivery_id IN (SELECT d.id FROM webhook.delivery d));
+-- a role sees the grants it holds, itself or through a group role
+CREATE POLICY tenants ON webhook.tenant_grant FOR SELECT TO webhook_tenant
+    USING (role IN (SELECT r.oid FROM pg_catalog.pg_roles r
+                     WHERE pg_catalog.pg_has_role(r.oid, 'USAGE')));
