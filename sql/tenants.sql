@@ -28,14 +28,14 @@ SELECT pg_has_role('webhook_test_acme', 'webhook_tenant', 'MEMBER') AS acme_is_t
 -- each tenant: a transport with credentials, a hook, two events, one with a
 -- finished delivery and its attempt
 SELECT webhook.create_transport('erp', 'http://127.0.0.1:9', tenant => 'acme',
-                                auth => '{"type": "bearer", "token": "acme-token"}',
-                                query_key => 'acme-key') AS acme_t \gset
+                                auth => '{"type": "bearer", "token": "acme-token-SECRET"}',
+                                query_key => 'acme-key-SECRET') AS acme_t \gset
 SELECT webhook.create_hook(:acme_t, '{ORDER_*}', path => '/acme') AS acme_h \gset
 SELECT webhook.create_transport('erp', 'http://127.0.0.1:9', tenant => 'globex',
-                                auth => '{"type": "basic", "username": "g", "password": "globex-pw"}',
+                                auth => '{"type": "basic", "username": "g", "password": "globex-pw-SECRET"}',
                                 client_cert_file => '/etc/ssl/globex.crt',
                                 client_key_file => '/etc/ssl/globex.key',
-                                client_key_password => 'globex-key-pw') AS globex_t \gset
+                                client_key_password => 'globex-key-pw-SECRET') AS globex_t \gset
 SELECT webhook.create_hook(:globex_t, '{ORDER_*}', path => '/globex') AS globex_h \gset
 SELECT webhook.create_transport('crm', 'http://127.0.0.1:9', tenant => 'initech') AS initech_t \gset
 RESET SESSION AUTHORIZATION;

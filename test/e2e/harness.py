@@ -35,11 +35,15 @@ import socket
 import socketserver
 import ssl
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 import urllib.parse
 import weakref
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import log_secrets  # noqa: E402  (test/log_secrets.py)
 
 DEFAULT_TIMEOUT = 30.0
 DB_NAME = 'webhook_test'
@@ -54,6 +58,10 @@ SANITIZER_PRELOAD = os.environ.get('WEBHOOK_E2E_SANITIZER_PRELOAD', '').split()
 PG_BINDIR = os.environ.get('WEBHOOK_E2E_PG_BINDIR') or None
 
 _live = weakref.WeakSet()   # clusters and receivers not yet stopped
+# what test/log_secrets.py found in the server logs of closed clusters, and
+# how many logs it read: test/e2e/run.py reports them as one test
+LOG_LEAKS = []
+LOGS_SCANNED = [0]
 
 
 def stop_all():
@@ -371,6 +379,7 @@ class Cluster:
         finally:
             self.running = False
             _live.discard(self)
+            self._scan_log_for_secrets()
             if SANITIZER_DIR:
                 found = sanitizer_log_reports(self.log())
                 if found:
@@ -381,6 +390,16 @@ class Cluster:
                 shutil.rmtree(self.dir, ignore_errors=True)
             else:
                 print('harness: kept cluster dir %s' % self.dir)
+
+    def _scan_log_for_secrets(self):
+        try:
+            with open(self.logfile, errors='replace') as f:
+                lines = f.readlines()
+        except OSError:
+            return
+        LOGS_SCANNED[0] += 1
+        LOG_LEAKS.extend('%s:%d: %s' % (self.logfile, no, line)
+                         for no, line in log_secrets.leaks(lines, []))
 
     def __enter__(self):
         return self.start()

@@ -154,6 +154,17 @@ def main(argv):
     finally:
         harness.stop_all()
 
+    # the extension's own messages never carry a secret (test/log_secrets.py)
+    if harness.LOGS_SCANNED[0]:
+        name = 'server logs free of secrets (%d logs)' % harness.LOGS_SCANNED[0]
+        if harness.LOG_LEAKS:
+            out.write('%-70s FAIL\n' % name)
+            details.append((name, 'FAIL', '\n'.join(harness.LOG_LEAKS[:50])))
+            failed += 1
+        else:
+            out.write('%-70s pass\n' % name)
+            passed += 1
+
     for test_id, kind, text in details:
         out.write('\n' + '=' * 78 + '\n%s: %s\n' % (kind, test_id) + '-' * 78 + '\n')
         out.write(text.rstrip() + '\n')
