@@ -220,6 +220,17 @@ class RotateTest(unittest.TestCase):
         harness.verify_hmac_sha1('poynt-old', req.headers.get('Poynt-Webhook-Signature-Previous'),
                                  req.body)
 
+    def test_previous_secret_that_cannot_sign_is_left_out(self):
+        # only a direct write to the catalog stores one: the request goes out
+        # signed with the current secret alone, and is delivered
+        path = '/rot-bad-previous'
+        hook = cluster.hook_on(rx.url(), path)
+        cluster.psql("UPDATE webhook.hook SET previous_secret = 'not a whsec secret',"
+                     " previous_secret_until = now() + '1 hour' WHERE id = %d" % hook.hook_id)
+        req = self.send(hook, path)
+        secret = self.secret(hook.hook_id)
+        self.assertEqual(req.headers['webhook-signature'], openssl_standard(secret, req))
+
     def test_after_overlap_only_new_secret(self):
         std = cluster.hook_on(rx.url(), '/rot-after-std')
         sha = cluster.hook_on(rx.url(), '/rot-after-sha', signature='hmac-sha256', secret='before')
