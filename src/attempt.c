@@ -97,19 +97,46 @@ basic_credentials(const char *user, const char *password)
 }
 
 /*
+ * The signature with the previous secret of a hook whose secret is being
+ * rotated, or NULL when there is none.  A previous secret that cannot sign
+ * with the hook's scheme (only a direct write to the catalog stores one) is
+ * left out: the request goes out signed with the current secret alone,
+ * rather than not at all.
+ */
+static char *
+previous_signature(Attempt *attempt, int64 timestamp)
+{
+	const char *prev = attempt->previous_secret;
+
+	if (prev == NULL || prev[0] == '\0' ||
+		(strcmp(attempt->signature, "standard") == 0 &&
+		 !webhook_standard_secret_valid(prev)))
+		return NULL;
+	return webhook_signature(attempt->signature, prev, attempt->msg_id,
+							 timestamp, attempt->body, strlen(attempt->body));
+}
+
+/*
  * Every header line of the attempt's request, signed at timestamp (Unix
  * seconds): the static headers, then Content-Type, webhook-id, the
- * signature headers of the hook's scheme and the credentials.  May throw (a
- * secret that cannot sign).
+ * signature headers of the hook's scheme and the credentials.  While a
+ * rotation's overlap runs, the request is signed with both secrets, the
+ * newest first: the standard scheme sends both signatures in
+ * webhook-signature (a verifier accepts any one of them), the plain HMAC
+ * schemes the previous one in a second header, "<signature_header>-Previous".
+ * May throw (a secret that cannot sign).
  */
 List *
 attempt_header_lines(Attempt *attempt, int64 timestamp)
 {
 	List	   *lines = list_copy(attempt->headers);
 	char	   *sig;
+	char	   *prev_sig = NULL;
 
 	sig = webhook_signature(attempt->signature, attempt->secret, attempt->msg_id,
 							timestamp, attempt->body, strlen(attempt->body));
+	if (sig != NULL)
+		prev_sig = previous_signature(attempt, timestamp);
 
 	lines = lappend(lines, "Content-Type: application/json");
 	/* curl would otherwise wait for a 100 Continue on larger bodies */
@@ -118,13 +145,19 @@ attempt_header_lines(Attempt *attempt, int64 timestamp)
 	if (sig != NULL && strcmp(attempt->signature, "standard") == 0)
 	{
 		lines = lappend(lines, psprintf("webhook-timestamp: " INT64_FORMAT, timestamp));
-		lines = lappend(lines, psprintf("webhook-signature: %s", sig));
+		lines = lappend(lines, psprintf("webhook-signature: %s%s%s", sig,
+										prev_sig ? " " : "",
+										prev_sig ? prev_sig : ""));
 	}
 	else if (sig != NULL)
-		lines = lappend(lines, psprintf("%s: %s",
-										attempt->signature_header
-										? attempt->signature_header : "X-Signature",
-										sig));
+	{
+		const char *header = attempt->signature_header
+			? attempt->signature_header : "X-Signature";
+
+		lines = lappend(lines, psprintf("%s: %s", header, sig));
+		if (prev_sig != NULL)
+			lines = lappend(lines, psprintf("%s-Previous: %s", header, prev_sig));
+	}
 	if (attempt->auth_type && strcmp(attempt->auth_type, "bearer") == 0)
 		lines = lappend(lines, psprintf("Authorization: Bearer %s", attempt->auth_secret));
 	else if (attempt->auth_type && strcmp(attempt->auth_type, "basic") == 0)

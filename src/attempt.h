@@ -41,6 +41,8 @@ typedef struct Attempt
 	char	   *msg_id;			/* the event's uid: webhook-id */
 	char	   *signature;		/* scheme */
 	char	   *secret;
+	char	   *previous_secret;	/* NULL, or the one a rotation replaced,
+									 * while its overlap runs */
 	char	   *signature_header;
 	List	   *headers;		/* static "Name: value" strings */
 	char	   *auth_type;		/* NULL, "basic" or "bearer" */

@@ -2,7 +2,8 @@
  *
  * queue.c
  *	  All SQL the delivery worker runs: claim due deliveries, record
- *	  attempts and schedule retries.
+ *	  attempts and schedule retries, and drop rotated secrets whose overlap
+ *	  is over.
  *
  * Each statement is set-based (one per batch) and kept as a prepared plan
  * for the worker's life.  Callers (worker.c) own the transactions: every
@@ -35,7 +36,7 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 
-#define CLAIM_COLUMNS 23
+#define CLAIM_COLUMNS 24
 
 static const char *claim_sql =
 "WITH busy AS ("
@@ -81,7 +82,9 @@ static const char *claim_sql =
 "       (pg_catalog.date_part('epoch', t.timeout) * 1000)::bigint,"
 "       t.tls_verify, t.ca_file, t.client_cert_file, t.client_key_file,"
 "       t.client_key_password, h.signature, h.secret, h.signature_header,"
-"       t.max_in_flight, h.id"
+"       t.max_in_flight, h.id,"
+"       CASE WHEN h.previous_secret_until > pg_catalog.now()"
+"            THEN h.previous_secret END"
 "  FROM claimed c"
 "  JOIN webhook.event e ON e.id = c.event_id"
 "  JOIN webhook.hook h ON h.id = c.hook_id"
@@ -159,6 +162,21 @@ static const char *cancel_sql =
 "   AND d.state IN ('pending', 'failed')"
 "   AND d.id OPERATOR(pg_catalog.<>) ALL ($2)";
 
+/*
+ * A rotated secret's overlap is over: the previous secret goes from the
+ * catalog (claim_sql stopped signing with it when it ended).  For the hooks
+ * of this worker's transports only, and never waiting: a hook that a
+ * transaction holds locked (an update_hook() not yet committed) is left for
+ * a later turn.  It changes no column that the hook triggers fire on.
+ */
+static const char *expire_sql =
+"UPDATE webhook.hook h"
+"   SET previous_secret = NULL, previous_secret_until = NULL"
+" WHERE h.id IN (SELECT x.id FROM webhook.hook x"
+"                 WHERE x.previous_secret_until <= pg_catalog.now()"
+"                   AND x.transport_id OPERATOR(pg_catalog.%) $1 OPERATOR(pg_catalog.=) $2"
+"                   FOR UPDATE SKIP LOCKED)";
+
 /* this worker's share of the transports: those whose id % n_workers = index */
 static int	partition_index = 0;
 static int	partition_n_workers = 1;
@@ -166,6 +184,7 @@ static int	partition_n_workers = 1;
 static SPIPlanPtr claim_plan = NULL;
 static SPIPlanPtr record_plan = NULL;
 static SPIPlanPtr cancel_plan = NULL;
+static SPIPlanPtr expire_plan = NULL;
 
 static SPIPlanPtr
 keep_plan(const char *sql, int nargs, Oid *types)
@@ -231,6 +250,7 @@ request_from_row(HeapTuple tup, TupleDesc desc, MemoryContext parent)
 	req->signature_header = SPI_getvalue(tup, desc, 21);
 	req->transport_max_in_flight = DatumGetInt32(SPI_getbinval(tup, desc, 22, &isnull));
 	req->hook_id = DatumGetInt64(SPI_getbinval(tup, desc, 23, &isnull));
+	req->previous_secret = SPI_getvalue(tup, desc, 24);
 
 	MemoryContextSwitchTo(old);
 	return req;
@@ -309,6 +329,33 @@ queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 	ret = (int) SPI_processed;
 	SPI_finish();
 	return ret;
+}
+
+/*
+ * Drop the previous secrets whose overlap is over, of the hooks of this
+ * worker's transports (expire_sql).
+ */
+void
+queue_expire_secrets(void)
+{
+	Datum		values[2];
+	int			ret;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "webhook: SPI_connect failed");
+	if (expire_plan == NULL)
+	{
+		Oid			types[2] = {INT8OID, INT8OID};
+
+		expire_plan = keep_plan(expire_sql, 2, types);
+	}
+	values[0] = Int64GetDatum(partition_n_workers);
+	values[1] = Int64GetDatum(partition_index);
+	ret = SPI_execute_plan(expire_plan, values, NULL, false, 0);
+	if (ret != SPI_OK_UPDATE)
+		elog(ERROR, "webhook: dropping expired secrets failed: %s",
+			 SPI_result_code_string(ret));
+	SPI_finish();
 }
 
 /* s as a text Datum, or a null one */

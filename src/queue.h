@@ -36,5 +36,6 @@ extern int	queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 						dlist_head *claimed);
 extern TimestampTz queue_record(Attempt **reqs, int n, Datum *sent_ids, int n_sent);
 extern void queue_record_failure(Attempt *req, const char *why);
+extern void queue_expire_secrets(void);
 
 #endif							/* WEBHOOK_QUEUE_H */

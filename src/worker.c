@@ -17,6 +17,8 @@
  *	   second (retries others made due: a restarted worker's, say);
  *	2. start the claimed requests their transports have room for;
  *	3. wait on the latch and curl's sockets together (http.c).
+ * Once a second, in a transaction of its own, it also drops the previous
+ * secrets of its hooks whose rotation overlap is over.
  * No transaction is ever open while we wait on the network.
  *
  * An attempt is "held" by the worker from its claim until it is recorded.
@@ -87,6 +89,9 @@ static bool extension_gone = false;
 
 /* when the earliest retry the worker scheduled is due; 0 for none */
 static TimestampTz next_retry_at = 0;
+
+/* when expired previous secrets were last dropped */
+static TimestampTz last_expiry = 0;
 
 /* Remember a retry due at t (0: none), to claim it on time. */
 static void
@@ -516,6 +521,35 @@ exchange(int limit)
 	return claimed;
 }
 
+/*
+ * Once a second: drop the previous secrets whose overlap is over, in a
+ * short transaction of its own, so that a failure there (logged) never
+ * holds up recording or claiming.  The requests stopped being signed with
+ * them when the overlap ended (queue.c); this only removes them from the
+ * catalog.
+ */
+static void
+expire_secrets(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (!TimestampDifferenceExceeds(last_expiry, now, POLL_INTERVAL_MS))
+		return;
+	last_expiry = now;
+	PG_TRY();
+	{
+		begin_transaction("dropping expired secrets");
+		if (extension_ready())
+			queue_expire_secrets();
+		commit_transaction();
+	}
+	PG_CATCH();
+	{
+		abort_transaction();
+	}
+	PG_END_TRY();
+}
+
 static void
 release_slot(int code, Datum arg)
 {
@@ -654,6 +688,7 @@ webhook_worker_main(Datum main_arg)
 		}
 
 		start_waiting();
+		expire_secrets();
 
 		n_busy = http_in_flight() + n_waiting;
 		timeout = (claim_due && n_busy == 0 && webhook_enabled) ||

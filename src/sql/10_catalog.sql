@@ -53,9 +53,18 @@ CREATE TABLE webhook.hook (
     disabled_reason  text,
     created_at       timestamptz NOT NULL DEFAULT now(),
     updated_at       timestamptz NOT NULL DEFAULT now(),
-    CHECK (signature = 'none' OR secret IS NOT NULL)
+    -- webhook.rotate_secret(): the secret it replaced, which also signs
+    -- until previous_secret_until; the worker then sets both to NULL
+    previous_secret  text,
+    previous_secret_until timestamptz,
+    CHECK (signature = 'none' OR secret IS NOT NULL),
+    CHECK ((previous_secret IS NULL) = (previous_secret_until IS NULL))
 );
 CREATE INDEX ON webhook.hook (transport_id);
+-- the worker's look, once a second, for overlaps that are over: an index of
+-- the few hooks being rotated, empty most of the time
+CREATE INDEX ON webhook.hook (previous_secret_until)
+    WHERE previous_secret_until IS NOT NULL;
 
 -- Tables attached with webhook.watch(); the trigger carries the same settings
 -- as arguments, this table is what pg_dump keeps and what users read.

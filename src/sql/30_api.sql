@@ -998,7 +998,13 @@ BEGIN
                signature = h.signature, signature_header = h.signature_header,
                payload_format = h.payload_format,
                retry_schedule = h.retry_schedule, active = h.active,
-               disabled_reason = h.disabled_reason, updated_at = now()
+               disabled_reason = h.disabled_reason, updated_at = now(),
+               -- a new secret or scheme replaces the secret outright: a rotation's
+               -- previous secret (see rotate_secret) signs no more
+               previous_secret = CASE WHEN h.secret = x.secret AND h.signature = x.signature
+                                      THEN x.previous_secret END,
+               previous_secret_until = CASE WHEN h.secret = x.secret AND h.signature = x.signature
+                                            THEN x.previous_secret_until END
          WHERE x.id = update_hook.id
         RETURNING x.* INTO h;
     EXCEPTION
@@ -1077,6 +1083,60 @@ END
 $$;
 COMMENT ON FUNCTION webhook.hook_secret(bigint) IS
     'the hook''s signing secret (NULL for signature "none"): the only place it is shown';
+
+-- Replace a hook's secret with a generated one and return it (once: after
+-- this, hook_secret() shows it).  The secret replaced stays the previous
+-- secret until now() + overlap: meanwhile the worker signs every request
+-- with both, so that receivers can move to the new one at their own pace;
+-- then it drops it.  overlap 0 drops it at once.  Rotating again while an
+-- overlap runs keeps only the secret being replaced as the previous one:
+-- the one before it signs no more.
+CREATE FUNCTION webhook.rotate_secret(hook_id bigint, overlap interval DEFAULT '24 hours')
+    RETURNS text
+    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    h webhook.hook;
+    new_secret text;
+    until timestamptz;
+BEGIN
+    PERFORM webhook._not_null(hook_id, 'hook_id');
+    PERFORM webhook._not_null(overlap, 'overlap');
+    IF overlap < interval '0' THEN
+        RAISE EXCEPTION 'overlap must not be negative'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Pass how long the old secret should go on signing, such as ''24 hours'', or 0 to drop it at once.';
+    END IF;
+    BEGIN
+        until := now() + overlap;
+    EXCEPTION WHEN datetime_field_overflow THEN
+        RAISE EXCEPTION 'overlap is too long'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Pass an overlap of days or weeks, such as ''24 hours''.';
+    END;
+
+    SELECT * INTO h FROM webhook.hook x WHERE x.id = rotate_secret.hook_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'hook % does not exist', hook_id
+            USING ERRCODE = 'no_data_found';
+    END IF;
+    IF h.signature = 'none' THEN
+        RAISE EXCEPTION 'hook % has no secret to rotate', hook_id
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Its signature scheme is "none"; choose one with webhook.update_hook(id, signature => ...), which generates a secret.';
+    END IF;
+
+    new_secret := webhook._generate_secret();
+    UPDATE webhook.hook x
+       SET secret = new_secret,
+           previous_secret = CASE WHEN overlap > interval '0' THEN h.secret END,
+           previous_secret_until = CASE WHEN overlap > interval '0' THEN until END,
+           updated_at = now()
+     WHERE x.id = rotate_secret.hook_id;
+    RETURN new_secret;
+END
+$$;
+COMMENT ON FUNCTION webhook.rotate_secret(bigint, interval) IS
+    'replace the hook''s secret with a generated one, returned; the old one also signs until the overlap is over';
 
 ------------------------------------------------------------------------------
 -- register(): the one-call path

@@ -11,7 +11,9 @@ Pieces:
 * ``make_certs`` a CA, a server certificate for 127.0.0.1 and a client
                 certificate with an encrypted key, made with the openssl CLI.
 * verifiers     Standard Webhooks, hmac-sha256 (hex) and hmac-sha1 (base64),
-                written independently of the extension.
+                written independently of the extension; and ``node_verifier``,
+                the Standard Webhooks reference library (npm standardwebhooks,
+                test/verifier) run under node.
 * sanitizers    with WEBHOOK_E2E_SANITIZER_DIR set (test/run-sanitized), every
                 server runs with AddressSanitizer and UBSan preloaded and leaves
                 their reports in that directory (sanitizer_env).
@@ -39,6 +41,7 @@ import sys
 import tempfile
 import threading
 import time
+import unittest
 import urllib.parse
 import weakref
 
@@ -1151,6 +1154,67 @@ def verify_hmac_sha1(secret, header_value, body):
     expected = hmac_sha1_base64(secret, body)
     if header_value is None or not hmac.compare_digest(expected, header_value):
         raise AssertionError('hmac-sha1 signature %r, expected %r' % (header_value, expected))
+
+
+VERIFIER_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                            'verifier')
+
+
+def _node_missing(what):
+    """Skip outside CI; in CI (CI=true), where test/install-deps installs node
+    and npm, a missing one is a failure."""
+    if os.environ.get('CI') == 'true':
+        raise AssertionError('%s is not installed (CI=true): test/install-deps installs '
+                             "Debian's nodejs and npm" % what)
+    raise unittest.SkipTest('%s is not installed: the Standard Webhooks reference '
+                            'library (test/verifier) cannot run; install nodejs and npm, '
+                            'or run test/install-deps as root' % what)
+
+
+def node_verifier():
+    """A function verify(secret, headers, body) -> (ok, text) that runs the
+    Standard Webhooks reference library (npm package standardwebhooks, pinned in
+    test/verifier/package-lock.json) under node on one received request.
+
+    Installs the library with `npm ci` the first time (quietly; nothing is done
+    when test/verifier/node_modules has it).  Without node, or without npm when
+    the library is not installed yet, raises unittest.SkipTest, or
+    AssertionError in CI (CI=true)."""
+    node = shutil.which('node') or shutil.which('nodejs')
+    if node is None:
+        _node_missing('node')
+    if not os.path.exists(os.path.join(VERIFIER_DIR, 'node_modules', 'standardwebhooks',
+                                       'package.json')):
+        npm = shutil.which('npm')
+        if npm is None:
+            _node_missing('npm')
+        cache = tempfile.mkdtemp(prefix='webhook-e2e-npm-')
+        try:
+            p = subprocess.run([npm, 'ci', '--silent', '--no-audit', '--no-fund',
+                                '--ignore-scripts'],
+                               cwd=VERIFIER_DIR, capture_output=True, text=True, timeout=300,
+                               env=dict(os.environ, npm_config_cache=cache,
+                                        npm_config_update_notifier='false'))
+        finally:
+            shutil.rmtree(cache, ignore_errors=True)
+        if p.returncode != 0:
+            raise AssertionError('npm ci in %s failed (%d):\n%s%s'
+                                 % (VERIFIER_DIR, p.returncode, p.stdout, p.stderr))
+
+    def verify(secret, headers, body):
+        """(True, 'ok') when the library accepts the request with secret, else
+        (False, 'fail: <its reason>')."""
+        if isinstance(headers, Headers):
+            headers = {name.lower(): value for name, value in headers.pairs}
+        msg = json.dumps({'secret': secret, 'headers': headers,
+                          'body': base64.b64encode(body).decode('ascii')})
+        p = subprocess.run([node, os.path.join(VERIFIER_DIR, 'verify.js')], input=msg,
+                           capture_output=True, text=True, timeout=60)
+        out = p.stdout.strip()
+        if p.returncode not in (0, 1) or out == '':
+            raise AssertionError('verify.js failed (%d): %s%s' % (p.returncode, out, p.stderr))
+        return p.returncode == 0 and out == 'ok', out
+    return verify
 
 
 STANDARD_VECTOR = {
