@@ -94,6 +94,7 @@ SELECT webhook.ping(:globex_h);
 SELECT webhook.replay(:globex_h, '-infinity');
 SELECT webhook.redeliver(:globex_d);
 SELECT webhook.redeliver(999999);
+SELECT webhook.rotate_secret(:globex_h);
 -- a tenant it does not hold is refused by name, existing or not
 SELECT webhook.create_transport('x', 'http://127.0.0.1:9', tenant => 'globex');
 SELECT webhook.create_transport('x', 'http://127.0.0.1:9');
@@ -114,6 +115,7 @@ DELETE FROM webhook.event;
 INSERT INTO webhook.tenant_grant VALUES ('webhook_test_acme', 'globex');
 -- secrets and credentials: not even its own, but through hook_secret()
 SELECT secret FROM webhook.hook;
+SELECT previous_secret FROM webhook.hook;
 SELECT auth FROM webhook.transport;
 SELECT query_key FROM webhook.transport;
 SELECT client_key_password FROM webhook.transport;
@@ -130,6 +132,9 @@ SELECT webhook.delete_transport(:acme_t2);
 SELECT (webhook.register('http://127.0.0.1:9/reg', tenant => 'acme', check_reachable => false))->>'status' AS registered;
 SELECT webhook.emit('INVOICE_PAID', '{"n": 3}', tenant => 'acme') IS NOT NULL AS emitted;
 SELECT webhook.redeliver(:acme_d) > :acme_d AS redelivered;
+SELECT webhook.rotate_secret(:acme_h, '1 hour') AS new_secret \gset
+SELECT webhook.hook_secret(:acme_h) = :'new_secret' AS rotated;
+SELECT previous_secret_until > now() AS overlapping FROM webhook.hook WHERE id = :acme_h;
 RESET SESSION AUTHORIZATION;
 
 ------------------------------------------------------------------------------

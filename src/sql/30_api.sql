@@ -1093,7 +1093,7 @@ COMMENT ON FUNCTION webhook.hook_secret(bigint) IS
 -- the one before it signs no more.
 CREATE FUNCTION webhook.rotate_secret(hook_id bigint, overlap interval DEFAULT '24 hours')
     RETURNS text
-    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     h webhook.hook;
     new_secret text;
@@ -1114,7 +1114,11 @@ BEGIN
                   HINT = 'Pass an overlap of days or weeks, such as ''24 hours''.';
     END;
 
-    SELECT * INTO h FROM webhook.hook x WHERE x.id = rotate_secret.hook_id FOR UPDATE;
+    SELECT x.* INTO h FROM webhook.hook x
+     WHERE x.id = rotate_secret.hook_id
+       AND webhook._manages((SELECT t.tenant FROM webhook.transport t
+                              WHERE t.id = x.transport_id))
+       FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'hook % does not exist', hook_id
             USING ERRCODE = 'no_data_found';

@@ -12,10 +12,11 @@
 -- arguments name, is kept from everyone but the managers: nobody else can
 -- attach it to a table of their own.
 --
--- Secrets and credentials (hook.secret; transport.auth, query_key and
--- client_key_password) are granted to nobody: only the extension's owner
--- reads them, and webhook.hook_secret() shows a hook's secret to whoever
--- manages its tenant.  A column added later is granted to nobody until
+-- Secrets and credentials (hook.secret and previous_secret; transport.auth,
+-- query_key and client_key_password) are granted to nobody: only the
+-- extension's owner reads them, and webhook.hook_secret() (or
+-- rotate_secret(), once) shows a hook's secret to whoever manages its
+-- tenant.  A column added later is granted to nobody until
 -- said otherwise, so a new secret is safe by default.
 --
 -- Row-level security does not bind the extension's owner (no FORCE): the
@@ -38,7 +39,7 @@ GRANT SELECT (id, tenant, name, base_url, headers, connect_timeout, timeout, tls
    ON webhook.transport TO webhook_admin, webhook_tenant;
 GRANT SELECT (id, uid, transport_id, path, event_types, signature, signature_header,
               payload_format, retry_schedule, active, disabled_reason,
-              created_at, updated_at)
+              created_at, updated_at, previous_secret_until)
    ON webhook.hook TO webhook_admin, webhook_tenant;
 GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA webhook TO webhook_admin;
 
