@@ -411,8 +411,10 @@ class Cluster:
         self.close()
 
     # -- SQL --------------------------------------------------------------
-    def psql(self, sql, db=None, timeout=60, stderr=False):
+    def psql(self, sql, db=None, timeout=60, stderr=False, user=None):
         """Run SQL with psql -X -At -q -v ON_ERROR_STOP=1; return rows (lists of str/None).
+
+        user: log in as that role instead of the cluster's superuser.
 
         Multi-statement strings run as one implicit transaction; PostgreSQL 15's
         psql prints the rows of every statement, concatenated here (use single
@@ -422,7 +424,7 @@ class Cluster:
         args = [self._bin('psql'), '-X', '-A', '-t', '-q', '-v', 'ON_ERROR_STOP=1',
                 '-h', self.sockdir, '-p', str(self.port), '-d', db or self.dbname,
                 '-F', FIELD_SEP, '-R', RECORD_SEP, '-P', 'null=' + NULL_MARK,
-                '-c', sql]
+                '-c', sql] + (['-U', user] if user else [])
         try:
             p = subprocess.run(args, capture_output=True, env=self._env(), timeout=timeout)
         except subprocess.TimeoutExpired:
