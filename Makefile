@@ -8,7 +8,7 @@ OBJS = src/webhook.o src/shmem.o src/capture.o src/api.o src/signing.o src/addre
 # The install script is assembled from the parts under src/sql, in name order.
 DATA_built = sql/webhook--0.1.sql
 
-REGRESS = setup transport hook capture emit register signing deliveries access safety tenants cleanup
+REGRESS = setup transport hook capture emit register signing deliveries access safety tenants policies cleanup
 REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf --temp-instance=./tmp_check
 
 PG_CONFIG ?= pg_config

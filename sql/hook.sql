@@ -65,7 +65,8 @@ SELECT url, active FROM webhook.hooks(sort_by => 'active', page_size => 1);
 CREATE TEMP TABLE hook_before AS SELECT * FROM webhook.hook;
 CREATE TEMP VIEW hook_unchanged AS
 SELECT (SELECT count(*) FROM webhook.hook) = (SELECT count(*) FROM hook_before)
-       AND NOT EXISTS (SELECT * FROM webhook.hook EXCEPT SELECT * FROM hook_before)
+       AND NOT EXISTS (SELECT h::text FROM webhook.hook h
+                       EXCEPT SELECT b::text FROM hook_before b)
        AS unchanged;
 
 -- transport

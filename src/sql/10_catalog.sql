@@ -27,6 +27,9 @@ CREATE TABLE webhook.transport (
     client_key_file     text,
     client_key_password text,
     max_in_flight       integer NOT NULL DEFAULT 16 CHECK (max_in_flight > 0),
+    -- requests per second at most (a token bucket in the worker); NULL: no limit
+    max_per_second      double precision
+                        CHECK (max_per_second > 0 AND max_per_second <= 1000000),
     created_at          timestamptz NOT NULL DEFAULT now(),
     updated_at          timestamptz NOT NULL DEFAULT now(),
     UNIQUE (tenant, name)
@@ -49,6 +52,19 @@ CREATE TABLE webhook.hook (
                      CHECK (payload_format IN ('standard', 'thin', 'envelope', 'row')),
     retry_schedule   interval[] NOT NULL
                      DEFAULT '{5s,5min,30min,2h,5h,10h,10h}',
+    -- 'hook': one delivery in flight, in event order; 'resource': the same
+    -- per resource id; on_dead: after a delivery dies, the next one goes
+    -- ('continue') or the hook is disabled ('stop')
+    ordered          text NOT NULL DEFAULT 'none'
+                     CHECK (ordered IN ('none', 'hook', 'resource')),
+    on_dead          text NOT NULL DEFAULT 'continue'
+                     CHECK (on_dead IN ('continue', 'stop')),
+    -- events whose payload does not match (jsonb @@ filter) make no delivery
+    filter           jsonpath,
+    -- transform(webhook.event) returns jsonb: the body sent, computed by the
+    -- worker as transform_role, the role that set it
+    transform        regprocedure,
+    transform_role   regrole,
     active           boolean NOT NULL DEFAULT true,
     disabled_reason  text,
     created_at       timestamptz NOT NULL DEFAULT now(),
@@ -58,7 +74,8 @@ CREATE TABLE webhook.hook (
     previous_secret  text,
     previous_secret_until timestamptz,
     CHECK (signature = 'none' OR secret IS NOT NULL),
-    CHECK ((previous_secret IS NULL) = (previous_secret_until IS NULL))
+    CHECK ((previous_secret IS NULL) = (previous_secret_until IS NULL)),
+    CHECK ((transform IS NULL) = (transform_role IS NULL))
 );
 CREATE INDEX ON webhook.hook (transport_id);
 -- the worker's look, once a second, for overlaps that are over: an index of

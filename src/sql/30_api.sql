@@ -50,6 +50,7 @@ CREATE TYPE webhook.transport_info AS (
     client_key_file     text,
     client_key_password text,
     max_in_flight       integer,
+    max_per_second      double precision,
     created_at          timestamptz,
     updated_at          timestamptz
 );
@@ -69,6 +70,10 @@ CREATE TYPE webhook.hook_info AS (
     signature_header text,
     payload_format   text,
     retry_schedule   interval[],
+    ordered          text,
+    on_dead          text,
+    filter           jsonpath,
+    transform        regprocedure,
     active           boolean,
     disabled_reason  text,
     created_at       timestamptz,
@@ -428,6 +433,12 @@ BEGIN
         RAISE EXCEPTION 'max_in_flight must be at least 1'
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    IF t.max_per_second IS NOT NULL
+       AND NOT (t.max_per_second > 0 AND t.max_per_second <= 1000000) THEN
+        RAISE EXCEPTION 'max_per_second must be more than 0 and at most 1000000'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Give requests per second, such as 50 or 0.5; NULL (or 0 in update_transport) means no limit.';
+    END IF;
     RETURN t;
 END
 $$;
@@ -576,6 +587,37 @@ BEGIN
 
     h.retry_schedule := webhook._check_retry_schedule(h.retry_schedule);
     PERFORM webhook._not_null(h.active, 'active');
+
+    PERFORM webhook._not_null(h.ordered, 'ordered');
+    IF h.ordered NOT IN ('none', 'hook', 'resource') THEN
+        RAISE EXCEPTION 'unknown ordering "%"', h.ordered
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Valid orderings are "none", "hook" (one delivery at a time, in event order) and "resource" (the same per resource id).';
+    END IF;
+    PERFORM webhook._not_null(h.on_dead, 'on_dead');
+    IF h.on_dead NOT IN ('continue', 'stop') THEN
+        RAISE EXCEPTION 'unknown on_dead "%"', h.on_dead
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'After a delivery dies, an ordered hook goes on with the next one ("continue") or is disabled ("stop").';
+    END IF;
+
+    IF h.transform IS NOT NULL THEN
+        IF NOT EXISTS (SELECT 1 FROM pg_proc p
+                        WHERE p.oid = h.transform
+                          AND p.prorettype = 'jsonb'::regtype
+                          AND p.pronargs = 1
+                          AND p.proargtypes[0] = 'webhook.event'::regtype
+                          AND p.prokind = 'f' AND NOT p.proretset) THEN
+            RAISE EXCEPTION 'transform must be a function of one webhook.event returning jsonb'
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Such as CREATE FUNCTION my_body(e webhook.event) RETURNS jsonb LANGUAGE sql AS $f$ SELECT jsonb_build_object(''id'', e.resource_id) $f$.';
+        END IF;
+        IF NOT has_function_privilege(webhook._caller(), h.transform, 'EXECUTE') THEN
+            RAISE EXCEPTION 'permission denied for function %', h.transform
+                USING ERRCODE = 'insufficient_privilege',
+                      HINT = 'The worker runs the transform with the rights of the role that sets it.';
+        END IF;
+    END IF;
     RETURN h;
 END
 $$;
@@ -601,14 +643,24 @@ CREATE TRIGGER transport_checked BEFORE INSERT OR UPDATE ON webhook.transport
 CREATE FUNCTION webhook._hook_written() RETURNS trigger
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    RETURN webhook._check_hook(NEW, TG_OP = 'UPDATE');
+    NEW := webhook._check_hook(NEW, TG_OP = 'UPDATE');
+    -- the worker runs the transform as the role that set it, never another
+    IF NEW.transform IS NULL THEN
+        NEW.transform_role := NULL;
+    ELSIF TG_OP = 'INSERT' OR NEW.transform IS DISTINCT FROM OLD.transform THEN
+        NEW.transform_role := webhook._caller();
+    ELSE
+        NEW.transform_role := OLD.transform_role;
+    END IF;
+    RETURN NEW;
 END
 $$;
 COMMENT ON FUNCTION webhook._hook_written() IS
     'trigger: a hook row is checked and normalised however it is written';
 CREATE TRIGGER hook_checked
     BEFORE INSERT OR UPDATE OF transport_id, path, event_types, secret, signature,
-                               signature_header, payload_format, retry_schedule
+                               signature_header, payload_format, retry_schedule,
+                               ordered, on_dead, filter, transform, transform_role
     ON webhook.hook FOR EACH ROW EXECUTE FUNCTION webhook._hook_written();
 
 
@@ -654,7 +706,7 @@ CREATE FUNCTION webhook._transport_info(t webhook.transport) RETURNS webhook.tra
                      t.connect_timeout, t.timeout, t.tls_verify, t.ca_file,
                      t.client_cert_file, t.client_key_file,
                      webhook._mask(t.client_key_password), t.max_in_flight,
-                     t.created_at, t.updated_at)::webhook.transport_info $$;
+                     t.max_per_second, t.created_at, t.updated_at)::webhook.transport_info $$;
 COMMENT ON FUNCTION webhook._transport_info(webhook.transport) IS
     'a transport with its credentials masked';
 
@@ -664,6 +716,7 @@ CREATE FUNCTION webhook._hook_info(h webhook.hook, t webhook.transport) RETURNS 
     AS $$ SELECT ROW(h.id, h.uid, h.transport_id, t.tenant, webhook._hook_url(t.base_url, h.path),
                      h.path, h.event_types, webhook._mask(h.secret), h.signature,
                      h.signature_header, h.payload_format, h.retry_schedule,
+                     h.ordered, h.on_dead, h.filter, h.transform,
                      h.active, h.disabled_reason, h.created_at,
                      h.updated_at)::webhook.hook_info $$;
 COMMENT ON FUNCTION webhook._hook_info(webhook.hook, webhook.transport) IS
@@ -687,7 +740,8 @@ CREATE FUNCTION webhook.create_transport(
         client_cert_file text DEFAULT NULL,
         client_key_file text DEFAULT NULL,
         client_key_password text DEFAULT NULL,
-        max_in_flight integer DEFAULT 16)
+        max_in_flight integer DEFAULT 16,
+        max_per_second double precision DEFAULT NULL)
     RETURNS bigint
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -708,6 +762,7 @@ BEGIN
     t.client_key_file := client_key_file;
     t.client_key_password := client_key_password;
     t.max_in_flight := max_in_flight;
+    t.max_per_second := max_per_second;
     t := webhook._check_transport(t);
     PERFORM webhook._check_manages(t.tenant);
 
@@ -722,11 +777,11 @@ BEGIN
         INSERT INTO webhook.transport AS x
                (tenant, name, base_url, headers, auth, query_key, connect_timeout,
                 timeout, tls_verify, ca_file, client_cert_file, client_key_file,
-                client_key_password, max_in_flight)
+                client_key_password, max_in_flight, max_per_second)
         VALUES (t.tenant, t.name, t.base_url, t.headers, t.auth, t.query_key,
                 t.connect_timeout, t.timeout, t.tls_verify, t.ca_file,
                 t.client_cert_file, t.client_key_file, t.client_key_password,
-                t.max_in_flight)
+                t.max_in_flight, t.max_per_second)
         RETURNING x.id INTO new_id;
     EXCEPTION
         WHEN unique_violation THEN
@@ -748,7 +803,8 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION webhook.create_transport(text, text, text, jsonb, jsonb, text, interval,
-                                             interval, boolean, text, text, text, text, integer) IS
+                                             interval, boolean, text, text, text, text, integer,
+                                             double precision) IS
     'create an HTTP destination for a tenant; returns its id';
 
 CREATE FUNCTION webhook.update_transport(
@@ -766,7 +822,8 @@ CREATE FUNCTION webhook.update_transport(
         client_cert_file text DEFAULT NULL,
         client_key_file text DEFAULT NULL,
         client_key_password text DEFAULT NULL,
-        max_in_flight integer DEFAULT NULL)
+        max_in_flight integer DEFAULT NULL,
+        max_per_second double precision DEFAULT NULL)
     RETURNS webhook.transport_info
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -796,6 +853,8 @@ BEGIN
     t.client_key_file := coalesce(client_key_file, old.client_key_file);
     t.client_key_password := coalesce(client_key_password, old.client_key_password);
     t.max_in_flight := coalesce(max_in_flight, old.max_in_flight);
+    t.max_per_second := CASE WHEN max_per_second = 0 THEN NULL
+                             ELSE coalesce(max_per_second, old.max_per_second) END;
     t := webhook._check_transport(t);
     PERFORM webhook._check_manages(t.tenant);
 
@@ -816,7 +875,8 @@ BEGIN
                client_cert_file = t.client_cert_file,
                client_key_file = t.client_key_file,
                client_key_password = t.client_key_password,
-               max_in_flight = t.max_in_flight, updated_at = now()
+               max_in_flight = t.max_in_flight, max_per_second = t.max_per_second,
+               updated_at = now()
          WHERE x.id = update_transport.id
         RETURNING x.* INTO t;
     EXCEPTION
@@ -839,8 +899,8 @@ END
 $$;
 COMMENT ON FUNCTION webhook.update_transport(bigint, text, text, text, jsonb, jsonb, text,
                                              interval, interval, boolean, text, text, text,
-                                             text, integer) IS
-    'change a transport: NULL arguments keep their value, '''' unsets an optional text, auth => ''{"type":"none"}'' removes credentials; returns the transport as webhook.transports() shows it';
+                                             text, integer, double precision) IS
+    'change a transport: NULL arguments keep their value, '''' unsets an optional text, auth => ''{"type":"none"}'' removes credentials, max_per_second => 0 the rate limit; returns the transport as webhook.transports() shows it';
 
 CREATE FUNCTION webhook.delete_transport(id bigint) RETURNS void
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -869,7 +929,7 @@ DECLARE
     dir text;
 BEGIN
     dir := webhook._check_paging(page, page_size, sort_by, sort_dir,
-                                 '{id,tenant,name,base_url,connect_timeout,timeout,tls_verify,max_in_flight,created_at,updated_at}');
+                                 '{id,tenant,name,base_url,connect_timeout,timeout,tls_verify,max_in_flight,max_per_second,created_at,updated_at}');
     IF tenant IS NOT NULL THEN
         PERFORM webhook._check_tenant(tenant);
     END IF;
@@ -900,7 +960,11 @@ CREATE FUNCTION webhook.create_hook(
         signature_header text DEFAULT NULL,
         payload_format text DEFAULT 'standard',
         retry_schedule interval[] DEFAULT '{5s,5min,30min,2h,5h,10h,10h}',
-        active boolean DEFAULT true)
+        active boolean DEFAULT true,
+        ordered text DEFAULT 'none',
+        on_dead text DEFAULT 'continue',
+        filter jsonpath DEFAULT NULL,
+        transform regprocedure DEFAULT NULL)
     RETURNS bigint
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -916,14 +980,20 @@ BEGIN
     h.payload_format := payload_format;
     h.retry_schedule := retry_schedule;
     h.active := active;
+    h.ordered := ordered;
+    h.on_dead := on_dead;
+    h.filter := filter;
+    h.transform := transform;
     h := webhook._check_hook(h, false);
 
     BEGIN
         INSERT INTO webhook.hook AS x
                (transport_id, path, event_types, secret, signature,
-                signature_header, payload_format, retry_schedule, active)
+                signature_header, payload_format, retry_schedule, active,
+                ordered, on_dead, filter, transform, transform_role)
         VALUES (h.transport_id, h.path, h.event_types, h.secret, h.signature,
-                h.signature_header, h.payload_format, h.retry_schedule, h.active)
+                h.signature_header, h.payload_format, h.retry_schedule, h.active,
+                h.ordered, h.on_dead, h.filter, h.transform, h.transform_role)
         RETURNING x.id INTO new_id;
     EXCEPTION
         WHEN foreign_key_violation THEN
@@ -939,7 +1009,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION webhook.create_hook(bigint, text[], text, text, text, text, text,
-                                       interval[], boolean) IS
+                                       interval[], boolean, text, text, jsonpath, regprocedure) IS
     'subscribe a transport to event types; without a secret one is generated (see webhook.hook_secret); returns the hook id';
 
 CREATE FUNCTION webhook.update_hook(
@@ -952,7 +1022,11 @@ CREATE FUNCTION webhook.update_hook(
         signature_header text DEFAULT NULL,
         payload_format text DEFAULT NULL,
         retry_schedule interval[] DEFAULT NULL,
-        active boolean DEFAULT NULL)
+        active boolean DEFAULT NULL,
+        ordered text DEFAULT NULL,
+        on_dead text DEFAULT NULL,
+        filter jsonpath DEFAULT NULL,
+        transform regprocedure DEFAULT NULL)
     RETURNS webhook.hook_info
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -979,6 +1053,11 @@ BEGIN
     h.payload_format := coalesce(payload_format, old.payload_format);
     h.retry_schedule := coalesce(retry_schedule, old.retry_schedule);
     h.active := coalesce(active, old.active);
+    h.ordered := coalesce(ordered, old.ordered);
+    h.on_dead := coalesce(on_dead, old.on_dead);
+    -- '$' (every event) removes the filter, '-' (no function) the transform
+    h.filter := CASE WHEN filter::text = '$' THEN NULL ELSE coalesce(filter, old.filter) END;
+    h.transform := CASE WHEN transform = 0 THEN NULL ELSE coalesce(transform, old.transform) END;
     -- NULL keeps the secret, '' asks for a new generated one
     h.secret := CASE WHEN secret = '' THEN NULL ELSE coalesce(secret, old.secret) END;
     -- the header follows the scheme unless one is given
@@ -998,6 +1077,8 @@ BEGIN
                signature = h.signature, signature_header = h.signature_header,
                payload_format = h.payload_format,
                retry_schedule = h.retry_schedule, active = h.active,
+               ordered = h.ordered, on_dead = h.on_dead, filter = h.filter,
+               transform = h.transform, transform_role = h.transform_role,
                disabled_reason = h.disabled_reason, updated_at = now(),
                -- a new secret or scheme replaces the secret outright: a rotation's
                -- previous secret (see rotate_secret) signs no more
@@ -1020,8 +1101,8 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION webhook.update_hook(bigint, bigint, text[], text, text, text, text, text,
-                                       interval[], boolean) IS
-    'change a hook: NULL arguments keep their value, secret => '''' generates a new secret, active => true clears disabled_reason; returns the hook as webhook.hooks() shows it';
+                                       interval[], boolean, text, text, jsonpath, regprocedure) IS
+    'change a hook: NULL arguments keep their value, secret => '''' generates a new secret, filter => ''$'' removes the filter, transform => ''-'' the transform, active => true clears disabled_reason; returns the hook as webhook.hooks() shows it';
 
 CREATE FUNCTION webhook.delete_hook(id bigint) RETURNS void
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -1053,7 +1134,7 @@ DECLARE
     dir text;
 BEGIN
     dir := webhook._check_paging(page, page_size, sort_by, sort_dir,
-                                 '{id,uid,transport_id,tenant,url,path,signature,payload_format,active,created_at,updated_at}');
+                                 '{id,uid,transport_id,tenant,url,path,signature,payload_format,ordered,active,created_at,updated_at}');
     IF tenant IS NOT NULL THEN
         PERFORM webhook._check_tenant(tenant);
     END IF;

@@ -35,11 +35,12 @@ GRANT SELECT ON webhook.event, webhook.delivery, webhook.attempt, webhook.tenant
    TO webhook_admin, webhook_tenant;
 GRANT SELECT (id, tenant, name, base_url, headers, connect_timeout, timeout, tls_verify,
               ca_file, client_cert_file, client_key_file, max_in_flight,
-              created_at, updated_at)
+              max_per_second, created_at, updated_at)
    ON webhook.transport TO webhook_admin, webhook_tenant;
 GRANT SELECT (id, uid, transport_id, path, event_types, signature, signature_header,
               payload_format, retry_schedule, active, disabled_reason,
-              created_at, updated_at, previous_secret_until)
+              created_at, updated_at, previous_secret_until,
+              ordered, on_dead, filter, transform, transform_role)
    ON webhook.hook TO webhook_admin, webhook_tenant;
 GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA webhook TO webhook_admin;
 

@@ -1,0 +1,60 @@
+-- Delivery policies: settings of transports and hooks, checked like the
+-- others and shown by the listings.  (What they do is tested end to end.)
+SELECT webhook.create_transport('policies', 'http://127.0.0.1:9', max_per_second => 50) AS t \gset
+SELECT name, max_in_flight, max_per_second FROM webhook.transports() WHERE id = :t;
+SELECT webhook.create_transport('p2', 'http://127.0.0.1:9', max_per_second => 0);
+SELECT webhook.create_transport('p2', 'http://127.0.0.1:9', max_per_second => -1);
+SELECT webhook.create_transport('p2', 'http://127.0.0.1:9', max_per_second => 'NaN');
+SELECT webhook.create_transport('p2', 'http://127.0.0.1:9', max_per_second => 'infinity');
+SELECT max_per_second FROM webhook.update_transport(:t, max_per_second => 0.5);
+SELECT max_per_second FROM webhook.update_transport(:t, name => 'policies');
+-- 0 removes the limit
+SELECT max_per_second FROM webhook.update_transport(:t, max_per_second => 0);
+
+-- ordered, on_dead
+SELECT webhook.create_hook(:t, '{ORDER_*}', ordered => 'resource') AS h \gset
+SELECT ordered, on_dead, filter, transform FROM webhook.hooks(transport_id => :t);
+SELECT webhook.create_hook(:t, ordered => 'fifo');
+SELECT webhook.create_hook(:t, ordered => NULL);
+SELECT webhook.create_hook(:t, ordered => 'hook', on_dead => 'panic');
+SELECT ordered, on_dead FROM webhook.update_hook(:h, ordered => 'hook', on_dead => 'stop');
+SELECT ordered, on_dead FROM webhook.update_hook(:h, path => '/x');
+
+-- filter: a jsonpath predicate over the payload; '$' removes it
+SELECT filter FROM webhook.update_hook(:h, filter => '$.total > 100');
+SELECT webhook.update_hook(:h, filter => '$.total >');
+SELECT filter FROM webhook.update_hook(:h, path => '/y');
+SELECT filter FROM webhook.update_hook(:h, filter => '$');
+
+-- transform: a function of one webhook.event returning jsonb, run by the
+-- worker as the role that set it
+CREATE FUNCTION policies_body(e webhook.event) RETURNS jsonb
+    LANGUAGE sql AS $$ SELECT jsonb_build_object('orderId', e.resource_id) $$;
+CREATE FUNCTION policies_text(e webhook.event) RETURNS text
+    LANGUAGE sql AS $$ SELECT e.resource_id $$;
+CREATE FUNCTION policies_two(e webhook.event, x int) RETURNS jsonb
+    LANGUAGE sql AS $$ SELECT '{}'::jsonb $$;
+SELECT transform FROM webhook.update_hook(:h, transform => 'policies_body(webhook.event)');
+SELECT transform::text, transform_role::text = current_user AS set_by_me
+  FROM webhook.hook WHERE id = :h;
+SELECT webhook.update_hook(:h, transform => 'policies_text(webhook.event)');
+SELECT webhook.update_hook(:h, transform => 'policies_two(webhook.event, integer)');
+SELECT webhook.update_hook(:h, transform => 'nosuch(webhook.event)');
+-- nobody can make it run as somebody else: the role is the writer's
+UPDATE webhook.hook SET transform_role = 'pg_monitor' WHERE id = :h;
+SELECT transform_role::text = current_user AS still_me FROM webhook.hook WHERE id = :h;
+-- a role may set only a transform it may execute
+CREATE ROLE webhook_test_policy LOGIN IN ROLE webhook_admin;
+REVOKE EXECUTE ON FUNCTION policies_body(webhook.event) FROM PUBLIC;
+SET SESSION AUTHORIZATION webhook_test_policy;
+\set VERBOSITY terse
+SELECT webhook.update_hook(:h, transform => 'policies_body(webhook.event)');
+\set VERBOSITY default
+SELECT transform FROM webhook.update_hook(:h, transform => '-');
+RESET SESSION AUTHORIZATION;
+SELECT transform, transform_role FROM webhook.hook WHERE id = :h;
+
+SELECT webhook.delete_transport(:t);
+DROP FUNCTION policies_body(webhook.event), policies_text(webhook.event),
+              policies_two(webhook.event, integer);
+DROP ROLE webhook_test_policy;
