@@ -26,6 +26,34 @@ SELECT webhook.update_hook(:h, filter => '$.total >');
 SELECT filter FROM webhook.update_hook(:h, path => '/y');
 SELECT filter FROM webhook.update_hook(:h, filter => '$');
 
+-- the filter decides in the writer's trigger: an event that does not match
+-- makes no delivery to that hook
+CREATE TABLE policies_orders (id int PRIMARY KEY, total numeric, state text);
+SELECT webhook.watch('policies_orders', resource => 'order', state_column => 'state');
+SELECT webhook.create_transport('filters', 'http://127.0.0.1:9') AS tf \gset
+SELECT webhook.create_hook(:tf, '{ORDER_*}', path => '/big', filter => '$.total > 100');
+SELECT webhook.create_hook(:tf, '{ORDER_*}', path => '/settled', filter => '$.state == "settled"');
+SELECT webhook.create_hook(:tf, '{ORDER_*}', path => '/all');
+-- not a predicate: never matches
+SELECT webhook.create_hook(:tf, '{ORDER_*}', path => '/notbool', filter => '$.total');
+-- a key some payloads lack, a comparison of mismatched types: no match,
+-- never an error in the application's write
+SELECT webhook.create_hook(:tf, '{ORDER_*}', path => '/odd',
+                           filter => '$.customer.vip == true || $.total > "100"');
+INSERT INTO policies_orders VALUES (1, 50, 'created'), (2, 150, 'created');
+UPDATE policies_orders SET state = 'settled' WHERE id = 1;
+SELECT webhook.emit('ORDER_IMPORTED', '{"total": 500, "state": "settled"}') IS NOT NULL AS emitted;
+SELECT e.event_type, coalesce(e.resource_id, '-') AS id,
+       string_agg(h.path, ' ' ORDER BY h.path) AS delivered_to
+  FROM webhook.event e
+  JOIN webhook.delivery d ON d.event_id = e.id
+  JOIN webhook.hook h ON h.id = d.hook_id
+ WHERE h.transport_id = :tf
+ GROUP BY e.id, e.event_type, e.resource_id ORDER BY e.id;
+SELECT webhook.unwatch('policies_orders');
+DROP TABLE policies_orders;
+SELECT webhook.delete_transport(:tf);
+
 -- transform: a function of one webhook.event returning jsonb, run by the
 -- worker as the role that set it
 CREATE FUNCTION policies_body(e webhook.event) RETURNS jsonb

@@ -59,6 +59,7 @@
 #include "utils/fmgroids.h"
 #include "utils/inval.h"
 #include "utils/jsonb.h"
+#include "utils/jsonpath.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -73,7 +74,20 @@ typedef struct CachedHook
 	char	   *tenant;
 	int			npatterns;
 	char	  **patterns;		/* "*", "PREFIX_*" or an exact type */
+	JsonPath   *filter;			/* NULL: every event of those types */
 } CachedHook;
+
+/*
+ * The hooks an event's tenant and type select, before their filters: their
+ * ids, and copies of their filters (NULL for none), safe from a reload of
+ * the cache while the row is serialised.
+ */
+typedef struct MatchedHooks
+{
+	int			n;
+	Datum	   *ids;
+	JsonPath  **filters;
+} MatchedHooks;
 
 static MemoryContext hook_cache_cxt = NULL;
 static CachedHook *cached_hooks = NULL;
@@ -159,7 +173,7 @@ hooks_plan(void)
 
 	if (plan == NULL)
 	{
-		SPIPlanPtr	p = SPI_prepare("SELECT h.id, t.tenant, h.event_types"
+		SPIPlanPtr	p = SPI_prepare("SELECT h.id, t.tenant, h.event_types, h.filter"
 									"  FROM webhook.hook h"
 									"  JOIN webhook.transport t"
 									"    ON t.id OPERATOR(pg_catalog.=) h.transport_id"
@@ -226,6 +240,7 @@ load_hooks(void)
 		bool	   *nulls;
 		int			nelems;
 		int			j;
+		Datum		filter;
 		MemoryContext old;
 
 		hook->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
@@ -239,6 +254,9 @@ load_hooks(void)
 		for (j = 0; j < nelems; j++)
 			if (!nulls[j])
 				hook->patterns[hook->npatterns++] = TextDatumGetCString(elems[j]);
+		filter = SPI_getbinval(tup, desc, 4, &isnull);
+		if (!isnull)
+			hook->filter = DatumGetJsonPathPCopy(filter);
 		MemoryContextSwitchTo(old);
 		n_cached_hooks++;
 	}
@@ -259,14 +277,14 @@ pattern_matches(const char *pattern, const char *event_type)
 }
 
 /*
- * The ids of the active hooks of tenant subscribed to event_type, as an
- * int8[]; NULL when there are none.  No SPI unless the cache is stale.
+ * The active hooks of tenant subscribed to event_type, their filters not yet
+ * applied (hooks_to_send does that, once the payload is known).  No SPI
+ * unless the cache is stale.
  */
-static ArrayType *
+static MatchedHooks
 matching_hooks(const char *tenant, const char *event_type)
 {
-	Datum	   *ids = NULL;
-	int			n = 0;
+	MatchedHooks m = {0, NULL, NULL};
 	int			i;
 
 	if (!hooks_valid)
@@ -283,16 +301,60 @@ matching_hooks(const char *tenant, const char *event_type)
 		{
 			if (pattern_matches(hook->patterns[j], event_type))
 			{
-				if (ids == NULL)
-					ids = palloc(sizeof(Datum) * n_cached_hooks);
-				ids[n++] = Int64GetDatum(hook->id);
+				if (m.ids == NULL)
+				{
+					m.ids = palloc(sizeof(Datum) * n_cached_hooks);
+					m.filters = palloc(sizeof(JsonPath *) * n_cached_hooks);
+				}
+				m.ids[m.n] = Int64GetDatum(hook->id);
+				m.filters[m.n] = hook->filter == NULL ? NULL :
+					DatumGetJsonPathPCopy(PointerGetDatum(hook->filter));
+				m.n++;
 				break;
 			}
 		}
 	}
+	return m;
+}
+
+/*
+ * Does the payload match the hook's filter (payload @@ filter)?  The
+ * operator's silent mode makes a missing key, a wrong type or a result that
+ * is not a boolean a non-match, never an error, so a filter cannot make the
+ * application's write fail (and PostgreSQL checks a like_regex pattern when
+ * the filter is stored).
+ */
+static bool
+filter_matches(JsonPath *filter, Datum payload)
+{
+	LOCAL_FCINFO(fcinfo, 2);
+	Datum		result;
+
+	InitFunctionCallInfoData(*fcinfo, NULL, 2, InvalidOid, NULL, NULL);
+	fcinfo->args[0].value = payload;
+	fcinfo->args[0].isnull = false;
+	fcinfo->args[1].value = PointerGetDatum(filter);
+	fcinfo->args[1].isnull = false;
+	result = jsonb_path_match_opr(fcinfo);
+	return !fcinfo->isnull && DatumGetBool(result);
+}
+
+/*
+ * The ids of the matched hooks whose filters the payload passes, as an
+ * int8[]; NULL when there are none.
+ */
+static ArrayType *
+hooks_to_send(MatchedHooks *m, Datum payload)
+{
+	int			n = 0;
+	int			i;
+
+	for (i = 0; i < m->n; i++)
+		if (m->filters[i] == NULL || filter_matches(m->filters[i], payload))
+			m->ids[n++] = m->ids[i];
 	if (n == 0)
 		return NULL;
-	return construct_array(ids, n, INT8OID, sizeof(int64), FLOAT8PASSBYVAL,
+	return construct_array(m->ids, n, INT8OID, sizeof(int64), FLOAT8PASSBYVAL,
 						   TYPALIGN_DOUBLE);
 }
 
@@ -529,6 +591,7 @@ webhook_capture(PG_FUNCTION_ARGS)
 	const char *suffix;
 	char	   *tenant;
 	char	   *event_type;
+	MatchedHooks matched;
 	ArrayType  *hooks;
 	Datum		payload;
 	Datum		old_payload;
@@ -589,14 +652,17 @@ webhook_capture(PG_FUNCTION_ARGS)
 
 	/* an event no hook wants costs nothing more */
 	become_owner(state->owner, &saved);
-	hooks = matching_hooks(tenant, event_type);
+	matched = matching_hooks(tenant, event_type);
 	restore_user(&saved);
-	if (hooks == NULL)
+	if (matched.n == 0)
 		return PointerGetDatum(NULL);
 
 	/* the row is read with the writer's rights ... */
 	resource_id = column_text(row, desc, state->id_attnum);
 	payload = row_jsonb(state, row, desc);
+	hooks = hooks_to_send(&matched, payload);
+	if (hooks == NULL)
+		return PointerGetDatum(NULL);	/* filtered out by every hook */
 	old_payload = oldtup ? row_jsonb(state, oldtup, desc) : (Datum) 0;
 
 	/* ... and only the queue is written with the owner's */
@@ -674,6 +740,7 @@ webhook_emit(PG_FUNCTION_ARGS)
 	char	   *resource_id = PG_ARGISNULL(4) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(4));
 	Datum		uid;
 	Oid			caller;
+	MatchedHooks matched;
 	SavedUser	saved;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
@@ -705,8 +772,9 @@ webhook_emit(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied for tenant \"%s\"", tenant),
 				 errhint("A member of webhook_admin can grant it with webhook.grant_tenant(role, tenant).")));
+	matched = matching_hooks(tenant, event_type);
 	uid = enqueue_event(tenant, event_type, resource, resource_id, JsonbPGetDatum(payload),
-						(Datum) 0, NULL, matching_hooks(tenant, event_type));
+						(Datum) 0, NULL, hooks_to_send(&matched, JsonbPGetDatum(payload)));
 	uid = SPI_datumTransfer(uid, false, UUID_LEN);
 	SPI_finish();
 	restore_user(&saved);

@@ -46,7 +46,7 @@ COMMENT ON FUNCTION webhook.capture() IS
 CREATE FUNCTION webhook._hooks_changed() RETURNS trigger
     LANGUAGE c AS 'MODULE_PATHNAME', 'webhook_hooks_changed';
 CREATE TRIGGER hooks_changed
-    AFTER INSERT OR DELETE OR UPDATE OF transport_id, event_types, active
+    AFTER INSERT OR DELETE OR UPDATE OF transport_id, event_types, active, filter
     ON webhook.hook FOR EACH ROW EXECUTE FUNCTION webhook._hooks_changed();
 CREATE TRIGGER hooks_truncated AFTER TRUNCATE
     ON webhook.hook FOR EACH STATEMENT EXECUTE FUNCTION webhook._hooks_changed();
