@@ -5,13 +5,21 @@
 # their ratio.  Sending is paused (webhook.enabled = off) so that the figure
 # is the trigger's cost alone, not the worker's competing for the 2 cores.
 #
-#   bench/capture.sh [runs=5] [seconds=10] [synchronous_commit=on]
+# With a jsonpath filter, the hook has that filter (the trigger's cost of
+# evaluating it: '$.total >= 0' matches every order).
+#
+#   bench/capture.sh [runs=5] [seconds=10] [synchronous_commit=on] [filter]
 cd "$(dirname "$0")/.."
 source test/cluster.sh
-runs=${1:-5}; secs=${2:-10}; sync=${3:-on}
+runs=${1:-5}; secs=${2:-10}; sync=${3:-on}; filter=${4:-}
 
 bench_start_cluster "webhook.enabled = off" "synchronous_commit = $sync"
 bench_orders_tables
+if [ -n "$filter" ]; then
+    bench_psql -v filter="$filter" >/dev/null <<'SQL'
+SELECT webhook.update_hook(id, filter => :'filter') FROM webhook.hooks();
+SQL
+fi
 
 for i in $(seq "$runs"); do
     for t in plain watched; do
@@ -23,4 +31,4 @@ done
 plain=$(awk '$1=="plain" {print $2}' "$BENCH_DIR/results" | median)
 watched=$(awk '$1=="watched" {print $2}' "$BENCH_DIR/results" | median)
 events=$(bench_psql -c "SELECT count(*) FROM webhook.delivery")
-echo "median TPS: plain $plain, watched $watched; ratio $(echo "$watched $plain" | awk '{printf "%.2f", $1/$2}') (synchronous_commit=$sync, $events deliveries queued)"
+echo "median TPS: plain $plain, watched $watched; ratio $(echo "$watched $plain" | awk '{printf "%.2f", $1/$2}') (synchronous_commit=$sync, filter ${filter:-none}, $events deliveries queued)"
