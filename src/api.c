@@ -3,7 +3,7 @@
  * api.c
  *	  SQL-callable C entry points that are neither the trigger nor signing:
  *	  waking the worker, waiting for it, register()'s reachability check,
- *	  and the caller of the SECURITY DEFINER API.
+ *	  the caller of the SECURITY DEFINER API, and preview().
  *
  * IDENTIFICATION
  *	  src/api.c
@@ -15,10 +15,15 @@
 #include <curl/curl.h>
 
 #include "address.h"
+#include "attempt.h"
 #include "fmgr.h"
+#include "funcapi.h"
 #include "http.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "queue.h"
+#include "transform.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
@@ -28,6 +33,7 @@ PG_FUNCTION_INFO_V1(webhook_wait_until_running);
 PG_FUNCTION_INFO_V1(webhook_is_preloaded);
 PG_FUNCTION_INFO_V1(webhook_http_head);
 PG_FUNCTION_INFO_V1(webhook_caller);
+PG_FUNCTION_INFO_V1(webhook_preview);
 
 /*
  * webhook.wake(): wake the worker when the calling transaction commits.
@@ -195,4 +201,70 @@ Datum
 webhook_caller(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_OID(GetOuterUserId());
+}
+
+/*
+ * The credentials of a header line masked, as the listings show them:
+ * "Authorization: Bearer ********".
+ */
+static char *
+masked_header(char *line)
+{
+	const char *space;
+
+	if (pg_strncasecmp(line, "Authorization:", strlen("Authorization:")) != 0)
+		return line;
+	space = strchr(line + strlen("Authorization: "), ' ');
+	return psprintf("%.*s ********",
+					space ? (int) (space - line) : (int) strlen("Authorization:"), line);
+}
+
+/*
+ * webhook._preview(hook_id, event_id): the request the worker would send
+ * the hook for the event now: its URL, header lines (signatures included,
+ * credentials and query key masked; curl adds Host, Content-Length and
+ * User-Agent) and body, made by the hook's transform if it has one.
+ * webhook.preview() checks the caller's right to see them first.
+ */
+Datum
+webhook_preview(PG_FUNCTION_ARGS)
+{
+	int64		hook_id = PG_GETARG_INT64(0);
+	int64		event_id = PG_GETARG_INT64(1);
+	Attempt    *req;
+	List	   *lines;
+	ListCell   *lc;
+	Datum	   *elems;
+	int			n = 0;
+	TupleDesc	desc;
+	Datum		values[3];
+	bool		nulls[3] = {false, false, false};
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	req = queue_preview(hook_id, event_id, CurrentMemoryContext);
+	if (req == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("hook " INT64_FORMAT " or event " INT64_FORMAT " does not exist",
+						hook_id, event_id)));
+	if (OidIsValid(req->transform))
+	{
+		transform_body(req, 0);
+		if (req->error != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+					 errmsg("%s", req->error),
+					 errhint("The worker records this as the attempt's error and retries.")));
+	}
+
+	lines = attempt_header_lines(req, (int64) time(NULL));
+	elems = palloc(sizeof(Datum) * Max(list_length(lines), 1));
+	foreach(lc, lines)
+		elems[n++] = CStringGetTextDatum(masked_header(lfirst(lc)));
+
+	values[0] = CStringGetTextDatum(req->log_url);
+	values[1] = PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
+	values[2] = CStringGetTextDatum(req->body);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
 }

@@ -55,6 +55,10 @@ typedef struct Attempt
 	char	   *client_cert_file;
 	char	   *client_key_file;
 	char	   *client_key_password;
+	Oid			transform;		/* InvalidOid, or the function that makes
+								 * body from event (transform.c) ... */
+	Oid			transform_role; /* ... run as this role */
+	Datum		event;			/* the webhook.event row, for transform */
 
 	/* the outcome (http.c) */
 	TimestampTz started_at;

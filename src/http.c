@@ -428,13 +428,22 @@ void
 http_start(Attempt *req, dlist_head *done)
 {
 	MemoryContext old = MemoryContextSwitchTo(req->cxt);
-	HttpTransfer *transfer = palloc0(sizeof(HttpTransfer));
+	HttpTransfer *transfer;
 	CURLMcode	rc;
 
-	transfer->attempt = req;
 	initStringInfo(&req->response_body);
 	initStringInfo(&req->response_headers);
 	req->started_at = GetCurrentTimestamp();
+
+	/* a request that could not be made (its transform failed) is not sent */
+	if (req->error != NULL)
+	{
+		dlist_push_tail(done, &req->node);
+		MemoryContextSwitchTo(old);
+		return;
+	}
+	transfer = palloc0(sizeof(HttpTransfer));
+	transfer->attempt = req;
 
 	PG_TRY();
 	{

@@ -34,9 +34,38 @@
 #include "queue.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/lsyscache.h"
 
-#define CLAIM_COLUMNS 24
+/*
+ * What a request needs, for one row c(id, event_id, hook_id, attempts) of
+ * the delivery queue: request_from_row() reads these columns in this order.
+ * A hook with a transform gets no rendered body, but the event, for the
+ * transform to make one (transform.c).
+ */
+#define REQUEST_COLUMNS 27
+#define REQUEST_SELECT \
+"SELECT c.id, c.attempts + 1, t.id, e.uid::text," \
+"       CASE WHEN h.transform IS NULL" \
+"            THEN webhook.render(h.payload_format, e, h.uid) END," \
+"       webhook._hook_url(t.base_url, h.path), t.query_key," \
+"       ARRAY(SELECT kv.key || ': ' || kv.value" \
+"               FROM pg_catalog.jsonb_each_text(t.headers) kv)," \
+"       t.auth->>'type', t.auth->>'username'," \
+"       coalesce(t.auth->>'password', t.auth->>'token')," \
+"       (pg_catalog.date_part('epoch', t.connect_timeout) * 1000)::bigint," \
+"       (pg_catalog.date_part('epoch', t.timeout) * 1000)::bigint," \
+"       t.tls_verify, t.ca_file, t.client_cert_file, t.client_key_file," \
+"       t.client_key_password, h.signature, h.secret, h.signature_header," \
+"       t.max_in_flight, h.id," \
+"       CASE WHEN h.previous_secret_until > pg_catalog.now()" \
+"            THEN h.previous_secret END," \
+"       h.transform::oid, h.transform_role::oid," \
+"       CASE WHEN h.transform IS NOT NULL THEN e END"
+#define REQUEST_JOINS \
+"  JOIN webhook.event e ON e.id = c.event_id" \
+"  JOIN webhook.hook h ON h.id = c.hook_id" \
+"  JOIN webhook.transport t ON t.id = h.transport_id"
 
 static const char *claim_sql =
 "WITH busy AS ("
@@ -71,24 +100,16 @@ static const char *claim_sql =
 "     ORDER BY c.next_attempt_at"
 "     LIMIT $1"
 ")"
-"SELECT c.id, c.attempts + 1, t.id, e.uid::text,"
-"       webhook.render(h.payload_format, e, h.uid),"
-"       webhook._hook_url(t.base_url, h.path), t.query_key,"
-"       ARRAY(SELECT kv.key || ': ' || kv.value"
-"               FROM pg_catalog.jsonb_each_text(t.headers) kv),"
-"       t.auth->>'type', t.auth->>'username',"
-"       coalesce(t.auth->>'password', t.auth->>'token'),"
-"       (pg_catalog.date_part('epoch', t.connect_timeout) * 1000)::bigint,"
-"       (pg_catalog.date_part('epoch', t.timeout) * 1000)::bigint,"
-"       t.tls_verify, t.ca_file, t.client_cert_file, t.client_key_file,"
-"       t.client_key_password, h.signature, h.secret, h.signature_header,"
-"       t.max_in_flight, h.id,"
-"       CASE WHEN h.previous_secret_until > pg_catalog.now()"
-"            THEN h.previous_secret END"
+REQUEST_SELECT
 "  FROM claimed c"
-"  JOIN webhook.event e ON e.id = c.event_id"
-"  JOIN webhook.hook h ON h.id = c.hook_id"
-"  JOIN webhook.transport t ON t.id = h.transport_id";
+REQUEST_JOINS;
+
+/* The request a hook would be sent for an event (webhook.preview). */
+static const char *preview_sql =
+REQUEST_SELECT
+"  FROM (VALUES (NULL::bigint, $2::bigint, $1::bigint, 0))"
+"       AS c(id, event_id, hook_id, attempts)"
+REQUEST_JOINS;
 
 /*
  * A failure on a hook that a 410 disabled (in this batch, or before) is
@@ -200,8 +221,8 @@ keep_plan(const char *sql, int nargs, Oid *types)
 }
 
 /*
- * Fill a request from one row of claim_sql; SPI_getvalue copies the text
- * columns into the request's own context.
+ * Fill a request from one row of REQUEST_SELECT; SPI_getvalue copies the
+ * text columns into the request's own context.
  */
 static Attempt *
 request_from_row(HeapTuple tup, TupleDesc desc, MemoryContext parent)
@@ -216,8 +237,6 @@ request_from_row(HeapTuple tup, TupleDesc desc, MemoryContext parent)
 	req->transport_id = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
 	req->msg_id = SPI_getvalue(tup, desc, 4);
 	req->body = SPI_getvalue(tup, desc, 5);
-	if (req->body == NULL)
-		req->body = pstrdup("null");
 	attempt_set_urls(req, SPI_getvalue(tup, desc, 6), SPI_getvalue(tup, desc, 7));
 
 	headers = SPI_getbinval(tup, desc, 8, &isnull);
@@ -251,6 +270,15 @@ request_from_row(HeapTuple tup, TupleDesc desc, MemoryContext parent)
 	req->transport_max_in_flight = DatumGetInt32(SPI_getbinval(tup, desc, 22, &isnull));
 	req->hook_id = DatumGetInt64(SPI_getbinval(tup, desc, 23, &isnull));
 	req->previous_secret = SPI_getvalue(tup, desc, 24);
+	req->transform = DatumGetObjectId(SPI_getbinval(tup, desc, 25, &isnull));
+	if (isnull)
+		req->transform = InvalidOid;
+	req->transform_role = DatumGetObjectId(SPI_getbinval(tup, desc, 26, &isnull));
+	req->event = SPI_getbinval(tup, desc, 27, &isnull);
+	if (!isnull)
+		req->event = datumCopy(req->event, false, -1);
+	if (req->body == NULL && !OidIsValid(req->transform))
+		req->body = pstrdup("null");
 
 	MemoryContextSwitchTo(old);
 	return req;
@@ -317,7 +345,7 @@ queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 	ret = SPI_execute_plan(claim_plan, values, NULL, false, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "webhook: claiming deliveries failed: %s", SPI_result_code_string(ret));
-	Assert(SPI_tuptable->tupdesc->natts == CLAIM_COLUMNS);
+	Assert(SPI_tuptable->tupdesc->natts == REQUEST_COLUMNS);
 
 	for (i = 0; i < SPI_processed; i++)
 	{
@@ -329,6 +357,30 @@ queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 	ret = (int) SPI_processed;
 	SPI_finish();
 	return ret;
+}
+
+/*
+ * The request the hook would be sent for the event, in a new context under
+ * parent; NULL when either does not exist.  Caller checks the right to see
+ * it (webhook.preview).
+ */
+Attempt *
+queue_preview(int64 hook_id, int64 event_id, MemoryContext parent)
+{
+	Oid			types[2] = {INT8OID, INT8OID};
+	Datum		values[2] = {Int64GetDatum(hook_id), Int64GetDatum(event_id)};
+	Attempt    *req = NULL;
+	int			ret;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "webhook: SPI_connect failed");
+	ret = SPI_execute_with_args(preview_sql, 2, types, values, NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "webhook: reading the request failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed == 1)
+		req = request_from_row(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, parent);
+	SPI_finish();
+	return req;
 }
 
 /*

@@ -37,5 +37,6 @@ extern int	queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 extern TimestampTz queue_record(Attempt **reqs, int n, Datum *sent_ids, int n_sent);
 extern void queue_record_failure(Attempt *req, const char *why);
 extern void queue_expire_secrets(void);
+extern Attempt *queue_preview(int64 hook_id, int64 event_id, MemoryContext parent);
 
 #endif							/* WEBHOOK_QUEUE_H */

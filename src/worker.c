@@ -52,6 +52,7 @@
 #include "queue.h"
 #include "storage/ipc.h"
 #include "tcop/tcopprot.h"
+#include "transform.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
@@ -208,14 +209,17 @@ record(Attempt **reqs, int n)
 }
 
 /*
- * Claim up to limit deliveries onto the claimed list.  Returns how many.
- * Caller is in a transaction.
+ * Claim up to limit deliveries onto the claimed list, their bodies made by
+ * their hooks' transforms where they have one.  Returns how many.  Caller
+ * is in a transaction.
  */
 static int
 claim(int limit, dlist_head *claimed)
 {
 	QueueHeld	h;
 	int			i;
+	int			n;
+	dlist_iter	iter;
 
 	h.transport_ids = palloc(sizeof(Datum) * Max(n_loads, 1));
 	h.counts = palloc(sizeof(Datum) * Max(n_loads, 1));
@@ -229,7 +233,15 @@ claim(int limit, dlist_head *claimed)
 		h.n_transports++;
 	}
 	h.delivery_ids = held_ids(false, &h.n_deliveries);
-	return queue_claim(limit, &h, request_cxt, claimed);
+	n = queue_claim(limit, &h, request_cxt, claimed);
+	dlist_foreach(iter, claimed)
+	{
+		Attempt    *req = dlist_container(Attempt, node, iter.cur);
+
+		if (OidIsValid(req->transform))
+			transform_body(req, TRANSFORM_TIMEOUT_MS);
+	}
+	return n;
 }
 
 /* Start the waiting requests that the global and per-transport limits allow. */

@@ -1401,6 +1401,31 @@ $$;
 COMMENT ON FUNCTION webhook.replay(bigint, timestamptz) IS
     'send again, now, every event since the given time that was delivered (or given up) to the hook; events still queued for it are skipped; returns how many were queued';
 
+CREATE FUNCTION webhook._preview(hook_id bigint, event_id bigint,
+                                 OUT url text, OUT headers text[], OUT body text)
+    LANGUAGE c STRICT VOLATILE AS 'MODULE_PATHNAME', 'webhook_preview';
+COMMENT ON FUNCTION webhook._preview(bigint, bigint) IS
+    'the request the worker would send the hook for the event (webhook.preview checks the caller first)';
+
+-- Volatile: a transform runs for real, as the role that set it.
+CREATE FUNCTION webhook.preview(hook_id bigint, event_id bigint,
+                                OUT url text, OUT headers text[], OUT body text)
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM webhook._managed_hook(hook_id);
+    PERFORM webhook._not_null(event_id, 'event_id');
+    IF NOT EXISTS (SELECT 1 FROM webhook.event e
+                    WHERE e.id = preview.event_id AND webhook._manages(e.tenant)) THEN
+        RAISE EXCEPTION 'event % does not exist', event_id
+            USING ERRCODE = 'no_data_found';
+    END IF;
+    SELECT p.url, p.headers, p.body INTO url, headers, body
+      FROM webhook._preview(hook_id, event_id) p;
+END
+$$;
+COMMENT ON FUNCTION webhook.preview(bigint, bigint) IS
+    'the request the hook would be sent for the event now: URL, header lines (signed; credentials masked) and body, made by its transform if it has one';
+
 CREATE FUNCTION webhook.notifications(
         tenant text DEFAULT NULL,
         hook_id bigint DEFAULT NULL,

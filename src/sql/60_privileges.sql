@@ -45,11 +45,14 @@ GRANT SELECT (id, uid, transport_id, path, event_types, signature, signature_hea
 GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA webhook TO webhook_admin;
 
 -- What only managers of every tenant may run.  _http_head() sends a request
--- anywhere: only register() (SECURITY DEFINER) calls it.
+-- anywhere, _preview() shows any hook's request for any event: only
+-- register() and preview() (SECURITY DEFINER, checking their caller) call
+-- them.
 REVOKE EXECUTE ON FUNCTION webhook.capture(), webhook.watch(regclass, text, text, text, text, text[]),
                            webhook.unwatch(regclass), webhook.prune(interval),
                            webhook.grant_tenant(regrole, text), webhook.revoke_tenant(regrole, text),
-                           webhook._http_head(text, integer, boolean, text, text, text, text)
+                           webhook._http_head(text, integer, boolean, text, text, text, text),
+                           webhook._preview(bigint, bigint)
    FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION webhook.capture(), webhook.watch(regclass, text, text, text, text, text[]),
                           webhook.unwatch(regclass), webhook.prune(interval),

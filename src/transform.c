@@ -1,0 +1,169 @@
+/*-------------------------------------------------------------------------
+ *
+ * transform.c
+ *	  A hook's transform: the body it sends, made by a SQL function of the
+ *	  event (webhook.hook.transform), run with the rights of the role that
+ *	  set it (webhook.hook.transform_role) and never with more.
+ *
+ * The worker calls transform_body() for each claimed request of such a
+ * hook, inside its claim transaction; webhook.preview() does the same.  The
+ * function runs in a subtransaction, as its role, in a security-restricted
+ * operation (as PostgreSQL runs index expressions and foreign-key checks),
+ * under a statement timeout: whatever it does wrong (an error, no result,
+ * taking too long, a role that may no longer execute it) fails that
+ * request alone, with the reason as the attempt's error, to be retried like
+ * any failed attempt.
+ *
+ * Each function's FmgrInfo is kept for the worker's life, so that the
+ * function's own caches (a SQL function's plans within a transaction,
+ * PL/pgSQL's across them) serve every call.
+ *
+ * IDENTIFICATION
+ *	  src/transform.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "webhook.h"
+
+#include "access/xact.h"
+#include "catalog/pg_proc.h"
+#include "miscadmin.h"
+#include "transform.h"
+#include "utils/acl.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/regproc.h"
+#include "utils/resowner.h"
+#include "utils/syscache.h"
+#include "utils/timeout.h"
+
+/* functions looked up so far; forgotten all at once past this many */
+#define MAX_CACHED_FUNCTIONS 64
+
+typedef struct CachedFunction
+{
+	Oid			fn;
+	FmgrInfo	flinfo;
+} CachedFunction;
+
+static MemoryContext function_cxt = NULL;
+static CachedFunction *functions = NULL;
+static int	n_functions = 0;
+
+/* The FmgrInfo of fn, looked up once; an error if fn no longer exists. */
+static FmgrInfo *
+lookup_function(Oid fn)
+{
+	int			i;
+
+	for (i = 0; i < n_functions; i++)
+		if (functions[i].fn == fn)
+			return &functions[i].flinfo;
+
+	if (!SearchSysCacheExists1(PROCOID, ObjectIdGetDatum(fn)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("transform function %u does not exist", fn)));
+	if (function_cxt == NULL || n_functions == MAX_CACHED_FUNCTIONS)
+	{
+		if (function_cxt == NULL)
+			function_cxt = AllocSetContextCreate(TopMemoryContext,
+												 "webhook transforms",
+												 ALLOCSET_SMALL_SIZES);
+		MemoryContextReset(function_cxt);
+		functions = MemoryContextAlloc(function_cxt,
+									   sizeof(CachedFunction) * MAX_CACHED_FUNCTIONS);
+		n_functions = 0;
+	}
+	functions[n_functions].fn = fn;
+	fmgr_info_cxt(fn, &functions[n_functions].flinfo, function_cxt);
+	return &functions[n_functions++].flinfo;
+}
+
+/*
+ * Call the transform as its role, within timeout_ms if not 0; the body as
+ * text, allocated in cxt.  Raises an error for anything that keeps it from
+ * giving one.
+ */
+static char *
+call_transform(Attempt *req, int timeout_ms, MemoryContext cxt)
+{
+	FmgrInfo   *flinfo = lookup_function(req->transform);
+	LOCAL_FCINFO(fcinfo, 1);
+	Datum		result;
+	Oid			saved_user;
+	int			saved_context;
+
+	if (!OidIsValid(req->transform_role) ||
+		pg_proc_aclcheck(req->transform, req->transform_role, ACL_EXECUTE) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("role %s may not execute transform %s",
+						OidIsValid(req->transform_role)
+						? GetUserNameFromId(req->transform_role, true) : "(none)",
+						format_procedure(req->transform))));
+
+	InitFunctionCallInfoData(*fcinfo, flinfo, 1, InvalidOid, NULL, NULL);
+	fcinfo->args[0].value = req->event;
+	fcinfo->args[0].isnull = false;
+
+	GetUserIdAndSecContext(&saved_user, &saved_context);
+	SetUserIdAndSecContext(req->transform_role,
+						   saved_context | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	if (timeout_ms > 0)
+		enable_timeout_after(STATEMENT_TIMEOUT, timeout_ms);
+	result = FunctionCallInvoke(fcinfo);
+	if (timeout_ms > 0)
+		disable_timeout(STATEMENT_TIMEOUT, false);
+	SetUserIdAndSecContext(saved_user, saved_context);
+
+	if (fcinfo->isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("transform %s returned NULL", format_procedure(req->transform))));
+	return MemoryContextStrdup(cxt, JsonbToCString(NULL,
+												   &DatumGetJsonbP(result)->root,
+												   VARSIZE(DatumGetPointer(result))));
+}
+
+/*
+ * Set req->body from the hook's transform, or, when it fails, req->error
+ * (the request is then not sent; its attempt records the error).  The
+ * worker gives a timeout_ms (its own statements have no statement_timeout);
+ * a session passes 0, and its statement_timeout applies.  Caller is in a
+ * transaction.
+ */
+void
+transform_body(Attempt *req, int timeout_ms)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		req->body = call_transform(req, timeout_ms, req->cxt);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		/* the abort restores the user, not the timer */
+		if (timeout_ms > 0)
+			disable_timeout(STATEMENT_TIMEOUT, false);
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		req->error = MemoryContextStrdup(req->cxt,
+										 psprintf("transform failed: %s", edata->message));
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+}
