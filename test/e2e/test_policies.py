@@ -1,0 +1,139 @@
+"""Delivery policies in the worker: filters and transforms (the body a
+receiver built for another system expects), as the role that set them,
+and a failing or slow transform failing its own attempts only."""
+
+import time
+import unittest
+
+import harness
+from harness import lit
+
+cluster = rx = None
+setUpModule, tearDownModule = harness.cluster_and_receiver(globals())
+
+ORDER_ID = '07c6ad8c-d1ba-4e73-9bbf-c70a085a449c'
+
+
+class TransformTest(unittest.TestCase):
+    maxDiff = None
+
+    def test_seed001_body_bytes(self):
+        # the receiver of seed 001: {"orderId", "eventType"}, X-Signature, ?key=
+        cluster.psql("""
+            CREATE FUNCTION seed001_body(e webhook.event) RETURNS jsonb
+                LANGUAGE sql IMMUTABLE AS $$
+                SELECT jsonb_build_object(
+                    'orderId', e.resource_id,
+                    'eventType', replace(initcap(replace(e.event_type, '_', ' ')), ' ', ''))
+            $$;
+            CREATE TABLE seed_orders (id uuid PRIMARY KEY, state text NOT NULL);
+            SELECT webhook.watch('seed_orders', resource => 'order', state_column => 'state');""")
+        t = cluster.create_transport(base_url=rx.url('/automation/'), query_key='QueryParameterKey')
+        hook = cluster.create_hook(t, ['ORDER_ACCEPTED'], signature='hmac-sha256',
+                                   secret='HeaderSecret-SECRET',
+                                   transform='seed001_body(webhook.event)')
+        cluster.psql("INSERT INTO seed_orders VALUES (%s, 'created')" % lit(ORDER_ID))
+        cluster.psql("UPDATE seed_orders SET state = 'accepted'")
+        req = rx.wait_requests(1, path='/automation/')[0]
+        expected = ('{"orderId": "%s", "eventType": "OrderAccepted"}' % ORDER_ID).encode()
+        self.assertEqual(req.body, expected)
+        self.assertEqual(req.query, 'key=QueryParameterKey')
+        self.assertEqual(req.headers.get('Content-Type'), 'application/json')
+        harness.verify_hmac_sha256('HeaderSecret-SECRET', req.headers.get('X-Signature'), req.body)
+        # preview() showed the very same body
+        event = int(cluster.one("SELECT id FROM webhook.event WHERE event_type = 'ORDER_ACCEPTED'"))
+        self.assertEqual(cluster.one('SELECT body FROM webhook.preview(%d, %d)' % (hook, event)),
+                         expected.decode())
+        cluster.psql("SELECT webhook.unwatch('seed_orders'); DROP TABLE seed_orders")
+
+    def test_runs_as_the_role_that_set_it(self):
+        cluster.psql("""
+            CREATE ROLE wh_setter LOGIN IN ROLE webhook_admin;
+            CREATE FUNCTION who_body(e webhook.event) RETURNS jsonb LANGUAGE plpgsql AS $$
+            BEGIN
+                BEGIN
+                    EXECUTE 'ALTER ROLE wh_setter SUPERUSER';
+                EXCEPTION WHEN OTHERS THEN
+                    NULL;
+                END;
+                RETURN jsonb_build_object('user', current_user, 'n', e.payload->'n');
+            END $$;""")
+        t = cluster.create_transport(base_url=rx.url())
+        hook = int(cluster.psql("SELECT webhook.create_hook(%d, '{WHO_*}', path => '/who',"
+                                " transform => 'who_body(webhook.event)')" % t,
+                                user='wh_setter')[0][0])
+        cluster.emit('WHO_AM_I', {'n': 1})
+        req = rx.wait_requests(1, path='/who')[0]
+        self.assertEqual(req.json(), {'user': 'wh_setter', 'n': 1})
+        self.assertEqual(cluster.one("SELECT rolsuper FROM pg_roles WHERE rolname = 'wh_setter'"), 'f')
+        self.assertEqual(cluster.one('SELECT transform_role::text FROM webhook.hook WHERE id = %d'
+                                     % hook), 'wh_setter')
+
+    def test_error_fails_its_attempt_and_is_retried(self):
+        cluster.psql("""
+            CREATE FUNCTION flaky_body(e webhook.event) RETURNS jsonb LANGUAGE plpgsql AS $$
+            BEGIN
+                RAISE EXCEPTION 'no body for event %', e.payload->>'n';
+            END $$;""")
+        t = cluster.create_transport(base_url=rx.url())
+        bad = cluster.create_hook(t, ['FLAKY_EV'], path='/flaky', retry_schedule='{1s,1s}',
+                                  transform='flaky_body(webhook.event)')
+        good = cluster.hook_on(rx.url(), '/fine')
+        uid = cluster.emit('FLAKY_EV', {'n': 7})
+        fine = cluster.emit_many(good.event_type, 20)
+        rx.wait_requests(20, path='/fine')
+        for u in fine:
+            cluster.wait_state(u, 'succeeded')
+        cluster.wait_for("SELECT attempts FROM webhook.delivery d JOIN webhook.event e"
+                         " ON e.id = d.event_id WHERE e.uid = %s" % lit(uid), '1')
+        d = cluster.delivery(uid, hook_id=bad)
+        self.assertEqual(d['state'], 'failed')
+        a = cluster.attempts(d['id'])[0]
+        self.assertIsNone(a['status_code'])
+        self.assertEqual(a['error'], 'transform failed: no body for event 7')
+        self.assertEqual(rx.requests(path='/flaky'), [])
+        # fixed, the retry goes out
+        cluster.psql("""CREATE OR REPLACE FUNCTION flaky_body(e webhook.event) RETURNS jsonb
+                        LANGUAGE sql AS $$ SELECT jsonb_build_object('n', e.payload->'n') $$""")
+        cluster.wait_state(uid, 'succeeded')
+        self.assertEqual(rx.wait_requests(1, path='/flaky')[0].json(), {'n': 7})
+
+    def test_slow_transform_times_out_alone(self):
+        cluster.psql("""
+            CREATE FUNCTION slow_body(e webhook.event) RETURNS jsonb LANGUAGE sql AS $$
+                SELECT jsonb_build_object('slept', pg_sleep(30)::text) $$;""")
+        t = cluster.create_transport(base_url=rx.url())
+        slow = cluster.create_hook(t, ['SLOW_EV'], path='/slow', retry_schedule='{30s}',
+                                   transform='slow_body(webhook.event)')
+        good = cluster.hook_on(rx.url(), '/quick')
+        uids = [cluster.emit('SLOW_EV', {'n': n}) for n in range(3)]
+        started = time.monotonic()
+        fine = cluster.emit_many(good.event_type, 20)
+        rx.wait_requests(20, path='/quick', timeout=15)
+        self.assertLess(time.monotonic() - started, 10)
+        for u in uids:
+            cluster.wait_for("SELECT d.last_error FROM webhook.delivery d JOIN webhook.event e"
+                             " ON e.id = d.event_id WHERE e.uid = %s AND d.hook_id = %d"
+                             % (lit(u), slow),
+                             'transform failed: canceling statement due to statement timeout')
+        self.assertEqual(rx.requests(path='/slow'), [])
+        for u in fine:
+            cluster.wait_state(u, 'succeeded')
+
+
+class FilterTest(unittest.TestCase):
+
+    def test_only_matching_events_are_sent(self):
+        hook = cluster.hook_on(rx.url(), '/big', filter='$.total > 100')
+        uids = {n: cluster.emit(hook.event_type, {'total': n * 30}) for n in range(1, 9)}
+        # 4 * 30 = 120 and up match
+        rx.wait_requests(5, path='/big')
+        time.sleep(0.5)
+        got = sorted(r.json()['data']['total'] for r in rx.requests(path='/big'))
+        self.assertEqual(got, [120, 150, 180, 210, 240])
+        for n, uid in uids.items():
+            self.assertEqual(cluster.delivery(uid) is not None, n * 30 > 100)
+
+
+if __name__ == '__main__':
+    unittest.main()
