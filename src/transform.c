@@ -14,9 +14,12 @@
  * request alone, with the reason as the attempt's error, to be retried like
  * any failed attempt.
  *
- * Each function's FmgrInfo is kept for the worker's life, so that the
- * function's own caches (a SQL function's plans within a transaction,
- * PL/pgSQL's across them) serve every call.
+ * Each function is looked up once per transaction (the worker's claim
+ * calls it for a whole batch), and its language's own caches serve every
+ * call: a SQL function's plans within the transaction, PL/pgSQL's compiled
+ * function and plans across transactions.  The lookup is not kept longer: a
+ * function replaced meanwhile, perhaps in another language, would leave it
+ * pointing at the old handler and the old handler's freed state.
  *
  * IDENTIFICATION
  *	  src/transform.c
@@ -28,6 +31,7 @@
 #include "access/xact.h"
 #include "catalog/pg_proc.h"
 #include "miscadmin.h"
+#include "storage/proc.h"
 #include "transform.h"
 #include "utils/acl.h"
 #include "utils/jsonb.h"
@@ -38,7 +42,7 @@
 #include "utils/syscache.h"
 #include "utils/timeout.h"
 
-/* functions looked up so far; forgotten all at once past this many */
+/* functions looked up in this transaction; forgotten past this many */
 #define MAX_CACHED_FUNCTIONS 64
 
 typedef struct CachedFunction
@@ -50,13 +54,19 @@ typedef struct CachedFunction
 static MemoryContext function_cxt = NULL;
 static CachedFunction *functions = NULL;
 static int	n_functions = 0;
+static LocalTransactionId functions_lxid = InvalidLocalTransactionId;
 
-/* The FmgrInfo of fn, looked up once; an error if fn no longer exists. */
+/*
+ * The FmgrInfo of fn, looked up once in this transaction; an error if fn
+ * no longer exists.
+ */
 static FmgrInfo *
 lookup_function(Oid fn)
 {
 	int			i;
 
+	if (functions_lxid != MyProc->lxid)
+		n_functions = 0;
 	for (i = 0; i < n_functions; i++)
 		if (functions[i].fn == fn)
 			return &functions[i].flinfo;
@@ -65,7 +75,7 @@ lookup_function(Oid fn)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_FUNCTION),
 				 errmsg("transform function %u does not exist", fn)));
-	if (function_cxt == NULL || n_functions == MAX_CACHED_FUNCTIONS)
+	if (function_cxt == NULL || n_functions == 0 || n_functions == MAX_CACHED_FUNCTIONS)
 	{
 		if (function_cxt == NULL)
 			function_cxt = AllocSetContextCreate(TopMemoryContext,
@@ -75,6 +85,7 @@ lookup_function(Oid fn)
 		functions = MemoryContextAlloc(function_cxt,
 									   sizeof(CachedFunction) * MAX_CACHED_FUNCTIONS);
 		n_functions = 0;
+		functions_lxid = MyProc->lxid;
 	}
 	functions[n_functions].fn = fn;
 	fmgr_info_cxt(fn, &functions[n_functions].flinfo, function_cxt);
@@ -94,15 +105,16 @@ call_transform(Attempt *req, int timeout_ms, MemoryContext cxt)
 	Datum		result;
 	Oid			saved_user;
 	int			saved_context;
+	char	   *role;
 
-	if (!OidIsValid(req->transform_role) ||
+	role = OidIsValid(req->transform_role)
+		? GetUserNameFromId(req->transform_role, true) : NULL;
+	if (role == NULL ||
 		pg_proc_aclcheck(req->transform, req->transform_role, ACL_EXECUTE) != ACLCHECK_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("role %s may not execute transform %s",
-						OidIsValid(req->transform_role)
-						? GetUserNameFromId(req->transform_role, true) : "(none)",
-						format_procedure(req->transform))));
+						role ? role : "(dropped)", format_procedure(req->transform))));
 
 	InitFunctionCallInfoData(*fcinfo, flinfo, 1, InvalidOid, NULL, NULL);
 	fcinfo->args[0].value = req->event;
