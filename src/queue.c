@@ -21,6 +21,9 @@
  * for (attempts = attempt_no - 1), never twice.  The state 'delivering'
  * is not used.
  *
+ * Hooks with ordered = 'hook' or 'resource' have one delivery in flight at
+ * a time per hook or per resource, in event order (claim_sql).
+ *
  * IDENTIFICATION
  *	  src/queue.c
  *
@@ -38,8 +41,33 @@
 
 #define CLAIM_COLUMNS 24
 
+/*
+ * Candidates come from two branches, one per kind of hook.  Unordered hooks
+ * (ordered = 'none') take their due deliveries, earliest due first, from
+ * delivery_due_idx, up to the transport's room.
+ *
+ * An ordered hook sends a delivery only when it is the earliest unfinished
+ * one (pending or failed, in event id order) of its group: the hook
+ * (ordered = 'hook'), or the hook's events of one resource_id (ordered =
+ * 'resource'; those without one are a group of their own), and only when it
+ * is due and no delivery of its group is held.  A failed delivery waiting
+ * for its retry is unfinished, and so holds its group up, as does a held
+ * one, still pending or failed in the table; "no delivery of the group
+ * held" keeps one in flight also when an earlier event turns up meanwhile
+ * (a writer that committed late, a redeliver()).  So every unfinished
+ * delivery of an ordered hook is read, from the hook's part of
+ * delivery_due_idx, with (for 'resource' only) its event's resource_id by
+ * the event pkey, and sorted: a cost in the hook's backlog at every claim
+ * (some 2 ms per 1,000 unfinished deliveries), paid by ordered hooks only.
+ * An index on delivery (hook_id, event_id) of the unfinished deliveries
+ * would find the earliest at once, but every delivery of every hook would
+ * pay for it, on its insert and on every failed attempt.  The ordered
+ * branch finds its hooks through hook_ordered_idx, empty without ordered
+ * hooks, and busy is inlined into each branch: the unordered branch keeps
+ * its plan, and its cost.
+ */
 static const char *claim_sql =
-"WITH busy AS ("
+"WITH busy AS NOT MATERIALIZED ("
 "    SELECT b.tid, b.n FROM ROWS FROM (pg_catalog.unnest($2::bigint[]),"
 "                                 pg_catalog.unnest($3::integer[])) AS b(tid, n)"
 "), candidates AS ("
@@ -59,7 +87,35 @@ static const char *claim_sql =
 "             AND d.id OPERATOR(pg_catalog.<>) ALL ($4)"
 "           ORDER BY d.next_attempt_at"
 "           LIMIT r.room) x"
-"     WHERE h.active"
+"     WHERE h.active AND h.ordered = 'none'"
+"       AND t.id OPERATOR(pg_catalog.%) $5 OPERATOR(pg_catalog.=) $6"
+"    UNION ALL"
+"    SELECT x.id, x.next_attempt_at, t.id AS transport_id, r.room"
+"      FROM webhook.hook h"
+"      JOIN webhook.transport t ON t.id = h.transport_id"
+"      CROSS JOIN LATERAL ("
+"          SELECT GREATEST(" CppAsString2(QUEUE_HOLD_FACTOR) " * t.max_in_flight"
+"                          - coalesce((SELECT busy.n FROM busy WHERE busy.tid = t.id), 0),"
+"                          0) AS room) r"
+"      CROSS JOIN LATERAL ("
+"          SELECT q.id, q.next_attempt_at FROM ("
+"              SELECT d.id, d.next_attempt_at,"
+"                     pg_catalog.row_number() OVER (PARTITION BY g.resource_id"
+"                                                   ORDER BY d.event_id, d.id) AS rank,"
+"                     pg_catalog.bool_or(d.id OPERATOR(pg_catalog.=) ANY ($4))"
+"                         OVER (PARTITION BY g.resource_id) AS group_held"
+"                FROM webhook.delivery d"
+"                CROSS JOIN LATERAL ("
+"                    SELECT CASE WHEN h.ordered = 'resource'"
+"                                THEN (SELECT e.resource_id FROM webhook.event e"
+"                                       WHERE e.id = d.event_id) END AS resource_id) g"
+"               WHERE d.hook_id = h.id"
+"                 AND d.state IN ('pending', 'failed')) q"
+"           WHERE q.rank = 1 AND NOT q.group_held"
+"             AND q.next_attempt_at <= pg_catalog.now()"
+"           ORDER BY q.next_attempt_at"
+"           LIMIT r.room) x"
+"     WHERE h.active AND h.ordered <> 'none'"
 "       AND t.id OPERATOR(pg_catalog.%) $5 OPERATOR(pg_catalog.=) $6"
 "), claimed AS ("
 "    SELECT d.id, d.event_id, d.hook_id, d.attempts FROM ("
