@@ -22,7 +22,9 @@
  * is not used.
  *
  * Hooks with ordered = 'hook' or 'resource' have one delivery in flight at
- * a time per hook or per resource, in event order (claim_sql).
+ * a time per hook or per resource, in event order; on_dead = 'stop' disables
+ * such a hook when one dies, keeping the rest pending (claim_sql,
+ * record_sql).
  *
  * IDENTIFICATION
  *	  src/queue.c
@@ -146,14 +148,34 @@ static const char *claim_sql =
 "  JOIN webhook.hook h ON h.id = c.hook_id"
 "  JOIN webhook.transport t ON t.id = h.transport_id";
 
+/* why a 410 disabled a hook, as the record statement writes and reads it */
+#define GONE_REASON "the receiver answered 410 Gone"
+
+/*
+ * Why an ordered hook with on_dead = 'stop' was disabled: the SQL of the
+ * text, from the SQL of the dead delivery's id, last status and last error.
+ */
+#define STOPPED_REASON(id, status, error) \
+"pg_catalog.format('delivery %s died (%s); on_dead is ''stop'': the hook " \
+"stopped so that its later deliveries keep their order, and wait', " \
+id ", coalesce('HTTP ' || " status ", " error ", 'no answer'))"
+
 /*
  * A failure on a hook that a 410 disabled (in this batch, or before) is
  * cancelled, like the hook's waiting deliveries: it would never be claimed.
+ * A hook that on_dead = 'stop' disabled keeps its deliveries: a failure
+ * there stays failed, to be retried once the hook is resumed.
+ *
+ * The death of a delivery of an ordered hook with on_dead = 'stop' (its
+ * schedule exhausted; a 410 disables the hook anyway) disables the hook in
+ * the same statement, and its remaining deliveries wait, so that none goes
+ * before the dead one is dealt with.  Those of other resources already held
+ * are still sent: each is the earliest of its own resource.
  */
 static const char *record_sql =
 "WITH input AS ("
 "    SELECT r.*, d.hook_id, h.retry_schedule,"
-"           (NOT h.active AND h.disabled_reason IS NOT NULL)"
+"           (NOT h.active AND h.disabled_reason = '" GONE_REASON "')"
 "           OR pg_catalog.bool_or(r.status = 410) OVER (PARTITION BY d.hook_id) AS hook_gone"
 "      FROM ROWS FROM (pg_catalog.unnest($1::bigint[]), pg_catalog.unnest($2::integer[]),"
 "                      pg_catalog.unnest($3::timestamptz[]), pg_catalog.unnest($4::float8[]),"
@@ -197,9 +219,20 @@ static const char *record_sql =
 "), gone AS ("
 "    UPDATE webhook.hook h"
 "       SET active = false,"
-"           disabled_reason = 'the receiver answered 410 Gone',"
+"           disabled_reason = '" GONE_REASON "',"
 "           updated_at = pg_catalog.now()"
 "     WHERE h.id IN (SELECT r.hook_id FROM r WHERE r.status = 410)"
+"), stopped AS ("
+"    UPDATE webhook.hook h"
+"       SET active = false,"
+"           disabled_reason = " STOPPED_REASON("x.delivery_id", "x.status", "x.error") ","
+"           updated_at = pg_catalog.now()"
+"      FROM (SELECT DISTINCT ON (r.hook_id) r.hook_id, r.delivery_id, r.status, r.error"
+"              FROM r"
+"             WHERE r.new_state = 'dead' AND NOT r.hook_gone"
+"             ORDER BY r.hook_id, r.delivery_id) x"
+"     WHERE h.id = x.hook_id"
+"       AND h.active AND h.ordered <> 'none' AND h.on_dead = 'stop'"
 ")"
 "SELECT pg_catalog.min(x.next_attempt_at) FROM deliveries x WHERE x.state = 'failed'";
 
@@ -212,7 +245,7 @@ static const char *record_sql =
 static const char *cancel_sql =
 "UPDATE webhook.delivery d"
 "   SET state = 'cancelled', finished_at = pg_catalog.now(),"
-"       last_error = 'hook disabled: the receiver answered 410 Gone'"
+"       last_error = 'hook disabled: " GONE_REASON "'"
 " WHERE d.hook_id IN (SELECT x.hook_id FROM webhook.delivery x"
 "                      WHERE x.id OPERATOR(pg_catalog.=) ANY ($1))"
 "   AND d.state IN ('pending', 'failed')"
@@ -517,7 +550,8 @@ queue_record(Attempt **reqs, int n, Datum *sent_ids, int n_sent)
 /*
  * The last resort for a request whose attempt cannot be recorded at all: no
  * attempt row, only its delivery moves on as after a failed attempt (due
- * again per its schedule, or dead), with why as its last error.
+ * again per its schedule, or dead), with why as its last error.  A death
+ * stops an ordered hook with on_dead = 'stop', as in record_sql.
  */
 void
 queue_record_failure(Attempt *req, const char *why)
@@ -535,7 +569,8 @@ queue_record_failure(Attempt *req, const char *why)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "webhook: SPI_connect failed");
-	ret = SPI_execute_with_args("UPDATE webhook.delivery d"
+	ret = SPI_execute_with_args("WITH dead AS ("
+								"UPDATE webhook.delivery d"
 								"   SET state = f.state, attempts = $2, last_status = $3,"
 								"       last_error = $4,"
 								"       next_attempt_at = webhook._next_attempt(f.step, NULL),"
@@ -546,7 +581,16 @@ queue_record_failure(Attempt *req, const char *why)
 								"                    THEN 'dead' ELSE 'failed' END AS state,"
 								"               coalesce(h.retry_schedule[$2], '1 min') AS step"
 								"          FROM webhook.hook h) f"
-								" WHERE d.id = $1 AND d.attempts = $2 - 1 AND f.id = d.hook_id",
+								" WHERE d.id = $1 AND d.attempts = $2 - 1 AND f.id = d.hook_id"
+								" RETURNING d.hook_id, d.state"
+								")"
+								"UPDATE webhook.hook h"
+								"   SET active = false,"
+								"       disabled_reason = " STOPPED_REASON("$1", "$3", "$4") ","
+								"       updated_at = pg_catalog.now()"
+								"  FROM dead"
+								" WHERE h.id = dead.hook_id AND dead.state = 'dead'"
+								"   AND h.active AND h.ordered <> 'none' AND h.on_dead = 'stop'",
 								4, types, values, nulls, false, 0);
 	if (ret != SPI_OK_UPDATE)
 		elog(ERROR, "webhook: recording a failure failed: %s", SPI_result_code_string(ret));
