@@ -126,6 +126,22 @@ class OrderingTest(unittest.TestCase):
         self.assertEqual(self.assert_in_order(seq, 'null resource'), n)
         self.assertEqual(rx.max_in_flight[path], 1)
 
+    def test_earlier_event_waits_for_the_one_in_flight(self):
+        """An earlier event that turns up while a later one is in flight (a
+        redeliver) is the hook's earliest, but waits: one in flight."""
+        path = '/ord-late-earlier'
+        self.respond(lambda req: R(200, delay=1.5) if req.path == path
+                     and req.json()['data']['n'] == 2 else None)
+        hook = cluster.hook_on(rx.url(), path, ordered='hook')
+        uids = cluster.emit_many(hook.event_type, 2)
+        cluster.wait_state(uids[0], 'succeeded')
+        rx.wait_requests(2, path=path)
+        cluster.call('redeliver', delivery_id=cluster.delivery(uids[0])['id'])
+        reqs = rx.wait_requests(3, path=path)
+        self.assertEqual([n for n, _ in counters(reqs)], [1, 2, 1])
+        self.assertEqual(rx.max_in_flight[path], 1)
+        self.assertGreaterEqual(reqs[2].arrived - reqs[1].arrived, 1.4)
+
     def dead_first(self, path, on_dead):
         """A hook ordered by hook with one retry, whose receiver fails event 1
         always; events 1..4 queued in one transaction."""
