@@ -21,6 +21,12 @@
  * for (attempts = attempt_no - 1), never twice.  The state 'delivering'
  * is not used.
  *
+ * Hooks with ordered = 'hook' or 'resource' have one delivery in flight at
+ * a time per hook or per resource, in event order; on_dead = 'stop' pauses
+ * such a hook when one dies: it stays active, so that new events still
+ * become its deliveries, but nothing of it is claimed while its
+ * disabled_reason says why it stopped (claim_sql, record_sql).
+ *
  * IDENTIFICATION
  *	  src/queue.c
  *
@@ -67,8 +73,33 @@
 "  JOIN webhook.hook h ON h.id = c.hook_id" \
 "  JOIN webhook.transport t ON t.id = h.transport_id"
 
+/*
+ * Candidates come from two branches, one per kind of hook.  Unordered hooks
+ * (ordered = 'none') take their due deliveries, earliest due first, from
+ * delivery_due_idx, up to the transport's room.
+ *
+ * An ordered hook sends a delivery only when it is the earliest unfinished
+ * one (pending or failed, in event id order) of its group: the hook
+ * (ordered = 'hook'), or the hook's events of one resource_id (ordered =
+ * 'resource'; those without one are a group of their own), and only when it
+ * is due and no delivery of its group is held.  A failed delivery waiting
+ * for its retry is unfinished, and so holds its group up, as does a held
+ * one, still pending or failed in the table; "no delivery of the group
+ * held" keeps one in flight also when an earlier event turns up meanwhile
+ * (a writer that committed late, a redeliver()).  So every unfinished
+ * delivery of an ordered hook is read, from the hook's part of
+ * delivery_due_idx, with (for 'resource' only) its event's resource_id by
+ * the event pkey, and sorted: a cost in the hook's backlog at every claim
+ * (some 2 ms per 1,000 unfinished deliveries), paid by ordered hooks only.
+ * An index on delivery (hook_id, event_id) of the unfinished deliveries
+ * would find the earliest at once, but every delivery of every hook would
+ * pay for it, on its insert and on every failed attempt.  The ordered
+ * branch finds its hooks through hook_ordered_idx, empty without ordered
+ * hooks, and busy is inlined into each branch: the unordered branch keeps
+ * its plan, and its cost.
+ */
 static const char *claim_sql =
-"WITH busy AS ("
+"WITH busy AS NOT MATERIALIZED ("
 "    SELECT b.tid, b.n FROM ROWS FROM (pg_catalog.unnest($2::bigint[]),"
 "                                 pg_catalog.unnest($3::integer[])) AS b(tid, n)"
 "), candidates AS ("
@@ -88,7 +119,35 @@ static const char *claim_sql =
 "             AND d.id OPERATOR(pg_catalog.<>) ALL ($4)"
 "           ORDER BY d.next_attempt_at"
 "           LIMIT r.room) x"
-"     WHERE h.active"
+"     WHERE h.active AND h.disabled_reason IS NULL AND h.ordered = 'none'"
+"       AND t.id OPERATOR(pg_catalog.%) $5 OPERATOR(pg_catalog.=) $6"
+"    UNION ALL"
+"    SELECT x.id, x.next_attempt_at, t.id AS transport_id, r.room"
+"      FROM webhook.hook h"
+"      JOIN webhook.transport t ON t.id = h.transport_id"
+"      CROSS JOIN LATERAL ("
+"          SELECT GREATEST(" CppAsString2(QUEUE_HOLD_FACTOR) " * t.max_in_flight"
+"                          - coalesce((SELECT busy.n FROM busy WHERE busy.tid = t.id), 0),"
+"                          0) AS room) r"
+"      CROSS JOIN LATERAL ("
+"          SELECT q.id, q.next_attempt_at FROM ("
+"              SELECT d.id, d.next_attempt_at,"
+"                     pg_catalog.row_number() OVER (PARTITION BY g.resource_id"
+"                                                   ORDER BY d.event_id, d.id) AS rank,"
+"                     pg_catalog.bool_or(d.id OPERATOR(pg_catalog.=) ANY ($4))"
+"                         OVER (PARTITION BY g.resource_id) AS group_held"
+"                FROM webhook.delivery d"
+"                CROSS JOIN LATERAL ("
+"                    SELECT CASE WHEN h.ordered = 'resource'"
+"                                THEN (SELECT e.resource_id FROM webhook.event e"
+"                                       WHERE e.id = d.event_id) END AS resource_id) g"
+"               WHERE d.hook_id = h.id"
+"                 AND d.state IN ('pending', 'failed')) q"
+"           WHERE q.rank = 1 AND NOT q.group_held"
+"             AND q.next_attempt_at <= pg_catalog.now()"
+"           ORDER BY q.next_attempt_at"
+"           LIMIT r.room) x"
+"     WHERE h.active AND h.disabled_reason IS NULL AND h.ordered <> 'none'"
 "       AND t.id OPERATOR(pg_catalog.%) $5 OPERATOR(pg_catalog.=) $6"
 "), claimed AS ("
 "    SELECT d.id, d.event_id, d.hook_id, d.attempts FROM ("
@@ -111,14 +170,36 @@ REQUEST_SELECT
 "       AS c(id, event_id, hook_id, attempts)"
 REQUEST_JOINS;
 
+/* why a 410 disabled a hook, as the record statement writes and reads it */
+#define GONE_REASON "the receiver answered 410 Gone"
+
+/*
+ * Why an ordered hook with on_dead = 'stop' was paused: the SQL of the
+ * text, from the SQL of the dead delivery's id, last status and last error.
+ */
+#define STOPPED_REASON(id, status, error) \
+"pg_catalog.format('delivery %s died (%s); on_dead is ''stop'': sending is " \
+"paused so that the later deliveries keep their order; resume with " \
+"update_hook(id, active => true)', " \
+id ", coalesce('HTTP ' || " status ", " error ", 'no answer'))"
+
 /*
  * A failure on a hook that a 410 disabled (in this batch, or before) is
  * cancelled, like the hook's waiting deliveries: it would never be claimed.
+ * A hook that on_dead = 'stop' paused keeps its deliveries: a failure
+ * there stays failed, to be retried once the hook is resumed.
+ *
+ * The death of a delivery of an ordered hook with on_dead = 'stop' (its
+ * schedule exhausted; a 410 disables the hook anyway) pauses the hook in
+ * the same statement: it stays active, so that new events still become its
+ * deliveries, but its disabled_reason keeps the claim away from them all,
+ * so that none goes before the dead one is dealt with.  Those of other resources already held
+ * are still sent: each is the earliest of its own resource.
  */
 static const char *record_sql =
 "WITH input AS ("
 "    SELECT r.*, d.hook_id, h.retry_schedule,"
-"           (NOT h.active AND h.disabled_reason IS NOT NULL)"
+"           (NOT h.active AND h.disabled_reason = '" GONE_REASON "')"
 "           OR pg_catalog.bool_or(r.status = 410) OVER (PARTITION BY d.hook_id) AS hook_gone"
 "      FROM ROWS FROM (pg_catalog.unnest($1::bigint[]), pg_catalog.unnest($2::integer[]),"
 "                      pg_catalog.unnest($3::timestamptz[]), pg_catalog.unnest($4::float8[]),"
@@ -162,9 +243,19 @@ static const char *record_sql =
 "), gone AS ("
 "    UPDATE webhook.hook h"
 "       SET active = false,"
-"           disabled_reason = 'the receiver answered 410 Gone',"
+"           disabled_reason = '" GONE_REASON "',"
 "           updated_at = pg_catalog.now()"
 "     WHERE h.id IN (SELECT r.hook_id FROM r WHERE r.status = 410)"
+"), stopped AS ("
+"    UPDATE webhook.hook h"
+"       SET disabled_reason = " STOPPED_REASON("x.delivery_id", "x.status", "x.error") ","
+"           updated_at = pg_catalog.now()"
+"      FROM (SELECT DISTINCT ON (r.hook_id) r.hook_id, r.delivery_id, r.status, r.error"
+"              FROM r"
+"             WHERE r.new_state = 'dead' AND NOT r.hook_gone"
+"             ORDER BY r.hook_id, r.delivery_id) x"
+"     WHERE h.id = x.hook_id AND h.active AND h.disabled_reason IS NULL"
+"       AND h.ordered <> 'none' AND h.on_dead = 'stop'"
 ")"
 "SELECT pg_catalog.min(x.next_attempt_at) FROM deliveries x WHERE x.state = 'failed'";
 
@@ -177,7 +268,7 @@ static const char *record_sql =
 static const char *cancel_sql =
 "UPDATE webhook.delivery d"
 "   SET state = 'cancelled', finished_at = pg_catalog.now(),"
-"       last_error = 'hook disabled: the receiver answered 410 Gone'"
+"       last_error = 'hook disabled: " GONE_REASON "'"
 " WHERE d.hook_id IN (SELECT x.hook_id FROM webhook.delivery x"
 "                      WHERE x.id OPERATOR(pg_catalog.=) ANY ($1))"
 "   AND d.state IN ('pending', 'failed')"
@@ -513,7 +604,8 @@ queue_record(Attempt **reqs, int n, Datum *sent_ids, int n_sent)
 /*
  * The last resort for a request whose attempt cannot be recorded at all: no
  * attempt row, only its delivery moves on as after a failed attempt (due
- * again per its schedule, or dead), with why as its last error.
+ * again per its schedule, or dead), with why as its last error.  A death
+ * stops an ordered hook with on_dead = 'stop', as in record_sql.
  */
 void
 queue_record_failure(Attempt *req, const char *why)
@@ -531,7 +623,8 @@ queue_record_failure(Attempt *req, const char *why)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "webhook: SPI_connect failed");
-	ret = SPI_execute_with_args("UPDATE webhook.delivery d"
+	ret = SPI_execute_with_args("WITH dead AS ("
+								"UPDATE webhook.delivery d"
 								"   SET state = f.state, attempts = $2, last_status = $3,"
 								"       last_error = $4,"
 								"       next_attempt_at = webhook._next_attempt(f.step, NULL),"
@@ -542,7 +635,16 @@ queue_record_failure(Attempt *req, const char *why)
 								"                    THEN 'dead' ELSE 'failed' END AS state,"
 								"               coalesce(h.retry_schedule[$2], '1 min') AS step"
 								"          FROM webhook.hook h) f"
-								" WHERE d.id = $1 AND d.attempts = $2 - 1 AND f.id = d.hook_id",
+								" WHERE d.id = $1 AND d.attempts = $2 - 1 AND f.id = d.hook_id"
+								" RETURNING d.hook_id, d.state"
+								")"
+								"UPDATE webhook.hook h"
+								"   SET disabled_reason = " STOPPED_REASON("$1", "$3", "$4") ","
+								"       updated_at = pg_catalog.now()"
+								"  FROM dead"
+								" WHERE h.id = dead.hook_id AND dead.state = 'dead'"
+								"   AND h.active AND h.disabled_reason IS NULL"
+								"   AND h.ordered <> 'none' AND h.on_dead = 'stop'",
 								4, types, values, nulls, false, 0);
 	if (ret != SPI_OK_UPDATE)
 		elog(ERROR, "webhook: recording a failure failed: %s", SPI_result_code_string(ret));

@@ -82,6 +82,10 @@ CREATE INDEX ON webhook.hook (transport_id);
 -- the few hooks being rotated, empty most of the time
 CREATE INDEX ON webhook.hook (previous_secret_until)
     WHERE previous_secret_until IS NOT NULL;
+-- the worker's claim looks for ordered hooks apart (src/queue.c): an index
+-- of those few, so that hooks without ordering cost that look nothing
+CREATE INDEX hook_ordered_idx ON webhook.hook (transport_id)
+    WHERE ordered <> 'none';
 
 -- Tables attached with webhook.watch(); the trigger carries the same settings
 -- as arguments, this table is what pg_dump keeps and what users read.

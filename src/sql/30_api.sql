@@ -1066,7 +1066,9 @@ BEGIN
         WHEN h.signature IN ('hmac-sha256', 'hmac-sha1') THEN old.signature_header
         ELSE NULL END;
     h := webhook._check_hook(h, true);
-    IF h.active AND NOT old.active THEN
+    -- active => true re-enables a hook a 410 disabled, and resumes one that
+    -- on_dead => 'stop' paused (active, with a disabled_reason)
+    IF update_hook.active THEN
         h.disabled_reason := NULL;
     END IF;
 

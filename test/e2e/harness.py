@@ -699,6 +699,7 @@ class Request:
         self.conn_id = conn_id                     # same for requests on one connection
         self.peer_cert = peer_cert                 # client certificate (dict) with mutual TLS
         self.finished = None                       # monotonic time the answer was sent
+        self.response = None                       # the Response it was answered with
 
     def json(self):
         return json.loads(self.body)
@@ -865,6 +866,7 @@ class Receiver:
     rx = Receiver()                       # or Receiver(tls=(certfile, keyfile), client_ca=ca)
     rx.script('/p', R(500), R(500), R(200))   # first two 500, then 200 for ever
     rx.script('/slow', R(200, delay=3))
+    rx.respond(lambda req: R(500) if rng.random() < 0.1 else None)   # before the scripts
     rx.url('/p') -> 'http://127.0.0.1:PORT/p'
     rx.wait_requests(3, path='/p')
     rx.close()
@@ -885,6 +887,7 @@ class Receiver:
         self._requests = []
         self._scripts = {}
         self._default = _Script([default or Response(200, body=b'ok')])
+        self._responder = None
         self._stopping = threading.Event()
         self._conn_ids = itertools.count(1)
         self._conns = set()
@@ -918,6 +921,14 @@ class Receiver:
         with self._lock:
             self._default = _Script(responses)
 
+    def respond(self, fn):
+        """Answer each request with fn(request) when that is a Response; when it
+        is None, as scripted.  fn runs under the receiver's lock, once per
+        request in arrival order, so a seeded random.Random in it gives the
+        same answers to the same sequence of requests.  None removes it."""
+        with self._lock:
+            self._responder = fn
+
     # -- recorded requests ------------------------------------------------------
     def _record(self, req):
         with self._lock:
@@ -925,8 +936,10 @@ class Receiver:
             self.in_flight[req.path] += 1
             self.max_in_flight[req.path] = max(self.max_in_flight[req.path],
                                                self.in_flight[req.path])
-            script = self._scripts.get(req.path, self._default)
-            resp = script.next()
+            resp = self._responder(req) if self._responder else None
+            if resp is None:
+                resp = self._scripts.get(req.path, self._default).next()
+            req.response = resp
             self._lock.notify_all()
             return resp
 

@@ -1,0 +1,221 @@
+"""Ordered delivery: hook.ordered ('hook', 'resource') and on_dead ('continue', 'stop')."""
+
+import random
+import time
+import unittest
+
+import harness
+from harness import R, lit
+
+cluster = rx = None
+setUpModule, tearDownModule = harness.cluster_and_receiver(globals())
+
+SEED = 20261123
+
+
+def counters(reqs):
+    """(data.n, accepted) of each request, in arrival order."""
+    return [(r.json()['data']['n'], 200 <= r.response.status < 300) for r in reqs]
+
+
+class OrderingTest(unittest.TestCase):
+    maxDiff = None
+
+    def respond(self, fn):
+        """Answer requests with fn (see Receiver.respond) for this test only."""
+        rx.respond(fn)
+        self.addCleanup(rx.respond, None)
+
+    def assert_in_order(self, seq, what):
+        """seq: (n, accepted) in arrival order, for one hook or resource whose
+        events are n = 1, 2, ...: each request carries the event after the
+        last accepted one (a retry of it, or the next once it was accepted)."""
+        last = 0
+        for i, (n, ok) in enumerate(seq):
+            self.assertEqual(n, last + 1, '%s: request %d carries event %d after event %d '
+                             'was accepted: %r' % (what, i, n, last, seq))
+            if ok:
+                last = n
+        return last
+
+    def test_resource_order_with_random_failures(self):
+        """The issue's test: 1,000 updates of 50 orders, in separate
+        transactions, a receiver failing 10 % at random: each order's events
+        arrive in commit order, none lost, orders in parallel."""
+        path = '/ord-resource'
+        n_orders, n_updates = 50, 1000
+        cluster.psql('CREATE TABLE ord_orders (id int PRIMARY KEY, state text, n int)')
+        cluster.psql('INSERT INTO ord_orders SELECT g, \'new\', 0 FROM generate_series(1, %d) g'
+                     % n_orders)
+        cluster.psql("SELECT webhook.watch('ord_orders', resource => 'ord_order', "
+                     "events => '{UPDATE}')")
+        hook = cluster.hook_on(rx.url(), path, event_type='ORD_ORDER_*', ordered='resource',
+                               retry_schedule='{0.2s,0.2s,0.2s,0.2s,0.2s,0.2s,0.2s,0.2s}')
+        rng = random.Random(SEED)
+        ids = [rng.randint(1, n_orders) for _ in range(n_updates)]
+        answers = random.Random(SEED + 1)
+        # a short delay, so that orders are seen in flight together
+        self.respond(lambda req: (R(500) if answers.random() < 0.1 else R(200, delay=0.01))
+                     if req.path == path else None)
+
+        started = time.monotonic()
+        # one transaction per update: event ids follow the commits
+        cluster.psql('DO $$ DECLARE i int; BEGIN FOREACH i IN ARRAY %s::int[] LOOP '
+                     'UPDATE ord_orders SET n = n + 1 WHERE id = i; COMMIT; END LOOP; END $$'
+                     % lit('{%s}' % ','.join(map(str, ids))))
+        cluster.wait_for("SELECT count(*) FROM webhook.delivery WHERE hook_id = %d "
+                         "AND state = 'succeeded'" % hook.hook_id, str(n_updates), timeout=60)
+        elapsed = time.monotonic() - started
+        self.assertLess(elapsed, 60)
+
+        per_order = {}
+        for r in rx.requests(path=path):
+            per_order.setdefault(r.json()['data']['id'], []).append(r)
+        expected = {i: ids.count(i) for i in set(ids)}
+        self.assertEqual(set(per_order), set(expected))
+        failures = 0
+        for order_id, reqs in per_order.items():
+            seq = counters(reqs)
+            failures += sum(1 for _, ok in seq if not ok)
+            self.assertEqual(self.assert_in_order(seq, 'order %d' % order_id),
+                             expected[order_id], 'order %d: events lost' % order_id)
+        self.assertGreater(failures, 0, 'the receiver failed no request')
+        self.assertGreater(rx.max_in_flight[path], 1, 'orders were never sent in parallel')
+        self.assertEqual(cluster.one("SELECT count(*) FROM webhook.delivery WHERE hook_id = %d "
+                                     "AND state <> 'succeeded'" % hook.hook_id), '0')
+        harness.note('ordered => resource: %d updates of %d orders, %d failed requests, '
+                     'at most %d in flight, all delivered in %.1f s'
+                     % (n_updates, n_orders, failures, rx.max_in_flight[path], elapsed))
+
+    def test_hook_order_one_in_flight(self):
+        """ordered => 'hook': one request at a time, and the second event waits
+        while the first is retried."""
+        path = '/ord-hook'
+        rx.script(path, R(500, times=2), R(200, delay=0.05))
+        hook = cluster.hook_on(rx.url(), path, ordered='hook',
+                               retry_schedule='{0.3s,0.3s,0.3s}')
+        n = 10
+        # one event per transaction, committed in order
+        cluster.psql('DO $$ BEGIN FOR i IN 1..%d LOOP '
+                     "PERFORM webhook.emit(%s, jsonb_build_object('n', i)); "
+                     'COMMIT; END LOOP; END $$' % (n, lit(hook.event_type)))
+        reqs = rx.wait_requests(n + 2, path=path, timeout=30)
+        cluster.wait_for("SELECT count(*) FROM webhook.delivery WHERE hook_id = %d "
+                         "AND state = 'succeeded'" % hook.hook_id, str(n))
+        seq = counters(reqs)
+        self.assertEqual(seq[:3], [(1, False), (1, False), (1, True)])
+        self.assertEqual(self.assert_in_order(seq, 'hook'), n)
+        self.assertEqual(len(seq), n + 2)
+        self.assertEqual(rx.max_in_flight[path], 1)
+
+    def test_null_resource_ids_are_one_group(self):
+        """ordered => 'resource': events without a resource id are ordered
+        among themselves, one at a time."""
+        path = '/ord-null-resource'
+        rx.script(path, R(500), R(200, delay=0.05))
+        hook = cluster.hook_on(rx.url(), path, ordered='resource',
+                               retry_schedule='{0.3s,0.3s}')
+        n = 6
+        cluster.psql('DO $$ BEGIN FOR i IN 1..%d LOOP '
+                     "PERFORM webhook.emit(%s, jsonb_build_object('n', i)); "
+                     'COMMIT; END LOOP; END $$' % (n, lit(hook.event_type)))
+        reqs = rx.wait_requests(n + 1, path=path, timeout=30)
+        cluster.wait_for("SELECT count(*) FROM webhook.delivery WHERE hook_id = %d "
+                         "AND state = 'succeeded'" % hook.hook_id, str(n))
+        seq = counters(reqs)
+        self.assertEqual(self.assert_in_order(seq, 'null resource'), n)
+        self.assertEqual(rx.max_in_flight[path], 1)
+
+    def test_earlier_event_waits_for_the_one_in_flight(self):
+        """An earlier event that turns up while a later one is in flight (a
+        redeliver) is the hook's earliest, but waits: one in flight."""
+        path = '/ord-late-earlier'
+        self.respond(lambda req: R(200, delay=1.5) if req.path == path
+                     and req.json()['data']['n'] == 2 else None)
+        hook = cluster.hook_on(rx.url(), path, ordered='hook')
+        uids = cluster.emit_many(hook.event_type, 2)
+        cluster.wait_state(uids[0], 'succeeded')
+        rx.wait_requests(2, path=path)
+        cluster.call('redeliver', delivery_id=cluster.delivery(uids[0])['id'])
+        reqs = rx.wait_requests(3, path=path)
+        self.assertEqual([n for n, _ in counters(reqs)], [1, 2, 1])
+        self.assertEqual(rx.max_in_flight[path], 1)
+        self.assertGreaterEqual(reqs[2].arrived - reqs[1].arrived, 1.4)
+
+    def dead_first(self, path, on_dead):
+        """A hook ordered by hook with one retry, whose receiver fails event 1
+        always; events 1..4 queued in one transaction."""
+        self.respond(lambda req: R(500) if req.path == path
+                     and req.json()['data']['n'] == 1 else None)
+        hook = cluster.hook_on(rx.url(), path, ordered='hook', on_dead=on_dead,
+                               retry_schedule='{0.2s}')
+        uids = [r[0] for r in cluster.psql(
+            "SELECT webhook.emit(%s, jsonb_build_object('n', g)) "
+            "FROM generate_series(1, 4) g" % lit(hook.event_type))]
+        return hook, uids
+
+    def test_on_dead_continue(self):
+        path = '/ord-dead-continue'
+        hook, uids = self.dead_first(path, 'continue')
+        reqs = rx.wait_requests(5, path=path)
+        for u in uids[1:]:
+            cluster.wait_state(u, 'succeeded')
+        self.assertEqual(cluster.delivery(uids[0])['state'], 'dead')
+        self.assertEqual(counters(reqs)[:5],
+                         [(1, False), (1, False), (2, True), (3, True), (4, True)])
+        self.assertEqual(cluster.one('SELECT active FROM webhook.hook WHERE id = %d'
+                                     % hook.hook_id), 't')
+
+    def test_on_dead_stop_then_resume(self):
+        path = '/ord-dead-stop'
+        hook, uids = self.dead_first(path, 'stop')
+        cluster.wait_state(uids[0], 'dead')
+        dead = cluster.delivery(uids[0])
+        # paused: still active, so a new event still becomes a delivery, and waits
+        active, reason = cluster.psql('SELECT active, disabled_reason FROM webhook.hook '
+                                      'WHERE id = %d' % hook.hook_id)[0]
+        self.assertEqual(active, 't')
+        self.assertIn('delivery %d died (HTTP 500)' % dead['id'], reason)
+        self.assertIn('stop', reason)
+        harness.note('on_dead stop: disabled_reason %r' % reason)
+        uids.append(cluster.emit(hook.event_type, {'n': 5}))
+        time.sleep(1)
+        self.assertEqual(counters(rx.requests(path=path)), [(1, False), (1, False)])
+        self.assertEqual([cluster.delivery(u)['state'] for u in uids[1:]], ['pending'] * 4)
+
+        # the receiver is fixed: resume, and send the dead event again first
+        rx.respond(None)
+        cluster.psql('BEGIN; SELECT webhook.update_hook(%d, active => true); '
+                     'SELECT webhook.redeliver(%d); COMMIT' % (hook.hook_id, dead['id']))
+        reqs = rx.wait_requests(7, path=path)
+        for u in uids[1:]:
+            cluster.wait_state(u, 'succeeded')
+        self.assertEqual(counters(reqs), [(1, False), (1, False), (1, True), (2, True),
+                                          (3, True), (4, True), (5, True)])
+        self.assertEqual(cluster.psql('SELECT active, disabled_reason FROM webhook.hook '
+                                      'WHERE id = %d' % hook.hook_id), [['t', None]])
+
+    def test_unordered_hook_not_held_up(self):
+        """An unordered hook on the transport of an ordered one being retried
+        goes on at once."""
+        tid = cluster.create_transport(base_url=rx.url())
+        ordered_type, unordered_type = harness.uniq('EV'), harness.uniq('EV')
+        rx.script('/ord-blocked', R(500))
+        ordered = cluster.create_hook(tid, [ordered_type], path='/ord-blocked',
+                                      ordered='hook', retry_schedule='{1s,1s,1s,1s}')
+        cluster.create_hook(tid, [unordered_type], path='/ord-free')
+        cluster.emit_many(ordered_type, 3)
+        rx.wait_requests(1, path='/ord-blocked')
+        cluster.wait_for("SELECT count(*) FROM webhook.delivery WHERE hook_id = %d "
+                         "AND state = 'failed'" % ordered, '1')
+        started = time.monotonic()
+        cluster.emit_many(unordered_type, 20)
+        rx.wait_requests(20, path='/ord-free', timeout=15)
+        harness.note('unordered hook beside a retried ordered one: 20 delivered in %.2f s'
+                     % (time.monotonic() - started))
+        # the ordered hook is still on its first event
+        self.assertEqual({r.json()['data']['n'] for r in rx.requests(path='/ord-blocked')}, {1})
+
+
+if __name__ == '__main__':
+    unittest.main()
