@@ -36,7 +36,7 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 
-#define CLAIM_COLUMNS 24
+#define CLAIM_COLUMNS 25
 
 static const char *claim_sql =
 "WITH busy AS ("
@@ -84,7 +84,8 @@ static const char *claim_sql =
 "       t.client_key_password, h.signature, h.secret, h.signature_header,"
 "       t.max_in_flight, h.id,"
 "       CASE WHEN h.previous_secret_until > pg_catalog.now()"
-"            THEN h.previous_secret END"
+"            THEN h.previous_secret END,"
+"       coalesce(t.max_per_second, 0)"
 "  FROM claimed c"
 "  JOIN webhook.event e ON e.id = c.event_id"
 "  JOIN webhook.hook h ON h.id = c.hook_id"
@@ -251,6 +252,7 @@ request_from_row(HeapTuple tup, TupleDesc desc, MemoryContext parent)
 	req->transport_max_in_flight = DatumGetInt32(SPI_getbinval(tup, desc, 22, &isnull));
 	req->hook_id = DatumGetInt64(SPI_getbinval(tup, desc, 23, &isnull));
 	req->previous_secret = SPI_getvalue(tup, desc, 24);
+	req->transport_max_per_second = DatumGetFloat8(SPI_getbinval(tup, desc, 25, &isnull));
 
 	MemoryContextSwitchTo(old);
 	return req;
