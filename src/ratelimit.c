@@ -59,8 +59,7 @@
 typedef struct RateState
 {
 	int64		transport_id;	/* the hash key */
-	double		limit;			/* max_per_second of its latest claim; 0:
-								 * none */
+	double		limit;			/* its latest claim's max_per_second, or 0 */
 	double		tokens;			/* in the bucket at refilled_at */
 	TimestampTz refilled_at;
 	double		backoff;		/* the backed-off rate; 0: not backing off */
