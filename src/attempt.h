@@ -35,6 +35,7 @@ typedef struct Attempt
 	int32		attempt_no;
 	int64		transport_id;
 	int32		transport_max_in_flight;
+	double		transport_max_per_second;	/* 0: no limit */
 	char	   *url;			/* base_url, path and ?key= */
 	char	   *log_url;		/* url with the key masked, as recorded */
 	char	   *body;
@@ -65,6 +66,7 @@ typedef struct Attempt
 	double		duration_ms;
 	int32		status;			/* 0 when no response */
 	char	   *error;			/* NULL, or why there was no response */
+	bool		timed_out;		/* no response in time */
 	double		retry_after;	/* seconds asked by Retry-After, or -1 */
 	StringInfoData response_body;	/* first webhook.max_response_bytes */
 	StringInfoData response_headers;	/* JSON object members, lower-case names */

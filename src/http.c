@@ -495,6 +495,7 @@ collect_finished(dlist_head *done)
 
 		req->status = (int32) status;
 		req->duration_ms = total_us / 1000.0;
+		req->timed_out = (msg->data.result == CURLE_OPERATION_TIMEDOUT);
 		/* a denied address may have been one of several the host has */
 		if (msg->data.result != CURLE_OK)
 			req->error = MemoryContextStrdup(req->cxt,

@@ -49,7 +49,7 @@
  * A hook with a transform gets no rendered body, but the event, for the
  * transform to make one (transform.c).
  */
-#define REQUEST_COLUMNS 27
+#define REQUEST_COLUMNS 28
 #define REQUEST_SELECT \
 "SELECT c.id, c.attempts + 1, t.id, e.uid::text," \
 "       CASE WHEN h.transform IS NULL" \
@@ -67,7 +67,8 @@
 "       CASE WHEN h.previous_secret_until > pg_catalog.now()" \
 "            THEN h.previous_secret END," \
 "       h.transform::oid, h.transform_role::oid," \
-"       CASE WHEN h.transform IS NOT NULL THEN e END"
+"       CASE WHEN h.transform IS NOT NULL THEN e END," \
+"       coalesce(t.max_per_second, 0)"
 #define REQUEST_JOINS \
 "  JOIN webhook.event e ON e.id = c.event_id" \
 "  JOIN webhook.hook h ON h.id = c.hook_id" \
@@ -370,6 +371,7 @@ request_from_row(HeapTuple tup, TupleDesc desc, MemoryContext parent)
 		req->event = datumCopy(req->event, false, -1);
 	if (req->body == NULL && !OidIsValid(req->transform))
 		req->body = pstrdup("null");
+	req->transport_max_per_second = DatumGetFloat8(SPI_getbinval(tup, desc, 28, &isnull));
 
 	MemoryContextSwitchTo(old);
 	return req;

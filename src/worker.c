@@ -15,7 +15,8 @@
  *	   transaction enqueued work), if room was just freed, if the last claim
  *	   was full (a backlog), when a retry it scheduled comes due, or once a
  *	   second (retries others made due: a restarted worker's, say);
- *	2. start the claimed requests their transports have room for;
+ *	2. start the claimed requests their transports have room for, and
+ *	   whose rates allow (ratelimit.c);
  *	3. wait on the latch and curl's sockets together (http.c).
  * Once a second, in a transaction of its own, it also drops the previous
  * secrets of its hooks whose rotation overlap is over.
@@ -26,7 +27,8 @@
  * alone, and the next claim is told to skip it.  The worker holds up to
  * QUEUE_HOLD_FACTOR times webhook.max_in_flight, and as many times each
  * transport's max_in_flight; a transport never has more than its
- * max_in_flight requests in flight: the others wait, ready to start.
+ * max_in_flight requests in flight, nor starts them faster than its rate:
+ * the others wait, ready to start, and the wait ends when the next may.
  *
  * A crash, or an immediate shutdown, leaves what the worker held pending in
  * the queue: the next worker sends it again, so delivery is at least once.
@@ -50,6 +52,7 @@
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
 #include "queue.h"
+#include "ratelimit.h"
 #include "storage/ipc.h"
 #include "tcop/tcopprot.h"
 #include "transform.h"
@@ -244,11 +247,17 @@ claim(int limit, dlist_head *claimed)
 	return n;
 }
 
-/* Start the waiting requests that the global and per-transport limits allow. */
-static void
+/*
+ * Start the waiting requests that the global and per-transport limits
+ * allow.  Returns when the first request held back by its transport's rate
+ * may start, or 0.
+ */
+static TimestampTz
 start_waiting(void)
 {
 	dlist_mutable_iter iter;
+	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz due = 0;
 
 	dlist_foreach_modify(iter, &waiting)
 	{
@@ -258,13 +267,15 @@ start_waiting(void)
 		if (http_in_flight() >= webhook_max_in_flight)
 			break;
 		load = transport_load(req->transport_id);
-		if (load->in_flight >= req->transport_max_in_flight)
+		if (load->in_flight >= req->transport_max_in_flight ||
+			!ratelimit_admit(req, now, &due))
 			continue;
 		dlist_delete(iter.cur);
 		n_waiting--;
 		load->in_flight++;
 		http_start(req, &done);
 	}
+	return due;
 }
 
 /* Let go of a held attempt that was never started, and free it. */
@@ -305,7 +316,11 @@ drop_waiting_of_gone_hooks(void)
 	}
 }
 
-/* Free every attempt of list; with release, they were held, and are no more. */
+/*
+ * Free every attempt of list; with release, they were held and are
+ * finished: their outcomes go to their transports' rates, and they are held
+ * no more.
+ */
 static void
 free_requests(dlist_head *list, bool release)
 {
@@ -318,6 +333,7 @@ free_requests(dlist_head *list, bool release)
 		dlist_delete(iter.cur);
 		if (release)
 		{
+			ratelimit_answered(req);
 			dlist_delete(&req->held_node);
 			n_held--;
 		}
@@ -525,6 +541,7 @@ exchange(int limit)
 										   dlist_pop_head_node(&new_requests));
 
 		transport_load(req->transport_id)->held++;
+		ratelimit_claimed(req);
 		dlist_push_tail(&waiting, &req->node);
 		n_waiting++;
 		dlist_push_tail(&held, &req->held_node);
@@ -656,6 +673,7 @@ webhook_worker_main(Datum main_arg)
 		int			limit = 0;
 		long		timeout;
 		TimestampTz now;
+		TimestampTz next_start_at;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -699,7 +717,7 @@ webhook_worker_main(Datum main_arg)
 				claim_due = true;	/* room was freed: there may be more */
 		}
 
-		start_waiting();
+		next_start_at = start_waiting();
 		expire_secrets();
 
 		n_busy = http_in_flight() + n_waiting;
@@ -711,6 +729,14 @@ webhook_worker_main(Datum main_arg)
 			int			usecs;
 
 			TimestampDifference(GetCurrentTimestamp(), next_retry_at, &secs, &usecs);
+			timeout = Min(timeout, secs * 1000 + (usecs + 999) / 1000);
+		}
+		if (next_start_at != 0 && timeout > 0)
+		{
+			long		secs;
+			int			usecs;
+
+			TimestampDifference(GetCurrentTimestamp(), next_start_at, &secs, &usecs);
 			timeout = Min(timeout, secs * 1000 + (usecs + 999) / 1000);
 		}
 

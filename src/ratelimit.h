@@ -1,0 +1,20 @@
+/*-------------------------------------------------------------------------
+ *
+ * ratelimit.h
+ *	  Per-transport request rates and back-off, in the worker (ratelimit.c).
+ *
+ * IDENTIFICATION
+ *	  src/ratelimit.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef WEBHOOK_RATELIMIT_H
+#define WEBHOOK_RATELIMIT_H
+
+#include "attempt.h"
+
+extern void ratelimit_claimed(const Attempt *req);
+extern bool ratelimit_admit(const Attempt *req, TimestampTz now, TimestampTz *due);
+extern void ratelimit_answered(const Attempt *req);
+
+#endif							/* WEBHOOK_RATELIMIT_H */
