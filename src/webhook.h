@@ -22,7 +22,12 @@
 #include "lib/stringinfo.h"
 #include "storage/latch.h"
 
-#define WEBHOOK_VERSION "0.1"
+/*
+ * The library's version, which is also the catalog version it works with:
+ * the worker waits while the database's extension is another one (until
+ * ALTER EXTENSION webhook UPDATE).
+ */
+#define WEBHOOK_VERSION "0.2"
 
 /* settings (webhook.c) */
 extern char *webhook_database_name;

@@ -42,8 +42,13 @@
  */
 #include "webhook.h"
 
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
 #include "access/xact.h"
 #include "attempt.h"
+#include "catalog/indexing.h"
+#include "catalog/pg_extension.h"
 #include "commands/dbcommands.h"
 #include "commands/extension.h"
 #include "http.h"
@@ -56,8 +61,11 @@
 #include "storage/ipc.h"
 #include "tcop/tcopprot.h"
 #include "transform.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
 
@@ -90,6 +98,9 @@ static int	worker_index = 0;
 static int	worker_slot = -1;
 /* the extension was dropped: the worker exits */
 static bool extension_gone = false;
+
+/* false while the catalog is of another version than the library */
+static bool catalog_current = true;
 
 /* when the earliest retry the worker scheduled is due; 0 for none */
 static TimestampTz next_retry_at = 0;
@@ -171,6 +182,69 @@ static bool
 extension_ready(void)
 {
 	return OidIsValid(get_extension_oid("webhook", true));
+}
+
+/* The installed extension's version (pg_extension.extversion), or NULL. */
+static char *
+installed_version(void)
+{
+	Oid			ext = get_extension_oid("webhook", true);
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	char	   *version = NULL;
+
+	if (!OidIsValid(ext))
+		return NULL;
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(ext));
+	scan = systable_beginscan(rel, ExtensionOidIndexId, true, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+	{
+		bool		isnull;
+		Datum		d = heap_getattr(tup, Anum_pg_extension_extversion,
+									 RelationGetDescr(rel), &isnull);
+
+		if (!isnull)
+			version = TextDatumGetCString(d);
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return version;
+}
+
+/*
+ * Is the installed catalog the version this library works with?  When it
+ * is not (the library was upgraded and the catalog not yet, or the other
+ * way round), the worker neither reads nor writes it: it says so once, and
+ * waits for ALTER EXTENSION webhook UPDATE, looking again every turn.
+ * Caller is in a transaction, the extension installed.
+ */
+static bool
+catalog_is_current(void)
+{
+	static bool said = false;
+	char	   *version = installed_version();
+
+	if (version != NULL && strcmp(version, WEBHOOK_VERSION) == 0)
+	{
+		if (said)
+			ereport(LOG,
+					(errmsg("webhook worker %d goes on: the extension is version %s",
+							worker_index + 1, version)));
+		said = false;
+		return true;
+	}
+	if (!said)
+		ereport(WARNING,
+				(errmsg("webhook worker %d waits: the extension in this database is version %s, this library's is %s",
+						worker_index + 1, version ? version : "(unknown)", WEBHOOK_VERSION),
+				 errhint("Run ALTER EXTENSION webhook UPDATE in this database; nothing is sent until then, and nothing is lost.")));
+	said = true;
+	return false;
 }
 
 /* The delivery ids of what the worker holds (with sent_only, what it sent) */
@@ -507,6 +581,8 @@ exchange(int limit)
 			extension_gone = true;
 			claimed = -1;
 		}
+		else if (!(catalog_current = catalog_is_current()))
+			claimed = -1;
 		else
 		{
 			if (n_done > 0)
@@ -568,7 +644,7 @@ expire_secrets(void)
 	PG_TRY();
 	{
 		begin_transaction("dropping expired secrets");
-		if (extension_ready())
+		if (extension_ready() && catalog_current)
 			queue_expire_secrets();
 		commit_transaction();
 	}
@@ -722,7 +798,7 @@ webhook_worker_main(Datum main_arg)
 
 		n_busy = http_in_flight() + n_waiting;
 		timeout = (claim_due && n_busy == 0 && webhook_enabled) ||
-			!dlist_is_empty(&done) ? 0 : POLL_INTERVAL_MS;
+			(!dlist_is_empty(&done) && catalog_current) ? 0 : POLL_INTERVAL_MS;
 		if (next_retry_at != 0 && timeout > 0)
 		{
 			long		secs;

@@ -30,6 +30,7 @@ import hmac
 import http.server
 import itertools
 import json
+import re
 import os
 import shutil
 import signal
@@ -61,6 +62,11 @@ SANITIZER_PRELOAD = os.environ.get('WEBHOOK_E2E_SANITIZER_PRELOAD', '').split()
 PG_BINDIR = os.environ.get('WEBHOOK_E2E_PG_BINDIR') or None
 
 _live = weakref.WeakSet()   # clusters and receivers not yet stopped
+# the extension's version, as webhook.control installs it
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..',
+                       'webhook.control')) as _f:
+    VERSION = re.search(r"default_version = '([^']+)'", _f.read()).group(1)
+
 # what test/log_secrets.py found in the server logs of closed clusters, and
 # how many logs it read: test/e2e/run.py reports them as one test
 LOG_LEAKS = []

@@ -28,7 +28,7 @@ class DeliveryTest(unittest.TestCase):
     def assert_common_headers(self, req, uid):
         self.assertEqual(req.method, 'POST')
         self.assertEqual(req.headers.get('Content-Type'), 'application/json')
-        self.assertEqual(req.headers.get('User-Agent'), 'pg-webhook/0.1')
+        self.assertEqual(req.headers.get('User-Agent'), 'pg-webhook/' + harness.VERSION)
         self.assertEqual(req.headers.get('webhook-id'), uid)
         self.assertEqual(req.headers.get_all('webhook-id'), [uid])
         self.assertEqual(req.headers.get('Content-Length'), str(len(req.body)))
