@@ -132,6 +132,8 @@ END
 $$;
 COMMENT ON FUNCTION webhook.grant_tenant(regrole, text) IS
     'let a role (and its members) manage a tenant; returns false if it already did';
+REVOKE EXECUTE ON FUNCTION webhook.grant_tenant(regrole, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION webhook.grant_tenant(regrole, text) TO webhook_admin;
 
 CREATE FUNCTION webhook.revoke_tenant(role regrole, tenant text) RETURNS boolean
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -152,6 +154,8 @@ END
 $$;
 COMMENT ON FUNCTION webhook.revoke_tenant(regrole, text) IS
     'stop a role from managing a tenant, from its next statement on; returns false if it did not';
+REVOKE EXECUTE ON FUNCTION webhook.revoke_tenant(regrole, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION webhook.revoke_tenant(regrole, text) TO webhook_admin;
 
 CREATE VIEW webhook.tenant_grants WITH (security_invoker = true) AS
 SELECT g.role, g.tenant, g.granted_at

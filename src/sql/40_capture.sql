@@ -1,5 +1,30 @@
 -- webhook install script, part 4: capture (watch, unwatch, emit, ping).
 
+CREATE FUNCTION webhook.capture() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'webhook_capture';
+COMMENT ON FUNCTION webhook.capture() IS
+    'row trigger installed by webhook.watch(): changes become events';
+-- Only managers may attach it to a table (see part 6).
+REVOKE EXECUTE ON FUNCTION webhook.capture() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION webhook.capture() TO webhook_admin;
+
+-- Changes to hooks, and to the tenant of their transports, must reach every
+-- session's cached list of hooks.  Row triggers: a statement that changes
+-- no row (the worker's, mostly) must not invalidate anything.
+CREATE FUNCTION webhook._hooks_changed() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'webhook_hooks_changed';
+CREATE TRIGGER hooks_changed
+    AFTER INSERT OR DELETE OR UPDATE OF transport_id, event_types, active, filter
+    ON webhook.hook FOR EACH ROW EXECUTE FUNCTION webhook._hooks_changed();
+CREATE TRIGGER hooks_truncated AFTER TRUNCATE
+    ON webhook.hook FOR EACH STATEMENT EXECUTE FUNCTION webhook._hooks_changed();
+CREATE TRIGGER transports_changed AFTER DELETE OR UPDATE OF tenant
+    ON webhook.transport FOR EACH ROW EXECUTE FUNCTION webhook._hooks_changed();
+CREATE TRIGGER transports_truncated AFTER TRUNCATE
+    ON webhook.transport FOR EACH STATEMENT EXECUTE FUNCTION webhook._hooks_changed();
+COMMENT ON FUNCTION webhook._hooks_changed() IS
+    'trigger: makes every session reload its cached list of hooks';
+
 CREATE FUNCTION webhook.emit(event_type text, payload jsonb,
                              tenant text DEFAULT 'default',
                              resource text DEFAULT NULL,
@@ -134,6 +159,8 @@ END
 $$;
 COMMENT ON FUNCTION webhook.watch(regclass, text, text, text, text, text[]) IS
     'turn the table''s row changes into events (installs the capture trigger)';
+REVOKE EXECUTE ON FUNCTION webhook.watch(regclass, text, text, text, text, text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION webhook.watch(regclass, text, text, text, text, text[]) TO webhook_admin;
 
 CREATE FUNCTION webhook.unwatch(tbl regclass) RETURNS boolean
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -152,6 +179,8 @@ END
 $$;
 COMMENT ON FUNCTION webhook.unwatch(regclass) IS
     'stop turning the table''s changes into events';
+REVOKE EXECUTE ON FUNCTION webhook.unwatch(regclass) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION webhook.unwatch(regclass) TO webhook_admin;
 
 CREATE FUNCTION webhook.ping(hook_id bigint) RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$

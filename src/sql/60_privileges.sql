@@ -9,8 +9,9 @@
 -- for its own writes, and a trigger function's EXECUTE right is checked
 -- only when the trigger is made (by webhook.watch()), never when it fires.
 -- So the trigger function, which writes events for whatever tenant its
--- arguments name, is kept from everyone but the managers: nobody else can
--- attach it to a table of their own.
+-- arguments name, is kept from everyone but the managers (part 4): nobody
+-- else can attach it to a table of their own.  What only managers may run
+-- is revoked from PUBLIC where it is declared.
 --
 -- Secrets and credentials (hook.secret and previous_secret; transport.auth,
 -- query_key and client_key_password) are granted to nobody: only the
@@ -43,21 +44,6 @@ GRANT SELECT (id, uid, transport_id, path, event_types, signature, signature_hea
               ordered, on_dead, filter, transform, transform_role)
    ON webhook.hook TO webhook_admin, webhook_tenant;
 GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA webhook TO webhook_admin;
-
--- What only managers of every tenant may run.  _http_head() sends a request
--- anywhere, _preview() shows any hook's request for any event: only
--- register() and preview() (SECURITY DEFINER, checking their caller) call
--- them.
-REVOKE EXECUTE ON FUNCTION webhook.capture(), webhook.watch(regclass, text, text, text, text, text[]),
-                           webhook.unwatch(regclass), webhook.prune(interval),
-                           webhook.grant_tenant(regrole, text), webhook.revoke_tenant(regrole, text),
-                           webhook._http_head(text, integer, boolean, text, text, text, text),
-                           webhook._preview(bigint, bigint)
-   FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION webhook.capture(), webhook.watch(regclass, text, text, text, text, text[]),
-                          webhook.unwatch(regclass), webhook.prune(interval),
-                          webhook.grant_tenant(regrole, text), webhook.revoke_tenant(regrole, text)
-   TO webhook_admin;
 
 -- Row-level security: admins see and change every row; a tenant role
 -- reads its tenants' rows.  A hook's tenant is its transport's, a

@@ -1,0 +1,283 @@
+-- webhook install script, part 3.2: hooks, the subscriptions of a transport
+-- (create, update, delete, list; their secrets, rotation).  The conventions
+-- of part 3 hold.
+
+CREATE FUNCTION webhook.create_hook(
+        transport_id bigint,
+        event_types text[] DEFAULT '{*}',
+        path text DEFAULT '',
+        secret text DEFAULT NULL,
+        signature text DEFAULT 'standard',
+        signature_header text DEFAULT NULL,
+        payload_format text DEFAULT 'standard',
+        retry_schedule interval[] DEFAULT '{5s,5min,30min,2h,5h,10h,10h}',
+        active boolean DEFAULT true,
+        ordered text DEFAULT 'none',
+        on_dead text DEFAULT 'continue',
+        filter jsonpath DEFAULT NULL,
+        transform regprocedure DEFAULT NULL)
+    RETURNS bigint
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    h webhook.hook;
+    new_id bigint;
+BEGIN
+    h.transport_id := transport_id;
+    h.event_types := event_types;
+    h.path := path;
+    h.secret := secret;
+    h.signature := signature;
+    h.signature_header := signature_header;
+    h.payload_format := payload_format;
+    h.retry_schedule := retry_schedule;
+    h.active := active;
+    h.ordered := ordered;
+    h.on_dead := on_dead;
+    h.filter := filter;
+    h.transform := transform;
+    h := webhook._check_hook(h, false);
+
+    BEGIN
+        INSERT INTO webhook.hook AS x
+               (transport_id, path, event_types, secret, signature,
+                signature_header, payload_format, retry_schedule, active,
+                ordered, on_dead, filter, transform, transform_role)
+        VALUES (h.transport_id, h.path, h.event_types, h.secret, h.signature,
+                h.signature_header, h.payload_format, h.retry_schedule, h.active,
+                h.ordered, h.on_dead, h.filter, h.transform, h.transform_role)
+        RETURNING x.id INTO new_id;
+    EXCEPTION
+        WHEN foreign_key_violation THEN
+            -- the transport was deleted meanwhile
+            RAISE EXCEPTION 'transport % does not exist', h.transport_id
+                USING ERRCODE = 'no_data_found';
+        WHEN integrity_constraint_violation THEN
+            -- never let the failing row (and its secret) into a message
+            RAISE EXCEPTION 'invalid hook'
+                USING ERRCODE = 'invalid_parameter_value';
+    END;
+    RETURN new_id;
+END
+$$;
+COMMENT ON FUNCTION webhook.create_hook(bigint, text[], text, text, text, text, text,
+                                       interval[], boolean, text, text, jsonpath, regprocedure) IS
+    'subscribe a transport to event types; without a secret one is generated (see webhook.hook_secret); returns the hook id';
+
+CREATE FUNCTION webhook.update_hook(
+        id bigint,
+        transport_id bigint DEFAULT NULL,
+        event_types text[] DEFAULT NULL,
+        path text DEFAULT NULL,
+        secret text DEFAULT NULL,
+        signature text DEFAULT NULL,
+        signature_header text DEFAULT NULL,
+        payload_format text DEFAULT NULL,
+        retry_schedule interval[] DEFAULT NULL,
+        active boolean DEFAULT NULL,
+        ordered text DEFAULT NULL,
+        on_dead text DEFAULT NULL,
+        filter jsonpath DEFAULT NULL,
+        transform regprocedure DEFAULT NULL)
+    RETURNS webhook.hook_info
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    old webhook.hook;
+    h webhook.hook;
+    t webhook.transport;
+BEGIN
+    PERFORM webhook._not_null(id, 'id');
+    SELECT x.* INTO old FROM webhook.hook x
+     WHERE x.id = update_hook.id
+       AND webhook._manages((SELECT tr.tenant FROM webhook.transport tr
+                              WHERE tr.id = x.transport_id))
+       FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'hook % does not exist', id
+            USING ERRCODE = 'no_data_found';
+    END IF;
+
+    h := old;
+    h.transport_id := coalesce(transport_id, old.transport_id);
+    h.event_types := coalesce(event_types, old.event_types);
+    h.path := coalesce(path, old.path);
+    h.signature := coalesce(signature, old.signature);
+    h.payload_format := coalesce(payload_format, old.payload_format);
+    h.retry_schedule := coalesce(retry_schedule, old.retry_schedule);
+    h.active := coalesce(active, old.active);
+    h.ordered := coalesce(ordered, old.ordered);
+    h.on_dead := coalesce(on_dead, old.on_dead);
+    -- '$' (every event) removes the filter, '-' (no function) the transform
+    h.filter := CASE WHEN filter::text = '$' THEN NULL ELSE coalesce(filter, old.filter) END;
+    h.transform := CASE WHEN transform = 0 THEN NULL ELSE coalesce(transform, old.transform) END;
+    -- NULL keeps the secret, '' asks for a new generated one
+    h.secret := CASE WHEN secret = '' THEN NULL ELSE coalesce(secret, old.secret) END;
+    -- the header follows the scheme unless one is given
+    h.signature_header := CASE
+        WHEN signature_header IS NOT NULL THEN signature_header
+        WHEN h.signature IN ('hmac-sha256', 'hmac-sha1') THEN old.signature_header
+        ELSE NULL END;
+    h := webhook._check_hook(h, true);
+    -- active => true re-enables a hook a 410 disabled, and resumes one that
+    -- on_dead => 'stop' paused (active, with a disabled_reason)
+    IF update_hook.active THEN
+        h.disabled_reason := NULL;
+    END IF;
+
+    BEGIN
+        UPDATE webhook.hook x
+           SET transport_id = h.transport_id, path = h.path,
+               event_types = h.event_types, secret = h.secret,
+               signature = h.signature, signature_header = h.signature_header,
+               payload_format = h.payload_format,
+               retry_schedule = h.retry_schedule, active = h.active,
+               ordered = h.ordered, on_dead = h.on_dead, filter = h.filter,
+               transform = h.transform, transform_role = h.transform_role,
+               disabled_reason = h.disabled_reason, updated_at = now(),
+               -- a new secret or scheme replaces the secret outright: a rotation's
+               -- previous secret (see rotate_secret) signs no more
+               previous_secret = CASE WHEN h.secret = x.secret AND h.signature = x.signature
+                                      THEN x.previous_secret END,
+               previous_secret_until = CASE WHEN h.secret = x.secret AND h.signature = x.signature
+                                            THEN x.previous_secret_until END
+         WHERE x.id = update_hook.id
+        RETURNING x.* INTO h;
+    EXCEPTION
+        WHEN foreign_key_violation THEN
+            RAISE EXCEPTION 'transport % does not exist', h.transport_id
+                USING ERRCODE = 'no_data_found';
+        WHEN integrity_constraint_violation THEN
+            RAISE EXCEPTION 'invalid hook'
+                USING ERRCODE = 'invalid_parameter_value';
+    END;
+    SELECT * INTO t FROM webhook.transport x WHERE x.id = h.transport_id;
+    RETURN webhook._hook_info(h, t);
+END
+$$;
+COMMENT ON FUNCTION webhook.update_hook(bigint, bigint, text[], text, text, text, text, text,
+                                       interval[], boolean, text, text, jsonpath, regprocedure) IS
+    'change a hook: NULL arguments keep their value, secret => '''' generates a new secret, filter => ''$'' removes the filter, transform => ''-'' the transform, active => true clears disabled_reason; returns the hook as webhook.hooks() shows it';
+
+CREATE FUNCTION webhook.delete_hook(id bigint) RETURNS void
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM webhook._not_null(id, 'id');
+    DELETE FROM webhook.hook x
+     WHERE x.id = delete_hook.id
+       AND webhook._manages((SELECT tr.tenant FROM webhook.transport tr
+                              WHERE tr.id = x.transport_id));
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'hook % does not exist', id
+            USING ERRCODE = 'no_data_found';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION webhook.delete_hook(bigint) IS
+    'delete a hook with its deliveries';
+
+CREATE FUNCTION webhook.hooks(
+        transport_id bigint DEFAULT NULL,
+        tenant text DEFAULT NULL,
+        page integer DEFAULT 1,
+        page_size integer DEFAULT 50,
+        sort_by text DEFAULT 'created_at',
+        sort_dir text DEFAULT 'ASC')
+    RETURNS SETOF webhook.hook_info
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    dir text;
+BEGIN
+    dir := webhook._check_paging(page, page_size, sort_by, sort_dir,
+                                 '{id,uid,transport_id,tenant,url,path,signature,payload_format,ordered,active,created_at,updated_at}');
+    IF tenant IS NOT NULL THEN
+        PERFORM webhook._check_tenant(tenant);
+    END IF;
+    RETURN QUERY EXECUTE format(
+        'SELECT i.*
+           FROM webhook.hook h
+           JOIN webhook.transport t ON t.id = h.transport_id
+          CROSS JOIN LATERAL webhook._hook_info(h, t) i
+          WHERE ($1 IS NULL OR h.transport_id = $1)
+            AND ($2 IS NULL OR t.tenant = $2)
+            AND ($5::text[] IS NULL OR t.tenant = ANY ($5))
+          ORDER BY i.%I %s, i.id %s
+          LIMIT $3 OFFSET $4', sort_by, dir, dir)
+        USING transport_id, tenant, page_size, (page - 1)::bigint * page_size,
+              webhook._tenants_of(webhook._caller());
+END
+$$;
+COMMENT ON FUNCTION webhook.hooks(bigint, text, integer, integer, text, text) IS
+    'list hooks, one page at a time, secrets masked';
+
+CREATE FUNCTION webhook.hook_secret(id bigint) RETURNS text
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM webhook._not_null(id, 'id');
+    RETURN (webhook._managed_hook(id)).secret;
+END
+$$;
+COMMENT ON FUNCTION webhook.hook_secret(bigint) IS
+    'the hook''s signing secret (NULL for signature "none"): the only place it is shown';
+
+CREATE FUNCTION webhook.sign(scheme text, secret text, msg_id text,
+                             ts bigint, body text) RETURNS text
+    LANGUAGE c IMMUTABLE AS 'MODULE_PATHNAME', 'webhook_sign';
+COMMENT ON FUNCTION webhook.sign(text, text, text, bigint, text) IS
+    'the signature header value the worker sends for this message';
+
+-- Replace a hook's secret with a generated one and return it (once: after
+-- this, hook_secret() shows it).  The secret replaced stays the previous
+-- secret until now() + overlap: meanwhile the worker signs every request
+-- with both, so that receivers can move to the new one at their own pace;
+-- then it drops it.  overlap 0 drops it at once.  Rotating again while an
+-- overlap runs keeps only the secret being replaced as the previous one:
+-- the one before it signs no more.
+CREATE FUNCTION webhook.rotate_secret(hook_id bigint, overlap interval DEFAULT '24 hours')
+    RETURNS text
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    h webhook.hook;
+    new_secret text;
+    until timestamptz;
+BEGIN
+    PERFORM webhook._not_null(hook_id, 'hook_id');
+    PERFORM webhook._not_null(overlap, 'overlap');
+    IF overlap < interval '0' THEN
+        RAISE EXCEPTION 'overlap must not be negative'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Pass how long the old secret should go on signing, such as ''24 hours'', or 0 to drop it at once.';
+    END IF;
+    BEGIN
+        until := now() + overlap;
+    EXCEPTION WHEN datetime_field_overflow THEN
+        RAISE EXCEPTION 'overlap is too long'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Pass an overlap of days or weeks, such as ''24 hours''.';
+    END;
+
+    SELECT x.* INTO h FROM webhook.hook x
+     WHERE x.id = rotate_secret.hook_id
+       AND webhook._manages((SELECT t.tenant FROM webhook.transport t
+                              WHERE t.id = x.transport_id))
+       FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'hook % does not exist', hook_id
+            USING ERRCODE = 'no_data_found';
+    END IF;
+    IF h.signature = 'none' THEN
+        RAISE EXCEPTION 'hook % has no secret to rotate', hook_id
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Its signature scheme is "none"; choose one with webhook.update_hook(id, signature => ...), which generates a secret.';
+    END IF;
+
+    new_secret := webhook._generate_secret();
+    UPDATE webhook.hook x
+       SET secret = new_secret,
+           previous_secret = CASE WHEN overlap > interval '0' THEN h.secret END,
+           previous_secret_until = CASE WHEN overlap > interval '0' THEN until END,
+           updated_at = now()
+     WHERE x.id = rotate_secret.hook_id;
+    RETURN new_secret;
+END
+$$;
+COMMENT ON FUNCTION webhook.rotate_secret(bigint, interval) IS
+    'replace the hook''s secret with a generated one, returned; the old one also signs until the overlap is over';

@@ -1,0 +1,170 @@
+-- webhook install script, part 3.4: deliveries: sending again
+-- (redeliver, replay), looking at them (preview, notifications), and
+-- prune.  The conventions of part 3 hold.
+
+-- Raise an error unless the hook exists and is active.
+CREATE FUNCTION webhook._check_hook_active(hook_id bigint) RETURNS void
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    is_active boolean;
+BEGIN
+    SELECT x.active INTO is_active
+      FROM webhook.hook x JOIN webhook.transport t ON t.id = x.transport_id
+     WHERE x.id = hook_id AND webhook._manages(t.tenant);
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'hook % does not exist', hook_id
+            USING ERRCODE = 'no_data_found';
+    END IF;
+    IF NOT is_active THEN
+        RAISE EXCEPTION 'hook % is not active', hook_id
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = format('Reactivate it with webhook.update_hook(%s, active => true).', hook_id);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION webhook._check_hook_active(bigint) IS
+    'raise an error unless the hook exists and is active';
+
+CREATE FUNCTION webhook.redeliver(delivery_id bigint) RETURNS bigint
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    d webhook.delivery;
+    new_id bigint;
+BEGIN
+    PERFORM webhook._not_null(delivery_id, 'delivery_id');
+    SELECT x.* INTO d
+      FROM webhook.delivery x
+      JOIN webhook.hook h ON h.id = x.hook_id
+      JOIN webhook.transport t ON t.id = h.transport_id
+     WHERE x.id = delivery_id AND webhook._manages(t.tenant);
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'delivery % does not exist', delivery_id
+            USING ERRCODE = 'no_data_found';
+    END IF;
+    PERFORM webhook._check_hook_active(d.hook_id);
+    INSERT INTO webhook.delivery AS x (event_id, hook_id, state, next_attempt_at)
+    VALUES (d.event_id, d.hook_id, 'pending', now())
+    RETURNING x.id INTO new_id;
+    PERFORM webhook.wake();
+    RETURN new_id;
+END
+$$;
+COMMENT ON FUNCTION webhook.redeliver(bigint) IS
+    'send a delivery''s event to its hook again, now; returns the new delivery''s id';
+
+CREATE FUNCTION webhook.replay(hook_id bigint, since timestamptz) RETURNS integer
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    n integer;
+BEGIN
+    PERFORM webhook._not_null(hook_id, 'hook_id');
+    PERFORM webhook._not_null(since, 'since');
+    PERFORM webhook._check_hook_active(hook_id);
+    -- events already on their way to the hook are not queued twice
+    INSERT INTO webhook.delivery (event_id, hook_id, state, next_attempt_at)
+    SELECT e.id, replay.hook_id, 'pending', now()
+      FROM webhook.event e
+     WHERE e.created_at >= since
+       AND EXISTS (SELECT 1 FROM webhook.delivery d
+                    WHERE d.event_id = e.id AND d.hook_id = replay.hook_id)
+       AND NOT EXISTS (SELECT 1 FROM webhook.delivery d
+                        WHERE d.event_id = e.id AND d.hook_id = replay.hook_id
+                          AND d.state IN ('pending', 'delivering', 'failed'))
+     ORDER BY e.id;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    IF n > 0 THEN
+        PERFORM webhook.wake();
+    END IF;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION webhook.replay(bigint, timestamptz) IS
+    'send again, now, every event since the given time that was delivered (or given up) to the hook; events still queued for it are skipped; returns how many were queued';
+
+CREATE FUNCTION webhook._preview(hook_id bigint, event_id bigint,
+                                 OUT url text, OUT headers text[], OUT body text)
+    LANGUAGE c STRICT VOLATILE AS 'MODULE_PATHNAME', 'webhook_preview';
+COMMENT ON FUNCTION webhook._preview(bigint, bigint) IS
+    'the request the worker would send the hook for the event (webhook.preview checks the caller first)';
+-- shows any hook's request for any event: only preview() (SECURITY
+-- DEFINER, checking its caller) calls it
+REVOKE EXECUTE ON FUNCTION webhook._preview(bigint, bigint) FROM PUBLIC;
+
+-- Volatile: a transform runs for real, as the role that set it.
+CREATE FUNCTION webhook.preview(hook_id bigint, event_id bigint,
+                                OUT url text, OUT headers text[], OUT body text)
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM webhook._managed_hook(hook_id);
+    PERFORM webhook._not_null(event_id, 'event_id');
+    IF NOT EXISTS (SELECT 1 FROM webhook.event e
+                    WHERE e.id = preview.event_id AND webhook._manages(e.tenant)) THEN
+        RAISE EXCEPTION 'event % does not exist', event_id
+            USING ERRCODE = 'no_data_found';
+    END IF;
+    SELECT p.url, p.headers, p.body INTO url, headers, body
+      FROM webhook._preview(hook_id, event_id) p;
+END
+$$;
+COMMENT ON FUNCTION webhook.preview(bigint, bigint) IS
+    'the request the hook would be sent for the event now: URL, header lines (signed; credentials masked) and body, made by its transform if it has one';
+
+CREATE FUNCTION webhook.notifications(
+        tenant text DEFAULT NULL,
+        hook_id bigint DEFAULT NULL,
+        since timestamptz DEFAULT now() - interval '30 days')
+    RETURNS SETOF webhook.notification
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF tenant IS NOT NULL THEN
+        PERFORM webhook._check_tenant(tenant);
+    END IF;
+    RETURN QUERY
+        SELECT d.id, e.uid, e.event_type, e.tenant, d.hook_id, d.state,
+               d.attempts, d.last_status, d.created_at, d.finished_at
+          FROM (SELECT webhook._tenants_of(webhook._caller()) AS tenants) x,
+               webhook.delivery d
+          JOIN webhook.event e ON e.id = d.event_id
+          JOIN webhook.hook h ON h.id = d.hook_id
+          JOIN webhook.transport t ON t.id = h.transport_id
+         WHERE (notifications.tenant IS NULL OR e.tenant = notifications.tenant)
+           AND (x.tenants IS NULL OR t.tenant = ANY (x.tenants))
+           AND (notifications.hook_id IS NULL OR d.hook_id = notifications.hook_id)
+           AND (notifications.since IS NULL OR d.created_at >= notifications.since)
+         ORDER BY d.created_at, d.id;
+END
+$$;
+COMMENT ON FUNCTION webhook.notifications(text, bigint, timestamptz) IS
+    'the deliveries made since the given time (all with since => NULL), oldest first';
+
+CREATE FUNCTION webhook.prune(older_than interval DEFAULT webhook._retention())
+    RETURNS bigint
+    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    bound timestamptz;
+    n bigint;
+BEGIN
+    PERFORM webhook._not_null(older_than, 'older_than');
+    IF older_than < interval '0' THEN
+        RAISE EXCEPTION 'older_than must not be negative'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    bound := now() - older_than;
+    -- attempts go with their delivery (ON DELETE CASCADE)
+    DELETE FROM webhook.delivery d
+     WHERE d.state IN ('succeeded', 'dead', 'cancelled')
+       AND coalesce(d.finished_at, d.created_at) < bound;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    -- deliveries a write added for a hook deleted meanwhile: nobody sends them
+    DELETE FROM webhook.delivery d
+     WHERE NOT EXISTS (SELECT 1 FROM webhook.hook h WHERE h.id = d.hook_id);
+    DELETE FROM webhook.event e
+     WHERE e.created_at < bound
+       AND NOT EXISTS (SELECT 1 FROM webhook.delivery d WHERE d.event_id = e.id);
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION webhook.prune(interval) IS
+    'delete finished deliveries (with their attempts) older than the bound and those of deleted hooks, then events older than the bound with no delivery left; returns the number of finished deliveries deleted';
+REVOKE EXECUTE ON FUNCTION webhook.prune(interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION webhook.prune(interval) TO webhook_admin;

@@ -1,0 +1,54 @@
+-- webhook install script, part 3.5: the views for psql.  security_invoker,
+-- so that row-level security on the catalog applies to whoever reads them.
+
+CREATE VIEW webhook.delivery_log WITH (security_invoker = true) AS
+SELECT a.started_at AS attempted_at,
+       e.tenant,
+       d.hook_id,
+       a.delivery_id,
+       e.event_type,
+       e.resource_id,
+       -- a transport's query_key must not show
+       pg_catalog.regexp_replace(a.url, '([?&]key=)[^&#]*', '\1********') AS url,
+       a.attempt_no,
+       a.status_code,
+       a.duration_ms,
+       a.error,
+       d.state
+  FROM webhook.attempt a
+  JOIN webhook.delivery d ON d.id = a.delivery_id
+  JOIN webhook.event e ON e.id = d.event_id;
+COMMENT ON VIEW webhook.delivery_log IS
+    'one row per HTTP attempt, with its event and the delivery''s current state';
+
+CREATE VIEW webhook.hook_stats WITH (security_invoker = true) AS
+SELECT h.id AS hook_id,
+       t.tenant,
+       coalesce(c.pending, 0) AS pending,
+       coalesce(c.succeeded, 0) AS succeeded,
+       coalesce(c.failed, 0) AS failed,
+       coalesce(c.dead, 0) AS dead,
+       pg_catalog.round(c.succeeded::numeric
+                        / nullif(c.succeeded + c.failed + c.dead, 0), 4) AS success_rate,
+       pg_catalog.round(p.p50::numeric, 1) AS p50_ms,
+       pg_catalog.round(p.p95::numeric, 1) AS p95_ms
+  FROM webhook.hook h
+  JOIN webhook.transport t ON t.id = h.transport_id
+  LEFT JOIN (SELECT d.hook_id,
+                    pg_catalog.count(*) FILTER (WHERE d.state IN ('pending', 'delivering')) AS pending,
+                    pg_catalog.count(*) FILTER (WHERE d.state = 'succeeded') AS succeeded,
+                    pg_catalog.count(*) FILTER (WHERE d.state = 'failed') AS failed,
+                    pg_catalog.count(*) FILTER (WHERE d.state = 'dead') AS dead
+               FROM webhook.delivery d
+              WHERE d.created_at >= pg_catalog.now() - webhook._retention()
+              GROUP BY d.hook_id) c ON c.hook_id = h.id
+  LEFT JOIN (SELECT d.hook_id,
+                    pg_catalog.percentile_cont(0.5) WITHIN GROUP (ORDER BY a.duration_ms) AS p50,
+                    pg_catalog.percentile_cont(0.95) WITHIN GROUP (ORDER BY a.duration_ms) AS p95
+               FROM webhook.delivery d
+               JOIN webhook.attempt a ON a.delivery_id = d.id
+              WHERE d.created_at >= pg_catalog.now() - webhook._retention()
+                AND a.duration_ms IS NOT NULL
+              GROUP BY d.hook_id) p ON p.hook_id = h.id;
+COMMENT ON VIEW webhook.hook_stats IS
+    'per hook, over the deliveries created within webhook.retention: counts by state (pending includes delivering), success_rate = succeeded / (succeeded + failed + dead), and the median and 95th percentile attempt duration in ms';
