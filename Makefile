@@ -12,14 +12,18 @@ OBJS = src/webhook.o src/shmem.o src/capture.o src/api.o src/signing.o src/addre
 # every catalog change after 0.1 ships in the next version's upgrade script
 # too (test/e2e/test_upgrade.py checks that an updated catalog is the same as
 # a fresh one).
-DATA_built = sql/webhook--0.2.sql
+EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" webhook.control)
+DATA_built = sql/webhook--$(EXTVERSION).sql
 DATA = sql/webhook--0.1.sql sql/webhook--0.1--0.2.sql
 
 REGRESS = setup transport hook capture emit register signing deliveries access safety tenants policies cleanup
 REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf --temp-instance=./tmp_check
 
 PG_CONFIG ?= pg_config
-PG_CPPFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers
+# the version is defined once, in webhook.control: the library reports it
+# (User-Agent) and works with that catalog version only (worker.c)
+PG_CPPFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers \
+	-DWEBHOOK_VERSION='"$(EXTVERSION)"'
 SHLIB_LINK = -lcurl -lcrypto
 
 # make SANITIZE=1: AddressSanitizer and UndefinedBehaviorSanitizer in the
@@ -35,7 +39,7 @@ endif
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-sql/webhook--0.2.sql: $(sort $(wildcard src/sql/*.sql))
+sql/webhook--$(EXTVERSION).sql: $(sort $(wildcard src/sql/*.sql))
 	cat $^ > $@
 
 # every object depends on every header: they are few and small

@@ -25,9 +25,12 @@
 /*
  * The library's version, which is also the catalog version it works with:
  * the worker waits while the database's extension is another one (until
- * ALTER EXTENSION webhook UPDATE).
+ * ALTER EXTENSION webhook UPDATE).  The Makefile sets it from
+ * webhook.control's default_version.
  */
-#define WEBHOOK_VERSION "0.2"
+#ifndef WEBHOOK_VERSION
+#error "WEBHOOK_VERSION must be defined (the Makefile takes it from webhook.control)"
+#endif
 
 /* settings (webhook.c) */
 extern char *webhook_database_name;

@@ -491,13 +491,15 @@ BEGIN
     IF array_ndims(retry_schedule) <> 1 OR array_lower(retry_schedule, 1) <> 1 THEN
         RAISE EXCEPTION 'retry_schedule must be a one-dimensional array starting at 1'
             USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Give the wait before each retry, such as ''{5s,5min,30min,2h,5h,10h,10h}''.';
+                  HINT = format('Give the wait before each retry, such as ''%s''.',
+                                webhook._default_retry_schedule());
     END IF;
     FOREACH step IN ARRAY retry_schedule LOOP
         IF step IS NULL OR step <= interval '0' OR step > interval '30 days' THEN
             RAISE EXCEPTION 'every step of retry_schedule must be positive and at most 30 days'
                 USING ERRCODE = 'invalid_parameter_value',
-                      HINT = 'Give the wait before each retry, such as ''{5s,5min,30min,2h,5h,10h,10h}''.';
+                      HINT = format('Give the wait before each retry, such as ''%s''.',
+                                    webhook._default_retry_schedule());
         END IF;
     END LOOP;
     RETURN retry_schedule;

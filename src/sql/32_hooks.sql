@@ -10,7 +10,7 @@ CREATE FUNCTION webhook.create_hook(
         signature text DEFAULT 'standard',
         signature_header text DEFAULT NULL,
         payload_format text DEFAULT 'standard',
-        retry_schedule interval[] DEFAULT '{5s,5min,30min,2h,5h,10h,10h}',
+        retry_schedule interval[] DEFAULT webhook._default_retry_schedule()::interval[],
         active boolean DEFAULT true,
         ordered text DEFAULT 'none',
         on_dead text DEFAULT 'continue',

@@ -46,7 +46,7 @@ BEGIN
     h.secret := secret;
     h.signature := 'standard';
     h.payload_format := 'standard';
-    h.retry_schedule := '{5s,5min,30min,2h,5h,10h,10h}';
+    h.retry_schedule := webhook._default_retry_schedule()::interval[];
     h.active := true;
     IF secret IS NOT NULL THEN
         IF secret = '' OR NOT webhook._secret_is_valid(secret) THEN
