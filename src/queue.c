@@ -99,18 +99,22 @@
  * hooks, and busy is inlined into each branch: the unordered branch keeps
  * its plan, and its cost.
  */
+/* Hooks h with their transport t, and r.room: what it may still have held. */
+#define HOOKS_WITH_ROOM \
+"      FROM webhook.hook h" \
+"      JOIN webhook.transport t ON t.id = h.transport_id" \
+"      CROSS JOIN LATERAL (" \
+"          SELECT GREATEST(" CppAsString2(QUEUE_HOLD_FACTOR) " * t.max_in_flight" \
+"                          - coalesce((SELECT busy.n FROM busy WHERE busy.tid = t.id), 0)," \
+"                          0) AS room) r"
+
 static const char *claim_sql =
 "WITH busy AS NOT MATERIALIZED ("
 "    SELECT b.tid, b.n FROM ROWS FROM (pg_catalog.unnest($2::bigint[]),"
 "                                 pg_catalog.unnest($3::integer[])) AS b(tid, n)"
 "), candidates AS ("
 "    SELECT x.id, x.next_attempt_at, t.id AS transport_id, r.room"
-"      FROM webhook.hook h"
-"      JOIN webhook.transport t ON t.id = h.transport_id"
-"      CROSS JOIN LATERAL ("
-"          SELECT GREATEST(" CppAsString2(QUEUE_HOLD_FACTOR) " * t.max_in_flight"
-"                          - coalesce((SELECT busy.n FROM busy WHERE busy.tid = t.id), 0),"
-"                          0) AS room) r"
+HOOKS_WITH_ROOM
 "      CROSS JOIN LATERAL ("
 "          SELECT d.id, d.next_attempt_at"
 "            FROM webhook.delivery d"
@@ -124,12 +128,7 @@ static const char *claim_sql =
 "       AND t.id OPERATOR(pg_catalog.%) $5 OPERATOR(pg_catalog.=) $6"
 "    UNION ALL"
 "    SELECT x.id, x.next_attempt_at, t.id AS transport_id, r.room"
-"      FROM webhook.hook h"
-"      JOIN webhook.transport t ON t.id = h.transport_id"
-"      CROSS JOIN LATERAL ("
-"          SELECT GREATEST(" CppAsString2(QUEUE_HOLD_FACTOR) " * t.max_in_flight"
-"                          - coalesce((SELECT busy.n FROM busy WHERE busy.tid = t.id), 0),"
-"                          0) AS room) r"
+HOOKS_WITH_ROOM
 "      CROSS JOIN LATERAL ("
 "          SELECT q.id, q.next_attempt_at FROM ("
 "              SELECT d.id, d.next_attempt_at,"
