@@ -67,8 +67,9 @@ CREATE FUNCTION webhook.metrics_rows()
     RETURNS TABLE (metric text, tenant text, hook_id bigint, outcome text, state text,
                    le text, worker integer, value double precision)
     LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    WITH caller AS (
-        -- pg_monitor reads every tenant's series, as an admin does
+    WITH caller AS MATERIALIZED (
+        -- once, not per transport; pg_monitor reads every tenant's series,
+        -- as an admin does
         SELECT CASE WHEN pg_has_role(webhook._caller(), 'pg_monitor', 'USAGE') THEN NULL
                     ELSE webhook._tenants_of(webhook._caller()) END AS tenants
     ), hooks AS (
