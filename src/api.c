@@ -3,7 +3,8 @@
  * api.c
  *	  SQL-callable C entry points that are neither the trigger nor signing:
  *	  waking the worker, waiting for it, register()'s reachability check,
- *	  the caller of the SECURITY DEFINER API, and preview().
+ *	  the caller of the SECURITY DEFINER API, preview(), and the workers'
+ *	  shared-memory gauges for metrics().
  *
  * IDENTIFICATION
  *	  src/api.c
@@ -34,6 +35,7 @@ PG_FUNCTION_INFO_V1(webhook_is_preloaded);
 PG_FUNCTION_INFO_V1(webhook_http_head);
 PG_FUNCTION_INFO_V1(webhook_caller);
 PG_FUNCTION_INFO_V1(webhook_preview);
+PG_FUNCTION_INFO_V1(webhook_workers_sql);
 
 /*
  * webhook.wake(): wake the worker when the calling transaction commits.
@@ -267,4 +269,44 @@ webhook_preview(PG_FUNCTION_ARGS)
 	values[1] = PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
 	values[2] = CStringGetTextDatum(req->body);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
+}
+
+/*
+ * webhook._workers(): one row (worker, up, pid, in_flight, held) per
+ * delivery worker this database should have (webhook.workers of them,
+ * numbered from 1): whether it runs, and what it last published in shared
+ * memory (shmem.c): the requests it has on the wire, and the deliveries it
+ * holds (claimed, not yet recorded; they are 'pending' in the table).
+ * Without the library preloaded no worker runs.
+ */
+Datum
+webhook_workers_sql(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	WebhookWorkerInfo running[WEBHOOK_MAX_SLOTS];
+	int			n_running;
+	int			w;
+
+	InitMaterializedSRF(fcinfo, 0);
+	n_running = webhook_workers_of(MyDatabaseId, running, WEBHOOK_MAX_SLOTS);
+	for (w = 0; w < webhook_workers; w++)
+	{
+		Datum		values[5] = {Int32GetDatum(w + 1), BoolGetDatum(false), 0,
+		Int32GetDatum(0), Int32GetDatum(0)};
+		bool		nulls[5] = {false, false, true, false, false};
+		int			i;
+
+		for (i = 0; i < n_running; i++)
+		{
+			if (running[i].index != w)
+				continue;
+			values[1] = BoolGetDatum(true);
+			values[2] = Int32GetDatum(running[i].pid);
+			nulls[2] = false;
+			values[3] = Int32GetDatum(running[i].in_flight);
+			values[4] = Int32GetDatum(running[i].held);
+		}
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
 }

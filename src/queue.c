@@ -21,6 +21,11 @@
  * for (attempts = attempt_no - 1), never twice.  The state 'delivering'
  * is not used.
  *
+ * Recording a batch also adds its attempts to their hooks' counters in
+ * webhook.hook_metrics (webhook.metrics() reads them): one row per hook,
+ * updated once per batch, in the same statement, so that the counters are
+ * exactly the attempts and deaths recorded, and cost O(hooks in the batch).
+ *
  * Hooks with ordered = 'hook' or 'resource' have one delivery in flight at
  * a time per hook or per resource, in event order; on_dead = 'stop' pauses
  * such a hook when one dies: it stays active, so that new events still
@@ -184,6 +189,52 @@ REQUEST_JOINS;
 id ", coalesce('HTTP ' || " status ", " error ", 'no answer'))"
 
 /*
+ * The attempt duration histogram's upper bounds, in milliseconds (the
+ * default buckets of Prometheus' client libraries, 5 ms to 10 s), each
+ * applied to a macro; webhook._duration_bounds() (src/sql/37_metrics.sql)
+ * lists the same bounds, in seconds, for metrics() to name them.
+ */
+#define DURATION_BOUNDS_MS(X) \
+	X(5) X(10) X(25) X(50) X(100) X(250) X(500) X(1000) X(2500) X(5000) X(10000)
+/* the SQL of the cumulative count of a batch's attempts up to a bound */
+#define BUCKET_COUNT(ms) \
+"pg_catalog.count(*) FILTER (WHERE r.duration_ms <= " #ms "), "
+
+/*
+ * The counters of the hooks of a batch, one upsert per hook (record_sql's
+ * CTE counted): attempts by outcome (success: a 2xx answer; failure: any
+ * other answer; timeout: none in time; error: none at all, or not sent),
+ * deaths, and the duration histogram, cumulative, the last bucket (+Inf)
+ * being the count.
+ */
+#define COUNT_BATCH \
+"    INSERT INTO webhook.hook_metrics AS m" \
+"           (hook_id, successes, failures, timeouts, errors, deaths," \
+"            duration_sum, duration_buckets)" \
+"    SELECT r.hook_id," \
+"           pg_catalog.count(*) FILTER (WHERE r.status BETWEEN 200 AND 299)," \
+"           pg_catalog.count(*) FILTER (WHERE r.status NOT BETWEEN 200 AND 299)," \
+"           pg_catalog.count(*) FILTER (WHERE r.status IS NULL AND r.timed_out)," \
+"           pg_catalog.count(*) FILTER (WHERE r.status IS NULL AND NOT r.timed_out)," \
+"           pg_catalog.count(*) FILTER (WHERE r.new_state = 'dead')," \
+"           pg_catalog.sum(r.duration_ms) / 1000," \
+"           ARRAY[" DURATION_BOUNDS_MS(BUCKET_COUNT) "pg_catalog.count(*)]" \
+"      FROM r GROUP BY r.hook_id" \
+"    ON CONFLICT (hook_id) DO UPDATE" \
+"       SET successes = m.successes + excluded.successes," \
+"           failures = m.failures + excluded.failures," \
+"           timeouts = m.timeouts + excluded.timeouts," \
+"           errors = m.errors + excluded.errors," \
+"           deaths = m.deaths + excluded.deaths," \
+"           duration_sum = m.duration_sum + excluded.duration_sum," \
+"           duration_buckets = ARRAY(" \
+"               SELECT u.a + u.b" \
+"                 FROM ROWS FROM (pg_catalog.unnest(m.duration_buckets)," \
+"                                 pg_catalog.unnest(excluded.duration_buckets))" \
+"                      WITH ORDINALITY AS u(a, b, i)" \
+"                ORDER BY u.i)"
+
+/*
  * A failure on a hook that a 410 disabled (in this batch, or before) is
  * cancelled, like the hook's waiting deliveries: it would never be claimed.
  * A hook that on_dead = 'stop' paused keeps its deliveries: a failure
@@ -196,6 +247,9 @@ id ", coalesce('HTTP ' || " status ", " error ", 'no answer'))"
  * so that none goes before the dead one is dealt with.  Those of other resources already held
  * are still sent: each is the earliest of its own resource.
  */
+/* the parameters of record_sql: an array per column of r */
+#define RECORD_ARGS 11
+
 static const char *record_sql =
 "WITH input AS ("
 "    SELECT r.*, d.hook_id, h.retry_schedule,"
@@ -205,9 +259,10 @@ static const char *record_sql =
 "                      pg_catalog.unnest($3::timestamptz[]), pg_catalog.unnest($4::float8[]),"
 "                      pg_catalog.unnest($5::text[]), pg_catalog.unnest($6::integer[]),"
 "                      pg_catalog.unnest($7::text[]), pg_catalog.unnest($8::text[]),"
-"                      pg_catalog.unnest($9::text[]), pg_catalog.unnest($10::float8[]))"
+"                      pg_catalog.unnest($9::text[]), pg_catalog.unnest($10::float8[]),"
+"                      pg_catalog.unnest($11::boolean[]))"
 "           AS r(delivery_id, attempt_no, started_at, duration_ms, url, status,"
-"                response_headers, response_body, error, retry_after)"
+"                response_headers, response_body, error, retry_after, timed_out)"
 "      JOIN webhook.delivery d ON d.id = r.delivery_id"
 "                             AND d.attempts = r.attempt_no - 1"
 "      JOIN webhook.hook h ON h.id = d.hook_id"
@@ -256,6 +311,8 @@ static const char *record_sql =
 "             ORDER BY r.hook_id, r.delivery_id) x"
 "     WHERE h.id = x.hook_id AND h.active AND h.disabled_reason IS NULL"
 "       AND h.ordered <> 'none' AND h.on_dead = 'stop'"
+"), counted AS ("
+COUNT_BATCH
 ")"
 "SELECT pg_catalog.min(x.next_attempt_at) FROM deliveries x WHERE x.state = 'failed'";
 
@@ -520,14 +577,14 @@ text_or_null(const char *s, bool *isnull)
 TimestampTz
 queue_record(Attempt **reqs, int n, Datum *sent_ids, int n_sent)
 {
-	Datum	   *cols[10];
-	bool	   *nulls[10];
-	Oid			types[10] = {INT8OID, INT4OID, TIMESTAMPTZOID, FLOAT8OID, TEXTOID,
-	INT4OID, TEXTOID, TEXTOID, TEXTOID, FLOAT8OID};
-	Oid			array_types[10] = {INT8ARRAYOID, INT4ARRAYOID, TIMESTAMPTZARRAYOID,
-		FLOAT8ARRAYOID, TEXTARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
-	TEXTARRAYOID, FLOAT8ARRAYOID};
-	Datum		values[10];
+	Datum	   *cols[RECORD_ARGS];
+	bool	   *nulls[RECORD_ARGS];
+	Oid			types[RECORD_ARGS] = {INT8OID, INT4OID, TIMESTAMPTZOID, FLOAT8OID,
+		TEXTOID, INT4OID, TEXTOID, TEXTOID, TEXTOID, FLOAT8OID, BOOLOID};
+	Oid			array_types[RECORD_ARGS] = {INT8ARRAYOID, INT4ARRAYOID,
+		TIMESTAMPTZARRAYOID, FLOAT8ARRAYOID, TEXTARRAYOID, INT4ARRAYOID,
+	TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, FLOAT8ARRAYOID, BOOLARRAYOID};
+	Datum		values[RECORD_ARGS];
 	Datum	   *gone = palloc(sizeof(Datum) * n);
 	int			n_gone = 0;
 	int			i;
@@ -536,7 +593,7 @@ queue_record(Attempt **reqs, int n, Datum *sent_ids, int n_sent)
 	bool		isnull;
 	TimestampTz next_retry;
 
-	for (c = 0; c < 10; c++)
+	for (c = 0; c < RECORD_ARGS; c++)
 	{
 		cols[c] = palloc(sizeof(Datum) * n);
 		nulls[c] = palloc0(sizeof(bool) * n);
@@ -565,6 +622,7 @@ queue_record(Attempt **reqs, int n, Datum *sent_ids, int n_sent)
 		cols[8][i] = text_or_null(req->error, &nulls[8][i]);
 		cols[9][i] = Float8GetDatum(req->retry_after);
 		nulls[9][i] = (req->retry_after < 0);
+		cols[10][i] = BoolGetDatum(req->timed_out);
 		if (req->status == 410)
 			gone[n_gone++] = Int64GetDatum(req->delivery_id);
 	}
@@ -572,8 +630,8 @@ queue_record(Attempt **reqs, int n, Datum *sent_ids, int n_sent)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "webhook: SPI_connect failed");
 	if (record_plan == NULL)
-		record_plan = keep_plan(record_sql, 10, array_types);
-	for (c = 0; c < 10; c++)
+		record_plan = keep_plan(record_sql, RECORD_ARGS, array_types);
+	for (c = 0; c < RECORD_ARGS; c++)
 		values[c] = array_of(cols[c], nulls[c], n, types[c]);
 	ret = SPI_execute_plan(record_plan, values, NULL, false, 0);
 	if (ret != SPI_OK_SELECT || SPI_processed != 1)
@@ -606,7 +664,8 @@ queue_record(Attempt **reqs, int n, Datum *sent_ids, int n_sent)
  * The last resort for a request whose attempt cannot be recorded at all: no
  * attempt row, only its delivery moves on as after a failed attempt (due
  * again per its schedule, or dead), with why as its last error.  A death
- * stops an ordered hook with on_dead = 'stop', as in record_sql.
+ * stops an ordered hook with on_dead = 'stop', as in record_sql, and is
+ * counted in webhook.hook_metrics; with no attempt row, no attempt is.
  */
 void
 queue_record_failure(Attempt *req, const char *why)
@@ -638,6 +697,10 @@ queue_record_failure(Attempt *req, const char *why)
 								"          FROM webhook.hook h) f"
 								" WHERE d.id = $1 AND d.attempts = $2 - 1 AND f.id = d.hook_id"
 								" RETURNING d.hook_id, d.state"
+								"), counted AS ("
+								"INSERT INTO webhook.hook_metrics AS m (hook_id, deaths)"
+								" SELECT dead.hook_id, 1 FROM dead WHERE dead.state = 'dead'"
+								"    ON CONFLICT (hook_id) DO UPDATE SET deaths = m.deaths + 1"
 								")"
 								"UPDATE webhook.hook h"
 								"   SET disabled_reason = " STOPPED_REASON("$1", "$3", "$4") ","

@@ -20,6 +20,11 @@
  * it claims.  Under a stream of commits that is one signal per claim, not
  * one per commit.
  *
+ * Each worker also publishes, once per turn of its loop, how many requests
+ * it has in flight and how many deliveries it holds (webhook.metrics()):
+ * plain atomic writes by their owner, read without the lock, so that a
+ * reader may see one turn's figures late, never a torn one.
+ *
  * IDENTIFICATION
  *	  src/shmem.c
  *
@@ -45,6 +50,8 @@ typedef struct WorkerSlot
 	pid_t		pid;
 	Latch	   *latch;
 	pg_atomic_uint32 wake_requested;
+	pg_atomic_uint32 in_flight;	/* requests on the wire (metrics) */
+	pg_atomic_uint32 held;		/* claimed and not yet recorded (metrics) */
 } WorkerSlot;
 
 typedef struct WorkerState
@@ -90,6 +97,8 @@ webhook_shmem_startup(void)
 			worker_state->slots[i].dboid = InvalidOid;
 			worker_state->slots[i].latch = NULL;
 			pg_atomic_init_u32(&worker_state->slots[i].wake_requested, 0);
+			pg_atomic_init_u32(&worker_state->slots[i].in_flight, 0);
+			pg_atomic_init_u32(&worker_state->slots[i].held, 0);
 		}
 	}
 	LWLockRelease(AddinShmemInitLock);
@@ -128,6 +137,8 @@ webhook_slot_acquire(Oid dboid, int index)
 		slot->pid = MyProcPid;
 		slot->latch = MyLatch;
 		pg_atomic_write_u32(&slot->wake_requested, 0);
+		pg_atomic_write_u32(&slot->in_flight, 0);
+		pg_atomic_write_u32(&slot->held, 0);
 	}
 	SpinLockRelease(&worker_state->lock);
 	return free_slot;
@@ -182,6 +193,47 @@ webhook_wake_worker(void)
 		if (latch != NULL)
 			SetLatch(latch);
 	}
+}
+
+/*
+ * Publish how many requests the worker of this slot has in flight and how
+ * many deliveries it holds.  Worker only.
+ */
+void
+webhook_slot_report(int slot, int in_flight, int held)
+{
+	pg_atomic_write_u32(&worker_state->slots[slot].in_flight, (uint32) in_flight);
+	pg_atomic_write_u32(&worker_state->slots[slot].held, (uint32) held);
+}
+
+/*
+ * The running workers of database dboid, at most max of them, into
+ * workers: their numbers (from 0), pids, and what they last published.
+ * Returns how many.
+ */
+int
+webhook_workers_of(Oid dboid, WebhookWorkerInfo *workers, int max)
+{
+	int			n = 0;
+	int			i;
+
+	if (worker_state == NULL)
+		return 0;
+	SpinLockAcquire(&worker_state->lock);
+	for (i = 0; i < WEBHOOK_MAX_SLOTS && n < max; i++)
+	{
+		WorkerSlot *slot = &worker_state->slots[i];
+
+		if (slot->dboid != dboid)
+			continue;
+		workers[n].index = slot->index;
+		workers[n].pid = slot->pid;
+		workers[n].in_flight = (int) pg_atomic_read_u32(&slot->in_flight);
+		workers[n].held = (int) pg_atomic_read_u32(&slot->held);
+		n++;
+	}
+	SpinLockRelease(&worker_state->lock);
+	return n;
 }
 
 /* How many workers of database dboid run. */

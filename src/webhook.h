@@ -50,6 +50,16 @@ extern int	webhook_workers;
 /* true when loaded through shared_preload_libraries (webhook.c) */
 extern bool webhook_preloaded;
 
+/* what a running worker last published (webhook_workers_of) */
+typedef struct WebhookWorkerInfo
+{
+	int			index;			/* its number among the database's workers,
+								 * from 0 */
+	int			pid;
+	int			in_flight;		/* requests on the wire */
+	int			held;			/* claimed and not yet recorded */
+} WebhookWorkerInfo;
+
 /* shared memory (shmem.c) */
 extern void webhook_shmem_request(void);
 extern void webhook_shmem_startup(void);
@@ -58,6 +68,8 @@ extern void webhook_slot_release(int slot);
 extern void webhook_clear_wake_request(int slot);
 extern void webhook_wake_worker(void);
 extern int	webhook_workers_running(Oid dboid);
+extern void webhook_slot_report(int slot, int in_flight, int held);
+extern int	webhook_workers_of(Oid dboid, WebhookWorkerInfo *workers, int max);
 extern int	webhook_stop_workers(Oid dboid);
 extern Oid	webhook_dropping_database(void);
 extern void webhook_set_launcher_latch(Latch *latch);

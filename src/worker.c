@@ -18,6 +18,8 @@
  *	2. start the claimed requests their transports have room for, and
  *	   whose rates allow (ratelimit.c);
  *	3. wait on the latch and curl's sockets together (http.c).
+ * Every turn it publishes in shared memory how many requests it has in
+ * flight and how many it holds (webhook.metrics()).
  * Once a second, in a transaction of its own, it also drops the previous
  * secrets of its hooks whose rotation overlap is over.
  * No transaction is ever open while we wait on the network.
@@ -794,6 +796,7 @@ webhook_worker_main(Datum main_arg)
 		}
 
 		next_start_at = start_waiting();
+		webhook_slot_report(worker_slot, http_in_flight(), n_held);
 		expire_secrets();
 
 		n_busy = http_in_flight() + n_waiting;

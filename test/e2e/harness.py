@@ -1192,20 +1192,19 @@ def _node_missing(what):
                             'or run test/install-deps as root' % what)
 
 
-def node_verifier():
-    """A function verify(secret, headers, body) -> (ok, text) that runs the
-    Standard Webhooks reference library (npm package standardwebhooks, pinned in
-    test/verifier/package-lock.json) under node on one received request.
-
-    Installs the library with `npm ci` the first time (quietly; nothing is done
-    when test/verifier/node_modules has it).  Without node, or without npm when
-    the library is not installed yet, raises unittest.SkipTest, or
-    AssertionError in CI (CI=true)."""
+def _node_with_modules():
+    """The node program, with test/verifier's npm packages (pinned in its
+    package-lock.json) installed: with `npm ci` (quietly) the first time, or
+    when package.json names one that node_modules does not have yet.  Without
+    node, or without npm when a package is missing, raises unittest.SkipTest,
+    or AssertionError in CI (CI=true)."""
     node = shutil.which('node') or shutil.which('nodejs')
     if node is None:
         _node_missing('node')
-    if not os.path.exists(os.path.join(VERIFIER_DIR, 'node_modules', 'standardwebhooks',
-                                       'package.json')):
+    with open(os.path.join(VERIFIER_DIR, 'package.json')) as f:
+        wanted = json.load(f)['dependencies']
+    if not all(os.path.exists(os.path.join(VERIFIER_DIR, 'node_modules', name, 'package.json'))
+               for name in wanted):
         npm = shutil.which('npm')
         if npm is None:
             _node_missing('npm')
@@ -1221,6 +1220,15 @@ def node_verifier():
         if p.returncode != 0:
             raise AssertionError('npm ci in %s failed (%d):\n%s%s'
                                  % (VERIFIER_DIR, p.returncode, p.stdout, p.stderr))
+    return node
+
+
+def node_verifier():
+    """A function verify(secret, headers, body) -> (ok, text) that runs the
+    Standard Webhooks reference library (npm package standardwebhooks, pinned in
+    test/verifier/package-lock.json) under node on one received request
+    (_node_with_modules installs it)."""
+    node = _node_with_modules()
 
     def verify(secret, headers, body):
         """(True, 'ok') when the library accepts the request with secret, else
@@ -1236,6 +1244,24 @@ def node_verifier():
             raise AssertionError('verify.js failed (%d): %s%s' % (p.returncode, out, p.stderr))
         return p.returncode == 0 and out == 'ok', out
     return verify
+
+
+def prometheus_parser():
+    """A function parse(text) -> {'families': [{name, help, type}], 'samples':
+    [{name, labels, value}]} that reads Prometheus' text exposition format
+    with an independent parser (npm package parse-prometheus-text-format,
+    test/verifier/parse-metrics.js) under node; a text it refuses is an
+    AssertionError."""
+    node = _node_with_modules()
+
+    def parse(text):
+        p = subprocess.run([node, os.path.join(VERIFIER_DIR, 'parse-metrics.js')],
+                           input=text, capture_output=True, text=True, timeout=60)
+        if p.returncode != 0:
+            raise AssertionError('parse-metrics.js refused the text (%d): %s%s\n--- text ---\n%s'
+                                 % (p.returncode, p.stdout, p.stderr, text))
+        return json.loads(p.stdout)
+    return parse
 
 
 STANDARD_VECTOR = {
