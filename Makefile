@@ -42,5 +42,6 @@ include $(PGXS)
 sql/webhook--$(EXTVERSION).sql: $(sort $(wildcard src/sql/*.sql))
 	cat $^ > $@
 
-# every object depends on every header: they are few and small
-$(OBJS): $(wildcard src/*.h)
+# every object depends on every header: they are few and small; and on
+# webhook.control, whose version they are built with
+$(OBJS): $(wildcard src/*.h) webhook.control

@@ -40,8 +40,14 @@ SELECT webhook.create_hook(:tf, '{ORDER_*}', path => '/notbool', filter => '$.to
 -- never an error in the application's write
 SELECT webhook.create_hook(:tf, '{ORDER_*}', path => '/odd',
                            filter => '$.customer.vip == true || $.total > "100"');
+-- .datetime() raises errors silent mode does not catch (a date compared with
+-- a time with time zone): the write goes through, a WARNING says why, and
+-- the event goes to the hook as if it matched
+SELECT webhook.create_hook(:tf, '{ORDER_CREATE}', path => '/dates',
+                           filter => '$.state.datetime() < "2024-01-02T00:00:00+00".datetime()');
 INSERT INTO policies_orders VALUES (1, 50, 'created'), (2, 150, 'created');
 UPDATE policies_orders SET state = 'settled' WHERE id = 1;
+INSERT INTO policies_orders VALUES (3, 10, '2024-01-01');
 SELECT webhook.emit('ORDER_IMPORTED', '{"total": 500, "state": "settled"}') IS NOT NULL AS emitted;
 SELECT e.event_type, coalesce(e.resource_id, '-') AS id,
        string_agg(h.path, ' ' ORDER BY h.path) AS delivered_to
@@ -82,6 +88,23 @@ SELECT transform FROM webhook.update_hook(:h, transform => '-');
 RESET SESSION AUTHORIZATION;
 SELECT transform, transform_role FROM webhook.hook WHERE id = :h;
 
+-- a restore (a superuser copying rows back) keeps who set the transform
+GRANT EXECUTE ON FUNCTION policies_body(webhook.event) TO webhook_test_policy;
+INSERT INTO webhook.hook (transport_id, event_types, transform, transform_role)
+VALUES (:t, '{RESTORED_*}', 'policies_body(webhook.event)', 'webhook_test_policy')
+RETURNING transform_role;
+DELETE FROM webhook.hook WHERE transport_id = :t AND event_types = '{RESTORED_*}';
+-- a function whose owner lacks the setter's rights is refused: its owner
+-- could change what then runs with them
+CREATE ROLE webhook_test_fn_owner;
+CREATE FUNCTION policies_owned(e webhook.event) RETURNS jsonb
+    LANGUAGE sql AS $$ SELECT '{}'::jsonb $$;
+ALTER FUNCTION policies_owned(webhook.event) OWNER TO webhook_test_fn_owner;
+SET SESSION AUTHORIZATION webhook_test_policy;
+\set VERBOSITY terse
+SELECT webhook.update_hook(:h, transform => 'policies_owned(webhook.event)');
+\set VERBOSITY default
+RESET SESSION AUTHORIZATION;
 
 -- preview: the exact request; here a receiver built for another system
 -- (seed 001) gets {"orderId": …, "eventType": "OrderAccepted"} from an
@@ -121,5 +144,5 @@ SELECT webhook.delete_transport(:ta);
 DROP FUNCTION seed001_body(webhook.event);
 SELECT webhook.delete_transport(:t);
 DROP FUNCTION policies_body(webhook.event), policies_text(webhook.event),
-              policies_two(webhook.event, integer);
-DROP ROLE webhook_test_policy;
+              policies_two(webhook.event, integer), policies_owned(webhook.event);
+DROP ROLE webhook_test_policy, webhook_test_fn_owner;

@@ -9,6 +9,8 @@ CREATE ROLE webhook_test_nobody LOGIN;
 CREATE ROLE webhook_test_team NOLOGIN;
 GRANT webhook_test_team TO webhook_test_globex;
 SELECT current_user AS superuser \gset
+CREATE FUNCTION tenants_body(e webhook.event) RETURNS jsonb
+    LANGUAGE sql AS $$ SELECT e.payload $$;
 
 ------------------------------------------------------------------------------
 -- Granting: admins only, checked arguments.
@@ -113,6 +115,12 @@ INSERT INTO webhook.transport (tenant, name, base_url) VALUES ('acme', 'direct',
 UPDATE webhook.hook SET active = false WHERE id = :acme_h;
 DELETE FROM webhook.event;
 INSERT INTO webhook.tenant_grant VALUES ('webhook_test_acme', 'globex');
+-- files on the server and code in the worker are for admins
+SELECT webhook.update_transport(:acme_t, ca_file => '/etc/ssl/globex.key');
+SELECT webhook.create_transport('tls', 'https://127.0.0.1:9', tenant => 'acme',
+                                client_cert_file => '/etc/ssl/globex.crt',
+                                client_key_file => '/etc/ssl/globex.key');
+SELECT webhook.update_hook(:acme_h, transform => 'tenants_body(webhook.event)');
 -- secrets and credentials: not even its own, but through hook_secret()
 SELECT secret FROM webhook.hook;
 SELECT previous_secret FROM webhook.hook;
@@ -160,6 +168,12 @@ SET SESSION AUTHORIZATION webhook_test_boss;
 SELECT tenant, count(*) FROM webhook.transports() GROUP BY 1 ORDER BY 1;
 SELECT tenant, count(*) FROM webhook.event WHERE event_type = 'INVOICE_PAID' GROUP BY 1 ORDER BY 1;
 SELECT webhook.hook_secret(:globex_h) ~ '^whsec_' AS sees_every_secret;
+-- even an admin previews a hook only with its own tenant's events
+SELECT id AS globex_e FROM webhook.event WHERE tenant = 'globex' LIMIT 1 \gset
+SELECT body IS NOT NULL AS previewed FROM webhook.preview(:globex_h, :globex_e);
+\set VERBOSITY terse
+SELECT webhook.preview(:acme_h, :globex_e);
+\set VERBOSITY default
 \set VERBOSITY terse
 SELECT secret FROM webhook.hook;
 SELECT auth FROM webhook.transport;
@@ -189,5 +203,6 @@ SELECT current_user, count(*) AS transports FROM webhook.transports();
 SELECT webhook.delete_transport(id) FROM webhook.transports() WHERE tenant IN ('acme', 'globex', 'initech');
 DELETE FROM webhook.event WHERE tenant IN ('acme', 'globex');
 DELETE FROM webhook.tenant_grant;
+DROP FUNCTION tenants_body(webhook.event);
 DROP ROLE webhook_test_acme, webhook_test_globex, webhook_test_boss, webhook_test_nobody,
           webhook_test_team;

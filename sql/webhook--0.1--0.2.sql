@@ -385,3 +385,173 @@ REVOKE EXECUTE ON FUNCTION webhook.metrics() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION webhook.metrics() TO webhook_admin, webhook_tenant, pg_monitor;
 -- pg_monitor may call them (and nothing else: it is granted no table)
 GRANT USAGE ON SCHEMA webhook TO pg_monitor;
+
+-- Review fixes: TLS files and transforms are set by admins only; a
+-- transform keeps the role that set it through a restore, and must be
+-- owned by a role with that role's rights; update_transport locks only
+-- rows of the caller's tenants; preview() takes events of the hook's tenant.
+CREATE OR REPLACE FUNCTION webhook._transport_written() RETURNS trigger
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    NEW := webhook._check_transport(NEW);
+    -- files on the database server: only for those who manage every tenant
+    -- (a tenant could otherwise read, or present, another one's key)
+    IF (NEW.ca_file, NEW.client_cert_file, NEW.client_key_file) IS DISTINCT FROM
+       (CASE WHEN TG_OP = 'UPDATE' THEN (OLD.ca_file, OLD.client_cert_file, OLD.client_key_file)
+             ELSE (NULL::text, NULL::text, NULL::text) END)
+       AND webhook._tenants_of(webhook._caller()) IS NOT NULL THEN
+        RAISE EXCEPTION 'only members of webhook_admin set ca_file, client_cert_file and client_key_file'
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'They name files on the database server: ask an administrator to set them.';
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION webhook._hook_written() RETURNS trigger
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    NEW := webhook._check_hook(NEW, TG_OP = 'UPDATE');
+    -- the worker runs the transform as the role that set it, never another:
+    -- the writer, unless it copies a row (a restore) of a role it belongs to
+    IF NEW.transform IS NULL THEN
+        NEW.transform_role := NULL;
+    ELSIF TG_OP = 'UPDATE' AND NEW.transform IS NOT DISTINCT FROM OLD.transform THEN
+        NEW.transform_role := OLD.transform_role;
+    ELSE
+        -- code run inside the delivery worker: for those who manage every tenant
+        IF webhook._tenants_of(webhook._caller()) IS NOT NULL THEN
+            RAISE EXCEPTION 'only members of webhook_admin set transforms'
+                USING ERRCODE = 'insufficient_privilege',
+                      HINT = 'A transform runs inside the delivery worker: ask an administrator to set it.';
+        END IF;
+        IF TG_OP = 'UPDATE' OR NEW.transform_role IS NULL
+           OR NOT pg_has_role(webhook._caller(), NEW.transform_role, 'MEMBER') THEN
+            NEW.transform_role := webhook._caller();
+        END IF;
+        -- its owner could otherwise change what runs with these rights
+        IF NOT EXISTS (SELECT 1 FROM pg_proc p
+                        WHERE p.oid = NEW.transform
+                          AND pg_has_role(p.proowner, NEW.transform_role, 'USAGE')) THEN
+            RAISE EXCEPTION 'transform % is owned by a role without the rights of %',
+                            NEW.transform, NEW.transform_role
+                USING ERRCODE = 'insufficient_privilege',
+                      HINT = 'The worker runs a transform as the role that sets it: use a function owned by that role, or by one with its rights.';
+        END IF;
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION webhook.update_transport(
+        id bigint,
+        name text DEFAULT NULL,
+        base_url text DEFAULT NULL,
+        tenant text DEFAULT NULL,
+        headers jsonb DEFAULT NULL,
+        auth jsonb DEFAULT NULL,
+        query_key text DEFAULT NULL,
+        connect_timeout interval DEFAULT NULL,
+        timeout interval DEFAULT NULL,
+        tls_verify boolean DEFAULT NULL,
+        ca_file text DEFAULT NULL,
+        client_cert_file text DEFAULT NULL,
+        client_key_file text DEFAULT NULL,
+        client_key_password text DEFAULT NULL,
+        max_in_flight integer DEFAULT NULL,
+        max_per_second double precision DEFAULT NULL)
+    RETURNS webhook.transport_info
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    old webhook.transport;
+    t webhook.transport;
+BEGIN
+    PERFORM webhook._not_null(id, 'id');
+    -- another tenant's row is neither locked nor waited for
+    SELECT * INTO old FROM webhook.transport x
+     WHERE x.id = update_transport.id AND webhook._manages(x.tenant)
+       FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'transport % does not exist', id
+            USING ERRCODE = 'no_data_found';
+    END IF;
+
+    -- NULL keeps a value; '' unsets an optional text, {"type":"none"} the auth
+    t := old;
+    t.name := coalesce(name, old.name);
+    t.base_url := coalesce(base_url, old.base_url);
+    t.tenant := coalesce(tenant, old.tenant);
+    t.headers := coalesce(headers, old.headers);
+    t.auth := CASE WHEN auth IS NULL THEN old.auth ELSE auth END;
+    t.query_key := coalesce(query_key, old.query_key);
+    t.connect_timeout := coalesce(connect_timeout, old.connect_timeout);
+    t.timeout := coalesce(timeout, old.timeout);
+    t.tls_verify := coalesce(tls_verify, old.tls_verify);
+    t.ca_file := coalesce(ca_file, old.ca_file);
+    t.client_cert_file := coalesce(client_cert_file, old.client_cert_file);
+    t.client_key_file := coalesce(client_key_file, old.client_key_file);
+    t.client_key_password := coalesce(client_key_password, old.client_key_password);
+    t.max_in_flight := coalesce(max_in_flight, old.max_in_flight);
+    t.max_per_second := CASE WHEN max_per_second = 0 THEN NULL
+                             ELSE coalesce(max_per_second, old.max_per_second) END;
+    t := webhook._check_transport(t);
+    PERFORM webhook._check_manages(t.tenant);
+
+    IF (t.tenant, t.name) IS DISTINCT FROM (old.tenant, old.name)
+       AND EXISTS (SELECT 1 FROM webhook.transport x
+                    WHERE x.tenant = t.tenant AND x.name = t.name) THEN
+        RAISE EXCEPTION 'transport "%" already exists in tenant "%"', t.name, t.tenant
+            USING ERRCODE = 'duplicate_object',
+                  HINT = 'Choose another name.';
+    END IF;
+
+    BEGIN
+        UPDATE webhook.transport x
+           SET tenant = t.tenant, name = t.name, base_url = t.base_url,
+               headers = t.headers, auth = t.auth, query_key = t.query_key,
+               connect_timeout = t.connect_timeout, timeout = t.timeout,
+               tls_verify = t.tls_verify, ca_file = t.ca_file,
+               client_cert_file = t.client_cert_file,
+               client_key_file = t.client_key_file,
+               client_key_password = t.client_key_password,
+               max_in_flight = t.max_in_flight, max_per_second = t.max_per_second,
+               updated_at = now()
+         WHERE x.id = update_transport.id
+        RETURNING x.* INTO t;
+    EXCEPTION
+        WHEN unique_violation THEN
+            RAISE EXCEPTION 'transport "%" already exists in tenant "%"', t.name, t.tenant
+                USING ERRCODE = 'duplicate_object',
+                      HINT = 'Choose another name.';
+        WHEN integrity_constraint_violation THEN
+            RAISE EXCEPTION 'invalid transport'
+                USING ERRCODE = 'invalid_parameter_value';
+    END;
+
+    IF NOT t.tls_verify AND old.tls_verify THEN
+        RAISE WARNING 'TLS verification is disabled for transport "%"', t.name
+            USING HINT = 'Any server can impersonate the receiver; give the receiver''s CA with ca_file instead.';
+    END IF;
+
+    RETURN webhook._transport_info(t);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION webhook.preview(hook_id bigint, event_id bigint,
+                                OUT url text, OUT headers text[], OUT body text)
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM webhook._managed_hook(hook_id);
+    PERFORM webhook._not_null(event_id, 'event_id');
+    -- an event of the hook's own tenant only: its transform sees no other
+    IF NOT EXISTS (SELECT 1 FROM webhook.event e
+                     JOIN webhook.hook h ON h.id = preview.hook_id
+                     JOIN webhook.transport t ON t.id = h.transport_id
+                    WHERE e.id = preview.event_id AND e.tenant = t.tenant) THEN
+        RAISE EXCEPTION 'event % does not exist', event_id
+            USING ERRCODE = 'no_data_found';
+    END IF;
+    SELECT p.url, p.headers, p.body INTO url, headers, body
+      FROM webhook._preview(hook_id, event_id) p;
+END
+$$;

@@ -198,10 +198,20 @@ webhook_http_head(PG_FUNCTION_ARGS)
  * extension's owner, so current_user there is the owner; the outer user is
  * who called them, and the one whose tenant grants they check.  Security
  * definer functions in between (ours or anybody's) do not change it.
+ *
+ * Code PostgreSQL or this extension runs on somebody's behalf (a transform
+ * in the worker or in preview(), an index expression under autovacuum)
+ * runs as a security-restricted operation, under an outer user that is not
+ * its author: there, nobody may act through the API.
  */
 Datum
 webhook_caller(PG_FUNCTION_ARGS)
 {
+	if (InSecurityRestrictedOperation())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("the webhook API cannot be used within a security-restricted operation"),
+				 errdetail("Transforms, index expressions and maintenance commands run as such.")));
 	PG_RETURN_OID(GetOuterUserId());
 }
 

@@ -43,6 +43,7 @@
 #include "webhook.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
@@ -63,6 +64,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/resowner.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/uuid.h"
@@ -75,6 +77,7 @@ typedef struct CachedHook
 	int			npatterns;
 	char	  **patterns;		/* "*", "PREFIX_*" or an exact type */
 	JsonPath   *filter;			/* NULL: every event of those types */
+	bool		filter_guarded; /* evaluate it in a subtransaction */
 } CachedHook;
 
 /*
@@ -87,6 +90,7 @@ typedef struct MatchedHooks
 	int			n;
 	Datum	   *ids;
 	JsonPath  **filters;
+	bool	   *guarded;
 } MatchedHooks;
 
 static MemoryContext hook_cache_cxt = NULL;
@@ -256,7 +260,10 @@ load_hooks(void)
 				hook->patterns[hook->npatterns++] = TextDatumGetCString(elems[j]);
 		filter = SPI_getbinval(tup, desc, 4, &isnull);
 		if (!isnull)
+		{
 			hook->filter = DatumGetJsonPathPCopy(filter);
+			hook->filter_guarded = strstr(SPI_getvalue(tup, desc, 4), ".datetime(") != NULL;
+		}
 		MemoryContextSwitchTo(old);
 		n_cached_hooks++;
 	}
@@ -284,7 +291,7 @@ pattern_matches(const char *pattern, const char *event_type)
 static MatchedHooks
 matching_hooks(const char *tenant, const char *event_type)
 {
-	MatchedHooks m = {0, NULL, NULL};
+	MatchedHooks m = {0, NULL, NULL, NULL};
 	int			i;
 
 	if (!hooks_valid)
@@ -305,10 +312,12 @@ matching_hooks(const char *tenant, const char *event_type)
 				{
 					m.ids = palloc(sizeof(Datum) * n_cached_hooks);
 					m.filters = palloc(sizeof(JsonPath *) * n_cached_hooks);
+					m.guarded = palloc(sizeof(bool) * n_cached_hooks);
 				}
 				m.ids[m.n] = Int64GetDatum(hook->id);
 				m.filters[m.n] = hook->filter == NULL ? NULL :
 					DatumGetJsonPathPCopy(PointerGetDatum(hook->filter));
+				m.guarded[m.n] = hook->filter_guarded;
 				m.n++;
 				break;
 			}
@@ -320,9 +329,8 @@ matching_hooks(const char *tenant, const char *event_type)
 /*
  * Does the payload match the hook's filter (payload @@ filter)?  The
  * operator's silent mode makes a missing key, a wrong type or a result that
- * is not a boolean a non-match, never an error, so a filter cannot make the
- * application's write fail (and PostgreSQL checks a like_regex pattern when
- * the filter is stored).
+ * is not a boolean a non-match, never an error (and PostgreSQL checks a
+ * like_regex pattern when the filter is stored).
  */
 static bool
 filter_matches(JsonPath *filter, Datum payload)
@@ -340,6 +348,53 @@ filter_matches(JsonPath *filter, Datum payload)
 }
 
 /*
+ * filter_matches() for the filters that can fail anyway: .datetime() raises
+ * errors of its own (a template that does not parse, a date compared with a
+ * time with time zone).  Such an error must not fail the application's
+ * write: it is caught in a subtransaction, reported as a WARNING, and the
+ * event goes to the hook as if it matched (nothing is lost).  A cancel is
+ * not caught.
+ */
+static bool
+guarded_filter_matches(int64 hook_id, JsonPath *filter, Datum payload)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	volatile bool matches = true;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		matches = filter_matches(filter, payload);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+			ReThrowError(edata);
+		ereport(WARNING,
+				(errmsg("webhook: the filter of hook " INT64_FORMAT " failed: %s",
+						hook_id, edata->message),
+				 errdetail("The event goes to the hook as if it matched.")));
+		FreeErrorData(edata);
+		matches = true;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	return matches;
+}
+
+/*
  * The ids of the matched hooks whose filters the payload passes, as an
  * int8[]; NULL when there are none.
  */
@@ -350,7 +405,10 @@ hooks_to_send(MatchedHooks *m, Datum payload)
 	int			i;
 
 	for (i = 0; i < m->n; i++)
-		if (m->filters[i] == NULL || filter_matches(m->filters[i], payload))
+		if (m->filters[i] == NULL ||
+			(m->guarded[i]
+			 ? guarded_filter_matches(DatumGetInt64(m->ids[i]), m->filters[i], payload)
+			 : filter_matches(m->filters[i], payload)))
 			m->ids[n++] = m->ids[i];
 	if (n == 0)
 		return NULL;

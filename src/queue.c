@@ -52,7 +52,8 @@
  * What a request needs, for one row c(id, event_id, hook_id, attempts) of
  * the delivery queue: request_from_row() reads these columns in this order.
  * A hook with a transform gets no rendered body, but the event, for the
- * transform to make one (transform.c).
+ * transform to make one (transform.c), and the role to run it as: none
+ * when that role no longer manages the hook's tenant.
  */
 #define REQUEST_COLUMNS 28
 #define REQUEST_SELECT \
@@ -71,7 +72,10 @@
 "       t.max_in_flight, h.id," \
 "       CASE WHEN h.previous_secret_until > pg_catalog.now()" \
 "            THEN h.previous_secret END," \
-"       h.transform::oid, h.transform_role::oid," \
+"       h.transform::oid," \
+"       CASE WHEN (SELECT x IS NULL OR t.tenant = ANY (x)" \
+"                    FROM webhook._tenants_of(h.transform_role) AS x)" \
+"            THEN h.transform_role::oid END," \
 "       CASE WHEN h.transform IS NOT NULL THEN e END," \
 "       coalesce(t.max_per_second, 0)"
 #define REQUEST_JOINS \
@@ -104,12 +108,18 @@
  * hooks, and busy is inlined into each branch: the unordered branch keeps
  * its plan, and its cost.
  */
-/* Hooks h with their transport t, and r.room: what it may still have held. */
+/*
+ * Hooks h with their transport t, and r.room: what the worker may still
+ * hold of it.  A rate-limited transport gets about a second's worth, so that
+ * what waits for its tokens does not fill the worker's room for the others.
+ */
 #define HOOKS_WITH_ROOM \
 "      FROM webhook.hook h" \
 "      JOIN webhook.transport t ON t.id = h.transport_id" \
 "      CROSS JOIN LATERAL (" \
-"          SELECT GREATEST(" CppAsString2(QUEUE_HOLD_FACTOR) " * t.max_in_flight" \
+"          SELECT GREATEST(LEAST(" CppAsString2(QUEUE_HOLD_FACTOR) " * t.max_in_flight," \
+"                                coalesce(pg_catalog.ceil(t.max_per_second)::integer + 1," \
+"                                         " CppAsString2(QUEUE_HOLD_FACTOR) " * t.max_in_flight))" \
 "                          - coalesce((SELECT busy.n FROM busy WHERE busy.tid = t.id), 0)," \
 "                          0) AS room) r"
 
@@ -422,6 +432,8 @@ request_from_row(HeapTuple tup, TupleDesc desc, MemoryContext parent)
 	if (isnull)
 		req->transform = InvalidOid;
 	req->transform_role = DatumGetObjectId(SPI_getbinval(tup, desc, 26, &isnull));
+	if (isnull)
+		req->transform_role = InvalidOid;
 	req->event = SPI_getbinval(tup, desc, 27, &isnull);
 	if (!isnull)
 		req->event = datumCopy(req->event, false, -1);

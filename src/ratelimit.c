@@ -187,7 +187,9 @@ ratelimit_admit(const Attempt *req, TimestampTz now, TimestampTz *due)
 		/* a millionth of a token short is rounding, not a reason to wait */
 		if (s->tokens < 1.0 - 1e-6)
 		{
-			TimestampTz t = now + (TimestampTz) ceil((1.0 - s->tokens) * USECS_PER_SEC / rate);
+			/* at most an hour ahead: a rate near zero must not overflow */
+			TimestampTz t = now + (TimestampTz) Min(ceil((1.0 - s->tokens) * USECS_PER_SEC / rate),
+													3600.0 * USECS_PER_SEC);
 
 			if (*due == 0 || t < *due)
 				*due = t;

@@ -7,17 +7,21 @@
  *
  * The worker calls transform_body() for each claimed request of such a
  * hook, inside its claim transaction; webhook.preview() does the same.  The
- * function runs in a subtransaction, as its role, in a security-restricted
- * operation (as PostgreSQL runs index expressions and foreign-key checks),
- * under a statement timeout: whatever it does wrong (an error, no result,
- * taking too long, a role that may no longer execute it) fails that
- * request alone, with the reason as the attempt's error, to be retried like
- * any failed attempt.
+ * function runs in a subtransaction that is always rolled back (whatever it
+ * wrote or set, a setting of the session included, is undone: only its
+ * result is kept), as its role, in a security-restricted operation (as
+ * PostgreSQL runs index expressions, and in which the webhook API refuses
+ * to act), under a statement timeout in the worker.  Whatever it does
+ * wrong (an error, no result, taking too long, a role that may no longer
+ * execute it, or a function whose owner lacks that role's rights) fails
+ * that request alone, with the reason as the attempt's error, to be retried
+ * like any failed attempt.
  *
  * Each function is looked up once per transaction (the worker's claim
- * calls it for a whole batch), and its language's own caches serve every
- * call: a SQL function's plans within the transaction, PL/pgSQL's compiled
- * function and plans across transactions.  The lookup is not kept longer: a
+ * calls it for a whole batch), and its language's own caches serve what
+ * they can: PL/pgSQL's compiled function and plans across transactions; a
+ * SQL function is planned again at each call, since each runs in a
+ * subtransaction of its own.  The lookup is not kept longer: a
  * function replaced meanwhile, perhaps in another language, would leave it
  * pointing at the old handler and the old handler's freed state.
  *
@@ -28,12 +32,14 @@
  */
 #include "webhook.h"
 
+#include "access/htup_details.h"
 #include "access/xact.h"
 #include "catalog/pg_proc.h"
 #include "miscadmin.h"
 #include "storage/proc.h"
 #include "transform.h"
 #include "utils/acl.h"
+#include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -92,6 +98,33 @@ lookup_function(Oid fn)
 	return &functions[n_functions++].flinfo;
 }
 
+/* The owner of a function. */
+static Oid
+function_owner(Oid fn)
+{
+	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for function %u", fn);
+	owner = ((Form_pg_proc) GETSTRUCT(tup))->proowner;
+	ReleaseSysCache(tup);
+	return owner;
+}
+
+/*
+ * Disarm the worker's statement timeout; if it fired after the function
+ * returned, forget the cancel it asked for, which would hit whatever the
+ * worker does next.
+ */
+static void
+stop_timer(void)
+{
+	disable_timeout(STATEMENT_TIMEOUT, false);
+	if (get_timeout_indicator(STATEMENT_TIMEOUT, true))
+		QueryCancelPending = false;
+}
+
 /*
  * Call the transform as its role, within timeout_ms if not 0; the body as
  * text, allocated in cxt.  Raises an error for anything that keeps it from
@@ -109,12 +142,22 @@ call_transform(Attempt *req, int timeout_ms, MemoryContext cxt)
 
 	role = OidIsValid(req->transform_role)
 		? GetUserNameFromId(req->transform_role, true) : NULL;
-	if (role == NULL ||
-		pg_proc_aclcheck(req->transform, req->transform_role, ACL_EXECUTE) != ACLCHECK_OK)
+	if (role == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("the role that set transform %s no longer manages the hook's tenant",
+						format_procedure(req->transform))));
+	if (pg_proc_aclcheck(req->transform, req->transform_role, ACL_EXECUTE) != ACLCHECK_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("role %s may not execute transform %s",
-						role ? role : "(dropped)", format_procedure(req->transform))));
+						role, format_procedure(req->transform))));
+	/* its owner could change what runs with these rights otherwise */
+	if (!has_privs_of_role(function_owner(req->transform), req->transform_role))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("transform %s is owned by a role without the rights of %s",
+						format_procedure(req->transform), role)));
 
 	InitFunctionCallInfoData(*fcinfo, flinfo, 1, InvalidOid, NULL, NULL);
 	fcinfo->args[0].value = req->event;
@@ -128,7 +171,7 @@ call_transform(Attempt *req, int timeout_ms, MemoryContext cxt)
 		enable_timeout_after(STATEMENT_TIMEOUT, timeout_ms);
 	result = FunctionCallInvoke(fcinfo);
 	if (timeout_ms > 0)
-		disable_timeout(STATEMENT_TIMEOUT, false);
+		stop_timer();
 	SetUserIdAndSecContext(saved_user, saved_context);
 
 	if (fcinfo->isnull)
@@ -158,7 +201,8 @@ transform_body(Attempt *req, int timeout_ms)
 	PG_TRY();
 	{
 		req->body = call_transform(req, timeout_ms, req->cxt);
-		ReleaseCurrentSubTransaction();
+		/* whatever else it did is undone */
+		RollbackAndReleaseCurrentSubTransaction();
 	}
 	PG_CATCH();
 	{
@@ -166,7 +210,7 @@ transform_body(Attempt *req, int timeout_ms)
 
 		/* the abort restores the user, not the timer */
 		if (timeout_ms > 0)
-			disable_timeout(STATEMENT_TIMEOUT, false);
+			stop_timer();
 		MemoryContextSwitchTo(cxt);
 		edata = CopyErrorData();
 		FlushErrorState();

@@ -610,6 +610,12 @@ exchange(int limit)
 						 POLL_INTERVAL_MS, PG_WAIT_EXTENSION);
 		return -1;
 	}
+	/* a catalog of another version: what finished waits to be recorded */
+	if (!failed && !catalog_current && !extension_gone)
+	{
+		count_done(+1);
+		return -1;
+	}
 
 	drop_waiting_of_gone_hooks();
 	free_requests(&done, true);
@@ -733,6 +739,12 @@ webhook_worker_main(Datum main_arg)
 	SetConfigOption("enable_mergejoin", "off", PGC_SUSET, PGC_S_OVERRIDE);
 	/* and JIT compiling them for every batch would cost more than running them */
 	SetConfigOption("jit", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	/*
+	 * Nobody keeps the worker waiting on a row lock for long: a statement
+	 * that must (a tenant's transaction holding its hook's row, say) fails
+	 * after this, and its attempts are then recorded one by one.
+	 */
+	SetConfigOption("lock_timeout", "100", PGC_SUSET, PGC_S_OVERRIDE);
 	/* the server's search_path must not change what our SQL means */
 	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
 

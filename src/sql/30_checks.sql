@@ -646,7 +646,18 @@ COMMENT ON FUNCTION webhook._check_hook(webhook.hook, boolean) IS
 CREATE FUNCTION webhook._transport_written() RETURNS trigger
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    RETURN webhook._check_transport(NEW);
+    NEW := webhook._check_transport(NEW);
+    -- files on the database server: only for those who manage every tenant
+    -- (a tenant could otherwise read, or present, another one's key)
+    IF (NEW.ca_file, NEW.client_cert_file, NEW.client_key_file) IS DISTINCT FROM
+       (CASE WHEN TG_OP = 'UPDATE' THEN (OLD.ca_file, OLD.client_cert_file, OLD.client_key_file)
+             ELSE (NULL::text, NULL::text, NULL::text) END)
+       AND webhook._tenants_of(webhook._caller()) IS NOT NULL THEN
+        RAISE EXCEPTION 'only members of webhook_admin set ca_file, client_cert_file and client_key_file'
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'They name files on the database server: ask an administrator to set them.';
+    END IF;
+    RETURN NEW;
 END
 $$;
 COMMENT ON FUNCTION webhook._transport_written() IS
@@ -658,13 +669,32 @@ CREATE FUNCTION webhook._hook_written() RETURNS trigger
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     NEW := webhook._check_hook(NEW, TG_OP = 'UPDATE');
-    -- the worker runs the transform as the role that set it, never another
+    -- the worker runs the transform as the role that set it, never another:
+    -- the writer, unless it copies a row (a restore) of a role it belongs to
     IF NEW.transform IS NULL THEN
         NEW.transform_role := NULL;
-    ELSIF TG_OP = 'INSERT' OR NEW.transform IS DISTINCT FROM OLD.transform THEN
-        NEW.transform_role := webhook._caller();
-    ELSE
+    ELSIF TG_OP = 'UPDATE' AND NEW.transform IS NOT DISTINCT FROM OLD.transform THEN
         NEW.transform_role := OLD.transform_role;
+    ELSE
+        -- code run inside the delivery worker: for those who manage every tenant
+        IF webhook._tenants_of(webhook._caller()) IS NOT NULL THEN
+            RAISE EXCEPTION 'only members of webhook_admin set transforms'
+                USING ERRCODE = 'insufficient_privilege',
+                      HINT = 'A transform runs inside the delivery worker: ask an administrator to set it.';
+        END IF;
+        IF TG_OP = 'UPDATE' OR NEW.transform_role IS NULL
+           OR NOT pg_has_role(webhook._caller(), NEW.transform_role, 'MEMBER') THEN
+            NEW.transform_role := webhook._caller();
+        END IF;
+        -- its owner could otherwise change what runs with these rights
+        IF NOT EXISTS (SELECT 1 FROM pg_proc p
+                        WHERE p.oid = NEW.transform
+                          AND pg_has_role(p.proowner, NEW.transform_role, 'USAGE')) THEN
+            RAISE EXCEPTION 'transform % is owned by a role without the rights of %',
+                            NEW.transform, NEW.transform_role
+                USING ERRCODE = 'insufficient_privilege',
+                      HINT = 'The worker runs a transform as the role that sets it: use a function owned by that role, or by one with its rights.';
+        END IF;
     END IF;
     RETURN NEW;
 END

@@ -106,8 +106,11 @@ DECLARE
     t webhook.transport;
 BEGIN
     PERFORM webhook._not_null(id, 'id');
-    SELECT * INTO old FROM webhook.transport x WHERE x.id = update_transport.id FOR UPDATE;
-    IF NOT FOUND OR NOT webhook._manages(old.tenant) THEN
+    -- another tenant's row is neither locked nor waited for
+    SELECT * INTO old FROM webhook.transport x
+     WHERE x.id = update_transport.id AND webhook._manages(x.tenant)
+       FOR UPDATE;
+    IF NOT FOUND THEN
         RAISE EXCEPTION 'transport % does not exist', id
             USING ERRCODE = 'no_data_found';
     END IF;

@@ -97,8 +97,11 @@ CREATE FUNCTION webhook.preview(hook_id bigint, event_id bigint,
 BEGIN
     PERFORM webhook._managed_hook(hook_id);
     PERFORM webhook._not_null(event_id, 'event_id');
+    -- an event of the hook's own tenant only: its transform sees no other
     IF NOT EXISTS (SELECT 1 FROM webhook.event e
-                    WHERE e.id = preview.event_id AND webhook._manages(e.tenant)) THEN
+                     JOIN webhook.hook h ON h.id = preview.hook_id
+                     JOIN webhook.transport t ON t.id = h.transport_id
+                    WHERE e.id = preview.event_id AND e.tenant = t.tenant) THEN
         RAISE EXCEPTION 'event % does not exist', event_id
             USING ERRCODE = 'no_data_found';
     END IF;
