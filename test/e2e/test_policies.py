@@ -121,6 +121,62 @@ class TransformTest(unittest.TestCase):
             cluster.wait_state(u, 'succeeded')
 
 
+class TransformSafetyTest(unittest.TestCase):
+    """What a transform must not be able to do (the code is an admin's, but
+    it runs inside the worker, for every tenant)."""
+
+    def test_cannot_act_through_the_api(self):
+        # inside the worker the session's role is the superuser: the API
+        # refuses to act at all there, rather than for that role
+        victim = cluster.hook_on(rx.url(), '/victim')
+        cluster.psql("""
+            CREATE FUNCTION spy_body(e webhook.event) RETURNS jsonb LANGUAGE plpgsql AS $$
+            BEGIN
+                RETURN jsonb_build_object('stolen', webhook.hook_secret(%d));
+            END $$;""" % victim.hook_id)
+        t = cluster.create_transport(base_url=rx.url())
+        spy = cluster.create_hook(t, ['SPY_EV'], path='/spy', retry_schedule='{}',
+                                  transform='spy_body(webhook.event)')
+        uid = cluster.emit('SPY_EV', {'n': 1})
+        cluster.wait_state(uid, 'dead')
+        error = cluster.attempts(cluster.delivery(uid, hook_id=spy)['id'])[0]['error']
+        self.assertIn('cannot be used within a security-restricted operation', error)
+        self.assertEqual(rx.requests(path='/spy'), [])
+        # nor through an admin's preview
+        event = int(cluster.one('SELECT id FROM webhook.event WHERE uid = %s' % lit(uid)))
+        with self.assertRaisesRegex(harness.PsqlError, 'security-restricted operation'):
+            cluster.psql('SELECT webhook.preview(%d, %d)' % (spy, event))
+
+    def test_settings_and_writes_do_not_stick(self):
+        cluster.psql("""
+            CREATE TABLE sticky (n int);
+            CREATE FUNCTION sticky_body(e webhook.event) RETURNS jsonb LANGUAGE plpgsql AS $$
+            BEGIN
+                PERFORM set_config('default_transaction_read_only', 'on', false);
+                PERFORM set_config('search_path', 'nowhere', false);
+                INSERT INTO public.sticky VALUES (1);
+                RETURN jsonb_build_object('n', e.payload->'n');
+            END $$;""")
+        t = cluster.create_transport(base_url=rx.url())
+        cluster.create_hook(t, ['STICKY_EV'], path='/sticky',
+                            transform='sticky_body(webhook.event)')
+        uids = cluster.emit_many('STICKY_EV', 3)
+        # the worker records (so it still writes) and goes on with others
+        for u in uids:
+            cluster.wait_state(u, 'succeeded')
+        other = cluster.hook_on(rx.url(), '/after-sticky')
+        cluster.wait_state(cluster.emit(other.event_type, {'n': 1}), 'succeeded')
+        self.assertEqual(cluster.one('SELECT count(*) FROM sticky'), '0')
+        # and preview leaves the caller's session as it was
+        event = int(cluster.one("SELECT id FROM webhook.event WHERE uid = %s" % lit(uids[0])))
+        hook = int(cluster.one("SELECT id FROM webhook.hook WHERE path = '/sticky'"))
+        rows = cluster.psql('SELECT body FROM webhook.preview(%d, %d); SHOW search_path; '
+                            'SHOW default_transaction_read_only' % (hook, event))
+        # (psql prints several statements' rows on lines of their own)
+        self.assertEqual('\n'.join(r[0] for r in rows).split('\n'),
+                         ['{"n": 1}', '"$user", public', 'off'])
+
+
 class FilterTest(unittest.TestCase):
 
     def test_only_matching_events_are_sent(self):

@@ -165,6 +165,27 @@ class RateLimitTest(unittest.TestCase):
         self.assertEqual((deliveries, succeeded, ok), (40, 40, 40))
         self.assertEqual(n_attempts, 40 + 14)
 
+    def test_slow_limit_does_not_fill_the_worker(self):
+        """A very slow transport with a large max_in_flight holds about a
+        second's worth, not the worker's whole room: another hook's
+        deliveries go at once."""
+        slow_t = cluster.create_transport(base_url=rx.url(), max_in_flight=64,
+                                          max_per_second=0.5)
+        slow_type = harness.uniq('EV')
+        cluster.create_hook(slow_t, [slow_type], path='/crawl')
+        cluster.emit_many(slow_type, 200)
+        time.sleep(1)
+        held = int(cluster.one('SELECT sum(held) FROM webhook._workers()'))
+        self.assertLessEqual(held, 2)
+        other = cluster.hook_on(rx.url(), '/beside-crawl')
+        started = time.monotonic()
+        cluster.emit_many(other.event_type, 20)
+        rx.wait_requests(20, path='/beside-crawl', timeout=10)
+        self.assertLess(time.monotonic() - started, 5)
+        cluster.psql('UPDATE webhook.delivery SET state = %s FROM webhook.hook h '
+                     'WHERE h.id = hook_id AND h.transport_id = %d AND state = %s'
+                     % (lit('cancelled'), slow_t, lit('pending')))
+
     def test_limited_transport_does_not_slow_others(self):
         """An unlimited transport's batch, and another limited one's, arrive
         at their own pace while a slow-limited transport is draining."""
