@@ -16,8 +16,12 @@ EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" webhook.control
 DATA_built = sql/webhook--$(EXTVERSION).sql
 DATA = sql/webhook--0.1.sql sql/webhook--0.1--0.2.sql
 
+# make installcheck runs them against a running server, as every contrib
+# module's (PGHOST, PGPORT, PGUSER from the environment; a superuser): its
+# postgresql.conf must have the lines of test/regress.conf (the README's
+# Tests section says why).  test/check starts a throwaway server with them
+# and runs make installcheck against it.
 REGRESS = setup transport hook capture emit register signing deliveries access safety tenants policies cleanup
-REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf --temp-instance=./tmp_check
 
 PG_CONFIG ?= pg_config
 # the version is defined once, in webhook.control: the library reports it
@@ -25,6 +29,13 @@ PG_CONFIG ?= pg_config
 PG_CPPFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers \
 	-DWEBHOOK_VERSION='"$(EXTVERSION)"'
 SHLIB_LINK = -lcurl -lcrypto
+
+# make WERROR=1: every warning is an error (CI: test/run-all when CI=true,
+# .ci/run).  In CFLAGS, not CPPFLAGS: the bitcode that clang builds for the
+# JIT is not held to gcc's warnings.
+ifeq ($(WERROR),1)
+PG_CFLAGS += -Werror
+endif
 
 # make SANITIZE=1: AddressSanitizer and UndefinedBehaviorSanitizer in the
 # extension's own code (test/run-sanitized).  The postgres binary is not

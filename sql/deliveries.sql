@@ -92,7 +92,8 @@ SELECT n.hook, s.pending, s.succeeded, s.failed, s.dead, s.success_rate, s.p50_m
 RESET webhook.retention;
 
 --
--- notifications: the last 30 days by default, oldest first
+-- notifications: the last webhook.retention (30 days) by default, oldest
+-- first, one page of 50
 --
 SELECT n.hook, x.event_type, x.tenant, x.state, x.attempts, x.last_status,
        x.event_uid IS NOT NULL AS has_uid, x.finished_at IS NOT NULL AS finished
@@ -106,6 +107,38 @@ SELECT x.delivery_id = :d4 AS is_d4
   FROM webhook.notifications(since => now() - interval '1 day', tenant => 'default', hook_id => :ha) x;
 SELECT count(*) FROM webhook.notifications(tenant => 'nobody');
 SELECT * FROM webhook.notifications(tenant => 'bad tenant!');
+-- the default window is webhook.retention
+SET webhook.retention = '3 days';
+SELECT n.hook, x.event_type, x.state
+  FROM webhook.notifications() x JOIN hook_names n ON n.id = x.hook_id;
+RESET webhook.retention;
+-- pages and sorting, as hooks() and transports()
+SELECT n.hook, x.event_type, x.state
+  FROM webhook.notifications(since => NULL, page_size => 3) x JOIN hook_names n ON n.id = x.hook_id;
+SELECT n.hook, x.event_type, x.state
+  FROM webhook.notifications(since => NULL, page => 2, page_size => 3) x
+  JOIN hook_names n ON n.id = x.hook_id;
+SELECT count(*) FROM webhook.notifications(since => NULL, page => 4, page_size => 3);
+SELECT n.hook, x.event_type, x.state, x.attempts
+  FROM webhook.notifications(since => NULL, sort_by => 'attempts', sort_dir => 'desc') x
+  JOIN hook_names n ON n.id = x.hook_id;
+SELECT n.hook, x.event_type, x.state
+  FROM webhook.notifications(tenant => 'default', sort_by => 'state', page_size => 2) x
+  JOIN hook_names n ON n.id = x.hook_id;
+-- ties are broken by delivery_id, in the same direction
+SELECT array_agg(x.delivery_id ORDER BY o) = array_agg(x.delivery_id ORDER BY x.tenant DESC, x.delivery_id DESC)
+       AS tie_broken
+  FROM webhook.notifications(since => NULL, sort_by => 'tenant', sort_dir => 'DESC')
+       WITH ORDINALITY AS x(delivery_id, event_uid, event_type, tenant, hook_id, state,
+                            attempts, last_status, created_at, finished_at, o);
+-- refused
+SELECT * FROM webhook.notifications(page => 0);
+SELECT * FROM webhook.notifications(page_size => 0);
+SELECT * FROM webhook.notifications(page_size => 1001);
+SELECT * FROM webhook.notifications(page => NULL);
+SELECT * FROM webhook.notifications(sort_by => 'event_uid');
+SELECT * FROM webhook.notifications(sort_by => 'created_at; DROP TABLE webhook.hook');
+SELECT * FROM webhook.notifications(sort_dir => 'sideways');
 
 --
 -- redeliver: a new pending delivery of the same event to the same hook

@@ -1,5 +1,5 @@
-# A throwaway PostgreSQL cluster with the extension preloaded, for the demo
-# and the benchmarks; run as the postgres user when started by root.  It is
+# A throwaway PostgreSQL cluster with the extension preloaded, for the demos,
+# the benchmarks and test/check; run as the postgres user when started by root.  It is
 # stopped and removed when the sourcing script exits.
 # Usage: source test/cluster.sh; bench_start_cluster [conf lines]; bench_psql ...
 set -euo pipefail

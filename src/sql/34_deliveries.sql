@@ -112,33 +112,47 @@ $$;
 COMMENT ON FUNCTION webhook.preview(bigint, bigint) IS
     'the request the hook would be sent for the event now: URL, header lines (signed; credentials masked) and body, made by its transform if it has one';
 
+-- One page of the deliveries made since a time (by default the last
+-- webhook.retention), paged and sorted like hooks() and transports().
 CREATE FUNCTION webhook.notifications(
         tenant text DEFAULT NULL,
         hook_id bigint DEFAULT NULL,
-        since timestamptz DEFAULT now() - interval '30 days')
+        since timestamptz DEFAULT now() - webhook._retention(),
+        page integer DEFAULT 1,
+        page_size integer DEFAULT 50,
+        sort_by text DEFAULT 'created_at',
+        sort_dir text DEFAULT 'ASC')
     RETURNS SETOF webhook.notification
     LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    dir text;
 BEGIN
+    dir := webhook._check_paging(page, page_size, sort_by, sort_dir,
+                                 '{delivery_id,event_type,tenant,hook_id,state,attempts,last_status,created_at,finished_at}');
     IF tenant IS NOT NULL THEN
         PERFORM webhook._check_tenant(tenant);
     END IF;
-    RETURN QUERY
-        SELECT d.id, e.uid, e.event_type, e.tenant, d.hook_id, d.state,
-               d.attempts, d.last_status, d.created_at, d.finished_at
-          FROM (SELECT webhook._tenants_of(webhook._caller()) AS tenants) x,
-               webhook.delivery d
-          JOIN webhook.event e ON e.id = d.event_id
-          JOIN webhook.hook h ON h.id = d.hook_id
-          JOIN webhook.transport t ON t.id = h.transport_id
-         WHERE (notifications.tenant IS NULL OR e.tenant = notifications.tenant)
-           AND (x.tenants IS NULL OR t.tenant = ANY (x.tenants))
-           AND (notifications.hook_id IS NULL OR d.hook_id = notifications.hook_id)
-           AND (notifications.since IS NULL OR d.created_at >= notifications.since)
-         ORDER BY d.created_at, d.id;
+    RETURN QUERY EXECUTE format(
+        'SELECT n.*
+           FROM (SELECT d.id AS delivery_id, e.uid AS event_uid, e.event_type, e.tenant,
+                        d.hook_id, d.state, d.attempts, d.last_status, d.created_at,
+                        d.finished_at
+                   FROM webhook.delivery d
+                   JOIN webhook.event e ON e.id = d.event_id
+                   JOIN webhook.hook h ON h.id = d.hook_id
+                   JOIN webhook.transport t ON t.id = h.transport_id
+                  WHERE ($1 IS NULL OR e.tenant = $1)
+                    AND ($2 IS NULL OR d.hook_id = $2)
+                    AND ($3 IS NULL OR d.created_at >= $3)
+                    AND ($6::text[] IS NULL OR t.tenant = ANY ($6))) n
+          ORDER BY n.%I %s, n.delivery_id %s
+          LIMIT $4 OFFSET $5', sort_by, dir, dir)
+        USING tenant, hook_id, since, page_size, (page - 1)::bigint * page_size,
+              webhook._tenants_of(webhook._caller());
 END
 $$;
-COMMENT ON FUNCTION webhook.notifications(text, bigint, timestamptz) IS
-    'the deliveries made since the given time (all with since => NULL), oldest first';
+COMMENT ON FUNCTION webhook.notifications(text, bigint, timestamptz, integer, integer, text, text) IS
+    'the deliveries made since the given time (by default the last webhook.retention; all with since => NULL), one page at a time, oldest first';
 
 CREATE FUNCTION webhook.prune(older_than interval DEFAULT webhook._retention())
     RETURNS bigint
