@@ -88,6 +88,12 @@ SELECT transform FROM webhook.update_hook(:h, transform => '-');
 RESET SESSION AUTHORIZATION;
 SELECT transform, transform_role FROM webhook.hook WHERE id = :h;
 
+-- re-enabled by a direct write, a hook forgets why it was disabled (or
+-- paused), as with update_hook(id, active => true)
+UPDATE webhook.hook SET active = false, disabled_reason = 'the receiver answered 410 Gone' WHERE id = :h;
+UPDATE webhook.hook SET active = true WHERE id = :h;
+SELECT active, disabled_reason FROM webhook.hook WHERE id = :h;
+
 -- a restore (a superuser copying rows back) keeps who set the transform
 GRANT EXECUTE ON FUNCTION policies_body(webhook.event) TO webhook_test_policy;
 INSERT INTO webhook.hook (transport_id, event_types, transform, transform_role)

@@ -669,6 +669,10 @@ CREATE FUNCTION webhook._hook_written() RETURNS trigger
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     NEW := webhook._check_hook(NEW, TG_OP = 'UPDATE');
+    -- re-enabled, however: why it was disabled (or paused) no longer holds
+    IF TG_OP = 'UPDATE' AND NEW.active AND NOT OLD.active THEN
+        NEW.disabled_reason := NULL;
+    END IF;
     -- the worker runs the transform as the role that set it, never another:
     -- the writer, unless it copies a row (a restore) of a role it belongs to
     IF NEW.transform IS NULL THEN
@@ -704,7 +708,8 @@ COMMENT ON FUNCTION webhook._hook_written() IS
 CREATE TRIGGER hook_checked
     BEFORE INSERT OR UPDATE OF transport_id, path, event_types, secret, signature,
                                signature_header, payload_format, retry_schedule,
-                               ordered, on_dead, filter, transform, transform_role
+                               ordered, on_dead, filter, transform, transform_role,
+                               active
     ON webhook.hook FOR EACH ROW EXECUTE FUNCTION webhook._hook_written();
 
 
