@@ -256,6 +256,15 @@ id ", coalesce('HTTP ' || " status ", " error ", 'no answer'))"
  * deliveries, but its disabled_reason keeps the claim away from them all,
  * so that none goes before the dead one is dealt with.  Those of other resources already held
  * are still sent: each is the earliest of its own resource.
+ *
+ * Endpoint health (housekeeping.c): a death starts or lengthens the hook's
+ * run of failures (failing_since, failing_deaths, last_death_at), a success
+ * ends it; a batch with both ends the run and starts another.  The hook
+ * row is written only then, so a healthy hook's successes write nothing,
+ * and none of these columns is indexed: the update is HOT.  Not for a hook
+ * a 410 disables, nor one that a death pauses (stopped): one statement
+ * cannot update a row twice, and neither is sent to any more.  The last
+ * resort queue_record_failure() does not count its deaths.
  */
 /* the parameters of record_sql: an array per column of r */
 #define RECORD_ARGS 11
@@ -321,6 +330,23 @@ static const char *record_sql =
 "             ORDER BY r.hook_id, r.delivery_id) x"
 "     WHERE h.id = x.hook_id AND h.active AND h.disabled_reason IS NULL"
 "       AND h.ordered <> 'none' AND h.on_dead = 'stop'"
+"), health AS ("
+"    UPDATE webhook.hook h"
+"       SET failing_since = CASE WHEN x.deaths = 0 THEN NULL"
+"                                WHEN x.succeeded THEN pg_catalog.now()"
+"                                ELSE coalesce(h.failing_since, pg_catalog.now()) END,"
+"           failing_deaths = CASE WHEN x.deaths = 0 THEN 0"
+"                                 WHEN x.succeeded THEN x.deaths"
+"                                 ELSE h.failing_deaths + x.deaths END,"
+"           last_death_at = CASE WHEN x.deaths > 0 THEN pg_catalog.now() END"
+"      FROM (SELECT r.hook_id,"
+"                   pg_catalog.count(*) FILTER (WHERE r.new_state = 'dead') AS deaths,"
+"                   pg_catalog.bool_or(r.new_state = 'succeeded') AS succeeded"
+"              FROM r WHERE NOT r.hook_gone GROUP BY r.hook_id) x"
+"     WHERE h.id = x.hook_id"
+"       AND (x.deaths > 0 OR (x.succeeded AND h.failing_since IS NOT NULL))"
+"       AND NOT (x.deaths > 0 AND h.active AND h.disabled_reason IS NULL"
+"                AND h.ordered <> 'none' AND h.on_dead = 'stop')"
 "), counted AS ("
 COUNT_BATCH
 ")"

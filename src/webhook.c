@@ -44,6 +44,10 @@ bool		webhook_enabled = true;
 char	   *webhook_deny_networks = NULL;
 int			webhook_workers = 1;
 static char *webhook_retention = NULL;
+static char *webhook_disable_after = NULL;
+Interval	webhook_retention_span;
+Interval	webhook_disable_after_span;
+bool		webhook_auto_prune = true;
 
 bool		webhook_preloaded = false;
 
@@ -113,9 +117,13 @@ webhook_process_utility(PlannedStmt *pstmt, const char *queryString,
 		webhook_wake_worker();
 }
 
-/* check hook of webhook.retention: an interval, not negative */
+/*
+ * The check of an interval setting (what names it in a message): an
+ * interval, not negative.  Its value
+ * is passed, as *extra, to the assign hook, which keeps it for the worker.
+ */
 static bool
-check_retention(char **newval, void **extra, GucSource source)
+check_interval_setting(const char *what, char **newval, void **extra)
 {
 	char		workbuf[256];
 	char	   *field[MAXDATEFIELDS];
@@ -140,10 +148,44 @@ check_retention(char **newval, void **extra, GucSource source)
 	}
 	if (span.time < 0 || span.day < 0 || span.month < 0)
 	{
-		GUC_check_errdetail("The retention must not be negative.");
+		GUC_check_errdetail("The %s must not be negative.", what);
 		return false;
 	}
+	/* GUC frees what extra points to with free() */
+	*extra = malloc(sizeof(Interval));
+	if (*extra == NULL)
+	{
+		GUC_check_errdetail("Out of memory.");
+		return false;
+	}
+	memcpy(*extra, &span, sizeof(Interval));
 	return true;
+}
+
+/* check hook of webhook.retention */
+static bool
+check_retention(char **newval, void **extra, GucSource source)
+{
+	return check_interval_setting("retention", newval, extra);
+}
+
+static void
+assign_retention(const char *newval, void *extra)
+{
+	memcpy(&webhook_retention_span, extra, sizeof(Interval));
+}
+
+/* check hook of webhook.disable_after; 0 turns endpoint health off */
+static bool
+check_disable_after(char **newval, void **extra, GucSource source)
+{
+	return check_interval_setting("disable_after", newval, extra);
+}
+
+static void
+assign_disable_after(const char *newval, void *extra)
+{
+	memcpy(&webhook_disable_after_span, extra, sizeof(Interval));
 }
 
 /* check hook of webhook.user_agent: it becomes a header line */
@@ -203,12 +245,26 @@ define_settings(void)
 							PGC_SIGHUP, 0,
 							NULL, NULL, NULL);
 	DefineCustomStringVariable("webhook.retention",
-							   "How long finished deliveries are kept by webhook.prune().",
+							   "How long finished deliveries are kept: by webhook.prune(), and by the worker with webhook.auto_prune.",
 							   NULL,
 							   &webhook_retention,
 							   "30 days",
 							   PGC_USERSET, 0,
-							   check_retention, NULL, NULL);
+							   check_retention, assign_retention, NULL);
+	DefineCustomBoolVariable("webhook.auto_prune",
+							 "The worker deletes finished deliveries, their attempts and events older than webhook.retention.",
+							 NULL,
+							 &webhook_auto_prune,
+							 true,
+							 PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
+	DefineCustomStringVariable("webhook.disable_after",
+							   "A hook whose every delivery died for this long is disabled; 0 never disables one.",
+							   NULL,
+							   &webhook_disable_after,
+							   "5 days",
+							   PGC_SIGHUP, 0,
+							   check_disable_after, assign_disable_after, NULL);
 	DefineCustomIntVariable("webhook.max_response_bytes",
 							"Bytes of each response body kept in webhook.attempt.",
 							NULL,

@@ -19,6 +19,7 @@
 
 #include "postgres.h"
 
+#include "datatype/timestamp.h"
 #include "lib/stringinfo.h"
 #include "storage/latch.h"
 
@@ -41,6 +42,9 @@ extern char *webhook_user_agent;
 extern bool webhook_enabled;
 extern char *webhook_deny_networks;
 extern int	webhook_workers;
+extern bool webhook_auto_prune;
+extern Interval webhook_retention_span;
+extern Interval webhook_disable_after_span;
 
 /* the most delivery workers webhook.workers may ask for, per database */
 #define WEBHOOK_MAX_WORKERS 32

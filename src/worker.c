@@ -21,7 +21,11 @@
  * Every turn it publishes in shared memory how many requests it has in
  * flight and how many it holds (webhook.metrics()).
  * Once a second, in a transaction of its own, it also drops the previous
- * secrets of its hooks whose rotation overlap is over.
+ * secrets of its hooks whose rotation overlap is over.  Less often, each in
+ * short transactions of their own too (housekeeping.c): it disables its
+ * hooks whose deliveries have all died for webhook.disable_after, and the
+ * first worker prunes the history older than webhook.retention, a batch
+ * per turn of the loop.
  * No transaction is ever open while we wait on the network.
  *
  * An attempt is "held" by the worker from its claim until it is recorded.
@@ -53,6 +57,7 @@
 #include "catalog/pg_extension.h"
 #include "commands/dbcommands.h"
 #include "commands/extension.h"
+#include "housekeeping.h"
 #include "http.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -109,6 +114,34 @@ static TimestampTz next_retry_at = 0;
 
 /* when expired previous secrets were last dropped */
 static TimestampTz last_expiry = 0;
+
+/*
+ * The chores of housekeeping.c run every quarter of their setting's
+ * interval, but at most once a second and at least once a minute; within a
+ * pruning round, batches are PRUNE_PAUSE_MS apart.
+ */
+#define CHORE_MAX_INTERVAL_MS (60 * 1000)
+#define PRUNE_PAUSE_MS 100
+
+/* when failing hooks were last looked for */
+static TimestampTz last_health_check = 0;
+
+/* Where the current pruning round is: which table it walks, from which id. */
+typedef enum PrunePhase
+{
+	PRUNE_IDLE,					/* between rounds */
+	PRUNE_DELIVERIES,			/* deliveries, with their attempts */
+	PRUNE_EVENTS				/* then events with no delivery left */
+} PrunePhase;
+
+static PrunePhase prune_phase = PRUNE_IDLE;
+static int64 prune_after_id = 0;
+static TimestampTz next_prune_at = 0;
+static TimestampTz prune_started_at = 0;
+static int	prune_batches = 0;
+static int64 pruned_deliveries = 0;
+static int64 pruned_attempts = 0;
+static int64 pruned_events = 0;
 
 /* Remember a retry due at t (0: none), to claim it on time. */
 static void
@@ -663,6 +696,145 @@ expire_secrets(void)
 	PG_END_TRY();
 }
 
+/* How often a chore governed by an interval setting of span runs, in ms. */
+static long
+chore_interval_ms(const Interval *span)
+{
+	return (long) Min(Max(interval_ms(span) / 4, POLL_INTERVAL_MS),
+					  CHORE_MAX_INTERVAL_MS);
+}
+
+/*
+ * Now and then (chore_interval_ms), with webhook.disable_after set (not 0):
+ * disable the hooks of this worker's transports whose deliveries have all
+ * died for that long, in a short transaction of its own; a failure there
+ * is logged, and the next look tries again.
+ */
+static void
+check_health(void)
+{
+	const Interval *span = &webhook_disable_after_span;
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (span->time == 0 && span->day == 0 && span->month == 0)
+		return;
+	if (!TimestampDifferenceExceeds(last_health_check, now, chore_interval_ms(span)))
+		return;
+	last_health_check = now;
+	PG_TRY();
+	{
+		begin_transaction("disabling failing hooks");
+		if (extension_ready() && catalog_current)
+			housekeeping_disable_failing_hooks(span, worker_index, webhook_workers);
+		commit_transaction();
+	}
+	PG_CATCH();
+	{
+		abort_transaction();
+	}
+	PG_END_TRY();
+}
+
+/* The end of a pruning round: say what it removed, and when the next is. */
+static void
+end_prune_round(TimestampTz now)
+{
+	long		secs;
+	int			usecs;
+
+	TimestampDifference(prune_started_at, now, &secs, &usecs);
+	ereport(pruned_deliveries + pruned_events > 0 ? LOG : DEBUG1,
+			(errmsg("webhook worker %d pruned " INT64_FORMAT " deliveries with " INT64_FORMAT " attempts, and " INT64_FORMAT " events, older than webhook.retention (%s), in %d batches, %ld ms",
+					worker_index + 1, pruned_deliveries, pruned_attempts, pruned_events,
+					GetConfigOption("webhook.retention", false, false),
+					prune_batches, secs * 1000 + usecs / 1000)));
+	prune_phase = PRUNE_IDLE;
+	next_prune_at = TimestampTzPlusMilliseconds(now,
+												chore_interval_ms(&webhook_retention_span));
+}
+
+/*
+ * With webhook.auto_prune, in the first worker of the database: one batch
+ * of the current pruning round, in a short transaction of its own, or the
+ * start of a round when the next is due.  A round walks the deliveries,
+ * then the events (housekeeping.c).  Returns when the next batch of the
+ * round is due, or 0 between rounds.  A failure (logged) ends the round.
+ */
+static TimestampTz
+prune_step(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	PruneBatch	batch;
+	volatile bool failed = false;
+
+	if (worker_index != 0 || !webhook_auto_prune)
+	{
+		prune_phase = PRUNE_IDLE;
+		return 0;
+	}
+	if (now < next_prune_at)
+		return prune_phase == PRUNE_IDLE ? 0 : next_prune_at;
+	if (prune_phase == PRUNE_IDLE)
+	{
+		prune_phase = PRUNE_DELIVERIES;
+		prune_after_id = 0;
+		prune_started_at = now;
+		prune_batches = 0;
+		pruned_deliveries = pruned_attempts = pruned_events = 0;
+	}
+
+	memset(&batch, 0, sizeof(batch));
+	batch.done = true;
+	PG_TRY();
+	{
+		begin_transaction("pruning");
+		if (extension_ready() && catalog_current)
+		{
+			if (prune_phase == PRUNE_DELIVERIES)
+				housekeeping_prune_deliveries(&webhook_retention_span,
+											  prune_after_id, &batch);
+			else
+				housekeeping_prune_events(&webhook_retention_span,
+										  prune_after_id, &batch);
+		}
+		commit_transaction();
+	}
+	PG_CATCH();
+	{
+		abort_transaction();
+		failed = true;
+	}
+	PG_END_TRY();
+
+	now = GetCurrentTimestamp();
+	if (failed)
+	{
+		end_prune_round(now);
+		return 0;
+	}
+	prune_batches++;
+	prune_after_id = batch.last_id;
+	if (prune_phase == PRUNE_DELIVERIES)
+	{
+		pruned_deliveries += batch.deleted;
+		pruned_attempts += batch.attempts;
+	}
+	else
+		pruned_events += batch.deleted;
+	if (batch.done)
+	{
+		if (prune_phase == PRUNE_EVENTS)
+		{
+			end_prune_round(now);
+			return 0;
+		}
+		prune_phase = PRUNE_EVENTS;
+		prune_after_id = 0;
+	}
+	next_prune_at = TimestampTzPlusMilliseconds(now, PRUNE_PAUSE_MS);
+	return next_prune_at;
+}
+
 static void
 release_slot(int code, Datum arg)
 {
@@ -764,6 +936,7 @@ webhook_worker_main(Datum main_arg)
 		long		timeout;
 		TimestampTz now;
 		TimestampTz next_start_at;
+		TimestampTz next_prune;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -810,6 +983,8 @@ webhook_worker_main(Datum main_arg)
 		next_start_at = start_waiting();
 		webhook_slot_report(worker_slot, http_in_flight(), n_held);
 		expire_secrets();
+		check_health();
+		next_prune = prune_step();
 
 		n_busy = http_in_flight() + n_waiting;
 		timeout = (claim_due && n_busy == 0 && webhook_enabled) ||
@@ -828,6 +1003,15 @@ webhook_worker_main(Datum main_arg)
 			int			usecs;
 
 			TimestampDifference(GetCurrentTimestamp(), next_start_at, &secs, &usecs);
+			timeout = Min(timeout, secs * 1000 + (usecs + 999) / 1000);
+		}
+
+		if (next_prune != 0 && timeout > 0)
+		{
+			long		secs;
+			int			usecs;
+
+			TimestampDifference(GetCurrentTimestamp(), next_prune, &secs, &usecs);
 			timeout = Min(timeout, secs * 1000 + (usecs + 999) / 1000);
 		}
 

@@ -82,6 +82,12 @@ CREATE TABLE webhook.hook (
     -- until previous_secret_until; the worker then sets both to NULL
     previous_secret  text,
     previous_secret_until timestamptz,
+    -- endpoint health (webhook.disable_after), written by the worker only
+    -- when it changes: the first death since the hook's last success, the
+    -- deaths since, and the latest one; a success clears them
+    failing_since    timestamptz,
+    failing_deaths   integer NOT NULL DEFAULT 0,
+    last_death_at    timestamptz,
     CHECK (signature = 'none' OR secret IS NOT NULL),
     CHECK ((previous_secret IS NULL) = (previous_secret_until IS NULL)),
     CHECK ((transform IS NULL) = (transform_role IS NULL))

@@ -669,9 +669,13 @@ CREATE FUNCTION webhook._hook_written() RETURNS trigger
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     NEW := webhook._check_hook(NEW, TG_OP = 'UPDATE');
-    -- re-enabled, however: why it was disabled (or paused) no longer holds
+    -- re-enabled, however: why it was disabled (or paused) no longer holds,
+    -- nor does its run of failures (webhook.disable_after)
     IF TG_OP = 'UPDATE' AND NEW.active AND NOT OLD.active THEN
         NEW.disabled_reason := NULL;
+        NEW.failing_since := NULL;
+        NEW.failing_deaths := 0;
+        NEW.last_death_at := NULL;
     END IF;
     -- the worker runs the transform as the role that set it, never another:
     -- the writer, unless it copies a row (a restore) of a role it belongs to

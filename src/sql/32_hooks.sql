@@ -117,10 +117,14 @@ BEGIN
         WHEN h.signature IN ('hmac-sha256', 'hmac-sha1') THEN old.signature_header
         ELSE NULL END;
     h := webhook._check_hook(h, true);
-    -- active => true re-enables a hook a 410 disabled, and resumes one that
-    -- on_dead => 'stop' paused (active, with a disabled_reason)
+    -- active => true re-enables a hook a 410 or webhook.disable_after
+    -- disabled, and resumes one that on_dead => 'stop' paused (active, with a
+    -- disabled_reason); its failures start again from none
     IF update_hook.active THEN
         h.disabled_reason := NULL;
+        h.failing_since := NULL;
+        h.failing_deaths := 0;
+        h.last_death_at := NULL;
     END IF;
 
     BEGIN
@@ -133,6 +137,8 @@ BEGIN
                ordered = h.ordered, on_dead = h.on_dead, filter = h.filter,
                transform = h.transform, transform_role = h.transform_role,
                disabled_reason = h.disabled_reason, updated_at = now(),
+               failing_since = h.failing_since, failing_deaths = h.failing_deaths,
+               last_death_at = h.last_death_at,
                -- a new secret or scheme replaces the secret outright: a rotation's
                -- previous secret (see rotate_secret) signs no more
                previous_secret = CASE WHEN h.secret = x.secret AND h.signature = x.signature
@@ -155,7 +161,7 @@ END
 $$;
 COMMENT ON FUNCTION webhook.update_hook(bigint, bigint, text[], text, text, text, text, text,
                                        interval[], boolean, text, text, jsonpath, regprocedure) IS
-    'change a hook: NULL arguments keep their value, secret => '''' generates a new secret, filter => ''$'' removes the filter, transform => ''-'' the transform, active => true clears disabled_reason; returns the hook as webhook.hooks() shows it';
+    'change a hook: NULL arguments keep their value, secret => '''' generates a new secret, filter => ''$'' removes the filter, transform => ''-'' the transform, active => true clears disabled_reason and the failures counted towards webhook.disable_after; returns the hook as webhook.hooks() shows it';
 
 CREATE FUNCTION webhook.delete_hook(id bigint) RETURNS void
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$

@@ -41,7 +41,8 @@ GRANT SELECT (id, tenant, name, base_url, headers, connect_timeout, timeout, tls
 GRANT SELECT (id, uid, transport_id, path, event_types, signature, signature_header,
               payload_format, retry_schedule, active, disabled_reason,
               created_at, updated_at, previous_secret_until,
-              ordered, on_dead, filter, transform, transform_role)
+              ordered, on_dead, filter, transform, transform_role,
+              failing_since, failing_deaths, last_death_at)
    ON webhook.hook TO webhook_admin, webhook_tenant;
 GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA webhook TO webhook_admin;
 

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Automatic pruning on a long history: H finished deliveries (with their
+# events and one attempt each), half of them older than webhook.retention
+# (30 days), pruned by the worker (webhook.auto_prune) in its batches; the
+# round's duration from the worker's log line, and the delivery rate of
+# batches of N events while it prunes, against the rate on the same tables
+# before (auto_prune off).
+#
+#   bench/prune.sh [history=10000000] [events=20000] [runs=3]
+cd "$(dirname "$0")/.."
+source test/cluster.sh
+history=${1:-10000000}; events=${2:-20000}; runs=${3:-3}
+port=${BENCH_HTTP_PORT:-18207}
+
+bench_start_cluster "webhook.enabled = off" "webhook.auto_prune = off"
+bench_start_nginx "$port"
+bench_nginx_hook "$port"
+
+echo "adding $history finished deliveries with their events and attempts, half 40 days old"
+fill_start=$(date +%s)
+bench_psql <<SQL
+\o /dev/null
+INSERT INTO webhook.event (tenant, event_type, payload, created_at)
+SELECT 'default', 'ORDER_CREATE', jsonb_build_object('n', g),
+       now() - CASE WHEN g <= $history / 2 THEN interval '40 days' ELSE interval '1 day' END
+  FROM generate_series(1, $history) g;
+INSERT INTO webhook.delivery (event_id, hook_id, state, attempts, last_status,
+                              next_attempt_at, created_at, finished_at)
+SELECT e.id, h.id, 'succeeded', 1, 204, e.created_at, e.created_at, e.created_at
+  FROM webhook.event e, webhook.hook h WHERE e.created_at < now() - interval '1 hour';
+INSERT INTO webhook.attempt (delivery_id, attempt_no, started_at, duration_ms, url, status_code)
+SELECT d.id, 1, d.created_at, 0.5, 'http://127.0.0.1:$port/hook', 204
+  FROM webhook.delivery d WHERE d.created_at < now() - interval '1 hour';
+VACUUM ANALYZE webhook.event, webhook.delivery, webhook.attempt;
+SQL
+echo "filled in $(( $(date +%s) - fill_start )) s; attempts: $(bench_psql -c "SELECT count(*) FROM webhook.attempt")"
+echo "sizes: $(bench_psql -c "SELECT string_agg(c || ' ' || pg_size_pretty(pg_total_relation_size(('webhook.' || c)::regclass)), ', ')
+                             FROM unnest('{event,delivery,attempt}'::text[]) c")"
+
+# the worker's rounds walk the tables in id order and stop at the first rows
+# newer than the bound: the history goes in first, as time would have
+# written it, and the rate without pruning is measured on the same tables
+for i in $(seq "$runs"); do
+    echo "not pruning: $(bench_batch_rate "$events") req/s" | tee -a "$BENCH_DIR/results"
+done
+
+# the worker starts a round at once
+prune_start=$(date +%s.%N)
+bench_psql -c "ALTER SYSTEM SET webhook.auto_prune = on" -c "SELECT pg_reload_conf()" >/dev/null
+for i in $(seq "$runs"); do
+    rate=$(bench_batch_rate "$events")
+    if grep -q "pruned [0-9]* deliveries" "$BENCH_DIR/log"; then
+        echo "pruning: $rate req/s (the round had ended: not counted)"
+    else
+        echo "pruning: $rate req/s" | tee -a "$BENCH_DIR/results"
+    fi
+done
+for _ in $(seq 7200); do
+    grep -q "pruned [0-9]* deliveries" "$BENCH_DIR/log" && break
+    sleep 0.5
+done
+prune_end=$(date +%s.%N)
+grep "pruned [0-9]* deliveries" "$BENCH_DIR/log" | head -1
+echo "round: $(echo "$prune_start $prune_end" | awk '{printf "%.0f", $2 - $1}') s from the reload;" \
+     "attempts left: $(bench_psql -c "SELECT count(*) FROM webhook.attempt")," \
+     "events left: $(bench_psql -c "SELECT count(*) FROM webhook.event")"
+n=$(awk '$1=="not" {print $3}' "$BENCH_DIR/results" | median)
+p=$(awk '$1=="pruning:" {print $2}' "$BENCH_DIR/results" | median)
+echo "median: not pruning $n req/s, while pruning ${p:-?} req/s; ratio $(echo "${p:-0} $n" | awk '{printf "%.2f", $1/$2}')"

@@ -1,0 +1,252 @@
+/*-------------------------------------------------------------------------
+ *
+ * housekeeping.c
+ *	  The SQL of the worker's periodic chores besides delivery: disabling
+ *	  the hooks whose deliveries have all died for webhook.disable_after,
+ *	  and pruning the history older than webhook.retention in small
+ *	  batches.
+ *
+ * As in queue.c, each statement is kept as a prepared plan for the
+ * worker's life, and the caller (worker.c) owns the transactions: each
+ * chore runs in short transactions of its own, so that it never holds up
+ * the recording and claiming of deliveries, nor holds a lock that the
+ * capture trigger or the worker's own statements wait for.
+ *
+ * Endpoint health is kept per hook, in three columns of webhook.hook that
+ * the worker's record statement (queue.c) writes only when they change: on
+ * a death, and on the first success after deaths, which clears them.  So
+ * finding the hooks to disable reads the hook table only, never the
+ * history of deliveries or attempts.
+ *
+ * Pruning walks the queue's tables in id order (their primary keys), a
+ * window of PRUNE_BATCH_ROWS rows at a time, deleting what in the window
+ * is finished and older than the bound, and stops at the first window
+ * that reaches rows created after the bound (ids follow time, nearly): a
+ * batch reads a bounded number of rows, wherever the table stands, and a
+ * round reads what is old, plus one window.  Pending and failed
+ * deliveries are never deleted, nor the events they are for; a row kept
+ * so is looked at again by every round until it goes.
+ *
+ * IDENTIFICATION
+ *	  src/housekeeping.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "webhook.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "housekeeping.h"
+#include "utils/timestamp.h"
+
+/*
+ * Disable the hooks whose every delivery has died for disable_after ($1):
+ * a death since the last success at least that long ago (failing_since),
+ * and one within it (last_death_at, so that a hook with no traffic since
+ * its last death is left alone).  For the hooks of this worker's
+ * transports ($2, $3), those not paused already (disabled_reason), and
+ * never waiting: a hook a transaction holds locked is left for the next
+ * look.  Their waiting deliveries are kept (the claim skips inactive
+ * hooks): re-enabled, the hook sends them.  Returns what the log says:
+ * the hook, its URL's host (no path, no query key), since when and how
+ * many deaths.
+ */
+static const char *disable_sql =
+"UPDATE webhook.hook h"
+"   SET active = false,"
+"       disabled_reason = pg_catalog.format("
+"           'every delivery died for longer than webhook.disable_after (%s): %s since %s, "
+"no success; re-enable with update_hook(id, active => true)',"
+"           $1, CASE WHEN h.failing_deaths = 1 THEN '1 death'"
+"                    ELSE h.failing_deaths || ' deaths' END, h.failing_since),"
+"       updated_at = pg_catalog.now()"
+"  FROM webhook.transport t"
+" WHERE t.id = h.transport_id"
+"   AND h.id IN (SELECT x.id FROM webhook.hook x"
+"                 WHERE x.active AND x.disabled_reason IS NULL"
+"                   AND x.failing_since <= pg_catalog.now() OPERATOR(pg_catalog.-) $1"
+"                   AND x.last_death_at > pg_catalog.now() OPERATOR(pg_catalog.-) $1"
+"                   AND x.transport_id OPERATOR(pg_catalog.%) $2 OPERATOR(pg_catalog.=) $3"
+"                   FOR UPDATE SKIP LOCKED)"
+" RETURNING h.id,"
+"           pg_catalog.substring(t.base_url, '^[A-Za-z]+://(\\[[^]]*\\]|[^/?#:]+)'),"
+"           h.failing_deaths, h.failing_since::text";
+
+/*
+ * One batch of deliveries: of the window of $3 deliveries after id $1, the
+ * finished ones (succeeded, dead, cancelled) finished before now() - $2,
+ * and those older than that of hooks deleted meanwhile (nobody sends
+ * them).  The conditions are on the row deleted, so that a row changed
+ * meanwhile is judged as it is now.  Their attempts go with them (the
+ * deliveries_deleted trigger).
+ */
+static const char *prune_deliveries_sql =
+"WITH win AS ("
+"    SELECT d.id, d.created_at FROM webhook.delivery d"
+"     WHERE d.id > $1 ORDER BY d.id LIMIT $3"
+"), gone AS ("
+"    DELETE FROM webhook.delivery d USING win"
+"     WHERE d.id = win.id"
+"       AND d.created_at < pg_catalog.now() OPERATOR(pg_catalog.-) $2"
+"       AND ((d.state IN ('succeeded', 'dead', 'cancelled')"
+"             AND coalesce(d.finished_at, d.created_at)"
+"                 < pg_catalog.now() OPERATOR(pg_catalog.-) $2)"
+"            OR NOT EXISTS (SELECT 1 FROM webhook.hook h WHERE h.id = d.hook_id))"
+"    RETURNING d.attempts"
+")"
+"SELECT (SELECT pg_catalog.max(win.id) FROM win),"
+"       (SELECT pg_catalog.count(*) FROM win),"
+"       (SELECT pg_catalog.bool_or(win.created_at >= pg_catalog.now() OPERATOR(pg_catalog.-) $2)"
+"          FROM win),"
+"       (SELECT pg_catalog.count(*) FROM gone),"
+"       (SELECT coalesce(pg_catalog.sum(gone.attempts), 0)::bigint FROM gone)";
+
+/*
+ * One batch of events: of the window of $3 events after id $1, those
+ * created before now() - $2 with no delivery left.
+ */
+static const char *prune_events_sql =
+"WITH win AS ("
+"    SELECT e.id, e.created_at FROM webhook.event e"
+"     WHERE e.id > $1 ORDER BY e.id LIMIT $3"
+"), gone AS ("
+"    DELETE FROM webhook.event e USING win"
+"     WHERE e.id = win.id"
+"       AND e.created_at < pg_catalog.now() OPERATOR(pg_catalog.-) $2"
+"       AND NOT EXISTS (SELECT 1 FROM webhook.delivery d WHERE d.event_id = e.id)"
+"    RETURNING e.id"
+")"
+"SELECT (SELECT pg_catalog.max(win.id) FROM win),"
+"       (SELECT pg_catalog.count(*) FROM win),"
+"       (SELECT pg_catalog.bool_or(win.created_at >= pg_catalog.now() OPERATOR(pg_catalog.-) $2)"
+"          FROM win),"
+"       (SELECT pg_catalog.count(*) FROM gone),"
+"       0::bigint";
+
+static SPIPlanPtr disable_plan = NULL;
+static SPIPlanPtr prune_deliveries_plan = NULL;
+static SPIPlanPtr prune_events_plan = NULL;
+
+/* A statement's plan, prepared the first time and kept for the worker's life. */
+static SPIPlanPtr
+kept_plan(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types)
+{
+	if (*plan == NULL)
+	{
+		SPIPlanPtr	p = SPI_prepare(sql, nargs, types);
+
+		if (p == NULL)
+			elog(ERROR, "webhook: preparing a housekeeping statement failed: %s",
+				 SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(p) != 0)
+			elog(ERROR, "webhook: keeping a housekeeping plan failed");
+		*plan = p;
+	}
+	return *plan;
+}
+
+/* An interval in milliseconds, a month counted as 30 days. */
+int64
+interval_ms(const Interval *span)
+{
+	return span->time / 1000 +
+		((int64) span->month * DAYS_PER_MONTH + span->day) * SECS_PER_DAY * 1000;
+}
+
+/*
+ * Disable the failing hooks of this worker's transports (disable_sql), with
+ * a WARNING for each.  Returns how many.  Caller is in a transaction.
+ */
+int
+housekeeping_disable_failing_hooks(const Interval *disable_after, int index,
+								   int n_workers)
+{
+	Oid			types[3] = {INTERVALOID, INT8OID, INT8OID};
+	Datum		values[3];
+	int			ret;
+	uint64		i;
+	int			n;
+
+	values[0] = IntervalPGetDatum(disable_after);
+	values[1] = Int64GetDatum(n_workers);
+	values[2] = Int64GetDatum(index);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "webhook: SPI_connect failed");
+	ret = SPI_execute_plan(kept_plan(&disable_plan, disable_sql, 3, types),
+						   values, NULL, false, 0);
+	if (ret != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "webhook: disabling failing hooks failed: %s",
+			 SPI_result_code_string(ret));
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		char	   *host = SPI_getvalue(tup, desc, 2);
+
+		ereport(WARNING,
+				(errmsg("webhook: hook %s (host %s) disabled: every delivery died for longer than webhook.disable_after, %s deaths since %s and no success",
+						SPI_getvalue(tup, desc, 1), host ? host : "?",
+						SPI_getvalue(tup, desc, 3), SPI_getvalue(tup, desc, 4)),
+				 errhint("Its waiting deliveries are kept; fix the receiver, then re-enable it with webhook.update_hook(id, active => true).")));
+	}
+	n = (int) SPI_processed;
+	SPI_finish();
+	return n;
+}
+
+/* Run one pruning batch statement and read what it did into batch. */
+static void
+prune_batch(SPIPlanPtr *plan, const char *sql, const Interval *retention,
+			int64 after_id, PruneBatch *batch)
+{
+	Oid			types[3] = {INT8OID, INTERVALOID, INT4OID};
+	Datum		values[3];
+	HeapTuple	tup;
+	TupleDesc	desc;
+	bool		isnull;
+	int64		seen;
+	Datum		d;
+	int			ret;
+
+	values[0] = Int64GetDatum(after_id);
+	values[1] = IntervalPGetDatum(retention);
+	values[2] = Int32GetDatum(PRUNE_BATCH_ROWS);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "webhook: SPI_connect failed");
+	ret = SPI_execute_plan(kept_plan(plan, sql, 3, types), values, NULL, false, 0);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "webhook: pruning failed: %s", SPI_result_code_string(ret));
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	d = SPI_getbinval(tup, desc, 1, &isnull);
+	batch->last_id = isnull ? after_id : DatumGetInt64(d);
+	seen = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+	d = SPI_getbinval(tup, desc, 3, &isnull);
+	batch->done = seen < PRUNE_BATCH_ROWS || (!isnull && DatumGetBool(d));
+	batch->deleted = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
+	batch->attempts = DatumGetInt64(SPI_getbinval(tup, desc, 5, &isnull));
+	SPI_finish();
+}
+
+/*
+ * One batch of deliveries after after_id (prune_deliveries_sql).  Caller
+ * is in a transaction.
+ */
+void
+housekeeping_prune_deliveries(const Interval *retention, int64 after_id,
+							  PruneBatch *batch)
+{
+	prune_batch(&prune_deliveries_plan, prune_deliveries_sql, retention,
+				after_id, batch);
+}
+
+/*
+ * One batch of events after after_id (prune_events_sql).  Caller is in a
+ * transaction.
+ */
+void
+housekeeping_prune_events(const Interval *retention, int64 after_id,
+						  PruneBatch *batch)
+{
+	prune_batch(&prune_events_plan, prune_events_sql, retention, after_id, batch);
+}
