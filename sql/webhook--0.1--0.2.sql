@@ -764,3 +764,21 @@ $$;
 COMMENT ON FUNCTION webhook.update_hook(bigint, bigint, text[], text, text, text, text, text,
                                        interval[], boolean, text, text, jsonpath, regprocedure) IS
     'change a hook: NULL arguments keep their value, secret => '''' generates a new secret, filter => ''$'' removes the filter, transform => ''-'' the transform, active => true clears disabled_reason and the failures counted towards webhook.disable_after; returns the hook as webhook.hooks() shows it';
+
+-- A deleted hook takes its counters (webhook.hook_metrics) too.
+CREATE OR REPLACE FUNCTION webhook._cascade_delete() RETURNS trigger
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF TG_TABLE_NAME = 'hook' THEN
+        DELETE FROM webhook.delivery d WHERE d.hook_id IN (SELECT o.id FROM deleted o);
+        DELETE FROM webhook.hook_metrics m WHERE m.hook_id IN (SELECT o.id FROM deleted o);
+    ELSIF TG_TABLE_NAME = 'event' THEN
+        DELETE FROM webhook.delivery d WHERE d.event_id IN (SELECT o.id FROM deleted o);
+    ELSE
+        DELETE FROM webhook.attempt a WHERE a.delivery_id IN (SELECT o.id FROM deleted o);
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION webhook._cascade_delete() IS
+    'trigger: deleted hooks take their deliveries and counters, deleted events their deliveries, deleted deliveries their attempts';

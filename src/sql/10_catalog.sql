@@ -189,6 +189,7 @@ CREATE FUNCTION webhook._cascade_delete() RETURNS trigger
 BEGIN
     IF TG_TABLE_NAME = 'hook' THEN
         DELETE FROM webhook.delivery d WHERE d.hook_id IN (SELECT o.id FROM deleted o);
+        DELETE FROM webhook.hook_metrics m WHERE m.hook_id IN (SELECT o.id FROM deleted o);
     ELSIF TG_TABLE_NAME = 'event' THEN
         DELETE FROM webhook.delivery d WHERE d.event_id IN (SELECT o.id FROM deleted o);
     ELSE
@@ -198,7 +199,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION webhook._cascade_delete() IS
-    'trigger: deleted hooks and events take their deliveries, deleted deliveries their attempts';
+    'trigger: deleted hooks take their deliveries and counters, deleted events their deliveries, deleted deliveries their attempts';
 CREATE TRIGGER hooks_deleted AFTER DELETE ON webhook.hook REFERENCING OLD TABLE AS deleted
     FOR EACH STATEMENT EXECUTE FUNCTION webhook._cascade_delete();
 CREATE TRIGGER events_deleted AFTER DELETE ON webhook.event REFERENCING OLD TABLE AS deleted
