@@ -73,7 +73,8 @@
 "       CASE WHEN h.previous_secret_until > pg_catalog.now()" \
 "            THEN h.previous_secret END," \
 "       h.transform::oid," \
-"       CASE WHEN (SELECT x IS NULL OR t.tenant = ANY (x)" \
+"       CASE WHEN h.transform IS NULL THEN NULL" \
+"            WHEN (SELECT x IS NULL OR t.tenant = ANY (x)" \
 "                    FROM webhook._tenants_of(h.transform_role) AS x)" \
 "            THEN h.transform_role::oid END," \
 "       CASE WHEN h.transform IS NOT NULL THEN e END," \
