@@ -18,20 +18,7 @@ for i in $(seq "$runs"); do
 done
 
 echo "adding $history finished deliveries with their events and attempts"
-bench_psql <<SQL
-\o /dev/null
-INSERT INTO webhook.event (tenant, event_type, payload, created_at)
-SELECT 'default', 'ORDER_CREATE', jsonb_build_object('n', g), now() - interval '1 day'
-  FROM generate_series(1, $history) g;
-INSERT INTO webhook.delivery (event_id, hook_id, state, attempts, last_status,
-                              next_attempt_at, created_at, finished_at)
-SELECT e.id, h.id, 'succeeded', 1, 204, e.created_at, e.created_at, e.created_at
-  FROM webhook.event e, webhook.hook h WHERE e.created_at < now() - interval '1 hour';
-INSERT INTO webhook.attempt (delivery_id, attempt_no, started_at, duration_ms, url, status_code)
-SELECT d.id, 1, d.created_at, 0.5, 'http://127.0.0.1:$port/hook', 204
-  FROM webhook.delivery d WHERE d.created_at < now() - interval '1 hour';
-VACUUM ANALYZE webhook.event, webhook.delivery, webhook.attempt;
-SQL
+bench_fill_history "$history"
 echo "attempts: $(bench_psql -c "SELECT count(*) FROM webhook.attempt")"
 for i in $(seq "$runs"); do
     echo "with history: $(bench_batch_rate "$events") req/s" | tee -a "$BENCH_DIR/results"

@@ -18,21 +18,7 @@ bench_nginx_hook "$port"
 
 echo "adding $history finished deliveries with their events and attempts, half 40 days old"
 fill_start=$(date +%s)
-bench_psql <<SQL
-\o /dev/null
-INSERT INTO webhook.event (tenant, event_type, payload, created_at)
-SELECT 'default', 'ORDER_CREATE', jsonb_build_object('n', g),
-       now() - CASE WHEN g <= $history / 2 THEN interval '40 days' ELSE interval '1 day' END
-  FROM generate_series(1, $history) g;
-INSERT INTO webhook.delivery (event_id, hook_id, state, attempts, last_status,
-                              next_attempt_at, created_at, finished_at)
-SELECT e.id, h.id, 'succeeded', 1, 204, e.created_at, e.created_at, e.created_at
-  FROM webhook.event e, webhook.hook h WHERE e.created_at < now() - interval '1 hour';
-INSERT INTO webhook.attempt (delivery_id, attempt_no, started_at, duration_ms, url, status_code)
-SELECT d.id, 1, d.created_at, 0.5, 'http://127.0.0.1:$port/hook', 204
-  FROM webhook.delivery d WHERE d.created_at < now() - interval '1 hour';
-VACUUM ANALYZE webhook.event, webhook.delivery, webhook.attempt;
-SQL
+bench_fill_history "$history" $((history / 2))
 echo "filled in $(( $(date +%s) - fill_start )) s; attempts: $(bench_psql -c "SELECT count(*) FROM webhook.attempt")"
 echo "sizes: $(bench_psql -c "SELECT string_agg(c || ' ' || pg_size_pretty(pg_total_relation_size(('webhook.' || c)::regclass)), ', ')
                              FROM unnest('{event,delivery,attempt}'::text[]) c")"

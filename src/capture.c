@@ -125,9 +125,12 @@ typedef struct SavedUser
 	int			sec_context;
 } SavedUser;
 
-/* The owner of a function: for ours, the extension's owner. */
-static Oid
-function_owner(Oid fn_oid)
+/*
+ * The owner of a function: for ours, the extension's owner (transform.c
+ * asks it of transforms too).
+ */
+Oid
+webhook_function_owner(Oid fn_oid)
 {
 	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn_oid));
 	Oid			owner;
@@ -565,7 +568,7 @@ capture_state(FunctionCallInfo fcinfo, TriggerData *trigdata)
 
 	state = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(CaptureState));
 	state->tgoid = trigger->tgoid;
-	state->owner = function_owner(fcinfo->flinfo->fn_oid);
+	state->owner = webhook_function_owner(fcinfo->flinfo->fn_oid);
 	state->resource = MemoryContextStrdup(fcinfo->flinfo->fn_mcxt, trigger->tgargs[0]);
 	state->type_prefix = MemoryContextStrdup(fcinfo->flinfo->fn_mcxt,
 											 event_type_part(trigger->tgargs[0]));
@@ -822,7 +825,7 @@ webhook_emit(PG_FUNCTION_ARGS)
 
 
 	caller = GetUserId();
-	become_owner(function_owner(fcinfo->flinfo->fn_oid), &saved);
+	become_owner(webhook_function_owner(fcinfo->flinfo->fn_oid), &saved);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "webhook: SPI_connect failed");
 	if (!superuser_arg(caller) && !manages_tenant(caller, tenant))

@@ -32,9 +32,7 @@
  */
 #include "webhook.h"
 
-#include "access/htup_details.h"
 #include "access/xact.h"
-#include "catalog/pg_proc.h"
 #include "miscadmin.h"
 #include "storage/proc.h"
 #include "transform.h"
@@ -98,20 +96,6 @@ lookup_function(Oid fn)
 	return &functions[n_functions++].flinfo;
 }
 
-/* The owner of a function. */
-static Oid
-function_owner(Oid fn)
-{
-	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn));
-	Oid			owner;
-
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for function %u", fn);
-	owner = ((Form_pg_proc) GETSTRUCT(tup))->proowner;
-	ReleaseSysCache(tup);
-	return owner;
-}
-
 /*
  * Disarm the worker's statement timeout; if it fired after the function
  * returned, forget the cancel it asked for, which would hit whatever the
@@ -153,7 +137,7 @@ call_transform(Attempt *req, int timeout_ms, MemoryContext cxt)
 				 errmsg("role %s may not execute transform %s",
 						role, format_procedure(req->transform))));
 	/* its owner could change what runs with these rights otherwise */
-	if (!has_privs_of_role(function_owner(req->transform), req->transform_role))
+	if (!has_privs_of_role(webhook_function_owner(req->transform), req->transform_role))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("transform %s is owned by a role without the rights of %s",

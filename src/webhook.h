@@ -86,6 +86,9 @@ extern void webhook_wake_launcher_at_commit(void);
 extern PGDLLEXPORT void webhook_launcher_main(Datum main_arg) pg_attribute_noreturn();
 extern void webhook_stop_database_workers(Oid dboid);
 
+/* capture (capture.c) */
+extern Oid	webhook_function_owner(Oid fn_oid);
+
 /* signing (signing.c) */
 extern char *webhook_signature(const char *scheme, const char *secret,
 							   const char *msg_id, int64 timestamp,

@@ -94,6 +94,27 @@ SQL
     chmod a+r "$BENCH_DIR"/*.sql
 }
 
+# $1 finished (succeeded) deliveries to the existing hook, with their events
+# and attempts, as history; the first $2 of them (default none) 40 days old,
+# the others a day old.  Vacuumed and analysed.
+bench_fill_history() {
+    bench_psql <<SQL
+\o /dev/null
+INSERT INTO webhook.event (tenant, event_type, payload, created_at)
+SELECT 'default', 'ORDER_CREATE', jsonb_build_object('n', g),
+       now() - CASE WHEN g <= ${2:-0} THEN interval '40 days' ELSE interval '1 day' END
+  FROM generate_series(1, $1) g;
+INSERT INTO webhook.delivery (event_id, hook_id, state, attempts, last_status,
+                              next_attempt_at, created_at, finished_at)
+SELECT e.id, h.id, 'succeeded', 1, 204, e.created_at, e.created_at, e.created_at
+  FROM webhook.event e, webhook.hook h WHERE e.created_at < now() - interval '1 hour';
+INSERT INTO webhook.attempt (delivery_id, attempt_no, started_at, duration_ms, url, status_code)
+SELECT d.id, 1, d.created_at, 0.5, 'http://127.0.0.1/hook', 204
+  FROM webhook.delivery d WHERE d.created_at < now() - interval '1 hour';
+VACUUM ANALYZE webhook.event, webhook.delivery, webhook.attempt;
+SQL
+}
+
 # The rate (req/s) of one batch of $1 ORDER_CREATE events, queued while
 # sending is paused, from the moment sending resumes until none is due.
 bench_batch_rate() {
