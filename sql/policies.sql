@@ -113,9 +113,9 @@ SELECT webhook.update_hook(:h, transform => 'policies_owned(webhook.event)');
 RESET SESSION AUTHORIZATION;
 
 -- preview: the exact request; here a receiver built for another system
--- (seed 001) gets {"orderId": …, "eventType": "OrderAccepted"} from an
+-- (an order-automation API) gets {"orderId": …, "eventType": "OrderAccepted"} from an
 -- ORDER_ACCEPTED event of a watched orders table
-CREATE FUNCTION seed001_body(e webhook.event) RETURNS jsonb
+CREATE FUNCTION automation_body(e webhook.event) RETURNS jsonb
     LANGUAGE sql IMMUTABLE AS $$
     SELECT jsonb_build_object(
         'orderId', e.resource_id,
@@ -127,7 +127,7 @@ SELECT webhook.create_transport('automation', 'http://www.example.org/automation
                                 query_key => 'QueryParameterKey-SECRET') AS ta \gset
 SELECT webhook.create_hook(:ta, '{ORDER_ACCEPTED}', signature => 'hmac-sha256',
                            secret => 'HeaderSecret-SECRET',
-                           transform => 'seed001_body(webhook.event)') AS ha \gset
+                           transform => 'automation_body(webhook.event)') AS ha \gset
 INSERT INTO policies_orders VALUES ('07c6ad8c-d1ba-4e73-9bbf-c70a085a449c', 'created');
 UPDATE policies_orders SET state = 'accepted';
 SELECT id AS ea FROM webhook.event WHERE event_type = 'ORDER_ACCEPTED' \gset
@@ -139,7 +139,7 @@ SELECT p.headers @> ARRAY['X-Signature: ' ||
            webhook.sign('hmac-sha256', 'HeaderSecret-SECRET', '', 0, p.body)] AS signed
   FROM webhook.preview(:ha, :ea) p;
 -- errors: a transform that fails says why, as the attempt would
-CREATE OR REPLACE FUNCTION seed001_body(e webhook.event) RETURNS jsonb
+CREATE OR REPLACE FUNCTION automation_body(e webhook.event) RETURNS jsonb
     LANGUAGE sql AS $$ SELECT (e.payload->>'state')::int::text::jsonb $$;
 SELECT body FROM webhook.preview(:ha, :ea);
 SELECT webhook.preview(:ha, 999999);
@@ -147,7 +147,7 @@ SELECT webhook.preview(999999, :ea);
 SELECT webhook.unwatch('policies_orders');
 DROP TABLE policies_orders;
 SELECT webhook.delete_transport(:ta);
-DROP FUNCTION seed001_body(webhook.event);
+DROP FUNCTION automation_body(webhook.event);
 SELECT webhook.delete_transport(:t);
 DROP FUNCTION policies_body(webhook.event), policies_text(webhook.event),
               policies_two(webhook.event, integer), policies_owned(webhook.event);

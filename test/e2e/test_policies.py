@@ -17,23 +17,23 @@ ORDER_ID = '07c6ad8c-d1ba-4e73-9bbf-c70a085a449c'
 class TransformTest(unittest.TestCase):
     maxDiff = None
 
-    def test_seed001_body_bytes(self):
-        # the receiver of seed 001: {"orderId", "eventType"}, X-Signature, ?key=
+    def test_automation_body_bytes(self):
+        # an order-automation receiver: {"orderId", "eventType"}, X-Signature, ?key=
         cluster.psql("""
-            CREATE FUNCTION seed001_body(e webhook.event) RETURNS jsonb
+            CREATE FUNCTION automation_body(e webhook.event) RETURNS jsonb
                 LANGUAGE sql IMMUTABLE AS $$
                 SELECT jsonb_build_object(
                     'orderId', e.resource_id,
                     'eventType', replace(initcap(replace(e.event_type, '_', ' ')), ' ', ''))
             $$;
-            CREATE TABLE seed_orders (id uuid PRIMARY KEY, state text NOT NULL);
-            SELECT webhook.watch('seed_orders', resource => 'order', state_column => 'state');""")
+            CREATE TABLE automation_orders (id uuid PRIMARY KEY, state text NOT NULL);
+            SELECT webhook.watch('automation_orders', resource => 'order', state_column => 'state');""")
         t = cluster.create_transport(base_url=rx.url('/automation/'), query_key='QueryParameterKey')
         hook = cluster.create_hook(t, ['ORDER_ACCEPTED'], signature='hmac-sha256',
                                    secret='HeaderSecret-SECRET',
-                                   transform='seed001_body(webhook.event)')
-        cluster.psql("INSERT INTO seed_orders VALUES (%s, 'created')" % lit(ORDER_ID))
-        cluster.psql("UPDATE seed_orders SET state = 'accepted'")
+                                   transform='automation_body(webhook.event)')
+        cluster.psql("INSERT INTO automation_orders VALUES (%s, 'created')" % lit(ORDER_ID))
+        cluster.psql("UPDATE automation_orders SET state = 'accepted'")
         req = rx.wait_requests(1, path='/automation/')[0]
         expected = ('{"orderId": "%s", "eventType": "OrderAccepted"}' % ORDER_ID).encode()
         self.assertEqual(req.body, expected)
@@ -44,7 +44,7 @@ class TransformTest(unittest.TestCase):
         event = int(cluster.one("SELECT id FROM webhook.event WHERE event_type = 'ORDER_ACCEPTED'"))
         self.assertEqual(cluster.one('SELECT body FROM webhook.preview(%d, %d)' % (hook, event)),
                          expected.decode())
-        cluster.psql("SELECT webhook.unwatch('seed_orders'); DROP TABLE seed_orders")
+        cluster.psql("SELECT webhook.unwatch('automation_orders'); DROP TABLE automation_orders")
 
     def test_runs_as_the_role_that_set_it(self):
         cluster.psql("""
