@@ -130,6 +130,7 @@ SELECT webhook.create_transport('x', 'https://x.test', client_key_file => '/etc/
 SELECT webhook.create_transport('x', 'https://x.test', client_key_password => 'kp-SECRET-19');
 SELECT webhook.create_transport('x', 'https://x.test', query_key => E'qk-SECRET-20\n');
 SELECT webhook.create_transport('x', 'https://x.test', max_in_flight => 0);
+SELECT webhook.create_transport('x', 'https://x.test', max_in_flight => 2000000000);
 SELECT webhook.create_transport('x', 'https://x.test', max_in_flight => NULL);
 SELECT * FROM transport_unchanged;
 

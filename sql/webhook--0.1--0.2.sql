@@ -782,3 +782,88 @@ END
 $$;
 COMMENT ON FUNCTION webhook._cascade_delete() IS
     'trigger: deleted hooks take their deliveries and counters, deleted events their deliveries, deleted deliveries their attempts';
+
+-- max_in_flight at most 10000 (2 x a huge one overflowed the worker's claim).
+CREATE OR REPLACE FUNCTION webhook._check_transport(t webhook.transport) RETURNS webhook.transport
+    LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    u record;
+BEGIN
+    t.tenant := webhook._check_tenant(t.tenant);
+    PERFORM webhook._not_null(t.name, 'name');
+    IF t.name = '' OR t.name ~ '[[:cntrl:]]' THEN
+        RAISE EXCEPTION 'invalid transport name'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Transport names are non-empty and have no control characters.';
+    END IF;
+
+    u := webhook._parse_url(t.base_url, 'base_url');
+    IF strpos(u.rest, '?') > 0 THEN
+        RAISE EXCEPTION 'base_url must not contain a query'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Put a query in the hook''s path, or an API key in query_key.';
+    END IF;
+
+    t.headers := webhook._check_headers(t.headers);
+    t.auth := webhook._check_auth(t.auth);
+
+    IF t.query_key = '' THEN
+        t.query_key := NULL;
+    END IF;
+    IF t.query_key ~ '[[:cntrl:]]' THEN
+        RAISE EXCEPTION 'query_key must not contain control characters'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    PERFORM webhook._not_null(t.connect_timeout, 'connect_timeout');
+    PERFORM webhook._not_null(t.timeout, 'timeout');
+    IF t.connect_timeout <= interval '0' THEN
+        RAISE EXCEPTION 'connect_timeout must be positive'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Give an interval such as ''10 s''.';
+    END IF;
+    IF t.timeout <= interval '0' THEN
+        RAISE EXCEPTION 'timeout must be positive'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Give an interval such as ''30 s''.';
+    END IF;
+
+    PERFORM webhook._not_null(t.tls_verify, 'tls_verify');
+    t.ca_file := webhook._check_file(t.ca_file, 'ca_file');
+    t.client_cert_file := webhook._check_file(t.client_cert_file, 'client_cert_file');
+    t.client_key_file := webhook._check_file(t.client_key_file, 'client_key_file');
+    IF t.client_key_password = '' THEN
+        t.client_key_password := NULL;
+    END IF;
+    IF t.client_key_file IS NOT NULL AND t.client_cert_file IS NULL THEN
+        RAISE EXCEPTION 'client_key_file needs client_cert_file'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Give the client certificate with client_cert_file.';
+    END IF;
+    IF t.client_key_password IS NOT NULL AND t.client_key_file IS NULL THEN
+        RAISE EXCEPTION 'client_key_password needs client_key_file'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Give the encrypted private key with client_key_file.';
+    END IF;
+
+    PERFORM webhook._not_null(t.max_in_flight, 'max_in_flight');
+    IF t.max_in_flight < 1 THEN
+        RAISE EXCEPTION 'max_in_flight must be at least 1'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- the worker holds up to twice as many: more would be a tenant's way to
+    -- take the whole worker (and webhook.max_in_flight bounds all anyway)
+    IF t.max_in_flight > 10000 THEN
+        RAISE EXCEPTION 'max_in_flight must be at most 10000'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'webhook.max_in_flight bounds the requests in flight of all transports together.';
+    END IF;
+    IF t.max_per_second IS NOT NULL
+       AND NOT (t.max_per_second > 0 AND t.max_per_second <= 1000000) THEN
+        RAISE EXCEPTION 'max_per_second must be more than 0 and at most 1000000'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Give requests per second, such as 50 or 0.5; NULL (or 0 in update_transport) means no limit.';
+    END IF;
+    RETURN t;
+END
+$$;

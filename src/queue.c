@@ -118,9 +118,9 @@
 "      FROM webhook.hook h" \
 "      JOIN webhook.transport t ON t.id = h.transport_id" \
 "      CROSS JOIN LATERAL (" \
-"          SELECT GREATEST(LEAST(" CppAsString2(QUEUE_HOLD_FACTOR) " * t.max_in_flight," \
-"                                coalesce(pg_catalog.ceil(t.max_per_second)::integer + 1," \
-"                                         " CppAsString2(QUEUE_HOLD_FACTOR) " * t.max_in_flight))" \
+"          SELECT GREATEST(LEAST(" CppAsString2(QUEUE_HOLD_FACTOR) " * t.max_in_flight::bigint," \
+"                                coalesce(pg_catalog.ceil(t.max_per_second)::bigint + 1," \
+"                                         " CppAsString2(QUEUE_HOLD_FACTOR) " * t.max_in_flight::bigint))" \
 "                          - coalesce((SELECT busy.n FROM busy WHERE busy.tid = t.id), 0)," \
 "                          0) AS room) r"
 
@@ -264,8 +264,10 @@ id ", coalesce('HTTP ' || " status ", " error ", 'no answer'))"
  * row is written only then, so a healthy hook's successes write nothing,
  * and none of these columns is indexed: the update is HOT.  Not for a hook
  * a 410 disables, nor one that a death pauses (stopped): one statement
- * cannot update a row twice, and neither is sent to any more.  The last
- * resort queue_record_failure() does not count its deaths.
+ * cannot update a row twice, and neither is sent to any more.  Nor one
+ * that another transaction holds (a tenant's open update_hook()): the
+ * worker never waits on it, and that batch's deaths go uncounted.  The
+ * last resort queue_record_failure() does not count its deaths.
  */
 /* the parameters of record_sql: an array per column of r */
 #define RECORD_ARGS 11
@@ -348,6 +350,8 @@ static const char *record_sql =
 "       AND (x.deaths > 0 OR (x.succeeded AND h.failing_since IS NOT NULL))"
 "       AND NOT (x.deaths > 0 AND h.active AND h.disabled_reason IS NULL"
 "                AND h.ordered <> 'none' AND h.on_dead = 'stop')"
+"       AND h.id IN (SELECT k.id FROM webhook.hook k WHERE k.id = x.hook_id"
+"                     FOR NO KEY UPDATE SKIP LOCKED)"
 "), counted AS ("
 COUNT_BATCH
 ")"

@@ -434,6 +434,13 @@ BEGIN
         RAISE EXCEPTION 'max_in_flight must be at least 1'
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    -- the worker holds up to twice as many: more would be a tenant's way to
+    -- take the whole worker (and webhook.max_in_flight bounds all anyway)
+    IF t.max_in_flight > 10000 THEN
+        RAISE EXCEPTION 'max_in_flight must be at most 10000'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'webhook.max_in_flight bounds the requests in flight of all transports together.';
+    END IF;
     IF t.max_per_second IS NOT NULL
        AND NOT (t.max_per_second > 0 AND t.max_per_second <= 1000000) THEN
         RAISE EXCEPTION 'max_per_second must be more than 0 and at most 1000000'

@@ -3,6 +3,7 @@ delivery has died for that long (shortened here to 2 s), keeps its waiting
 deliveries, and update_hook(active => true) re-enables it."""
 
 import re
+import subprocess
 import time
 import unittest
 
@@ -112,6 +113,38 @@ class HealthTest(unittest.TestCase):
         self.assertTrue(active)
         self.assertIsNone(reason)
         self.assertLess(deaths, 4)
+
+    def test_b2_a_held_hook_row_stalls_nobody(self):
+        """A tenant's open update_hook() holds its hook's row: the worker
+        neither waits for it nor loses attempt rows; another hook's
+        deliveries go at once."""
+        rx.default(R(204))
+        rx.script('/held', R(500))
+        held = cluster.hook_on(rx.url(), '/held', retry_schedule='{}')
+        other = cluster.hook_on(rx.url(), '/not-held')
+        session = subprocess.Popen(
+            [cluster._bin('psql'), '-X', '-q', '-h', cluster.sockdir, '-p', str(cluster.port),
+             '-d', cluster.dbname, '-c',
+             "BEGIN; SELECT webhook.update_hook(%d, path => '/held'); "
+             "SELECT pg_sleep(6); COMMIT;" % held.hook_id],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=cluster._env())
+        try:
+            cluster.wait_for("SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+                             "WHERE c.relname = 'hook' AND l.mode = 'RowExclusiveLock'", '1',
+                             timeout=10)
+            dying = cluster.emit_many(held.event_type, 50)
+            started = time.monotonic()
+            cluster.emit_many(other.event_type, 100)
+            rx.wait_requests(100, path='/not-held', timeout=10)
+            self.assertLess(time.monotonic() - started, 3)
+            for u in dying:
+                cluster.wait_state(u, 'dead')
+            self.assertEqual(cluster.one(
+                "SELECT count(*) FROM webhook.delivery d LEFT JOIN webhook.attempt a "
+                "ON a.delivery_id = d.id WHERE d.hook_id = %d AND a.delivery_id IS NULL"
+                % held.hook_id), '0')
+        finally:
+            session.wait(20)
 
     def test_c_zero_turns_it_off(self):
         for bad in ('bogus', '-1 s'):
