@@ -386,10 +386,9 @@ GRANT EXECUTE ON FUNCTION webhook.metrics() TO webhook_admin, webhook_tenant, pg
 -- pg_monitor may call them (and nothing else: it is granted no table)
 GRANT USAGE ON SCHEMA webhook TO pg_monitor;
 
--- Review fixes: TLS files and transforms are set by admins only; a
--- transform keeps the role that set it through a restore, and must be
--- owned by a role with that role's rights; update_transport locks only
--- rows of the caller's tenants; preview() takes events of the hook's tenant.
+-- Review fixes: TLS files are set by admins only (and transforms, in
+-- _hook_written below); update_transport locks only rows of the caller's
+-- tenants; preview() takes events of the hook's tenant.
 CREATE OR REPLACE FUNCTION webhook._transport_written() RETURNS trigger
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -403,41 +402,6 @@ BEGIN
         RAISE EXCEPTION 'only members of webhook_admin set ca_file, client_cert_file and client_key_file'
             USING ERRCODE = 'insufficient_privilege',
                   HINT = 'They name files on the database server: ask an administrator to set them.';
-    END IF;
-    RETURN NEW;
-END
-$$;
-
-CREATE OR REPLACE FUNCTION webhook._hook_written() RETURNS trigger
-    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    NEW := webhook._check_hook(NEW, TG_OP = 'UPDATE');
-    -- the worker runs the transform as the role that set it, never another:
-    -- the writer, unless it copies a row (a restore) of a role it belongs to
-    IF NEW.transform IS NULL THEN
-        NEW.transform_role := NULL;
-    ELSIF TG_OP = 'UPDATE' AND NEW.transform IS NOT DISTINCT FROM OLD.transform THEN
-        NEW.transform_role := OLD.transform_role;
-    ELSE
-        -- code run inside the delivery worker: for those who manage every tenant
-        IF webhook._tenants_of(webhook._caller()) IS NOT NULL THEN
-            RAISE EXCEPTION 'only members of webhook_admin set transforms'
-                USING ERRCODE = 'insufficient_privilege',
-                      HINT = 'A transform runs inside the delivery worker: ask an administrator to set it.';
-        END IF;
-        IF TG_OP = 'UPDATE' OR NEW.transform_role IS NULL
-           OR NOT pg_has_role(webhook._caller(), NEW.transform_role, 'MEMBER') THEN
-            NEW.transform_role := webhook._caller();
-        END IF;
-        -- its owner could otherwise change what runs with these rights
-        IF NOT EXISTS (SELECT 1 FROM pg_proc p
-                        WHERE p.oid = NEW.transform
-                          AND pg_has_role(p.proowner, NEW.transform_role, 'USAGE')) THEN
-            RAISE EXCEPTION 'transform % is owned by a role without the rights of %',
-                            NEW.transform, NEW.transform_role
-                USING ERRCODE = 'insufficient_privilege',
-                      HINT = 'The worker runs a transform as the role that sets it: use a function owned by that role, or by one with its rights.';
-        END IF;
     END IF;
     RETURN NEW;
 END
@@ -604,7 +568,9 @@ $$;
 COMMENT ON FUNCTION webhook.notifications(text, bigint, timestamptz, integer, integer, text, text) IS
     'the deliveries made since the given time (by default the last webhook.retention; all with since => NULL), one page at a time, oldest first';
 
--- A hook re-enabled by a direct UPDATE forgets why it was disabled too.
+-- The write trigger of hooks: only admins set transforms, a restore keeps
+-- transform_role, the function's owner must have that role's rights; a
+-- hook re-enabled by a direct UPDATE forgets why it was disabled too.
 CREATE OR REPLACE FUNCTION webhook._hook_written() RETURNS trigger
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN

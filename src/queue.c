@@ -186,6 +186,16 @@ REQUEST_SELECT
 "       AS c(id, event_id, hook_id, attempts)"
 REQUEST_JOINS;
 
+/*
+ * The hook h, unless another transaction holds its row (a tenant's open
+ * update_hook(), say): the worker never waits for one.  What it would have
+ * written there (a 410's disabling, an ordered hook's pause, the run of
+ * failures) is skipped this once; a later answer does it.
+ */
+#define HOOK_NOT_HELD(id) \
+"h.id IN (SELECT k.id FROM webhook.hook k WHERE k.id = " id \
+"         FOR NO KEY UPDATE SKIP LOCKED)"
+
 /* why a 410 disabled a hook, as the record statement writes and reads it */
 #define GONE_REASON "the receiver answered 410 Gone"
 
@@ -265,9 +275,9 @@ id ", coalesce('HTTP ' || " status ", " error ", 'no answer'))"
  * and none of these columns is indexed: the update is HOT.  Not for a hook
  * a 410 disables, nor one that a death pauses (stopped): one statement
  * cannot update a row twice, and neither is sent to any more.  Nor one
- * that another transaction holds (a tenant's open update_hook()): the
- * worker never waits on it, and that batch's deaths go uncounted.  The
- * last resort queue_record_failure() does not count its deaths.
+ * that another transaction holds (HOOK_NOT_HELD, like the other two
+ * updates of hooks here): that batch's deaths go uncounted.  The last
+ * resort queue_record_failure() does not count its deaths.
  */
 /* the parameters of record_sql: an array per column of r */
 #define RECORD_ARGS 11
@@ -323,6 +333,7 @@ static const char *record_sql =
 "           disabled_reason = '" GONE_REASON "',"
 "           updated_at = pg_catalog.now()"
 "     WHERE h.id IN (SELECT r.hook_id FROM r WHERE r.status = 410)"
+"       AND " HOOK_NOT_HELD("h.id")
 "), stopped AS ("
 "    UPDATE webhook.hook h"
 "       SET disabled_reason = " STOPPED_REASON("x.delivery_id", "x.status", "x.error") ","
@@ -333,6 +344,7 @@ static const char *record_sql =
 "             ORDER BY r.hook_id, r.delivery_id) x"
 "     WHERE h.id = x.hook_id AND h.active AND h.disabled_reason IS NULL"
 "       AND h.ordered <> 'none' AND h.on_dead = 'stop'"
+"       AND " HOOK_NOT_HELD("x.hook_id")
 "), health AS ("
 "    UPDATE webhook.hook h"
 "       SET failing_since = CASE WHEN x.deaths = 0 THEN NULL"
@@ -350,8 +362,7 @@ static const char *record_sql =
 "       AND (x.deaths > 0 OR (x.succeeded AND h.failing_since IS NOT NULL))"
 "       AND NOT (x.deaths > 0 AND h.active AND h.disabled_reason IS NULL"
 "                AND h.ordered <> 'none' AND h.on_dead = 'stop')"
-"       AND h.id IN (SELECT k.id FROM webhook.hook k WHERE k.id = x.hook_id"
-"                     FOR NO KEY UPDATE SKIP LOCKED)"
+"       AND " HOOK_NOT_HELD("x.hook_id")
 "), counted AS ("
 COUNT_BATCH
 ")"
@@ -751,7 +762,8 @@ queue_record_failure(Attempt *req, const char *why)
 								"  FROM dead"
 								" WHERE h.id = dead.hook_id AND dead.state = 'dead'"
 								"   AND h.active AND h.disabled_reason IS NULL"
-								"   AND h.ordered <> 'none' AND h.on_dead = 'stop'",
+								"   AND h.ordered <> 'none' AND h.on_dead = 'stop'"
+								"   AND " HOOK_NOT_HELD("h.id"),
 								4, types, values, nulls, false, 0);
 	if (ret != SPI_OK_UPDATE)
 		elog(ERROR, "webhook: recording a failure failed: %s", SPI_result_code_string(ret));
