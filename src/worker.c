@@ -84,7 +84,7 @@ typedef struct TransportLoad
 {
 	int64		transport_id;
 	int			held;			/* claimed and not yet recorded */
-	int			in_flight;		/* of which started */
+	int			in_flight;		/* of which started and not finished */
 } TransportLoad;
 
 static TransportLoad *loads = NULL;
@@ -95,6 +95,16 @@ static dlist_head done = DLIST_STATIC_INIT(done);	/* finished, not recorded */
 static dlist_head held = DLIST_STATIC_INIT(held);	/* claimed, not recorded */
 static int	n_waiting = 0;
 static int	n_held = 0;
+/* how many of done (from its head) no longer count as in flight */
+static int	n_released = 0;
+
+/*
+ * Working off a backlog, finished requests are recorded with the next
+ * claim, in one transaction and one statement with it, but none waits more
+ * than this to be recorded.  (Recording them as they finished took a
+ * transaction per handful of answers.)
+ */
+#define RECORD_DELAY_MS 20
 
 static MemoryContext request_cxt;
 static MemoryContext loop_cxt;
@@ -451,7 +461,54 @@ free_requests(dlist_head *list, bool release)
 }
 
 /*
- * Count the finished requests in or out of their transports' loads.  Not
+ * The requests that finished since the last call no longer count against
+ * their transports' max_in_flight: the next may start before they are
+ * recorded.
+ */
+static void
+release_finished(void)
+{
+	dlist_iter	iter;
+	int			i = 0;
+
+	dlist_foreach(iter, &done)
+	{
+		Attempt    *req = dlist_container(Attempt, node, iter.cur);
+
+		if (i++ >= n_released)
+			transport_load(req->transport_id)->in_flight--;
+	}
+	n_released = i;
+}
+
+/*
+ * Whether to record the finished requests now, rather than with the next
+ * claim: always but when working off a backlog, then once the earliest
+ * finished RECORD_DELAY_MS ago.  Sets *wait_ms to how long until then.
+ */
+static bool
+record_due(bool backlog, long *wait_ms)
+{
+	Attempt    *first;
+	TimestampTz due;
+	long		secs;
+	int			usecs;
+
+	*wait_ms = 0;
+	if (dlist_is_empty(&done))
+		return false;
+	if (!backlog)
+		return true;
+	first = dlist_head_element(Attempt, node, &done);
+	due = first->started_at + (TimestampTz) (first->duration_ms * 1000.0) +
+		RECORD_DELAY_MS * INT64CONST(1000);
+	TimestampDifference(GetCurrentTimestamp(), due, &secs, &usecs);
+	*wait_ms = secs * 1000 + (usecs + 999) / 1000;
+	return *wait_ms <= 0;
+}
+
+/*
+ * Count the finished requests in or out of what their transports hold.  Not
  * inlined: exchange() calls it around a PG_TRY.
  */
 static pg_noinline int
@@ -463,10 +520,8 @@ count_done(int sign)
 	dlist_foreach(iter, &done)
 	{
 		Attempt    *req = dlist_container(Attempt, node, iter.cur);
-		TransportLoad *load = transport_load(req->transport_id);
 
-		load->held += sign;
-		load->in_flight += sign;
+		transport_load(req->transport_id)->held += sign;
 		n++;
 	}
 	return n;
@@ -652,6 +707,7 @@ exchange(int limit)
 
 	drop_waiting_of_gone_hooks();
 	free_requests(&done, true);
+	n_released = 0;
 	while (!dlist_is_empty(&new_requests))
 	{
 		Attempt    *req = dlist_container(Attempt, node,
@@ -934,6 +990,7 @@ webhook_worker_main(Datum main_arg)
 		int			n_busy;
 		int			limit = 0;
 		long		timeout;
+		long		record_wait_ms;
 		TimestampTz now;
 		TimestampTz next_start_at;
 		TimestampTz next_prune;
@@ -957,7 +1014,7 @@ webhook_worker_main(Datum main_arg)
 			capacity - n_busy >= (backlog ? Max(1, capacity / 4) : 1))
 			limit = Min(capacity - n_busy, webhook_batch_size);
 
-		if (limit > 0 || !dlist_is_empty(&done))
+		if (limit > 0 || record_due(backlog, &record_wait_ms))
 		{
 			int			claimed = exchange(limit);
 
@@ -987,8 +1044,11 @@ webhook_worker_main(Datum main_arg)
 		next_prune = prune_step();
 
 		n_busy = http_in_flight() + n_waiting;
-		timeout = (claim_due && n_busy == 0 && webhook_enabled) ||
-			(!dlist_is_empty(&done) && catalog_current) ? 0 : POLL_INTERVAL_MS;
+		timeout = (claim_due && n_busy == 0 && webhook_enabled) ? 0 : POLL_INTERVAL_MS;
+		if (catalog_current && record_due(backlog, &record_wait_ms))
+			timeout = 0;
+		else if (!dlist_is_empty(&done) && catalog_current)
+			timeout = Min(timeout, record_wait_ms);
 		if (next_retry_at != 0 && timeout > 0)
 		{
 			long		secs;
@@ -1017,6 +1077,7 @@ webhook_worker_main(Datum main_arg)
 
 		if (http_wait(timeout, &done))
 			claim_due = true;
+		release_finished();
 		now = GetCurrentTimestamp();
 		if (next_retry_at != 0 && now >= next_retry_at)
 		{
