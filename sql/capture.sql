@@ -110,6 +110,40 @@ CREATE TRIGGER wrong BEFORE INSERT ON till_events FOR EACH ROW EXECUTE FUNCTION 
 INSERT INTO till_events VALUES ('T-2', 1);
 DROP TRIGGER wrong ON till_events;
 
+-- The queue's tables as the extension made them are written directly;
+-- changed by an admin (a column, a trigger of hers), by an INSERT
+-- statement, which honours the change.  A dropped column is no change.
+SELECT webhook.watch('shop_orders', resource => 'order', tenant_column => 'shop',
+                     state_column => 'Order State');
+DELETE FROM webhook.event;
+ALTER TABLE webhook.event ADD COLUMN note text DEFAULT 'by statement';
+CREATE FUNCTION delivery_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE NOTICE 'a % delivery', NEW.state;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER noted AFTER INSERT ON webhook.delivery
+    FOR EACH ROW EXECUTE FUNCTION delivery_inserted();
+INSERT INTO shop_orders (id, shop) VALUES (41, 'acme');
+SELECT resource_id, note FROM webhook.event;
+DROP TRIGGER noted ON webhook.delivery;
+DROP FUNCTION delivery_inserted();
+ALTER TABLE webhook.event DROP COLUMN note;
+INSERT INTO shop_orders (id, shop, total) VALUES (42, 'acme', 4.2);
+UPDATE shop_orders SET total = 4.3 WHERE id = 42;
+UPDATE shop_orders SET total = 4.4, "Order State" = 'settled' WHERE id = 42;
+SELECT * FROM captured;
+SELECT count(*) AS events, count(DISTINCT uid) AS distinct_uids,
+       count(*) FILTER (WHERE uid::text ~ '^[0-9a-f]{8}-[0-9a-f]{4}-4') AS random_uids
+  FROM webhook.event;
+SELECT d.state, d.attempts, d.next_attempt_at = e.created_at AS due_at_once,
+       d.created_at = e.created_at AS same_time, d.finished_at, d.last_status
+  FROM webhook.delivery d JOIN webhook.event e ON e.id = d.event_id
+ WHERE e.resource_id = '42' ORDER BY d.id;
+SELECT webhook.watch('shop_orders', resource => 'order', tenant_column => 'shop',
+                     events => '{insert}');
+
 -- unwatch removes the trigger and the configuration
 SELECT webhook.unwatch('shop_orders');
 SELECT webhook.unwatch('shop_orders');

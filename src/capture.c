@@ -6,9 +6,9 @@
  *
  * An event is stored only when at least one active hook of its tenant
  * subscribes to its type; it is stored together with one pending delivery
- * per such hook, by one kept SPI plan, so a rolled-back change leaves
- * nothing and a committed one is in the queue.  The worker is woken when the
- * transaction commits.
+ * per such hook (enqueue.c), so a rolled-back change leaves nothing and a
+ * committed one is in the queue.  The worker is woken when the transaction
+ * commits.
  *
  * Caches, all backend-local:
  *	- the list of active hooks (id, tenant, event type patterns), loaded once
@@ -16,8 +16,7 @@
  *	  webhook.transport, which the trigger webhook._hooks_changed() sends on
  *	  every change to them that matters;
  *	- the attribute numbers of a watched table's columns, per statement, in
- *	  the trigger's fn_extra;
- *	- the insert plan, kept for the life of the backend.
+ *	  the trigger's fn_extra.
  *
  * Privileges: both entry points run as their caller, so whatever a row's
  * types run while the row is read (output functions, casts to json) runs
@@ -48,6 +47,7 @@
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
+#include "enqueue.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -102,7 +102,6 @@ static Oid	hook_relid = InvalidOid;
 static Oid	transport_relid = InvalidOid;
 static bool inval_callback_registered = false;
 
-static SPIPlanPtr enqueue_plan = NULL;
 
 /* Per-statement state of one capture trigger, in fn_extra. */
 typedef struct CaptureState
@@ -398,10 +397,10 @@ guarded_filter_matches(int64 hook_id, JsonPath *filter, Datum payload)
 }
 
 /*
- * The ids of the matched hooks whose filters the payload passes, as an
- * int8[]; NULL when there are none.
+ * Keep the matched hooks whose filters the payload passes (their ids first
+ * in m->ids); return how many.
  */
-static ArrayType *
+static int
 hooks_to_send(MatchedHooks *m, Datum payload)
 {
 	int			n = 0;
@@ -413,78 +412,7 @@ hooks_to_send(MatchedHooks *m, Datum payload)
 			 ? guarded_filter_matches(DatumGetInt64(m->ids[i]), m->filters[i], payload)
 			 : filter_matches(m->filters[i], payload)))
 			m->ids[n++] = m->ids[i];
-	if (n == 0)
-		return NULL;
-	return construct_array(m->ids, n, INT8OID, sizeof(int64), FLOAT8PASSBYVAL,
-						   TYPALIGN_DOUBLE);
-}
-
-/*
- * Store one event and its deliveries to hooks; return the event's uid.
- * payload and old_row are JSON texts; changed lists the columns whose old
- * values become "previous" (both NULL except for updates).  payload and
- * old_row are jsonb.  Caller must be connected to SPI.
- */
-static Datum
-enqueue_event(const char *tenant, const char *event_type,
-			  const char *resource, const char *resource_id,
-			  Datum payload, Datum old_row, ArrayType *changed,
-			  ArrayType *hooks)
-{
-	Datum		values[8];
-	char		nulls[8];
-	int			ret;
-	bool		isnull;
-
-	if (enqueue_plan == NULL)
-	{
-		Oid			types[8] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID,
-		JSONBOID, JSONBOID, TEXTARRAYOID, INT8ARRAYOID};
-		SPIPlanPtr	plan;
-
-		plan = SPI_prepare("WITH e AS ("
-						   "  INSERT INTO webhook.event"
-						   "    (tenant, event_type, resource, resource_id, payload, previous)"
-						   "  SELECT $1, $2, $3, $4, $5,"
-						   "    (SELECT pg_catalog.jsonb_object_agg(c, $6 OPERATOR(pg_catalog.->) c)"
-						   "       FROM pg_catalog.unnest($7) c)"
-						   "  RETURNING id, uid),"
-						   " d AS ("
-						   "  INSERT INTO webhook.delivery (event_id, hook_id)"
-						   "  SELECT e.id, h FROM e, pg_catalog.unnest($8) h)"
-						   "SELECT uid FROM e", 8, types);
-		if (plan == NULL)
-			elog(ERROR, "webhook: preparing the event insert failed: %s",
-				 SPI_result_code_string(SPI_result));
-		if (SPI_keepplan(plan) != 0)
-			elog(ERROR, "webhook: keeping the event insert plan failed");
-		enqueue_plan = plan;
-	}
-
-	memset(nulls, ' ', sizeof(nulls));
-	values[0] = CStringGetTextDatum(tenant);
-	values[1] = CStringGetTextDatum(event_type);
-	values[2] = resource ? CStringGetTextDatum(resource) : (Datum) 0;
-	nulls[2] = resource ? ' ' : 'n';
-	values[3] = resource_id ? CStringGetTextDatum(resource_id) : (Datum) 0;
-	nulls[3] = resource_id ? ' ' : 'n';
-	values[4] = payload;
-	values[5] = old_row;
-	nulls[5] = changed ? ' ' : 'n';
-	values[6] = PointerGetDatum(changed);
-	nulls[6] = changed ? ' ' : 'n';
-	values[7] = PointerGetDatum(hooks);
-	nulls[7] = hooks ? ' ' : 'n';
-
-	ret = SPI_execute_plan(enqueue_plan, values, nulls, false, 1);
-	if (ret != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "webhook: inserting an event failed: %s",
-			 SPI_result_code_string(ret));
-
-	if (hooks != NULL)
-		webhook_wake_at_commit();
-
-	return SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return n;
 }
 
 /* Upper-case, with every non-alphanumeric byte replaced by "_". */
@@ -653,7 +581,8 @@ webhook_capture(PG_FUNCTION_ARGS)
 	char	   *tenant;
 	char	   *event_type;
 	MatchedHooks matched;
-	ArrayType  *hooks;
+	int			n_hooks;
+	NewEvent	ev;
 	Datum		payload;
 	Datum		old_payload;
 	char	   *resource_id;
@@ -721,8 +650,8 @@ webhook_capture(PG_FUNCTION_ARGS)
 	/* the row is read with the writer's rights ... */
 	resource_id = column_text(row, desc, state->id_attnum);
 	payload = row_jsonb(state, row, desc);
-	hooks = hooks_to_send(&matched, payload);
-	if (hooks == NULL)
+	n_hooks = hooks_to_send(&matched, payload);
+	if (n_hooks == 0)
 		return PointerGetDatum(NULL);	/* filtered out by every hook */
 	old_payload = oldtup ? row_jsonb(state, oldtup, desc) : (Datum) 0;
 
@@ -730,8 +659,14 @@ webhook_capture(PG_FUNCTION_ARGS)
 	become_owner(state->owner, &saved);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "webhook: SPI_connect failed");
-	enqueue_event(tenant, event_type, state->resource, resource_id,
-				  payload, old_payload, changed, hooks);
+	ev.tenant = tenant;
+	ev.event_type = event_type;
+	ev.resource = state->resource;
+	ev.resource_id = resource_id;
+	ev.payload = payload;
+	ev.old_row = old_payload;
+	ev.changed = changed;
+	enqueue_event(&ev, matched.ids, n_hooks);
 	SPI_finish();
 	restore_user(&saved);
 	return PointerGetDatum(NULL);
@@ -802,6 +737,7 @@ webhook_emit(PG_FUNCTION_ARGS)
 	Datum		uid;
 	Oid			caller;
 	MatchedHooks matched;
+	NewEvent	ev;
 	SavedUser	saved;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
@@ -834,8 +770,14 @@ webhook_emit(PG_FUNCTION_ARGS)
 				 errmsg("permission denied for tenant \"%s\"", tenant),
 				 errhint("A member of webhook_admin can grant it with webhook.grant_tenant(role, tenant).")));
 	matched = matching_hooks(tenant, event_type);
-	uid = enqueue_event(tenant, event_type, resource, resource_id, JsonbPGetDatum(payload),
-						(Datum) 0, NULL, hooks_to_send(&matched, JsonbPGetDatum(payload)));
+	ev.tenant = tenant;
+	ev.event_type = event_type;
+	ev.resource = resource;
+	ev.resource_id = resource_id;
+	ev.payload = JsonbPGetDatum(payload);
+	ev.old_row = (Datum) 0;
+	ev.changed = NULL;
+	uid = enqueue_event(&ev, matched.ids, hooks_to_send(&matched, ev.payload));
 	uid = SPI_datumTransfer(uid, false, UUID_LEN);
 	SPI_finish();
 	restore_user(&saved);

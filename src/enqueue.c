@@ -1,0 +1,428 @@
+/*-------------------------------------------------------------------------
+ *
+ * enqueue.c
+ *	  Store an event and one pending delivery per hook in the writer's
+ *	  transaction, for the capture trigger and webhook.emit().
+ *
+ * This is what a watched table's every INSERT, UPDATE and DELETE pays for
+ * the extension, so it takes the short way: the rows are formed here and
+ * inserted into the heap and the indexes directly, as logical
+ * replication's apply does, with no statement to plan or executor to
+ * start.  (An INSERT statement through SPI spent most of the trigger's
+ * time on that, and on preparing delivery's CHECK constraint anew for
+ * every statement.)  The values are those the columns' defaults give: ids
+ * from their identity sequences, uid from gen_random_uuid(), times from
+ * now(), a delivery pending with no attempt; all satisfy the constraints.
+ *
+ * The short way is taken only for a table as this library made it: the
+ * columns it fills with their types, no other CHECK constraint, no trigger
+ * on insert, a plain table.  Anything else (a column or trigger an admin
+ * added, a catalog of another version during an upgrade) is written with
+ * the INSERT statement, through SPI, which honours all of it.  What is
+ * known of each table is kept until a relcache invalidation of it.
+ *
+ * Caller runs as the extension's owner, connected to SPI.
+ *
+ * IDENTIFICATION
+ *	  src/enqueue.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "webhook.h"
+
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/dependency.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "commands/sequence.h"
+#include "enqueue.h"
+#include "executor/executor.h"
+#include "executor/spi.h"
+#include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "utils/inval.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+
+/* A column the short way fills: its name and type. */
+typedef struct QueueColumn
+{
+	const char *name;
+	Oid			type;
+} QueueColumn;
+
+/* webhook.event's columns, in the order of event_values() */
+enum
+{
+	EV_ID, EV_UID, EV_TENANT, EV_EVENT_TYPE, EV_RESOURCE, EV_RESOURCE_ID,
+	EV_PAYLOAD, EV_PREVIOUS, EV_CREATED_AT, N_EVENT_COLUMNS
+};
+static const QueueColumn event_columns[N_EVENT_COLUMNS] = {
+	{"id", INT8OID}, {"uid", UUIDOID}, {"tenant", TEXTOID},
+	{"event_type", TEXTOID}, {"resource", TEXTOID}, {"resource_id", TEXTOID},
+	{"payload", JSONBOID}, {"previous", JSONBOID}, {"created_at", TIMESTAMPTZOID}
+};
+
+/* webhook.delivery's columns, in the order of delivery_values() */
+enum
+{
+	DL_ID, DL_EVENT_ID, DL_HOOK_ID, DL_STATE, DL_ATTEMPTS, DL_NEXT_ATTEMPT_AT,
+	DL_LAST_STATUS, DL_LAST_ERROR, DL_CREATED_AT, DL_FINISHED_AT,
+	N_DELIVERY_COLUMNS
+};
+static const QueueColumn delivery_columns[N_DELIVERY_COLUMNS] = {
+	{"id", INT8OID}, {"event_id", INT8OID}, {"hook_id", INT8OID},
+	{"state", TEXTOID}, {"attempts", INT4OID}, {"next_attempt_at", TIMESTAMPTZOID},
+	{"last_status", INT4OID}, {"last_error", TEXTOID},
+	{"created_at", TIMESTAMPTZOID}, {"finished_at", TIMESTAMPTZOID}
+};
+
+/* more attributes than this (dropped ones count) and the statement writes */
+#define QUEUE_MAX_ATTS 32
+
+/* What the short way knows of one table of the queue. */
+typedef struct QueueTable
+{
+	const char *name;			/* in schema webhook */
+	const QueueColumn *columns;
+	int			ncolumns;
+	int			nchecks;		/* the CHECK constraints the catalog defines */
+	Oid			relid;			/* what the rest was learnt of */
+	bool		valid;			/* false: learn it again */
+	bool		direct;			/* the short way may write it */
+	int			natts;
+	int			column_of[QUEUE_MAX_ATTS];	/* per attribute, its index in
+											 * columns; -1 if dropped */
+	Oid			id_seq;			/* the identity sequence of column "id" */
+} QueueTable;
+
+static QueueTable event_table = {"event", event_columns, N_EVENT_COLUMNS, 0};
+static QueueTable delivery_table = {"delivery", delivery_columns, N_DELIVERY_COLUMNS, 1};
+static bool inval_callback_registered = false;
+
+static SPIPlanPtr statement_plan = NULL;
+
+/* A change to a queue table (or to every relation) is learnt again. */
+static void
+queue_tables_inval(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == event_table.relid)
+		event_table.valid = false;
+	if (relid == InvalidOid || relid == delivery_table.relid)
+		delivery_table.valid = false;
+}
+
+/*
+ * Learn whether the short way may write rel, and how; rel is open and
+ * locked, so that no change to it can come in between.
+ */
+static void
+learn_table(QueueTable *qt, Relation rel)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	TriggerDesc *trig = rel->trigdesc;
+	bool		seen[N_DELIVERY_COLUMNS] = {false};
+	int			i;
+
+	StaticAssertStmt((int) N_DELIVERY_COLUMNS >= (int) N_EVENT_COLUMNS, "seen[] too short");
+	qt->relid = RelationGetRelid(rel);
+	qt->valid = true;
+	qt->direct = false;
+	qt->natts = desc->natts;
+	qt->id_seq = InvalidOid;
+
+	if (rel->rd_rel->relkind != RELKIND_RELATION || desc->natts > QUEUE_MAX_ATTS ||
+		(desc->constr != NULL && (desc->constr->num_check != qt->nchecks ||
+								  desc->constr->has_generated_stored)) ||
+		(desc->constr == NULL && qt->nchecks != 0) ||
+		(trig != NULL && (trig->trig_insert_before_row || trig->trig_insert_after_row ||
+						  trig->trig_insert_instead_row ||
+						  trig->trig_insert_before_statement ||
+						  trig->trig_insert_after_statement ||
+						  trig->trig_insert_new_table)))
+		return;
+
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		int			c;
+
+		qt->column_of[i] = -1;
+		if (att->attisdropped)
+			continue;
+		for (c = 0; c < qt->ncolumns; c++)
+			if (strcmp(NameStr(att->attname), qt->columns[c].name) == 0)
+				break;
+		if (c == qt->ncolumns || att->atttypid != qt->columns[c].type || seen[c])
+			return;				/* a column not ours, or not as we made it */
+		seen[c] = true;
+		qt->column_of[i] = c;
+		if (c == 0)
+			qt->id_seq = getIdentitySequence(qt->relid, att->attnum, true);
+	}
+	for (i = 0; i < qt->ncolumns; i++)
+		if (!seen[i])
+			return;
+	qt->direct = OidIsValid(qt->id_seq);
+}
+
+/*
+ * Open the queue table (RowExclusiveLock) and learn it if it changed.
+ * NULL when there is no such table: the statement will say so.
+ */
+static Relation
+open_queue_table(QueueTable *qt, Oid nsp)
+{
+	Oid			relid = get_relname_relid(qt->name, nsp);
+	Relation	rel;
+
+	if (!OidIsValid(relid))
+		return NULL;
+	rel = table_open(relid, RowExclusiveLock);
+	if (!qt->valid || qt->relid != relid)
+		learn_table(qt, rel);
+	return rel;
+}
+
+/* A row of the table, whose values are given in the order of its columns */
+static void
+insert_row(QueueTable *qt, ResultRelInfo *rri, EState *estate,
+		   TupleTableSlot *slot, const Datum *values, const bool *nulls)
+{
+	int			i;
+
+	ExecClearTuple(slot);
+	for (i = 0; i < qt->natts; i++)
+	{
+		int			c = qt->column_of[i];
+
+		slot->tts_values[i] = c < 0 ? (Datum) 0 : values[c];
+		slot->tts_isnull[i] = c < 0 || nulls[c];
+	}
+	ExecStoreVirtualTuple(slot);
+	table_tuple_insert(rri->ri_RelationDesc, slot, estate->es_output_cid, 0, NULL);
+	if (rri->ri_NumIndices > 0)
+		list_free(ExecInsertIndexTuples(rri, slot, estate, false, false, NULL, NIL));
+	ResetPerTupleExprContext(estate);
+}
+
+/* A new uuid, as gen_random_uuid() makes it. */
+static Datum
+new_uid(void)
+{
+	LOCAL_FCINFO(fcinfo, 0);
+
+	InitFunctionCallInfoData(*fcinfo, NULL, 0, InvalidOid, NULL, NULL);
+	return gen_random_uuid(fcinfo);
+}
+
+/*
+ * The old values of the changed columns, as an object of old_row's
+ * members of those names (null for one it lacks).
+ */
+static Datum
+previous_values(Jsonb *old_row, ArrayType *changed)
+{
+	JsonbParseState *state = NULL;
+	JsonbValue *result;
+	Datum	   *names;
+	bool	   *nulls;
+	int			n;
+	int			i;
+
+	deconstruct_array(changed, TEXTOID, -1, false, TYPALIGN_INT, &names, &nulls, &n);
+	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	for (i = 0; i < n; i++)
+	{
+		text	   *name = DatumGetTextPP(names[i]);
+		JsonbValue	key;
+		JsonbValue	null_value;
+		JsonbValue *value;
+
+		key.type = jbvString;
+		key.val.string.val = VARDATA_ANY(name);
+		key.val.string.len = VARSIZE_ANY_EXHDR(name);
+		value = getKeyJsonValueFromContainer(&old_row->root, key.val.string.val,
+											 key.val.string.len, NULL);
+		if (value == NULL)
+		{
+			null_value.type = jbvNull;
+			value = &null_value;
+		}
+		pushJsonbValue(&state, WJB_KEY, &key);
+		pushJsonbValue(&state, WJB_VALUE, value);
+	}
+	result = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
+	return JsonbPGetDatum(JsonbValueToJsonb(result));
+}
+
+/* text, or a null for NULL */
+static Datum
+text_or_null(const char *s, bool *isnull)
+{
+	*isnull = (s == NULL);
+	return s ? CStringGetTextDatum(s) : (Datum) 0;
+}
+
+/* The short way: the rows formed here, into both tables and their indexes. */
+static Datum
+enqueue_directly(const NewEvent *ev, const Datum *hook_ids, int n_hooks,
+				 Relation event_rel, Relation delivery_rel)
+{
+	EState	   *estate = CreateExecutorState();
+	ResultRelInfo *event_rri = makeNode(ResultRelInfo);
+	ResultRelInfo *delivery_rri = makeNode(ResultRelInfo);
+	TupleTableSlot *slot;
+	Datum		now = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	Datum		ev_values[N_EVENT_COLUMNS];
+	bool		ev_nulls[N_EVENT_COLUMNS] = {false};
+	Datum		dl_values[N_DELIVERY_COLUMNS];
+	bool		dl_nulls[N_DELIVERY_COLUMNS] = {false};
+	int			i;
+
+	estate->es_output_cid = GetCurrentCommandId(true);
+	InitResultRelInfo(event_rri, event_rel, 1, NULL, 0);
+	ExecOpenIndices(event_rri, false);
+
+	ev_values[EV_ID] = Int64GetDatum(nextval_internal(event_table.id_seq, false));
+	ev_values[EV_UID] = new_uid();
+	ev_values[EV_TENANT] = CStringGetTextDatum(ev->tenant);
+	ev_values[EV_EVENT_TYPE] = CStringGetTextDatum(ev->event_type);
+	ev_values[EV_RESOURCE] = text_or_null(ev->resource, &ev_nulls[EV_RESOURCE]);
+	ev_values[EV_RESOURCE_ID] = text_or_null(ev->resource_id, &ev_nulls[EV_RESOURCE_ID]);
+	ev_values[EV_PAYLOAD] = ev->payload;
+	ev_nulls[EV_PREVIOUS] = (ev->changed == NULL);
+	ev_values[EV_PREVIOUS] = ev->changed == NULL ? (Datum) 0
+		: previous_values(DatumGetJsonbP(ev->old_row), ev->changed);
+	ev_values[EV_CREATED_AT] = now;
+	slot = ExecInitExtraTupleSlot(estate, RelationGetDescr(event_rel), &TTSOpsVirtual);
+	insert_row(&event_table, event_rri, estate, slot, ev_values, ev_nulls);
+	ExecCloseIndices(event_rri);
+
+	if (n_hooks > 0)
+	{
+		InitResultRelInfo(delivery_rri, delivery_rel, 1, NULL, 0);
+		ExecOpenIndices(delivery_rri, false);
+		slot = ExecInitExtraTupleSlot(estate, RelationGetDescr(delivery_rel),
+									  &TTSOpsVirtual);
+		dl_values[DL_EVENT_ID] = ev_values[EV_ID];
+		dl_values[DL_STATE] = CStringGetTextDatum("pending");
+		dl_values[DL_ATTEMPTS] = Int32GetDatum(0);
+		dl_values[DL_NEXT_ATTEMPT_AT] = now;
+		dl_nulls[DL_LAST_STATUS] = dl_nulls[DL_LAST_ERROR] = true;
+		dl_values[DL_CREATED_AT] = now;
+		dl_nulls[DL_FINISHED_AT] = true;
+		for (i = 0; i < n_hooks; i++)
+		{
+			dl_values[DL_ID] = Int64GetDatum(nextval_internal(delivery_table.id_seq, false));
+			dl_values[DL_HOOK_ID] = hook_ids[i];
+			insert_row(&delivery_table, delivery_rri, estate, slot, dl_values, dl_nulls);
+		}
+		ExecCloseIndices(delivery_rri);
+	}
+
+	ExecResetTupleTable(estate->es_tupleTable, false);
+	FreeExecutorState(estate);
+	return ev_values[EV_UID];
+}
+
+/*
+ * The long way: one INSERT statement for the event and its deliveries,
+ * which honours whatever the tables have become.
+ */
+static Datum
+enqueue_by_statement(const NewEvent *ev, const Datum *hook_ids, int n_hooks)
+{
+	Datum		values[8];
+	char		nulls[8];
+	int			ret;
+	bool		isnull;
+
+	if (statement_plan == NULL)
+	{
+		Oid			types[8] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+		JSONBOID, JSONBOID, TEXTARRAYOID, INT8ARRAYOID};
+		SPIPlanPtr	plan;
+
+		plan = SPI_prepare("WITH e AS ("
+						   "  INSERT INTO webhook.event"
+						   "    (tenant, event_type, resource, resource_id, payload, previous)"
+						   "  SELECT $1, $2, $3, $4, $5,"
+						   "    (SELECT pg_catalog.jsonb_object_agg(c, $6 OPERATOR(pg_catalog.->) c)"
+						   "       FROM pg_catalog.unnest($7) c)"
+						   "  RETURNING id, uid),"
+						   " d AS ("
+						   "  INSERT INTO webhook.delivery (event_id, hook_id)"
+						   "  SELECT e.id, h FROM e, pg_catalog.unnest($8) h)"
+						   "SELECT uid FROM e", 8, types);
+		if (plan == NULL)
+			elog(ERROR, "webhook: preparing the event insert failed: %s",
+				 SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "webhook: keeping the event insert plan failed");
+		statement_plan = plan;
+	}
+
+	memset(nulls, ' ', sizeof(nulls));
+	values[0] = text_or_null(ev->tenant, &isnull);
+	values[1] = text_or_null(ev->event_type, &isnull);
+	values[2] = text_or_null(ev->resource, &isnull);
+	nulls[2] = isnull ? 'n' : ' ';
+	values[3] = text_or_null(ev->resource_id, &isnull);
+	nulls[3] = isnull ? 'n' : ' ';
+	values[4] = ev->payload;
+	values[5] = ev->old_row;
+	nulls[5] = ev->changed ? ' ' : 'n';
+	values[6] = PointerGetDatum(ev->changed);
+	nulls[6] = ev->changed ? ' ' : 'n';
+	values[7] = n_hooks == 0 ? (Datum) 0
+		: PointerGetDatum(construct_array((Datum *) hook_ids, n_hooks, INT8OID,
+										  sizeof(int64), FLOAT8PASSBYVAL,
+										  TYPALIGN_DOUBLE));
+	nulls[7] = n_hooks == 0 ? 'n' : ' ';
+
+	ret = SPI_execute_plan(statement_plan, values, nulls, false, 1);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "webhook: inserting an event failed: %s",
+			 SPI_result_code_string(ret));
+	return SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+}
+
+/*
+ * Store one event and a pending delivery to each of the n_hooks hooks
+ * (none: the event alone); return the event's uid.  The workers are woken
+ * when the transaction commits, if there is anything to send.
+ */
+Datum
+enqueue_event(const NewEvent *event, const Datum *hook_ids, int n_hooks)
+{
+	Oid			nsp = get_namespace_oid("webhook", false);
+	Relation	event_rel;
+	Relation	delivery_rel;
+	Datum		uid;
+
+	if (!inval_callback_registered)
+	{
+		CacheRegisterRelcacheCallback(queue_tables_inval, (Datum) 0);
+		inval_callback_registered = true;
+	}
+
+	event_rel = open_queue_table(&event_table, nsp);
+	delivery_rel = open_queue_table(&delivery_table, nsp);
+	if (event_rel != NULL && delivery_rel != NULL &&
+		event_table.direct && delivery_table.direct)
+		uid = enqueue_directly(event, hook_ids, n_hooks, event_rel, delivery_rel);
+	else
+		uid = enqueue_by_statement(event, hook_ids, n_hooks);
+	if (delivery_rel != NULL)
+		table_close(delivery_rel, NoLock);
+	if (event_rel != NULL)
+		table_close(event_rel, NoLock);
+
+	if (n_hooks > 0)
+		webhook_wake_at_commit();
+	return uid;
+}
