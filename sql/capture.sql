@@ -137,7 +137,7 @@ SELECT * FROM captured;
 SELECT count(*) AS events, count(DISTINCT uid) AS distinct_uids,
        count(*) FILTER (WHERE uid::text ~ '^[0-9a-f]{8}-[0-9a-f]{4}-4') AS random_uids
   FROM webhook.event;
-SELECT d.state, d.attempts, d.next_attempt_at = e.created_at AS due_at_once,
+SELECT d.state, d.attempts, d.next_attempt_at BETWEEN e.created_at AND now() AS due_at_once,
        d.created_at = e.created_at AS same_time, d.finished_at, d.last_status
   FROM webhook.delivery d JOIN webhook.event e ON e.id = d.event_id
  WHERE e.resource_id = '42' ORDER BY d.id;

@@ -60,6 +60,8 @@ typedef struct Attempt
 								 * body from event (transform.c) ... */
 	Oid			transform_role; /* ... run as this role */
 	Datum		event;			/* the webhook.event row, for transform */
+	TimestampTz due_at;			/* the delivery's next_attempt_at when
+								 * claimed (0 in a preview) */
 
 	/* the outcome (http.c) */
 	TimestampTz started_at;

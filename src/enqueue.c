@@ -11,8 +11,11 @@
  * start.  (An INSERT statement through SPI spent most of the trigger's
  * time on that, and on preparing delivery's CHECK constraint anew for
  * every statement.)  The values are those the columns' defaults give: ids
- * from their identity sequences, uid from gen_random_uuid(), times from
+ * from their identity sequences, uid from gen_random_uuid(), created_at
  * now(), a delivery pending with no attempt; all satisfy the constraints.
+ * But a delivery is due when it is inserted, after the event row gave the
+ * transaction its id, not when the transaction began: the worker's claim
+ * relies on that (src/queue.c, floors).
  *
  * The short way is taken only for a table as this library made it: the
  * columns it fills with their types, no other CHECK constraint, no trigger
@@ -301,6 +304,7 @@ enqueue_directly(const NewEvent *ev, const Datum *hook_ids, int n_hooks,
 	slot = ExecInitExtraTupleSlot(estate, RelationGetDescr(event_rel), &TTSOpsVirtual);
 	insert_row(&event_table, event_rri, estate, slot, ev_values, ev_nulls);
 	ExecCloseIndices(event_rri);
+	Assert(TransactionIdIsValid(GetTopTransactionIdIfAny()));
 
 	if (n_hooks > 0)
 	{
@@ -311,7 +315,7 @@ enqueue_directly(const NewEvent *ev, const Datum *hook_ids, int n_hooks,
 		dl_values[DL_EVENT_ID] = ev_values[EV_ID];
 		dl_values[DL_STATE] = CStringGetTextDatum("pending");
 		dl_values[DL_ATTEMPTS] = Int32GetDatum(0);
-		dl_values[DL_NEXT_ATTEMPT_AT] = now;
+		dl_values[DL_NEXT_ATTEMPT_AT] = TimestampTzGetDatum(GetCurrentTimestamp());
 		dl_nulls[DL_LAST_STATUS] = dl_nulls[DL_LAST_ERROR] = true;
 		dl_values[DL_CREATED_AT] = now;
 		dl_nulls[DL_FINISHED_AT] = true;
@@ -355,8 +359,9 @@ enqueue_by_statement(const NewEvent *ev, const Datum *hook_ids, int n_hooks)
 						   "       FROM pg_catalog.unnest($7) c)"
 						   "  RETURNING id, uid),"
 						   " d AS ("
-						   "  INSERT INTO webhook.delivery (event_id, hook_id)"
-						   "  SELECT e.id, h FROM e, pg_catalog.unnest($8) h)"
+						   "  INSERT INTO webhook.delivery (event_id, hook_id, next_attempt_at)"
+						   "  SELECT e.id, h, pg_catalog.clock_timestamp()"
+						   "    FROM e, pg_catalog.unnest($8) h)"
 						   "SELECT uid FROM e", 8, types);
 		if (plan == NULL)
 			elog(ERROR, "webhook: preparing the event insert failed: %s",

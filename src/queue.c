@@ -39,23 +39,29 @@
  */
 #include "webhook.h"
 
+#include "access/transam.h"
+#include "access/twophase.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "attempt.h"
+#include "miscadmin.h"
 #include "queue.h"
 #include "utils/array.h"
+#include "utils/backend_status.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 
 /*
- * What a request needs, for one row c(id, event_id, hook_id, attempts) of
- * the delivery queue: request_from_row() reads these columns in this order.
+ * What a request needs, for one row c(id, event_id, hook_id, attempts,
+ * next_attempt_at) of the delivery queue: request_from_row() reads these
+ * columns in this order.
  * A hook with a transform gets no rendered body, but the event, for the
  * transform to make one (transform.c), and the role to run it as: none
  * when that role no longer manages the hook's tenant.
  */
-#define REQUEST_COLUMNS 28
+#define REQUEST_COLUMNS 29
 #define REQUEST_SELECT \
 "SELECT c.id, c.attempts + 1, t.id, e.uid::text," \
 "       CASE WHEN h.transform IS NULL" \
@@ -78,7 +84,7 @@
 "                    FROM webhook._tenants_of(h.transform_role) AS x)" \
 "            THEN h.transform_role::oid END," \
 "       CASE WHEN h.transform IS NOT NULL THEN e END," \
-"       coalesce(t.max_per_second, 0)"
+"       coalesce(t.max_per_second, 0), c.next_attempt_at"
 #define REQUEST_JOINS \
 "  JOIN webhook.event e ON e.id = c.event_id" \
 "  JOIN webhook.hook h ON h.id = c.hook_id" \
@@ -87,7 +93,8 @@
 /*
  * Candidates come from two branches, one per kind of hook.  Unordered hooks
  * (ordered = 'none') take their due deliveries, earliest due first, from
- * delivery_due_idx, up to the transport's room.
+ * delivery_due_idx, up to the transport's room, from the hook's floor on
+ * (floors, below).
  *
  * An ordered hook sends a delivery only when it is the earliest unfinished
  * one (pending or failed, in event id order) of its group: the hook
@@ -128,6 +135,10 @@ static const char *claim_sql =
 "WITH busy AS NOT MATERIALIZED ("
 "    SELECT b.tid, b.n FROM ROWS FROM (pg_catalog.unnest($2::bigint[]),"
 "                                 pg_catalog.unnest($3::integer[])) AS b(tid, n)"
+"), floors AS NOT MATERIALIZED ("
+"    SELECT f.hook_id, f.floor FROM ROWS FROM (pg_catalog.unnest($7::bigint[]),"
+"                                              pg_catalog.unnest($8::timestamptz[]))"
+"                                   AS f(hook_id, floor)"
 "), candidates AS ("
 "    SELECT x.id, x.next_attempt_at, t.id AS transport_id, r.room"
 HOOKS_WITH_ROOM
@@ -137,6 +148,9 @@ HOOKS_WITH_ROOM
 "           WHERE d.hook_id = h.id"
 "             AND d.state IN ('pending', 'failed')"
 "             AND d.next_attempt_at <= pg_catalog.now()"
+"             AND d.next_attempt_at >= coalesce((SELECT f.floor FROM floors f"
+"                                                 WHERE f.hook_id = h.id),"
+"                                               '-infinity')"
 "             AND d.id OPERATOR(pg_catalog.<>) ALL ($4)"
 "           ORDER BY d.next_attempt_at"
 "           LIMIT r.room) x"
@@ -166,7 +180,7 @@ HOOKS_WITH_ROOM
 "     WHERE h.active AND h.disabled_reason IS NULL AND h.ordered <> 'none'"
 "       AND t.id OPERATOR(pg_catalog.%) $5 OPERATOR(pg_catalog.=) $6"
 "), claimed AS ("
-"    SELECT d.id, d.event_id, d.hook_id, d.attempts FROM ("
+"    SELECT d.id, d.event_id, d.hook_id, d.attempts, c.next_attempt_at FROM ("
 "        SELECT candidates.*, pg_catalog.row_number() OVER"
 "               (PARTITION BY transport_id ORDER BY next_attempt_at) AS n"
 "          FROM candidates) c"
@@ -182,8 +196,8 @@ REQUEST_JOINS;
 /* The request a hook would be sent for an event (webhook.preview). */
 static const char *preview_sql =
 REQUEST_SELECT
-"  FROM (VALUES (NULL::bigint, $2::bigint, $1::bigint, 0))"
-"       AS c(id, event_id, hook_id, attempts)"
+"  FROM (VALUES (NULL::bigint, $2::bigint, $1::bigint, 0, NULL::timestamptz))"
+"       AS c(id, event_id, hook_id, attempts, next_attempt_at)"
 REQUEST_JOINS;
 
 /*
@@ -402,10 +416,119 @@ static const char *expire_sql =
 static int	partition_index = 0;
 static int	partition_n_workers = 1;
 
+/*
+ * Floors.  A delivery's every attempt leaves a dead version of its row
+ * behind in delivery_due_idx, among the due deliveries; while a long
+ * transaction anywhere pins the xmin horizon, none can be removed, and the
+ * claim's scan of an unordered hook walked over all of them every time
+ * (the fourth batch of 20,000 under a pinned horizon ran at 0.45 of a
+ * clean one).  So the claim starts each unordered hook's scan at its
+ * floor: a due time below which the hook has nothing unfinished that the
+ * worker does not hold.  After a claim that took deliveries of a hook, its
+ * floor is the earliest due time it took (taken in due order, they begin
+ * where the hook's unfinished deliveries do), but no later than the start
+ * of the oldest transaction of the database that holds a transaction id
+ * (it may yet commit deliveries), read before the claim's snapshot.  A new
+ * delivery is due when it is inserted, after its transaction got its id
+ * (enqueue.c; redeliver() and replay() too), so it is never below a floor;
+ * a failed attempt's retry is due later still.  A prepared transaction has
+ * no backend to tell when it began, nor has one with track_activities off:
+ * while either exists, there are no floors.  What could still be (a due
+ * time an admin wrote, the clock set back) is found within FLOOR_RESET_MS:
+ * the floors are forgotten that often, and the next claim scans from the
+ * start.  Ordered hooks read every unfinished delivery of theirs anyway.
+ */
+#define FLOOR_RESET_MS 1000
+
+typedef struct HookFloor
+{
+	int64		hook_id;
+	TimestampTz floor;
+	uint64		claim;			/* the claim that set it */
+} HookFloor;
+
+static HookFloor *floors = NULL;
+static int	n_floors = 0;
+static int	max_floors = 0;
+static TimestampTz floors_since = 0;
+static uint64 n_claims = 0;
+
 static SPIPlanPtr claim_plan = NULL;
 static SPIPlanPtr record_plan = NULL;
 static SPIPlanPtr cancel_plan = NULL;
 static SPIPlanPtr expire_plan = NULL;
+
+/*
+ * When the oldest transaction of this database that holds a transaction id
+ * began; now if there is none; 0 when that cannot be told (a prepared
+ * transaction, a backend with track_activities off).  Caller is connected
+ * to SPI.
+ */
+static TimestampTz
+oldest_writer_start(void)
+{
+	TimestampTz oldest = GetCurrentTimestamp();
+	int			n;
+	int			i;
+
+	if (max_prepared_xacts > 0)
+	{
+		if (SPI_execute("SELECT FROM pg_catalog.pg_prepared_xacts"
+						" WHERE database OPERATOR(pg_catalog.=) pg_catalog.current_database()"
+						" LIMIT 1", true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "webhook: reading the prepared transactions failed");
+		if (SPI_processed > 0)
+			return 0;
+	}
+	n = pgstat_fetch_stat_numbackends();
+
+	for (i = 1; i <= n; i++)
+	{
+		LocalPgBackendStatus *local = pgstat_fetch_stat_local_beentry(i);
+
+		if (local == NULL || !TransactionIdIsValid(local->backend_xid) ||
+			local->backendStatus.st_databaseid != MyDatabaseId)
+			continue;
+		if (local->backendStatus.st_xact_start_timestamp == 0)
+			return 0;
+		oldest = Min(oldest, local->backendStatus.st_xact_start_timestamp);
+	}
+	return oldest;
+}
+
+/*
+ * A delivery due at t of the hook was claimed: the hook's floor is the
+ * earliest such t of this claim.
+ */
+static void
+set_floor(int64 hook_id, TimestampTz t)
+{
+	int			f;
+
+	for (f = 0; f < n_floors; f++)
+		if (floors[f].hook_id == hook_id)
+			break;
+	if (f == n_floors)
+	{
+		if (n_floors == max_floors)
+		{
+			max_floors = Max(16, 2 * max_floors);
+			floors = floors == NULL
+				? MemoryContextAlloc(TopMemoryContext, sizeof(HookFloor) * max_floors)
+				: repalloc(floors, sizeof(HookFloor) * max_floors);
+		}
+		n_floors++;
+		floors[f].hook_id = hook_id;
+		floors[f].claim = n_claims + 1;	/* not this one: set below */
+	}
+	if (floors[f].claim != n_claims)
+	{
+		floors[f].floor = t;
+		floors[f].claim = n_claims;
+	}
+	else
+		floors[f].floor = Min(floors[f].floor, t);
+}
 
 static SPIPlanPtr
 keep_plan(const char *sql, int nargs, Oid *types)
@@ -482,6 +605,9 @@ request_from_row(HeapTuple tup, TupleDesc desc, MemoryContext parent)
 	if (req->body == NULL && !OidIsValid(req->transform))
 		req->body = pstrdup("null");
 	req->transport_max_per_second = DatumGetFloat8(SPI_getbinval(tup, desc, 28, &isnull));
+	req->due_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 29, &isnull));
+	if (isnull)
+		req->due_at = 0;
 
 	MemoryContextSwitchTo(old);
 	return req;
@@ -526,19 +652,41 @@ int
 queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 			dlist_head *claimed)
 {
-	Datum		values[6];
+	Datum		values[8];
+	Datum	   *floor_hooks;
+	Datum	   *floor_times;
+	TimestampTz oldest;
 	int			ret;
 	uint64		i;
+	int			f;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "webhook: SPI_connect failed");
 	if (claim_plan == NULL)
 	{
-		Oid			types[6] = {INT4OID, INT8ARRAYOID, INT4ARRAYOID, INT8ARRAYOID,
-		INT8OID, INT8OID};
+		Oid			types[8] = {INT4OID, INT8ARRAYOID, INT4ARRAYOID, INT8ARRAYOID,
+		INT8OID, INT8OID, INT8ARRAYOID, TIMESTAMPTZARRAYOID};
 
-		claim_plan = keep_plan(claim_sql, 6, types);
+		claim_plan = keep_plan(claim_sql, 8, types);
 	}
+
+	/* before the claim's snapshot */
+	oldest = oldest_writer_start();
+	if (oldest == 0 ||
+		TimestampDifferenceExceeds(floors_since, GetCurrentTimestamp(), FLOOR_RESET_MS))
+	{
+		n_floors = 0;
+		floors_since = GetCurrentTimestamp();
+	}
+	floor_hooks = palloc(sizeof(Datum) * Max(n_floors, 1));
+	floor_times = palloc(sizeof(Datum) * Max(n_floors, 1));
+	for (f = 0; f < n_floors; f++)
+	{
+		floor_hooks[f] = Int64GetDatum(floors[f].hook_id);
+		floor_times[f] = TimestampTzGetDatum(floors[f].floor);
+	}
+	values[6] = array_of(floor_hooks, NULL, n_floors, INT8OID);
+	values[7] = array_of(floor_times, NULL, n_floors, TIMESTAMPTZOID);
 	values[4] = Int64GetDatum(partition_n_workers);
 	values[5] = Int64GetDatum(partition_index);
 	values[0] = Int32GetDatum(limit);
@@ -556,7 +704,10 @@ queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 											SPI_tuptable->tupdesc, parent);
 
 		dlist_push_tail(claimed, &req->node);
+		if (oldest != 0)
+			set_floor(req->hook_id, Min(req->due_at, oldest));
 	}
+	n_claims++;
 	ret = (int) SPI_processed;
 	SPI_finish();
 	return ret;

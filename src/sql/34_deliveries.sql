@@ -42,8 +42,11 @@ BEGIN
             USING ERRCODE = 'no_data_found';
     END IF;
     PERFORM webhook._check_hook_active(d.hook_id);
+    -- due when inserted, by a transaction that has its id (the worker's
+    -- claim relies on it: src/queue.c, floors)
+    PERFORM pg_current_xact_id();
     INSERT INTO webhook.delivery AS x (event_id, hook_id, state, next_attempt_at)
-    VALUES (d.event_id, d.hook_id, 'pending', now())
+    VALUES (d.event_id, d.hook_id, 'pending', clock_timestamp())
     RETURNING x.id INTO new_id;
     PERFORM webhook.wake();
     RETURN new_id;
@@ -60,9 +63,11 @@ BEGIN
     PERFORM webhook._not_null(hook_id, 'hook_id');
     PERFORM webhook._not_null(since, 'since');
     PERFORM webhook._check_hook_active(hook_id);
+    -- due when inserted, as in redeliver()
+    PERFORM pg_current_xact_id();
     -- events already on their way to the hook are not queued twice
     INSERT INTO webhook.delivery (event_id, hook_id, state, next_attempt_at)
-    SELECT e.id, replay.hook_id, 'pending', now()
+    SELECT e.id, replay.hook_id, 'pending', clock_timestamp()
       FROM webhook.event e
      WHERE e.created_at >= since
        AND EXISTS (SELECT 1 FROM webhook.delivery d

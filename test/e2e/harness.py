@@ -615,6 +615,29 @@ class Cluster:
                  'error': r[4], 'started_at': r[5]} for r in rows]
 
 
+class Session:
+    """A psql session of the cluster kept open on stdin, for a transaction
+    left open while the test goes on."""
+
+    def __init__(self, cluster):
+        self.p = subprocess.Popen(
+            [cluster._bin('psql'), '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', cluster.sockdir,
+             '-p', str(cluster.port), '-d', cluster.dbname],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=cluster._env(), text=True)
+
+    def send(self, sql):
+        self.p.stdin.write(sql + '\n')
+        self.p.stdin.flush()
+
+    def close(self):
+        try:
+            self.p.communicate('\\q\n', timeout=30)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            self.p.communicate()
+
+
 def cluster_and_receiver(module, extra_conf=()):
     """setUpModule and tearDownModule for a test module that shares one
     cluster (with extra_conf lines) and one plain receiver, as its globals

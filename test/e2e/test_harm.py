@@ -5,7 +5,6 @@ the address policy holds across reloads and for unspecified addresses."""
 import os
 import re
 import socket
-import subprocess
 import time
 import unittest
 
@@ -32,28 +31,6 @@ SELECT count(*) FROM webhook.delivery d
  WHERE d.state IN ('pending', 'failed', 'delivering')
    AND (h.id IS NULL OR (NOT h.active AND h.disabled_reason IS NOT NULL))
 """
-
-
-class Session:
-    """A psql session kept open on stdin, for a transaction left uncommitted."""
-
-    def __init__(self):
-        self.p = subprocess.Popen(
-            [cluster._bin('psql'), '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', cluster.sockdir,
-             '-p', str(cluster.port), '-d', cluster.dbname],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            env=cluster._env(), text=True)
-
-    def send(self, sql):
-        self.p.stdin.write(sql + '\n')
-        self.p.stdin.flush()
-
-    def close(self):
-        try:
-            self.p.communicate('\\q\n', timeout=30)
-        except subprocess.TimeoutExpired:
-            self.p.kill()
-            self.p.communicate()
 
 
 class IsolationTest(unittest.TestCase):
@@ -135,7 +112,7 @@ class WritesTest(unittest.TestCase):
         hook = cluster.hook_on(rx.url(), path, event_type='SHOPORDER_CREATE')
         cluster.psql('CREATE TABLE IF NOT EXISTS shop_orders (id integer PRIMARY KEY, total int)')
         cluster.psql("SELECT webhook.watch('shop_orders', resource => 'shoporder')")
-        s = Session()
+        s = harness.Session(cluster)
         try:
             s.send('BEGIN; SELECT webhook.delete_hook(%d);' % hook.hook_id)
             cluster.wait_for("SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a"
