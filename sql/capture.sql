@@ -130,6 +130,15 @@ SELECT resource_id, note FROM webhook.event;
 DROP TRIGGER noted ON webhook.delivery;
 DROP FUNCTION delivery_inserted();
 ALTER TABLE webhook.event DROP COLUMN note;
+-- a CHECK constraint of the admin's in place of the extension's, too
+ALTER TABLE webhook.delivery DROP CONSTRAINT delivery_state_check,
+    ADD CONSTRAINT admins_check CHECK (hook_id < 0) NOT VALID;
+\set VERBOSITY terse
+INSERT INTO shop_orders (id, shop) VALUES (43, 'acme');
+\set VERBOSITY default
+ALTER TABLE webhook.delivery DROP CONSTRAINT admins_check,
+    ADD CONSTRAINT delivery_state_check
+        CHECK (state IN ('pending', 'delivering', 'succeeded', 'failed', 'dead', 'cancelled'));
 INSERT INTO shop_orders (id, shop, total) VALUES (42, 'acme', 4.2);
 UPDATE shop_orders SET total = 4.3 WHERE id = 42;
 UPDATE shop_orders SET total = 4.4, "Order State" = 'settled' WHERE id = 42;

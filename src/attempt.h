@@ -60,8 +60,9 @@ typedef struct Attempt
 								 * body from event (transform.c) ... */
 	Oid			transform_role; /* ... run as this role */
 	Datum		event;			/* the webhook.event row, for transform */
-	TimestampTz due_at;			/* the delivery's next_attempt_at when
-								 * claimed (0 in a preview) */
+	TimestampTz floor_at;		/* when the claim took it, the due time it
+								 * had, for its hook's floor (queue.c); 0
+								 * for an ordered hook's, and in a preview */
 
 	/* the outcome (http.c) */
 	TimestampTz started_at;

@@ -92,7 +92,8 @@ typedef struct QueueTable
 	const char *name;			/* in schema webhook */
 	const QueueColumn *columns;
 	int			ncolumns;
-	int			nchecks;		/* the CHECK constraints the catalog defines */
+	const char *check;			/* the name of the one CHECK constraint the
+								 * catalog defines, or NULL for none */
 	Oid			relid;			/* what the rest was learnt of */
 	bool		valid;			/* false: learn it again */
 	bool		direct;			/* the short way may write it */
@@ -102,8 +103,9 @@ typedef struct QueueTable
 	Oid			id_seq;			/* the identity sequence of column "id" */
 } QueueTable;
 
-static QueueTable event_table = {"event", event_columns, N_EVENT_COLUMNS, 0};
-static QueueTable delivery_table = {"delivery", delivery_columns, N_DELIVERY_COLUMNS, 1};
+static QueueTable event_table = {"event", event_columns, N_EVENT_COLUMNS, NULL};
+static QueueTable delivery_table = {"delivery", delivery_columns, N_DELIVERY_COLUMNS,
+"delivery_state_check"};
 static bool inval_callback_registered = false;
 
 static SPIPlanPtr statement_plan = NULL;
@@ -126,6 +128,8 @@ static void
 learn_table(QueueTable *qt, Relation rel)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
+	TupleConstr *constr = desc->constr;
+	int			nchecks = constr ? constr->num_check : 0;
 	TriggerDesc *trig = rel->trigdesc;
 	bool		seen[N_DELIVERY_COLUMNS] = {false};
 	int			i;
@@ -138,9 +142,9 @@ learn_table(QueueTable *qt, Relation rel)
 	qt->id_seq = InvalidOid;
 
 	if (rel->rd_rel->relkind != RELKIND_RELATION || desc->natts > QUEUE_MAX_ATTS ||
-		(desc->constr != NULL && (desc->constr->num_check != qt->nchecks ||
-								  desc->constr->has_generated_stored)) ||
-		(desc->constr == NULL && qt->nchecks != 0) ||
+		(constr != NULL && constr->has_generated_stored) ||
+		nchecks != (qt->check ? 1 : 0) ||
+		(nchecks == 1 && strcmp(constr->check[0].ccname, qt->check) != 0) ||
 		(trig != NULL && (trig->trig_insert_before_row || trig->trig_insert_after_row ||
 						  trig->trig_insert_instead_row ||
 						  trig->trig_insert_before_statement ||

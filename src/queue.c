@@ -55,8 +55,8 @@
 
 /*
  * What a request needs, for one row c(id, event_id, hook_id, attempts,
- * next_attempt_at) of the delivery queue: request_from_row() reads these
- * columns in this order.
+ * floor_at) of the delivery queue: request_from_row() reads these columns
+ * in this order.
  * A hook with a transform gets no rendered body, but the event, for the
  * transform to make one (transform.c), and the role to run it as: none
  * when that role no longer manages the hook's tenant.
@@ -84,7 +84,7 @@
 "                    FROM webhook._tenants_of(h.transform_role) AS x)" \
 "            THEN h.transform_role::oid END," \
 "       CASE WHEN h.transform IS NOT NULL THEN e END," \
-"       coalesce(t.max_per_second, 0), c.next_attempt_at"
+"       coalesce(t.max_per_second, 0), c.floor_at"
 #define REQUEST_JOINS \
 "  JOIN webhook.event e ON e.id = c.event_id" \
 "  JOIN webhook.hook h ON h.id = c.hook_id" \
@@ -140,7 +140,8 @@ static const char *claim_sql =
 "                                              pg_catalog.unnest($8::timestamptz[]))"
 "                                   AS f(hook_id, floor)"
 "), candidates AS ("
-"    SELECT x.id, x.next_attempt_at, t.id AS transport_id, r.room"
+"    SELECT x.id, x.next_attempt_at, x.next_attempt_at AS floor_at,"
+"           t.id AS transport_id, r.room"
 HOOKS_WITH_ROOM
 "      CROSS JOIN LATERAL ("
 "          SELECT d.id, d.next_attempt_at"
@@ -157,7 +158,7 @@ HOOKS_WITH_ROOM
 "     WHERE h.active AND h.disabled_reason IS NULL AND h.ordered = 'none'"
 "       AND t.id OPERATOR(pg_catalog.%) $5 OPERATOR(pg_catalog.=) $6"
 "    UNION ALL"
-"    SELECT x.id, x.next_attempt_at, t.id AS transport_id, r.room"
+"    SELECT x.id, x.next_attempt_at, NULL::timestamptz, t.id AS transport_id, r.room"
 HOOKS_WITH_ROOM
 "      CROSS JOIN LATERAL ("
 "          SELECT q.id, q.next_attempt_at FROM ("
@@ -180,7 +181,7 @@ HOOKS_WITH_ROOM
 "     WHERE h.active AND h.disabled_reason IS NULL AND h.ordered <> 'none'"
 "       AND t.id OPERATOR(pg_catalog.%) $5 OPERATOR(pg_catalog.=) $6"
 "), claimed AS ("
-"    SELECT d.id, d.event_id, d.hook_id, d.attempts, c.next_attempt_at FROM ("
+"    SELECT d.id, d.event_id, d.hook_id, d.attempts, c.floor_at FROM ("
 "        SELECT candidates.*, pg_catalog.row_number() OVER"
 "               (PARTITION BY transport_id ORDER BY next_attempt_at) AS n"
 "          FROM candidates) c"
@@ -197,7 +198,7 @@ REQUEST_JOINS;
 static const char *preview_sql =
 REQUEST_SELECT
 "  FROM (VALUES (NULL::bigint, $2::bigint, $1::bigint, 0, NULL::timestamptz))"
-"       AS c(id, event_id, hook_id, attempts, next_attempt_at)"
+"       AS c(id, event_id, hook_id, attempts, floor_at)"
 REQUEST_JOINS;
 
 /*
@@ -436,7 +437,8 @@ static int	partition_n_workers = 1;
  * while either exists, there are no floors.  What could still be (a due
  * time an admin wrote, the clock set back) is found within FLOOR_RESET_MS:
  * the floors are forgotten that often, and the next claim scans from the
- * start.  Ordered hooks read every unfinished delivery of theirs anyway.
+ * start.  Ordered hooks read every unfinished delivery of theirs anyway,
+ * and have no floor.
  */
 #define FLOOR_RESET_MS 1000
 
@@ -605,9 +607,9 @@ request_from_row(HeapTuple tup, TupleDesc desc, MemoryContext parent)
 	if (req->body == NULL && !OidIsValid(req->transform))
 		req->body = pstrdup("null");
 	req->transport_max_per_second = DatumGetFloat8(SPI_getbinval(tup, desc, 28, &isnull));
-	req->due_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 29, &isnull));
+	req->floor_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 29, &isnull));
 	if (isnull)
-		req->due_at = 0;
+		req->floor_at = 0;
 
 	MemoryContextSwitchTo(old);
 	return req;
@@ -704,8 +706,8 @@ queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 											SPI_tuptable->tupdesc, parent);
 
 		dlist_push_tail(claimed, &req->node);
-		if (oldest != 0)
-			set_floor(req->hook_id, Min(req->due_at, oldest));
+		if (oldest != 0 && req->floor_at != 0)
+			set_floor(req->hook_id, Min(req->floor_at, oldest));
 	}
 	n_claims++;
 	ret = (int) SPI_processed;

@@ -14,7 +14,9 @@
  *	   due deliveries within what it may hold, if woken (a committed
  *	   transaction enqueued work), if room was just freed, if the last claim
  *	   was full (a backlog), when a retry it scheduled comes due, or once a
- *	   second (retries others made due: a restarted worker's, say);
+ *	   second (retries others made due: a restarted worker's, say); working
+ *	   off a backlog, finished attempts wait for the next claim (at most
+ *	   RECORD_DELAY_MS), otherwise they are recorded at once;
  *	2. start the claimed requests their transports have room for, and
  *	   whose rates allow (ratelimit.c);
  *	3. wait on the latch and curl's sockets together (http.c).
