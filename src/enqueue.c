@@ -141,7 +141,7 @@ learn_table(QueueTable *qt, Relation rel)
 	qt->natts = desc->natts;
 	qt->id_seq = InvalidOid;
 
-	if (rel->rd_rel->relkind != RELKIND_RELATION || desc->natts > QUEUE_MAX_ATTS ||
+	if (desc->natts > QUEUE_MAX_ATTS ||
 		(constr != NULL && constr->has_generated_stored) ||
 		nchecks != (qt->check ? 1 : 0) ||
 		(nchecks == 1 && strcmp(constr->check[0].ccname, qt->check) != 0) ||
@@ -178,7 +178,8 @@ learn_table(QueueTable *qt, Relation rel)
 
 /*
  * Open the queue table (RowExclusiveLock) and learn it if it changed.
- * NULL when there is no such table: the statement will say so.
+ * NULL when there is no such plain table (a partitioned one, a view): the
+ * statement will deal with it.
  */
 static Relation
 open_queue_table(QueueTable *qt, Oid nsp)
@@ -186,7 +187,7 @@ open_queue_table(QueueTable *qt, Oid nsp)
 	Oid			relid = get_relname_relid(qt->name, nsp);
 	Relation	rel;
 
-	if (!OidIsValid(relid))
+	if (!OidIsValid(relid) || get_rel_relkind(relid) != RELKIND_RELATION)
 		return NULL;
 	rel = table_open(relid, RowExclusiveLock);
 	if (!qt->valid || qt->relid != relid)
