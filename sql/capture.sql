@@ -150,6 +150,16 @@ SELECT d.state, d.attempts, d.next_attempt_at BETWEEN e.created_at AND now() AS 
        d.created_at = e.created_at AS same_time, d.finished_at, d.last_status
   FROM webhook.delivery d JOIN webhook.event e ON e.id = d.event_id
  WHERE e.resource_id = '42' ORDER BY d.id;
+-- a column made NOT NULL that the extension leaves null: the statement
+-- refuses the row, as PostgreSQL would any other
+DELETE FROM webhook.event;
+ALTER TABLE webhook.delivery ALTER COLUMN last_error SET NOT NULL;
+\set VERBOSITY terse
+INSERT INTO shop_orders (id, shop) VALUES (44, 'acme');
+\set VERBOSITY default
+ALTER TABLE webhook.delivery ALTER COLUMN last_error DROP NOT NULL;
+INSERT INTO shop_orders (id, shop) VALUES (44, 'acme');
+SELECT count(*) AS deliveries FROM webhook.delivery WHERE last_error IS NULL;
 SELECT webhook.watch('shop_orders', resource => 'order', tenant_column => 'shop',
                      events => '{insert}');
 

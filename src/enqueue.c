@@ -18,8 +18,8 @@
  * relies on that (src/queue.c, floors).
  *
  * The short way is taken only for a table as this library made it: the
- * columns it fills with their types, no other CHECK constraint, no trigger
- * on insert, a plain table.  Anything else (a column or trigger an admin
+ * columns it fills with their types (none NOT NULL that may be null), no
+ * other CHECK constraint, no trigger on insert, a plain table.  Anything else (a column or trigger an admin
  * added, a catalog of another version during an upgrade) is written with
  * the INSERT statement, through SPI, which honours all of it.  What is
  * known of each table is kept until a relcache invalidation of it.
@@ -50,11 +50,12 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 
-/* A column the short way fills: its name and type. */
+/* A column the short way fills: its name, its type, and can it be null. */
 typedef struct QueueColumn
 {
 	const char *name;
 	Oid			type;
+	bool		nullable;
 } QueueColumn;
 
 /* webhook.event's columns, in the order of event_values() */
@@ -64,9 +65,10 @@ enum
 	EV_PAYLOAD, EV_PREVIOUS, EV_CREATED_AT, N_EVENT_COLUMNS
 };
 static const QueueColumn event_columns[N_EVENT_COLUMNS] = {
-	{"id", INT8OID}, {"uid", UUIDOID}, {"tenant", TEXTOID},
-	{"event_type", TEXTOID}, {"resource", TEXTOID}, {"resource_id", TEXTOID},
-	{"payload", JSONBOID}, {"previous", JSONBOID}, {"created_at", TIMESTAMPTZOID}
+	{"id", INT8OID, false}, {"uid", UUIDOID, false}, {"tenant", TEXTOID, false},
+	{"event_type", TEXTOID, false}, {"resource", TEXTOID, true},
+	{"resource_id", TEXTOID, true}, {"payload", JSONBOID, false},
+	{"previous", JSONBOID, true}, {"created_at", TIMESTAMPTZOID, false}
 };
 
 /* webhook.delivery's columns, in the order of delivery_values() */
@@ -77,10 +79,11 @@ enum
 	N_DELIVERY_COLUMNS
 };
 static const QueueColumn delivery_columns[N_DELIVERY_COLUMNS] = {
-	{"id", INT8OID}, {"event_id", INT8OID}, {"hook_id", INT8OID},
-	{"state", TEXTOID}, {"attempts", INT4OID}, {"next_attempt_at", TIMESTAMPTZOID},
-	{"last_status", INT4OID}, {"last_error", TEXTOID},
-	{"created_at", TIMESTAMPTZOID}, {"finished_at", TIMESTAMPTZOID}
+	{"id", INT8OID, false}, {"event_id", INT8OID, false}, {"hook_id", INT8OID, false},
+	{"state", TEXTOID, false}, {"attempts", INT4OID, false},
+	{"next_attempt_at", TIMESTAMPTZOID, false}, {"last_status", INT4OID, true},
+	{"last_error", TEXTOID, true}, {"created_at", TIMESTAMPTZOID, false},
+	{"finished_at", TIMESTAMPTZOID, true}
 };
 
 /* more attributes than this (dropped ones count) and the statement writes */
@@ -163,7 +166,8 @@ learn_table(QueueTable *qt, Relation rel)
 		for (c = 0; c < qt->ncolumns; c++)
 			if (strcmp(NameStr(att->attname), qt->columns[c].name) == 0)
 				break;
-		if (c == qt->ncolumns || att->atttypid != qt->columns[c].type || seen[c])
+		if (c == qt->ncolumns || att->atttypid != qt->columns[c].type ||
+			(att->attnotnull && qt->columns[c].nullable) || seen[c])
 			return;				/* a column not ours, or not as we made it */
 		seen[c] = true;
 		qt->column_of[i] = c;
