@@ -102,7 +102,6 @@ static Oid	hook_relid = InvalidOid;
 static Oid	transport_relid = InvalidOid;
 static bool inval_callback_registered = false;
 
-
 /* Per-statement state of one capture trigger, in fn_extra. */
 typedef struct CaptureState
 {

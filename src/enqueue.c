@@ -13,15 +13,17 @@
  * every statement.)  The values are those the columns' defaults give: ids
  * from their identity sequences, uid from gen_random_uuid(), created_at
  * now(), a delivery pending with no attempt; all satisfy the constraints.
+ * (A default an admin changed is not used: these are the extension's.)
  * But a delivery is due when it is inserted, after the event row gave the
  * transaction its id, not when the transaction began: the worker's claim
  * relies on that (src/queue.c, floors).
  *
  * The short way is taken only for a table as this library made it: the
- * columns it fills with their types (none NOT NULL that may be null), no
- * other CHECK constraint, no trigger on insert, a plain table.  Anything else (a column or trigger an admin
- * added, a catalog of another version during an upgrade) is written with
- * the INSERT statement, through SPI, which honours all of it.  What is
+ * columns it fills with their types (no type modifier; none NOT NULL that
+ * may be null), no other CHECK constraint, no trigger on insert, no forced
+ * row-level security, a plain table.  Anything else (a column or trigger
+ * an admin added, a catalog of another version during an upgrade) is
+ * written with the INSERT statement, through SPI, which honours it.  What is
  * known of each table is kept until a relcache invalidation of it.
  *
  * Caller runs as the extension's owner, connected to SPI.
@@ -144,7 +146,7 @@ learn_table(QueueTable *qt, Relation rel)
 	qt->natts = desc->natts;
 	qt->id_seq = InvalidOid;
 
-	if (desc->natts > QUEUE_MAX_ATTS ||
+	if (desc->natts > QUEUE_MAX_ATTS || rel->rd_rel->relforcerowsecurity ||
 		(constr != NULL && constr->has_generated_stored) ||
 		nchecks != (qt->check ? 1 : 0) ||
 		(nchecks == 1 && strcmp(constr->check[0].ccname, qt->check) != 0) ||
@@ -167,6 +169,7 @@ learn_table(QueueTable *qt, Relation rel)
 			if (strcmp(NameStr(att->attname), qt->columns[c].name) == 0)
 				break;
 		if (c == qt->ncolumns || att->atttypid != qt->columns[c].type ||
+			att->atttypmod != -1 ||
 			(att->attnotnull && qt->columns[c].nullable) || seen[c])
 			return;				/* a column not ours, or not as we made it */
 		seen[c] = true;

@@ -434,10 +434,13 @@ static int	partition_n_workers = 1;
  * (enqueue.c; redeliver() and replay() too), so it is never below a floor;
  * a failed attempt's retry is due later still.  A prepared transaction has
  * no backend to tell when it began, nor has one with track_activities off:
- * while either exists, there are no floors.  What could still be (a due
- * time an admin wrote, the clock set back) is found within FLOOR_RESET_MS:
- * the floors are forgotten that often, and the next claim scans from the
- * start.  Ordered hooks read every unfinished delivery of theirs anyway,
+ * while either exists, there are no floors.  The worker's transactions are
+ * READ COMMITTED (worker.c), so that each claim takes its snapshot after
+ * this is read.  What could still be below a floor (a due time an admin
+ * wrote) is found once FLOOR_RESET_MS have passed, at the next claim
+ * (within two seconds: there is one at least every second): the floors are
+ * forgotten, also whenever the clock went back, and that claim scans from
+ * the start.  Ordered hooks read every unfinished delivery of theirs anyway,
  * and have no floor.
  */
 #define FLOOR_RESET_MS 1000
@@ -456,9 +459,23 @@ static TimestampTz floors_since = 0;
 static uint64 n_claims = 0;
 
 static SPIPlanPtr claim_plan = NULL;
+static SPIPlanPtr prepared_plan = NULL;
 static SPIPlanPtr record_plan = NULL;
 static SPIPlanPtr cancel_plan = NULL;
 static SPIPlanPtr expire_plan = NULL;
+
+static SPIPlanPtr
+keep_plan(const char *sql, int nargs, Oid *types)
+{
+	SPIPlanPtr	plan = SPI_prepare(sql, nargs, types);
+
+	if (plan == NULL)
+		elog(ERROR, "webhook: preparing a queue statement failed: %s",
+			 SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "webhook: keeping a queue plan failed");
+	return plan;
+}
 
 /*
  * When the oldest transaction of this database that holds a transaction id
@@ -470,19 +487,8 @@ static TimestampTz
 oldest_writer_start(void)
 {
 	TimestampTz oldest = GetCurrentTimestamp();
-	int			n;
+	int			n = pgstat_fetch_stat_numbackends();
 	int			i;
-
-	if (max_prepared_xacts > 0)
-	{
-		if (SPI_execute("SELECT FROM pg_catalog.pg_prepared_xacts"
-						" WHERE database OPERATOR(pg_catalog.=) pg_catalog.current_database()"
-						" LIMIT 1", true, 1) != SPI_OK_SELECT)
-			elog(ERROR, "webhook: reading the prepared transactions failed");
-		if (SPI_processed > 0)
-			return 0;
-	}
-	n = pgstat_fetch_stat_numbackends();
 
 	for (i = 1; i <= n; i++)
 	{
@@ -494,6 +500,23 @@ oldest_writer_start(void)
 		if (local->backendStatus.st_xact_start_timestamp == 0)
 			return 0;
 		oldest = Min(oldest, local->backendStatus.st_xact_start_timestamp);
+	}
+
+	/*
+	 * Then the prepared transactions: one that left its backend after the
+	 * above is one now.
+	 */
+	if (max_prepared_xacts > 0)
+	{
+		if (prepared_plan == NULL)
+			prepared_plan = keep_plan("SELECT FROM pg_catalog.pg_prepared_xacts"
+									  " WHERE database OPERATOR(pg_catalog.=)"
+									  "       pg_catalog.current_database()"
+									  " LIMIT 1", 0, NULL);
+		if (SPI_execute_plan(prepared_plan, NULL, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "webhook: reading the prepared transactions failed");
+		if (SPI_processed > 0)
+			return 0;
 	}
 	return oldest;
 }
@@ -530,19 +553,6 @@ set_floor(int64 hook_id, TimestampTz t)
 	}
 	else
 		floors[f].floor = Min(floors[f].floor, t);
-}
-
-static SPIPlanPtr
-keep_plan(const char *sql, int nargs, Oid *types)
-{
-	SPIPlanPtr	plan = SPI_prepare(sql, nargs, types);
-
-	if (plan == NULL)
-		elog(ERROR, "webhook: preparing a queue statement failed: %s",
-			 SPI_result_code_string(SPI_result));
-	if (SPI_keepplan(plan) != 0)
-		elog(ERROR, "webhook: keeping a queue plan failed");
-	return plan;
 }
 
 /*
@@ -674,7 +684,7 @@ queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 
 	/* before the claim's snapshot */
 	oldest = oldest_writer_start();
-	if (oldest == 0 ||
+	if (oldest == 0 || GetCurrentTimestamp() < floors_since ||
 		TimestampDifferenceExceeds(floors_since, GetCurrentTimestamp(), FLOOR_RESET_MS))
 	{
 		n_floors = 0;

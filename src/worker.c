@@ -39,7 +39,9 @@
  * the others wait, ready to start, and the wait ends when the next may.
  *
  * A crash, or an immediate shutdown, leaves what the worker held pending in
- * the queue: the next worker sends it again, so delivery is at least once.
+ * the queue, including the attempts that finished and were not recorded yet
+ * (up to RECORD_DELAY_MS of them): the next worker sends it again, so
+ * delivery is at least once.
  * The worker's own commits are asynchronous: losing one in a crash only
  * means a delivery is sent again, never that one is lost.
  *
@@ -412,35 +414,27 @@ drop_waiting(Attempt *req)
 }
 
 /*
- * The recorded attempts on done that were answered 410 disabled their
- * hooks, whose unsent deliveries queue_record() cancelled: drop them.
+ * The hook answered 410 Gone: its waiting requests are not sent.  Recording
+ * the 410 disables the hook and cancels their deliveries, which are then
+ * held no more.
  */
 static void
-drop_waiting_of_gone_hooks(void)
+drop_waiting_of_hook(int64 hook_id)
 {
-	dlist_iter	iter;
+	dlist_mutable_iter w;
 
-	dlist_foreach(iter, &done)
+	dlist_foreach_modify(w, &waiting)
 	{
-		Attempt    *gone = dlist_container(Attempt, node, iter.cur);
-		dlist_mutable_iter w;
+		Attempt    *req = dlist_container(Attempt, node, w.cur);
 
-		if (gone->status != 410)
-			continue;
-		dlist_foreach_modify(w, &waiting)
-		{
-			Attempt    *req = dlist_container(Attempt, node, w.cur);
-
-			if (req->hook_id == gone->hook_id)
-				drop_waiting(req);
-		}
+		if (req->hook_id == hook_id)
+			drop_waiting(req);
 	}
 }
 
 /*
  * Free every attempt of list; with release, they were held and are
- * finished: their outcomes go to their transports' rates, and they are held
- * no more.
+ * recorded: they are held no more.
  */
 static void
 free_requests(dlist_head *list, bool release)
@@ -454,7 +448,6 @@ free_requests(dlist_head *list, bool release)
 		dlist_delete(iter.cur);
 		if (release)
 		{
-			ratelimit_answered(req);
 			dlist_delete(&req->held_node);
 			n_held--;
 		}
@@ -464,8 +457,9 @@ free_requests(dlist_head *list, bool release)
 
 /*
  * The requests that finished since the last call no longer count against
- * their transports' max_in_flight: the next may start before they are
- * recorded.
+ * their transports' max_in_flight, so that the next may start before they
+ * are recorded; their outcomes go to their transports' rates at once, and
+ * a 410 stops its hook's waiting requests.
  */
 static void
 release_finished(void)
@@ -477,8 +471,12 @@ release_finished(void)
 	{
 		Attempt    *req = dlist_container(Attempt, node, iter.cur);
 
-		if (i++ >= n_released)
-			transport_load(req->transport_id)->in_flight--;
+		if (i++ < n_released)
+			continue;
+		transport_load(req->transport_id)->in_flight--;
+		ratelimit_answered(req);
+		if (req->status == 410)
+			drop_waiting_of_hook(req->hook_id);
 	}
 	n_released = i;
 }
@@ -707,7 +705,6 @@ exchange(int limit)
 		return -1;
 	}
 
-	drop_waiting_of_gone_hooks();
 	free_requests(&done, true);
 	n_released = 0;
 	while (!dlist_is_empty(&new_requests))
@@ -969,6 +966,9 @@ webhook_worker_main(Datum main_arg)
 	SetConfigOption("enable_mergejoin", "off", PGC_SUSET, PGC_S_OVERRIDE);
 	/* and JIT compiling them for every batch would cost more than running them */
 	SetConfigOption("jit", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	/* each claim takes its snapshot after what it learns first (queue.c) */
+	SetConfigOption("default_transaction_isolation", "read committed",
+					PGC_SUSET, PGC_S_OVERRIDE);
 	/*
 	 * Nobody keeps the worker waiting on a row lock for long: a statement
 	 * that must (a tenant's transaction holding its hook's row, say) fails

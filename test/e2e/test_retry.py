@@ -203,6 +203,27 @@ class RetryTest(unittest.TestCase):
         time.sleep(1.5)
         self.assertEqual(rx.count(path=path), 1)
 
+    def test_410_in_a_backlog_stops_the_waiting_requests(self):
+        """Working off a backlog, the worker holds twice a transport's
+        max_in_flight, half of it waiting to be sent: the first 410 answers
+        stop those at once, though they are recorded with the next claim."""
+        path = '/r-410-backlog'
+        hook = self.setup_hook(path, [R(410, delay=0.3, times=1000)], schedule='{1s}',
+                               transport={'max_in_flight': 64})
+        cluster.emit_many(hook.event_type, 300)
+        cluster.wait_for("SELECT count(*) FROM webhook.delivery WHERE hook_id = %d"
+                         " AND state IN ('pending', 'failed')" % hook.hook_id, '0', timeout=20)
+        time.sleep(0.5)
+        sent = rx.count(path=path)
+        states = {r[0]: int(r[1]) for r in cluster.psql(
+            "SELECT state, count(*) FROM webhook.delivery WHERE hook_id = %d"
+            " GROUP BY state" % hook.hook_id)}
+        harness.note('410 in a backlog of 300: %d sent, deliveries %s' % (sent, states))
+        # those in flight when the first 410 came back, no more
+        self.assertLessEqual(sent, 64)
+        self.assertEqual(states.get('dead', 0), sent)
+        self.assertEqual(states.get('cancelled', 0), 300 - sent)
+
     def test_timeout(self):
         path = '/r-timeout'
         hook = self.setup_hook(path, [R(200, delay=3), R(200)], schedule='{1s}',
