@@ -160,6 +160,11 @@ restore_user(SavedUser *saved)
 	SetUserIdAndSecContext(saved->userid, saved->sec_context);
 }
 
+/*
+ * The backend's one relcache callback of ours, registered before the first
+ * event is stored: a change to webhook.hook or webhook.transport drops the
+ * hook cache, and enqueue.c hears of every one (the queue tables).
+ */
 static void
 hooks_inval_callback(Datum arg, Oid relid)
 {
@@ -168,6 +173,7 @@ hooks_inval_callback(Datum arg, Oid relid)
 		hooks_valid = false;
 		hooks_invalidations++;
 	}
+	enqueue_forget_tables(relid);
 }
 
 /* The kept plan that reads the active hooks.  Caller is connected to SPI. */

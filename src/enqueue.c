@@ -24,7 +24,8 @@
  * row-level security, a plain table.  Anything else (a column or trigger
  * an admin added, a catalog of another version during an upgrade) is
  * written with the INSERT statement, through SPI, which honours it.  What is
- * known of each table is kept until a relcache invalidation of it.
+ * known of each table, its oid too, is kept until a relcache invalidation
+ * of it (capture.c's callback passes them on: enqueue_forget_tables()).
  *
  * Caller runs as the extension's owner, connected to SPI.
  *
@@ -111,13 +112,11 @@ typedef struct QueueTable
 static QueueTable event_table = {"event", event_columns, N_EVENT_COLUMNS, NULL};
 static QueueTable delivery_table = {"delivery", delivery_columns, N_DELIVERY_COLUMNS,
 "delivery_state_check"};
-static bool inval_callback_registered = false;
-
 static SPIPlanPtr statement_plan = NULL;
 
 /* A change to a queue table (or to every relation) is learnt again. */
-static void
-queue_tables_inval(Datum arg, Oid relid)
+void
+enqueue_forget_tables(Oid relid)
 {
 	if (relid == InvalidOid || relid == event_table.relid)
 		event_table.valid = false;
@@ -184,21 +183,30 @@ learn_table(QueueTable *qt, Relation rel)
 }
 
 /*
- * Open the queue table (RowExclusiveLock) and learn it if it changed.
+ * Open the queue table (RowExclusiveLock): the one known, unless a change
+ * to it came in while it was locked; else the one of that name, learnt.
  * NULL when there is no such plain table (a partitioned one, a view): the
  * statement will deal with it.
  */
 static Relation
-open_queue_table(QueueTable *qt, Oid nsp)
+open_queue_table(QueueTable *qt)
 {
-	Oid			relid = get_relname_relid(qt->name, nsp);
-	Relation	rel;
+	Relation	rel = NULL;
+	Oid			relid;
 
+	if (qt->valid)
+	{
+		rel = try_table_open(qt->relid, RowExclusiveLock);
+		if (rel != NULL && qt->valid)
+			return rel;
+		if (rel != NULL)
+			table_close(rel, RowExclusiveLock);
+	}
+	relid = get_relname_relid(qt->name, get_namespace_oid("webhook", true));
 	if (!OidIsValid(relid) || get_rel_relkind(relid) != RELKIND_RELATION)
 		return NULL;
 	rel = table_open(relid, RowExclusiveLock);
-	if (!qt->valid || qt->relid != relid)
-		learn_table(qt, rel);
+	learn_table(qt, rel);
 	return rel;
 }
 
@@ -411,24 +419,17 @@ enqueue_by_statement(const NewEvent *ev, const Datum *hook_ids, int n_hooks)
 /*
  * Store one event and a pending delivery to each of the n_hooks hooks
  * (none: the event alone); return the event's uid.  The workers are woken
- * when the transaction commits, if there is anything to send.
+ * when the transaction commits, if there is anything to send.  Caller
+ * looked up the hooks first (capture.c), which registered the relcache
+ * callback that keeps what is known of the tables current.
  */
 Datum
 enqueue_event(const NewEvent *event, const Datum *hook_ids, int n_hooks)
 {
-	Oid			nsp = get_namespace_oid("webhook", false);
-	Relation	event_rel;
-	Relation	delivery_rel;
+	Relation	event_rel = open_queue_table(&event_table);
+	Relation	delivery_rel = open_queue_table(&delivery_table);
 	Datum		uid;
 
-	if (!inval_callback_registered)
-	{
-		CacheRegisterRelcacheCallback(queue_tables_inval, (Datum) 0);
-		inval_callback_registered = true;
-	}
-
-	event_rel = open_queue_table(&event_table, nsp);
-	delivery_rel = open_queue_table(&delivery_table, nsp);
 	if (event_rel != NULL && delivery_rel != NULL &&
 		event_table.direct && delivery_table.direct)
 		uid = enqueue_directly(event, hook_ids, n_hooks, event_rel, delivery_rel);

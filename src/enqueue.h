@@ -27,5 +27,6 @@ typedef struct NewEvent
 } NewEvent;
 
 extern Datum enqueue_event(const NewEvent *event, const Datum *hook_ids, int n_hooks);
+extern void enqueue_forget_tables(Oid relid);
 
 #endif							/* WEBHOOK_ENQUEUE_H */
