@@ -7,14 +7,18 @@ OBJS = src/webhook.o src/shmem.o src/capture.o src/enqueue.o src/api.o src/signi
 	src/http.o src/queue.o src/worker.o
 
 # The install script of the current version is assembled from the parts
-# under src/sql, in name order.  Released versions' install scripts are kept
-# as they were released, with the upgrade scripts from each to the next:
-# every catalog change after 0.1 ships in the next version's upgrade script
-# too (test/e2e/test_upgrade.py checks that an updated catalog is the same as
-# a fresh one).
+# under src/sql, in name order.  A released version's install script is
+# assembled the same way from its release commit (sql/releases,
+# sql/release-script), where the tree has its git history; 0.1's is kept as
+# it was released.  Every catalog change ships in the next version's upgrade
+# script too (test/e2e/test_upgrade.py updates every released version and
+# checks that the result is the catalog a fresh install makes).
 EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" webhook.control)
-DATA_built = sql/webhook--$(EXTVERSION).sql
-DATA = sql/webhook--0.1.sql sql/webhook--0.1--0.2.sql
+RELEASED = $(shell sed -n 's/^\([0-9.]*\) [0-9a-f]*$$/\1/p' sql/releases)
+RELEASED_SCRIPTS = $(if $(shell git rev-parse --git-dir 2>/dev/null),\
+	$(foreach v,$(RELEASED),sql/webhook--$(v).sql))
+DATA_built = sql/webhook--$(EXTVERSION).sql $(RELEASED_SCRIPTS)
+DATA = sql/webhook--0.1.sql $(wildcard sql/webhook--*--*.sql)
 
 # make installcheck runs them against a running server, as every contrib
 # module's (PGHOST, PGPORT, PGUSER from the environment; a superuser): its
@@ -52,6 +56,9 @@ include $(PGXS)
 
 sql/webhook--$(EXTVERSION).sql: $(sort $(wildcard src/sql/*.sql))
 	cat $^ > $@
+
+$(RELEASED_SCRIPTS): sql/webhook--%.sql: sql/releases
+	sql/release-script $* > $@
 
 # every object depends on every header: they are few and small; and on
 # webhook.control, whose version they are built with

@@ -1,7 +1,9 @@
-"""Upgrades: 0.1 as released (sql/webhook--0.1.sql), filled with work,
-updated in place with ALTER EXTENSION webhook UPDATE: nothing lost, the
-worker goes on; and 0.1 updated is the very catalog a fresh install makes.
-The worker of a newer library waits, saying why, while the catalog is 0.1."""
+"""Upgrades: every released version (0.1 as released, sql/webhook--0.1.sql;
+later ones rebuilt from their release commits, sql/releases), filled with
+work, updated in place with ALTER EXTENSION webhook UPDATE: nothing lost,
+the worker goes on; and each updated is the very catalog a fresh install
+makes.  The worker of a newer library waits, saying why, while the catalog
+is older."""
 
 import os
 import time
@@ -11,6 +13,11 @@ import harness
 from harness import lit
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+CURRENT = open(os.path.join(HERE, '..', '..', 'webhook.control')).read() \
+    .split("default_version = '")[1].split("'")[0]
+RELEASED = ['0.1'] + [line.split()[0] for line in
+                      open(os.path.join(HERE, '..', '..', 'sql', 'releases'))
+                      if line.strip() and not line.startswith('#')]
 CATALOG_SQL = open(os.path.join(HERE, '..', 'catalog.sql')).read()
 
 cluster = rx = None
@@ -48,9 +55,9 @@ class UpgradeTest(unittest.TestCase):
         c = cluster
         c.psql("CREATE EXTENSION webhook VERSION '0.1'")
         self.assertEqual(version(), '0.1')
-        # the 0.2 library's worker does not touch a 0.1 catalog, and says why
+        # the current library's worker does not touch a 0.1 catalog, and says why
         wait_log('waits: the extension in this database is version 0.1, '
-                 "this library's is 0.2")
+                 "this library's is %s" % CURRENT)
         # work of every kind, made and partly sent under 0.1
         c.psql("""
             CREATE TABLE up_orders (id int PRIMARY KEY, state text NOT NULL DEFAULT 'created');
@@ -70,7 +77,7 @@ class UpgradeTest(unittest.TestCase):
         self.assertEqual(before, ['25', '25', '1', '1'])
 
         c.psql('ALTER EXTENSION webhook UPDATE')
-        self.assertEqual(version(), '0.2')
+        self.assertEqual(version(), CURRENT)
         # the worker goes on and sends what 0.1 queued, and what comes next
         rx.wait_requests(25, path='/up', timeout=30)
         c.psql("UPDATE up_orders SET state = 'settled' WHERE id = 1")
@@ -82,20 +89,23 @@ class UpgradeTest(unittest.TestCase):
         self.assertEqual(c.one('SELECT webhook.hook_secret(%d)' % hook), 'up-SECRET-2')
         self.assertEqual(c.psql("SELECT count(*) FROM webhook.transports()", user='up_acme'),
                          [['1']])
-        wait_log('goes on: the extension is version 0.2')
+        wait_log('goes on: the extension is version %s' % CURRENT)
 
     def test_b_updated_catalog_is_a_fresh_one(self):
         cluster.psql('CREATE DATABASE fresh')
-        cluster.psql('CREATE DATABASE updated')
         cluster.psql('CREATE EXTENSION webhook', db='fresh')
-        cluster.psql("CREATE EXTENSION webhook VERSION '0.1'", db='updated')
-        cluster.psql('ALTER EXTENSION webhook UPDATE', db='updated')
-        self.assertEqual(version('fresh'), version('updated'))
         fresh = [r[0] for r in cluster.psql(CATALOG_SQL, db='fresh')]
-        updated = [r[0] for r in cluster.psql(CATALOG_SQL, db='updated')]
         self.assertGreater(len(fresh), 300)
-        self.assertEqual(updated, fresh)
-
+        self.assertIn('0.2', RELEASED)
+        for old in RELEASED:
+            db = 'updated_' + old.replace('.', '_')
+            with self.subTest(old=old):
+                cluster.psql('CREATE DATABASE %s' % db)
+                cluster.psql("CREATE EXTENSION webhook VERSION '%s'" % old, db=db)
+                cluster.psql('ALTER EXTENSION webhook UPDATE', db=db)
+                self.assertEqual(version(db), version('fresh'))
+                updated = [r[0] for r in cluster.psql(CATALOG_SQL, db=db)]
+                self.assertEqual(updated, fresh)
 
 if __name__ == '__main__':
     unittest.main()
