@@ -3,8 +3,9 @@
  * api.c
  *	  SQL-callable C entry points that are neither the trigger nor signing:
  *	  waking the worker, waiting for it, register()'s reachability check,
- *	  the caller of the SECURITY DEFINER API, preview(), and the workers'
- *	  shared-memory gauges for metrics().
+ *	  the caller of the SECURITY DEFINER API, preview(), the workers'
+ *	  shared-memory gauges for metrics(), and the stored size of a value
+ *	  for the claim.
  *
  * IDENTIFICATION
  *	  src/api.c
@@ -15,6 +16,7 @@
 
 #include <curl/curl.h>
 
+#include "access/detoast.h"
 #include "address.h"
 #include "attempt.h"
 #include "fmgr.h"
@@ -36,6 +38,7 @@ PG_FUNCTION_INFO_V1(webhook_http_head);
 PG_FUNCTION_INFO_V1(webhook_caller);
 PG_FUNCTION_INFO_V1(webhook_preview);
 PG_FUNCTION_INFO_V1(webhook_workers_sql);
+PG_FUNCTION_INFO_V1(webhook_stored_bytes);
 
 /*
  * webhook.wake(): wake the worker when the calling transaction commits.
@@ -319,4 +322,16 @@ webhook_workers_sql(PG_FUNCTION_ARGS)
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;
+}
+
+/*
+ * webhook._stored_bytes(jsonb): the size of a value once decompressed and
+ * read from TOAST, told by its header alone.  The claim weighs an event
+ * with it before building its body (queue.c): reading a huge event whole
+ * is what must not happen.
+ */
+Datum
+webhook_stored_bytes(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT64((int64) toast_raw_datum_size(PG_GETARG_DATUM(0)));
 }

@@ -39,6 +39,7 @@ typedef struct Attempt
 	char	   *url;			/* base_url, path and ?key= */
 	char	   *log_url;		/* url with the key masked, as recorded */
 	char	   *body;
+	size_t		body_len;		/* strlen(body), or 0 */
 	char	   *msg_id;			/* the event's uid: webhook-id */
 	char	   *signature;		/* scheme */
 	char	   *secret;
@@ -60,6 +61,9 @@ typedef struct Attempt
 								 * body from event (transform.c) ... */
 	Oid			transform_role; /* ... run as this role */
 	Datum		event;			/* the webhook.event row, for transform */
+	char	   *tenant;			/* its transport's */
+	int64		event_bytes;	/* the event's stored size; -1 in a preview */
+	bool		final;			/* its failure is its delivery's death */
 	TimestampTz floor_at;		/* when the claim took it, the due time it
 								 * had, for its hook's floor (queue.c); 0
 								 * for an ordered hook's, and in a preview */

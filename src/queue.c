@@ -12,7 +12,8 @@
  * attempts (attempt.h).
  *
  * Delivery states: pending -> succeeded, or failed (due again at
- * next_attempt_at), or dead (schedule exhausted or 410 Gone); a 410 also
+ * next_attempt_at), or dead (schedule exhausted, 410 Gone, or an event
+ * larger than webhook.max_body_bytes, never sent); a 410 also
  * disables the hook and cancels its other deliveries.  A claim writes
  * nothing: the worker is the only one sending, and keeps what it holds in
  * memory, passing it to the next claim to skip.  So a crash leaves what it
@@ -55,24 +56,26 @@
 
 /*
  * What a request needs, for one row c(id, event_id, hook_id, attempts,
- * floor_at) of the delivery queue: request_from_row() reads these columns
- * in this order.
+ * floor_at, size, fits) of the delivery queue: request_from_row() reads
+ * these columns in this order.  An event that does not fit (its stored size
+ * is above webhook.max_body_bytes) is neither rendered nor read whole: its
+ * delivery dies unsent (worker.c).
  * A hook with a transform gets no rendered body, but the event, for the
  * transform to make one (transform.c), and the role to run it as: none
  * when that role no longer manages the hook's tenant.
  */
-#define REQUEST_COLUMNS 29
+#define REQUEST_COLUMNS 31
 #define REQUEST_SELECT \
 "SELECT c.id, c.attempts + 1, t.id, e.uid::text," \
-"       CASE WHEN h.transform IS NULL" \
+"       CASE WHEN h.transform IS NULL AND c.fits" \
 "            THEN webhook.render(h.payload_format, e, h.uid) END," \
 "       webhook._hook_url(t.base_url, h.path), t.query_key," \
 "       ARRAY(SELECT kv.key || ': ' || kv.value" \
 "               FROM pg_catalog.jsonb_each_text(t.headers) kv)," \
 "       t.auth->>'type', t.auth->>'username'," \
 "       coalesce(t.auth->>'password', t.auth->>'token')," \
-"       (pg_catalog.date_part('epoch', t.connect_timeout) * 1000)::bigint," \
-"       (pg_catalog.date_part('epoch', t.timeout) * 1000)::bigint," \
+"       pg_catalog.ceil(pg_catalog.date_part('epoch', t.connect_timeout) * 1000)::bigint," \
+"       pg_catalog.ceil(pg_catalog.date_part('epoch', t.timeout) * 1000)::bigint," \
 "       t.tls_verify, t.ca_file, t.client_cert_file, t.client_key_file," \
 "       t.client_key_password, h.signature, h.secret, h.signature_header," \
 "       t.max_in_flight, h.id," \
@@ -83,8 +86,8 @@
 "            WHEN (SELECT x IS NULL OR t.tenant = ANY (x)" \
 "                    FROM webhook._tenants_of(h.transform_role) AS x)" \
 "            THEN h.transform_role::oid END," \
-"       CASE WHEN h.transform IS NOT NULL THEN e END," \
-"       coalesce(t.max_per_second, 0), c.floor_at"
+"       CASE WHEN h.transform IS NOT NULL AND c.fits THEN e END," \
+"       coalesce(t.max_per_second, 0), c.floor_at, t.tenant, c.size"
 #define REQUEST_JOINS \
 "  JOIN webhook.event e ON e.id = c.event_id" \
 "  JOIN webhook.hook h ON h.id = c.hook_id" \
@@ -119,29 +122,56 @@
 /*
  * Hooks h with their transport t, and r.room: what the worker may still
  * hold of it.  A rate-limited transport gets about a second's worth, so that
- * what waits for its tokens does not fill the worker's room for the others.
+ * what waits for its tokens does not fill the worker's room for the others;
+ * none while it is stalled (its next token more than a second away, as the
+ * worker tells for the limit it knows; a changed limit ends that).
  */
 #define HOOKS_WITH_ROOM \
 "      FROM webhook.hook h" \
 "      JOIN webhook.transport t ON t.id = h.transport_id" \
 "      CROSS JOIN LATERAL (" \
-"          SELECT GREATEST(LEAST(" CppAsString2(QUEUE_HOLD_FACTOR) " * t.max_in_flight::bigint," \
-"                                coalesce(pg_catalog.ceil(t.max_per_second)::bigint + 1," \
-"                                         " CppAsString2(QUEUE_HOLD_FACTOR) " * t.max_in_flight::bigint))" \
-"                          - coalesce((SELECT busy.n FROM busy WHERE busy.tid = t.id), 0)," \
-"                          0) AS room) r"
+"          SELECT CASE WHEN EXISTS (SELECT FROM stalled s WHERE s.tid = t.id" \
+"                                     AND s.lim = t.max_per_second) THEN 0" \
+"                 ELSE GREATEST(LEAST(" CppAsString2(QUEUE_HOLD_FACTOR) " * t.max_in_flight::bigint," \
+"                                     coalesce(pg_catalog.ceil(t.max_per_second)::bigint + 1," \
+"                                              " CppAsString2(QUEUE_HOLD_FACTOR) " * t.max_in_flight::bigint))" \
+"                               - coalesce((SELECT busy.n FROM busy WHERE busy.tid = t.id), 0)," \
+"                               0) END AS room) r"
+
+/*
+ * An event's stored size, read from the headers of its values without
+ * reading them whole (webhook._stored_bytes): what rendering it costs
+ * before anything is built.  Its body is about that size (more where its
+ * strings need escapes), and it is what a claim counts against the bytes
+ * the worker may hold, $14: a claim takes deliveries, earliest due first,
+ * while what it took before each is below that, so the worker holds at
+ * most that many bytes of events, plus one.  An event above $15
+ * (webhook.max_body_bytes) counts for nothing: it is not rendered.
+ */
+#define EVENT_SIZE \
+"webhook._stored_bytes(e.payload) + coalesce(webhook._stored_bytes(e.previous), 0)" \
+" + coalesce(pg_catalog.octet_length(e.resource_id), 0)" \
+" + coalesce(pg_catalog.octet_length(e.resource), 0)" \
+" + pg_catalog.octet_length(e.event_type)"
 
 static const char *claim_sql =
 "WITH busy AS NOT MATERIALIZED ("
 "    SELECT b.tid, b.n FROM ROWS FROM (pg_catalog.unnest($2::bigint[]),"
 "                                 pg_catalog.unnest($3::integer[])) AS b(tid, n)"
+"), stalled AS NOT MATERIALIZED ("
+"    SELECT s.tid, s.lim FROM ROWS FROM (pg_catalog.unnest($11::bigint[]),"
+"                                        pg_catalog.unnest($12::float8[])) AS s(tid, lim)"
+"), tenant_room AS NOT MATERIALIZED ("
+"    SELECT x.tenant, x.room FROM ROWS FROM (pg_catalog.unnest($9::text[]),"
+"                                            pg_catalog.unnest($10::integer[]))"
+"                                 AS x(tenant, room)"
 "), floors AS NOT MATERIALIZED ("
 "    SELECT f.hook_id, f.floor FROM ROWS FROM (pg_catalog.unnest($7::bigint[]),"
 "                                              pg_catalog.unnest($8::timestamptz[]))"
 "                                   AS f(hook_id, floor)"
 "), candidates AS ("
 "    SELECT x.id, x.next_attempt_at, x.next_attempt_at AS floor_at,"
-"           t.id AS transport_id, r.room"
+"           t.id AS transport_id, t.tenant, r.room"
 HOOKS_WITH_ROOM
 "      CROSS JOIN LATERAL ("
 "          SELECT d.id, d.next_attempt_at"
@@ -158,7 +188,8 @@ HOOKS_WITH_ROOM
 "     WHERE h.active AND h.disabled_reason IS NULL AND h.ordered = 'none'"
 "       AND t.id OPERATOR(pg_catalog.%) $5 OPERATOR(pg_catalog.=) $6"
 "    UNION ALL"
-"    SELECT x.id, x.next_attempt_at, NULL::timestamptz, t.id AS transport_id, r.room"
+"    SELECT x.id, x.next_attempt_at, NULL::timestamptz, t.id AS transport_id,"
+"           t.tenant, r.room"
 HOOKS_WITH_ROOM
 "      CROSS JOIN LATERAL ("
 "          SELECT q.id, q.next_attempt_at FROM ("
@@ -180,15 +211,32 @@ HOOKS_WITH_ROOM
 "           LIMIT r.room) x"
 "     WHERE h.active AND h.disabled_reason IS NULL AND h.ordered <> 'none'"
 "       AND t.id OPERATOR(pg_catalog.%) $5 OPERATOR(pg_catalog.=) $6"
-"), claimed AS ("
-"    SELECT d.id, d.event_id, d.hook_id, d.attempts, c.floor_at FROM ("
-"        SELECT candidates.*, pg_catalog.row_number() OVER"
-"               (PARTITION BY transport_id ORDER BY next_attempt_at) AS n"
-"          FROM candidates) c"
-"      JOIN webhook.delivery d ON d.id = c.id"
+"), within_transports AS ("
+"    SELECT c.*, pg_catalog.row_number() OVER"
+"               (PARTITION BY c.tenant ORDER BY c.next_attempt_at) AS tn"
+"      FROM (SELECT candidates.*, pg_catalog.row_number() OVER"
+"                   (PARTITION BY transport_id ORDER BY next_attempt_at) AS n"
+"              FROM candidates) c"
 "     WHERE c.n <= c.room"
-"     ORDER BY c.next_attempt_at"
+"), picked AS ("
+"    SELECT w.id, w.next_attempt_at, w.floor_at"
+"      FROM within_transports w"
+"     WHERE w.tn <= coalesce((SELECT x.room FROM tenant_room x WHERE x.tenant = w.tenant), $13)"
+"     ORDER BY w.next_attempt_at"
 "     LIMIT $1"
+"), claimed AS ("
+"    SELECT z.*, z.size <= $15 AS fits FROM ("
+"        SELECT d.id, d.event_id, d.hook_id, d.attempts, p.floor_at, y.size,"
+"               pg_catalog.sum(y.held) OVER (ORDER BY p.next_attempt_at, p.id"
+"                                           ROWS UNBOUNDED PRECEDING) - y.held AS before"
+"          FROM picked p"
+"          JOIN webhook.delivery d ON d.id = p.id"
+"          CROSS JOIN LATERAL (SELECT s.size,"
+"                                     CASE WHEN s.size <= $15 THEN s.size ELSE 0 END AS held"
+"                                FROM webhook.event e,"
+"                                     LATERAL (SELECT " EVENT_SIZE " AS size) s"
+"                               WHERE e.id = d.event_id) y) z"
+"     WHERE z.before < $14"
 ")"
 REQUEST_SELECT
 "  FROM claimed c"
@@ -197,8 +245,9 @@ REQUEST_JOINS;
 /* The request a hook would be sent for an event (webhook.preview). */
 static const char *preview_sql =
 REQUEST_SELECT
-"  FROM (VALUES (NULL::bigint, $2::bigint, $1::bigint, 0, NULL::timestamptz))"
-"       AS c(id, event_id, hook_id, attempts, floor_at)"
+"  FROM (VALUES (NULL::bigint, $2::bigint, $1::bigint, 0, NULL::timestamptz,"
+"               NULL::bigint, true))"
+"       AS c(id, event_id, hook_id, attempts, floor_at, size, fits)"
 REQUEST_JOINS;
 
 /*
@@ -295,7 +344,7 @@ id ", coalesce('HTTP ' || " status ", " error ", 'no answer'))"
  * resort queue_record_failure() does not count its deaths.
  */
 /* the parameters of record_sql: an array per column of r */
-#define RECORD_ARGS 11
+#define RECORD_ARGS 12
 
 static const char *record_sql =
 "WITH input AS ("
@@ -307,9 +356,9 @@ static const char *record_sql =
 "                      pg_catalog.unnest($5::text[]), pg_catalog.unnest($6::integer[]),"
 "                      pg_catalog.unnest($7::text[]), pg_catalog.unnest($8::text[]),"
 "                      pg_catalog.unnest($9::text[]), pg_catalog.unnest($10::float8[]),"
-"                      pg_catalog.unnest($11::boolean[]))"
+"                      pg_catalog.unnest($11::boolean[]), pg_catalog.unnest($12::boolean[]))"
 "           AS r(delivery_id, attempt_no, started_at, duration_ms, url, status,"
-"                response_headers, response_body, error, retry_after, timed_out)"
+"                response_headers, response_body, error, retry_after, timed_out, final)"
 "      JOIN webhook.delivery d ON d.id = r.delivery_id"
 "                             AND d.attempts = r.attempt_no - 1"
 "      JOIN webhook.hook h ON h.id = d.hook_id"
@@ -318,6 +367,7 @@ static const char *record_sql =
 "           CASE WHEN input.status BETWEEN 200 AND 299 THEN 'succeeded'"
 "                WHEN input.status = 410 THEN 'dead'"
 "                WHEN input.hook_gone THEN 'cancelled'"
+"                WHEN input.final THEN 'dead'"
 "                WHEN input.attempt_no > pg_catalog.cardinality(input.retry_schedule) THEN 'dead'"
 "                ELSE 'failed' END AS new_state,"
 "           input.retry_schedule[input.attempt_no] AS step"
@@ -463,6 +513,7 @@ static SPIPlanPtr prepared_plan = NULL;
 static SPIPlanPtr record_plan = NULL;
 static SPIPlanPtr cancel_plan = NULL;
 static SPIPlanPtr expire_plan = NULL;
+static SPIPlanPtr gone_plan = NULL;
 
 static SPIPlanPtr
 keep_plan(const char *sql, int nargs, Oid *types)
@@ -592,8 +643,9 @@ request_from_row(HeapTuple tup, TupleDesc desc, MemoryContext parent)
 	req->auth_type = SPI_getvalue(tup, desc, 9);
 	req->auth_user = SPI_getvalue(tup, desc, 10);
 	req->auth_secret = SPI_getvalue(tup, desc, 11);
-	req->connect_timeout_ms = (long) DatumGetInt64(SPI_getbinval(tup, desc, 12, &isnull));
-	req->timeout_ms = (long) DatumGetInt64(SPI_getbinval(tup, desc, 13, &isnull));
+	/* never 0, which is no timeout at all to curl */
+	req->connect_timeout_ms = Max(1, (long) DatumGetInt64(SPI_getbinval(tup, desc, 12, &isnull)));
+	req->timeout_ms = Max(1, (long) DatumGetInt64(SPI_getbinval(tup, desc, 13, &isnull)));
 	req->tls_verify = DatumGetBool(SPI_getbinval(tup, desc, 14, &isnull));
 	req->ca_file = SPI_getvalue(tup, desc, 15);
 	req->client_cert_file = SPI_getvalue(tup, desc, 16);
@@ -614,12 +666,17 @@ request_from_row(HeapTuple tup, TupleDesc desc, MemoryContext parent)
 	req->event = SPI_getbinval(tup, desc, 27, &isnull);
 	if (!isnull)
 		req->event = datumCopy(req->event, false, -1);
-	if (req->body == NULL && !OidIsValid(req->transform))
+	if (req->body == NULL && !OidIsValid(req->transform) &&
+		req->event_bytes <= webhook_max_body_bytes)
 		req->body = pstrdup("null");
 	req->transport_max_per_second = DatumGetFloat8(SPI_getbinval(tup, desc, 28, &isnull));
 	req->floor_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 29, &isnull));
 	if (isnull)
 		req->floor_at = 0;
+	req->tenant = SPI_getvalue(tup, desc, 30);
+	req->event_bytes = DatumGetInt64(SPI_getbinval(tup, desc, 31, &isnull));
+	if (isnull)
+		req->event_bytes = -1;
 
 	MemoryContextSwitchTo(old);
 	return req;
@@ -657,14 +714,17 @@ queue_set_partition(int index, int n_workers)
  * attempt for each to claimed.  What the worker holds already is skipped,
  * and counts against its transport: a transport never has more than
  * QUEUE_HOLD_FACTOR times its max_in_flight held, however many hooks it
- * has (each hook's candidates are ranked per transport).  Returns the
- * number claimed.
+ * has (each hook's candidates are ranked per transport), nor any while it
+ * is stalled; a tenant no more than its room (held->tenant_rooms, or
+ * held->new_tenant_room for one the worker holds nothing of); and the
+ * events claimed add up to less than held->bytes_left, but for the last.
+ * Returns the number claimed.
  */
 int
 queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 			dlist_head *claimed)
 {
-	Datum		values[8];
+	Datum		values[15];
 	Datum	   *floor_hooks;
 	Datum	   *floor_times;
 	TimestampTz oldest;
@@ -676,10 +736,12 @@ queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 		elog(ERROR, "webhook: SPI_connect failed");
 	if (claim_plan == NULL)
 	{
-		Oid			types[8] = {INT4OID, INT8ARRAYOID, INT4ARRAYOID, INT8ARRAYOID,
-		INT8OID, INT8OID, INT8ARRAYOID, TIMESTAMPTZARRAYOID};
+		Oid			types[15] = {INT4OID, INT8ARRAYOID, INT4ARRAYOID, INT8ARRAYOID,
+			INT8OID, INT8OID, INT8ARRAYOID, TIMESTAMPTZARRAYOID,
+			TEXTARRAYOID, INT4ARRAYOID, INT8ARRAYOID, FLOAT8ARRAYOID,
+		INT4OID, INT8OID, INT8OID};
 
-		claim_plan = keep_plan(claim_sql, 8, types);
+		claim_plan = keep_plan(claim_sql, 15, types);
 	}
 
 	/* before the claim's snapshot */
@@ -705,6 +767,13 @@ queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 	values[1] = array_of(held->transport_ids, NULL, held->n_transports, INT8OID);
 	values[2] = array_of(held->counts, NULL, held->n_transports, INT4OID);
 	values[3] = array_of(held->delivery_ids, NULL, held->n_deliveries, INT8OID);
+	values[8] = array_of(held->tenants, NULL, held->n_tenants, TEXTOID);
+	values[9] = array_of(held->tenant_rooms, NULL, held->n_tenants, INT4OID);
+	values[10] = array_of(held->stalled_ids, NULL, held->n_stalled, INT8OID);
+	values[11] = array_of(held->stalled_limits, NULL, held->n_stalled, FLOAT8OID);
+	values[12] = Int32GetDatum(held->new_tenant_room);
+	values[13] = Int64GetDatum(held->bytes_left);
+	values[14] = Int64GetDatum(webhook_max_body_bytes);
 	ret = SPI_execute_plan(claim_plan, values, NULL, false, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "webhook: claiming deliveries failed: %s", SPI_result_code_string(ret));
@@ -723,6 +792,51 @@ queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 	ret = (int) SPI_processed;
 	SPI_finish();
 	return ret;
+}
+
+/*
+ * The floors are forgotten: the worker let go of requests it held, which
+ * may be due below them.  The next claim scans every hook from the start.
+ */
+void
+queue_forget_floors(void)
+{
+	n_floors = 0;
+}
+
+/*
+ * Of the n hooks hook_ids, those that may not be sent to any more (deleted,
+ * inactive, disabled or paused), into *gone (in the current memory
+ * context).  Returns how many.  Caller is in a transaction.
+ */
+int
+queue_hooks_gone(Datum *hook_ids, int n, int64 **gone)
+{
+	Datum		values[1];
+	Oid			types[1] = {INT8ARRAYOID};
+	MemoryContext cxt = CurrentMemoryContext;
+	bool		isnull;
+	uint64		i;
+	int			n_gone;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "webhook: SPI_connect failed");
+	if (gone_plan == NULL)
+		gone_plan = keep_plan("SELECT x.id FROM pg_catalog.unnest($1::bigint[]) AS x(id)"
+							  " WHERE NOT EXISTS (SELECT FROM webhook.hook h"
+							  "                    WHERE h.id = x.id AND h.active"
+							  "                      AND h.disabled_reason IS NULL)",
+							  1, types);
+	values[0] = array_of(hook_ids, NULL, n, INT8OID);
+	if (SPI_execute_plan(gone_plan, values, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "webhook: reading the hooks held failed");
+	*gone = MemoryContextAlloc(cxt, sizeof(int64) * Max(1, SPI_processed));
+	for (i = 0; i < SPI_processed; i++)
+		(*gone)[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
+												 SPI_tuptable->tupdesc, 1, &isnull));
+	n_gone = (int) SPI_processed;
+	SPI_finish();
+	return n_gone;
 }
 
 /*
@@ -797,10 +911,11 @@ queue_record(Attempt **reqs, int n, Datum *sent_ids, int n_sent)
 	Datum	   *cols[RECORD_ARGS];
 	bool	   *nulls[RECORD_ARGS];
 	Oid			types[RECORD_ARGS] = {INT8OID, INT4OID, TIMESTAMPTZOID, FLOAT8OID,
-		TEXTOID, INT4OID, TEXTOID, TEXTOID, TEXTOID, FLOAT8OID, BOOLOID};
+		TEXTOID, INT4OID, TEXTOID, TEXTOID, TEXTOID, FLOAT8OID, BOOLOID, BOOLOID};
 	Oid			array_types[RECORD_ARGS] = {INT8ARRAYOID, INT4ARRAYOID,
 		TIMESTAMPTZARRAYOID, FLOAT8ARRAYOID, TEXTARRAYOID, INT4ARRAYOID,
-	TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, FLOAT8ARRAYOID, BOOLARRAYOID};
+		TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, FLOAT8ARRAYOID, BOOLARRAYOID,
+	BOOLARRAYOID};
 	Datum		values[RECORD_ARGS];
 	Datum	   *gone = palloc(sizeof(Datum) * n);
 	int			n_gone = 0;
@@ -840,6 +955,7 @@ queue_record(Attempt **reqs, int n, Datum *sent_ids, int n_sent)
 		cols[9][i] = Float8GetDatum(req->retry_after);
 		nulls[9][i] = (req->retry_after < 0);
 		cols[10][i] = BoolGetDatum(req->timed_out);
+		cols[11][i] = BoolGetDatum(req->final);
 		if (req->status == 410)
 			gone[n_gone++] = Int64GetDatum(req->delivery_id);
 	}

@@ -21,7 +21,17 @@
  */
 #define QUEUE_HOLD_FACTOR 2
 
-/* What the worker holds, for queue_claim(), which skips it. */
+/*
+ * A claim takes events while those the worker holds add up to less than
+ * this many bytes (as stored: queue.c): with the last one taken, that bounds
+ * the bodies it holds to this plus webhook.max_body_bytes.
+ */
+#define QUEUE_HOLD_BYTES (64 * 1024 * 1024)
+
+/*
+ * What the worker holds, for queue_claim(), which skips it, and what it may
+ * still take.
+ */
 typedef struct QueueHeld
 {
 	int			n_transports;
@@ -29,6 +39,14 @@ typedef struct QueueHeld
 	Datum	   *counts;			/* int4: attempts held for each */
 	int			n_deliveries;
 	Datum	   *delivery_ids;	/* int8 */
+	int			n_tenants;
+	Datum	   *tenants;		/* text: the tenants it holds requests of */
+	Datum	   *tenant_rooms;	/* int4: how many more it may hold of each */
+	int			new_tenant_room;	/* and of any other tenant */
+	int			n_stalled;
+	Datum	   *stalled_ids;	/* int8: transports whose next token is far */
+	Datum	   *stalled_limits; /* float8: at the max_per_second it knows */
+	int64		bytes_left;		/* how many bytes of events it may take */
 } QueueHeld;
 
 extern void queue_set_partition(int index, int n_workers);
@@ -37,6 +55,8 @@ extern int	queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 extern TimestampTz queue_record(Attempt **reqs, int n, Datum *sent_ids, int n_sent);
 extern void queue_record_failure(Attempt *req, const char *why);
 extern void queue_expire_secrets(void);
+extern void queue_forget_floors(void);
+extern int	queue_hooks_gone(Datum *hook_ids, int n, int64 **gone);
 extern Attempt *queue_preview(int64 hook_id, int64 event_id, MemoryContext parent);
 
 #endif							/* WEBHOOK_QUEUE_H */

@@ -9,15 +9,19 @@
  * this process's alone: a hash table keyed by transport id, in the worker's
  * memory, lost when the worker restarts.  An entry is made when the
  * transport's deliveries are claimed, and dropped once the transport has
- * been idle (no claim, start or answer) for IDLE_FORGET_SECS: the table
- * holds only the transports that sent lately.
+ * been idle (no claim, start or answer) for IDLE_FORGET_SECS, and its
+ * bucket is full again: the table holds only the transports that sent
+ * lately.
  *
  * The bucket holds up to a tenth of a second's worth of tokens, at least
  * one: that is the burst.  It fills at the transport's rate, and a request
  * starts only by taking a token; one that finds none stays held, waiting in
  * the worker (never dropped, never failed, not an attempt), and
  * ratelimit_admit() tells the worker when the next token is due, for its
- * wait to end then.
+ * wait to end then.  A request whose token is far off is not held that
+ * long: the worker lets it go back to the queue, and its transport is
+ * "stalled" until then (ratelimit_stalled()): the claim takes nothing of
+ * it, so that what waits for tokens takes no room from other transports.
  *
  * Back-off: an answer 429, or a timeout, halves the transport's rate,
  * starting from the rate it was sending at (the requests it started in the
@@ -98,8 +102,9 @@ state_of(int64 transport_id, double limit, TimestampTz now)
 	if (!found)
 	{
 		s->limit = limit;
-		s->tokens = 0;
-		s->refilled_at = 0;		/* so the first refill fills the bucket */
+		/* a full bucket, whatever the rate (a near-zero one would never fill it) */
+		s->tokens = Max(1.0, limit * BURST_SECS);
+		s->refilled_at = now;
 		s->backoff = 0;
 		s->recover_to = 0;
 		s->backed_off_at = 0;
@@ -109,6 +114,15 @@ state_of(int64 transport_id, double limit, TimestampTz now)
 	}
 	s->last_used = now;
 	return s;
+}
+
+/* The rate a transport may send at now, in requests a second; 0: any. */
+static double
+rate_of(const RateState *s)
+{
+	if (s->backoff > 0)
+		return s->limit > 0 ? Min(s->backoff, s->limit) : s->backoff;
+	return s->limit;
 }
 
 /* Once in a while, drop the entries of transports idle for a while. */
@@ -125,19 +139,18 @@ forget_idle(TimestampTz now)
 	hash_seq_init(&seq, states);
 	while ((s = hash_seq_search(&seq)) != NULL)
 	{
-		/* removing the entry just returned is allowed during a scan */
-		if (TimestampDifferenceExceeds(s->last_used, now, IDLE_FORGET_SECS * 1000))
+		double		rate = rate_of(s);
+
+		/*
+		 * Removing the entry just returned is allowed during a scan.  One
+		 * whose bucket is not full yet is kept: forgetting it would let its
+		 * transport send again before its time.
+		 */
+		if (TimestampDifferenceExceeds(s->last_used, now, IDLE_FORGET_SECS * 1000) &&
+			(rate <= 0 ||
+			 s->tokens + rate * (now - s->refilled_at) / USECS_PER_SEC >= Max(1.0, rate * BURST_SECS)))
 			hash_search(states, &s->transport_id, HASH_REMOVE, NULL);
 	}
-}
-
-/* The rate a transport may send at now, in requests a second; 0: any. */
-static double
-rate_of(const RateState *s)
-{
-	if (s->backoff > 0)
-		return s->limit > 0 ? Min(s->backoff, s->limit) : s->backoff;
-	return s->limit;
 }
 
 /* Start a new one-second window of started requests when this one is over. */
@@ -200,6 +213,43 @@ ratelimit_admit(const Attempt *req, TimestampTz now, TimestampTz *due)
 	roll_window(s, now);
 	s->window_count++;
 	return true;
+}
+
+/*
+ * The transports whose next token is due later than horizon, with the
+ * limit each was read with, into ids and limits (made in the current
+ * memory context): the worker holds none of their requests meanwhile, and
+ * the claim takes none (queue.c).  Returns how many.
+ */
+int
+ratelimit_stalled(TimestampTz horizon, Datum **ids, Datum **limits)
+{
+	HASH_SEQ_STATUS seq;
+	RateState  *s;
+	TimestampTz now = GetCurrentTimestamp();
+	int			n = 0;
+
+	*ids = palloc(sizeof(Datum) * Max(1, states ? hash_get_num_entries(states) : 0));
+	*limits = palloc(sizeof(Datum) * Max(1, states ? hash_get_num_entries(states) : 0));
+	if (states == NULL)
+		return 0;
+	hash_seq_init(&seq, states);
+	while ((s = hash_seq_search(&seq)) != NULL)
+	{
+		double		rate = rate_of(s);
+		double		tokens;
+
+		if (rate <= 0)
+			continue;
+		tokens = s->tokens + rate * Max(0, now - s->refilled_at) / USECS_PER_SEC;
+		if (tokens >= 1.0 - 1e-6 ||
+			now + (1.0 - tokens) * USECS_PER_SEC / rate <= (double) horizon)
+			continue;
+		(*ids)[n] = Int64GetDatum(s->transport_id);
+		(*limits)[n] = Float8GetDatum(s->limit);
+		n++;
+	}
+	return n;
 }
 
 /*

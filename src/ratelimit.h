@@ -16,5 +16,6 @@
 extern void ratelimit_claimed(const Attempt *req);
 extern bool ratelimit_admit(const Attempt *req, TimestampTz now, TimestampTz *due);
 extern void ratelimit_answered(const Attempt *req);
+extern int	ratelimit_stalled(TimestampTz horizon, Datum **ids, Datum **limits);
 
 #endif							/* WEBHOOK_RATELIMIT_H */

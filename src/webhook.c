@@ -39,6 +39,7 @@ char	   *webhook_database_name = NULL;
 int			webhook_max_in_flight = 64;
 int			webhook_batch_size = 200;
 int			webhook_max_response_bytes = 4096;
+int			webhook_max_body_bytes = 4 * 1024 * 1024;
 char	   *webhook_user_agent = NULL;
 bool		webhook_enabled = true;
 char	   *webhook_deny_networks = NULL;
@@ -270,6 +271,13 @@ define_settings(void)
 							NULL,
 							&webhook_max_response_bytes,
 							4096, 0, 1024 * 1024,
+							PGC_SIGHUP, GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("webhook.max_body_bytes",
+							"Largest event sent, as stored, and largest request body: a larger one dies unsent.",
+							NULL,
+							&webhook_max_body_bytes,
+							4 * 1024 * 1024, 1024, 256 * 1024 * 1024,
 							PGC_SIGHUP, GUC_UNIT_BYTE,
 							NULL, NULL, NULL);
 	DefineCustomStringVariable("webhook.user_agent",

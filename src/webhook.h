@@ -38,6 +38,7 @@ extern char *webhook_database_name;
 extern int	webhook_max_in_flight;
 extern int	webhook_batch_size;
 extern int	webhook_max_response_bytes;
+extern int	webhook_max_body_bytes;
 extern char *webhook_user_agent;
 extern bool webhook_enabled;
 extern char *webhook_deny_networks;

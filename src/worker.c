@@ -58,6 +58,7 @@
 #include "access/xact.h"
 #include "attempt.h"
 #include "catalog/indexing.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_extension.h"
 #include "commands/dbcommands.h"
 #include "commands/extension.h"
@@ -74,6 +75,8 @@
 #include "transform.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -93,6 +96,34 @@ typedef struct TransportLoad
 
 static TransportLoad *loads = NULL;
 static int	n_loads = 0;
+
+/*
+ * Requests the worker holds for one tenant: what its share is measured
+ * against (tenant_share()).
+ */
+typedef struct TenantLoad
+{
+	char	   *tenant;
+	int			held;
+	int			in_flight;
+} TenantLoad;
+
+static TenantLoad *tenant_loads = NULL;
+static int	n_tenant_loads = 0;
+/* the part of the worker's capacity no tenant may take (tenant_share()) */
+#define TENANT_RESERVE 8
+/* the bytes of the events held (as the claim weighs them: queue.c) */
+static int64 held_bytes = 0;
+
+/*
+ * A request whose transport's next token is further off than this is not
+ * held meanwhile: it goes back to the queue (start_waiting()).
+ */
+#define STALL_MS 1000
+/* a hook or transport was changed: what the worker holds is looked at */
+static bool hooks_changed = false;
+static Oid	hook_relid = InvalidOid;
+static Oid	transport_relid = InvalidOid;
 
 static dlist_head waiting = DLIST_STATIC_INIT(waiting);	/* claimed, not started */
 static dlist_head done = DLIST_STATIC_INIT(done);	/* finished, not recorded */
@@ -189,6 +220,91 @@ transport_load(int64 transport_id)
 	loads[i].held = 0;
 	loads[i].in_flight = 0;
 	return &loads[i];
+}
+
+/* The load entry of a tenant, made (or an idle one reused) if needed. */
+static TenantLoad *
+tenant_load(const char *tenant)
+{
+	int			i;
+	int			free_slot = -1;
+
+	for (i = 0; i < n_tenant_loads; i++)
+	{
+		if (tenant_loads[i].held > 0 && strcmp(tenant_loads[i].tenant, tenant) == 0)
+			return &tenant_loads[i];
+		if (tenant_loads[i].held == 0 && free_slot < 0)
+			free_slot = i;
+	}
+	if (free_slot < 0)
+	{
+		tenant_loads = tenant_loads == NULL
+			? MemoryContextAlloc(TopMemoryContext, sizeof(TenantLoad) * 16)
+			: repalloc(tenant_loads, sizeof(TenantLoad) * (n_tenant_loads + 16));
+		free_slot = n_tenant_loads++;
+		tenant_loads[free_slot].tenant = NULL;
+	}
+	if (tenant_loads[free_slot].tenant != NULL)
+		pfree(tenant_loads[free_slot].tenant);
+	tenant_loads[free_slot].tenant = MemoryContextStrdup(TopMemoryContext, tenant);
+	tenant_loads[free_slot].held = 0;
+	tenant_loads[free_slot].in_flight = 0;
+	return &tenant_loads[free_slot];
+}
+
+/* How many tenants the worker holds requests of. */
+static int
+tenants_holding(void)
+{
+	int			i;
+	int			n = 0;
+
+	for (i = 0; i < n_tenant_loads; i++)
+		if (tenant_loads[i].held > 0)
+			n++;
+	return n;
+}
+
+/*
+ * A tenant's share of capacity (held requests, or slots in flight) while n
+ * tenants, itself included, hold requests: an equal part of all but an
+ * eighth, which is kept for a tenant that holds nothing yet, so that its
+ * first request goes at once, whatever the others' receivers do.
+ */
+static int
+tenant_share(int capacity, int n)
+{
+	return Max(1, (capacity - capacity / TENANT_RESERVE) / Max(n, 1));
+}
+
+/*
+ * Count req in (sign +1) or out of (-1) what its transport and its tenant
+ * hold, and the bytes held.
+ */
+static void
+count_held(Attempt *req, int sign)
+{
+	transport_load(req->transport_id)->held += sign;
+	tenant_load(req->tenant)->held += sign;
+	held_bytes += sign * (int64) req->body_len;
+}
+
+/* req is held */
+static void
+hold(Attempt *req)
+{
+	count_held(req, +1);
+	dlist_push_tail(&held, &req->held_node);
+	n_held++;
+}
+
+/* req, never started, is held no more; the caller frees it */
+static void
+unhold(Attempt *req)
+{
+	count_held(req, -1);
+	dlist_delete(&req->held_node);
+	n_held--;
 }
 
 /* Start one of the worker's short transactions, shown in pg_stat_activity. */
@@ -335,17 +451,37 @@ record(Attempt **reqs, int n)
 }
 
 /*
+ * A claimed request that must not be sent: it is "finished" at once, with
+ * why as its error, and with final its delivery dies (queue.c), never
+ * tried again.
+ */
+static void
+refuse(Attempt *req, bool final, const char *why)
+{
+	req->error = MemoryContextStrdup(req->cxt, why);
+	req->final = final;
+	req->body = NULL;
+}
+
+/*
  * Claim up to limit deliveries onto the claimed list, their bodies made by
- * their hooks' transforms where they have one.  Returns how many.  Caller
- * is in a transaction.
+ * their hooks' transforms where they have one.  What may be claimed is
+ * bounded by what the worker holds: per transport (queue.c), per tenant
+ * (tenant_share()), and in bytes (QUEUE_HOLD_BYTES); stalled transports
+ * (ratelimit_stalled()) get nothing.  An event above webhook.max_body_bytes,
+ * as stored or as rendered, is refused: its delivery dies unsent.  Returns
+ * how many.  Caller is in a transaction.
  */
 static int
 claim(int limit, dlist_head *claimed)
 {
 	QueueHeld	h;
+	int			capacity = QUEUE_HOLD_FACTOR * webhook_max_in_flight;
+	int			holding;
 	int			i;
 	int			n;
 	dlist_iter	iter;
+	TimestampTz now = GetCurrentTimestamp();
 
 	h.transport_ids = palloc(sizeof(Datum) * Max(n_loads, 1));
 	h.counts = palloc(sizeof(Datum) * Max(n_loads, 1));
@@ -359,21 +495,76 @@ claim(int limit, dlist_head *claimed)
 		h.n_transports++;
 	}
 	h.delivery_ids = held_ids(false, &h.n_deliveries);
+
+	holding = tenants_holding();
+	h.tenants = palloc(sizeof(Datum) * Max(n_tenant_loads, 1));
+	h.tenant_rooms = palloc(sizeof(Datum) * Max(n_tenant_loads, 1));
+	h.n_tenants = 0;
+	for (i = 0; i < n_tenant_loads; i++)
+	{
+		if (tenant_loads[i].held == 0)
+			continue;
+		h.tenants[h.n_tenants] = CStringGetTextDatum(tenant_loads[i].tenant);
+		h.tenant_rooms[h.n_tenants] =
+			Int32GetDatum(Max(0, tenant_share(capacity, holding) - tenant_loads[i].held));
+		h.n_tenants++;
+	}
+	h.new_tenant_room = tenant_share(capacity, holding + 1);
+	h.n_stalled = ratelimit_stalled(TimestampTzPlusMilliseconds(now, STALL_MS),
+									&h.stalled_ids, &h.stalled_limits);
+	h.bytes_left = QUEUE_HOLD_BYTES - held_bytes;
+
 	n = queue_claim(limit, &h, request_cxt, claimed);
 	dlist_foreach(iter, claimed)
 	{
 		Attempt    *req = dlist_container(Attempt, node, iter.cur);
 
+		if (req->event_bytes > webhook_max_body_bytes)
+		{
+			refuse(req, true,
+				   psprintf("not sent: the event is " INT64_FORMAT " bytes as stored, more than webhook.max_body_bytes (%d)",
+							req->event_bytes, webhook_max_body_bytes));
+			continue;
+		}
 		if (OidIsValid(req->transform))
 			transform_body(req, TRANSFORM_TIMEOUT_MS);
+		if (req->body == NULL)
+			continue;
+		req->body_len = strlen(req->body);
+		if (req->body_len > (size_t) webhook_max_body_bytes)
+		{
+			refuse(req, true,
+				   psprintf("not sent: the body is %zu bytes, more than webhook.max_body_bytes (%d)",
+							req->body_len, webhook_max_body_bytes));
+			req->body_len = 0;
+		}
 	}
 	return n;
 }
 
 /*
- * Start the waiting requests that the global and per-transport limits
- * allow.  Returns when the first request held back by its transport's rate
- * may start, or 0.
+ * Let go of a held attempt that was never started, and free it: its
+ * delivery is pending in the queue, for a later claim, below the floor its
+ * hook may have now (queue_forget_floors()).
+ */
+static void
+drop_waiting(Attempt *req)
+{
+	dlist_delete(&req->node);
+	n_waiting--;
+	unhold(req);
+	attempt_free(req);
+	queue_forget_floors();
+}
+
+/*
+ * Start the waiting requests that the limits allow: the worker's
+ * webhook.max_in_flight, its tenant's share of them (tenant_share()), its
+ * transport's max_in_flight and rate.  One whose transport's next token is
+ * more than STALL_MS away goes back to the queue: what waits that long
+ * holds nothing another tenant could use.  A refused request (claim())
+ * "starts" at once, to be recorded.  Returns when the first request held
+ * back by its transport's rate may start, or 0.
  */
 static TimestampTz
 start_waiting(void)
@@ -381,36 +572,39 @@ start_waiting(void)
 	dlist_mutable_iter iter;
 	TimestampTz now = GetCurrentTimestamp();
 	TimestampTz due = 0;
+	int			in_flight_share = tenant_share(webhook_max_in_flight, tenants_holding());
 
 	dlist_foreach_modify(iter, &waiting)
 	{
 		Attempt    *req = dlist_container(Attempt, node, iter.cur);
-		TransportLoad *load;
+		TransportLoad *load = transport_load(req->transport_id);
+		TenantLoad *tenant = tenant_load(req->tenant);
 
-		if (http_in_flight() >= webhook_max_in_flight)
-			break;
-		load = transport_load(req->transport_id);
-		if (load->in_flight >= req->transport_max_in_flight ||
-			!ratelimit_admit(req, now, &due))
-			continue;
+		if (req->error == NULL)
+		{
+			TimestampTz token = 0;
+
+			if (http_in_flight() >= webhook_max_in_flight)
+				break;
+			if (tenant->in_flight >= in_flight_share ||
+				load->in_flight >= req->transport_max_in_flight)
+				continue;
+			if (!ratelimit_admit(req, now, &token))
+			{
+				if (token > TimestampTzPlusMilliseconds(now, STALL_MS))
+					drop_waiting(req);
+				else if (due == 0 || token < due)
+					due = token;
+				continue;
+			}
+		}
 		dlist_delete(iter.cur);
 		n_waiting--;
 		load->in_flight++;
+		tenant->in_flight++;
 		http_start(req, &done);
 	}
 	return due;
-}
-
-/* Let go of a held attempt that was never started, and free it. */
-static void
-drop_waiting(Attempt *req)
-{
-	dlist_delete(&req->node);
-	n_waiting--;
-	dlist_delete(&req->held_node);
-	n_held--;
-	transport_load(req->transport_id)->held--;
-	attempt_free(req);
 }
 
 /*
@@ -448,6 +642,7 @@ free_requests(dlist_head *list, bool release)
 		dlist_delete(iter.cur);
 		if (release)
 		{
+			/* count_done() counted it out of its loads already */
 			dlist_delete(&req->held_node);
 			n_held--;
 		}
@@ -474,6 +669,7 @@ release_finished(void)
 		if (i++ < n_released)
 			continue;
 		transport_load(req->transport_id)->in_flight--;
+		tenant_load(req->tenant)->in_flight--;
 		ratelimit_answered(req);
 		if (req->status == 410)
 			drop_waiting_of_hook(req->hook_id);
@@ -508,8 +704,8 @@ record_due(bool backlog, long *wait_ms)
 }
 
 /*
- * Count the finished requests in or out of what their transports hold.  Not
- * inlined: exchange() calls it around a PG_TRY.
+ * Count the finished requests in or out of what their transports and
+ * tenants hold.  Not inlined: exchange() calls it around a PG_TRY.
  */
 static pg_noinline int
 count_done(int sign)
@@ -521,7 +717,7 @@ count_done(int sign)
 	{
 		Attempt    *req = dlist_container(Attempt, node, iter.cur);
 
-		transport_load(req->transport_id)->held += sign;
+		count_held(req, sign);
 		n++;
 	}
 	return n;
@@ -642,6 +838,50 @@ record_one_by_one(int n_done)
 }
 
 /*
+ * A relcache invalidation: a change to webhook.hook or webhook.transport
+ * (their triggers send one, src/sql/40_capture.sql), or to anything
+ * (InvalidOid), makes the worker look at the hooks of what it holds.
+ */
+static void
+hooks_inval_callback(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == hook_relid || relid == transport_relid)
+		hooks_changed = true;
+}
+
+/*
+ * After a change to hooks or transports: the waiting requests of hooks that
+ * were deleted, disabled or paused meanwhile go back to the queue, at once,
+ * rather than being sent.  Caller is in a transaction (which has taken the
+ * invalidations in), the extension installed.
+ */
+static void
+drop_waiting_of_gone_hooks(void)
+{
+	Oid			schema = get_namespace_oid("webhook", true);
+	Datum	   *ids;
+	int64	   *gone;
+	int			n = 0;
+	int			n_gone;
+	int			i;
+	dlist_iter	iter;
+
+	hook_relid = get_relname_relid("hook", schema);
+	transport_relid = get_relname_relid("transport", schema);
+	if (!hooks_changed)
+		return;
+	hooks_changed = false;
+	if (n_waiting == 0)
+		return;
+	ids = palloc(sizeof(Datum) * n_waiting);
+	dlist_foreach(iter, &waiting)
+		ids[n++] = Int64GetDatum(dlist_container(Attempt, node, iter.cur)->hook_id);
+	n_gone = queue_hooks_gone(ids, n, &gone);
+	for (i = 0; i < n_gone; i++)
+		drop_waiting_of_hook(gone[i]);
+}
+
+/*
  * One short transaction with the queue: record the finished attempts, and
  * claim up to limit more deliveries when limit > 0.  Returns how many were
  * claimed, or -1 when the extension is not installed or the transaction
@@ -675,6 +915,7 @@ exchange(int limit)
 			claimed = -1;
 		else
 		{
+			drop_waiting_of_gone_hooks();
 			if (n_done > 0)
 				record(done_array(n_done), n_done);
 			if (limit > 0)
@@ -712,12 +953,10 @@ exchange(int limit)
 		Attempt    *req = dlist_container(Attempt, node,
 										   dlist_pop_head_node(&new_requests));
 
-		transport_load(req->transport_id)->held++;
 		ratelimit_claimed(req);
 		dlist_push_tail(&waiting, &req->node);
 		n_waiting++;
-		dlist_push_tail(&held, &req->held_node);
-		n_held++;
+		hold(req);
 	}
 	return claimed;
 }
@@ -985,6 +1224,7 @@ webhook_worker_main(Datum main_arg)
 	MemoryContextSwitchTo(loop_cxt);
 
 	http_init();
+	CacheRegisterRelcacheCallback(hooks_inval_callback, (Datum) 0);
 
 	for (;;)
 	{

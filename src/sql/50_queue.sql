@@ -62,3 +62,9 @@ COMMENT ON FUNCTION webhook._iso8601(timestamptz) IS
     'a timestamp as ISO-8601 in UTC with milliseconds, as payloads carry it';
 COMMENT ON FUNCTION webhook._next_attempt(interval, double precision) IS
     'when a failed attempt is tried again: the step with jitter, or Retry-After within bounds';
+
+-- An event's weight in the claim, before its body is built (src/queue.c).
+CREATE FUNCTION webhook._stored_bytes(value jsonb) RETURNS bigint
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'webhook_stored_bytes';
+COMMENT ON FUNCTION webhook._stored_bytes(jsonb) IS
+    'the size of a value uncompressed, read from its header without reading it whole';

@@ -1,0 +1,233 @@
+"""Tenants cannot hurt each other: what one tenant configures (rate limits
+near zero, receivers that never answer, transports whose max_in_flight add
+up to more than the worker's) or sends (events too large to render) never
+keeps another tenant's event from being sent at once, and the worker's
+memory is bounded whatever the events weigh.
+
+The bounds on another tenant's delivery are seconds where the behaviour
+fixed here took tens of seconds or forever: margins a busy 2-core machine
+meets."""
+
+import os
+import socket
+import threading
+import time
+import unittest
+
+import harness
+from harness import R, lit
+
+cluster = rx = None
+
+setUpModule, tearDownModule = harness.cluster_and_receiver(globals())
+
+# another tenant's event must arrive within this (it took 18.8 s to forever)
+PROMPT = 5.0
+
+
+class SilentServer:
+    """Accepts connections on 127.0.0.1 and never answers; closes them all
+    (and stops) on close().  Bounded: it accepts at most 2,000."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(('127.0.0.1', 0))
+        self.sock.listen(512)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        self.stopping = False
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self):
+        while not self.stopping and len(self.conns) < 2000:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.conns.append(conn)
+
+    def url(self):
+        return 'http://127.0.0.1:%d' % self.port
+
+    def close(self):
+        self.stopping = True
+        self.thread.join(5)
+        for c in self.conns:
+            c.close()
+        self.sock.close()
+
+
+def delivered_in(hook, timeout=PROMPT * 6):
+    """Emit one event for hook (another tenant's) and return how long it took
+    to arrive at the receiver."""
+    t0 = time.monotonic()
+    cluster.emit(hook.event_type, {'victim': True}, tenant=hook.tenant)
+    rx.wait_requests(1, path=hook.path, timeout=timeout)
+    return time.monotonic() - t0
+
+
+class Hook:
+    def __init__(self, tenant, path):
+        self.tenant, self.path = tenant, path
+        self.event_type = harness.uniq('EV')
+        t = cluster.create_transport(base_url=rx.url(), tenant=tenant)
+        self.hook_id = cluster.create_hook(t, [self.event_type], path=path)
+
+
+def delete_tenant(tenant):
+    cluster.psql("SELECT webhook.delete_transport(id) FROM webhook.transport"
+                 " WHERE tenant = %s" % lit(tenant))
+
+
+class FairShareTest(unittest.TestCase):
+
+    def hog_transports(self, tenant, n, **transport):
+        """n transports of tenant, each with a hook; returns their event types."""
+        types = []
+        for i in range(n):
+            t = cluster.create_transport(base_url=rx.url(), tenant=tenant, **transport)
+            et = harness.uniq('HOG')
+            cluster.create_hook(t, [et], path='/%s/%d' % (tenant, i))
+            types.append(et)
+        self.addCleanup(delete_tenant, tenant)
+        return types
+
+    def test_rate_limits_near_zero_hold_nothing(self):
+        """64 transports limited to 1e-10 requests a second with two events
+        each: the second of each waits for a token that never comes.  It
+        used to be held, and the worker's whole room with it: nothing else
+        was claimed until a restart.  Now it goes back to the queue."""
+        types = self.hog_transports('hog_rate', 64, max_per_second=1e-10)
+        for et in types:
+            cluster.emit(et, {'n': 1}, tenant='hog_rate')
+            cluster.emit(et, {'n': 2}, tenant='hog_rate')
+        cluster.wait_for("SELECT count(*) FROM webhook.delivery d"
+                         "  JOIN webhook.hook h ON h.id = d.hook_id"
+                         "  JOIN webhook.transport t ON t.id = h.transport_id"
+                         " WHERE t.tenant = 'hog_rate' AND d.state = 'succeeded'", '64')
+        victim = Hook('victim_rate', '/victim-rate')
+        took = delivered_in(victim)
+        self.assertLess(took, PROMPT, 'another tenant waited %.1f s' % took)
+        # the worker holds none of the stalled ones (shared memory gauge)
+        cluster.wait_for("SELECT sum(held) FROM webhook._workers()", '0', timeout=10)
+        # removing the limits sends the waiting ones at once
+        cluster.psql("SELECT webhook.update_transport(id, max_per_second => 0)"
+                     "  FROM webhook.transport WHERE tenant = 'hog_rate'")
+        cluster.wait_for("SELECT count(*) FROM webhook.delivery d"
+                         "  JOIN webhook.hook h ON h.id = d.hook_id"
+                         "  JOIN webhook.transport t ON t.id = h.transport_id"
+                         " WHERE t.tenant = 'hog_rate' AND d.state = 'succeeded'", '128',
+                         timeout=15)
+
+    def test_slow_rate_limit_leaves_others_alone(self):
+        """At an ordinary 0.05 requests a second, another tenant waited 18.8 s."""
+        types = self.hog_transports('hog_slow', 64, max_per_second=0.05)
+        for et in types:
+            cluster.psql("SELECT webhook.emit(%s, jsonb_build_object('n', g), tenant => 'hog_slow')"
+                         "  FROM generate_series(1, 3) g" % lit(et))
+        victim = Hook('victim_slow', '/victim-slow')
+        took = delivered_in(victim)
+        self.assertLess(took, PROMPT, 'another tenant waited %.1f s' % took)
+
+    def test_silent_receiver_takes_only_its_share(self):
+        """A receiver that accepts and never answers, behind 4 transports of
+        max_in_flight 200 (800 in all, the worker's is 64), with 400 events:
+        another tenant's event used to wait for their 30 s timeouts."""
+        silent = SilentServer()
+        self.addCleanup(silent.close)
+        tenant = 'hog_silent'
+        self.addCleanup(delete_tenant, tenant)
+        for i in range(4):
+            t = cluster.create_transport(base_url=silent.url(), tenant=tenant,
+                                         max_in_flight=200)
+            cluster.create_hook(t, ['SILENT_%d' % i], retry_schedule='{1 h}')
+            cluster.psql("SELECT webhook.emit('SILENT_%d', jsonb_build_object('n', g),"
+                         "                    tenant => %s)"
+                         "  FROM generate_series(1, 100) g" % (i, lit(tenant)))
+        # the silent transports take what they may: wait until they hold it
+        cluster.wait_for("SELECT sum(in_flight) >= 16 FROM webhook._workers()", 't',
+                         timeout=20)
+        victim = Hook('victim_silent', '/victim-silent')
+        took = delivered_in(victim)
+        self.assertLess(took, PROMPT, 'another tenant waited %.1f s' % took)
+        in_flight = int(cluster.one("SELECT sum(in_flight) FROM webhook._workers()"))
+        self.assertLessEqual(in_flight, 64 - 64 // 8 + 1, 'the silent tenant took every slot')
+
+
+class PoisonTest(unittest.TestCase):
+
+    def test_event_over_the_limit_dies_unsent(self):
+        """An event larger than webhook.max_body_bytes (4 MB by default) dies
+        unsent, with the reason, at its first claim; the hook's other events
+        and the other hooks' go on.  The writer's INSERT never fails."""
+        hook = Hook('poison', '/poison')
+        other = Hook('poison_other', '/poison-other')
+        cluster.psql("SELECT webhook.emit(%s, jsonb_build_object('s', repeat(chr(1), 20000000)),"
+                     "                    tenant => 'poison')" % lit(hook.event_type))
+        cluster.emit(hook.event_type, {'small': 1}, tenant='poison')
+        cluster.emit(other.event_type, {'small': 2}, tenant='poison_other')
+        rx.wait_requests(1, path='/poison', timeout=20)
+        rx.wait_requests(1, path='/poison-other', timeout=20)
+        cluster.wait_for("SELECT state || ' ' || attempts FROM webhook.delivery"
+                         " WHERE hook_id = %d AND state <> 'succeeded'" % hook.hook_id,
+                         'dead 1', timeout=20)
+        error = cluster.one("SELECT last_error FROM webhook.delivery WHERE hook_id = %d"
+                            " AND state = 'dead'" % hook.hook_id)
+        self.assertIn('webhook.max_body_bytes', error)
+        self.assertIn('not sent', error)
+        # one attempt row, no HTTP request: the receiver saw the small one only
+        self.assertEqual([r.json() for r in rx.requests(path='/poison')][0]['data'],
+                         {'small': 1})
+        self.assertEqual(cluster.one(
+            "SELECT count(*) FROM webhook.attempt a JOIN webhook.delivery d"
+            "    ON d.id = a.delivery_id WHERE d.hook_id = %d AND d.state = 'dead'"
+            " AND a.status_code IS NULL" % hook.hook_id), '1')
+
+    def test_body_over_the_limit_after_rendering_dies_unsent(self):
+        """Stored under the limit, rendered over it (every chr(1) is six
+        characters of JSON): dead too, never sent."""
+        hook = Hook('poison_render', '/poison-render')
+        cluster.psql("SELECT webhook.emit(%s, jsonb_build_object('s', repeat(chr(1), 1000000)),"
+                     "                    tenant => 'poison_render')" % lit(hook.event_type))
+        cluster.wait_for("SELECT state FROM webhook.delivery WHERE hook_id = %d" % hook.hook_id,
+                         'dead', timeout=20)
+        self.assertIn('the body is', cluster.one(
+            "SELECT last_error FROM webhook.delivery WHERE hook_id = %d" % hook.hook_id))
+        self.assertEqual(rx.count(path='/poison-render'), 0)
+
+    def test_worker_memory_is_bounded(self):
+        """Twenty events of 20 MB each (webhook.max_body_bytes raised to
+        32 MB), to a receiver that takes a second over each: the worker holds
+        what QUEUE_HOLD_BYTES (64 MB) allows, not all twenty (some 800 MB)."""
+        cluster.set_setting('webhook.max_body_bytes', '32MB')
+        self.addCleanup(cluster.set_setting, 'webhook.max_body_bytes', None)
+        # a fresh worker, whose peak memory is this test's
+        old = cluster.wait_worker()
+        cluster.psql('SELECT pg_terminate_backend(%d)' % old)
+        pid = cluster.wait_worker(other_than=old)
+        base = peak_kb(pid)
+        rx.script('/heavy', R(200, delay=0.5))
+        hook = Hook('heavy', '/heavy')
+        cluster.psql("SELECT webhook.emit(%s, jsonb_build_object('s', repeat('x', 20000000), 'n', g),"
+                     "                    tenant => 'heavy')"
+                     "  FROM generate_series(1, 20) g" % lit(hook.event_type))
+        cluster.wait_for("SELECT count(*) FROM webhook.delivery WHERE hook_id = %d"
+                         " AND state = 'succeeded'" % hook.hook_id, '20', timeout=60)
+        grew_mb = (peak_kb(pid) - base) / 1024.0
+        harness.note('worker peak memory grew by %.0f MB over twenty 20 MB events' % grew_mb)
+        self.assertLess(grew_mb, 400)
+
+
+def peak_kb(pid):
+    """The process's peak resident memory (VmHWM), in kB."""
+    with open('/proc/%d/status' % pid) as f:
+        for line in f:
+            if line.startswith('VmHWM:'):
+                return int(line.split()[1])
+    raise AssertionError('no VmHWM for %d' % pid)
+
+
+if __name__ == '__main__':
+    unittest.main()
