@@ -10,7 +10,8 @@
  * always are.  The utility hook (webhook.c) therefore pauses the database
  * first: the launcher starts no worker there, a worker that was starting
  * gives up (shmem.c), and those that run get SIGTERM, whose effect we wait
- * for, a bounded time.  What a stopped worker held stays pending in the
+ * for, a bounded time.  Only the database's owner pauses it: a tenant's
+ * DROP DATABASE fails anyway, and must not stop the workers first.  What a stopped worker held stays pending in the
  * queue and the next worker sends it again: delivery stays at least once.
  *
  * The pause lasts until the statement fails, or else until its transaction
@@ -43,6 +44,7 @@
 #include "nodes/parsenodes.h"
 #include "pause.h"
 #include "pgstat.h"
+#include "utils/acl.h"
 #include "utils/timestamp.h"
 
 /* how long a command waits for the database's workers to exit */
@@ -144,6 +146,13 @@ pause_before_statement(Node *parsetree, int *stopped)
 	dboid = get_database_oid(dbname, true);
 	if (!OidIsValid(dboid))
 		return -1;				/* the statement itself says so */
+	/*
+	 * Each of these commands needs its database's owner (a template marked
+	 * so may be copied by others, but no worker serves a template): anybody
+	 * else's would only fail, after stopping the workers for nothing.
+	 */
+	if (!pg_database_ownercheck(dboid, GetUserId()))
+		return -1;
 
 	if (!xact_callback_registered)
 	{

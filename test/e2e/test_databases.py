@@ -39,6 +39,12 @@ def deliver_in(db, path):
     return req
 
 
+def worker_pids(db):
+    return cluster.psql("SELECT pid FROM pg_stat_activity WHERE backend_type ="
+                        " 'webhook worker' AND datname = %s ORDER BY pid" % lit(db),
+                        db='postgres')
+
+
 def drop_later(test, *dbs):
     """Drop databases dbs when test ends, whatever it did."""
     for db in dbs:
@@ -149,6 +155,18 @@ class DatabasesTest(unittest.TestCase):
         delivered('/renamed', [emit_in('shop_new', event_type, 3)])
         cluster.wait_for("SELECT count(*) FROM pg_stat_activity WHERE backend_type ="
                          " 'webhook worker' AND datname = 'shop_new'", '2', timeout=20)
+
+        # a role that does not own the database cannot stop its workers by
+        # trying what it may not do
+        cluster.psql('CREATE ROLE shop_intruder LOGIN CREATEDB', db='postgres')
+        self.addCleanup(cluster.psql, 'DROP ROLE shop_intruder', db='postgres')
+        pids = worker_pids('shop_new')
+        for sql in ('ALTER DATABASE shop_new RENAME TO shop_mine', 'DROP DATABASE shop_new',
+                    'CREATE DATABASE shop_mine TEMPLATE shop_new'):
+            with self.assertRaises(harness.PsqlError) as cm:
+                cluster.psql(sql, db='postgres', user='shop_intruder')
+            self.assertRegex(str(cm.exception), 'must be owner|permission denied', sql)
+        self.assertEqual(worker_pids('shop_new'), pids)
 
     def test_set_tablespace_while_workers_run(self):
         location = os.path.join(cluster.dir, 'tablespace')
