@@ -10,9 +10,10 @@
  * always are.  The utility hook (webhook.c) therefore pauses the database
  * first: the launcher starts no worker there, a worker that was starting
  * gives up (shmem.c), and those that run get SIGTERM, whose effect we wait
- * for, a bounded time.  Only the database's owner pauses it: a tenant's
- * DROP DATABASE fails anyway, and must not stop the workers first.  What a stopped worker held stays pending in the
+ * for, a bounded time.  What a stopped worker held stays pending in the
  * queue and the next worker sends it again: delivery stays at least once.
+ * Only the database's owner pauses it: a tenant's DROP DATABASE fails
+ * anyway, and must not stop the workers first.
  *
  * The pause lasts until the statement fails, or else until its transaction
  * ends, committed, rolled back or prepared.  Each of these commands holds
@@ -26,8 +27,8 @@
  * When its pauses end, the backend wakes the launcher to probe every
  * database: the workers come back in the database, under its new name if
  * webhook.database_name names that one, and a new database copied from a
- * template with the extension (template1 too) gets its own if the setting
- * names it.  A rename or a copy that leaves a served database unserved
+ * template with the extension gets its own if the setting names it (at
+ * once, even from template1 when its owner runs CREATE DATABASE).  A rename or a copy that leaves a served database unserved
  * because the setting does not name it is told with a WARNING.
  *
  * IDENTIFICATION
