@@ -3,8 +3,7 @@
  * launcher.c
  *	  The launcher: starts the delivery workers of every database that
  *	  webhook.database_name names (or of every database, with '*') where
- *	  the extension is installed, and stops them before a database is
- *	  dropped.
+ *	  the extension is installed.
  *
  * The launcher connects to no database: it reads the shared catalog
  * pg_database, as the autovacuum launcher does.  It cannot see which
@@ -17,10 +16,12 @@
  * wakes the launcher).  A database that was served and lost its workers
  * (its extension was dropped, say) is probed at once, and then as any other.
  *
- * DROP DATABASE would fail while our workers are connected to the database:
- * the utility hook (webhook.c) calls webhook_stop_database_workers() first,
- * which marks the database so that the launcher starts nothing in it, and
- * stops its workers.
+ * DROP DATABASE, and the other commands that need a database alone, would
+ * fail while our workers are connected to it: they pause it first
+ * (pause.c), and the launcher starts nothing in a paused database.  When
+ * the pause ends the launcher is woken to probe every database: the
+ * database gets its workers back, under its new name if it was renamed
+ * and webhook.database_name names that, and a copy of it gets its own.
  *
  * Workers are dynamic background workers that are never restarted by the
  * postmaster: the launcher starts them again when they are gone, so that a
@@ -54,9 +55,6 @@
 /* how often databases without a worker are probed for the extension */
 #define LAUNCHER_NAP_MS 60000
 
-/* how long DROP DATABASE waits for the database's workers to exit */
-#define STOP_TIMEOUT_MS 10000
-
 /* What the launcher knows of a database to serve. */
 typedef struct DatabaseState
 {
@@ -82,8 +80,8 @@ static int	n_started = 0;
 static int	max_started = 0;
 
 /* Does webhook.database_name name the database datname ('*': all)? */
-static bool
-database_wanted(const char *datname)
+bool
+webhook_database_wanted(const char *datname)
 {
 	char	   *raw = pstrdup(webhook_database_name);
 	List	   *names;
@@ -121,7 +119,7 @@ databases_to_serve(void)
 
 		if (db->datallowconn && !db->datistemplate &&
 			db->datconnlimit != DATCONNLIMIT_INVALID_DB &&
-			database_wanted(NameStr(db->datname)))
+			webhook_database_wanted(NameStr(db->datname)))
 		{
 			MemoryContext old = MemoryContextSwitchTo(cxt);
 
@@ -233,7 +231,6 @@ database_state(Oid dboid)
 static void
 launch_round(bool probe_all)
 {
-	Oid			dropping = webhook_dropping_database();
 	TimestampTz now = GetCurrentTimestamp();
 	ListCell   *lc;
 
@@ -243,7 +240,7 @@ launch_round(bool probe_all)
 		DatabaseState *db = database_state(dboid);
 		int			i;
 
-		if (dboid == dropping)
+		if (webhook_database_paused(dboid))
 			continue;
 		if (webhook_workers_running(dboid) > 0)
 		{
@@ -308,27 +305,5 @@ webhook_launcher_main(Datum main_arg)
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 LAUNCHER_NAP_MS, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
-	}
-}
-
-/*
- * Before DROP DATABASE: keep the launcher from starting workers in the
- * database, stop those that run, and wait (bounded) for them to be gone.
- * webhook_stop_database_workers(InvalidOid) lifts the mark afterwards.
- */
-void
-webhook_stop_database_workers(Oid dboid)
-{
-	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-													   STOP_TIMEOUT_MS);
-
-	if (webhook_stop_workers(dboid) == 0)
-		return;
-	while (webhook_workers_running(dboid) > 0 && GetCurrentTimestamp() < deadline)
-	{
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 20, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
 	}
 }

@@ -13,8 +13,16 @@
  * poll.  The launcher publishes its latch too: a CREATE EXTENSION wakes it
  * when it commits, so that the new database gets its workers at once.
  *
- * Locking: slots and the launcher's latch are written under
- * WorkerState->lock and read under the same spinlock.  wake_requested
+ * A backend whose command needs a database alone (pause.c) pauses it here:
+ * the launcher starts no worker in a paused database, and a worker that
+ * started anyway gives up instead of taking its slot.  A database may be
+ * paused by several backends at once (two CREATE DATABASE from the same
+ * template); each pause names its owner, who lifts it.
+ *
+ * Locking: slots, pauses and the launcher's latch are written under
+ * WorkerState->lock and read under the same spinlock: a worker taking its
+ * slot and a backend pausing its database see each other, whichever comes
+ * first.  wake_requested
  * deduplicates wake-ups: a backend sets a worker's latch only when it flips
  * the slot's flag from 0 to 1, and the worker clears the flag just before
  * it claims.  Under a stream of commits that is one signal per claim, not
@@ -54,12 +62,22 @@ typedef struct WorkerSlot
 	pg_atomic_uint32 held;		/* claimed and not yet recorded (metrics) */
 } WorkerSlot;
 
+/* the most pauses at once, all backends together */
+#define MAX_PAUSES 64
+
+/* A database paused by a backend's command. */
+typedef struct DatabasePause
+{
+	Oid			dboid;			/* InvalidOid for a free entry */
+	pid_t		owner;
+} DatabasePause;
+
 typedef struct WorkerState
 {
 	slock_t		lock;
 	Latch	   *launcher_latch;	/* the running launcher's, or NULL */
 	pg_atomic_uint32 probe_requested;	/* a CREATE EXTENSION committed */
-	Oid			dropping;		/* a database being dropped: start nothing in it */
+	DatabasePause pauses[MAX_PAUSES];
 	WorkerSlot	slots[WEBHOOK_MAX_SLOTS];
 } WorkerState;
 
@@ -91,7 +109,11 @@ webhook_shmem_startup(void)
 		SpinLockInit(&worker_state->lock);
 		worker_state->launcher_latch = NULL;
 		pg_atomic_init_u32(&worker_state->probe_requested, 0);
-		worker_state->dropping = InvalidOid;
+		for (i = 0; i < MAX_PAUSES; i++)
+		{
+			worker_state->pauses[i].dboid = InvalidOid;
+			worker_state->pauses[i].owner = 0;
+		}
 		for (i = 0; i < WEBHOOK_MAX_SLOTS; i++)
 		{
 			worker_state->slots[i].dboid = InvalidOid;
@@ -104,19 +126,33 @@ webhook_shmem_startup(void)
 	LWLockRelease(AddinShmemInitLock);
 }
 
+/* Is database dboid paused?  Caller holds the lock. */
+static bool
+paused_locked(Oid dboid)
+{
+	int			i;
+
+	for (i = 0; i < MAX_PAUSES; i++)
+		if (worker_state->pauses[i].dboid == dboid)
+			return true;
+	return false;
+}
+
 /*
  * Take a slot for worker number index of database dboid, publishing our pid
  * and latch.  Returns the slot's number, or -1 when that worker runs
- * already, or no slot is free.  Worker only.
+ * already, no slot is free, or the database is paused (then *paused is
+ * set).  Worker only.
  */
 int
-webhook_slot_acquire(Oid dboid, int index)
+webhook_slot_acquire(Oid dboid, int index, bool *paused)
 {
 	int			free_slot = -1;
 	int			i;
 
 	SpinLockAcquire(&worker_state->lock);
-	for (i = 0; i < WEBHOOK_MAX_SLOTS; i++)
+	*paused = paused_locked(dboid);
+	for (i = 0; !*paused && i < WEBHOOK_MAX_SLOTS; i++)
 	{
 		WorkerSlot *slot = &worker_state->slots[i];
 
@@ -254,39 +290,72 @@ webhook_workers_running(Oid dboid)
 }
 
 /*
- * Mark database dboid as being dropped (InvalidOid: no longer) and send
- * SIGTERM to its workers.  Returns how many were signalled.
+ * Pause database dboid for this backend, and send SIGTERM to its workers.
+ * Returns the pause's number, for webhook_pause_release(), or -1 when
+ * every entry is taken (then nothing is paused nor signalled); *stopped is
+ * set to how many workers were signalled.
  */
 int
-webhook_stop_workers(Oid dboid)
+webhook_pause_take(Oid dboid, int *stopped)
 {
-	int			n = 0;
+	int			pause = -1;
 	int			i;
 
+	*stopped = 0;
 	SpinLockAcquire(&worker_state->lock);
-	worker_state->dropping = dboid;
-	for (i = 0; dboid != InvalidOid && i < WEBHOOK_MAX_SLOTS; i++)
+	for (i = 0; i < MAX_PAUSES && pause < 0; i++)
+		if (worker_state->pauses[i].dboid == InvalidOid)
+			pause = i;
+	if (pause >= 0)
 	{
-		if (worker_state->slots[i].dboid == dboid)
+		worker_state->pauses[pause].dboid = dboid;
+		worker_state->pauses[pause].owner = MyProcPid;
+		for (i = 0; i < WEBHOOK_MAX_SLOTS; i++)
 		{
-			kill(worker_state->slots[i].pid, SIGTERM);
-			n++;
+			if (worker_state->slots[i].dboid == dboid)
+			{
+				kill(worker_state->slots[i].pid, SIGTERM);
+				(*stopped)++;
+			}
 		}
 	}
 	SpinLockRelease(&worker_state->lock);
-	return n;
+	return pause;
 }
 
-/* The database being dropped, or InvalidOid. */
-Oid
-webhook_dropping_database(void)
+/* Lift pause number pause, if this backend still holds it. */
+void
+webhook_pause_release(int pause)
 {
-	Oid			dboid;
+	SpinLockAcquire(&worker_state->lock);
+	if (worker_state->pauses[pause].owner == MyProcPid)
+		worker_state->pauses[pause].dboid = InvalidOid;
+	SpinLockRelease(&worker_state->lock);
+}
+
+/* Lift every pause this backend holds. */
+void
+webhook_pause_release_all(void)
+{
+	int			i;
 
 	SpinLockAcquire(&worker_state->lock);
-	dboid = worker_state->dropping;
+	for (i = 0; i < MAX_PAUSES; i++)
+		if (worker_state->pauses[i].owner == MyProcPid)
+			worker_state->pauses[i].dboid = InvalidOid;
 	SpinLockRelease(&worker_state->lock);
-	return dboid;
+}
+
+/* Is database dboid paused, by any backend? */
+bool
+webhook_database_paused(Oid dboid)
+{
+	bool		paused;
+
+	SpinLockAcquire(&worker_state->lock);
+	paused = paused_locked(dboid);
+	SpinLockRelease(&worker_state->lock);
+	return paused;
 }
 
 /* Publish (or, with NULL, withdraw) the launcher's latch.  Launcher only. */

@@ -25,8 +25,8 @@
 #include <curl/curl.h>
 
 #include "address.h"
-#include "commands/dbcommands.h"
 #include "miscadmin.h"
+#include "pause.h"
 #include "postmaster/bgworker.h"
 #include "storage/ipc.h"
 #include "tcop/utility.h"
@@ -75,8 +75,9 @@ webhook_shmem_startup_hook(void)
 }
 
 /*
- * Run a utility statement.  Before DROP DATABASE, stop the database's
- * workers: their connections would make it fail.  After COMMIT PREPARED,
+ * Run a utility statement.  Before DROP DATABASE, and the other commands
+ * that need a database alone, pause that database (pause.c): its workers'
+ * connections would make them fail.  After COMMIT PREPARED,
  * wake the workers: the prepared transaction may have enqueued deliveries,
  * and its wake-up was not owed to the session that prepared it (shmem.c).
  */
@@ -87,14 +88,8 @@ webhook_process_utility(PlannedStmt *pstmt, const char *queryString,
 						DestReceiver *dest, QueryCompletion *qc)
 {
 	Node	   *parsetree = pstmt->utilityStmt;
-	volatile Oid dropped = InvalidOid;
-
-	if (IsA(parsetree, DropdbStmt))
-	{
-		dropped = get_database_oid(((DropdbStmt *) parsetree)->dbname, true);
-		if (OidIsValid(dropped))
-			webhook_stop_database_workers(dropped);
-	}
+	int			stopped;
+	int			pause = pause_before_statement(parsetree, &stopped);
 
 	PG_TRY();
 	{
@@ -105,13 +100,13 @@ webhook_process_utility(PlannedStmt *pstmt, const char *queryString,
 			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
 									params, queryEnv, dest, qc);
 	}
-	PG_FINALLY();
+	PG_CATCH();
 	{
-		/* dropped or not, the launcher may look at it again */
-		if (OidIsValid(dropped))
-			webhook_stop_workers(InvalidOid);
+		pause_statement_failed(pause);
+		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	pause_after_statement(parsetree, stopped);
 
 	if (IsA(parsetree, TransactionStmt) &&
 		((TransactionStmt *) parsetree)->kind == TRANS_STMT_COMMIT_PREPARED)

@@ -68,15 +68,17 @@ typedef struct WebhookWorkerInfo
 /* shared memory (shmem.c) */
 extern void webhook_shmem_request(void);
 extern void webhook_shmem_startup(void);
-extern int	webhook_slot_acquire(Oid dboid, int index);
+extern int	webhook_slot_acquire(Oid dboid, int index, bool *paused);
 extern void webhook_slot_release(int slot);
 extern void webhook_clear_wake_request(int slot);
 extern void webhook_wake_worker(void);
 extern int	webhook_workers_running(Oid dboid);
 extern void webhook_slot_report(int slot, int in_flight, int held);
 extern int	webhook_workers_of(Oid dboid, WebhookWorkerInfo *workers, int max);
-extern int	webhook_stop_workers(Oid dboid);
-extern Oid	webhook_dropping_database(void);
+extern int	webhook_pause_take(Oid dboid, int *stopped);
+extern void webhook_pause_release(int pause);
+extern void webhook_pause_release_all(void);
+extern bool webhook_database_paused(Oid dboid);
 extern void webhook_set_launcher_latch(Latch *latch);
 extern void webhook_wake_launcher(bool probe);
 extern bool webhook_take_probe_request(void);
@@ -85,7 +87,7 @@ extern void webhook_wake_launcher_at_commit(void);
 
 /* the launcher (launcher.c) */
 extern PGDLLEXPORT void webhook_launcher_main(Datum main_arg) pg_attribute_noreturn();
-extern void webhook_stop_database_workers(Oid dboid);
+extern bool webhook_database_wanted(const char *datname);
 
 /* capture (capture.c) */
 extern Oid	webhook_function_owner(Oid fn_oid);

@@ -1138,13 +1138,15 @@ release_slot(int code, Datum arg)
 /*
  * Connect to the database the launcher named, and take this worker's slot
  * there.  Exits, cleanly, when the database has no extension (the launcher
- * probes for it so) or the worker runs already.
+ * probes for it so), the worker runs already, or a command paused the
+ * database after the launcher started us (pause.c): it waits for us to go.
  */
 static void
 join_database(Datum main_arg)
 {
 	Oid			dboid;
 	bool		ready;
+	bool		paused;
 	char	   *dbname;
 
 	worker_index = DatumGetInt32(main_arg);
@@ -1158,7 +1160,14 @@ join_database(Datum main_arg)
 	if (!ready)
 		proc_exit(0);
 
-	worker_slot = webhook_slot_acquire(MyDatabaseId, worker_index);
+	worker_slot = webhook_slot_acquire(MyDatabaseId, worker_index, &paused);
+	if (paused)
+	{
+		ereport(LOG,
+				(errmsg("webhook worker %d of database \"%s\" exits: a command needs the database alone",
+						worker_index + 1, dbname)));
+		proc_exit(0);
+	}
 	if (worker_slot < 0)
 	{
 		ereport(LOG,

@@ -1,7 +1,10 @@
 """One cluster, many order databases: with webhook.database_name = '*', the
 launcher starts workers in every database where the extension is installed,
-and stops them when the extension or the database is dropped."""
+and stops them when the extension or the database is dropped, and while
+ALTER DATABASE RENAME TO or SET TABLESPACE, or CREATE DATABASE ... TEMPLATE,
+needs the database alone."""
 
+import os
 import time
 import unittest
 
@@ -12,7 +15,9 @@ cluster = rx = None
 
 
 setUpModule, tearDownModule = harness.cluster_and_receiver(
-    globals(), ["webhook.database_name = '*'", 'webhook.workers = 2'])
+    globals(), ["webhook.database_name = '*'", 'webhook.workers = 2',
+                # the launcher, and two workers in each of up to five databases
+                'max_worker_processes = 16'])
 
 
 def workers_in(db):
@@ -32,6 +37,57 @@ def deliver_in(db, path):
     req = rx.wait_requests(1, path=path, timeout=15)[0]
     assert req.headers['webhook-id'] == uid, (req.headers, uid)
     return req
+
+
+def worker_pids(db):
+    return cluster.psql("SELECT pid FROM pg_stat_activity WHERE backend_type ="
+                        " 'webhook worker' AND datname = %s ORDER BY pid" % lit(db),
+                        db='postgres')
+
+
+def drop_later(test, *dbs):
+    """Drop databases dbs when test ends, whatever it did."""
+    for db in dbs:
+        test.addCleanup(cluster.psql, 'DROP DATABASE IF EXISTS %s WITH (FORCE)' % db,
+                        db='postgres')
+
+
+def served_database(test, db):
+    """A new database db with the extension, its workers running."""
+    drop_later(test, db)
+    cluster.psql('CREATE DATABASE %s' % db, db='postgres')
+    cluster.psql('CREATE EXTENSION webhook', db=db)
+    assert cluster.one("SELECT webhook.wait_until_running('20 s')", db=db, timeout=40) == 't'
+    assert workers_in(db) == 2, db
+
+
+def hook_in(db, path):
+    """A hook in database db sending to path; returns its event type."""
+    tid = cluster.one("SELECT webhook.create_transport(%s, %s)"
+                      % (lit(db + path), lit(rx.url())), db=db)
+    event_type = harness.uniq('DB')
+    cluster.one("SELECT webhook.create_hook(%s, %s, path => %s)"
+                % (tid, lit([event_type]), lit(path)), db=db)
+    return event_type
+
+
+def emit_in(db, event_type, n):
+    return cluster.one("SELECT webhook.emit(%s, '{\"n\": %d}')" % (lit(event_type), n), db=db)
+
+
+def delivered(path, uids):
+    """Wait until every event of uids was received on path."""
+    deadline = time.monotonic() + 40
+    while True:
+        got = {r.headers['webhook-id'] for r in rx.requests(path)}
+        if set(uids) <= got:
+            return
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError('events %r not delivered to %s; got %r\n--- log ---\n%s'
+                                 % (sorted(set(uids) - got), path, sorted(got),
+                                    cluster.log_tail(30)))
+        time.sleep(0.1)
 
 
 class DatabasesTest(unittest.TestCase):
@@ -73,6 +129,132 @@ class DatabasesTest(unittest.TestCase):
         self.assertNotIn('database "shop_b" does not exist', log)
         cluster.psql('DROP DATABASE shop_a', db='postgres')
         cluster.psql('DROP DATABASE shop_plain', db='postgres')
+
+    def test_rename_while_workers_run(self):
+        drop_later(self, 'shop_new', 'shop_taken')
+        served_database(self, 'shop_old')
+        event_type = hook_in('shop_old', '/renamed')
+        before = emit_in('shop_old', event_type, 1)
+        cluster.psql('ALTER DATABASE shop_old RENAME TO shop_new', db='postgres')
+        # '*' names the new name too: the workers come back, and lose nothing
+        self.assertEqual(cluster.one("SELECT webhook.wait_until_running('20 s')", db='shop_new',
+                                     timeout=40), 't')
+        after = emit_in('shop_new', event_type, 2)
+        delivered('/renamed', [before, after])
+
+        # a rename that fails (the name is taken) and one rolled back give the
+        # workers back too
+        cluster.psql('CREATE DATABASE shop_taken', db='postgres')
+        with self.assertRaises(harness.PsqlError) as cm:
+            cluster.psql('ALTER DATABASE shop_new RENAME TO shop_taken', db='postgres')
+        self.assertIn('already exists', str(cm.exception))
+        cluster.psql('BEGIN; ALTER DATABASE shop_new RENAME TO shop_newer; ROLLBACK',
+                     db='postgres')
+        self.assertEqual(cluster.one("SELECT webhook.wait_until_running('20 s')", db='shop_new',
+                                     timeout=40), 't')
+        delivered('/renamed', [emit_in('shop_new', event_type, 3)])
+        cluster.wait_for("SELECT count(*) FROM pg_stat_activity WHERE backend_type ="
+                         " 'webhook worker' AND datname = 'shop_new'", '2', timeout=20)
+
+        # a role that does not own the database cannot stop its workers by
+        # trying what it may not do
+        cluster.psql('CREATE ROLE shop_intruder LOGIN CREATEDB', db='postgres')
+        self.addCleanup(cluster.psql, 'DROP ROLE shop_intruder', db='postgres')
+        pids = worker_pids('shop_new')
+        for sql in ('ALTER DATABASE shop_new RENAME TO shop_mine', 'DROP DATABASE shop_new',
+                    'CREATE DATABASE shop_mine TEMPLATE shop_new'):
+            with self.assertRaises(harness.PsqlError) as cm:
+                cluster.psql(sql, db='postgres', user='shop_intruder')
+            self.assertRegex(str(cm.exception), 'must be owner|permission denied', sql)
+        self.assertEqual(worker_pids('shop_new'), pids)
+
+    def test_set_tablespace_while_workers_run(self):
+        location = os.path.join(cluster.dir, 'tablespace')
+        os.mkdir(location)
+        cluster.psql('CREATE TABLESPACE shop_space LOCATION %s' % lit(location), db='postgres')
+        self.addCleanup(cluster.psql, 'DROP TABLESPACE shop_space', db='postgres')
+        served_database(self, 'shop_moved')
+        event_type = hook_in('shop_moved', '/moved')
+        before = emit_in('shop_moved', event_type, 1)
+        cluster.psql('ALTER DATABASE shop_moved SET TABLESPACE shop_space', db='postgres')
+        self.assertEqual(cluster.one("SELECT spcname FROM pg_database d JOIN pg_tablespace t"
+                                     " ON t.oid = d.dattablespace WHERE datname = 'shop_moved'",
+                                     db='postgres'), 'shop_space')
+        self.assertEqual(cluster.one("SELECT webhook.wait_until_running('20 s')",
+                                     db='shop_moved', timeout=40), 't')
+        delivered('/moved', [before, emit_in('shop_moved', event_type, 2)])
+
+    def test_template_copy_while_workers_run(self):
+        drop_later(self, 'shop_copy_wal', 'shop_copy_file')
+        served_database(self, 'shop_model')
+        event_type = hook_in('shop_model', '/model')
+        before = emit_in('shop_model', event_type, 1)
+        delivered('/model', [before])
+        cluster.psql('CREATE DATABASE shop_copy_wal TEMPLATE shop_model', db='postgres')
+        cluster.psql('CREATE DATABASE shop_copy_file TEMPLATE shop_model STRATEGY FILE_COPY',
+                     db='postgres')
+        # the template is served again ...
+        self.assertEqual(cluster.one("SELECT webhook.wait_until_running('20 s')",
+                                     db='shop_model', timeout=40), 't')
+        delivered('/model', [emit_in('shop_model', event_type, 2)])
+        # ... and so are its copies ('*' names them), each with its own events
+        for db in ('shop_copy_wal', 'shop_copy_file'):
+            self.assertEqual(cluster.one("SELECT webhook.wait_until_running('20 s')",
+                                         db=db, timeout=40), 't', db)
+            delivered('/model', [emit_in(db, event_type, 3)])
+
+
+class NamedDatabasesTest(unittest.TestCase):
+    """webhook.database_name as a list: a database renamed or copied out of
+    it is not served, and the command says so."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.cluster = harness.start_cluster(
+            ["webhook.database_name = '%s, shop_listed'" % harness.DB_NAME])
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.cluster.close()
+
+    def workers_in(self, db):
+        return self.cluster.one("SELECT count(*) FROM pg_stat_activity WHERE backend_type ="
+                                " 'webhook worker' AND datname = %s" % lit(db), db='postgres')
+
+    def test_renamed_out_of_the_list(self):
+        c = self.cluster
+        for db in ('shop_listed', 'shop_unlisted', 'shop_listed_copy'):
+            self.addCleanup(c.psql, 'DROP DATABASE IF EXISTS %s WITH (FORCE)' % db,
+                            db='postgres')
+        c.psql('CREATE DATABASE shop_listed', db='postgres')
+        c.psql('CREATE EXTENSION webhook', db='shop_listed')
+        self.assertEqual(c.one("SELECT webhook.wait_until_running('20 s')", db='shop_listed',
+                               timeout=40), 't')
+
+        # a copy under a name the list lacks: made, and not served
+        _, err = c.psql('CREATE DATABASE shop_listed_copy TEMPLATE shop_listed',
+                        db='postgres', stderr=True)
+        self.assertIn('the webhook workers will not serve database "shop_listed_copy"', err)
+        self.assertEqual(c.one("SELECT webhook.wait_until_running('20 s')", db='shop_listed',
+                               timeout=40), 't')
+
+        _, err = c.psql('ALTER DATABASE shop_listed RENAME TO shop_unlisted', db='postgres',
+                        stderr=True)
+        self.assertIn('the webhook workers will not serve database "shop_unlisted"', err)
+        self.assertIn('HINT:  Add "shop_unlisted" to webhook.database_name', err)
+        self.assertIn('the webhook workers will not serve database "shop_unlisted"', c.log())
+        # no worker comes back, there or in the copy, for a while at least
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline:
+            self.assertEqual(self.workers_in('shop_unlisted'), '0')
+            self.assertEqual(self.workers_in('shop_listed_copy'), '0')
+            time.sleep(0.2)
+        # renamed back into the list, it is served again, without a warning
+        _, err = c.psql('ALTER DATABASE shop_unlisted RENAME TO shop_listed', db='postgres',
+                        stderr=True)
+        self.assertNotIn('WARNING', err)
+        self.assertEqual(c.one("SELECT webhook.wait_until_running('20 s')", db='shop_listed',
+                               timeout=40), 't')
 
 
 if __name__ == '__main__':
