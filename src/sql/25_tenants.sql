@@ -111,6 +111,12 @@ BEGIN
                   HINT = 'Only members of webhook_admin grant tenants.';
     END IF;
     PERFORM webhook._not_null(role, 'role');
+    -- a number given as the role (a regrole of an oid) may name no role
+    IF NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.oid = role) THEN
+        RAISE EXCEPTION 'role with OID % does not exist', role::oid
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'Name an existing role.';
+    END IF;
     PERFORM webhook._check_tenant(tenant);
     IF role IN ('webhook_tenant'::regrole, 'webhook_admin'::regrole) THEN
         RAISE EXCEPTION 'cannot grant a tenant to role %', role
@@ -125,7 +131,8 @@ BEGIN
     GET DIAGNOSTICS n = ROW_COUNT;
     -- into the schema; row-level security does the rest
     IF NOT pg_has_role(role, 'webhook_tenant', 'MEMBER') THEN
-        EXECUTE format('GRANT webhook_tenant TO %s', role);
+        EXECUTE format('GRANT webhook_tenant TO %I',
+                       (SELECT r.rolname FROM pg_roles r WHERE r.oid = role));
     END IF;
     RETURN n > 0;
 END
