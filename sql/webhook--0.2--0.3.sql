@@ -133,6 +133,24 @@ $$;
 COMMENT ON FUNCTION webhook._check_tenant_room(text, text) IS
     'raise an error when the tenant has as many transports or hooks as webhook.max_transports_per_tenant or max_hooks_per_tenant allow';
 
+CREATE FUNCTION webhook._forget_dropped_roles() RETURNS void
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    DELETE FROM webhook.tenant_grant g
+     WHERE NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.oid = g.role);
+    UPDATE webhook.hook h
+       SET transform = NULL, active = false, updated_at = now(),
+           disabled_reason = 'the role that set its transform was dropped: set a transform again, or none, and re-enable it with update_hook(id, active => true)'
+     WHERE h.transform_role IS NOT NULL
+       AND NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.oid = h.transform_role);
+END
+$$;
+
+COMMENT ON FUNCTION webhook._forget_dropped_roles() IS
+    'after DROP ROLE: delete the grants of dropped roles, and remove the transforms they set, disabling their hooks';
+
+REVOKE EXECUTE ON FUNCTION webhook._forget_dropped_roles() FROM PUBLIC;
+
 CREATE OR REPLACE FUNCTION webhook._check_tenant(tenant text) RETURNS text
     LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -646,6 +664,22 @@ COMMENT ON FUNCTION webhook._transport_written() IS
 CREATE OR REPLACE FUNCTION webhook._hook_written() RETURNS trigger
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    -- a transform whose role is gone is removed, the hook disabled, and
+    -- nothing else changed (webhook._forget_dropped_roles(), after DROP
+    -- ROLE, whoever drops it): nothing to check
+    IF TG_OP = 'UPDATE' AND OLD.transform IS NOT NULL AND NEW.transform IS NULL
+       AND NOT NEW.active
+       AND NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.oid = OLD.transform_role)
+       AND (NEW.transport_id, NEW.path, NEW.event_types, NEW.secret, NEW.signature,
+            NEW.signature_header, NEW.payload_format, NEW.retry_schedule, NEW.ordered,
+            NEW.on_dead, NEW.filter::text)
+           IS NOT DISTINCT FROM
+           (OLD.transport_id, OLD.path, OLD.event_types, OLD.secret, OLD.signature,
+            OLD.signature_header, OLD.payload_format, OLD.retry_schedule, OLD.ordered,
+            OLD.on_dead, OLD.filter::text) THEN
+        NEW.transform_role := NULL;
+        RETURN NEW;
+    END IF;
     PERFORM webhook._check_hook_limits(NEW, OLD);
     NEW := webhook._check_hook(NEW, TG_OP = 'UPDATE');
     -- re-enabled, however: why it was disabled (or paused) no longer holds,
@@ -1093,5 +1127,8 @@ COMMENT ON FUNCTION webhook.grant_tenant(regrole, text) IS
 REVOKE EXECUTE ON FUNCTION webhook.grant_tenant(regrole, text) FROM PUBLIC;
 
 GRANT EXECUTE ON FUNCTION webhook.grant_tenant(regrole, text) TO webhook_admin;
+
+SELECT pg_catalog.pg_extension_config_dump('webhook.tenant_grant',
+    'WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.oid = role)');
 
 -- END limits

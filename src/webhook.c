@@ -25,7 +25,11 @@
 #include <curl/curl.h>
 
 #include "address.h"
+#include "catalog/namespace.h"
 #include "commands/dbcommands.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "parser/parse_func.h"
 #include "miscadmin.h"
 #include "postmaster/bgworker.h"
 #include "storage/ipc.h"
@@ -87,6 +91,42 @@ webhook_shmem_startup_hook(void)
 }
 
 /*
+ * After DROP ROLE: in this database, if it has the extension (of a catalog
+ * that knows how), the grants of the roles dropped go, and the hooks whose
+ * transform they set lose it and are disabled
+ * (webhook._forget_dropped_roles()), so that a role that gets one of their
+ * oids later is given nothing.  Run as the function's owner, the
+ * extension's: whoever may drop roles may have no rights on the schema.
+ * Other databases' grants are inert meanwhile (webhook._tenants_of() joins
+ * pg_roles) and go at their next grant_tenant() or DROP ROLE.
+ */
+static void
+forget_dropped_roles(void)
+{
+	Oid			fn;
+	Oid			saved_user;
+	int			saved_context;
+
+	if (!OidIsValid(get_extension_oid("webhook", true)))
+		return;
+	fn = LookupFuncName(list_make2(makeString("webhook"),
+								   makeString("_forget_dropped_roles")),
+						0, NULL, true);
+	if (!OidIsValid(fn))
+		return;
+
+	GetUserIdAndSecContext(&saved_user, &saved_context);
+	SetUserIdAndSecContext(webhook_function_owner(fn),
+						   saved_context | SECURITY_LOCAL_USERID_CHANGE);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute("SELECT webhook._forget_dropped_roles()", false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "webhook._forget_dropped_roles() failed");
+	SPI_finish();
+	SetUserIdAndSecContext(saved_user, saved_context);
+}
+
+/*
  * Run a utility statement.  Before DROP DATABASE, stop the database's
  * workers: their connections would make it fail.  After COMMIT PREPARED,
  * wake the workers: the prepared transaction may have enqueued deliveries,
@@ -128,6 +168,9 @@ webhook_process_utility(PlannedStmt *pstmt, const char *queryString,
 	if (IsA(parsetree, TransactionStmt) &&
 		((TransactionStmt *) parsetree)->kind == TRANS_STMT_COMMIT_PREPARED)
 		webhook_wake_worker();
+
+	if (IsA(parsetree, DropRoleStmt))
+		forget_dropped_roles();
 }
 
 /*

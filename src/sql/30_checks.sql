@@ -845,6 +845,22 @@ CREATE TRIGGER transport_checked BEFORE INSERT OR UPDATE ON webhook.transport
 CREATE FUNCTION webhook._hook_written() RETURNS trigger
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    -- a transform whose role is gone is removed, the hook disabled, and
+    -- nothing else changed (webhook._forget_dropped_roles(), after DROP
+    -- ROLE, whoever drops it): nothing to check
+    IF TG_OP = 'UPDATE' AND OLD.transform IS NOT NULL AND NEW.transform IS NULL
+       AND NOT NEW.active
+       AND NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.oid = OLD.transform_role)
+       AND (NEW.transport_id, NEW.path, NEW.event_types, NEW.secret, NEW.signature,
+            NEW.signature_header, NEW.payload_format, NEW.retry_schedule, NEW.ordered,
+            NEW.on_dead, NEW.filter::text)
+           IS NOT DISTINCT FROM
+           (OLD.transport_id, OLD.path, OLD.event_types, OLD.secret, OLD.signature,
+            OLD.signature_header, OLD.payload_format, OLD.retry_schedule, OLD.ordered,
+            OLD.on_dead, OLD.filter::text) THEN
+        NEW.transform_role := NULL;
+        RETURN NEW;
+    END IF;
     PERFORM webhook._check_hook_limits(NEW, OLD);
     NEW := webhook._check_hook(NEW, TG_OP = 'UPDATE');
     -- re-enabled, however: why it was disabled (or paused) no longer holds,
