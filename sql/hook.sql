@@ -163,8 +163,13 @@ SELECT signature, signature_header, secret
 SELECT webhook.hook_secret(:h_pay) IS NULL AS no_secret;
 SELECT signature, secret FROM webhook.update_hook(:h_pay, signature => 'standard');
 SELECT webhook.hook_secret(:h_pay) ~ '^whsec_' AS generated;
--- move to another transport
-SELECT tenant, url FROM webhook.update_hook(:h_pay, transport_id => :erp);
+-- move to another transport of its tenant; not to another tenant's: its
+-- deliveries would go along
+SELECT webhook.create_transport('shop2', 'https://shop2.test') AS shop2 \gset
+SELECT tenant, url FROM webhook.update_hook(:h_pay, transport_id => :shop2);
+SELECT webhook.update_hook(:h_pay, transport_id => :erp);
+UPDATE webhook.hook SET transport_id = :erp WHERE id = :h_pay;
+SELECT transport_id = :shop2 AS not_moved FROM webhook.hook WHERE id = :h_pay;
 -- a hook disabled by the worker (410 Gone) is reactivated, which clears the reason
 UPDATE webhook.hook SET active = false, disabled_reason = 'receiver answered 410 Gone'
  WHERE id = :h_poynt;
@@ -211,4 +216,5 @@ SELECT count(*) FROM webhook.hook WHERE transport_id = :erp;
 SELECT webhook.delete_transport(:erp);
 SELECT count(*) FROM webhook.hook WHERE transport_id = :erp;
 SELECT webhook.delete_transport(:shop);
+SELECT webhook.delete_transport(:shop2);
 SELECT count(*) AS hooks_left FROM webhook.hook;

@@ -164,8 +164,12 @@ SELECT auth, query_key, ca_file, client_cert_file, client_key_file, client_key_p
                                 ca_file => '', client_key_password => '',
                                 client_key_file => '', client_cert_file => '');
 SELECT auth, query_key, ca_file, client_key_password FROM webhook.transport WHERE id = :erp;
--- rename and move to another tenant
-SELECT tenant, name FROM webhook.update_transport(:plain, name => 'simple', tenant => 'acme');
+-- rename; a move to another tenant is refused, by the API or directly:
+-- the transport's deliveries would go along
+SELECT tenant, name FROM webhook.update_transport(:plain, name => 'simple');
+SELECT webhook.update_transport(:plain, tenant => 'acme');
+UPDATE webhook.transport SET tenant = 'acme' WHERE id = :plain;
+SELECT tenant FROM webhook.transport WHERE id = :plain;
 -- headers are replaced as a whole
 SELECT headers FROM webhook.update_transport(:crm, headers => '{"X-Trace": "on"}');
 -- switching TLS verification off warns; leaving it off does not warn again

@@ -25,11 +25,17 @@
 #include <curl/curl.h>
 
 #include "address.h"
+#include "catalog/namespace.h"
+#include "commands/dbcommands.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "parser/parse_func.h"
 #include "miscadmin.h"
 #include "pause.h"
 #include "postmaster/bgworker.h"
 #include "storage/ipc.h"
 #include "tcop/utility.h"
+#include "utils/builtins.h"
 #include "utils/datetime.h"
 #include "utils/guc.h"
 
@@ -49,6 +55,18 @@ static char *webhook_disable_after = NULL;
 Interval	webhook_retention_span;
 Interval	webhook_disable_after_span;
 bool		webhook_auto_prune = true;
+
+/*
+ * What a tenant may configure (webhook._limit(), read by the API's checks
+ * and the catalog's write triggers).  PGC_SUSET: a tenant's role cannot
+ * raise them with SET; an administrator sets them in postgresql.conf, or a
+ * superuser for a session.
+ */
+static int	webhook_max_timeout = 300000;	/* ms */
+static int	webhook_max_retry_steps = 50;
+static int	webhook_max_event_types = 100;
+static int	webhook_max_hooks_per_tenant = 10000;
+static int	webhook_max_transports_per_tenant = 1000;
 
 bool		webhook_preloaded = false;
 
@@ -72,6 +90,42 @@ webhook_shmem_startup_hook(void)
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
 	webhook_shmem_startup();
+}
+
+/*
+ * After DROP ROLE: in this database, if it has the extension (of a catalog
+ * that knows how), the grants of the roles dropped go, and the hooks whose
+ * transform they set lose it and are disabled
+ * (webhook._forget_dropped_roles()), so that a role that gets one of their
+ * oids later is given nothing.  Run as the function's owner, the
+ * extension's: whoever may drop roles may have no rights on the schema.
+ * Other databases' grants are inert meanwhile (webhook._tenants_of() joins
+ * pg_roles) and go at their next grant_tenant() or DROP ROLE.
+ */
+static void
+forget_dropped_roles(void)
+{
+	Oid			fn;
+	Oid			saved_user;
+	int			saved_context;
+
+	if (!OidIsValid(get_extension_oid("webhook", true)))
+		return;
+	fn = LookupFuncName(list_make2(makeString("webhook"),
+								   makeString("_forget_dropped_roles")),
+						0, NULL, true);
+	if (!OidIsValid(fn))
+		return;
+
+	GetUserIdAndSecContext(&saved_user, &saved_context);
+	SetUserIdAndSecContext(webhook_function_owner(fn),
+						   saved_context | SECURITY_LOCAL_USERID_CHANGE);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute("SELECT webhook._forget_dropped_roles()", false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "webhook._forget_dropped_roles() failed");
+	SPI_finish();
+	SetUserIdAndSecContext(saved_user, saved_context);
 }
 
 /*
@@ -111,6 +165,9 @@ webhook_process_utility(PlannedStmt *pstmt, const char *queryString,
 	if (IsA(parsetree, TransactionStmt) &&
 		((TransactionStmt *) parsetree)->kind == TRANS_STMT_COMMIT_PREPARED)
 		webhook_wake_worker();
+
+	if (IsA(parsetree, DropRoleStmt))
+		forget_dropped_roles();
 }
 
 /*
@@ -199,6 +256,34 @@ check_user_agent(char **newval, void **extra, GucSource source)
 		}
 	}
 	return true;
+}
+
+PG_FUNCTION_INFO_V1(webhook_limit);
+
+/*
+ * webhook._limit(name): the value of one of the settings above, by its
+ * name without the prefix (max_timeout in milliseconds).  A C function, so
+ * that calling it loads the library, which defines the settings: a value a
+ * user gave the placeholder before that is then refused (PGC_SUSET), never
+ * read.
+ */
+Datum
+webhook_limit(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+
+	if (strcmp(name, "max_timeout") == 0)
+		PG_RETURN_INT32(webhook_max_timeout);
+	if (strcmp(name, "max_retry_steps") == 0)
+		PG_RETURN_INT32(webhook_max_retry_steps);
+	if (strcmp(name, "max_event_types") == 0)
+		PG_RETURN_INT32(webhook_max_event_types);
+	if (strcmp(name, "max_hooks_per_tenant") == 0)
+		PG_RETURN_INT32(webhook_max_hooks_per_tenant);
+	if (strcmp(name, "max_transports_per_tenant") == 0)
+		PG_RETURN_INT32(webhook_max_transports_per_tenant);
+	elog(ERROR, "unknown webhook limit \"%s\"", name);
+	PG_RETURN_NULL();
 }
 
 static void
@@ -296,6 +381,42 @@ define_settings(void)
 							   "169.254.0.0/16,fe80::/10",
 							   PGC_SIGHUP, 0,
 							   deny_networks_check, deny_networks_assign, NULL);
+
+	DefineCustomIntVariable("webhook.max_timeout",
+							"Longest connect_timeout and timeout a transport may be given.",
+							NULL,
+							&webhook_max_timeout,
+							300000, 1000, 86400000,
+							PGC_SUSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("webhook.max_retry_steps",
+							"Most steps a hook's retry_schedule may have.",
+							NULL,
+							&webhook_max_retry_steps,
+							50, 0, 10000,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("webhook.max_event_types",
+							"Most event type patterns a hook may have.",
+							NULL,
+							&webhook_max_event_types,
+							100, 1, 100000,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("webhook.max_hooks_per_tenant",
+							"Most hooks a tenant may have.",
+							NULL,
+							&webhook_max_hooks_per_tenant,
+							10000, 1, 10000000,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("webhook.max_transports_per_tenant",
+							"Most transports a tenant may have.",
+							NULL,
+							&webhook_max_transports_per_tenant,
+							1000, 1, 10000000,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("webhook");
 }

@@ -111,6 +111,12 @@ BEGIN
                   HINT = 'Only members of webhook_admin grant tenants.';
     END IF;
     PERFORM webhook._not_null(role, 'role');
+    -- a number given as the role (a regrole of an oid) may name no role
+    IF NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.oid = role) THEN
+        RAISE EXCEPTION 'role with OID % does not exist', role::oid
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'Name an existing role.';
+    END IF;
     PERFORM webhook._check_tenant(tenant);
     IF role IN ('webhook_tenant'::regrole, 'webhook_admin'::regrole) THEN
         RAISE EXCEPTION 'cannot grant a tenant to role %', role
@@ -125,7 +131,8 @@ BEGIN
     GET DIAGNOSTICS n = ROW_COUNT;
     -- into the schema; row-level security does the rest
     IF NOT pg_has_role(role, 'webhook_tenant', 'MEMBER') THEN
-        EXECUTE format('GRANT webhook_tenant TO %s', role);
+        EXECUTE format('GRANT webhook_tenant TO %I',
+                       (SELECT r.rolname FROM pg_roles r WHERE r.oid = role));
     END IF;
     RETURN n > 0;
 END
@@ -156,6 +163,28 @@ COMMENT ON FUNCTION webhook.revoke_tenant(regrole, text) IS
     'stop a role from managing a tenant, from its next statement on; returns false if it did not';
 REVOKE EXECUTE ON FUNCTION webhook.revoke_tenant(regrole, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION webhook.revoke_tenant(regrole, text) TO webhook_admin;
+
+-- After DROP ROLE (src/webhook.c calls it, as the extension's owner): the
+-- grants of roles that are gone go, and so do transforms set by them, with
+-- their hooks disabled (the transform shaped, perhaps filtered, what the
+-- receiver gets: sending the event as it is instead is for an
+-- administrator to decide).  A role that gets one of their oids one day
+-- is given nothing.
+CREATE FUNCTION webhook._forget_dropped_roles() RETURNS void
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    DELETE FROM webhook.tenant_grant g
+     WHERE NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.oid = g.role);
+    UPDATE webhook.hook h
+       SET transform = NULL, active = false, updated_at = now(),
+           disabled_reason = 'the role that set its transform was dropped: set a transform again, or none, and re-enable it with update_hook(id, active => true)'
+     WHERE h.transform_role IS NOT NULL
+       AND NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.oid = h.transform_role);
+END
+$$;
+COMMENT ON FUNCTION webhook._forget_dropped_roles() IS
+    'after DROP ROLE: delete the grants of dropped roles, and remove the transforms they set, disabling their hooks';
+REVOKE EXECUTE ON FUNCTION webhook._forget_dropped_roles() FROM PUBLIC;
 
 CREATE VIEW webhook.tenant_grants WITH (security_invoker = true) AS
 SELECT g.role, g.tenant, g.granted_at

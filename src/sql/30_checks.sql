@@ -140,10 +140,38 @@ $$;
 COMMENT ON FUNCTION webhook._not_null(anyelement, text) IS
     'raise an error when the required argument is null';
 
+-- Limits.  What a tenant configures is bounded twice: every text it passes
+-- by a fixed length in bytes (_check_length; those that are indexed must fit
+-- an index row, the others are bounded all the same), and counts, retry
+-- steps and timeouts by settings (webhook.max_*, read with _limit(), checked
+-- by _check_transport_limits, _check_hook_limits and the write triggers).
+-- A setting holds for new values only: a row above a limit lowered since
+-- stays, and writes that leave that value as it is go through.
+CREATE FUNCTION webhook._limit(name text) RETURNS integer
+    LANGUAGE c STRICT STABLE AS 'MODULE_PATHNAME', 'webhook_limit';
+COMMENT ON FUNCTION webhook._limit(text) IS
+    'the value of the setting webhook.<name> (max_timeout in milliseconds)';
+
+-- Raise invalid_parameter_value when a text is longer than max_bytes; the
+-- value itself is never printed (it may be a secret, or megabytes).
+CREATE FUNCTION webhook._check_length(val text, what text, max_bytes integer) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF octet_length(val) > max_bytes THEN
+        RAISE EXCEPTION '% is too long: % bytes, at most %', what, octet_length(val), max_bytes
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = format('The limit of %s is %s bytes.', what, max_bytes);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION webhook._check_length(text, text, integer) IS
+    'raise an error when the text is longer than max_bytes bytes';
+
 CREATE FUNCTION webhook._check_tenant(tenant text) RETURNS text
     LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM webhook._not_null(tenant, 'tenant');
+    PERFORM webhook._check_length(tenant, 'tenant', 128);
     IF tenant !~ '^[A-Za-z0-9_-]+$' THEN
         RAISE EXCEPTION 'invalid tenant name "%"', tenant
             USING ERRCODE = 'invalid_parameter_value',
@@ -166,6 +194,7 @@ DECLARE
     hp text[];
 BEGIN
     PERFORM webhook._not_null(url, what);
+    PERFORM webhook._check_length(url, what, 2048);
     IF url ~ '[[:space:][:cntrl:]]' THEN
         RAISE EXCEPTION '% must not contain spaces or control characters', what
             USING ERRCODE = 'invalid_parameter_value',
@@ -211,6 +240,7 @@ COMMENT ON FUNCTION webhook._parse_url(text, text) IS
 CREATE FUNCTION webhook._check_header_name(header text, what text) RETURNS void
     LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    PERFORM webhook._check_length(header, what, 256);
     IF header ~ '[\r\n]' THEN
         RAISE EXCEPTION '% must not contain CR or LF', what
             USING ERRCODE = 'invalid_parameter_value';
@@ -248,12 +278,24 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Write headers as {"Name": "value", ...}.';
     END IF;
+    IF (SELECT count(*) FROM jsonb_object_keys(headers)) > 64 THEN
+        RAISE EXCEPTION 'headers has % headers, at most 64',
+                        (SELECT count(*) FROM jsonb_object_keys(headers))
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'A transport sends at most 64 static headers.';
+    END IF;
     FOR k, v IN SELECT e.key, e.value FROM jsonb_each(headers) e LOOP
         PERFORM webhook._check_header_name(k, 'header name');
         IF jsonb_typeof(v) <> 'string' THEN
             RAISE EXCEPTION 'value of header "%" must be a string', k
                 USING ERRCODE = 'invalid_parameter_value',
                       HINT = 'Write headers as {"Name": "value", ...}.';
+        END IF;
+        IF octet_length(v #>> '{}') > 8192 THEN
+            RAISE EXCEPTION 'value of header "%" is too long: % bytes, at most 8192',
+                            k, octet_length(v #>> '{}')
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'The limit of a header value is 8192 bytes.';
         END IF;
         -- CR and LF would start a header of the value's choosing
         IF translate(v #>> '{}', E'\t', '') ~ '[[:cntrl:]]' THEN
@@ -308,6 +350,9 @@ BEGIN
         END IF;
     END LOOP;
 
+    PERFORM webhook._check_length(auth->>'username', 'auth username', 1024);
+    PERFORM webhook._check_length(auth->>'password', 'auth password', 8192);
+    PERFORM webhook._check_length(auth->>'token', 'auth token', 8192);
     IF kind = 'none' THEN
         RETURN NULL;
     ELSIF kind = 'basic' THEN
@@ -354,6 +399,7 @@ BEGIN
     IF file IS NULL OR file = '' THEN
         RETURN NULL;
     END IF;
+    PERFORM webhook._check_length(file, what, 4096);
     IF file !~ '^/' OR file ~ '[[:cntrl:]]' THEN
         RAISE EXCEPTION '% must be an absolute path', what
             USING ERRCODE = 'invalid_parameter_value',
@@ -374,6 +420,7 @@ DECLARE
 BEGIN
     t.tenant := webhook._check_tenant(t.tenant);
     PERFORM webhook._not_null(t.name, 'name');
+    PERFORM webhook._check_length(t.name, 'name', 256);
     IF t.name = '' OR t.name ~ '[[:cntrl:]]' THEN
         RAISE EXCEPTION 'invalid transport name'
             USING ERRCODE = 'invalid_parameter_value',
@@ -393,6 +440,7 @@ BEGIN
     IF t.query_key = '' THEN
         t.query_key := NULL;
     END IF;
+    PERFORM webhook._check_length(t.query_key, 'query_key', 2048);
     IF t.query_key ~ '[[:cntrl:]]' THEN
         RAISE EXCEPTION 'query_key must not contain control characters'
             USING ERRCODE = 'invalid_parameter_value';
@@ -400,13 +448,17 @@ BEGIN
 
     PERFORM webhook._not_null(t.connect_timeout, 'connect_timeout');
     PERFORM webhook._not_null(t.timeout, 'timeout');
-    IF t.connect_timeout <= interval '0' THEN
-        RAISE EXCEPTION 'connect_timeout must be positive'
+    -- at least 1 ms, also as the worker reads it (src/queue.c: milliseconds,
+    -- rounded); 0 would be no timeout at all to libcurl
+    IF t.connect_timeout < interval '1 ms'
+       OR (date_part('epoch', t.connect_timeout) * 1000)::bigint < 1 THEN
+        RAISE EXCEPTION 'connect_timeout must be at least 1 ms'
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Give an interval such as ''10 s''.';
     END IF;
-    IF t.timeout <= interval '0' THEN
-        RAISE EXCEPTION 'timeout must be positive'
+    IF t.timeout < interval '1 ms'
+       OR (date_part('epoch', t.timeout) * 1000)::bigint < 1 THEN
+        RAISE EXCEPTION 'timeout must be at least 1 ms'
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Give an interval such as ''30 s''.';
     END IF;
@@ -418,6 +470,7 @@ BEGIN
     IF t.client_key_password = '' THEN
         t.client_key_password := NULL;
     END IF;
+    PERFORM webhook._check_length(t.client_key_password, 'client_key_password', 1024);
     IF t.client_key_file IS NOT NULL AND t.client_cert_file IS NULL THEN
         RAISE EXCEPTION 'client_key_file needs client_cert_file'
             USING ERRCODE = 'invalid_parameter_value',
@@ -471,6 +524,7 @@ BEGIN
             RAISE EXCEPTION 'event_types must not contain nulls'
                 USING ERRCODE = 'null_value_not_allowed';
         END IF;
+        PERFORM webhook._check_length(p, 'event type pattern', 256);
         IF p !~ '^(\*|[A-Z0-9][A-Z0-9_]*|[A-Z0-9][A-Z0-9_]*_\*)$' THEN
             RAISE EXCEPTION 'invalid event type pattern "%"', p
                 USING ERRCODE = 'invalid_parameter_value',
@@ -541,7 +595,9 @@ BEGIN
             USING ERRCODE = 'no_data_found';
     END IF;
 
+    PERFORM webhook._check_length(h.uid, 'uid', 256);
     PERFORM webhook._not_null(h.path, 'path');
+    PERFORM webhook._check_length(h.path, 'path', 2048);
     IF h.path ~ '[[:space:][:cntrl:]]' THEN
         RAISE EXCEPTION 'path must not contain spaces or control characters'
             USING ERRCODE = 'invalid_parameter_value',
@@ -573,6 +629,8 @@ BEGIN
                   HINT = 'Valid formats are "standard", "thin", "envelope" and "row".';
     END IF;
 
+    PERFORM webhook._check_length(h.secret, 'secret', 1024);
+    PERFORM webhook._check_length(h.filter::text, 'filter', 4096);
     IF h.signature = 'none' THEN
         h.secret := NULL;
     ELSIF h.secret IS NULL THEN
@@ -645,6 +703,113 @@ $$;
 COMMENT ON FUNCTION webhook._check_hook(webhook.hook, boolean) IS
     'a hook row checked and normalised before it is stored (generates a missing secret)';
 
+-- The settings' limits on a transport about to be stored, and its tenant,
+-- which never changes; old is the row it replaces (NULL for a new one): a
+-- value that does not change is not held to the settings.
+CREATE FUNCTION webhook._check_transport_limits(t webhook.transport, old webhook.transport)
+    RETURNS void
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    max_timeout constant interval := webhook._limit('max_timeout') * interval '1 ms';
+    -- as the setting shows it (the library is loaded now: _limit is its)
+    shown constant text := current_setting('webhook.max_timeout');
+BEGIN
+    IF t.connect_timeout IS DISTINCT FROM old.connect_timeout
+       AND t.connect_timeout > max_timeout THEN
+        RAISE EXCEPTION 'connect_timeout must be at most webhook.max_timeout (%)', shown
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Give a shorter interval; an administrator sets webhook.max_timeout.';
+    END IF;
+    IF t.timeout IS DISTINCT FROM old.timeout AND t.timeout > max_timeout THEN
+        RAISE EXCEPTION 'timeout must be at most webhook.max_timeout (%)', shown
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Give a shorter interval; an administrator sets webhook.max_timeout.';
+    END IF;
+    -- its hooks' deliveries, events and attempts are its tenant's: moved,
+    -- they would be shown to and sent again for another tenant
+    IF old.id IS NOT NULL AND t.tenant IS DISTINCT FROM old.tenant THEN
+        RAISE EXCEPTION 'transport % cannot move to another tenant', old.id
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Create a transport in the other tenant with webhook.create_transport(..., tenant => ...): the history of a transport stays with its tenant.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION webhook._check_transport_limits(webhook.transport, webhook.transport) IS
+    'raise an error when a transport''s new timeouts exceed webhook.max_timeout, or it moves to another tenant';
+
+-- The same for a hook: retry steps, event type patterns, and its tenant
+-- (a hook does not move to a transport of another tenant).
+CREATE FUNCTION webhook._check_hook_limits(h webhook.hook, old webhook.hook)
+    RETURNS void
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    n integer;
+BEGIN
+    n := webhook._limit('max_retry_steps');
+    IF h.retry_schedule IS DISTINCT FROM old.retry_schedule
+       AND cardinality(h.retry_schedule) > n THEN
+        RAISE EXCEPTION 'retry_schedule has % steps, more than webhook.max_retry_steps (%)',
+                        cardinality(h.retry_schedule), n
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Give fewer, longer steps; an administrator sets webhook.max_retry_steps.';
+    END IF;
+    n := webhook._limit('max_event_types');
+    IF h.event_types IS DISTINCT FROM old.event_types
+       AND cardinality(h.event_types) > n THEN
+        RAISE EXCEPTION 'event_types has % patterns, more than webhook.max_event_types (%)',
+                        cardinality(h.event_types), n
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use prefixes such as ORDER_* for families of event types; an administrator sets webhook.max_event_types.';
+    END IF;
+    -- (a transport that is missing, or not the caller's, "does not exist":
+    -- _check_hook says so)
+    IF old.id IS NOT NULL AND h.transport_id IS DISTINCT FROM old.transport_id
+       AND EXISTS (SELECT 1 FROM webhook.transport t
+                    WHERE t.id = h.transport_id AND webhook._manages(t.tenant))
+       AND (SELECT t.tenant FROM webhook.transport t WHERE t.id = h.transport_id)
+           IS DISTINCT FROM
+           (SELECT t.tenant FROM webhook.transport t WHERE t.id = old.transport_id) THEN
+        RAISE EXCEPTION 'hook % cannot move to a transport of another tenant', old.id
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Create a hook on the other tenant''s transport: the history of a hook stays with its tenant.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION webhook._check_hook_limits(webhook.hook, webhook.hook) IS
+    'raise an error when a hook''s new retry_schedule or event_types exceed their settings, or it moves to another tenant';
+
+-- Raise program_limit_exceeded when the tenant has as many transports (or
+-- hooks: what) as its setting allows.  Takes the tenant's lock until the
+-- transaction ends first, so that concurrent creations in one tenant count
+-- one after the other (each statement of this function sees what committed
+-- before it, in READ COMMITTED; in SERIALIZABLE a concurrent creation is a
+-- serialization failure).
+CREATE FUNCTION webhook._check_tenant_room(tenant text, what text) RETURNS void
+    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    lim constant integer := webhook._limit('max_' || what || '_per_tenant');
+    n bigint;
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtextextended('webhook.tenant ' || tenant, 0));
+    IF what = 'transports' THEN
+        SELECT count(*) INTO n FROM webhook.transport t
+         WHERE t.tenant = _check_tenant_room.tenant;
+    ELSE
+        SELECT count(*) INTO n FROM webhook.hook h
+          JOIN webhook.transport t ON t.id = h.transport_id
+         WHERE t.tenant = _check_tenant_room.tenant;
+    END IF;
+    IF n >= lim THEN
+        RAISE EXCEPTION 'tenant "%" has % %, the most webhook.max_%_per_tenant allows',
+                        tenant, n, what, what
+            USING ERRCODE = 'program_limit_exceeded',
+                  HINT = format('Delete one first; an administrator sets webhook.max_%s_per_tenant.', what);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION webhook._check_tenant_room(text, text) IS
+    'raise an error when the tenant has as many transports or hooks as webhook.max_transports_per_tenant or max_hooks_per_tenant allow';
+
 -- The same checks on every write to the tables, whoever makes it: an
 -- admin's direct INSERT or UPDATE can store nothing that the API functions
 -- would refuse (a header value with CR LF would become a header line of its
@@ -653,6 +818,8 @@ COMMENT ON FUNCTION webhook._check_hook(webhook.hook, boolean) IS
 CREATE FUNCTION webhook._transport_written() RETURNS trigger
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    -- (OLD is NULL for an INSERT)
+    PERFORM webhook._check_transport_limits(NEW, OLD);
     NEW := webhook._check_transport(NEW);
     -- files on the database server: only for those who manage every tenant
     -- (a tenant could otherwise read, or present, another one's key)
@@ -663,6 +830,9 @@ BEGIN
         RAISE EXCEPTION 'only members of webhook_admin set ca_file, client_cert_file and client_key_file'
             USING ERRCODE = 'insufficient_privilege',
                   HINT = 'They name files on the database server: ask an administrator to set them.';
+    END IF;
+    IF TG_OP = 'INSERT' THEN
+        PERFORM webhook._check_tenant_room(NEW.tenant, 'transports');
     END IF;
     RETURN NEW;
 END
@@ -675,6 +845,23 @@ CREATE TRIGGER transport_checked BEFORE INSERT OR UPDATE ON webhook.transport
 CREATE FUNCTION webhook._hook_written() RETURNS trigger
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    -- a transform whose role is gone is removed, the hook disabled, and
+    -- nothing else changed (webhook._forget_dropped_roles(), after DROP
+    -- ROLE, whoever drops it): nothing to check
+    IF TG_OP = 'UPDATE' AND OLD.transform IS NOT NULL AND NEW.transform IS NULL
+       AND NOT NEW.active
+       AND NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.oid = OLD.transform_role)
+       AND (NEW.transport_id, NEW.path, NEW.event_types, NEW.secret, NEW.signature,
+            NEW.signature_header, NEW.payload_format, NEW.retry_schedule, NEW.ordered,
+            NEW.on_dead, NEW.filter::text)
+           IS NOT DISTINCT FROM
+           (OLD.transport_id, OLD.path, OLD.event_types, OLD.secret, OLD.signature,
+            OLD.signature_header, OLD.payload_format, OLD.retry_schedule, OLD.ordered,
+            OLD.on_dead, OLD.filter::text) THEN
+        NEW.transform_role := NULL;
+        RETURN NEW;
+    END IF;
+    PERFORM webhook._check_hook_limits(NEW, OLD);
     NEW := webhook._check_hook(NEW, TG_OP = 'UPDATE');
     -- re-enabled, however: why it was disabled (or paused) no longer holds,
     -- nor does its run of failures (webhook.disable_after)
@@ -710,6 +897,10 @@ BEGIN
                 USING ERRCODE = 'insufficient_privilege',
                       HINT = 'The worker runs a transform as the role that sets it: use a function owned by that role, or by one with its rights.';
         END IF;
+    END IF;
+    IF TG_OP = 'INSERT' THEN
+        PERFORM webhook._check_tenant_room(
+            (SELECT t.tenant FROM webhook.transport t WHERE t.id = NEW.transport_id), 'hooks');
     END IF;
     RETURN NEW;
 END

@@ -135,6 +135,7 @@ BEGIN
                              ELSE coalesce(max_per_second, old.max_per_second) END;
     t := webhook._check_transport(t);
     PERFORM webhook._check_manages(t.tenant);
+    PERFORM webhook._check_transport_limits(t, old);
 
     IF (t.tenant, t.name) IS DISTINCT FROM (old.tenant, old.name)
        AND EXISTS (SELECT 1 FROM webhook.transport x

@@ -35,6 +35,8 @@ BEGIN
     h.on_dead := on_dead;
     h.filter := filter;
     h.transform := transform;
+    -- before the patterns are looked at one by one
+    PERFORM webhook._check_hook_limits(h, NULL);
     h := webhook._check_hook(h, false);
 
     BEGIN
@@ -116,6 +118,7 @@ BEGIN
         WHEN signature_header IS NOT NULL THEN signature_header
         WHEN h.signature IN ('hmac-sha256', 'hmac-sha1') THEN old.signature_header
         ELSE NULL END;
+    PERFORM webhook._check_hook_limits(h, old);
     h := webhook._check_hook(h, true);
     -- active => true re-enables a hook a 410 or webhook.disable_after
     -- disabled, and resumes one that on_dead => 'stop' paused (active, with a

@@ -42,6 +42,8 @@ BEGIN
     PERFORM webhook._check_manages(tenant);
     PERFORM webhook._not_null(check_reachable, 'check_reachable');
     h.path := u.rest;
+    h.event_types := event_types;
+    PERFORM webhook._check_hook_limits(h, NULL);
     h.event_types := webhook._check_event_types(event_types);
     h.secret := secret;
     h.signature := 'standard';

@@ -28,6 +28,13 @@ The properties:
   networks     to the address) or refused with the old value kept.
   timeouts     a transport timeout written as ISO-8601 or as a plain interval is
                the request timeout the worker applies.
+  api          every API function (read from pg_proc), called as a tenant role
+  arguments    and as a member of webhook_admin with odd values for each
+               argument (megabyte strings, NULLs, roles that do not exist,
+               extreme numbers, odd intervals and arrays), succeeds or fails
+               with a SQLSTATE of class 22, 23, 42 or P0 (or 54000/55000: a
+               limit reached, a hook not active) and a message of its own,
+               never an internal one.
 """
 
 import base64
@@ -48,9 +55,9 @@ cluster = rx = None
 SEED = int(os.environ.get('WEBHOOK_FUZZ_SEED') or random.SystemRandom().randrange(1 << 32))
 
 CASES = {'sign': 2000, 'urls': 1500, 'headers': 300, 'retry_after': 300,
-         'deny_networks': 150, 'timeouts': 12}
+         'deny_networks': 150, 'timeouts': 12, 'api': 1500}
 SECONDS = {'sign': 8, 'urls': 6, 'headers': 8, 'retry_after': 10,
-           'deny_networks': 8, 'timeouts': 8}
+           'deny_networks': 8, 'timeouts': 8, 'api': 25}
 
 # a psql -c argument must stay well under the kernel's 128 kB per argument
 SQL_CHUNK_BYTES = 60000
@@ -119,9 +126,10 @@ def psql_verbose(sql):
     return False, m.group(1)
 
 
-def try_all(queries):
-    """Run each SQL query through fuzz_try, in as few psql calls as fit;
-    returns per query ('ok', value) / ('null', None) / ('error', sqlstate, message)."""
+def try_all(queries, user=None):
+    """Run each SQL query through fuzz_try, in as few psql calls as fit (as
+    user, if given); returns per query ('ok', value) / ('null', None) /
+    ('error', sqlstate, message)."""
     out = []
     i = 0
     while i < len(queries):
@@ -132,7 +140,7 @@ def try_all(queries):
             i += 1
         values = ', '.join('(%d, %s)' % (n, lit(q)) for n, q in enumerate(chunk))
         rows = cluster.psql('SELECT v.n, public.fuzz_try(v.q) FROM (VALUES %s) AS v(n, q) '
-                            'ORDER BY v.n' % values)
+                            'ORDER BY v.n' % values, user=user)
         assert [int(r[0]) for r in rows] == list(range(len(chunk))), rows[:3]
         for r in rows:
             res = r[1]
@@ -396,6 +404,41 @@ def rand_network(rnd):
     ]), False
 
 
+# values of each argument type, as SQL expressions: odd ones mostly
+HUGE = "repeat('a', 2000000)"
+ODD_VALUES = {
+    'text': ['NULL', "''", HUGE, "repeat('\u00e9', 300)", "E'a\\nb'", "'fz'", "'default'",
+             "'*'", "'http://127.0.0.1:9/x'", "'http://' || repeat('h', 3000)", "'-'",
+             "'$'", "'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'", "'hmac-sha256'", "'none'",
+             "'created_at'", "'id; DROP TABLE x'", "'\"q\"'", "'DESC'"],
+    'bigint': ['NULL', '0', '-1', '9223372036854775807', '-9223372036854775808', '1', '2', '3'],
+    'integer': ['NULL', '0', '-1', '1', '2147483647', '-2147483648', '50'],
+    'interval': ['NULL', "'0'", "'-1 s'", "'0.0004 s'", "'178000000 years'",
+                 "'-178000000 years'", "'1 mon'", "'1 day -86399.9999 s'", "'1 ms'", "'30 s'"],
+    'jsonb': ['NULL', "'null'", "'[]'", "'{}'", "'\"x\"'", "'{\"type\": \"bearer\"}'",
+              "(SELECT jsonb_object_agg('X-' || g, repeat('v', 100)) FROM generate_series(1, 5000) g)",
+              "jsonb_build_object('X-A', %s)" % HUGE, "'{\"type\": \"basic\", \"username\": 1}'"],
+    'text[]': ['NULL', "'{}'", "'{NULL}'", "'{*}'", "'{{A},{B}}'",
+               "ARRAY(SELECT 'E' || g FROM generate_series(1, 1000000) g)",
+               "ARRAY[%s]" % HUGE, "'{ORDER_*,a b}'", "'[0:1]={A,B}'"],
+    'interval[]': ['NULL', "'{}'", "'{NULL}'", "'{1s}'", "'{{1s},{2s}}'", "'[0:0]={1s}'",
+                   "array_fill('1 s'::interval, ARRAY[500000])", "'{-1s}'", "'{1000 years}'"],
+    'regrole': ['NULL', '0', '4294967295', "'webhook_admin'", "'webhook_tenant'",
+                "'pg_read_all_data'", "'fz_tenant'", "'fz_admin'"],
+    'regclass': ['NULL', '0', "'pg_class'", "'public.fz_tbl'", "'webhook.hook'"],
+    'regprocedure': ['NULL', '0', "'now()'", "'public.fz_body(webhook.event)'"],
+    'timestamp with time zone': ['NULL', "'-infinity'", "'infinity'", "'4713-01-01 BC'",
+                                 "now()", "'294276-12-31'"],
+    'boolean': ['NULL', 'true', 'false'],
+    'double precision': ['NULL', "'NaN'", "'infinity'", '-1', '0', '1e308', '0.5'],
+    'jsonpath': ['NULL', "'$'", "'$.a ? (@ like_regex \"(a+)+b\")'", "'strict $.x'"],
+}
+INTERNAL = ('index row requires', 'syntax error', 'cache lookup failed', 'out of memory',
+            'stack depth', 'unrecognized', 'could not find', 'invalid memory alloc')
+# slow or disruptive with any argument: waiting, pruning every test's rows
+API_SKIP = {'wait_until_running', 'prune', 'wake'}
+
+
 # --------------------------------------------------------------------------
 # the tests
 # --------------------------------------------------------------------------
@@ -634,6 +677,68 @@ class FuzzTest(unittest.TestCase):
         hook = cluster.hook_on(rx.url(), '/fz-deny-after')
         uid = cluster.emit(hook.event_type, {'after': 'deny_networks'})
         cluster.wait_state(uid, 'succeeded', timeout=20)
+
+    def test_api_arguments(self):
+        rnd, budget = rng('api'), Budget('api')
+        cluster.psql("""
+            DO $$ BEGIN
+                IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'fz_tenant') THEN
+                    CREATE ROLE fz_tenant LOGIN;
+                    CREATE ROLE fz_admin LOGIN IN ROLE webhook_admin;
+                END IF;
+            END $$;
+            CREATE TABLE IF NOT EXISTS public.fz_tbl (id int PRIMARY KEY, state text);
+            CREATE OR REPLACE FUNCTION public.fz_body(e webhook.event) RETURNS jsonb
+                LANGUAGE sql AS $f$ SELECT e.payload $f$;
+            SELECT webhook.grant_tenant('fz_tenant', 'fz');""")
+        t = cluster.one("SELECT webhook.create_transport('fz-api', %s, tenant => 'fz')"
+                        % lit(rx.url()))
+        cluster.one("SELECT webhook.create_hook(%s, path => '/fz-api')" % t)
+        funcs = cluster.psql(
+            "SELECT p.proname, coalesce(array_to_string(p.proargnames[1:p.pronargs], ','), ''),"
+            "       coalesce((SELECT string_agg(format_type(a, NULL), ',' ORDER BY n)"
+            "                   FROM unnest(p.proargtypes) WITH ORDINALITY AS x(a, n)), '')"
+            "  FROM pg_proc p WHERE p.pronamespace = 'webhook'::regnamespace"
+            "   AND p.proname !~ '^_' AND p.prokind = 'f' ORDER BY 1, 2")
+        funcs = [(f, names.split(',') if names else [], types.split(',') if types else [])
+                 for f, names, types in funcs if f not in API_SKIP]
+        self.assertGreater(len(funcs), 20)
+        kinds = {}
+        internal = []
+        while budget.left() > 0:
+            cases = []
+            for _ in range(min(30, budget.left())):
+                f, names, types = rnd.choice(funcs)
+                args = []
+                for n, ty in zip(names, types):
+                    if n == 'check_reachable':
+                        args.append('%s => false' % n)        # no HTTP from here
+                    elif rnd.random() < 0.7 or ty not in ODD_VALUES:
+                        if ty in ODD_VALUES:
+                            args.append('%s => %s::%s' % (n, rnd.choice(ODD_VALUES[ty]), ty))
+                    else:
+                        args.append('%s => %s::%s' % (n, rnd.choice(ODD_VALUES[ty]), ty))
+                q = 'SELECT count(*) FROM webhook.%s(%s) AS x' % (f, ', '.join(args))
+                cases.append((rnd.choice(['fz_tenant', 'fz_admin']), q))
+            for user in ('fz_tenant', 'fz_admin'):
+                mine = [q for u, q in cases if u == user]
+                for q, g in zip(mine, try_all(mine, user=user)):
+                    kinds[g[0]] = kinds.get(g[0], 0) + 1
+                    if g[0] != 'error':
+                        continue
+                    state, msg = g[1], g[2]
+                    ok_state = state[:2] in ('22', '23', '42', 'P0') or state in ('54000', '55000')
+                    if not ok_state or any(w in msg.lower() for w in INTERNAL):
+                        internal.append('%s as %s: %s %s' % (q[:300], user, state, msg[:300]))
+            # what succeeded is removed: the tenant never reaches its limits
+            cluster.psql("SELECT webhook.delete_transport(id) FROM webhook.transport"
+                         " WHERE id > %s AND name <> 'fz-api'" % t)
+            cluster.psql("DELETE FROM webhook.hook WHERE transport_id = %s AND path <> '/fz-api'" % t)
+            cluster.psql("SELECT webhook.unwatch(tbl) FROM webhook.watch")
+            budget.done += len(cases)
+        budget.note(' (%s)' % ', '.join('%d %s' % (v, k) for k, v in sorted(kinds.items())))
+        self.assertEqual(internal, [], 'seed %d' % SEED)
+        self.assertGreater(kinds.get('error', 0), 0)
 
     def test_timeouts(self):
         rnd, budget = rng('timeouts'), Budget('timeouts')
