@@ -21,7 +21,7 @@ DATA = sql/webhook--0.1.sql sql/webhook--0.1--0.2.sql
 # postgresql.conf must have the lines of test/regress.conf (the README's
 # Tests section says why).  test/check starts a throwaway server with them
 # and runs make installcheck against it.
-REGRESS = setup transport hook capture emit register signing deliveries access safety tenants policies cleanup
+REGRESS = setup transport hook capture emit register signing deliveries access safety tenants policies neighbours cleanup
 
 PG_CONFIG ?= pg_config
 # the version is defined once, in webhook.control: the library reports it
