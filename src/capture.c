@@ -284,8 +284,10 @@ hooks_plan(void)
  * Can evaluating this jsonpath item (and those after it) raise an error
  * that the @@ operator's silent mode does not turn into a non-match?  Those
  * are: .datetime()'s own errors; like_regex's (the regex engine's limits);
- * and ** (any depth), which recurses as deep as the payload nests, so that
- * a row with a deeply nested jsonb column exhausts the stack.  Every other
+ * ** (any depth), which recurses as deep as the payload nests, so that a
+ * row with a deeply nested jsonb column exhausts the stack; and
+ * .keyvalue(), which copies the values it pairs with their keys, as deep
+ * as they nest.  Every other
  * item recurses only as deep as the jsonpath itself nests, which the size
  * limit bounds (filter_needs_guard), and its errors (a missing key, a wrong
  * type, a division by zero) are silenced.
@@ -303,6 +305,7 @@ filter_may_fail(JsonPathItem *item)
 		{
 			case jpiAny:
 			case jpiDatetime:
+			case jpiKeyValue:
 			case jpiLikeRegex:
 				return true;
 			case jpiAnd:
@@ -568,8 +571,8 @@ filter_matches(JsonPath *filter, Datum payload)
 
 /*
  * filter_matches() for the filters that can fail anyway (filter_needs_guard:
- * .datetime(), like_regex, ** over a deeply nested payload, a very long
- * filter).  Such an error (stack depth and out of memory included) must not
+ * .datetime(), like_regex, ** or .keyvalue() over a deeply nested payload,
+ * a very long filter).  Such an error (stack depth and out of memory included) must not
  * fail the application's write: it is caught in a subtransaction, reported
  * as a WARNING naming the hook, and the event goes to the hook as if it
  * matched (nothing is lost).  A cancel is not caught.
