@@ -251,33 +251,42 @@ reset_hook_cache(void)
 }
 
 /*
- * The kept plan that reads one tenant's active hooks.  Caller is connected
- * to SPI.  Both lookups are indexed (transport's unique (tenant, name) and
- * hook's transport_id), so reading a tenant costs what its hooks are, not
- * what every tenant's are.  Operators are qualified: this runs as the
- * extension's owner under the caller's search_path.
+ * A kept plan of ours, prepared at its first use; caller is connected to
+ * SPI.  It is planned anew for each execution, with its argument's value
+ * (CURSOR_OPT_CUSTOM_PLAN): the hooks of a tenant are looked up by the ids
+ * of its transports, and only their values tell the planner, from the
+ * column's statistics, that a small tenant's hooks are a few rows of an
+ * index beside a large tenant's thousands (a generic plan, or a join,
+ * reads every hook).
  */
 static SPIPlanPtr
-hooks_plan(void)
+kept_custom_plan(SPIPlanPtr *plan, const char *query, Oid argtype)
 {
-	static SPIPlanPtr plan = NULL;
-
-	if (plan == NULL)
+	if (*plan == NULL)
 	{
-		Oid			argtypes[1] = {TEXTOID};
-		SPIPlanPtr	p = SPI_prepare("SELECT h.id, h.event_types, h.filter"
-									"  FROM webhook.transport t"
-									"  JOIN webhook.hook h"
-									"    ON h.transport_id OPERATOR(pg_catalog.=) t.id"
-									" WHERE t.tenant OPERATOR(pg_catalog.=) $1"
-									"   AND h.active", 1, argtypes);
+		SPIPlanPtr	p = SPI_prepare_cursor(query, 1, &argtype, CURSOR_OPT_CUSTOM_PLAN);
 
 		if (p == NULL || SPI_keepplan(p) != 0)
 			elog(ERROR, "webhook: preparing the hook list query failed: %s",
 				 SPI_result_code_string(SPI_result));
-		plan = p;
+		*plan = p;
 	}
-	return plan;
+	return *plan;
+}
+
+/*
+ * Run a kept plan with the latest snapshot, not the statement's: a hook
+ * committed after this transaction began has already invalidated the
+ * cache, and must be in what we read now.
+ */
+static void
+read_latest(SPIPlanPtr plan, Datum arg)
+{
+	int			ret = SPI_execute_snapshot(plan, &arg, NULL, GetLatestSnapshot(),
+										   InvalidSnapshot, true, false, 0);
+
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "webhook: loading hooks failed: %s", SPI_result_code_string(ret));
 }
 
 /*
@@ -389,11 +398,14 @@ filter_needs_guard(JsonPath *filter)
 static void
 load_tenant_hooks(TenantHooks *th)
 {
+	static SPIPlanPtr transports_plan = NULL;
+	static SPIPlanPtr hooks_plan = NULL;
 	Oid			nsp;
-	int			ret;
 	uint64		i;
 	uint64		invalidations = hooks_invalidations;
-	Datum		arg[1];
+	Datum		transport_ids;
+	bool		isnull;
+	uint64		nhooks;
 
 	th->loaded = false;
 	th->nhooks = 0;
@@ -408,30 +420,40 @@ load_tenant_hooks(TenantHooks *th)
 	transport_relid = get_relname_relid("transport", nsp);
 
 	/*
-	 * The latest snapshot, not the statement's: a hook committed after this
-	 * transaction began has already invalidated the cache, and must be in
-	 * what we read now.
+	 * The ids of the tenant's transports (both lookups are indexed:
+	 * transport's unique (tenant, name), hook's transport_id); then their
+	 * active hooks.  Operators are qualified: this runs as the extension's
+	 * owner under the caller's search_path.
 	 */
-	arg[0] = CStringGetTextDatum(th->tenant);
-	ret = SPI_execute_snapshot(hooks_plan(), arg, NULL, GetLatestSnapshot(),
-							   InvalidSnapshot, true, false, 0);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "webhook: loading hooks failed: %s", SPI_result_code_string(ret));
+	read_latest(kept_custom_plan(&transports_plan,
+								 "SELECT pg_catalog.array_agg(id) FROM webhook.transport"
+								 " WHERE tenant OPERATOR(pg_catalog.=) $1", TEXTOID),
+				CStringGetTextDatum(th->tenant));
+	transport_ids = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	nhooks = 0;					/* no transport, no hook */
+	if (!isnull)
+	{
+		read_latest(kept_custom_plan(&hooks_plan,
+									 "SELECT id, event_types, filter FROM webhook.hook"
+									 " WHERE transport_id OPERATOR(pg_catalog.=) ANY ($1)"
+									 "   AND active", INT8ARRAYOID),
+					transport_ids);
+		nhooks = SPI_processed;
+	}
 
-	if (SPI_processed > 0 && th->cxt == NULL)
+	if (nhooks > 0 && th->cxt == NULL)
 	{
 		th->cxt = AllocSetContextCreate(hook_cache_cxt, "webhook tenant hooks",
 										ALLOCSET_SMALL_SIZES);
 		MemoryContextSetIdentifier(th->cxt, th->tenant);
 	}
-	if (SPI_processed > 0)
-		th->hooks = MemoryContextAllocZero(th->cxt, sizeof(CachedHook) * SPI_processed);
-	for (i = 0; i < SPI_processed; i++)
+	if (nhooks > 0)
+		th->hooks = MemoryContextAllocZero(th->cxt, sizeof(CachedHook) * nhooks);
+	for (i = 0; i < nhooks; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 		CachedHook *hook = &th->hooks[th->nhooks];
-		bool		isnull;
 		Datum	   *elems;
 		bool	   *nulls;
 		int			nelems;
