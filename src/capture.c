@@ -296,10 +296,9 @@ read_latest(SPIPlanPtr plan, Datum arg)
  * ** (any depth), which recurses as deep as the payload nests, so that a
  * row with a deeply nested jsonb column exhausts the stack; and
  * .keyvalue(), which copies the values it pairs with their keys, as deep
- * as they nest.  Every other
- * item recurses only as deep as the jsonpath itself nests, which the size
- * limit bounds (filter_needs_guard), and its errors (a missing key, a wrong
- * type, a division by zero) are silenced.
+ * as they nest.  Every other item recurses only as deep as the jsonpath
+ * itself nests, which the size limit bounds (filter_needs_guard), and its
+ * errors (a missing key, a wrong type, a division by zero) are silenced.
  */
 static bool
 filter_may_fail(JsonPathItem *item)
