@@ -25,7 +25,7 @@ DATA = sql/webhook--0.1.sql $(wildcard sql/webhook--*--*.sql)
 # postgresql.conf must have the lines of test/regress.conf (the README's
 # Tests section says why).  test/check starts a throwaway server with them
 # and runs make installcheck against it.
-REGRESS = setup transport hook capture emit register signing deliveries access safety tenants policies limits cleanup
+REGRESS = setup transport hook capture emit register signing deliveries access safety tenants policies limits neighbours cleanup
 
 PG_CONFIG ?= pg_config
 # the version is defined once, in webhook.control: the library reports it

@@ -11,12 +11,21 @@
  * commits.
  *
  * Caches, all backend-local:
- *	- the list of active hooks (id, tenant, event type patterns), loaded once
- *	  and dropped by a relcache invalidation of webhook.hook or
- *	  webhook.transport, which the trigger webhook._hooks_changed() sends on
- *	  every change to them that matters;
+ *	- the active hooks (id, event type patterns, filter) of each tenant the
+ *	  session has had an event of, read when its first event comes, with
+ *	  that tenant's hooks only: a tenant with many hooks costs the sessions
+ *	  that write other tenants' events neither memory nor time.  A relcache
+ *	  invalidation of webhook.hook or webhook.transport, which the trigger
+ *	  webhook._hooks_changed() sends on every change to them that matters,
+ *	  makes every tenant's entry stale; each is read again at its tenant's
+ *	  next event, so a change costs a session a read of the tenants it
+ *	  writes, not of all of them;
  *	- the attribute numbers of a watched table's columns, per statement, in
  *	  the trigger's fn_extra.
+ *
+ * A hook's filter is evaluated in the writer (payload @@ filter) and never
+ * fails the write: the filters that can raise an error are evaluated in a
+ * subtransaction, the others (most: keys compared with constants) without.
  *
  * Privileges: both entry points run as their caller, so whatever a row's
  * types run while the row is read (output functions, casts to json) runs
@@ -46,6 +55,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
+#include "common/hashfn.h"
 #include "commands/trigger.h"
 #include "enqueue.h"
 #include "executor/spi.h"
@@ -58,6 +68,7 @@
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/fmgroids.h"
+#include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/jsonb.h"
 #include "utils/jsonpath.h"
@@ -73,12 +84,26 @@
 typedef struct CachedHook
 {
 	int64		id;
-	char	   *tenant;
 	int			npatterns;
 	char	  **patterns;		/* "*", "PREFIX_*" or an exact type */
 	JsonPath   *filter;			/* NULL: every event of those types */
 	bool		filter_guarded; /* evaluate it in a subtransaction */
 } CachedHook;
+
+/*
+ * The active hooks of one tenant: an entry of hook_cache, loaded when the
+ * session first has an event of that tenant and again at its first event
+ * after an invalidation.
+ */
+typedef struct TenantHooks
+{
+	char	   *tenant;			/* the key; a copy in hook_cache_cxt */
+	bool		loaded;
+	uint64		loaded_at;		/* hooks_invalidations before it was read */
+	MemoryContext cxt;			/* hooks' memory; NULL while there are none */
+	int			nhooks;
+	CachedHook *hooks;
+} TenantHooks;
 
 /*
  * The hooks an event's tenant and type select, before their filters: their
@@ -93,10 +118,22 @@ typedef struct MatchedHooks
 	bool	   *guarded;
 } MatchedHooks;
 
+/*
+ * More tenants than this in one session's cache and it starts afresh: a
+ * session that writes events of ever new tenants (most with no hook) keeps
+ * a bounded cache.
+ */
+#define HOOK_CACHE_MAX_TENANTS 10000
+
+/*
+ * A filter whose jsonpath is longer than this is evaluated in a
+ * subtransaction whatever it holds: its evaluation recurses as deep as it
+ * nests (filter_may_fail).
+ */
+#define FILTER_GUARD_SIZE 1024
+
 static MemoryContext hook_cache_cxt = NULL;
-static CachedHook *cached_hooks = NULL;
-static int	n_cached_hooks = 0;
-static bool hooks_valid = false;
+static HTAB *hook_cache = NULL;	/* tenant -> TenantHooks */
 static uint64 hooks_invalidations = 0;
 static Oid	hook_relid = InvalidOid;
 static Oid	transport_relid = InvalidOid;
@@ -162,65 +199,218 @@ restore_user(SavedUser *saved)
 
 /*
  * The backend's one relcache callback of ours, registered before the first
- * event is stored: a change to webhook.hook or webhook.transport drops the
- * hook cache, and enqueue.c hears of every one (the queue tables).
+ * event is stored: a change to webhook.hook or webhook.transport makes every
+ * tenant's hooks stale (they are read again at that tenant's next event;
+ * the invalidation does not say which tenant changed), and enqueue.c hears
+ * of every one (the queue tables).
  */
 static void
 hooks_inval_callback(Datum arg, Oid relid)
 {
 	if (relid == InvalidOid || relid == hook_relid || relid == transport_relid)
-	{
-		hooks_valid = false;
 		hooks_invalidations++;
-	}
 	enqueue_forget_tables(relid);
 }
 
-/* The kept plan that reads the active hooks.  Caller is connected to SPI. */
-static SPIPlanPtr
-hooks_plan(void)
+/* hook_cache's keys are tenants, by pointer: hashed and compared as strings */
+static uint32
+tenant_key_hash(const void *key, Size keysize)
 {
-	static SPIPlanPtr plan = NULL;
+	const char *tenant = *(char *const *) key;
 
-	if (plan == NULL)
-	{
-		SPIPlanPtr	p = SPI_prepare("SELECT h.id, t.tenant, h.event_types, h.filter"
-									"  FROM webhook.hook h"
-									"  JOIN webhook.transport t"
-									"    ON t.id OPERATOR(pg_catalog.=) h.transport_id"
-									" WHERE h.active", 0, NULL);
+	return hash_bytes((const unsigned char *) tenant, strlen(tenant));
+}
 
-		if (p == NULL || SPI_keepplan(p) != 0)
-			elog(ERROR, "webhook: preparing the hook list query failed: %s",
-				 SPI_result_code_string(SPI_result));
-		plan = p;
-	}
-	return plan;
+static int
+tenant_key_compare(const void *a, const void *b, Size keysize)
+{
+	return strcmp(*(char *const *) a, *(char *const *) b);
 }
 
 /*
- * (Re)load the active hooks, with an SPI connection of its own.
+ * The cache's memory context and its table of tenants, made empty; when
+ * the session has seen too many tenants, everything it holds is dropped.
  */
 static void
-load_hooks(void)
+reset_hook_cache(void)
 {
-	Oid			nsp;
-	int			ret;
-	uint64		i;
-	uint64		invalidations = hooks_invalidations;
+	HASHCTL		ctl;
 
-	if (!inval_callback_registered)
-	{
-		CacheRegisterRelcacheCallback(hooks_inval_callback, (Datum) 0);
-		inval_callback_registered = true;
-	}
 	if (hook_cache_cxt == NULL)
 		hook_cache_cxt = AllocSetContextCreate(TopMemoryContext,
 											   "webhook hook cache",
 											   ALLOCSET_SMALL_SIZES);
 	MemoryContextReset(hook_cache_cxt);
-	cached_hooks = NULL;
-	n_cached_hooks = 0;
+	ctl.keysize = sizeof(char *);
+	ctl.entrysize = sizeof(TenantHooks);
+	ctl.hash = tenant_key_hash;
+	ctl.match = tenant_key_compare;
+	ctl.hcxt = hook_cache_cxt;
+	hook_cache = hash_create("webhook hooks by tenant", 16, &ctl,
+							 HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+}
+
+/*
+ * A kept plan of ours, prepared at its first use; caller is connected to
+ * SPI.  It is planned anew for each execution, with its argument's value
+ * (CURSOR_OPT_CUSTOM_PLAN): the hooks of a tenant are looked up by the ids
+ * of its transports, and only their values tell the planner, from the
+ * column's statistics, that a small tenant's hooks are a few rows of an
+ * index beside a large tenant's thousands (a generic plan, or a join,
+ * reads every hook).
+ */
+static SPIPlanPtr
+kept_custom_plan(SPIPlanPtr *plan, const char *query, Oid argtype)
+{
+	if (*plan == NULL)
+	{
+		SPIPlanPtr	p = SPI_prepare_cursor(query, 1, &argtype, CURSOR_OPT_CUSTOM_PLAN);
+
+		if (p == NULL || SPI_keepplan(p) != 0)
+			elog(ERROR, "webhook: preparing the hook list query failed: %s",
+				 SPI_result_code_string(SPI_result));
+		*plan = p;
+	}
+	return *plan;
+}
+
+/*
+ * Run a kept plan with the latest snapshot, not the statement's: a hook
+ * committed after this transaction began has already invalidated the
+ * cache, and must be in what we read now.
+ */
+static void
+read_latest(SPIPlanPtr plan, Datum arg)
+{
+	int			ret = SPI_execute_snapshot(plan, &arg, NULL, GetLatestSnapshot(),
+										   InvalidSnapshot, true, false, 0);
+
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "webhook: loading hooks failed: %s", SPI_result_code_string(ret));
+}
+
+/*
+ * Can evaluating this jsonpath item (and those after it) raise an error
+ * that the @@ operator's silent mode does not turn into a non-match?  Those
+ * are: .datetime()'s own errors; like_regex's (the regex engine's limits);
+ * ** (any depth), which recurses as deep as the payload nests, so that a
+ * row with a deeply nested jsonb column exhausts the stack; and
+ * .keyvalue(), which copies the values it pairs with their keys, as deep
+ * as they nest.  Every other item recurses only as deep as the jsonpath
+ * itself nests, which the size limit bounds (filter_needs_guard), and its
+ * errors (a missing key, a wrong type, a division by zero) are silenced.
+ */
+static bool
+filter_may_fail(JsonPathItem *item)
+{
+	JsonPathItem cur = *item;
+	JsonPathItem arg;
+	JsonPathItem next;
+
+	for (;;)
+	{
+		switch (cur.type)
+		{
+			case jpiAny:
+			case jpiDatetime:
+			case jpiKeyValue:
+			case jpiLikeRegex:
+				return true;
+			case jpiAnd:
+			case jpiOr:
+			case jpiEqual:
+			case jpiNotEqual:
+			case jpiLess:
+			case jpiGreater:
+			case jpiLessOrEqual:
+			case jpiGreaterOrEqual:
+			case jpiAdd:
+			case jpiSub:
+			case jpiMul:
+			case jpiDiv:
+			case jpiMod:
+			case jpiStartsWith:
+				jspGetLeftArg(&cur, &arg);
+				if (filter_may_fail(&arg))
+					return true;
+				jspGetRightArg(&cur, &arg);
+				if (filter_may_fail(&arg))
+					return true;
+				break;
+			case jpiNot:
+			case jpiIsUnknown:
+			case jpiExists:
+			case jpiPlus:
+			case jpiMinus:
+			case jpiFilter:
+				jspGetArg(&cur, &arg);
+				if (filter_may_fail(&arg))
+					return true;
+				break;
+			case jpiIndexArray:
+				{
+					int			i;
+
+					for (i = 0; i < cur.content.array.nelems; i++)
+					{
+						JsonPathItem to;
+						bool		range = jspGetArraySubscript(&cur, &arg, &to, i);
+
+						if (filter_may_fail(&arg) || (range && filter_may_fail(&to)))
+							return true;
+					}
+					break;
+				}
+			default:
+				break;			/* no argument: a literal, key, accessor or
+								 * method */
+		}
+		if (!jspGetNext(&cur, &next))
+			return false;
+		cur = next;
+	}
+}
+
+/*
+ * Must this filter be evaluated in a subtransaction (guarded_filter_matches)?
+ * Only those that can fail are, so that the common filter (keys compared
+ * with constants) costs the writer no subtransaction.  A long one is not
+ * looked into: its evaluation, and this walk of it, recurse as deep as it
+ * nests.
+ */
+static bool
+filter_needs_guard(JsonPath *filter)
+{
+	JsonPathItem root;
+
+	if (VARSIZE(filter) > FILTER_GUARD_SIZE)
+		return true;
+	jspInit(&root, filter);
+	return filter_may_fail(&root);
+}
+
+/*
+ * Read the tenant's active hooks into its entry, with an SPI connection of
+ * its own.  An error leaves the entry not loaded, to be read again at the
+ * next event.
+ */
+static void
+load_tenant_hooks(TenantHooks *th)
+{
+	static SPIPlanPtr transports_plan = NULL;
+	static SPIPlanPtr hooks_plan = NULL;
+	Oid			nsp;
+	uint64		i;
+	uint64		invalidations = hooks_invalidations;
+	Datum		transport_ids;
+	bool		isnull;
+	uint64		nhooks;
+
+	th->loaded = false;
+	th->nhooks = 0;
+	th->hooks = NULL;
+	if (th->cxt != NULL)
+		MemoryContextReset(th->cxt);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "webhook: SPI_connect failed");
@@ -229,24 +419,40 @@ load_hooks(void)
 	transport_relid = get_relname_relid("transport", nsp);
 
 	/*
-	 * The latest snapshot, not the statement's: a hook committed after this
-	 * transaction began has already invalidated the cache, and must be in
-	 * what we read now.  Operators are qualified: this runs as the
-	 * extension's owner under the caller's search_path.
+	 * The ids of the tenant's transports (both lookups are indexed:
+	 * transport's unique (tenant, name), hook's transport_id); then their
+	 * active hooks.  Operators are qualified: this runs as the extension's
+	 * owner under the caller's search_path.
 	 */
-	ret = SPI_execute_snapshot(hooks_plan(), NULL, NULL, GetLatestSnapshot(),
-							   InvalidSnapshot, true, false, 0);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "webhook: loading hooks failed: %s", SPI_result_code_string(ret));
+	read_latest(kept_custom_plan(&transports_plan,
+								 "SELECT pg_catalog.array_agg(id) FROM webhook.transport"
+								 " WHERE tenant OPERATOR(pg_catalog.=) $1", TEXTOID),
+				CStringGetTextDatum(th->tenant));
+	transport_ids = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	nhooks = 0;					/* no transport, no hook */
+	if (!isnull)
+	{
+		read_latest(kept_custom_plan(&hooks_plan,
+									 "SELECT id, event_types, filter FROM webhook.hook"
+									 " WHERE transport_id OPERATOR(pg_catalog.=) ANY ($1)"
+									 "   AND active", INT8ARRAYOID),
+					transport_ids);
+		nhooks = SPI_processed;
+	}
 
-	cached_hooks = MemoryContextAllocZero(hook_cache_cxt,
-										  sizeof(CachedHook) * Max(SPI_processed, 1));
-	for (i = 0; i < SPI_processed; i++)
+	if (nhooks > 0 && th->cxt == NULL)
+	{
+		th->cxt = AllocSetContextCreate(hook_cache_cxt, "webhook tenant hooks",
+										ALLOCSET_SMALL_SIZES);
+		MemoryContextSetIdentifier(th->cxt, th->tenant);
+	}
+	if (nhooks > 0)
+		th->hooks = MemoryContextAllocZero(th->cxt, sizeof(CachedHook) * nhooks);
+	for (i = 0; i < nhooks; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
-		CachedHook *hook = &cached_hooks[n_cached_hooks];
-		bool		isnull;
+		CachedHook *hook = &th->hooks[th->nhooks];
 		Datum	   *elems;
 		bool	   *nulls;
 		int			nelems;
@@ -255,29 +461,63 @@ load_hooks(void)
 		MemoryContext old;
 
 		hook->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-		deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 3, &isnull)),
+		deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 2, &isnull)),
 						  TEXTOID, -1, false, TYPALIGN_INT,
 						  &elems, &nulls, &nelems);
 
-		old = MemoryContextSwitchTo(hook_cache_cxt);
-		hook->tenant = TextDatumGetCString(SPI_getbinval(tup, desc, 2, &isnull));
+		old = MemoryContextSwitchTo(th->cxt);
 		hook->patterns = palloc(sizeof(char *) * Max(nelems, 1));
 		for (j = 0; j < nelems; j++)
 			if (!nulls[j])
 				hook->patterns[hook->npatterns++] = TextDatumGetCString(elems[j]);
-		filter = SPI_getbinval(tup, desc, 4, &isnull);
+		filter = SPI_getbinval(tup, desc, 3, &isnull);
 		if (!isnull)
 		{
 			hook->filter = DatumGetJsonPathPCopy(filter);
-			hook->filter_guarded = strstr(SPI_getvalue(tup, desc, 4), ".datetime(") != NULL;
+			hook->filter_guarded = filter_needs_guard(hook->filter);
 		}
 		MemoryContextSwitchTo(old);
-		n_cached_hooks++;
+		th->nhooks++;
 	}
 	SPI_finish();
 
-	/* valid, unless an invalidation arrived while we read (or we failed) */
-	hooks_valid = (invalidations == hooks_invalidations);
+	th->loaded_at = invalidations;
+	th->loaded = true;
+}
+
+/*
+ * The tenant's entry in the cache, current: read if it is new or stale (an
+ * invalidation came since, or while, it was read).  Other tenants' entries
+ * are neither read nor looked at.
+ */
+static TenantHooks *
+tenant_hooks(const char *tenant)
+{
+	TenantHooks *th;
+	bool		found;
+
+	if (!inval_callback_registered)
+	{
+		CacheRegisterRelcacheCallback(hooks_inval_callback, (Datum) 0);
+		inval_callback_registered = true;
+	}
+	if (hook_cache == NULL ||
+		(hash_get_num_entries(hook_cache) >= HOOK_CACHE_MAX_TENANTS &&
+		 hash_search(hook_cache, &tenant, HASH_FIND, NULL) == NULL))
+		reset_hook_cache();
+
+	th = hash_search(hook_cache, &tenant, HASH_ENTER, &found);
+	if (!found)
+	{
+		th->tenant = MemoryContextStrdup(hook_cache_cxt, tenant);
+		th->loaded = false;
+		th->cxt = NULL;
+		th->nhooks = 0;
+		th->hooks = NULL;
+	}
+	if (!th->loaded || th->loaded_at != hooks_invalidations)
+		load_tenant_hooks(th);
+	return th;
 }
 
 static bool
@@ -293,33 +533,29 @@ pattern_matches(const char *pattern, const char *event_type)
 /*
  * The active hooks of tenant subscribed to event_type, their filters not yet
  * applied (hooks_to_send does that, once the payload is known).  No SPI
- * unless the cache is stale.
+ * unless the tenant's hooks are not cached or stale.
  */
 static MatchedHooks
 matching_hooks(const char *tenant, const char *event_type)
 {
 	MatchedHooks m = {0, NULL, NULL, NULL};
+	TenantHooks *th = tenant_hooks(tenant);
 	int			i;
 
-	if (!hooks_valid)
-		load_hooks();
-
-	for (i = 0; i < n_cached_hooks; i++)
+	for (i = 0; i < th->nhooks; i++)
 	{
-		CachedHook *hook = &cached_hooks[i];
+		CachedHook *hook = &th->hooks[i];
 		int			j;
 
-		if (strcmp(hook->tenant, tenant) != 0)
-			continue;
 		for (j = 0; j < hook->npatterns; j++)
 		{
 			if (pattern_matches(hook->patterns[j], event_type))
 			{
 				if (m.ids == NULL)
 				{
-					m.ids = palloc(sizeof(Datum) * n_cached_hooks);
-					m.filters = palloc(sizeof(JsonPath *) * n_cached_hooks);
-					m.guarded = palloc(sizeof(bool) * n_cached_hooks);
+					m.ids = palloc(sizeof(Datum) * th->nhooks);
+					m.filters = palloc(sizeof(JsonPath *) * th->nhooks);
+					m.guarded = palloc(sizeof(bool) * th->nhooks);
 				}
 				m.ids[m.n] = Int64GetDatum(hook->id);
 				m.filters[m.n] = hook->filter == NULL ? NULL :
@@ -355,12 +591,12 @@ filter_matches(JsonPath *filter, Datum payload)
 }
 
 /*
- * filter_matches() for the filters that can fail anyway: .datetime() raises
- * errors of its own (a template that does not parse, a date compared with a
- * time with time zone).  Such an error must not fail the application's
- * write: it is caught in a subtransaction, reported as a WARNING, and the
- * event goes to the hook as if it matched (nothing is lost).  A cancel is
- * not caught.
+ * filter_matches() for the filters that can fail anyway (filter_needs_guard:
+ * .datetime(), like_regex, ** or .keyvalue() over a deeply nested payload,
+ * a very long filter).  Such an error (stack depth and out of memory included) must not
+ * fail the application's write: it is caught in a subtransaction, reported
+ * as a WARNING naming the hook, and the event goes to the hook as if it
+ * matched (nothing is lost).  A cancel is not caught.
  */
 static bool
 guarded_filter_matches(int64 hook_id, JsonPath *filter, Datum payload)
