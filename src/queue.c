@@ -117,7 +117,9 @@
  * pay for it, on its insert and on every failed attempt.  The ordered
  * branch finds its hooks through hook_ordered_idx, empty without ordered
  * hooks, and busy is inlined into each branch: the unordered branch keeps
- * its plan, and its cost.
+ * its plan, and its cost.  The worker leaves the ordered branch out of most
+ * claims while it is costly ($16, a gating condition: the branch is not run
+ * at all): see worker.c's claim().
  */
 /*
  * Hooks h with their transport t, and r.room: what the worker may still
@@ -209,7 +211,7 @@ HOOKS_WITH_ROOM
 "             AND q.next_attempt_at <= pg_catalog.now()"
 "           ORDER BY q.next_attempt_at"
 "           LIMIT r.room) x"
-"     WHERE h.active AND h.disabled_reason IS NULL AND h.ordered <> 'none'"
+"     WHERE $16 AND h.active AND h.disabled_reason IS NULL AND h.ordered <> 'none'"
 "       AND t.id OPERATOR(pg_catalog.%) $5 OPERATOR(pg_catalog.=) $6"
 "), within_transports AS ("
 "    SELECT c.*, pg_catalog.row_number() OVER"
@@ -724,7 +726,7 @@ int
 queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 			dlist_head *claimed)
 {
-	Datum		values[15];
+	Datum		values[16];
 	Datum	   *floor_hooks;
 	Datum	   *floor_times;
 	TimestampTz oldest;
@@ -736,12 +738,12 @@ queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 		elog(ERROR, "webhook: SPI_connect failed");
 	if (claim_plan == NULL)
 	{
-		Oid			types[15] = {INT4OID, INT8ARRAYOID, INT4ARRAYOID, INT8ARRAYOID,
+		Oid			types[16] = {INT4OID, INT8ARRAYOID, INT4ARRAYOID, INT8ARRAYOID,
 			INT8OID, INT8OID, INT8ARRAYOID, TIMESTAMPTZARRAYOID,
 			TEXTARRAYOID, INT4ARRAYOID, INT8ARRAYOID, FLOAT8ARRAYOID,
-		INT4OID, INT8OID, INT8OID};
+		INT4OID, INT8OID, INT8OID, BOOLOID};
 
-		claim_plan = keep_plan(claim_sql, 15, types);
+		claim_plan = keep_plan(claim_sql, 16, types);
 	}
 
 	/* before the claim's snapshot */
@@ -774,6 +776,7 @@ queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 	values[12] = Int32GetDatum(held->new_tenant_room);
 	values[13] = Int64GetDatum(held->bytes_left);
 	values[14] = Int64GetDatum(webhook_max_body_bytes);
+	values[15] = BoolGetDatum(held->with_ordered);
 	ret = SPI_execute_plan(claim_plan, values, NULL, false, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "webhook: claiming deliveries failed: %s", SPI_result_code_string(ret));

@@ -47,6 +47,7 @@ typedef struct QueueHeld
 	Datum	   *stalled_ids;	/* int8: transports whose next token is far */
 	Datum	   *stalled_limits; /* float8: at the max_per_second it knows */
 	int64		bytes_left;		/* how many bytes of events it may take */
+	bool		with_ordered;	/* whether to claim for ordered hooks too */
 } QueueHeld;
 
 extern void queue_set_partition(int index, int n_workers);

@@ -116,6 +116,18 @@ static int	n_tenant_loads = 0;
 static int64 held_bytes = 0;
 
 /*
+ * A claim for ordered hooks reads every unfinished delivery of theirs
+ * (queue.c): with a long backlog, that costs every claim, and so every
+ * other hook's latency.  So ordered hooks are claimed for only once this
+ * many times the last such claim's cost has passed (never more than
+ * ORDERED_MAX_WAIT_MS): at most about a fifth of the worker's time,
+ * whatever their backlog.
+ */
+#define ORDERED_COST_FACTOR 4
+#define ORDERED_MAX_WAIT_MS 10000
+static TimestampTz ordered_claim_at = 0;
+
+/*
  * A request whose transport's next token is further off than this is not
  * held meanwhile: it goes back to the queue (start_waiting()).
  */
@@ -468,7 +480,8 @@ refuse(Attempt *req, bool final, const char *why)
  * their hooks' transforms where they have one.  What may be claimed is
  * bounded by what the worker holds: per transport (queue.c), per tenant
  * (tenant_share()), and in bytes (QUEUE_HOLD_BYTES); stalled transports
- * (ratelimit_stalled()) get nothing.  An event above webhook.max_body_bytes,
+ * (ratelimit_stalled()) get nothing, nor do ordered hooks while their last
+ * claim's cost says to wait (ORDERED_COST_FACTOR).  An event above webhook.max_body_bytes,
  * as stored or as rendered, is refused: its delivery dies unsent.  Returns
  * how many.  Caller is in a transaction.
  */
@@ -513,8 +526,20 @@ claim(int limit, dlist_head *claimed)
 	h.n_stalled = ratelimit_stalled(TimestampTzPlusMilliseconds(now, STALL_MS),
 									&h.stalled_ids, &h.stalled_limits);
 	h.bytes_left = QUEUE_HOLD_BYTES - held_bytes;
+	/* (or the clock went back) */
+	h.with_ordered = (now >= ordered_claim_at ||
+					  ordered_claim_at - now > ORDERED_MAX_WAIT_MS * INT64CONST(1000));
 
 	n = queue_claim(limit, &h, request_cxt, claimed);
+	if (h.with_ordered)
+	{
+		TimestampTz end = GetCurrentTimestamp();
+
+		ordered_claim_at = end + Min(ORDERED_COST_FACTOR * Max(0, end - now),
+									 ORDERED_MAX_WAIT_MS * INT64CONST(1000));
+	}
+	else
+		note_retry(ordered_claim_at);	/* to claim for them then */
 	dlist_foreach(iter, claimed)
 	{
 		Attempt    *req = dlist_container(Attempt, node, iter.cur);
