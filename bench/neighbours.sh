@@ -3,11 +3,13 @@
 # INSERTs into a watched table of tenant "default" (one matching hook), with
 # 2 clients, CPU-bound (synchronous_commit off, sending paused), while
 # tenant "other" has 1 hook, then N more (50 event-type patterns each), in
-# turn in one run.  Then the same inserts while
-# another session toggles one of the other tenant's hooks (update_hook
-# active false/true) 300 times, spread over the run, against the same
-# inserts without it.  Prints each run's TPS, the medians and their ratios
-# to the first figure.  Every run starts from an empty queue after a
+# turn in one run.  Then the same inserts (the other tenant with the first
+# N hooks) alone, while another session updates the path of one of the
+# other tenant's hooks 300 times (update_hook; nothing the trigger reads,
+# so no cache is invalidated), and while it toggles the hook instead
+# (active false/true, 300 times: every change invalidates every session's
+# hook cache), the updates spread over the run.  Prints each run's TPS, the
+# medians and their ratios.  Every run starts from an empty queue after a
 # CHECKPOINT, and pgbench's new sessions start with an empty hook cache.
 #
 #   bench/neighbours.sh [runs=5] [seconds=10] [hook counts="20000 100000"]
@@ -48,15 +50,19 @@ run() {
         awk '/^tps/ {print $3}'
 }
 
-# 300 toggles of the other tenant's API-made hook, one a transaction,
-# spread over $secs seconds; bounded by their count
-toggle() {
-    bench_psql -v secs="$secs" <<'SQL' >/dev/null
+# 300 updates of the other tenant's API-made hook, one a transaction,
+# spread over $secs seconds; bounded by their count.  $1 "active": toggles
+# (each one invalidates every session's hook cache); "path": the same calls
+# of update_hook, which change nothing the trigger reads (no invalidation),
+# so that the figures tell the cache's cost from the updating session's own.
+update() {
+    bench_psql -v secs="$secs" -v what="$1" <<'SQL' >/dev/null
 SELECT h.id AS hook FROM webhook.hook h JOIN webhook.transport t ON t.id = h.transport_id
  WHERE t.tenant = 'other' ORDER BY h.id DESC LIMIT 1 \gset
 SELECT :secs / 300.0 AS pause \gset
-SELECT format('SELECT webhook.update_hook(%s, active => %L); SELECT pg_sleep(%s)',
-              :hook, g % 2 = 0, :pause)
+SELECT format('SELECT webhook.update_hook(%s, %s => %L); SELECT pg_sleep(%s)', :hook,
+              :'what', CASE :'what' WHEN 'active' THEN (g % 2 = 0)::text ELSE '/' || g END,
+              :pause)
   FROM generate_series(1, 300) g \gexec
 SQL
 }
@@ -70,9 +76,12 @@ for i in $(seq "$runs"); do
     first=${counts%% *}
     other_hooks "$first"
     echo "steady $(run)" | tee -a "$BENCH_DIR/results"
-    toggle & toggler=$!
+    update path & updater=$!
+    echo "updated $(run)" | tee -a "$BENCH_DIR/results"
+    wait "$updater"
+    update active & updater=$!
     echo "toggled $(run)" | tee -a "$BENCH_DIR/results"
-    wait "$toggler"
+    wait "$updater"
 done
 
 base=$(awk '$1=="hooks0" {print $2}' "$BENCH_DIR/results" | median)
@@ -83,5 +92,6 @@ for n in $counts; do
 done
 echo "$line"
 steady=$(awk '$1=="steady" {print $2}' "$BENCH_DIR/results" | median)
+updated=$(awk '$1=="updated" {print $2}' "$BENCH_DIR/results" | median)
 toggled=$(awk '$1=="toggled" {print $2}' "$BENCH_DIR/results" | median)
-echo "median TPS with $first hooks of the other tenant: $steady; while one of them is toggled 300 times: $toggled ($(echo "$toggled $steady" | awk '{printf "%.2f", $1/$2}'))"
+echo "median TPS with $first hooks of the other tenant: $steady; while one of them is toggled 300 times: $toggled ($(echo "$toggled $steady" | awk '{printf "%.2f", $1/$2}')); while its path is updated 300 times (no invalidation): $updated ($(echo "$updated $steady" | awk '{printf "%.2f", $1/$2}')); toggled against path updated: $(echo "$toggled $updated" | awk '{printf "%.2f", $1/$2}')"
