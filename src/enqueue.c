@@ -441,6 +441,6 @@ enqueue_event(const NewEvent *event, const Datum *hook_ids, int n_hooks)
 		table_close(event_rel, NoLock);
 
 	if (n_hooks > 0)
-		webhook_wake_at_commit();
+		webhook_wake_at_commit_for(hook_ids, n_hooks);
 	return uid;
 }

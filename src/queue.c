@@ -128,8 +128,8 @@
  * none while it is stalled (its next token more than a second away, as the
  * worker tells for the limit it knows; a changed limit ends that).
  */
-#define HOOKS_WITH_ROOM \
-"      FROM webhook.hook h" \
+#define HOOKS_WITH_ROOM(hooks) \
+"      FROM " hooks " h" \
 "      JOIN webhook.transport t ON t.id = h.transport_id" \
 "      CROSS JOIN LATERAL (" \
 "          SELECT CASE WHEN EXISTS (SELECT FROM stalled s WHERE s.tid = t.id" \
@@ -156,6 +156,18 @@
 " + coalesce(pg_catalog.octet_length(e.resource), 0)" \
 " + pg_catalog.octet_length(e.event_type)"
 
+/*
+ * The unordered hooks a claim looks at: every one, or only those of $17
+ * (worker.c knows which may have work: its news).  Each arm's condition
+ * on $17 alone gates it: the other is not run at all, and a claim for a
+ * few hooks reads those few, not every hook of the database.
+ */
+#define LOOKED_AT \
+"(SELECT k.* FROM webhook.hook k WHERE $17::bigint[] IS NULL" \
+" UNION ALL" \
+" SELECT k.* FROM webhook.hook k" \
+"  WHERE $17::bigint[] IS NOT NULL AND k.id OPERATOR(pg_catalog.=) ANY ($17))"
+
 static const char *claim_sql =
 "WITH busy AS NOT MATERIALIZED ("
 "    SELECT b.tid, b.n FROM ROWS FROM (pg_catalog.unnest($2::bigint[]),"
@@ -174,7 +186,7 @@ static const char *claim_sql =
 "), candidates AS ("
 "    SELECT x.id, x.next_attempt_at, x.next_attempt_at AS floor_at,"
 "           t.id AS transport_id, t.tenant, r.room"
-HOOKS_WITH_ROOM
+HOOKS_WITH_ROOM(LOOKED_AT)
 "      CROSS JOIN LATERAL ("
 "          SELECT d.id, d.next_attempt_at"
 "            FROM webhook.delivery d"
@@ -192,7 +204,7 @@ HOOKS_WITH_ROOM
 "    UNION ALL"
 "    SELECT x.id, x.next_attempt_at, NULL::timestamptz, t.id AS transport_id,"
 "           t.tenant, r.room"
-HOOKS_WITH_ROOM
+HOOKS_WITH_ROOM("webhook.hook")
 "      CROSS JOIN LATERAL ("
 "          SELECT q.id, q.next_attempt_at FROM ("
 "              SELECT d.id, d.next_attempt_at,"
@@ -726,7 +738,8 @@ int
 queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 			dlist_head *claimed)
 {
-	Datum		values[16];
+	Datum		values[17];
+	char		nulls[17];
 	Datum	   *floor_hooks;
 	Datum	   *floor_times;
 	TimestampTz oldest;
@@ -738,12 +751,12 @@ queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 		elog(ERROR, "webhook: SPI_connect failed");
 	if (claim_plan == NULL)
 	{
-		Oid			types[16] = {INT4OID, INT8ARRAYOID, INT4ARRAYOID, INT8ARRAYOID,
+		Oid			types[17] = {INT4OID, INT8ARRAYOID, INT4ARRAYOID, INT8ARRAYOID,
 			INT8OID, INT8OID, INT8ARRAYOID, TIMESTAMPTZARRAYOID,
 			TEXTARRAYOID, INT4ARRAYOID, INT8ARRAYOID, FLOAT8ARRAYOID,
-		INT4OID, INT8OID, INT8OID, BOOLOID};
+		INT4OID, INT8OID, INT8OID, BOOLOID, INT8ARRAYOID};
 
-		claim_plan = keep_plan(claim_sql, 16, types);
+		claim_plan = keep_plan(claim_sql, 17, types);
 	}
 
 	/* before the claim's snapshot */
@@ -777,7 +790,12 @@ queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 	values[13] = Int64GetDatum(held->bytes_left);
 	values[14] = Int64GetDatum(webhook_max_body_bytes);
 	values[15] = BoolGetDatum(held->with_ordered);
-	ret = SPI_execute_plan(claim_plan, values, NULL, false, 0);
+	memset(nulls, ' ', sizeof(nulls));
+	if (held->only_hooks != NULL)
+		values[16] = array_of(held->only_hooks, NULL, held->n_only_hooks, INT8OID);
+	else
+		nulls[16] = 'n';
+	ret = SPI_execute_plan(claim_plan, values, nulls, false, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "webhook: claiming deliveries failed: %s", SPI_result_code_string(ret));
 	Assert(SPI_tuptable->tupdesc->natts == REQUEST_COLUMNS);

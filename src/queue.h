@@ -48,6 +48,9 @@ typedef struct QueueHeld
 	Datum	   *stalled_limits; /* float8: at the max_per_second it knows */
 	int64		bytes_left;		/* how many bytes of events it may take */
 	bool		with_ordered;	/* whether to claim for ordered hooks too */
+	int			n_only_hooks;
+	Datum	   *only_hooks;		/* int8: the unordered hooks to look at; NULL
+								 * for every one */
 } QueueHeld;
 
 extern void queue_set_partition(int index, int n_workers);

@@ -10,7 +10,10 @@
  * backend whose transaction enqueued deliveries sets the latches of its
  * database's workers once, when the transaction commits (never on abort),
  * so that they claim new work within milliseconds instead of at their next
- * poll.  The launcher publishes its latch too: a CREATE EXTENSION wakes it
+ * poll.  It tells them first which hooks it gave deliveries (their "news",
+ * up to WEBHOOK_MAX_NEWS of them, or "any" when there were more, or when it
+ * cannot tell), so that a claim looks at those hooks, not at every hook of
+ * the database (worker.c).  The launcher publishes its latch too: a CREATE EXTENSION wakes it
  * when it commits, so that the new database gets its workers at once.
  *
  * A backend whose command needs a database alone (pause.c) pauses it here:
@@ -19,7 +22,9 @@
  * paused by several backends at once (two CREATE DATABASE from the same
  * template); each pause names its owner, who lifts it.
  *
- * Locking: slots, pauses and the launcher's latch are written under
+ * Locking: a slot's news is written and read under its own news_lock, only
+ * ever to copy ids (no system call, nothing that can fail).  Slots, pauses
+ * and the launcher's latch are written under
  * WorkerState->lock and read under the same spinlock: a worker taking its
  * slot and a backend pausing its database see each other, whichever comes
  * first.  wake_requested
@@ -60,6 +65,11 @@ typedef struct WorkerSlot
 	pg_atomic_uint32 wake_requested;
 	pg_atomic_uint32 in_flight;	/* requests on the wire (metrics) */
 	pg_atomic_uint32 held;		/* claimed and not yet recorded (metrics) */
+	/* news: the hooks that commits gave new deliveries, under news_lock */
+	slock_t		news_lock;
+	bool		news_unknown;	/* and others not named: look at every hook */
+	int			n_news;
+	int64		news[WEBHOOK_MAX_NEWS];
 } WorkerSlot;
 
 /* the most pauses at once, all backends together */
@@ -85,6 +95,10 @@ static WorkerState *worker_state = NULL;
 
 /* backend-local: wake-ups owed when the current transaction commits */
 static bool wake_pending = false;
+/* and the hooks it gave deliveries to, unless too many or not known */
+static bool news_unknown = false;
+static int	n_news = 0;
+static int64 news[WEBHOOK_MAX_NEWS];
 static bool launcher_wake_pending = false;
 static bool xact_callback_registered = false;
 
@@ -121,6 +135,9 @@ webhook_shmem_startup(void)
 			pg_atomic_init_u32(&worker_state->slots[i].wake_requested, 0);
 			pg_atomic_init_u32(&worker_state->slots[i].in_flight, 0);
 			pg_atomic_init_u32(&worker_state->slots[i].held, 0);
+			SpinLockInit(&worker_state->slots[i].news_lock);
+			worker_state->slots[i].news_unknown = false;
+			worker_state->slots[i].n_news = 0;
 		}
 	}
 	LWLockRelease(AddinShmemInitLock);
@@ -202,12 +219,64 @@ webhook_clear_wake_request(int slot)
 }
 
 /*
+ * Tell a worker's slot of hooks with new deliveries: the n of ids, or with
+ * unknown, that any hook may have some.  Only compares and copies (at most
+ * WEBHOOK_MAX_NEWS squared), under the slot's own spinlock.
+ */
+static void
+publish_news(WorkerSlot *slot, const int64 *ids, int n, bool unknown)
+{
+	int			i;
+	int			j;
+
+	SpinLockAcquire(&slot->news_lock);
+	if (unknown)
+		slot->news_unknown = true;
+	for (i = 0; i < n && !slot->news_unknown; i++)
+	{
+		for (j = 0; j < slot->n_news; j++)
+			if (slot->news[j] == ids[i])
+				break;
+		if (j < slot->n_news)
+			continue;
+		if (slot->n_news == WEBHOOK_MAX_NEWS)
+			slot->news_unknown = true;
+		else
+			slot->news[slot->n_news++] = ids[i];
+	}
+	SpinLockRelease(&slot->news_lock);
+}
+
+/*
+ * Take the news of the worker of this slot (publish_news()) into ids
+ * (WEBHOOK_MAX_NEWS of them at most) and *n, and clear it; returns whether
+ * it must look at every hook instead.  Worker only, before its claim's
+ * snapshot: news published after this is for its next claim.
+ */
+bool
+webhook_take_news(int slot, int64 *ids, int *n)
+{
+	WorkerSlot *s = &worker_state->slots[slot];
+	bool		unknown;
+
+	SpinLockAcquire(&s->news_lock);
+	unknown = s->news_unknown;
+	*n = unknown ? 0 : s->n_news;
+	memcpy(ids, s->news, sizeof(int64) * (*n));
+	s->news_unknown = false;
+	s->n_news = 0;
+	SpinLockRelease(&s->news_lock);
+	return unknown;
+}
+
+/*
  * Wake the workers of this database now, those that nobody has asked since
- * they last looked at the queue.  Harmless without the library preloaded:
- * then there is no shared state and nobody to wake.
+ * they last looked at the queue, telling them first which hooks have new
+ * work: the n of ids, or (unknown) any.  Harmless without the library
+ * preloaded: then there is no shared state and nobody to wake.
  */
 void
-webhook_wake_worker(void)
+webhook_wake_worker(const int64 *ids, int n, bool unknown)
 {
 	int			i;
 
@@ -218,6 +287,8 @@ webhook_wake_worker(void)
 		WorkerSlot *slot = &worker_state->slots[i];
 		Latch	   *latch = NULL;
 
+		if (slot->dboid == MyDatabaseId)
+			publish_news(slot, ids, n, unknown);
 		if (slot->dboid != MyDatabaseId ||
 			pg_atomic_read_u32(&slot->wake_requested) != 0 ||
 			pg_atomic_exchange_u32(&slot->wake_requested, 1) != 0)
@@ -395,18 +466,20 @@ wake_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
 			if (wake_pending)
-				webhook_wake_worker();
+				webhook_wake_worker(news, n_news, news_unknown);
 			if (launcher_wake_pending)
 				webhook_wake_launcher(true);
 			wake_pending = launcher_wake_pending = false;
+			news_unknown = false;
+			n_news = 0;
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
-			wake_pending = launcher_wake_pending = false;
-			break;
 		case XACT_EVENT_PREPARE:
 			/* COMMIT PREPARED wakes the workers (webhook.c), maybe elsewhere */
 			wake_pending = launcher_wake_pending = false;
+			news_unknown = false;
+			n_news = 0;
 			break;
 		default:
 			break;
@@ -425,12 +498,45 @@ register_xact_callback(void)
 
 /*
  * Ask for this database's workers to be woken when the current transaction
- * commits.  Cheap enough to call for every row: after the first call of a
- * transaction it only tests a flag.
+ * commits, to look at every hook (the transaction may have given any of
+ * them work: redeliver(), replay(), webhook.wake()).
  */
 void
 webhook_wake_at_commit(void)
 {
+	news_unknown = true;
+	if (wake_pending)
+		return;
+	register_xact_callback();
+	wake_pending = true;
+}
+
+/*
+ * Ask for this database's workers to be woken when the current transaction
+ * commits, to look at the n hooks of hook_ids, which it gave deliveries.
+ * Cheap enough to call for every row: a few comparisons, once the
+ * transaction has named its hooks (past WEBHOOK_MAX_NEWS, only a flag).
+ */
+void
+webhook_wake_at_commit_for(const Datum *hook_ids, int n)
+{
+	int			i;
+
+	for (i = 0; i < n && !news_unknown; i++)
+	{
+		int64		id = DatumGetInt64(hook_ids[i]);
+		int			j;
+
+		for (j = n_news - 1; j >= 0; j--)
+			if (news[j] == id)
+				break;
+		if (j >= 0)
+			continue;
+		if (n_news == WEBHOOK_MAX_NEWS)
+			news_unknown = true;
+		else
+			news[n_news++] = id;
+	}
 	if (wake_pending)
 		return;
 	register_xact_callback();

@@ -164,7 +164,7 @@ webhook_process_utility(PlannedStmt *pstmt, const char *queryString,
 
 	if (IsA(parsetree, TransactionStmt) &&
 		((TransactionStmt *) parsetree)->kind == TRANS_STMT_COMMIT_PREPARED)
-		webhook_wake_worker();
+		webhook_wake_worker(NULL, 0, true);
 
 	if (IsA(parsetree, DropRoleStmt))
 		forget_dropped_roles();

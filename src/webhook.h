@@ -51,6 +51,8 @@ extern Interval webhook_disable_after_span;
 #define WEBHOOK_MAX_WORKERS 32
 /* the most delivery workers running at once, all databases together */
 #define WEBHOOK_MAX_SLOTS 128
+/* hooks with new deliveries a worker is told of, before it looks at all */
+#define WEBHOOK_MAX_NEWS 64
 
 /* true when loaded through shared_preload_libraries (webhook.c) */
 extern bool webhook_preloaded;
@@ -71,7 +73,9 @@ extern void webhook_shmem_startup(void);
 extern int	webhook_slot_acquire(Oid dboid, int index, bool *paused);
 extern void webhook_slot_release(int slot);
 extern void webhook_clear_wake_request(int slot);
-extern void webhook_wake_worker(void);
+extern void webhook_wake_worker(const int64 *ids, int n, bool unknown);
+extern bool webhook_take_news(int slot, int64 *ids, int *n);
+extern void webhook_wake_at_commit_for(const Datum *hook_ids, int n);
 extern int	webhook_workers_running(Oid dboid);
 extern void webhook_slot_report(int slot, int in_flight, int held);
 extern int	webhook_workers_of(Oid dboid, WebhookWorkerInfo *workers, int max);

@@ -126,6 +126,7 @@ static int64 held_bytes = 0;
 #define ORDERED_COST_FACTOR 4
 #define ORDERED_MAX_WAIT_MS 10000
 static TimestampTz ordered_claim_at = 0;
+static bool ordered_waiting = false;	/* a claim left them out */
 
 /*
  * A request whose transport's next token is further off than this is not
@@ -199,6 +200,17 @@ static int	prune_batches = 0;
 static int64 pruned_deliveries = 0;
 static int64 pruned_attempts = 0;
 static int64 pruned_events = 0;
+
+/* Milliseconds from now until t, rounded up; 0 or less once it has passed. */
+static long
+ms_until(TimestampTz t)
+{
+	long		secs;
+	int			usecs;
+
+	TimestampDifference(GetCurrentTimestamp(), t, &secs, &usecs);
+	return secs * 1000 + (usecs + 999) / 1000;
+}
 
 /* Remember a retry due at t (0: none), to claim it on time. */
 static void
@@ -317,6 +329,76 @@ unhold(Attempt *req)
 	count_held(req, -1);
 	dlist_delete(&req->held_node);
 	n_held--;
+}
+
+/*
+ * Which unordered hooks a claim looks at.  Looking at a hook costs an index
+ * probe, however idle it is (another tenant's 20,000 idle hooks made every
+ * claim take some 100 ms), so a claim looks only at the hooks that may have
+ * work: those that commits named since the last claim (their news,
+ * shmem.c), those whose requests the worker holds, and the "recent" ones:
+ * claimed from since the last full look (a backlog), or whose requests it
+ * let go.  It looks at every hook (a full look) when the news could not
+ * name them all, when retries it scheduled come due, after a failed claim
+ * or a change to hooks, at the start, when the recent ones are too many,
+ * and at least once every POLL_INTERVAL_MS: retries it did not schedule,
+ * a due time an admin wrote.
+ */
+#define MAX_RECENT_HOOKS 1024
+static bool full_look_due = true;
+static TimestampTz last_full_look = 0;
+static int64 news_ids[WEBHOOK_MAX_NEWS];
+static int	n_news_ids = 0;
+static int64 *recent_hooks = NULL;
+static int	n_recent_hooks = 0;
+
+/* The hook may have work: look at it until the next full look. */
+static void
+note_recent_hook(int64 hook_id)
+{
+	int			i;
+
+	for (i = 0; i < n_recent_hooks; i++)
+		if (recent_hooks[i] == hook_id)
+			return;
+	if (recent_hooks == NULL)
+		recent_hooks = MemoryContextAlloc(TopMemoryContext,
+										  sizeof(int64) * MAX_RECENT_HOOKS);
+	if (n_recent_hooks == MAX_RECENT_HOOKS)
+		full_look_due = true;
+	else
+		recent_hooks[n_recent_hooks++] = hook_id;
+}
+
+/*
+ * The hooks this claim looks at, into h: every one (NULL), at a full look,
+ * or the news, the recent ones and those held.
+ */
+static void
+hooks_to_look_at(QueueHeld *h, TimestampTz now)
+{
+	dlist_iter	iter;
+	int			i;
+
+	if (full_look_due || now < last_full_look ||
+		TimestampDifferenceExceeds(last_full_look, now, POLL_INTERVAL_MS))
+	{
+		full_look_due = false;
+		last_full_look = now;
+		n_recent_hooks = 0;
+		h->only_hooks = NULL;
+		h->n_only_hooks = 0;
+		return;
+	}
+	h->only_hooks = palloc(sizeof(Datum) * (n_news_ids + n_recent_hooks + n_held + 1));
+	h->n_only_hooks = 0;
+	for (i = 0; i < n_news_ids; i++)
+		h->only_hooks[h->n_only_hooks++] = Int64GetDatum(news_ids[i]);
+	for (i = 0; i < n_recent_hooks; i++)
+		h->only_hooks[h->n_only_hooks++] = Int64GetDatum(recent_hooks[i]);
+	dlist_foreach(iter, &held)
+		h->only_hooks[h->n_only_hooks++] =
+			Int64GetDatum(dlist_container(Attempt, held_node, iter.cur)->hook_id);
 }
 
 /* Start one of the worker's short transactions, shown in pg_stat_activity. */
@@ -527,6 +609,7 @@ claim(int limit, dlist_head *claimed)
 									&h.stalled_ids, &h.stalled_limits);
 	h.bytes_left = QUEUE_HOLD_BYTES - held_bytes;
 	/* (or the clock went back) */
+	hooks_to_look_at(&h, now);
 	h.with_ordered = (now >= ordered_claim_at ||
 					  ordered_claim_at - now > ORDERED_MAX_WAIT_MS * INT64CONST(1000));
 
@@ -539,11 +622,12 @@ claim(int limit, dlist_head *claimed)
 									 ORDERED_MAX_WAIT_MS * INT64CONST(1000));
 	}
 	else
-		note_retry(ordered_claim_at);	/* to claim for them then */
+		ordered_waiting = true; /* to claim for them then */
 	dlist_foreach(iter, claimed)
 	{
 		Attempt    *req = dlist_container(Attempt, node, iter.cur);
 
+		note_recent_hook(req->hook_id);
 		if (req->event_bytes > webhook_max_body_bytes)
 		{
 			refuse(req, true,
@@ -578,6 +662,7 @@ drop_waiting(Attempt *req)
 	dlist_delete(&req->node);
 	n_waiting--;
 	unhold(req);
+	note_recent_hook(req->hook_id);
 	attempt_free(req);
 	queue_forget_floors();
 }
@@ -711,9 +796,6 @@ static bool
 record_due(bool backlog, long *wait_ms)
 {
 	Attempt    *first;
-	TimestampTz due;
-	long		secs;
-	int			usecs;
 
 	*wait_ms = 0;
 	if (dlist_is_empty(&done))
@@ -721,10 +803,8 @@ record_due(bool backlog, long *wait_ms)
 	if (!backlog)
 		return true;
 	first = dlist_head_element(Attempt, node, &done);
-	due = first->started_at + (TimestampTz) (first->duration_ms * 1000.0) +
-		RECORD_DELAY_MS * INT64CONST(1000);
-	TimestampDifference(GetCurrentTimestamp(), due, &secs, &usecs);
-	*wait_ms = secs * 1000 + (usecs + 999) / 1000;
+	*wait_ms = ms_until(first->started_at + (TimestampTz) (first->duration_ms * 1000.0) +
+						RECORD_DELAY_MS * INT64CONST(1000));
 	return *wait_ms <= 0;
 }
 
@@ -896,6 +976,7 @@ drop_waiting_of_gone_hooks(void)
 	if (!hooks_changed)
 		return;
 	hooks_changed = false;
+	full_look_due = true;
 	if (n_waiting == 0)
 		return;
 	ids = palloc(sizeof(Datum) * n_waiting);
@@ -925,7 +1006,11 @@ exchange(int limit)
 
 	dlist_init(&new_requests);
 	if (limit > 0)
+	{
 		webhook_clear_wake_request(worker_slot);
+		if (webhook_take_news(worker_slot, news_ids, &n_news_ids))
+			full_look_due = true;
+	}
 	/* finished requests no longer count against their transports */
 	n_done = count_done(-1);
 	PG_TRY();
@@ -954,6 +1039,7 @@ exchange(int limit)
 		free_requests(&new_requests, false);
 		claimed = -1;
 		failed = true;
+		full_look_due = true;	/* the news taken is lost with it */
 	}
 	PG_END_TRY();
 
@@ -1326,30 +1412,13 @@ webhook_worker_main(Datum main_arg)
 		else if (!dlist_is_empty(&done) && catalog_current)
 			timeout = Min(timeout, record_wait_ms);
 		if (next_retry_at != 0 && timeout > 0)
-		{
-			long		secs;
-			int			usecs;
-
-			TimestampDifference(GetCurrentTimestamp(), next_retry_at, &secs, &usecs);
-			timeout = Min(timeout, secs * 1000 + (usecs + 999) / 1000);
-		}
+			timeout = Min(timeout, ms_until(next_retry_at));
+		if (ordered_waiting && timeout > 0)
+			timeout = Min(timeout, ms_until(ordered_claim_at));
 		if (next_start_at != 0 && timeout > 0)
-		{
-			long		secs;
-			int			usecs;
-
-			TimestampDifference(GetCurrentTimestamp(), next_start_at, &secs, &usecs);
-			timeout = Min(timeout, secs * 1000 + (usecs + 999) / 1000);
-		}
-
+			timeout = Min(timeout, ms_until(next_start_at));
 		if (next_prune != 0 && timeout > 0)
-		{
-			long		secs;
-			int			usecs;
-
-			TimestampDifference(GetCurrentTimestamp(), next_prune, &secs, &usecs);
-			timeout = Min(timeout, secs * 1000 + (usecs + 999) / 1000);
-		}
+			timeout = Min(timeout, ms_until(next_prune));
 
 		if (http_wait(timeout, &done))
 			claim_due = true;
@@ -1357,8 +1426,15 @@ webhook_worker_main(Datum main_arg)
 		now = GetCurrentTimestamp();
 		if (next_retry_at != 0 && now >= next_retry_at)
 		{
+			/* retries are due: of which hooks, only a full look tells */
 			claim_due = true;
+			full_look_due = true;
 			next_retry_at = 0;
+		}
+		if (ordered_waiting && now >= ordered_claim_at)
+		{
+			claim_due = true;
+			ordered_waiting = false;
 		}
 		if (TimestampDifferenceExceeds(last_claim, now, POLL_INTERVAL_MS))
 			claim_due = true;
