@@ -156,6 +156,65 @@ class FairShareTest(unittest.TestCase):
         self.assertLessEqual(in_flight, 64 - 64 // 8 + 1, 'the silent tenant took every slot')
 
 
+def due_index_scans():
+    """Index scans of the claim's index since the server started (the
+    worker's statistics reach it within a second or so of its commits)."""
+    return int(cluster.one("SELECT idx_scan FROM pg_stat_all_indexes"
+                           " WHERE indexrelname = 'delivery_due_idx'"))
+
+
+class NeighboursTest(unittest.TestCase):
+
+    def test_idle_hooks_are_not_looked_at(self):
+        """Another tenant's 20,000 idle hooks: a claim looks at the hooks the
+        commits named, not at all of them (each is an index scan; every
+        event's claim made 20,000, and took some 100 ms).  A full look still
+        comes once a second, so the bound is per second elapsed."""
+        idle = 20000
+        cluster.psql("""
+            SELECT webhook.create_transport('idle-b', 'http://127.0.0.1:9', tenant => 'idle_b');
+            SET session_replication_role = replica;
+            INSERT INTO webhook.hook (transport_id, event_types, secret)
+            SELECT (SELECT id FROM webhook.transport WHERE name = 'idle-b'),
+                   ARRAY['IDLE_B_' || g], 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'
+              FROM generate_series(1, %d) g;
+            RESET session_replication_role;""" % idle)
+        self.addCleanup(delete_tenant, 'idle_b')
+        hook = Hook('idle_a', '/idle-a')
+        time.sleep(2)   # the statistics of the hooks' insert settle
+        before, t0 = due_index_scans(), time.monotonic()
+        for i in range(30):
+            cluster.emit(hook.event_type, {'n': i}, tenant='idle_a')
+            rx.wait_requests(i + 1, path='/idle-a', timeout=30)
+        elapsed = time.monotonic() - t0
+        time.sleep(2)
+        scans = due_index_scans() - before
+        harness.note('30 events beside %d idle hooks in %.1f s: %d scans of the due index'
+                     % (idle, elapsed, scans))
+        # a full look per second (and one more), a few scans per event
+        self.assertLess(scans, (elapsed + 4) * idle + 30 * 50)
+        self.assertLess(scans, 30 * idle / 2)
+
+    def test_ordered_backlog_leaves_others_alone(self):
+        """An ordered hook with 20,000 deliveries waiting behind failing heads:
+        another tenant's events still go one after another, each at once."""
+        rx.script('/ordered-backlog', R(503))
+        t = cluster.create_transport(base_url=rx.url(), tenant='ordered_b')
+        cluster.create_hook(t, ['ORDERED_B'], path='/ordered-backlog', ordered='resource',
+                            retry_schedule='{1 h}')
+        self.addCleanup(delete_tenant, 'ordered_b')
+        cluster.psql("SELECT count(webhook.emit('ORDERED_B', jsonb_build_object('n', g),"
+                     "                          tenant => 'ordered_b', resource => 'order',"
+                     "                          resource_id => (g % 100)::text))"
+                     "  FROM generate_series(1, 20000) g")
+        rx.wait_requests(10, path='/ordered-backlog', timeout=30)
+        victim = Hook('ordered_a', '/ordered-a')
+        for _ in range(5):
+            took = delivered_in(victim)
+            rx.clear()
+            self.assertLess(took, PROMPT, 'another tenant waited %.1f s' % took)
+
+
 class PoisonTest(unittest.TestCase):
 
     def test_event_over_the_limit_dies_unsent(self):
