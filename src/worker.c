@@ -37,6 +37,12 @@
  * transport's max_in_flight; a transport never has more than its
  * max_in_flight requests in flight, nor starts them faster than its rate:
  * the others wait, ready to start, and the wait ends when the next may.
+ * Tenants share the worker (tenant_share()): while others hold requests,
+ * none holds or sends more than its part, and a part is always left for a
+ * tenant that holds nothing; what waits long for its rate is not held
+ * (STALL_MS); a claim looks only at the hooks that may have work
+ * (hooks_to_look_at()), and at ordered hooks only as often as their cost
+ * allows (ORDERED_COST_FACTOR).
  *
  * A crash, or an immediate shutdown, leaves what the worker held pending in
  * the queue, including the attempts that finished and were not recorded yet
@@ -563,9 +569,10 @@ refuse(Attempt *req, bool final, const char *why)
  * bounded by what the worker holds: per transport (queue.c), per tenant
  * (tenant_share()), and in bytes (QUEUE_HOLD_BYTES); stalled transports
  * (ratelimit_stalled()) get nothing, nor do ordered hooks while their last
- * claim's cost says to wait (ORDERED_COST_FACTOR).  An event above webhook.max_body_bytes,
- * as stored or as rendered, is refused: its delivery dies unsent.  Returns
- * how many.  Caller is in a transaction.
+ * claim's cost says to wait (ORDERED_COST_FACTOR); only the hooks that may
+ * have work are looked at (hooks_to_look_at()).  An event above
+ * webhook.max_body_bytes, as stored or as rendered, is refused: its
+ * delivery dies unsent.  Returns how many.  Caller is in a transaction.
  */
 static int
 claim(int limit, dlist_head *claimed)
@@ -608,8 +615,8 @@ claim(int limit, dlist_head *claimed)
 	h.n_stalled = ratelimit_stalled(TimestampTzPlusMilliseconds(now, STALL_MS),
 									&h.stalled_ids, &h.stalled_limits);
 	h.bytes_left = QUEUE_HOLD_BYTES - held_bytes;
-	/* (or the clock went back) */
 	hooks_to_look_at(&h, now);
+	/* (or the clock went back) */
 	h.with_ordered = (now >= ordered_claim_at ||
 					  ordered_claim_at - now > ORDERED_MAX_WAIT_MS * INT64CONST(1000));
 
