@@ -2,14 +2,17 @@
 """Check META.json, the PGXN distribution metadata, against the rules of the
 PGXN Meta Spec 1.0.0 (https://pgxn.org/spec/) that apply to it, and against
 the tree: its version and the extension's must be webhook.control's
-default_version (as semver: 0.2 is 0.2.0), the files it names must be there
-(or made by make: DATA_built).  Prints "META.json: ok" or each problem;
-exits 1 on any.  Run from anywhere: python3 test/check-meta.py
+default_version (as semver: 0.2 is 0.2.0), the files it names must be in the
+tree (not made by make, as the install script is, nor ignored by git), and
+the PostgreSQL it requires must be the major version the tests run on (15):
+a range from 15.0.0 to below 16.0.0.  Prints "META.json: ok" or each
+problem; exits 1 on any.  Run from anywhere: python3 test/check-meta.py
 """
 
 import json
 import os
 import re
+import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -79,9 +82,16 @@ def problems():
                 parts = [RANGE.match(p) for p in str(rng).split(',')]
                 if rng != 0 and not all(m and SEMVER.match(m.group(1)) for m in parts):
                     yield 'prereqs.%s.%s.%s: %r is not a version range' % (phase, rel, what, rng)
-    pg = (((meta.get('prereqs') or {}).get('runtime') or {}).get('requires') or {}).get('PostgreSQL')
-    if pg is None or not str(pg).startswith('15.'):
-        yield 'prereqs.runtime.requires.PostgreSQL is not 15 or later: %r' % (pg,)
+    # PostgreSQL: only the major version the tests run on
+    for phase in ('runtime', 'test'):
+        reqs = ((meta.get('prereqs') or {}).get(phase) or {}).get('requires') or {}
+        if phase == 'test' and 'PostgreSQL' not in reqs:
+            continue
+        pg = reqs.get('PostgreSQL')
+        bounds = sorted(re.sub(r'\s+', ' ', p.strip()) for p in str(pg).split(','))
+        if bounds != ['< 16.0.0', '>= 15.0.0']:
+            yield ('prereqs.%s.requires.PostgreSQL is %r, not the version tested: '
+                   '">= 15.0.0, < 16.0.0"' % (phase, pg))
 
     # the tree's version: webhook.control's default_version
     with open(os.path.join(ROOT, 'webhook.control'), encoding='utf-8') as f:
@@ -105,13 +115,25 @@ def problems():
         f = p.get('file')
         if not f:
             yield 'provides.%s lacks "file"' % ext
-        elif not os.path.exists(os.path.join(ROOT, f)) and f not in built:
-            yield 'provides.%s.file %s is neither in the tree nor made by make' % (ext, f)
-        if control and f and f != 'sql/%s--%s.sql' % (ext, control):
-            yield 'provides.%s.file is not the install script of %s' % (ext, control)
+        elif f in built:
+            yield 'provides.%s.file %s is made by make, not in the tree' % (ext, f)
+        elif not in_tree(f):
+            yield 'provides.%s.file %s is not in the tree' % (ext, f)
         d = p.get('docfile')
-        if d and not os.path.exists(os.path.join(ROOT, d)):
+        if d and not in_tree(d):
             yield 'provides.%s.docfile %s is not in the tree' % (ext, d)
+
+
+def in_tree(path):
+    """The file is there, and not one that git ignores (a build's output)."""
+    if not os.path.isfile(os.path.join(ROOT, path)):
+        return False
+    try:
+        ignored = subprocess.run(['git', '-C', ROOT, 'check-ignore', '-q', path],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except OSError:         # no git: a tree unpacked from a distribution
+        return True
+    return ignored.returncode != 0
 
 
 def main():
