@@ -63,6 +63,8 @@ typedef struct Attempt
 	Datum		event;			/* the webhook.event row, for transform */
 	char	   *tenant;			/* its transport's */
 	int64		event_bytes;	/* the event's stored size; -1 in a preview */
+	bool		fits;			/* within webhook.max_body_bytes, as stored
+								 * and as its body will be */
 	bool		final;			/* its failure is its delivery's death */
 	TimestampTz floor_at;		/* when the claim took it, the due time it
 								 * had, for its hook's floor (queue.c); 0

@@ -57,14 +57,14 @@
 /*
  * What a request needs, for one row c(id, event_id, hook_id, attempts,
  * floor_at, size, fits) of the delivery queue: request_from_row() reads
- * these columns in this order.  An event that does not fit (its stored size
- * is above webhook.max_body_bytes) is neither rendered nor read whole: its
- * delivery dies unsent (worker.c).
+ * these columns in this order.  An event that does not fit (as stored, or
+ * as its body would be, above webhook.max_body_bytes: BODY_SIZE) is
+ * neither rendered nor read whole: its delivery dies unsent (worker.c).
  * A hook with a transform gets no rendered body, but the event, for the
  * transform to make one (transform.c), and the role to run it as: none
  * when that role no longer manages the hook's tenant.
  */
-#define REQUEST_COLUMNS 31
+#define REQUEST_COLUMNS 32
 #define REQUEST_SELECT \
 "SELECT c.id, c.attempts + 1, t.id, e.uid::text," \
 "       CASE WHEN h.transform IS NULL AND c.fits" \
@@ -87,7 +87,7 @@
 "                    FROM webhook._tenants_of(h.transform_role) AS x)" \
 "            THEN h.transform_role::oid END," \
 "       CASE WHEN h.transform IS NOT NULL AND c.fits THEN e END," \
-"       coalesce(t.max_per_second, 0), c.floor_at, t.tenant, c.size"
+"       coalesce(t.max_per_second, 0), c.floor_at, t.tenant, c.size, c.fits"
 #define REQUEST_JOINS \
 "  JOIN webhook.event e ON e.id = c.event_id" \
 "  JOIN webhook.hook h ON h.id = c.hook_id" \
@@ -135,26 +135,36 @@
 "          SELECT CASE WHEN EXISTS (SELECT FROM stalled s WHERE s.tid = t.id" \
 "                                     AND s.lim = t.max_per_second) THEN 0" \
 "                 ELSE GREATEST(LEAST(" CppAsString2(QUEUE_HOLD_FACTOR) " * t.max_in_flight::bigint," \
-"                                     coalesce(pg_catalog.ceil(t.max_per_second)::bigint + 1," \
+"                                     coalesce(pg_catalog.ceil(t.max_per_second)::bigint," \
 "                                              " CppAsString2(QUEUE_HOLD_FACTOR) " * t.max_in_flight::bigint))" \
 "                               - coalesce((SELECT busy.n FROM busy WHERE busy.tid = t.id), 0)," \
 "                               0) END AS room) r"
 
 /*
  * An event's stored size, read from the headers of its values without
- * reading them whole (webhook._stored_bytes): what rendering it costs
- * before anything is built.  Its body is about that size (more where its
- * strings need escapes), and it is what a claim counts against the bytes
- * the worker may hold, $14: a claim takes deliveries, earliest due first,
- * while what it took before each is below that, so the worker holds at
- * most that many bytes of events, plus one.  An event above $15
- * (webhook.max_body_bytes) counts for nothing: it is not rendered.
+ * reading them whole (webhook._stored_bytes); an event above $15
+ * (webhook.max_body_bytes) is neither read nor rendered.  Under it, the
+ * size its body will have is counted (webhook._rendered_bytes, which stops
+ * counting past $15) before it is built: the stored size does not bound
+ * it (a number such as 1e131071 takes a few bytes, and prints as 131,072
+ * digits).  That is what a claim counts against the bytes the worker may
+ * hold of each tenant ($18, or $14 for a tenant it holds nothing of): a
+ * claim takes a tenant's deliveries, earliest due first, while what it took
+ * of that tenant before each is below that, so the worker holds at most
+ * that many bytes of bodies per tenant, plus one.  An event that does not
+ * fit counts for nothing: it is not rendered, and dies (worker.c).
  */
-#define EVENT_SIZE \
+#define STORED_SIZE \
 "webhook._stored_bytes(e.payload) + coalesce(webhook._stored_bytes(e.previous), 0)" \
 " + coalesce(pg_catalog.octet_length(e.resource_id), 0)" \
 " + coalesce(pg_catalog.octet_length(e.resource), 0)" \
-" + pg_catalog.octet_length(e.event_type)"
+" + pg_catalog.octet_length(e.event_type) + 256"
+#define BODY_SIZE \
+"webhook._rendered_bytes(e.payload, $15)" \
+" + coalesce(webhook._rendered_bytes(e.previous, $15), 0)" \
+" + 2 * coalesce(pg_catalog.octet_length(e.resource_id), 0)" \
+" + 2 * coalesce(pg_catalog.octet_length(e.resource), 0)" \
+" + pg_catalog.octet_length(e.event_type) + 256"
 
 /*
  * The unordered hooks a claim looks at: every one, or only those of $17
@@ -176,9 +186,10 @@ static const char *claim_sql =
 "    SELECT s.tid, s.lim FROM ROWS FROM (pg_catalog.unnest($11::bigint[]),"
 "                                        pg_catalog.unnest($12::float8[])) AS s(tid, lim)"
 "), tenant_room AS NOT MATERIALIZED ("
-"    SELECT x.tenant, x.room FROM ROWS FROM (pg_catalog.unnest($9::text[]),"
-"                                            pg_catalog.unnest($10::integer[]))"
-"                                 AS x(tenant, room)"
+"    SELECT x.tenant, x.room, x.bytes"
+"      FROM ROWS FROM (pg_catalog.unnest($9::text[]), pg_catalog.unnest($10::integer[]),"
+"                      pg_catalog.unnest($18::bigint[]))"
+"           AS x(tenant, room, bytes)"
 "), floors AS NOT MATERIALIZED ("
 "    SELECT f.hook_id, f.floor FROM ROWS FROM (pg_catalog.unnest($7::bigint[]),"
 "                                              pg_catalog.unnest($8::timestamptz[]))"
@@ -233,24 +244,30 @@ HOOKS_WITH_ROOM("webhook.hook")
 "              FROM candidates) c"
 "     WHERE c.n <= c.room"
 "), picked AS ("
-"    SELECT w.id, w.next_attempt_at, w.floor_at"
+"    SELECT w.id, w.next_attempt_at, w.floor_at, w.tenant"
 "      FROM within_transports w"
 "     WHERE w.tn <= coalesce((SELECT x.room FROM tenant_room x WHERE x.tenant = w.tenant), $13)"
 "     ORDER BY w.next_attempt_at"
 "     LIMIT $1"
 "), claimed AS ("
-"    SELECT z.*, z.size <= $15 AS fits FROM ("
+"    SELECT z.* FROM ("
 "        SELECT d.id, d.event_id, d.hook_id, d.attempts, p.floor_at, y.size,"
-"               pg_catalog.sum(y.held) OVER (ORDER BY p.next_attempt_at, p.id"
+"               y.body <= $15 AS fits, p.tenant,"
+"               pg_catalog.sum(y.held) OVER (PARTITION BY p.tenant"
+"                                           ORDER BY p.next_attempt_at, p.id"
 "                                           ROWS UNBOUNDED PRECEDING) - y.held AS before"
 "          FROM picked p"
 "          JOIN webhook.delivery d ON d.id = p.id"
-"          CROSS JOIN LATERAL (SELECT s.size,"
-"                                     CASE WHEN s.size <= $15 THEN s.size ELSE 0 END AS held"
+"          CROSS JOIN LATERAL (SELECT s.size, s.body,"
+"                                     CASE WHEN s.body <= $15 THEN s.body ELSE 0 END AS held"
 "                                FROM webhook.event e,"
-"                                     LATERAL (SELECT " EVENT_SIZE " AS size) s"
+"                                     LATERAL (SELECT x.size,"
+"                                                     CASE WHEN x.size <= $15"
+"                                                          THEN " BODY_SIZE " END AS body"
+"                                                FROM (SELECT " STORED_SIZE " AS size) x) s"
 "                               WHERE e.id = d.event_id) y) z"
-"     WHERE z.before < $14"
+"     WHERE z.before < coalesce((SELECT x.bytes FROM tenant_room x WHERE x.tenant = z.tenant),"
+"                               $14)"
 ")"
 REQUEST_SELECT
 "  FROM claimed c"
@@ -405,7 +422,7 @@ static const char *record_sql =
 "                                                       THEN r.retry_after END)"
 "               ELSE d.next_attempt_at END"
 "      FROM r WHERE d.id = r.delivery_id"
-"    RETURNING d.state, d.next_attempt_at"
+"    RETURNING d.hook_id, d.state, d.next_attempt_at"
 "), gone AS ("
 "    UPDATE webhook.hook h"
 "       SET active = false,"
@@ -445,7 +462,8 @@ static const char *record_sql =
 "), counted AS ("
 COUNT_BATCH
 ")"
-"SELECT pg_catalog.min(x.next_attempt_at) FROM deliveries x WHERE x.state = 'failed'";
+"SELECT x.hook_id, pg_catalog.min(x.next_attempt_at) FROM deliveries x"
+" WHERE x.state = 'failed' GROUP BY x.hook_id";
 
 /*
  * After a 410: the other deliveries of the hooks of these deliveries are
@@ -680,9 +698,6 @@ request_from_row(HeapTuple tup, TupleDesc desc, MemoryContext parent)
 	req->event = SPI_getbinval(tup, desc, 27, &isnull);
 	if (!isnull)
 		req->event = datumCopy(req->event, false, -1);
-	if (req->body == NULL && !OidIsValid(req->transform) &&
-		req->event_bytes <= webhook_max_body_bytes)
-		req->body = pstrdup("null");
 	req->transport_max_per_second = DatumGetFloat8(SPI_getbinval(tup, desc, 28, &isnull));
 	req->floor_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 29, &isnull));
 	if (isnull)
@@ -691,6 +706,10 @@ request_from_row(HeapTuple tup, TupleDesc desc, MemoryContext parent)
 	req->event_bytes = DatumGetInt64(SPI_getbinval(tup, desc, 31, &isnull));
 	if (isnull)
 		req->event_bytes = -1;
+	/* a preview's event always fits: its caller's own session renders it */
+	req->fits = DatumGetBool(SPI_getbinval(tup, desc, 32, &isnull)) && !isnull;
+	if (req->body == NULL && !OidIsValid(req->transform) && req->fits)
+		req->body = pstrdup("null");
 
 	MemoryContextSwitchTo(old);
 	return req;
@@ -738,8 +757,8 @@ int
 queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 			dlist_head *claimed)
 {
-	Datum		values[17];
-	char		nulls[17];
+	Datum		values[18];
+	char		nulls[18];
 	Datum	   *floor_hooks;
 	Datum	   *floor_times;
 	TimestampTz oldest;
@@ -751,12 +770,12 @@ queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 		elog(ERROR, "webhook: SPI_connect failed");
 	if (claim_plan == NULL)
 	{
-		Oid			types[17] = {INT4OID, INT8ARRAYOID, INT4ARRAYOID, INT8ARRAYOID,
+		Oid			types[18] = {INT4OID, INT8ARRAYOID, INT4ARRAYOID, INT8ARRAYOID,
 			INT8OID, INT8OID, INT8ARRAYOID, TIMESTAMPTZARRAYOID,
 			TEXTARRAYOID, INT4ARRAYOID, INT8ARRAYOID, FLOAT8ARRAYOID,
-		INT4OID, INT8OID, INT8OID, BOOLOID, INT8ARRAYOID};
+		INT4OID, INT8OID, INT8OID, BOOLOID, INT8ARRAYOID, INT8ARRAYOID};
 
-		claim_plan = keep_plan(claim_sql, 17, types);
+		claim_plan = keep_plan(claim_sql, 18, types);
 	}
 
 	/* before the claim's snapshot */
@@ -787,7 +806,8 @@ queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 	values[10] = array_of(held->stalled_ids, NULL, held->n_stalled, INT8OID);
 	values[11] = array_of(held->stalled_limits, NULL, held->n_stalled, FLOAT8OID);
 	values[12] = Int32GetDatum(held->new_tenant_room);
-	values[13] = Int64GetDatum(held->bytes_left);
+	values[13] = Int64GetDatum(held->new_tenant_bytes);
+	values[17] = array_of(held->tenant_bytes, NULL, held->n_tenants, INT8OID);
 	values[14] = Int64GetDatum(webhook_max_body_bytes);
 	values[15] = BoolGetDatum(held->with_ordered);
 	memset(nulls, ' ', sizeof(nulls));
@@ -816,13 +836,22 @@ queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 }
 
 /*
- * The floors are forgotten: the worker let go of requests it held, which
- * may be due below them.  The next claim scans every hook from the start.
+ * The hook's floor is forgotten: the worker let go of a request of it,
+ * which may be due below it.  The next claim scans the hook from the start.
  */
 void
-queue_forget_floors(void)
+queue_forget_floor(int64 hook_id)
 {
-	n_floors = 0;
+	int			f;
+
+	for (f = 0; f < n_floors; f++)
+	{
+		if (floors[f].hook_id == hook_id)
+		{
+			floors[f] = floors[--n_floors];
+			return;
+		}
+	}
 }
 
 /*
@@ -923,12 +952,15 @@ text_or_null(const char *s, bool *isnull)
  * Record the outcome of the n attempts reqs, and move their deliveries on.
  * After a 410 the hook's other deliveries are cancelled, but for the n_sent
  * of sent_ids, being sent.  The attempts are left as they are; the caller
- * frees them.  Returns when the earliest retry it scheduled is due, or 0
- * for none.
+ * frees them.  Sets *retries (in the caller's memory context) to when the
+ * earliest retry it scheduled for each hook is due, and returns how many.
  */
-TimestampTz
-queue_record(Attempt **reqs, int n, Datum *sent_ids, int n_sent)
+int
+queue_record(Attempt **reqs, int n, Datum *sent_ids, int n_sent, QueueRetry **retries)
 {
+	MemoryContext caller_cxt = CurrentMemoryContext;
+	uint64		r;
+	int			n_retries;
 	Datum	   *cols[RECORD_ARGS];
 	bool	   *nulls[RECORD_ARGS];
 	Oid			types[RECORD_ARGS] = {INT8OID, INT4OID, TIMESTAMPTZOID, FLOAT8OID,
@@ -944,7 +976,6 @@ queue_record(Attempt **reqs, int n, Datum *sent_ids, int n_sent)
 	int			c;
 	int			ret;
 	bool		isnull;
-	TimestampTz next_retry;
 
 	for (c = 0; c < RECORD_ARGS; c++)
 	{
@@ -988,12 +1019,17 @@ queue_record(Attempt **reqs, int n, Datum *sent_ids, int n_sent)
 	for (c = 0; c < RECORD_ARGS; c++)
 		values[c] = array_of(cols[c], nulls[c], n, types[c]);
 	ret = SPI_execute_plan(record_plan, values, NULL, false, 0);
-	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "webhook: recording attempts failed: %s", SPI_result_code_string(ret));
-	next_retry = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
-												   SPI_tuptable->tupdesc, 1, &isnull));
-	if (isnull)
-		next_retry = 0;
+	n_retries = (int) SPI_processed;
+	*retries = MemoryContextAlloc(caller_cxt, sizeof(QueueRetry) * Max(1, n_retries));
+	for (r = 0; r < SPI_processed; r++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[r];
+
+		(*retries)[r].hook_id = DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull));
+		(*retries)[r].due = DatumGetTimestampTz(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull));
+	}
 
 	if (n_gone > 0)
 	{
@@ -1011,7 +1047,7 @@ queue_record(Attempt **reqs, int n, Datum *sent_ids, int n_sent)
 				 SPI_result_code_string(ret));
 	}
 	SPI_finish();
-	return next_retry;
+	return n_retries;
 }
 
 /*

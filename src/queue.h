@@ -22,9 +22,11 @@
 #define QUEUE_HOLD_FACTOR 2
 
 /*
- * A claim takes events while those the worker holds add up to less than
- * this many bytes (as stored: queue.c): with the last one taken, that bounds
- * the bodies it holds to this plus webhook.max_body_bytes.
+ * The bytes of bodies the worker holds, at most, shared by the tenants as
+ * the requests are (worker.c): a claim takes a tenant's events while what
+ * it holds of that tenant is below its part (queue.c), so that with the
+ * last one taken the bodies held stay under this plus one
+ * webhook.max_body_bytes per tenant.
  */
 #define QUEUE_HOLD_BYTES (64 * 1024 * 1024)
 
@@ -46,7 +48,8 @@ typedef struct QueueHeld
 	int			n_stalled;
 	Datum	   *stalled_ids;	/* int8: transports whose next token is far */
 	Datum	   *stalled_limits; /* float8: at the max_per_second it knows */
-	int64		bytes_left;		/* how many bytes of events it may take */
+	Datum	   *tenant_bytes;	/* int8: how many more bytes of each */
+	int64		new_tenant_bytes;	/* and of any other tenant */
 	bool		with_ordered;	/* whether to claim for ordered hooks too */
 	int			n_only_hooks;
 	Datum	   *only_hooks;		/* int8: the unordered hooks to look at; NULL
@@ -56,10 +59,18 @@ typedef struct QueueHeld
 extern void queue_set_partition(int index, int n_workers);
 extern int	queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 						dlist_head *claimed);
-extern TimestampTz queue_record(Attempt **reqs, int n, Datum *sent_ids, int n_sent);
+/* When the earliest retry that a record scheduled for a hook is due. */
+typedef struct QueueRetry
+{
+	int64		hook_id;
+	TimestampTz due;
+} QueueRetry;
+
+extern int	queue_record(Attempt **reqs, int n, Datum *sent_ids, int n_sent,
+						 QueueRetry **retries);
 extern void queue_record_failure(Attempt *req, const char *why);
 extern void queue_expire_secrets(void);
-extern void queue_forget_floors(void);
+extern void queue_forget_floor(int64 hook_id);
 extern int	queue_hooks_gone(Datum *hook_ids, int n, int64 **gone);
 extern Attempt *queue_preview(int64 hook_id, int64 event_id, MemoryContext parent);
 

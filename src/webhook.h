@@ -52,7 +52,7 @@ extern Interval webhook_disable_after_span;
 /* the most delivery workers running at once, all databases together */
 #define WEBHOOK_MAX_SLOTS 128
 /* hooks with new deliveries a worker is told of, before it looks at all */
-#define WEBHOOK_MAX_NEWS 64
+#define WEBHOOK_MAX_NEWS 256
 
 /* true when loaded through shared_preload_libraries (webhook.c) */
 extern bool webhook_preloaded;

@@ -112,14 +112,13 @@ typedef struct TenantLoad
 	char	   *tenant;
 	int			held;
 	int			in_flight;
+	int64		bytes;			/* of the bodies held */
 } TenantLoad;
 
 static TenantLoad *tenant_loads = NULL;
 static int	n_tenant_loads = 0;
 /* the part of the worker's capacity no tenant may take (tenant_share()) */
 #define TENANT_RESERVE 8
-/* the bytes of the events held (as the claim weighs them: queue.c) */
-static int64 held_bytes = 0;
 
 /*
  * A claim for ordered hooks reads every unfinished delivery of theirs
@@ -138,7 +137,7 @@ static bool ordered_waiting = false;	/* a claim left them out */
  * A request whose transport's next token is further off than this is not
  * held meanwhile: it goes back to the queue (start_waiting()).
  */
-#define STALL_MS 1000
+#define STALL_MS 1500
 /* a hook or transport was changed: what the worker holds is looked at */
 static bool hooks_changed = false;
 static Oid	hook_relid = InvalidOid;
@@ -207,6 +206,23 @@ static int64 pruned_deliveries = 0;
 static int64 pruned_attempts = 0;
 static int64 pruned_events = 0;
 
+/*
+ * The retries the worker scheduled, by hook: when each hook's earliest is
+ * due, for the claim then to look at it (hooks_to_look_at()); at most
+ * MAX_RETRY_HOOKS of them (beyond, a full look finds them, within a
+ * second of their time).
+ */
+#define MAX_RETRY_HOOKS 1024
+
+typedef struct RetryOfHook
+{
+	int64		hook_id;
+	TimestampTz due;
+} RetryOfHook;
+
+static RetryOfHook *retry_hooks = NULL;
+static int	n_retry_hooks = 0;
+
 /* Milliseconds from now until t, rounded up; 0 or less once it has passed. */
 static long
 ms_until(TimestampTz t)
@@ -224,6 +240,32 @@ note_retry(TimestampTz t)
 {
 	if (t != 0 && (next_retry_at == 0 || t < next_retry_at))
 		next_retry_at = t;
+}
+
+/* Remember that the hook has a retry due at t. */
+static void
+note_retry_of_hook(int64 hook_id, TimestampTz t)
+{
+	int			i;
+
+	note_retry(t);
+	for (i = 0; i < n_retry_hooks; i++)
+	{
+		if (retry_hooks[i].hook_id == hook_id)
+		{
+			retry_hooks[i].due = Min(retry_hooks[i].due, t);
+			return;
+		}
+	}
+	if (retry_hooks == NULL)
+		retry_hooks = MemoryContextAlloc(TopMemoryContext,
+										 sizeof(RetryOfHook) * MAX_RETRY_HOOKS);
+	if (n_retry_hooks < MAX_RETRY_HOOKS)
+	{
+		retry_hooks[n_retry_hooks].hook_id = hook_id;
+		retry_hooks[n_retry_hooks].due = t;
+		n_retry_hooks++;
+	}
 }
 
 /* The load entry of a transport, made (or an idle one reused) if needed. */
@@ -279,6 +321,7 @@ tenant_load(const char *tenant)
 	tenant_loads[free_slot].tenant = MemoryContextStrdup(TopMemoryContext, tenant);
 	tenant_loads[free_slot].held = 0;
 	tenant_loads[free_slot].in_flight = 0;
+	tenant_loads[free_slot].bytes = 0;
 	return &tenant_loads[free_slot];
 }
 
@@ -296,15 +339,16 @@ tenants_holding(void)
 }
 
 /*
- * A tenant's share of capacity (held requests, or slots in flight) while n
- * tenants, itself included, hold requests: an equal part of all but an
- * eighth, which is kept for a tenant that holds nothing yet, so that its
- * first request goes at once, whatever the others' receivers do.
+ * A tenant's share of capacity (held requests, slots in flight, or bytes of
+ * bodies held) while n tenants, itself included, hold requests: an equal
+ * part of all but an eighth, which is kept for a tenant that holds nothing
+ * yet, so that its first request goes at once, whatever the others'
+ * receivers do.
  */
-static int
-tenant_share(int capacity, int n)
+static int64
+tenant_share(int64 capacity, int n)
 {
-	return Max(1, (capacity - capacity / TENANT_RESERVE) / Max(n, 1));
+	return Max(1, (capacity - Max(1, capacity / TENANT_RESERVE)) / Max(n, 1));
 }
 
 /*
@@ -314,9 +358,11 @@ tenant_share(int capacity, int n)
 static void
 count_held(Attempt *req, int sign)
 {
+	TenantLoad *tenant = tenant_load(req->tenant);
+
 	transport_load(req->transport_id)->held += sign;
-	tenant_load(req->tenant)->held += sign;
-	held_bytes += sign * (int64) req->body_len;
+	tenant->held += sign;
+	tenant->bytes += sign * (int64) req->body_len;
 }
 
 /* req is held */
@@ -342,66 +388,118 @@ unhold(Attempt *req)
  * probe, however idle it is (another tenant's 20,000 idle hooks made every
  * claim take some 100 ms), so a claim looks only at the hooks that may have
  * work: those that commits named since the last claim (their news,
- * shmem.c), those whose requests the worker holds, and the "recent" ones:
- * claimed from since the last full look (a backlog), or whose requests it
- * let go.  It looks at every hook (a full look) when the news could not
- * name them all, when retries it scheduled come due, after a failed claim
- * or a change to hooks, at the start, when the recent ones are too many,
- * and at least once every POLL_INTERVAL_MS: retries it did not schedule,
- * a due time an admin wrote.
+ * shmem.c), those with retries due (retry_hooks), those whose requests the
+ * worker holds, and the "recent" ones: named, claimed from or let go in
+ * the last RECENT_MS.  It looks at every hook (a full look) at the start,
+ * after a failed claim (the news it took is lost), and once every
+ * POLL_INTERVAL_MS, and no more often whatever a tenant does: that finds
+ * within a second or two what no news named (redeliver(), replay(),
+ * webhook.wake(), a commit that named more hooks than the news holds, a
+ * hook enabled again, retries scheduled by another worker, a due time an
+ * admin wrote).
  */
 #define MAX_RECENT_HOOKS 1024
+#define RECENT_MS 10000
 static bool full_look_due = true;
 static TimestampTz last_full_look = 0;
 static int64 news_ids[WEBHOOK_MAX_NEWS];
 static int	n_news_ids = 0;
-static int64 *recent_hooks = NULL;
+
+typedef struct RecentHook
+{
+	int64		hook_id;
+	TimestampTz noted_at;
+} RecentHook;
+
+static RecentHook *recent_hooks = NULL;
 static int	n_recent_hooks = 0;
 
-/* The hook may have work: look at it until the next full look. */
+/*
+ * The hook may have work: look at it until RECENT_MS have passed without
+ * it being named, claimed from or let go again (a hook whose tenant has no
+ * room left is not claimed from, and must still be looked at once it has).
+ */
 static void
 note_recent_hook(int64 hook_id)
 {
+	TimestampTz now = GetCurrentTimestamp();
 	int			i;
 
 	for (i = 0; i < n_recent_hooks; i++)
-		if (recent_hooks[i] == hook_id)
+	{
+		if (recent_hooks[i].hook_id == hook_id)
+		{
+			recent_hooks[i].noted_at = now;
 			return;
+		}
+	}
 	if (recent_hooks == NULL)
 		recent_hooks = MemoryContextAlloc(TopMemoryContext,
-										  sizeof(int64) * MAX_RECENT_HOOKS);
-	if (n_recent_hooks == MAX_RECENT_HOOKS)
-		full_look_due = true;
-	else
-		recent_hooks[n_recent_hooks++] = hook_id;
+										  sizeof(RecentHook) * MAX_RECENT_HOOKS);
+	if (n_recent_hooks < MAX_RECENT_HOOKS)
+	{
+		recent_hooks[n_recent_hooks].hook_id = hook_id;
+		recent_hooks[n_recent_hooks].noted_at = now;
+		n_recent_hooks++;
+	}
+}
+
+/* Forget the recent hooks not noted for RECENT_MS. */
+static void
+forget_old_recent_hooks(TimestampTz now)
+{
+	int			i;
+	int			kept = 0;
+
+	for (i = 0; i < n_recent_hooks; i++)
+		if (!TimestampDifferenceExceeds(recent_hooks[i].noted_at, now, RECENT_MS) &&
+			recent_hooks[i].noted_at <= now)
+			recent_hooks[kept++] = recent_hooks[i];
+	n_recent_hooks = kept;
 }
 
 /*
  * The hooks this claim looks at, into h: every one (NULL), at a full look,
- * or the news, the recent ones and those held.
+ * or those that may have work.  Either way the hooks whose retries are due
+ * become recent, and the next retry of the others is waited for.
  */
 static void
 hooks_to_look_at(QueueHeld *h, TimestampTz now)
 {
 	dlist_iter	iter;
 	int			i;
+	int			kept = 0;
+
+	next_retry_at = 0;
+	for (i = 0; i < n_retry_hooks; i++)
+	{
+		if (retry_hooks[i].due <= now)
+			note_recent_hook(retry_hooks[i].hook_id);
+		else
+		{
+			note_retry(retry_hooks[i].due);
+			retry_hooks[kept++] = retry_hooks[i];
+		}
+	}
+	n_retry_hooks = kept;
+	for (i = 0; i < n_news_ids; i++)
+		note_recent_hook(news_ids[i]);
+	n_news_ids = 0;
 
 	if (full_look_due || now < last_full_look ||
 		TimestampDifferenceExceeds(last_full_look, now, POLL_INTERVAL_MS))
 	{
 		full_look_due = false;
 		last_full_look = now;
-		n_recent_hooks = 0;
+		forget_old_recent_hooks(now);
 		h->only_hooks = NULL;
 		h->n_only_hooks = 0;
 		return;
 	}
-	h->only_hooks = palloc(sizeof(Datum) * (n_news_ids + n_recent_hooks + n_held + 1));
+	h->only_hooks = palloc(sizeof(Datum) * (n_recent_hooks + n_held + 1));
 	h->n_only_hooks = 0;
-	for (i = 0; i < n_news_ids; i++)
-		h->only_hooks[h->n_only_hooks++] = Int64GetDatum(news_ids[i]);
 	for (i = 0; i < n_recent_hooks; i++)
-		h->only_hooks[h->n_only_hooks++] = Int64GetDatum(recent_hooks[i]);
+		h->only_hooks[h->n_only_hooks++] = Int64GetDatum(recent_hooks[i].hook_id);
 	dlist_foreach(iter, &held)
 		h->only_hooks[h->n_only_hooks++] =
 			Int64GetDatum(dlist_container(Attempt, held_node, iter.cur)->hook_id);
@@ -530,12 +628,14 @@ held_ids(bool sent_only, int *n)
 	return ids;
 }
 
-/* Record attempts, noting when the first retry they scheduled is due. */
+/* Record attempts, noting when the retries they scheduled are due. */
 static void
 record(Attempt **reqs, int n)
 {
 	int			n_sent = 0;
 	Datum	   *sent = NULL;
+	QueueRetry *retries;
+	int			n_retries;
 	int			i;
 
 	/* what is being sent matters only after a 410: not on every batch */
@@ -547,7 +647,9 @@ record(Attempt **reqs, int n)
 			break;
 		}
 	}
-	note_retry(queue_record(reqs, n, sent, n_sent));
+	n_retries = queue_record(reqs, n, sent, n_sent, &retries);
+	for (i = 0; i < n_retries; i++)
+		note_retry_of_hook(retries[i].hook_id, retries[i].due);
 }
 
 /*
@@ -601,20 +703,25 @@ claim(int limit, dlist_head *claimed)
 	holding = tenants_holding();
 	h.tenants = palloc(sizeof(Datum) * Max(n_tenant_loads, 1));
 	h.tenant_rooms = palloc(sizeof(Datum) * Max(n_tenant_loads, 1));
+	h.tenant_bytes = palloc(sizeof(Datum) * Max(n_tenant_loads, 1));
 	h.n_tenants = 0;
 	for (i = 0; i < n_tenant_loads; i++)
 	{
-		if (tenant_loads[i].held == 0)
+		TenantLoad *tenant = &tenant_loads[i];
+
+		if (tenant->held == 0)
 			continue;
-		h.tenants[h.n_tenants] = CStringGetTextDatum(tenant_loads[i].tenant);
+		h.tenants[h.n_tenants] = CStringGetTextDatum(tenant->tenant);
 		h.tenant_rooms[h.n_tenants] =
-			Int32GetDatum(Max(0, tenant_share(capacity, holding) - tenant_loads[i].held));
+			Int32GetDatum((int) Max(0, tenant_share(capacity, holding) - tenant->held));
+		h.tenant_bytes[h.n_tenants] =
+			Int64GetDatum(Max(0, tenant_share(QUEUE_HOLD_BYTES, holding) - tenant->bytes));
 		h.n_tenants++;
 	}
-	h.new_tenant_room = tenant_share(capacity, holding + 1);
+	h.new_tenant_room = (int) tenant_share(capacity, holding + 1);
+	h.new_tenant_bytes = tenant_share(QUEUE_HOLD_BYTES, holding + 1);
 	h.n_stalled = ratelimit_stalled(TimestampTzPlusMilliseconds(now, STALL_MS),
 									&h.stalled_ids, &h.stalled_limits);
-	h.bytes_left = QUEUE_HOLD_BYTES - held_bytes;
 	hooks_to_look_at(&h, now);
 	/* (or the clock went back) */
 	h.with_ordered = (now >= ordered_claim_at ||
@@ -635,15 +742,24 @@ claim(int limit, dlist_head *claimed)
 		Attempt    *req = dlist_container(Attempt, node, iter.cur);
 
 		note_recent_hook(req->hook_id);
-		if (req->event_bytes > webhook_max_body_bytes)
+		if (!req->fits)
 		{
 			refuse(req, true,
-				   psprintf("not sent: the event is " INT64_FORMAT " bytes as stored, more than webhook.max_body_bytes (%d)",
-							req->event_bytes, webhook_max_body_bytes));
+				   req->event_bytes > webhook_max_body_bytes
+				   ? psprintf("not sent: the event is " INT64_FORMAT " bytes as stored, more than webhook.max_body_bytes (%d)",
+							  req->event_bytes, webhook_max_body_bytes)
+				   : psprintf("not sent: its body would be more than webhook.max_body_bytes (%d)",
+							  webhook_max_body_bytes));
 			continue;
 		}
 		if (OidIsValid(req->transform))
+		{
 			transform_body(req, TRANSFORM_TIMEOUT_MS);
+			/* the event, read whole for the transform, is not held */
+			if (req->event != (Datum) 0)
+				pfree(DatumGetPointer(req->event));
+			req->event = (Datum) 0;
+		}
 		if (req->body == NULL)
 			continue;
 		req->body_len = strlen(req->body);
@@ -661,7 +777,7 @@ claim(int limit, dlist_head *claimed)
 /*
  * Let go of a held attempt that was never started, and free it: its
  * delivery is pending in the queue, for a later claim, below the floor its
- * hook may have now (queue_forget_floors()).
+ * hook may have now (queue_forget_floor()).
  */
 static void
 drop_waiting(Attempt *req)
@@ -670,8 +786,8 @@ drop_waiting(Attempt *req)
 	n_waiting--;
 	unhold(req);
 	note_recent_hook(req->hook_id);
+	queue_forget_floor(req->hook_id);
 	attempt_free(req);
-	queue_forget_floors();
 }
 
 /*
@@ -689,7 +805,8 @@ start_waiting(void)
 	dlist_mutable_iter iter;
 	TimestampTz now = GetCurrentTimestamp();
 	TimestampTz due = 0;
-	int			in_flight_share = tenant_share(webhook_max_in_flight, tenants_holding());
+	int			in_flight_share = (int) tenant_share(webhook_max_in_flight,
+													  tenants_holding());
 
 	dlist_foreach_modify(iter, &waiting)
 	{
@@ -982,14 +1099,16 @@ drop_waiting_of_gone_hooks(void)
 	transport_relid = get_relname_relid("transport", schema);
 	if (!hooks_changed)
 		return;
-	hooks_changed = false;
-	full_look_due = true;
 	if (n_waiting == 0)
+	{
+		hooks_changed = false;
 		return;
+	}
 	ids = palloc(sizeof(Datum) * n_waiting);
 	dlist_foreach(iter, &waiting)
 		ids[n++] = Int64GetDatum(dlist_container(Attempt, node, iter.cur)->hook_id);
 	n_gone = queue_hooks_gone(ids, n, &gone);
+	hooks_changed = false;
 	for (i = 0; i < n_gone; i++)
 		drop_waiting_of_hook(gone[i]);
 }
@@ -1015,8 +1134,8 @@ exchange(int limit)
 	if (limit > 0)
 	{
 		webhook_clear_wake_request(worker_slot);
-		if (webhook_take_news(worker_slot, news_ids, &n_news_ids))
-			full_look_due = true;
+		/* news of unknown hooks waits for the next full look */
+		(void) webhook_take_news(worker_slot, news_ids, &n_news_ids);
 	}
 	/* finished requests no longer count against their transports */
 	n_done = count_done(-1);
@@ -1433,9 +1552,7 @@ webhook_worker_main(Datum main_arg)
 		now = GetCurrentTimestamp();
 		if (next_retry_at != 0 && now >= next_retry_at)
 		{
-			/* retries are due: of which hooks, only a full look tells */
 			claim_due = true;
-			full_look_due = true;
 			next_retry_at = 0;
 		}
 		if (ordered_waiting && now >= ordered_claim_at)

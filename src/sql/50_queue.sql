@@ -68,3 +68,7 @@ CREATE FUNCTION webhook._stored_bytes(value jsonb) RETURNS bigint
     LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'webhook_stored_bytes';
 COMMENT ON FUNCTION webhook._stored_bytes(jsonb) IS
     'the size of a value uncompressed, read from its header without reading it whole';
+CREATE FUNCTION webhook._rendered_bytes(value jsonb, cap bigint) RETURNS bigint
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'webhook_rendered_bytes';
+COMMENT ON FUNCTION webhook._rendered_bytes(jsonb, bigint) IS
+    'about how many bytes a value takes as JSON text, counted without building it, up to past cap';

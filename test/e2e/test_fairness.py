@@ -252,9 +252,26 @@ class PoisonTest(unittest.TestCase):
                      "                    tenant => 'poison_render')" % lit(hook.event_type))
         cluster.wait_for("SELECT state FROM webhook.delivery WHERE hook_id = %d" % hook.hook_id,
                          'dead', timeout=20)
-        self.assertIn('the body is', cluster.one(
+        self.assertIn('its body would be more than', cluster.one(
             "SELECT last_error FROM webhook.delivery WHERE hook_id = %d" % hook.hook_id))
         self.assertEqual(rx.count(path='/poison-render'), 0)
+
+    def test_numbers_printed_in_full_die_unsent(self):
+        """A few kilobytes stored, 65 MB as text: 500 numbers of 131,072
+        digits.  Weighed by its stored size, it was rendered inside the claim
+        (and 9,000 of them made every claim fail with "out of memory")."""
+        hook = Hook('poison_digits', '/poison-digits')
+        cluster.psql("SELECT webhook.emit(%s, jsonb_build_object('n',"
+                     "    (SELECT jsonb_agg('1e131071'::numeric) FROM generate_series(1, 500))),"
+                     "    tenant => 'poison_digits')" % lit(hook.event_type))
+        cluster.emit(hook.event_type, {'small': 3}, tenant='poison_digits')
+        rx.wait_requests(1, path='/poison-digits', timeout=20)
+        cluster.wait_for("SELECT string_agg(state, ',' ORDER BY id) FROM webhook.delivery"
+                         " WHERE hook_id = %d" % hook.hook_id, 'dead,succeeded', timeout=20)
+        self.assertIn('its body would be more than', cluster.one(
+            "SELECT last_error FROM webhook.delivery WHERE hook_id = %d AND state = 'dead'"
+            % hook.hook_id))
+        self.assertEqual(rx.requests(path='/poison-digits')[0].json()['data'], {'small': 3})
 
     @unittest.skipIf(harness.SANITIZER_DIR,
                      "AddressSanitizer's quarantine keeps freed memory resident")
