@@ -24,8 +24,17 @@ DATA = sql/webhook--0.1.sql $(wildcard sql/webhook--*--*.sql)
 # module's (PGHOST, PGPORT, PGUSER from the environment; a superuser): its
 # postgresql.conf must have the lines of test/regress.conf (the README's
 # Tests section says why).  test/check starts a throwaway server with them
-# and runs make installcheck against it.
+# and runs make installcheck against it.  Each test runs alone too
+# (test/check REGRESS=deliveries): every file after setup opens by making the
+# extension if it is missing and numbering ids from 1001, and leaves the
+# extension's tables as empty as it found them; setup comes first, cleanup
+# last.
 REGRESS = setup transport hook capture emit register signing deliveries access safety tenants policies limits neighbours cleanup
+# pg_isolation_regress specs (specs/*.spec, expected/*.out; results in
+# output_iso/): the races between the API's sessions and a writer's, on the
+# same server after the suite, in a database of their own
+# (isolation_regression); each spec makes the extension and drops it.
+ISOLATION = grant_race delete_hook_race register_race rotate_race
 
 PG_CONFIG ?= pg_config
 # the version is defined once, in webhook.control: the library reports it

@@ -7,6 +7,15 @@
 -- log_line_prefix is.  A server with no log file of its own (logging_collector
 -- off, or no stderr in log_destination) has nothing to read here: no rows, as
 -- when the log is clean.
+
+-- This file runs alone too (test/check REGRESS=cleanup): it makes the
+-- extension if setup did not, and numbers ids from 1001 whatever ran before.
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS webhook;
+RESET client_min_messages;
+SELECT bool_and(setval(oid, 1000) = 1000) AS ids_from_1001
+  FROM pg_class WHERE relkind = 'S' AND relnamespace = 'webhook'::regnamespace;
+
 SELECT entry
   FROM pg_current_logfile('stderr') AS log, pg_stat_file(log, true) AS f,
        regexp_split_to_table(pg_read_file(log, 0, f.size, true), E'\n(?!\t)') AS entry

@@ -1,5 +1,14 @@
 -- Delivery policies: settings of transports and hooks, checked like the
 -- others and shown by the listings.  (What they do is tested end to end.)
+
+-- This file runs alone too (test/check REGRESS=policies): it makes the
+-- extension if setup did not, and numbers ids from 1001 whatever ran before.
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS webhook;
+RESET client_min_messages;
+SELECT bool_and(setval(oid, 1000) = 1000) AS ids_from_1001
+  FROM pg_class WHERE relkind = 'S' AND relnamespace = 'webhook'::regnamespace;
+
 SELECT webhook.create_transport('policies', 'http://127.0.0.1:9', max_per_second => 50) AS t \gset
 SELECT name, max_in_flight, max_per_second FROM webhook.transports() WHERE id = :t;
 SELECT webhook.create_transport('p2', 'http://127.0.0.1:9', max_per_second => 0);
@@ -149,6 +158,7 @@ DROP TABLE policies_orders;
 SELECT webhook.delete_transport(:ta);
 DROP FUNCTION automation_body(webhook.event);
 SELECT webhook.delete_transport(:t);
+DELETE FROM webhook.event;
 DROP FUNCTION policies_body(webhook.event), policies_text(webhook.event),
               policies_two(webhook.event, integer), policies_owned(webhook.event);
 DROP ROLE webhook_test_policy, webhook_test_fn_owner;
