@@ -1143,3 +1143,30 @@ SELECT pg_catalog.pg_extension_config_dump('webhook.tenant_grant',
     'WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.oid = role)');
 
 -- END limits
+
+-- ping(): its delivery is due when inserted, as redeliver()'s and replay()'s
+-- (src/sql/40_capture.sql), never below a floor of the worker's claim.
+CREATE OR REPLACE FUNCTION webhook.ping(hook_id bigint) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    hook_tenant text;
+    ev bigint;
+    result bigint;
+BEGIN
+    PERFORM webhook._check_hook_active(hook_id);
+    SELECT t.tenant INTO hook_tenant
+      FROM webhook.hook h JOIN webhook.transport t ON t.id = h.transport_id
+     WHERE h.id = ping.hook_id;
+    INSERT INTO webhook.event (tenant, event_type, payload)
+    VALUES (hook_tenant, 'WEBHOOK_PING',
+            pg_catalog.jsonb_build_object('hookId', hook_id, 'zen', 'Deliveries are at least once.'))
+    RETURNING id INTO ev;
+    -- due when inserted, after the event gave the transaction its id: never
+    -- below a floor of the worker's claim (src/queue.c)
+    INSERT INTO webhook.delivery (event_id, hook_id, next_attempt_at)
+    VALUES (ev, ping.hook_id, pg_catalog.clock_timestamp())
+    RETURNING id INTO result;
+    PERFORM webhook.wake();
+    RETURN result;
+END
+$$;

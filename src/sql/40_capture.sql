@@ -197,7 +197,10 @@ BEGIN
     VALUES (hook_tenant, 'WEBHOOK_PING',
             pg_catalog.jsonb_build_object('hookId', hook_id, 'zen', 'Deliveries are at least once.'))
     RETURNING id INTO ev;
-    INSERT INTO webhook.delivery (event_id, hook_id) VALUES (ev, ping.hook_id)
+    -- due when inserted, after the event gave the transaction its id: never
+    -- below a floor of the worker's claim (src/queue.c)
+    INSERT INTO webhook.delivery (event_id, hook_id, next_attempt_at)
+    VALUES (ev, ping.hook_id, pg_catalog.clock_timestamp())
     RETURNING id INTO result;
     PERFORM webhook.wake();
     RETURN result;
