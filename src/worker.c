@@ -76,6 +76,7 @@
 #include "postmaster/interrupt.h"
 #include "queue.h"
 #include "ratelimit.h"
+#include "spi_util.h"
 #include "storage/ipc.h"
 #include "tcop/tcopprot.h"
 #include "transform.h"
@@ -857,6 +858,25 @@ typedef enum RecordHow
 	RECORD_FAILURE				/* no attempt row: the delivery failed, why */
 } RecordHow;
 
+/* One request to record, as try_in_subtransaction() calls record_one() */
+typedef struct RecordCall
+{
+	Attempt    *req;
+	RecordHow	how;
+	char	   *why;
+} RecordCall;
+
+static void
+record_one(void *arg)
+{
+	RecordCall *call = (RecordCall *) arg;
+
+	if (call->how == RECORD_FAILURE)
+		queue_record_failure(call->req, call->why);
+	else
+		record(&call->req, 1);
+}
+
 /*
  * Record one request in a subtransaction of the current transaction.  False,
  * with the error's message in *why, when that failed.
@@ -864,35 +884,13 @@ typedef enum RecordHow
 static bool
 record_in_subtransaction(Attempt *req, RecordHow how, char **why)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	volatile bool ok = true;
+	RecordCall	call = {req, how, *why};
+	ErrorData  *edata = try_in_subtransaction(record_one, NULL, &call, true);
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		if (how == RECORD_FAILURE)
-			queue_record_failure(req, *why);
-		else
-			record(&req, 1);
-		ReleaseCurrentSubTransaction();
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		*why = psprintf("the attempt could not be recorded: %.200s", edata->message);
-		ok = false;
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(cxt);
-	CurrentResourceOwner = owner;
-	return ok;
+	if (edata == NULL)
+		return true;
+	*why = psprintf("the attempt could not be recorded: %.200s", edata->message);
+	return false;
 }
 
 /*
