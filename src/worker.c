@@ -208,15 +208,11 @@ static int64 pruned_deliveries = 0;
 static int64 pruned_attempts = 0;
 static int64 pruned_events = 0;
 
-/* Milliseconds from now until t, rounded up; 0 or less once it has passed. */
+/* Milliseconds from now until t, rounded up; 0 once it has passed. */
 static long
 ms_until(TimestampTz t)
 {
-	long		secs;
-	int			usecs;
-
-	TimestampDifference(GetCurrentTimestamp(), t, &secs, &usecs);
-	return secs * 1000 + (usecs + 999) / 1000;
+	return TimestampDifferenceMilliseconds(GetCurrentTimestamp(), t);
 }
 
 /* Remember a retry due at t (0: none), to claim it on time. */
@@ -1149,15 +1145,11 @@ check_health(void)
 static void
 end_prune_round(TimestampTz now)
 {
-	long		secs;
-	int			usecs;
-
-	TimestampDifference(prune_started_at, now, &secs, &usecs);
 	ereport(pruned_deliveries + pruned_events > 0 ? LOG : DEBUG1,
 			(errmsg("webhook worker %d pruned " INT64_FORMAT " deliveries with " INT64_FORMAT " attempts, and " INT64_FORMAT " events, older than webhook.retention (%s), in %d batches, %ld ms",
 					worker_index + 1, pruned_deliveries, pruned_attempts, pruned_events,
 					GetConfigOption("webhook.retention", false, false),
-					prune_batches, secs * 1000 + usecs / 1000)));
+					prune_batches, TimestampDifferenceMilliseconds(prune_started_at, now))));
 	prune_phase = PRUNE_IDLE;
 	next_prune_at = TimestampTzPlusMilliseconds(now,
 												chore_interval_ms(&webhook_retention_span));
