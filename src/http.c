@@ -148,6 +148,7 @@ share_check(CURLSHcode rc, const char *what)
 		curl_failed(rc == CURLSHE_NOMEM, what, curl_share_strerror(rc));
 }
 
+/* Every option set and every information read, checked, named in the error */
 #define easy_setopt(easy, option, value) \
 	easy_check(curl_easy_setopt((easy), (option), (value)), \
 			   "set libcurl option " #option)

@@ -32,7 +32,6 @@
  */
 #include "webhook.h"
 
-#include "access/xact.h"
 #include "miscadmin.h"
 #include "spi_util.h"
 #include "storage/proc.h"
@@ -43,7 +42,6 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/regproc.h"
-#include "utils/resowner.h"
 #include "utils/syscache.h"
 #include "utils/timeout.h"
 
