@@ -4,7 +4,7 @@ EXTENSION = webhook
 MODULE_big = webhook
 OBJS = src/webhook.o src/shmem.o src/capture.o src/enqueue.o src/api.o src/signing.o src/address.o src/attempt.o src/launcher.o src/pause.o \
 	src/transform.o src/ratelimit.o src/housekeeping.o \
-	src/http.o src/queue.o src/worker.o
+	src/http.o src/queue.o src/worker.o src/spi_util.o
 
 # The install script of the current version is assembled from the parts
 # under src/sql, in name order.  A released version's install script is

@@ -10,10 +10,11 @@
  * metadata addresses.  Unspecified addresses (0.0.0.0/8 and ::), which reach
  * the local host, are refused whatever the list says.
  *
- * The check runs in curl's open-socket callback, after name resolution, so
- * a host name cannot dodge it.  A connection opened under an earlier list
- * may stay alive in a connection cache: http.c asks deny_list_generation()
- * and drops such connections when the list changed.
+ * The check is address_refused(), which http.c calls from curl's
+ * open-socket callback, after name resolution, so a host name cannot dodge
+ * it; this file knows nothing of curl.  A connection opened under an
+ * earlier list may stay alive in a connection cache: http.c asks
+ * deny_list_generation() and drops such connections when the list changed.
  *
  * IDENTIFICATION
  *	  src/address.c
@@ -26,7 +27,6 @@
 #include <sys/socket.h>
 
 #include "address.h"
-#include "http.h"
 
 /* One network of webhook.deny_networks. */
 typedef struct DeniedNetwork
@@ -180,54 +180,44 @@ address_unspecified(int family, const unsigned char *addr)
 }
 
 /*
- * CURLOPT_OPENSOCKETFUNCTION: refuse the addresses of the deny list and the
- * unspecified ones, writing why into clientp (a char[HTTP_DENIED_LEN]).  An
- * IPv4-mapped IPv6 address is checked as the IPv4 address it is.
+ * Whether a connection to addr, of family (AF_INET or AF_INET6; any other
+ * is not judged here), is refused: an address of the deny list or an
+ * unspecified one.  When it is, why (a char[ADDRESS_REFUSAL_LEN]) receives
+ * the reason.  An IPv4-mapped IPv6 address is checked as the IPv4 address
+ * it is.
  */
-static curl_socket_t
-open_socket_callback(void *clientp, curlsocktype purpose, struct curl_sockaddr *address)
+bool
+address_refused(int family, const struct sockaddr *addr, char *why)
 {
 	static const unsigned char v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF};
-	char	   *why = (char *) clientp;
 	const unsigned char *raw = NULL;
-	int			family = address->family;
 	char		text[INET6_ADDRSTRLEN] = "";
 
 	if (family == AF_INET)
-		raw = (const unsigned char *) &((struct sockaddr_in *) &address->addr)->sin_addr;
+		raw = (const unsigned char *) &((const struct sockaddr_in *) addr)->sin_addr;
 	else if (family == AF_INET6)
 	{
-		raw = (const unsigned char *) &((struct sockaddr_in6 *) &address->addr)->sin6_addr;
+		raw = (const unsigned char *) &((const struct sockaddr_in6 *) addr)->sin6_addr;
 		if (memcmp(raw, v4mapped, sizeof(v4mapped)) == 0)
 		{
 			family = AF_INET;
 			raw += sizeof(v4mapped);
 		}
 	}
+	if (raw == NULL)
+		return false;
 
-	if (raw != NULL && address_unspecified(family, raw))
+	if (address_unspecified(family, raw))
 	{
 		inet_ntop(family, raw, text, sizeof(text));
-		snprintf(why, HTTP_DENIED_LEN, "address %s is unspecified, not a destination", text);
-		return CURL_SOCKET_BAD;
+		snprintf(why, ADDRESS_REFUSAL_LEN, "address %s is unspecified, not a destination", text);
+		return true;
 	}
-	if (raw != NULL && address_denied(family, raw))
+	if (address_denied(family, raw))
 	{
 		inet_ntop(family, raw, text, sizeof(text));
-		snprintf(why, HTTP_DENIED_LEN, "address %s is in webhook.deny_networks", text);
-		return CURL_SOCKET_BAD;
+		snprintf(why, ADDRESS_REFUSAL_LEN, "address %s is in webhook.deny_networks", text);
+		return true;
 	}
-	return socket(address->family, address->socktype, address->protocol);
-}
-
-/*
- * Make easy refuse the addresses the policy forbids; why (a
- * char[HTTP_DENIED_LEN], set to "") receives the reason of a refusal.
- */
-void
-address_policy_apply(CURL *easy, char *why)
-{
-	why[0] = '\0';
-	http_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, open_socket_callback);
-	http_setopt(easy, CURLOPT_OPENSOCKETDATA, why);
+	return false;
 }

@@ -14,10 +14,7 @@
  */
 #include "webhook.h"
 
-#include <curl/curl.h>
-
 #include "access/detoast.h"
-#include "address.h"
 #include "attempt.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -106,14 +103,6 @@ webhook_is_preloaded(PG_FUNCTION_ARGS)
 	PG_RETURN_BOOL(webhook_preloaded);
 }
 
-/* curl progress callback: abort the transfer when the backend is cancelled */
-static int
-head_progress(void *clientp, curl_off_t dltotal, curl_off_t dlnow,
-			  curl_off_t ultotal, curl_off_t ulnow)
-{
-	return (QueryCancelPending || ProcDiePending) ? 1 : 0;
-}
-
 /* An optional text argument as a C string, or NULL. */
 static char *
 optional_text(FunctionCallInfo fcinfo, int argno)
@@ -125,77 +114,31 @@ optional_text(FunctionCallInfo fcinfo, int argno)
  * webhook._http_head(url, timeout_ms, tls_verify, ca_file, client_cert_file,
  * client_key_file, client_key_password): the status code of a HEAD request
  * to url, with a transport's TLS settings, or NULL when nothing answered.
- * Redirects are not followed, and the address policy is the worker's.
+ * The request policy (no redirects, the address policy) is the worker's:
+ * http_head() in http.c.
  */
 Datum
 webhook_http_head(PG_FUNCTION_ARGS)
 {
-	char	   *url;
-	int			timeout_ms;
-	bool		tls_verify = PG_ARGISNULL(2) ? true : PG_GETARG_BOOL(2);
-	char	   *ca_file = optional_text(fcinfo, 3);
-	char	   *client_cert_file = optional_text(fcinfo, 4);
-	char	   *client_key_file = optional_text(fcinfo, 5);
-	char	   *client_key_password = optional_text(fcinfo, 6);
-	char		denied[HTTP_DENIED_LEN];
-	CURL	   *curl;
-	CURLcode	rc;
-	long		status = 0;
+	HttpTarget	target = {0};
+	int			status;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("url and timeout_ms must not be null")));
-	url = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	timeout_ms = PG_GETARG_INT32(1);
+	target.url = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	target.timeout_ms = PG_GETARG_INT32(1);
+	target.tls_verify = PG_ARGISNULL(2) ? true : PG_GETARG_BOOL(2);
+	target.ca_file = optional_text(fcinfo, 3);
+	target.client_cert_file = optional_text(fcinfo, 4);
+	target.client_key_file = optional_text(fcinfo, 5);
+	target.client_key_password = optional_text(fcinfo, 6);
 
-	curl = curl_easy_init();
-	if (curl == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("could not create a curl handle")));
-
-	PG_TRY();
-	{
-		http_setopt(curl, CURLOPT_URL, url);
-		http_setopt(curl, CURLOPT_NOBODY, 1L);
-		http_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-		http_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
-		http_setopt(curl, CURLOPT_NOPROXY, "*");
-		http_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-		http_setopt(curl, CURLOPT_TIMEOUT_MS, (long) timeout_ms);
-		http_setopt(curl, CURLOPT_USERAGENT, webhook_user_agent);
-		http_setopt(curl, CURLOPT_NOPROGRESS, 0L);
-		http_setopt(curl, CURLOPT_XFERINFOFUNCTION, head_progress);
-		http_setopt(curl, CURLOPT_SSL_VERIFYPEER, tls_verify ? 1L : 0L);
-		http_setopt(curl, CURLOPT_SSL_VERIFYHOST, tls_verify ? 2L : 0L);
-		if (ca_file)
-			http_setopt(curl, CURLOPT_CAINFO, ca_file);
-		if (client_cert_file)
-			http_setopt(curl, CURLOPT_SSLCERT, client_cert_file);
-		if (client_key_file)
-			http_setopt(curl, CURLOPT_SSLKEY, client_key_file);
-		if (client_key_password)
-			http_setopt(curl, CURLOPT_KEYPASSWD, client_key_password);
-		address_policy_apply(curl, denied);
-	}
-	PG_CATCH();
-	{
-		curl_easy_cleanup(curl);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-
-	rc = curl_easy_perform(curl);
-	if (rc == CURLE_OK)
-		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-	curl_easy_cleanup(curl);
-
-	CHECK_FOR_INTERRUPTS();
-
-	if (rc != CURLE_OK || status == 0)
+	status = http_head(&target);
+	if (status == 0)
 		PG_RETURN_NULL();
-	PG_RETURN_INT32((int32) status);
+	PG_RETURN_INT32(status);
 }
 
 /*

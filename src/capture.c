@@ -51,7 +51,6 @@
 #include "webhook.h"
 
 #include "access/htup_details.h"
-#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
@@ -63,6 +62,7 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
+#include "spi_util.h"
 #include "tcop/deparse_utility.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -75,7 +75,6 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
-#include "utils/resowner.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/uuid.h"
@@ -251,30 +250,6 @@ reset_hook_cache(void)
 }
 
 /*
- * A kept plan of ours, prepared at its first use; caller is connected to
- * SPI.  It is planned anew for each execution, with its argument's value
- * (CURSOR_OPT_CUSTOM_PLAN): the hooks of a tenant are looked up by the ids
- * of its transports, and only their values tell the planner, from the
- * column's statistics, that a small tenant's hooks are a few rows of an
- * index beside a large tenant's thousands (a generic plan, or a join,
- * reads every hook).
- */
-static SPIPlanPtr
-kept_custom_plan(SPIPlanPtr *plan, const char *query, Oid argtype)
-{
-	if (*plan == NULL)
-	{
-		SPIPlanPtr	p = SPI_prepare_cursor(query, 1, &argtype, CURSOR_OPT_CUSTOM_PLAN);
-
-		if (p == NULL || SPI_keepplan(p) != 0)
-			elog(ERROR, "webhook: preparing the hook list query failed: %s",
-				 SPI_result_code_string(SPI_result));
-		*plan = p;
-	}
-	return *plan;
-}
-
-/*
  * Run a kept plan with the latest snapshot, not the statement's: a hook
  * committed after this transaction began has already invalidated the
  * cache, and must be in what we read now.
@@ -399,6 +374,8 @@ load_tenant_hooks(TenantHooks *th)
 {
 	static SPIPlanPtr transports_plan = NULL;
 	static SPIPlanPtr hooks_plan = NULL;
+	Oid			text_type = TEXTOID;
+	Oid			ids_type = INT8ARRAYOID;
 	Oid			nsp;
 	uint64		i;
 	uint64		invalidations = hooks_invalidations;
@@ -412,8 +389,7 @@ load_tenant_hooks(TenantHooks *th)
 	if (th->cxt != NULL)
 		MemoryContextReset(th->cxt);
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "webhook: SPI_connect failed");
+	spi_connect_checked();
 	nsp = get_namespace_oid("webhook", false);
 	hook_relid = get_relname_relid("hook", nsp);
 	transport_relid = get_relname_relid("transport", nsp);
@@ -423,19 +399,28 @@ load_tenant_hooks(TenantHooks *th)
 	 * transport's unique (tenant, name), hook's transport_id); then their
 	 * active hooks.  Operators are qualified: this runs as the extension's
 	 * owner under the caller's search_path.
+	 *
+	 * Both plans are kept, and planned anew for each execution with its
+	 * argument's value (CURSOR_OPT_CUSTOM_PLAN): the hooks of a tenant are
+	 * looked up by the ids of its transports, and only their values tell
+	 * the planner, from the column's statistics, that a small tenant's
+	 * hooks are a few rows of an index beside a large tenant's thousands (a
+	 * generic plan, or a join, reads every hook).
 	 */
-	read_latest(kept_custom_plan(&transports_plan,
-								 "SELECT pg_catalog.array_agg(id) FROM webhook.transport"
-								 " WHERE tenant OPERATOR(pg_catalog.=) $1", TEXTOID),
+	read_latest(spi_kept_plan(&transports_plan,
+							  "SELECT pg_catalog.array_agg(id) FROM webhook.transport"
+							  " WHERE tenant OPERATOR(pg_catalog.=) $1",
+							  1, &text_type, CURSOR_OPT_CUSTOM_PLAN),
 				CStringGetTextDatum(th->tenant));
 	transport_ids = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	nhooks = 0;					/* no transport, no hook */
 	if (!isnull)
 	{
-		read_latest(kept_custom_plan(&hooks_plan,
-									 "SELECT id, event_types, filter FROM webhook.hook"
-									 " WHERE transport_id OPERATOR(pg_catalog.=) ANY ($1)"
-									 "   AND active", INT8ARRAYOID),
+		read_latest(spi_kept_plan(&hooks_plan,
+								  "SELECT id, event_types, filter FROM webhook.hook"
+								  " WHERE transport_id OPERATOR(pg_catalog.=) ANY ($1)"
+								  "   AND active",
+								  1, &ids_type, CURSOR_OPT_CUSTOM_PLAN),
 					transport_ids);
 		nhooks = SPI_processed;
 	}
@@ -590,6 +575,22 @@ filter_matches(JsonPath *filter, Datum payload)
 	return !fcinfo->isnull && DatumGetBool(result);
 }
 
+/* filter_matches() as try_in_subtransaction() calls it */
+typedef struct FilterCall
+{
+	JsonPath   *filter;
+	Datum		payload;
+	bool		matches;
+} FilterCall;
+
+static void
+filter_call(void *arg)
+{
+	FilterCall *call = (FilterCall *) arg;
+
+	call->matches = filter_matches(call->filter, call->payload);
+}
+
 /*
  * filter_matches() for the filters that can fail anyway (filter_needs_guard:
  * .datetime(), like_regex, ** or .keyvalue() over a deeply nested payload,
@@ -601,40 +602,19 @@ filter_matches(JsonPath *filter, Datum payload)
 static bool
 guarded_filter_matches(int64 hook_id, JsonPath *filter, Datum payload)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	volatile bool matches = true;
+	FilterCall	call = {filter, payload, true};
+	ErrorData  *edata = try_in_subtransaction(filter_call, NULL, &call, true);
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		matches = filter_matches(filter, payload);
-		ReleaseCurrentSubTransaction();
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
-			ReThrowError(edata);
-		ereport(WARNING,
-				(errmsg("webhook: the filter of hook " INT64_FORMAT " failed: %s",
-						hook_id, edata->message),
-				 errdetail("The event goes to the hook as if it matched.")));
-		FreeErrorData(edata);
-		matches = true;
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(cxt);
-	CurrentResourceOwner = owner;
-	return matches;
+	if (edata == NULL)
+		return call.matches;
+	if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+		ReThrowError(edata);
+	ereport(WARNING,
+			(errmsg("webhook: the filter of hook " INT64_FORMAT " failed: %s",
+					hook_id, edata->message),
+			 errdetail("The event goes to the hook as if it matched.")));
+	FreeErrorData(edata);
+	return true;
 }
 
 /*
@@ -898,8 +878,7 @@ webhook_capture(PG_FUNCTION_ARGS)
 
 	/* ... and only the queue is written with the owner's */
 	become_owner(state->owner, &saved);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "webhook: SPI_connect failed");
+	spi_connect_checked();
 	ev.tenant = tenant;
 	ev.event_type = event_type;
 	ev.resource = state->resource;
@@ -1003,8 +982,7 @@ webhook_emit(PG_FUNCTION_ARGS)
 
 	caller = GetUserId();
 	become_owner(webhook_function_owner(fcinfo->flinfo->fn_oid), &saved);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "webhook: SPI_connect failed");
+	spi_connect_checked();
 	if (!superuser_arg(caller) && !manages_tenant(caller, tenant))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),

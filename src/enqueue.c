@@ -45,7 +45,7 @@
 #include "commands/sequence.h"
 #include "enqueue.h"
 #include "executor/executor.h"
-#include "executor/spi.h"
+#include "spi_util.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
 #include "utils/inval.h"
@@ -282,14 +282,6 @@ previous_values(Jsonb *old_row, ArrayType *changed)
 	return JsonbPGetDatum(JsonbValueToJsonb(result));
 }
 
-/* text, or a null for NULL */
-static Datum
-text_or_null(const char *s, bool *isnull)
-{
-	*isnull = (s == NULL);
-	return s ? CStringGetTextDatum(s) : (Datum) 0;
-}
-
 /* The short way: the rows formed here, into both tables and their indexes. */
 static Datum
 enqueue_directly(const NewEvent *ev, const Datum *hook_ids, int n_hooks,
@@ -357,39 +349,30 @@ enqueue_directly(const NewEvent *ev, const Datum *hook_ids, int n_hooks,
  * The long way: one INSERT statement for the event and its deliveries,
  * which honours whatever the tables have become.
  */
+static const char *statement_sql =
+"WITH e AS ("
+"  INSERT INTO webhook.event"
+"    (tenant, event_type, resource, resource_id, payload, previous)"
+"  SELECT $1, $2, $3, $4, $5,"
+"    (SELECT pg_catalog.jsonb_object_agg(c, $6 OPERATOR(pg_catalog.->) c)"
+"       FROM pg_catalog.unnest($7) c)"
+"  RETURNING id, uid),"
+" d AS ("
+"  INSERT INTO webhook.delivery (event_id, hook_id, next_attempt_at)"
+"  SELECT e.id, h, pg_catalog.clock_timestamp()"
+"    FROM e, pg_catalog.unnest($8) h)"
+"SELECT uid FROM e";
+
 static Datum
 enqueue_by_statement(const NewEvent *ev, const Datum *hook_ids, int n_hooks)
 {
+	Oid			types[8] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+	JSONBOID, JSONBOID, TEXTARRAYOID, INT8ARRAYOID};
 	Datum		values[8];
 	char		nulls[8];
 	int			ret;
 	bool		isnull;
-
-	if (statement_plan == NULL)
-	{
-		Oid			types[8] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID,
-		JSONBOID, JSONBOID, TEXTARRAYOID, INT8ARRAYOID};
-		SPIPlanPtr	plan;
-
-		plan = SPI_prepare("WITH e AS ("
-						   "  INSERT INTO webhook.event"
-						   "    (tenant, event_type, resource, resource_id, payload, previous)"
-						   "  SELECT $1, $2, $3, $4, $5,"
-						   "    (SELECT pg_catalog.jsonb_object_agg(c, $6 OPERATOR(pg_catalog.->) c)"
-						   "       FROM pg_catalog.unnest($7) c)"
-						   "  RETURNING id, uid),"
-						   " d AS ("
-						   "  INSERT INTO webhook.delivery (event_id, hook_id, next_attempt_at)"
-						   "  SELECT e.id, h, pg_catalog.clock_timestamp()"
-						   "    FROM e, pg_catalog.unnest($8) h)"
-						   "SELECT uid FROM e", 8, types);
-		if (plan == NULL)
-			elog(ERROR, "webhook: preparing the event insert failed: %s",
-				 SPI_result_code_string(SPI_result));
-		if (SPI_keepplan(plan) != 0)
-			elog(ERROR, "webhook: keeping the event insert plan failed");
-		statement_plan = plan;
-	}
+	SPIPlanPtr	plan = spi_kept_plan(&statement_plan, statement_sql, 8, types, 0);
 
 	memset(nulls, ' ', sizeof(nulls));
 	values[0] = text_or_null(ev->tenant, &isnull);
@@ -409,7 +392,7 @@ enqueue_by_statement(const NewEvent *ev, const Datum *hook_ids, int n_hooks)
 										  TYPALIGN_DOUBLE));
 	nulls[7] = n_hooks == 0 ? 'n' : ' ';
 
-	ret = SPI_execute_plan(statement_plan, values, nulls, false, 1);
+	ret = SPI_execute_plan(plan, values, nulls, false, 1);
 	if (ret != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "webhook: inserting an event failed: %s",
 			 SPI_result_code_string(ret));

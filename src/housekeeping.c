@@ -35,8 +35,8 @@
 #include "webhook.h"
 
 #include "catalog/pg_type.h"
-#include "executor/spi.h"
 #include "housekeeping.h"
+#include "spi_util.h"
 #include "utils/timestamp.h"
 
 /*
@@ -127,24 +127,6 @@ static SPIPlanPtr disable_plan = NULL;
 static SPIPlanPtr prune_deliveries_plan = NULL;
 static SPIPlanPtr prune_events_plan = NULL;
 
-/* A statement's plan, prepared the first time and kept for the worker's life. */
-static SPIPlanPtr
-kept_plan(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types)
-{
-	if (*plan == NULL)
-	{
-		SPIPlanPtr	p = SPI_prepare(sql, nargs, types);
-
-		if (p == NULL)
-			elog(ERROR, "webhook: preparing a housekeeping statement failed: %s",
-				 SPI_result_code_string(SPI_result));
-		if (SPI_keepplan(p) != 0)
-			elog(ERROR, "webhook: keeping a housekeeping plan failed");
-		*plan = p;
-	}
-	return *plan;
-}
-
 /* An interval in milliseconds, a month counted as 30 days. */
 int64
 interval_ms(const Interval *span)
@@ -170,9 +152,8 @@ housekeeping_disable_failing_hooks(const Interval *disable_after, int index,
 	values[0] = IntervalPGetDatum(disable_after);
 	values[1] = Int64GetDatum(n_workers);
 	values[2] = Int64GetDatum(index);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "webhook: SPI_connect failed");
-	ret = SPI_execute_plan(kept_plan(&disable_plan, disable_sql, 3, types),
+	spi_connect_checked();
+	ret = SPI_execute_plan(spi_kept_plan(&disable_plan, disable_sql, 3, types, 0),
 						   values, NULL, false, 0);
 	if (ret != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "webhook: disabling failing hooks failed: %s",
@@ -211,9 +192,8 @@ prune_batch(SPIPlanPtr *plan, const char *sql, const Interval *retention,
 	values[0] = Int64GetDatum(after_id);
 	values[1] = IntervalPGetDatum(retention);
 	values[2] = Int32GetDatum(PRUNE_BATCH_ROWS);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "webhook: SPI_connect failed");
-	ret = SPI_execute_plan(kept_plan(plan, sql, 3, types), values, NULL, false, 0);
+	spi_connect_checked();
+	ret = SPI_execute_plan(spi_kept_plan(plan, sql, 3, types, 0), values, NULL, false, 0);
 	if (ret != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "webhook: pruning failed: %s", SPI_result_code_string(ret));
 	tup = SPI_tuptable->vals[0];

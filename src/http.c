@@ -24,12 +24,23 @@
  * their outcome on the caller's "done" list.  Each attempt in flight has a
  * transfer: its curl handle and header list, which are this file's alone.
  *
+ * This file is the extension's only boundary with libcurl (but for
+ * curl_global_init in _PG_init).  Every libcurl call that returns a code
+ * goes through one of the checks below, so that one place decides how a
+ * curl failure becomes an error.  The request policy (request_policy():
+ * http and https only, no redirects, no proxy, the address policy of
+ * address.c at every connection, the transport's timeouts and TLS
+ * settings) is defined once and applied both to the worker's requests and
+ * to register()'s HEAD check (http_head()).
+ *
  * IDENTIFICATION
  *	  src/http.c
  *
  *-------------------------------------------------------------------------
  */
 #include "webhook.h"
+
+#include <curl/curl.h>
 
 #include "address.h"
 #include "attempt.h"
@@ -41,6 +52,7 @@
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 
 #define HTTP_MAX_HEADER_BYTES 8192
 
@@ -54,7 +66,7 @@ typedef struct HttpTransfer
 	CURL	   *easy;
 	struct curl_slist *header_list;
 	char		errbuf[CURL_ERROR_SIZE];
-	char		denied[HTTP_DENIED_LEN];	/* why the address policy refused */
+	char		denied[ADDRESS_REFUSAL_LEN];	/* why the address policy refused */
 } HttpTransfer;
 
 /* A socket curl asked us to watch. */
@@ -93,6 +105,71 @@ static int	n_shares = 0;
 
 static bool timer_armed = false;
 static TimestampTz timer_deadline = 0;
+
+/*
+ * A libcurl call failed: the one place that makes it an error, with what
+ * could not be done in the message and libcurl's own words, if any, in the
+ * detail.  Only running out of memory has an errcode of its own; anything
+ * else is a libcurl that cannot do what we ask (built without an option we
+ * rely on, say), which must stop the request rather than let it go out
+ * without a TLS, protocol or redirect setting.
+ */
+static void curl_failed(bool out_of_memory, const char *what,
+						const char *detail) pg_attribute_noreturn();
+
+static void
+curl_failed(bool out_of_memory, const char *what, const char *detail)
+{
+	ereport(ERROR,
+			(errcode(out_of_memory ? ERRCODE_OUT_OF_MEMORY : ERRCODE_INTERNAL_ERROR),
+			 errmsg("could not %s", what),
+			 detail ? errdetail("libcurl reports: %s.", detail) : 0));
+}
+
+/* The checks of libcurl's three return-code families. */
+static inline void
+easy_check(CURLcode rc, const char *what)
+{
+	if (unlikely(rc != CURLE_OK))
+		curl_failed(rc == CURLE_OUT_OF_MEMORY, what, curl_easy_strerror(rc));
+}
+
+static inline void
+multi_check(CURLMcode rc, const char *what)
+{
+	if (unlikely(rc != CURLM_OK))
+		curl_failed(rc == CURLM_OUT_OF_MEMORY, what, curl_multi_strerror(rc));
+}
+
+static inline void
+share_check(CURLSHcode rc, const char *what)
+{
+	if (unlikely(rc != CURLSHE_OK))
+		curl_failed(rc == CURLSHE_NOMEM, what, curl_share_strerror(rc));
+}
+
+/* Every option set and every information read, checked, named in the error */
+#define easy_setopt(easy, option, value) \
+	easy_check(curl_easy_setopt((easy), (option), (value)), \
+			   "set libcurl option " #option)
+#define multi_setopt(multi, option, value) \
+	multi_check(curl_multi_setopt((multi), (option), (value)), \
+				"set libcurl option " #option)
+#define share_setopt(share, option, value) \
+	share_check(curl_share_setopt((share), (option), (value)), \
+				"set libcurl option " #option)
+#define easy_getinfo(easy, info, value) \
+	easy_check(curl_easy_getinfo((easy), (info), (value)), \
+			   "read libcurl information " #info)
+
+/* A handle that libcurl could not make (it has no more to say). */
+static void *
+curl_made(void *handle, const char *what)
+{
+	if (unlikely(handle == NULL))
+		curl_failed(true, what, NULL);
+	return handle;
+}
 
 static uint32
 wait_events_for(int what)
@@ -167,16 +244,9 @@ timer_callback(CURLM *m, long timeout_ms, void *userp)
 void
 http_init(void)
 {
-	multi = curl_multi_init();
-	if (multi == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("could not create a curl multi handle")));
-	if (curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, socket_callback) != CURLM_OK ||
-		curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, timer_callback) != CURLM_OK)
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not set up the curl multi handle")));
+	multi = curl_made(curl_multi_init(), "create a libcurl multi handle");
+	multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, socket_callback);
+	multi_setopt(multi, CURLMOPT_TIMERFUNCTION, timer_callback);
 }
 
 int
@@ -303,19 +373,18 @@ transport_share(int64 transport_id, bool *fresh)
 		? MemoryContextAlloc(TopMemoryContext, sizeof(TransportShare))
 		: repalloc(shares, sizeof(TransportShare) * (n_shares + 1));
 	ts = &shares[n_shares];
-	ts->share = curl_share_init();
-	if (ts->share == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("could not create a curl share handle")));
-	if (curl_share_setopt(ts->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT) != CURLSHE_OK ||
-		curl_share_setopt(ts->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK)
+	ts->share = curl_made(curl_share_init(), "create a libcurl share handle");
+	PG_TRY();
+	{
+		share_setopt(ts->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+		share_setopt(ts->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+	}
+	PG_CATCH();
 	{
 		curl_share_cleanup(ts->share);
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not set up a curl connection cache")));
+		PG_RE_THROW();
 	}
+	PG_END_TRY();
 	ts->transport_id = transport_id;
 	ts->in_use = 0;
 	ts->last_used = now;
@@ -353,6 +422,53 @@ transfer_end(HttpTransfer *transfer)
 }
 
 /*
+ * CURLOPT_OPENSOCKETFUNCTION: the address policy (address.c), at every
+ * connection and after name resolution; clientp is the request's refusal
+ * buffer, which receives why an address was refused.
+ */
+static curl_socket_t
+open_socket_callback(void *clientp, curlsocktype purpose, struct curl_sockaddr *address)
+{
+	if (address_refused(address->family, &address->addr, (char *) clientp))
+		return CURL_SOCKET_BAD;
+	return socket(address->family, address->socktype, address->protocol);
+}
+
+/*
+ * The request policy, the same for every request the extension makes (the
+ * worker's, and register()'s HEAD check): target's URL, over http or
+ * https only, no redirect followed, no proxy (whatever the environment
+ * says), the address policy at every connection, target's timeouts and
+ * TLS settings.  refusal (a char[ADDRESS_REFUSAL_LEN]) is set to "", and
+ * receives why the address policy refused an address.
+ */
+static void
+request_policy(CURL *easy, const HttpTarget *target, char *refusal)
+{
+	refusal[0] = '\0';
+	easy_setopt(easy, CURLOPT_URL, target->url);
+	easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+	easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
+	easy_setopt(easy, CURLOPT_NOPROXY, "*");
+	easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+	easy_setopt(easy, CURLOPT_USERAGENT, webhook_user_agent);
+	easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, target->connect_timeout_ms);
+	easy_setopt(easy, CURLOPT_TIMEOUT_MS, target->timeout_ms);
+	easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, open_socket_callback);
+	easy_setopt(easy, CURLOPT_OPENSOCKETDATA, refusal);
+	easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, target->tls_verify ? 1L : 0L);
+	easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, target->tls_verify ? 2L : 0L);
+	if (target->ca_file)
+		easy_setopt(easy, CURLOPT_CAINFO, target->ca_file);
+	if (target->client_cert_file)
+		easy_setopt(easy, CURLOPT_SSLCERT, target->client_cert_file);
+	if (target->client_key_file)
+		easy_setopt(easy, CURLOPT_SSLKEY, target->client_key_file);
+	if (target->client_key_password)
+		easy_setopt(easy, CURLOPT_KEYPASSWD, target->client_key_password);
+}
+
+/*
  * Configure the transfer's easy handle: body, headers (attempt.c composes
  * them, signature and credentials included), timeouts and TLS.  May throw
  * (a secret that cannot sign); the caller catches.
@@ -361,6 +477,16 @@ static void
 prepare_transfer(HttpTransfer *transfer)
 {
 	Attempt    *req = transfer->attempt;
+	HttpTarget	target = {
+		.url = req->url,
+		.connect_timeout_ms = req->connect_timeout_ms,
+		.timeout_ms = req->timeout_ms,
+		.tls_verify = req->tls_verify,
+		.ca_file = req->ca_file,
+		.client_cert_file = req->client_cert_file,
+		.client_key_file = req->client_key_file,
+		.client_key_password = req->client_key_password,
+	};
 	ListCell   *lc;
 	CURL	   *easy;
 	TransportShare *share;
@@ -377,46 +503,24 @@ prepare_transfer(HttpTransfer *transfer)
 		transfer->header_list = list;
 	}
 
-	easy = curl_easy_init();
-	if (easy == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("could not create a curl handle")));
+	easy = curl_made(curl_easy_init(), "create a libcurl easy handle");
 	transfer->easy = easy;
 
 	share = transport_share(req->transport_id, &fresh);
-	http_setopt(easy, CURLOPT_PRIVATE, transfer);
-	http_setopt(easy, CURLOPT_SHARE, share->share);
+	request_policy(easy, &target, transfer->denied);
+	easy_setopt(easy, CURLOPT_PRIVATE, transfer);
+	easy_setopt(easy, CURLOPT_SHARE, share->share);
 	if (fresh)
-		http_setopt(easy, CURLOPT_FRESH_CONNECT, 1L);
-	http_setopt(easy, CURLOPT_URL, req->url);
-	http_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
-	http_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
-	http_setopt(easy, CURLOPT_NOPROXY, "*");
-	http_setopt(easy, CURLOPT_NOSIGNAL, 1L);
-	http_setopt(easy, CURLOPT_POST, 1L);
-	http_setopt(easy, CURLOPT_POSTFIELDS, req->body);
-	http_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) strlen(req->body));
-	http_setopt(easy, CURLOPT_HTTPHEADER, transfer->header_list);
-	http_setopt(easy, CURLOPT_USERAGENT, webhook_user_agent);
-	http_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, req->connect_timeout_ms);
-	http_setopt(easy, CURLOPT_TIMEOUT_MS, req->timeout_ms);
-	http_setopt(easy, CURLOPT_ERRORBUFFER, transfer->errbuf);
-	http_setopt(easy, CURLOPT_WRITEFUNCTION, write_callback);
-	http_setopt(easy, CURLOPT_WRITEDATA, req);
-	http_setopt(easy, CURLOPT_HEADERFUNCTION, header_callback);
-	http_setopt(easy, CURLOPT_HEADERDATA, req);
-	address_policy_apply(easy, transfer->denied);
-	http_setopt(easy, CURLOPT_SSL_VERIFYPEER, req->tls_verify ? 1L : 0L);
-	http_setopt(easy, CURLOPT_SSL_VERIFYHOST, req->tls_verify ? 2L : 0L);
-	if (req->ca_file)
-		http_setopt(easy, CURLOPT_CAINFO, req->ca_file);
-	if (req->client_cert_file)
-		http_setopt(easy, CURLOPT_SSLCERT, req->client_cert_file);
-	if (req->client_key_file)
-		http_setopt(easy, CURLOPT_SSLKEY, req->client_key_file);
-	if (req->client_key_password)
-		http_setopt(easy, CURLOPT_KEYPASSWD, req->client_key_password);
+		easy_setopt(easy, CURLOPT_FRESH_CONNECT, 1L);
+	easy_setopt(easy, CURLOPT_POST, 1L);
+	easy_setopt(easy, CURLOPT_POSTFIELDS, req->body);
+	easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) strlen(req->body));
+	easy_setopt(easy, CURLOPT_HTTPHEADER, transfer->header_list);
+	easy_setopt(easy, CURLOPT_ERRORBUFFER, transfer->errbuf);
+	easy_setopt(easy, CURLOPT_WRITEFUNCTION, write_callback);
+	easy_setopt(easy, CURLOPT_WRITEDATA, req);
+	easy_setopt(easy, CURLOPT_HEADERFUNCTION, header_callback);
+	easy_setopt(easy, CURLOPT_HEADERDATA, req);
 }
 
 /*
@@ -429,7 +533,6 @@ http_start(Attempt *req, dlist_head *done)
 {
 	MemoryContext old = MemoryContextSwitchTo(req->cxt);
 	HttpTransfer *transfer;
-	CURLMcode	rc;
 
 	initStringInfo(&req->response_body);
 	initStringInfo(&req->response_headers);
@@ -464,9 +567,8 @@ http_start(Attempt *req, dlist_head *done)
 	}
 	PG_END_TRY();
 
-	rc = curl_multi_add_handle(multi, transfer->easy);
-	if (rc != CURLM_OK)
-		elog(ERROR, "curl_multi_add_handle failed: %s", curl_multi_strerror(rc));
+	multi_check(curl_multi_add_handle(multi, transfer->easy),
+				"add a request to the libcurl multi handle");
 	n_in_flight++;
 	share_use(req->transport_id, +1);
 	MemoryContextSwitchTo(old);
@@ -488,9 +590,9 @@ collect_finished(dlist_head *done)
 
 		if (msg->msg != CURLMSG_DONE)
 			continue;
-		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &transfer);
-		curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &status);
-		curl_easy_getinfo(msg->easy_handle, CURLINFO_TOTAL_TIME_T, &total_us);
+		easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &transfer);
+		easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &status);
+		easy_getinfo(msg->easy_handle, CURLINFO_TOTAL_TIME_T, &total_us);
 		req = transfer->attempt;
 
 		req->status = (int32) status;
@@ -512,7 +614,8 @@ collect_finished(dlist_head *done)
 							 "(%d bytes that are not valid text in the database encoding)", len);
 		}
 
-		curl_multi_remove_handle(multi, transfer->easy);
+		multi_check(curl_multi_remove_handle(multi, transfer->easy),
+					"remove a request from the libcurl multi handle");
 		transfer_end(transfer);
 		n_in_flight--;
 		share_use(req->transport_id, -1);
@@ -542,10 +645,9 @@ static void
 socket_action(curl_socket_t fd, int mask)
 {
 	int			running;
-	CURLMcode	rc = curl_multi_socket_action(multi, fd, mask, &running);
 
-	if (rc != CURLM_OK)
-		elog(ERROR, "curl_multi_socket_action failed: %s", curl_multi_strerror(rc));
+	multi_check(curl_multi_socket_action(multi, fd, mask, &running),
+				"drive the libcurl multi handle");
 }
 
 /*
@@ -563,13 +665,8 @@ http_wait(long max_wait_ms, dlist_head *done)
 	int			i;
 
 	if (timer_armed)
-	{
-		long		secs;
-		int			usecs;
-
-		TimestampDifference(GetCurrentTimestamp(), timer_deadline, &secs, &usecs);
-		timeout = Min(timeout, secs * 1000 + (usecs + 999) / 1000);
-	}
+		timeout = Min(timeout,
+					  TimestampDifferenceMilliseconds(GetCurrentTimestamp(), timer_deadline));
 	if (wait_set_stale)
 		rebuild_wait_set();
 
@@ -596,4 +693,51 @@ http_wait(long max_wait_ms, dlist_head *done)
 	}
 	collect_finished(done);
 	return latch_set;
+}
+
+/* CURLOPT_XFERINFOFUNCTION of the HEAD check: abort it when cancelled */
+static int
+head_progress(void *clientp, curl_off_t dltotal, curl_off_t dlnow,
+			  curl_off_t ultotal, curl_off_t ulnow)
+{
+	return (QueryCancelPending || ProcDiePending) ? 1 : 0;
+}
+
+/*
+ * register()'s reachability check: the status code of a HEAD request to
+ * target, under the request policy of every request, or 0 when nothing
+ * answered.  It blocks, in a backend, for target->timeout_ms at the most;
+ * a cancel or termination aborts it and is acted on here.
+ */
+int
+http_head(const HttpTarget *target)
+{
+	char		refusal[ADDRESS_REFUSAL_LEN];
+	CURL	   *easy = curl_made(curl_easy_init(), "create a libcurl easy handle");
+	CURLcode	rc;
+	long		status = 0;
+
+	PG_TRY();
+	{
+		request_policy(easy, target, refusal);
+		easy_setopt(easy, CURLOPT_NOBODY, 1L);
+		easy_setopt(easy, CURLOPT_NOPROGRESS, 0L);
+		easy_setopt(easy, CURLOPT_XFERINFOFUNCTION, head_progress);
+	}
+	PG_CATCH();
+	{
+		curl_easy_cleanup(easy);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+
+	/* a transfer that failed, or whose status cannot be read, had no answer */
+	rc = curl_easy_perform(easy);
+	if (rc == CURLE_OK)
+		rc = curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_cleanup(easy);
+
+	CHECK_FOR_INTERRUPTS();
+
+	return rc == CURLE_OK ? (int) status : 0;
 }

@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * http.h
- *	  Sending attempts with the libcurl multi driver (http.c).
+ *	  Sending attempts with the libcurl multi driver, and register()'s
+ *	  HEAD check (http.c).  No curl type leaves http.c.
  *
  * IDENTIFICATION
  *	  src/http.h
@@ -11,31 +12,31 @@
 #ifndef WEBHOOK_HTTP_H
 #define WEBHOOK_HTTP_H
 
-#include <curl/curl.h>
-
 #include "attempt.h"
 #include "lib/ilist.h"
 
-/* room for "address <IPv6> is in webhook.deny_networks" */
-#define HTTP_DENIED_LEN 128
-
 /*
- * curl_easy_setopt that fails loudly: a TLS, protocol or redirect option
- * that did not take must never let a request go out without it.
+ * Where a request goes and how it checks the receiver: a transport's
+ * settings.  The rest of the request policy (http and https only, no
+ * redirects, no proxy, the address policy) is http.c's, the same for every
+ * request.
  */
-#define http_setopt(easy, option, value) \
-	do { \
-		CURLcode	setopt_rc_ = curl_easy_setopt((easy), (option), (value)); \
-		if (setopt_rc_ != CURLE_OK) \
-			ereport(ERROR, \
-					(errcode(ERRCODE_INTERNAL_ERROR), \
-					 errmsg("could not set curl option %s: %s", \
-							#option, curl_easy_strerror(setopt_rc_)))); \
-	} while (0)
+typedef struct HttpTarget
+{
+	const char *url;
+	long		connect_timeout_ms; /* 0: curl's default */
+	long		timeout_ms;
+	bool		tls_verify;
+	const char *ca_file;
+	const char *client_cert_file;
+	const char *client_key_file;
+	const char *client_key_password;
+} HttpTarget;
 
 extern void http_init(void);
 extern void http_start(Attempt *attempt, dlist_head *done);
 extern bool http_wait(long max_wait_ms, dlist_head *done);
 extern int	http_in_flight(void);
+extern int	http_head(const HttpTarget *target);
 
 #endif							/* WEBHOOK_HTTP_H */

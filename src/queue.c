@@ -47,6 +47,7 @@
 #include "attempt.h"
 #include "miscadmin.h"
 #include "queue.h"
+#include "spi_util.h"
 #include "utils/array.h"
 #include "utils/backend_status.h"
 #include "utils/builtins.h"
@@ -547,19 +548,6 @@ static SPIPlanPtr cancel_plan = NULL;
 static SPIPlanPtr expire_plan = NULL;
 static SPIPlanPtr gone_plan = NULL;
 
-static SPIPlanPtr
-keep_plan(const char *sql, int nargs, Oid *types)
-{
-	SPIPlanPtr	plan = SPI_prepare(sql, nargs, types);
-
-	if (plan == NULL)
-		elog(ERROR, "webhook: preparing a queue statement failed: %s",
-			 SPI_result_code_string(SPI_result));
-	if (SPI_keepplan(plan) != 0)
-		elog(ERROR, "webhook: keeping a queue plan failed");
-	return plan;
-}
-
 /*
  * When the oldest transaction of this database that holds a transaction id
  * began; now if there is none; 0 when that cannot be told (a prepared
@@ -591,12 +579,13 @@ oldest_writer_start(void)
 	 */
 	if (max_prepared_xacts > 0)
 	{
-		if (prepared_plan == NULL)
-			prepared_plan = keep_plan("SELECT FROM pg_catalog.pg_prepared_xacts"
-									  " WHERE database OPERATOR(pg_catalog.=)"
-									  "       pg_catalog.current_database()"
-									  " LIMIT 1", 0, NULL);
-		if (SPI_execute_plan(prepared_plan, NULL, NULL, true, 1) != SPI_OK_SELECT)
+		SPIPlanPtr	plan = spi_kept_plan(&prepared_plan,
+										 "SELECT FROM pg_catalog.pg_prepared_xacts"
+										 " WHERE database OPERATOR(pg_catalog.=)"
+										 "       pg_catalog.current_database()"
+										 " LIMIT 1", 0, NULL, 0);
+
+		if (SPI_execute_plan(plan, NULL, NULL, true, 1) != SPI_OK_SELECT)
 			elog(ERROR, "webhook: reading the prepared transactions failed");
 		if (SPI_processed > 0)
 			return 0;
@@ -750,13 +739,18 @@ queue_set_partition(int index, int n_workers)
  * has (each hook's candidates are ranked per transport), nor any while it
  * is stalled; a tenant no more than its room (held->tenant_rooms, or
  * held->new_tenant_room for one the worker holds nothing of); and the
- * events claimed add up to less than held->bytes_left, but for the last.
+ * bodies claimed of a tenant add up to less than its held->tenant_bytes (or
+ * held->new_tenant_bytes), but for the last.
  * Returns the number claimed.
  */
 int
 queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 			dlist_head *claimed)
 {
+	Oid			types[18] = {INT4OID, INT8ARRAYOID, INT4ARRAYOID, INT8ARRAYOID,
+		INT8OID, INT8OID, INT8ARRAYOID, TIMESTAMPTZARRAYOID,
+		TEXTARRAYOID, INT4ARRAYOID, INT8ARRAYOID, FLOAT8ARRAYOID,
+	INT4OID, INT8OID, INT8OID, BOOLOID, INT8ARRAYOID, INT8ARRAYOID};
 	Datum		values[18];
 	char		nulls[18];
 	Datum	   *floor_hooks;
@@ -766,17 +760,7 @@ queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 	uint64		i;
 	int			f;
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "webhook: SPI_connect failed");
-	if (claim_plan == NULL)
-	{
-		Oid			types[18] = {INT4OID, INT8ARRAYOID, INT4ARRAYOID, INT8ARRAYOID,
-			INT8OID, INT8OID, INT8ARRAYOID, TIMESTAMPTZARRAYOID,
-			TEXTARRAYOID, INT4ARRAYOID, INT8ARRAYOID, FLOAT8ARRAYOID,
-		INT4OID, INT8OID, INT8OID, BOOLOID, INT8ARRAYOID, INT8ARRAYOID};
-
-		claim_plan = keep_plan(claim_sql, 18, types);
-	}
+	spi_connect_checked();
 
 	/* before the claim's snapshot */
 	oldest = oldest_writer_start();
@@ -815,7 +799,8 @@ queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 		values[16] = array_of(held->only_hooks, NULL, held->n_only_hooks, INT8OID);
 	else
 		nulls[16] = 'n';
-	ret = SPI_execute_plan(claim_plan, values, nulls, false, 0);
+	ret = SPI_execute_plan(spi_kept_plan(&claim_plan, claim_sql, 18, types, 0),
+						   values, nulls, false, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "webhook: claiming deliveries failed: %s", SPI_result_code_string(ret));
 	Assert(SPI_tuptable->tupdesc->natts == REQUEST_COLUMNS);
@@ -865,20 +850,20 @@ queue_hooks_gone(Datum *hook_ids, int n, int64 **gone)
 	Datum		values[1];
 	Oid			types[1] = {INT8ARRAYOID};
 	MemoryContext cxt = CurrentMemoryContext;
+	SPIPlanPtr	plan;
 	bool		isnull;
 	uint64		i;
 	int			n_gone;
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "webhook: SPI_connect failed");
-	if (gone_plan == NULL)
-		gone_plan = keep_plan("SELECT x.id FROM pg_catalog.unnest($1::bigint[]) AS x(id)"
-							  " WHERE NOT EXISTS (SELECT FROM webhook.hook h"
-							  "                    WHERE h.id = x.id AND h.active"
-							  "                      AND h.disabled_reason IS NULL)",
-							  1, types);
+	spi_connect_checked();
+	plan = spi_kept_plan(&gone_plan,
+						 "SELECT x.id FROM pg_catalog.unnest($1::bigint[]) AS x(id)"
+						 " WHERE NOT EXISTS (SELECT FROM webhook.hook h"
+						 "                    WHERE h.id = x.id AND h.active"
+						 "                      AND h.disabled_reason IS NULL)",
+						 1, types, 0);
 	values[0] = array_of(hook_ids, NULL, n, INT8OID);
-	if (SPI_execute_plan(gone_plan, values, NULL, true, 0) != SPI_OK_SELECT)
+	if (SPI_execute_plan(plan, values, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "webhook: reading the hooks held failed");
 	*gone = MemoryContextAlloc(cxt, sizeof(int64) * Max(1, SPI_processed));
 	for (i = 0; i < SPI_processed; i++)
@@ -902,8 +887,7 @@ queue_preview(int64 hook_id, int64 event_id, MemoryContext parent)
 	Attempt    *req = NULL;
 	int			ret;
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "webhook: SPI_connect failed");
+	spi_connect_checked();
 	ret = SPI_execute_with_args(preview_sql, 2, types, values, NULL, true, 1);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "webhook: reading the request failed: %s", SPI_result_code_string(ret));
@@ -920,32 +904,19 @@ queue_preview(int64 hook_id, int64 event_id, MemoryContext parent)
 void
 queue_expire_secrets(void)
 {
+	Oid			types[2] = {INT8OID, INT8OID};
 	Datum		values[2];
 	int			ret;
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "webhook: SPI_connect failed");
-	if (expire_plan == NULL)
-	{
-		Oid			types[2] = {INT8OID, INT8OID};
-
-		expire_plan = keep_plan(expire_sql, 2, types);
-	}
+	spi_connect_checked();
 	values[0] = Int64GetDatum(partition_n_workers);
 	values[1] = Int64GetDatum(partition_index);
-	ret = SPI_execute_plan(expire_plan, values, NULL, false, 0);
+	ret = SPI_execute_plan(spi_kept_plan(&expire_plan, expire_sql, 2, types, 0),
+						   values, NULL, false, 0);
 	if (ret != SPI_OK_UPDATE)
 		elog(ERROR, "webhook: dropping expired secrets failed: %s",
 			 SPI_result_code_string(ret));
 	SPI_finish();
-}
-
-/* s as a text Datum, or a null one */
-static Datum
-text_or_null(const char *s, bool *isnull)
-{
-	*isnull = (s == NULL);
-	return s ? CStringGetTextDatum(s) : (Datum) 0;
 }
 
 /*
@@ -1012,13 +983,12 @@ queue_record(Attempt **reqs, int n, Datum *sent_ids, int n_sent, QueueRetry **re
 			gone[n_gone++] = Int64GetDatum(req->delivery_id);
 	}
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "webhook: SPI_connect failed");
-	if (record_plan == NULL)
-		record_plan = keep_plan(record_sql, RECORD_ARGS, array_types);
+	spi_connect_checked();
 	for (c = 0; c < RECORD_ARGS; c++)
 		values[c] = array_of(cols[c], nulls[c], n, types[c]);
-	ret = SPI_execute_plan(record_plan, values, NULL, false, 0);
+	ret = SPI_execute_plan(spi_kept_plan(&record_plan, record_sql, RECORD_ARGS,
+										 array_types, 0),
+						   values, NULL, false, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "webhook: recording attempts failed: %s", SPI_result_code_string(ret));
 	n_retries = (int) SPI_processed;
@@ -1033,15 +1003,13 @@ queue_record(Attempt **reqs, int n, Datum *sent_ids, int n_sent, QueueRetry **re
 
 	if (n_gone > 0)
 	{
-		if (cancel_plan == NULL)
-		{
-			Oid			types[2] = {INT8ARRAYOID, INT8ARRAYOID};
+		Oid			cancel_types[2] = {INT8ARRAYOID, INT8ARRAYOID};
 
-			cancel_plan = keep_plan(cancel_sql, 2, types);
-		}
 		values[0] = array_of(gone, NULL, n_gone, INT8OID);
 		values[1] = array_of(sent_ids, NULL, n_sent, INT8OID);
-		ret = SPI_execute_plan(cancel_plan, values, NULL, false, 0);
+		ret = SPI_execute_plan(spi_kept_plan(&cancel_plan, cancel_sql, 2,
+											 cancel_types, 0),
+							   values, NULL, false, 0);
 		if (ret != SPI_OK_UPDATE)
 			elog(ERROR, "webhook: cancelling deliveries failed: %s",
 				 SPI_result_code_string(ret));
@@ -1071,8 +1039,7 @@ queue_record_failure(Attempt *req, const char *why)
 	nulls[2] = req->status == 0 ? 'n' : ' ';
 	values[3] = CStringGetTextDatum(why);
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "webhook: SPI_connect failed");
+	spi_connect_checked();
 	ret = SPI_execute_with_args("WITH dead AS ("
 								"UPDATE webhook.delivery d"
 								"   SET state = f.state, attempts = $2, last_status = $3,"

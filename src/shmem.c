@@ -364,15 +364,18 @@ webhook_workers_running(Oid dboid)
  * Pause database dboid for this backend, and send SIGTERM to its workers.
  * Returns the pause's number, for webhook_pause_release(), or -1 when
  * every entry is taken (then nothing is paused nor signalled); *stopped is
- * set to how many workers were signalled.
+ * set to how many workers were signalled.  Their pids are taken under the
+ * spinlock and signalled after it (no system call while holding one): a
+ * worker of a paused database takes no slot meanwhile.
  */
 int
 webhook_pause_take(Oid dboid, int *stopped)
 {
+	pid_t		pids[WEBHOOK_MAX_SLOTS];
+	int			n_pids = 0;
 	int			pause = -1;
 	int			i;
 
-	*stopped = 0;
 	SpinLockAcquire(&worker_state->lock);
 	for (i = 0; i < MAX_PAUSES && pause < 0; i++)
 		if (worker_state->pauses[i].dboid == InvalidOid)
@@ -382,15 +385,14 @@ webhook_pause_take(Oid dboid, int *stopped)
 		worker_state->pauses[pause].dboid = dboid;
 		worker_state->pauses[pause].owner = MyProcPid;
 		for (i = 0; i < WEBHOOK_MAX_SLOTS; i++)
-		{
 			if (worker_state->slots[i].dboid == dboid)
-			{
-				kill(worker_state->slots[i].pid, SIGTERM);
-				(*stopped)++;
-			}
-		}
+				pids[n_pids++] = worker_state->slots[i].pid;
 	}
 	SpinLockRelease(&worker_state->lock);
+
+	for (i = 0; i < n_pids; i++)
+		kill(pids[i], SIGTERM);
+	*stopped = n_pids;
 	return pause;
 }
 

@@ -32,8 +32,8 @@
  */
 #include "webhook.h"
 
-#include "access/xact.h"
 #include "miscadmin.h"
+#include "spi_util.h"
 #include "storage/proc.h"
 #include "transform.h"
 #include "utils/acl.h"
@@ -42,7 +42,6 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/regproc.h"
-#include "utils/resowner.h"
 #include "utils/syscache.h"
 #include "utils/timeout.h"
 
@@ -167,6 +166,31 @@ call_transform(Attempt *req, int timeout_ms, MemoryContext cxt)
 												   VARSIZE(DatumGetPointer(result))));
 }
 
+/* call_transform() as try_in_subtransaction() calls it */
+typedef struct TransformCall
+{
+	Attempt    *req;
+	int			timeout_ms;
+} TransformCall;
+
+static void
+transform_call(void *arg)
+{
+	TransformCall *call = (TransformCall *) arg;
+
+	call->req->body = call_transform(call->req, call->timeout_ms, call->req->cxt);
+}
+
+/* It failed: the rollback restores the user, not the timer. */
+static void
+transform_failed(void *arg)
+{
+	TransformCall *call = (TransformCall *) arg;
+
+	if (call->timeout_ms > 0)
+		stop_timer();
+}
+
 /*
  * Set req->body from the hook's transform, or, when it fails, req->error
  * (the request is then not sent; its attempt records the error).  The
@@ -177,33 +201,15 @@ call_transform(Attempt *req, int timeout_ms, MemoryContext cxt)
 void
 transform_body(Attempt *req, int timeout_ms)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
+	TransformCall call = {req, timeout_ms};
+	ErrorData  *edata;
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
+	/* whatever else it did is undone: the subtransaction is rolled back */
+	edata = try_in_subtransaction(transform_call, transform_failed, &call, false);
+	if (edata != NULL)
 	{
-		req->body = call_transform(req, timeout_ms, req->cxt);
-		/* whatever else it did is undone */
-		RollbackAndReleaseCurrentSubTransaction();
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		/* the abort restores the user, not the timer */
-		if (timeout_ms > 0)
-			stop_timer();
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
 		req->error = MemoryContextStrdup(req->cxt,
 										 psprintf("transform failed: %s", edata->message));
 		FreeErrorData(edata);
 	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(cxt);
-	CurrentResourceOwner = owner;
 }

@@ -28,10 +28,10 @@
 #include "catalog/namespace.h"
 #include "commands/dbcommands.h"
 #include "commands/extension.h"
-#include "executor/spi.h"
 #include "parser/parse_func.h"
 #include "miscadmin.h"
 #include "pause.h"
+#include "spi_util.h"
 #include "postmaster/bgworker.h"
 #include "storage/ipc.h"
 #include "tcop/utility.h"
@@ -120,8 +120,7 @@ forget_dropped_roles(void)
 	GetUserIdAndSecContext(&saved_user, &saved_context);
 	SetUserIdAndSecContext(webhook_function_owner(fn),
 						   saved_context | SECURITY_LOCAL_USERID_CHANGE);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	spi_connect_checked();
 	if (SPI_execute("SELECT webhook._forget_dropped_roles()", false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "webhook._forget_dropped_roles() failed");
 	SPI_finish();

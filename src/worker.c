@@ -76,6 +76,7 @@
 #include "postmaster/interrupt.h"
 #include "queue.h"
 #include "ratelimit.h"
+#include "spi_util.h"
 #include "storage/ipc.h"
 #include "tcop/tcopprot.h"
 #include "transform.h"
@@ -86,7 +87,6 @@
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
-#include "utils/resowner.h"
 #include "utils/snapmgr.h"
 
 /* how often due retries are looked for without a wake-up */
@@ -223,15 +223,11 @@ typedef struct RetryOfHook
 static RetryOfHook *retry_hooks = NULL;
 static int	n_retry_hooks = 0;
 
-/* Milliseconds from now until t, rounded up; 0 or less once it has passed. */
+/* Milliseconds from now until t, rounded up; 0 once it has passed. */
 static long
 ms_until(TimestampTz t)
 {
-	long		secs;
-	int			usecs;
-
-	TimestampDifference(GetCurrentTimestamp(), t, &secs, &usecs);
-	return secs * 1000 + (usecs + 999) / 1000;
+	return TimestampDifferenceMilliseconds(GetCurrentTimestamp(), t);
 }
 
 /* Remember a retry due at t (0: none), to claim it on time. */
@@ -974,6 +970,25 @@ typedef enum RecordHow
 	RECORD_FAILURE				/* no attempt row: the delivery failed, why */
 } RecordHow;
 
+/* One request to record, as try_in_subtransaction() calls record_one() */
+typedef struct RecordCall
+{
+	Attempt    *req;
+	RecordHow	how;
+	char	   *why;
+} RecordCall;
+
+static void
+record_one(void *arg)
+{
+	RecordCall *call = (RecordCall *) arg;
+
+	if (call->how == RECORD_FAILURE)
+		queue_record_failure(call->req, call->why);
+	else
+		record(&call->req, 1);
+}
+
 /*
  * Record one request in a subtransaction of the current transaction.  False,
  * with the error's message in *why, when that failed.
@@ -981,35 +996,13 @@ typedef enum RecordHow
 static bool
 record_in_subtransaction(Attempt *req, RecordHow how, char **why)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	volatile bool ok = true;
+	RecordCall	call = {req, how, *why};
+	ErrorData  *edata = try_in_subtransaction(record_one, NULL, &call, true);
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		if (how == RECORD_FAILURE)
-			queue_record_failure(req, *why);
-		else
-			record(&req, 1);
-		ReleaseCurrentSubTransaction();
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		*why = psprintf("the attempt could not be recorded: %.200s", edata->message);
-		ok = false;
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(cxt);
-	CurrentResourceOwner = owner;
-	return ok;
+	if (edata == NULL)
+		return true;
+	*why = psprintf("the attempt could not be recorded: %.200s", edata->message);
+	return false;
 }
 
 /*
@@ -1270,15 +1263,11 @@ check_health(void)
 static void
 end_prune_round(TimestampTz now)
 {
-	long		secs;
-	int			usecs;
-
-	TimestampDifference(prune_started_at, now, &secs, &usecs);
 	ereport(pruned_deliveries + pruned_events > 0 ? LOG : DEBUG1,
 			(errmsg("webhook worker %d pruned " INT64_FORMAT " deliveries with " INT64_FORMAT " attempts, and " INT64_FORMAT " events, older than webhook.retention (%s), in %d batches, %ld ms",
 					worker_index + 1, pruned_deliveries, pruned_attempts, pruned_events,
 					GetConfigOption("webhook.retention", false, false),
-					prune_batches, secs * 1000 + usecs / 1000)));
+					prune_batches, TimestampDifferenceMilliseconds(prune_started_at, now))));
 	prune_phase = PRUNE_IDLE;
 	next_prune_at = TimestampTzPlusMilliseconds(now,
 												chore_interval_ms(&webhook_retention_span));
