@@ -1144,8 +1144,75 @@ SELECT pg_catalog.pg_extension_config_dump('webhook.tenant_grant',
 
 -- END limits
 
--- ping(): its delivery is due when inserted, as redeliver()'s and replay()'s
--- (src/sql/40_capture.sql), never below a floor of the worker's claim.
+-- Wake-ups that name their hook (src/sql/20_functions.sql): redeliver(),
+-- replay() and ping() tell the worker which hook has work, so that it need
+-- not look at every hook; webhook.wake(), which names none, is an admin's.
+-- ping()'s delivery is due when inserted, as redeliver()'s and replay()'s
+-- are, never below a floor of the worker's claim.
+REVOKE EXECUTE ON FUNCTION webhook.wake() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION webhook.wake() TO webhook_admin;
+
+CREATE FUNCTION webhook._wake_for(hook_id bigint) RETURNS void
+    LANGUAGE c STRICT VOLATILE AS 'MODULE_PATHNAME', 'webhook_wake_for';
+COMMENT ON FUNCTION webhook._wake_for(bigint) IS
+    'wake the delivery worker when the current transaction commits, to look at this hook';
+REVOKE EXECUTE ON FUNCTION webhook._wake_for(bigint) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION webhook.redeliver(delivery_id bigint) RETURNS bigint
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    d webhook.delivery;
+    new_id bigint;
+BEGIN
+    PERFORM webhook._not_null(delivery_id, 'delivery_id');
+    SELECT x.* INTO d
+      FROM webhook.delivery x
+      JOIN webhook.hook h ON h.id = x.hook_id
+      JOIN webhook.transport t ON t.id = h.transport_id
+     WHERE x.id = delivery_id AND webhook._manages(t.tenant);
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'delivery % does not exist', delivery_id
+            USING ERRCODE = 'no_data_found';
+    END IF;
+    PERFORM webhook._check_hook_active(d.hook_id);
+    -- due when inserted, by a transaction that has its id (the worker's
+    -- claim relies on it: src/queue.c, floors)
+    PERFORM pg_current_xact_id();
+    INSERT INTO webhook.delivery AS x (event_id, hook_id, state, next_attempt_at)
+    VALUES (d.event_id, d.hook_id, 'pending', clock_timestamp())
+    RETURNING x.id INTO new_id;
+    PERFORM webhook._wake_for(d.hook_id);
+    RETURN new_id;
+END
+$$;
+CREATE OR REPLACE FUNCTION webhook.replay(hook_id bigint, since timestamptz) RETURNS integer
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    n integer;
+BEGIN
+    PERFORM webhook._not_null(hook_id, 'hook_id');
+    PERFORM webhook._not_null(since, 'since');
+    PERFORM webhook._check_hook_active(hook_id);
+    -- due when inserted, as in redeliver()
+    PERFORM pg_current_xact_id();
+    -- events already on their way to the hook are not queued twice
+    INSERT INTO webhook.delivery (event_id, hook_id, state, next_attempt_at)
+    SELECT e.id, replay.hook_id, 'pending', clock_timestamp()
+      FROM webhook.event e
+     WHERE e.created_at >= since
+       AND EXISTS (SELECT 1 FROM webhook.delivery d
+                    WHERE d.event_id = e.id AND d.hook_id = replay.hook_id)
+       AND NOT EXISTS (SELECT 1 FROM webhook.delivery d
+                        WHERE d.event_id = e.id AND d.hook_id = replay.hook_id
+                          AND d.state IN ('pending', 'delivering', 'failed'))
+     ORDER BY e.id;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    IF n > 0 THEN
+        PERFORM webhook._wake_for(replay.hook_id);
+    END IF;
+    RETURN n;
+END
+$$;
 CREATE OR REPLACE FUNCTION webhook.ping(hook_id bigint) RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -1166,7 +1233,7 @@ BEGIN
     INSERT INTO webhook.delivery (event_id, hook_id, next_attempt_at)
     VALUES (ev, ping.hook_id, pg_catalog.clock_timestamp())
     RETURNING id INTO result;
-    PERFORM webhook.wake();
+    PERFORM webhook._wake_for(ping.hook_id);
     RETURN result;
 END
 $$;

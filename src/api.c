@@ -30,6 +30,7 @@
 #include "utils/timestamp.h"
 
 PG_FUNCTION_INFO_V1(webhook_wake);
+PG_FUNCTION_INFO_V1(webhook_wake_for);
 PG_FUNCTION_INFO_V1(webhook_wake_launcher_sql);
 PG_FUNCTION_INFO_V1(webhook_wait_until_running);
 PG_FUNCTION_INFO_V1(webhook_is_preloaded);
@@ -47,6 +48,20 @@ Datum
 webhook_wake(PG_FUNCTION_ARGS)
 {
 	webhook_wake_at_commit();
+	PG_RETURN_VOID();
+}
+
+/*
+ * webhook._wake_for(hook_id): wake the worker when the calling transaction
+ * commits, naming the hook it gave work (redeliver(), replay(), ping()): a
+ * claim then looks at that hook, not at every hook (worker.c).
+ */
+Datum
+webhook_wake_for(PG_FUNCTION_ARGS)
+{
+	Datum		hook_id = PG_GETARG_DATUM(0);
+
+	webhook_wake_at_commit_for(&hook_id, 1);
 	PG_RETURN_VOID();
 }
 

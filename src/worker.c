@@ -386,17 +386,20 @@ unhold(Attempt *req)
  * work: those that commits named since the last claim (their news,
  * shmem.c), those with retries due (retry_hooks), those whose requests the
  * worker holds, and the "recent" ones: named, claimed from or let go in
- * the last RECENT_MS.  It looks at every hook (a full look) at the start,
- * after a failed claim (the news it took is lost), and once every
- * POLL_INTERVAL_MS, and no more often whatever a tenant does: that finds
- * within a second or two what no news named (redeliver(), replay(),
- * webhook.wake(), a commit that named more hooks than the news holds, a
- * hook enabled again, retries scheduled by another worker, a due time an
- * admin wrote).
+ * the last RECENT_MS.  It looks at every hook (a full look) once every
+ * POLL_INTERVAL_MS, which finds within a second or two what nothing named
+ * (a hook enabled again, retries scheduled by another worker, a due time an
+ * admin wrote); and sooner, but never within FULL_LOOK_MIN_MS of the last,
+ * when it must: at the start, after a failed claim (the news it took is
+ * lost), and when news says that hooks it cannot name have work (a COMMIT
+ * PREPARED, webhook.wake(), more hooks than the news holds).  So no tenant
+ * can make it look at every hook more than four times a second.
  */
 #define MAX_RECENT_HOOKS 1024
 #define RECENT_MS 10000
+#define FULL_LOOK_MIN_MS 250
 static bool full_look_due = true;
+static TimestampTz full_look_at = 0;	/* to claim then, for one that is due */
 static TimestampTz last_full_look = 0;
 static int64 news_ids[WEBHOOK_MAX_NEWS];
 static int	n_news_ids = 0;
@@ -482,8 +485,9 @@ hooks_to_look_at(QueueHeld *h, TimestampTz now)
 		note_recent_hook(news_ids[i]);
 	n_news_ids = 0;
 
-	if (full_look_due || now < last_full_look ||
-		TimestampDifferenceExceeds(last_full_look, now, POLL_INTERVAL_MS))
+	if (now < last_full_look ||
+		TimestampDifferenceExceeds(last_full_look, now,
+								   full_look_due ? FULL_LOOK_MIN_MS : POLL_INTERVAL_MS))
 	{
 		full_look_due = false;
 		last_full_look = now;
@@ -1127,8 +1131,12 @@ exchange(int limit)
 	if (limit > 0)
 	{
 		webhook_clear_wake_request(worker_slot);
-		/* news of unknown hooks waits for the next full look */
-		(void) webhook_take_news(worker_slot, news_ids, &n_news_ids);
+		if (webhook_take_news(worker_slot, news_ids, &n_news_ids))
+		{
+			/* a full look, now or once FULL_LOOK_MIN_MS have passed */
+			full_look_due = true;
+			full_look_at = TimestampTzPlusMilliseconds(last_full_look, FULL_LOOK_MIN_MS);
+		}
 	}
 	/* finished requests no longer count against their transports */
 	n_done = count_done(-1);
@@ -1530,6 +1538,8 @@ webhook_worker_main(Datum main_arg)
 			timeout = Min(timeout, ms_until(next_retry_at));
 		if (ordered_waiting && timeout > 0)
 			timeout = Min(timeout, ms_until(ordered_claim_at));
+		if (full_look_at != 0 && timeout > 0)
+			timeout = Min(timeout, ms_until(full_look_at));
 		if (next_start_at != 0 && timeout > 0)
 			timeout = Min(timeout, ms_until(next_start_at));
 		if (next_prune != 0 && timeout > 0)
@@ -1548,6 +1558,11 @@ webhook_worker_main(Datum main_arg)
 		{
 			claim_due = true;
 			ordered_waiting = false;
+		}
+		if (full_look_at != 0 && now >= full_look_at)
+		{
+			claim_due = true;
+			full_look_at = 0;
 		}
 		if (TimestampDifferenceExceeds(last_claim, now, POLL_INTERVAL_MS))
 			claim_due = true;

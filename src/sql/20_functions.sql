@@ -11,6 +11,16 @@ CREATE FUNCTION webhook.wake() RETURNS void
     LANGUAGE c STRICT VOLATILE AS 'MODULE_PATHNAME', 'webhook_wake';
 COMMENT ON FUNCTION webhook.wake() IS
     'wake the delivery worker when the current transaction commits';
+-- a wake-up naming no hook makes the worker look at every hook: an admin's
+-- tool, not a tenant's (worker.c)
+REVOKE EXECUTE ON FUNCTION webhook.wake() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION webhook.wake() TO webhook_admin;
+
+CREATE FUNCTION webhook._wake_for(hook_id bigint) RETURNS void
+    LANGUAGE c STRICT VOLATILE AS 'MODULE_PATHNAME', 'webhook_wake_for';
+COMMENT ON FUNCTION webhook._wake_for(bigint) IS
+    'wake the delivery worker when the current transaction commits, to look at this hook';
+REVOKE EXECUTE ON FUNCTION webhook._wake_for(bigint) FROM PUBLIC;
 
 CREATE FUNCTION webhook.wait_until_running(timeout interval DEFAULT '10 s')
     RETURNS boolean

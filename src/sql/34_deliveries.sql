@@ -48,7 +48,7 @@ BEGIN
     INSERT INTO webhook.delivery AS x (event_id, hook_id, state, next_attempt_at)
     VALUES (d.event_id, d.hook_id, 'pending', clock_timestamp())
     RETURNING x.id INTO new_id;
-    PERFORM webhook.wake();
+    PERFORM webhook._wake_for(d.hook_id);
     RETURN new_id;
 END
 $$;
@@ -78,7 +78,7 @@ BEGIN
      ORDER BY e.id;
     GET DIAGNOSTICS n = ROW_COUNT;
     IF n > 0 THEN
-        PERFORM webhook.wake();
+        PERFORM webhook._wake_for(replay.hook_id);
     END IF;
     RETURN n;
 END

@@ -202,7 +202,7 @@ BEGIN
     INSERT INTO webhook.delivery (event_id, hook_id, next_attempt_at)
     VALUES (ev, ping.hook_id, pg_catalog.clock_timestamp())
     RETURNING id INTO result;
-    PERFORM webhook.wake();
+    PERFORM webhook._wake_for(ping.hook_id);
     RETURN result;
 END
 $$;
