@@ -206,22 +206,50 @@ static int64 pruned_deliveries = 0;
 static int64 pruned_attempts = 0;
 static int64 pruned_events = 0;
 
+/* A hook and a time: when its retry is due, or when it was last noted. */
+typedef struct HookAt
+{
+	int64		hook_id;
+	TimestampTz at;
+} HookAt;
+
+/* the most hooks of a list of them (retry_hooks, recent_hooks) */
+#define MAX_HOOKS_AT 1024
+
 /*
  * The retries the worker scheduled, by hook: when each hook's earliest is
  * due, for the claim then to look at it (hooks_to_look_at()); at most
- * MAX_RETRY_HOOKS of them (beyond, a full look finds them, within a
- * second of their time).
+ * MAX_HOOKS_AT of them (beyond, a full look finds them, within a second of
+ * their time).
  */
-#define MAX_RETRY_HOOKS 1024
-
-typedef struct RetryOfHook
-{
-	int64		hook_id;
-	TimestampTz due;
-} RetryOfHook;
-
-static RetryOfHook *retry_hooks = NULL;
+static HookAt *retry_hooks = NULL;
 static int	n_retry_hooks = 0;
+
+/*
+ * The entry of hook_id in *list (of *n entries), added (its time unset) if
+ * it is not there; *found says which.  NULL when the list is full.
+ */
+static HookAt *
+hook_at(HookAt **list, int *n, int64 hook_id, bool *found)
+{
+	int			i;
+
+	for (i = 0; i < *n; i++)
+	{
+		if ((*list)[i].hook_id == hook_id)
+		{
+			*found = true;
+			return &(*list)[i];
+		}
+	}
+	*found = false;
+	if (*list == NULL)
+		*list = MemoryContextAlloc(TopMemoryContext, sizeof(HookAt) * MAX_HOOKS_AT);
+	if (*n == MAX_HOOKS_AT)
+		return NULL;
+	(*list)[*n].hook_id = hook_id;
+	return &(*list)[(*n)++];
+}
 
 /* Milliseconds from now until t, rounded up; 0 once it has passed. */
 static long
@@ -242,26 +270,12 @@ note_retry(TimestampTz t)
 static void
 note_retry_of_hook(int64 hook_id, TimestampTz t)
 {
-	int			i;
+	bool		found;
+	HookAt	   *retry = hook_at(&retry_hooks, &n_retry_hooks, hook_id, &found);
 
 	note_retry(t);
-	for (i = 0; i < n_retry_hooks; i++)
-	{
-		if (retry_hooks[i].hook_id == hook_id)
-		{
-			retry_hooks[i].due = Min(retry_hooks[i].due, t);
-			return;
-		}
-	}
-	if (retry_hooks == NULL)
-		retry_hooks = MemoryContextAlloc(TopMemoryContext,
-										 sizeof(RetryOfHook) * MAX_RETRY_HOOKS);
-	if (n_retry_hooks < MAX_RETRY_HOOKS)
-	{
-		retry_hooks[n_retry_hooks].hook_id = hook_id;
-		retry_hooks[n_retry_hooks].due = t;
-		n_retry_hooks++;
-	}
+	if (retry != NULL)
+		retry->at = found ? Min(retry->at, t) : t;
 }
 
 /* The load entry of a transport, made (or an idle one reused) if needed. */
@@ -395,7 +409,6 @@ unhold(Attempt *req)
  * PREPARED, webhook.wake(), more hooks than the news holds).  So no tenant
  * can make it look at every hook more than four times a second.
  */
-#define MAX_RECENT_HOOKS 1024
 #define RECENT_MS 10000
 #define FULL_LOOK_MIN_MS 250
 static bool full_look_due = true;
@@ -404,13 +417,7 @@ static TimestampTz last_full_look = 0;
 static int64 news_ids[WEBHOOK_MAX_NEWS];
 static int	n_news_ids = 0;
 
-typedef struct RecentHook
-{
-	int64		hook_id;
-	TimestampTz noted_at;
-} RecentHook;
-
-static RecentHook *recent_hooks = NULL;
+static HookAt *recent_hooks = NULL;	/* when each was last noted */
 static int	n_recent_hooks = 0;
 
 /*
@@ -421,26 +428,11 @@ static int	n_recent_hooks = 0;
 static void
 note_recent_hook(int64 hook_id)
 {
-	TimestampTz now = GetCurrentTimestamp();
-	int			i;
+	bool		found;
+	HookAt	   *recent = hook_at(&recent_hooks, &n_recent_hooks, hook_id, &found);
 
-	for (i = 0; i < n_recent_hooks; i++)
-	{
-		if (recent_hooks[i].hook_id == hook_id)
-		{
-			recent_hooks[i].noted_at = now;
-			return;
-		}
-	}
-	if (recent_hooks == NULL)
-		recent_hooks = MemoryContextAlloc(TopMemoryContext,
-										  sizeof(RecentHook) * MAX_RECENT_HOOKS);
-	if (n_recent_hooks < MAX_RECENT_HOOKS)
-	{
-		recent_hooks[n_recent_hooks].hook_id = hook_id;
-		recent_hooks[n_recent_hooks].noted_at = now;
-		n_recent_hooks++;
-	}
+	if (recent != NULL)
+		recent->at = GetCurrentTimestamp();
 }
 
 /* Forget the recent hooks not noted for RECENT_MS. */
@@ -451,8 +443,8 @@ forget_old_recent_hooks(TimestampTz now)
 	int			kept = 0;
 
 	for (i = 0; i < n_recent_hooks; i++)
-		if (!TimestampDifferenceExceeds(recent_hooks[i].noted_at, now, RECENT_MS) &&
-			recent_hooks[i].noted_at <= now)
+		if (!TimestampDifferenceExceeds(recent_hooks[i].at, now, RECENT_MS) &&
+			recent_hooks[i].at <= now)
 			recent_hooks[kept++] = recent_hooks[i];
 	n_recent_hooks = kept;
 }
@@ -472,11 +464,11 @@ hooks_to_look_at(QueueHeld *h, TimestampTz now)
 	next_retry_at = 0;
 	for (i = 0; i < n_retry_hooks; i++)
 	{
-		if (retry_hooks[i].due <= now)
+		if (retry_hooks[i].at <= now)
 			note_recent_hook(retry_hooks[i].hook_id);
 		else
 		{
-			note_retry(retry_hooks[i].due);
+			note_retry(retry_hooks[i].at);
 			retry_hooks[kept++] = retry_hooks[i];
 		}
 	}
