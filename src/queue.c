@@ -168,6 +168,13 @@
 " + pg_catalog.octet_length(e.event_type) + 256"
 
 /*
+ * (In claimed, each picked delivery is read by its id, in a LATERAL
+ * subquery that OFFSET 0 keeps from being flattened: joined plainly, the
+ * generic plan read every delivery by another index and matched each
+ * against the few picked, 130 ms a claim with 50,000 waiting.)
+ */
+
+/*
  * The unordered hooks a claim looks at: every one, or only those of $17
  * (worker.c knows which may have work: its news).  Each arm's condition
  * on $17 alone gates it: the other is not run at all, and a claim for a
@@ -258,7 +265,8 @@ HOOKS_WITH_ROOM("webhook.hook")
 "                                           ORDER BY p.next_attempt_at, p.id"
 "                                           ROWS UNBOUNDED PRECEDING) - y.held AS before"
 "          FROM picked p"
-"          JOIN webhook.delivery d ON d.id = p.id"
+"          CROSS JOIN LATERAL (SELECT x.* FROM webhook.delivery x WHERE x.id = p.id"
+"                              OFFSET 0) d"
 "          CROSS JOIN LATERAL (SELECT s.size, s.body,"
 "                                     CASE WHEN s.body <= $15 THEN s.body ELSE 0 END AS held"
 "                                FROM webhook.event e,"
