@@ -22,7 +22,7 @@ DATA = sql/webhook--0.1.sql $(wildcard sql/webhook--*--*.sql)
 
 # make installcheck runs them against a running server, as every contrib
 # module's (PGHOST, PGPORT, PGUSER from the environment; a superuser): its
-# postgresql.conf must have the lines of test/regress.conf (the README's
+# postgresql.conf must have the lines of test/regress.conf (docs/testing.md's
 # Tests section says why).  test/check starts a throwaway server with them
 # and runs make installcheck against it.  Each test runs alone too
 # (test/check REGRESS=deliveries): every file after setup opens by making the
