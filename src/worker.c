@@ -361,20 +361,6 @@ tenant_share(int64 capacity, int n)
 	return Max(1, (capacity - Max(1, capacity / TENANT_RESERVE)) / Max(n, 1));
 }
 
-/* Does a tenant hold all its share of the worker's room? */
-static bool
-a_tenant_is_full(void)
-{
-	int			capacity = QUEUE_HOLD_FACTOR * webhook_max_in_flight;
-	int64		share = tenant_share(capacity, tenants_holding());
-	int			i;
-
-	for (i = 0; i < n_tenant_loads; i++)
-		if (tenant_loads[i].held > 0 && tenant_loads[i].held >= share)
-			return true;
-	return false;
-}
-
 /*
  * Count req in (sign +1) or out of (-1) what its transport and its tenant
  * hold, and the bytes held.
@@ -1519,11 +1505,8 @@ webhook_worker_main(Datum main_arg)
 
 			if (limit > 0)
 			{
-				/*
-				 * A full claim means a backlog: claim again as room allows;
-				 * so does one that filled a tenant's share.
-				 */
-				backlog = (claimed == limit || (claimed > 0 && a_tenant_is_full()));
+				/* a full claim means a backlog: claim again as room allows */
+				backlog = (claimed == limit);
 				claim_due = backlog;
 				last_claim = GetCurrentTimestamp();
 			}
