@@ -6,19 +6,15 @@ OBJS = src/webhook.o src/shmem.o src/capture.o src/enqueue.o src/api.o src/signi
 	src/transform.o src/ratelimit.o src/housekeeping.o \
 	src/http.o src/queue.o src/worker.o src/spi_util.o
 
-# The install script of the current version is assembled from the parts
-# under src/sql, in name order.  A released version's install script is
-# assembled the same way from its release commit (sql/releases,
-# sql/release-script), where the tree has its git history; 0.1's is kept as
-# it was released.  Every catalog change ships in the next version's upgrade
-# script too (test/e2e/test_upgrade.py updates every released version and
-# checks that the result is the catalog a fresh install makes).
+# Every SQL script, each built by sql/build-script: this version's install
+# script (the catalog, src/sql/catalog, then the code, src/sql/code) and its
+# upgrade script from the last release (the migration,
+# src/sql/migrations/A--B.sql, then the same code); and, where the tree has
+# its git history, every released version's scripts, rebuilt from its
+# release commit (sql/releases), which test/e2e/test_upgrade.py installs and
+# updates.
 EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" webhook.control)
-RELEASED = $(shell sed -n 's/^\([0-9.]*\) [0-9a-f]*$$/\1/p' sql/releases)
-RELEASED_SCRIPTS = $(if $(shell git rev-parse --git-dir 2>/dev/null),\
-	$(foreach v,$(RELEASED),sql/webhook--$(v).sql))
-DATA_built = sql/webhook--$(EXTVERSION).sql $(RELEASED_SCRIPTS)
-DATA = sql/webhook--0.1.sql $(wildcard sql/webhook--*--*.sql)
+DATA_built = $(shell sql/build-script --list)
 
 # make installcheck runs them against a running server, as every contrib
 # module's (PGHOST, PGPORT, PGUSER from the environment; a superuser): its
@@ -63,11 +59,8 @@ endif
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-sql/webhook--$(EXTVERSION).sql: $(sort $(wildcard src/sql/*.sql))
-	cat $^ > $@
-
-$(RELEASED_SCRIPTS): sql/webhook--%.sql: sql/releases
-	sql/release-script $* > $@
+$(DATA_built): sql/build-script sql/releases webhook.control $(wildcard src/sql/*/*.sql)
+	sql/build-script $@ > $@
 
 # every object depends on every header: they are few and small; and on
 # webhook.control, whose version they are built with

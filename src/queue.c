@@ -316,7 +316,7 @@ id ", coalesce('HTTP ' || " status ", " error ", 'no answer'))"
 /*
  * The attempt duration histogram's upper bounds, in milliseconds (the
  * default buckets of Prometheus' client libraries, 5 ms to 10 s), each
- * applied to a macro; webhook._duration_bounds() (src/sql/37_metrics.sql)
+ * applied to a macro; webhook._duration_bounds() (src/sql/code/37_metrics.sql)
  * lists the same bounds, in seconds, for metrics() to name them.
  */
 #define DURATION_BOUNDS_MS(X) \

@@ -1057,7 +1057,7 @@ record_one_by_one(int n_done)
 
 /*
  * A relcache invalidation: a change to webhook.hook or webhook.transport
- * (their triggers send one, src/sql/40_capture.sql), or to anything
+ * (their triggers send one, src/sql/code/40_capture.sql), or to anything
  * (InvalidOid), makes the worker look at the hooks of what it holds.
  */
 static void

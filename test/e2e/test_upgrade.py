@@ -1,5 +1,5 @@
-"""Upgrades: every released version (0.1 as released, sql/webhook--0.1.sql;
-later ones rebuilt from their release commits, sql/releases), filled with
+"""Upgrades: every released version (each rebuilt from its release commit,
+sql/releases, by sql/build-script), filled with
 work, updated in place with ALTER EXTENSION webhook UPDATE: nothing lost,
 the worker goes on; and each updated is the very catalog a fresh install
 makes.  The worker of a newer library waits, saying why, while the catalog
@@ -15,7 +15,7 @@ from harness import lit
 HERE = os.path.dirname(os.path.abspath(__file__))
 CURRENT = open(os.path.join(HERE, '..', '..', 'webhook.control')).read() \
     .split("default_version = '")[1].split("'")[0]
-RELEASED = ['0.1'] + [line.split()[0] for line in
+RELEASED = [line.split()[0] for line in
                       open(os.path.join(HERE, '..', '..', 'sql', 'releases'))
                       if line.strip() and not line.startswith('#')]
 CATALOG_SQL = open(os.path.join(HERE, '..', 'catalog.sql')).read()

@@ -1,7 +1,7 @@
 -- webhook install script, part 3.5: the views for psql.  security_invoker,
 -- so that row-level security on the catalog applies to whoever reads them.
 
-CREATE VIEW webhook.delivery_log WITH (security_invoker = true) AS
+CREATE OR REPLACE VIEW webhook.delivery_log WITH (security_invoker = true) AS
 SELECT a.started_at AS attempted_at,
        e.tenant,
        d.hook_id,
@@ -21,7 +21,7 @@ SELECT a.started_at AS attempted_at,
 COMMENT ON VIEW webhook.delivery_log IS
     'one row per HTTP attempt, with its event and the delivery''s current state';
 
-CREATE VIEW webhook.hook_stats WITH (security_invoker = true) AS
+CREATE OR REPLACE VIEW webhook.hook_stats WITH (security_invoker = true) AS
 SELECT h.id AS hook_id,
        t.tenant,
        coalesce(c.pending, 0) AS pending,

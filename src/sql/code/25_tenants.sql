@@ -10,7 +10,7 @@
 --   object of a tenant the caller does not manage "does not exist", the very
 --   message an unknown id gets, so that nothing is learnt across tenants.
 
-CREATE FUNCTION webhook._caller() RETURNS regrole
+CREATE OR REPLACE FUNCTION webhook._caller() RETURNS regrole
     LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'webhook_caller';
 COMMENT ON FUNCTION webhook._caller() IS
     'the role the session acts as (login role or SET ROLE), whatever SECURITY DEFINER functions run in between';
@@ -18,7 +18,7 @@ COMMENT ON FUNCTION webhook._caller() IS
 -- The tenants a role manages; NULL for all of them (superusers and members
 -- of webhook_admin).  Grants of roles dropped since are ignored.  Read by a
 -- tenant role directly, row-level security lets it see its own grants only.
-CREATE FUNCTION webhook._tenants_of(member oid) RETURNS text[]
+CREATE OR REPLACE FUNCTION webhook._tenants_of(member oid) RETURNS text[]
     LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT CASE WHEN pg_has_role(member, 'webhook_admin', 'USAGE') THEN NULL
            ELSE ARRAY(SELECT DISTINCT g.tenant
@@ -31,7 +31,7 @@ COMMENT ON FUNCTION webhook._tenants_of(oid) IS
     'the tenants a role manages through its grants, NULL meaning every tenant';
 
 -- For row-level security: the tenants of the role that runs the query.
-CREATE FUNCTION webhook._my_tenants() RETURNS text[]
+CREATE OR REPLACE FUNCTION webhook._my_tenants() RETURNS text[]
     LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT webhook._tenants_of(r.oid) FROM pg_roles r WHERE r.rolname = current_user
 $$;
@@ -39,7 +39,7 @@ COMMENT ON FUNCTION webhook._my_tenants() IS
     'the tenants current_user manages (NULL: all); row-level security''s key';
 
 -- For the API: does the caller manage the tenant?
-CREATE FUNCTION webhook._manages(tenant text) RETURNS boolean
+CREATE OR REPLACE FUNCTION webhook._manages(tenant text) RETURNS boolean
     LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT coalesce(x.tenants IS NULL OR tenant = ANY (x.tenants), false)
       FROM (SELECT webhook._tenants_of(webhook._caller()) AS tenants) x
@@ -48,7 +48,7 @@ COMMENT ON FUNCTION webhook._manages(text) IS
     'whether the caller (webhook._caller()) manages the tenant';
 
 -- Raise an error unless the caller manages the tenant it named.
-CREATE FUNCTION webhook._check_manages(tenant text) RETURNS void
+CREATE OR REPLACE FUNCTION webhook._check_manages(tenant text) RETURNS void
     LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF NOT webhook._manages(tenant) THEN
@@ -63,7 +63,7 @@ COMMENT ON FUNCTION webhook._check_manages(text) IS
 
 -- The transport, if it exists and the caller manages its tenant; else the
 -- error an unknown id gets.
-CREATE FUNCTION webhook._managed_transport(id bigint) RETURNS webhook.transport
+CREATE OR REPLACE FUNCTION webhook._managed_transport(id bigint) RETURNS webhook.transport
     LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     t webhook.transport;
@@ -81,7 +81,7 @@ COMMENT ON FUNCTION webhook._managed_transport(bigint) IS
     'the transport, or "does not exist" when it is missing or of a tenant the caller does not manage';
 
 -- The same for a hook, whose tenant is its transport's.
-CREATE FUNCTION webhook._managed_hook(id bigint) RETURNS webhook.hook
+CREATE OR REPLACE FUNCTION webhook._managed_hook(id bigint) RETURNS webhook.hook
     LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     h webhook.hook;
@@ -100,7 +100,7 @@ $$;
 COMMENT ON FUNCTION webhook._managed_hook(bigint) IS
     'the hook, or "does not exist" when it is missing or of a tenant the caller does not manage';
 
-CREATE FUNCTION webhook.grant_tenant(role regrole, tenant text) RETURNS boolean
+CREATE OR REPLACE FUNCTION webhook.grant_tenant(role regrole, tenant text) RETURNS boolean
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     n integer;
@@ -142,7 +142,7 @@ COMMENT ON FUNCTION webhook.grant_tenant(regrole, text) IS
 REVOKE EXECUTE ON FUNCTION webhook.grant_tenant(regrole, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION webhook.grant_tenant(regrole, text) TO webhook_admin;
 
-CREATE FUNCTION webhook.revoke_tenant(role regrole, tenant text) RETURNS boolean
+CREATE OR REPLACE FUNCTION webhook.revoke_tenant(role regrole, tenant text) RETURNS boolean
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF webhook._tenants_of(webhook._caller()) IS NOT NULL THEN
@@ -170,7 +170,7 @@ GRANT EXECUTE ON FUNCTION webhook.revoke_tenant(regrole, text) TO webhook_admin;
 -- receiver gets: sending the event as it is instead is for an
 -- administrator to decide).  A role that gets one of their oids one day
 -- is given nothing.
-CREATE FUNCTION webhook._forget_dropped_roles() RETURNS void
+CREATE OR REPLACE FUNCTION webhook._forget_dropped_roles() RETURNS void
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     DELETE FROM webhook.tenant_grant g
@@ -186,7 +186,7 @@ COMMENT ON FUNCTION webhook._forget_dropped_roles() IS
     'after DROP ROLE: delete the grants of dropped roles, and remove the transforms they set, disabling their hooks';
 REVOKE EXECUTE ON FUNCTION webhook._forget_dropped_roles() FROM PUBLIC;
 
-CREATE VIEW webhook.tenant_grants WITH (security_invoker = true) AS
+CREATE OR REPLACE VIEW webhook.tenant_grants WITH (security_invoker = true) AS
 SELECT g.role, g.tenant, g.granted_at
   FROM webhook.tenant_grant g;
 COMMENT ON VIEW webhook.tenant_grants IS

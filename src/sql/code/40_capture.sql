@@ -1,6 +1,6 @@
 -- webhook install script, part 4: capture (watch, unwatch, emit, ping).
 
-CREATE FUNCTION webhook.capture() RETURNS trigger
+CREATE OR REPLACE FUNCTION webhook.capture() RETURNS trigger
     LANGUAGE c AS 'MODULE_PATHNAME', 'webhook_capture';
 COMMENT ON FUNCTION webhook.capture() IS
     'row trigger installed by webhook.watch(): changes become events';
@@ -11,21 +11,21 @@ GRANT EXECUTE ON FUNCTION webhook.capture() TO webhook_admin;
 -- Changes to hooks, and to the tenant of their transports, must reach every
 -- session's cached list of hooks.  Row triggers: a statement that changes
 -- no row (the worker's, mostly) must not invalidate anything.
-CREATE FUNCTION webhook._hooks_changed() RETURNS trigger
+CREATE OR REPLACE FUNCTION webhook._hooks_changed() RETURNS trigger
     LANGUAGE c AS 'MODULE_PATHNAME', 'webhook_hooks_changed';
-CREATE TRIGGER hooks_changed
+CREATE OR REPLACE TRIGGER hooks_changed
     AFTER INSERT OR DELETE OR UPDATE OF transport_id, event_types, active, filter
     ON webhook.hook FOR EACH ROW EXECUTE FUNCTION webhook._hooks_changed();
-CREATE TRIGGER hooks_truncated AFTER TRUNCATE
+CREATE OR REPLACE TRIGGER hooks_truncated AFTER TRUNCATE
     ON webhook.hook FOR EACH STATEMENT EXECUTE FUNCTION webhook._hooks_changed();
-CREATE TRIGGER transports_changed AFTER DELETE OR UPDATE OF tenant
+CREATE OR REPLACE TRIGGER transports_changed AFTER DELETE OR UPDATE OF tenant
     ON webhook.transport FOR EACH ROW EXECUTE FUNCTION webhook._hooks_changed();
-CREATE TRIGGER transports_truncated AFTER TRUNCATE
+CREATE OR REPLACE TRIGGER transports_truncated AFTER TRUNCATE
     ON webhook.transport FOR EACH STATEMENT EXECUTE FUNCTION webhook._hooks_changed();
 COMMENT ON FUNCTION webhook._hooks_changed() IS
     'trigger: makes every session reload its cached list of hooks';
 
-CREATE FUNCTION webhook.emit(event_type text, payload jsonb,
+CREATE OR REPLACE FUNCTION webhook.emit(event_type text, payload jsonb,
                              tenant text DEFAULT 'default',
                              resource text DEFAULT NULL,
                              resource_id text DEFAULT NULL)
@@ -42,7 +42,7 @@ COMMENT ON FUNCTION webhook.emit(text, jsonb, text, text, text) IS
 -- table need no rights on the webhook schema.
 
 -- The name of a column of tbl, checked; NULL stays NULL.
-CREATE FUNCTION webhook._check_column(tbl regclass, col text, what text)
+CREATE OR REPLACE FUNCTION webhook._check_column(tbl regclass, col text, what text)
     RETURNS text
     LANGUAGE plpgsql STABLE AS $$
 BEGIN
@@ -64,7 +64,7 @@ COMMENT ON FUNCTION webhook._check_column(regclass, text, text) IS
 
 -- (Re)create the capture trigger of a watched table from its watch row:
 -- the trigger's arguments are the watch's settings.
-CREATE FUNCTION webhook._install_capture(w webhook.watch) RETURNS void
+CREATE OR REPLACE FUNCTION webhook._install_capture(w webhook.watch) RETURNS void
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_trigger g
@@ -82,7 +82,7 @@ $$;
 COMMENT ON FUNCTION webhook._install_capture(webhook.watch) IS
     'create the capture trigger of a watched table from its settings';
 
-CREATE FUNCTION webhook.watch(tbl regclass,
+CREATE OR REPLACE FUNCTION webhook.watch(tbl regclass,
                               resource text DEFAULT NULL,
                               tenant_column text DEFAULT NULL,
                               id_column text DEFAULT NULL,
@@ -162,7 +162,7 @@ COMMENT ON FUNCTION webhook.watch(regclass, text, text, text, text, text[]) IS
 REVOKE EXECUTE ON FUNCTION webhook.watch(regclass, text, text, text, text, text[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION webhook.watch(regclass, text, text, text, text, text[]) TO webhook_admin;
 
-CREATE FUNCTION webhook.unwatch(tbl regclass) RETURNS boolean
+CREATE OR REPLACE FUNCTION webhook.unwatch(tbl regclass) RETURNS boolean
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM webhook.watch w WHERE w.tbl = unwatch.tbl) THEN
@@ -182,7 +182,7 @@ COMMENT ON FUNCTION webhook.unwatch(regclass) IS
 REVOKE EXECUTE ON FUNCTION webhook.unwatch(regclass) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION webhook.unwatch(regclass) TO webhook_admin;
 
-CREATE FUNCTION webhook.ping(hook_id bigint) RETURNS bigint
+CREATE OR REPLACE FUNCTION webhook.ping(hook_id bigint) RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     hook_tenant text;
@@ -216,7 +216,7 @@ COMMENT ON FUNCTION webhook.ping(bigint) IS
 -- owner controls: the names they write come from the system catalogs.
 ------------------------------------------------------------------------------
 
-CREATE FUNCTION webhook._renamed_column(command pg_ddl_command,
+CREATE OR REPLACE FUNCTION webhook._renamed_column(command pg_ddl_command,
                                         OUT old_name text, OUT new_name text)
     LANGUAGE c STRICT AS 'MODULE_PATHNAME', 'webhook_renamed_column';
 COMMENT ON FUNCTION webhook._renamed_column(pg_ddl_command) IS
@@ -228,7 +228,7 @@ COMMENT ON FUNCTION webhook._renamed_column(pg_ddl_command) IS
 -- column updates become <RESOURCE>_UPDATE, without the id column events
 -- have no resource_id, and without the tenant column nothing is captured
 -- (the rows can no longer be routed to a tenant).
-CREATE FUNCTION webhook._follow_alter_table() RETURNS event_trigger
+CREATE OR REPLACE FUNCTION webhook._follow_alter_table() RETURNS event_trigger
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     cmd record;
@@ -282,7 +282,7 @@ COMMENT ON FUNCTION webhook._follow_alter_table() IS
     'event trigger: watched columns follow renames; dropped ones are reported';
 
 -- After DROP TABLE (or DROP SCHEMA ... CASCADE): the table's watch goes too.
-CREATE FUNCTION webhook._follow_drop() RETURNS event_trigger
+CREATE OR REPLACE FUNCTION webhook._follow_drop() RETURNS event_trigger
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     DELETE FROM webhook.watch w
@@ -293,8 +293,10 @@ $$;
 COMMENT ON FUNCTION webhook._follow_drop() IS
     'event trigger: a dropped table is no longer watched';
 
+DROP EVENT TRIGGER IF EXISTS webhook_follow_alter_table;
 CREATE EVENT TRIGGER webhook_follow_alter_table ON ddl_command_end
     WHEN TAG IN ('ALTER TABLE')
     EXECUTE FUNCTION webhook._follow_alter_table();
+DROP EVENT TRIGGER IF EXISTS webhook_follow_drop;
 CREATE EVENT TRIGGER webhook_follow_drop ON sql_drop
     EXECUTE FUNCTION webhook._follow_drop();

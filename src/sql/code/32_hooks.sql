@@ -2,7 +2,7 @@
 -- (create, update, delete, list; their secrets, rotation).  The conventions
 -- of part 3 hold.
 
-CREATE FUNCTION webhook.create_hook(
+CREATE OR REPLACE FUNCTION webhook.create_hook(
         transport_id bigint,
         event_types text[] DEFAULT '{*}',
         path text DEFAULT '',
@@ -65,7 +65,7 @@ COMMENT ON FUNCTION webhook.create_hook(bigint, text[], text, text, text, text, 
                                        interval[], boolean, text, text, jsonpath, regprocedure) IS
     'subscribe a transport to event types; without a secret one is generated (see webhook.hook_secret); returns the hook id';
 
-CREATE FUNCTION webhook.update_hook(
+CREATE OR REPLACE FUNCTION webhook.update_hook(
         id bigint,
         transport_id bigint DEFAULT NULL,
         event_types text[] DEFAULT NULL,
@@ -166,7 +166,7 @@ COMMENT ON FUNCTION webhook.update_hook(bigint, bigint, text[], text, text, text
                                        interval[], boolean, text, text, jsonpath, regprocedure) IS
     'change a hook: NULL arguments keep their value, secret => '''' generates a new secret, filter => ''$'' removes the filter, transform => ''-'' the transform, active => true clears disabled_reason and the failures counted towards webhook.disable_after; returns the hook as webhook.hooks() shows it';
 
-CREATE FUNCTION webhook.delete_hook(id bigint) RETURNS void
+CREATE OR REPLACE FUNCTION webhook.delete_hook(id bigint) RETURNS void
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM webhook._not_null(id, 'id');
@@ -183,7 +183,7 @@ $$;
 COMMENT ON FUNCTION webhook.delete_hook(bigint) IS
     'delete a hook with its deliveries';
 
-CREATE FUNCTION webhook.hooks(
+CREATE OR REPLACE FUNCTION webhook.hooks(
         transport_id bigint DEFAULT NULL,
         tenant text DEFAULT NULL,
         page integer DEFAULT 1,
@@ -217,7 +217,7 @@ $$;
 COMMENT ON FUNCTION webhook.hooks(bigint, text, integer, integer, text, text) IS
     'list hooks, one page at a time, secrets masked';
 
-CREATE FUNCTION webhook.hook_secret(id bigint) RETURNS text
+CREATE OR REPLACE FUNCTION webhook.hook_secret(id bigint) RETURNS text
     LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM webhook._not_null(id, 'id');
@@ -227,7 +227,7 @@ $$;
 COMMENT ON FUNCTION webhook.hook_secret(bigint) IS
     'the hook''s signing secret (NULL for signature "none"): the only place it is shown';
 
-CREATE FUNCTION webhook.sign(scheme text, secret text, msg_id text,
+CREATE OR REPLACE FUNCTION webhook.sign(scheme text, secret text, msg_id text,
                              ts bigint, body text) RETURNS text
     LANGUAGE c IMMUTABLE AS 'MODULE_PATHNAME', 'webhook_sign';
 COMMENT ON FUNCTION webhook.sign(text, text, text, bigint, text) IS
@@ -240,7 +240,7 @@ COMMENT ON FUNCTION webhook.sign(text, text, text, bigint, text) IS
 -- then it drops it.  overlap 0 drops it at once.  Rotating again while an
 -- overlap runs keeps only the secret being replaced as the previous one:
 -- the one before it signs no more.
-CREATE FUNCTION webhook.rotate_secret(hook_id bigint, overlap interval DEFAULT '24 hours')
+CREATE OR REPLACE FUNCTION webhook.rotate_secret(hook_id bigint, overlap interval DEFAULT '24 hours')
     RETURNS text
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE

@@ -3,7 +3,7 @@
 -- prune.  The conventions of part 3 hold.
 
 -- Raise an error unless the hook exists and is active.
-CREATE FUNCTION webhook._check_hook_active(hook_id bigint) RETURNS void
+CREATE OR REPLACE FUNCTION webhook._check_hook_active(hook_id bigint) RETURNS void
     LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     is_active boolean;
@@ -25,7 +25,7 @@ $$;
 COMMENT ON FUNCTION webhook._check_hook_active(bigint) IS
     'raise an error unless the hook exists and is active';
 
-CREATE FUNCTION webhook.redeliver(delivery_id bigint) RETURNS bigint
+CREATE OR REPLACE FUNCTION webhook.redeliver(delivery_id bigint) RETURNS bigint
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     d webhook.delivery;
@@ -55,7 +55,7 @@ $$;
 COMMENT ON FUNCTION webhook.redeliver(bigint) IS
     'send a delivery''s event to its hook again, now; returns the new delivery''s id';
 
-CREATE FUNCTION webhook.replay(hook_id bigint, since timestamptz) RETURNS integer
+CREATE OR REPLACE FUNCTION webhook.replay(hook_id bigint, since timestamptz) RETURNS integer
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     n integer;
@@ -86,7 +86,7 @@ $$;
 COMMENT ON FUNCTION webhook.replay(bigint, timestamptz) IS
     'send again, now, every event since the given time that was delivered (or given up) to the hook; events still queued for it are skipped; returns how many were queued';
 
-CREATE FUNCTION webhook._preview(hook_id bigint, event_id bigint,
+CREATE OR REPLACE FUNCTION webhook._preview(hook_id bigint, event_id bigint,
                                  OUT url text, OUT headers text[], OUT body text)
     LANGUAGE c STRICT VOLATILE AS 'MODULE_PATHNAME', 'webhook_preview';
 COMMENT ON FUNCTION webhook._preview(bigint, bigint) IS
@@ -96,7 +96,7 @@ COMMENT ON FUNCTION webhook._preview(bigint, bigint) IS
 REVOKE EXECUTE ON FUNCTION webhook._preview(bigint, bigint) FROM PUBLIC;
 
 -- Volatile: a transform runs for real, as the role that set it.
-CREATE FUNCTION webhook.preview(hook_id bigint, event_id bigint,
+CREATE OR REPLACE FUNCTION webhook.preview(hook_id bigint, event_id bigint,
                                 OUT url text, OUT headers text[], OUT body text)
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -119,7 +119,7 @@ COMMENT ON FUNCTION webhook.preview(bigint, bigint) IS
 
 -- One page of the deliveries made since a time (by default the last
 -- webhook.retention), paged and sorted like hooks() and transports().
-CREATE FUNCTION webhook.notifications(
+CREATE OR REPLACE FUNCTION webhook.notifications(
         tenant text DEFAULT NULL,
         hook_id bigint DEFAULT NULL,
         since timestamptz DEFAULT now() - webhook._retention(),
@@ -159,7 +159,7 @@ $$;
 COMMENT ON FUNCTION webhook.notifications(text, bigint, timestamptz, integer, integer, text, text) IS
     'the deliveries made since the given time (by default the last webhook.retention; all with since => NULL), one page at a time, oldest first';
 
-CREATE FUNCTION webhook.prune(older_than interval DEFAULT webhook._retention())
+CREATE OR REPLACE FUNCTION webhook.prune(older_than interval DEFAULT webhook._retention())
     RETURNS bigint
     LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE

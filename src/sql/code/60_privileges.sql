@@ -50,33 +50,38 @@ GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA webhook TO webhook_admin;
 -- reads its tenants' rows.  A hook's tenant is its transport's, a
 -- delivery's its hook's, an attempt's its delivery's: each policy reads
 -- the table above it, under that table's own policy.
-ALTER TABLE webhook.transport ENABLE ROW LEVEL SECURITY;
-ALTER TABLE webhook.hook ENABLE ROW LEVEL SECURITY;
-ALTER TABLE webhook.watch ENABLE ROW LEVEL SECURITY;
-ALTER TABLE webhook.tenant_grant ENABLE ROW LEVEL SECURITY;
-ALTER TABLE webhook.event ENABLE ROW LEVEL SECURITY;
-ALTER TABLE webhook.delivery ENABLE ROW LEVEL SECURITY;
-ALTER TABLE webhook.attempt ENABLE ROW LEVEL SECURITY;
-
+DROP POLICY IF EXISTS admins ON webhook.transport;
 CREATE POLICY admins ON webhook.transport TO webhook_admin USING (true) WITH CHECK (true);
+DROP POLICY IF EXISTS admins ON webhook.hook;
 CREATE POLICY admins ON webhook.hook TO webhook_admin USING (true) WITH CHECK (true);
+DROP POLICY IF EXISTS admins ON webhook.watch;
 CREATE POLICY admins ON webhook.watch TO webhook_admin USING (true) WITH CHECK (true);
+DROP POLICY IF EXISTS admins ON webhook.tenant_grant;
 CREATE POLICY admins ON webhook.tenant_grant TO webhook_admin USING (true) WITH CHECK (true);
+DROP POLICY IF EXISTS admins ON webhook.event;
 CREATE POLICY admins ON webhook.event TO webhook_admin USING (true) WITH CHECK (true);
+DROP POLICY IF EXISTS admins ON webhook.delivery;
 CREATE POLICY admins ON webhook.delivery TO webhook_admin USING (true) WITH CHECK (true);
+DROP POLICY IF EXISTS admins ON webhook.attempt;
 CREATE POLICY admins ON webhook.attempt TO webhook_admin USING (true) WITH CHECK (true);
 
+DROP POLICY IF EXISTS tenants ON webhook.transport;
 CREATE POLICY tenants ON webhook.transport FOR SELECT TO webhook_tenant
     USING (tenant IN (SELECT pg_catalog.unnest(webhook._my_tenants())));
+DROP POLICY IF EXISTS tenants ON webhook.hook;
 CREATE POLICY tenants ON webhook.hook FOR SELECT TO webhook_tenant
     USING (transport_id IN (SELECT t.id FROM webhook.transport t));
+DROP POLICY IF EXISTS tenants ON webhook.event;
 CREATE POLICY tenants ON webhook.event FOR SELECT TO webhook_tenant
     USING (tenant IN (SELECT pg_catalog.unnest(webhook._my_tenants())));
+DROP POLICY IF EXISTS tenants ON webhook.delivery;
 CREATE POLICY tenants ON webhook.delivery FOR SELECT TO webhook_tenant
     USING (hook_id IN (SELECT h.id FROM webhook.hook h));
+DROP POLICY IF EXISTS tenants ON webhook.attempt;
 CREATE POLICY tenants ON webhook.attempt FOR SELECT TO webhook_tenant
     USING (delivery_id IN (SELECT d.id FROM webhook.delivery d));
 -- a role sees the grants it holds, itself or through a group role
+DROP POLICY IF EXISTS tenants ON webhook.tenant_grant;
 CREATE POLICY tenants ON webhook.tenant_grant FOR SELECT TO webhook_tenant
     USING (role IN (SELECT r.oid FROM pg_catalog.pg_roles r
                      WHERE pg_catalog.pg_has_role(r.oid, 'USAGE')));

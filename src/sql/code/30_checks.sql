@@ -1,6 +1,5 @@
 -- webhook install script, part 3: what the SQL API's pieces share (31 to
--- 35: transports, hooks, register, deliveries, views): the listing types,
--- and the checks every write goes through, whoever makes it.
+-- 35: transports, hooks, register, deliveries, views): the checks every write goes through, whoever makes it.
 --
 -- Every function here validates all of its arguments before it changes
 -- anything, so a refused call leaves the catalog as it was, and it raises
@@ -21,10 +20,8 @@
 -- Every function runs with search_path = pg_catalog, pg_temp and names the
 -- extension's objects with their schema.
 
-\echo Use "CREATE EXTENSION webhook" to load this file. \quit
-
 -- A hook's URL: the transport's base_url joined with the hook's path.
-CREATE FUNCTION webhook._hook_url(base_url text, path text) RETURNS text
+CREATE OR REPLACE FUNCTION webhook._hook_url(base_url text, path text) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT CASE WHEN path = '' OR pg_catalog.left(path, 1) = '?' THEN base_url || path
                 WHEN pg_catalog.left(path, 1) = '/'
@@ -34,77 +31,13 @@ $$;
 COMMENT ON FUNCTION webhook._hook_url(text, text) IS
     'the URL a hook is sent to: base_url joined with path';
 
--- What the listing functions return: the catalog rows with secrets masked.
-CREATE TYPE webhook.transport_info AS (
-    id                  bigint,
-    tenant              text,
-    name                text,
-    base_url            text,
-    headers             jsonb,
-    auth                jsonb,
-    query_key           text,
-    connect_timeout     interval,
-    timeout             interval,
-    tls_verify          boolean,
-    ca_file             text,
-    client_cert_file    text,
-    client_key_file     text,
-    client_key_password text,
-    max_in_flight       integer,
-    max_per_second      double precision,
-    created_at          timestamptz,
-    updated_at          timestamptz
-);
-COMMENT ON TYPE webhook.transport_info IS
-    'a transport as webhook.transports() shows it: credentials masked';
-
-CREATE TYPE webhook.hook_info AS (
-    id               bigint,
-    uid              text,
-    transport_id     bigint,
-    tenant           text,
-    url              text,
-    path             text,
-    event_types      text[],
-    secret           text,
-    signature        text,
-    signature_header text,
-    payload_format   text,
-    retry_schedule   interval[],
-    ordered          text,
-    on_dead          text,
-    filter           jsonpath,
-    transform        regprocedure,
-    active           boolean,
-    disabled_reason  text,
-    created_at       timestamptz,
-    updated_at       timestamptz
-);
-COMMENT ON TYPE webhook.hook_info IS
-    'a hook as webhook.hooks() shows it: secret masked, with its tenant and full URL';
-
-CREATE TYPE webhook.notification AS (
-    delivery_id  bigint,
-    event_uid    uuid,
-    event_type   text,
-    tenant       text,
-    hook_id      bigint,
-    state        text,
-    attempts     integer,
-    last_status  integer,
-    created_at   timestamptz,
-    finished_at  timestamptz
-);
-COMMENT ON TYPE webhook.notification IS
-    'one delivery as webhook.notifications() shows it';
-
 ------------------------------------------------------------------------------
 -- Internal helpers: checks shared by the API functions.
 ------------------------------------------------------------------------------
 
 -- webhook.retention as an interval; '30 days' when the library is not loaded
 -- in this session (the setting is then unknown).  Inlinable, hence no SET.
-CREATE FUNCTION webhook._retention() RETURNS interval
+CREATE OR REPLACE FUNCTION webhook._retention() RETURNS interval
     LANGUAGE sql STABLE
     AS $$ SELECT coalesce(nullif(
                      pg_catalog.current_setting('webhook.retention', true), ''),
@@ -112,13 +45,13 @@ CREATE FUNCTION webhook._retention() RETURNS interval
 COMMENT ON FUNCTION webhook._retention() IS
     'the webhook.retention setting as an interval';
 
-CREATE FUNCTION webhook._mask(secret text) RETURNS text
+CREATE OR REPLACE FUNCTION webhook._mask(secret text) RETURNS text
     LANGUAGE sql IMMUTABLE
     AS $$ SELECT CASE WHEN secret IS NULL THEN NULL ELSE '********' END $$;
 COMMENT ON FUNCTION webhook._mask(text) IS
     '"********" for a set secret, NULL for none';
 
-CREATE FUNCTION webhook._mask_auth(auth jsonb) RETURNS jsonb
+CREATE OR REPLACE FUNCTION webhook._mask_auth(auth jsonb) RETURNS jsonb
     LANGUAGE sql IMMUTABLE
     AS $$ SELECT CASE auth->>'type'
                      WHEN 'basic' THEN pg_catalog.jsonb_set(auth, '{password}', '"********"')
@@ -128,7 +61,7 @@ COMMENT ON FUNCTION webhook._mask_auth(jsonb) IS
     'a transport''s auth with its password or token replaced by "********"';
 
 -- Raise null_value_not_allowed when a required argument is NULL.
-CREATE FUNCTION webhook._not_null(val anyelement, what text) RETURNS void
+CREATE OR REPLACE FUNCTION webhook._not_null(val anyelement, what text) RETURNS void
     LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF val IS NULL THEN
@@ -147,14 +80,14 @@ COMMENT ON FUNCTION webhook._not_null(anyelement, text) IS
 -- by _check_transport_limits, _check_hook_limits and the write triggers).
 -- A setting holds for new values only: a row above a limit lowered since
 -- stays, and writes that leave that value as it is go through.
-CREATE FUNCTION webhook._limit(name text) RETURNS integer
+CREATE OR REPLACE FUNCTION webhook._limit(name text) RETURNS integer
     LANGUAGE c STRICT STABLE AS 'MODULE_PATHNAME', 'webhook_limit';
 COMMENT ON FUNCTION webhook._limit(text) IS
     'the value of the setting webhook.<name> (max_timeout in milliseconds)';
 
 -- Raise invalid_parameter_value when a text is longer than max_bytes; the
 -- value itself is never printed (it may be a secret, or megabytes).
-CREATE FUNCTION webhook._check_length(val text, what text, max_bytes integer) RETURNS void
+CREATE OR REPLACE FUNCTION webhook._check_length(val text, what text, max_bytes integer) RETURNS void
     LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF octet_length(val) > max_bytes THEN
@@ -167,7 +100,7 @@ $$;
 COMMENT ON FUNCTION webhook._check_length(text, text, integer) IS
     'raise an error when the text is longer than max_bytes bytes';
 
-CREATE FUNCTION webhook._check_tenant(tenant text) RETURNS text
+CREATE OR REPLACE FUNCTION webhook._check_tenant(tenant text) RETURNS text
     LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM webhook._not_null(tenant, 'tenant');
@@ -186,7 +119,7 @@ COMMENT ON FUNCTION webhook._check_tenant(text) IS
 -- Split an http(s) URL into scheme, authority (host[:port]) and the rest
 -- (path and query).  The URL itself never appears in a message: it may carry
 -- credentials.  what is the argument's name, for the messages.
-CREATE FUNCTION webhook._parse_url(url text, what text,
+CREATE OR REPLACE FUNCTION webhook._parse_url(url text, what text,
                                    OUT scheme text, OUT authority text, OUT rest text)
     LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -237,7 +170,7 @@ COMMENT ON FUNCTION webhook._parse_url(text, text) IS
 
 -- Header names are RFC 9110 tokens; names the extension sets itself, and the
 -- ones that frame the message, cannot be overridden.
-CREATE FUNCTION webhook._check_header_name(header text, what text) RETURNS void
+CREATE OR REPLACE FUNCTION webhook._check_header_name(header text, what text) RETURNS void
     LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM webhook._check_length(header, what, 256);
@@ -264,7 +197,7 @@ COMMENT ON FUNCTION webhook._check_header_name(text, text) IS
 
 -- A transport's static headers: a JSON object of strings, or SQL/JSON null
 -- for none.  Values are never printed: they may be API keys.
-CREATE FUNCTION webhook._check_headers(headers jsonb) RETURNS jsonb
+CREATE OR REPLACE FUNCTION webhook._check_headers(headers jsonb) RETURNS jsonb
     LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     k text;
@@ -312,7 +245,7 @@ COMMENT ON FUNCTION webhook._check_headers(jsonb) IS
 
 -- auth normalised to {"type":"basic","username","password"} or
 -- {"type":"bearer","token"}; NULL, JSON null and {"type":"none"} mean none.
-CREATE FUNCTION webhook._check_auth(auth jsonb) RETURNS jsonb
+CREATE OR REPLACE FUNCTION webhook._check_auth(auth jsonb) RETURNS jsonb
     LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     hint constant text := 'Use {"type": "basic", "username": "...", "password": "..."}, {"type": "bearer", "token": "..."} or {"type": "none"}.';
@@ -393,7 +326,7 @@ COMMENT ON FUNCTION webhook._check_auth(jsonb) IS
     'a transport''s auth checked and normalised; NULL for none';
 
 -- An optional file name: NULL or '' for none, else an absolute path.
-CREATE FUNCTION webhook._check_file(file text, what text) RETURNS text
+CREATE OR REPLACE FUNCTION webhook._check_file(file text, what text) RETURNS text
     LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF file IS NULL OR file = '' THEN
@@ -413,7 +346,7 @@ COMMENT ON FUNCTION webhook._check_file(text, text) IS
 
 -- Check a whole transport row as it is about to be stored and return it
 -- normalised.  Shared by create_transport and update_transport.
-CREATE FUNCTION webhook._check_transport(t webhook.transport) RETURNS webhook.transport
+CREATE OR REPLACE FUNCTION webhook._check_transport(t webhook.transport) RETURNS webhook.transport
     LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     u record;
@@ -508,7 +441,7 @@ COMMENT ON FUNCTION webhook._check_transport(webhook.transport) IS
 
 -- Event type patterns: exact names (ORDER_SETTLED), prefixes (ORDER_*) or *.
 -- Returned without duplicates, in the order given.
-CREATE FUNCTION webhook._check_event_types(event_types text[]) RETURNS text[]
+CREATE OR REPLACE FUNCTION webhook._check_event_types(event_types text[]) RETURNS text[]
     LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     p text;
@@ -538,7 +471,7 @@ $$;
 COMMENT ON FUNCTION webhook._check_event_types(text[]) IS
     'event type patterns checked, duplicates removed';
 
-CREATE FUNCTION webhook._check_retry_schedule(retry_schedule interval[]) RETURNS interval[]
+CREATE OR REPLACE FUNCTION webhook._check_retry_schedule(retry_schedule interval[]) RETURNS interval[]
     LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     step interval;
@@ -570,12 +503,12 @@ COMMENT ON FUNCTION webhook._check_retry_schedule(interval[]) IS
     'a retry schedule checked: a list from 1, every step positive and at most 30 days; {} for one attempt';
 
 -- Hook secrets (signing.c).
-CREATE FUNCTION webhook._generate_secret() RETURNS text
+CREATE OR REPLACE FUNCTION webhook._generate_secret() RETURNS text
     LANGUAGE c STRICT VOLATILE AS 'MODULE_PATHNAME', 'webhook_generate_secret';
 COMMENT ON FUNCTION webhook._generate_secret() IS
     'a new Standard Webhooks secret: whsec_ and the base64 of 24 random bytes';
 
-CREATE FUNCTION webhook._secret_is_valid(secret text) RETURNS boolean
+CREATE OR REPLACE FUNCTION webhook._secret_is_valid(secret text) RETURNS boolean
     LANGUAGE c STRICT IMMUTABLE AS 'MODULE_PATHNAME', 'webhook_secret_is_valid';
 COMMENT ON FUNCTION webhook._secret_is_valid(text) IS
     'whether a secret is whsec_ and the base64 of 24 to 64 bytes';
@@ -585,7 +518,7 @@ COMMENT ON FUNCTION webhook._secret_is_valid(text) IS
 -- plain HMAC schemes get the default header X-Signature, and "none" drops the
 -- secret.  Shared by create_hook, update_hook and register.  in_update only
 -- changes the hints.
-CREATE FUNCTION webhook._check_hook(h webhook.hook, in_update boolean) RETURNS webhook.hook
+CREATE OR REPLACE FUNCTION webhook._check_hook(h webhook.hook, in_update boolean) RETURNS webhook.hook
     LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM webhook._not_null(h.transport_id, 'transport_id');
@@ -706,7 +639,7 @@ COMMENT ON FUNCTION webhook._check_hook(webhook.hook, boolean) IS
 -- The settings' limits on a transport about to be stored, and its tenant,
 -- which never changes; old is the row it replaces (NULL for a new one): a
 -- value that does not change is not held to the settings.
-CREATE FUNCTION webhook._check_transport_limits(t webhook.transport, old webhook.transport)
+CREATE OR REPLACE FUNCTION webhook._check_transport_limits(t webhook.transport, old webhook.transport)
     RETURNS void
     LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -739,7 +672,7 @@ COMMENT ON FUNCTION webhook._check_transport_limits(webhook.transport, webhook.t
 
 -- The same for a hook: retry steps, event type patterns, and its tenant
 -- (a hook does not move to a transport of another tenant).
-CREATE FUNCTION webhook._check_hook_limits(h webhook.hook, old webhook.hook)
+CREATE OR REPLACE FUNCTION webhook._check_hook_limits(h webhook.hook, old webhook.hook)
     RETURNS void
     LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -784,7 +717,7 @@ COMMENT ON FUNCTION webhook._check_hook_limits(webhook.hook, webhook.hook) IS
 -- one after the other (each statement of this function sees what committed
 -- before it, in READ COMMITTED; in SERIALIZABLE a concurrent creation is a
 -- serialization failure).
-CREATE FUNCTION webhook._check_tenant_room(tenant text, what text) RETURNS void
+CREATE OR REPLACE FUNCTION webhook._check_tenant_room(tenant text, what text) RETURNS void
     LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     lim constant integer := webhook._limit('max_' || what || '_per_tenant');
@@ -815,7 +748,7 @@ COMMENT ON FUNCTION webhook._check_tenant_room(text, text) IS
 -- would refuse (a header value with CR LF would become a header line of its
 -- own).  The hook trigger fires only for the columns the checks read, so the
 -- worker's disabling of a hook (active, disabled_reason) never runs it.
-CREATE FUNCTION webhook._transport_written() RETURNS trigger
+CREATE OR REPLACE FUNCTION webhook._transport_written() RETURNS trigger
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     -- (OLD is NULL for an INSERT)
@@ -839,10 +772,10 @@ END
 $$;
 COMMENT ON FUNCTION webhook._transport_written() IS
     'trigger: a transport row is checked and normalised however it is written';
-CREATE TRIGGER transport_checked BEFORE INSERT OR UPDATE ON webhook.transport
+CREATE OR REPLACE TRIGGER transport_checked BEFORE INSERT OR UPDATE ON webhook.transport
     FOR EACH ROW EXECUTE FUNCTION webhook._transport_written();
 
-CREATE FUNCTION webhook._hook_written() RETURNS trigger
+CREATE OR REPLACE FUNCTION webhook._hook_written() RETURNS trigger
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     -- a transform whose role is gone is removed, the hook disabled, and
@@ -907,7 +840,7 @@ END
 $$;
 COMMENT ON FUNCTION webhook._hook_written() IS
     'trigger: a hook row is checked and normalised however it is written';
-CREATE TRIGGER hook_checked
+CREATE OR REPLACE TRIGGER hook_checked
     BEFORE INSERT OR UPDATE OF transport_id, path, event_types, secret, signature,
                                signature_header, payload_format, retry_schedule,
                                ordered, on_dead, filter, transform, transform_role,
@@ -916,7 +849,7 @@ CREATE TRIGGER hook_checked
 
 
 -- Check paging and sorting arguments; returns ASC or DESC.
-CREATE FUNCTION webhook._check_paging(page integer, page_size integer,
+CREATE OR REPLACE FUNCTION webhook._check_paging(page integer, page_size integer,
                                       sort_by text, sort_dir text, sortable text[])
     RETURNS text
     LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -950,7 +883,7 @@ COMMENT ON FUNCTION webhook._check_paging(integer, integer, text, text, text[]) 
     'paging and sorting arguments checked; the sort direction upper-cased';
 
 -- A transport row as the listings show it: credentials masked.
-CREATE FUNCTION webhook._transport_info(t webhook.transport) RETURNS webhook.transport_info
+CREATE OR REPLACE FUNCTION webhook._transport_info(t webhook.transport) RETURNS webhook.transport_info
     LANGUAGE sql IMMUTABLE
     AS $$ SELECT ROW(t.id, t.tenant, t.name, t.base_url, t.headers,
                      webhook._mask_auth(t.auth), webhook._mask(t.query_key),
@@ -962,7 +895,7 @@ COMMENT ON FUNCTION webhook._transport_info(webhook.transport) IS
     'a transport with its credentials masked';
 
 -- A hook row as the listings show it: secret masked, tenant and URL added.
-CREATE FUNCTION webhook._hook_info(h webhook.hook, t webhook.transport) RETURNS webhook.hook_info
+CREATE OR REPLACE FUNCTION webhook._hook_info(h webhook.hook, t webhook.transport) RETURNS webhook.hook_info
     LANGUAGE sql IMMUTABLE
     AS $$ SELECT ROW(h.id, h.uid, h.transport_id, t.tenant, webhook._hook_url(t.base_url, h.path),
                      h.path, h.event_types, webhook._mask(h.secret), h.signature,

@@ -12,36 +12,16 @@
 -- functions act for their caller (webhook._caller()), who sees the series
 -- of the tenants it manages; the workers' are everyone's.
 
--- Counters per hook, kept by the worker in the statement that records the
--- attempts, so that they are exactly the attempts (and deaths) recorded.
--- Rows of deleted hooks are no longer shown.  Read by the functions below
--- only: granted to nobody.
-CREATE TABLE webhook.hook_metrics (
-    hook_id           bigint PRIMARY KEY,
-    successes         bigint NOT NULL DEFAULT 0,   -- attempts answered 2xx
-    failures          bigint NOT NULL DEFAULT 0,   -- answered with another status
-    timeouts          bigint NOT NULL DEFAULT 0,   -- not answered in time
-    errors            bigint NOT NULL DEFAULT 0,   -- not answered, or not sent
-    deaths            bigint NOT NULL DEFAULT 0,   -- deliveries that died
-    duration_sum      double precision NOT NULL DEFAULT 0,   -- seconds
-    -- attempts that took at most each of webhook._duration_bounds(), then all
-    duration_buckets  bigint[] NOT NULL DEFAULT '{0,0,0,0,0,0,0,0,0,0,0,0}'
-                      CHECK (cardinality(duration_buckets) = 12)
-);
-COMMENT ON TABLE webhook.hook_metrics IS
-    'per hook: attempts by outcome, deaths and the attempt duration histogram, counted by the worker (webhook.metrics())';
-ALTER TABLE webhook.hook_metrics ENABLE ROW LEVEL SECURITY;
-
 -- The histogram's bounds, in seconds; the worker counts with the same ones
 -- (DURATION_BOUNDS_MS in src/queue.c).
-CREATE FUNCTION webhook._duration_bounds() RETURNS double precision[]
+CREATE OR REPLACE FUNCTION webhook._duration_bounds() RETURNS double precision[]
     LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT '{0.005,0.01,0.025,0.05,0.1,0.25,0.5,1,2.5,5,10}'::double precision[]
 $$;
 COMMENT ON FUNCTION webhook._duration_bounds() IS
     'upper bounds (seconds) of the attempt duration histogram''s buckets, +Inf left out';
 
-CREATE FUNCTION webhook._workers()
+CREATE OR REPLACE FUNCTION webhook._workers()
     RETURNS TABLE (worker integer, up boolean, pid integer, in_flight integer, held integer)
     LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'webhook_workers_sql';
 COMMENT ON FUNCTION webhook._workers() IS
@@ -50,7 +30,7 @@ REVOKE EXECUTE ON FUNCTION webhook._workers() FROM PUBLIC;
 
 -- A label value in the text format: backslash, double quote and newline
 -- escaped.
-CREATE FUNCTION webhook._prometheus_label(value text) RETURNS text
+CREATE OR REPLACE FUNCTION webhook._prometheus_label(value text) RETURNS text
     LANGUAGE sql IMMUTABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
     SELECT replace(replace(replace(value, E'\\', E'\\\\'), '"', E'\\"'), E'\n', E'\\n')
 $$;
@@ -65,7 +45,7 @@ COMMENT ON FUNCTION webhook._prometheus_label(text) IS
 --   webhook_deliveries{tenant, hook_id, state}             gauge: pending, failed
 --   webhook_oldest_due_seconds{tenant, hook_id}            gauge
 --   webhook_worker_up / _in_flight / _held{worker}         gauges
-CREATE FUNCTION webhook.metrics_rows()
+CREATE OR REPLACE FUNCTION webhook.metrics_rows()
     RETURNS TABLE (metric text, tenant text, hook_id bigint, outcome text, state text,
                    le text, worker integer, value double precision)
     LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -149,7 +129,7 @@ GRANT EXECUTE ON FUNCTION webhook.metrics_rows() TO webhook_admin, webhook_tenan
 -- The text exposition format, 0.0.4: each family's HELP and TYPE lines,
 -- then its samples, in a stable order (a histogram's buckets by le, then
 -- its _sum and _count, per tenant).
-CREATE FUNCTION webhook.metrics() RETURNS text
+CREATE OR REPLACE FUNCTION webhook.metrics() RETURNS text
     LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     WITH family (ord, name, type, help) AS (VALUES
         (1, 'webhook_attempts_total', 'counter',

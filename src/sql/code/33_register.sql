@@ -3,7 +3,7 @@
 
 -- Sends a request anywhere: only register() (SECURITY DEFINER, checking
 -- its caller) calls it.
-CREATE FUNCTION webhook._http_head(url text, timeout_ms integer, tls_verify boolean,
+CREATE OR REPLACE FUNCTION webhook._http_head(url text, timeout_ms integer, tls_verify boolean,
                                    ca_file text, client_cert_file text,
                                    client_key_file text, client_key_password text)
     RETURNS integer
@@ -18,7 +18,7 @@ REVOKE EXECUTE ON FUNCTION webhook._http_head(text, integer, boolean, text, text
 -- after the origin.  The hook is that transport's hook with the same path and
 -- the same set of event types, else a new one.  A reused hook is reactivated
 -- and takes the given secret, if any; so registering twice is harmless.
-CREATE FUNCTION webhook.register(
+CREATE OR REPLACE FUNCTION webhook.register(
         url text,
         event_types text[] DEFAULT '{*}',
         secret text DEFAULT NULL,

@@ -1,13 +1,13 @@
 -- webhook install script, part 2: the delivery workers' controls (C).  The
 -- other C functions are declared with the SQL of their concern.
 
-CREATE FUNCTION webhook._is_preloaded() RETURNS boolean
+CREATE OR REPLACE FUNCTION webhook._is_preloaded() RETURNS boolean
     LANGUAGE c STRICT AS 'MODULE_PATHNAME', 'webhook_is_preloaded';
 
-CREATE FUNCTION webhook._wake_launcher() RETURNS void
+CREATE OR REPLACE FUNCTION webhook._wake_launcher() RETURNS void
     LANGUAGE c STRICT VOLATILE AS 'MODULE_PATHNAME', 'webhook_wake_launcher_sql';
 
-CREATE FUNCTION webhook.wake() RETURNS void
+CREATE OR REPLACE FUNCTION webhook.wake() RETURNS void
     LANGUAGE c STRICT VOLATILE AS 'MODULE_PATHNAME', 'webhook_wake';
 COMMENT ON FUNCTION webhook.wake() IS
     'wake the delivery worker when the current transaction commits';
@@ -16,13 +16,13 @@ COMMENT ON FUNCTION webhook.wake() IS
 REVOKE EXECUTE ON FUNCTION webhook.wake() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION webhook.wake() TO webhook_admin;
 
-CREATE FUNCTION webhook._wake_for(hook_id bigint) RETURNS void
+CREATE OR REPLACE FUNCTION webhook._wake_for(hook_id bigint) RETURNS void
     LANGUAGE c STRICT VOLATILE AS 'MODULE_PATHNAME', 'webhook_wake_for';
 COMMENT ON FUNCTION webhook._wake_for(bigint) IS
     'wake the delivery worker when the current transaction commits, to look at this hook';
 REVOKE EXECUTE ON FUNCTION webhook._wake_for(bigint) FROM PUBLIC;
 
-CREATE FUNCTION webhook.wait_until_running(timeout interval DEFAULT '10 s')
+CREATE OR REPLACE FUNCTION webhook.wait_until_running(timeout interval DEFAULT '10 s')
     RETURNS boolean
     LANGUAGE c STRICT VOLATILE AS 'MODULE_PATHNAME', 'webhook_wait_until_running';
 COMMENT ON FUNCTION webhook.wait_until_running(interval) IS

@@ -5,13 +5,13 @@
 
 -- STABLE as its body is (to_char): an IMMUTABLE label would keep it from
 -- being inlined, and it would be parsed for every batch of the worker.
-CREATE FUNCTION webhook._iso8601(ts timestamptz) RETURNS text
+CREATE OR REPLACE FUNCTION webhook._iso8601(ts timestamptz) RETURNS text
     LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT pg_catalog.to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
 $$;
 
 -- The body of a request: the event rendered in the hook's payload format.
-CREATE FUNCTION webhook.render(format text, e webhook.event, hook_uid text)
+CREATE OR REPLACE FUNCTION webhook.render(format text, e webhook.event, hook_uid text)
     RETURNS text
     LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT CASE format
@@ -47,7 +47,7 @@ COMMENT ON FUNCTION webhook.render(text, webhook.event, text) IS
 -- When a failed attempt is tried again: the schedule's step with +-20 %
 -- jitter, or a Retry-After of retry_after seconds, kept within one to two
 -- steps.
-CREATE FUNCTION webhook._next_attempt(step interval, retry_after double precision)
+CREATE OR REPLACE FUNCTION webhook._next_attempt(step interval, retry_after double precision)
     RETURNS timestamptz
     LANGUAGE sql VOLATILE AS $$
     SELECT pg_catalog.now() + CASE
@@ -64,11 +64,11 @@ COMMENT ON FUNCTION webhook._next_attempt(interval, double precision) IS
     'when a failed attempt is tried again: the step with jitter, or Retry-After within bounds';
 
 -- An event's weight in the claim, before its body is built (src/queue.c).
-CREATE FUNCTION webhook._stored_bytes(value jsonb) RETURNS bigint
+CREATE OR REPLACE FUNCTION webhook._stored_bytes(value jsonb) RETURNS bigint
     LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'webhook_stored_bytes';
 COMMENT ON FUNCTION webhook._stored_bytes(jsonb) IS
     'the size of a value uncompressed, read from its header without reading it whole';
-CREATE FUNCTION webhook._rendered_bytes(value jsonb, cap bigint) RETURNS bigint
+CREATE OR REPLACE FUNCTION webhook._rendered_bytes(value jsonb, cap bigint) RETURNS bigint
     LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'webhook_rendered_bytes';
 COMMENT ON FUNCTION webhook._rendered_bytes(jsonb, bigint) IS
     'about how many bytes a value takes as JSON text, counted without building it, up to past cap';

@@ -1,7 +1,7 @@
 -- webhook install script, part 3.1: transports, a tenant's HTTP destinations
 -- (create, update, delete, list).  The conventions of part 3 hold.
 
-CREATE FUNCTION webhook.create_transport(
+CREATE OR REPLACE FUNCTION webhook.create_transport(
         name text,
         base_url text,
         tenant text DEFAULT 'default',
@@ -82,7 +82,7 @@ COMMENT ON FUNCTION webhook.create_transport(text, text, text, jsonb, jsonb, tex
                                              double precision) IS
     'create an HTTP destination for a tenant; returns its id';
 
-CREATE FUNCTION webhook.update_transport(
+CREATE OR REPLACE FUNCTION webhook.update_transport(
         id bigint,
         name text DEFAULT NULL,
         base_url text DEFAULT NULL,
@@ -181,7 +181,7 @@ COMMENT ON FUNCTION webhook.update_transport(bigint, text, text, text, jsonb, js
                                              text, integer, double precision) IS
     'change a transport: NULL arguments keep their value, '''' unsets an optional text, auth => ''{"type":"none"}'' removes credentials, max_per_second => 0 the rate limit; returns the transport as webhook.transports() shows it';
 
-CREATE FUNCTION webhook.delete_transport(id bigint) RETURNS void
+CREATE OR REPLACE FUNCTION webhook.delete_transport(id bigint) RETURNS void
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM webhook._not_null(id, 'id');
@@ -196,7 +196,7 @@ $$;
 COMMENT ON FUNCTION webhook.delete_transport(bigint) IS
     'delete a transport with its hooks and their deliveries';
 
-CREATE FUNCTION webhook.transports(
+CREATE OR REPLACE FUNCTION webhook.transports(
         tenant text DEFAULT NULL,
         page integer DEFAULT 1,
         page_size integer DEFAULT 50,

@@ -1,0 +1,77 @@
+-- webhook install script, the catalog (src/sql/catalog, part 1): types.
+--
+-- The install script is the catalog, the state (these files: types,
+-- tables, their constraints and indexes), and then the code (src/sql/code:
+-- functions, views, triggers, policies and privileges, each written so
+-- that running it again replaces it).  An upgrade script is a short
+-- hand-written migration of the state from the release before
+-- (src/sql/migrations) and then the same code (sql/build-script).  A
+-- change here is a change of state: it goes into the next migration too,
+-- and test/e2e/test_upgrade.py checks that an updated catalog is the one
+-- a fresh install makes.
+
+\echo Use "CREATE EXTENSION webhook" to load this file. \quit
+
+-- What the listing functions return: the catalog rows with secrets masked.
+CREATE TYPE webhook.transport_info AS (
+    id                  bigint,
+    tenant              text,
+    name                text,
+    base_url            text,
+    headers             jsonb,
+    auth                jsonb,
+    query_key           text,
+    connect_timeout     interval,
+    timeout             interval,
+    tls_verify          boolean,
+    ca_file             text,
+    client_cert_file    text,
+    client_key_file     text,
+    client_key_password text,
+    max_in_flight       integer,
+    max_per_second      double precision,
+    created_at          timestamptz,
+    updated_at          timestamptz
+);
+COMMENT ON TYPE webhook.transport_info IS
+    'a transport as webhook.transports() shows it: credentials masked';
+
+CREATE TYPE webhook.hook_info AS (
+    id               bigint,
+    uid              text,
+    transport_id     bigint,
+    tenant           text,
+    url              text,
+    path             text,
+    event_types      text[],
+    secret           text,
+    signature        text,
+    signature_header text,
+    payload_format   text,
+    retry_schedule   interval[],
+    ordered          text,
+    on_dead          text,
+    filter           jsonpath,
+    transform        regprocedure,
+    active           boolean,
+    disabled_reason  text,
+    created_at       timestamptz,
+    updated_at       timestamptz
+);
+COMMENT ON TYPE webhook.hook_info IS
+    'a hook as webhook.hooks() shows it: secret masked, with its tenant and full URL';
+
+CREATE TYPE webhook.notification AS (
+    delivery_id  bigint,
+    event_uid    uuid,
+    event_type   text,
+    tenant       text,
+    hook_id      bigint,
+    state        text,
+    attempts     integer,
+    last_status  integer,
+    created_at   timestamptz,
+    finished_at  timestamptz
+);
+COMMENT ON TYPE webhook.notification IS
+    'one delivery as webhook.notifications() shows it';
