@@ -8,6 +8,9 @@ RESET client_min_messages;
 SELECT bool_and(setval(oid, 1000) = 1000) AS ids_from_1001
   FROM pg_class WHERE relkind = 'S' AND relnamespace = 'webhook'::regnamespace;
 
+-- error lines without the PL/pgSQL call stack, which moves with every edit
+\set SHOW_CONTEXT never
+
 SELECT webhook.create_transport('emit', 'http://127.0.0.1:9', tenant => 'shop1') AS t \gset
 SELECT webhook.create_hook(:t, '{ORDER_*,TILL_OPENED}', signature => 'none') AS h \gset
 
@@ -54,10 +57,10 @@ SELECT webhook.emit(NULL, '{}');
 SELECT format, webhook.render(format, e, 'hk_test')::jsonb - 'timestamp' - 'createdAt' - 'id' AS body
   FROM webhook.event e, unnest('{standard,thin,envelope,row}'::text[]) AS format
  WHERE e.event_type = 'ORDER_SETTLED';
-SELECT webhook._hook_url('http://h/api', '') AS empty,
-       webhook._hook_url('http://h/api/', '/x') AS slash,
-       webhook._hook_url('http://h/api', 'x') AS bare,
-       webhook._hook_url('http://h/api', '?a=1') AS query;
+SELECT webhook_internal.hook_url('http://h/api', '') AS empty,
+       webhook_internal.hook_url('http://h/api/', '/x') AS slash,
+       webhook_internal.hook_url('http://h/api', 'x') AS bare,
+       webhook_internal.hook_url('http://h/api', '?a=1') AS query;
 
 SELECT webhook.delete_transport(:t);
 DELETE FROM webhook.event;

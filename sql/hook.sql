@@ -24,7 +24,7 @@ SELECT webhook.create_hook(:shop) AS h_default \gset
 SELECT path, event_types, signature, signature_header, payload_format,
        retry_schedule, active, disabled_reason, uid ~ '^hk_[0-9a-f]{32}$' AS uid_ok,
        secret ~ '^whsec_[A-Za-z0-9+/]{32}$' AS secret_generated,
-       webhook._secret_is_valid(secret) AS secret_valid
+       webhook_internal.secret_is_valid(secret) AS secret_valid
   FROM webhook.hook WHERE id = :h_default;
 
 -- a given Standard Webhooks secret is kept
@@ -153,7 +153,7 @@ SELECT webhook.hook_secret(:h_orders);
 SELECT webhook.hook_secret(:h_orders) AS old_secret \gset
 SELECT secret FROM webhook.update_hook(:h_orders, secret => '');
 SELECT webhook.hook_secret(:h_orders) <> :'old_secret' AS rotated,
-       webhook._secret_is_valid(webhook.hook_secret(:h_orders)) AS valid;
+       webhook_internal.secret_is_valid(webhook.hook_secret(:h_orders)) AS valid;
 -- standard -> hmac-sha256 keeps the secret and takes the default header
 SELECT webhook.hook_secret(:h_orders) AS orders_secret \gset
 SELECT signature, signature_header
@@ -205,7 +205,7 @@ SELECT webhook.update_hook(:h_poynt, signature => 'standard');
 SELECT * FROM hook_unchanged;
 -- which a new generated secret fixes
 SELECT signature, signature_header FROM webhook.update_hook(:h_poynt, signature => 'standard', secret => '');
-SELECT webhook._secret_is_valid(webhook.hook_secret(:h_poynt)) AS valid;
+SELECT webhook_internal.secret_is_valid(webhook.hook_secret(:h_poynt)) AS valid;
 
 -- retry_schedule '{}' is one attempt and no retry
 SELECT webhook.create_hook(:shop, retry_schedule => '{}') AS one_attempt \gset

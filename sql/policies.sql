@@ -9,6 +9,9 @@ RESET client_min_messages;
 SELECT bool_and(setval(oid, 1000) = 1000) AS ids_from_1001
   FROM pg_class WHERE relkind = 'S' AND relnamespace = 'webhook'::regnamespace;
 
+-- error lines without the PL/pgSQL call stack, which moves with every edit
+\set SHOW_CONTEXT never
+
 SELECT webhook.create_transport('policies', 'http://127.0.0.1:9', max_per_second => 50) AS t \gset
 SELECT name, max_in_flight, max_per_second FROM webhook.transports() WHERE id = :t;
 SELECT webhook.create_transport('p2', 'http://127.0.0.1:9', max_per_second => 0);

@@ -29,7 +29,7 @@ SELECT :'r'::jsonb - 'hook_id' AS answer,
        (:'r'::jsonb->>'hook_id')::bigint = (SELECT max(id) FROM webhook.hook) AS hook_id_ok;
 SELECT (:'r'::jsonb->>'hook_id')::bigint AS hook_x \gset
 SELECT * FROM registered;
-SELECT webhook._secret_is_valid(webhook.hook_secret(:hook_x)) AS secret_generated;
+SELECT webhook_internal.secret_is_valid(webhook.hook_secret(:hook_x)) AS secret_generated;
 
 -- registering again is harmless: same hook (scheme and host are case-blind)
 SELECT (webhook.register('http://127.0.0.1:9/x', check_reachable => false)->>'hook_id')::bigint = :hook_x AS same_hook;

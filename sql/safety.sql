@@ -10,6 +10,9 @@ RESET client_min_messages;
 SELECT bool_and(setval(oid, 1000) = 1000) AS ids_from_1001
   FROM pg_class WHERE relkind = 'S' AND relnamespace = 'webhook'::regnamespace;
 
+-- error lines without the PL/pgSQL call stack, which moves with every edit
+\set SHOW_CONTEXT never
+
 SELECT webhook.create_transport('safety', 'http://127.0.0.1:9') AS t \gset
 SELECT webhook.create_hook(:t, '{*}') AS h \gset
 

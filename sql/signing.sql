@@ -42,17 +42,17 @@ SELECT webhook.sign('hmac-sha1', NULL, 'msg_1', 1, '{}');
 SELECT webhook.sign('hmac-md5', 'topsecret', 'msg_1', 1, '{}');
 
 -- generated secrets: whsec_ and the base64 of 24 random bytes, each different
-SELECT webhook._generate_secret() ~ '^whsec_[A-Za-z0-9+/]{32}$' AS well_formed,
-       webhook._secret_is_valid(webhook._generate_secret()) AS valid,
-       webhook._generate_secret() <> webhook._generate_secret() AS random;
-SELECT webhook.sign('standard', webhook._generate_secret(), 'msg_1', 1, '{}')
+SELECT webhook_internal.generate_secret() ~ '^whsec_[A-Za-z0-9+/]{32}$' AS well_formed,
+       webhook_internal.secret_is_valid(webhook_internal.generate_secret()) AS valid,
+       webhook_internal.generate_secret() <> webhook_internal.generate_secret() AS random;
+SELECT webhook.sign('standard', webhook_internal.generate_secret(), 'msg_1', 1, '{}')
        ~ '^v1,[A-Za-z0-9+/]{43}=$' AS signs;
 
 -- which Standard Webhooks secrets are accepted: 24 to 64 bytes of base64
 SELECT n AS bytes,
-       webhook._secret_is_valid('whsec_' || translate(encode(decode(repeat('ab', n), 'hex'), 'base64'), E'\n', '')) AS valid
+       webhook_internal.secret_is_valid('whsec_' || translate(encode(decode(repeat('ab', n), 'hex'), 'base64'), E'\n', '')) AS valid
   FROM unnest('{16,23,24,32,64,65}'::int[]) AS n;
-SELECT s, webhook._secret_is_valid(s) AS valid
+SELECT s, webhook_internal.secret_is_valid(s) AS valid
   FROM unnest(ARRAY['whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',
                     'MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',
                     'WHSEC_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',

@@ -11,6 +11,9 @@ RESET client_min_messages;
 SELECT bool_and(setval(oid, 1000) = 1000) AS ids_from_1001
   FROM pg_class WHERE relkind = 'S' AND relnamespace = 'webhook'::regnamespace;
 
+-- error lines without the PL/pgSQL call stack, which moves with every edit
+\set SHOW_CONTEXT never
+
 CREATE ROLE webhook_test_acme LOGIN;
 CREATE ROLE webhook_test_globex LOGIN;
 CREATE ROLE webhook_test_boss LOGIN IN ROLE webhook_admin;

@@ -52,7 +52,7 @@ webhook_wake(PG_FUNCTION_ARGS)
 }
 
 /*
- * webhook._wake_for(hook_id): wake the worker when the calling transaction
+ * webhook_internal.wake_for(hook_id): wake the worker when the calling transaction
  * commits, naming the hook it gave work (redeliver(), replay(), ping()): a
  * claim then looks at that hook, not at every hook (worker.c).
  */
@@ -66,7 +66,7 @@ webhook_wake_for(PG_FUNCTION_ARGS)
 }
 
 /*
- * webhook._wake_launcher(): have the launcher probe the databases when the
+ * webhook_internal.wake_launcher(): have the launcher probe the databases when the
  * calling transaction commits (the install script calls it).
  */
 Datum
@@ -126,7 +126,7 @@ optional_text(FunctionCallInfo fcinfo, int argno)
 }
 
 /*
- * webhook._http_head(url, timeout_ms, tls_verify, ca_file, client_cert_file,
+ * webhook_internal.http_head(url, timeout_ms, tls_verify, ca_file, client_cert_file,
  * client_key_file, client_key_password): the status code of a HEAD request
  * to url, with a transport's TLS settings, or NULL when nothing answered.
  * The request policy (no redirects, the address policy) is the worker's:
@@ -157,7 +157,7 @@ webhook_http_head(PG_FUNCTION_ARGS)
 }
 
 /*
- * webhook._caller(): the role the session acts as (its login role, or the
+ * webhook_internal.caller(): the role the session acts as (its login role, or the
  * role of SET ROLE).  The API's SECURITY DEFINER functions run as the
  * extension's owner, so current_user there is the owner; the outer user is
  * who called them, and the one whose tenant grants they check.  Security
@@ -196,7 +196,7 @@ masked_header(char *line)
 }
 
 /*
- * webhook._preview(hook_id, event_id): the request the worker would send
+ * webhook_internal.preview(hook_id, event_id): the request the worker would send
  * the hook for the event now: its URL, header lines (signatures included,
  * credentials and query key masked; curl adds Host, Content-Length and
  * User-Agent) and body, made by the hook's transform if it has one.
@@ -246,7 +246,7 @@ webhook_preview(PG_FUNCTION_ARGS)
 }
 
 /*
- * webhook._workers(): one row (worker, up, pid, in_flight, held) per
+ * webhook_internal.workers(): one row (worker, up, pid, in_flight, held) per
  * delivery worker this database should have (webhook.workers of them,
  * numbered from 1): whether it runs, and what it last published in shared
  * memory (shmem.c): the requests it has on the wire, and the deliveries it
@@ -286,7 +286,7 @@ webhook_workers_sql(PG_FUNCTION_ARGS)
 }
 
 /*
- * webhook._stored_bytes(jsonb): the size of a value once decompressed and
+ * webhook_internal.stored_bytes(jsonb): the size of a value once decompressed and
  * read from TOAST, told by its header alone.  The claim weighs an event
  * with it before building its body (queue.c): reading a huge event whole
  * is what must not happen.
@@ -338,7 +338,7 @@ scalar_text_bytes(const JsonbValue *v)
 }
 
 /*
- * webhook._rendered_bytes(jsonb, cap): about how many bytes the value takes
+ * webhook_internal.rendered_bytes(jsonb, cap): about how many bytes the value takes
  * as JSON text (a little more, never less), counted without building it,
  * and no further than past cap.  The stored size does not bound it: a
  * number such as 1e131071 is stored in a few bytes and printed in full.

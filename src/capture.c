@@ -16,7 +16,7 @@
  *	  that tenant's hooks only: a tenant with many hooks costs the sessions
  *	  that write other tenants' events neither memory nor time.  A relcache
  *	  invalidation of webhook.hook or webhook.transport, which the trigger
- *	  webhook._hooks_changed() sends on every change to them that matters,
+ *	  webhook_internal.hooks_changed() sends on every change to them that matters,
  *	  makes every tenant's entry stale; each is read again at its tenant's
  *	  next event, so a change costs a session a read of the tenants it
  *	  writes, not of all of them;
@@ -37,7 +37,7 @@
  *
  * The trigger's arguments are the watch settings: resource, tenant column,
  * id column, state column (empty for none).  webhook.watch() writes them,
- * and an event trigger (webhook._follow_alter_table) follows renames.  A
+ * and an event trigger (webhook_internal.follow_alter_table) follows renames.  A
  * watched column that was dropped is no reason to fail the writer: without
  * the state column updates are <RESOURCE>_UPDATE, without the id column
  * events have no resource_id, and without the tenant column nothing is
@@ -676,7 +676,7 @@ to_jsonb_call(TupleDesc desc, MemoryContext cxt)
 
 /*
  * The number of a watched column; 0 for none, and for one that was dropped
- * (*dropped is then set; webhook._follow_alter_table has warned of it).
+ * (*dropped is then set; webhook_internal.follow_alter_table has warned of it).
  */
 static AttrNumber
 column_attnum(Relation rel, const char *name, bool *dropped)
@@ -893,7 +893,7 @@ webhook_capture(PG_FUNCTION_ARGS)
 }
 
 /*
- * webhook._hooks_changed(): trigger on webhook.hook and webhook.transport;
+ * webhook_internal.hooks_changed(): trigger on webhook.hook and webhook.transport;
  * makes every session reload its list of hooks.
  */
 Datum
@@ -904,7 +904,7 @@ webhook_hooks_changed(PG_FUNCTION_ARGS)
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("webhook._hooks_changed() must be called as a trigger")));
+				 errmsg("webhook_internal.hooks_changed() must be called as a trigger")));
 	CacheInvalidateRelcache(trigdata->tg_relation);
 	return PointerGetDatum(NULL);
 }
@@ -920,7 +920,7 @@ made_of(const char *s, const char *allowed)
 }
 
 /*
- * Does the role manage the tenant (webhook._tenants_of)?  Called as the
+ * Does the role manage the tenant (webhook_internal.tenants_of)?  Called as the
  * owner, inside SPI, so that every grant is read.
  */
 static bool
@@ -932,7 +932,7 @@ manages_tenant(Oid role, const char *tenant)
 	Datum		result;
 
 	if (SPI_execute_with_args("SELECT coalesce(x.t IS NULL OR $2 = ANY (x.t), false)"
-							  "  FROM webhook._tenants_of($1) AS x(t)",
+							  "  FROM webhook_internal.tenants_of($1) AS x(t)",
 							  2, argtypes, values, NULL, true, 1) != SPI_OK_SELECT ||
 		SPI_processed != 1)
 		elog(ERROR, "webhook: reading the tenant grants failed");
@@ -1006,7 +1006,7 @@ webhook_emit(PG_FUNCTION_ARGS)
 PG_FUNCTION_INFO_V1(webhook_renamed_column);
 
 /*
- * webhook._renamed_column(command pg_ddl_command): for the event trigger
+ * webhook_internal.renamed_column(command pg_ddl_command): for the event trigger
  * that follows watched tables, the old and new name of the column that an
  * ALTER TABLE ... RENAME COLUMN renamed; nulls for any other command.
  */

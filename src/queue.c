@@ -70,7 +70,7 @@
 "SELECT c.id, c.attempts + 1, t.id, e.uid::text," \
 "       CASE WHEN h.transform IS NULL AND c.fits" \
 "            THEN webhook.render(h.payload_format, e, h.uid) END," \
-"       webhook._hook_url(t.base_url, h.path), t.query_key," \
+"       webhook_internal.hook_url(t.base_url, h.path), t.query_key," \
 "       ARRAY(SELECT kv.key || ': ' || kv.value" \
 "               FROM pg_catalog.jsonb_each_text(t.headers) kv)," \
 "       t.auth->>'type', t.auth->>'username'," \
@@ -85,7 +85,7 @@
 "       h.transform::oid," \
 "       CASE WHEN h.transform IS NULL THEN NULL" \
 "            WHEN (SELECT x IS NULL OR t.tenant = ANY (x)" \
-"                    FROM webhook._tenants_of(h.transform_role) AS x)" \
+"                    FROM webhook_internal.tenants_of(h.transform_role) AS x)" \
 "            THEN h.transform_role::oid END," \
 "       CASE WHEN h.transform IS NOT NULL AND c.fits THEN e END," \
 "       coalesce(t.max_per_second, 0), c.floor_at, t.tenant, c.size, c.fits"
@@ -143,9 +143,9 @@
 
 /*
  * An event's stored size, read from the headers of its values without
- * reading them whole (webhook._stored_bytes); an event above $15
+ * reading them whole (webhook_internal.stored_bytes); an event above $15
  * (webhook.max_body_bytes) is neither read nor rendered.  Under it, the
- * size its body will have is counted (webhook._rendered_bytes, which stops
+ * size its body will have is counted (webhook_internal.rendered_bytes, which stops
  * counting past $15) before it is built: the stored size does not bound
  * it (a number such as 1e131071 takes a few bytes, and prints as 131,072
  * digits).  That is what a claim counts against the bytes the worker may
@@ -156,13 +156,13 @@
  * fit counts for nothing: it is not rendered, and dies (worker.c).
  */
 #define STORED_SIZE \
-"webhook._stored_bytes(e.payload) + coalesce(webhook._stored_bytes(e.previous), 0)" \
+"webhook_internal.stored_bytes(e.payload) + coalesce(webhook_internal.stored_bytes(e.previous), 0)" \
 " + coalesce(pg_catalog.octet_length(e.resource_id), 0)" \
 " + coalesce(pg_catalog.octet_length(e.resource), 0)" \
 " + pg_catalog.octet_length(e.event_type) + 256"
 #define BODY_SIZE \
-"webhook._rendered_bytes(e.payload, $15)" \
-" + coalesce(webhook._rendered_bytes(e.previous, $15), 0)" \
+"webhook_internal.rendered_bytes(e.payload, $15)" \
+" + coalesce(webhook_internal.rendered_bytes(e.previous, $15), 0)" \
 " + 2 * coalesce(pg_catalog.octet_length(e.resource_id), 0)" \
 " + 2 * coalesce(pg_catalog.octet_length(e.resource), 0)" \
 " + pg_catalog.octet_length(e.event_type) + 256"
@@ -316,7 +316,7 @@ id ", coalesce('HTTP ' || " status ", " error ", 'no answer'))"
 /*
  * The attempt duration histogram's upper bounds, in milliseconds (the
  * default buckets of Prometheus' client libraries, 5 ms to 10 s), each
- * applied to a macro; webhook._duration_bounds() (src/sql/code/37_metrics.sql)
+ * applied to a macro; webhook_internal.duration_bounds() (src/sql/code/37_metrics.sql)
  * lists the same bounds, in seconds, for metrics() to name them.
  */
 #define DURATION_BOUNDS_MS(X) \
@@ -427,7 +427,7 @@ static const char *record_sql =
 "           finished_at = CASE WHEN r.new_state = 'failed' THEN NULL"
 "                              ELSE pg_catalog.now() END,"
 "           next_attempt_at = CASE WHEN r.new_state = 'failed'"
-"               THEN webhook._next_attempt(r.step, CASE WHEN r.status IN (429, 503)"
+"               THEN webhook_internal.next_attempt(r.step, CASE WHEN r.status IN (429, 503)"
 "                                                       THEN r.retry_after END)"
 "               ELSE d.next_attempt_at END"
 "      FROM r WHERE d.id = r.delivery_id"
@@ -1052,7 +1052,7 @@ queue_record_failure(Attempt *req, const char *why)
 								"UPDATE webhook.delivery d"
 								"   SET state = f.state, attempts = $2, last_status = $3,"
 								"       last_error = $4,"
-								"       next_attempt_at = webhook._next_attempt(f.step, NULL),"
+								"       next_attempt_at = webhook_internal.next_attempt(f.step, NULL),"
 								"       finished_at = CASE WHEN f.state = 'dead'"
 								"                          THEN pg_catalog.now() END"
 								"  FROM (SELECT h.id,"

@@ -57,7 +57,7 @@ Interval	webhook_disable_after_span;
 bool		webhook_auto_prune = true;
 
 /*
- * What a tenant may configure (webhook._limit(), read by the API's checks
+ * What a tenant may configure (webhook_internal.tenant_limit(), read by the API's checks
  * and the catalog's write triggers).  PGC_SUSET: a tenant's role cannot
  * raise them with SET; an administrator sets them in postgresql.conf, or a
  * superuser for a session.
@@ -96,10 +96,10 @@ webhook_shmem_startup_hook(void)
  * After DROP ROLE: in this database, if it has the extension (of a catalog
  * that knows how), the grants of the roles dropped go, and the hooks whose
  * transform they set lose it and are disabled
- * (webhook._forget_dropped_roles()), so that a role that gets one of their
+ * (webhook_internal.forget_dropped_roles()), so that a role that gets one of their
  * oids later is given nothing.  Run as the function's owner, the
  * extension's: whoever may drop roles may have no rights on the schema.
- * Other databases' grants are inert meanwhile (webhook._tenants_of() joins
+ * Other databases' grants are inert meanwhile (webhook_internal.tenants_of() joins
  * pg_roles) and go at their next grant_tenant() or DROP ROLE.
  */
 static void
@@ -121,8 +121,8 @@ forget_dropped_roles(void)
 	SetUserIdAndSecContext(webhook_function_owner(fn),
 						   saved_context | SECURITY_LOCAL_USERID_CHANGE);
 	spi_connect_checked();
-	if (SPI_execute("SELECT webhook._forget_dropped_roles()", false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "webhook._forget_dropped_roles() failed");
+	if (SPI_execute("SELECT webhook_internal.forget_dropped_roles()", false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "webhook_internal.forget_dropped_roles() failed");
 	SPI_finish();
 	SetUserIdAndSecContext(saved_user, saved_context);
 }
@@ -260,7 +260,7 @@ check_user_agent(char **newval, void **extra, GucSource source)
 PG_FUNCTION_INFO_V1(webhook_limit);
 
 /*
- * webhook._limit(name): the value of one of the settings above, by its
+ * webhook_internal.tenant_limit(name): the value of one of the settings above, by its
  * name without the prefix (max_timeout in milliseconds).  A C function, so
  * that calling it loads the library, which defines the settings: a value a
  * user gave the placeholder before that is then refused (PGC_SUSET), never

@@ -111,7 +111,7 @@ class FairShareTest(unittest.TestCase):
         took = delivered_in(victim)
         self.assertLess(took, PROMPT, 'another tenant waited %.1f s' % took)
         # the worker holds none of the stalled ones (shared memory gauge)
-        cluster.wait_for("SELECT sum(held) FROM webhook._workers()", '0', timeout=10)
+        cluster.wait_for("SELECT sum(held) FROM webhook_internal.workers()", '0', timeout=10)
         # removing the limits sends the waiting ones at once
         cluster.psql("SELECT webhook.update_transport(id, max_per_second => 0)"
                      "  FROM webhook.transport WHERE tenant = 'hog_rate'")
@@ -147,12 +147,12 @@ class FairShareTest(unittest.TestCase):
                          "                    tenant => %s)"
                          "  FROM generate_series(1, 100) g" % (i, lit(tenant)))
         # the silent transports take what they may: wait until they hold it
-        cluster.wait_for("SELECT sum(in_flight) >= 16 FROM webhook._workers()", 't',
+        cluster.wait_for("SELECT sum(in_flight) >= 16 FROM webhook_internal.workers()", 't',
                          timeout=20)
         victim = Hook('victim_silent', '/victim-silent')
         took = delivered_in(victim)
         self.assertLess(took, PROMPT, 'another tenant waited %.1f s' % took)
-        in_flight = int(cluster.one("SELECT sum(in_flight) FROM webhook._workers()"))
+        in_flight = int(cluster.one("SELECT sum(in_flight) FROM webhook_internal.workers()"))
         self.assertLessEqual(in_flight, 64 - 64 // 8 + 1, 'the silent tenant took every slot')
 
 

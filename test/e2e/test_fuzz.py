@@ -639,7 +639,7 @@ class FuzzTest(unittest.TestCase):
             else:
                 cluster.psql('SELECT pg_reload_conf()')
             check = ("SELECT current_setting('webhook.deny_networks'), "
-                     'webhook._http_head(%s, 3000, true, NULL, NULL, NULL, NULL)' % lit(probe))
+                     'webhook_internal.http_head(%s, 3000, true, NULL, NULL, NULL, NULL)' % lit(probe))
             if valid:
                 # a new session has the list once the postmaster has reloaded
                 deadline = time.monotonic() + 5

@@ -218,7 +218,7 @@ class MetricsTest(unittest.TestCase):
 
     def test_label_escaping(self):
         raw = 'a\\b"c\nd'
-        escaped = cluster.one('SELECT webhook._prometheus_label(%s)' % lit(raw))
+        escaped = cluster.one('SELECT webhook_internal.prometheus_label(%s)' % lit(raw))
         self.assertEqual(escaped, 'a\\\\b\\"c\\nd')
         parsed = METRICS_PARSER('# TYPE x gauge\nx{l="%s"} 1\n' % escaped)
         self.assertEqual(parsed['samples'], [{'name': 'x', 'labels': {'l': raw}, 'value': '1'}])

@@ -175,7 +175,7 @@ class RateLimitTest(unittest.TestCase):
         cluster.create_hook(slow_t, [slow_type], path='/crawl')
         cluster.emit_many(slow_type, 200)
         time.sleep(1)
-        held = int(cluster.one('SELECT sum(held) FROM webhook._workers()'))
+        held = int(cluster.one('SELECT sum(held) FROM webhook_internal.workers()'))
         self.assertLessEqual(held, 2)
         other = cluster.hook_on(rx.url(), '/beside-crawl')
         started = time.monotonic()

@@ -59,7 +59,7 @@ class RolesTest(unittest.TestCase):
         self.assertEqual(row[:3], ['t', 't', 'f'])
         self.assertIn('role that set its transform was dropped', row[3])
         # elsewhere it is inert: a bare oid that manages nothing
-        self.assertEqual(c.psql('SELECT role::text, webhook._tenants_of(role) FROM webhook.tenant_grant',
+        self.assertEqual(c.psql('SELECT role::text, webhook_internal.tenants_of(role) FROM webhook.tenant_grant',
                                 db='other'), [[oid, '{}']])
 
         # no dump carries the bare oid of a grant

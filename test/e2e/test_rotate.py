@@ -101,7 +101,7 @@ class RotateTest(unittest.TestCase):
         old = self.secret(hook.hook_id)
         new = self.rotate(hook.hook_id, '1 hour')
         self.assertNotEqual(new, old)
-        self.assertEqual(cluster.one('SELECT webhook._secret_is_valid(%s)' % lit(new)), 't')
+        self.assertEqual(cluster.one('SELECT webhook_internal.secret_is_valid(%s)' % lit(new)), 't')
         self.assertEqual(len(harness.standard_key(new)), 24)
         self.assertEqual(self.secret(hook.hook_id), new)
         prev, left = self.previous(hook.hook_id)
@@ -195,7 +195,7 @@ class RotateTest(unittest.TestCase):
             ok, text = node_verify(secret, req)
             self.assertTrue(ok, '%s secret: %s' % (name, text))
             harness.verify_standard(secret, req.headers, req.body)
-        ok, text = node_verify(cluster.one('SELECT webhook._generate_secret()'), req)
+        ok, text = node_verify(cluster.one('SELECT webhook_internal.generate_secret()'), req)
         self.assertFalse(ok, 'an unrelated secret verified')
         self.assertNotIn('X-Signature-Previous', req.headers)
 

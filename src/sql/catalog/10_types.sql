@@ -12,6 +12,15 @@
 
 \echo Use "CREATE EXTENSION webhook" to load this file. \quit
 
+-- The functions the API, the triggers, the policies and the worker use
+-- among themselves live in a schema of their own, out of the way of
+-- \df webhook.*, which lists what users call.  Whoever may use the
+-- webhook schema may use this one (granted with it in src/sql/code):
+-- policies and views call these functions with their reader's rights.
+CREATE SCHEMA webhook_internal;
+COMMENT ON SCHEMA webhook_internal IS
+    'the webhook extension''s internal functions: not an API';
+
 -- What the listing functions return: the catalog rows with secrets masked.
 CREATE TYPE webhook.transport_info AS (
     id                  bigint,

@@ -36,10 +36,10 @@ CREATE TABLE webhook.transport (
 -- The retry schedule a hook gets unless told otherwise: one retry after
 -- each step.  Defined once, here: the hook table's default, create_hook()'s
 -- and register()'s, and the example in the checks' hints.
-CREATE FUNCTION webhook._default_retry_schedule() RETURNS text
+CREATE FUNCTION webhook_internal.default_retry_schedule() RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$ SELECT '{5s,5min,30min,2h,5h,10h,10h}' $$;
-COMMENT ON FUNCTION webhook._default_retry_schedule() IS
+COMMENT ON FUNCTION webhook_internal.default_retry_schedule() IS
     'the retry schedule of a hook unless told otherwise, as text';
 
 CREATE TABLE webhook.hook (
@@ -58,7 +58,7 @@ CREATE TABLE webhook.hook (
     payload_format   text NOT NULL DEFAULT 'standard'
                      CHECK (payload_format IN ('standard', 'thin', 'envelope', 'row')),
     retry_schedule   interval[] NOT NULL
-                     DEFAULT webhook._default_retry_schedule()::interval[],
+                     DEFAULT webhook_internal.default_retry_schedule()::interval[],
     -- 'hook': one delivery in flight, in event order; 'resource': the same
     -- per resource id; on_dead: after a delivery dies, the next one goes
     -- ('continue') or the hook is disabled ('stop')
@@ -206,7 +206,6 @@ BEGIN
     END IF;
 END
 $$;
-GRANT USAGE ON SCHEMA webhook TO webhook_admin, webhook_tenant;
 
 -- Counters per hook, kept by the worker in the statement that records the
 -- attempts, so that they are exactly the attempts (and deaths) recorded.
@@ -220,7 +219,7 @@ CREATE TABLE webhook.hook_metrics (
     errors            bigint NOT NULL DEFAULT 0,   -- not answered, or not sent
     deaths            bigint NOT NULL DEFAULT 0,   -- deliveries that died
     duration_sum      double precision NOT NULL DEFAULT 0,   -- seconds
-    -- attempts that took at most each of webhook._duration_bounds(), then all
+    -- attempts that took at most each of webhook_internal.duration_bounds(), then all
     duration_buckets  bigint[] NOT NULL DEFAULT '{0,0,0,0,0,0,0,0,0,0,0,0}'
                       CHECK (cardinality(duration_buckets) = 12)
 );

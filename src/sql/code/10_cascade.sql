@@ -8,7 +8,7 @@
 -- statement triggers do: a deleted hook or event takes its deliveries, a
 -- deleted delivery its attempts.  prune() removes the deliveries that a
 -- write racing with a delete_hook() may still add.
-CREATE OR REPLACE FUNCTION webhook._cascade_delete() RETURNS trigger
+CREATE OR REPLACE FUNCTION webhook_internal.cascade_delete() RETURNS trigger
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF TG_TABLE_NAME = 'hook' THEN
@@ -22,12 +22,12 @@ BEGIN
     RETURN NULL;
 END
 $$;
-COMMENT ON FUNCTION webhook._cascade_delete() IS
+COMMENT ON FUNCTION webhook_internal.cascade_delete() IS
     'trigger: deleted hooks take their deliveries and counters, deleted events their deliveries, deleted deliveries their attempts';
 CREATE OR REPLACE TRIGGER hooks_deleted AFTER DELETE ON webhook.hook REFERENCING OLD TABLE AS deleted
-    FOR EACH STATEMENT EXECUTE FUNCTION webhook._cascade_delete();
+    FOR EACH STATEMENT EXECUTE FUNCTION webhook_internal.cascade_delete();
 CREATE OR REPLACE TRIGGER events_deleted AFTER DELETE ON webhook.event REFERENCING OLD TABLE AS deleted
-    FOR EACH STATEMENT EXECUTE FUNCTION webhook._cascade_delete();
+    FOR EACH STATEMENT EXECUTE FUNCTION webhook_internal.cascade_delete();
 CREATE OR REPLACE TRIGGER deliveries_deleted AFTER DELETE ON webhook.delivery REFERENCING OLD TABLE AS deleted
-    FOR EACH STATEMENT EXECUTE FUNCTION webhook._cascade_delete();
+    FOR EACH STATEMENT EXECUTE FUNCTION webhook_internal.cascade_delete();
 

@@ -10,15 +10,15 @@
 --   object of a tenant the caller does not manage "does not exist", the very
 --   message an unknown id gets, so that nothing is learnt across tenants.
 
-CREATE OR REPLACE FUNCTION webhook._caller() RETURNS regrole
+CREATE OR REPLACE FUNCTION webhook_internal.caller() RETURNS regrole
     LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'webhook_caller';
-COMMENT ON FUNCTION webhook._caller() IS
+COMMENT ON FUNCTION webhook_internal.caller() IS
     'the role the session acts as (login role or SET ROLE), whatever SECURITY DEFINER functions run in between';
 
 -- The tenants a role manages; NULL for all of them (superusers and members
 -- of webhook_admin).  Grants of roles dropped since are ignored.  Read by a
 -- tenant role directly, row-level security lets it see its own grants only.
-CREATE OR REPLACE FUNCTION webhook._tenants_of(member oid) RETURNS text[]
+CREATE OR REPLACE FUNCTION webhook_internal.tenants_of(member oid) RETURNS text[]
     LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT CASE WHEN pg_has_role(member, 'webhook_admin', 'USAGE') THEN NULL
            ELSE ARRAY(SELECT DISTINCT g.tenant
@@ -27,77 +27,70 @@ CREATE OR REPLACE FUNCTION webhook._tenants_of(member oid) RETURNS text[]
                        WHERE pg_has_role(member, r.oid, 'USAGE')
                        ORDER BY 1) END
 $$;
-COMMENT ON FUNCTION webhook._tenants_of(oid) IS
+COMMENT ON FUNCTION webhook_internal.tenants_of(oid) IS
     'the tenants a role manages through its grants, NULL meaning every tenant';
 
 -- For row-level security: the tenants of the role that runs the query.
-CREATE OR REPLACE FUNCTION webhook._my_tenants() RETURNS text[]
+CREATE OR REPLACE FUNCTION webhook_internal.my_tenants() RETURNS text[]
     LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT webhook._tenants_of(r.oid) FROM pg_roles r WHERE r.rolname = current_user
+    SELECT webhook_internal.tenants_of(r.oid) FROM pg_roles r WHERE r.rolname = current_user
 $$;
-COMMENT ON FUNCTION webhook._my_tenants() IS
+COMMENT ON FUNCTION webhook_internal.my_tenants() IS
     'the tenants current_user manages (NULL: all); row-level security''s key';
 
 -- For the API: does the caller manage the tenant?
-CREATE OR REPLACE FUNCTION webhook._manages(tenant text) RETURNS boolean
+CREATE OR REPLACE FUNCTION webhook_internal.manages(tenant text) RETURNS boolean
     LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT coalesce(x.tenants IS NULL OR tenant = ANY (x.tenants), false)
-      FROM (SELECT webhook._tenants_of(webhook._caller()) AS tenants) x
+      FROM (SELECT webhook_internal.tenants_of(webhook_internal.caller()) AS tenants) x
 $$;
-COMMENT ON FUNCTION webhook._manages(text) IS
-    'whether the caller (webhook._caller()) manages the tenant';
+COMMENT ON FUNCTION webhook_internal.manages(text) IS
+    'whether the caller (webhook_internal.caller()) manages the tenant';
 
 -- Raise an error unless the caller manages the tenant it named.
-CREATE OR REPLACE FUNCTION webhook._check_manages(tenant text) RETURNS void
+CREATE OR REPLACE FUNCTION webhook_internal.check_manages(tenant text) RETURNS void
     LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    IF NOT webhook._manages(tenant) THEN
+    IF NOT webhook_internal.manages(tenant) THEN
         RAISE EXCEPTION 'permission denied for tenant "%"', tenant
             USING ERRCODE = 'insufficient_privilege',
                   HINT = 'A member of webhook_admin can grant it with webhook.grant_tenant(role, tenant).';
     END IF;
 END
 $$;
-COMMENT ON FUNCTION webhook._check_manages(text) IS
+COMMENT ON FUNCTION webhook_internal.check_manages(text) IS
     'raise an error unless the caller manages the tenant';
 
--- The transport, if it exists and the caller manages its tenant; else the
--- error an unknown id gets.
-CREATE OR REPLACE FUNCTION webhook._managed_transport(id bigint) RETURNS webhook.transport
-    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    t webhook.transport;
+-- The error an unknown id gets: of a transport, hook, delivery or event
+-- that is missing, or of a tenant the caller does not manage, alike.
+CREATE OR REPLACE FUNCTION webhook_internal.does_not_exist(what text, id bigint) RETURNS void
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    PERFORM webhook._not_null(id, 'transport_id');
-    SELECT * INTO t FROM webhook.transport x WHERE x.id = _managed_transport.id;
-    IF NOT FOUND OR NOT webhook._manages(t.tenant) THEN
-        RAISE EXCEPTION 'transport % does not exist', id
-            USING ERRCODE = 'no_data_found';
-    END IF;
-    RETURN t;
+    RAISE EXCEPTION '% % does not exist', what, id
+        USING ERRCODE = 'no_data_found';
 END
 $$;
-COMMENT ON FUNCTION webhook._managed_transport(bigint) IS
-    'the transport, or "does not exist" when it is missing or of a tenant the caller does not manage';
+COMMENT ON FUNCTION webhook_internal.does_not_exist(text, bigint) IS
+    'raise the error of an unknown or unmanaged id: "<what> <id> does not exist"';
 
--- The same for a hook, whose tenant is its transport's.
-CREATE OR REPLACE FUNCTION webhook._managed_hook(id bigint) RETURNS webhook.hook
+-- The hook, if it exists and the caller manages its tenant (its
+-- transport's); else the error an unknown id gets.
+CREATE OR REPLACE FUNCTION webhook_internal.managed_hook(id bigint) RETURNS webhook.hook
     LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     h webhook.hook;
 BEGIN
-    PERFORM webhook._not_null(id, 'hook_id');
+    PERFORM webhook_internal.not_null(id, 'hook_id');
     SELECT x.* INTO h
       FROM webhook.hook x JOIN webhook.transport t ON t.id = x.transport_id
-     WHERE x.id = _managed_hook.id AND webhook._manages(t.tenant);
+     WHERE x.id = managed_hook.id AND webhook_internal.manages(t.tenant);
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'hook % does not exist', id
-            USING ERRCODE = 'no_data_found';
+        PERFORM webhook_internal.does_not_exist('hook', id);
     END IF;
     RETURN h;
 END
 $$;
-COMMENT ON FUNCTION webhook._managed_hook(bigint) IS
+COMMENT ON FUNCTION webhook_internal.managed_hook(bigint) IS
     'the hook, or "does not exist" when it is missing or of a tenant the caller does not manage';
 
 CREATE OR REPLACE FUNCTION webhook.grant_tenant(role regrole, tenant text) RETURNS boolean
@@ -105,19 +98,19 @@ CREATE OR REPLACE FUNCTION webhook.grant_tenant(role regrole, tenant text) RETUR
 DECLARE
     n integer;
 BEGIN
-    IF webhook._tenants_of(webhook._caller()) IS NOT NULL THEN
+    IF webhook_internal.tenants_of(webhook_internal.caller()) IS NOT NULL THEN
         RAISE EXCEPTION 'permission denied to grant tenants'
             USING ERRCODE = 'insufficient_privilege',
                   HINT = 'Only members of webhook_admin grant tenants.';
     END IF;
-    PERFORM webhook._not_null(role, 'role');
+    PERFORM webhook_internal.not_null(role, 'role');
     -- a number given as the role (a regrole of an oid) may name no role
     IF NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.oid = role) THEN
         RAISE EXCEPTION 'role with OID % does not exist', role::oid
             USING ERRCODE = 'undefined_object',
                   HINT = 'Name an existing role.';
     END IF;
-    PERFORM webhook._check_tenant(tenant);
+    PERFORM webhook_internal.check_tenant(tenant);
     IF role IN ('webhook_tenant'::regrole, 'webhook_admin'::regrole) THEN
         RAISE EXCEPTION 'cannot grant a tenant to role %', role
             USING ERRCODE = 'invalid_parameter_value',
@@ -145,13 +138,13 @@ GRANT EXECUTE ON FUNCTION webhook.grant_tenant(regrole, text) TO webhook_admin;
 CREATE OR REPLACE FUNCTION webhook.revoke_tenant(role regrole, tenant text) RETURNS boolean
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    IF webhook._tenants_of(webhook._caller()) IS NOT NULL THEN
+    IF webhook_internal.tenants_of(webhook_internal.caller()) IS NOT NULL THEN
         RAISE EXCEPTION 'permission denied to revoke tenants'
             USING ERRCODE = 'insufficient_privilege',
                   HINT = 'Only members of webhook_admin revoke tenants.';
     END IF;
-    PERFORM webhook._not_null(role, 'role');
-    PERFORM webhook._check_tenant(tenant);
+    PERFORM webhook_internal.not_null(role, 'role');
+    PERFORM webhook_internal.check_tenant(tenant);
     -- the role stays a member of webhook_tenant: roles are the cluster's,
     -- grants this database's; with no grant left it sees no rows
     DELETE FROM webhook.tenant_grant g
@@ -170,7 +163,7 @@ GRANT EXECUTE ON FUNCTION webhook.revoke_tenant(regrole, text) TO webhook_admin;
 -- receiver gets: sending the event as it is instead is for an
 -- administrator to decide).  A role that gets one of their oids one day
 -- is given nothing.
-CREATE OR REPLACE FUNCTION webhook._forget_dropped_roles() RETURNS void
+CREATE OR REPLACE FUNCTION webhook_internal.forget_dropped_roles() RETURNS void
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     DELETE FROM webhook.tenant_grant g
@@ -182,9 +175,9 @@ BEGIN
        AND NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.oid = h.transform_role);
 END
 $$;
-COMMENT ON FUNCTION webhook._forget_dropped_roles() IS
+COMMENT ON FUNCTION webhook_internal.forget_dropped_roles() IS
     'after DROP ROLE: delete the grants of dropped roles, and remove the transforms they set, disabling their hooks';
-REVOKE EXECUTE ON FUNCTION webhook._forget_dropped_roles() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION webhook_internal.forget_dropped_roles() FROM PUBLIC;
 
 CREATE OR REPLACE VIEW webhook.tenant_grants WITH (security_invoker = true) AS
 SELECT g.role, g.tenant, g.granted_at

@@ -21,14 +21,14 @@
 -- extension's objects with their schema.
 
 -- A hook's URL: the transport's base_url joined with the hook's path.
-CREATE OR REPLACE FUNCTION webhook._hook_url(base_url text, path text) RETURNS text
+CREATE OR REPLACE FUNCTION webhook_internal.hook_url(base_url text, path text) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT CASE WHEN path = '' OR pg_catalog.left(path, 1) = '?' THEN base_url || path
                 WHEN pg_catalog.left(path, 1) = '/'
                     THEN pg_catalog.rtrim(base_url, '/') || path
                 ELSE pg_catalog.rtrim(base_url, '/') || '/' || path END
 $$;
-COMMENT ON FUNCTION webhook._hook_url(text, text) IS
+COMMENT ON FUNCTION webhook_internal.hook_url(text, text) IS
     'the URL a hook is sent to: base_url joined with path';
 
 ------------------------------------------------------------------------------
@@ -37,31 +37,31 @@ COMMENT ON FUNCTION webhook._hook_url(text, text) IS
 
 -- webhook.retention as an interval; '30 days' when the library is not loaded
 -- in this session (the setting is then unknown).  Inlinable, hence no SET.
-CREATE OR REPLACE FUNCTION webhook._retention() RETURNS interval
+CREATE OR REPLACE FUNCTION webhook_internal.retention() RETURNS interval
     LANGUAGE sql STABLE
     AS $$ SELECT coalesce(nullif(
                      pg_catalog.current_setting('webhook.retention', true), ''),
                  '30 days')::pg_catalog.interval $$;
-COMMENT ON FUNCTION webhook._retention() IS
+COMMENT ON FUNCTION webhook_internal.retention() IS
     'the webhook.retention setting as an interval';
 
-CREATE OR REPLACE FUNCTION webhook._mask(secret text) RETURNS text
+CREATE OR REPLACE FUNCTION webhook_internal.mask(secret text) RETURNS text
     LANGUAGE sql IMMUTABLE
     AS $$ SELECT CASE WHEN secret IS NULL THEN NULL ELSE '********' END $$;
-COMMENT ON FUNCTION webhook._mask(text) IS
+COMMENT ON FUNCTION webhook_internal.mask(text) IS
     '"********" for a set secret, NULL for none';
 
-CREATE OR REPLACE FUNCTION webhook._mask_auth(auth jsonb) RETURNS jsonb
+CREATE OR REPLACE FUNCTION webhook_internal.mask_auth(auth jsonb) RETURNS jsonb
     LANGUAGE sql IMMUTABLE
     AS $$ SELECT CASE auth->>'type'
                      WHEN 'basic' THEN pg_catalog.jsonb_set(auth, '{password}', '"********"')
                      WHEN 'bearer' THEN pg_catalog.jsonb_set(auth, '{token}', '"********"')
                      ELSE auth END $$;
-COMMENT ON FUNCTION webhook._mask_auth(jsonb) IS
+COMMENT ON FUNCTION webhook_internal.mask_auth(jsonb) IS
     'a transport''s auth with its password or token replaced by "********"';
 
 -- Raise null_value_not_allowed when a required argument is NULL.
-CREATE OR REPLACE FUNCTION webhook._not_null(val anyelement, what text) RETURNS void
+CREATE OR REPLACE FUNCTION webhook_internal.not_null(val anyelement, what text) RETURNS void
     LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF val IS NULL THEN
@@ -70,7 +70,7 @@ BEGIN
     END IF;
 END
 $$;
-COMMENT ON FUNCTION webhook._not_null(anyelement, text) IS
+COMMENT ON FUNCTION webhook_internal.not_null(anyelement, text) IS
     'raise an error when the required argument is null';
 
 -- Limits.  What a tenant configures is bounded twice: every text it passes
@@ -80,14 +80,14 @@ COMMENT ON FUNCTION webhook._not_null(anyelement, text) IS
 -- by _check_transport_limits, _check_hook_limits and the write triggers).
 -- A setting holds for new values only: a row above a limit lowered since
 -- stays, and writes that leave that value as it is go through.
-CREATE OR REPLACE FUNCTION webhook._limit(name text) RETURNS integer
+CREATE OR REPLACE FUNCTION webhook_internal.tenant_limit(name text) RETURNS integer
     LANGUAGE c STRICT STABLE AS 'MODULE_PATHNAME', 'webhook_limit';
-COMMENT ON FUNCTION webhook._limit(text) IS
+COMMENT ON FUNCTION webhook_internal.tenant_limit(text) IS
     'the value of the setting webhook.<name> (max_timeout in milliseconds)';
 
 -- Raise invalid_parameter_value when a text is longer than max_bytes; the
 -- value itself is never printed (it may be a secret, or megabytes).
-CREATE OR REPLACE FUNCTION webhook._check_length(val text, what text, max_bytes integer) RETURNS void
+CREATE OR REPLACE FUNCTION webhook_internal.check_length(val text, what text, max_bytes integer) RETURNS void
     LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF octet_length(val) > max_bytes THEN
@@ -97,14 +97,14 @@ BEGIN
     END IF;
 END
 $$;
-COMMENT ON FUNCTION webhook._check_length(text, text, integer) IS
+COMMENT ON FUNCTION webhook_internal.check_length(text, text, integer) IS
     'raise an error when the text is longer than max_bytes bytes';
 
-CREATE OR REPLACE FUNCTION webhook._check_tenant(tenant text) RETURNS text
+CREATE OR REPLACE FUNCTION webhook_internal.check_tenant(tenant text) RETURNS text
     LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    PERFORM webhook._not_null(tenant, 'tenant');
-    PERFORM webhook._check_length(tenant, 'tenant', 128);
+    PERFORM webhook_internal.not_null(tenant, 'tenant');
+    PERFORM webhook_internal.check_length(tenant, 'tenant', 128);
     IF tenant !~ '^[A-Za-z0-9_-]+$' THEN
         RAISE EXCEPTION 'invalid tenant name "%"', tenant
             USING ERRCODE = 'invalid_parameter_value',
@@ -113,21 +113,21 @@ BEGIN
     RETURN tenant;
 END
 $$;
-COMMENT ON FUNCTION webhook._check_tenant(text) IS
+COMMENT ON FUNCTION webhook_internal.check_tenant(text) IS
     'the tenant name, or an error when it is null or malformed';
 
 -- Split an http(s) URL into scheme, authority (host[:port]) and the rest
 -- (path and query).  The URL itself never appears in a message: it may carry
 -- credentials.  what is the argument's name, for the messages.
-CREATE OR REPLACE FUNCTION webhook._parse_url(url text, what text,
+CREATE OR REPLACE FUNCTION webhook_internal.parse_url(url text, what text,
                                    OUT scheme text, OUT authority text, OUT rest text)
     LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     m text[];
     hp text[];
 BEGIN
-    PERFORM webhook._not_null(url, what);
-    PERFORM webhook._check_length(url, what, 2048);
+    PERFORM webhook_internal.not_null(url, what);
+    PERFORM webhook_internal.check_length(url, what, 2048);
     IF url ~ '[[:space:][:cntrl:]]' THEN
         RAISE EXCEPTION '% must not contain spaces or control characters', what
             USING ERRCODE = 'invalid_parameter_value',
@@ -165,15 +165,15 @@ BEGIN
     rest := m[3];
 END
 $$;
-COMMENT ON FUNCTION webhook._parse_url(text, text) IS
+COMMENT ON FUNCTION webhook_internal.parse_url(text, text) IS
     'scheme, host[:port] and path of an http(s) URL, or an error';
 
 -- Header names are RFC 9110 tokens; names the extension sets itself, and the
 -- ones that frame the message, cannot be overridden.
-CREATE OR REPLACE FUNCTION webhook._check_header_name(header text, what text) RETURNS void
+CREATE OR REPLACE FUNCTION webhook_internal.check_header_name(header text, what text) RETURNS void
     LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    PERFORM webhook._check_length(header, what, 256);
+    PERFORM webhook_internal.check_length(header, what, 256);
     IF header ~ '[\r\n]' THEN
         RAISE EXCEPTION '% must not contain CR or LF', what
             USING ERRCODE = 'invalid_parameter_value';
@@ -192,12 +192,12 @@ BEGIN
     END IF;
 END
 $$;
-COMMENT ON FUNCTION webhook._check_header_name(text, text) IS
+COMMENT ON FUNCTION webhook_internal.check_header_name(text, text) IS
     'raise an error unless the text is a header name a hook or transport may set';
 
 -- A transport's static headers: a JSON object of strings, or SQL/JSON null
 -- for none.  Values are never printed: they may be API keys.
-CREATE OR REPLACE FUNCTION webhook._check_headers(headers jsonb) RETURNS jsonb
+CREATE OR REPLACE FUNCTION webhook_internal.check_headers(headers jsonb) RETURNS jsonb
     LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     k text;
@@ -218,7 +218,7 @@ BEGIN
                   HINT = 'A transport sends at most 64 static headers.';
     END IF;
     FOR k, v IN SELECT e.key, e.value FROM jsonb_each(headers) e LOOP
-        PERFORM webhook._check_header_name(k, 'header name');
+        PERFORM webhook_internal.check_header_name(k, 'header name');
         IF jsonb_typeof(v) <> 'string' THEN
             RAISE EXCEPTION 'value of header "%" must be a string', k
                 USING ERRCODE = 'invalid_parameter_value',
@@ -240,12 +240,12 @@ BEGIN
     RETURN headers;
 END
 $$;
-COMMENT ON FUNCTION webhook._check_headers(jsonb) IS
+COMMENT ON FUNCTION webhook_internal.check_headers(jsonb) IS
     'a transport''s headers checked: a JSON object of strings without control characters but tab';
 
 -- auth normalised to {"type":"basic","username","password"} or
 -- {"type":"bearer","token"}; NULL, JSON null and {"type":"none"} mean none.
-CREATE OR REPLACE FUNCTION webhook._check_auth(auth jsonb) RETURNS jsonb
+CREATE OR REPLACE FUNCTION webhook_internal.check_auth(auth jsonb) RETURNS jsonb
     LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     hint constant text := 'Use {"type": "basic", "username": "...", "password": "..."}, {"type": "bearer", "token": "..."} or {"type": "none"}.';
@@ -283,9 +283,9 @@ BEGIN
         END IF;
     END LOOP;
 
-    PERFORM webhook._check_length(auth->>'username', 'auth username', 1024);
-    PERFORM webhook._check_length(auth->>'password', 'auth password', 8192);
-    PERFORM webhook._check_length(auth->>'token', 'auth token', 8192);
+    PERFORM webhook_internal.check_length(auth->>'username', 'auth username', 1024);
+    PERFORM webhook_internal.check_length(auth->>'password', 'auth password', 8192);
+    PERFORM webhook_internal.check_length(auth->>'token', 'auth token', 8192);
     IF kind = 'none' THEN
         RETURN NULL;
     ELSIF kind = 'basic' THEN
@@ -322,17 +322,17 @@ BEGIN
     END IF;
 END
 $$;
-COMMENT ON FUNCTION webhook._check_auth(jsonb) IS
+COMMENT ON FUNCTION webhook_internal.check_auth(jsonb) IS
     'a transport''s auth checked and normalised; NULL for none';
 
 -- An optional file name: NULL or '' for none, else an absolute path.
-CREATE OR REPLACE FUNCTION webhook._check_file(file text, what text) RETURNS text
+CREATE OR REPLACE FUNCTION webhook_internal.check_file(file text, what text) RETURNS text
     LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF file IS NULL OR file = '' THEN
         RETURN NULL;
     END IF;
-    PERFORM webhook._check_length(file, what, 4096);
+    PERFORM webhook_internal.check_length(file, what, 4096);
     IF file !~ '^/' OR file ~ '[[:cntrl:]]' THEN
         RAISE EXCEPTION '% must be an absolute path', what
             USING ERRCODE = 'invalid_parameter_value',
@@ -341,46 +341,46 @@ BEGIN
     RETURN file;
 END
 $$;
-COMMENT ON FUNCTION webhook._check_file(text, text) IS
+COMMENT ON FUNCTION webhook_internal.check_file(text, text) IS
     'an optional absolute file name on the server; '''' means none';
 
 -- Check a whole transport row as it is about to be stored and return it
 -- normalised.  Shared by create_transport and update_transport.
-CREATE OR REPLACE FUNCTION webhook._check_transport(t webhook.transport) RETURNS webhook.transport
+CREATE OR REPLACE FUNCTION webhook_internal.check_transport(t webhook.transport) RETURNS webhook.transport
     LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     u record;
 BEGIN
-    t.tenant := webhook._check_tenant(t.tenant);
-    PERFORM webhook._not_null(t.name, 'name');
-    PERFORM webhook._check_length(t.name, 'name', 256);
+    t.tenant := webhook_internal.check_tenant(t.tenant);
+    PERFORM webhook_internal.not_null(t.name, 'name');
+    PERFORM webhook_internal.check_length(t.name, 'name', 256);
     IF t.name = '' OR t.name ~ '[[:cntrl:]]' THEN
         RAISE EXCEPTION 'invalid transport name'
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Transport names are non-empty and have no control characters.';
     END IF;
 
-    u := webhook._parse_url(t.base_url, 'base_url');
+    u := webhook_internal.parse_url(t.base_url, 'base_url');
     IF strpos(u.rest, '?') > 0 THEN
         RAISE EXCEPTION 'base_url must not contain a query'
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Put a query in the hook''s path, or an API key in query_key.';
     END IF;
 
-    t.headers := webhook._check_headers(t.headers);
-    t.auth := webhook._check_auth(t.auth);
+    t.headers := webhook_internal.check_headers(t.headers);
+    t.auth := webhook_internal.check_auth(t.auth);
 
     IF t.query_key = '' THEN
         t.query_key := NULL;
     END IF;
-    PERFORM webhook._check_length(t.query_key, 'query_key', 2048);
+    PERFORM webhook_internal.check_length(t.query_key, 'query_key', 2048);
     IF t.query_key ~ '[[:cntrl:]]' THEN
         RAISE EXCEPTION 'query_key must not contain control characters'
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
 
-    PERFORM webhook._not_null(t.connect_timeout, 'connect_timeout');
-    PERFORM webhook._not_null(t.timeout, 'timeout');
+    PERFORM webhook_internal.not_null(t.connect_timeout, 'connect_timeout');
+    PERFORM webhook_internal.not_null(t.timeout, 'timeout');
     -- at least 1 ms, also as the worker reads it (src/queue.c: milliseconds,
     -- rounded); 0 would be no timeout at all to libcurl
     IF t.connect_timeout < interval '1 ms'
@@ -396,14 +396,14 @@ BEGIN
                   HINT = 'Give an interval such as ''30 s''.';
     END IF;
 
-    PERFORM webhook._not_null(t.tls_verify, 'tls_verify');
-    t.ca_file := webhook._check_file(t.ca_file, 'ca_file');
-    t.client_cert_file := webhook._check_file(t.client_cert_file, 'client_cert_file');
-    t.client_key_file := webhook._check_file(t.client_key_file, 'client_key_file');
+    PERFORM webhook_internal.not_null(t.tls_verify, 'tls_verify');
+    t.ca_file := webhook_internal.check_file(t.ca_file, 'ca_file');
+    t.client_cert_file := webhook_internal.check_file(t.client_cert_file, 'client_cert_file');
+    t.client_key_file := webhook_internal.check_file(t.client_key_file, 'client_key_file');
     IF t.client_key_password = '' THEN
         t.client_key_password := NULL;
     END IF;
-    PERFORM webhook._check_length(t.client_key_password, 'client_key_password', 1024);
+    PERFORM webhook_internal.check_length(t.client_key_password, 'client_key_password', 1024);
     IF t.client_key_file IS NOT NULL AND t.client_cert_file IS NULL THEN
         RAISE EXCEPTION 'client_key_file needs client_cert_file'
             USING ERRCODE = 'invalid_parameter_value',
@@ -415,7 +415,7 @@ BEGIN
                   HINT = 'Give the encrypted private key with client_key_file.';
     END IF;
 
-    PERFORM webhook._not_null(t.max_in_flight, 'max_in_flight');
+    PERFORM webhook_internal.not_null(t.max_in_flight, 'max_in_flight');
     IF t.max_in_flight < 1 THEN
         RAISE EXCEPTION 'max_in_flight must be at least 1'
             USING ERRCODE = 'invalid_parameter_value';
@@ -436,17 +436,17 @@ BEGIN
     RETURN t;
 END
 $$;
-COMMENT ON FUNCTION webhook._check_transport(webhook.transport) IS
+COMMENT ON FUNCTION webhook_internal.check_transport(webhook.transport) IS
     'a transport row checked and normalised before it is stored';
 
 -- Event type patterns: exact names (ORDER_SETTLED), prefixes (ORDER_*) or *.
 -- Returned without duplicates, in the order given.
-CREATE OR REPLACE FUNCTION webhook._check_event_types(event_types text[]) RETURNS text[]
+CREATE OR REPLACE FUNCTION webhook_internal.check_event_types(event_types text[]) RETURNS text[]
     LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     p text;
 BEGIN
-    PERFORM webhook._not_null(event_types, 'event_types');
+    PERFORM webhook_internal.not_null(event_types, 'event_types');
     IF cardinality(event_types) = 0 THEN
         RAISE EXCEPTION 'event_types must not be empty'
             USING ERRCODE = 'invalid_parameter_value',
@@ -457,7 +457,7 @@ BEGIN
             RAISE EXCEPTION 'event_types must not contain nulls'
                 USING ERRCODE = 'null_value_not_allowed';
         END IF;
-        PERFORM webhook._check_length(p, 'event type pattern', 256);
+        PERFORM webhook_internal.check_length(p, 'event type pattern', 256);
         IF p !~ '^(\*|[A-Z0-9][A-Z0-9_]*|[A-Z0-9][A-Z0-9_]*_\*)$' THEN
             RAISE EXCEPTION 'invalid event type pattern "%"', p
                 USING ERRCODE = 'invalid_parameter_value',
@@ -468,15 +468,15 @@ BEGIN
                   GROUP BY x ORDER BY min(n));
 END
 $$;
-COMMENT ON FUNCTION webhook._check_event_types(text[]) IS
+COMMENT ON FUNCTION webhook_internal.check_event_types(text[]) IS
     'event type patterns checked, duplicates removed';
 
-CREATE OR REPLACE FUNCTION webhook._check_retry_schedule(retry_schedule interval[]) RETURNS interval[]
+CREATE OR REPLACE FUNCTION webhook_internal.check_retry_schedule(retry_schedule interval[]) RETURNS interval[]
     LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     step interval;
 BEGIN
-    PERFORM webhook._not_null(retry_schedule, 'retry_schedule');
+    PERFORM webhook_internal.not_null(retry_schedule, 'retry_schedule');
     -- '{}': one attempt, no retry (for receivers that poll for what they missed)
     IF cardinality(retry_schedule) = 0 THEN
         RETURN '{}';
@@ -486,31 +486,31 @@ BEGIN
         RAISE EXCEPTION 'retry_schedule must be a one-dimensional array starting at 1'
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = format('Give the wait before each retry, such as ''%s''.',
-                                webhook._default_retry_schedule());
+                                webhook_internal.default_retry_schedule());
     END IF;
     FOREACH step IN ARRAY retry_schedule LOOP
         IF step IS NULL OR step <= interval '0' OR step > interval '30 days' THEN
             RAISE EXCEPTION 'every step of retry_schedule must be positive and at most 30 days'
                 USING ERRCODE = 'invalid_parameter_value',
                       HINT = format('Give the wait before each retry, such as ''%s''.',
-                                    webhook._default_retry_schedule());
+                                    webhook_internal.default_retry_schedule());
         END IF;
     END LOOP;
     RETURN retry_schedule;
 END
 $$;
-COMMENT ON FUNCTION webhook._check_retry_schedule(interval[]) IS
+COMMENT ON FUNCTION webhook_internal.check_retry_schedule(interval[]) IS
     'a retry schedule checked: a list from 1, every step positive and at most 30 days; {} for one attempt';
 
 -- Hook secrets (signing.c).
-CREATE OR REPLACE FUNCTION webhook._generate_secret() RETURNS text
+CREATE OR REPLACE FUNCTION webhook_internal.generate_secret() RETURNS text
     LANGUAGE c STRICT VOLATILE AS 'MODULE_PATHNAME', 'webhook_generate_secret';
-COMMENT ON FUNCTION webhook._generate_secret() IS
+COMMENT ON FUNCTION webhook_internal.generate_secret() IS
     'a new Standard Webhooks secret: whsec_ and the base64 of 24 random bytes';
 
-CREATE OR REPLACE FUNCTION webhook._secret_is_valid(secret text) RETURNS boolean
+CREATE OR REPLACE FUNCTION webhook_internal.secret_is_valid(secret text) RETURNS boolean
     LANGUAGE c STRICT IMMUTABLE AS 'MODULE_PATHNAME', 'webhook_secret_is_valid';
-COMMENT ON FUNCTION webhook._secret_is_valid(text) IS
+COMMENT ON FUNCTION webhook_internal.secret_is_valid(text) IS
     'whether a secret is whsec_ and the base64 of 24 to 64 bytes';
 
 -- Check a whole hook row as it is about to be stored and return it
@@ -518,19 +518,18 @@ COMMENT ON FUNCTION webhook._secret_is_valid(text) IS
 -- plain HMAC schemes get the default header X-Signature, and "none" drops the
 -- secret.  Shared by create_hook, update_hook and register.  in_update only
 -- changes the hints.
-CREATE OR REPLACE FUNCTION webhook._check_hook(h webhook.hook, in_update boolean) RETURNS webhook.hook
+CREATE OR REPLACE FUNCTION webhook_internal.check_hook(h webhook.hook, in_update boolean) RETURNS webhook.hook
     LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    PERFORM webhook._not_null(h.transport_id, 'transport_id');
+    PERFORM webhook_internal.not_null(h.transport_id, 'transport_id');
     IF NOT EXISTS (SELECT 1 FROM webhook.transport t
-                    WHERE t.id = h.transport_id AND webhook._manages(t.tenant)) THEN
-        RAISE EXCEPTION 'transport % does not exist', h.transport_id
-            USING ERRCODE = 'no_data_found';
+                    WHERE t.id = h.transport_id AND webhook_internal.manages(t.tenant)) THEN
+        PERFORM webhook_internal.does_not_exist('transport', h.transport_id);
     END IF;
 
-    PERFORM webhook._check_length(h.uid, 'uid', 256);
-    PERFORM webhook._not_null(h.path, 'path');
-    PERFORM webhook._check_length(h.path, 'path', 2048);
+    PERFORM webhook_internal.check_length(h.uid, 'uid', 256);
+    PERFORM webhook_internal.not_null(h.path, 'path');
+    PERFORM webhook_internal.check_length(h.path, 'path', 2048);
     IF h.path ~ '[[:space:][:cntrl:]]' THEN
         RAISE EXCEPTION 'path must not contain spaces or control characters'
             USING ERRCODE = 'invalid_parameter_value',
@@ -547,34 +546,34 @@ BEGIN
                   HINT = 'Fragments ("#...") are never sent to a server; remove it.';
     END IF;
 
-    h.event_types := webhook._check_event_types(h.event_types);
+    h.event_types := webhook_internal.check_event_types(h.event_types);
 
-    PERFORM webhook._not_null(h.signature, 'signature');
+    PERFORM webhook_internal.not_null(h.signature, 'signature');
     IF h.signature NOT IN ('standard', 'hmac-sha256', 'hmac-sha1', 'none') THEN
         RAISE EXCEPTION 'unknown signature scheme "%"', h.signature
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Valid schemes are "standard", "hmac-sha256", "hmac-sha1" and "none".';
     END IF;
-    PERFORM webhook._not_null(h.payload_format, 'payload_format');
+    PERFORM webhook_internal.not_null(h.payload_format, 'payload_format');
     IF h.payload_format NOT IN ('standard', 'thin', 'envelope', 'row') THEN
         RAISE EXCEPTION 'unknown payload format "%"', h.payload_format
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Valid formats are "standard", "thin", "envelope" and "row".';
     END IF;
 
-    PERFORM webhook._check_length(h.secret, 'secret', 1024);
-    PERFORM webhook._check_length(h.filter::text, 'filter', 4096);
+    PERFORM webhook_internal.check_length(h.secret, 'secret', 1024);
+    PERFORM webhook_internal.check_length(h.filter::text, 'filter', 4096);
     IF h.signature = 'none' THEN
         h.secret := NULL;
     ELSIF h.secret IS NULL THEN
-        h.secret := webhook._generate_secret();
+        h.secret := webhook_internal.generate_secret();
     ELSIF h.secret = '' THEN
         RAISE EXCEPTION 'secret must not be empty'
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = CASE WHEN in_update
                               THEN 'Pass secret => NULL to keep the secret, or omit it.'
                               ELSE 'Pass no secret to have one generated.' END;
-    ELSIF h.signature = 'standard' AND NOT webhook._secret_is_valid(h.secret) THEN
+    ELSIF h.signature = 'standard' AND NOT webhook_internal.secret_is_valid(h.secret) THEN
         RAISE EXCEPTION 'invalid secret for signature scheme "standard"'
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Standard Webhooks secrets are "whsec_" followed by the base64 of 24 to 64 bytes; '
@@ -585,7 +584,7 @@ BEGIN
 
     IF h.signature IN ('hmac-sha256', 'hmac-sha1') THEN
         h.signature_header := coalesce(h.signature_header, 'X-Signature');
-        PERFORM webhook._check_header_name(h.signature_header, 'signature_header');
+        PERFORM webhook_internal.check_header_name(h.signature_header, 'signature_header');
         IF lower(h.signature_header) IN ('authorization', 'user-agent', 'expect') THEN
             RAISE EXCEPTION 'signature_header cannot be "%"', h.signature_header
                 USING ERRCODE = 'invalid_parameter_value',
@@ -597,16 +596,16 @@ BEGIN
                   HINT = 'Only "hmac-sha256" and "hmac-sha1" send the signature in a header of your choice.';
     END IF;
 
-    h.retry_schedule := webhook._check_retry_schedule(h.retry_schedule);
-    PERFORM webhook._not_null(h.active, 'active');
+    h.retry_schedule := webhook_internal.check_retry_schedule(h.retry_schedule);
+    PERFORM webhook_internal.not_null(h.active, 'active');
 
-    PERFORM webhook._not_null(h.ordered, 'ordered');
+    PERFORM webhook_internal.not_null(h.ordered, 'ordered');
     IF h.ordered NOT IN ('none', 'hook', 'resource') THEN
         RAISE EXCEPTION 'unknown ordering "%"', h.ordered
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Valid orderings are "none", "hook" (one delivery at a time, in event order) and "resource" (the same per resource id).';
     END IF;
-    PERFORM webhook._not_null(h.on_dead, 'on_dead');
+    PERFORM webhook_internal.not_null(h.on_dead, 'on_dead');
     IF h.on_dead NOT IN ('continue', 'stop') THEN
         RAISE EXCEPTION 'unknown on_dead "%"', h.on_dead
             USING ERRCODE = 'invalid_parameter_value',
@@ -624,7 +623,7 @@ BEGIN
                 USING ERRCODE = 'invalid_parameter_value',
                       HINT = 'Such as CREATE FUNCTION my_body(e webhook.event) RETURNS jsonb LANGUAGE sql AS $f$ SELECT jsonb_build_object(''id'', e.resource_id) $f$.';
         END IF;
-        IF NOT has_function_privilege(webhook._caller(), h.transform, 'EXECUTE') THEN
+        IF NOT has_function_privilege(webhook_internal.caller(), h.transform, 'EXECUTE') THEN
             RAISE EXCEPTION 'permission denied for function %', h.transform
                 USING ERRCODE = 'insufficient_privilege',
                       HINT = 'The worker runs the transform with the rights of the role that sets it.';
@@ -633,17 +632,17 @@ BEGIN
     RETURN h;
 END
 $$;
-COMMENT ON FUNCTION webhook._check_hook(webhook.hook, boolean) IS
+COMMENT ON FUNCTION webhook_internal.check_hook(webhook.hook, boolean) IS
     'a hook row checked and normalised before it is stored (generates a missing secret)';
 
 -- The settings' limits on a transport about to be stored, and its tenant,
 -- which never changes; old is the row it replaces (NULL for a new one): a
 -- value that does not change is not held to the settings.
-CREATE OR REPLACE FUNCTION webhook._check_transport_limits(t webhook.transport, old webhook.transport)
+CREATE OR REPLACE FUNCTION webhook_internal.check_transport_limits(t webhook.transport, old webhook.transport)
     RETURNS void
     LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    max_timeout constant interval := webhook._limit('max_timeout') * interval '1 ms';
+    max_timeout constant interval := webhook_internal.tenant_limit('max_timeout') * interval '1 ms';
     -- as the setting shows it (the library is loaded now: _limit is its)
     shown constant text := current_setting('webhook.max_timeout');
 BEGIN
@@ -667,18 +666,18 @@ BEGIN
     END IF;
 END
 $$;
-COMMENT ON FUNCTION webhook._check_transport_limits(webhook.transport, webhook.transport) IS
+COMMENT ON FUNCTION webhook_internal.check_transport_limits(webhook.transport, webhook.transport) IS
     'raise an error when a transport''s new timeouts exceed webhook.max_timeout, or it moves to another tenant';
 
 -- The same for a hook: retry steps, event type patterns, and its tenant
 -- (a hook does not move to a transport of another tenant).
-CREATE OR REPLACE FUNCTION webhook._check_hook_limits(h webhook.hook, old webhook.hook)
+CREATE OR REPLACE FUNCTION webhook_internal.check_hook_limits(h webhook.hook, old webhook.hook)
     RETURNS void
     LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     n integer;
 BEGIN
-    n := webhook._limit('max_retry_steps');
+    n := webhook_internal.tenant_limit('max_retry_steps');
     IF h.retry_schedule IS DISTINCT FROM old.retry_schedule
        AND cardinality(h.retry_schedule) > n THEN
         RAISE EXCEPTION 'retry_schedule has % steps, more than webhook.max_retry_steps (%)',
@@ -686,7 +685,7 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Give fewer, longer steps; an administrator sets webhook.max_retry_steps.';
     END IF;
-    n := webhook._limit('max_event_types');
+    n := webhook_internal.tenant_limit('max_event_types');
     IF h.event_types IS DISTINCT FROM old.event_types
        AND cardinality(h.event_types) > n THEN
         RAISE EXCEPTION 'event_types has % patterns, more than webhook.max_event_types (%)',
@@ -698,7 +697,7 @@ BEGIN
     -- _check_hook says so)
     IF old.id IS NOT NULL AND h.transport_id IS DISTINCT FROM old.transport_id
        AND EXISTS (SELECT 1 FROM webhook.transport t
-                    WHERE t.id = h.transport_id AND webhook._manages(t.tenant))
+                    WHERE t.id = h.transport_id AND webhook_internal.manages(t.tenant))
        AND (SELECT t.tenant FROM webhook.transport t WHERE t.id = h.transport_id)
            IS DISTINCT FROM
            (SELECT t.tenant FROM webhook.transport t WHERE t.id = old.transport_id) THEN
@@ -708,7 +707,7 @@ BEGIN
     END IF;
 END
 $$;
-COMMENT ON FUNCTION webhook._check_hook_limits(webhook.hook, webhook.hook) IS
+COMMENT ON FUNCTION webhook_internal.check_hook_limits(webhook.hook, webhook.hook) IS
     'raise an error when a hook''s new retry_schedule or event_types exceed their settings, or it moves to another tenant';
 
 -- Raise program_limit_exceeded when the tenant has as many transports (or
@@ -717,20 +716,20 @@ COMMENT ON FUNCTION webhook._check_hook_limits(webhook.hook, webhook.hook) IS
 -- one after the other (each statement of this function sees what committed
 -- before it, in READ COMMITTED; in SERIALIZABLE a concurrent creation is a
 -- serialization failure).
-CREATE OR REPLACE FUNCTION webhook._check_tenant_room(tenant text, what text) RETURNS void
+CREATE OR REPLACE FUNCTION webhook_internal.check_tenant_room(tenant text, what text) RETURNS void
     LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    lim constant integer := webhook._limit('max_' || what || '_per_tenant');
+    lim constant integer := webhook_internal.tenant_limit('max_' || what || '_per_tenant');
     n bigint;
 BEGIN
     PERFORM pg_advisory_xact_lock(hashtextextended('webhook.tenant ' || tenant, 0));
     IF what = 'transports' THEN
         SELECT count(*) INTO n FROM webhook.transport t
-         WHERE t.tenant = _check_tenant_room.tenant;
+         WHERE t.tenant = check_tenant_room.tenant;
     ELSE
         SELECT count(*) INTO n FROM webhook.hook h
           JOIN webhook.transport t ON t.id = h.transport_id
-         WHERE t.tenant = _check_tenant_room.tenant;
+         WHERE t.tenant = check_tenant_room.tenant;
     END IF;
     IF n >= lim THEN
         RAISE EXCEPTION 'tenant "%" has % %, the most webhook.max_%_per_tenant allows',
@@ -740,7 +739,7 @@ BEGIN
     END IF;
 END
 $$;
-COMMENT ON FUNCTION webhook._check_tenant_room(text, text) IS
+COMMENT ON FUNCTION webhook_internal.check_tenant_room(text, text) IS
     'raise an error when the tenant has as many transports or hooks as webhook.max_transports_per_tenant or max_hooks_per_tenant allow';
 
 -- The same checks on every write to the tables, whoever makes it: an
@@ -748,38 +747,38 @@ COMMENT ON FUNCTION webhook._check_tenant_room(text, text) IS
 -- would refuse (a header value with CR LF would become a header line of its
 -- own).  The hook trigger fires only for the columns the checks read, so the
 -- worker's disabling of a hook (active, disabled_reason) never runs it.
-CREATE OR REPLACE FUNCTION webhook._transport_written() RETURNS trigger
+CREATE OR REPLACE FUNCTION webhook_internal.transport_written() RETURNS trigger
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     -- (OLD is NULL for an INSERT)
-    PERFORM webhook._check_transport_limits(NEW, OLD);
-    NEW := webhook._check_transport(NEW);
+    PERFORM webhook_internal.check_transport_limits(NEW, OLD);
+    NEW := webhook_internal.check_transport(NEW);
     -- files on the database server: only for those who manage every tenant
     -- (a tenant could otherwise read, or present, another one's key)
     IF (NEW.ca_file, NEW.client_cert_file, NEW.client_key_file) IS DISTINCT FROM
        (CASE WHEN TG_OP = 'UPDATE' THEN (OLD.ca_file, OLD.client_cert_file, OLD.client_key_file)
              ELSE (NULL::text, NULL::text, NULL::text) END)
-       AND webhook._tenants_of(webhook._caller()) IS NOT NULL THEN
+       AND webhook_internal.tenants_of(webhook_internal.caller()) IS NOT NULL THEN
         RAISE EXCEPTION 'only members of webhook_admin set ca_file, client_cert_file and client_key_file'
             USING ERRCODE = 'insufficient_privilege',
                   HINT = 'They name files on the database server: ask an administrator to set them.';
     END IF;
     IF TG_OP = 'INSERT' THEN
-        PERFORM webhook._check_tenant_room(NEW.tenant, 'transports');
+        PERFORM webhook_internal.check_tenant_room(NEW.tenant, 'transports');
     END IF;
     RETURN NEW;
 END
 $$;
-COMMENT ON FUNCTION webhook._transport_written() IS
+COMMENT ON FUNCTION webhook_internal.transport_written() IS
     'trigger: a transport row is checked and normalised however it is written';
 CREATE OR REPLACE TRIGGER transport_checked BEFORE INSERT OR UPDATE ON webhook.transport
-    FOR EACH ROW EXECUTE FUNCTION webhook._transport_written();
+    FOR EACH ROW EXECUTE FUNCTION webhook_internal.transport_written();
 
-CREATE OR REPLACE FUNCTION webhook._hook_written() RETURNS trigger
+CREATE OR REPLACE FUNCTION webhook_internal.hook_written() RETURNS trigger
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     -- a transform whose role is gone is removed, the hook disabled, and
-    -- nothing else changed (webhook._forget_dropped_roles(), after DROP
+    -- nothing else changed (webhook_internal.forget_dropped_roles(), after DROP
     -- ROLE, whoever drops it): nothing to check
     IF TG_OP = 'UPDATE' AND OLD.transform IS NOT NULL AND NEW.transform IS NULL
        AND NOT NEW.active
@@ -794,8 +793,8 @@ BEGIN
         NEW.transform_role := NULL;
         RETURN NEW;
     END IF;
-    PERFORM webhook._check_hook_limits(NEW, OLD);
-    NEW := webhook._check_hook(NEW, TG_OP = 'UPDATE');
+    PERFORM webhook_internal.check_hook_limits(NEW, OLD);
+    NEW := webhook_internal.check_hook(NEW, TG_OP = 'UPDATE');
     -- re-enabled, however: why it was disabled (or paused) no longer holds,
     -- nor does its run of failures (webhook.disable_after)
     IF TG_OP = 'UPDATE' AND NEW.active AND NOT OLD.active THEN
@@ -812,14 +811,14 @@ BEGIN
         NEW.transform_role := OLD.transform_role;
     ELSE
         -- code run inside the delivery worker: for those who manage every tenant
-        IF webhook._tenants_of(webhook._caller()) IS NOT NULL THEN
+        IF webhook_internal.tenants_of(webhook_internal.caller()) IS NOT NULL THEN
             RAISE EXCEPTION 'only members of webhook_admin set transforms'
                 USING ERRCODE = 'insufficient_privilege',
                       HINT = 'A transform runs inside the delivery worker: ask an administrator to set it.';
         END IF;
         IF TG_OP = 'UPDATE' OR NEW.transform_role IS NULL
-           OR NOT pg_has_role(webhook._caller(), NEW.transform_role, 'MEMBER') THEN
-            NEW.transform_role := webhook._caller();
+           OR NOT pg_has_role(webhook_internal.caller(), NEW.transform_role, 'MEMBER') THEN
+            NEW.transform_role := webhook_internal.caller();
         END IF;
         -- its owner could otherwise change what runs with these rights
         IF NOT EXISTS (SELECT 1 FROM pg_proc p
@@ -832,32 +831,32 @@ BEGIN
         END IF;
     END IF;
     IF TG_OP = 'INSERT' THEN
-        PERFORM webhook._check_tenant_room(
+        PERFORM webhook_internal.check_tenant_room(
             (SELECT t.tenant FROM webhook.transport t WHERE t.id = NEW.transport_id), 'hooks');
     END IF;
     RETURN NEW;
 END
 $$;
-COMMENT ON FUNCTION webhook._hook_written() IS
+COMMENT ON FUNCTION webhook_internal.hook_written() IS
     'trigger: a hook row is checked and normalised however it is written';
 CREATE OR REPLACE TRIGGER hook_checked
     BEFORE INSERT OR UPDATE OF transport_id, path, event_types, secret, signature,
                                signature_header, payload_format, retry_schedule,
                                ordered, on_dead, filter, transform, transform_role,
                                active
-    ON webhook.hook FOR EACH ROW EXECUTE FUNCTION webhook._hook_written();
+    ON webhook.hook FOR EACH ROW EXECUTE FUNCTION webhook_internal.hook_written();
 
 
 -- Check paging and sorting arguments; returns ASC or DESC.
-CREATE OR REPLACE FUNCTION webhook._check_paging(page integer, page_size integer,
+CREATE OR REPLACE FUNCTION webhook_internal.check_paging(page integer, page_size integer,
                                       sort_by text, sort_dir text, sortable text[])
     RETURNS text
     LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    PERFORM webhook._not_null(page, 'page');
-    PERFORM webhook._not_null(page_size, 'page_size');
-    PERFORM webhook._not_null(sort_by, 'sort_by');
-    PERFORM webhook._not_null(sort_dir, 'sort_dir');
+    PERFORM webhook_internal.not_null(page, 'page');
+    PERFORM webhook_internal.not_null(page_size, 'page_size');
+    PERFORM webhook_internal.not_null(sort_by, 'sort_by');
+    PERFORM webhook_internal.not_null(sort_dir, 'sort_dir');
     IF page < 1 THEN
         RAISE EXCEPTION 'page must be at least 1'
             USING ERRCODE = 'invalid_parameter_value';
@@ -879,29 +878,29 @@ BEGIN
     RETURN upper(sort_dir);
 END
 $$;
-COMMENT ON FUNCTION webhook._check_paging(integer, integer, text, text, text[]) IS
+COMMENT ON FUNCTION webhook_internal.check_paging(integer, integer, text, text, text[]) IS
     'paging and sorting arguments checked; the sort direction upper-cased';
 
 -- A transport row as the listings show it: credentials masked.
-CREATE OR REPLACE FUNCTION webhook._transport_info(t webhook.transport) RETURNS webhook.transport_info
+CREATE OR REPLACE FUNCTION webhook_internal.transport_info(t webhook.transport) RETURNS webhook.transport_info
     LANGUAGE sql IMMUTABLE
     AS $$ SELECT ROW(t.id, t.tenant, t.name, t.base_url, t.headers,
-                     webhook._mask_auth(t.auth), webhook._mask(t.query_key),
+                     webhook_internal.mask_auth(t.auth), webhook_internal.mask(t.query_key),
                      t.connect_timeout, t.timeout, t.tls_verify, t.ca_file,
                      t.client_cert_file, t.client_key_file,
-                     webhook._mask(t.client_key_password), t.max_in_flight,
+                     webhook_internal.mask(t.client_key_password), t.max_in_flight,
                      t.max_per_second, t.created_at, t.updated_at)::webhook.transport_info $$;
-COMMENT ON FUNCTION webhook._transport_info(webhook.transport) IS
+COMMENT ON FUNCTION webhook_internal.transport_info(webhook.transport) IS
     'a transport with its credentials masked';
 
 -- A hook row as the listings show it: secret masked, tenant and URL added.
-CREATE OR REPLACE FUNCTION webhook._hook_info(h webhook.hook, t webhook.transport) RETURNS webhook.hook_info
+CREATE OR REPLACE FUNCTION webhook_internal.hook_info(h webhook.hook, t webhook.transport) RETURNS webhook.hook_info
     LANGUAGE sql IMMUTABLE
-    AS $$ SELECT ROW(h.id, h.uid, h.transport_id, t.tenant, webhook._hook_url(t.base_url, h.path),
-                     h.path, h.event_types, webhook._mask(h.secret), h.signature,
+    AS $$ SELECT ROW(h.id, h.uid, h.transport_id, t.tenant, webhook_internal.hook_url(t.base_url, h.path),
+                     h.path, h.event_types, webhook_internal.mask(h.secret), h.signature,
                      h.signature_header, h.payload_format, h.retry_schedule,
                      h.ordered, h.on_dead, h.filter, h.transform,
                      h.active, h.disabled_reason, h.created_at,
                      h.updated_at)::webhook.hook_info $$;
-COMMENT ON FUNCTION webhook._hook_info(webhook.hook, webhook.transport) IS
+COMMENT ON FUNCTION webhook_internal.hook_info(webhook.hook, webhook.transport) IS
     'a hook with its secret masked, and its tenant and full URL';

@@ -38,8 +38,8 @@ BEGIN
     t.client_key_password := client_key_password;
     t.max_in_flight := max_in_flight;
     t.max_per_second := max_per_second;
-    t := webhook._check_transport(t);
-    PERFORM webhook._check_manages(t.tenant);
+    t := webhook_internal.check_transport(t);
+    PERFORM webhook_internal.check_manages(t.tenant);
 
     IF EXISTS (SELECT 1 FROM webhook.transport x
                 WHERE x.tenant = t.tenant AND x.name = t.name) THEN
@@ -105,14 +105,13 @@ DECLARE
     old webhook.transport;
     t webhook.transport;
 BEGIN
-    PERFORM webhook._not_null(id, 'id');
+    PERFORM webhook_internal.not_null(id, 'id');
     -- another tenant's row is neither locked nor waited for
     SELECT * INTO old FROM webhook.transport x
-     WHERE x.id = update_transport.id AND webhook._manages(x.tenant)
+     WHERE x.id = update_transport.id AND webhook_internal.manages(x.tenant)
        FOR UPDATE;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'transport % does not exist', id
-            USING ERRCODE = 'no_data_found';
+        PERFORM webhook_internal.does_not_exist('transport', id);
     END IF;
 
     -- NULL keeps a value; '' unsets an optional text, {"type":"none"} the auth
@@ -133,9 +132,9 @@ BEGIN
     t.max_in_flight := coalesce(max_in_flight, old.max_in_flight);
     t.max_per_second := CASE WHEN max_per_second = 0 THEN NULL
                              ELSE coalesce(max_per_second, old.max_per_second) END;
-    t := webhook._check_transport(t);
-    PERFORM webhook._check_manages(t.tenant);
-    PERFORM webhook._check_transport_limits(t, old);
+    t := webhook_internal.check_transport(t);
+    PERFORM webhook_internal.check_manages(t.tenant);
+    PERFORM webhook_internal.check_transport_limits(t, old);
 
     IF (t.tenant, t.name) IS DISTINCT FROM (old.tenant, old.name)
        AND EXISTS (SELECT 1 FROM webhook.transport x
@@ -173,7 +172,7 @@ BEGIN
             USING HINT = 'Any server can impersonate the receiver; give the receiver''s CA with ca_file instead.';
     END IF;
 
-    RETURN webhook._transport_info(t);
+    RETURN webhook_internal.transport_info(t);
 END
 $$;
 COMMENT ON FUNCTION webhook.update_transport(bigint, text, text, text, jsonb, jsonb, text,
@@ -184,12 +183,11 @@ COMMENT ON FUNCTION webhook.update_transport(bigint, text, text, text, jsonb, js
 CREATE OR REPLACE FUNCTION webhook.delete_transport(id bigint) RETURNS void
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    PERFORM webhook._not_null(id, 'id');
+    PERFORM webhook_internal.not_null(id, 'id');
     DELETE FROM webhook.transport x
-     WHERE x.id = delete_transport.id AND webhook._manages(x.tenant);
+     WHERE x.id = delete_transport.id AND webhook_internal.manages(x.tenant);
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'transport % does not exist', id
-            USING ERRCODE = 'no_data_found';
+        PERFORM webhook_internal.does_not_exist('transport', id);
     END IF;
 END
 $$;
@@ -207,20 +205,20 @@ CREATE OR REPLACE FUNCTION webhook.transports(
 DECLARE
     dir text;
 BEGIN
-    dir := webhook._check_paging(page, page_size, sort_by, sort_dir,
+    dir := webhook_internal.check_paging(page, page_size, sort_by, sort_dir,
                                  '{id,tenant,name,base_url,connect_timeout,timeout,tls_verify,max_in_flight,max_per_second,created_at,updated_at}');
     IF tenant IS NOT NULL THEN
-        PERFORM webhook._check_tenant(tenant);
+        PERFORM webhook_internal.check_tenant(tenant);
     END IF;
     RETURN QUERY EXECUTE format(
-        'SELECT (webhook._transport_info(x)).*
+        'SELECT (webhook_internal.transport_info(x)).*
            FROM webhook.transport x
           WHERE ($1 IS NULL OR x.tenant = $1)
             AND ($4::text[] IS NULL OR x.tenant = ANY ($4))
           ORDER BY x.%I %s, x.id %s
           LIMIT $2 OFFSET $3', sort_by, dir, dir)
         USING tenant, page_size, (page - 1)::bigint * page_size,
-              webhook._tenants_of(webhook._caller());
+              webhook_internal.tenants_of(webhook_internal.caller());
 END
 $$;
 COMMENT ON FUNCTION webhook.transports(text, integer, integer, text, text) IS

@@ -10,7 +10,7 @@ CREATE OR REPLACE FUNCTION webhook.create_hook(
         signature text DEFAULT 'standard',
         signature_header text DEFAULT NULL,
         payload_format text DEFAULT 'standard',
-        retry_schedule interval[] DEFAULT webhook._default_retry_schedule()::interval[],
+        retry_schedule interval[] DEFAULT webhook_internal.default_retry_schedule()::interval[],
         active boolean DEFAULT true,
         ordered text DEFAULT 'none',
         on_dead text DEFAULT 'continue',
@@ -36,8 +36,8 @@ BEGIN
     h.filter := filter;
     h.transform := transform;
     -- before the patterns are looked at one by one
-    PERFORM webhook._check_hook_limits(h, NULL);
-    h := webhook._check_hook(h, false);
+    PERFORM webhook_internal.check_hook_limits(h, NULL);
+    h := webhook_internal.check_hook(h, false);
 
     BEGIN
         INSERT INTO webhook.hook AS x
@@ -51,8 +51,7 @@ BEGIN
     EXCEPTION
         WHEN foreign_key_violation THEN
             -- the transport was deleted meanwhile
-            RAISE EXCEPTION 'transport % does not exist', h.transport_id
-                USING ERRCODE = 'no_data_found';
+            PERFORM webhook_internal.does_not_exist('transport', h.transport_id);
         WHEN integrity_constraint_violation THEN
             -- never let the failing row (and its secret) into a message
             RAISE EXCEPTION 'invalid hook'
@@ -87,15 +86,14 @@ DECLARE
     h webhook.hook;
     t webhook.transport;
 BEGIN
-    PERFORM webhook._not_null(id, 'id');
+    PERFORM webhook_internal.not_null(id, 'id');
     SELECT x.* INTO old FROM webhook.hook x
      WHERE x.id = update_hook.id
-       AND webhook._manages((SELECT tr.tenant FROM webhook.transport tr
+       AND webhook_internal.manages((SELECT tr.tenant FROM webhook.transport tr
                               WHERE tr.id = x.transport_id))
        FOR UPDATE;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'hook % does not exist', id
-            USING ERRCODE = 'no_data_found';
+        PERFORM webhook_internal.does_not_exist('hook', id);
     END IF;
 
     h := old;
@@ -118,8 +116,8 @@ BEGIN
         WHEN signature_header IS NOT NULL THEN signature_header
         WHEN h.signature IN ('hmac-sha256', 'hmac-sha1') THEN old.signature_header
         ELSE NULL END;
-    PERFORM webhook._check_hook_limits(h, old);
-    h := webhook._check_hook(h, true);
+    PERFORM webhook_internal.check_hook_limits(h, old);
+    h := webhook_internal.check_hook(h, true);
     -- active => true re-enables a hook a 410 or webhook.disable_after
     -- disabled, and resumes one that on_dead => 'stop' paused (active, with a
     -- disabled_reason); its failures start again from none
@@ -152,14 +150,13 @@ BEGIN
         RETURNING x.* INTO h;
     EXCEPTION
         WHEN foreign_key_violation THEN
-            RAISE EXCEPTION 'transport % does not exist', h.transport_id
-                USING ERRCODE = 'no_data_found';
+            PERFORM webhook_internal.does_not_exist('transport', h.transport_id);
         WHEN integrity_constraint_violation THEN
             RAISE EXCEPTION 'invalid hook'
                 USING ERRCODE = 'invalid_parameter_value';
     END;
     SELECT * INTO t FROM webhook.transport x WHERE x.id = h.transport_id;
-    RETURN webhook._hook_info(h, t);
+    RETURN webhook_internal.hook_info(h, t);
 END
 $$;
 COMMENT ON FUNCTION webhook.update_hook(bigint, bigint, text[], text, text, text, text, text,
@@ -169,14 +166,13 @@ COMMENT ON FUNCTION webhook.update_hook(bigint, bigint, text[], text, text, text
 CREATE OR REPLACE FUNCTION webhook.delete_hook(id bigint) RETURNS void
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    PERFORM webhook._not_null(id, 'id');
+    PERFORM webhook_internal.not_null(id, 'id');
     DELETE FROM webhook.hook x
      WHERE x.id = delete_hook.id
-       AND webhook._manages((SELECT tr.tenant FROM webhook.transport tr
+       AND webhook_internal.manages((SELECT tr.tenant FROM webhook.transport tr
                               WHERE tr.id = x.transport_id));
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'hook % does not exist', id
-            USING ERRCODE = 'no_data_found';
+        PERFORM webhook_internal.does_not_exist('hook', id);
     END IF;
 END
 $$;
@@ -195,23 +191,23 @@ CREATE OR REPLACE FUNCTION webhook.hooks(
 DECLARE
     dir text;
 BEGIN
-    dir := webhook._check_paging(page, page_size, sort_by, sort_dir,
+    dir := webhook_internal.check_paging(page, page_size, sort_by, sort_dir,
                                  '{id,uid,transport_id,tenant,url,path,signature,payload_format,ordered,active,created_at,updated_at}');
     IF tenant IS NOT NULL THEN
-        PERFORM webhook._check_tenant(tenant);
+        PERFORM webhook_internal.check_tenant(tenant);
     END IF;
     RETURN QUERY EXECUTE format(
         'SELECT i.*
            FROM webhook.hook h
            JOIN webhook.transport t ON t.id = h.transport_id
-          CROSS JOIN LATERAL webhook._hook_info(h, t) i
+          CROSS JOIN LATERAL webhook_internal.hook_info(h, t) i
           WHERE ($1 IS NULL OR h.transport_id = $1)
             AND ($2 IS NULL OR t.tenant = $2)
             AND ($5::text[] IS NULL OR t.tenant = ANY ($5))
           ORDER BY i.%I %s, i.id %s
           LIMIT $3 OFFSET $4', sort_by, dir, dir)
         USING transport_id, tenant, page_size, (page - 1)::bigint * page_size,
-              webhook._tenants_of(webhook._caller());
+              webhook_internal.tenants_of(webhook_internal.caller());
 END
 $$;
 COMMENT ON FUNCTION webhook.hooks(bigint, text, integer, integer, text, text) IS
@@ -220,8 +216,8 @@ COMMENT ON FUNCTION webhook.hooks(bigint, text, integer, integer, text, text) IS
 CREATE OR REPLACE FUNCTION webhook.hook_secret(id bigint) RETURNS text
     LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    PERFORM webhook._not_null(id, 'id');
-    RETURN (webhook._managed_hook(id)).secret;
+    PERFORM webhook_internal.not_null(id, 'id');
+    RETURN (webhook_internal.managed_hook(id)).secret;
 END
 $$;
 COMMENT ON FUNCTION webhook.hook_secret(bigint) IS
@@ -248,8 +244,8 @@ DECLARE
     new_secret text;
     until timestamptz;
 BEGIN
-    PERFORM webhook._not_null(hook_id, 'hook_id');
-    PERFORM webhook._not_null(overlap, 'overlap');
+    PERFORM webhook_internal.not_null(hook_id, 'hook_id');
+    PERFORM webhook_internal.not_null(overlap, 'overlap');
     IF overlap < interval '0' THEN
         RAISE EXCEPTION 'overlap must not be negative'
             USING ERRCODE = 'invalid_parameter_value',
@@ -265,12 +261,11 @@ BEGIN
 
     SELECT x.* INTO h FROM webhook.hook x
      WHERE x.id = rotate_secret.hook_id
-       AND webhook._manages((SELECT t.tenant FROM webhook.transport t
+       AND webhook_internal.manages((SELECT t.tenant FROM webhook.transport t
                               WHERE t.id = x.transport_id))
        FOR UPDATE;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'hook % does not exist', hook_id
-            USING ERRCODE = 'no_data_found';
+        PERFORM webhook_internal.does_not_exist('hook', hook_id);
     END IF;
     IF h.signature = 'none' THEN
         RAISE EXCEPTION 'hook % has no secret to rotate', hook_id
@@ -278,7 +273,7 @@ BEGIN
                   HINT = 'Its signature scheme is "none"; choose one with webhook.update_hook(id, signature => ...), which generates a secret.';
     END IF;
 
-    new_secret := webhook._generate_secret();
+    new_secret := webhook_internal.generate_secret();
     UPDATE webhook.hook x
        SET secret = new_secret,
            previous_secret = CASE WHEN overlap > interval '0' THEN h.secret END,

@@ -3,14 +3,14 @@
 
 -- Sends a request anywhere: only register() (SECURITY DEFINER, checking
 -- its caller) calls it.
-CREATE OR REPLACE FUNCTION webhook._http_head(url text, timeout_ms integer, tls_verify boolean,
+CREATE OR REPLACE FUNCTION webhook_internal.http_head(url text, timeout_ms integer, tls_verify boolean,
                                    ca_file text, client_cert_file text,
                                    client_key_file text, client_key_password text)
     RETURNS integer
     LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'webhook_http_head';
-COMMENT ON FUNCTION webhook._http_head(text, integer, boolean, text, text, text, text) IS
+COMMENT ON FUNCTION webhook_internal.http_head(text, integer, boolean, text, text, text, text) IS
     'the status of a HEAD request with a transport''s TLS settings (no redirects, deny_networks obeyed), or null';
-REVOKE EXECUTE ON FUNCTION webhook._http_head(text, integer, boolean, text, text, text, text)
+REVOKE EXECUTE ON FUNCTION webhook_internal.http_head(text, integer, boolean, text, text, text, text)
     FROM PUBLIC;
 
 -- Reuse rule: the transport is the tenant's transport whose base_url is the
@@ -36,22 +36,22 @@ DECLARE
     hid bigint;
 BEGIN
     -- check everything before the network is touched
-    u := webhook._parse_url(url, 'url');
+    u := webhook_internal.parse_url(url, 'url');
     origin := u.scheme || '://' || lower(u.authority);
-    PERFORM webhook._check_tenant(tenant);
-    PERFORM webhook._check_manages(tenant);
-    PERFORM webhook._not_null(check_reachable, 'check_reachable');
+    PERFORM webhook_internal.check_tenant(tenant);
+    PERFORM webhook_internal.check_manages(tenant);
+    PERFORM webhook_internal.not_null(check_reachable, 'check_reachable');
     h.path := u.rest;
     h.event_types := event_types;
-    PERFORM webhook._check_hook_limits(h, NULL);
-    h.event_types := webhook._check_event_types(event_types);
+    PERFORM webhook_internal.check_hook_limits(h, NULL);
+    h.event_types := webhook_internal.check_event_types(event_types);
     h.secret := secret;
     h.signature := 'standard';
     h.payload_format := 'standard';
-    h.retry_schedule := webhook._default_retry_schedule()::interval[];
+    h.retry_schedule := webhook_internal.default_retry_schedule()::interval[];
     h.active := true;
     IF secret IS NOT NULL THEN
-        IF secret = '' OR NOT webhook._secret_is_valid(secret) THEN
+        IF secret = '' OR NOT webhook_internal.secret_is_valid(secret) THEN
             RAISE EXCEPTION 'invalid secret for signature scheme "standard"'
                 USING ERRCODE = 'invalid_parameter_value',
                       HINT = 'Standard Webhooks secrets are "whsec_" followed by the base64 of 24 to 64 bytes; pass no secret to have one generated.';
@@ -65,7 +65,7 @@ BEGIN
          WHERE x.tenant = register.tenant AND x.base_url = origin
          ORDER BY x.name = origin DESC, x.id
          LIMIT 1;
-        status := webhook._http_head(url, 5000, coalesce(t.tls_verify, true), t.ca_file,
+        status := webhook_internal.http_head(url, 5000, coalesce(t.tls_verify, true), t.ca_file,
                                      t.client_cert_file, t.client_key_file,
                                      t.client_key_password);
         -- any answer but an error counts; 405 is a receiver that only takes POST

@@ -3,17 +3,16 @@
 -- prune.  The conventions of part 3 hold.
 
 -- Raise an error unless the hook exists and is active.
-CREATE OR REPLACE FUNCTION webhook._check_hook_active(hook_id bigint) RETURNS void
+CREATE OR REPLACE FUNCTION webhook_internal.check_hook_active(hook_id bigint) RETURNS void
     LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     is_active boolean;
 BEGIN
     SELECT x.active INTO is_active
       FROM webhook.hook x JOIN webhook.transport t ON t.id = x.transport_id
-     WHERE x.id = hook_id AND webhook._manages(t.tenant);
+     WHERE x.id = hook_id AND webhook_internal.manages(t.tenant);
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'hook % does not exist', hook_id
-            USING ERRCODE = 'no_data_found';
+        PERFORM webhook_internal.does_not_exist('hook', hook_id);
     END IF;
     IF NOT is_active THEN
         RAISE EXCEPTION 'hook % is not active', hook_id
@@ -22,7 +21,7 @@ BEGIN
     END IF;
 END
 $$;
-COMMENT ON FUNCTION webhook._check_hook_active(bigint) IS
+COMMENT ON FUNCTION webhook_internal.check_hook_active(bigint) IS
     'raise an error unless the hook exists and is active';
 
 CREATE OR REPLACE FUNCTION webhook.redeliver(delivery_id bigint) RETURNS bigint
@@ -31,24 +30,23 @@ DECLARE
     d webhook.delivery;
     new_id bigint;
 BEGIN
-    PERFORM webhook._not_null(delivery_id, 'delivery_id');
+    PERFORM webhook_internal.not_null(delivery_id, 'delivery_id');
     SELECT x.* INTO d
       FROM webhook.delivery x
       JOIN webhook.hook h ON h.id = x.hook_id
       JOIN webhook.transport t ON t.id = h.transport_id
-     WHERE x.id = delivery_id AND webhook._manages(t.tenant);
+     WHERE x.id = delivery_id AND webhook_internal.manages(t.tenant);
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'delivery % does not exist', delivery_id
-            USING ERRCODE = 'no_data_found';
+        PERFORM webhook_internal.does_not_exist('delivery', delivery_id);
     END IF;
-    PERFORM webhook._check_hook_active(d.hook_id);
+    PERFORM webhook_internal.check_hook_active(d.hook_id);
     -- due when inserted, by a transaction that has its id (the worker's
     -- claim relies on it: src/queue.c, floors)
     PERFORM pg_current_xact_id();
     INSERT INTO webhook.delivery AS x (event_id, hook_id, state, next_attempt_at)
     VALUES (d.event_id, d.hook_id, 'pending', clock_timestamp())
     RETURNING x.id INTO new_id;
-    PERFORM webhook._wake_for(d.hook_id);
+    PERFORM webhook_internal.wake_for(d.hook_id);
     RETURN new_id;
 END
 $$;
@@ -60,9 +58,9 @@ CREATE OR REPLACE FUNCTION webhook.replay(hook_id bigint, since timestamptz) RET
 DECLARE
     n integer;
 BEGIN
-    PERFORM webhook._not_null(hook_id, 'hook_id');
-    PERFORM webhook._not_null(since, 'since');
-    PERFORM webhook._check_hook_active(hook_id);
+    PERFORM webhook_internal.not_null(hook_id, 'hook_id');
+    PERFORM webhook_internal.not_null(since, 'since');
+    PERFORM webhook_internal.check_hook_active(hook_id);
     -- due when inserted, as in redeliver()
     PERFORM pg_current_xact_id();
     -- events already on their way to the hook are not queued twice
@@ -78,7 +76,7 @@ BEGIN
      ORDER BY e.id;
     GET DIAGNOSTICS n = ROW_COUNT;
     IF n > 0 THEN
-        PERFORM webhook._wake_for(replay.hook_id);
+        PERFORM webhook_internal.wake_for(replay.hook_id);
     END IF;
     RETURN n;
 END
@@ -86,32 +84,31 @@ $$;
 COMMENT ON FUNCTION webhook.replay(bigint, timestamptz) IS
     'send again, now, every event since the given time that was delivered (or given up) to the hook; events still queued for it are skipped; returns how many were queued';
 
-CREATE OR REPLACE FUNCTION webhook._preview(hook_id bigint, event_id bigint,
+CREATE OR REPLACE FUNCTION webhook_internal.preview(hook_id bigint, event_id bigint,
                                  OUT url text, OUT headers text[], OUT body text)
     LANGUAGE c STRICT VOLATILE AS 'MODULE_PATHNAME', 'webhook_preview';
-COMMENT ON FUNCTION webhook._preview(bigint, bigint) IS
+COMMENT ON FUNCTION webhook_internal.preview(bigint, bigint) IS
     'the request the worker would send the hook for the event (webhook.preview checks the caller first)';
 -- shows any hook's request for any event: only preview() (SECURITY
 -- DEFINER, checking its caller) calls it
-REVOKE EXECUTE ON FUNCTION webhook._preview(bigint, bigint) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION webhook_internal.preview(bigint, bigint) FROM PUBLIC;
 
 -- Volatile: a transform runs for real, as the role that set it.
 CREATE OR REPLACE FUNCTION webhook.preview(hook_id bigint, event_id bigint,
                                 OUT url text, OUT headers text[], OUT body text)
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    PERFORM webhook._managed_hook(hook_id);
-    PERFORM webhook._not_null(event_id, 'event_id');
+    PERFORM webhook_internal.managed_hook(hook_id);
+    PERFORM webhook_internal.not_null(event_id, 'event_id');
     -- an event of the hook's own tenant only: its transform sees no other
     IF NOT EXISTS (SELECT 1 FROM webhook.event e
                      JOIN webhook.hook h ON h.id = preview.hook_id
                      JOIN webhook.transport t ON t.id = h.transport_id
                     WHERE e.id = preview.event_id AND e.tenant = t.tenant) THEN
-        RAISE EXCEPTION 'event % does not exist', event_id
-            USING ERRCODE = 'no_data_found';
+        PERFORM webhook_internal.does_not_exist('event', event_id);
     END IF;
     SELECT p.url, p.headers, p.body INTO url, headers, body
-      FROM webhook._preview(hook_id, event_id) p;
+      FROM webhook_internal.preview(hook_id, event_id) p;
 END
 $$;
 COMMENT ON FUNCTION webhook.preview(bigint, bigint) IS
@@ -122,7 +119,7 @@ COMMENT ON FUNCTION webhook.preview(bigint, bigint) IS
 CREATE OR REPLACE FUNCTION webhook.notifications(
         tenant text DEFAULT NULL,
         hook_id bigint DEFAULT NULL,
-        since timestamptz DEFAULT now() - webhook._retention(),
+        since timestamptz DEFAULT now() - webhook_internal.retention(),
         page integer DEFAULT 1,
         page_size integer DEFAULT 50,
         sort_by text DEFAULT 'created_at',
@@ -132,10 +129,10 @@ CREATE OR REPLACE FUNCTION webhook.notifications(
 DECLARE
     dir text;
 BEGIN
-    dir := webhook._check_paging(page, page_size, sort_by, sort_dir,
+    dir := webhook_internal.check_paging(page, page_size, sort_by, sort_dir,
                                  '{delivery_id,event_type,tenant,hook_id,state,attempts,last_status,created_at,finished_at}');
     IF tenant IS NOT NULL THEN
-        PERFORM webhook._check_tenant(tenant);
+        PERFORM webhook_internal.check_tenant(tenant);
     END IF;
     RETURN QUERY EXECUTE format(
         'SELECT n.*
@@ -153,20 +150,20 @@ BEGIN
           ORDER BY n.%I %s, n.delivery_id %s
           LIMIT $4 OFFSET $5', sort_by, dir, dir)
         USING tenant, hook_id, since, page_size, (page - 1)::bigint * page_size,
-              webhook._tenants_of(webhook._caller());
+              webhook_internal.tenants_of(webhook_internal.caller());
 END
 $$;
 COMMENT ON FUNCTION webhook.notifications(text, bigint, timestamptz, integer, integer, text, text) IS
     'the deliveries made since the given time (by default the last webhook.retention; all with since => NULL), one page at a time, oldest first';
 
-CREATE OR REPLACE FUNCTION webhook.prune(older_than interval DEFAULT webhook._retention())
+CREATE OR REPLACE FUNCTION webhook.prune(older_than interval DEFAULT webhook_internal.retention())
     RETURNS bigint
     LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     bound timestamptz;
     n bigint;
 BEGIN
-    PERFORM webhook._not_null(older_than, 'older_than');
+    PERFORM webhook_internal.not_null(older_than, 'older_than');
     IF older_than < interval '0' THEN
         RAISE EXCEPTION 'older_than must not be negative'
             USING ERRCODE = 'invalid_parameter_value';

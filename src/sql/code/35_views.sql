@@ -40,14 +40,14 @@ SELECT h.id AS hook_id,
                     pg_catalog.count(*) FILTER (WHERE d.state = 'failed') AS failed,
                     pg_catalog.count(*) FILTER (WHERE d.state = 'dead') AS dead
                FROM webhook.delivery d
-              WHERE d.created_at >= pg_catalog.now() - webhook._retention()
+              WHERE d.created_at >= pg_catalog.now() - webhook_internal.retention()
               GROUP BY d.hook_id) c ON c.hook_id = h.id
   LEFT JOIN (SELECT d.hook_id,
                     pg_catalog.percentile_cont(0.5) WITHIN GROUP (ORDER BY a.duration_ms) AS p50,
                     pg_catalog.percentile_cont(0.95) WITHIN GROUP (ORDER BY a.duration_ms) AS p95
                FROM webhook.delivery d
                JOIN webhook.attempt a ON a.delivery_id = d.id
-              WHERE d.created_at >= pg_catalog.now() - webhook._retention()
+              WHERE d.created_at >= pg_catalog.now() - webhook_internal.retention()
                 AND a.duration_ms IS NOT NULL
               GROUP BY d.hook_id) p ON p.hook_id = h.id;
 COMMENT ON VIEW webhook.hook_stats IS

@@ -9,32 +9,32 @@
 -- delivery_due_idx, which holds the unfinished deliveries only; the
 -- workers' gauges come from shared memory.  Nothing reads webhook.attempt
 -- or the finished deliveries.  The conventions of part 3 hold: the
--- functions act for their caller (webhook._caller()), who sees the series
+-- functions act for their caller (webhook_internal.caller()), who sees the series
 -- of the tenants it manages; the workers' are everyone's.
 
 -- The histogram's bounds, in seconds; the worker counts with the same ones
 -- (DURATION_BOUNDS_MS in src/queue.c).
-CREATE OR REPLACE FUNCTION webhook._duration_bounds() RETURNS double precision[]
+CREATE OR REPLACE FUNCTION webhook_internal.duration_bounds() RETURNS double precision[]
     LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT '{0.005,0.01,0.025,0.05,0.1,0.25,0.5,1,2.5,5,10}'::double precision[]
 $$;
-COMMENT ON FUNCTION webhook._duration_bounds() IS
+COMMENT ON FUNCTION webhook_internal.duration_bounds() IS
     'upper bounds (seconds) of the attempt duration histogram''s buckets, +Inf left out';
 
-CREATE OR REPLACE FUNCTION webhook._workers()
+CREATE OR REPLACE FUNCTION webhook_internal.workers()
     RETURNS TABLE (worker integer, up boolean, pid integer, in_flight integer, held integer)
     LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'webhook_workers_sql';
-COMMENT ON FUNCTION webhook._workers() IS
+COMMENT ON FUNCTION webhook_internal.workers() IS
     'the database''s webhook.workers delivery workers: whether each runs, its requests in flight and the deliveries it holds (shared memory)';
-REVOKE EXECUTE ON FUNCTION webhook._workers() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION webhook_internal.workers() FROM PUBLIC;
 
 -- A label value in the text format: backslash, double quote and newline
 -- escaped.
-CREATE OR REPLACE FUNCTION webhook._prometheus_label(value text) RETURNS text
+CREATE OR REPLACE FUNCTION webhook_internal.prometheus_label(value text) RETURNS text
     LANGUAGE sql IMMUTABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
     SELECT replace(replace(replace(value, E'\\', E'\\\\'), '"', E'\\"'), E'\n', E'\\n')
 $$;
-COMMENT ON FUNCTION webhook._prometheus_label(text) IS
+COMMENT ON FUNCTION webhook_internal.prometheus_label(text) IS
     'a label value escaped for Prometheus'' text format';
 
 -- One row per sample.  Labels that a metric does not have are NULL.
@@ -52,8 +52,8 @@ CREATE OR REPLACE FUNCTION webhook.metrics_rows()
     WITH caller AS MATERIALIZED (
         -- once, not per transport; pg_monitor reads every tenant's series,
         -- as an admin does
-        SELECT CASE WHEN pg_has_role(webhook._caller(), 'pg_monitor', 'USAGE') THEN NULL
-                    ELSE webhook._tenants_of(webhook._caller()) END AS tenants
+        SELECT CASE WHEN pg_has_role(webhook_internal.caller(), 'pg_monitor', 'USAGE') THEN NULL
+                    ELSE webhook_internal.tenants_of(webhook_internal.caller()) END AS tenants
     ), hooks AS (
         SELECT h.id, t.tenant
           FROM webhook.hook h
@@ -94,7 +94,7 @@ CREATE OR REPLACE FUNCTION webhook.metrics_rows()
       FROM counters c
     UNION ALL
     SELECT 'webhook_attempt_duration_seconds_bucket', x.tenant, NULL, NULL, NULL,
-           coalesce((webhook._duration_bounds())[x.i]::text, '+Inf'), NULL, x.n
+           coalesce((webhook_internal.duration_bounds())[x.i]::text, '+Inf'), NULL, x.n
       FROM histogram x
     UNION ALL
     SELECT 'webhook_attempt_duration_seconds_sum', c.tenant, NULL, NULL, NULL, NULL, NULL,
@@ -102,7 +102,7 @@ CREATE OR REPLACE FUNCTION webhook.metrics_rows()
       FROM counters c GROUP BY c.tenant
     UNION ALL
     SELECT 'webhook_attempt_duration_seconds_count', x.tenant, NULL, NULL, NULL, NULL, NULL, x.n
-      FROM histogram x WHERE x.i = cardinality(webhook._duration_bounds()) + 1
+      FROM histogram x WHERE x.i = cardinality(webhook_internal.duration_bounds()) + 1
     UNION ALL
     SELECT 'webhook_deliveries', k.tenant, k.id, NULL, s.state, NULL, NULL, s.n
       FROM hooks k
@@ -116,7 +116,7 @@ CREATE OR REPLACE FUNCTION webhook.metrics_rows()
       LEFT JOIN queue q ON q.hook_id = k.id
     UNION ALL
     SELECT g.metric, NULL, NULL, NULL, NULL, NULL, w.worker, g.n
-      FROM webhook._workers() w
+      FROM webhook_internal.workers() w
      CROSS JOIN LATERAL (VALUES ('webhook_worker_up', CASE WHEN w.up THEN 1 ELSE 0 END),
                                 ('webhook_worker_in_flight', w.in_flight),
                                 ('webhook_worker_held', w.held)) AS g(metric, n)
@@ -153,12 +153,12 @@ CREATE OR REPLACE FUNCTION webhook.metrics() RETURNS text
                CASE r.metric WHEN f.name || '_sum' THEN 2
                              WHEN f.name || '_count' THEN 3 ELSE 1 END AS part,
                r.metric || coalesce('{' || nullif(concat_ws(',',
-                   'tenant="' || webhook._prometheus_label(r.tenant) || '"',
+                   'tenant="' || webhook_internal.prometheus_label(r.tenant) || '"',
                    'hook="' || r.hook_id || '"',
-                   'outcome="' || webhook._prometheus_label(r.outcome) || '"',
-                   'state="' || webhook._prometheus_label(r.state) || '"',
+                   'outcome="' || webhook_internal.prometheus_label(r.outcome) || '"',
+                   'state="' || webhook_internal.prometheus_label(r.state) || '"',
                    'worker="' || r.worker || '"',
-                   'le="' || webhook._prometheus_label(r.le) || '"'), '') || '}', '')
+                   'le="' || webhook_internal.prometheus_label(r.le) || '"'), '') || '}', '')
                || ' ' ||
                CASE WHEN r.value = trunc(r.value) AND abs(r.value) < 1e15
                     THEN r.value::bigint::text ELSE r.value::text END AS line
@@ -184,5 +184,5 @@ COMMENT ON FUNCTION webhook.metrics() IS
     'the extension''s metrics in Prometheus'' text exposition format (0.0.4): attempts, deaths and durations per tenant and hook, the queue, the workers; a tenant role sees its tenants'' series';
 REVOKE EXECUTE ON FUNCTION webhook.metrics() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION webhook.metrics() TO webhook_admin, webhook_tenant, pg_monitor;
--- pg_monitor may call them (and nothing else: it is granted no table)
-GRANT USAGE ON SCHEMA webhook TO pg_monitor;
+-- pg_monitor may call them (and nothing else: it is granted no table; its
+-- USAGE of the schemas is granted with the others', code/60_privileges.sql)

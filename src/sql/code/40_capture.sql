@@ -11,18 +11,18 @@ GRANT EXECUTE ON FUNCTION webhook.capture() TO webhook_admin;
 -- Changes to hooks, and to the tenant of their transports, must reach every
 -- session's cached list of hooks.  Row triggers: a statement that changes
 -- no row (the worker's, mostly) must not invalidate anything.
-CREATE OR REPLACE FUNCTION webhook._hooks_changed() RETURNS trigger
+CREATE OR REPLACE FUNCTION webhook_internal.hooks_changed() RETURNS trigger
     LANGUAGE c AS 'MODULE_PATHNAME', 'webhook_hooks_changed';
 CREATE OR REPLACE TRIGGER hooks_changed
     AFTER INSERT OR DELETE OR UPDATE OF transport_id, event_types, active, filter
-    ON webhook.hook FOR EACH ROW EXECUTE FUNCTION webhook._hooks_changed();
+    ON webhook.hook FOR EACH ROW EXECUTE FUNCTION webhook_internal.hooks_changed();
 CREATE OR REPLACE TRIGGER hooks_truncated AFTER TRUNCATE
-    ON webhook.hook FOR EACH STATEMENT EXECUTE FUNCTION webhook._hooks_changed();
+    ON webhook.hook FOR EACH STATEMENT EXECUTE FUNCTION webhook_internal.hooks_changed();
 CREATE OR REPLACE TRIGGER transports_changed AFTER DELETE OR UPDATE OF tenant
-    ON webhook.transport FOR EACH ROW EXECUTE FUNCTION webhook._hooks_changed();
+    ON webhook.transport FOR EACH ROW EXECUTE FUNCTION webhook_internal.hooks_changed();
 CREATE OR REPLACE TRIGGER transports_truncated AFTER TRUNCATE
-    ON webhook.transport FOR EACH STATEMENT EXECUTE FUNCTION webhook._hooks_changed();
-COMMENT ON FUNCTION webhook._hooks_changed() IS
+    ON webhook.transport FOR EACH STATEMENT EXECUTE FUNCTION webhook_internal.hooks_changed();
+COMMENT ON FUNCTION webhook_internal.hooks_changed() IS
     'trigger: makes every session reload its cached list of hooks';
 
 CREATE OR REPLACE FUNCTION webhook.emit(event_type text, payload jsonb,
@@ -42,7 +42,7 @@ COMMENT ON FUNCTION webhook.emit(text, jsonb, text, text, text) IS
 -- table need no rights on the webhook schema.
 
 -- The name of a column of tbl, checked; NULL stays NULL.
-CREATE OR REPLACE FUNCTION webhook._check_column(tbl regclass, col text, what text)
+CREATE OR REPLACE FUNCTION webhook_internal.check_column(tbl regclass, col text, what text)
     RETURNS text
     LANGUAGE plpgsql STABLE AS $$
 BEGIN
@@ -59,12 +59,12 @@ BEGIN
     RETURN col;
 END
 $$;
-COMMENT ON FUNCTION webhook._check_column(regclass, text, text) IS
+COMMENT ON FUNCTION webhook_internal.check_column(regclass, text, text) IS
     'a column name of the table, checked (for webhook.watch)';
 
 -- (Re)create the capture trigger of a watched table from its watch row:
 -- the trigger's arguments are the watch's settings.
-CREATE OR REPLACE FUNCTION webhook._install_capture(w webhook.watch) RETURNS void
+CREATE OR REPLACE FUNCTION webhook_internal.install_capture(w webhook.watch) RETURNS void
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_trigger g
@@ -79,7 +79,7 @@ BEGIN
         coalesce(w.state_column, ''));
 END
 $$;
-COMMENT ON FUNCTION webhook._install_capture(webhook.watch) IS
+COMMENT ON FUNCTION webhook_internal.install_capture(webhook.watch) IS
     'create the capture trigger of a watched table from its settings';
 
 CREATE OR REPLACE FUNCTION webhook.watch(tbl regclass,
@@ -129,8 +129,8 @@ BEGIN
     END LOOP;
     events := ARRAY(SELECT DISTINCT pg_catalog.upper(e) FROM pg_catalog.unnest(events) e ORDER BY 1);
 
-    tenant_column := webhook._check_column(tbl, tenant_column, 'tenant_column');
-    state_column := webhook._check_column(tbl, state_column, 'state_column');
+    tenant_column := webhook_internal.check_column(tbl, tenant_column, 'tenant_column');
+    state_column := webhook_internal.check_column(tbl, state_column, 'state_column');
     IF id_column IS NULL THEN
         SELECT pg_catalog.array_agg(a.attname::text) INTO key_columns
           FROM pg_catalog.pg_index i
@@ -144,7 +144,7 @@ BEGIN
         END IF;
         id_column := key_columns[1];
     ELSE
-        id_column := webhook._check_column(tbl, id_column, 'id_column');
+        id_column := webhook_internal.check_column(tbl, id_column, 'id_column');
     END IF;
 
     INSERT INTO webhook.watch AS w (tbl, resource, tenant_column, id_column, state_column, events)
@@ -154,7 +154,7 @@ BEGIN
            id_column = excluded.id_column, state_column = excluded.state_column,
            events = excluded.events
     RETURNING w.* INTO wt;
-    PERFORM webhook._install_capture(wt);
+    PERFORM webhook_internal.install_capture(wt);
 END
 $$;
 COMMENT ON FUNCTION webhook.watch(regclass, text, text, text, text, text[]) IS
@@ -189,7 +189,7 @@ DECLARE
     ev bigint;
     result bigint;
 BEGIN
-    PERFORM webhook._check_hook_active(hook_id);
+    PERFORM webhook_internal.check_hook_active(hook_id);
     SELECT t.tenant INTO hook_tenant
       FROM webhook.hook h JOIN webhook.transport t ON t.id = h.transport_id
      WHERE h.id = ping.hook_id;
@@ -202,7 +202,7 @@ BEGIN
     INSERT INTO webhook.delivery (event_id, hook_id, next_attempt_at)
     VALUES (ev, ping.hook_id, pg_catalog.clock_timestamp())
     RETURNING id INTO result;
-    PERFORM webhook._wake_for(ping.hook_id);
+    PERFORM webhook_internal.wake_for(ping.hook_id);
     RETURN result;
 END
 $$;
@@ -216,10 +216,10 @@ COMMENT ON FUNCTION webhook.ping(bigint) IS
 -- owner controls: the names they write come from the system catalogs.
 ------------------------------------------------------------------------------
 
-CREATE OR REPLACE FUNCTION webhook._renamed_column(command pg_ddl_command,
+CREATE OR REPLACE FUNCTION webhook_internal.renamed_column(command pg_ddl_command,
                                         OUT old_name text, OUT new_name text)
     LANGUAGE c STRICT AS 'MODULE_PATHNAME', 'webhook_renamed_column';
-COMMENT ON FUNCTION webhook._renamed_column(pg_ddl_command) IS
+COMMENT ON FUNCTION webhook_internal.renamed_column(pg_ddl_command) IS
     'the old and new name of the column an ALTER TABLE ... RENAME COLUMN renamed; nulls for other commands';
 
 -- After ALTER TABLE: a renamed watched column is followed (the watch and the
@@ -228,7 +228,7 @@ COMMENT ON FUNCTION webhook._renamed_column(pg_ddl_command) IS
 -- column updates become <RESOURCE>_UPDATE, without the id column events
 -- have no resource_id, and without the tenant column nothing is captured
 -- (the rows can no longer be routed to a tenant).
-CREATE OR REPLACE FUNCTION webhook._follow_alter_table() RETURNS event_trigger
+CREATE OR REPLACE FUNCTION webhook_internal.follow_alter_table() RETURNS event_trigger
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     cmd record;
@@ -237,7 +237,7 @@ DECLARE
 BEGIN
     FOR cmd IN SELECT c.objid, r.old_name, r.new_name
                  FROM pg_event_trigger_ddl_commands() c
-                 CROSS JOIN LATERAL webhook._renamed_column(c.command) r
+                 CROSS JOIN LATERAL webhook_internal.renamed_column(c.command) r
                 WHERE c.classid = 'pg_class'::regclass AND c.command_tag = 'ALTER TABLE'
     LOOP
         -- a rename recurses to inheritance children and partitions
@@ -259,7 +259,7 @@ BEGIN
                                            THEN cmd.new_name ELSE x.state_column END
                  WHERE x.tbl = w.tbl
                 RETURNING x.* INTO w;
-                PERFORM webhook._install_capture(w);
+                PERFORM webhook_internal.install_capture(w);
             END IF;
             SELECT array_agg(quote_ident(col)) INTO gone
               FROM unnest(ARRAY[w.tenant_column, w.id_column, w.state_column]) col
@@ -278,11 +278,11 @@ BEGIN
     END LOOP;
 END
 $$;
-COMMENT ON FUNCTION webhook._follow_alter_table() IS
+COMMENT ON FUNCTION webhook_internal.follow_alter_table() IS
     'event trigger: watched columns follow renames; dropped ones are reported';
 
 -- After DROP TABLE (or DROP SCHEMA ... CASCADE): the table's watch goes too.
-CREATE OR REPLACE FUNCTION webhook._follow_drop() RETURNS event_trigger
+CREATE OR REPLACE FUNCTION webhook_internal.follow_drop() RETURNS event_trigger
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     DELETE FROM webhook.watch w
@@ -290,13 +290,13 @@ BEGIN
                       WHERE o.classid = 'pg_class'::regclass AND o.objsubid = 0);
 END
 $$;
-COMMENT ON FUNCTION webhook._follow_drop() IS
+COMMENT ON FUNCTION webhook_internal.follow_drop() IS
     'event trigger: a dropped table is no longer watched';
 
 DROP EVENT TRIGGER IF EXISTS webhook_follow_alter_table;
 CREATE EVENT TRIGGER webhook_follow_alter_table ON ddl_command_end
     WHEN TAG IN ('ALTER TABLE')
-    EXECUTE FUNCTION webhook._follow_alter_table();
+    EXECUTE FUNCTION webhook_internal.follow_alter_table();
 DROP EVENT TRIGGER IF EXISTS webhook_follow_drop;
 CREATE EVENT TRIGGER webhook_follow_drop ON sql_drop
-    EXECUTE FUNCTION webhook._follow_drop();
+    EXECUTE FUNCTION webhook_internal.follow_drop();

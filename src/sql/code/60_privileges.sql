@@ -26,6 +26,7 @@
 -- worker, the capture trigger's writes and the API's SECURITY DEFINER
 -- functions, which check their caller's grants themselves.
 
+GRANT USAGE ON SCHEMA webhook, webhook_internal TO webhook_admin, webhook_tenant, pg_monitor;
 GRANT INSERT, UPDATE, DELETE
    ON webhook.transport, webhook.hook, webhook.watch, webhook.tenant_grant,
       webhook.event, webhook.delivery, webhook.attempt
@@ -67,13 +68,13 @@ CREATE POLICY admins ON webhook.attempt TO webhook_admin USING (true) WITH CHECK
 
 DROP POLICY IF EXISTS tenants ON webhook.transport;
 CREATE POLICY tenants ON webhook.transport FOR SELECT TO webhook_tenant
-    USING (tenant IN (SELECT pg_catalog.unnest(webhook._my_tenants())));
+    USING (tenant IN (SELECT pg_catalog.unnest(webhook_internal.my_tenants())));
 DROP POLICY IF EXISTS tenants ON webhook.hook;
 CREATE POLICY tenants ON webhook.hook FOR SELECT TO webhook_tenant
     USING (transport_id IN (SELECT t.id FROM webhook.transport t));
 DROP POLICY IF EXISTS tenants ON webhook.event;
 CREATE POLICY tenants ON webhook.event FOR SELECT TO webhook_tenant
-    USING (tenant IN (SELECT pg_catalog.unnest(webhook._my_tenants())));
+    USING (tenant IN (SELECT pg_catalog.unnest(webhook_internal.my_tenants())));
 DROP POLICY IF EXISTS tenants ON webhook.delivery;
 CREATE POLICY tenants ON webhook.delivery FOR SELECT TO webhook_tenant
     USING (hook_id IN (SELECT h.id FROM webhook.hook h));
