@@ -111,8 +111,8 @@ forget_dropped_roles(void)
 
 	if (!OidIsValid(get_extension_oid("webhook", true)))
 		return;
-	fn = LookupFuncName(list_make2(makeString("webhook"),
-								   makeString("_forget_dropped_roles")),
+	fn = LookupFuncName(list_make2(makeString("webhook_internal"),
+								   makeString("forget_dropped_roles")),
 						0, NULL, true);
 	if (!OidIsValid(fn))
 		return;

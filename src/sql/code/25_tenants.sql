@@ -4,9 +4,9 @@
 -- granted a tenant with webhook.grant_tenant() manages that tenant only.
 -- One rule, two mechanisms:
 -- * the tables and views: row-level security (60_privileges.sql), keyed on
---   current_user's grants (_my_tenants);
+--   current_user's grants (my_tenants);
 -- * the API: SECURITY DEFINER functions, which run as the extension's owner
---   and check the grants of their caller (_manages) before they act.  An
+--   and check the grants of their caller (manages) before they act.  An
 --   object of a tenant the caller does not manage "does not exist", the very
 --   message an unknown id gets, so that nothing is learnt across tenants.
 

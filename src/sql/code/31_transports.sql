@@ -1,5 +1,5 @@
 -- webhook install script, part 3.1: transports, a tenant's HTTP destinations
--- (create, update, delete, list).  The conventions of part 3 hold.
+-- (create, update, delete, list).  The conventions of 29_validators.sql hold.
 
 CREATE OR REPLACE FUNCTION webhook.create_transport(
         name text,

@@ -1,6 +1,6 @@
 -- webhook install script, part 3.2: hooks, the subscriptions of a transport
 -- (create, update, delete, list; their secrets, rotation).  The conventions
--- of part 3 hold.
+-- of 29_validators.sql hold.
 
 CREATE OR REPLACE FUNCTION webhook.create_hook(
         transport_id bigint,

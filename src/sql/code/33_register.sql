@@ -1,5 +1,5 @@
 -- webhook install script, part 3.3: register(), the one-call path: a
--- transport and a hook for a URL.  The conventions of part 3 hold.
+-- transport and a hook for a URL.  The conventions of 29_validators.sql hold.
 
 -- Sends a request anywhere: only register() (SECURITY DEFINER, checking
 -- its caller) calls it.

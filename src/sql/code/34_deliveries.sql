@@ -1,6 +1,6 @@
 -- webhook install script, part 3.4: deliveries: sending again
 -- (redeliver, replay), looking at them (preview, notifications), and
--- prune.  The conventions of part 3 hold.
+-- prune.  The conventions of 29_validators.sql hold.
 
 -- Raise an error unless the hook exists and is active.
 CREATE OR REPLACE FUNCTION webhook_internal.check_hook_active(hook_id bigint) RETURNS void

@@ -8,7 +8,7 @@
 -- per recorded batch (src/queue.c); the queue's gauges read
 -- delivery_due_idx, which holds the unfinished deliveries only; the
 -- workers' gauges come from shared memory.  Nothing reads webhook.attempt
--- or the finished deliveries.  The conventions of part 3 hold: the
+-- or the finished deliveries.  The conventions of 29_validators.sql hold: the
 -- functions act for their caller (webhook_internal.caller()), who sees the series
 -- of the tenants it manages; the workers' are everyone's.
 
