@@ -910,6 +910,13 @@ webhook_hooks_changed(PG_FUNCTION_ARGS)
 }
 
 #define EVENT_TYPE_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_"
+/*
+ * The characters of the domain webhook.tenant_id, which defines a tenant's
+ * id.  emit() checks them here, with the message of the SQL validator
+ * (webhook_internal.check_tenant), rather than by calling it: an
+ * application's emit() must not depend on the extension's internal
+ * functions, which a new library may find not yet updated in the catalog.
+ */
 #define TENANT_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
 
 /* Is s non-empty and made of the characters of allowed only? */
@@ -976,8 +983,8 @@ webhook_emit(PG_FUNCTION_ARGS)
 	if (!made_of(tenant, TENANT_CHARS))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid tenant \"%s\"", tenant),
-				 errhint("Tenant ids match ^[A-Za-z0-9_-]+$.")));
+				 errmsg("invalid tenant name \"%s\"", tenant),
+				 errhint("Tenant names are made of ASCII letters, digits, \"_\" and \"-\".")));
 
 
 	caller = GetUserId();

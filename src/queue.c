@@ -19,8 +19,7 @@
  * memory, passing it to the next claim to skip.  So a crash leaves what it
  * held pending, to be claimed again by the next worker: delivery is at
  * least once.  An attempt is recorded only on the delivery it was made
- * for (attempts = attempt_no - 1), never twice.  The state 'delivering'
- * is not used.
+ * for (attempts = attempt_no - 1), never twice.
  *
  * Recording a batch also adds its attempts to their hooks' counters in
  * webhook.hook_metrics (webhook.metrics() reads them): one row per hook,
@@ -69,7 +68,7 @@
 #define REQUEST_SELECT \
 "SELECT c.id, c.attempts + 1, t.id, e.uid::text," \
 "       CASE WHEN h.transform IS NULL AND c.fits" \
-"            THEN webhook.render(h.payload_format, e, h.uid) END," \
+"            THEN webhook.render(h.payload_format::text, e, h.uid) END," \
 "       webhook_internal.hook_url(t.base_url, h.path), t.query_key," \
 "       ARRAY(SELECT kv.key || ': ' || kv.value" \
 "               FROM pg_catalog.jsonb_each_text(t.headers) kv)," \

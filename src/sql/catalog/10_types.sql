@@ -21,6 +21,28 @@ CREATE SCHEMA webhook_internal;
 COMMENT ON SCHEMA webhook_internal IS
     'the webhook extension''s internal functions: not an API';
 
+-- The enumerations, each defined once, here: the columns that hold them
+-- have these types, and the validators name their values in hints
+-- (webhook_internal.check_choice).
+CREATE TYPE webhook.signature_scheme AS ENUM ('standard', 'hmac-sha256', 'hmac-sha1', 'none');
+COMMENT ON TYPE webhook.signature_scheme IS
+    'how requests are signed: Standard Webhooks (webhook-signature), HMAC-SHA256 or HMAC-SHA1 hex in a header of the hook''s choice, or not at all';
+CREATE TYPE webhook.payload_format AS ENUM ('standard', 'thin', 'envelope', 'row');
+COMMENT ON TYPE webhook.payload_format IS
+    'the request body: {type, timestamp, data}, the same without data, a CloudEvents-like envelope, or the row alone';
+CREATE TYPE webhook.ordering AS ENUM ('none', 'hook', 'resource');
+COMMENT ON TYPE webhook.ordering IS
+    'none; hook: one delivery in flight, in event order; resource: the same per resource id';
+CREATE TYPE webhook.on_dead AS ENUM ('continue', 'stop');
+COMMENT ON TYPE webhook.on_dead IS
+    'after a delivery of an ordered hook dies, the next one goes (continue) or the hook is disabled (stop)';
+
+-- A tenant's id, wherever a table holds one that a user chose; the
+-- validator (webhook_internal.check_tenant) casts to it.
+CREATE DOMAIN webhook.tenant_id AS text CHECK (VALUE ~ '^[A-Za-z0-9_-]+$');
+COMMENT ON DOMAIN webhook.tenant_id IS
+    'a tenant''s id: ASCII letters, digits, "_" and "-"';
+
 -- What the listing functions return: the catalog rows with secrets masked.
 CREATE TYPE webhook.transport_info AS (
     id                  bigint,

@@ -38,6 +38,15 @@ $$;
 COMMENT ON FUNCTION webhook_internal.my_tenants() IS
     'the tenants current_user manages (NULL: all); row-level security''s key';
 
+-- For the API: does the caller manage every tenant (a superuser or a
+-- member of webhook_admin)?
+CREATE OR REPLACE FUNCTION webhook_internal.caller_is_admin() RETURNS boolean
+    LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT webhook_internal.tenants_of(webhook_internal.caller()) IS NULL
+$$;
+COMMENT ON FUNCTION webhook_internal.caller_is_admin() IS
+    'whether the caller (webhook_internal.caller()) manages every tenant';
+
 -- For the API: does the caller manage the tenant?
 CREATE OR REPLACE FUNCTION webhook_internal.manages(tenant text) RETURNS boolean
     LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -98,7 +107,7 @@ CREATE OR REPLACE FUNCTION webhook.grant_tenant(role regrole, tenant text) RETUR
 DECLARE
     n integer;
 BEGIN
-    IF webhook_internal.tenants_of(webhook_internal.caller()) IS NOT NULL THEN
+    IF NOT webhook_internal.caller_is_admin() THEN
         RAISE EXCEPTION 'permission denied to grant tenants'
             USING ERRCODE = 'insufficient_privilege',
                   HINT = 'Only members of webhook_admin grant tenants.';
@@ -138,7 +147,7 @@ GRANT EXECUTE ON FUNCTION webhook.grant_tenant(regrole, text) TO webhook_admin;
 CREATE OR REPLACE FUNCTION webhook.revoke_tenant(role regrole, tenant text) RETURNS boolean
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    IF webhook_internal.tenants_of(webhook_internal.caller()) IS NOT NULL THEN
+    IF NOT webhook_internal.caller_is_admin() THEN
         RAISE EXCEPTION 'permission denied to revoke tenants'
             USING ERRCODE = 'insufficient_privilege',
                   HINT = 'Only members of webhook_admin revoke tenants.';

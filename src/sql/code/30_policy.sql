@@ -140,7 +140,7 @@ BEGIN
     IF (NEW.ca_file, NEW.client_cert_file, NEW.client_key_file) IS DISTINCT FROM
        (CASE WHEN TG_OP = 'UPDATE' THEN (OLD.ca_file, OLD.client_cert_file, OLD.client_key_file)
              ELSE (NULL::text, NULL::text, NULL::text) END)
-       AND webhook_internal.tenants_of(webhook_internal.caller()) IS NOT NULL THEN
+       AND NOT webhook_internal.caller_is_admin() THEN
         RAISE EXCEPTION 'only members of webhook_admin set ca_file, client_cert_file and client_key_file'
             USING ERRCODE = 'insufficient_privilege',
                   HINT = 'They name files on the database server: ask an administrator to set them.';
@@ -193,7 +193,7 @@ BEGIN
         NEW.transform_role := OLD.transform_role;
     ELSE
         -- code run inside the delivery worker: for those who manage every tenant
-        IF webhook_internal.tenants_of(webhook_internal.caller()) IS NOT NULL THEN
+        IF NOT webhook_internal.caller_is_admin() THEN
             RAISE EXCEPTION 'only members of webhook_admin set transforms'
                 USING ERRCODE = 'insufficient_privilege',
                       HINT = 'A transform runs inside the delivery worker: ask an administrator to set it.';

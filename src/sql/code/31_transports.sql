@@ -1,6 +1,78 @@
 -- webhook install script, part 3.1: transports, a tenant's HTTP destinations
 -- (create, update, delete, list).  The conventions of 29_validators.sql hold.
 
+-- Store a transport that create_transport() or update_transport() built,
+-- over old (the row it replaces, locked; NULL for a new one): checked,
+-- written, and returned as stored.  What the two share: the checks, a
+-- name that is the tenant's only one, the errors and the TLS warning.
+CREATE OR REPLACE FUNCTION webhook_internal.store_transport(t webhook.transport, old webhook.transport)
+    RETURNS webhook.transport
+    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    taken_hint text := CASE WHEN old.id IS NULL
+        THEN 'Choose another name, or change the existing transport with webhook.update_transport().'
+        ELSE 'Choose another name.' END;
+BEGIN
+    t := webhook_internal.check_transport(t);
+    PERFORM webhook_internal.check_manages(t.tenant);
+    IF old.id IS NOT NULL THEN
+        PERFORM webhook_internal.check_transport_limits(t, old);
+    END IF;
+
+    IF (t.tenant, t.name) IS DISTINCT FROM (old.tenant, old.name)
+       AND EXISTS (SELECT 1 FROM webhook.transport x
+                    WHERE x.tenant = t.tenant AND x.name = t.name) THEN
+        RAISE EXCEPTION 'transport "%" already exists in tenant "%"', t.name, t.tenant
+            USING ERRCODE = 'duplicate_object', HINT = taken_hint;
+    END IF;
+
+    BEGIN
+        IF old.id IS NULL THEN
+            INSERT INTO webhook.transport AS x
+                   (tenant, name, base_url, headers, auth, query_key, connect_timeout,
+                    timeout, tls_verify, ca_file, client_cert_file, client_key_file,
+                    client_key_password, max_in_flight, max_per_second)
+            VALUES (t.tenant, t.name, t.base_url, t.headers, t.auth, t.query_key,
+                    t.connect_timeout, t.timeout, t.tls_verify, t.ca_file,
+                    t.client_cert_file, t.client_key_file, t.client_key_password,
+                    t.max_in_flight, t.max_per_second)
+            RETURNING x.* INTO t;
+        ELSE
+            UPDATE webhook.transport x
+               SET tenant = t.tenant, name = t.name, base_url = t.base_url,
+                   headers = t.headers, auth = t.auth, query_key = t.query_key,
+                   connect_timeout = t.connect_timeout, timeout = t.timeout,
+                   tls_verify = t.tls_verify, ca_file = t.ca_file,
+                   client_cert_file = t.client_cert_file,
+                   client_key_file = t.client_key_file,
+                   client_key_password = t.client_key_password,
+                   max_in_flight = t.max_in_flight, max_per_second = t.max_per_second,
+                   updated_at = now()
+             WHERE x.id = old.id
+            RETURNING x.* INTO t;
+        END IF;
+    EXCEPTION
+        WHEN unique_violation THEN
+            -- a concurrent create or update won the race
+            RAISE EXCEPTION 'transport "%" already exists in tenant "%"', t.name, t.tenant
+                USING ERRCODE = 'duplicate_object', HINT = taken_hint;
+        WHEN integrity_constraint_violation THEN
+            -- never let the failing row (and its credentials) into a message
+            RAISE EXCEPTION 'invalid transport'
+                USING ERRCODE = 'invalid_parameter_value';
+    END;
+
+    IF NOT t.tls_verify AND coalesce(old.tls_verify, true) THEN
+        RAISE WARNING 'TLS verification is disabled for transport "%"', t.name
+            USING HINT = 'Any server can impersonate the receiver; give the receiver''s CA with ca_file instead.';
+    END IF;
+    RETURN t;
+END
+$$;
+COMMENT ON FUNCTION webhook_internal.store_transport(webhook.transport, webhook.transport) IS
+    'check and write a transport built by create_transport or update_transport (old: the row it replaces, or NULL)';
+REVOKE EXECUTE ON FUNCTION webhook_internal.store_transport(webhook.transport, webhook.transport) FROM PUBLIC;
+
 CREATE OR REPLACE FUNCTION webhook.create_transport(
         name text,
         base_url text,
@@ -21,9 +93,8 @@ CREATE OR REPLACE FUNCTION webhook.create_transport(
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     t webhook.transport;
-    new_id bigint;
 BEGIN
-    t.tenant := tenant;
+    t.tenant := webhook_internal.check_tenant(tenant);
     t.name := name;
     t.base_url := base_url;
     t.headers := headers;
@@ -38,43 +109,7 @@ BEGIN
     t.client_key_password := client_key_password;
     t.max_in_flight := max_in_flight;
     t.max_per_second := max_per_second;
-    t := webhook_internal.check_transport(t);
-    PERFORM webhook_internal.check_manages(t.tenant);
-
-    IF EXISTS (SELECT 1 FROM webhook.transport x
-                WHERE x.tenant = t.tenant AND x.name = t.name) THEN
-        RAISE EXCEPTION 'transport "%" already exists in tenant "%"', t.name, t.tenant
-            USING ERRCODE = 'duplicate_object',
-                  HINT = 'Choose another name, or change the existing transport with webhook.update_transport().';
-    END IF;
-
-    BEGIN
-        INSERT INTO webhook.transport AS x
-               (tenant, name, base_url, headers, auth, query_key, connect_timeout,
-                timeout, tls_verify, ca_file, client_cert_file, client_key_file,
-                client_key_password, max_in_flight, max_per_second)
-        VALUES (t.tenant, t.name, t.base_url, t.headers, t.auth, t.query_key,
-                t.connect_timeout, t.timeout, t.tls_verify, t.ca_file,
-                t.client_cert_file, t.client_key_file, t.client_key_password,
-                t.max_in_flight, t.max_per_second)
-        RETURNING x.id INTO new_id;
-    EXCEPTION
-        WHEN unique_violation THEN
-            -- a concurrent create won the race
-            RAISE EXCEPTION 'transport "%" already exists in tenant "%"', t.name, t.tenant
-                USING ERRCODE = 'duplicate_object',
-                      HINT = 'Choose another name, or change the existing transport with webhook.update_transport().';
-        WHEN integrity_constraint_violation THEN
-            -- never let the failing row (and its credentials) into a message
-            RAISE EXCEPTION 'invalid transport'
-                USING ERRCODE = 'invalid_parameter_value';
-    END;
-
-    IF NOT t.tls_verify THEN
-        RAISE WARNING 'TLS verification is disabled for transport "%"', t.name
-            USING HINT = 'Any server can impersonate the receiver; give the receiver''s CA with ca_file instead.';
-    END IF;
-    RETURN new_id;
+    RETURN (webhook_internal.store_transport(t, NULL)).id;
 END
 $$;
 COMMENT ON FUNCTION webhook.create_transport(text, text, text, jsonb, jsonb, text, interval,
@@ -118,7 +153,7 @@ BEGIN
     t := old;
     t.name := coalesce(name, old.name);
     t.base_url := coalesce(base_url, old.base_url);
-    t.tenant := coalesce(tenant, old.tenant);
+    t.tenant := CASE WHEN tenant IS NULL THEN old.tenant ELSE webhook_internal.check_tenant(tenant) END;
     t.headers := coalesce(headers, old.headers);
     t.auth := CASE WHEN auth IS NULL THEN old.auth ELSE auth END;
     t.query_key := coalesce(query_key, old.query_key);
@@ -132,47 +167,7 @@ BEGIN
     t.max_in_flight := coalesce(max_in_flight, old.max_in_flight);
     t.max_per_second := CASE WHEN max_per_second = 0 THEN NULL
                              ELSE coalesce(max_per_second, old.max_per_second) END;
-    t := webhook_internal.check_transport(t);
-    PERFORM webhook_internal.check_manages(t.tenant);
-    PERFORM webhook_internal.check_transport_limits(t, old);
-
-    IF (t.tenant, t.name) IS DISTINCT FROM (old.tenant, old.name)
-       AND EXISTS (SELECT 1 FROM webhook.transport x
-                    WHERE x.tenant = t.tenant AND x.name = t.name) THEN
-        RAISE EXCEPTION 'transport "%" already exists in tenant "%"', t.name, t.tenant
-            USING ERRCODE = 'duplicate_object',
-                  HINT = 'Choose another name.';
-    END IF;
-
-    BEGIN
-        UPDATE webhook.transport x
-           SET tenant = t.tenant, name = t.name, base_url = t.base_url,
-               headers = t.headers, auth = t.auth, query_key = t.query_key,
-               connect_timeout = t.connect_timeout, timeout = t.timeout,
-               tls_verify = t.tls_verify, ca_file = t.ca_file,
-               client_cert_file = t.client_cert_file,
-               client_key_file = t.client_key_file,
-               client_key_password = t.client_key_password,
-               max_in_flight = t.max_in_flight, max_per_second = t.max_per_second,
-               updated_at = now()
-         WHERE x.id = update_transport.id
-        RETURNING x.* INTO t;
-    EXCEPTION
-        WHEN unique_violation THEN
-            RAISE EXCEPTION 'transport "%" already exists in tenant "%"', t.name, t.tenant
-                USING ERRCODE = 'duplicate_object',
-                      HINT = 'Choose another name.';
-        WHEN integrity_constraint_violation THEN
-            RAISE EXCEPTION 'invalid transport'
-                USING ERRCODE = 'invalid_parameter_value';
-    END;
-
-    IF NOT t.tls_verify AND old.tls_verify THEN
-        RAISE WARNING 'TLS verification is disabled for transport "%"', t.name
-            USING HINT = 'Any server can impersonate the receiver; give the receiver''s CA with ca_file instead.';
-    END IF;
-
-    RETURN webhook_internal.transport_info(t);
+    RETURN webhook_internal.transport_info(webhook_internal.store_transport(t, old));
 END
 $$;
 COMMENT ON FUNCTION webhook.update_transport(bigint, text, text, text, jsonb, jsonb, text,

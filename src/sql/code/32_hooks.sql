@@ -2,6 +2,64 @@
 -- (create, update, delete, list; their secrets, rotation).  The conventions
 -- of 29_validators.sql hold.
 
+-- Store a hook that create_hook() or update_hook() built, over old (the
+-- row it replaces, locked; NULL for a new one): checked against the limits
+-- and the validators, written, and returned as stored.
+CREATE OR REPLACE FUNCTION webhook_internal.store_hook(h webhook.hook, old webhook.hook)
+    RETURNS webhook.hook
+    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    -- the limits before the patterns are looked at one by one
+    PERFORM webhook_internal.check_hook_limits(h, old);
+    h := webhook_internal.check_hook(h, old.id IS NOT NULL);
+
+    BEGIN
+        IF old.id IS NULL THEN
+            INSERT INTO webhook.hook AS x
+                   (transport_id, path, event_types, secret, signature,
+                    signature_header, payload_format, retry_schedule, active,
+                    ordered, on_dead, filter, transform, transform_role)
+            VALUES (h.transport_id, h.path, h.event_types, h.secret, h.signature,
+                    h.signature_header, h.payload_format, h.retry_schedule, h.active,
+                    h.ordered, h.on_dead, h.filter, h.transform, h.transform_role)
+            RETURNING x.* INTO h;
+        ELSE
+            UPDATE webhook.hook x
+               SET transport_id = h.transport_id, path = h.path,
+                   event_types = h.event_types, secret = h.secret,
+                   signature = h.signature, signature_header = h.signature_header,
+                   payload_format = h.payload_format,
+                   retry_schedule = h.retry_schedule, active = h.active,
+                   ordered = h.ordered, on_dead = h.on_dead, filter = h.filter,
+                   transform = h.transform, transform_role = h.transform_role,
+                   disabled_reason = h.disabled_reason, updated_at = now(),
+                   failing_since = h.failing_since, failing_deaths = h.failing_deaths,
+                   last_death_at = h.last_death_at,
+                   -- a new secret or scheme replaces the secret outright: a rotation's
+                   -- previous secret (see rotate_secret) signs no more
+                   previous_secret = CASE WHEN h.secret = x.secret AND h.signature = x.signature
+                                          THEN x.previous_secret END,
+                   previous_secret_until = CASE WHEN h.secret = x.secret AND h.signature = x.signature
+                                                THEN x.previous_secret_until END
+             WHERE x.id = old.id
+            RETURNING x.* INTO h;
+        END IF;
+    EXCEPTION
+        WHEN foreign_key_violation THEN
+            -- the transport was deleted meanwhile
+            PERFORM webhook_internal.does_not_exist('transport', h.transport_id);
+        WHEN integrity_constraint_violation THEN
+            -- never let the failing row (and its secret) into a message
+            RAISE EXCEPTION 'invalid hook'
+                USING ERRCODE = 'invalid_parameter_value';
+    END;
+    RETURN h;
+END
+$$;
+COMMENT ON FUNCTION webhook_internal.store_hook(webhook.hook, webhook.hook) IS
+    'check and write a hook built by create_hook or update_hook (old: the row it replaces, or NULL)';
+REVOKE EXECUTE ON FUNCTION webhook_internal.store_hook(webhook.hook, webhook.hook) FROM PUBLIC;
+
 CREATE OR REPLACE FUNCTION webhook.create_hook(
         transport_id bigint,
         event_types text[] DEFAULT '{*}',
@@ -20,44 +78,21 @@ CREATE OR REPLACE FUNCTION webhook.create_hook(
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     h webhook.hook;
-    new_id bigint;
 BEGIN
     h.transport_id := transport_id;
     h.event_types := event_types;
     h.path := path;
     h.secret := secret;
-    h.signature := signature;
+    h.signature := webhook_internal.check_choice(signature, 'signature scheme', h.signature);
     h.signature_header := signature_header;
-    h.payload_format := payload_format;
+    h.payload_format := webhook_internal.check_choice(payload_format, 'payload format', h.payload_format);
     h.retry_schedule := retry_schedule;
     h.active := active;
-    h.ordered := ordered;
-    h.on_dead := on_dead;
+    h.ordered := webhook_internal.check_choice(ordered, 'ordering', h.ordered);
+    h.on_dead := webhook_internal.check_choice(on_dead, 'on_dead', h.on_dead);
     h.filter := filter;
     h.transform := transform;
-    -- before the patterns are looked at one by one
-    PERFORM webhook_internal.check_hook_limits(h, NULL);
-    h := webhook_internal.check_hook(h, false);
-
-    BEGIN
-        INSERT INTO webhook.hook AS x
-               (transport_id, path, event_types, secret, signature,
-                signature_header, payload_format, retry_schedule, active,
-                ordered, on_dead, filter, transform, transform_role)
-        VALUES (h.transport_id, h.path, h.event_types, h.secret, h.signature,
-                h.signature_header, h.payload_format, h.retry_schedule, h.active,
-                h.ordered, h.on_dead, h.filter, h.transform, h.transform_role)
-        RETURNING x.id INTO new_id;
-    EXCEPTION
-        WHEN foreign_key_violation THEN
-            -- the transport was deleted meanwhile
-            PERFORM webhook_internal.does_not_exist('transport', h.transport_id);
-        WHEN integrity_constraint_violation THEN
-            -- never let the failing row (and its secret) into a message
-            RAISE EXCEPTION 'invalid hook'
-                USING ERRCODE = 'invalid_parameter_value';
-    END;
-    RETURN new_id;
+    RETURN (webhook_internal.store_hook(h, NULL)).id;
 END
 $$;
 COMMENT ON FUNCTION webhook.create_hook(bigint, text[], text, text, text, text, text,
@@ -100,12 +135,14 @@ BEGIN
     h.transport_id := coalesce(transport_id, old.transport_id);
     h.event_types := coalesce(event_types, old.event_types);
     h.path := coalesce(path, old.path);
-    h.signature := coalesce(signature, old.signature);
-    h.payload_format := coalesce(payload_format, old.payload_format);
+    h.signature := coalesce(webhook_internal.check_choice(signature, 'signature scheme', h.signature),
+                            old.signature);
+    h.payload_format := coalesce(webhook_internal.check_choice(payload_format, 'payload format', h.payload_format),
+                                 old.payload_format);
     h.retry_schedule := coalesce(retry_schedule, old.retry_schedule);
     h.active := coalesce(active, old.active);
-    h.ordered := coalesce(ordered, old.ordered);
-    h.on_dead := coalesce(on_dead, old.on_dead);
+    h.ordered := coalesce(webhook_internal.check_choice(ordered, 'ordering', h.ordered), old.ordered);
+    h.on_dead := coalesce(webhook_internal.check_choice(on_dead, 'on_dead', h.on_dead), old.on_dead);
     -- '$' (every event) removes the filter, '-' (no function) the transform
     h.filter := CASE WHEN filter::text = '$' THEN NULL ELSE coalesce(filter, old.filter) END;
     h.transform := CASE WHEN transform = 0 THEN NULL ELSE coalesce(transform, old.transform) END;
@@ -116,8 +153,6 @@ BEGIN
         WHEN signature_header IS NOT NULL THEN signature_header
         WHEN h.signature IN ('hmac-sha256', 'hmac-sha1') THEN old.signature_header
         ELSE NULL END;
-    PERFORM webhook_internal.check_hook_limits(h, old);
-    h := webhook_internal.check_hook(h, true);
     -- active => true re-enables a hook a 410 or webhook.disable_after
     -- disabled, and resumes one that on_dead => 'stop' paused (active, with a
     -- disabled_reason); its failures start again from none
@@ -128,33 +163,7 @@ BEGIN
         h.last_death_at := NULL;
     END IF;
 
-    BEGIN
-        UPDATE webhook.hook x
-           SET transport_id = h.transport_id, path = h.path,
-               event_types = h.event_types, secret = h.secret,
-               signature = h.signature, signature_header = h.signature_header,
-               payload_format = h.payload_format,
-               retry_schedule = h.retry_schedule, active = h.active,
-               ordered = h.ordered, on_dead = h.on_dead, filter = h.filter,
-               transform = h.transform, transform_role = h.transform_role,
-               disabled_reason = h.disabled_reason, updated_at = now(),
-               failing_since = h.failing_since, failing_deaths = h.failing_deaths,
-               last_death_at = h.last_death_at,
-               -- a new secret or scheme replaces the secret outright: a rotation's
-               -- previous secret (see rotate_secret) signs no more
-               previous_secret = CASE WHEN h.secret = x.secret AND h.signature = x.signature
-                                      THEN x.previous_secret END,
-               previous_secret_until = CASE WHEN h.secret = x.secret AND h.signature = x.signature
-                                            THEN x.previous_secret_until END
-         WHERE x.id = update_hook.id
-        RETURNING x.* INTO h;
-    EXCEPTION
-        WHEN foreign_key_violation THEN
-            PERFORM webhook_internal.does_not_exist('transport', h.transport_id);
-        WHEN integrity_constraint_violation THEN
-            RAISE EXCEPTION 'invalid hook'
-                USING ERRCODE = 'invalid_parameter_value';
-    END;
+    h := webhook_internal.store_hook(h, old);
     SELECT * INTO t FROM webhook.transport x WHERE x.id = h.transport_id;
     RETURN webhook_internal.hook_info(h, t);
 END

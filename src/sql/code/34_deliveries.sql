@@ -72,7 +72,7 @@ BEGIN
                     WHERE d.event_id = e.id AND d.hook_id = replay.hook_id)
        AND NOT EXISTS (SELECT 1 FROM webhook.delivery d
                         WHERE d.event_id = e.id AND d.hook_id = replay.hook_id
-                          AND d.state IN ('pending', 'delivering', 'failed'))
+                          AND d.state IN ('pending', 'failed'))
      ORDER BY e.id;
     GET DIAGNOSTICS n = ROW_COUNT;
     IF n > 0 THEN

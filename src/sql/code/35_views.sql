@@ -35,7 +35,7 @@ SELECT h.id AS hook_id,
   FROM webhook.hook h
   JOIN webhook.transport t ON t.id = h.transport_id
   LEFT JOIN (SELECT d.hook_id,
-                    pg_catalog.count(*) FILTER (WHERE d.state IN ('pending', 'delivering')) AS pending,
+                    pg_catalog.count(*) FILTER (WHERE d.state = 'pending') AS pending,
                     pg_catalog.count(*) FILTER (WHERE d.state = 'succeeded') AS succeeded,
                     pg_catalog.count(*) FILTER (WHERE d.state = 'failed') AS failed,
                     pg_catalog.count(*) FILTER (WHERE d.state = 'dead') AS dead
@@ -51,4 +51,4 @@ SELECT h.id AS hook_id,
                 AND a.duration_ms IS NOT NULL
               GROUP BY d.hook_id) p ON p.hook_id = h.id;
 COMMENT ON VIEW webhook.hook_stats IS
-    'per hook, over the deliveries created within webhook.retention: counts by state (pending includes delivering), success_rate = succeeded / (succeeded + failed + dead), and the median and 95th percentile attempt duration in ms';
+    'per hook, over the deliveries created within webhook.retention: counts by state, success_rate = succeeded / (succeeded + failed + dead), and the median and 95th percentile attempt duration in ms';
