@@ -38,14 +38,20 @@ $$;
 COMMENT ON FUNCTION webhook_internal.my_tenants() IS
     'the tenants current_user manages (NULL: all); row-level security''s key';
 
--- For the API: does the caller manage every tenant (a superuser or a
--- member of webhook_admin)?
-CREATE OR REPLACE FUNCTION webhook_internal.caller_is_admin() RETURNS boolean
-    LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT webhook_internal.tenants_of(webhook_internal.caller()) IS NULL
+-- Raise insufficient_privilege unless the caller manages every tenant (a
+-- superuser or a member of webhook_admin): "only members of webhook_admin
+-- <action>".
+CREATE OR REPLACE FUNCTION webhook_internal.require_admin(action text, hint text) RETURNS void
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF webhook_internal.tenants_of(webhook_internal.caller()) IS NOT NULL THEN
+        RAISE EXCEPTION 'only members of webhook_admin %', action
+            USING ERRCODE = 'insufficient_privilege', HINT = hint;
+    END IF;
+END
 $$;
-COMMENT ON FUNCTION webhook_internal.caller_is_admin() IS
-    'whether the caller (webhook_internal.caller()) manages every tenant';
+COMMENT ON FUNCTION webhook_internal.require_admin(text, text) IS
+    'raise an error unless the caller (webhook_internal.caller()) manages every tenant';
 
 -- For the API: does the caller manage the tenant?
 CREATE OR REPLACE FUNCTION webhook_internal.manages(tenant text) RETURNS boolean
@@ -102,16 +108,30 @@ $$;
 COMMENT ON FUNCTION webhook_internal.managed_hook(bigint) IS
     'the hook, or "does not exist" when it is missing or of a tenant the caller does not manage';
 
+-- The same, locked for an update.  Another tenant's row is neither locked
+-- nor waited for: it does not exist before it is locked.
+CREATE OR REPLACE FUNCTION webhook_internal.locked_hook(id bigint) RETURNS webhook.hook
+    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    h webhook.hook := webhook_internal.managed_hook(id);
+BEGIN
+    SELECT x.* INTO h FROM webhook.hook x WHERE x.id = h.id FOR UPDATE;
+    IF NOT FOUND THEN
+        -- deleted meanwhile
+        PERFORM webhook_internal.does_not_exist('hook', id);
+    END IF;
+    RETURN h;
+END
+$$;
+COMMENT ON FUNCTION webhook_internal.locked_hook(bigint) IS
+    'the hook locked FOR UPDATE, or "does not exist" when it is missing or of a tenant the caller does not manage';
+
 CREATE OR REPLACE FUNCTION webhook.grant_tenant(role regrole, tenant text) RETURNS boolean
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     n integer;
 BEGIN
-    IF NOT webhook_internal.caller_is_admin() THEN
-        RAISE EXCEPTION 'permission denied to grant tenants'
-            USING ERRCODE = 'insufficient_privilege',
-                  HINT = 'Only members of webhook_admin grant tenants.';
-    END IF;
+    PERFORM webhook_internal.require_admin('grant tenants', 'Ask a member of webhook_admin.');
     PERFORM webhook_internal.not_null(role, 'role');
     -- a number given as the role (a regrole of an oid) may name no role
     IF NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.oid = role) THEN
@@ -147,11 +167,7 @@ GRANT EXECUTE ON FUNCTION webhook.grant_tenant(regrole, text) TO webhook_admin;
 CREATE OR REPLACE FUNCTION webhook.revoke_tenant(role regrole, tenant text) RETURNS boolean
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    IF NOT webhook_internal.caller_is_admin() THEN
-        RAISE EXCEPTION 'permission denied to revoke tenants'
-            USING ERRCODE = 'insufficient_privilege',
-                  HINT = 'Only members of webhook_admin revoke tenants.';
-    END IF;
+    PERFORM webhook_internal.require_admin('revoke tenants', 'Ask a member of webhook_admin.');
     PERFORM webhook_internal.not_null(role, 'role');
     PERFORM webhook_internal.check_tenant(tenant);
     -- the role stays a member of webhook_tenant: roles are the cluster's,

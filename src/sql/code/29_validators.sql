@@ -594,9 +594,11 @@ $$;
 COMMENT ON FUNCTION webhook_internal.check_hook(webhook.hook, boolean) IS
     'a hook row checked and normalised before it is stored (generates a missing secret)';
 
--- Check paging and sorting arguments; returns ASC or DESC.
+-- Check a listing's arguments: paging, sorting (by one of sortable), and
+-- the tenant it is filtered by, if any; returns ASC or DESC.
 CREATE OR REPLACE FUNCTION webhook_internal.check_paging(page integer, page_size integer,
-                                      sort_by text, sort_dir text, sortable text[])
+                                      sort_by text, sort_dir text, sortable text[],
+                                      tenant text)
     RETURNS text
     LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -622,8 +624,11 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Sort ASC or DESC.';
     END IF;
+    IF tenant IS NOT NULL THEN
+        PERFORM webhook_internal.check_tenant(tenant);
+    END IF;
     RETURN upper(sort_dir);
 END
 $$;
-COMMENT ON FUNCTION webhook_internal.check_paging(integer, integer, text, text, text[]) IS
-    'paging and sorting arguments checked; the sort direction upper-cased';
+COMMENT ON FUNCTION webhook_internal.check_paging(integer, integer, text, text, text[], text) IS
+    'a listing''s paging, sorting and tenant arguments checked; the sort direction upper-cased';

@@ -139,11 +139,10 @@ BEGIN
     -- (a tenant could otherwise read, or present, another one's key)
     IF (NEW.ca_file, NEW.client_cert_file, NEW.client_key_file) IS DISTINCT FROM
        (CASE WHEN TG_OP = 'UPDATE' THEN (OLD.ca_file, OLD.client_cert_file, OLD.client_key_file)
-             ELSE (NULL::text, NULL::text, NULL::text) END)
-       AND NOT webhook_internal.caller_is_admin() THEN
-        RAISE EXCEPTION 'only members of webhook_admin set ca_file, client_cert_file and client_key_file'
-            USING ERRCODE = 'insufficient_privilege',
-                  HINT = 'They name files on the database server: ask an administrator to set them.';
+             ELSE (NULL::text, NULL::text, NULL::text) END) THEN
+        PERFORM webhook_internal.require_admin(
+            'set ca_file, client_cert_file and client_key_file',
+            'They name files on the database server: ask an administrator to set them.');
     END IF;
     IF TG_OP = 'INSERT' THEN
         PERFORM webhook_internal.check_tenant_room(NEW.tenant, 'transports');
@@ -193,11 +192,9 @@ BEGIN
         NEW.transform_role := OLD.transform_role;
     ELSE
         -- code run inside the delivery worker: for those who manage every tenant
-        IF NOT webhook_internal.caller_is_admin() THEN
-            RAISE EXCEPTION 'only members of webhook_admin set transforms'
-                USING ERRCODE = 'insufficient_privilege',
-                      HINT = 'A transform runs inside the delivery worker: ask an administrator to set it.';
-        END IF;
+        PERFORM webhook_internal.require_admin(
+            'set transforms',
+            'A transform runs inside the delivery worker: ask an administrator to set it.');
         IF TG_OP = 'UPDATE' OR NEW.transform_role IS NULL
            OR NOT pg_has_role(webhook_internal.caller(), NEW.transform_role, 'MEMBER') THEN
             NEW.transform_role := webhook_internal.caller();

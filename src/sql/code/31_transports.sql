@@ -201,10 +201,7 @@ DECLARE
     dir text;
 BEGIN
     dir := webhook_internal.check_paging(page, page_size, sort_by, sort_dir,
-                                 '{id,tenant,name,base_url,connect_timeout,timeout,tls_verify,max_in_flight,max_per_second,created_at,updated_at}');
-    IF tenant IS NOT NULL THEN
-        PERFORM webhook_internal.check_tenant(tenant);
-    END IF;
+                                 '{id,tenant,name,base_url,connect_timeout,timeout,tls_verify,max_in_flight,max_per_second,created_at,updated_at}', tenant);
     RETURN QUERY EXECUTE format(
         'SELECT (webhook_internal.transport_info(x)).*
            FROM webhook.transport x

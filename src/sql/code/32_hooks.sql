@@ -122,14 +122,7 @@ DECLARE
     t webhook.transport;
 BEGIN
     PERFORM webhook_internal.not_null(id, 'id');
-    SELECT x.* INTO old FROM webhook.hook x
-     WHERE x.id = update_hook.id
-       AND webhook_internal.manages((SELECT tr.tenant FROM webhook.transport tr
-                              WHERE tr.id = x.transport_id))
-       FOR UPDATE;
-    IF NOT FOUND THEN
-        PERFORM webhook_internal.does_not_exist('hook', id);
-    END IF;
+    old := webhook_internal.locked_hook(id);
 
     h := old;
     h.transport_id := coalesce(transport_id, old.transport_id);
@@ -201,10 +194,7 @@ DECLARE
     dir text;
 BEGIN
     dir := webhook_internal.check_paging(page, page_size, sort_by, sort_dir,
-                                 '{id,uid,transport_id,tenant,url,path,signature,payload_format,ordered,active,created_at,updated_at}');
-    IF tenant IS NOT NULL THEN
-        PERFORM webhook_internal.check_tenant(tenant);
-    END IF;
+                                 '{id,uid,transport_id,tenant,url,path,signature,payload_format,ordered,active,created_at,updated_at}', tenant);
     RETURN QUERY EXECUTE format(
         'SELECT i.*
            FROM webhook.hook h
@@ -268,14 +258,7 @@ BEGIN
                   HINT = 'Pass an overlap of days or weeks, such as ''24 hours''.';
     END;
 
-    SELECT x.* INTO h FROM webhook.hook x
-     WHERE x.id = rotate_secret.hook_id
-       AND webhook_internal.manages((SELECT t.tenant FROM webhook.transport t
-                              WHERE t.id = x.transport_id))
-       FOR UPDATE;
-    IF NOT FOUND THEN
-        PERFORM webhook_internal.does_not_exist('hook', hook_id);
-    END IF;
+    h := webhook_internal.locked_hook(hook_id);
     IF h.signature = 'none' THEN
         RAISE EXCEPTION 'hook % has no secret to rotate', hook_id
             USING ERRCODE = 'object_not_in_prerequisite_state',

@@ -130,10 +130,7 @@ DECLARE
     dir text;
 BEGIN
     dir := webhook_internal.check_paging(page, page_size, sort_by, sort_dir,
-                                 '{delivery_id,event_type,tenant,hook_id,state,attempts,last_status,created_at,finished_at}');
-    IF tenant IS NOT NULL THEN
-        PERFORM webhook_internal.check_tenant(tenant);
-    END IF;
+                                 '{delivery_id,event_type,tenant,hook_id,state,attempts,last_status,created_at,finished_at}', tenant);
     RETURN QUERY EXECUTE format(
         'SELECT n.*
            FROM (SELECT d.id AS delivery_id, e.uid AS event_uid, e.event_type, e.tenant,

@@ -78,6 +78,8 @@ CREATE SCHEMA webhook_internal;
 COMMENT ON SCHEMA webhook_internal IS
     'the webhook extension''s internal functions: not an API';
 DROP FUNCTION webhook._managed_transport(bigint);
+-- check_paging takes the tenant filter too: the code makes it anew
+DROP FUNCTION webhook._check_paging(integer, integer, text, text, text[]);
 DO $$
 DECLARE
     f record;
