@@ -47,6 +47,7 @@
 #include "miscadmin.h"
 #include "queue.h"
 #include "spi_util.h"
+#include "top_array.h"
 #include "utils/array.h"
 #include "utils/backend_status.h"
 #include "utils/builtins.h"
@@ -614,13 +615,7 @@ set_floor(int64 hook_id, TimestampTz t)
 			break;
 	if (f == n_floors)
 	{
-		if (n_floors == max_floors)
-		{
-			max_floors = Max(16, 2 * max_floors);
-			floors = floors == NULL
-				? MemoryContextAlloc(TopMemoryContext, sizeof(HookFloor) * max_floors)
-				: repalloc(floors, sizeof(HookFloor) * max_floors);
-		}
+		floors = top_array_room(floors, n_floors, &max_floors, sizeof(HookFloor));
 		n_floors++;
 		floors[f].hook_id = hook_id;
 		floors[f].claim = n_claims + 1;	/* not this one: set below */

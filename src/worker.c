@@ -79,6 +79,7 @@
 #include "spi_util.h"
 #include "storage/ipc.h"
 #include "tcop/tcopprot.h"
+#include "top_array.h"
 #include "transform.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -102,6 +103,7 @@ typedef struct TransportLoad
 
 static TransportLoad *loads = NULL;
 static int	n_loads = 0;
+static int	max_loads = 0;
 
 /*
  * Requests the worker holds for one tenant: what its share is measured
@@ -117,6 +119,7 @@ typedef struct TenantLoad
 
 static TenantLoad *tenant_loads = NULL;
 static int	n_tenant_loads = 0;
+static int	max_tenant_loads = 0;
 /* the part of the worker's capacity no tenant may take (tenant_share()) */
 #define TENANT_RESERVE 8
 
@@ -293,9 +296,7 @@ transport_load(int64 transport_id)
 			break;
 	if (i == n_loads)
 	{
-		loads = loads == NULL
-			? MemoryContextAlloc(TopMemoryContext, sizeof(TransportLoad) * 16)
-			: repalloc(loads, sizeof(TransportLoad) * (n_loads + 16));
+		loads = top_array_room(loads, n_loads, &max_loads, sizeof(TransportLoad));
 		n_loads++;
 	}
 	loads[i].transport_id = transport_id;
@@ -320,9 +321,8 @@ tenant_load(const char *tenant)
 	}
 	if (free_slot < 0)
 	{
-		tenant_loads = tenant_loads == NULL
-			? MemoryContextAlloc(TopMemoryContext, sizeof(TenantLoad) * 16)
-			: repalloc(tenant_loads, sizeof(TenantLoad) * (n_tenant_loads + 16));
+		tenant_loads = top_array_room(tenant_loads, n_tenant_loads,
+									  &max_tenant_loads, sizeof(TenantLoad));
 		free_slot = n_tenant_loads++;
 		tenant_loads[free_slot].tenant = NULL;
 	}
