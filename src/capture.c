@@ -257,11 +257,9 @@ reset_hook_cache(void)
 static void
 read_latest(SPIPlanPtr plan, Datum arg)
 {
-	int			ret = SPI_execute_snapshot(plan, &arg, NULL, GetLatestSnapshot(),
-										   InvalidSnapshot, true, false, 0);
-
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "webhook: loading hooks failed: %s", SPI_result_code_string(ret));
+	spi_check(SPI_execute_snapshot(plan, &arg, NULL, GetLatestSnapshot(),
+								   InvalidSnapshot, true, false, 0),
+			  SPI_OK_SELECT, false, "loading hooks");
 }
 
 /*
@@ -938,11 +936,10 @@ manages_tenant(Oid role, const char *tenant)
 	bool		isnull;
 	Datum		result;
 
-	if (SPI_execute_with_args("SELECT coalesce(x.t IS NULL OR $2 = ANY (x.t), false)"
-							  "  FROM webhook_internal.tenants_of($1) AS x(t)",
-							  2, argtypes, values, NULL, true, 1) != SPI_OK_SELECT ||
-		SPI_processed != 1)
-		elog(ERROR, "webhook: reading the tenant grants failed");
+	spi_check(SPI_execute_with_args("SELECT coalesce(x.t IS NULL OR $2 = ANY (x.t), false)"
+									"  FROM webhook_internal.tenants_of($1) AS x(t)",
+									2, argtypes, values, NULL, true, 1),
+			  SPI_OK_SELECT, true, "reading the tenant grants");
 	result = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	return !isnull && DatumGetBool(result);
 }

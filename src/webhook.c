@@ -121,8 +121,8 @@ forget_dropped_roles(void)
 	SetUserIdAndSecContext(webhook_function_owner(fn),
 						   saved_context | SECURITY_LOCAL_USERID_CHANGE);
 	spi_connect_checked();
-	if (SPI_execute("SELECT webhook_internal.forget_dropped_roles()", false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "webhook_internal.forget_dropped_roles() failed");
+	spi_check(SPI_execute("SELECT webhook_internal.forget_dropped_roles()", false, 0),
+			  SPI_OK_SELECT, false, "forgetting dropped roles");
 	SPI_finish();
 	SetUserIdAndSecContext(saved_user, saved_context);
 }
