@@ -207,7 +207,8 @@ check_interval_setting(const char *what, char **newval, void **extra)
 	*extra = malloc(sizeof(Interval));
 	if (*extra == NULL)
 	{
-		GUC_check_errdetail("Out of memory.");
+		GUC_check_errcode(ERRCODE_OUT_OF_MEMORY);
+		GUC_check_errmsg("out of memory");
 		return false;
 	}
 	memcpy(*extra, &span, sizeof(Interval));

@@ -1041,7 +1041,8 @@ record_one_by_one(int n_done)
 							req->delivery_id, why)));
 			if (!record_in_subtransaction(req, RECORD_FAILURE, &why))
 				ereport(ERROR,
-						(errmsg("webhook: could not record delivery " INT64_FORMAT ": %s",
+						(errcode(ERRCODE_INTERNAL_ERROR),
+						 errmsg("webhook: could not record delivery " INT64_FORMAT ": %s",
 								req->delivery_id, why)));
 		}
 		commit_transaction();
