@@ -106,8 +106,7 @@ static void
 forget_dropped_roles(void)
 {
 	Oid			fn;
-	Oid			saved_user;
-	int			saved_context;
+	WebhookSavedUser saved;
 
 	if (!OidIsValid(get_extension_oid("webhook", true)))
 		return;
@@ -117,14 +116,12 @@ forget_dropped_roles(void)
 	if (!OidIsValid(fn))
 		return;
 
-	GetUserIdAndSecContext(&saved_user, &saved_context);
-	SetUserIdAndSecContext(webhook_function_owner(fn),
-						   saved_context | SECURITY_LOCAL_USERID_CHANGE);
+	webhook_become(webhook_function_owner(fn), false, &saved);
 	spi_connect_checked();
 	spi_check(SPI_execute("SELECT webhook_internal.forget_dropped_roles()", false, 0),
 			  SPI_OK_SELECT, false, "forgetting dropped roles");
 	SPI_finish();
-	SetUserIdAndSecContext(saved_user, saved_context);
+	webhook_restore_user(&saved);
 }
 
 /*
