@@ -152,13 +152,6 @@ typedef struct CaptureState
 	FmgrInfo   *to_jsonb;		/* the table's rows as jsonb */
 } CaptureState;
 
-/* Who we were before become_owner(). */
-typedef struct SavedUser
-{
-	Oid			userid;
-	int			sec_context;
-} SavedUser;
-
 /*
  * The owner of a function: for ours, the extension's owner (transform.c
  * asks it of transforms too).
@@ -177,21 +170,24 @@ webhook_function_owner(Oid fn_oid)
 }
 
 /*
- * Act as owner until restore_user(saved), for our own catalog access only:
- * a restricted operation, as foreign-key triggers run theirs.  An error in
+ * Act as role until webhook_restore_user(saved), what the backend acted as
+ * before kept in *saved.  restricted: as a security-restricted operation,
+ * as foreign-key triggers run theirs (our own catalog access as the
+ * extension's owner, a transform as the role that set it).  An error in
  * between needs no restoring: (sub)transaction abort resets the user.
  */
-static void
-become_owner(Oid owner, SavedUser *saved)
+void
+webhook_become(Oid role, bool restricted, WebhookSavedUser *saved)
 {
 	GetUserIdAndSecContext(&saved->userid, &saved->sec_context);
-	SetUserIdAndSecContext(owner, saved->sec_context |
+	SetUserIdAndSecContext(role, saved->sec_context |
 						   SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
+						   (restricted ? SECURITY_RESTRICTED_OPERATION : 0));
 }
 
-static void
-restore_user(SavedUser *saved)
+/* Act as the backend did before webhook_become(saved) again. */
+void
+webhook_restore_user(const WebhookSavedUser *saved)
 {
 	SetUserIdAndSecContext(saved->userid, saved->sec_context);
 }
@@ -257,11 +253,9 @@ reset_hook_cache(void)
 static void
 read_latest(SPIPlanPtr plan, Datum arg)
 {
-	int			ret = SPI_execute_snapshot(plan, &arg, NULL, GetLatestSnapshot(),
-										   InvalidSnapshot, true, false, 0);
-
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "webhook: loading hooks failed: %s", SPI_result_code_string(ret));
+	spi_check(SPI_execute_snapshot(plan, &arg, NULL, GetLatestSnapshot(),
+								   InvalidSnapshot, true, false, 0),
+			  SPI_OK_SELECT, false, "loading hooks");
 }
 
 /*
@@ -807,7 +801,7 @@ webhook_capture(PG_FUNCTION_ARGS)
 	Datum		payload;
 	Datum		old_payload;
 	char	   *resource_id;
-	SavedUser	saved;
+	WebhookSavedUser saved;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -862,9 +856,9 @@ webhook_capture(PG_FUNCTION_ARGS)
 	event_type = psprintf("%s_%s", state->type_prefix, suffix);
 
 	/* an event no hook wants costs nothing more */
-	become_owner(state->owner, &saved);
+	webhook_become(state->owner, true, &saved);
 	matched = matching_hooks(tenant, event_type);
-	restore_user(&saved);
+	webhook_restore_user(&saved);
 	if (matched.n == 0)
 		return PointerGetDatum(NULL);
 
@@ -877,7 +871,7 @@ webhook_capture(PG_FUNCTION_ARGS)
 	old_payload = oldtup ? row_jsonb(state, oldtup, desc) : (Datum) 0;
 
 	/* ... and only the queue is written with the owner's */
-	become_owner(state->owner, &saved);
+	webhook_become(state->owner, true, &saved);
 	spi_connect_checked();
 	ev.tenant = tenant;
 	ev.event_type = event_type;
@@ -888,7 +882,7 @@ webhook_capture(PG_FUNCTION_ARGS)
 	ev.changed = changed;
 	enqueue_event(&ev, matched.ids, n_hooks);
 	SPI_finish();
-	restore_user(&saved);
+	webhook_restore_user(&saved);
 	return PointerGetDatum(NULL);
 }
 
@@ -938,11 +932,10 @@ manages_tenant(Oid role, const char *tenant)
 	bool		isnull;
 	Datum		result;
 
-	if (SPI_execute_with_args("SELECT coalesce(x.t IS NULL OR $2 = ANY (x.t), false)"
-							  "  FROM webhook_internal.tenants_of($1) AS x(t)",
-							  2, argtypes, values, NULL, true, 1) != SPI_OK_SELECT ||
-		SPI_processed != 1)
-		elog(ERROR, "webhook: reading the tenant grants failed");
+	spi_check(SPI_execute_with_args("SELECT coalesce(x.t IS NULL OR $2 = ANY (x.t), false)"
+									"  FROM webhook_internal.tenants_of($1) AS x(t)",
+									2, argtypes, values, NULL, true, 1),
+			  SPI_OK_SELECT, true, "reading the tenant grants");
 	result = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	return !isnull && DatumGetBool(result);
 }
@@ -965,7 +958,7 @@ webhook_emit(PG_FUNCTION_ARGS)
 	Oid			caller;
 	MatchedHooks matched;
 	NewEvent	ev;
-	SavedUser	saved;
+	WebhookSavedUser saved;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		ereport(ERROR,
@@ -988,7 +981,7 @@ webhook_emit(PG_FUNCTION_ARGS)
 
 
 	caller = GetUserId();
-	become_owner(webhook_function_owner(fcinfo->flinfo->fn_oid), &saved);
+	webhook_become(webhook_function_owner(fcinfo->flinfo->fn_oid), true, &saved);
 	spi_connect_checked();
 	if (!superuser_arg(caller) && !manages_tenant(caller, tenant))
 		ereport(ERROR,
@@ -1006,7 +999,7 @@ webhook_emit(PG_FUNCTION_ARGS)
 	uid = enqueue_event(&ev, matched.ids, hooks_to_send(&matched, ev.payload));
 	uid = SPI_datumTransfer(uid, false, UUID_LEN);
 	SPI_finish();
-	restore_user(&saved);
+	webhook_restore_user(&saved);
 	PG_RETURN_DATUM(uid);
 }
 

@@ -370,7 +370,6 @@ enqueue_by_statement(const NewEvent *ev, const Datum *hook_ids, int n_hooks)
 	JSONBOID, JSONBOID, TEXTARRAYOID, INT8ARRAYOID};
 	Datum		values[8];
 	char		nulls[8];
-	int			ret;
 	bool		isnull;
 	SPIPlanPtr	plan = spi_kept_plan(&statement_plan, statement_sql, 8, types, 0);
 
@@ -392,10 +391,8 @@ enqueue_by_statement(const NewEvent *ev, const Datum *hook_ids, int n_hooks)
 										  TYPALIGN_DOUBLE));
 	nulls[7] = n_hooks == 0 ? 'n' : ' ';
 
-	ret = SPI_execute_plan(plan, values, nulls, false, 1);
-	if (ret != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "webhook: inserting an event failed: %s",
-			 SPI_result_code_string(ret));
+	spi_check(SPI_execute_plan(plan, values, nulls, false, 1),
+			  SPI_OK_SELECT, true, "inserting an event");
 	return SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 }
 

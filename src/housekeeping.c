@@ -145,7 +145,6 @@ housekeeping_disable_failing_hooks(const Interval *disable_after, int index,
 {
 	Oid			types[3] = {INTERVALOID, INT8OID, INT8OID};
 	Datum		values[3];
-	int			ret;
 	uint64		i;
 	int			n;
 
@@ -153,11 +152,9 @@ housekeeping_disable_failing_hooks(const Interval *disable_after, int index,
 	values[1] = Int64GetDatum(n_workers);
 	values[2] = Int64GetDatum(index);
 	spi_connect_checked();
-	ret = SPI_execute_plan(spi_kept_plan(&disable_plan, disable_sql, 3, types, 0),
-						   values, NULL, false, 0);
-	if (ret != SPI_OK_UPDATE_RETURNING)
-		elog(ERROR, "webhook: disabling failing hooks failed: %s",
-			 SPI_result_code_string(ret));
+	spi_check(SPI_execute_plan(spi_kept_plan(&disable_plan, disable_sql, 3, types, 0),
+							   values, NULL, false, 0),
+			  SPI_OK_UPDATE_RETURNING, false, "disabling failing hooks");
 	for (i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
@@ -187,15 +184,13 @@ prune_batch(SPIPlanPtr *plan, const char *sql, const Interval *retention,
 	bool		isnull;
 	int64		seen;
 	Datum		d;
-	int			ret;
 
 	values[0] = Int64GetDatum(after_id);
 	values[1] = IntervalPGetDatum(retention);
 	values[2] = Int32GetDatum(PRUNE_BATCH_ROWS);
 	spi_connect_checked();
-	ret = SPI_execute_plan(spi_kept_plan(plan, sql, 3, types, 0), values, NULL, false, 0);
-	if (ret != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "webhook: pruning failed: %s", SPI_result_code_string(ret));
+	spi_check(SPI_execute_plan(spi_kept_plan(plan, sql, 3, types, 0), values, NULL, false, 0),
+			  SPI_OK_SELECT, true, "pruning");
 	tup = SPI_tuptable->vals[0];
 	desc = SPI_tuptable->tupdesc;
 	d = SPI_getbinval(tup, desc, 1, &isnull);

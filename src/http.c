@@ -49,6 +49,7 @@
 #include "miscadmin.h"
 #include "nodes/pg_list.h"
 #include "pgstat.h"
+#include "top_array.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/memutils.h"
@@ -102,6 +103,7 @@ typedef struct TransportShare
 
 static TransportShare *shares = NULL;
 static int	n_shares = 0;
+static int	max_shares = 0;
 
 static bool timer_armed = false;
 static TimestampTz timer_deadline = 0;
@@ -205,13 +207,8 @@ socket_callback(CURL *easy, curl_socket_t fd, int what, void *userp, void *socke
 
 	if (i == n_sockets)
 	{
-		if (n_sockets == max_sockets)
-		{
-			max_sockets = Max(16, max_sockets * 2);
-			sockets = sockets == NULL
-				? MemoryContextAlloc(TopMemoryContext, sizeof(HttpSocket) * max_sockets)
-				: repalloc(sockets, sizeof(HttpSocket) * max_sockets);
-		}
+		sockets = top_array_room(sockets, n_sockets, &max_sockets,
+								 sizeof(HttpSocket));
 		sockets[n_sockets].fd = fd;
 		sockets[n_sockets].what = what;
 		sockets[n_sockets].pos = -1;
@@ -369,9 +366,7 @@ transport_share(int64 transport_id, bool *fresh)
 		}
 	}
 
-	shares = shares == NULL
-		? MemoryContextAlloc(TopMemoryContext, sizeof(TransportShare))
-		: repalloc(shares, sizeof(TransportShare) * (n_shares + 1));
+	shares = top_array_room(shares, n_shares, &max_shares, sizeof(TransportShare));
 	ts = &shares[n_shares];
 	ts->share = curl_made(curl_share_init(), "create a libcurl share handle");
 	PG_TRY();

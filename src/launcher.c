@@ -47,6 +47,7 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
+#include "top_array.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -188,13 +189,7 @@ start_worker(Oid dboid, int index)
 				 errhint("Raise max_worker_processes.")));
 		return;
 	}
-	if (n_started == max_started)
-	{
-		max_started = Max(8, max_started * 2);
-		started = started == NULL
-			? MemoryContextAlloc(TopMemoryContext, sizeof(StartedWorker) * max_started)
-			: repalloc(started, sizeof(StartedWorker) * max_started);
-	}
+	started = top_array_room(started, n_started, &max_started, sizeof(StartedWorker));
 	started[n_started].dboid = dboid;
 	started[n_started].index = index;
 	started[n_started].handle = handle;
@@ -210,13 +205,8 @@ database_state(Oid dboid)
 	for (i = 0; i < n_databases; i++)
 		if (databases[i].dboid == dboid)
 			return &databases[i];
-	if (n_databases == max_databases)
-	{
-		max_databases = Max(8, max_databases * 2);
-		databases = databases == NULL
-			? MemoryContextAlloc(TopMemoryContext, sizeof(DatabaseState) * max_databases)
-			: repalloc(databases, sizeof(DatabaseState) * max_databases);
-	}
+	databases = top_array_room(databases, n_databases, &max_databases,
+							   sizeof(DatabaseState));
 	databases[n_databases].dboid = dboid;
 	databases[n_databases].serving = false;
 	databases[n_databases].last_probe = 0;

@@ -216,7 +216,7 @@ pause_after_statement(Node *parsetree, int stopped)
 					(errcode(ERRCODE_WARNING),
 					 errmsg("the webhook workers will not serve database \"%s\"",
 							stmt->newname),
-					 errdetail("webhook.database_name names its old name \"%s\", not its new one.",
+					 errdetail("The setting webhook.database_name names its old name \"%s\", not its new one.",
 							   stmt->subname),
 					 errhint("Add \"%s\" to webhook.database_name (or set it to *) and restart PostgreSQL.",
 							 stmt->newname)));

@@ -47,6 +47,7 @@
 #include "miscadmin.h"
 #include "queue.h"
 #include "spi_util.h"
+#include "top_array.h"
 #include "utils/array.h"
 #include "utils/backend_status.h"
 #include "utils/builtins.h"
@@ -592,8 +593,8 @@ oldest_writer_start(void)
 										 "       pg_catalog.current_database()"
 										 " LIMIT 1", 0, NULL, 0);
 
-		if (SPI_execute_plan(plan, NULL, NULL, true, 1) != SPI_OK_SELECT)
-			elog(ERROR, "webhook: reading the prepared transactions failed");
+		spi_check(SPI_execute_plan(plan, NULL, NULL, true, 1), SPI_OK_SELECT,
+				  false, "reading the prepared transactions");
 		if (SPI_processed > 0)
 			return 0;
 	}
@@ -614,13 +615,7 @@ set_floor(int64 hook_id, TimestampTz t)
 			break;
 	if (f == n_floors)
 	{
-		if (n_floors == max_floors)
-		{
-			max_floors = Max(16, 2 * max_floors);
-			floors = floors == NULL
-				? MemoryContextAlloc(TopMemoryContext, sizeof(HookFloor) * max_floors)
-				: repalloc(floors, sizeof(HookFloor) * max_floors);
-		}
+		floors = top_array_room(floors, n_floors, &max_floors, sizeof(HookFloor));
 		n_floors++;
 		floors[f].hook_id = hook_id;
 		floors[f].claim = n_claims + 1;	/* not this one: set below */
@@ -806,10 +801,9 @@ queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 		values[16] = array_of(held->only_hooks, NULL, held->n_only_hooks, INT8OID);
 	else
 		nulls[16] = 'n';
-	ret = SPI_execute_plan(spi_kept_plan(&claim_plan, claim_sql, 18, types, 0),
-						   values, nulls, false, 0);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "webhook: claiming deliveries failed: %s", SPI_result_code_string(ret));
+	spi_check(SPI_execute_plan(spi_kept_plan(&claim_plan, claim_sql, 18, types, 0),
+							   values, nulls, false, 0),
+			  SPI_OK_SELECT, false, "claiming deliveries");
 	Assert(SPI_tuptable->tupdesc->natts == REQUEST_COLUMNS);
 
 	for (i = 0; i < SPI_processed; i++)
@@ -870,8 +864,8 @@ queue_hooks_gone(Datum *hook_ids, int n, int64 **gone)
 						 "                      AND h.disabled_reason IS NULL)",
 						 1, types, 0);
 	values[0] = array_of(hook_ids, NULL, n, INT8OID);
-	if (SPI_execute_plan(plan, values, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "webhook: reading the hooks held failed");
+	spi_check(SPI_execute_plan(plan, values, NULL, true, 0), SPI_OK_SELECT,
+			  false, "reading the hooks held");
 	*gone = MemoryContextAlloc(cxt, sizeof(int64) * Max(1, SPI_processed));
 	for (i = 0; i < SPI_processed; i++)
 		(*gone)[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
@@ -892,12 +886,10 @@ queue_preview(int64 hook_id, int64 event_id, MemoryContext parent)
 	Oid			types[2] = {INT8OID, INT8OID};
 	Datum		values[2] = {Int64GetDatum(hook_id), Int64GetDatum(event_id)};
 	Attempt    *req = NULL;
-	int			ret;
 
 	spi_connect_checked();
-	ret = SPI_execute_with_args(preview_sql, 2, types, values, NULL, true, 1);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "webhook: reading the request failed: %s", SPI_result_code_string(ret));
+	spi_check(SPI_execute_with_args(preview_sql, 2, types, values, NULL, true, 1),
+			  SPI_OK_SELECT, false, "reading the request");
 	if (SPI_processed == 1)
 		req = request_from_row(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, parent);
 	SPI_finish();
@@ -913,16 +905,13 @@ queue_expire_secrets(void)
 {
 	Oid			types[2] = {INT8OID, INT8OID};
 	Datum		values[2];
-	int			ret;
 
 	spi_connect_checked();
 	values[0] = Int64GetDatum(partition_n_workers);
 	values[1] = Int64GetDatum(partition_index);
-	ret = SPI_execute_plan(spi_kept_plan(&expire_plan, expire_sql, 2, types, 0),
-						   values, NULL, false, 0);
-	if (ret != SPI_OK_UPDATE)
-		elog(ERROR, "webhook: dropping expired secrets failed: %s",
-			 SPI_result_code_string(ret));
+	spi_check(SPI_execute_plan(spi_kept_plan(&expire_plan, expire_sql, 2, types, 0),
+							   values, NULL, false, 0),
+			  SPI_OK_UPDATE, false, "dropping expired secrets");
 	SPI_finish();
 }
 
@@ -952,7 +941,6 @@ queue_record(Attempt **reqs, int n, Datum *sent_ids, int n_sent, QueueRetry **re
 	int			n_gone = 0;
 	int			i;
 	int			c;
-	int			ret;
 	bool		isnull;
 
 	for (c = 0; c < RECORD_ARGS; c++)
@@ -993,11 +981,10 @@ queue_record(Attempt **reqs, int n, Datum *sent_ids, int n_sent, QueueRetry **re
 	spi_connect_checked();
 	for (c = 0; c < RECORD_ARGS; c++)
 		values[c] = array_of(cols[c], nulls[c], n, types[c]);
-	ret = SPI_execute_plan(spi_kept_plan(&record_plan, record_sql, RECORD_ARGS,
-										 array_types, 0),
-						   values, NULL, false, 0);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "webhook: recording attempts failed: %s", SPI_result_code_string(ret));
+	spi_check(SPI_execute_plan(spi_kept_plan(&record_plan, record_sql, RECORD_ARGS,
+											 array_types, 0),
+							   values, NULL, false, 0),
+			  SPI_OK_SELECT, false, "recording attempts");
 	n_retries = (int) SPI_processed;
 	*retries = MemoryContextAlloc(caller_cxt, sizeof(QueueRetry) * Max(1, n_retries));
 	for (r = 0; r < SPI_processed; r++)
@@ -1014,12 +1001,10 @@ queue_record(Attempt **reqs, int n, Datum *sent_ids, int n_sent, QueueRetry **re
 
 		values[0] = array_of(gone, NULL, n_gone, INT8OID);
 		values[1] = array_of(sent_ids, NULL, n_sent, INT8OID);
-		ret = SPI_execute_plan(spi_kept_plan(&cancel_plan, cancel_sql, 2,
-											 cancel_types, 0),
-							   values, NULL, false, 0);
-		if (ret != SPI_OK_UPDATE)
-			elog(ERROR, "webhook: cancelling deliveries failed: %s",
-				 SPI_result_code_string(ret));
+		spi_check(SPI_execute_plan(spi_kept_plan(&cancel_plan, cancel_sql, 2,
+												 cancel_types, 0),
+								   values, NULL, false, 0),
+				  SPI_OK_UPDATE, false, "cancelling deliveries");
 	}
 	SPI_finish();
 	return n_retries;
@@ -1038,7 +1023,6 @@ queue_record_failure(Attempt *req, const char *why)
 	Datum		values[4];
 	char		nulls[4] = {' ', ' ', ' ', ' '};
 	Oid			types[4] = {INT8OID, INT4OID, INT4OID, TEXTOID};
-	int			ret;
 
 	values[0] = Int64GetDatum(req->delivery_id);
 	values[1] = Int32GetDatum(req->attempt_no);
@@ -1047,35 +1031,34 @@ queue_record_failure(Attempt *req, const char *why)
 	values[3] = CStringGetTextDatum(why);
 
 	spi_connect_checked();
-	ret = SPI_execute_with_args("WITH dead AS ("
-								"UPDATE webhook.delivery d"
-								"   SET state = f.state, attempts = $2, last_status = $3,"
-								"       last_error = $4,"
-								"       next_attempt_at = webhook_internal.next_attempt(f.step, NULL),"
-								"       finished_at = CASE WHEN f.state = 'dead'"
-								"                          THEN pg_catalog.now() END"
-								"  FROM (SELECT h.id,"
-								"               CASE WHEN $2 > pg_catalog.cardinality(h.retry_schedule)"
-								"                    THEN 'dead' ELSE 'failed' END AS state,"
-								"               coalesce(h.retry_schedule[$2], '1 min') AS step"
-								"          FROM webhook.hook h) f"
-								" WHERE d.id = $1 AND d.attempts = $2 - 1 AND f.id = d.hook_id"
-								" RETURNING d.hook_id, d.state"
-								"), counted AS ("
-								"INSERT INTO webhook.hook_metrics AS m (hook_id, deaths)"
-								" SELECT dead.hook_id, 1 FROM dead WHERE dead.state = 'dead'"
-								"    ON CONFLICT (hook_id) DO UPDATE SET deaths = m.deaths + 1"
-								")"
-								"UPDATE webhook.hook h"
-								"   SET disabled_reason = " STOPPED_REASON("$1", "$3", "$4") ","
-								"       updated_at = pg_catalog.now()"
-								"  FROM dead"
-								" WHERE h.id = dead.hook_id AND dead.state = 'dead'"
-								"   AND h.active AND h.disabled_reason IS NULL"
-								"   AND h.ordered <> 'none' AND h.on_dead = 'stop'"
-								"   AND " HOOK_NOT_HELD("h.id"),
-								4, types, values, nulls, false, 0);
-	if (ret != SPI_OK_UPDATE)
-		elog(ERROR, "webhook: recording a failure failed: %s", SPI_result_code_string(ret));
+	spi_check(SPI_execute_with_args("WITH dead AS ("
+									"UPDATE webhook.delivery d"
+									"   SET state = f.state, attempts = $2, last_status = $3,"
+									"       last_error = $4,"
+									"       next_attempt_at = webhook_internal.next_attempt(f.step, NULL),"
+									"       finished_at = CASE WHEN f.state = 'dead'"
+									"                          THEN pg_catalog.now() END"
+									"  FROM (SELECT h.id,"
+									"               CASE WHEN $2 > pg_catalog.cardinality(h.retry_schedule)"
+									"                    THEN 'dead' ELSE 'failed' END AS state,"
+									"               coalesce(h.retry_schedule[$2], '1 min') AS step"
+									"          FROM webhook.hook h) f"
+									" WHERE d.id = $1 AND d.attempts = $2 - 1 AND f.id = d.hook_id"
+									" RETURNING d.hook_id, d.state"
+									"), counted AS ("
+									"INSERT INTO webhook.hook_metrics AS m (hook_id, deaths)"
+									" SELECT dead.hook_id, 1 FROM dead WHERE dead.state = 'dead'"
+									"    ON CONFLICT (hook_id) DO UPDATE SET deaths = m.deaths + 1"
+									")"
+									"UPDATE webhook.hook h"
+									"   SET disabled_reason = " STOPPED_REASON("$1", "$3", "$4") ","
+									"       updated_at = pg_catalog.now()"
+									"  FROM dead"
+									" WHERE h.id = dead.hook_id AND dead.state = 'dead'"
+									"   AND h.active AND h.disabled_reason IS NULL"
+									"   AND h.ordered <> 'none' AND h.on_dead = 'stop'"
+									"   AND " HOOK_NOT_HELD("h.id"),
+									4, types, values, nulls, false, 0),
+			  SPI_OK_UPDATE, false, "recording a failure");
 	SPI_finish();
 }

@@ -70,9 +70,25 @@ base64_of(const unsigned char *data, int len)
 
 	enclen = pg_b64_encode((const char *) data, len, out, enclen);
 	if (enclen < 0)
-		elog(ERROR, "base64 encoding failed");
+		elog(ERROR, "webhook: base64 encoding failed");
 	out[enclen] = '\0';
 	return out;
+}
+
+/*
+ * The HMAC with md of the len bytes of data under key, into mac (of
+ * EVP_MAX_MD_SIZE bytes); returns its length.
+ */
+static unsigned int
+hmac_of(const EVP_MD *md, const char *key, size_t keylen,
+		const char *data, size_t len, unsigned char *mac)
+{
+	unsigned int maclen = 0;
+
+	if (HMAC(md, key, keylen, (const unsigned char *) data, len, mac,
+			 &maclen) == NULL)
+		elog(ERROR, "webhook: computing an HMAC failed");
+	return maclen;
 }
 
 /*
@@ -86,7 +102,7 @@ webhook_signature(const char *scheme, const char *secret,
 				  const char *body, size_t body_len)
 {
 	unsigned char mac[EVP_MAX_MD_SIZE];
-	unsigned int maclen = 0;
+	unsigned int maclen;
 
 	if (strcmp(scheme, "none") == 0)
 		return NULL;
@@ -112,9 +128,7 @@ webhook_signature(const char *scheme, const char *secret,
 		initStringInfo(&content);
 		appendStringInfo(&content, "%s." INT64_FORMAT ".", msg_id, timestamp);
 		appendBinaryStringInfo(&content, body, body_len);
-		if (HMAC(EVP_sha256(), key, keylen, (unsigned char *) content.data,
-				 content.len, mac, &maclen) == NULL)
-			elog(ERROR, "HMAC-SHA256 failed");
+		maclen = hmac_of(EVP_sha256(), key, keylen, content.data, content.len, mac);
 		pfree(content.data);
 		b64 = base64_of(mac, maclen);
 		return psprintf("v1,%s", b64);
@@ -123,18 +137,14 @@ webhook_signature(const char *scheme, const char *secret,
 	{
 		char	   *hex;
 
-		if (HMAC(EVP_sha256(), secret, strlen(secret), (const unsigned char *) body,
-				 body_len, mac, &maclen) == NULL)
-			elog(ERROR, "HMAC-SHA256 failed");
+		maclen = hmac_of(EVP_sha256(), secret, strlen(secret), body, body_len, mac);
 		hex = palloc(maclen * 2 + 1);
 		hex[hex_encode((char *) mac, maclen, hex)] = '\0';
 		return hex;
 	}
 	else if (strcmp(scheme, "hmac-sha1") == 0)
 	{
-		if (HMAC(EVP_sha1(), secret, strlen(secret), (const unsigned char *) body,
-				 body_len, mac, &maclen) == NULL)
-			elog(ERROR, "HMAC-SHA1 failed");
+		maclen = hmac_of(EVP_sha1(), secret, strlen(secret), body, body_len, mac);
 		return base64_of(mac, maclen);
 	}
 

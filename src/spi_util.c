@@ -2,7 +2,8 @@
  *
  * spi_util.c
  *	  The idioms that every file running SQL shares, written once:
- *	  connecting to SPI, plans kept for the backend's life, running a
+ *	  connecting to SPI, checking what a statement returned, plans kept
+ *	  for the backend's life, running a
  *	  function in a subtransaction that catches its error, and a C string
  *	  as a text Datum or a null.
  *
@@ -35,6 +36,23 @@ spi_connect_checked(void)
 {
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "webhook: SPI_connect failed");
+}
+
+/*
+ * Check ret, what one of the SPI_execute functions returned while doing
+ * what ("claiming deliveries", say): an error unless it is expected and,
+ * when one_row, the statement returned exactly one row.  The statements
+ * are the extension's own, so either is a bug, or a catalog somebody
+ * changed by hand.
+ */
+void
+spi_check(int ret, int expected, bool one_row, const char *what)
+{
+	if (ret != expected)
+		elog(ERROR, "webhook: %s failed: %s", what, SPI_result_code_string(ret));
+	if (one_row && SPI_processed != 1)
+		elog(ERROR, "webhook: %s returned " UINT64_FORMAT " rows, not one",
+			 what, SPI_processed);
 }
 
 /*

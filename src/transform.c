@@ -119,8 +119,7 @@ call_transform(Attempt *req, int timeout_ms, MemoryContext cxt)
 	FmgrInfo   *flinfo = lookup_function(req->transform);
 	LOCAL_FCINFO(fcinfo, 1);
 	Datum		result;
-	Oid			saved_user;
-	int			saved_context;
+	WebhookSavedUser saved;
 	char	   *role;
 
 	role = OidIsValid(req->transform_role)
@@ -146,16 +145,13 @@ call_transform(Attempt *req, int timeout_ms, MemoryContext cxt)
 	fcinfo->args[0].value = req->event;
 	fcinfo->args[0].isnull = false;
 
-	GetUserIdAndSecContext(&saved_user, &saved_context);
-	SetUserIdAndSecContext(req->transform_role,
-						   saved_context | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
+	webhook_become(req->transform_role, true, &saved);
 	if (timeout_ms > 0)
 		enable_timeout_after(STATEMENT_TIMEOUT, timeout_ms);
 	result = FunctionCallInvoke(fcinfo);
 	if (timeout_ms > 0)
 		stop_timer();
-	SetUserIdAndSecContext(saved_user, saved_context);
+	webhook_restore_user(&saved);
 
 	if (fcinfo->isnull)
 		ereport(ERROR,

@@ -106,8 +106,7 @@ static void
 forget_dropped_roles(void)
 {
 	Oid			fn;
-	Oid			saved_user;
-	int			saved_context;
+	WebhookSavedUser saved;
 
 	if (!OidIsValid(get_extension_oid("webhook", true)))
 		return;
@@ -117,14 +116,12 @@ forget_dropped_roles(void)
 	if (!OidIsValid(fn))
 		return;
 
-	GetUserIdAndSecContext(&saved_user, &saved_context);
-	SetUserIdAndSecContext(webhook_function_owner(fn),
-						   saved_context | SECURITY_LOCAL_USERID_CHANGE);
+	webhook_become(webhook_function_owner(fn), false, &saved);
 	spi_connect_checked();
-	if (SPI_execute("SELECT webhook_internal.forget_dropped_roles()", false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "webhook_internal.forget_dropped_roles() failed");
+	spi_check(SPI_execute("SELECT webhook_internal.forget_dropped_roles()", false, 0),
+			  SPI_OK_SELECT, false, "forgetting dropped roles");
 	SPI_finish();
-	SetUserIdAndSecContext(saved_user, saved_context);
+	webhook_restore_user(&saved);
 }
 
 /*
@@ -207,7 +204,8 @@ check_interval_setting(const char *what, char **newval, void **extra)
 	*extra = malloc(sizeof(Interval));
 	if (*extra == NULL)
 	{
-		GUC_check_errdetail("Out of memory.");
+		GUC_check_errcode(ERRCODE_OUT_OF_MEMORY);
+		GUC_check_errmsg("out of memory");
 		return false;
 	}
 	memcpy(*extra, &span, sizeof(Interval));

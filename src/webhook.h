@@ -96,6 +96,16 @@ extern bool webhook_database_wanted(const char *datname);
 /* capture (capture.c) */
 extern Oid	webhook_function_owner(Oid fn_oid);
 
+/* who the backend acted as before webhook_become() (capture.c) */
+typedef struct WebhookSavedUser
+{
+	Oid			userid;
+	int			sec_context;
+} WebhookSavedUser;
+
+extern void webhook_become(Oid role, bool restricted, WebhookSavedUser *saved);
+extern void webhook_restore_user(const WebhookSavedUser *saved);
+
 /* signing (signing.c) */
 extern char *webhook_signature(const char *scheme, const char *secret,
 							   const char *msg_id, int64 timestamp,

@@ -79,6 +79,7 @@
 #include "spi_util.h"
 #include "storage/ipc.h"
 #include "tcop/tcopprot.h"
+#include "top_array.h"
 #include "transform.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -102,6 +103,7 @@ typedef struct TransportLoad
 
 static TransportLoad *loads = NULL;
 static int	n_loads = 0;
+static int	max_loads = 0;
 
 /*
  * Requests the worker holds for one tenant: what its share is measured
@@ -117,6 +119,7 @@ typedef struct TenantLoad
 
 static TenantLoad *tenant_loads = NULL;
 static int	n_tenant_loads = 0;
+static int	max_tenant_loads = 0;
 /* the part of the worker's capacity no tenant may take (tenant_share()) */
 #define TENANT_RESERVE 8
 
@@ -293,9 +296,7 @@ transport_load(int64 transport_id)
 			break;
 	if (i == n_loads)
 	{
-		loads = loads == NULL
-			? MemoryContextAlloc(TopMemoryContext, sizeof(TransportLoad) * 16)
-			: repalloc(loads, sizeof(TransportLoad) * (n_loads + 16));
+		loads = top_array_room(loads, n_loads, &max_loads, sizeof(TransportLoad));
 		n_loads++;
 	}
 	loads[i].transport_id = transport_id;
@@ -320,9 +321,8 @@ tenant_load(const char *tenant)
 	}
 	if (free_slot < 0)
 	{
-		tenant_loads = tenant_loads == NULL
-			? MemoryContextAlloc(TopMemoryContext, sizeof(TenantLoad) * 16)
-			: repalloc(tenant_loads, sizeof(TenantLoad) * (n_tenant_loads + 16));
+		tenant_loads = top_array_room(tenant_loads, n_tenant_loads,
+									  &max_tenant_loads, sizeof(TenantLoad));
 		free_slot = n_tenant_loads++;
 		tenant_loads[free_slot].tenant = NULL;
 	}
@@ -1041,7 +1041,8 @@ record_one_by_one(int n_done)
 							req->delivery_id, why)));
 			if (!record_in_subtransaction(req, RECORD_FAILURE, &why))
 				ereport(ERROR,
-						(errmsg("webhook: could not record delivery " INT64_FORMAT ": %s",
+						(errcode(ERRCODE_INTERNAL_ERROR),
+						 errmsg("webhook: could not record delivery " INT64_FORMAT ": %s",
 								req->delivery_id, why)));
 		}
 		commit_transaction();
@@ -1192,6 +1193,40 @@ exchange(int limit)
 }
 
 /*
+ * Run chore(arg) in a short transaction of its own, activity as what the
+ * worker is doing, if the extension is installed and its catalog is the
+ * library's version.  A failure is logged and the transaction aborted:
+ * false then.  Between the loop's transactions only.
+ */
+static bool
+run_chore(const char *activity, void (*chore) (void *arg), void *arg)
+{
+	volatile bool ok = true;
+
+	PG_TRY();
+	{
+		begin_transaction(activity);
+		if (extension_ready() && catalog_current)
+			chore(arg);
+		commit_transaction();
+	}
+	PG_CATCH();
+	{
+		abort_transaction();
+		ok = false;
+	}
+	PG_END_TRY();
+	return ok;
+}
+
+/* The chore of expire_secrets(). */
+static void
+expire_chore(void *arg)
+{
+	queue_expire_secrets();
+}
+
+/*
  * Once a second: drop the previous secrets whose overlap is over, in a
  * short transaction of its own, so that a failure there (logged) never
  * holds up recording or claiming.  The requests stopped being signed with
@@ -1206,18 +1241,7 @@ expire_secrets(void)
 	if (!TimestampDifferenceExceeds(last_expiry, now, POLL_INTERVAL_MS))
 		return;
 	last_expiry = now;
-	PG_TRY();
-	{
-		begin_transaction("dropping expired secrets");
-		if (extension_ready() && catalog_current)
-			queue_expire_secrets();
-		commit_transaction();
-	}
-	PG_CATCH();
-	{
-		abort_transaction();
-	}
-	PG_END_TRY();
+	run_chore("dropping expired secrets", expire_chore, NULL);
 }
 
 /* How often a chore governed by an interval setting of span runs, in ms. */
@@ -1226,6 +1250,14 @@ chore_interval_ms(const Interval *span)
 {
 	return (long) Min(Max(interval_ms(span) / 4, POLL_INTERVAL_MS),
 					  CHORE_MAX_INTERVAL_MS);
+}
+
+/* The chore of check_health(). */
+static void
+health_chore(void *arg)
+{
+	housekeeping_disable_failing_hooks(&webhook_disable_after_span,
+									   worker_index, webhook_workers);
 }
 
 /*
@@ -1245,18 +1277,7 @@ check_health(void)
 	if (!TimestampDifferenceExceeds(last_health_check, now, chore_interval_ms(span)))
 		return;
 	last_health_check = now;
-	PG_TRY();
-	{
-		begin_transaction("disabling failing hooks");
-		if (extension_ready() && catalog_current)
-			housekeeping_disable_failing_hooks(span, worker_index, webhook_workers);
-		commit_transaction();
-	}
-	PG_CATCH();
-	{
-		abort_transaction();
-	}
-	PG_END_TRY();
+	run_chore("disabling failing hooks", health_chore, NULL);
 }
 
 /* The end of a pruning round: say what it removed, and when the next is. */
@@ -1273,6 +1294,20 @@ end_prune_round(TimestampTz now)
 												chore_interval_ms(&webhook_retention_span));
 }
 
+/* The chore of prune_step(): one batch of the round's phase, into arg. */
+static void
+prune_chore(void *arg)
+{
+	PruneBatch *batch = (PruneBatch *) arg;
+
+	if (prune_phase == PRUNE_DELIVERIES)
+		housekeeping_prune_deliveries(&webhook_retention_span, prune_after_id,
+									  batch);
+	else
+		housekeeping_prune_events(&webhook_retention_span, prune_after_id,
+								  batch);
+}
+
 /*
  * With webhook.auto_prune, in the first worker of the database: one batch
  * of the current pruning round, in a short transaction of its own, or the
@@ -1285,7 +1320,7 @@ prune_step(void)
 {
 	TimestampTz now = GetCurrentTimestamp();
 	PruneBatch	batch;
-	volatile bool failed = false;
+	bool		failed;
 
 	if (worker_index != 0 || !webhook_auto_prune)
 	{
@@ -1305,26 +1340,7 @@ prune_step(void)
 
 	memset(&batch, 0, sizeof(batch));
 	batch.done = true;
-	PG_TRY();
-	{
-		begin_transaction("pruning");
-		if (extension_ready() && catalog_current)
-		{
-			if (prune_phase == PRUNE_DELIVERIES)
-				housekeeping_prune_deliveries(&webhook_retention_span,
-											  prune_after_id, &batch);
-			else
-				housekeeping_prune_events(&webhook_retention_span,
-										  prune_after_id, &batch);
-		}
-		commit_transaction();
-	}
-	PG_CATCH();
-	{
-		abort_transaction();
-		failed = true;
-	}
-	PG_END_TRY();
+	failed = !run_chore("pruning", prune_chore, &batch);
 
 	now = GetCurrentTimestamp();
 	if (failed)
