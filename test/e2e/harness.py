@@ -532,13 +532,13 @@ class Cluster:
 
     def config_generations(self):
         """{(database, worker number, pid): configuration generation} of every
-        running delivery worker, all databases together (webhook._workers())."""
+        running delivery worker, all databases together (webhook_internal.workers())."""
         gens = {}
         for (db,) in self.psql("SELECT DISTINCT datname FROM pg_stat_activity "
                                "WHERE backend_type = 'webhook worker'"):
             try:
                 rows = self.psql('SELECT worker, pid, config_generation '
-                                 'FROM webhook._workers() WHERE up', db=db)
+                                 'FROM webhook_internal.workers() WHERE up', db=db)
             except PsqlError:   # the database went away, or its extension
                 continue
             for w, pid, gen in rows:
@@ -548,7 +548,7 @@ class Cluster:
     def reload_and_wait(self, timeout=DEFAULT_TIMEOUT):
         """pg_reload_conf(), then wait until every delivery worker that ran
         before has taken the reload: its configuration generation advanced
-        (webhook._workers()), or it is gone (a worker started since read the
+        (webhook_internal.workers()), or it is gone (a worker started since read the
         new configuration when it started)."""
         before = self.config_generations()
         self.psql('SELECT pg_reload_conf()')
@@ -590,7 +590,7 @@ class Cluster:
         rx.wait_requests(1, path=path, timeout=timeout)
         self.wait_state(uid, 'succeeded', timeout=timeout)
         if idle:
-            self.wait_for('SELECT coalesce(sum(held + in_flight), 0) FROM webhook._workers()',
+            self.wait_for('SELECT coalesce(sum(held + in_flight), 0) FROM webhook_internal.workers()',
                           '0', timeout=timeout)
 
     def wait_until_running(self, timeout=DEFAULT_TIMEOUT):

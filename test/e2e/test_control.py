@@ -31,7 +31,7 @@ class ControlTest(unittest.TestCase):
         # the commit woke the worker; it has gone round its loop, claim and
         # all, at least once since
         cluster.workers_went_round()
-        self.assertEqual(cluster.one('SELECT sum(held + in_flight) FROM webhook._workers()'),
+        self.assertEqual(cluster.one('SELECT sum(held + in_flight) FROM webhook_internal.workers()'),
                          '0', 'claimed while webhook.enabled = off')
         self.assertEqual(rx.count(path=path), 0, 'sent while webhook.enabled = off')
         d = cluster.delivery(uid)

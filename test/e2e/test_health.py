@@ -73,7 +73,7 @@ class HealthTest(unittest.TestCase):
         # when it was disabled are recorded, and every waiting one is due, a
         # marker event goes out and the workers hold nothing: what they would
         # have sent of the hook's is sent by then
-        cluster.wait_for('SELECT coalesce(sum(held + in_flight), 0) FROM webhook._workers()', '0')
+        cluster.wait_for('SELECT coalesce(sum(held + in_flight), 0) FROM webhook_internal.workers()', '0')
         sent = rx.count(path)
         cluster.wait_for("SELECT count(*) FROM webhook.delivery WHERE hook_id = %d "
                          "AND state IN ('pending', 'failed') AND next_attempt_at > now()"

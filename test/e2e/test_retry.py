@@ -230,7 +230,7 @@ class RetryTest(unittest.TestCase):
         cluster.wait_for("SELECT count(*) FROM webhook.delivery WHERE hook_id = %d"
                          " AND state IN ('pending', 'failed')" % hook.hook_id, '0', timeout=20)
         # every attempt recorded, nothing held, and the receiver done with them
-        cluster.wait_for('SELECT coalesce(sum(held + in_flight), 0) FROM webhook._workers()', '0')
+        cluster.wait_for('SELECT coalesce(sum(held + in_flight), 0) FROM webhook_internal.workers()', '0')
         rx.wait_idle()
         sent = rx.count(path=path)
         states = {r[0]: int(r[1]) for r in cluster.psql(
