@@ -8,7 +8,7 @@ import time
 import unittest
 
 import harness
-from harness import R
+from harness import R, lit
 
 cluster = rx = None
 setUpModule, tearDownModule = harness.cluster_and_receiver(
