@@ -90,29 +90,36 @@ class ConcurrencyTest(unittest.TestCase):
 
 
     def test_late_writer_is_not_skipped(self):
-        """A transaction that began long before it inserts: its delivery
-        leaves at once, beside a steady stream of the same hook's others
-        (a claim starts the hook's scan past what it took before, never
-        past what a running transaction may still commit).
+        """A transaction that inserts long before it commits: its delivery
+        leaves at once when it commits, though a steady stream of the same
+        hook's others went meanwhile (a claim starts the hook's scan past
+        what it took before, never past what a running transaction may
+        still commit).
 
-        One request at a time, in due order: the late event, due when its
-        transaction began, goes before a marker event emitted after its
-        commit.  Skipped, it would wait for the floors to be forgotten
-        (FLOOR_RESET_MS, a second) while the marker went first."""
+        One request at a time, in due order: the late event, due when it was
+        inserted, goes before a marker event emitted after its commit.
+        Skipped, it would wait for the floors to be forgotten (FLOOR_RESET_MS,
+        a second) while the marker went first."""
         h = cluster.hook_on(fast.url(), '/late', transport={'max_in_flight': 1})
         s = harness.Session(cluster)
         gaps = []
         try:
             for i in range(5):
-                s.send('BEGIN; SELECT now();')      # begun, no transaction id yet
-                for j in range(10):
-                    cluster.emit(h.event_type, {'stream': j})
-                    # the stream's pace is the behaviour: claims one after
-                    # another while the late transaction is open
-                    time.sleep(0.03)
-                t0 = time.monotonic()
-                s.send("SELECT webhook.emit(%s, '{\"late\": %d}'); COMMIT;"
+                s.send("BEGIN; SELECT webhook.emit(%s, '{\"late\": %d}');"
                        % (lit(h.event_type), i))
+                # inserted, not committed: the session is idle in its transaction
+                cluster.wait_for("SELECT count(*) FROM pg_stat_activity WHERE state ="
+                                 " 'idle in transaction' AND query LIKE '%%\"late\": %d%%'"
+                                 % i, '1')
+                for j in range(10):
+                    uid = cluster.emit(h.event_type, {'stream': j})
+                    # the stream's pace is the behaviour: claims one after
+                    # another, past the late event's due time, while it is
+                    # not yet committed
+                    time.sleep(0.03)
+                cluster.wait_state(uid, 'succeeded')
+                t0 = time.monotonic()
+                s.send('COMMIT;')
                 cluster.wait_for("SELECT count(*) FROM webhook.event WHERE event_type = %s"
                                  " AND payload->'late' = '%d'" % (lit(h.event_type), i), '1')
                 cluster.emit(h.event_type, {'marker': i})
