@@ -583,12 +583,18 @@ class Cluster:
         recorded; with idle, the workers then hold nothing and have nothing
         in flight.  So every claim the worker would have made of what was
         due before the call has been made (claims take what is due in due
-        order), and anything it would have sent has been recorded."""
-        path = '/marker-' + uniq('m').lower()
-        hook = self.hook_on(rx.url(), path)
-        uid = self.emit(hook.event_type, {'marker': True})
-        rx.wait_requests(1, path=path, timeout=timeout)
-        self.wait_state(uid, 'succeeded', timeout=timeout)
+        order), and anything it would have sent has been recorded.  One
+        marker for each worker: a transport is worker transport_id %
+        webhook.workers's."""
+        n = int(self.one('SELECT count(*) FROM webhook_internal.workers()'))
+        markers = []
+        for _ in range(max(1, n)):   # transport ids are consecutive: one of each worker
+            path = '/marker-' + uniq('m').lower()
+            hook = self.hook_on(rx.url(), path)
+            markers.append((path, self.emit(hook.event_type, {'marker': True})))
+        for path, uid in markers:
+            rx.wait_requests(1, path=path, timeout=timeout)
+            self.wait_state(uid, 'succeeded', timeout=timeout)
         if idle:
             self.wait_for('SELECT coalesce(sum(held + in_flight), 0) FROM webhook_internal.workers()',
                           '0', timeout=timeout)
