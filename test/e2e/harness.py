@@ -266,6 +266,7 @@ class Cluster:
         self.port = None
         self.running = False
         self.initialized = False
+        self.started = False       # once started, it has a log to scan
         _live.add(self)
 
     # -- binaries ---------------------------------------------------------
@@ -356,6 +357,7 @@ class Cluster:
             raise RuntimeError('pg_ctl start failed:\n%s%s\n--- server log ---\n%s' % (
                 p.stdout, p.stderr, self.log_tail(40)))
         self.running = True
+        self.started = True
         if SANITIZER_DIR:
             self._check_sanitized()
         if first:
@@ -423,7 +425,10 @@ class Cluster:
         try:
             with open(self.logfile, errors='replace') as f:
                 lines = f.readlines()
-        except OSError:
+        except OSError as e:
+            if self.started:     # a scan of nothing must not pass as a clean log
+                LOGS_SCANNED[0] += 1
+                LOG_LEAKS.append('%s: the server log could not be read: %s' % (self.logfile, e))
             return
         LOGS_SCANNED[0] += 1
         LOG_LEAKS.extend('%s:%d: %s' % (self.logfile, no, line)
