@@ -4,9 +4,9 @@
 -- statement is logged whole, arguments included (see the README's Security
 -- section for keeping secrets out of them).  An entry is a line and the
 -- lines after it that PostgreSQL indents with a tab, whatever
--- log_line_prefix is.  A server with no log file of its own (logging_collector
--- off, or no stderr in log_destination) has nothing to read here: no rows, as
--- when the log is clean.
+-- log_line_prefix is.  The log must be there to be read: a server with no log
+-- file of its own (logging_collector off, or no stderr in log_destination), or
+-- one this session cannot read, fails here, rather than pass a scan of nothing.
 
 -- This file runs alone too (test/check REGRESS=cleanup): it makes the
 -- extension if setup did not, and numbers ids from 1001 whatever ran before.
@@ -16,6 +16,8 @@ RESET client_min_messages;
 SELECT bool_and(setval(oid, 1000) = 1000) AS ids_from_1001
   FROM pg_class WHERE relkind = 'S' AND relnamespace = 'webhook'::regnamespace;
 
+SELECT log IS NOT NULL AS log_file, pg_read_file(log, 0, 1, true) IS NOT NULL AS log_read
+  FROM pg_current_logfile('stderr') AS log;
 SELECT entry
   FROM pg_current_logfile('stderr') AS log, pg_stat_file(log, true) AS f,
        regexp_split_to_table(pg_read_file(log, 0, f.size, true), E'\n(?!\t)') AS entry

@@ -246,11 +246,14 @@ webhook_preview(PG_FUNCTION_ARGS)
 }
 
 /*
- * webhook_internal.workers(): one row (worker, up, pid, in_flight, held) per
+ * webhook_internal.workers(): one row (worker, up, pid, in_flight, held,
+ * config_generation) per
  * delivery worker this database should have (webhook.workers of them,
  * numbered from 1): whether it runs, and what it last published in shared
  * memory (shmem.c): the requests it has on the wire, and the deliveries it
- * holds (claimed, not yet recorded; they are 'pending' in the table).
+ * holds (claimed, not yet recorded; they are 'pending' in the table), and
+ * how many configuration reloads (SIGHUPs) it has taken since it started,
+ * which the end-to-end tests poll after pg_reload_conf().
  * Without the library preloaded no worker runs.
  */
 Datum
@@ -265,9 +268,9 @@ webhook_workers_sql(PG_FUNCTION_ARGS)
 	n_running = webhook_workers_of(MyDatabaseId, running, WEBHOOK_MAX_SLOTS);
 	for (w = 0; w < webhook_workers; w++)
 	{
-		Datum		values[5] = {Int32GetDatum(w + 1), BoolGetDatum(false), 0,
-		Int32GetDatum(0), Int32GetDatum(0)};
-		bool		nulls[5] = {false, false, true, false, false};
+		Datum		values[6] = {Int32GetDatum(w + 1), BoolGetDatum(false), 0,
+		Int32GetDatum(0), Int32GetDatum(0), 0};
+		bool		nulls[6] = {false, false, true, false, false, true};
 		int			i;
 
 		for (i = 0; i < n_running; i++)
@@ -279,6 +282,8 @@ webhook_workers_sql(PG_FUNCTION_ARGS)
 			nulls[2] = false;
 			values[3] = Int32GetDatum(running[i].in_flight);
 			values[4] = Int32GetDatum(running[i].held);
+			values[5] = Int64GetDatum(running[i].config_generation);
+			nulls[5] = false;
 		}
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}

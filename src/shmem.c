@@ -65,6 +65,7 @@ typedef struct WorkerSlot
 	pg_atomic_uint32 wake_requested;
 	pg_atomic_uint32 in_flight;	/* requests on the wire (metrics) */
 	pg_atomic_uint32 held;		/* claimed and not yet recorded (metrics) */
+	pg_atomic_uint64 config_generation; /* SIGHUPs it has taken (tests) */
 	/* news: the hooks that commits gave new deliveries, under news_lock */
 	slock_t		news_lock;
 	bool		news_unknown;	/* and others not named: look at every hook */
@@ -135,6 +136,7 @@ webhook_shmem_startup(void)
 			pg_atomic_init_u32(&worker_state->slots[i].wake_requested, 0);
 			pg_atomic_init_u32(&worker_state->slots[i].in_flight, 0);
 			pg_atomic_init_u32(&worker_state->slots[i].held, 0);
+			pg_atomic_init_u64(&worker_state->slots[i].config_generation, 0);
 			SpinLockInit(&worker_state->slots[i].news_lock);
 			worker_state->slots[i].news_unknown = false;
 			worker_state->slots[i].n_news = 0;
@@ -192,6 +194,7 @@ webhook_slot_acquire(Oid dboid, int index, bool *paused)
 		pg_atomic_write_u32(&slot->wake_requested, 0);
 		pg_atomic_write_u32(&slot->in_flight, 0);
 		pg_atomic_write_u32(&slot->held, 0);
+		pg_atomic_write_u64(&slot->config_generation, 0);
 	}
 	SpinLockRelease(&worker_state->lock);
 	return free_slot;
@@ -314,6 +317,19 @@ webhook_slot_report(int slot, int in_flight, int held)
 }
 
 /*
+ * Count one more configuration reload taken by the worker of this slot:
+ * called once ProcessConfigFile has run and the worker has applied what it
+ * caches of the settings, so that whoever reads the count (webhook._workers(),
+ * the end-to-end tests after pg_reload_conf()) knows the worker runs with the
+ * new configuration.  Worker only.
+ */
+void
+webhook_slot_config_loaded(int slot)
+{
+	pg_atomic_fetch_add_u64(&worker_state->slots[slot].config_generation, 1);
+}
+
+/*
  * The running workers of database dboid, at most max of them, into
  * workers: their numbers (from 0), pids, and what they last published.
  * Returns how many.
@@ -337,6 +353,8 @@ webhook_workers_of(Oid dboid, WebhookWorkerInfo *workers, int max)
 		workers[n].pid = slot->pid;
 		workers[n].in_flight = (int) pg_atomic_read_u32(&slot->in_flight);
 		workers[n].held = (int) pg_atomic_read_u32(&slot->held);
+		workers[n].config_generation =
+			(int64) pg_atomic_read_u64(&slot->config_generation);
 		n++;
 	}
 	SpinLockRelease(&worker_state->lock);

@@ -65,6 +65,7 @@ typedef struct WebhookWorkerInfo
 	int			pid;
 	int			in_flight;		/* requests on the wire */
 	int			held;			/* claimed and not yet recorded */
+	int64		config_generation;	/* configuration reloads it has taken */
 } WebhookWorkerInfo;
 
 /* shared memory (shmem.c) */
@@ -78,6 +79,7 @@ extern bool webhook_take_news(int slot, int64 *ids, int *n);
 extern void webhook_wake_at_commit_for(const Datum *hook_ids, int n);
 extern int	webhook_workers_running(Oid dboid);
 extern void webhook_slot_report(int slot, int in_flight, int held);
+extern void webhook_slot_config_loaded(int slot);
 extern int	webhook_workers_of(Oid dboid, WebhookWorkerInfo *workers, int max);
 extern int	webhook_pause_take(Oid dboid, int *stopped);
 extern void webhook_pause_release(int pause);

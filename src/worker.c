@@ -1493,6 +1493,12 @@ webhook_worker_main(Datum main_arg)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
+			/*
+			 * The settings it caches took their new values in their assign
+			 * hooks, within ProcessConfigFile: publish that this worker runs
+			 * with the reloaded configuration.
+			 */
+			webhook_slot_config_loaded(worker_slot);
 		}
 		MemoryContextReset(loop_cxt);
 

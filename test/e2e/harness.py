@@ -92,6 +92,25 @@ def free_port():
         return s.getsockname()[1]
 
 
+def wait_until(cond, timeout=DEFAULT_TIMEOUT, what='the condition', interval=0.1,
+               detail=None):
+    """Poll cond() until it returns something true, and return that; past the
+    deadline raise AssertionError naming what (and detail(), if given).
+
+    The one way the end-to-end tests wait for a state: a bound that is not the
+    behaviour under test is a deadline to meet, never a time to sleep."""
+    assert timeout <= 120
+    deadline = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            raise AssertionError('timed out after %ss waiting for %s%s' % (
+                timeout, what, ('\n' + detail()) if detail else ''))
+        time.sleep(interval)
+
+
 _uniq = itertools.count(1)
 
 
@@ -247,6 +266,7 @@ class Cluster:
         self.port = None
         self.running = False
         self.initialized = False
+        self.started = False       # once started, it has a log to scan
         _live.add(self)
 
     # -- binaries ---------------------------------------------------------
@@ -337,6 +357,7 @@ class Cluster:
             raise RuntimeError('pg_ctl start failed:\n%s%s\n--- server log ---\n%s' % (
                 p.stdout, p.stderr, self.log_tail(40)))
         self.running = True
+        self.started = True
         if SANITIZER_DIR:
             self._check_sanitized()
         if first:
@@ -404,7 +425,10 @@ class Cluster:
         try:
             with open(self.logfile, errors='replace') as f:
                 lines = f.readlines()
-        except OSError:
+        except OSError as e:
+            if self.started:     # a scan of nothing must not pass as a clean log
+                LOGS_SCANNED[0] += 1
+                LOG_LEAKS.append('%s: the server log could not be read: %s' % (self.logfile, e))
             return
         LOGS_SCANNED[0] += 1
         LOG_LEAKS.extend('%s:%d: %s' % (self.logfile, no, line)
@@ -502,28 +526,83 @@ class Cluster:
 
     def wait_worker(self, timeout=DEFAULT_TIMEOUT, other_than=None):
         """Wait until a webhook worker runs (with a pid other than other_than); return its pid."""
-        deadline = time.monotonic() + timeout
-        while True:
+        def running():
             try:
                 pid = self.worker_pid()
-                if pid is not None and pid != other_than:
-                    return pid
             except PsqlError:
-                pass
-            if time.monotonic() >= deadline:
-                raise AssertionError('no webhook worker after %ss\n--- server log tail ---\n%s'
-                                     % (timeout, self.log_tail(30)))
-            time.sleep(0.1)
+                return None
+            return pid if pid is not None and pid != other_than else None
+        return wait_until(running, timeout, 'a webhook worker',
+                          detail=lambda: '--- server log tail ---\n' + self.log_tail(30))
+
+    def config_generations(self):
+        """{(database, worker number, pid): configuration generation} of every
+        running delivery worker, all databases together (webhook_internal.workers())."""
+        gens = {}
+        for (db,) in self.psql("SELECT DISTINCT datname FROM pg_stat_activity "
+                               "WHERE backend_type = 'webhook worker'"):
+            try:
+                rows = self.psql('SELECT worker, pid, config_generation '
+                                 'FROM webhook_internal.workers() WHERE up', db=db)
+            except PsqlError:   # the database went away, or its extension
+                continue
+            for w, pid, gen in rows:
+                gens[(db, int(w), int(pid))] = int(gen)
+        return gens
+
+    def reload_and_wait(self, timeout=DEFAULT_TIMEOUT):
+        """pg_reload_conf(), then wait until every delivery worker that ran
+        before has taken the reload: its configuration generation advanced
+        (webhook_internal.workers()), or it is gone (a worker started since read the
+        new configuration when it started)."""
+        before = self.config_generations()
+        self.psql('SELECT pg_reload_conf()')
+
+        def reloaded():
+            now = self.config_generations()
+            return all(now.get(k, gen + 1) > gen for k, gen in before.items())
+        wait_until(reloaded, timeout, 'the workers to take the reload',
+                   detail=lambda: 'generations before %r, now %r\n--- server log tail ---\n%s'
+                   % (before, self.config_generations(), self.log_tail(30)))
 
     def set_setting(self, name, value):
-        """ALTER SYSTEM SET name (RESET with value None), reload, and give the
-        workers a second to take their SIGHUP."""
+        """ALTER SYSTEM SET name (RESET with value None), reload, and wait
+        until the workers run with it (reload_and_wait)."""
         if value is None:
             self.psql('ALTER SYSTEM RESET %s' % name)
         else:
             self.psql('ALTER SYSTEM SET %s = %s' % (name, lit(value)))
-        self.psql('SELECT pg_reload_conf()')
-        time.sleep(1)
+        self.reload_and_wait()
+
+    def workers_went_round(self, timeout=DEFAULT_TIMEOUT):
+        """A positive signal that every worker has gone once round its loop
+        (claim, chores, wait) since the call: it takes a reload at the top
+        of the loop, so two reloads taken, one after the other, mean a whole
+        turn between them."""
+        self.reload_and_wait(timeout)
+        self.reload_and_wait(timeout)
+
+    def worker_passed(self, rx, idle=True, timeout=DEFAULT_TIMEOUT):
+        """A positive signal for "nothing else happened": a marker event, to
+        a hook of its own on receiver rx, emitted now, delivered and
+        recorded; with idle, the workers then hold nothing and have nothing
+        in flight.  So every claim the worker would have made of what was
+        due before the call has been made (claims take what is due in due
+        order), and anything it would have sent has been recorded.  One
+        marker for each worker: a transport is worker transport_id %
+        webhook.workers's."""
+        n = int(self.one('SELECT count(*) FROM webhook_internal.workers()'))
+        markers = []
+        for _ in range(max(1, n)):   # transport ids are consecutive: one of each worker
+            path = '/marker-' + uniq('m').lower()
+            hook = self.hook_on(rx.url(), path)
+            markers.append((path, self.emit(hook.event_type, {'marker': True})))
+        for path, uid in markers:
+            rx.wait_requests(1, path=path, timeout=timeout)
+            self.wait_state(uid, 'succeeded', timeout=timeout)
+        if idle:
+            self.wait_for('SELECT coalesce(sum(held + in_flight), 0) FROM webhook_internal.workers()',
+                          '0', timeout=timeout)
 
     def wait_until_running(self, timeout=DEFAULT_TIMEOUT):
         v = self.one("SELECT webhook.wait_until_running(%s)" % lit('%d s' % timeout),

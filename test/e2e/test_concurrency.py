@@ -35,8 +35,9 @@ class ConcurrencyTest(unittest.TestCase):
         harness.note('20 fast deliveries all arrived %.2f s after emit, beside 20 slow (3 s) '
                      'ones; slow receiver saw at most %d at once'
                      % (fast_done, slow.max_in_flight['/slow']))
-        self.assertLess(fast_done, 2.0)
         # the fast ones all arrived before the first slow answer was even sent
+        # (a time relative to the slow receiver's, which a loaded machine
+        # stretches alike; fast_done, absolute, is only noted)
         self.assertLess(max(r.arrived for r in got), first_slow.arrived + 3.0)
         self.assertEqual(sorted(r.headers['webhook-id'] for r in got), sorted(fast_uids))
         cluster.wait_for(
@@ -76,9 +77,10 @@ class ConcurrencyTest(unittest.TestCase):
         try:
             h = cluster.hook_on(rx.url(), '/ka', transport={'max_in_flight': 1})
             for i in range(3):
-                cluster.emit(h.event_type, {'i': i})
+                uid = cluster.emit(h.event_type, {'i': i})
                 rx.wait_requests(i + 1, path='/ka')
-                time.sleep(0.2)
+                # recorded: the request is over and its connection back in the pool
+                cluster.wait_state(uid, 'succeeded')
             reqs = rx.requests(path='/ka')
             conns = {r.conn_id for r in reqs}
             harness.note('keep-alive: 3 sequential deliveries used %d connection(s)' % len(conns))
@@ -88,33 +90,52 @@ class ConcurrencyTest(unittest.TestCase):
 
 
     def test_late_writer_is_not_skipped(self):
-        """A transaction that began long before it inserts: its delivery
-        leaves at once, beside a steady stream of the same hook's others
-        (a claim starts the hook's scan past what it took before, never
-        past what a running transaction may still commit)."""
-        h = cluster.hook_on(fast.url(), '/late')
+        """A transaction that inserts long before it commits: its delivery
+        leaves at once when it commits, though a steady stream of the same
+        hook's others went meanwhile (a claim starts the hook's scan past
+        what it took before, never past what a running transaction may
+        still commit).
+
+        One request at a time, in due order: the late event, due when it was
+        inserted, goes before a marker event emitted after its commit.
+        Skipped, it would wait for the floors to be forgotten (FLOOR_RESET_MS,
+        a second) while the marker went first."""
+        h = cluster.hook_on(fast.url(), '/late', transport={'max_in_flight': 1})
         s = harness.Session(cluster)
         gaps = []
         try:
             for i in range(5):
-                s.send('BEGIN; SELECT now();')      # begun, no transaction id yet
-                for j in range(10):
-                    cluster.emit(h.event_type, {'stream': j})
-                    time.sleep(0.03)
-                t0 = time.monotonic()
-                s.send("SELECT webhook.emit(%s, '{\"late\": %d}'); COMMIT;"
+                s.send("BEGIN; SELECT webhook.emit(%s, '{\"late\": %d}');"
                        % (lit(h.event_type), i))
-                got = fast.wait_requests(11 * (i + 1), path='/late', timeout=10)
-                late = [r for r in got if r.json()['data'].get('late') == i]
+                # inserted, not committed: the session is idle in its transaction
+                cluster.wait_for("SELECT count(*) FROM pg_stat_activity WHERE state ="
+                                 " 'idle in transaction' AND query LIKE '%%\"late\": %d%%'"
+                                 % i, '1')
+                for j in range(10):
+                    uid = cluster.emit(h.event_type, {'stream': j})
+                    # the stream's pace is the behaviour: claims one after
+                    # another, past the late event's due time, while it is
+                    # not yet committed
+                    time.sleep(0.03)
+                cluster.wait_state(uid, 'succeeded')
+                t0 = time.monotonic()
+                s.send('COMMIT;')
+                cluster.wait_for("SELECT count(*) FROM webhook.event WHERE event_type = %s"
+                                 " AND payload->'late' = '%d'" % (lit(h.event_type), i), '1')
+                cluster.emit(h.event_type, {'marker': i})
+                got = fast.wait_requests(12 * (i + 1), path='/late', timeout=30)
+                data = [r.json()['data'] for r in got]
+                late = [k for k, d in enumerate(data) if d.get('late') == i]
                 self.assertEqual(len(late), 1, 'late event %d not delivered once' % i)
-                gaps.append(late[0].arrived - t0)
+                marker = [k for k, d in enumerate(data) if d.get('marker') == i]
+                self.assertLess(late[0], marker[0],
+                                'the marker emitted after late event %d went first: %r'
+                                % (i, data[-4:]))
+                gaps.append(got[late[0]].arrived - t0)
         finally:
             s.close()
         harness.note('a late writer\'s event, commit -> arrival: %s s'
                      % ', '.join('%.3f' % g for g in gaps))
-        # skipped, it would wait for the claim's scan from the start, when the
-        # floors are forgotten: a second or so; five rounds all under 0.5 s
-        self.assertLess(max(gaps), 0.5, gaps)
 
 
 if __name__ == '__main__':

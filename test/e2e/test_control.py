@@ -15,8 +15,7 @@ setUpModule, tearDownModule = harness.cluster_and_receiver(globals())
 
 
 def set_enabled(value):
-    cluster.psql('ALTER SYSTEM SET webhook.enabled = %s' % value)
-    cluster.psql('SELECT pg_reload_conf()')
+    cluster.set_setting('webhook.enabled', value)
     cluster.wait_for("SELECT current_setting('webhook.enabled')", value, timeout=10)
 
 
@@ -27,10 +26,13 @@ class ControlTest(unittest.TestCase):
         path = '/ctl-enabled'
         hook = cluster.hook_on(rx.url(), path)
         self.addCleanup(set_enabled, 'on')
-        set_enabled('off')
-        time.sleep(1)          # the worker has had its SIGHUP
+        set_enabled('off')     # and the workers have taken it (reload_and_wait)
         uid = cluster.emit(hook.event_type, {'paused': True})
-        time.sleep(2)
+        # the commit woke the worker; it has gone round its loop, claim and
+        # all, at least once since
+        cluster.workers_went_round()
+        self.assertEqual(cluster.one('SELECT sum(held + in_flight) FROM webhook_internal.workers()'),
+                         '0', 'claimed while webhook.enabled = off')
         self.assertEqual(rx.count(path=path), 0, 'sent while webhook.enabled = off')
         d = cluster.delivery(uid)
         self.assertIsNotNone(d, 'no delivery recorded while paused')
@@ -50,10 +52,8 @@ class ControlTest(unittest.TestCase):
         newpid = cluster.wait_worker(other_than=pid, timeout=30)
         harness.note('worker restarted %.1f s after SIGTERM' % (time.monotonic() - t0))
         # the old process is gone
-        deadline = time.monotonic() + 10
-        while os.path.exists('/proc/%d' % pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        self.assertFalse(os.path.exists('/proc/%d' % pid), 'old worker still alive')
+        harness.wait_until(lambda: not os.path.exists('/proc/%d' % pid), 10,
+                           'the old worker %d to be gone' % pid)
         log = cluster.log(offset)
         for bad in ('terminated by signal', 'reinitializing', 'PANIC', 'server process'):
             self.assertNotIn(bad, log, 'after SIGTERM of the worker the log says:\n' + log)
@@ -212,13 +212,9 @@ class WorkerMemoryTest(unittest.TestCase):
     def worker_memory(self, pid):
         offset = cluster.log_offset()
         cluster.psql('SELECT pg_log_backend_memory_contexts(%d)' % pid)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            m = re.search(r'Grand total: (\d+) bytes', cluster.log(offset))
-            if m:
-                return int(m.group(1))
-            time.sleep(0.1)
-        self.fail('the worker did not log its memory contexts')
+        m = harness.wait_until(lambda: re.search(r'Grand total: (\d+) bytes', cluster.log(offset)),
+                               10, 'the worker to log its memory contexts')
+        return int(m.group(1))
 
     def deliver(self, hook, n):
         cluster.psql("SELECT count(webhook.emit(%s, jsonb_build_object('n', g)))"

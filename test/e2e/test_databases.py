@@ -5,6 +5,7 @@ ALTER DATABASE RENAME TO or SET TABLESPACE, or CREATE DATABASE ... TEMPLATE,
 needs the database alone."""
 
 import os
+import signal
 import time
 import unittest
 
@@ -77,17 +78,11 @@ def emit_in(db, event_type, n):
 
 def delivered(path, uids):
     """Wait until every event of uids was received on path."""
-    deadline = time.monotonic() + 40
-    while True:
-        got = {r.headers['webhook-id'] for r in rx.requests(path)}
-        if set(uids) <= got:
-            return
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise AssertionError('events %r not delivered to %s; got %r\n--- log ---\n%s'
-                                 % (sorted(set(uids) - got), path, sorted(got),
-                                    cluster.log_tail(30)))
-        time.sleep(0.1)
+    def got():
+        return {r.headers['webhook-id'] for r in rx.requests(path)}
+    harness.wait_until(lambda: set(uids) <= got(), 40, 'events %r on %s' % (uids, path),
+                       detail=lambda: 'got %r\n--- log ---\n%s'
+                       % (sorted(got()), cluster.log_tail(30)))
 
 
 class DatabasesTest(unittest.TestCase):
@@ -101,9 +96,6 @@ class DatabasesTest(unittest.TestCase):
                                          timeout=40), 't', db)
             self.assertEqual(workers_in(db), 2, db)
             self.assertEqual(deliver_in(db, '/' + db).json()['data'], {'db': db})
-        # a database without the extension keeps no worker
-        time.sleep(1)
-        self.assertEqual(workers_in('shop_plain'), 0)
 
         # DROP EXTENSION: the database's workers exit
         cluster.psql('DROP EXTENSION webhook', db='shop_a')
@@ -120,8 +112,13 @@ class DatabasesTest(unittest.TestCase):
         cluster.psql('DROP DATABASE shop_b', db='postgres')
         harness.note('DROP DATABASE with 2 webhook workers took %.2f s' % (time.monotonic() - t0))
         self.assertLess(time.monotonic() - t0, 5)
-        time.sleep(1)
+        # it is gone: nothing can be connected to it
         self.assertEqual(workers_in('shop_b'), 0)
+        # a database without the extension keeps no worker: the launcher
+        # probed it (worker 1 comes and exits) when each CREATE EXTENSION
+        # above committed, and has served shop_a twice since
+        cluster.wait_for("SELECT count(*) FROM pg_stat_activity WHERE backend_type ="
+                         " 'webhook worker' AND datname = 'shop_plain'", '0', timeout=15)
         # the other databases are served as before
         self.assertEqual(workers_in('shop_a'), 2)
         self.assertEqual(workers_in(harness.DB_NAME), 2)
@@ -243,12 +240,21 @@ class NamedDatabasesTest(unittest.TestCase):
         self.assertIn('the webhook workers will not serve database "shop_unlisted"', err)
         self.assertIn('HINT:  Add "shop_unlisted" to webhook.database_name', err)
         self.assertIn('the webhook workers will not serve database "shop_unlisted"', c.log())
-        # no worker comes back, there or in the copy, for a while at least
-        deadline = time.monotonic() + 2
-        while time.monotonic() < deadline:
-            self.assertEqual(self.workers_in('shop_unlisted'), '0')
-            self.assertEqual(self.workers_in('shop_listed_copy'), '0')
-            time.sleep(0.2)
+        # no worker comes back, there or in the copy: the launcher, woken
+        # when the rename ended its pause, probed every database; a worker of
+        # the listed database, stopped now, is started again by a later pass
+        # of the launcher, and by then it would have started those too
+        pid, n = map(int, c.psql("SELECT min(pid), count(*) FROM pg_stat_activity WHERE"
+                                 " backend_type = 'webhook worker' AND datname = %s"
+                                 % lit(harness.DB_NAME))[0])
+        os.kill(pid, signal.SIGTERM)
+        harness.wait_until(
+            lambda: c.one("SELECT count(*) FROM pg_stat_activity WHERE backend_type ="
+                          " 'webhook worker' AND datname = %s AND pid <> %d"
+                          % (lit(harness.DB_NAME), pid)) == str(n),
+            30, 'the listed database\'s workers to be started again')
+        self.assertEqual(self.workers_in('shop_unlisted'), '0')
+        self.assertEqual(self.workers_in('shop_listed_copy'), '0')
         # renamed back into the list, it is served again, without a warning
         _, err = c.psql('ALTER DATABASE shop_unlisted RENAME TO shop_listed', db='postgres',
                         stderr=True)

@@ -34,8 +34,10 @@ class DeliveryTest(unittest.TestCase):
         self.assertEqual(req.headers.get('Content-Length'), str(len(req.body)))
         json.loads(req.body)      # the body is JSON
 
-    def assert_exactly_one(self, path, wait=1.0):
-        time.sleep(wait)
+    def assert_exactly_one(self, path):
+        # a marker event emitted now went out and the workers hold nothing:
+        # a second request for it would have been sent by now
+        cluster.worker_passed(rx)
         self.assertEqual(len(rx.requests(path=path)), 1,
                          'more than one request to %s: %r' % (path, rx.requests(path=path)))
 
@@ -219,18 +221,24 @@ class DeliveryTest(unittest.TestCase):
             'SELECT d.hook_id FROM webhook.delivery d JOIN webhook.event e '
             'ON e.id = d.event_id WHERE e.uid = %s' % lit(uid))),
             sorted([h_exact, h_pattern]))
-        time.sleep(1)
+        cluster.worker_passed(rx)
         self.assertEqual(rx.count(path='/m-other') + rx.count(path='/m-inactive'), 0)
 
     # -- latency -----------------------------------------------------------------
     def test_zz_idle_latency(self):
-        """An event emitted to an idle worker arrives in under 1 s."""
+        """An event emitted to an idle worker arrives at once: the commit
+        wakes it.  Its once-a-second poll would put the arrivals anywhere in
+        the second, so the median of five is under 0.5 s; a loaded machine
+        may stall one or two (each within 5 s).  The figures themselves are
+        bench/latency.sh's."""
         path = '/latency'
         hook = cluster.hook_on(rx.url(), path)
         rx.wait_idle()
         lat = []
         for i in range(5):
-            time.sleep(1.5)    # let the worker go idle
+            # idle is the behaviour: nothing claimed for more than the poll
+            # interval (POLL_INTERVAL_MS, 1 s), so that the worker sleeps
+            time.sleep(1.5)
             t0 = time.monotonic()
             cluster.emit(hook.event_type, {'i': i})
             req = rx.wait_requests(i + 1, path=path, timeout=10)[-1]
@@ -238,7 +246,8 @@ class DeliveryTest(unittest.TestCase):
         harness.note('idle latency emit->arrival (incl. psql start): %s ms; median %.0f ms'
                      % (', '.join('%.0f' % (x * 1000) for x in lat),
                         statistics.median(lat) * 1000))
-        self.assertLess(max(lat), 1.0, lat)
+        self.assertLess(statistics.median(lat), 0.5, lat)
+        self.assertLess(max(lat), 5.0, lat)
 
 
 if __name__ == '__main__':

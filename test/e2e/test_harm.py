@@ -100,8 +100,16 @@ class IsolationTest(unittest.TestCase):
             cluster.wait_state(uid, 'cancelled')
             self.assertEqual(cluster.delivery(uid)['attempts'], 1)
         self.assertEqual(cluster.one(STRANDED), '0')
-        time.sleep(1.5)
+        # their retries would have been due a second after their attempts:
+        # once that is past, a marker event goes out and the workers hold
+        # nothing, so a retry would have been claimed and sent by now
+        cluster.wait_for("SELECT now() > max(a.started_at + interval '1.5 s')"
+                         " FROM webhook.attempt a JOIN webhook.delivery d ON d.id = a.delivery_id"
+                         " WHERE d.hook_id = %d" % hook.hook_id, 't')
+        cluster.worker_passed(rx)
         self.assertEqual(rx.count(path=path), 3, 'a cancelled delivery was retried')
+        for uid in siblings:
+            self.assertEqual(cluster.delivery(uid)['attempts'], 1)
 
 
 class WritesTest(unittest.TestCase):
@@ -121,7 +129,8 @@ class WritesTest(unittest.TestCase):
                              lambda v: int(v) > 0, timeout=10)
             t0 = time.monotonic()
             cluster.psql("SET statement_timeout = '5s'; INSERT INTO shop_orders VALUES (1, 10)")
-            self.assertLess(time.monotonic() - t0, 2.0, 'the INSERT waited')
+            # waiting for the lock, it would run into the 5 s statement_timeout
+            self.assertLess(time.monotonic() - t0, 4.0, 'the INSERT waited')
             s.send('COMMIT;')
         finally:
             s.close()
@@ -144,7 +153,8 @@ class WritesTest(unittest.TestCase):
             gid = 'webhook_e2e_%d_%d' % (os.getpid(), i)
             cluster.psql("BEGIN; SELECT webhook.emit(%s, '{}'); PREPARE TRANSACTION %s"
                          % (lit(hook.event_type), lit(gid)))
-            time.sleep(1.2)              # the worker polls once in between: nothing yet
+            # the worker claims after the PREPARE (a marker goes out): nothing yet
+            cluster.worker_passed(rx)
             self.assertEqual(rx.count(path=path), i)
             t0 = time.monotonic()
             cluster.psql('COMMIT PREPARED %s' % lit(gid))
@@ -152,8 +162,11 @@ class WritesTest(unittest.TestCase):
             gaps.append(req.arrived - t0)
         harness.note('COMMIT PREPARED -> arrival: %s s'
                      % ', '.join('%.3f' % g for g in gaps))
-        # the poll would give gaps spread over a second
-        self.assertLess(max(gaps), 0.5, gaps)
+        # the poll would give gaps spread over a second (most of one here:
+        # the marker was claimed just before): the median of five under
+        # 0.5 s, and a loaded machine may stall one or two (within 5 s)
+        self.assertLess(sorted(gaps)[2], 0.5, gaps)
+        self.assertLess(max(gaps), 5.0, gaps)
 
 
 class AddressPolicyTest(unittest.TestCase):
@@ -181,8 +194,7 @@ class AddressPolicyTest(unittest.TestCase):
         with open(conf, 'a') as f:
             f.write("webhook.deny_networks = '127.0.0.0/8x'\n")
         offset = cluster.log_offset()
-        cluster.psql('SELECT pg_reload_conf()')
-        time.sleep(1)
+        cluster.reload_and_wait()
         self.assertEqual(cluster.one('SHOW webhook.deny_networks'), '127.0.0.0/8')
         self.assertIn('webhook.deny_networks', cluster.log(offset))
         path = '/h-still-denied'

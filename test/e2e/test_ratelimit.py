@@ -101,7 +101,7 @@ class RateLimitTest(unittest.TestCase):
         harness.note('update_transport: 10 at 5/s over %.2f s; then 100 unlimited over %.2f s; '
                      'then 30 at 10/s over %.2f s' % (limited, unlimited, relimited))
         self.assertGreaterEqual(limited, 1.4)       # (10 - 1) / 5 = 1.8 s
-        self.assertLess(unlimited, 2.0)             # at 5/s it would be 20 s
+        self.assertLess(unlimited, 8.0)             # at 5/s it would be 20 s
         self.assertGreaterEqual(relimited, 2.2)     # (30 - 1) / 10 = 2.9 s
         self.assertEqual(self.outcomes(h.event_type), (140, 140, 140, 140))
 
@@ -131,8 +131,9 @@ class RateLimitTest(unittest.TestCase):
         # -> 1/s takes some 3.5 s
         self.assertGreaterEqual(phase, 1.2)
         self.assertLessEqual(max_in_window(times[40:]), 20 + burst(20) + JITTER)
-        # recovered: the last 20 at well above the floor (20/s: about 1 s)
-        self.assertLess(recovered, 2.5)
+        # recovered: the last 20 at well above the floor (20/s: about 1 s;
+        # at the floor of 1/s, 19 s)
+        self.assertLess(recovered, 8.0)
         # nothing lost: every delivery succeeded, the six 429s were retried
         self.assertEqual(self.outcomes(h.event_type), (100, 100, 106, 100))
         self.assertEqual(cluster.one(
@@ -159,8 +160,8 @@ class RateLimitTest(unittest.TestCase):
         # without back-off the 14 go out within 0.3 s: 8 at once, 6 more as
         # the first time out; halving 8 -> 4 -> 2 -> 1/s spreads them out
         self.assertGreaterEqual(hanging, 1.0)
-        # and the rate recovers: not still at 1/s
-        self.assertLess(tail[-1] - tail[0], 1.5)
+        # and the rate recovers: not still at 1/s (the last 10 over 9 s)
+        self.assertLess(tail[-1] - tail[0], 5.0)
         deliveries, succeeded, n_attempts, ok = self.outcomes(h.event_type)
         self.assertEqual((deliveries, succeeded, ok), (40, 40, 40))
         self.assertEqual(n_attempts, 40 + 14)
@@ -174,7 +175,9 @@ class RateLimitTest(unittest.TestCase):
         slow_type = harness.uniq('EV')
         cluster.create_hook(slow_t, [slow_type], path='/crawl')
         cluster.emit_many(slow_type, 200)
-        time.sleep(1)
+        # the worker has claimed for it (and sent the first): what it holds
+        # now is what that claim took
+        rx.wait_requests(1, path='/crawl', timeout=10)
         held = int(cluster.one('SELECT sum(held) FROM webhook_internal.workers()'))
         self.assertLessEqual(held, 2)
         other = cluster.hook_on(rx.url(), '/beside-crawl')
@@ -206,7 +209,7 @@ class RateLimitTest(unittest.TestCase):
         harness.note('beside a 4/s transport draining 40: 100 unlimited arrived in %.2f s, '
                      '20 at 10/s over %.2f s; the 4/s one had sent %d'
                      % (fast_done, own_span, slow_by_then))
-        self.assertLess(fast_done, 3.0)
+        self.assertLess(fast_done, 8.0)             # behind the 4/s one: 25 s
         self.assertGreaterEqual(own_span, 1.4)      # (20 - 1) / 10 = 1.9 s
         self.assertLess(own_span, 5.0)              # its own rate, not the 4/s one's
         self.assertLess(slow_by_then, 40, 'the limited transport was not still draining')

@@ -8,7 +8,7 @@ import time
 import unittest
 
 import harness
-from harness import R
+from harness import R, lit
 
 cluster = rx = None
 setUpModule, tearDownModule = harness.cluster_and_receiver(
@@ -81,6 +81,8 @@ class RetentionTest(unittest.TestCase):
                             'history left: %r\n%s' % (history_left(), cluster.log_tail(20)))
             sent += 1
             cluster.emit(hook.event_type, '{"n": %d}' % sent)
+            # the pace is the behaviour: deliveries go on all through the
+            # pruning, one every 0.2 s (and history_left() is the poll)
             time.sleep(0.2)
         rx.wait_requests(sent, path=path)
         self.assertEqual(cluster.psql(
@@ -98,8 +100,14 @@ class RetentionTest(unittest.TestCase):
         # auto_prune off keeps everything; on again, it goes
         cluster.set_setting('webhook.auto_prune', 'off')
         self.addCleanup(cluster.set_setting, 'webhook.auto_prune', None)
+        added_at = cluster.one('SELECT clock_timestamp()')
         add_history(hook.hook_id, 100)
-        time.sleep(3)
+        # a round would be due within the chore interval (1 s with retention
+        # 2 s) of the last, which ended before auto_prune went off; once that
+        # is past, the worker goes round its loop (prune_step and all)
+        cluster.wait_for("SELECT clock_timestamp() > %s::timestamptz + interval '1.5 s'"
+                         % lit(added_at), 't')
+        cluster.workers_went_round()
         self.assertEqual(history_left(), ['110', '100', '200'])
         cluster.set_setting('webhook.auto_prune', None)
         cluster.wait_for("SELECT count(*) FROM webhook.attempt "

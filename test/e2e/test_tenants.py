@@ -4,7 +4,6 @@ also while the tenant's session is running."""
 
 import subprocess
 import threading
-import time
 import unittest
 
 import harness
@@ -73,27 +72,41 @@ class TenantsTest(unittest.TestCase):
 
     def test_revoke_and_grant_apply_to_the_next_statement(self):
         # a session of the tenant is running while an admin revokes, then
-        # grants again: each statement sees the grants as they are when it starts
+        # grants again: each statement sees the grants as they are when it
+        # starts.  The session waits for advisory locks the test holds, so
+        # that each change comes between two of its statements, whatever
+        # the machine's pace.
+        first, second = 7431001, 7431002
         script = ("SELECT 'a', count(*) FROM webhook.transports();"
-                  "SELECT pg_sleep(2);"
+                  "SELECT pg_advisory_lock_shared(%d);"
                   "SELECT 'b', count(*) FROM webhook.transports();"
                   "BEGIN;"
                   "SELECT 'c', count(*) FROM webhook.transport;"
-                  "SELECT pg_sleep(2);"
+                  "SELECT pg_advisory_lock_shared(%d);"
                   "SELECT 'd', count(*) FROM webhook.transport;"
-                  "COMMIT;")
+                  "COMMIT;" % (first, second))
+        waiting = ("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+                   " AND objid = %d AND NOT granted")
+        holder = harness.Session(cluster)
         out = {}
 
         def session():
             out['lines'] = lines_as('wh_globex', script)
         t = threading.Thread(target=session)
-        started = time.monotonic()
-        t.start()
-        time.sleep(1)
-        cluster.psql("SELECT webhook.revoke_tenant('wh_globex', 'globex')")
-        time.sleep(max(0, 3 - (time.monotonic() - started)))
-        cluster.psql("SELECT webhook.grant_tenant('wh_globex', 'globex')")
-        t.join(20)
+        try:
+            holder.send('SELECT pg_advisory_lock(%d), pg_advisory_lock(%d);' % (first, second))
+            cluster.wait_for("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+                             " AND objid IN (%d, %d) AND granted" % (first, second), '2')
+            t.start()
+            cluster.wait_for(waiting % first, '1')       # 'a' done, 'b' to come
+            cluster.psql("SELECT webhook.revoke_tenant('wh_globex', 'globex')")
+            holder.send('SELECT pg_advisory_unlock(%d);' % first)
+            cluster.wait_for(waiting % second, '1')      # 'c' done, 'd' to come
+            cluster.psql("SELECT webhook.grant_tenant('wh_globex', 'globex')")
+            holder.send('SELECT pg_advisory_unlock(%d);' % second)
+            t.join(30)
+        finally:
+            holder.close()
         self.assertFalse(t.is_alive())
         self.assertEqual(out['lines'], ['a,1', 'b,0', 'c,0', 'd,1'])
 
@@ -103,7 +116,8 @@ class TenantsTest(unittest.TestCase):
         reads = 300
         script = ''.join("SELECT count(*) FILTER (WHERE tenant = 'acme'),"
                          "       count(*) FILTER (WHERE tenant <> 'acme')"
-                         "  FROM webhook.transports(); SELECT pg_sleep(0.01);"
+                         "  FROM webhook.transports(); SELECT pg_sleep(0.01);"   # reads
+                         # spread over the flips: the pace is the behaviour
                          for _ in range(reads))
         stop = threading.Event()
         flips = [0]

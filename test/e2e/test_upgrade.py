@@ -6,7 +6,6 @@ makes.  The worker of a newer library waits, saying why, while the catalog
 is older."""
 
 import os
-import time
 import unittest
 
 import harness
@@ -35,12 +34,8 @@ def tearDownModule():
 
 
 def wait_log(text, timeout=20):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if text in cluster.log():
-            return
-        time.sleep(0.1)
-    raise AssertionError('not in the server log after %ss: %r' % (timeout, text))
+    harness.wait_until(lambda: text in cluster.log(), timeout,
+                       '%r in the server log' % text)
 
 
 def version(db=None):

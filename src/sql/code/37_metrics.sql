@@ -22,10 +22,11 @@ COMMENT ON FUNCTION webhook_internal.duration_bounds() IS
     'upper bounds (seconds) of the attempt duration histogram''s buckets, +Inf left out';
 
 CREATE OR REPLACE FUNCTION webhook_internal.workers()
-    RETURNS TABLE (worker integer, up boolean, pid integer, in_flight integer, held integer)
+    RETURNS TABLE (worker integer, up boolean, pid integer, in_flight integer, held integer,
+                   config_generation bigint)
     LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'webhook_workers_sql';
 COMMENT ON FUNCTION webhook_internal.workers() IS
-    'the database''s webhook.workers delivery workers: whether each runs, its requests in flight and the deliveries it holds (shared memory)';
+    'the database''s webhook.workers delivery workers: whether each runs, its requests in flight, the deliveries it holds and the configuration reloads it has taken (shared memory)';
 REVOKE EXECUTE ON FUNCTION webhook_internal.workers() FROM PUBLIC;
 
 -- A label value in the text format: backslash, double quote and newline
