@@ -80,6 +80,9 @@ COMMENT ON SCHEMA webhook_internal IS
 DROP FUNCTION webhook._managed_transport(bigint);
 -- check_paging takes the tenant filter too: the code makes it anew
 DROP FUNCTION webhook._check_paging(integer, integer, text, text, text[]);
+-- _workers returns each worker's configuration generation too (a column
+-- more): the code makes it anew
+DROP FUNCTION webhook._workers();
 DO $$
 DECLARE
     f record;
