@@ -68,12 +68,13 @@ ALTER TABLE webhook.delivery
     ADD CONSTRAINT delivery_state_check
         CHECK (state IN ('pending', 'succeeded', 'failed', 'dead', 'cancelled'));
 
--- The internal functions move to a schema of their own (last: 0.3's event
--- trigger, which the ALTER TABLEs above fire, calls them by their old
--- names), with their names less the leading underscore (_limit, a reserved word bare, becomes
--- tenant_limit).  Moved rather than made anew, they keep what depends on
--- them: the triggers and event triggers that call them, and the hook
--- table's default.  _managed_transport, which nothing called, goes.
+-- The internal functions move to a schema of their own, with their names
+-- less the leading underscore (_limit, a reserved word bare, becomes
+-- tenant_limit); last, since 0.3's event trigger, which the ALTER TABLEs
+-- above fire, calls them by their old names.  Moved rather than made anew,
+-- they keep what depends on them: the triggers and event triggers that
+-- call them, and the hook table's default.  _managed_transport, which
+-- nothing called, goes.
 CREATE SCHEMA webhook_internal;
 COMMENT ON SCHEMA webhook_internal IS
     'the webhook extension''s internal functions: not an API';
