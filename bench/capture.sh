@@ -11,6 +11,10 @@
 # With a jsonpath filter, the hook has that filter (the trigger's cost of
 # evaluating it: '$.total >= 0' matches every order).
 #
+# PgQ's own trigger runs beside ours, alternated in the same run: an
+# identical table whose rows pgq.logutriga() puts into a pgq queue
+# (Debian's postgresql-15-pgq3, installed if missing).
+#
 #   bench/capture.sh [runs=5] [seconds=10] [synchronous_commit=on] [filter]
 cd "$(dirname "$0")/.."
 source test/cluster.sh
@@ -18,6 +22,17 @@ runs=${1:-5}; secs=${2:-10}; sync=${3:-on}; filter=${4:-}
 
 bench_start_cluster "webhook.enabled = off" "synchronous_commit = $sync"
 bench_orders_tables
+[ -f "$(pg_config --sharedir)/extension/pgq.control" ] ||
+    apt-get install -y -qq postgresql-15-pgq3 >/dev/null
+bench_psql >/dev/null <<'SQL'
+CREATE EXTENSION pgq;
+SELECT pgq.create_queue('orders');
+CREATE TABLE orders_pgq (LIKE orders_plain INCLUDING ALL);
+CREATE TRIGGER orders_pgq AFTER INSERT OR UPDATE OR DELETE ON orders_pgq
+    FOR EACH ROW EXECUTE FUNCTION pgq.logutriga('orders');
+SQL
+sed 's/orders_plain/orders_pgq/' "$BENCH_DIR/plain.sql" > "$BENCH_DIR/pgq.sql"
+chmod a+r "$BENCH_DIR/pgq.sql"
 if [ -n "$filter" ]; then
     bench_psql -v filter="$filter" >/dev/null <<'SQL'
 SELECT webhook.update_hook(id, filter => :'filter') FROM webhook.hooks();
@@ -25,10 +40,11 @@ SQL
 fi
 
 for i in $(seq "$runs"); do
-    for t in plain watched; do
-        # each run from the same start: empty tables and queue, a checkpoint
-        bench_psql -c "TRUNCATE orders_plain, orders_watched, webhook.event,
-                                 webhook.delivery, webhook.attempt" -c "CHECKPOINT"
+    for t in plain pgq watched; do
+        # each run from the same start: empty tables and queues, a checkpoint
+        bench_psql -c "TRUNCATE orders_plain, orders_watched, orders_pgq, webhook.event,
+                                 webhook.delivery, webhook.attempt, pgq.event_template" \
+                   -c "CHECKPOINT"
         tps=$(bench_pgbench -n -c 2 -j 2 -T "$secs" -f "$BENCH_DIR/$t.sql" 2>/dev/null |
               awk '/^tps/ {print $3}')
         echo "$t $tps" | tee -a "$BENCH_DIR/results"
@@ -36,5 +52,7 @@ for i in $(seq "$runs"); do
 done
 plain=$(awk '$1=="plain" {print $2}' "$BENCH_DIR/results" | median)
 watched=$(awk '$1=="watched" {print $2}' "$BENCH_DIR/results" | median)
+pgq=$(awk '$1=="pgq" {print $2}' "$BENCH_DIR/results" | median)
 events=$(bench_psql -c "SELECT count(*) FROM webhook.delivery")
-echo "median TPS: plain $plain, watched $watched; ratio $(echo "$watched $plain" | awk '{printf "%.2f", $1/$2}') (synchronous_commit=$sync, filter ${filter:-none}, $events deliveries queued by the last run)"
+ratio() { echo "$1 $2" | awk '{printf "%.2f", $1/$2}'; }
+echo "median TPS: plain $plain, watched $watched, pgq $pgq; ratio $(ratio "$watched" "$plain"), PgQ's $(ratio "$pgq" "$plain") (synchronous_commit=$sync, filter ${filter:-none}, $events deliveries queued by the last run)"
