@@ -1,13 +1,8 @@
 -- Access: webhook_admin members manage through the API; other roles have no
 -- way into the schema; writers of a watched table need no rights on it.
 
--- This file runs alone too (test/check REGRESS=access): it makes the
--- extension if setup did not, and numbers ids from 1001 whatever ran before.
-SET client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS webhook;
-RESET client_min_messages;
-SELECT bool_and(setval(oid, 1000) = 1000) AS ids_from_1001
-  FROM pg_class WHERE relkind = 'S' AND relnamespace = 'webhook'::regnamespace;
+-- This file runs alone too (test/check REGRESS=access).
+\i sql/include/alone.sql
 
 CREATE ROLE webhook_test_admin LOGIN IN ROLE webhook_admin;
 CREATE ROLE webhook_test_app LOGIN;

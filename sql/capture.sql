@@ -1,16 +1,8 @@
 -- Capture: watched tables' changes become events and deliveries in the
 -- writing transaction.  Sending is off in this suite: deliveries stay pending.
 
--- This file runs alone too (test/check REGRESS=capture): it makes the
--- extension if setup did not, and numbers ids from 1001 whatever ran before.
-SET client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS webhook;
-RESET client_min_messages;
-SELECT bool_and(setval(oid, 1000) = 1000) AS ids_from_1001
-  FROM pg_class WHERE relkind = 'S' AND relnamespace = 'webhook'::regnamespace;
-
--- error lines without the PL/pgSQL call stack, which moves with every edit
-\set SHOW_CONTEXT never
+-- This file runs alone too (test/check REGRESS=capture).
+\i sql/include/alone.sql
 
 CREATE TABLE shop_orders (
     id integer PRIMARY KEY,

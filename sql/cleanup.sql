@@ -8,13 +8,8 @@
 -- file of its own (logging_collector off, or no stderr in log_destination), or
 -- one this session cannot read, fails here, rather than pass a scan of nothing.
 
--- This file runs alone too (test/check REGRESS=cleanup): it makes the
--- extension if setup did not, and numbers ids from 1001 whatever ran before.
-SET client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS webhook;
-RESET client_min_messages;
-SELECT bool_and(setval(oid, 1000) = 1000) AS ids_from_1001
-  FROM pg_class WHERE relkind = 'S' AND relnamespace = 'webhook'::regnamespace;
+-- This file runs alone too (test/check REGRESS=cleanup).
+\i sql/include/alone.sql
 
 SELECT log IS NOT NULL AS log_file, pg_read_file(log, 0, 1, true) IS NOT NULL AS log_read
   FROM pg_current_logfile('stderr') AS log;

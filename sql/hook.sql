@@ -3,15 +3,8 @@
 -- argument, each group followed by a check that the catalog did not change.
 -- No error line may show a secret: the secrets below contain the word SECRET.
 
--- This file runs alone too (test/check REGRESS=hook): it makes the
--- extension if setup did not, and numbers ids from 1001 whatever ran before.
-SET client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS webhook;
-RESET client_min_messages;
-SELECT bool_and(setval(oid, 1000) = 1000) AS ids_from_1001
-  FROM pg_class WHERE relkind = 'S' AND relnamespace = 'webhook'::regnamespace;
-
-\set SHOW_CONTEXT never
+-- This file runs alone too (test/check REGRESS=hook).
+\i sql/include/alone.sql
 
 SELECT webhook.create_transport('shop', 'https://shop.test') AS shop \gset
 SELECT webhook.create_transport('erp', 'https://erp.test/api', tenant => 'acme') AS erp \gset

@@ -3,15 +3,8 @@
 -- changes nothing; a transport or hook never moves to another tenant; bad
 -- roles are clear errors.  Values printed are sizes, never the values.
 
--- This file runs alone too (test/check REGRESS=limits): it makes the
--- extension if setup did not, and numbers ids from 1001 whatever ran before.
-SET client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS webhook;
-RESET client_min_messages;
-SELECT bool_and(setval(oid, 1000) = 1000) AS ids_from_1001
-  FROM pg_class WHERE relkind = 'S' AND relnamespace = 'webhook'::regnamespace;
-
-\set SHOW_CONTEXT never
+-- This file runs alone too (test/check REGRESS=limits).
+\i sql/include/alone.sql
 CREATE ROLE webhook_test_acme LOGIN;
 CREATE ROLE webhook_test_globex LOGIN;
 SELECT webhook.grant_tenant('webhook_test_acme', 'acme') AS granted;

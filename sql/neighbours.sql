@@ -1,12 +1,7 @@
 -- Tenants cannot hurt each other through the writer's trigger.
 
--- This file runs alone too (test/check REGRESS=neighbours): it makes the
--- extension if setup did not, and numbers ids from 1001 whatever ran before.
-SET client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS webhook;
-RESET client_min_messages;
-SELECT bool_and(setval(oid, 1000) = 1000) AS ids_from_1001
-  FROM pg_class WHERE relkind = 'S' AND relnamespace = 'webhook'::regnamespace;
+-- This file runs alone too (test/check REGRESS=neighbours).
+\i sql/include/alone.sql
 
 CREATE TABLE neighbours_docs (id int PRIMARY KEY, tenant text NOT NULL, doc jsonb);
 SELECT webhook.watch('neighbours_docs', resource => 'doc', tenant_column => 'tenant') IS NOT NULL AS watched;

@@ -1,16 +1,8 @@
 -- Delivery policies: settings of transports and hooks, checked like the
 -- others and shown by the listings.  (What they do is tested end to end.)
 
--- This file runs alone too (test/check REGRESS=policies): it makes the
--- extension if setup did not, and numbers ids from 1001 whatever ran before.
-SET client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS webhook;
-RESET client_min_messages;
-SELECT bool_and(setval(oid, 1000) = 1000) AS ids_from_1001
-  FROM pg_class WHERE relkind = 'S' AND relnamespace = 'webhook'::regnamespace;
-
--- error lines without the PL/pgSQL call stack, which moves with every edit
-\set SHOW_CONTEXT never
+-- This file runs alone too (test/check REGRESS=policies).
+\i sql/include/alone.sql
 
 SELECT webhook.create_transport('policies', 'http://127.0.0.1:9', max_per_second => 50) AS t \gset
 SELECT name, max_in_flight, max_per_second FROM webhook.transports() WHERE id = :t;

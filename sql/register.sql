@@ -1,15 +1,8 @@
 -- register(): the one-call path.  Only 127.0.0.1 is ever contacted: nothing
 -- listens on port 9 (discard), so a reachability check there fails fast.
 
--- This file runs alone too (test/check REGRESS=register): it makes the
--- extension if setup did not, and numbers ids from 1001 whatever ran before.
-SET client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS webhook;
-RESET client_min_messages;
-SELECT bool_and(setval(oid, 1000) = 1000) AS ids_from_1001
-  FROM pg_class WHERE relkind = 'S' AND relnamespace = 'webhook'::regnamespace;
-
-\set SHOW_CONTEXT never
+-- This file runs alone too (test/check REGRESS=register).
+\i sql/include/alone.sql
 
 CREATE TEMP VIEW registered AS
 SELECT t.tenant, t.name, t.base_url, h.path, h.event_types, h.signature,

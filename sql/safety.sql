@@ -2,16 +2,8 @@
 -- owner, an admin's direct write or typo, and DDL on a watched table can and
 -- cannot do.  (What a hostile receiver can do is tested end to end.)
 
--- This file runs alone too (test/check REGRESS=safety): it makes the
--- extension if setup did not, and numbers ids from 1001 whatever ran before.
-SET client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS webhook;
-RESET client_min_messages;
-SELECT bool_and(setval(oid, 1000) = 1000) AS ids_from_1001
-  FROM pg_class WHERE relkind = 'S' AND relnamespace = 'webhook'::regnamespace;
-
--- error lines without the PL/pgSQL call stack, which moves with every edit
-\set SHOW_CONTEXT never
+-- This file runs alone too (test/check REGRESS=safety).
+\i sql/include/alone.sql
 
 SELECT webhook.create_transport('safety', 'http://127.0.0.1:9') AS t \gset
 SELECT webhook.create_hook(:t, '{*}') AS h \gset

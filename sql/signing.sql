@@ -1,15 +1,8 @@
 -- Signing: webhook.sign() against known vectors, and the secrets the
 -- extension generates and accepts.
 
--- This file runs alone too (test/check REGRESS=signing): it makes the
--- extension if setup did not, and numbers ids from 1001 whatever ran before.
-SET client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS webhook;
-RESET client_min_messages;
-SELECT bool_and(setval(oid, 1000) = 1000) AS ids_from_1001
-  FROM pg_class WHERE relkind = 'S' AND relnamespace = 'webhook'::regnamespace;
-
-\set SHOW_CONTEXT never
+-- This file runs alone too (test/check REGRESS=signing).
+\i sql/include/alone.sql
 
 -- the Standard Webhooks specification's own vector
 SELECT webhook.sign('standard', 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',

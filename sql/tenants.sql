@@ -3,16 +3,8 @@
 -- tables and views, not by error messages.  Secrets and credentials are
 -- shown by nobody's SELECT but the extension owner's.
 
--- This file runs alone too (test/check REGRESS=tenants): it makes the
--- extension if setup did not, and numbers ids from 1001 whatever ran before.
-SET client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS webhook;
-RESET client_min_messages;
-SELECT bool_and(setval(oid, 1000) = 1000) AS ids_from_1001
-  FROM pg_class WHERE relkind = 'S' AND relnamespace = 'webhook'::regnamespace;
-
--- error lines without the PL/pgSQL call stack, which moves with every edit
-\set SHOW_CONTEXT never
+-- This file runs alone too (test/check REGRESS=tenants).
+\i sql/include/alone.sql
 
 CREATE ROLE webhook_test_acme LOGIN;
 CREATE ROLE webhook_test_globex LOGIN;

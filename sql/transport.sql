@@ -3,15 +3,8 @@
 -- did not change.  Error messages must never show a credential: every secret
 -- below contains the word SECRET, and no error line may.
 
--- This file runs alone too (test/check REGRESS=transport): it makes the
--- extension if setup did not, and numbers ids from 1001 whatever ran before.
-SET client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS webhook;
-RESET client_min_messages;
-SELECT bool_and(setval(oid, 1000) = 1000) AS ids_from_1001
-  FROM pg_class WHERE relkind = 'S' AND relnamespace = 'webhook'::regnamespace;
-
-\set SHOW_CONTEXT never
+-- This file runs alone too (test/check REGRESS=transport).
+\i sql/include/alone.sql
 
 --
 -- create

@@ -125,6 +125,7 @@ END
 $$;
 COMMENT ON FUNCTION webhook_internal.locked_hook(bigint) IS
     'the hook locked FOR UPDATE, or "does not exist" when it is missing or of a tenant the caller does not manage';
+REVOKE EXECUTE ON FUNCTION webhook_internal.locked_hook(bigint) FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION webhook.grant_tenant(role regrole, tenant text) RETURNS boolean
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
