@@ -21,10 +21,10 @@ DATA_built = $(shell sql/build-script --list)
 # postgresql.conf must have the lines of test/regress.conf (docs/testing.md's
 # Tests section says why).  test/check starts a throwaway server with them
 # and runs make installcheck against it.  Each test runs alone too
-# (test/check REGRESS=deliveries): every file after setup opens by making the
-# extension if it is missing and numbering ids from 1001, and leaves the
-# extension's tables as empty as it found them; setup comes first, cleanup
-# last.
+# (test/check REGRESS=deliveries): every file after setup opens with
+# sql/include/alone.sql, which makes the extension if it is missing and
+# numbers ids from 1001, and leaves the extension's tables as empty as it
+# found them; setup comes first, cleanup last.
 REGRESS = setup transport hook capture emit register signing deliveries access safety tenants policies limits neighbours cleanup
 # pg_isolation_regress specs (specs/*.spec, expected/*.out; results in
 # output_iso/): the races between the API's sessions and a writer's, on the
