@@ -16,9 +16,10 @@
  * anyway, and must not stop the workers first.
  *
  * The pause lasts until the statement fails, or else until its transaction
- * ends, committed, rolled back or prepared.  Each of these commands holds
- * a lock on the database that keeps new connections out until then anyway,
- * so a worker started earlier would only wait for it.  ALTER DATABASE
+ * ends, committed, rolled back or prepared, and has released its locks.
+ * Each of these commands holds a lock on the database that keeps new
+ * connections out until then anyway, so a worker started earlier would
+ * only wait for it (and, after a rename, find its old name gone).  ALTER DATABASE
  * RENAME TO may run in a transaction block: the database is then unserved
  * until the block ends.  A pause cannot outlive its transaction: a backend
  * that exits aborts it first, and one that crashes takes the shared memory
@@ -46,6 +47,7 @@
 #include "pause.h"
 #include "pgstat.h"
 #include "utils/acl.h"
+#include "utils/resowner.h"
 #include "utils/timestamp.h"
 
 /* how long a command waits for the database's workers to exit */
@@ -53,7 +55,7 @@
 
 /* this backend holds pauses, which end with its transaction */
 static bool pauses_held = false;
-static bool xact_callback_registered = false;
+static bool release_callback_registered = false;
 
 /* The option called name among a statement's options, or NULL. */
 static DefElem *
@@ -110,21 +112,22 @@ database_needed_alone(Node *parsetree)
 }
 
 /*
- * At the end of a transaction that paused databases, lift its pauses and
- * have the launcher look at every database again.
+ * At the end of a transaction that paused databases (committed, rolled
+ * back or prepared), lift its pauses and have the launcher look at every
+ * database again: once its locks are gone, not at commit.  A worker started
+ * while a rename's lock on the database is still held waits for it, then
+ * finds its database's old name gone and exits; the launcher, having
+ * probed the database, would not try again before LAUNCHER_NAP_MS.
  */
 static void
-pause_xact_callback(XactEvent event, void *arg)
+pause_release_callback(ResourceReleasePhase phase, bool isCommit,
+					   bool isTopLevel, void *arg)
 {
-	if (!pauses_held)
+	if (!pauses_held || !isTopLevel || phase != RESOURCE_RELEASE_AFTER_LOCKS)
 		return;
-	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
-		event == XACT_EVENT_PREPARE)
-	{
-		webhook_pause_release_all();
-		pauses_held = false;
-		webhook_wake_launcher(true);
-	}
+	webhook_pause_release_all();
+	pauses_held = false;
+	webhook_wake_launcher(true);
 }
 
 /*
@@ -155,10 +158,10 @@ pause_before_statement(Node *parsetree, int *stopped)
 	if (!pg_database_ownercheck(dboid, GetUserId()))
 		return -1;
 
-	if (!xact_callback_registered)
+	if (!release_callback_registered)
 	{
-		RegisterXactCallback(pause_xact_callback, NULL);
-		xact_callback_registered = true;
+		RegisterResourceReleaseCallback(pause_release_callback, NULL);
+		release_callback_registered = true;
 	}
 	pause = webhook_pause_take(dboid, stopped);
 	if (pause < 0)
