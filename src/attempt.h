@@ -34,6 +34,8 @@ typedef struct Attempt
 	int64		hook_id;
 	int32		attempt_no;
 	int64		transport_id;
+	struct Transport *transport;	/* the worker's entry of it (transport.c),
+									 * set when the worker holds the attempt */
 	int32		transport_max_in_flight;
 	double		transport_max_per_second;	/* 0: no limit */
 	char	   *url;			/* base_url, path and ?key= */

@@ -13,11 +13,12 @@
  * on one request.
  *
  * Connections are kept alive and reused, but only within one transport:
- * each transport has its own connection cache (a curl share handle), since
- * curl would otherwise hand one transport's connection, with its client
- * certificate and credentials, to another transport of the same host.  A
- * cache made before webhook.deny_networks last changed is not used again:
- * its connections were checked against the old list (address.c).
+ * each transport has its own connection cache (a curl share handle, in
+ * the connections part of its entry, transport.c), since curl would
+ * otherwise hand one transport's connection, with its client certificate
+ * and credentials, to another transport of the same host.  A cache made
+ * before webhook.deny_networks last changed is not used again: its
+ * connections were checked against the old list (address.c).
  *
  * No catalog access and no transaction here: attempts come in filled
  * (queue.c), their headers are composed by attempt.c, and they go out with
@@ -88,22 +89,8 @@ static int	max_sockets = 0;
 static WaitEventSet *wait_set = NULL;
 static bool wait_set_stale = true;
 
-/* A transport's connection and TLS session cache. */
-typedef struct TransportShare
-{
-	int64		transport_id;
-	CURLSH	   *share;
-	int			in_use;			/* requests in flight with it */
-	TimestampTz last_used;
-	uint64		deny_generation;	/* of the deny list its connections obey */
-} TransportShare;
-
 /* an idle transport's connections are closed after this long */
 #define SHARE_IDLE_MS (5 * 60 * 1000)
-
-static TransportShare *shares = NULL;
-static int	n_shares = 0;
-static int	max_shares = 0;
 
 static bool timer_armed = false;
 static TimestampTz timer_deadline = 0;
@@ -329,80 +316,84 @@ header_callback(char *data, size_t size, size_t nmemb, void *userp)
 	return len;
 }
 
-/* Close a connection cache; false if curl still uses it. */
+/* Close a transport's connection cache, if it has one; false if curl still uses it. */
 static bool
-close_share(TransportShare *ts)
+close_share(TransportConnections *c)
 {
-	return curl_share_cleanup(ts->share) == CURLSHE_OK;
+	if (c->share != NULL && curl_share_cleanup((CURLSH *) c->share) != CURLSHE_OK)
+		return false;
+	c->share = NULL;
+	return true;
 }
 
 /*
- * The connection cache of a transport, made on first use.  Caches idle for
- * SHARE_IDLE_MS, and idle ones made under an earlier deny list, are closed
- * first.  A cache still in use under an earlier deny list is returned with
- * *fresh set: the request must not reuse its connections.
+ * Close a transport's connection cache if it is idle: unused for
+ * SHARE_IDLE_MS, or made under an earlier deny list.  True when it has
+ * none open (transport.c then may forget the transport).
  */
-static TransportShare *
-transport_share(int64 transport_id, bool *fresh)
+bool
+http_close_idle(TransportConnections *c, TimestampTz now)
 {
-	TimestampTz now = GetCurrentTimestamp();
+	if (c->share == NULL)
+		return true;
+	if (c->in_use > 0)
+		return false;
+	if (c->deny_generation != deny_list_generation() ||
+		TimestampDifferenceExceeds(c->last_used, now, SHARE_IDLE_MS))
+		return close_share(c);
+	return false;
+}
+
+/*
+ * The connection cache of a transport, made on first use, or made anew
+ * when it is idle and was made under an earlier deny list.  One still in
+ * use under an earlier deny list is returned with *fresh set: the request
+ * must not reuse its connections.
+ */
+static CURLSH *
+transport_share(Transport *t, bool *fresh)
+{
+	TransportConnections *c = &t->connections;
 	uint64		generation = deny_list_generation();
-	TransportShare *ts;
-	int			i;
+	CURLSH	   *share;
 
 	*fresh = false;
-	for (i = 0; i < n_shares; i++)
+	if (c->share != NULL && c->deny_generation != generation)
 	{
-		bool		stale = shares[i].deny_generation != generation;
-
-		if (shares[i].in_use == 0 &&
-			(stale || TimestampDifferenceExceeds(shares[i].last_used, now, SHARE_IDLE_MS)) &&
-			close_share(&shares[i]))
-			shares[i--] = shares[--n_shares];
-		else if (shares[i].transport_id == transport_id)
+		if (c->in_use > 0 || !close_share(c))
 		{
-			*fresh = stale;
-			return &shares[i];
+			*fresh = true;
+			return (CURLSH *) c->share;
 		}
 	}
+	if (c->share != NULL)
+		return (CURLSH *) c->share;
 
-	shares = top_array_room(shares, n_shares, &max_shares, sizeof(TransportShare));
-	ts = &shares[n_shares];
-	ts->share = curl_made(curl_share_init(), "create a libcurl share handle");
+	share = curl_made(curl_share_init(), "create a libcurl share handle");
 	PG_TRY();
 	{
-		share_setopt(ts->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
-		share_setopt(ts->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+		share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+		share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
 	}
 	PG_CATCH();
 	{
-		curl_share_cleanup(ts->share);
+		curl_share_cleanup(share);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
-	ts->transport_id = transport_id;
-	ts->in_use = 0;
-	ts->last_used = now;
-	ts->deny_generation = generation;
-	n_shares++;
-	return ts;
+	c->share = share;
+	c->in_use = 0;
+	c->last_used = GetCurrentTimestamp();
+	c->deny_generation = generation;
+	return share;
 }
 
 /* Count a request in (+1) or out (-1) of its transport's connection cache. */
 static void
-share_use(int64 transport_id, int delta)
+share_use(Transport *t, int delta)
 {
-	int			i;
-
-	for (i = 0; i < n_shares; i++)
-	{
-		if (shares[i].transport_id == transport_id)
-		{
-			shares[i].in_use += delta;
-			shares[i].last_used = GetCurrentTimestamp();
-			return;
-		}
-	}
+	t->connections.in_use += delta;
+	t->connections.last_used = GetCurrentTimestamp();
 }
 
 /* End a transfer: its curl handle and header list go. */
@@ -484,7 +475,7 @@ prepare_transfer(HttpTransfer *transfer)
 	};
 	ListCell   *lc;
 	CURL	   *easy;
-	TransportShare *share;
+	CURLSH	   *share;
 	bool		fresh;
 
 	foreach(lc, attempt_header_lines(req, (int64) time(NULL)))
@@ -501,10 +492,10 @@ prepare_transfer(HttpTransfer *transfer)
 	easy = curl_made(curl_easy_init(), "create a libcurl easy handle");
 	transfer->easy = easy;
 
-	share = transport_share(req->transport_id, &fresh);
+	share = transport_share(req->transport, &fresh);
 	request_policy(easy, &target, transfer->denied);
 	easy_setopt(easy, CURLOPT_PRIVATE, transfer);
-	easy_setopt(easy, CURLOPT_SHARE, share->share);
+	easy_setopt(easy, CURLOPT_SHARE, share);
 	if (fresh)
 		easy_setopt(easy, CURLOPT_FRESH_CONNECT, 1L);
 	easy_setopt(easy, CURLOPT_POST, 1L);
@@ -565,7 +556,7 @@ http_start(Attempt *req, dlist_head *done)
 	multi_check(curl_multi_add_handle(multi, transfer->easy),
 				"add a request to the libcurl multi handle");
 	n_in_flight++;
-	share_use(req->transport_id, +1);
+	share_use(req->transport, +1);
 	MemoryContextSwitchTo(old);
 }
 
@@ -613,7 +604,7 @@ collect_finished(dlist_head *done)
 					"remove a request from the libcurl multi handle");
 		transfer_end(transfer);
 		n_in_flight--;
-		share_use(req->transport_id, -1);
+		share_use(req->transport, -1);
 		dlist_push_tail(done, &req->node);
 	}
 }

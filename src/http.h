@@ -14,6 +14,7 @@
 
 #include "attempt.h"
 #include "lib/ilist.h"
+#include "transport.h"
 
 /*
  * Where a request goes and how it checks the receiver: a transport's
@@ -38,5 +39,6 @@ extern void http_start(Attempt *attempt, dlist_head *done);
 extern bool http_wait(long max_wait_ms, dlist_head *done);
 extern int	http_in_flight(void);
 extern int	http_head(const HttpTarget *target);
+extern bool http_close_idle(TransportConnections *connections, TimestampTz now);
 
 #endif							/* WEBHOOK_HTTP_H */

@@ -5,13 +5,11 @@
  *	  bucket at the transport's max_per_second, and a back-off when its
  *	  receiver answers 429 or does not answer in time.
  *
- * A transport belongs to one worker (queue_set_partition), so its state is
- * this process's alone: a hash table keyed by transport id, in the worker's
- * memory, lost when the worker restarts.  An entry is made when the
- * transport's deliveries are claimed, and dropped once the transport has
- * been idle (no claim, start or answer) for IDLE_FORGET_SECS, and its
- * bucket is full again: the table holds only the transports that sent
- * lately.
+ * The state is the rate part of the transport's entry in the worker
+ * (TransportRate, transport.c), reached from each request it holds.  It is
+ * at rest until the transport's first request is claimed, and at rest
+ * again once the transport has been idle (no claim, start or answer) for
+ * IDLE_FORGET_SECS with its bucket full (ratelimit_rested()).
  *
  * The bucket holds up to a tenth of a second's worth of tokens, at least
  * one: that is the burst.  It fills at the transport's rate, and a request
@@ -47,8 +45,7 @@
 #include <math.h>
 
 #include "ratelimit.h"
-#include "utils/hsearch.h"
-#include "utils/memutils.h"
+#include "transport.h"
 
 /* back-off goes no lower than this many requests a second */
 #define RATE_FLOOR 1.0
@@ -56,61 +53,27 @@
 #define BURST_SECS 0.1
 /* each 2xx in back-off raises the rate by this fraction, at least 1/s */
 #define RECOVERY 0.1
-/* an entry unused for this long is dropped */
+/* a rate unused for this long is put to rest */
 #define IDLE_FORGET_SECS 60
 
-/* What the worker knows of one transport's rate. */
-typedef struct RateState
-{
-	int64		transport_id;	/* the hash key */
-	double		limit;			/* its latest claim's max_per_second, or 0 */
-	double		tokens;			/* in the bucket at refilled_at */
-	TimestampTz refilled_at;
-	double		backoff;		/* the backed-off rate; 0: not backing off */
-	double		recover_to;		/* without a limit, back-off ends above this */
-	TimestampTz backed_off_at;	/* the last halving */
-	TimestampTz window_start;	/* requests started since then */
-	int			window_count;
-	int			previous_count; /* and in the second before */
-	TimestampTz last_used;
-} RateState;
-
-static HTAB *states = NULL;
-static TimestampTz last_sweep = 0;
-
 /*
- * The state of a transport, made if needed with limit (the max_per_second
- * of a request of it), and marked used at now.
+ * The rate state of req's transport, set up (a full bucket at the limit req
+ * read) if it is at rest, and marked used at now.
  */
-static RateState *
-state_of(int64 transport_id, double limit, TimestampTz now)
+static TransportRate *
+rate_of_request(const Attempt *req, TimestampTz now)
 {
-	RateState  *s;
-	bool		found;
+	TransportRate *s = &req->transport->rate;
+	double		limit = req->transport_max_per_second;
 
-	if (states == NULL)
+	if (s->refilled_at == 0)
 	{
-		HASHCTL		ctl;
-
-		ctl.keysize = sizeof(int64);
-		ctl.entrysize = sizeof(RateState);
-		ctl.hcxt = TopMemoryContext;
-		states = hash_create("webhook transport rates", 64, &ctl,
-							 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	}
-	s = hash_search(states, &transport_id, HASH_ENTER, &found);
-	if (!found)
-	{
+		memset(s, 0, sizeof(TransportRate));
 		s->limit = limit;
 		/* a full bucket, whatever the rate (a near-zero one would never fill it) */
 		s->tokens = Max(1.0, limit * BURST_SECS);
 		s->refilled_at = now;
-		s->backoff = 0;
-		s->recover_to = 0;
-		s->backed_off_at = 0;
 		s->window_start = now;
-		s->window_count = 0;
-		s->previous_count = 0;
 	}
 	s->last_used = now;
 	return s;
@@ -118,44 +81,38 @@ state_of(int64 transport_id, double limit, TimestampTz now)
 
 /* The rate a transport may send at now, in requests a second; 0: any. */
 static double
-rate_of(const RateState *s)
+rate_of(const TransportRate *s)
 {
 	if (s->backoff > 0)
 		return s->limit > 0 ? Min(s->backoff, s->limit) : s->backoff;
 	return s->limit;
 }
 
-/* Once in a while, drop the entries of transports idle for a while. */
-static void
-forget_idle(TimestampTz now)
+/*
+ * Whether a transport's rate is at rest, put to rest if it has been idle
+ * for IDLE_FORGET_SECS.  One whose bucket is not full yet is kept:
+ * forgetting it would let its transport send again before its time.
+ */
+bool
+ratelimit_rested(TransportRate *s, TimestampTz now)
 {
-	HASH_SEQ_STATUS seq;
-	RateState  *s;
+	double		rate = rate_of(s);
 
-	if (states == NULL ||
-		!TimestampDifferenceExceeds(last_sweep, now, IDLE_FORGET_SECS * 1000))
-		return;
-	last_sweep = now;
-	hash_seq_init(&seq, states);
-	while ((s = hash_seq_search(&seq)) != NULL)
+	if (s->refilled_at == 0)
+		return true;
+	if (TimestampDifferenceExceeds(s->last_used, now, IDLE_FORGET_SECS * 1000) &&
+		(rate <= 0 ||
+		 s->tokens + rate * (now - s->refilled_at) / USECS_PER_SEC >= Max(1.0, rate * BURST_SECS)))
 	{
-		double		rate = rate_of(s);
-
-		/*
-		 * Removing the entry just returned is allowed during a scan.  One
-		 * whose bucket is not full yet is kept: forgetting it would let its
-		 * transport send again before its time.
-		 */
-		if (TimestampDifferenceExceeds(s->last_used, now, IDLE_FORGET_SECS * 1000) &&
-			(rate <= 0 ||
-			 s->tokens + rate * (now - s->refilled_at) / USECS_PER_SEC >= Max(1.0, rate * BURST_SECS)))
-			hash_search(states, &s->transport_id, HASH_REMOVE, NULL);
+		s->refilled_at = 0;
+		return true;
 	}
+	return false;
 }
 
 /* Start a new one-second window of started requests when this one is over. */
 static void
-roll_window(RateState *s, TimestampTz now)
+roll_window(TransportRate *s, TimestampTz now)
 {
 	if (now - s->window_start < USECS_PER_SEC)
 		return;
@@ -171,11 +128,7 @@ roll_window(RateState *s, TimestampTz now)
 void
 ratelimit_claimed(const Attempt *req)
 {
-	TimestampTz now = GetCurrentTimestamp();
-
-	forget_idle(now);
-	state_of(req->transport_id, req->transport_max_per_second, now)->limit =
-		req->transport_max_per_second;
+	rate_of_request(req, GetCurrentTimestamp())->limit = req->transport_max_per_second;
 }
 
 /*
@@ -186,7 +139,7 @@ ratelimit_claimed(const Attempt *req)
 bool
 ratelimit_admit(const Attempt *req, TimestampTz now, TimestampTz *due)
 {
-	RateState  *s = state_of(req->transport_id, req->transport_max_per_second, now);
+	TransportRate *s = rate_of_request(req, now);
 	double		rate = rate_of(s);
 
 	if (rate > 0)
@@ -224,28 +177,34 @@ ratelimit_admit(const Attempt *req, TimestampTz now, TimestampTz *due)
 int
 ratelimit_stalled(TimestampTz horizon, Datum **ids, Datum **limits)
 {
-	HASH_SEQ_STATUS seq;
-	RateState  *s;
+	HASH_SEQ_STATUS scan;
+	Transport  *t;
 	TimestampTz now = GetCurrentTimestamp();
 	int			n = 0;
+	int			room = 16;
 
-	*ids = palloc(sizeof(Datum) * Max(1, states ? hash_get_num_entries(states) : 0));
-	*limits = palloc(sizeof(Datum) * Max(1, states ? hash_get_num_entries(states) : 0));
-	if (states == NULL)
-		return 0;
-	hash_seq_init(&seq, states);
-	while ((s = hash_seq_search(&seq)) != NULL)
+	*ids = palloc(sizeof(Datum) * room);
+	*limits = palloc(sizeof(Datum) * room);
+	transport_scan_begin(&scan);
+	while ((t = transport_scan_next(&scan)) != NULL)
 	{
+		TransportRate *s = &t->rate;
 		double		rate = rate_of(s);
 		double		tokens;
 
-		if (rate <= 0)
+		if (s->refilled_at == 0 || rate <= 0)
 			continue;
 		tokens = s->tokens + rate * Max(0, now - s->refilled_at) / USECS_PER_SEC;
 		if (tokens >= 1.0 - 1e-6 ||
 			now + (1.0 - tokens) * USECS_PER_SEC / rate <= (double) horizon)
 			continue;
-		(*ids)[n] = Int64GetDatum(s->transport_id);
+		if (n == room)
+		{
+			room *= 2;
+			*ids = repalloc(*ids, sizeof(Datum) * room);
+			*limits = repalloc(*limits, sizeof(Datum) * room);
+		}
+		(*ids)[n] = Int64GetDatum(t->id);
 		(*limits)[n] = Float8GetDatum(s->limit);
 		n++;
 	}
@@ -261,12 +220,12 @@ ratelimit_answered(const Attempt *req)
 {
 	bool		too_many = req->status == 429 || req->timed_out;
 	TimestampTz now;
-	RateState  *s;
+	TransportRate *s;
 
 	if (!too_many && (req->status < 200 || req->status > 299))
 		return;
 	now = GetCurrentTimestamp();
-	s = state_of(req->transport_id, req->transport_max_per_second, now);
+	s = rate_of_request(req, now);
 	if (req->started_at < s->backed_off_at)
 		return;
 	if (too_many)

@@ -9,25 +9,31 @@
  * its max_in_flight, are one worker's alone and no delivery is claimed by
  * two.
  *
- * The loop, every turn:
- *	1. in one short transaction, record the attempts that finished and claim
- *	   due deliveries within what it may hold, if woken (a committed
- *	   transaction enqueued work), if room was just freed, if the last claim
- *	   was full (a backlog), when a retry it scheduled comes due, or once a
- *	   second (retries others made due: a restarted worker's, say); working
- *	   off a backlog, finished attempts wait for the next claim (at most
- *	   RECORD_DELAY_MS), otherwise they are recorded at once;
- *	2. start the claimed requests their transports have room for, and
- *	   whose rates allow (ratelimit.c);
- *	3. wait on the latch and curl's sockets together (http.c).
- * Every turn it publishes in shared memory how many requests it has in
- * flight and how many it holds (webhook.metrics()).
- * Once a second, in a transaction of its own, it also drops the previous
- * secrets of its hooks whose rotation overlap is over.  Less often, each in
- * short transactions of their own too (housekeeping.c): it disables its
- * hooks whose deliveries have all died for webhook.disable_after, and the
- * first worker prunes the history older than webhook.retention, a batch
- * per turn of the loop.
+ * The loop (webhook_worker_main), every turn, one named step after another:
+ *	1. reload_configuration(): after a SIGHUP;
+ *	2. record_and_claim(): in one short transaction, record the attempts
+ *	   that finished and claim due deliveries within what it may hold, if
+ *	   woken (a committed transaction enqueued work), if room was just
+ *	   freed, if the last claim was full (a backlog), when a retry it
+ *	   scheduled comes due, or once a second (retries others made due: a
+ *	   restarted worker's, say); working off a backlog, finished attempts
+ *	   wait for the next claim (at most RECORD_DELAY_MS), otherwise they are
+ *	   recorded at once;
+ *	3. start_waiting(): start the claimed requests their transports have
+ *	   room for, and whose rates allow (ratelimit.c), and publish in shared
+ *	   memory how many requests it has in flight and how many it holds
+ *	   (webhook.metrics());
+ *	4. do_chores(): once a second, in a transaction of its own, drop the
+ *	   previous secrets of its hooks whose rotation overlap is over; less
+ *	   often, each in short transactions of their own too (housekeeping.c),
+ *	   disable its hooks whose deliveries have all died for
+ *	   webhook.disable_after, and, in the first worker, prune the history
+ *	   older than webhook.retention, a batch per turn; forget the transports
+ *	   idle for long (transport.c);
+ *	5. wait_for_work(): wait on the latch and curl's sockets together
+ *	   (http.c) until something is due.
+ * What the worker knows of each transport (what it holds, its rate, its
+ * connections) is one entry per transport (transport.c).
  * No transaction is ever open while we wait on the network.
  *
  * An attempt is "held" by the worker from its claim until it is recorded.
@@ -81,6 +87,7 @@
 #include "tcop/tcopprot.h"
 #include "top_array.h"
 #include "transform.h"
+#include "transport.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/inval.h"
@@ -92,18 +99,6 @@
 
 /* how often due retries are looked for without a wake-up */
 #define POLL_INTERVAL_MS 1000
-
-/* Requests the worker holds for one transport. */
-typedef struct TransportLoad
-{
-	int64		transport_id;
-	int			held;			/* claimed and not yet recorded */
-	int			in_flight;		/* of which started and not finished */
-} TransportLoad;
-
-static TransportLoad *loads = NULL;
-static int	n_loads = 0;
-static int	max_loads = 0;
 
 /*
  * Requests the worker holds for one tenant: what its share is measured
@@ -281,30 +276,6 @@ note_retry_of_hook(int64 hook_id, TimestampTz t)
 		retry->at = found ? Min(retry->at, t) : t;
 }
 
-/* The load entry of a transport, made (or an idle one reused) if needed. */
-static TransportLoad *
-transport_load(int64 transport_id)
-{
-	int			i;
-
-	for (i = 0; i < n_loads; i++)
-		if (loads[i].transport_id == transport_id)
-			return &loads[i];
-	/* reuse an idle slot before growing */
-	for (i = 0; i < n_loads; i++)
-		if (loads[i].held == 0)
-			break;
-	if (i == n_loads)
-	{
-		loads = top_array_room(loads, n_loads, &max_loads, sizeof(TransportLoad));
-		n_loads++;
-	}
-	loads[i].transport_id = transport_id;
-	loads[i].held = 0;
-	loads[i].in_flight = 0;
-	return &loads[i];
-}
-
 /* The load entry of a tenant, made (or an idle one reused) if needed. */
 static TenantLoad *
 tenant_load(const char *tenant)
@@ -370,7 +341,7 @@ count_held(Attempt *req, int sign)
 {
 	TenantLoad *tenant = tenant_load(req->tenant);
 
-	transport_load(req->transport_id)->held += sign;
+	req->transport->held += sign;
 	tenant->held += sign;
 	tenant->bytes += sign * (int64) req->body_len;
 }
@@ -677,17 +648,21 @@ claim(int limit, dlist_head *claimed)
 	int			i;
 	int			n;
 	dlist_iter	iter;
+	HASH_SEQ_STATUS scan;
+	Transport  *t;
 	TimestampTz now = GetCurrentTimestamp();
 
-	h.transport_ids = palloc(sizeof(Datum) * Max(n_loads, 1));
-	h.counts = palloc(sizeof(Datum) * Max(n_loads, 1));
+	/* at most as many transports as requests held */
+	h.transport_ids = palloc(sizeof(Datum) * Max(n_held, 1));
+	h.counts = palloc(sizeof(Datum) * Max(n_held, 1));
 	h.n_transports = 0;
-	for (i = 0; i < n_loads; i++)
+	transport_scan_begin(&scan);
+	while ((t = transport_scan_next(&scan)) != NULL)
 	{
-		if (loads[i].held == 0)
+		if (t->held == 0)
 			continue;
-		h.transport_ids[h.n_transports] = Int64GetDatum(loads[i].transport_id);
-		h.counts[h.n_transports] = Int32GetDatum(loads[i].held);
+		h.transport_ids[h.n_transports] = Int64GetDatum(t->id);
+		h.counts[h.n_transports] = Int32GetDatum(t->held);
 		h.n_transports++;
 	}
 	h.delivery_ids = held_ids(false, &h.n_deliveries);
@@ -803,7 +778,7 @@ start_waiting(void)
 	dlist_foreach_modify(iter, &waiting)
 	{
 		Attempt    *req = dlist_container(Attempt, node, iter.cur);
-		TransportLoad *load = transport_load(req->transport_id);
+		Transport  *transport = req->transport;
 		TenantLoad *tenant = tenant_load(req->tenant);
 
 		if (req->error == NULL)
@@ -813,7 +788,7 @@ start_waiting(void)
 			if (http_in_flight() >= webhook_max_in_flight)
 				break;
 			if (tenant->in_flight >= in_flight_share ||
-				load->in_flight >= req->transport_max_in_flight)
+				transport->in_flight >= req->transport_max_in_flight)
 				continue;
 			if (!ratelimit_admit(req, now, &token))
 			{
@@ -826,7 +801,7 @@ start_waiting(void)
 		}
 		dlist_delete(iter.cur);
 		n_waiting--;
-		load->in_flight++;
+		transport->in_flight++;
 		tenant->in_flight++;
 		http_start(req, &done);
 	}
@@ -894,7 +869,7 @@ release_finished(void)
 
 		if (i++ < n_released)
 			continue;
-		transport_load(req->transport_id)->in_flight--;
+		req->transport->in_flight--;
 		tenant_load(req->tenant)->in_flight--;
 		ratelimit_answered(req);
 		if (req->status == 410)
@@ -1184,6 +1159,7 @@ exchange(int limit)
 		Attempt    *req = dlist_container(Attempt, node,
 										   dlist_pop_head_node(&new_requests));
 
+		req->transport = transport_of(req->transport_id);
 		ratelimit_claimed(req);
 		dlist_push_tail(&waiting, &req->node);
 		n_waiting++;
@@ -1427,23 +1403,22 @@ join_database(Datum main_arg)
 }
 
 /*
- * Entry point of the background worker: session settings for the queue
- * statements, then the loop described at the top of this file.  Never
- * returns; SIGTERM ends it through die().
+ * The loop's state between its steps: whether a claim is due, whether the
+ * last one was full (a backlog), when it was, and when the next request
+ * held back by its rate and the next pruning batch may go.
  */
-void
-webhook_worker_main(Datum main_arg)
+static bool claim_due = true;
+static bool backlog = false;
+static TimestampTz last_claim = 0;
+static TimestampTz next_start_at = 0;
+static TimestampTz next_prune = 0;
+
+/*
+ * The session settings the worker's statements rely on, made once.
+ */
+static void
+set_session(void)
 {
-	bool		claim_due = true;
-	bool		backlog = false;
-	TimestampTz last_claim = 0;
-
-	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
-	BackgroundWorkerUnblockSignals();
-
-	join_database(main_arg);
-	pgstat_report_appname("webhook worker");
 	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 	/*
 	 * The queue statements take arrays and a LIMIT as parameters: plan them
@@ -1467,6 +1442,152 @@ webhook_worker_main(Datum main_arg)
 	SetConfigOption("lock_timeout", "100", PGC_SUSET, PGC_S_OVERRIDE);
 	/* the server's search_path must not change what our SQL means */
 	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
+}
+
+/* Step: after a SIGHUP, read the configuration again, and say so. */
+static void
+reload_configuration(void)
+{
+	if (!ConfigReloadPending)
+		return;
+	ConfigReloadPending = false;
+	ProcessConfigFile(PGC_SIGHUP);
+	/*
+	 * The settings it caches took their new values in their assign hooks,
+	 * within ProcessConfigFile: publish that this worker runs with the
+	 * reloaded configuration.
+	 */
+	webhook_slot_config_loaded(worker_slot);
+}
+
+/*
+ * Step: record what finished and claim what is due, in one short
+ * transaction (exchange()), when either is due.  Claim when due and there
+ * is room: as soon as there is any (latency), but working off a backlog,
+ * only once a quarter of the room is free, so that claims come in batches
+ * (throughput).  Exits when the extension was dropped.
+ */
+static void
+record_and_claim(void)
+{
+	int			capacity = QUEUE_HOLD_FACTOR * webhook_max_in_flight;
+	int			n_busy = http_in_flight() + n_waiting;
+	int			limit = 0;
+	long		record_wait_ms;
+	int			claimed;
+
+	if (claim_due && webhook_enabled &&
+		capacity - n_busy >= (backlog ? Max(1, capacity / 4) : 1))
+		limit = Min(capacity - n_busy, webhook_batch_size);
+	if (limit == 0 && !record_due(backlog, &record_wait_ms))
+		return;
+
+	claimed = exchange(limit);
+	if (extension_gone)
+	{
+		ereport(LOG,
+				(errmsg("webhook worker %d exits: the extension was dropped",
+						worker_index + 1)));
+		proc_exit(0);
+	}
+	if (limit > 0)
+	{
+		/* a full claim means a backlog: claim again as room allows */
+		backlog = (claimed == limit);
+		claim_due = backlog;
+		last_claim = GetCurrentTimestamp();
+	}
+	else if (claimed >= 0)
+		claim_due = true;		/* room was freed: there may be more */
+}
+
+/*
+ * Step: the chores, each when due: drop expired secrets, disable failing
+ * hooks, a batch of pruning, forget transports idle for long.
+ */
+static void
+do_chores(void)
+{
+	expire_secrets();
+	check_health();
+	next_prune = prune_step();
+	transport_forget_idle(GetCurrentTimestamp());
+}
+
+/* How long the wait may last: until the first thing that will be due. */
+static long
+wait_timeout(void)
+{
+	int			n_busy = http_in_flight() + n_waiting;
+	long		timeout;
+	long		record_wait_ms;
+
+	timeout = (claim_due && n_busy == 0 && webhook_enabled) ? 0 : POLL_INTERVAL_MS;
+	if (catalog_current && record_due(backlog, &record_wait_ms))
+		timeout = 0;
+	else if (!dlist_is_empty(&done) && catalog_current)
+		timeout = Min(timeout, record_wait_ms);
+	if (next_retry_at != 0 && timeout > 0)
+		timeout = Min(timeout, ms_until(next_retry_at));
+	if (ordered_waiting && timeout > 0)
+		timeout = Min(timeout, ms_until(ordered_claim_at));
+	if (full_look_at != 0 && timeout > 0)
+		timeout = Min(timeout, ms_until(full_look_at));
+	if (next_start_at != 0 && timeout > 0)
+		timeout = Min(timeout, ms_until(next_start_at));
+	if (next_prune != 0 && timeout > 0)
+		timeout = Min(timeout, ms_until(next_prune));
+	return timeout;
+}
+
+/*
+ * Step: wait on the latch and curl's sockets together until something is
+ * due (http.c), let the finished requests go, and note whether a claim is
+ * due: woken (a commit enqueued work, room was freed), a retry or the
+ * ordered hooks' turn came, a full look is due, or a second passed.
+ */
+static void
+wait_for_work(void)
+{
+	TimestampTz now;
+
+	if (http_wait(wait_timeout(), &done))
+		claim_due = true;
+	release_finished();
+	now = GetCurrentTimestamp();
+	if (next_retry_at != 0 && now >= next_retry_at)
+	{
+		claim_due = true;
+		next_retry_at = 0;
+	}
+	if (ordered_waiting && now >= ordered_claim_at)
+	{
+		claim_due = true;
+		ordered_waiting = false;
+	}
+	if (full_look_at != 0 && now >= full_look_at)
+	{
+		claim_due = true;
+		full_look_at = 0;
+	}
+	if (TimestampDifferenceExceeds(last_claim, now, POLL_INTERVAL_MS))
+		claim_due = true;
+}
+
+/*
+ * The worker's entry point: join the database, then the loop, one named
+ * step after another (see the top of the file).
+ */
+void
+webhook_worker_main(Datum main_arg)
+{
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	join_database(main_arg);
+	pgstat_report_appname("webhook worker");
+	set_session();
 
 	request_cxt = AllocSetContextCreate(TopMemoryContext, "webhook requests",
 										ALLOCSET_DEFAULT_SIZES);
@@ -1479,106 +1600,14 @@ webhook_worker_main(Datum main_arg)
 
 	for (;;)
 	{
-		int			capacity;
-		int			n_busy;
-		int			limit = 0;
-		long		timeout;
-		long		record_wait_ms;
-		TimestampTz now;
-		TimestampTz next_start_at;
-		TimestampTz next_prune;
-
 		CHECK_FOR_INTERRUPTS();
-		if (ConfigReloadPending)
-		{
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
-			/*
-			 * The settings it caches took their new values in their assign
-			 * hooks, within ProcessConfigFile: publish that this worker runs
-			 * with the reloaded configuration.
-			 */
-			webhook_slot_config_loaded(worker_slot);
-		}
+		reload_configuration();
 		MemoryContextReset(loop_cxt);
 
-		/*
-		 * Claim when due and there is room: as soon as there is any
-		 * (latency), but working off a backlog, only once a quarter of the
-		 * room is free, so that claims come in batches (throughput).
-		 */
-		capacity = QUEUE_HOLD_FACTOR * webhook_max_in_flight;
-		n_busy = http_in_flight() + n_waiting;
-		if (claim_due && webhook_enabled &&
-			capacity - n_busy >= (backlog ? Max(1, capacity / 4) : 1))
-			limit = Min(capacity - n_busy, webhook_batch_size);
-
-		if (limit > 0 || record_due(backlog, &record_wait_ms))
-		{
-			int			claimed = exchange(limit);
-
-			if (extension_gone)
-			{
-				ereport(LOG,
-						(errmsg("webhook worker %d exits: the extension was dropped",
-								worker_index + 1)));
-				proc_exit(0);
-			}
-
-			if (limit > 0)
-			{
-				/* a full claim means a backlog: claim again as room allows */
-				backlog = (claimed == limit);
-				claim_due = backlog;
-				last_claim = GetCurrentTimestamp();
-			}
-			else if (claimed >= 0)
-				claim_due = true;	/* room was freed: there may be more */
-		}
-
+		record_and_claim();
 		next_start_at = start_waiting();
 		webhook_slot_report(worker_slot, http_in_flight(), n_held);
-		expire_secrets();
-		check_health();
-		next_prune = prune_step();
-
-		n_busy = http_in_flight() + n_waiting;
-		timeout = (claim_due && n_busy == 0 && webhook_enabled) ? 0 : POLL_INTERVAL_MS;
-		if (catalog_current && record_due(backlog, &record_wait_ms))
-			timeout = 0;
-		else if (!dlist_is_empty(&done) && catalog_current)
-			timeout = Min(timeout, record_wait_ms);
-		if (next_retry_at != 0 && timeout > 0)
-			timeout = Min(timeout, ms_until(next_retry_at));
-		if (ordered_waiting && timeout > 0)
-			timeout = Min(timeout, ms_until(ordered_claim_at));
-		if (full_look_at != 0 && timeout > 0)
-			timeout = Min(timeout, ms_until(full_look_at));
-		if (next_start_at != 0 && timeout > 0)
-			timeout = Min(timeout, ms_until(next_start_at));
-		if (next_prune != 0 && timeout > 0)
-			timeout = Min(timeout, ms_until(next_prune));
-
-		if (http_wait(timeout, &done))
-			claim_due = true;
-		release_finished();
-		now = GetCurrentTimestamp();
-		if (next_retry_at != 0 && now >= next_retry_at)
-		{
-			claim_due = true;
-			next_retry_at = 0;
-		}
-		if (ordered_waiting && now >= ordered_claim_at)
-		{
-			claim_due = true;
-			ordered_waiting = false;
-		}
-		if (full_look_at != 0 && now >= full_look_at)
-		{
-			claim_due = true;
-			full_look_at = 0;
-		}
-		if (TimestampDifferenceExceeds(last_claim, now, POLL_INTERVAL_MS))
-			claim_due = true;
+		do_chores();
+		wait_for_work();
 	}
 }
