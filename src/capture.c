@@ -2,16 +2,17 @@
  *
  * capture.c
  *	  The row trigger webhook.capture() and webhook.emit(): changes become
- *	  events and deliveries in the writing transaction (transactional outbox).
+ *	  events and deliveries in the writing transaction (transactional
+ *	  outbox).
  *
- * An event is stored only when at least one active hook of its tenant
- * subscribes to its type; it is stored together with one pending delivery
- * per such hook (enqueue.c), so a rolled-back change leaves nothing and a
- * committed one is in the queue.  The worker is woken when the transaction
- * commits.
+ * An event is logged (stored) when a hook of its tenant subscribes to its
+ * type, active or not, whatever the hooks' filters; it is stored together
+ * with one pending delivery per active hook whose filter it passes
+ * (enqueue.c), so a rolled-back change leaves nothing and a committed one
+ * is in the queue.  The worker is woken when the transaction commits.
  *
  * Caches, all backend-local:
- *	- the active hooks (id, event type patterns, filter) of each tenant the
+ *	- the hooks (id, active, event type patterns, filter) of each tenant the
  *	  session has had an event of, read when its first event comes, with
  *	  that tenant's hooks only: a tenant with many hooks costs the sessions
  *	  that write other tenants' events neither memory nor time.  A relcache
@@ -79,10 +80,11 @@
 #include "utils/syscache.h"
 #include "utils/uuid.h"
 
-/* One active hook, as far as fan-out needs it. */
+/* One hook, as far as logging and fan-out need it. */
 typedef struct CachedHook
 {
 	int64		id;
+	bool		active;
 	int			npatterns;
 	char	  **patterns;		/* "*", "PREFIX_*" or an exact type */
 	JsonPath   *filter;			/* NULL: every event of those types */
@@ -90,9 +92,9 @@ typedef struct CachedHook
 } CachedHook;
 
 /*
- * The active hooks of one tenant: an entry of hook_cache, loaded when the
- * session first has an event of that tenant and again at its first event
- * after an invalidation.
+ * The hooks of one tenant, active or not: an entry of hook_cache, loaded
+ * when the session first has an event of that tenant and again at its
+ * first event after an invalidation.
  */
 typedef struct TenantHooks
 {
@@ -105,16 +107,19 @@ typedef struct TenantHooks
 } TenantHooks;
 
 /*
- * The hooks an event's tenant and type select, before their filters: their
- * ids, and copies of their filters (NULL for none), safe from a reload of
- * the cache while the row is serialised.
+ * What an event's tenant and type select: whether any hook subscribes to
+ * it (the event is then logged), and the hooks it is to be delivered to,
+ * before their filters: their ids, and copies of their filters (NULL for
+ * none), safe from a reload of the cache while the row is serialised.
  */
 typedef struct MatchedHooks
 {
+	bool		subscribed;
 	int			n;
 	Datum	   *ids;
 	JsonPath  **filters;
 	bool	   *guarded;
+	bool	   *active;			/* while they are collected */
 } MatchedHooks;
 
 /*
@@ -359,9 +364,9 @@ filter_needs_guard(JsonPath *filter)
 }
 
 /*
- * Read the tenant's active hooks into its entry, with an SPI connection of
- * its own.  An error leaves the entry not loaded, to be read again at the
- * next event.
+ * Read the tenant's hooks, active or not, into its entry, with an SPI
+ * connection of its own.  An error leaves the entry not loaded, to be read
+ * again at the next event.
  */
 static void
 load_tenant_hooks(TenantHooks *th)
@@ -391,8 +396,9 @@ load_tenant_hooks(TenantHooks *th)
 	/*
 	 * The ids of the tenant's transports (both lookups are indexed:
 	 * transport's unique (tenant, name), hook's transport_id); then their
-	 * active hooks.  Operators are qualified: this runs as the extension's
-	 * owner under the caller's search_path.
+	 * hooks, the inactive ones too (their events are logged).  Operators
+	 * are qualified: this runs as the extension's owner under the caller's
+	 * search_path.
 	 *
 	 * Both plans are kept, and planned anew for each execution with its
 	 * argument's value (CURSOR_OPT_CUSTOM_PLAN): the hooks of a tenant are
@@ -411,9 +417,8 @@ load_tenant_hooks(TenantHooks *th)
 	if (!isnull)
 	{
 		read_latest(spi_kept_plan(&hooks_plan,
-								  "SELECT id, event_types, filter FROM webhook.hook"
-								  " WHERE transport_id OPERATOR(pg_catalog.=) ANY ($1)"
-								  "   AND active",
+								  "SELECT id, event_types, filter, active FROM webhook.hook"
+								  " WHERE transport_id OPERATOR(pg_catalog.=) ANY ($1)",
 								  1, &ids_type, CURSOR_OPT_CUSTOM_PLAN),
 					transport_ids);
 		nhooks = SPI_processed;
@@ -440,6 +445,7 @@ load_tenant_hooks(TenantHooks *th)
 		MemoryContext old;
 
 		hook->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		hook->active = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull));
 		deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 2, &isnull)),
 						  TEXTOID, -1, false, TYPALIGN_INT,
 						  &elems, &nulls, &nelems);
@@ -509,42 +515,77 @@ pattern_matches(const char *pattern, const char *event_type)
 	return strcmp(pattern, event_type) == 0;
 }
 
+/* Does one of the patterns select event_type? */
+static bool
+patterns_match(char *const *patterns, int npatterns, const char *event_type)
+{
+	int			j;
+
+	for (j = 0; j < npatterns; j++)
+		if (pattern_matches(patterns[j], event_type))
+			return true;
+	return false;
+}
+
 /*
- * The active hooks of tenant subscribed to event_type, their filters not yet
- * applied (hooks_to_send does that, once the payload is known).  No SPI
- * unless the tenant's hooks are not cached or stale.
+ * The hooks of tenant subscribed to event_type, active or not (m.active
+ * says), their filters not yet applied.  No SPI unless the tenant's hooks
+ * are not cached or stale.
  */
 static MatchedHooks
-matching_hooks(const char *tenant, const char *event_type)
+subscribed_hooks(const char *tenant, const char *event_type)
 {
-	MatchedHooks m = {0, NULL, NULL, NULL};
+	MatchedHooks m = {false, 0, NULL, NULL, NULL, NULL};
 	TenantHooks *th = tenant_hooks(tenant);
 	int			i;
 
 	for (i = 0; i < th->nhooks; i++)
 	{
 		CachedHook *hook = &th->hooks[i];
-		int			j;
 
-		for (j = 0; j < hook->npatterns; j++)
+		if (!patterns_match(hook->patterns, hook->npatterns, event_type))
+			continue;
+		if (m.ids == NULL)
 		{
-			if (pattern_matches(hook->patterns[j], event_type))
-			{
-				if (m.ids == NULL)
-				{
-					m.ids = palloc(sizeof(Datum) * th->nhooks);
-					m.filters = palloc(sizeof(JsonPath *) * th->nhooks);
-					m.guarded = palloc(sizeof(bool) * th->nhooks);
-				}
-				m.ids[m.n] = Int64GetDatum(hook->id);
-				m.filters[m.n] = hook->filter == NULL ? NULL :
-					DatumGetJsonPathPCopy(PointerGetDatum(hook->filter));
-				m.guarded[m.n] = hook->filter_guarded;
-				m.n++;
-				break;
-			}
+			m.ids = palloc(sizeof(Datum) * th->nhooks);
+			m.filters = palloc(sizeof(JsonPath *) * th->nhooks);
+			m.guarded = palloc(sizeof(bool) * th->nhooks);
+			m.active = palloc(sizeof(bool) * th->nhooks);
 		}
+		m.ids[m.n] = Int64GetDatum(hook->id);
+		m.filters[m.n] = hook->filter == NULL ? NULL :
+			DatumGetJsonPathPCopy(PointerGetDatum(hook->filter));
+		m.guarded[m.n] = hook->filter_guarded;
+		m.active[m.n] = hook->active;
+		m.n++;
 	}
+	m.subscribed = m.n > 0;
+	return m;
+}
+
+/*
+ * The hooks an event of tenant and event_type is logged for (m.subscribed)
+ * and delivered to (m.n, m.ids, ...): of those subscribed to its type, the
+ * active ones, their filters not yet applied (hooks_to_send does that,
+ * once the payload is known).
+ */
+static MatchedHooks
+matching_hooks(const char *tenant, const char *event_type)
+{
+	MatchedHooks m = subscribed_hooks(tenant, event_type);
+	int			n = 0;
+	int			i;
+
+	for (i = 0; i < m.n; i++)
+	{
+		if (!m.active[i])
+			continue;
+		m.ids[n] = m.ids[i];
+		m.filters[n] = m.filters[i];
+		m.guarded[n] = m.guarded[i];
+		n++;
+	}
+	m.n = n;
 	return m;
 }
 
@@ -855,19 +896,20 @@ webhook_capture(PG_FUNCTION_ARGS)
 		tenant = "default";
 	event_type = psprintf("%s_%s", state->type_prefix, suffix);
 
-	/* an event no hook wants costs nothing more */
+	/* an event no hook subscribes to costs nothing more */
 	webhook_become(state->owner, true, &saved);
 	matched = matching_hooks(tenant, event_type);
 	webhook_restore_user(&saved);
-	if (matched.n == 0)
+	if (!matched.subscribed)
 		return PointerGetDatum(NULL);
 
-	/* the row is read with the writer's rights ... */
+	/*
+	 * the row is read with the writer's rights ...; logged, even when no
+	 * active hook's filter takes it
+	 */
 	resource_id = column_text(row, desc, state->id_attnum);
 	payload = row_jsonb(state, row, desc);
 	n_hooks = hooks_to_send(&matched, payload);
-	if (n_hooks == 0)
-		return PointerGetDatum(NULL);	/* filtered out by every hook */
 	old_payload = oldtup ? row_jsonb(state, oldtup, desc) : (Datum) 0;
 
 	/* ... and only the queue is written with the owner's */
