@@ -2,6 +2,38 @@
 -- (redeliver, replay), looking at them (preview, notifications), and
 -- prune.  The conventions of 29_validators.sql hold.
 
+-- The log read back: what a hook is owed from it (capture.c, with the
+-- capture trigger's own matching of types and filters).  A hook re-enabled
+-- (webhook_internal.hook_keeps_place()), replayed, or created to start in
+-- the past.  Run by the API and the triggers only: revoked from PUBLIC.
+CREATE OR REPLACE FUNCTION webhook_internal.hook_wants(hook_id bigint, event_types text[],
+                                                       filter jsonpath, event_type text,
+                                                       payload jsonb)
+    RETURNS boolean
+    LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'webhook_hook_wants';
+COMMENT ON FUNCTION webhook_internal.hook_wants(bigint, text[], jsonpath, text, jsonb) IS
+    'whether the capture trigger sends an event of this type and payload to a hook of these patterns and filter (a filter that fails: a WARNING, and yes)';
+REVOKE EXECUTE ON FUNCTION webhook_internal.hook_wants(bigint, text[], jsonpath, text, jsonb)
+    FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION webhook_internal.wait_for_writers(tenant text) RETURNS void
+    LANGUAGE c STRICT VOLATILE AS 'MODULE_PATHNAME', 'webhook_wait_for_writers';
+COMMENT ON FUNCTION webhook_internal.wait_for_writers(text) IS
+    'wait until the transactions that logged events of the tenant''s inactive hooks have ended; until this one ends, writers send those hooks their events';
+REVOKE EXECUTE ON FUNCTION webhook_internal.wait_for_writers(text) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION webhook_internal.queue_from_log(hook_id bigint, tenant text,
+                                                           event_types text[], filter jsonpath,
+                                                           after_event bigint, since timestamptz,
+                                                           queued_only boolean)
+    RETURNS integer
+    LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'webhook_queue_from_log';
+COMMENT ON FUNCTION webhook_internal.queue_from_log(bigint, text, text[], jsonpath, bigint,
+                                                   timestamptz, boolean) IS
+    'queue for the hook, oldest first, the tenant''s logged events of those types that pass the filter, after the event after_event and since the time since, but those with a delivery to it (queued_only: a pending or failed one); returns how many';
+REVOKE EXECUTE ON FUNCTION webhook_internal.queue_from_log(bigint, text, text[], jsonpath, bigint,
+                                                          timestamptz, boolean) FROM PUBLIC;
+
 -- Raise an error unless the hook exists and is active.
 CREATE OR REPLACE FUNCTION webhook_internal.check_hook_active(hook_id bigint) RETURNS void
     LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$

@@ -4,3 +4,18 @@
 -- makes with another signature, is dropped here first.
 
 \echo Use "ALTER EXTENSION webhook UPDATE TO '0.5'" to load this file. \quit
+
+-- A hook keeps its place in the log while inactive: the id of the log's
+-- last event when it was disabled (webhook.hook.disabled_at_event), set by
+-- a trigger of the code; update_hook() is told where a re-enabled hook
+-- starts (webhook.resume_point).  The hooks inactive now keep theirs from
+-- the update on: before it, the log kept no event for an inactive hook.
+-- update_hook() takes one argument more.
+CREATE TYPE webhook.resume_point AS ENUM ('where_stopped', 'now');
+COMMENT ON TYPE webhook.resume_point IS
+    'where a hook re-enabled (or resumed) by update_hook(id, active => true) starts: where_stopped, with its waiting deliveries and then the events it missed while inactive, oldest first; or now, its waiting deliveries cancelled and the events it missed skipped';
+ALTER TABLE webhook.hook ADD COLUMN disabled_at_event bigint;
+UPDATE webhook.hook SET disabled_at_event = (SELECT coalesce(max(e.id), 0) FROM webhook.event e)
+ WHERE NOT active;
+DROP FUNCTION webhook.update_hook(bigint, bigint, text[], text, text, text, text, text,
+                                  interval[], boolean, text, text, jsonpath, regprocedure);
