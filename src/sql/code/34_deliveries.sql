@@ -88,25 +88,18 @@ COMMENT ON FUNCTION webhook.redeliver(bigint) IS
 CREATE OR REPLACE FUNCTION webhook.replay(hook_id bigint, since timestamptz) RETURNS integer
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
+    h webhook.hook;
     n integer;
 BEGIN
     PERFORM webhook_internal.not_null(hook_id, 'hook_id');
     PERFORM webhook_internal.not_null(since, 'since');
     PERFORM webhook_internal.check_hook_active(hook_id);
-    -- due when inserted, as in redeliver()
-    PERFORM pg_current_xact_id();
-    -- events already on their way to the hook are not queued twice
-    INSERT INTO webhook.delivery (event_id, hook_id, state, next_attempt_at)
-    SELECT e.id, replay.hook_id, 'pending', clock_timestamp()
-      FROM webhook.event e
-     WHERE e.created_at >= since
-       AND EXISTS (SELECT 1 FROM webhook.delivery d
-                    WHERE d.event_id = e.id AND d.hook_id = replay.hook_id)
-       AND NOT EXISTS (SELECT 1 FROM webhook.delivery d
-                        WHERE d.event_id = e.id AND d.hook_id = replay.hook_id
-                          AND d.state IN ('pending', 'failed'))
-     ORDER BY e.id;
-    GET DIAGNOSTICS n = ROW_COUNT;
+    SELECT x.* INTO h FROM webhook.hook x WHERE x.id = replay.hook_id;
+    -- from the log, whether or not the hook was ever sent them; events
+    -- still on their way to it are not queued twice
+    n := webhook_internal.queue_from_log(
+        h.id, (SELECT t.tenant FROM webhook.transport t WHERE t.id = h.transport_id),
+        h.event_types, h.filter, NULL, since, true);
     IF n > 0 THEN
         PERFORM webhook_internal.wake_for(replay.hook_id);
     END IF;
@@ -114,7 +107,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION webhook.replay(bigint, timestamptz) IS
-    'send again, now, every event since the given time that was delivered (or given up) to the hook; events still queued for it are skipped; returns how many were queued';
+    'send again, now, oldest first, every event of the hook''s tenant and types (its filter applied) logged since the given time, whether or not it was sent to the hook before; events still queued for it are skipped; returns how many were queued';
 
 CREATE OR REPLACE FUNCTION webhook_internal.preview(hook_id bigint, event_id bigint,
                                  OUT url text, OUT headers text[], OUT body text)
