@@ -115,7 +115,8 @@ CREATE OR REPLACE FUNCTION webhook.create_hook(
         ordered text DEFAULT 'none',
         on_dead text DEFAULT 'continue',
         filter jsonpath DEFAULT NULL,
-        transform regprocedure DEFAULT NULL)
+        transform regprocedure DEFAULT NULL,
+        since timestamptz DEFAULT NULL)
     RETURNS bigint
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -134,12 +135,23 @@ BEGIN
     h.on_dead := webhook_internal.check_choice(on_dead, 'on_dead', h.on_dead);
     h.filter := filter;
     h.transform := transform;
-    RETURN (webhook_internal.store_hook(h, NULL)).id;
+    h := webhook_internal.store_hook(h, NULL);
+    -- since then: the log's events, queued now (an inactive hook's wait,
+    -- as its other deliveries do, until it is enabled)
+    IF since IS NOT NULL
+       AND webhook_internal.queue_from_log(
+               h.id, (SELECT t.tenant FROM webhook.transport t WHERE t.id = h.transport_id),
+               h.event_types, h.filter, NULL, since, false) > 0
+       AND h.active THEN
+        PERFORM webhook_internal.wake_for(h.id);
+    END IF;
+    RETURN h.id;
 END
 $$;
 COMMENT ON FUNCTION webhook.create_hook(bigint, text[], text, text, text, text, text,
-                                       interval[], boolean, text, text, jsonpath, regprocedure) IS
-    'subscribe a transport to event types; without a secret one is generated (see webhook.hook_secret); returns the hook id';
+                                       interval[], boolean, text, text, jsonpath, regprocedure,
+                                       timestamptz) IS
+    'subscribe a transport to event types; without a secret one is generated (see webhook.hook_secret); with since, the events of those types the log holds since then are sent first, oldest first; returns the hook id';
 
 CREATE OR REPLACE FUNCTION webhook.update_hook(
         id bigint,
