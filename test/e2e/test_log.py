@@ -309,7 +309,10 @@ class LogTest(unittest.TestCase):
                 enabling.send('BEGIN; SELECT webhook.update_hook(%d, active => true);' % h)
                 cluster.wait_for("SELECT count(*) FROM pg_locks WHERE %s AND mode = 'ShareLock' "
                                  "AND granted" % RESUME_LOCK, '1')
-                # it has read the log: the event before is queued
+                # it has read the log (the event before is queued), and holds the lock
+                cluster.wait_for("SELECT count(*) FROM pg_stat_activity "
+                                 "WHERE state = 'idle in transaction' "
+                                 "AND query LIKE 'SELECT webhook.update_hook(%d,%%'" % h, '1')
                 during = self.emit(event_type, {'n': 2})
                 self.assertIn(during, self.deliveries(h))
                 enabling.send(outcome + ';')
