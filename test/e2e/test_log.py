@@ -292,6 +292,41 @@ class LogTest(unittest.TestCase):
             cluster.wait_state(uid, 'succeeded')
         self.nothing_more(path, 2)
 
+    def test_a_writer_open_across_the_disabling_is_sent_once(self):
+        """A transaction that wrote an event while the hook was active (a
+        delivery to it) and commits after the hook was disabled: the
+        delivery waits, and once re-enabled the hook is sent that event
+        once, and the one logged while it was off."""
+        tid = self.transport()
+        path = '/log-late-disable'
+        h = self.hook(tid, ['LOGLD_*'], path)
+        writer = harness.Session(cluster)
+        self.addCleanup(writer.close)
+        writer.send("BEGIN; SELECT webhook.emit('LOGLD_A', '{\"n\": 1}', tenant => %s);"
+                    % lit(self.tenant))
+        cluster.wait_for("SELECT count(*) FROM pg_stat_activity "
+                         "WHERE state = 'idle in transaction' "
+                         "AND query LIKE 'SELECT webhook.emit(''LOGLD_A''%'", '1')
+        self.set_active(h, False)
+        writer.send('COMMIT;')
+        cluster.wait_for("SELECT count(*) FROM webhook.event WHERE tenant = %s"
+                         % lit(self.tenant), '1')
+        late = cluster.one('SELECT uid FROM webhook.event WHERE tenant = %s' % lit(self.tenant))
+        self.assertGreater(int(cluster.one("SELECT id FROM webhook.event WHERE uid = %s"
+                                           % lit(late))),
+                           int(cluster.one('SELECT disabled_at_event FROM webhook.hook '
+                                           'WHERE id = %d' % h)))
+        missed = self.emit('LOGLD_A', {'n': 2})
+        self.nothing_more(path, 0)
+        self.assertEqual(self.deliveries(h), {late: ['pending']})
+        self.set_active(h, True)
+        self.assertEqual(self.received(path, 2), [(late, 'LOGLD_A', {'n': 1}),
+                                                  (missed, 'LOGLD_A', {'n': 2})])
+        for uid in (late, missed):
+            cluster.wait_state(uid, 'succeeded')
+        self.nothing_more(path, 2)
+        self.assertEqual(self.deliveries(h), {late: ['succeeded'], missed: ['succeeded']})
+
     def test_a_writer_during_the_re_enabling_sends_to_the_hook(self):
         """While a re-enabling is open (it has read the log already), a
         writer sends the hook its event as if it were active: committed
