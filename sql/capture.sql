@@ -73,13 +73,15 @@ COPY shop_orders (id, shop, total) FROM stdin;
 \.
 SELECT event_type, tenant, resource_id, payload->>'total' AS total, hooks FROM captured;
 
--- hooks are re-read after a change: an inactive hook gets nothing
+-- hooks are re-read after a change: an inactive hook gets no delivery,
+-- but the events of its types are logged; re-enabled, it is sent those
 DELETE FROM webhook.event;
 SELECT active FROM webhook.update_hook(:h_pattern, active => false);
 INSERT INTO shop_orders (id, shop) VALUES (30, 'acme');
 UPDATE shop_orders SET "Order State" = 'settled' WHERE id = 30;
 SELECT event_type, hooks FROM captured;
 SELECT active FROM webhook.update_hook(:h_pattern, active => true);
+SELECT event_type, hooks, pending FROM captured;
 
 -- watch is idempotent and can narrow the events
 SELECT webhook.watch('shop_orders', resource => 'order', tenant_column => 'shop',

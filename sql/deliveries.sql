@@ -12,7 +12,8 @@ SELECT webhook.create_hook(:shop, path => '/a') AS ha \gset
 SELECT webhook.create_hook(:erp, path => '/b') AS hb \gset
 SELECT webhook.create_hook(:shop, path => '/c', active => false) AS hc \gset
 
--- events: e* of tenant default, f* of tenant acme; e5 was never delivered
+-- events: e* of tenant default, f* of tenant acme; e5 was never delivered;
+-- e6 is of a tenant without hooks
 INSERT INTO webhook.event (tenant, event_type, resource, resource_id, payload, created_at)
 VALUES ('default', 'ORDER_CREATED', 'orders', '1', '{}', now() - interval '40 days') RETURNING id AS e1 \gset
 INSERT INTO webhook.event (tenant, event_type, resource, resource_id, payload, created_at)
@@ -23,6 +24,8 @@ INSERT INTO webhook.event (tenant, event_type, resource, resource_id, payload, c
 VALUES ('default', 'ORDER_CANCELLED', 'orders', '2', '{}', now() - interval '1 hour') RETURNING id AS e4 \gset
 INSERT INTO webhook.event (tenant, event_type, resource, resource_id, payload, created_at)
 VALUES ('default', 'ORDER_CREATED', 'orders', '3', '{}', now() - interval '40 days') RETURNING id AS e5 \gset
+INSERT INTO webhook.event (tenant, event_type, resource, resource_id, payload, created_at)
+VALUES ('initech', 'ORDER_CREATED', 'orders', '4', '{}', now() - interval '40 days') RETURNING id AS e6 \gset
 INSERT INTO webhook.event (tenant, event_type, resource, resource_id, payload, created_at)
 VALUES ('acme', 'INVOICE_PAID', 'invoices', '7', '{}', now() - interval '40 days') RETURNING id AS f1 \gset
 INSERT INTO webhook.event (tenant, event_type, resource, resource_id, payload, created_at)
@@ -159,15 +162,17 @@ SELECT webhook.redeliver(:d8);
 SELECT * FROM delivery_unchanged;
 
 --
--- replay: every event since the bound that the hook had a delivery of, again;
--- events still queued for the hook (pending, delivering, failed) are skipped
+-- replay: every event of the hook's tenant and types since the bound, from
+-- the log, whether or not it was sent to the hook; events still queued for
+-- the hook (pending, delivering, failed) are skipped
 --
 -- since 30 days for A: e2 (dead) is queued; e3 (redelivered above) and e4 (pending) are not
 SELECT webhook.replay(:ha, now() - interval '30 days');
 SELECT e.event_type, d.state, d.attempts
   FROM webhook.delivery d JOIN webhook.event e ON e.id = d.event_id
  WHERE d.hook_id = :ha AND d.state = 'pending' ORDER BY d.id;
--- nothing left to queue since 30 days; since 60 days adds e1
+-- nothing left to queue since 30 days; since 60 days adds e1 and e5 (never
+-- sent to it), not e6 (another tenant's)
 SELECT webhook.replay(:ha, now() - interval '30 days');
 SELECT webhook.replay(:ha, now() - interval '60 days');
 -- B: f2 (cancelled) again; f3 (failed, will retry) and f1 (pending) are skipped
@@ -197,7 +202,7 @@ SELECT n.hook, e.event_type, d.state
   JOIN hook_names n ON n.id = d.hook_id
  ORDER BY d.id;
 SELECT count(*) AS attempts_left FROM webhook.attempt;
--- e5 had no delivery at all and is old: gone; the others still have deliveries
+-- e6 had no delivery at all and is old: gone; the others still have deliveries
 SELECT event_type, tenant FROM webhook.event ORDER BY id;
 -- the default bound is webhook.retention (30 days): nothing more
 SELECT webhook.prune();

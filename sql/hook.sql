@@ -189,6 +189,7 @@ SELECT webhook.update_hook(:h_default, event_types => '{Order_Created}');
 SELECT webhook.update_hook(:h_default, path => 'relative');
 SELECT webhook.update_hook(:h_default, signature => 'sha512');
 SELECT webhook.update_hook(:h_default, payload_format => 'full');
+SELECT webhook.update_hook(:h_poynt, active => true, resume => 'later');
 SELECT webhook.update_hook(:h_default, retry_schedule => '{0 s}');
 SELECT webhook.update_hook(:h_default, secret => 'not-a-whsec-SECRET-5');
 SELECT webhook.update_hook(:h_default, signature_header => 'X-Signature');

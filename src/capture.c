@@ -2,16 +2,23 @@
  *
  * capture.c
  *	  The row trigger webhook.capture() and webhook.emit(): changes become
- *	  events and deliveries in the writing transaction (transactional outbox).
+ *	  events and deliveries in the writing transaction (transactional
+ *	  outbox); and what a hook is owed from that log of events.
  *
- * An event is stored only when at least one active hook of its tenant
- * subscribes to its type; it is stored together with one pending delivery
- * per such hook (enqueue.c), so a rolled-back change leaves nothing and a
- * committed one is in the queue.  The worker is woken when the transaction
- * commits.
+ * An event is logged (stored) when a hook of its tenant subscribes to its
+ * type, active or not, whatever the hooks' filters; it is stored together
+ * with one pending delivery per active hook whose filter it passes
+ * (enqueue.c), so a rolled-back change leaves nothing and a committed one
+ * is in the queue.  The worker is woken when the transaction commits.  A
+ * hook re-enabled, replayed or made to start in the past is sent what it
+ * is owed from the log by webhook_internal.queue_from_log(), with the
+ * trigger's own matching of types and filters (hook_wants()); a writer and
+ * a re-enabling meet on a lock per tenant, so that no event of a
+ * transaction still open while a hook is re-enabled is missed
+ * (matching_hooks).
  *
  * Caches, all backend-local:
- *	- the active hooks (id, event type patterns, filter) of each tenant the
+ *	- the hooks (id, active, event type patterns, filter) of each tenant the
  *	  session has had an event of, read when its first event comes, with
  *	  that tenant's hooks only: a tenant with many hooks costs the sessions
  *	  that write other tenants' events neither memory nor time.  A relcache
@@ -51,6 +58,7 @@
 #include "webhook.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
@@ -62,6 +70,7 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
+#include "storage/lmgr.h"
 #include "spi_util.h"
 #include "tcop/deparse_utility.h"
 #include "utils/array.h"
@@ -79,10 +88,11 @@
 #include "utils/syscache.h"
 #include "utils/uuid.h"
 
-/* One active hook, as far as fan-out needs it. */
+/* One hook, as far as logging and fan-out need it. */
 typedef struct CachedHook
 {
 	int64		id;
+	bool		active;
 	int			npatterns;
 	char	  **patterns;		/* "*", "PREFIX_*" or an exact type */
 	JsonPath   *filter;			/* NULL: every event of those types */
@@ -90,9 +100,9 @@ typedef struct CachedHook
 } CachedHook;
 
 /*
- * The active hooks of one tenant: an entry of hook_cache, loaded when the
- * session first has an event of that tenant and again at its first event
- * after an invalidation.
+ * The hooks of one tenant, active or not: an entry of hook_cache, loaded
+ * when the session first has an event of that tenant and again at its
+ * first event after an invalidation.
  */
 typedef struct TenantHooks
 {
@@ -105,16 +115,19 @@ typedef struct TenantHooks
 } TenantHooks;
 
 /*
- * The hooks an event's tenant and type select, before their filters: their
- * ids, and copies of their filters (NULL for none), safe from a reload of
- * the cache while the row is serialised.
+ * What an event's tenant and type select: whether any hook subscribes to
+ * it (the event is then logged), and the hooks it is to be delivered to,
+ * before their filters: their ids, and copies of their filters (NULL for
+ * none), safe from a reload of the cache while the row is serialised.
  */
 typedef struct MatchedHooks
 {
+	bool		subscribed;
 	int			n;
 	Datum	   *ids;
 	JsonPath  **filters;
 	bool	   *guarded;
+	bool	   *active;			/* while they are collected */
 } MatchedHooks;
 
 /*
@@ -359,9 +372,9 @@ filter_needs_guard(JsonPath *filter)
 }
 
 /*
- * Read the tenant's active hooks into its entry, with an SPI connection of
- * its own.  An error leaves the entry not loaded, to be read again at the
- * next event.
+ * Read the tenant's hooks, active or not, into its entry, with an SPI
+ * connection of its own.  An error leaves the entry not loaded, to be read
+ * again at the next event.
  */
 static void
 load_tenant_hooks(TenantHooks *th)
@@ -391,8 +404,9 @@ load_tenant_hooks(TenantHooks *th)
 	/*
 	 * The ids of the tenant's transports (both lookups are indexed:
 	 * transport's unique (tenant, name), hook's transport_id); then their
-	 * active hooks.  Operators are qualified: this runs as the extension's
-	 * owner under the caller's search_path.
+	 * hooks, the inactive ones too (their events are logged).  Operators
+	 * are qualified: this runs as the extension's owner under the caller's
+	 * search_path.
 	 *
 	 * Both plans are kept, and planned anew for each execution with its
 	 * argument's value (CURSOR_OPT_CUSTOM_PLAN): the hooks of a tenant are
@@ -411,9 +425,8 @@ load_tenant_hooks(TenantHooks *th)
 	if (!isnull)
 	{
 		read_latest(spi_kept_plan(&hooks_plan,
-								  "SELECT id, event_types, filter FROM webhook.hook"
-								  " WHERE transport_id OPERATOR(pg_catalog.=) ANY ($1)"
-								  "   AND active",
+								  "SELECT id, event_types, filter, active FROM webhook.hook"
+								  " WHERE transport_id OPERATOR(pg_catalog.=) ANY ($1)",
 								  1, &ids_type, CURSOR_OPT_CUSTOM_PLAN),
 					transport_ids);
 		nhooks = SPI_processed;
@@ -440,6 +453,7 @@ load_tenant_hooks(TenantHooks *th)
 		MemoryContext old;
 
 		hook->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		hook->active = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull));
 		deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 2, &isnull)),
 						  TEXTOID, -1, false, TYPALIGN_INT,
 						  &elems, &nulls, &nelems);
@@ -509,42 +523,134 @@ pattern_matches(const char *pattern, const char *event_type)
 	return strcmp(pattern, event_type) == 0;
 }
 
+/* Does one of the patterns select event_type? */
+static bool
+patterns_match(char *const *patterns, int npatterns, const char *event_type)
+{
+	int			j;
+
+	for (j = 0; j < npatterns; j++)
+		if (pattern_matches(patterns[j], event_type))
+			return true;
+	return false;
+}
+
 /*
- * The active hooks of tenant subscribed to event_type, their filters not yet
- * applied (hooks_to_send does that, once the payload is known).  No SPI
- * unless the tenant's hooks are not cached or stale.
+ * The hooks of tenant subscribed to event_type, active or not (m.active
+ * says), their filters not yet applied.  No SPI unless the tenant's hooks
+ * are not cached or stale.
  */
 static MatchedHooks
-matching_hooks(const char *tenant, const char *event_type)
+subscribed_hooks(const char *tenant, const char *event_type)
 {
-	MatchedHooks m = {0, NULL, NULL, NULL};
+	MatchedHooks m = {false, 0, NULL, NULL, NULL, NULL};
 	TenantHooks *th = tenant_hooks(tenant);
 	int			i;
 
 	for (i = 0; i < th->nhooks; i++)
 	{
 		CachedHook *hook = &th->hooks[i];
-		int			j;
 
-		for (j = 0; j < hook->npatterns; j++)
+		if (!patterns_match(hook->patterns, hook->npatterns, event_type))
+			continue;
+		if (m.ids == NULL)
 		{
-			if (pattern_matches(hook->patterns[j], event_type))
-			{
-				if (m.ids == NULL)
-				{
-					m.ids = palloc(sizeof(Datum) * th->nhooks);
-					m.filters = palloc(sizeof(JsonPath *) * th->nhooks);
-					m.guarded = palloc(sizeof(bool) * th->nhooks);
-				}
-				m.ids[m.n] = Int64GetDatum(hook->id);
-				m.filters[m.n] = hook->filter == NULL ? NULL :
-					DatumGetJsonPathPCopy(PointerGetDatum(hook->filter));
-				m.guarded[m.n] = hook->filter_guarded;
-				m.n++;
+			m.ids = palloc(sizeof(Datum) * th->nhooks);
+			m.filters = palloc(sizeof(JsonPath *) * th->nhooks);
+			m.guarded = palloc(sizeof(bool) * th->nhooks);
+			m.active = palloc(sizeof(bool) * th->nhooks);
+		}
+		m.ids[m.n] = Int64GetDatum(hook->id);
+		m.filters[m.n] = hook->filter == NULL ? NULL :
+			DatumGetJsonPathPCopy(PointerGetDatum(hook->filter));
+		m.guarded[m.n] = hook->filter_guarded;
+		m.active[m.n] = hook->active;
+		m.n++;
+	}
+	m.subscribed = m.n > 0;
+	return m;
+}
+
+/*
+ * The lock between writers and the re-enabling of a hook, per tenant: an
+ * advisory lock of the database, on the hash of "webhook.resume <tenant>",
+ * its fourth field RESUME_LOCK_FIELD4 (pg_advisory_lock()'s keys have 1 or
+ * 2 there: no application's advisory lock is this one).
+ */
+#define RESUME_LOCK_FIELD4 0x5748
+
+static void
+resume_lock_tag(LOCKTAG *tag, const char *tenant)
+{
+	char	   *key = psprintf("webhook.resume %s", tenant);
+	uint64		h = DatumGetUInt64(hash_any_extended((const unsigned char *) key,
+													 strlen(key), 0));
+
+	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) (h >> 32), (uint32) h,
+						 RESUME_LOCK_FIELD4);
+	pfree(key);
+}
+
+/*
+ * The hooks an event of tenant and event_type is logged for (m.subscribed)
+ * and delivered to (m.n, m.ids, ...): of those subscribed to its type, the
+ * active ones, their filters not yet applied (hooks_to_send does that,
+ * once the payload is known).
+ *
+ * When an inactive hook subscribes too, the event is logged without a
+ * delivery to it, and the hook, once re-enabled, is sent the events it
+ * missed from the log (webhook_internal.queue_from_log()).  The events of
+ * a transaction that has not committed by then would be missed: so the
+ * writer holds the tenant's resume lock (RowExclusiveLock: writers do not
+ * conflict) until it commits, and the re-enabling waits for it
+ * (webhook_wait_for_writers, ShareLock) before it reads the log.  The
+ * writer never waits: taking it the first time in the transaction, it
+ * then reads what committed before it (a hook re-enabled since is active
+ * now, since the re-enabling released the lock after its commit sent its
+ * invalidation); and when a re-enabling holds or awaits it, the hook may
+ * be active by the time this event commits, so the inactive hooks get
+ * their delivery too, as if they were active (should the re-enabling roll
+ * back, that delivery waits, as any of an inactive hook does, until the
+ * hook is re-enabled; the catch-up then skips its event).
+ */
+static MatchedHooks
+matching_hooks(const char *tenant, const char *event_type)
+{
+	MatchedHooks m = subscribed_hooks(tenant, event_type);
+	bool		with_inactive = false;
+	int			n = 0;
+	int			i;
+
+	for (i = 0; i < m.n && m.active[i]; i++)
+		;
+	if (i < m.n)
+	{
+		LOCKTAG		tag;
+
+		resume_lock_tag(&tag, tenant);
+		switch (LockAcquireExtended(&tag, RowExclusiveLock, false, true, false, NULL))
+		{
+			case LOCKACQUIRE_NOT_AVAIL:
+				with_inactive = true;
 				break;
-			}
+			case LOCKACQUIRE_OK:
+				AcceptInvalidationMessages();
+				m = subscribed_hooks(tenant, event_type);
+				break;
+			default:
+				break;			/* held since before: none was re-enabled */
 		}
 	}
+	for (i = 0; i < m.n; i++)
+	{
+		if (!m.active[i] && !with_inactive)
+			continue;
+		m.ids[n] = m.ids[i];
+		m.filters[n] = m.filters[i];
+		m.guarded[n] = m.guarded[i];
+		n++;
+	}
+	m.n = n;
 	return m;
 }
 
@@ -855,19 +961,20 @@ webhook_capture(PG_FUNCTION_ARGS)
 		tenant = "default";
 	event_type = psprintf("%s_%s", state->type_prefix, suffix);
 
-	/* an event no hook wants costs nothing more */
+	/* an event no hook subscribes to costs nothing more */
 	webhook_become(state->owner, true, &saved);
 	matched = matching_hooks(tenant, event_type);
 	webhook_restore_user(&saved);
-	if (matched.n == 0)
+	if (!matched.subscribed)
 		return PointerGetDatum(NULL);
 
-	/* the row is read with the writer's rights ... */
+	/*
+	 * the row is read with the writer's rights ...; logged, even when no
+	 * active hook's filter takes it
+	 */
 	resource_id = column_text(row, desc, state->id_attnum);
 	payload = row_jsonb(state, row, desc);
 	n_hooks = hooks_to_send(&matched, payload);
-	if (n_hooks == 0)
-		return PointerGetDatum(NULL);	/* filtered out by every hook */
 	old_payload = oldtup ? row_jsonb(state, oldtup, desc) : (Datum) 0;
 
 	/* ... and only the queue is written with the owner's */
@@ -1001,6 +1108,125 @@ webhook_emit(PG_FUNCTION_ARGS)
 	SPI_finish();
 	webhook_restore_user(&saved);
 	PG_RETURN_DATUM(uid);
+}
+
+PG_FUNCTION_INFO_V1(webhook_hook_wants);
+PG_FUNCTION_INFO_V1(webhook_wait_for_writers);
+PG_FUNCTION_INFO_V1(webhook_queue_from_log);
+
+/*
+ * webhook_internal.hook_wants(hook_id, event_types, filter, event_type,
+ * payload): would the writer have sent this event to a hook of these
+ * patterns and filter (NULL: none)?  The trigger's own matching, for the
+ * SQL that reads the log: a filter that fails is a WARNING and a match, as
+ * in the writer.
+ */
+Datum
+webhook_hook_wants(PG_FUNCTION_ARGS)
+{
+	Datum	   *patterns;
+	bool	   *nulls;
+	int			npatterns;
+	char	   *event_type;
+	bool		subscribed = false;
+	JsonPath   *filter;
+	int			i;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(3) || PG_ARGISNULL(4))
+		PG_RETURN_NULL();
+	deconstruct_array(PG_GETARG_ARRAYTYPE_P(1), TEXTOID, -1, false, TYPALIGN_INT,
+					  &patterns, &nulls, &npatterns);
+	event_type = text_to_cstring(PG_GETARG_TEXT_PP(3));
+	for (i = 0; i < npatterns && !subscribed; i++)
+		subscribed = !nulls[i] &&
+			pattern_matches(TextDatumGetCString(patterns[i]), event_type);
+	if (!subscribed || PG_ARGISNULL(2))
+		PG_RETURN_BOOL(subscribed);
+	filter = PG_GETARG_JSONPATH_P(2);
+	PG_RETURN_BOOL(filter_needs_guard(filter)
+				   ? guarded_filter_matches(PG_GETARG_INT64(0), filter, PG_GETARG_DATUM(4))
+				   : filter_matches(filter, PG_GETARG_DATUM(4)));
+}
+
+/*
+ * webhook_internal.wait_for_writers(tenant): take the tenant's resume lock
+ * (ShareLock, until the transaction ends), waiting for the writers that
+ * logged events of its inactive hooks to commit or roll back; meanwhile,
+ * writers send those hooks their events (matching_hooks).
+ */
+Datum
+webhook_wait_for_writers(PG_FUNCTION_ARGS)
+{
+	LOCKTAG		tag;
+
+	resume_lock_tag(&tag, text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	(void) LockAcquire(&tag, ShareLock, false, false);
+	PG_RETURN_VOID();
+}
+
+/*
+ * What queue_from_log() runs: the events of the log a hook is owed, oldest
+ * first, as pending deliveries, each due a microsecond after the one
+ * before (so that they are claimed in event order), from the statement's
+ * start: after the transaction took its id, as every new delivery
+ * (src/queue.c, floors).
+ */
+static const char *queue_from_log_sql =
+"INSERT INTO webhook.delivery (event_id, hook_id, next_attempt_at)"
+" SELECT o.id, $1, o.t0 OPERATOR(pg_catalog.+)"
+"                  (o.n OPERATOR(pg_catalog.*) interval '1 microsecond')"
+"   FROM (SELECT e.id, t.t0, pg_catalog.row_number() OVER (ORDER BY e.id) AS n"
+"           FROM webhook.event e, (SELECT pg_catalog.clock_timestamp() AS t0) t"
+"          WHERE e.tenant OPERATOR(pg_catalog.=) $2"
+"            AND ($5::bigint IS NULL OR e.id OPERATOR(pg_catalog.>) $5)"
+"            AND ($6::timestamptz IS NULL OR e.created_at OPERATOR(pg_catalog.>=) $6)"
+"            AND NOT EXISTS (SELECT FROM webhook.delivery d"
+"                             WHERE d.event_id OPERATOR(pg_catalog.=) e.id"
+"                               AND d.hook_id OPERATOR(pg_catalog.=) $1"
+"                               AND (NOT $7 OR d.state IN ('pending', 'failed')))"
+"            AND webhook_internal.hook_wants($1, $3, $4, e.event_type, e.payload)) o"
+"  ORDER BY o.id";
+
+/*
+ * webhook_internal.queue_from_log(hook_id, tenant, event_types, filter,
+ * after_event, since, queued_only): queue for the hook the tenant's events
+ * of those types (filter applied) after the event after_event and since
+ * the time since (NULL: no bound), but those that have a delivery to it
+ * already (queued_only: a pending or failed one); returns how many.  The
+ * log is read as it is now, not as the transaction's snapshot shows it
+ * (REPEATABLE READ): what committed while wait_for_writers() waited is
+ * there.  Run as the extension's owner, by the API and the hook triggers.
+ */
+Datum
+webhook_queue_from_log(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[7] = {INT8OID, TEXTOID, TEXTARRAYOID, JSONPATHOID, INT8OID,
+	TIMESTAMPTZOID, BOOLOID};
+	Datum		values[7];
+	char		nulls[7];
+	int			i;
+	uint64		n;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(6))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("hook_id, tenant, event_types and queued_only must not be null")));
+	for (i = 0; i < 7; i++)
+	{
+		values[i] = PG_ARGISNULL(i) ? (Datum) 0 : PG_GETARG_DATUM(i);
+		nulls[i] = PG_ARGISNULL(i) ? 'n' : ' ';
+	}
+	(void) GetTopTransactionId();
+	spi_connect_checked();
+	spi_check(SPI_execute_snapshot(spi_kept_plan(&plan, queue_from_log_sql, 7, types,
+												 CURSOR_OPT_CUSTOM_PLAN),
+								   values, nulls, GetLatestSnapshot(), InvalidSnapshot,
+								   false, true, 0),
+			  SPI_OK_INSERT, false, "queueing events from the log");
+	n = SPI_processed;
+	SPI_finish();
+	PG_RETURN_INT32((int32) Min(n, PG_INT32_MAX));
 }
 
 PG_FUNCTION_INFO_V1(webhook_renamed_column);

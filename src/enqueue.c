@@ -1,8 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * enqueue.c
- *	  Store an event and one pending delivery per hook in the writer's
- *	  transaction, for the capture trigger and webhook.emit().
+ *	  Store an event, and one pending delivery per hook it goes to (if
+ *	  any), in the writer's transaction, for the capture trigger and
+ *	  webhook.emit().
  *
  * This is what a watched table's every INSERT, UPDATE and DELETE pays for
  * the extension, so it takes the short way: the rows are formed here and

@@ -36,6 +36,9 @@ COMMENT ON TYPE webhook.ordering IS
 CREATE TYPE webhook.on_dead AS ENUM ('continue', 'stop');
 COMMENT ON TYPE webhook.on_dead IS
     'after a delivery of an ordered hook dies, the next one goes (continue) or the hook is disabled (stop)';
+CREATE TYPE webhook.resume_point AS ENUM ('where_stopped', 'now');
+COMMENT ON TYPE webhook.resume_point IS
+    'where a hook re-enabled (or resumed) by update_hook(id, active => true) starts: where_stopped, with its waiting deliveries and then the events it missed while inactive, oldest first; or now, its waiting deliveries cancelled and the events it missed skipped';
 
 -- A tenant's id, wherever a table holds one that a user chose; the
 -- validator (webhook_internal.check_tenant) casts to it.

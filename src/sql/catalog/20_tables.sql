@@ -79,6 +79,10 @@ CREATE TABLE webhook.hook (
     failing_since    timestamptz,
     failing_deaths   integer NOT NULL DEFAULT 0,
     last_death_at    timestamptz,
+    -- its place in the log while inactive: the id of the log's last event
+    -- when it was disabled (webhook_internal.hook_keeps_place()); re-enabled,
+    -- it is sent the events after it that it missed.  NULL while active.
+    disabled_at_event bigint,
     CHECK (signature = 'none' OR secret IS NOT NULL),
     CHECK ((previous_secret IS NULL) = (previous_secret_until IS NULL)),
     CHECK ((transform IS NULL) = (transform_role IS NULL))

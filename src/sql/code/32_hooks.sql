@@ -35,6 +35,7 @@ BEGIN
                    disabled_reason = h.disabled_reason, updated_at = now(),
                    failing_since = h.failing_since, failing_deaths = h.failing_deaths,
                    last_death_at = h.last_death_at,
+                   disabled_at_event = h.disabled_at_event,
                    -- a new secret or scheme replaces the secret outright: a rotation's
                    -- previous secret (see rotate_secret) signs no more
                    previous_secret = CASE WHEN h.secret = x.secret AND h.signature = x.signature
@@ -60,6 +61,47 @@ COMMENT ON FUNCTION webhook_internal.store_hook(webhook.hook, webhook.hook) IS
     'check and write a hook built by create_hook or update_hook (old: the row it replaces, or NULL)';
 REVOKE EXECUTE ON FUNCTION webhook_internal.store_hook(webhook.hook, webhook.hook) FROM PUBLIC;
 
+-- A hook keeps its place in the log while it is inactive, however it got
+-- so (update_hook(), the worker after a 410 or webhook.disable_after, a
+-- dropped role, an admin's UPDATE, created so): the id of the log's last
+-- event then (disabled_at_event).  Re-enabled, it is sent the events after
+-- it that it missed (of its tenant and types, its filter applied: those
+-- without a delivery to it), oldest first, in the transaction that
+-- re-enables it; unless disabled_at_event is set to NULL by that same
+-- write (update_hook(..., resume => 'now')).  First the writers that
+-- logged events of the tenant's inactive hooks and have not committed are
+-- waited for, so that their events are in the log it reads (capture.c,
+-- matching_hooks).  A BEFORE trigger after hook_checked (names fire in
+-- order), so that it reads the event types as stored.
+CREATE OR REPLACE FUNCTION webhook_internal.hook_keeps_place() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    tenant text;
+BEGIN
+    IF NOT NEW.active THEN
+        IF TG_OP = 'INSERT' OR OLD.active THEN
+            NEW.disabled_at_event := (SELECT coalesce(max(e.id), 0) FROM webhook.event e);
+        END IF;
+        RETURN NEW;
+    END IF;
+    IF TG_OP = 'UPDATE' AND NOT OLD.active THEN
+        SELECT t.tenant INTO tenant FROM webhook.transport t WHERE t.id = NEW.transport_id;
+        PERFORM webhook_internal.wait_for_writers(tenant);
+        IF NEW.disabled_at_event IS NOT NULL
+           AND webhook_internal.queue_from_log(NEW.id, tenant, NEW.event_types, NEW.filter,
+                                               NEW.disabled_at_event, NULL, false) > 0 THEN
+            PERFORM webhook_internal.wake_for(NEW.id);
+        END IF;
+    END IF;
+    NEW.disabled_at_event := NULL;
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION webhook_internal.hook_keeps_place() IS
+    'trigger: a hook made inactive keeps the log''s last event id; re-enabled, it is sent the events after it that it missed';
+CREATE OR REPLACE TRIGGER hook_keeps_place BEFORE INSERT OR UPDATE OF active ON webhook.hook
+    FOR EACH ROW EXECUTE FUNCTION webhook_internal.hook_keeps_place();
+
 CREATE OR REPLACE FUNCTION webhook.create_hook(
         transport_id bigint,
         event_types text[] DEFAULT '{*}',
@@ -73,7 +115,8 @@ CREATE OR REPLACE FUNCTION webhook.create_hook(
         ordered text DEFAULT 'none',
         on_dead text DEFAULT 'continue',
         filter jsonpath DEFAULT NULL,
-        transform regprocedure DEFAULT NULL)
+        transform regprocedure DEFAULT NULL,
+        since timestamptz DEFAULT NULL)
     RETURNS bigint
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -92,12 +135,23 @@ BEGIN
     h.on_dead := webhook_internal.check_choice(on_dead, 'on_dead', h.on_dead);
     h.filter := filter;
     h.transform := transform;
-    RETURN (webhook_internal.store_hook(h, NULL)).id;
+    h := webhook_internal.store_hook(h, NULL);
+    -- since then: the log's events, queued now (an inactive hook's wait,
+    -- as its other deliveries do, until it is enabled)
+    IF since IS NOT NULL
+       AND webhook_internal.queue_from_log(
+               h.id, (SELECT t.tenant FROM webhook.transport t WHERE t.id = h.transport_id),
+               h.event_types, h.filter, NULL, since, false) > 0
+       AND h.active THEN
+        PERFORM webhook_internal.wake_for(h.id);
+    END IF;
+    RETURN h.id;
 END
 $$;
 COMMENT ON FUNCTION webhook.create_hook(bigint, text[], text, text, text, text, text,
-                                       interval[], boolean, text, text, jsonpath, regprocedure) IS
-    'subscribe a transport to event types; without a secret one is generated (see webhook.hook_secret); returns the hook id';
+                                       interval[], boolean, text, text, jsonpath, regprocedure,
+                                       timestamptz) IS
+    'subscribe a transport to event types; without a secret one is generated (see webhook.hook_secret); with since, the events of those types the log holds since then are sent first, oldest first; returns the hook id';
 
 CREATE OR REPLACE FUNCTION webhook.update_hook(
         id bigint,
@@ -113,15 +167,19 @@ CREATE OR REPLACE FUNCTION webhook.update_hook(
         ordered text DEFAULT NULL,
         on_dead text DEFAULT NULL,
         filter jsonpath DEFAULT NULL,
-        transform regprocedure DEFAULT NULL)
+        transform regprocedure DEFAULT NULL,
+        resume text DEFAULT 'where_stopped')
     RETURNS webhook.hook_info
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     old webhook.hook;
     h webhook.hook;
     t webhook.transport;
+    r webhook.resume_point;
+    from_now boolean;
 BEGIN
     PERFORM webhook_internal.not_null(id, 'id');
+    r := coalesce(webhook_internal.check_choice(resume, 'resume point', r), 'where_stopped');
     old := webhook_internal.locked_hook(id);
 
     h := old;
@@ -155,15 +213,30 @@ BEGIN
         h.failing_deaths := 0;
         h.last_death_at := NULL;
     END IF;
+    -- where it starts: where it stopped (its waiting deliveries go, then
+    -- the events it missed while inactive: webhook_internal.hook_keeps_place()),
+    -- or now (those are skipped, and its waiting deliveries cancelled)
+    from_now := update_hook.active AND r = 'now'
+                AND (NOT old.active OR old.disabled_reason IS NOT NULL);
+    IF from_now THEN
+        h.disabled_at_event := NULL;
+    END IF;
 
     h := webhook_internal.store_hook(h, old);
+    IF from_now THEN
+        UPDATE webhook.delivery d
+           SET state = 'cancelled', finished_at = now(),
+               last_error = 'skipped: the hook was re-enabled with resume => ''now'''
+         WHERE d.hook_id = h.id AND d.state IN ('pending', 'failed');
+    END IF;
     SELECT * INTO t FROM webhook.transport x WHERE x.id = h.transport_id;
     RETURN webhook_internal.hook_info(h, t);
 END
 $$;
 COMMENT ON FUNCTION webhook.update_hook(bigint, bigint, text[], text, text, text, text, text,
-                                       interval[], boolean, text, text, jsonpath, regprocedure) IS
-    'change a hook: NULL arguments keep their value, secret => '''' generates a new secret, filter => ''$'' removes the filter, transform => ''-'' the transform, active => true clears disabled_reason and the failures counted towards webhook.disable_after; returns the hook as webhook.hooks() shows it';
+                                       interval[], boolean, text, text, jsonpath, regprocedure,
+                                       text) IS
+    'change a hook: NULL arguments keep their value, secret => '''' generates a new secret, filter => ''$'' removes the filter, transform => ''-'' the transform, active => true clears disabled_reason and the failures counted towards webhook.disable_after and re-enables (or resumes) the hook where it stopped, with the events it missed, or from now with resume => ''now''; returns the hook as webhook.hooks() shows it';
 
 CREATE OR REPLACE FUNCTION webhook.delete_hook(id bigint) RETURNS void
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$

@@ -17,13 +17,17 @@ REVOKE EXECUTE ON FUNCTION webhook_internal.http_head(text, integer, boolean, te
 -- URL's origin (preferring the one named after it), else a new one named
 -- after the origin.  The hook is that transport's hook with the same path and
 -- the same set of event types, else a new one.  A reused hook is reactivated
--- and takes the given secret, if any; so registering twice is harmless.
+-- (where it stopped, if it was inactive) and takes the given secret, if
+-- any; so registering twice is harmless.  With since, the hook is sent
+-- the log's events since then: a new one from create_hook(since), a
+-- reused one by replay().
 CREATE OR REPLACE FUNCTION webhook.register(
         url text,
         event_types text[] DEFAULT '{*}',
         secret text DEFAULT NULL,
         tenant text DEFAULT 'default',
-        check_reachable boolean DEFAULT true)
+        check_reachable boolean DEFAULT true,
+        since timestamptz DEFAULT NULL)
     RETURNS jsonb
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -93,9 +97,12 @@ BEGIN
      LIMIT 1;
     IF hid IS NULL THEN
         hid := webhook.create_hook(transport_id => tid, event_types => h.event_types,
-                                   path => h.path, secret => secret);
+                                   path => h.path, secret => secret, since => since);
     ELSE
         PERFORM webhook.update_hook(hid, active => true, secret => secret);
+        IF since IS NOT NULL THEN
+            PERFORM webhook.replay(hid, since);
+        END IF;
     END IF;
 
     RETURN jsonb_build_object('status', 200,
@@ -103,5 +110,5 @@ BEGIN
                               'hook_id', hid);
 END
 $$;
-COMMENT ON FUNCTION webhook.register(text, text[], text, text, boolean) IS
-    'make or reuse a transport for the URL''s origin and a hook for its path; with check_reachable, first checks that the URL answers a HEAD request';
+COMMENT ON FUNCTION webhook.register(text, text[], text, text, boolean, timestamptz) IS
+    'make or reuse a transport for the URL''s origin and a hook for its path; with check_reachable, first checks that the URL answers a HEAD request; with since, sends the hook the events the log holds since then';

@@ -2,6 +2,38 @@
 -- (redeliver, replay), looking at them (preview, notifications), and
 -- prune.  The conventions of 29_validators.sql hold.
 
+-- The log read back: what a hook is owed from it (capture.c, with the
+-- capture trigger's own matching of types and filters).  A hook re-enabled
+-- (webhook_internal.hook_keeps_place()), replayed, or created to start in
+-- the past.  Run by the API and the triggers only: revoked from PUBLIC.
+CREATE OR REPLACE FUNCTION webhook_internal.hook_wants(hook_id bigint, event_types text[],
+                                                       filter jsonpath, event_type text,
+                                                       payload jsonb)
+    RETURNS boolean
+    LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'webhook_hook_wants';
+COMMENT ON FUNCTION webhook_internal.hook_wants(bigint, text[], jsonpath, text, jsonb) IS
+    'whether the capture trigger sends an event of this type and payload to a hook of these patterns and filter (a filter that fails: a WARNING, and yes)';
+REVOKE EXECUTE ON FUNCTION webhook_internal.hook_wants(bigint, text[], jsonpath, text, jsonb)
+    FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION webhook_internal.wait_for_writers(tenant text) RETURNS void
+    LANGUAGE c STRICT VOLATILE AS 'MODULE_PATHNAME', 'webhook_wait_for_writers';
+COMMENT ON FUNCTION webhook_internal.wait_for_writers(text) IS
+    'wait until the transactions that logged events of the tenant''s inactive hooks have ended; until this one ends, writers send those hooks their events';
+REVOKE EXECUTE ON FUNCTION webhook_internal.wait_for_writers(text) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION webhook_internal.queue_from_log(hook_id bigint, tenant text,
+                                                           event_types text[], filter jsonpath,
+                                                           after_event bigint, since timestamptz,
+                                                           queued_only boolean)
+    RETURNS integer
+    LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'webhook_queue_from_log';
+COMMENT ON FUNCTION webhook_internal.queue_from_log(bigint, text, text[], jsonpath, bigint,
+                                                   timestamptz, boolean) IS
+    'queue for the hook, oldest first, the tenant''s logged events of those types that pass the filter, after the event after_event and since the time since, but those with a delivery to it (queued_only: a pending or failed one); returns how many';
+REVOKE EXECUTE ON FUNCTION webhook_internal.queue_from_log(bigint, text, text[], jsonpath, bigint,
+                                                          timestamptz, boolean) FROM PUBLIC;
+
 -- Raise an error unless the hook exists and is active.
 CREATE OR REPLACE FUNCTION webhook_internal.check_hook_active(hook_id bigint) RETURNS void
     LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -56,25 +88,18 @@ COMMENT ON FUNCTION webhook.redeliver(bigint) IS
 CREATE OR REPLACE FUNCTION webhook.replay(hook_id bigint, since timestamptz) RETURNS integer
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
+    h webhook.hook;
     n integer;
 BEGIN
     PERFORM webhook_internal.not_null(hook_id, 'hook_id');
     PERFORM webhook_internal.not_null(since, 'since');
     PERFORM webhook_internal.check_hook_active(hook_id);
-    -- due when inserted, as in redeliver()
-    PERFORM pg_current_xact_id();
-    -- events already on their way to the hook are not queued twice
-    INSERT INTO webhook.delivery (event_id, hook_id, state, next_attempt_at)
-    SELECT e.id, replay.hook_id, 'pending', clock_timestamp()
-      FROM webhook.event e
-     WHERE e.created_at >= since
-       AND EXISTS (SELECT 1 FROM webhook.delivery d
-                    WHERE d.event_id = e.id AND d.hook_id = replay.hook_id)
-       AND NOT EXISTS (SELECT 1 FROM webhook.delivery d
-                        WHERE d.event_id = e.id AND d.hook_id = replay.hook_id
-                          AND d.state IN ('pending', 'failed'))
-     ORDER BY e.id;
-    GET DIAGNOSTICS n = ROW_COUNT;
+    SELECT x.* INTO h FROM webhook.hook x WHERE x.id = replay.hook_id;
+    -- from the log, whether or not the hook was ever sent them; events
+    -- still on their way to it are not queued twice
+    n := webhook_internal.queue_from_log(
+        h.id, (SELECT t.tenant FROM webhook.transport t WHERE t.id = h.transport_id),
+        h.event_types, h.filter, NULL, since, true);
     IF n > 0 THEN
         PERFORM webhook_internal.wake_for(replay.hook_id);
     END IF;
@@ -82,7 +107,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION webhook.replay(bigint, timestamptz) IS
-    'send again, now, every event since the given time that was delivered (or given up) to the hook; events still queued for it are skipped; returns how many were queued';
+    'send again, now, oldest first, every event of the hook''s tenant and types (its filter applied) logged since the given time, whether or not it was sent to the hook before; events still queued for it are skipped; returns how many were queued';
 
 CREATE OR REPLACE FUNCTION webhook_internal.preview(hook_id bigint, event_id bigint,
                                  OUT url text, OUT headers text[], OUT body text)

@@ -1,0 +1,485 @@
+"""The event log's promises: every event some hook of its tenant subscribes
+to is logged, active or not; a disabled hook keeps its place and, re-enabled,
+is sent what it missed, oldest first (or starts from now); replay() and
+create_hook(since)/register(since) send from the log.  Each against a real
+receiver, checking bodies, webhook-id and rows; webhook.disable_after is
+shortened to 2 s."""
+
+import subprocess
+import time
+import unittest
+
+import harness
+from harness import R, lit
+
+cluster = rx = None
+setUpModule, tearDownModule = harness.cluster_and_receiver(
+    globals(), extra_conf=["webhook.disable_after = '2 s'"])
+
+# the fourth field of the resume lock's advisory tag (capture.c, RESUME_LOCK_FIELD4)
+RESUME_LOCK = "locktype = 'advisory' AND objsubid = 22344"
+
+
+class LogTest(unittest.TestCase):
+    maxDiff = None
+
+    def setUp(self):
+        rx.default(R(200))
+        self.tenant = harness.uniq('log')
+
+    def transport(self, **kw):
+        """A transport of this test's tenant, one request in flight at a time
+        (so that requests arrive in the order the worker claims them)."""
+        kw.setdefault('max_in_flight', 1)
+        return cluster.create_transport(base_url=rx.url(), tenant=self.tenant, **kw)
+
+    def hook(self, tid, event_types, path, **kw):
+        kw.setdefault('signature', 'none')
+        return cluster.create_hook(tid, event_types, path=path, **kw)
+
+    def emit(self, event_type, payload):
+        return cluster.emit(event_type, payload, tenant=self.tenant)
+
+    def received(self, path, n):
+        """(webhook-id, type, data) of the first n requests to path, in
+        arrival order, once n have come."""
+        reqs = rx.wait_requests(n, path=path)
+        return [(r.headers.get('webhook-id'), r.json()['type'], r.json()['data'])
+                for r in reqs]
+
+    def nothing_more(self, path, n):
+        """Nothing but n requests went to path: every worker went past
+        everything due (worker_passed) and sent it no other."""
+        cluster.worker_passed(rx)
+        self.assertEqual(rx.count(path), n, rx.requests(path=path))
+
+    def deliveries(self, hook_id):
+        """{event uid: [state, ...]} of the hook's deliveries."""
+        out = {}
+        for uid, state in cluster.psql(
+                'SELECT e.uid, d.state FROM webhook.delivery d '
+                'JOIN webhook.event e ON e.id = d.event_id '
+                'WHERE d.hook_id = %d ORDER BY d.id' % hook_id):
+            out.setdefault(uid, []).append(state)
+        return out
+
+    def set_active(self, hook_id, active, **kw):
+        cluster.psql('SELECT webhook.update_hook(%d, %s)'
+                     % (hook_id, harness.named_args(active=active, **kw)))
+
+    # -- 1: what the log keeps -------------------------------------------------
+    def test_events_of_inactive_and_filtered_hooks_are_logged(self):
+        """The capture trigger logs an event when a hook of its tenant
+        subscribes to its type, active or not, whatever its filter; it makes
+        a delivery only to an active hook whose filter it passes."""
+        table = harness.uniq('log_orders').lower()
+        items = harness.uniq('log_items').lower()
+        for t, resource in ((table, 'logorder'), (items, 'logitem')):
+            cluster.psql('CREATE TABLE %s (id int PRIMARY KEY, shop text NOT NULL, '
+                         "state text NOT NULL DEFAULT 'created', total numeric)" % t)
+            cluster.psql("SELECT webhook.watch(%s, resource => %s, tenant_column => 'shop', "
+                         "state_column => 'state')" % (lit(t), lit(resource)))
+        tid = self.transport()
+        path_off, path_on = '/log-inactive', '/log-filtered'
+        self.hook(tid, ['LOGORDER_*'], path_off, active=False)
+        on = self.hook(tid, ['LOGORDER_SETTLED'], path_on, filter='$.total >= 10')
+        other = harness.uniq('nohooks')
+        cluster.psql("INSERT INTO %s (id, shop, total) VALUES (1, %s, 5), (2, %s, 20), (3, %s, 30)"
+                     % (table, lit(self.tenant), lit(self.tenant), lit(other)))
+        cluster.psql("UPDATE %s SET state = 'settled'" % table)
+        cluster.psql("INSERT INTO %s (id, shop, total) VALUES (1, %s, 5)" % (items, lit(self.tenant)))
+
+        # logged: every order event of the tenant (the inactive hook's types),
+        # the settled one of order 1 too (the active hook's filter refuses
+        # it); not the other tenant's, which has no hook, nor the items,
+        # which no hook subscribes to
+        rows = cluster.psql("SELECT resource_id, event_type, uid FROM webhook.event "
+                            "WHERE tenant IN (%s, %s)" % (lit(self.tenant), lit(other)))
+        logged = {(r[0], r[1]): r[2] for r in rows}
+        self.assertEqual(sorted(logged), [('1', 'LOGORDER_CREATE'), ('1', 'LOGORDER_SETTLED'),
+                                          ('2', 'LOGORDER_CREATE'), ('2', 'LOGORDER_SETTLED')])
+        settled_2 = logged[('2', 'LOGORDER_SETTLED')]
+        # one delivery: order 2's settling, to the active hook
+        self.assertEqual(cluster.psql(
+            'SELECT e.uid, d.hook_id FROM webhook.delivery d JOIN webhook.event e '
+            'ON e.id = d.event_id WHERE e.tenant = %s' % lit(self.tenant)),
+            [[settled_2, str(on)]])
+        got = self.received(path_on, 1)
+        self.assertEqual(got[0][:2], (settled_2, 'LOGORDER_SETTLED'))
+        self.assertEqual((got[0][2]['id'], got[0][2]['total']), (2, 20))
+        cluster.wait_state(settled_2, 'succeeded')
+        self.nothing_more(path_on, 1)
+        self.assertEqual(rx.count(path_off), 0)
+
+    # -- 2: a disabled hook keeps its place ------------------------------------
+    def test_a_disabled_hook_resumes_where_it_stopped(self):
+        """update_hook(active => false), events while it is off, then
+        active => true: the events of its types that pass its filter come,
+        oldest first, each with its own webhook-id, then what comes next."""
+        tid = self.transport()
+        path = '/log-resume'
+        h = self.hook(tid, ['LOGRES_*'], path, filter='$.n != 3')
+        first = self.emit('LOGRES_A', {'n': 1})
+        cluster.wait_state(first, 'succeeded')
+        self.set_active(h, False)
+        at = cluster.one('SELECT disabled_at_event FROM webhook.hook WHERE id = %d' % h)
+        self.assertEqual(at, cluster.one('SELECT max(id) FROM webhook.event'))
+        off = {n: self.emit('LOGRES_%s' % 'AB'[n % 2], {'n': n}) for n in range(2, 7)}
+        self.emit('LOGOTHER_A', {'n': 99})      # not its type
+        self.nothing_more(path, 1)
+        self.assertEqual(self.deliveries(h), {first: ['succeeded']})
+
+        self.set_active(h, True)
+        self.assertEqual(cluster.one('SELECT disabled_at_event FROM webhook.hook WHERE id = %d'
+                                     % h), None)
+        after = self.emit('LOGRES_A', {'n': 7})
+        got = self.received(path, 6)
+        self.assertEqual(got[1:], [(off[n], 'LOGRES_%s' % 'AB'[n % 2], {'n': n})
+                                   for n in (2, 4, 5, 6)] + [(after, 'LOGRES_A', {'n': 7})])
+        cluster.wait_state(after, 'succeeded')
+        self.nothing_more(path, 6)
+        self.assertEqual(self.deliveries(h),
+                         dict([(first, ['succeeded']), (after, ['succeeded'])]
+                              + [(off[n], ['succeeded']) for n in (2, 4, 5, 6)]))
+
+    def test_a_hook_disabled_by_a_410_or_disable_after_keeps_its_place(self):
+        """The worker's own disabling (a 410; webhook.disable_after) keeps
+        the hook's place too: re-enabled, it is sent what was logged
+        meanwhile."""
+        tid = self.transport()
+        for how in ('410', 'disable_after'):
+            with self.subTest(how=how):
+                path = '/log-gone-' + how
+                event_type = harness.uniq('LOGGONE')
+                h = self.hook(tid, [event_type], path, retry_schedule='{}')
+                if how == '410':
+                    rx.script(path, R(410))
+                    self.emit(event_type, {'n': 0})
+                else:
+                    # every delivery dies, paced over more than disable_after
+                    rx.script(path, R(500))
+                    deadline = time.monotonic() + 30
+                    while cluster.one('SELECT active FROM webhook.hook WHERE id = %d' % h) == 't':
+                        self.assertLess(time.monotonic(), deadline, cluster.log_tail(20))
+                        self.emit(event_type, {'n': 0})
+                        time.sleep(0.3)    # the pace is the behaviour (test_health.py)
+                cluster.wait_for('SELECT active FROM webhook.hook WHERE id = %d' % h, 'f')
+                reason, at = cluster.psql('SELECT disabled_reason, disabled_at_event '
+                                          'FROM webhook.hook WHERE id = %d' % h)[0]
+                self.assertIn('410 Gone' if how == '410' else 'webhook.disable_after', reason)
+                self.assertIsNotNone(at)
+                # what was in flight is recorded; what still waited stays
+                # (disable_after keeps it), to go first once re-enabled
+                cluster.worker_passed(rx)
+                sent = rx.count(path)
+                waiting = int(cluster.one("SELECT count(*) FROM webhook.delivery WHERE hook_id = %d "
+                                          "AND state IN ('pending', 'failed')" % h))
+                missed = [self.emit(event_type, {'n': n}) for n in (1, 2)]
+                self.nothing_more(path, sent)
+                rx.script(path, R(200))
+                self.set_active(h, True)
+                got = self.received(path, sent + waiting + 2)
+                self.assertEqual(got[sent + waiting:], [(missed[0], event_type, {'n': 1}),
+                                                        (missed[1], event_type, {'n': 2})])
+                for uid in missed:
+                    cluster.wait_state(uid, 'succeeded')
+                self.nothing_more(path, sent + waiting + 2)
+
+    def test_resume_now_skips_what_it_missed(self):
+        """resume => 'now': the events logged while it was off are not sent,
+        and its waiting deliveries are cancelled; the next event goes."""
+        tid = self.transport()
+        path = '/log-now'
+        h = self.hook(tid, ['LOGNOW_*'], path, retry_schedule='{1h}')
+        rx.script(path, R(500))
+        waiting = self.emit('LOGNOW_A', {'n': 1})
+        cluster.wait_state(waiting, 'failed')
+        self.set_active(h, False)
+        missed = self.emit('LOGNOW_A', {'n': 2})
+        rx.script(path, R(200))
+        with self.assertRaises(harness.PsqlError) as cm:
+            self.set_active(h, True, resume='later')
+        self.assertIn('unknown resume point "later"', str(cm.exception))
+        self.assertIn('Valid values are "where_stopped" and "now"', str(cm.exception))
+        self.assertEqual(cluster.one('SELECT active FROM webhook.hook WHERE id = %d' % h), 'f')
+        self.set_active(h, True, resume='now')
+        self.assertEqual(cluster.psql(
+            "SELECT state, last_error FROM webhook.delivery d JOIN webhook.event e "
+            "ON e.id = d.event_id WHERE e.uid = %s" % lit(waiting)),
+            [['cancelled', "skipped: the hook was re-enabled with resume => 'now'"]])
+        self.assertEqual(self.deliveries(h), {waiting: ['cancelled']})
+        nxt = self.emit('LOGNOW_A', {'n': 3})
+        got = self.received(path, 2)
+        self.assertEqual(got[1], (nxt, 'LOGNOW_A', {'n': 3}))
+        cluster.wait_state(nxt, 'succeeded')
+        self.nothing_more(path, 2)
+        self.assertNotIn(missed, self.deliveries(h))
+
+    def test_a_paused_hook_resumes_too(self):
+        """An ordered hook that on_dead => 'stop' paused stays active and
+        keeps getting deliveries: resumed, they go in order; with resume =>
+        'now', they are cancelled and the next event goes."""
+        tid = self.transport(max_in_flight=4)
+        for resume in ('where_stopped', 'now'):
+            with self.subTest(resume=resume):
+                path = '/log-paused-' + resume
+                event_type = harness.uniq('LOGPAUSE')
+                h = self.hook(tid, [event_type], path, ordered='hook', on_dead='stop',
+                              retry_schedule='{}')
+                rx.script(path, R(500), R(200))
+                dead = self.emit(event_type, {'n': 0})
+                cluster.wait_state(dead, 'dead')
+                cluster.wait_for('SELECT disabled_reason IS NOT NULL AND active '
+                                 'FROM webhook.hook WHERE id = %d' % h, 't')
+                paused = [self.emit(event_type, {'n': n}) for n in (1, 2, 3)]
+                self.nothing_more(path, 1)
+                self.assertEqual(self.deliveries(h),
+                                 dict([(dead, ['dead'])] + [(u, ['pending']) for u in paused]))
+                self.set_active(h, True, resume=resume)
+                nxt = self.emit(event_type, {'n': 4})
+                expected = ([(u, event_type, {'n': n}) for n, u in zip((1, 2, 3), paused)]
+                            if resume == 'where_stopped' else [])
+                expected.append((nxt, event_type, {'n': 4}))
+                got = self.received(path, 1 + len(expected))
+                self.assertEqual(got[1:], expected)
+                cluster.wait_state(nxt, 'succeeded')
+                self.nothing_more(path, 1 + len(expected))
+                self.assertEqual(cluster.one('SELECT disabled_reason FROM webhook.hook '
+                                             'WHERE id = %d' % h), None)
+                if resume == 'now':
+                    self.assertEqual([self.deliveries(h)[u] for u in paused], [['cancelled']] * 3)
+
+    # -- 2: writers still open while the hook is re-enabled --------------------
+    def psql_in_background(self, sql):
+        """psql running sql in a process of its own; returns the Popen."""
+        return subprocess.Popen(
+            [cluster._bin('psql'), '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', cluster.sockdir,
+             '-p', str(cluster.port), '-d', cluster.dbname, '-c', sql],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cluster._env(), text=True)
+
+    def test_a_writer_open_across_the_re_enabling_loses_nothing(self):
+        """A transaction logs an event of the inactive hook, stays open while
+        the hook is re-enabled, logs another (its cached hooks still say
+        inactive) and commits: the re-enabling waits for it, and both go."""
+        tid = self.transport()
+        path = '/log-late'
+        h = self.hook(tid, ['LOGLATE_*'], path, active=False)
+        writer = harness.Session(cluster)
+        self.addCleanup(writer.close)
+        writer.send("BEGIN; SELECT webhook.emit('LOGLATE_A', '{\"n\": 1}', tenant => %s);"
+                    % lit(self.tenant))
+        cluster.wait_for("SELECT count(*) FROM pg_locks WHERE %s AND mode = 'RowExclusiveLock' "
+                         "AND granted" % RESUME_LOCK, '1')
+        enabling = self.psql_in_background('SELECT webhook.update_hook(%d, active => true)' % h)
+        try:
+            # the re-enabling waits for the writer
+            cluster.wait_for("SELECT count(*) FROM pg_locks WHERE %s AND mode = 'ShareLock' "
+                             "AND NOT granted" % RESUME_LOCK, '1')
+            writer.send("SELECT webhook.emit('LOGLATE_A', '{\"n\": 2}', tenant => %s); COMMIT;"
+                        % lit(self.tenant))
+            out, err = enabling.communicate(timeout=30)
+            self.assertEqual(enabling.returncode, 0, err)
+        finally:
+            if enabling.poll() is None:
+                enabling.kill()
+                enabling.communicate()
+        uids = [r[0] for r in cluster.psql('SELECT uid FROM webhook.event WHERE tenant = %s '
+                                           'ORDER BY id' % lit(self.tenant))]
+        self.assertEqual(len(uids), 2)
+        got = self.received(path, 2)
+        self.assertEqual(got, [(uids[0], 'LOGLATE_A', {'n': 1}), (uids[1], 'LOGLATE_A', {'n': 2})])
+        for uid in uids:
+            cluster.wait_state(uid, 'succeeded')
+        self.nothing_more(path, 2)
+
+    def test_a_writer_open_across_the_disabling_is_sent_once(self):
+        """A transaction that wrote an event while the hook was active (a
+        delivery to it) and commits after the hook was disabled: the
+        delivery waits, and once re-enabled the hook is sent that event
+        once, and the one logged while it was off."""
+        tid = self.transport()
+        path = '/log-late-disable'
+        h = self.hook(tid, ['LOGLD_*'], path)
+        writer = harness.Session(cluster)
+        self.addCleanup(writer.close)
+        writer.send("BEGIN; SELECT webhook.emit('LOGLD_A', '{\"n\": 1}', tenant => %s);"
+                    % lit(self.tenant))
+        cluster.wait_for("SELECT count(*) FROM pg_stat_activity "
+                         "WHERE state = 'idle in transaction' "
+                         "AND query LIKE 'SELECT webhook.emit(''LOGLD_A''%'", '1')
+        self.set_active(h, False)
+        writer.send('COMMIT;')
+        cluster.wait_for("SELECT count(*) FROM webhook.event WHERE tenant = %s"
+                         % lit(self.tenant), '1')
+        late = cluster.one('SELECT uid FROM webhook.event WHERE tenant = %s' % lit(self.tenant))
+        self.assertGreater(int(cluster.one("SELECT id FROM webhook.event WHERE uid = %s"
+                                           % lit(late))),
+                           int(cluster.one('SELECT disabled_at_event FROM webhook.hook '
+                                           'WHERE id = %d' % h)))
+        missed = self.emit('LOGLD_A', {'n': 2})
+        self.nothing_more(path, 0)
+        self.assertEqual(self.deliveries(h), {late: ['pending']})
+        self.set_active(h, True)
+        self.assertEqual(self.received(path, 2), [(late, 'LOGLD_A', {'n': 1}),
+                                                  (missed, 'LOGLD_A', {'n': 2})])
+        for uid in (late, missed):
+            cluster.wait_state(uid, 'succeeded')
+        self.nothing_more(path, 2)
+        self.assertEqual(self.deliveries(h), {late: ['succeeded'], missed: ['succeeded']})
+
+    def test_a_writer_during_the_re_enabling_sends_to_the_hook(self):
+        """While a re-enabling is open (it has read the log already), a
+        writer sends the hook its event as if it were active: committed
+        after the re-enabling, it goes once; should the re-enabling roll
+        back, it waits, and goes once when the hook is re-enabled."""
+        tid = self.transport()
+        for outcome in ('COMMIT', 'ROLLBACK'):
+            with self.subTest(outcome=outcome):
+                path = '/log-during-' + outcome.lower()
+                event_type = harness.uniq('LOGDURING')
+                h = self.hook(tid, [event_type], path, active=False)
+                before = self.emit(event_type, {'n': 1})
+                enabling = harness.Session(cluster)
+                self.addCleanup(enabling.close)
+                enabling.send('BEGIN; SELECT webhook.update_hook(%d, active => true);' % h)
+                cluster.wait_for("SELECT count(*) FROM pg_locks WHERE %s AND mode = 'ShareLock' "
+                                 "AND granted" % RESUME_LOCK, '1')
+                # it has read the log (the event before is queued), and holds the lock
+                cluster.wait_for("SELECT count(*) FROM pg_stat_activity "
+                                 "WHERE state = 'idle in transaction' "
+                                 "AND query LIKE 'SELECT webhook.update_hook(%d,%%'" % h, '1')
+                during = self.emit(event_type, {'n': 2})
+                self.assertIn(during, self.deliveries(h))
+                enabling.send(outcome + ';')
+                cluster.wait_for("SELECT count(*) FROM pg_locks WHERE %s" % RESUME_LOCK, '0')
+                if outcome == 'ROLLBACK':
+                    self.nothing_more(path, 0)
+                    self.assertEqual(self.deliveries(h), {during: ['pending']})
+                    self.set_active(h, True)
+                    expected = [(before, event_type, {'n': 1}), (during, event_type, {'n': 2})]
+                    # the one made while it was being re-enabled is due first
+                    expected.reverse()
+                else:
+                    expected = [(before, event_type, {'n': 1}), (during, event_type, {'n': 2})]
+                self.assertEqual(self.received(path, 2), expected)
+                for uid in (before, during):
+                    cluster.wait_state(uid, 'succeeded')
+                self.nothing_more(path, 2)
+
+    # -- 2: the log's matching is the writer's ---------------------------------
+    def test_the_log_matches_types_and_filters_as_the_writer_does(self):
+        """Twin hooks, one active all along (the capture's matching, in C),
+        one re-enabled after the events (the log's, in SQL), for patterns
+        *, PREFIX_*, exact names, and filters: one that compares keys, one
+        that raises for some payloads (a WARNING, and the event goes). Each
+        twin gets the same events."""
+        tid = self.transport(max_in_flight=16)
+        failing = '$.d.datetime("nonsense") == "x" || $.total >= 10'
+        specs = [(['*'], None), (['LOGM_X_*'], None), (['LOGM_X_SETTLED'], None),
+                 (['LOGM_X_*', 'LOGM_Y_CREATED'], '$.total >= 10'),
+                 (['*'], failing)]
+        twins = []
+        for i, (types, flt) in enumerate(specs):
+            live = self.hook(tid, types, '/log-live-%d' % i, filter=flt)
+            late = self.hook(tid, types, '/log-late-%d' % i, filter=flt, active=False)
+            twins.append((i, live, late))
+        offset = cluster.log_offset()
+        for event_type in ('LOGM_X_SETTLED', 'LOGM_X_CREATED', 'LOGM_XY_CREATED',
+                           'LOGM_Y_CREATED', 'LOGM_Z'):
+            for payload in ({'total': 5}, {'total': 20}, {'d': '2020-01-01', 'total': 1}):
+                self.emit(event_type, payload)
+        # the failing filter: a WARNING from the writer for each event
+        # with a string "d", and the event goes
+        warned = 'WARNING:  webhook: the filter of hook %d failed'
+        harness.wait_until(lambda: cluster.log(offset).count(warned % twins[4][1]) == 5,
+                           what='the writer\'s 5 warnings')
+        rows, err = cluster.psql(
+            'SELECT webhook.update_hook(id, active => true) FROM webhook.hook '
+            'WHERE id IN (%s)' % ','.join(str(t[2]) for t in twins), stderr=True)
+        self.assertEqual(err.count(warned % twins[4][2]), 5, err)
+        expected = {0: 15, 1: 6, 2: 3, 3: 3, 4: 10}
+        for i, live, late in twins:
+            live_got = self.received('/log-live-%d' % i, expected[i])
+            late_got = self.received('/log-late-%d' % i, expected[i])
+            self.assertEqual(sorted(live_got, key=str), sorted(late_got, key=str), specs[i])
+            self.assertEqual(set(self.deliveries(live)), set(self.deliveries(late)))
+        hooks = ','.join('%d,%d' % t[1:] for t in twins)
+        cluster.wait_for("SELECT count(*) FROM webhook.delivery WHERE hook_id IN (%s) "
+                         "AND state <> 'succeeded'" % hooks, '0')
+        cluster.worker_passed(rx)
+        for i, live, late in twins:
+            self.assertEqual(rx.count('/log-live-%d' % i), expected[i])
+            self.assertEqual(rx.count('/log-late-%d' % i), expected[i])
+
+    # -- 3: replay -------------------------------------------------------------
+    def test_replay_sends_again_from_the_log(self):
+        """replay(hook, since): every logged event of the hook's tenant and
+        types since then that passes its filter, oldest first, whether it
+        was sent to the hook or not (these were logged before the hook
+        existed, for another hook); one still queued for it is not queued
+        twice."""
+        tid = self.transport()
+        self.hook(tid, ['*'], '/log-replay-other')
+        since = cluster.one('SELECT clock_timestamp()')
+        e1 = self.emit('LOGREP_A', {'n': 1})
+        e2 = self.emit('LOGREP_A', {'n': 2})      # filtered out
+        e3 = self.emit('LOGNOT_A', {'n': 3})      # not its type
+        path = '/log-replay'
+        rx.script(path, R(200), R(500), R(200))
+        h = self.hook(tid, ['LOGREP_*'], path, filter='$.n != 2', retry_schedule='{1h}')
+        e4 = self.emit('LOGREP_B', {'n': 4})
+        cluster.wait_state(e4, 'succeeded,succeeded')
+        e5 = self.emit('LOGREP_B', {'n': 5})      # fails, waits an hour
+        cluster.wait_for("SELECT d.state FROM webhook.delivery d JOIN webhook.event e "
+                         "ON e.id = d.event_id WHERE e.uid = %s AND d.hook_id = %d"
+                         % (lit(e5), h), 'failed')
+        self.assertEqual(cluster.one('SELECT webhook.replay(%d, %s)' % (h, lit(since))), '2')
+        got = self.received(path, 4)
+        self.assertEqual(got[2:], [(e1, 'LOGREP_A', {'n': 1}), (e4, 'LOGREP_B', {'n': 4})])
+        cluster.wait_state(e1, 'succeeded,succeeded')
+        cluster.wait_state(e4, 'succeeded,succeeded,succeeded')
+        self.nothing_more(path, 4)
+        self.assertEqual(self.deliveries(h), {e1: ['succeeded'], e4: ['succeeded', 'succeeded'],
+                                              e5: ['failed']})
+        for uid in (e2, e3):
+            self.assertNotIn(uid, self.deliveries(h))
+        self.assertEqual(rx.count('/log-replay-other'), 5)
+
+    # -- 4: a new hook from a point in the past --------------------------------
+    def test_a_new_hook_starts_from_the_past(self):
+        """create_hook(..., since) and register(..., since): the log's events
+        of its types since then (filter applied), oldest first, then what
+        comes next; not those before."""
+        tid = self.transport()
+        self.hook(tid, ['*'], '/log-since-other')
+        old = self.emit('LOGSINCE_A', {'n': 0})
+        since = cluster.one('SELECT clock_timestamp()')
+        e1 = self.emit('LOGSINCE_A', {'n': 1})
+        e2 = self.emit('LOGSINCE_B', {'n': 2})
+        self.emit('LOGNOT_A', {'n': 3})
+        path = '/log-since'
+        h = self.hook(tid, ['LOGSINCE_*'], path, filter='$.n != 2', since=since)
+        e4 = self.emit('LOGSINCE_B', {'n': 4})
+        self.assertEqual(self.received(path, 2),
+                         [(e1, 'LOGSINCE_A', {'n': 1}), (e4, 'LOGSINCE_B', {'n': 4})])
+        for uid in (e1, e4):
+            cluster.wait_state(uid, 'succeeded,succeeded')
+        self.nothing_more(path, 2)
+        self.assertEqual(set(self.deliveries(h)), {e1, e4})
+
+        reg = '/log-since-register'
+        result = cluster.one('SELECT webhook.register(%s, %s, tenant => %s, '
+                             'check_reachable => false, since => %s)'
+                             % (lit(rx.url(reg)), lit(['LOGSINCE_*']), lit(self.tenant),
+                                lit(since)))
+        self.assertIn('"status": 200', result)
+        self.assertEqual(self.received(reg, 3),
+                         [(e1, 'LOGSINCE_A', {'n': 1}), (e2, 'LOGSINCE_B', {'n': 2}),
+                          (e4, 'LOGSINCE_B', {'n': 4})])
+        cluster.worker_passed(rx)
+        self.assertEqual(rx.count(reg), 3)
+        self.assertNotIn(old, [r.headers.get('webhook-id') for r in rx.requests(reg)])
+
+
+if __name__ == '__main__':
+    unittest.main()
