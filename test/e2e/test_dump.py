@@ -251,5 +251,49 @@ class DumpTest(unittest.TestCase):
                 c.psql('DROP DATABASE %s WITH (FORCE)' % db, db='postgres')
 
 
+    def test_disabled_hook_keeps_its_place_across_a_dump(self):
+        """A hook disabled before the dump, and the events it missed, are
+        restored: re-enabled in the restored database, it is sent them, with
+        their webhook-ids, oldest first."""
+        c = cluster
+        src, dst = 'dump_place_src', 'dump_place_dst'
+        for db in (src, dst):
+            drop_later(self, db)
+        c.psql('CREATE DATABASE %s' % src, db='postgres')
+        c.psql('CREATE EXTENSION webhook', db=src)
+        t = c.one("SELECT webhook.create_transport('main', %s)" % lit(rx.url()), db=src)
+        hook = c.one("SELECT webhook.create_hook(%s, '{MISSED}', path => '/dump-place',"
+                     " secret => %s)" % (t, lit(SECRET)), db=src)
+        c.psql("SELECT webhook.update_hook(%s, active => false)" % hook, db=src)
+        place = c.one("SELECT disabled_at_event FROM webhook.hook WHERE id = %s" % hook, db=src)
+        missed = [c.one("SELECT webhook.emit('MISSED', '{\"n\": %d}')" % n, db=src)
+                  for n in (1, 2)]
+        tmp = tempfile.mkdtemp(prefix='webhook-e2e-dump-')
+        if not harness.KEEP:
+            self.addCleanup(shutil.rmtree, tmp, True)
+        custom = os.path.join(tmp, 'place.dump')
+        conn = ['-h', c.sockdir, '-p', str(c.port)]
+        c._run([c._bin('pg_dump')] + conn + ['-Fc', '-f', custom, src])
+        c.psql('DROP DATABASE %s WITH (FORCE)' % src, db='postgres')
+        c.psql('CREATE DATABASE %s' % dst, db='postgres')
+        out = c._run([c._bin('pg_restore')] + conn + ['--exit-on-error', '-d', dst, custom])
+        self.assertNotIn('ERROR', out.stderr)
+        # the hook keeps its place, and the log the events after it
+        self.assertEqual(c.one("SELECT disabled_at_event FROM webhook.hook WHERE id = %s"
+                               % hook, db=dst), place)
+        self.assertEqual(c.psql("SELECT uid FROM webhook.event ORDER BY id", db=dst),
+                         [[u] for u in missed])
+        self.assertEqual(c.one("SELECT webhook.wait_until_running('20 s')", db=dst,
+                               timeout=40), 't')
+        rx.clear()
+        c.psql("SELECT webhook.update_hook(%s, active => true)" % hook, db=dst)
+        harness.wait_until(lambda: len(rx.requests('/dump-place')) >= 2, 30,
+                           'the missed events sent from the restored database')
+        got = rx.requests('/dump-place')
+        self.assertEqual([r.headers['webhook-id'] for r in got], missed)
+        for r in got:
+            harness.verify_standard(SECRET, r.headers, r.body)
+        c.psql('DROP DATABASE %s WITH (FORCE)' % dst, db='postgres')
+
 if __name__ == '__main__':
     unittest.main()

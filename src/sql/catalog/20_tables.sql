@@ -182,8 +182,10 @@ SELECT pg_catalog.pg_extension_config_dump('webhook.tenant_grant',
 -- unfinished deliveries (pending, or failed and waiting for a retry; their
 -- attempts column numbers the next attempt and picks its step of the retry
 -- schedule), their attempts (what delivery_log shows of them), the events
--- they send (the same uid: the same webhook-id), and the ids' sequences, so
--- that new rows never take a restored id.  The history (finished
+-- they send (the same uid: the same webhook-id), the events logged after
+-- the earliest place an inactive hook keeps (hook.disabled_at_event: what
+-- it is sent when re-enabled; every tenant's and type's, a superset), and
+-- the ids' sequences, so that new rows never take a restored id.  The history (finished
 -- deliveries, their attempts, events no unfinished delivery sends) is not
 -- dumped: a log that webhook.retention bounds, and most of these tables'
 -- size.  pg_dump reads the three tables in one snapshot, so the three
@@ -200,7 +202,8 @@ SELECT pg_catalog.pg_extension_config_dump('webhook.attempt',
     ' AND d.state IN (''pending'', ''failed''))');
 SELECT pg_catalog.pg_extension_config_dump('webhook.event',
     'WHERE EXISTS (SELECT 1 FROM webhook.delivery d WHERE d.event_id = event.id'
-    ' AND d.state IN (''pending'', ''failed''))');
+    ' AND d.state IN (''pending'', ''failed''))'
+    ' OR event.id > (SELECT min(h.disabled_at_event) FROM webhook.hook h WHERE NOT h.active)');
 SELECT pg_catalog.pg_extension_config_dump('webhook.event_id_seq', '');
 
 COMMENT ON TABLE webhook.transport IS 'HTTP destinations of each tenant';

@@ -64,7 +64,8 @@ REVOKE EXECUTE ON FUNCTION webhook_internal.store_hook(webhook.hook, webhook.hoo
 -- A hook keeps its place in the log while it is inactive, however it got
 -- so (update_hook(), the worker after a 410 or webhook.disable_after, a
 -- dropped role, an admin's UPDATE, created so): the id of the log's last
--- event then (disabled_at_event).  Re-enabled, it is sent the events after
+-- event then (disabled_at_event; a hook restored by pg_restore keeps the
+-- one it was dumped with, and the log's events after it are dumped too).  Re-enabled, it is sent the events after
 -- it that it missed (of its tenant and types, its filter applied: those
 -- without a delivery to it), oldest first, in the transaction that
 -- re-enables it; unless disabled_at_event is set to NULL by that same
@@ -79,7 +80,9 @@ DECLARE
     tenant text;
 BEGIN
     IF NOT NEW.active THEN
-        IF TG_OP = 'INSERT' OR OLD.active THEN
+        -- a hook inserted with its place (pg_restore) keeps it
+        IF (TG_OP = 'INSERT' AND NEW.disabled_at_event IS NULL)
+           OR (TG_OP = 'UPDATE' AND OLD.active) THEN
             NEW.disabled_at_event := (SELECT coalesce(max(e.id), 0) FROM webhook.event e);
         END IF;
         RETURN NEW;

@@ -16,7 +16,8 @@ SELECT pg_catalog.pg_extension_config_dump('webhook.attempt',
     ' AND d.state IN (''pending'', ''failed''))');
 SELECT pg_catalog.pg_extension_config_dump('webhook.event',
     'WHERE EXISTS (SELECT 1 FROM webhook.delivery d WHERE d.event_id = event.id'
-    ' AND d.state IN (''pending'', ''failed''))');
+    ' AND d.state IN (''pending'', ''failed''))'
+    ' OR event.id > (SELECT min(h.disabled_at_event) FROM webhook.hook h WHERE NOT h.active)');
 SELECT pg_catalog.pg_extension_config_dump('webhook.event_id_seq', '');
 
 -- A hook keeps its place in the log while inactive: the id of the log's
