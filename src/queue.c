@@ -382,6 +382,11 @@ id ", coalesce('HTTP ' || " status ", " error ", 'no answer'))"
  * that another transaction holds (HOOK_NOT_HELD, like the other two
  * updates of hooks here): that batch's deaths go uncounted.  The last
  * resort queue_record_failure() does not count its deaths.
+ *
+ * The attempts go into the current slot of webhook.attempt, read once for
+ * the statement (an InitPlan; the column's default would read it for each
+ * row).  The slot emptied by a rotation is never the current one, so the
+ * record never waits for it (housekeeping.c).
  */
 /* the parameters of record_sql: an array per column of r */
 #define RECORD_ARGS 12
@@ -414,9 +419,11 @@ static const char *record_sql =
 "      FROM input"
 "), attempts AS ("
 "    INSERT INTO webhook.attempt (delivery_id, attempt_no, started_at, duration_ms,"
-"                                 url, status_code, response_headers, response_body, error)"
+"                                 url, status_code, response_headers, response_body, error,"
+"                                 slot)"
 "    SELECT delivery_id, attempt_no, started_at, duration_ms, url, status,"
-"           response_headers::jsonb, response_body, error"
+"           response_headers::jsonb, response_body, error,"
+"           (SELECT webhook_internal.current_attempt_slot())"
 "      FROM r"
 "), deliveries AS ("
 "    UPDATE webhook.delivery d"
