@@ -184,8 +184,10 @@ SELECT webhook.replay(:hc, now() - interval '60 days');
 SELECT * FROM delivery_unchanged;
 
 --
--- prune: finished deliveries older than the bound with their attempts, then
--- events older than it with no delivery left; never pending work
+-- prune: finished deliveries older than the bound, then events older than
+-- it with no delivery left; never pending work.  Attempts go by whole slots
+-- of webhook.attempt, those whose attempts are all older than the bound
+-- (at the end)
 --
 SELECT webhook.prune(interval '-1 day');
 SELECT webhook.prune(NULL);
@@ -196,16 +198,37 @@ SELECT n.hook, e.event_type, d.state
   FROM webhook.delivery d JOIN webhook.event e ON e.id = d.event_id
   JOIN hook_names n ON n.id = d.hook_id
  ORDER BY d.id;
-SELECT count(*) AS attempts_left FROM webhook.attempt;
+-- the attempts are all in the current slot, which is made the next only a
+-- third of the bound after it became current: all kept, those of the
+-- deliveries deleted too, but delivery_log shows those of deliveries left
+SELECT count(*) AS attempts_left,
+       bool_and(slot = webhook_internal.current_attempt_slot()) AS in_current_slot
+  FROM webhook.attempt;
+SELECT count(*) AS logged FROM webhook.delivery_log;
 -- e5 had no delivery at all and is old: gone; the others still have deliveries
 SELECT event_type, tenant FROM webhook.event ORDER BY id;
 -- the default bound is webhook.retention (30 days): nothing more
 SELECT webhook.prune();
-SET webhook.retention = '1 minute';
+SET webhook.retention = '30 minutes';
 SELECT webhook.prune();
 RESET webhook.retention;
 SELECT count(*) AS finished_left FROM webhook.delivery
  WHERE state IN ('succeeded', 'dead', 'cancelled');
+-- prune('0') makes the next slot current: the attempts' slot stopped being
+-- current now, so they are all older than that from the next call on,
+-- which empties it, those of the failed delivery waiting for its retry too
+-- (it keeps its count and last error); one slot is current
+SELECT webhook.prune('0');
+SELECT count(*) AS attempts_left,
+       bool_and(slot <> webhook_internal.current_attempt_slot()) AS in_previous_slot
+  FROM webhook.attempt;
+SELECT webhook.prune('0');
+SELECT count(*) AS attempts_left FROM webhook.attempt;
+SELECT n.hook, d.state, d.attempts, d.last_error
+  FROM webhook.delivery d JOIN hook_names n ON n.id = d.hook_id
+ WHERE d.state = 'failed';
+SELECT count(*) AS current_slots FROM webhook_internal.attempt_slot
+ WHERE current_from IS NOT NULL AND current_until IS NULL;
 
 -- clean up
 SELECT webhook.delete_transport(:shop), webhook.delete_transport(:erp);

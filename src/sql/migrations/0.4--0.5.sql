@@ -98,3 +98,7 @@ $$;
 COMMENT ON TABLE webhook.attempt IS 'one HTTP request of a delivery';
 ALTER TABLE webhook.attempt ENABLE ROW LEVEL SECURITY;
 
+-- A deleted delivery no longer takes its attempts (src/sql/code/10_cascade.sql).
+-- Last: dropping the trigger locks webhook.delivery, and the capture
+-- trigger's writes wait for it until the update commits.
+DROP TRIGGER deliveries_deleted ON webhook.delivery;
