@@ -214,14 +214,17 @@ SELECT webhook.prune();
 RESET webhook.retention;
 SELECT count(*) AS finished_left FROM webhook.delivery
  WHERE state IN ('succeeded', 'dead', 'cancelled');
--- prune('0') makes the next slot current: the attempts' slot stopped being
--- current now, so they are all older than that from the next call on,
--- which empties it, those of the failed delivery waiting for its retry too
--- (it keeps its count and last error); one slot is current
+-- prune('0') makes the next slot current; the next call takes the end of
+-- the attempts' slot (every attempt written to it is committed by then),
+-- and the one after that empties it, those of the failed delivery waiting
+-- for its retry too (it keeps its count and last error); one slot is
+-- current
 SELECT webhook.prune('0');
 SELECT count(*) AS attempts_left,
        bool_and(slot <> webhook_internal.current_attempt_slot()) AS in_previous_slot
   FROM webhook.attempt;
+SELECT webhook.prune('0');
+SELECT count(*) AS attempts_left FROM webhook.attempt;
 SELECT webhook.prune('0');
 SELECT count(*) AS attempts_left FROM webhook.attempt;
 SELECT n.hook, d.state, d.attempts, d.last_error

@@ -166,8 +166,9 @@ CREATE TABLE webhook_internal.attempt_slot (
     slot           smallint PRIMARY KEY,
     -- when it last became the slot the worker records in
     current_from   timestamptz,
-    -- when it stopped being that slot: its attempts started before then;
-    -- NULL while it is current
+    -- when it stopped being that slot, as the next rotation saw it: its
+    -- attempts started before then; infinity until that rotation, NULL
+    -- while it is current
     current_until  timestamptz,
     CHECK (current_until IS NULL OR current_from IS NOT NULL)
 );

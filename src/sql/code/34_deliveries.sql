@@ -158,12 +158,15 @@ COMMENT ON FUNCTION webhook.notifications(text, bigint, timestamptz, integer, in
 -- every slot but the current one whose attempts all started before now() -
 -- older_than, by a TRUNCATE of its partition, and make the next empty slot
 -- current once the current one has been so for older_than / (slots - 1).
--- A slot's attempts started before it stopped being current
--- (current_until); a slot of unknown contents (never current, or emptied
--- since: rows restored by pg_restore, or written by hand, may be there) has
--- its rows looked at.  So no attempt younger than older_than goes.  It
--- never makes anyone wait long: a TRUNCATE waits for the sessions reading
--- that slot, and those that come after it wait for it, so it gives up after
+-- A slot that stops being current may still be written by the record
+-- statements that began before the rotation commits: its end is taken by
+-- the next rotation (its current_until is infinity until then), which
+-- comes after that commit, so that every attempt in it started before its
+-- end.  A slot of unknown contents (never current, or emptied since: rows
+-- restored by pg_restore, or written by hand, may be there) has its rows
+-- looked at.  So no attempt younger than older_than goes.  It never makes
+-- anyone wait long: a TRUNCATE waits for the sessions reading that slot,
+-- and those that come after it wait for it, so it gives up after
 -- lock_timeout and leaves the slot for the next call; the worker's record
 -- statement writes the current slot only, which is never emptied.  One
 -- rotation at a time.  Returns what it did, a row per slot: emptied (and
@@ -189,6 +192,10 @@ BEGIN
         RETURN QUERY SELECT NULL::smallint, 'locked'::text, NULL::text;
         RETURN;
     END;
+    -- every rotation before this one has committed: so has every attempt
+    -- written to the slots they made not current
+    UPDATE webhook_internal.attempt_slot x SET current_until = clock_timestamp()
+     WHERE x.current_until = 'infinity';
     SELECT count(*) INTO slots FROM webhook_internal.attempt_slot;
     SELECT x.* INTO cur FROM webhook_internal.attempt_slot x
      WHERE x.current_from IS NOT NULL AND x.current_until IS NULL;
@@ -229,7 +236,7 @@ BEGIN
     END LOOP;
     IF target IS NOT NULL
        AND (cur.slot IS NULL OR cur.current_from <= now() - older_than / (slots - 1)) THEN
-        UPDATE webhook_internal.attempt_slot x SET current_until = now() WHERE x.slot = cur.slot;
+        UPDATE webhook_internal.attempt_slot x SET current_until = 'infinity' WHERE x.slot = cur.slot;
         UPDATE webhook_internal.attempt_slot x SET current_from = now() WHERE x.slot = target;
         RETURN QUERY SELECT target, 'current'::text, NULL::text;
     END IF;
