@@ -232,6 +232,34 @@ SELECT n.hook, d.state, d.attempts, d.last_error
  WHERE d.state = 'failed';
 SELECT count(*) AS current_slots FROM webhook_internal.attempt_slot
  WHERE current_from IS NOT NULL AND current_until IS NULL;
+-- A slot is emptied when its attempts all started before the bound: when
+-- it stopped being current before it, or, of a slot of unknown contents,
+-- when its rows say so.  The three slots after the current one, c: c+1
+-- ended two days ago, c+2 twelve hours ago, c+3 unknown (rows written by
+-- hand), each with an attempt of two and a half days ago; c+3 gets one of
+-- an hour ago too, then the bound passes it
+SELECT webhook_internal.current_attempt_slot() AS c \gset
+UPDATE webhook_internal.attempt_slot
+   SET current_from = now() - interval '3 days', current_until = now() - interval '2 days'
+ WHERE slot = (:c + 1) % 4;
+UPDATE webhook_internal.attempt_slot
+   SET current_from = now() - interval '2 days', current_until = now() - interval '12 hours'
+ WHERE slot = (:c + 2) % 4;
+UPDATE webhook_internal.attempt_slot SET current_from = NULL, current_until = NULL
+ WHERE slot = (:c + 3) % 4;
+INSERT INTO webhook.attempt (delivery_id, attempt_no, started_at, url, slot)
+SELECT 1, n, now() - interval '2 days 12 hours', 'https://shop.test/old', (:c + n) % 4
+  FROM generate_series(1, 3) n
+UNION ALL
+SELECT 1, 4, now() - interval '1 hour', 'https://shop.test/new', (:c + 3) % 4;
+CREATE TEMP VIEW slots_left AS
+SELECT (a.slot - :c + 4) % 4 AS after_current, count(*) AS attempts
+  FROM webhook.attempt a GROUP BY 1 ORDER BY 1;
+SELECT webhook.prune('1 day');
+SELECT * FROM slots_left;
+SELECT webhook.prune('30 minutes');
+SELECT * FROM slots_left;
+TRUNCATE webhook.attempt;
 
 -- clean up
 SELECT webhook.delete_transport(:shop), webhook.delete_transport(:erp);
