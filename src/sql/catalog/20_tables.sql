@@ -180,9 +180,11 @@ SELECT s, CASE WHEN s = 0 THEN pg_catalog.now() END FROM pg_catalog.generate_ser
 COMMENT ON TABLE webhook_internal.attempt_slot IS
     'the slots of webhook.attempt: the current one, when each was current';
 
--- The slot attempts are recorded in, webhook.attempt's default: the
--- worker's record statement reads it once per statement, not per row
--- (src/queue.c).  Defined here, before the table whose default it is.
+-- The slot attempts are recorded in, webhook.attempt's default, for the
+-- rows written by hand or restored.  The worker's record statement reads
+-- the table itself, once per statement (src/queue.c): a call per row, or
+-- even one per statement, would cost it more.  Defined here, before the
+-- table whose default it is.
 CREATE FUNCTION webhook_internal.current_attempt_slot() RETURNS smallint
     LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
     AS $$ SELECT s.slot FROM webhook_internal.attempt_slot s
