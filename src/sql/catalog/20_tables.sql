@@ -155,9 +155,9 @@ CREATE INDEX ON webhook.delivery (event_id);
 -- updated, and emptied by whole slots, never row by row.  Its rows are in
 -- one of four slots, each a partition (webhook_internal.attempt_0 to _3);
 -- the worker records in the current slot.  The first worker (with
--- webhook.auto_prune) or prune() makes the next slot current once the
--- current one has been so for a third of webhook.retention, emptying it
--- first (TRUNCATE) when every attempt in it is older than that
+-- webhook.auto_prune) or prune() empties a slot (TRUNCATE) once every
+-- attempt in it is older than webhook.retention, and makes the next empty
+-- slot current once the current one has been so for a third of that
 -- (webhook_internal.rotate_attempts(), src/sql/code/34_deliveries.sql): an
 -- attempt is kept at least webhook.retention, at most a third longer.
 -- Where each slot stands; a slot of unknown contents (never current, or
