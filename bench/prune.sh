@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Automatic pruning on a long history: H finished deliveries (with their
 # events and one attempt each), half of them older than webhook.retention
-# (30 days), pruned by the worker (webhook.auto_prune) in its batches; the
-# round's duration from the worker's log line, and the delivery rate of
+# (30 days), pruned by the worker (webhook.auto_prune): the old attempts'
+# slot emptied at once, the deliveries and events deleted in its batches;
+# the round's duration from the worker's log line, and the delivery rate of
 # batches of N events while it prunes, against the rate on the same tables
 # before (auto_prune off).
 #
@@ -20,8 +21,12 @@ echo "adding $history finished deliveries with their events and attempts, half 4
 fill_start=$(date +%s)
 bench_fill_history "$history" $((history / 2))
 echo "filled in $(( $(date +%s) - fill_start )) s; attempts: $(bench_psql -c "SELECT count(*) FROM webhook.attempt")"
-echo "sizes: $(bench_psql -c "SELECT string_agg(c || ' ' || pg_size_pretty(pg_total_relation_size(('webhook.' || c)::regclass)), ', ')
-                             FROM unnest('{event,delivery,attempt}'::text[]) c")"
+# a partitioned table's size is its partitions'
+echo "sizes: $(bench_psql -c "SELECT string_agg(c || ' ' || pg_size_pretty(pg_total_relation_size(t)
+                                 + coalesce((SELECT sum(pg_total_relation_size(i.inhrelid))
+                                               FROM pg_inherits i WHERE i.inhparent = t), 0)::bigint), ', ')
+                             FROM unnest('{event,delivery,attempt}'::text[]) c,
+                                  LATERAL (SELECT ('webhook.' || c)::regclass AS t) x")"
 
 # the worker's rounds walk the tables in id order and stop at the first rows
 # newer than the bound: the history goes in first, as time would have
@@ -46,6 +51,7 @@ for _ in $(seq 7200); do
     sleep 0.5
 done
 prune_end=$(date +%s.%N)
+grep "emptied attempt slot" "$BENCH_DIR/log" | head -1
 grep "pruned [0-9]* deliveries" "$BENCH_DIR/log" | head -1
 echo "round: $(echo "$prune_start $prune_end" | awk '{printf "%.0f", $2 - $1}') s from the reload;" \
      "attempts left: $(bench_psql -c "SELECT count(*) FROM webhook.attempt")," \

@@ -189,8 +189,10 @@ SELECT webhook.replay(:hc, now() - interval '60 days');
 SELECT * FROM delivery_unchanged;
 
 --
--- prune: finished deliveries older than the bound with their attempts, then
--- events older than it with no delivery left; never pending work
+-- prune: finished deliveries older than the bound, then events older than
+-- it with no delivery left; never pending work.  Attempts go by whole slots
+-- of webhook.attempt, those whose attempts are all older than the bound
+-- (at the end)
 --
 SELECT webhook.prune(interval '-1 day');
 SELECT webhook.prune(NULL);
@@ -201,16 +203,68 @@ SELECT n.hook, e.event_type, d.state
   FROM webhook.delivery d JOIN webhook.event e ON e.id = d.event_id
   JOIN hook_names n ON n.id = d.hook_id
  ORDER BY d.id;
-SELECT count(*) AS attempts_left FROM webhook.attempt;
+-- the attempts are all in the current slot, which is made the next only a
+-- third of the bound after it became current: all kept, those of the
+-- deliveries deleted too, but delivery_log shows those of deliveries left
+SELECT count(*) AS attempts_left,
+       bool_and(slot = webhook_internal.current_attempt_slot()) AS in_current_slot
+  FROM webhook.attempt;
+SELECT count(*) AS logged FROM webhook.delivery_log;
 -- e6 had no delivery at all and is old: gone; the others still have deliveries
 SELECT event_type, tenant FROM webhook.event ORDER BY id;
 -- the default bound is webhook.retention (30 days): nothing more
 SELECT webhook.prune();
-SET webhook.retention = '1 minute';
+SET webhook.retention = '30 minutes';
 SELECT webhook.prune();
 RESET webhook.retention;
 SELECT count(*) AS finished_left FROM webhook.delivery
  WHERE state IN ('succeeded', 'dead', 'cancelled');
+-- prune('0') makes the next slot current; the next call takes the end of
+-- the attempts' slot (every attempt written to it is committed by then),
+-- and the one after that empties it, those of the failed delivery waiting
+-- for its retry too (it keeps its count and last error); one slot is
+-- current
+SELECT webhook.prune('0');
+SELECT count(*) AS attempts_left,
+       bool_and(slot <> webhook_internal.current_attempt_slot()) AS in_previous_slot
+  FROM webhook.attempt;
+SELECT webhook.prune('0');
+SELECT count(*) AS attempts_left FROM webhook.attempt;
+SELECT webhook.prune('0');
+SELECT count(*) AS attempts_left FROM webhook.attempt;
+SELECT n.hook, d.state, d.attempts, d.last_error
+  FROM webhook.delivery d JOIN hook_names n ON n.id = d.hook_id
+ WHERE d.state = 'failed';
+SELECT count(*) AS current_slots FROM webhook_internal.attempt_slot
+ WHERE current_from IS NOT NULL AND current_until IS NULL;
+-- A slot is emptied when its attempts all started before the bound: when
+-- it stopped being current before it, or, of a slot of unknown contents,
+-- when its rows say so.  The three slots after the current one, c: c+1
+-- ended two days ago, c+2 twelve hours ago, c+3 unknown (rows written by
+-- hand), each with an attempt of two and a half days ago; c+3 gets one of
+-- an hour ago too, then the bound passes it
+SELECT webhook_internal.current_attempt_slot() AS c \gset
+UPDATE webhook_internal.attempt_slot
+   SET current_from = now() - interval '3 days', current_until = now() - interval '2 days'
+ WHERE slot = (:c + 1) % 4;
+UPDATE webhook_internal.attempt_slot
+   SET current_from = now() - interval '2 days', current_until = now() - interval '12 hours'
+ WHERE slot = (:c + 2) % 4;
+UPDATE webhook_internal.attempt_slot SET current_from = NULL, current_until = NULL
+ WHERE slot = (:c + 3) % 4;
+INSERT INTO webhook.attempt (delivery_id, attempt_no, started_at, url, slot)
+SELECT 1, n, now() - interval '2 days 12 hours', 'https://shop.test/old', (:c + n) % 4
+  FROM generate_series(1, 3) n
+UNION ALL
+SELECT 1, 4, now() - interval '1 hour', 'https://shop.test/new', (:c + 3) % 4;
+CREATE TEMP VIEW slots_left AS
+SELECT (a.slot - :c + 4) % 4 AS after_current, count(*) AS attempts
+  FROM webhook.attempt a GROUP BY 1 ORDER BY 1;
+SELECT webhook.prune('1 day');
+SELECT * FROM slots_left;
+SELECT webhook.prune('30 minutes');
+SELECT * FROM slots_left;
+TRUNCATE webhook.attempt;
 
 -- clean up
 SELECT webhook.delete_transport(:shop), webhook.delete_transport(:erp);

@@ -206,6 +206,11 @@ SELECT current_user, count(*) AS transports FROM webhook.transports();
 -- clean up
 SELECT webhook.delete_transport(id) FROM webhook.transports() WHERE tenant IN ('acme', 'globex', 'initech');
 DELETE FROM webhook.event WHERE tenant IN ('acme', 'globex');
+-- a deleted delivery leaves its attempts, until their slot is emptied;
+-- delivery_log shows none of them
+SELECT count(*) AS attempts_left, (SELECT count(*) FROM webhook.delivery_log) AS logged
+  FROM webhook.attempt;
+TRUNCATE webhook.attempt;
 DELETE FROM webhook.tenant_grant;
 DROP FUNCTION tenants_body(webhook.event);
 DROP ROLE webhook_test_acme, webhook_test_globex, webhook_test_boss, webhook_test_nobody,

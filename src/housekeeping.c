@@ -3,8 +3,8 @@
  * housekeeping.c
  *	  The SQL of the worker's periodic chores besides delivery: disabling
  *	  the hooks whose deliveries have all died for webhook.disable_after,
- *	  and pruning the history older than webhook.retention in small
- *	  batches.
+ *	  rotating the attempt log, and pruning the rest of the history older
+ *	  than webhook.retention in small batches.
  *
  * As in queue.c, each statement is kept as a prepared plan for the
  * worker's life, and the caller (worker.c) owns the transactions: each
@@ -18,14 +18,24 @@
  * finding the hooks to disable reads the hook table only, never the
  * history of deliveries or attempts.
  *
- * Pruning walks the queue's tables in id order (their primary keys), a
- * window of PRUNE_BATCH_ROWS rows at a time, deleting what in the window
- * is finished and older than the bound, and stops at the first window
- * that reaches rows created after the bound (ids follow time, nearly): a
- * batch reads a bounded number of rows, wherever the table stands, and a
- * round reads what is old, plus one window.  Pending and failed
- * deliveries are never deleted, nor the events they are for; a row kept
- * so is looked at again by every round until it goes.
+ * The attempt log is never deleted from row by row: it goes by whole
+ * slots (partitions of webhook.attempt), each emptied by a TRUNCATE once
+ * every attempt in it is older than webhook.retention, the next one
+ * becoming the one the worker records in (webhook_internal.rotate_attempts(),
+ * src/sql/code/34_deliveries.sql).  A TRUNCATE waits for whoever reads
+ * that slot, and makes whoever comes after wait for it: it gives up after
+ * a short lock_timeout, and the next round tries again.  The worker's
+ * record statement writes the current slot only, never the one emptied.
+ *
+ * Pruning walks the deliveries and then the events in id order (their
+ * primary keys), a window of PRUNE_BATCH_ROWS rows at a time, deleting
+ * what in the window is finished and older than the bound, and stops at
+ * the first window that reaches rows created after the bound (ids follow
+ * time, nearly): a batch reads a bounded number of rows, wherever the
+ * table stands, and a round reads what is old, plus one window.  Pending
+ * and failed deliveries are never deleted, nor the events they are for; a
+ * row kept so is looked at again by every round until it goes.  A deleted
+ * delivery's attempts stay until their slot is emptied.
  *
  * IDENTIFICATION
  *	  src/housekeeping.c
@@ -37,6 +47,7 @@
 #include "catalog/pg_type.h"
 #include "housekeeping.h"
 #include "spi_util.h"
+#include "utils/guc.h"
 #include "utils/timestamp.h"
 
 /*
@@ -73,12 +84,19 @@ static const char *disable_sql =
 "           h.failing_deaths, h.failing_since::text";
 
 /*
+ * The attempt log's rotation with webhook.retention ($1): what it did, a
+ * row per slot (slot, outcome, size).
+ */
+static const char *rotate_sql =
+"SELECT r.slot, r.outcome, r.size FROM webhook_internal.rotate_attempts($1) r";
+
+/*
  * One batch of deliveries: of the window of $3 deliveries after id $1, the
  * finished ones (succeeded, dead, cancelled) finished before now() - $2,
  * and those older than that of hooks deleted meanwhile (nobody sends
  * them).  The conditions are on the row deleted, so that a row changed
- * meanwhile is judged as it is now.  Their attempts go with them (the
- * deliveries_deleted trigger).
+ * meanwhile is judged as it is now.  Their attempts stay, until their slot
+ * is emptied.
  */
 static const char *prune_deliveries_sql =
 "WITH win AS ("
@@ -92,14 +110,13 @@ static const char *prune_deliveries_sql =
 "             AND coalesce(d.finished_at, d.created_at)"
 "                 < pg_catalog.now() OPERATOR(pg_catalog.-) $2)"
 "            OR NOT EXISTS (SELECT 1 FROM webhook.hook h WHERE h.id = d.hook_id))"
-"    RETURNING d.attempts"
+"    RETURNING d.id"
 ")"
 "SELECT (SELECT pg_catalog.max(win.id) FROM win),"
 "       (SELECT pg_catalog.count(*) FROM win),"
 "       (SELECT pg_catalog.bool_or(win.created_at >= pg_catalog.now() OPERATOR(pg_catalog.-) $2)"
 "          FROM win),"
-"       (SELECT pg_catalog.count(*) FROM gone),"
-"       (SELECT coalesce(pg_catalog.sum(gone.attempts), 0)::bigint FROM gone)";
+"       (SELECT pg_catalog.count(*) FROM gone)";
 
 /*
  * One batch of events: of the window of $3 events after id $1, those
@@ -120,10 +137,10 @@ static const char *prune_events_sql =
 "       (SELECT pg_catalog.count(*) FROM win),"
 "       (SELECT pg_catalog.bool_or(win.created_at >= pg_catalog.now() OPERATOR(pg_catalog.-) $2)"
 "          FROM win),"
-"       (SELECT pg_catalog.count(*) FROM gone),"
-"       0::bigint";
+"       (SELECT pg_catalog.count(*) FROM gone)";
 
 static SPIPlanPtr disable_plan = NULL;
+static SPIPlanPtr rotate_plan = NULL;
 static SPIPlanPtr prune_deliveries_plan = NULL;
 static SPIPlanPtr prune_events_plan = NULL;
 
@@ -172,6 +189,58 @@ housekeeping_disable_failing_hooks(const Interval *disable_after, int index,
 	return n;
 }
 
+/*
+ * Rotate the attempt log (rotate_sql), and say what it did: a LOG line for
+ * each slot emptied, and for the slot now recorded in; for a slot left
+ * because a session holds a lock on it, a LOG line the first time, DEBUG1
+ * while it stays so (the next round tries again).  worker is the worker's
+ * number, for the log.  Caller is in a transaction.
+ */
+void
+housekeeping_rotate_attempts(const Interval *retention, int worker)
+{
+	static bool said_locked = false;
+	Oid			types[1] = {INTERVALOID};
+	Datum		values[1];
+	const char *setting = GetConfigOption("webhook.retention", false, false);
+	bool		locked = false;
+	uint64		i;
+
+	values[0] = IntervalPGetDatum(retention);
+	spi_connect_checked();
+	spi_check(SPI_execute_plan(spi_kept_plan(&rotate_plan, rotate_sql, 1, types, 0),
+							   values, NULL, false, 0),
+			  SPI_OK_SELECT, false, "rotating the attempt log");
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		char	   *slot = SPI_getvalue(tup, desc, 1);
+		char	   *outcome = SPI_getvalue(tup, desc, 2);
+
+		if (strcmp(outcome, "emptied") == 0)
+			ereport(LOG,
+					(errmsg("webhook worker %d emptied attempt slot %s (%s), whose attempts were all older than webhook.retention (%s)",
+							worker, slot, SPI_getvalue(tup, desc, 3), setting)));
+		else if (strcmp(outcome, "current") == 0)
+			ereport(LOG,
+					(errmsg("webhook worker %d records attempts in slot %s from now on",
+							worker, slot)));
+		else
+		{
+			ereport(said_locked ? DEBUG1 : LOG,
+					(errmsg("webhook worker %d left attempt slot %s as it is: %s",
+							worker, slot ? slot : "(all)",
+							slot ? "another session holds a lock on it"
+							: "another session rotates the slots"),
+					 errdetail("The next pruning round tries again.")));
+			locked = true;
+		}
+	}
+	said_locked = locked;
+	SPI_finish();
+}
+
 /* Run one pruning batch statement and read what it did into batch. */
 static void
 prune_batch(SPIPlanPtr *plan, const char *sql, const Interval *retention,
@@ -199,7 +268,6 @@ prune_batch(SPIPlanPtr *plan, const char *sql, const Interval *retention,
 	d = SPI_getbinval(tup, desc, 3, &isnull);
 	batch->done = seen < PRUNE_BATCH_ROWS || (!isnull && DatumGetBool(d));
 	batch->deleted = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
-	batch->attempts = DatumGetInt64(SPI_getbinval(tup, desc, 5, &isnull));
 	SPI_finish();
 }
 

@@ -2,7 +2,8 @@
  *
  * housekeeping.h
  *	  The worker's periodic chores besides delivery (housekeeping.c):
- *	  disabling hooks whose deliveries all die, and pruning old history.
+ *	  disabling hooks whose deliveries all die, rotating the attempt log,
+ *	  and pruning old history.
  *
  * IDENTIFICATION
  *	  src/housekeeping.h
@@ -22,12 +23,12 @@ typedef struct PruneBatch
 {
 	int64		last_id;		/* the highest id it looked at */
 	int64		deleted;		/* rows it deleted */
-	int64		attempts;		/* attempts the deleted deliveries had made */
 	bool		done;			/* it reached the end, or rows newer than the bound */
 } PruneBatch;
 
 extern int	housekeeping_disable_failing_hooks(const Interval *disable_after,
 											   int index, int n_workers);
+extern void housekeeping_rotate_attempts(const Interval *retention, int worker);
 extern void housekeeping_prune_deliveries(const Interval *retention, int64 after_id,
 										  PruneBatch *batch);
 extern void housekeeping_prune_events(const Interval *retention, int64 after_id,

@@ -27,9 +27,9 @@
  *	   previous secrets of its hooks whose rotation overlap is over; less
  *	   often, each in short transactions of their own too (housekeeping.c),
  *	   disable its hooks whose deliveries have all died for
- *	   webhook.disable_after, and, in the first worker, prune the history
- *	   older than webhook.retention, a batch per turn; forget the transports
- *	   idle for long (transport.c);
+ *	   webhook.disable_after, and, in the first worker, rotate the attempt
+ *	   log and prune the rest of the history older than webhook.retention,
+ *	   a batch per turn; forget the transports idle for long (transport.c);
  *	5. wait_for_work(): wait on the latch and curl's sockets together
  *	   (http.c) until something is due.
  * What the worker knows of each transport (what it holds, its rate, its
@@ -187,11 +187,15 @@ static TimestampTz last_expiry = 0;
 /* when failing hooks were last looked for */
 static TimestampTz last_health_check = 0;
 
-/* Where the current pruning round is: which table it walks, from which id. */
+/*
+ * Where the current pruning round is: the attempt log's rotation, or which
+ * table it walks, from which id.
+ */
 typedef enum PrunePhase
 {
 	PRUNE_IDLE,					/* between rounds */
-	PRUNE_DELIVERIES,			/* deliveries, with their attempts */
+	PRUNE_ATTEMPTS,				/* the attempt log's rotation, at once */
+	PRUNE_DELIVERIES,			/* then deliveries, in batches */
 	PRUNE_EVENTS				/* then events with no delivery left */
 } PrunePhase;
 
@@ -201,7 +205,6 @@ static TimestampTz next_prune_at = 0;
 static TimestampTz prune_started_at = 0;
 static int	prune_batches = 0;
 static int64 pruned_deliveries = 0;
-static int64 pruned_attempts = 0;
 static int64 pruned_events = 0;
 
 /* A hook and a time: when its retry is due, or when it was last noted. */
@@ -1261,8 +1264,8 @@ static void
 end_prune_round(TimestampTz now)
 {
 	ereport(pruned_deliveries + pruned_events > 0 ? LOG : DEBUG1,
-			(errmsg("webhook worker %d pruned " INT64_FORMAT " deliveries with " INT64_FORMAT " attempts, and " INT64_FORMAT " events, older than webhook.retention (%s), in %d batches, %ld ms",
-					worker_index + 1, pruned_deliveries, pruned_attempts, pruned_events,
+			(errmsg("webhook worker %d pruned " INT64_FORMAT " deliveries and " INT64_FORMAT " events, older than webhook.retention (%s), in %d batches, %ld ms",
+					worker_index + 1, pruned_deliveries, pruned_events,
 					GetConfigOption("webhook.retention", false, false),
 					prune_batches, TimestampDifferenceMilliseconds(prune_started_at, now))));
 	prune_phase = PRUNE_IDLE;
@@ -1270,13 +1273,18 @@ end_prune_round(TimestampTz now)
 												chore_interval_ms(&webhook_retention_span));
 }
 
-/* The chore of prune_step(): one batch of the round's phase, into arg. */
+/*
+ * The chore of prune_step(): the rotation, or one batch of the round's
+ * phase, into arg.
+ */
 static void
 prune_chore(void *arg)
 {
 	PruneBatch *batch = (PruneBatch *) arg;
 
-	if (prune_phase == PRUNE_DELIVERIES)
+	if (prune_phase == PRUNE_ATTEMPTS)
+		housekeeping_rotate_attempts(&webhook_retention_span, worker_index + 1);
+	else if (prune_phase == PRUNE_DELIVERIES)
 		housekeeping_prune_deliveries(&webhook_retention_span, prune_after_id,
 									  batch);
 	else
@@ -1287,9 +1295,10 @@ prune_chore(void *arg)
 /*
  * With webhook.auto_prune, in the first worker of the database: one batch
  * of the current pruning round, in a short transaction of its own, or the
- * start of a round when the next is due.  A round walks the deliveries,
- * then the events (housekeeping.c).  Returns when the next batch of the
- * round is due, or 0 between rounds.  A failure (logged) ends the round.
+ * start of a round when the next is due.  A round rotates the attempt log
+ * (a transaction of its own), then walks the deliveries, then the events
+ * (housekeeping.c).  Returns when the next step of the round is due, or 0
+ * between rounds.  A failure (logged) ends the round.
  */
 static TimestampTz
 prune_step(void)
@@ -1307,16 +1316,17 @@ prune_step(void)
 		return prune_phase == PRUNE_IDLE ? 0 : next_prune_at;
 	if (prune_phase == PRUNE_IDLE)
 	{
-		prune_phase = PRUNE_DELIVERIES;
+		prune_phase = PRUNE_ATTEMPTS;
 		prune_after_id = 0;
 		prune_started_at = now;
 		prune_batches = 0;
-		pruned_deliveries = pruned_attempts = pruned_events = 0;
+		pruned_deliveries = pruned_events = 0;
 	}
 
 	memset(&batch, 0, sizeof(batch));
 	batch.done = true;
-	failed = !run_chore("pruning", prune_chore, &batch);
+	failed = !run_chore(prune_phase == PRUNE_ATTEMPTS ? "rotating the attempt log" : "pruning",
+						prune_chore, &batch);
 
 	now = GetCurrentTimestamp();
 	if (failed)
@@ -1324,13 +1334,17 @@ prune_step(void)
 		end_prune_round(now);
 		return 0;
 	}
+	if (prune_phase == PRUNE_ATTEMPTS)
+	{
+		/* the first batch of deliveries at the next turn */
+		prune_phase = PRUNE_DELIVERIES;
+		next_prune_at = now;
+		return next_prune_at;
+	}
 	prune_batches++;
 	prune_after_id = batch.last_id;
 	if (prune_phase == PRUNE_DELIVERIES)
-	{
 		pruned_deliveries += batch.deleted;
-		pruned_attempts += batch.attempts;
-	}
 	else
 		pruned_events += batch.deleted;
 	if (batch.done)

@@ -1,8 +1,8 @@
 -- The definition of the webhook extension's catalog, one line per object
 -- or part of one, free of OIDs: test/e2e/test_upgrade.py compares it
 -- between an updated and a fresh installation.  Columns in their order;
--- functions, views, triggers, policies, privileges and comments as
--- PostgreSQL prints them back.
+-- functions, views, triggers, policies, privileges, partitions and
+-- comments as PostgreSQL prints them back.
 WITH ext AS (
     SELECT e.oid, e.extconfig, e.extcondition FROM pg_extension e WHERE e.extname = 'webhook'
 ), member AS (
@@ -42,6 +42,13 @@ SELECT kind || ' ' || name || ': ' || coalesce(definition, '') FROM (
       FROM rel r JOIN pg_index x ON x.indrelid = r.oid JOIN pg_class i ON i.oid = x.indexrelid
     UNION ALL
     SELECT 'view', r.relname, pg_get_viewdef(r.oid) FROM rel r WHERE r.relkind = 'v'
+    UNION ALL
+    -- a partitioned table's key; a partition's table and bounds
+    SELECT 'partition', r.relname,
+           coalesce(pg_get_partkeydef(r.oid), '') ||
+           coalesce(i.inhparent::regclass::text || ' ' || pg_get_expr(r.relpartbound, r.oid), '')
+      FROM rel r LEFT JOIN pg_inherits i ON i.inhrelid = r.oid
+     WHERE r.relkind = 'p' OR r.relispartition
     UNION ALL
     SELECT 'trigger', r.relname || '.' || t.tgname, pg_get_triggerdef(t.oid)
       FROM rel r JOIN pg_trigger t ON t.tgrelid = r.oid AND NOT t.tgisinternal

@@ -96,7 +96,10 @@ SQL
 
 # $1 finished (succeeded) deliveries to the existing hook, with their events
 # and attempts, as history; the first $2 of them (default none) 40 days old,
-# the others a day old.  Vacuumed and analysed.
+# the others a day old.  The attempts in the slots of webhook.attempt as the
+# worker would have left them (where it has slots): the old ones in a slot
+# that stopped being current 40 days ago, the others in the current one.
+# Vacuumed and analysed.
 bench_fill_history() {
     bench_psql <<SQL
 \o /dev/null
@@ -110,7 +113,24 @@ SELECT e.id, h.id, 'succeeded', 1, 204, e.created_at, e.created_at, e.created_at
   FROM webhook.event e, webhook.hook h WHERE e.created_at < now() - interval '1 hour';
 INSERT INTO webhook.attempt (delivery_id, attempt_no, started_at, duration_ms, url, status_code)
 SELECT d.id, 1, d.created_at, 0.5, 'http://127.0.0.1/hook', 204
-  FROM webhook.delivery d WHERE d.created_at < now() - interval '1 hour';
+  FROM webhook.delivery d WHERE d.created_at < now() - interval '30 days';
+DO \$\$
+BEGIN
+    IF to_regclass('webhook_internal.attempt_slot') IS NOT NULL THEN
+        UPDATE webhook_internal.attempt_slot
+           SET current_from = now() - interval '41 days', current_until = now() - interval '40 days'
+         WHERE slot = webhook_internal.current_attempt_slot();
+        UPDATE webhook_internal.attempt_slot
+           SET current_from = now() - interval '40 days', current_until = NULL
+         WHERE slot = (SELECT (s.slot + 1) % 4 FROM webhook_internal.attempt_slot s
+                        WHERE s.current_until = now() - interval '40 days');
+    END IF;
+END
+\$\$;
+INSERT INTO webhook.attempt (delivery_id, attempt_no, started_at, duration_ms, url, status_code)
+SELECT d.id, 1, d.created_at, 0.5, 'http://127.0.0.1/hook', 204
+  FROM webhook.delivery d WHERE d.created_at >= now() - interval '30 days'
+   AND d.created_at < now() - interval '1 hour';
 VACUUM ANALYZE webhook.event, webhook.delivery, webhook.attempt;
 SQL
 }

@@ -1,7 +1,10 @@
 """Retention: with webhook.auto_prune the worker deletes, in batches, the
-finished deliveries (with their attempts) and the events older than
-webhook.retention (shortened here to 2 s), never pending or failed work,
-and keeps delivering meanwhile; auto_prune = off keeps everything."""
+finished deliveries and the events older than webhook.retention (shortened
+here to 2 s), never pending or failed work, and keeps delivering
+meanwhile; auto_prune = off keeps everything.  The attempts go by whole
+slots, each emptied at once when every attempt in it is older than the
+retention, never deleted row by row; a session reading a slot keeps it
+from being emptied, and the worker records and delivers meanwhile."""
 
 import re
 import time
@@ -42,6 +45,35 @@ def add_history(hook_id, n):
                  % (n // 10))
 
 
+# the retention of the module's cluster, in seconds
+RETENTION = 2
+
+# webhook.attempt and its slots (partitions)
+ATTEMPT_TABLES = ("SELECT 'webhook.attempt'::regclass UNION ALL SELECT inhrelid::regclass"
+                  " FROM pg_inherits WHERE inhparent = 'webhook.attempt'::regclass")
+
+
+def attempt_deletes():
+    """Rows deleted from webhook.attempt's slots (webhook.attempt itself
+    before it had any), as the statistics count them: [tables, deletes]."""
+    return cluster.psql('SELECT count(*), sum(n_tup_del) FROM pg_stat_user_tables'
+                        ' WHERE relid IN (%s)' % ATTEMPT_TABLES)[0]
+
+
+def attempts_to(path):
+    """{(delivery_id, attempt_no): (slot, started_at)} of the attempts made to
+    a path of the receiver, whatever became of their deliveries, and the
+    time of the read (epoch seconds, the server's clock)."""
+    rows = cluster.psql(
+        "SELECT a.delivery_id, a.attempt_no, a.slot, extract(epoch FROM a.started_at),"
+        "       extract(epoch FROM clock_timestamp())"
+        "  FROM webhook.attempt a WHERE a.url = %s"
+        " UNION ALL SELECT NULL, NULL, NULL, NULL, extract(epoch FROM clock_timestamp())"
+        % lit(rx.url() + path))
+    return ({(r[0], r[1]): (r[2], float(r[3])) for r in rows if r[0] is not None},
+            float(rows[-1][4]))
+
+
 def history_left():
     return cluster.psql("""
         SELECT (SELECT count(*) FROM webhook.event WHERE event_type IN ('OLD_EVENT', 'UNWANTED')),
@@ -52,6 +84,102 @@ def history_left():
 
 class RetentionTest(unittest.TestCase):
     maxDiff = None
+
+    def test_attempts_go_by_whole_slots(self):
+        """While deliveries go on, every slot in turn is emptied at once,
+        every attempt in it older than the retention; no younger attempt
+        goes, nor one alone."""
+        path = '/slots'
+        rx.script(path, R(200))
+        hook = cluster.hook_on(rx.url(), path)
+        present = {}        # what the last read saw: key -> (slot, started_at)
+        emptied = set()     # the slots seen emptied of the path's attempts
+        sent = 0
+        deadline = time.monotonic() + 60
+        while emptied != {'0', '1', '2', '3'}:
+            self.assertLess(time.monotonic(), deadline,
+                            'slots emptied: %r\n%s' % (emptied, cluster.log_tail(20)))
+            sent += 1
+            cluster.emit(hook.event_type, '{"n": %d}' % sent)
+            now, read_at = attempts_to(path)
+            for key, (slot, started_at) in present.items():
+                if key in now:
+                    continue
+                # kept at least the retention
+                self.assertLess(started_at, read_at - RETENTION, (key, slot))
+                # and its slot went with it, whole
+                self.assertEqual([k for k, v in present.items() if v[0] == slot and k in now],
+                                 [], 'slot %s emptied in part' % slot)
+                emptied.add(slot)
+            present = now
+            # the pace is the behaviour: an event every 0.1 s, each slot
+            # current in turn for a round (a second at this retention)
+            time.sleep(0.1)
+        rx.wait_requests(sent, path=path)
+        # what went, went by TRUNCATE
+        self.assertEqual(attempt_deletes(), ['5', '0'])
+
+    def test_recording_goes_on_while_a_reader_holds_the_slots(self):
+        """A session reading the attempt log in an open transaction keeps its
+        slots from being emptied: the worker's rotation waits a moment
+        (lock_timeout), leaves the slot, says so once, and tries again at
+        its next rounds; meanwhile the worker records and delivers, and
+        other sessions read the log.  Once the reader's transaction ends,
+        the slot is emptied."""
+        path = '/held'
+        rx.script(path, R(200))
+        hook = cluster.hook_on(rx.url(), path)
+        sent = []
+
+        def send_one():
+            """An event, delivered and recorded in good time; and the log read."""
+            uid = cluster.emit(hook.event_type, '{"n": %d}' % len(sent))
+            t0 = time.monotonic()
+            cluster.wait_state(uid, 'succeeded', timeout=10)
+            self.assertLess(time.monotonic() - t0, 2.0, 'delivering and recording waited')
+            t0 = time.monotonic()
+            cluster.psql('SELECT count(*) FROM webhook.delivery_log')
+            self.assertLess(time.monotonic() - t0, 2.0, 'reading the log waited')
+            sent.append(uid)
+            # the pace is the behaviour: an event every 0.1 s
+            time.sleep(0.1)
+
+        # attempts in the slots, a couple of rounds' worth
+        for _ in range(20):
+            send_one()
+        reader = harness.Session(cluster)
+        self.addCleanup(reader.close)
+        offset = cluster.log_offset()
+        reader.send('BEGIN; SELECT count(*) FROM webhook.attempt;')
+        held = ("SELECT count(DISTINCT l.relation) FROM pg_locks l JOIN pg_stat_activity a"
+                " ON a.pid = l.pid WHERE a.state = 'idle in transaction' AND l.granted"
+                " AND l.mode = 'AccessShareLock' AND l.relation IN (%s)" % ATTEMPT_TABLES)
+        cluster.wait_for(held, '5')
+        left = re.compile(r'LOG:  webhook worker 1 left attempt slot ([0-3]) as it is: '
+                          r'another session holds a lock on it')
+        deadline = time.monotonic() + 30
+        while not left.search(cluster.log(offset)):
+            self.assertLess(time.monotonic(), deadline, cluster.log_tail(20))
+            send_one()
+        slot = left.search(cluster.log(offset)).group(1)
+        said = len(left.findall(cluster.log(offset)))
+        # three rounds more: the slot stays as it is, said no more (the log
+        # line is for the first round it is left); deliveries go on
+        for _ in range(30):
+            send_one()
+        self.assertEqual(cluster.one(held), '5')
+        self.assertNotEqual(cluster.one('SELECT count(*) FROM webhook_internal.attempt_%s'
+                                        % slot), '0')
+        self.assertEqual(len(left.findall(cluster.log(offset))), said)
+        self.assertNotRegex(cluster.log(offset), 'emptied attempt slot %s ' % slot)
+        # the reader's transaction ends: the slot goes
+        offset = cluster.log_offset()
+        reader.send('COMMIT;')
+        harness.wait_until(lambda: re.search('emptied attempt slot %s ' % slot,
+                                             cluster.log(offset)),
+                           20, 'slot %s emptied' % slot, detail=lambda: cluster.log_tail(20))
+        self.assertEqual(rx.count(path=path), len(sent))
+        self.assertEqual(attempt_deletes(), ['5', '0'])
 
     def test_worker_prunes_old_history_only(self):
         path = '/retention'
@@ -91,11 +219,19 @@ class RetentionTest(unittest.TestCase):
             "WHERE d.created_at < now() - interval '1 hour' ORDER BY d.id"),
             [['pending', 'KEPT'], ['failed', 'KEPT']])
         log = cluster.log(offset)
-        self.assertRegex(log, r'LOG:  webhook worker 1 pruned \d+ deliveries with \d+ attempts, '
-                         r'and \d+ events, older than webhook.retention \(2 s\), in \d+ batches')
+        self.assertRegex(log, r'LOG:  webhook worker 1 pruned \d+ deliveries and \d+ events, '
+                         r'older than webhook.retention \(2 s\), in \d+ batches')
+        self.assertRegex(log, r'LOG:  webhook worker 1 emptied attempt slot [0-3] '
+                         r'\(\d+ (bytes|kB|MB)\), whose attempts were all older than '
+                         r'webhook.retention \(2 s\)')
         pruned = sum(int(m) for m in re.findall(
             r'pruned (\d+) deliveries', log))
         self.assertGreaterEqual(pruned, HISTORY)
+        # the attempts went by TRUNCATE: once the worker's statistics show
+        # the deliveries it deleted, they show no attempt deleted
+        cluster.wait_for("SELECT n_tup_del >= %d FROM pg_stat_user_tables"
+                         " WHERE relid = 'webhook.delivery'::regclass" % HISTORY, 't')
+        self.assertEqual(attempt_deletes(), ['5', '0'])
 
         # auto_prune off keeps everything; on again, it goes
         cluster.set_setting('webhook.auto_prune', 'off')

@@ -155,6 +155,47 @@ CREATE INDEX delivery_due_idx ON webhook.delivery (hook_id, next_attempt_at)
     WHERE state IN ('pending', 'failed');
 CREATE INDEX ON webhook.delivery (event_id);
 
+-- The attempt log: one row per HTTP request, appended by the worker, never
+-- updated, and emptied by whole slots, never row by row.  Its rows are in
+-- one of four slots, each a partition (webhook_internal.attempt_0 to _3);
+-- the worker records in the current slot.  The first worker (with
+-- webhook.auto_prune) or prune() empties a slot (TRUNCATE) once every
+-- attempt in it is older than webhook.retention, and makes the next empty
+-- slot current once the current one has been so for a third of that
+-- (webhook_internal.rotate_attempts(), src/sql/code/34_deliveries.sql): an
+-- attempt is kept at least webhook.retention, at most a third longer.
+-- Where each slot stands; a slot of unknown contents (never current, or
+-- emptied since) has neither time, and the rotation looks at its rows.
+CREATE TABLE webhook_internal.attempt_slot (
+    slot           smallint PRIMARY KEY,
+    -- when it last became the slot the worker records in
+    current_from   timestamptz,
+    -- when it stopped being that slot, as the next rotation saw it: its
+    -- attempts started before then; infinity until that rotation, NULL
+    -- while it is current
+    current_until  timestamptz,
+    CHECK (current_until IS NULL OR current_from IS NOT NULL)
+);
+-- one current slot at most
+CREATE UNIQUE INDEX attempt_slot_current_idx ON webhook_internal.attempt_slot ((true))
+    WHERE current_from IS NOT NULL AND current_until IS NULL;
+INSERT INTO webhook_internal.attempt_slot (slot, current_from)
+SELECT s, CASE WHEN s = 0 THEN pg_catalog.now() END FROM pg_catalog.generate_series(0, 3) s;
+COMMENT ON TABLE webhook_internal.attempt_slot IS
+    'the slots of webhook.attempt: the current one, when each was current';
+
+-- The slot attempts are recorded in, webhook.attempt's default, for the
+-- rows written by hand or restored.  The worker's record statement reads
+-- the table itself, once per statement (src/queue.c): a call per row, or
+-- even one per statement, would cost it more.  Defined here, before the
+-- table whose default it is.
+CREATE FUNCTION webhook_internal.current_attempt_slot() RETURNS smallint
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT s.slot FROM webhook_internal.attempt_slot s
+           WHERE s.current_from IS NOT NULL AND s.current_until IS NULL $$;
+COMMENT ON FUNCTION webhook_internal.current_attempt_slot() IS
+    'the slot of webhook.attempt that attempts are recorded in now';
+
 CREATE TABLE webhook.attempt (
     delivery_id       bigint NOT NULL,
     attempt_no        integer NOT NULL,
@@ -165,9 +206,21 @@ CREATE TABLE webhook.attempt (
     response_headers  jsonb,
     response_body     text,
     error             text,
-    -- one index serves the key, the cascade from deliveries and the log's joins
-    PRIMARY KEY (delivery_id, attempt_no)
-);
+    slot              smallint NOT NULL DEFAULT webhook_internal.current_attempt_slot()
+) PARTITION BY LIST (slot);
+-- Each slot's primary key serves the key and the log's joins.  A key over
+-- the whole table would have to hold the slot too: the worker's record
+-- statement, which numbers a delivery's attempts, keeps them unique.
+DO $$
+BEGIN
+    FOR s IN 0..3 LOOP
+        EXECUTE format('CREATE TABLE webhook_internal.attempt_%s PARTITION OF webhook.attempt'
+                       ' (PRIMARY KEY (delivery_id, attempt_no)) FOR VALUES IN (%s)', s, s);
+        EXECUTE format('COMMENT ON TABLE webhook_internal.attempt_%s IS %L',
+                       s, format('slot %s of webhook.attempt', s));
+    END LOOP;
+END
+$$;
 
 SELECT pg_catalog.pg_extension_config_dump('webhook.transport', '');
 SELECT pg_catalog.pg_extension_config_dump('webhook.transport_id_seq', '');
@@ -190,16 +243,25 @@ SELECT pg_catalog.pg_extension_config_dump('webhook.tenant_grant',
 -- dumped: a log that webhook.retention bounds, and most of these tables'
 -- size.  pg_dump reads the three tables in one snapshot, so the three
 -- conditions agree.  Each is a plain WHERE clause calling no function, its
--- columns qualified by the table's name (pg_dump reads FROM
--- webhook.<table>, no alias): a further reason to keep a row is one more
--- OR'd EXISTS, registered again by the same call (which replaces the
+-- columns qualified by the table's name (pg_dump reads FROM the table, or
+-- the partition, with no alias): a further reason to keep a row is one
+-- more OR'd EXISTS, registered again by the same call (which replaces the
 -- condition), in the migration too.
 SELECT pg_catalog.pg_extension_config_dump('webhook.delivery',
     'WHERE delivery.state IN (''pending'', ''failed'')');
 SELECT pg_catalog.pg_extension_config_dump('webhook.delivery_id_seq', '');
-SELECT pg_catalog.pg_extension_config_dump('webhook.attempt',
-    'WHERE EXISTS (SELECT 1 FROM webhook.delivery d WHERE d.id = attempt.delivery_id'
-    ' AND d.state IN (''pending'', ''failed''))');
+-- webhook.attempt is partitioned: pg_dump dumps the rows of its
+-- partitions, each registered with the condition of the whole.
+DO $$
+BEGIN
+    FOR s IN 0..3 LOOP
+        PERFORM pg_catalog.pg_extension_config_dump(
+            format('webhook_internal.attempt_%s', s)::regclass,
+            format('WHERE EXISTS (SELECT 1 FROM webhook.delivery d'
+                   ' WHERE d.id = attempt_%s.delivery_id AND d.state IN (''pending'', ''failed''))', s));
+    END LOOP;
+END
+$$;
 SELECT pg_catalog.pg_extension_config_dump('webhook.event',
     'WHERE EXISTS (SELECT 1 FROM webhook.delivery d WHERE d.event_id = event.id'
     ' AND d.state IN (''pending'', ''failed''))'
@@ -249,8 +311,10 @@ COMMENT ON TABLE webhook.hook_metrics IS
     'per hook: attempts by outcome, deaths and the attempt duration histogram, counted by the worker (webhook.metrics())';
 ALTER TABLE webhook.hook_metrics ENABLE ROW LEVEL SECURITY;
 
--- Row-level security is on for every table; the policies are part of the
--- code (src/sql/code/60_privileges.sql).
+-- Row-level security is on for every table that holds a tenant's rows,
+-- webhook.attempt's slots too (read through webhook.attempt, whose policies
+-- apply; granted to nobody); the policies are part of the code
+-- (src/sql/code/60_privileges.sql).
 ALTER TABLE webhook.transport ENABLE ROW LEVEL SECURITY;
 ALTER TABLE webhook.hook ENABLE ROW LEVEL SECURITY;
 ALTER TABLE webhook.watch ENABLE ROW LEVEL SECURITY;
@@ -258,3 +322,7 @@ ALTER TABLE webhook.tenant_grant ENABLE ROW LEVEL SECURITY;
 ALTER TABLE webhook.event ENABLE ROW LEVEL SECURITY;
 ALTER TABLE webhook.delivery ENABLE ROW LEVEL SECURITY;
 ALTER TABLE webhook.attempt ENABLE ROW LEVEL SECURITY;
+ALTER TABLE webhook_internal.attempt_0 ENABLE ROW LEVEL SECURITY;
+ALTER TABLE webhook_internal.attempt_1 ENABLE ROW LEVEL SECURITY;
+ALTER TABLE webhook_internal.attempt_2 ENABLE ROW LEVEL SECURITY;
+ALTER TABLE webhook_internal.attempt_3 ENABLE ROW LEVEL SECURITY;

@@ -5,29 +5,26 @@
 -- records; and the one to webhook.hook made a watched table's INSERT wait
 -- for (and then fail on) an uncommitted delete_hook().  Only this
 -- extension's code writes these tables.  What ON DELETE CASCADE did, these
--- statement triggers do: a deleted hook or event takes its deliveries, a
--- deleted delivery its attempts.  prune() removes the deliveries that a
--- write racing with a delete_hook() may still add.
+-- statement triggers do: a deleted hook or event takes its deliveries.
+-- prune() removes the deliveries that a write racing with a delete_hook()
+-- may still add.  A deleted delivery leaves its attempts: webhook.attempt
+-- is emptied by whole slots, never row by row (src/sql/catalog/20_tables.sql),
+-- and its views show only the attempts of deliveries that exist.
 CREATE OR REPLACE FUNCTION webhook_internal.cascade_delete() RETURNS trigger
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF TG_TABLE_NAME = 'hook' THEN
         DELETE FROM webhook.delivery d WHERE d.hook_id IN (SELECT o.id FROM deleted o);
         DELETE FROM webhook.hook_metrics m WHERE m.hook_id IN (SELECT o.id FROM deleted o);
-    ELSIF TG_TABLE_NAME = 'event' THEN
-        DELETE FROM webhook.delivery d WHERE d.event_id IN (SELECT o.id FROM deleted o);
     ELSE
-        DELETE FROM webhook.attempt a WHERE a.delivery_id IN (SELECT o.id FROM deleted o);
+        DELETE FROM webhook.delivery d WHERE d.event_id IN (SELECT o.id FROM deleted o);
     END IF;
     RETURN NULL;
 END
 $$;
 COMMENT ON FUNCTION webhook_internal.cascade_delete() IS
-    'trigger: deleted hooks take their deliveries and counters, deleted events their deliveries, deleted deliveries their attempts';
+    'trigger: deleted hooks take their deliveries and counters, deleted events their deliveries';
 CREATE OR REPLACE TRIGGER hooks_deleted AFTER DELETE ON webhook.hook REFERENCING OLD TABLE AS deleted
     FOR EACH STATEMENT EXECUTE FUNCTION webhook_internal.cascade_delete();
 CREATE OR REPLACE TRIGGER events_deleted AFTER DELETE ON webhook.event REFERENCING OLD TABLE AS deleted
     FOR EACH STATEMENT EXECUTE FUNCTION webhook_internal.cascade_delete();
-CREATE OR REPLACE TRIGGER deliveries_deleted AFTER DELETE ON webhook.delivery REFERENCING OLD TABLE AS deleted
-    FOR EACH STATEMENT EXECUTE FUNCTION webhook_internal.cascade_delete();
-

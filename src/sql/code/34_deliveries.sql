@@ -1,6 +1,7 @@
 -- webhook install script, part 3.4: deliveries: sending again
 -- (redeliver, replay), looking at them (preview, notifications), and
--- prune.  The conventions of 29_validators.sql hold.
+-- prune, with the attempt log's rotation.  The conventions of
+-- 29_validators.sql hold.
 
 -- The log read back: what a hook is owed from it (capture.c, with the
 -- capture trigger's own matching of types and filters).  A hook re-enabled
@@ -178,12 +179,106 @@ $$;
 COMMENT ON FUNCTION webhook.notifications(text, bigint, timestamptz, integer, integer, text, text) IS
     'the deliveries made since the given time (by default the last webhook.retention; all with since => NULL), one page at a time, oldest first';
 
+-- The rotation of the attempt log (src/sql/catalog/20_tables.sql): empty
+-- every slot but the current one whose attempts all started before now() -
+-- older_than, by a TRUNCATE of its partition, and make the next empty slot
+-- current once the current one has been so for older_than / (slots - 1).
+-- A slot that stops being current may still be written by the record
+-- statements that began before the rotation commits: its end is taken by
+-- the next rotation (its current_until is infinity until then), which
+-- comes after that commit, so that every attempt in it started before its
+-- end.  A slot of unknown contents (never current, or emptied since: rows
+-- restored by pg_restore, or written by hand, may be there) has its rows
+-- looked at.  So no attempt younger than older_than goes.  It never makes
+-- anyone wait long: a TRUNCATE waits for the sessions reading that slot,
+-- and those that come after it wait for it, so it gives up after
+-- lock_timeout and leaves the slot for the next call; the worker's record
+-- statement writes the current slot only, which is never emptied.  One
+-- rotation at a time.  Returns what it did, a row per slot: emptied (and
+-- the size it had), current (attempts are recorded there from now on), or
+-- locked (left for the next call; slot NULL: another rotation runs).
+CREATE OR REPLACE FUNCTION webhook_internal.rotate_attempts(older_than interval)
+    RETURNS TABLE (slot smallint, outcome text, size text)
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp SET lock_timeout = '50ms' AS $$
+DECLARE
+    bound timestamptz := now() - older_than;
+    slots integer;
+    cur webhook_internal.attempt_slot;
+    s webhook_internal.attempt_slot;
+    part text;
+    occupied boolean;
+    all_old boolean;
+    target smallint;
+BEGIN
+    BEGIN
+        PERFORM FROM webhook_internal.attempt_slot x ORDER BY x.slot FOR UPDATE;
+    EXCEPTION WHEN lock_not_available THEN
+        RETURN QUERY SELECT NULL::smallint, 'locked'::text, NULL::text;
+        RETURN;
+    END;
+    -- every rotation before this one has committed: so has every attempt
+    -- written to the slots they made not current
+    UPDATE webhook_internal.attempt_slot x SET current_until = clock_timestamp()
+     WHERE x.current_until = 'infinity';
+    SELECT count(*) INTO slots FROM webhook_internal.attempt_slot;
+    SELECT x.* INTO cur FROM webhook_internal.attempt_slot x
+     WHERE x.current_from IS NOT NULL AND x.current_until IS NULL;
+    -- the other slots, from the one after the current one
+    FOR s IN SELECT x.* FROM webhook_internal.attempt_slot x
+              WHERE x.slot IS DISTINCT FROM cur.slot
+              ORDER BY (x.slot - coalesce(cur.slot, -1) + slots) % slots LOOP
+        -- attempts of the last older_than: kept, unlooked at
+        CONTINUE WHEN s.current_until >= bound;
+        part := format('webhook_internal.attempt_%s', s.slot);
+        BEGIN
+            EXECUTE format('SELECT EXISTS (SELECT FROM %s)', part) INTO occupied;
+            all_old := s.current_until IS NOT NULL;
+            IF occupied AND NOT all_old THEN
+                EXECUTE format('SELECT NOT EXISTS (SELECT FROM %s a WHERE a.started_at >= $1)', part)
+                   INTO all_old USING bound;
+            END IF;
+            IF occupied AND all_old THEN
+                rotate_attempts.size := pg_size_pretty(pg_total_relation_size(part::regclass));
+                EXECUTE format('TRUNCATE %s', part);
+                occupied := false;
+                rotate_attempts.slot := s.slot;
+                outcome := 'emptied';
+                RETURN NEXT;
+            END IF;
+        EXCEPTION WHEN lock_not_available THEN
+            RETURN QUERY SELECT s.slot, 'locked'::text, NULL::text;
+            CONTINUE;
+        END;
+        IF NOT occupied THEN
+            IF s.current_from IS NOT NULL THEN
+                UPDATE webhook_internal.attempt_slot x
+                   SET current_from = NULL, current_until = NULL
+                 WHERE x.slot = s.slot;
+            END IF;
+            target := coalesce(target, s.slot);
+        END IF;
+    END LOOP;
+    IF target IS NOT NULL
+       AND (cur.slot IS NULL OR cur.current_from <= now() - older_than / (slots - 1)) THEN
+        UPDATE webhook_internal.attempt_slot x SET current_until = 'infinity' WHERE x.slot = cur.slot;
+        UPDATE webhook_internal.attempt_slot x SET current_from = now() WHERE x.slot = target;
+        RETURN QUERY SELECT target, 'current'::text, NULL::text;
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION webhook_internal.rotate_attempts(interval) IS
+    'empty the slots of webhook.attempt whose attempts are all older than the bound, and make the next empty one current when the current one is due; returns what it did';
+REVOKE EXECUTE ON FUNCTION webhook_internal.rotate_attempts(interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION webhook_internal.rotate_attempts(interval) TO webhook_admin;
+
 CREATE OR REPLACE FUNCTION webhook.prune(older_than interval DEFAULT webhook_internal.retention())
     RETURNS bigint
     LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     bound timestamptz;
     n bigint;
+    locked_slot smallint;
 BEGIN
     PERFORM webhook_internal.not_null(older_than, 'older_than');
     IF older_than < interval '0' THEN
@@ -191,7 +286,14 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     bound := now() - older_than;
-    -- attempts go with their delivery (ON DELETE CASCADE)
+    -- attempts go by whole slots, those older than the bound
+    FOR locked_slot IN SELECT x.slot FROM webhook_internal.rotate_attempts(older_than) x
+                        WHERE x.outcome = 'locked' LOOP
+        RAISE NOTICE 'attempt slot % is left as it is: %', locked_slot,
+            CASE WHEN locked_slot IS NULL THEN 'another session rotates the slots'
+                 ELSE 'another session holds a lock on it' END
+            USING HINT = 'Call webhook.prune() again once that session''s transaction has ended.';
+    END LOOP;
     DELETE FROM webhook.delivery d
      WHERE d.state IN ('succeeded', 'dead', 'cancelled')
        AND coalesce(d.finished_at, d.created_at) < bound;
@@ -206,6 +308,6 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION webhook.prune(interval) IS
-    'delete finished deliveries (with their attempts) older than the bound and those of deleted hooks, then events older than the bound with no delivery left; returns the number of finished deliveries deleted';
+    'empty the slots of webhook.attempt whose attempts are all older than the bound, delete finished deliveries older than the bound and those of deleted hooks, then events older than the bound with no delivery left; returns the number of finished deliveries deleted';
 REVOKE EXECUTE ON FUNCTION webhook.prune(interval) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION webhook.prune(interval) TO webhook_admin;

@@ -7,13 +7,11 @@
 
 -- pg_dump keeps the work not yet done: the unfinished deliveries, their
 -- attempts and events, and the ids' sequences (as src/sql/catalog/20_tables.sql
--- registers them, condition for condition).
+-- registers them, condition for condition; the attempts' below, with
+-- their slots).
 SELECT pg_catalog.pg_extension_config_dump('webhook.delivery',
     'WHERE delivery.state IN (''pending'', ''failed'')');
 SELECT pg_catalog.pg_extension_config_dump('webhook.delivery_id_seq', '');
-SELECT pg_catalog.pg_extension_config_dump('webhook.attempt',
-    'WHERE EXISTS (SELECT 1 FROM webhook.delivery d WHERE d.id = attempt.delivery_id'
-    ' AND d.state IN (''pending'', ''failed''))');
 SELECT pg_catalog.pg_extension_config_dump('webhook.event',
     'WHERE EXISTS (SELECT 1 FROM webhook.delivery d WHERE d.event_id = event.id'
     ' AND d.state IN (''pending'', ''failed''))'
@@ -37,3 +35,89 @@ DROP FUNCTION webhook.create_hook(bigint, text[], text, text, text, text, text,
 DROP FUNCTION webhook.update_hook(bigint, bigint, text[], text, text, text, text, text,
                                   interval[], boolean, text, text, jsonpath, regprocedure);
 DROP FUNCTION webhook.register(text, text[], text, text, boolean);
+
+-- The attempt log goes by whole slots, partitions of webhook.attempt
+-- (src/sql/catalog/20_tables.sql).  0.4's table, with every attempt made
+-- until now, becomes slot 0, as if it had stopped being current now: it is
+-- emptied once webhook.retention has passed; the worker records in slot 1
+-- from now on.  No row is written or moved: the table gets the slot column
+-- (its default, 0, is kept in the catalog, not written into the rows) and
+-- a CHECK that every row is of slot 0, which one read of the table
+-- validates (the only one), and which spares the ATTACH another.  The
+-- table stays locked (ACCESS EXCLUSIVE) until the update commits; nothing
+-- but the views reads it (the worker waits for the update, and the
+-- capture trigger never reads nor writes it).  Its policies and grants go
+-- (those of webhook.attempt apply to its slots); its registration for
+-- pg_dump is made again with its new name.
+DROP POLICY admins ON webhook.attempt;
+DROP POLICY tenants ON webhook.attempt;
+REVOKE ALL ON webhook.attempt FROM PUBLIC, webhook_admin, webhook_tenant;
+ALTER TABLE webhook.attempt RENAME TO attempt_0;
+ALTER TABLE webhook.attempt_0 SET SCHEMA webhook_internal;
+ALTER INDEX webhook_internal.attempt_pkey RENAME TO attempt_0_pkey;
+ALTER TABLE webhook_internal.attempt_0
+    ADD COLUMN slot smallint NOT NULL DEFAULT 0,
+    ADD CONSTRAINT attempt_0_slot CHECK (slot = 0);
+COMMENT ON TABLE webhook_internal.attempt_0 IS 'slot 0 of webhook.attempt';
+
+CREATE TABLE webhook_internal.attempt_slot (
+    slot           smallint PRIMARY KEY,
+    current_from   timestamptz,
+    current_until  timestamptz,
+    CHECK (current_until IS NULL OR current_from IS NOT NULL)
+);
+CREATE UNIQUE INDEX attempt_slot_current_idx ON webhook_internal.attempt_slot ((true))
+    WHERE current_from IS NOT NULL AND current_until IS NULL;
+INSERT INTO webhook_internal.attempt_slot (slot, current_from, current_until)
+VALUES (0, pg_catalog.now(), pg_catalog.now()), (1, pg_catalog.now(), NULL), (2, NULL, NULL),
+       (3, NULL, NULL);
+COMMENT ON TABLE webhook_internal.attempt_slot IS
+    'the slots of webhook.attempt: the current one, when each was current';
+
+CREATE FUNCTION webhook_internal.current_attempt_slot() RETURNS smallint
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT s.slot FROM webhook_internal.attempt_slot s
+           WHERE s.current_from IS NOT NULL AND s.current_until IS NULL $$;
+COMMENT ON FUNCTION webhook_internal.current_attempt_slot() IS
+    'the slot of webhook.attempt that attempts are recorded in now';
+
+CREATE TABLE webhook.attempt (
+    delivery_id       bigint NOT NULL,
+    attempt_no        integer NOT NULL,
+    started_at        timestamptz NOT NULL,
+    duration_ms       double precision,
+    url               text NOT NULL,
+    status_code       integer,
+    response_headers  jsonb,
+    response_body     text,
+    error             text,
+    slot              smallint NOT NULL DEFAULT webhook_internal.current_attempt_slot()
+) PARTITION BY LIST (slot);
+ALTER TABLE webhook.attempt ATTACH PARTITION webhook_internal.attempt_0 FOR VALUES IN (0);
+ALTER TABLE webhook_internal.attempt_0
+    DROP CONSTRAINT attempt_0_slot,
+    ALTER slot SET DEFAULT webhook_internal.current_attempt_slot();
+DO $$
+BEGIN
+    FOR s IN 1..3 LOOP
+        EXECUTE format('CREATE TABLE webhook_internal.attempt_%s PARTITION OF webhook.attempt'
+                       ' (PRIMARY KEY (delivery_id, attempt_no)) FOR VALUES IN (%s)', s, s);
+        EXECUTE format('COMMENT ON TABLE webhook_internal.attempt_%s IS %L',
+                       s, format('slot %s of webhook.attempt', s));
+        EXECUTE format('ALTER TABLE webhook_internal.attempt_%s ENABLE ROW LEVEL SECURITY', s);
+    END LOOP;
+    FOR s IN 0..3 LOOP
+        PERFORM pg_catalog.pg_extension_config_dump(
+            format('webhook_internal.attempt_%s', s)::regclass,
+            format('WHERE EXISTS (SELECT 1 FROM webhook.delivery d'
+                   ' WHERE d.id = attempt_%s.delivery_id AND d.state IN (''pending'', ''failed''))', s));
+    END LOOP;
+END
+$$;
+COMMENT ON TABLE webhook.attempt IS 'one HTTP request of a delivery';
+ALTER TABLE webhook.attempt ENABLE ROW LEVEL SECURITY;
+
+-- A deleted delivery no longer takes its attempts (src/sql/code/10_cascade.sql).
+-- Last: dropping the trigger locks webhook.delivery, and the capture
+-- trigger's writes wait for it until the update commits.
+DROP TRIGGER deliveries_deleted ON webhook.delivery;
