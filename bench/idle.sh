@@ -8,9 +8,12 @@
 # baseline), then 1,000, 10,000 and 100,000 hooks in all (spread evenly
 # over them, 20 event-type patterns each that no event matches: nothing to
 # send; written directly, as bench/neighbours.sh does), in turn in each
-# run.  The cluster runs with synchronous_commit off (the writer is
-# CPU-bound; the worker's own commits are asynchronous anyway).  Every
-# batch and every writer run starts from an empty queue after a CHECKPOINT.
+# run, each run starting one count further.  The cluster runs with
+# synchronous_commit off (the writer is CPU-bound; the worker's own
+# commits are asynchronous anyway).  Every batch and every writer run
+# starts from an empty queue after a CHECKPOINT; a batch is timed until
+# none of it is left, or for two minutes at most (the rate is then of
+# those sent).
 # Prints each figure, the medians, and each median's ratio to the
 # baseline's median of the same run.
 #
@@ -97,8 +100,12 @@ write() {
         awk '/^tps/ {print $3}'
 }
 
+# each run takes the counts in another order (rotated by one), so that no
+# count is always measured first, or after the largest
+cases=(0 $counts)
 for i in $(seq "$runs"); do
-    for n in 0 $counts; do
+    for c in $(seq 0 $((${#cases[@]} - 1))); do
+        n=${cases[$(( (c + i - 1) % ${#cases[@]} ))]}
         idle_hooks "$n"
         echo "delivery$n $(deliver)" | tee -a "$BENCH_DIR/results"
         echo "writer$n $(write)" | tee -a "$BENCH_DIR/results"

@@ -5,8 +5,9 @@
 # bench/delivery.sh), the events spread over R resources (resource
 # 'order', resource_id g % R: with R = 1,000 and N = 20,000, 1,000 orders
 # each changed 20 times), with the hook's ordered = 'none', then 'resource'
-# for each R asked, alternated in each run by update_hook().  Prints each
-# rate, the medians and each median's ratio to the median of 'none'.  (The
+# for each R asked, alternated in each run by update_hook().  A batch is
+# timed until none of it is left, or for two minutes at most (the rate is
+# then of those sent).  Prints each rate, the medians and each median's ratio to the median of 'none'.  (The
 # writer's path is the same for an ordered hook: capture.c and enqueue.c
 # never read ordered, so it is not measured here.)
 #
