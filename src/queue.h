@@ -53,7 +53,7 @@ typedef struct QueueHeld
 	bool		with_ordered;	/* whether to claim for ordered hooks too */
 	int			n_only_hooks;
 	Datum	   *only_hooks;		/* int8: the unordered hooks to look at; NULL
-								 * for every one */
+								 * for every one with a delivery due */
 } QueueHeld;
 
 extern void queue_set_partition(int index, int n_workers);

@@ -374,7 +374,9 @@ unhold(Attempt *req)
  * work: those that commits named since the last claim (their news,
  * shmem.c), those with retries due (retry_hooks), those whose requests the
  * worker holds, and the "recent" ones: named, claimed from or let go in
- * the last RECENT_MS.  It looks at every hook (a full look) once every
+ * the last RECENT_MS.  It looks at every hook with a delivery due (a full
+ * look, which finds those in the due index itself: one probe per hook with
+ * unfinished deliveries, none for the others; queue.c) once every
  * POLL_INTERVAL_MS, which finds within a second or two what nothing named
  * (a hook enabled again, retries scheduled by another worker, a due time an
  * admin wrote); and sooner, but never within FULL_LOOK_MIN_MS of the last,
@@ -424,9 +426,10 @@ forget_old_recent_hooks(TimestampTz now)
 }
 
 /*
- * The hooks this claim looks at, into h: every one (NULL), at a full look,
- * or those that may have work.  Either way the hooks whose retries are due
- * become recent, and the next retry of the others is waited for.
+ * The hooks this claim looks at, into h: every one with a delivery due
+ * (NULL), at a full look, or those that may have work.  Either way the
+ * hooks whose retries are due become recent, and the next retry of the
+ * others is waited for.
  */
 static void
 hooks_to_look_at(QueueHeld *h, TimestampTz now)
