@@ -75,20 +75,7 @@ deliver() {
     bench_psql -c "TRUNCATE orders_watched, webhook.event, webhook.delivery, webhook.attempt" \
         -c "SELECT count(webhook.emit('ORDER_CREATE', jsonb_build_object('orderId', g, 'total', 12.5)))
               FROM generate_series(1, $events) g" >/dev/null
-    bench_psql -c "CHECKPOINT" -c "ALTER SYSTEM SET webhook.enabled = on" >/dev/null
-    local start end left
-    start=$(date +%s.%N)
-    bench_psql -c "SELECT pg_reload_conf()" >/dev/null
-    # until none is left, or for two minutes at most: the rate of those sent
-    local until=$((SECONDS + 120))
-    while :; do
-        left=$(bench_psql -c "SELECT count(*) FROM webhook.delivery WHERE state <> 'succeeded'")
-        [ "$left" = 0 ] || [ "$SECONDS" -ge "$until" ] && break
-        sleep 0.05
-    done
-    end=$(date +%s.%N)
-    [ "$left" = 0 ] || echo "($left deliveries left after two minutes)" >&2
-    echo "$events $left $start $end" | awk '{printf "%.0f", ($1 - $2) / ($4 - $3)}'
+    bench_drain_rate "$events"
 }
 
 # the writer's TPS for $secs seconds, sending paused, from an empty queue

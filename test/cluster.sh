@@ -154,6 +154,26 @@ bench_batch_rate() {
     echo "$1 $start $end" | awk '{printf "%.0f", $1 / ($3 - $2)}'
 }
 
+# With sending paused and $1 events queued: resume sending and print the
+# rate (req/s) at which they are delivered, waiting until none is left, or
+# two minutes at most (the rate of those sent then, and a word on stderr).
+bench_drain_rate() {
+    local events=$1 start end left until
+    bench_psql -c "CHECKPOINT" -c "ALTER SYSTEM SET webhook.enabled = on" >/dev/null
+    start=$(date +%s.%N)
+    bench_psql -c "SELECT pg_reload_conf()" >/dev/null
+    # until none is left, or for two minutes at most: the rate of those sent
+    until=$((SECONDS + 120))
+    while :; do
+        left=$(bench_psql -c "SELECT count(*) FROM webhook.delivery WHERE state <> 'succeeded'")
+        [ "$left" = 0 ] || [ "$SECONDS" -ge "$until" ] && break
+        sleep 0.05
+    done
+    end=$(date +%s.%N)
+    [ "$left" = 0 ] || echo "($left deliveries left after two minutes)" >&2
+    echo "$events $left $start $end" | awk '{printf "%.0f", ($1 - $2) / ($4 - $3)}'
+}
+
 bench_psql() {
     as_pg "$BENCH_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$BENCH_DIR" -p "$BENCH_PORT" bench "$@"
 }
