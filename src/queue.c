@@ -423,21 +423,40 @@ id ", coalesce('HTTP ' || " status ", " error ", 'no answer'))"
 /* the parameters of record_sql: an array per column of r */
 #define RECORD_ARGS 12
 
+/*
+ * The batch r (the parameters, one array per column), with each row's
+ * delivery d: only a delivery whose attempt it is, so that none is recorded
+ * twice.
+ */
+#define RECORD_INPUT \
+"ROWS FROM (pg_catalog.unnest($1::bigint[]), pg_catalog.unnest($2::integer[])," \
+"                      pg_catalog.unnest($3::timestamptz[]), pg_catalog.unnest($4::float8[])," \
+"                      pg_catalog.unnest($5::text[]), pg_catalog.unnest($6::integer[])," \
+"                      pg_catalog.unnest($7::text[]), pg_catalog.unnest($8::text[])," \
+"                      pg_catalog.unnest($9::text[]), pg_catalog.unnest($10::float8[])," \
+"                      pg_catalog.unnest($11::boolean[]), pg_catalog.unnest($12::boolean[]))" \
+"           AS r(delivery_id, attempt_no, started_at, duration_ms, url, status," \
+"                response_headers, response_body, error, retry_after, timed_out, final)" \
+"      JOIN webhook.delivery d ON d.id = r.delivery_id" \
+"                             AND d.attempts = r.attempt_no - 1"
+
+/* The batch's attempts, into the current slot (one read of it). */
+#define INSERT_ATTEMPTS \
+"    INSERT INTO webhook.attempt (delivery_id, attempt_no, started_at, duration_ms," \
+"                                 url, status_code, response_headers, response_body, error," \
+"                                 slot)" \
+"    SELECT delivery_id, attempt_no, started_at, duration_ms, url, status," \
+"           response_headers::jsonb, response_body, error," \
+"           (SELECT s.slot FROM webhook_internal.attempt_slot s" \
+"             WHERE s.current_from IS NOT NULL AND s.current_until IS NULL)" \
+"      FROM r"
+
 static const char *record_sql =
 "WITH input AS ("
 "    SELECT r.*, d.hook_id, h.retry_schedule,"
 "           (NOT h.active AND h.disabled_reason = '" GONE_REASON "')"
 "           OR pg_catalog.bool_or(r.status = 410) OVER (PARTITION BY d.hook_id) AS hook_gone"
-"      FROM ROWS FROM (pg_catalog.unnest($1::bigint[]), pg_catalog.unnest($2::integer[]),"
-"                      pg_catalog.unnest($3::timestamptz[]), pg_catalog.unnest($4::float8[]),"
-"                      pg_catalog.unnest($5::text[]), pg_catalog.unnest($6::integer[]),"
-"                      pg_catalog.unnest($7::text[]), pg_catalog.unnest($8::text[]),"
-"                      pg_catalog.unnest($9::text[]), pg_catalog.unnest($10::float8[]),"
-"                      pg_catalog.unnest($11::boolean[]), pg_catalog.unnest($12::boolean[]))"
-"           AS r(delivery_id, attempt_no, started_at, duration_ms, url, status,"
-"                response_headers, response_body, error, retry_after, timed_out, final)"
-"      JOIN webhook.delivery d ON d.id = r.delivery_id"
-"                             AND d.attempts = r.attempt_no - 1"
+"      FROM " RECORD_INPUT
 "      JOIN webhook.hook h ON h.id = d.hook_id"
 "), r AS ("
 "    SELECT input.*,"
@@ -449,15 +468,7 @@ static const char *record_sql =
 "                ELSE 'failed' END AS new_state,"
 "           input.retry_schedule[input.attempt_no] AS step"
 "      FROM input"
-"), attempts AS ("
-"    INSERT INTO webhook.attempt (delivery_id, attempt_no, started_at, duration_ms,"
-"                                 url, status_code, response_headers, response_body, error,"
-"                                 slot)"
-"    SELECT delivery_id, attempt_no, started_at, duration_ms, url, status,"
-"           response_headers::jsonb, response_body, error,"
-"           (SELECT s.slot FROM webhook_internal.attempt_slot s"
-"             WHERE s.current_from IS NOT NULL AND s.current_until IS NULL)"
-"      FROM r"
+"), attempts AS (" INSERT_ATTEMPTS
 "), deliveries AS ("
 "    UPDATE webhook.delivery d"
 "       SET state = r.new_state,"
@@ -513,6 +524,35 @@ COUNT_BATCH
 ")"
 "SELECT x.hook_id, pg_catalog.min(x.next_attempt_at) FROM deliveries x"
 " WHERE x.state = 'failed' GROUP BY x.hook_id";
+
+/*
+ * The same for a batch whose every attempt was answered with a 2xx, the
+ * usual one: each delivery succeeded, no hook is disabled or paused, and a
+ * health update only ends a run of failures (a hook a 410 disabled is left
+ * as it is, as above).  Without the other updates, the window over the
+ * batch and the retry schedules, it costs two thirds of record_sql (64
+ * successes, measured alone); it returns no retry.
+ */
+static const char *record_succeeded_sql =
+"WITH r AS ("
+"    SELECT r.*, d.hook_id, 'succeeded' AS new_state"
+"      FROM " RECORD_INPUT
+"), attempts AS (" INSERT_ATTEMPTS
+"), deliveries AS ("
+"    UPDATE webhook.delivery d"
+"       SET state = 'succeeded', attempts = r.attempt_no, last_status = r.status,"
+"           last_error = r.error, finished_at = pg_catalog.now()"
+"      FROM r WHERE d.id = r.delivery_id"
+"), health AS ("
+"    UPDATE webhook.hook h"
+"       SET failing_since = NULL, failing_deaths = 0, last_death_at = NULL"
+"     WHERE h.id IN (SELECT r.hook_id FROM r) AND h.failing_since IS NOT NULL"
+"       AND NOT (NOT h.active AND h.disabled_reason = '" GONE_REASON "')"
+"       AND " HOOK_NOT_HELD("h.id")
+"), counted AS ("
+COUNT_BATCH
+")"
+"SELECT NULL::bigint, NULL::timestamptz WHERE false";
 
 /*
  * After a 410: the other deliveries of the hooks of these deliveries are
@@ -592,6 +632,7 @@ static uint64 n_claims = 0;
 static SPIPlanPtr claim_plan = NULL;
 static SPIPlanPtr prepared_plan = NULL;
 static SPIPlanPtr record_plan = NULL;
+static SPIPlanPtr record_succeeded_plan = NULL;
 static SPIPlanPtr cancel_plan = NULL;
 static SPIPlanPtr expire_plan = NULL;
 static SPIPlanPtr gone_plan = NULL;
@@ -956,8 +997,9 @@ queue_expire_secrets(void)
 }
 
 /*
- * Record the outcome of the n attempts reqs, and move their deliveries on.
- * After a 410 the hook's other deliveries are cancelled, but for the n_sent
+ * Record the outcome of the n attempts reqs, and move their deliveries on
+ * (record_succeeded_sql when every one was answered with a 2xx, else
+ * record_sql).  After a 410 the hook's other deliveries are cancelled, but for the n_sent
  * of sent_ids, being sent.  The attempts are left as they are; the caller
  * frees them.  Sets *retries (in the caller's memory context) to when the
  * earliest retry it scheduled for each hook is due, and returns how many.
@@ -979,6 +1021,7 @@ queue_record(Attempt **reqs, int n, Datum *sent_ids, int n_sent, QueueRetry **re
 	Datum		values[RECORD_ARGS];
 	Datum	   *gone = palloc(sizeof(Datum) * n);
 	int			n_gone = 0;
+	bool		all_succeeded = true;
 	int			i;
 	int			c;
 	bool		isnull;
@@ -1016,13 +1059,18 @@ queue_record(Attempt **reqs, int n, Datum *sent_ids, int n_sent, QueueRetry **re
 		cols[11][i] = BoolGetDatum(req->final);
 		if (req->status == 410)
 			gone[n_gone++] = Int64GetDatum(req->delivery_id);
+		if (req->status < 200 || req->status > 299)
+			all_succeeded = false;
 	}
 
 	spi_connect_checked();
 	for (c = 0; c < RECORD_ARGS; c++)
 		values[c] = array_of(cols[c], nulls[c], n, types[c]);
-	spi_check(SPI_execute_plan(spi_kept_plan(&record_plan, record_sql, RECORD_ARGS,
-											 array_types, 0),
+	spi_check(SPI_execute_plan(all_succeeded
+							   ? spi_kept_plan(&record_succeeded_plan, record_succeeded_sql,
+											   RECORD_ARGS, array_types, 0)
+							   : spi_kept_plan(&record_plan, record_sql, RECORD_ARGS,
+											   array_types, 0),
 							   values, NULL, false, 0),
 			  SPI_OK_SELECT, false, "recording attempts");
 	n_retries = (int) SPI_processed;
