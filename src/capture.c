@@ -1169,7 +1169,8 @@ webhook_wait_for_writers(PG_FUNCTION_ARGS)
  * first, as pending deliveries, each due a microsecond after the one
  * before (so that they are claimed in event order), from the statement's
  * start: after the transaction took its id, as every new delivery
- * (src/queue.c, floors).
+ * (src/queue.c, floors).  An event that names the hook among its hook_ids
+ * and is not spilled yet is the spill's to make (webhook_internal.spill()).
  */
 static const char *queue_from_log_sql =
 "INSERT INTO webhook.delivery (event_id, hook_id, next_attempt_at)"
@@ -1184,6 +1185,13 @@ static const char *queue_from_log_sql =
 "                             WHERE d.event_id OPERATOR(pg_catalog.=) e.id"
 "                               AND d.hook_id OPERATOR(pg_catalog.=) $1"
 "                               AND (NOT $7 OR d.state IN ('pending', 'failed')))"
+"            AND NOT (e.txid IS NOT NULL AND $1 OPERATOR(pg_catalog.=) ANY (e.hook_ids)"
+"                     AND EXISTS (SELECT FROM webhook_internal.spill_position p"
+"                                  WHERE e.id OPERATOR(pg_catalog.>) p.last_id"
+"                                     OR (e.txid OPERATOR(pg_catalog.>=)"
+"                                             pg_catalog.pg_snapshot_xmin(p.snapshot)"
+"                                         AND NOT pg_catalog.pg_visible_in_snapshot(e.txid,"
+"                                                                         p.snapshot))))"
 "            AND webhook_internal.hook_wants($1, $3, $4, e.event_type, e.payload)) o"
 "  ORDER BY o.id";
 

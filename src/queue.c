@@ -636,6 +636,7 @@ static SPIPlanPtr record_succeeded_plan = NULL;
 static SPIPlanPtr cancel_plan = NULL;
 static SPIPlanPtr expire_plan = NULL;
 static SPIPlanPtr gone_plan = NULL;
+static SPIPlanPtr spill_plan = NULL;
 
 /*
  * When the oldest transaction of this database that holds a transaction id
@@ -954,6 +955,35 @@ queue_hooks_gone(Datum *hook_ids, int n, int64 **gone)
 	n_gone = (int) SPI_processed;
 	SPI_finish();
 	return n_gone;
+}
+
+/*
+ * Spill the log: the events committed since the last spill become pending
+ * deliveries (webhook_internal.spill(), src/sql/code/50_queue.sql).  Sets
+ * *hooks (in the caller's memory context) to the hooks that got some and
+ * returns how many; none when another spill is under way.
+ */
+int
+queue_spill(Datum **hooks)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	SPIPlanPtr	plan;
+	Datum		spilled;
+	Datum	   *elems;
+	bool		isnull;
+	int			n;
+
+	spi_connect_checked();
+	plan = spi_kept_plan(&spill_plan, "SELECT webhook_internal.spill()", 0, NULL, 0);
+	spi_check(SPI_execute_plan(plan, NULL, NULL, false, 1), SPI_OK_SELECT,
+			  false, "spilling the log");
+	spilled = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	deconstruct_array(DatumGetArrayTypeP(spilled), INT8OID, sizeof(int64),
+					  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &elems, NULL, &n);
+	*hooks = MemoryContextAlloc(cxt, sizeof(Datum) * Max(1, n));
+	memcpy(*hooks, elems, sizeof(Datum) * n);
+	SPI_finish();
+	return n;
 }
 
 /*

@@ -12,7 +12,9 @@
  * The loop (webhook_worker_main), every turn, one named step after another:
  *	1. reload_configuration(): after a SIGHUP;
  *	2. record_and_claim(): in one short transaction, record the attempts
- *	   that finished and claim due deliveries within what it may hold, if
+ *	   that finished, spill the log (the events committed since become
+ *	   deliveries: webhook_internal.spill(); not while sending is paused)
+ *	   and claim due deliveries within what it may hold, if
  *	   woken (a committed transaction enqueued work), if room was just
  *	   freed, if the last claim was full (a backlog), when a retry it
  *	   scheduled comes due, or once a second (retries others made due: a
@@ -1085,8 +1087,27 @@ drop_waiting_of_gone_hooks(void)
 }
 
 /*
+ * The log's events committed since the last spill become deliveries; their
+ * hooks are looked at by this claim, and the other workers' are woken at
+ * commit.  Caller is in a transaction.
+ */
+static void
+spill_log(void)
+{
+	Datum	   *hooks;
+	int			n = queue_spill(&hooks);
+	int			i;
+
+	for (i = 0; i < n; i++)
+		note_recent_hook(DatumGetInt64(hooks[i]));
+	if (n > 0 && webhook_workers > 1)
+		webhook_wake_at_commit_for(hooks, n);
+}
+
+/*
  * One short transaction with the queue: record the finished attempts, and
- * claim up to limit more deliveries when limit > 0.  Returns how many were
+ * spill the log and claim up to limit more deliveries when limit > 0.
+ * Returns how many were
  * claimed, or -1 when the extension is not installed or the transaction
  * failed.  On a failure (a deadlock with a user's statement, a row that
  * cannot be stored) the error is logged, nothing claimed in the failed
@@ -1130,7 +1151,10 @@ exchange(int limit)
 			if (n_done > 0)
 				record(done_array(n_done), n_done);
 			if (limit > 0)
+			{
+				spill_log();
 				claimed = claim(limit, &new_requests);
+			}
 		}
 		commit_transaction();
 	}
