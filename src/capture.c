@@ -1185,13 +1185,8 @@ static const char *queue_from_log_sql =
 "                             WHERE d.event_id OPERATOR(pg_catalog.=) e.id"
 "                               AND d.hook_id OPERATOR(pg_catalog.=) $1"
 "                               AND (NOT $7 OR d.state IN ('pending', 'failed')))"
-"            AND NOT (e.txid IS NOT NULL AND $1 OPERATOR(pg_catalog.=) ANY (e.hook_ids)"
-"                     AND EXISTS (SELECT FROM webhook_internal.spill_position p"
-"                                  WHERE e.id OPERATOR(pg_catalog.>) p.last_id"
-"                                     OR (e.txid OPERATOR(pg_catalog.>=)"
-"                                             pg_catalog.pg_snapshot_xmin(p.snapshot)"
-"                                         AND NOT pg_catalog.pg_visible_in_snapshot(e.txid,"
-"                                                                         p.snapshot))))"
+"            AND NOT ($1 OPERATOR(pg_catalog.=) ANY (e.hook_ids)"
+"                     AND " EVENT_NOT_SPILLED("e") ")"
 "            AND webhook_internal.hook_wants($1, $3, $4, e.event_type, e.payload)) o"
 "  ORDER BY o.id";
 

@@ -11,10 +11,10 @@
  *
  * The loop (webhook_worker_main), every turn, one named step after another:
  *	1. reload_configuration(): after a SIGHUP;
- *	2. record_and_claim(): in one short transaction, record the attempts
- *	   that finished, spill the log (the events committed since become
- *	   deliveries: webhook_internal.spill(); not while sending is paused)
- *	   and claim due deliveries within what it may hold, if
+ *	2. record_and_claim(): spill the log (the events committed since
+ *	   become deliveries: webhook_internal.spill(); also while sending is
+ *	   paused), then, in one short transaction, record the attempts that
+ *	   finished and claim due deliveries within what it may hold, if
  *	   woken (a committed transaction enqueued work), if room was just
  *	   freed, if the last claim was full (a backlog), when a retry it
  *	   scheduled comes due, or once a second (retries others made due: a
@@ -1086,13 +1086,18 @@ drop_waiting_of_gone_hooks(void)
 		drop_waiting_of_hook(gone[i]);
 }
 
+static bool run_chore(const char *activity, void (*chore) (void *arg), void *arg);
+
 /*
- * The log's events committed since the last spill become deliveries; their
- * hooks are looked at by this claim, and the other workers' are woken at
- * commit.  Caller is in a transaction.
+ * The chore of the spill: the log's events committed since the last spill
+ * become deliveries, in a transaction before the claim's, so that they are
+ * due by the time the claim's begins; their hooks are looked at by the
+ * claim, and the other workers' are woken at commit.  A spill that fails
+ * (an admin's constraint on webhook.delivery, say) is logged and stops
+ * nothing else: what was spilled before is still sent.
  */
 static void
-spill_log(void)
+spill_chore(void *arg)
 {
 	Datum	   *hooks;
 	int			n = queue_spill(&hooks);
@@ -1105,9 +1110,9 @@ spill_log(void)
 }
 
 /*
- * One short transaction with the queue: record the finished attempts, and
- * spill the log and claim up to limit more deliveries when limit > 0.
- * Returns how many were
+ * Spill the log first when spill is true, then one short transaction with
+ * the queue: record the finished attempts, and claim up to limit more
+ * deliveries when limit > 0.  Returns how many were
  * claimed, or -1 when the extension is not installed or the transaction
  * failed.  On a failure (a deadlock with a user's statement, a row that
  * cannot be stored) the error is logged, nothing claimed in the failed
@@ -1115,7 +1120,7 @@ spill_log(void)
  * if even that fails they are kept for a later turn, after a pause.
  */
 static int
-exchange(int limit)
+exchange(int limit, bool spill)
 {
 	volatile int claimed = 0;
 	volatile bool failed = false;
@@ -1133,6 +1138,8 @@ exchange(int limit)
 			full_look_at = TimestampTzPlusMilliseconds(last_full_look, FULL_LOOK_MIN_MS);
 		}
 	}
+	if (spill && catalog_current)
+		(void) run_chore("spilling the log", spill_chore, NULL);
 	/* finished requests no longer count against their transports */
 	n_done = count_done(-1);
 	PG_TRY();
@@ -1151,10 +1158,7 @@ exchange(int limit)
 			if (n_done > 0)
 				record(done_array(n_done), n_done);
 			if (limit > 0)
-			{
-				spill_log();
 				claimed = claim(limit, &new_requests);
-			}
 		}
 		commit_transaction();
 	}
@@ -1514,16 +1518,19 @@ record_and_claim(void)
 	int			capacity = QUEUE_HOLD_FACTOR * webhook_max_in_flight;
 	int			n_busy = http_in_flight() + n_waiting;
 	int			limit = 0;
+	bool		spill;
 	long		record_wait_ms;
 	int			claimed;
 
 	if (claim_due && webhook_enabled &&
 		capacity - n_busy >= (backlog ? Max(1, capacity / 4) : 1))
 		limit = Min(capacity - n_busy, webhook_batch_size);
-	if (limit == 0 && !record_due(backlog, &record_wait_ms))
+	/* before a claim; while sending is paused, when a claim would be due */
+	spill = limit > 0 || (claim_due && !webhook_enabled);
+	if (!spill && !record_due(backlog, &record_wait_ms))
 		return;
 
-	claimed = exchange(limit);
+	claimed = exchange(limit, spill);
 	if (extension_gone)
 	{
 		ereport(LOG,

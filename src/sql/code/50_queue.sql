@@ -96,6 +96,11 @@ COMMENT ON FUNCTION webhook_internal.rendered_bytes(jsonb, bigint) IS
 -- the transaction of every event it can see (txid NULL), once, so that no
 -- foreign id is ever compared with this cluster's snapshots.
 --
+-- A delivery of the event to the hook that exists already is not made
+-- again: a spill under way while a dump is restored (the delivery rows come
+-- before the events, the position after them) makes none of the restored
+-- deliveries twice.
+--
 -- Returns the hooks that got deliveries: the worker wakes theirs.
 -- READ COMMITTED callers only (each statement its own snapshot); in a
 -- transaction with a snapshot of its own, nothing is spilled.
@@ -126,6 +131,9 @@ BEGIN
         RETURN '{}';
     END IF;
     SELECT c.system_identifier INTO here FROM pg_catalog.pg_control_system() c;
+    -- the deliveries are due when inserted, after this transaction took its
+    -- id (src/queue.c, floors)
+    PERFORM pg_catalog.pg_current_xact_id();
     WITH spilled AS (
         SELECT e.id, e.hook_ids FROM webhook.event e
          WHERE e.txid IS NOT NULL
@@ -138,6 +146,8 @@ BEGIN
           FROM spilled s
           CROSS JOIN LATERAL pg_catalog.unnest(s.hook_ids) AS u(hook_id)
           JOIN webhook.hook h ON h.id = u.hook_id
+         WHERE NOT EXISTS (SELECT FROM webhook.delivery d
+                            WHERE d.event_id = s.id AND d.hook_id = h.id)
          ORDER BY s.id
         RETURNING hook_id
     ), forgotten AS (
