@@ -468,16 +468,16 @@ Datum
 enqueue_event(const NewEvent *event, const Datum *hook_ids, int n_hooks)
 {
 	Relation	event_rel = open_queue_table(&event_table);
-	Relation	delivery_rel = open_queue_table(&delivery_table);
+	bool		log = event_rel != NULL ? event_table.log : event_has_log_columns();
+	Relation	delivery_rel = log ? NULL : open_queue_table(&delivery_table);
 	Datum		uid;
 
-	if (event_rel != NULL && delivery_rel != NULL &&
-		event_table.direct && delivery_table.direct)
+	/* into the log, webhook.delivery is neither written nor locked */
+	if (event_rel != NULL && event_table.direct &&
+		(log || (delivery_rel != NULL && delivery_table.direct)))
 		uid = enqueue_directly(event, hook_ids, n_hooks, event_rel, delivery_rel);
 	else
-		uid = enqueue_by_statement(event, hook_ids, n_hooks,
-								   event_rel != NULL ? event_table.log
-								   : event_has_log_columns());
+		uid = enqueue_by_statement(event, hook_ids, n_hooks, log);
 	if (delivery_rel != NULL)
 		table_close(delivery_rel, NoLock);
 	if (event_rel != NULL)

@@ -143,19 +143,22 @@ CREATE INDEX event_txid_idx ON webhook.event (txid) WHERE txid IS NOT NULL;
 -- How far the spill (webhook_internal.spill()) has made the log's events
 -- into deliveries, as PgQ's ticks: every event of a transaction the
 -- snapshot shows committed, and of an id up to last_id, was spilled; the
--- others were not.  One row, locked by the spill that moves it; pg_dump
--- keeps it with the events not yet spilled, and a restore adds it to the
--- one the extension's script made: the spill keeps the row with the
--- largest last_id.  system_identifier tells a restore into another
--- cluster, whose transaction ids the snapshot's are not.
+-- others were not.  One row, locked by the spill that moves it, which
+-- writes there the cluster and the database it spilled in; pg_dump keeps
+-- it with the events not yet spilled, and a restore adds it to the one the
+-- extension's script made: the spill then goes by the restored one
+-- (another database's, or another cluster's, whose transaction ids the
+-- snapshot's are not).
 CREATE TABLE webhook_internal.spill_position (
     snapshot           pg_snapshot NOT NULL,
     last_id            bigint NOT NULL,
-    system_identifier  bigint NOT NULL
+    system_identifier  bigint NOT NULL,
+    database           oid NOT NULL
 );
 INSERT INTO webhook_internal.spill_position
-SELECT pg_catalog.pg_current_snapshot(), 0, c.system_identifier
-  FROM pg_catalog.pg_control_system() c;
+SELECT pg_catalog.pg_current_snapshot(), 0, c.system_identifier, d.oid
+  FROM pg_catalog.pg_control_system() c, pg_catalog.pg_database d
+ WHERE d.datname = pg_catalog.current_database();
 COMMENT ON TABLE webhook_internal.spill_position IS
     'how far the spill has made the log''s events into deliveries';
 
@@ -296,7 +299,7 @@ SELECT pg_catalog.pg_extension_config_dump('webhook.event',
     ' OR event.id > (SELECT min(h.disabled_at_event) FROM webhook.hook h WHERE NOT h.active)'
     ' OR EXISTS (SELECT 1 FROM webhook_internal.spill_position p WHERE event.txid IS NOT NULL'
     ' AND (event.id > p.last_id OR (event.txid >= pg_catalog.pg_snapshot_xmin(p.snapshot)'
-    ' AND NOT pg_catalog.pg_visible_in_snapshot(event.txid, p.snapshot)))))');
+    ' AND NOT pg_catalog.pg_visible_in_snapshot(event.txid, p.snapshot))))');
 SELECT pg_catalog.pg_extension_config_dump('webhook_internal.spill_position', '');
 SELECT pg_catalog.pg_extension_config_dump('webhook.event_id_seq', '');
 

@@ -88,9 +88,11 @@ COMMENT ON FUNCTION webhook_internal.rendered_bytes(jsonb, bigint) IS
 -- One spill at a time: the position's row is locked, and a spill that
 -- finds it locked (another is under way) does nothing, or, with wait,
 -- waits for it and then spills what is left (tests, and whoever must see
--- the deliveries of what committed before).  A restore leaves
--- two rows, the script's and the dumped one: the one with the largest
--- last_id is kept.  After a restore into another cluster, whose
+-- the deliveries of what committed before).  A restore leaves two rows,
+-- the script's (which a spill during the restore may have moved past
+-- events whose hooks were not restored yet) and the dumped one, another
+-- database's: the dumped one is kept (of several, the one with the
+-- largest last_id).  After a restore into another cluster, whose
 -- transaction ids the restored events' and the position's are not, the
 -- first spill makes what the dumped position says is left, then forgets
 -- the transaction of every event it can see (txid NULL), once, so that no
@@ -109,16 +111,22 @@ CREATE OR REPLACE FUNCTION webhook_internal.spill(wait boolean DEFAULT false) RE
 DECLARE
     p record;
     here bigint;
+    db oid;
     hooks bigint[];
 BEGIN
     IF pg_catalog.current_setting('transaction_isolation') <> 'read committed' THEN
         RETURN '{}';
     END IF;
+    SELECT c.system_identifier INTO here FROM pg_catalog.pg_control_system() c;
+    SELECT d.oid INTO db FROM pg_catalog.pg_database d
+     WHERE d.datname = pg_catalog.current_database();
     IF (SELECT pg_catalog.count(*) FROM webhook_internal.spill_position) > 1 THEN
         LOCK TABLE webhook_internal.spill_position IN SHARE ROW EXCLUSIVE MODE;
         DELETE FROM webhook_internal.spill_position x
          WHERE x.ctid <> (SELECT y.ctid FROM webhook_internal.spill_position y
-                           ORDER BY y.last_id DESC LIMIT 1);
+                           ORDER BY (y.system_identifier, y.database) = (here, db),
+                                    y.last_id DESC
+                           LIMIT 1);
     END IF;
     IF wait THEN
         SELECT x.ctid, x.snapshot, x.last_id, x.system_identifier INTO p
@@ -130,7 +138,6 @@ BEGIN
     IF NOT FOUND THEN
         RETURN '{}';
     END IF;
-    SELECT c.system_identifier INTO here FROM pg_catalog.pg_control_system() c;
     -- the deliveries are due when inserted, after this transaction took its
     -- id (src/queue.c, floors)
     PERFORM pg_catalog.pg_current_xact_id();
@@ -158,7 +165,7 @@ BEGIN
            SET snapshot = pg_catalog.pg_current_snapshot(),
                last_id = GREATEST(x.last_id,
                                   coalesce((SELECT pg_catalog.max(e.id) FROM webhook.event e), 0)),
-               system_identifier = here
+               system_identifier = here, database = db
          WHERE x.ctid = p.ctid
     )
     SELECT pg_catalog.array_agg(DISTINCT m.hook_id) INTO hooks FROM made m;

@@ -24,12 +24,14 @@ CREATE INDEX event_txid_idx ON webhook.event (txid) WHERE txid IS NOT NULL;
 CREATE TABLE webhook_internal.spill_position (
     snapshot           pg_snapshot NOT NULL,
     last_id            bigint NOT NULL,
-    system_identifier  bigint NOT NULL
+    system_identifier  bigint NOT NULL,
+    database           oid NOT NULL
 );
 INSERT INTO webhook_internal.spill_position
 SELECT pg_catalog.pg_current_snapshot(), coalesce((SELECT max(e.id) FROM webhook.event e), 0),
-       c.system_identifier
-  FROM pg_catalog.pg_control_system() c;
+       c.system_identifier, d.oid
+  FROM pg_catalog.pg_control_system() c, pg_catalog.pg_database d
+ WHERE d.datname = pg_catalog.current_database();
 COMMENT ON TABLE webhook_internal.spill_position IS
     'how far the spill has made the log''s events into deliveries';
 SELECT pg_catalog.pg_extension_config_dump('webhook.event',
@@ -38,7 +40,7 @@ SELECT pg_catalog.pg_extension_config_dump('webhook.event',
     ' OR event.id > (SELECT min(h.disabled_at_event) FROM webhook.hook h WHERE NOT h.active)'
     ' OR EXISTS (SELECT 1 FROM webhook_internal.spill_position p WHERE event.txid IS NOT NULL'
     ' AND (event.id > p.last_id OR (event.txid >= pg_catalog.pg_snapshot_xmin(p.snapshot)'
-    ' AND NOT pg_catalog.pg_visible_in_snapshot(event.txid, p.snapshot)))))');
+    ' AND NOT pg_catalog.pg_visible_in_snapshot(event.txid, p.snapshot))))');
 SELECT pg_catalog.pg_extension_config_dump('webhook_internal.spill_position', '');
 
 -- A hook keeps its place in the log while inactive: the id of the log's
