@@ -696,12 +696,12 @@ class Cluster:
 
 class Session:
     """A psql session of the cluster kept open on stdin, for a transaction
-    left open while the test goes on."""
+    left open while the test goes on (in database db, or the cluster's)."""
 
-    def __init__(self, cluster):
+    def __init__(self, cluster, db=None):
         self.p = subprocess.Popen(
             [cluster._bin('psql'), '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', cluster.sockdir,
-             '-p', str(cluster.port), '-d', cluster.dbname],
+             '-p', str(cluster.port), '-d', db or cluster.dbname],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             env=cluster._env(), text=True)
 
