@@ -6,15 +6,29 @@
  *	  the extension is installed.
  *
  * The launcher connects to no database: it reads the shared catalog
- * pg_database, as the autovacuum launcher does.  It cannot see which
- * databases have the extension, so it probes: for a database without a
- * running worker it starts worker 0, which exits at once (and cleanly) when
- * the extension is not there, and otherwise takes its slot (shmem.c) and
- * wakes the launcher, which then starts the database's other workers.  A
- * database without the extension is probed again every LAUNCHER_NAP_MS, or
- * at once when a CREATE EXTENSION commits anywhere (its install script
- * wakes the launcher).  A database that was served and lost its workers
- * (its extension was dropped, say) is probed at once, and then as any other.
+ * pg_database, as the autovacuum launcher does, and leaves alone the
+ * databases that accept no connections (or are templates, or not named by
+ * webhook.database_name).  It cannot see which databases have the
+ * extension, so it probes: for a database without a running worker it
+ * starts worker 0, which exits at once (and cleanly) when the extension is
+ * not there, and otherwise takes its slot (shmem.c) and wakes the launcher,
+ * which then starts the database's other workers.  A database without the
+ * extension is probed again every LAUNCHER_NAP_MS, or at once when a CREATE
+ * EXTENSION commits anywhere (its install script wakes the launcher), or an
+ * ALTER DATABASE that may let it be served (ALLOW_CONNECTIONS true,
+ * IS_TEMPLATE false: pause.c).  A database that was served and lost its
+ * workers (its extension was dropped, say) is probed at once, and then as
+ * any other.
+ *
+ * A probe that exits cleanly without taking its slot says so first
+ * (shmem.c): the database has no extension, or is not to be served now.
+ * One that dies before it can tell (a FATAL while it connects, because the
+ * database stopped accepting connections meanwhile, say, or an error, or a
+ * pg_terminate_backend) tells nothing: the database is probed again after
+ * PROBE_RETRY_MIN_MS, then after twice as long at each probe that dies so,
+ * up to LAUNCHER_NAP_MS.  A database whose probes always die costs one
+ * worker start, and its FATAL, per step; the launcher says so once, at the
+ * first step (later ones at DEBUG1).
  *
  * DROP DATABASE, and the other commands that need a database alone, would
  * fail while our workers are connected to it: they pause it first
@@ -56,12 +70,20 @@
 /* how often databases without a worker are probed for the extension */
 #define LAUNCHER_NAP_MS 60000
 
+/* the first wait before probing again after a probe that died */
+#define PROBE_RETRY_MIN_MS 1000
+
 /* What the launcher knows of a database to serve. */
 typedef struct DatabaseState
 {
 	Oid			dboid;
 	bool		serving;		/* its workers were seen running */
+	bool		probing;		/* its probe was started and not yet seen
+								 * to end */
 	TimestampTz last_probe;
+	int			retry_ms;		/* the last back-off after a probe that died,
+								 * or 0 */
+	TimestampTz retry_at;		/* when to probe again after one, or 0 */
 } DatabaseState;
 
 static DatabaseState *databases = NULL;
@@ -155,8 +177,11 @@ worker_alive(Oid dboid, int index)
 	return false;
 }
 
-/* Start worker number index of database dboid. */
-static void
+/*
+ * Start worker number index of database dboid.  Returns false, with a
+ * WARNING, when no background worker is free.
+ */
+static bool
 start_worker(Oid dboid, int index)
 {
 	BackgroundWorker worker;
@@ -187,13 +212,14 @@ start_worker(Oid dboid, int index)
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 				 errmsg("webhook launcher could not start a worker for database %u", dboid),
 				 errhint("Raise max_worker_processes.")));
-		return;
+		return false;
 	}
 	started = top_array_room(started, n_started, &max_started, sizeof(StartedWorker));
 	started[n_started].dboid = dboid;
 	started[n_started].index = index;
 	started[n_started].handle = handle;
 	n_started++;
+	return true;
 }
 
 /* The launcher's state of database dboid, made on first use. */
@@ -209,45 +235,162 @@ database_state(Oid dboid)
 							   sizeof(DatabaseState));
 	databases[n_databases].dboid = dboid;
 	databases[n_databases].serving = false;
+	databases[n_databases].probing = false;
 	databases[n_databases].last_probe = 0;
+	databases[n_databases].retry_ms = 0;
+	databases[n_databases].retry_at = 0;
 	return &databases[n_databases++];
 }
 
+/* The database's probes tell again: no back-off. */
+static void
+forget_failed_probes(DatabaseState *db)
+{
+	db->retry_ms = 0;
+	db->retry_at = 0;
+}
+
 /*
- * One round: a database to serve whose workers run gets all of them; one
- * without gets worker 0, as a probe, when it is due for one.  probe_all:
- * every database is due (a CREATE EXTENSION committed).
+ * The probe of database db died before it could tell whether the extension
+ * is there: probe it again after PROBE_RETRY_MIN_MS, or twice as long as
+ * the last time, up to LAUNCHER_NAP_MS.  Said once per run of such probes,
+ * then at DEBUG1: its FATAL is in the log already.
  */
 static void
+retry_probe_later(DatabaseState *db, TimestampTz now)
+{
+	bool		first = (db->retry_ms == 0);
+
+	db->retry_ms = first ? PROBE_RETRY_MIN_MS : Min(db->retry_ms * 2, LAUNCHER_NAP_MS);
+	db->retry_at = TimestampTzPlusMilliseconds(now, db->retry_ms);
+	ereport(first ? LOG : DEBUG1,
+			(errmsg("webhook launcher will probe database %u again in %d s",
+					db->dboid, db->retry_ms / 1000),
+			 errdetail("Its probe worker exited before it could tell whether the extension is installed there.")));
+}
+
+/*
+ * Step: see which probes have ended since the last round, in every database
+ * probed, served or not now.  A probe is over once its worker took its slot
+ * (workers run there) or is gone; gone without having answered (shmem.c)
+ * nor leaving workers behind, it died before it could tell.
+ */
+static void
+collect_probes(TimestampTz now)
+{
+	int			i;
+
+	for (i = 0; i < n_databases; i++)
+	{
+		DatabaseState *db = &databases[i];
+		bool		alive;
+		bool		answered;
+
+		if (!db->probing)
+			continue;
+		alive = worker_alive(db->dboid, 0);
+		if (alive && webhook_workers_running(db->dboid) == 0)
+			continue;			/* still looking */
+		db->probing = false;
+		answered = webhook_probe_end(db->dboid);
+		if (alive || answered || webhook_workers_running(db->dboid) > 0)
+			forget_failed_probes(db);
+		else
+			retry_probe_later(db, now);
+	}
+}
+
+/*
+ * Is database db, which has no running worker, due for a probe?  When every
+ * database is (probe_all: a CREATE EXTENSION committed, a pause ended), when
+ * its workers were seen running, when its back-off after a probe that died
+ * has passed, or else when it was not probed for LAUNCHER_NAP_MS.
+ */
+static bool
+probe_due(DatabaseState *db, bool probe_all, TimestampTz now)
+{
+	if (probe_all || db->serving)
+		return true;
+	if (db->retry_at != 0)
+		return now >= db->retry_at;
+	return TimestampDifferenceExceeds(db->last_probe, now, LAUNCHER_NAP_MS);
+}
+
+/*
+ * Probe database db: start its worker 0, recording the probe first so that
+ * the worker can answer it.  Not now when MAX_PROBES are in flight: one of
+ * them ending wakes the launcher.
+ */
+static void
+start_probe(DatabaseState *db, TimestampTz now)
+{
+	if (!webhook_probe_begin(db->dboid))
+		return;
+	db->serving = false;
+	db->last_probe = now;
+	db->retry_at = 0;
+	if (start_worker(db->dboid, 0))
+		db->probing = true;
+	else
+		(void) webhook_probe_end(db->dboid);
+}
+
+/* Start whichever workers of database db, served, are not running. */
+static void
+serve_database(DatabaseState *db)
+{
+	int			i;
+
+	db->serving = true;
+	forget_failed_probes(db);
+	for (i = 0; i < webhook_workers; i++)
+		if (!worker_alive(db->dboid, i))
+			start_worker(db->dboid, i);
+}
+
+/*
+ * One round: the probes that ended are looked at; then a database to serve
+ * whose workers run gets all of them, and one without gets worker 0, as a
+ * probe, when it is due for one.  probe_all: every database is due.
+ * Returns when the next probe after a back-off is due, or 0 for none.
+ */
+static TimestampTz
 launch_round(bool probe_all)
 {
 	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz next_retry = 0;
 	ListCell   *lc;
 
+	collect_probes(now);
 	foreach(lc, databases_to_serve())
 	{
 		Oid			dboid = lfirst_oid(lc);
 		DatabaseState *db = database_state(dboid);
-		int			i;
 
 		if (webhook_database_paused(dboid))
 			continue;
 		if (webhook_workers_running(dboid) > 0)
-		{
-			db->serving = true;
-			for (i = 0; i < webhook_workers; i++)
-				if (!worker_alive(dboid, i))
-					start_worker(dboid, i);
-		}
-		else if (!worker_alive(dboid, 0) &&
-				 (probe_all || db->serving ||
-				  TimestampDifferenceExceeds(db->last_probe, now, LAUNCHER_NAP_MS)))
-		{
-			db->serving = false;
-			db->last_probe = now;
-			start_worker(dboid, 0);
-		}
+			serve_database(db);
+		else if (!worker_alive(dboid, 0) && probe_due(db, probe_all, now))
+			start_probe(db, now);
+		if (db->retry_at > now && (next_retry == 0 || db->retry_at < next_retry))
+			next_retry = db->retry_at;
 	}
+	return next_retry;
+}
+
+/*
+ * How long the launcher may sleep after a round: LAUNCHER_NAP_MS, or until
+ * the next probe after a back-off (next_retry, 0 for none) is due.
+ */
+static long
+nap_ms(TimestampTz next_retry)
+{
+	if (next_retry == 0)
+		return LAUNCHER_NAP_MS;
+	/* rounded up, so that the next round finds it due */
+	return Min(LAUNCHER_NAP_MS,
+			   TimestampDifferenceMilliseconds(GetCurrentTimestamp(), next_retry) + 1);
 }
 
 static void
@@ -275,11 +418,13 @@ webhook_launcher_main(Datum main_arg)
 									  ALLOCSET_DEFAULT_SIZES);
 	webhook_set_launcher_latch(MyLatch);
 	before_shmem_exit(withdraw_latch, (Datum) 0);
+	webhook_probes_forget();
 	ereport(LOG, (errmsg("webhook launcher started")));
 
 	for (;;)
 	{
 		MemoryContext old;
+		TimestampTz next_retry;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -288,12 +433,12 @@ webhook_launcher_main(Datum main_arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 		old = MemoryContextSwitchTo(round_cxt);
-		launch_round(webhook_take_probe_request());
+		next_retry = launch_round(webhook_take_probe_request());
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(round_cxt);
 
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 LAUNCHER_NAP_MS, PG_WAIT_EXTENSION);
+						 nap_ms(next_retry), PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
 }

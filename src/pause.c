@@ -32,6 +32,12 @@
  * once, even from template1 when its owner runs CREATE DATABASE).  A rename or a copy that leaves a served database unserved
  * because the setting does not name it is told with a WARNING.
  *
+ * An ALTER DATABASE that may make a database one to serve again
+ * (ALLOW_CONNECTIONS true, IS_TEMPLATE false: the launcher leaves alone the
+ * others) wakes the launcher to probe every database when it commits, as a
+ * CREATE EXTENSION does, instead of leaving the database unserved until the
+ * launcher's next nap ends.
+ *
  * IDENTIFICATION
  *	  src/pause.c
  *
@@ -201,14 +207,33 @@ pause_statement_failed(int pause)
 }
 
 /*
+ * Does ALTER DATABASE stmt allow connections, or make the database no
+ * template: may the launcher serve it now, when it could not before?
+ */
+static bool
+database_may_be_served_now(AlterDatabaseStmt *stmt)
+{
+	DefElem    *allow = find_option(stmt->options, "allow_connections");
+	DefElem    *template = find_option(stmt->options, "is_template");
+
+	return (allow != NULL && defGetBoolean(allow)) ||
+		(template != NULL && !defGetBoolean(template));
+}
+
+/*
  * After a statement that succeeded: warn when it leaves a served database,
  * or the copy of one, unserved because webhook.database_name does not name
- * its new name.  stopped: how many workers the statement's pause stopped.
+ * its new name; and have the launcher look again at the databases when it
+ * commits after an ALTER DATABASE that may let it serve one.  stopped: how
+ * many workers the statement's pause stopped.
  */
 void
 pause_after_statement(Node *parsetree, int stopped)
 {
-	if (IsA(parsetree, RenameStmt) &&
+	if (IsA(parsetree, AlterDatabaseStmt) &&
+		database_may_be_served_now((AlterDatabaseStmt *) parsetree))
+		webhook_wake_launcher_at_commit();
+	else if (IsA(parsetree, RenameStmt) &&
 		((RenameStmt *) parsetree)->renameType == OBJECT_DATABASE)
 	{
 		RenameStmt *stmt = (RenameStmt *) parsetree;

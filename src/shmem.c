@@ -22,9 +22,18 @@
  * paused by several backends at once (two CREATE DATABASE from the same
  * template); each pause names its owner, who lifts it.
  *
+ * The launcher probes a database without workers by starting its worker 0
+ * (launcher.c), and records the probe here first.  A probe that leaves
+ * without taking its slot, because the database has no extension or is
+ * paused, or the worker runs already, marks its record answered before it
+ * exits; one that dies before it can tell (a FATAL while connecting, say)
+ * leaves it unanswered, and the launcher then tries again soon.  Only the
+ * launcher takes and frees records, at most MAX_PROBES of them: one per
+ * probe in flight.
+ *
  * Locking: a slot's news is written and read under its own news_lock, only
- * ever to copy ids (no system call, nothing that can fail).  Slots, pauses
- * and the launcher's latch are written under
+ * ever to copy ids (no system call, nothing that can fail).  Slots, pauses,
+ * probes and the launcher's latch are written under
  * WorkerState->lock and read under the same spinlock: a worker taking its
  * slot and a backend pausing its database see each other, whichever comes
  * first.  wake_requested
@@ -83,12 +92,23 @@ typedef struct DatabasePause
 	pid_t		owner;
 } DatabasePause;
 
+/* the most probes in flight at once */
+#define MAX_PROBES 64
+
+/* A probe in flight: worker 0 of a database without workers. */
+typedef struct DatabaseProbe
+{
+	Oid			dboid;			/* InvalidOid for a free entry */
+	bool		answered;		/* it exited cleanly, serving nothing */
+} DatabaseProbe;
+
 typedef struct WorkerState
 {
 	slock_t		lock;
 	Latch	   *launcher_latch;	/* the running launcher's, or NULL */
 	pg_atomic_uint32 probe_requested;	/* a CREATE EXTENSION committed */
 	DatabasePause pauses[MAX_PAUSES];
+	DatabaseProbe probes[MAX_PROBES];
 	WorkerSlot	slots[WEBHOOK_MAX_SLOTS];
 } WorkerState;
 
@@ -128,6 +148,11 @@ webhook_shmem_startup(void)
 		{
 			worker_state->pauses[i].dboid = InvalidOid;
 			worker_state->pauses[i].owner = 0;
+		}
+		for (i = 0; i < MAX_PROBES; i++)
+		{
+			worker_state->probes[i].dboid = InvalidOid;
+			worker_state->probes[i].answered = false;
 		}
 		for (i = 0; i < WEBHOOK_MAX_SLOTS; i++)
 		{
@@ -447,6 +472,89 @@ webhook_database_paused(Oid dboid)
 	paused = paused_locked(dboid);
 	SpinLockRelease(&worker_state->lock);
 	return paused;
+}
+
+/*
+ * Record a probe of database dboid, unanswered, before its worker starts.
+ * Returns false when MAX_PROBES are in flight already: then probe later.
+ * Launcher only.
+ */
+bool
+webhook_probe_begin(Oid dboid)
+{
+	int			entry = -1;
+	int			i;
+
+	SpinLockAcquire(&worker_state->lock);
+	for (i = 0; i < MAX_PROBES; i++)
+	{
+		if (worker_state->probes[i].dboid == dboid)
+		{
+			entry = i;
+			break;
+		}
+		if (worker_state->probes[i].dboid == InvalidOid && entry < 0)
+			entry = i;
+	}
+	if (entry >= 0)
+	{
+		worker_state->probes[entry].dboid = dboid;
+		worker_state->probes[entry].answered = false;
+	}
+	SpinLockRelease(&worker_state->lock);
+	return entry >= 0;
+}
+
+/*
+ * Worker 0 of database dboid exits cleanly without taking its slot: if the
+ * launcher probes the database, it has its answer (no need to hurry).
+ */
+void
+webhook_probe_answer(Oid dboid)
+{
+	int			i;
+
+	SpinLockAcquire(&worker_state->lock);
+	for (i = 0; i < MAX_PROBES; i++)
+		if (worker_state->probes[i].dboid == dboid)
+			worker_state->probes[i].answered = true;
+	SpinLockRelease(&worker_state->lock);
+}
+
+/*
+ * The probe of database dboid is over (its worker is gone, or runs):
+ * forget it, and return whether it answered.  Launcher only.
+ */
+bool
+webhook_probe_end(Oid dboid)
+{
+	bool		answered = false;
+	int			i;
+
+	SpinLockAcquire(&worker_state->lock);
+	for (i = 0; i < MAX_PROBES; i++)
+		if (worker_state->probes[i].dboid == dboid)
+		{
+			answered = worker_state->probes[i].answered;
+			worker_state->probes[i].dboid = InvalidOid;
+		}
+	SpinLockRelease(&worker_state->lock);
+	return answered;
+}
+
+/*
+ * Forget every probe: a launcher that starts knows of none in flight, and
+ * those of a launcher that died before it are ended.  Launcher only.
+ */
+void
+webhook_probes_forget(void)
+{
+	int			i;
+
+	SpinLockAcquire(&worker_state->lock);
+	for (i = 0; i < MAX_PROBES; i++)
+		worker_state->probes[i].dboid = InvalidOid;
+	SpinLockRelease(&worker_state->lock);
 }
 
 /* Publish (or, with NULL, withdraw) the launcher's latch.  Launcher only. */

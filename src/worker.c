@@ -1399,6 +1399,21 @@ release_slot(int code, Datum arg)
 }
 
 /*
+ * Exit, cleanly, without having taken a slot.  Worker 0 may be the
+ * launcher's probe of the database: it answers first, so that the launcher
+ * tells this from a probe that died before it could tell (shmem.c).
+ */
+static void leave_unserved(void) pg_attribute_noreturn();
+
+static void
+leave_unserved(void)
+{
+	if (worker_index == 0)
+		webhook_probe_answer(MyDatabaseId);
+	proc_exit(0);
+}
+
+/*
  * Connect to the database the launcher named, and take this worker's slot
  * there.  Exits, cleanly, when the database has no extension (the launcher
  * probes for it so), the worker runs already, or a command paused the
@@ -1421,7 +1436,7 @@ join_database(Datum main_arg)
 	dbname = MemoryContextStrdup(TopMemoryContext, get_database_name(MyDatabaseId));
 	CommitTransactionCommand();
 	if (!ready)
-		proc_exit(0);
+		leave_unserved();
 
 	worker_slot = webhook_slot_acquire(MyDatabaseId, worker_index, &paused);
 	if (paused)
@@ -1429,14 +1444,14 @@ join_database(Datum main_arg)
 		ereport(LOG,
 				(errmsg("webhook worker %d of database \"%s\" exits: a command needs the database alone",
 						worker_index + 1, dbname)));
-		proc_exit(0);
+		leave_unserved();
 	}
 	if (worker_slot < 0)
 	{
 		ereport(LOG,
 				(errmsg("webhook worker %d of database \"%s\" runs already, or no slot is free",
 						worker_index + 1, dbname)));
-		proc_exit(0);
+		leave_unserved();
 	}
 	before_shmem_exit(release_slot, (Datum) 0);
 	/* the launcher starts the database's other workers once the first runs */

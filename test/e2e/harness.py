@@ -696,7 +696,7 @@ class Cluster:
 
 class Session:
     """A psql session of the cluster kept open on stdin, for a transaction
-    left open while the test goes on."""
+    left open while the test goes on (in database db, or the cluster's)."""
 
     def __init__(self, cluster, db=None):
         self.p = subprocess.Popen(

@@ -200,6 +200,32 @@ class DatabasesTest(unittest.TestCase):
                                          db=db, timeout=40), 't', db)
             delivered('/model', [emit_in(db, event_type, 3)])
 
+    def test_served_again_when_connections_are_allowed_again(self):
+        served_database(self, 'shop_closed')
+        self.addCleanup(cluster.psql, 'ALTER DATABASE shop_closed ALLOW_CONNECTIONS true',
+                        db='postgres')
+        cluster.psql('ALTER DATABASE shop_closed ALLOW_CONNECTIONS false', db='postgres')
+        cluster.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE"
+                     " backend_type = 'webhook worker' AND datname = 'shop_closed'",
+                     db='postgres')
+        harness.wait_until(lambda: workers_in('shop_closed') == 0, 15,
+                           'the workers of shop_closed to exit')
+        # none comes back while the database refuses connections: the
+        # launcher leaves it alone (it starts no worker that would fail)
+        quiet_until = time.monotonic() + 2
+        while time.monotonic() < quiet_until:
+            self.assertEqual(workers_in('shop_closed'), 0)
+            time.sleep(0.1)
+        # allowed again: served again at once, not after the launcher's nap
+        t0 = time.monotonic()
+        cluster.psql('ALTER DATABASE shop_closed ALLOW_CONNECTIONS true', db='postgres')
+        harness.wait_until(lambda: workers_in('shop_closed') == 2, 20,
+                           'the workers of shop_closed to come back',
+                           detail=lambda: cluster.log_tail(30))
+        harness.note('workers back %.2f s after ALLOW_CONNECTIONS true'
+                     % (time.monotonic() - t0))
+        deliver_in('shop_closed', '/shop_closed')
+
 
 class NamedDatabasesTest(unittest.TestCase):
     """webhook.database_name as a list: a database renamed or copied out of
@@ -261,6 +287,76 @@ class NamedDatabasesTest(unittest.TestCase):
         self.assertNotIn('WARNING', err)
         self.assertEqual(c.one("SELECT webhook.wait_until_running('20 s')", db='shop_listed',
                                timeout=40), 't')
+
+
+
+class ProbeTest(unittest.TestCase):
+    """A probe worker that dies before it can tell whether its database has
+    the extension (here: terminated while it waits for a lock) is not one
+    that found none: the launcher tries again within seconds, not after its
+    nap.  One worker per database, so that the launcher's only worker there
+    once the worker is gone is its probe."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.cluster = harness.start_cluster(["webhook.database_name = '*'",
+                                             'webhook.workers = 1'])
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.cluster.close()
+
+    def workers(self, where=''):
+        return self.cluster.psql("SELECT pid FROM pg_stat_activity WHERE backend_type ="
+                                 " 'webhook worker' AND datname = %s %s"
+                                 % (lit(harness.DB_NAME), where), db='postgres')
+
+    def test_probe_that_died_is_tried_again_soon(self):
+        c = self.cluster
+        c.wait_until_running()
+        dboid = c.one("SELECT oid FROM pg_database WHERE datname = %s" % lit(harness.DB_NAME))
+        offset = c.log_offset()
+        # the probe's first look, for the extension, waits for this lock
+        locker = harness.Session(c)
+        self.addCleanup(locker.close)
+        locker.send('BEGIN; LOCK TABLE pg_catalog.pg_extension IN ACCESS EXCLUSIVE MODE;')
+        c.wait_for("SELECT count(*) FROM pg_locks WHERE locktype = 'relation'"
+                   " AND relation = 'pg_catalog.pg_extension'::regclass AND database = %s"
+                   " AND mode = 'AccessExclusiveLock' AND granted" % dboid, '1', timeout=15)
+        (worker,), = self.workers()
+        c.psql('SELECT pg_terminate_backend(%s)' % worker, db='postgres')
+        # the launcher probes the database that lost its worker at once:
+        # worker 1 comes, and waits for the lock; terminated, it dies with a
+        # FATAL.  The next probe comes a second later, and waits; terminated
+        # too, the next one comes two seconds later: a back-off, not a busy
+        # loop, nor the launcher's nap
+        gone = [worker]
+        died_at = None
+        for n in range(3):
+            probe = harness.wait_until(
+                lambda: self.workers("AND pid NOT IN (%s) AND wait_event_type = 'Lock'"
+                                     % ', '.join(gone)), 15,
+                'probe %d to wait for the lock' % (n + 1),
+                detail=lambda: c.log_tail(30))[0][0]
+            if died_at is not None:
+                gap = time.monotonic() - died_at
+                harness.note('probe %d started %.2f s after probe %d died' % (n + 1, gap, n))
+                self.assertGreater(gap, 0.8 * n)
+            c.psql('SELECT pg_terminate_backend(%s)' % probe, db='postgres')
+            harness.wait_until(lambda: not self.workers('AND pid = %s' % probe), 15,
+                               'probe %d to exit' % (n + 1))
+            died_at = time.monotonic()
+            gone.append(probe)
+        t0 = time.monotonic()
+        locker.send('ROLLBACK;')
+        harness.wait_until(lambda: self.workers('AND pid NOT IN (%s)' % ', '.join(gone)),
+                           20, 'a worker to come back', detail=lambda: c.log_tail(30))
+        self.assertEqual(c.one("SELECT webhook.wait_until_running('20 s')", timeout=40), 't')
+        harness.note('worker back %.2f s after the lock was released' % (time.monotonic() - t0))
+        # the launcher said once why it probed again sooner than its nap
+        log = c.log(offset)
+        self.assertEqual(log.count('webhook launcher will probe database %s again' % dboid),
+                         1, log)
 
 
 if __name__ == '__main__':
