@@ -106,18 +106,25 @@ COMMENT ON FUNCTION webhook_internal.rendered_bytes(jsonb, bigint) IS
 -- Returns the hooks that got deliveries: the worker wakes theirs.
 -- READ COMMITTED callers only (each statement its own snapshot); in a
 -- transaction with a snapshot of its own, nothing is spilled.
+CREATE OR REPLACE FUNCTION webhook_internal.system_identifier() RETURNS bigint
+    LANGUAGE c STABLE STRICT AS 'MODULE_PATHNAME', 'webhook_system_identifier';
+COMMENT ON FUNCTION webhook_internal.system_identifier() IS
+    'the cluster''s system identifier (pg_control_system()), read from memory';
+
 CREATE OR REPLACE FUNCTION webhook_internal.spill(wait boolean DEFAULT false) RETURNS bigint[]
     LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     p record;
-    here bigint;
+    here bigint := webhook_internal.system_identifier();
     db oid;
+    snap pg_snapshot;
+    ids bigint[];
+    top bigint;
     hooks bigint[];
 BEGIN
     IF pg_catalog.current_setting('transaction_isolation') <> 'read committed' THEN
         RETURN '{}';
     END IF;
-    SELECT c.system_identifier INTO here FROM pg_catalog.pg_control_system() c;
     SELECT d.oid INTO db FROM pg_catalog.pg_database d
      WHERE d.datname = pg_catalog.current_database();
     IF (SELECT pg_catalog.count(*) FROM webhook_internal.spill_position) > 1 THEN
@@ -138,8 +145,47 @@ BEGIN
     IF NOT FOUND THEN
         RETURN '{}';
     END IF;
-    -- the deliveries are due when inserted, after this transaction took its
-    -- id (src/queue.c, floors)
+
+    IF p.system_identifier = here THEN
+        -- What is left, and the snapshot it was read in, in one statement,
+        -- by two index scans (as src/queue.c's spill_sql)
+        SELECT pg_catalog.pg_current_snapshot(), pg_catalog.array_agg(l.id ORDER BY l.id),
+               (SELECT pg_catalog.max(e.id) FROM webhook.event e)
+          INTO snap, ids, top
+          FROM (SELECT e.id FROM webhook.event e
+                 WHERE e.id > p.last_id AND e.txid IS NOT NULL
+                UNION
+                SELECT e.id FROM webhook.event e
+                 WHERE e.txid >= pg_catalog.pg_snapshot_xmin(p.snapshot)
+                   AND NOT pg_catalog.pg_visible_in_snapshot(e.txid, p.snapshot)) l;
+        IF ids IS NULL THEN
+            RETURN '{}';        -- nothing written: the position stays
+        END IF;
+        -- the deliveries are due when inserted, after this transaction took
+        -- its id (src/queue.c, floors)
+        PERFORM pg_catalog.pg_current_xact_id();
+        WITH made AS (
+            INSERT INTO webhook.delivery (event_id, hook_id, next_attempt_at)
+            SELECT e.id, h.id, pg_catalog.clock_timestamp()
+              FROM webhook.event e
+              CROSS JOIN LATERAL pg_catalog.unnest(e.hook_ids) AS u(hook_id)
+              JOIN webhook.hook h ON h.id = u.hook_id
+             WHERE e.id = ANY (ids)
+               AND NOT EXISTS (SELECT FROM webhook.delivery d
+                                WHERE d.event_id = e.id AND d.hook_id = h.id)
+             ORDER BY e.id
+            RETURNING hook_id
+        )
+        SELECT pg_catalog.array_agg(DISTINCT m.hook_id) INTO hooks FROM made m;
+        UPDATE webhook_internal.spill_position x
+           SET snapshot = snap, last_id = GREATEST(x.last_id, coalesce(top, 0)), database = db
+         WHERE x.ctid = p.ctid;
+        RETURN coalesce(hooks, '{}');
+    END IF;
+
+    -- Restored from another cluster: what the restored position says is
+    -- left, then every event seen forgets its transaction, in the same
+    -- statement (one snapshot).
     PERFORM pg_catalog.pg_current_xact_id();
     WITH spilled AS (
         SELECT e.id, e.hook_ids FROM webhook.event e
@@ -158,8 +204,7 @@ BEGIN
          ORDER BY s.id
         RETURNING hook_id
     ), forgotten AS (
-        UPDATE webhook.event e SET txid = NULL
-         WHERE p.system_identifier <> here AND e.txid IS NOT NULL
+        UPDATE webhook.event e SET txid = NULL WHERE e.txid IS NOT NULL
     ), moved AS (
         UPDATE webhook_internal.spill_position x
            SET snapshot = pg_catalog.pg_current_snapshot(),
