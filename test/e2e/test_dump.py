@@ -49,6 +49,26 @@ def wait_value(sql, expected, db, timeout=30):
                               % (cluster.one(sql, db=db), cluster.log_tail(30)))
 
 
+def dump(test, src, name):
+    """A custom-format dump of database src, in a temp dir the test removes
+    (unless kept): its path."""
+    tmp = tempfile.mkdtemp(prefix='webhook-e2e-dump-')
+    if not harness.KEEP:
+        test.addCleanup(shutil.rmtree, tmp, True)
+    path = os.path.join(tmp, name)
+    cluster._run([cluster._bin('pg_dump'), '-h', cluster.sockdir, '-p', str(cluster.port),
+                  '-Fc', '-f', path, src])
+    return path
+
+
+def restore(test, path, dst):
+    """pg_restore of the dump at path into a new database dst."""
+    cluster.psql('CREATE DATABASE %s' % dst, db='postgres')
+    out = cluster._run([cluster._bin('pg_restore'), '-h', cluster.sockdir,
+                        '-p', str(cluster.port), '--exit-on-error', '-d', dst, path])
+    test.assertNotIn('ERROR', out.stderr)
+
+
 def kept_state(db):
     """What a dump of db keeps: the transports and hooks, the unfinished
     deliveries with their events and attempts, and the sequences; every
@@ -268,16 +288,9 @@ class DumpTest(unittest.TestCase):
         place = c.one("SELECT disabled_at_event FROM webhook.hook WHERE id = %s" % hook, db=src)
         missed = [c.one("SELECT webhook.emit('MISSED', '{\"n\": %d}')" % n, db=src)
                   for n in (1, 2)]
-        tmp = tempfile.mkdtemp(prefix='webhook-e2e-dump-')
-        if not harness.KEEP:
-            self.addCleanup(shutil.rmtree, tmp, True)
-        custom = os.path.join(tmp, 'place.dump')
-        conn = ['-h', c.sockdir, '-p', str(c.port)]
-        c._run([c._bin('pg_dump')] + conn + ['-Fc', '-f', custom, src])
+        custom = dump(self, src, 'place.dump')
         c.psql('DROP DATABASE %s WITH (FORCE)' % src, db='postgres')
-        c.psql('CREATE DATABASE %s' % dst, db='postgres')
-        out = c._run([c._bin('pg_restore')] + conn + ['--exit-on-error', '-d', dst, custom])
-        self.assertNotIn('ERROR', out.stderr)
+        restore(self, custom, dst)
         # the hook keeps its place, and the log the events after it
         self.assertEqual(c.one("SELECT disabled_at_event FROM webhook.hook WHERE id = %s"
                                % hook, db=dst), place)
@@ -330,17 +343,10 @@ class DumpTest(unittest.TestCase):
                  for n in (2, 3)]
         c.workers_went_round()
         self.assertEqual(c.one("SELECT count(*) FROM webhook.delivery", db=src), '1')
-        tmp = tempfile.mkdtemp(prefix='webhook-e2e-dump-')
-        if not harness.KEEP:
-            self.addCleanup(shutil.rmtree, tmp, True)
-        custom = os.path.join(tmp, 'spill.dump')
-        conn = ['-h', c.sockdir, '-p', str(c.port)]
-        c._run([c._bin('pg_dump')] + conn + ['-Fc', '-f', custom, src])
+        custom = dump(self, src, 'spill.dump')
         holder.send('ROLLBACK;')
         c.psql('DROP DATABASE %s WITH (FORCE)' % src, db='postgres')
-        c.psql('CREATE DATABASE %s' % dst, db='postgres')
-        out = c._run([c._bin('pg_restore')] + conn + ['--exit-on-error', '-d', dst, custom])
-        self.assertNotIn('ERROR', out.stderr)
+        restore(self, custom, dst)
         self.assertEqual(c.psql("SELECT uid FROM webhook.event ORDER BY id", db=dst),
                          [[u] for u in [first] + later])
         self.assertEqual(c.one("SELECT webhook.wait_until_running('20 s')", db=dst,
