@@ -492,7 +492,9 @@ class Cluster:
     def wait_for(self, sql, expected, timeout=DEFAULT_TIMEOUT, interval=0.1, tolerate_errors=True):
         """Poll until the single value of sql equals expected (or expected(value) is true).
 
-        Errors (e.g. during crash recovery) are retried when tolerate_errors.
+        Errors (e.g. during crash recovery) are retried when tolerate_errors;
+        no row yet is a value of None (a delivery is made once the worker
+        has spilled the log, a moment after the commit).
         Returns the value; raises AssertionError with the last value and the
         server log tail on timeout.
         """
@@ -501,7 +503,11 @@ class Cluster:
         last = last_err = None
         while True:
             try:
-                last = self.one(sql)
+                rows = self.psql(sql)
+                if len(rows) > 1 or (rows and len(rows[0]) != 1):
+                    raise AssertionError('expected at most one value from %r, got %r'
+                                         % (sql, rows))
+                last = rows[0][0] if rows else None
                 last_err = None
                 ok = expected(last) if callable(expected) else last == expected
                 if ok:
