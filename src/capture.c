@@ -2,14 +2,14 @@
  *
  * capture.c
  *	  The row trigger webhook.capture() and webhook.emit(): changes become
- *	  events and deliveries in the writing transaction (transactional
- *	  outbox); and what a hook is owed from that log of events.
+ *	  events in the writing transaction (transactional outbox); and what a
+ *	  hook is owed from that log of events.
  *
  * An event is logged (stored) when a hook of its tenant subscribes to its
- * type, active or not, whatever the hooks' filters; it is stored together
- * with one pending delivery per active hook whose filter it passes
- * (enqueue.c), so a rolled-back change leaves nothing and a committed one
- * is in the queue.  The worker is woken when the transaction commits.  A
+ * type, active or not, whatever the hooks' filters; it is stored with the
+ * active hooks whose filter it passes (enqueue.c), whose deliveries the
+ * worker's spill makes once the transaction has committed, so a
+ * rolled-back change leaves nothing and a committed one is in the queue.  The worker is woken when the transaction commits.  A
  * hook re-enabled, replayed or made to start in the past is sent what it
  * is owed from the log by webhook_internal.queue_from_log(), with the
  * trigger's own matching of types and filters (hook_wants()); a writer and
