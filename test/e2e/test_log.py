@@ -349,7 +349,9 @@ class LogTest(unittest.TestCase):
                                  "WHERE state = 'idle in transaction' "
                                  "AND query LIKE 'SELECT webhook.update_hook(%d,%%'" % h, '1')
                 during = self.emit(event_type, {'n': 2})
-                self.assertIn(during, self.deliveries(h))
+                # made by the spill, a moment after the commit
+                harness.wait_until(lambda: during in self.deliveries(h), 20,
+                                   'the delivery of the event written during the re-enabling')
                 enabling.send(outcome + ';')
                 cluster.wait_for("SELECT count(*) FROM pg_locks WHERE %s" % RESUME_LOCK, '0')
                 if outcome == 'ROLLBACK':
