@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * enqueue.h
- *	  Appending an event to the log in the writer's transaction.
+ *	  Storing an event and its deliveries in the writer's transaction.
  *
  * IDENTIFICATION
  *	  src/enqueue.h
