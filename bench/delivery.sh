@@ -38,7 +38,7 @@ for i in $(seq "$runs"); do
     start=$(date +%s.%N)
     bench_psql -c "SELECT pg_reload_conf()" >/dev/null
     for _ in $(seq 6000); do
-        left=$(bench_psql -c "SELECT count(*) FROM webhook.delivery WHERE state <> 'succeeded'")
+        left=$(bench_psql -c "$(bench_left_sql "d.state <> 'succeeded'")")
         [ "$left" = 0 ] && break
         sleep 0.05
     done

@@ -2,14 +2,14 @@
  *
  * capture.c
  *	  The row trigger webhook.capture() and webhook.emit(): changes become
- *	  events and deliveries in the writing transaction (transactional
- *	  outbox); and what a hook is owed from that log of events.
+ *	  events in the writing transaction (transactional outbox); and what a
+ *	  hook is owed from that log of events.
  *
  * An event is logged (stored) when a hook of its tenant subscribes to its
- * type, active or not, whatever the hooks' filters; it is stored together
- * with one pending delivery per active hook whose filter it passes
- * (enqueue.c), so a rolled-back change leaves nothing and a committed one
- * is in the queue.  The worker is woken when the transaction commits.  A
+ * type, active or not, whatever the hooks' filters; it is stored with the
+ * active hooks whose filter it passes (enqueue.c), whose deliveries the
+ * worker's spill makes once the transaction has committed, so a
+ * rolled-back change leaves nothing and a committed one is in the queue.  The worker is woken when the transaction commits.  A
  * hook re-enabled, replayed or made to start in the past is sent what it
  * is owed from the log by webhook_internal.queue_from_log(), with the
  * trigger's own matching of types and filters (hook_wants()); a writer and
@@ -1169,7 +1169,8 @@ webhook_wait_for_writers(PG_FUNCTION_ARGS)
  * first, as pending deliveries, each due a microsecond after the one
  * before (so that they are claimed in event order), from the statement's
  * start: after the transaction took its id, as every new delivery
- * (src/queue.c, floors).
+ * (src/queue.c, floors).  An event that names the hook among its hook_ids
+ * and is not spilled yet is the spill's to make (webhook_internal.spill()).
  */
 static const char *queue_from_log_sql =
 "INSERT INTO webhook.delivery (event_id, hook_id, next_attempt_at)"
@@ -1184,6 +1185,8 @@ static const char *queue_from_log_sql =
 "                             WHERE d.event_id OPERATOR(pg_catalog.=) e.id"
 "                               AND d.hook_id OPERATOR(pg_catalog.=) $1"
 "                               AND (NOT $7 OR d.state IN ('pending', 'failed')))"
+"            AND NOT ($1 OPERATOR(pg_catalog.=) ANY (e.hook_ids)"
+"                     AND " EVENT_NOT_SPILLED("e") ")"
 "            AND webhook_internal.hook_wants($1, $3, $4, e.event_type, e.payload)) o"
 "  ORDER BY o.id";
 

@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * enqueue.h
- *	  Storing an event and its deliveries in the writer's transaction.
+ *	  Appending an event to the log in the writer's transaction.
  *
  * IDENTIFICATION
  *	  src/enqueue.h

@@ -41,6 +41,7 @@
 
 #include "access/transam.h"
 #include "access/twophase.h"
+#include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "attempt.h"
@@ -52,6 +53,7 @@
 #include "utils/backend_status.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
@@ -636,6 +638,8 @@ static SPIPlanPtr record_succeeded_plan = NULL;
 static SPIPlanPtr cancel_plan = NULL;
 static SPIPlanPtr expire_plan = NULL;
 static SPIPlanPtr gone_plan = NULL;
+static SPIPlanPtr spill_plan = NULL;
+static SPIPlanPtr spill_restored_plan = NULL;
 
 /*
  * When the oldest transaction of this database that holds a transaction id
@@ -954,6 +958,116 @@ queue_hooks_gone(Datum *hook_ids, int n, int64 **gone)
 	n_gone = (int) SPI_processed;
 	SPI_finish();
 	return n_gone;
+}
+
+/*
+ * The spill as the worker runs it at every turn with news, in one
+ * statement: webhook_internal.spill() (src/sql/code/50_queue.sql) for the
+ * usual case, the position's one row of this cluster and database ($1,
+ * $2), which it returns (false) when that is not the case, for the
+ * function to deal with.  What is left is read by two index scans, past
+ * the position's last id and from its snapshot's xmin on (PgQ's batch: so
+ * a transaction that ran long at the last spill makes this one read every
+ * event logged since it began; a look-up of the snapshot's xip instead was
+ * planned, in a generic plan, from the log's statistics, and read the
+ * whole log when a bulk emit had made them say one transaction).  The deliveries are due at the transaction's
+ * start (the claim that follows in it takes them); the caller took the
+ * transaction's id first (floors).  The position moves only when there was
+ * something to spill: one index read of each of the three kinds, and no
+ * write, at a turn with nothing new.  Each event, hook and delivery is
+ * read by its key, in nested loops; and the statement is planned, and run,
+ * with enable_seqscan off: its plan is kept for the worker's life, and one
+ * made while the log was empty read the whole log at every turn once it
+ * had grown.
+ */
+static const char *spill_sql =
+"WITH p AS ("
+"    SELECT x.ctid AS row, x.snapshot, x.last_id FROM webhook_internal.spill_position x"
+"     WHERE x.system_identifier = $1 AND x.database = $2"
+"       AND (SELECT pg_catalog.count(*) FROM webhook_internal.spill_position) = 1"
+"       FOR UPDATE SKIP LOCKED"
+"), l AS ("
+"    SELECT e.id, e.hook_ids FROM p, webhook.event e"
+"     WHERE e.id > p.last_id AND e.txid IS NOT NULL"
+"    UNION"
+"    SELECT e.id, e.hook_ids FROM p, webhook.event e"
+"     WHERE e.txid >= pg_catalog.pg_snapshot_xmin(p.snapshot)"
+"       AND NOT pg_catalog.pg_visible_in_snapshot(e.txid, p.snapshot)"
+"), made AS ("
+"    INSERT INTO webhook.delivery (event_id, hook_id, next_attempt_at)"
+"    SELECT l.id, h.id, pg_catalog.now()"
+"      FROM l CROSS JOIN LATERAL pg_catalog.unnest(l.hook_ids) AS u(hook_id)"
+"      CROSS JOIN LATERAL (SELECT x.id FROM webhook.hook x"
+"                           WHERE x.id = u.hook_id OFFSET 0) h"
+"      LEFT JOIN LATERAL (SELECT true AS made FROM webhook.delivery d"
+"                          WHERE d.event_id = l.id AND d.hook_id = h.id LIMIT 1) d ON true"
+"     WHERE d.made IS NULL"
+"     ORDER BY l.id"
+"    RETURNING hook_id"
+"), moved AS ("
+"    UPDATE webhook_internal.spill_position x"
+"       SET snapshot = pg_catalog.pg_current_snapshot(),"
+"           last_id = GREATEST(x.last_id,"
+"                              coalesce((SELECT pg_catalog.max(e.id) FROM webhook.event e), 0))"
+"      FROM p WHERE x.ctid = p.row AND EXISTS (SELECT FROM l)"
+")"
+"SELECT EXISTS (SELECT FROM webhook_internal.spill_position x"
+"                WHERE x.system_identifier = $1 AND x.database = $2)"
+"       AND (SELECT pg_catalog.count(*) FROM webhook_internal.spill_position) = 1,"
+"       (SELECT pg_catalog.array_agg(DISTINCT m.hook_id) FROM made m)";
+
+/*
+ * Spill the log: the events committed since the last spill become pending
+ * deliveries.  Sets *hooks (in the caller's memory context) to the hooks
+ * that got some and returns how many; none when another spill is under
+ * way.  Caller took the transaction's id.
+ */
+int
+queue_spill(Datum **hooks)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	Oid			types[2] = {INT8OID, OIDOID};
+	Datum		values[2];
+	Datum		spilled;
+	Datum	   *elems;
+	bool		isnull;
+	int			n = 0;
+	int			nest_level;
+
+	spi_connect_checked();
+	values[0] = Int64GetDatum((int64) GetSystemIdentifier());
+	values[1] = ObjectIdGetDatum(MyDatabaseId);
+	nest_level = NewGUCNestLevel();
+	(void) set_config_option("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	spi_check(SPI_execute_plan(spi_kept_plan(&spill_plan, spill_sql, 2, types, 0),
+							   values, NULL, false, 1),
+			  SPI_OK_SELECT, false, "spilling the log");
+	AtEOXact_GUC(true, nest_level);
+	if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
+									&isnull)))
+	{
+		/* a restored position: the function's */
+		spi_check(SPI_execute_plan(spi_kept_plan(&spill_restored_plan,
+												 "SELECT webhook_internal.spill()",
+												 0, NULL, 0),
+								   NULL, NULL, false, 1),
+				  SPI_OK_SELECT, false, "spilling the log");
+	}
+	spilled = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+							SPI_tuptable->tupdesc->natts, &isnull);
+	*hooks = MemoryContextAlloc(cxt, sizeof(Datum) * 1);
+	if (isnull)
+	{
+		SPI_finish();
+		return 0;
+	}
+	deconstruct_array(DatumGetArrayTypeP(spilled), INT8OID, sizeof(int64),
+					  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &elems, NULL, &n);
+	*hooks = MemoryContextAlloc(cxt, sizeof(Datum) * Max(1, n));
+	memcpy(*hooks, elems, sizeof(Datum) * n);
+	SPI_finish();
+	return n;
 }
 
 /*

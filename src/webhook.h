@@ -54,6 +54,17 @@ extern Interval webhook_disable_after_span;
 /* hooks with new deliveries a worker is told of, before it looks at all */
 #define WEBHOOK_MAX_NEWS 256
 
+/*
+ * SQL: the event e was logged for hooks and is not spilled yet (the spill
+ * is to make its deliveries: webhook_internal.spill()).
+ */
+#define EVENT_NOT_SPILLED(e) \
+"(" e ".txid IS NOT NULL AND EXISTS (" \
+"    SELECT FROM webhook_internal.spill_position p" \
+"     WHERE " e ".id OPERATOR(pg_catalog.>) p.last_id" \
+"        OR (" e ".txid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmin(p.snapshot)" \
+"            AND NOT pg_catalog.pg_visible_in_snapshot(" e ".txid, p.snapshot))))"
+
 /* true when loaded through shared_preload_libraries (webhook.c) */
 extern bool webhook_preloaded;
 

@@ -11,8 +11,10 @@
  *
  * The loop (webhook_worker_main), every turn, one named step after another:
  *	1. reload_configuration(): after a SIGHUP;
- *	2. record_and_claim(): in one short transaction, record the attempts
- *	   that finished and claim due deliveries within what it may hold, if
+ *	2. record_and_claim(): in one short transaction, spill the log (the
+ *	   events committed since become deliveries: src/queue.c, spill_sql;
+ *	   also while sending is paused), record the attempts that finished
+ *	   and claim due deliveries within what it may hold, if
  *	   woken (a committed transaction enqueued work), if room was just
  *	   freed, if the last claim was full (a backlog), when a retry it
  *	   scheduled comes due, or once a second (retries others made due: a
@@ -172,6 +174,9 @@ static bool catalog_current = true;
 
 /* when the earliest retry the worker scheduled is due; 0 for none */
 static TimestampTz next_retry_at = 0;
+
+/* when the worker last spilled the log (webhook_internal.spill()) */
+static TimestampTz last_spill = 0;
 
 /* when expired previous secrets were last dropped */
 static TimestampTz last_expiry = 0;
@@ -1084,9 +1089,58 @@ drop_waiting_of_gone_hooks(void)
 		drop_waiting_of_hook(gone[i]);
 }
 
+/* What a spill made deliveries for. */
+typedef struct SpillResult
+{
+	Datum	   *hooks;
+	int			n;
+} SpillResult;
+
+/* The spill itself, for try_in_subtransaction(). */
+static void
+spill_in_subtransaction(void *arg)
+{
+	SpillResult *result = (SpillResult *) arg;
+
+	result->n = queue_spill(&result->hooks);
+}
+
 /*
- * One short transaction with the queue: record the finished attempts, and
- * claim up to limit more deliveries when limit > 0.  Returns how many were
+ * The log's events committed since the last spill become deliveries, in
+ * the exchange's transaction, before its claim, which looks at their hooks;
+ * the other workers' are woken at commit.  The transaction takes its id
+ * first: the deliveries are due at its start (src/queue.c, floors).  A
+ * spill that fails (an admin's constraint on webhook.delivery, say) is
+ * logged, and stops nothing else: what was spilled before is still sent.
+ */
+static void
+spill_log(void)
+{
+	SpillResult result = {NULL, 0};
+	ErrorData  *edata;
+	int			i;
+
+	(void) GetTopTransactionId();
+	edata = try_in_subtransaction(spill_in_subtransaction, NULL, &result, true);
+	if (edata != NULL)
+	{
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+			ReThrowError(edata);
+		ereport(LOG,
+				(errmsg("webhook worker %d could not spill the log: %s",
+						worker_index + 1, edata->message)));
+		return;
+	}
+	for (i = 0; i < result.n; i++)
+		note_recent_hook(DatumGetInt64(result.hooks[i]));
+	if (result.n > 0 && webhook_workers > 1)
+		webhook_wake_at_commit_for(result.hooks, result.n);
+}
+
+/*
+ * One short transaction with the queue: spill the log when spill_due and
+ * the log has news, record the finished attempts, and claim up to
+ * limit more deliveries when limit > 0.  Returns how many were
  * claimed, or -1 when the extension is not installed or the transaction
  * failed.  On a failure (a deadlock with a user's statement, a row that
  * cannot be stored) the error is logged, nothing claimed in the failed
@@ -1094,23 +1148,38 @@ drop_waiting_of_gone_hooks(void)
  * if even that fails they are kept for a later turn, after a pause.
  */
 static int
-exchange(int limit)
+exchange(int limit, bool spill_due)
 {
+	volatile bool spill = spill_due;
 	volatile int claimed = 0;
 	volatile bool failed = false;
 	dlist_head	new_requests;
 	int			n_done;
 
 	dlist_init(&new_requests);
-	if (limit > 0)
+	if (limit > 0 || spill_due)
 	{
+		bool		news_unknown;
+		TimestampTz now = GetCurrentTimestamp();
+
 		webhook_clear_wake_request(worker_slot);
-		if (webhook_take_news(worker_slot, news_ids, &n_news_ids))
+		news_unknown = webhook_take_news(worker_slot, news_ids, &n_news_ids);
+		if (news_unknown)
 		{
 			/* a full look, now or once FULL_LOOK_MIN_MS have passed */
 			full_look_due = true;
 			full_look_at = TimestampTzPlusMilliseconds(last_full_look, FULL_LOOK_MIN_MS);
 		}
+
+		/*
+		 * The log has news when a commit named hooks (or too many to name);
+		 * else it is read once a second (a prepared transaction's commit
+		 * wakes nobody), not at every claim of a backlog.
+		 */
+		spill = spill_due && (news_unknown || n_news_ids > 0 || now < last_spill ||
+							  TimestampDifferenceExceeds(last_spill, now, POLL_INTERVAL_MS));
+		if (spill)
+			last_spill = now;
 	}
 	/* finished requests no longer count against their transports */
 	n_done = count_done(-1);
@@ -1127,6 +1196,8 @@ exchange(int limit)
 		else
 		{
 			drop_waiting_of_gone_hooks();
+			if (spill)
+				spill_log();
 			if (n_done > 0)
 				record(done_array(n_done), n_done);
 			if (limit > 0)
@@ -1505,16 +1576,19 @@ record_and_claim(void)
 	int			capacity = QUEUE_HOLD_FACTOR * webhook_max_in_flight;
 	int			n_busy = http_in_flight() + n_waiting;
 	int			limit = 0;
+	bool		spill;
 	long		record_wait_ms;
 	int			claimed;
 
 	if (claim_due && webhook_enabled &&
 		capacity - n_busy >= (backlog ? Max(1, capacity / 4) : 1))
 		limit = Min(capacity - n_busy, webhook_batch_size);
-	if (limit == 0 && !record_due(backlog, &record_wait_ms))
+	/* before a claim; while sending is paused, when a claim would be due */
+	spill = limit > 0 || (claim_due && !webhook_enabled);
+	if (!spill && !record_due(backlog, &record_wait_ms))
 		return;
 
-	claimed = exchange(limit);
+	claimed = exchange(limit, spill);
 	if (extension_gone)
 	{
 		ereport(LOG,

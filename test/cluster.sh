@@ -137,6 +137,16 @@ SQL
 
 # The rate (req/s) of one batch of $1 ORDER_CREATE events, queued while
 # sending is paused, from the moment sending resumes until none is due.
+# SQL: the deliveries left to make and send, condition $1 on the delivery
+# rows d (events not spilled yet count once per hook they go to: sending
+# was paused, and the worker spills only when it sends)
+bench_left_sql() {
+    echo "SELECT (SELECT count(*) FROM webhook.delivery d WHERE $1)
+                 + (SELECT coalesce(sum(cardinality(e.hook_ids)), 0) FROM webhook.event e
+                     WHERE e.txid IS NOT NULL
+                       AND e.id > (SELECT max(p.last_id) FROM webhook_internal.spill_position p))"
+}
+
 bench_batch_rate() {
     local start end
     bench_psql -c "ALTER SYSTEM SET webhook.enabled = off" -c "SELECT pg_reload_conf()" >/dev/null
@@ -146,8 +156,7 @@ bench_batch_rate() {
     start=$(date +%s.%N)
     bench_psql -c "SELECT pg_reload_conf()" >/dev/null
     for _ in $(seq 12000); do
-        [ "$(bench_psql -c "SELECT count(*) FROM webhook.delivery
-                             WHERE state IN ('pending', 'failed')")" = 0 ] && break
+        [ "$(bench_psql -c "$(bench_left_sql "d.state IN ('pending', 'failed')")")" = 0 ] && break
         sleep 0.05
     done
     end=$(date +%s.%N)
@@ -165,7 +174,7 @@ bench_drain_rate() {
     # until none is left, or for two minutes at most: the rate of those sent
     until=$((SECONDS + 120))
     while :; do
-        left=$(bench_psql -c "SELECT count(*) FROM webhook.delivery WHERE state <> 'succeeded'")
+        left=$(bench_psql -c "$(bench_left_sql "d.state <> 'succeeded'")")
         [ "$left" = 0 ] || [ "$SECONDS" -ge "$until" ] && break
         sleep 0.05
     done

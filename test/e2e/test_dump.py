@@ -49,6 +49,26 @@ def wait_value(sql, expected, db, timeout=30):
                               % (cluster.one(sql, db=db), cluster.log_tail(30)))
 
 
+def dump(test, src, name):
+    """A custom-format dump of database src, in a temp dir the test removes
+    (unless kept): its path."""
+    tmp = tempfile.mkdtemp(prefix='webhook-e2e-dump-')
+    if not harness.KEEP:
+        test.addCleanup(shutil.rmtree, tmp, True)
+    path = os.path.join(tmp, name)
+    cluster._run([cluster._bin('pg_dump'), '-h', cluster.sockdir, '-p', str(cluster.port),
+                  '-Fc', '-f', path, src])
+    return path
+
+
+def restore(test, path, dst):
+    """pg_restore of the dump at path into a new database dst."""
+    cluster.psql('CREATE DATABASE %s' % dst, db='postgres')
+    out = cluster._run([cluster._bin('pg_restore'), '-h', cluster.sockdir,
+                        '-p', str(cluster.port), '--exit-on-error', '-d', dst, path])
+    test.assertNotIn('ERROR', out.stderr)
+
+
 def kept_state(db):
     """What a dump of db keeps: the transports and hooks, the unfinished
     deliveries with their events and attempts, and the sequences; every
@@ -268,16 +288,9 @@ class DumpTest(unittest.TestCase):
         place = c.one("SELECT disabled_at_event FROM webhook.hook WHERE id = %s" % hook, db=src)
         missed = [c.one("SELECT webhook.emit('MISSED', '{\"n\": %d}')" % n, db=src)
                   for n in (1, 2)]
-        tmp = tempfile.mkdtemp(prefix='webhook-e2e-dump-')
-        if not harness.KEEP:
-            self.addCleanup(shutil.rmtree, tmp, True)
-        custom = os.path.join(tmp, 'place.dump')
-        conn = ['-h', c.sockdir, '-p', str(c.port)]
-        c._run([c._bin('pg_dump')] + conn + ['-Fc', '-f', custom, src])
+        custom = dump(self, src, 'place.dump')
         c.psql('DROP DATABASE %s WITH (FORCE)' % src, db='postgres')
-        c.psql('CREATE DATABASE %s' % dst, db='postgres')
-        out = c._run([c._bin('pg_restore')] + conn + ['--exit-on-error', '-d', dst, custom])
-        self.assertNotIn('ERROR', out.stderr)
+        restore(self, custom, dst)
         # the hook keeps its place, and the log the events after it
         self.assertEqual(c.one("SELECT disabled_at_event FROM webhook.hook WHERE id = %s"
                                % hook, db=dst), place)
@@ -295,6 +308,63 @@ class DumpTest(unittest.TestCase):
         for r in got:
             harness.verify_standard(SECRET, r.headers, r.body)
         c.psql('DROP DATABASE %s WITH (FORCE)' % dst, db='postgres')
+
+    def test_events_not_spilled_yet_are_dumped(self):
+        """Events whose deliveries the spill has not made yet (a session
+        holds the spill's position) are dumped with that position; restored,
+        the spill of the new database makes them, and not again those it had
+        made before: each event arrives once."""
+        c = cluster
+        src, dst = 'dump_spill_src', 'dump_spill_dst'
+        path = '/dump-spill'
+        for db in (src, dst):
+            drop_later(self, db)
+        c.psql('CREATE DATABASE %s' % src, db='postgres')
+        c.psql('CREATE EXTENSION webhook', db=src)
+        self.assertEqual(c.one("SELECT webhook.wait_until_running('20 s')", db=src,
+                               timeout=40), 't')
+        t = c.one("SELECT webhook.create_transport('main', %s)" % lit(rx.url()), db=src)
+        c.one("SELECT webhook.create_hook(%s, '{SPILL}', path => %s, secret => %s)"
+              % (t, lit(path), lit(SECRET)), db=src)
+        self.addCleanup(set_enabled, 'on')
+        set_enabled('off')
+        # spilled: the paused worker makes its delivery, pending
+        first = c.one("SELECT webhook.emit('SPILL', '{\"n\": 1}')", db=src)
+        wait_value("SELECT count(*) FROM webhook.delivery", '1', src)
+        # then the spill held back: later events stay in the log alone
+        holder = harness.Session(c, db=src)
+        self.addCleanup(holder.close)
+        holder.send('BEGIN; SELECT FROM webhook_internal.spill_position FOR UPDATE;')
+        wait_value("SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+                   " WHERE l.relation = 'webhook_internal.spill_position'::regclass"
+                   " AND l.granted AND a.backend_type = 'client backend'"
+                   " AND a.state = 'idle in transaction'", '1', src)
+        later = [c.one("SELECT webhook.emit('SPILL', '{\"n\": %d}')" % n, db=src)
+                 for n in (2, 3)]
+        c.workers_went_round()
+        self.assertEqual(c.one("SELECT count(*) FROM webhook.delivery", db=src), '1')
+        custom = dump(self, src, 'spill.dump')
+        holder.send('ROLLBACK;')
+        c.psql('DROP DATABASE %s WITH (FORCE)' % src, db='postgres')
+        restore(self, custom, dst)
+        self.assertEqual(c.psql("SELECT uid FROM webhook.event ORDER BY id", db=dst),
+                         [[u] for u in [first] + later])
+        self.assertEqual(c.one("SELECT webhook.wait_until_running('20 s')", db=dst,
+                               timeout=40), 't')
+        rx.clear()
+        set_enabled('on')
+        wait_value("SELECT count(*) FROM webhook.delivery WHERE state = 'succeeded'", '3', dst)
+        # a later event, sent, is the signal that nothing else came
+        marker = c.one("SELECT webhook.emit('SPILL', '{\"marker\": true}')", db=dst)
+        harness.wait_until(lambda: marker in {r.headers['webhook-id']
+                                              for r in rx.requests(path)}, 30,
+                           'the marker sent')
+        got = [r.headers['webhook-id'] for r in rx.requests(path)]
+        self.assertEqual(sorted(got), sorted([first] + later + [marker]))
+        for r in rx.requests(path):
+            harness.verify_standard(SECRET, r.headers, r.body)
+        c.psql('DROP DATABASE %s WITH (FORCE)' % dst, db='postgres')
+
 
 if __name__ == '__main__':
     unittest.main()
