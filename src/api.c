@@ -6,7 +6,7 @@
  *	  the caller of the SECURITY DEFINER API, preview(), the workers'
  *	  shared-memory gauges for metrics(), the sizes of an event's values,
  *	  stored and as text, for the claim, and the cluster's identifier for
- *	  the spill.
+ *	  the log's cursors.
  *
  * IDENTIFICATION
  *	  src/api.c
@@ -123,8 +123,7 @@ webhook_is_preloaded(PG_FUNCTION_ARGS)
 
 /*
  * The cluster's system identifier, as pg_control_system() shows it, from
- * memory: the spill asks at every turn, and pg_control_system() reads the
- * control file.
+ * memory (pg_control_system() reads the control file).
  */
 Datum
 webhook_system_identifier(PG_FUNCTION_ARGS)

@@ -2,9 +2,10 @@
  *
  * enqueue.c
  *	  Append an event to the log, with the writer's transaction and the
- *	  hooks it goes to, in the writer's transaction, for the capture
- *	  trigger and webhook.emit().  The worker's spill makes its deliveries
- *	  once the transaction has committed (webhook_internal.spill()).
+ *	  unordered hooks it goes to, which read it through their cursors once
+ *	  the transaction has committed (src/queue.c, claim_sql), and the
+ *	  deliveries of the ordered ones, in the writer's transaction, for the
+ *	  capture trigger and webhook.emit().
  *
  * This is what a watched table's every INSERT, UPDATE and DELETE pays for
  * the extension, so it takes the short way: the rows are formed here and
@@ -15,14 +16,17 @@
  * every statement.)  The values are those the columns' defaults give: ids
  * from their identity sequences, uid from gen_random_uuid(), created_at
  * now(); all satisfy the constraints.  (A default an admin changed is not
- * used: these are the extension's.)  An event that goes to no hook has no
- * transaction id: there is nothing to spill.
+ * used: these are the extension's.)  An event that goes to no unordered
+ * hook has no transaction id: no cursor is to read it.  An ordered hook's
+ * deliveries are rows of webhook.delivery from the start, each due when it
+ * is inserted, after the event row gave the transaction its id (the
+ * worker's claim relies on that: src/queue.c, floors): its claim reads all
+ * of them, to send the earliest of each group; webhook.delivery is neither
+ * written nor locked by an event that goes to no ordered hook.
  *
  * During an update, a library of 0.5 on a catalog before it (no txid and
  * hook_ids in webhook.event) writes as that catalog's did: the event and a
- * pending delivery per hook, each due when it is inserted, after the event
- * row gave the transaction its id (the worker's claim relies on that:
- * src/queue.c, floors).
+ * pending delivery per hook, ordered or not.
  *
  * The short way is taken only for a table as this library made it: the
  * columns it fills with their types (no type modifier; none NOT NULL that
@@ -316,13 +320,13 @@ previous_values(Jsonb *old_row, ArrayType *changed)
 }
 
 /*
- * The short way: the rows formed here, into the tables and their indexes.
- * Into the log, the event with its transaction and hooks (the spill makes
- * their deliveries); into a catalog before 0.5, the event and its
- * deliveries.
+ * The short way: the rows formed here, into the tables and their indexes:
+ * the event with its transaction and the n_read hooks that read it
+ * (read_ids), and the pending deliveries to the n_made hooks made_ids.
  */
 static Datum
-enqueue_directly(const NewEvent *ev, const Datum *hook_ids, int n_hooks,
+enqueue_directly(const NewEvent *ev, const Datum *read_ids, int n_read,
+				 const Datum *made_ids, int n_made,
 				 Relation event_rel, Relation delivery_rel)
 {
 	EState	   *estate = CreateExecutorState();
@@ -351,18 +355,18 @@ enqueue_directly(const NewEvent *ev, const Datum *hook_ids, int n_hooks,
 	ev_values[EV_PREVIOUS] = ev->changed == NULL ? (Datum) 0
 		: previous_values(DatumGetJsonbP(ev->old_row), ev->changed);
 	ev_values[EV_CREATED_AT] = now;
-	ev_nulls[EV_TXID] = ev_nulls[EV_HOOK_IDS] = (n_hooks == 0);
-	if (n_hooks > 0)
+	ev_nulls[EV_TXID] = ev_nulls[EV_HOOK_IDS] = (n_read == 0);
+	if (n_read > 0)
 	{
 		ev_values[EV_TXID] = FullTransactionIdGetDatum(GetTopFullTransactionId());
-		ev_values[EV_HOOK_IDS] = hook_id_array(hook_ids, n_hooks);
+		ev_values[EV_HOOK_IDS] = hook_id_array(read_ids, n_read);
 	}
 	slot = ExecInitExtraTupleSlot(estate, RelationGetDescr(event_rel), &TTSOpsVirtual);
 	insert_row(&event_table, event_rri, estate, slot, ev_values, ev_nulls);
 	ExecCloseIndices(event_rri);
 	Assert(TransactionIdIsValid(GetTopTransactionIdIfAny()));
 
-	if (n_hooks > 0 && !event_table.log)
+	if (n_made > 0)
 	{
 		InitResultRelInfo(delivery_rri, delivery_rel, 1, NULL, 0);
 		ExecOpenIndices(delivery_rri, false);
@@ -375,10 +379,10 @@ enqueue_directly(const NewEvent *ev, const Datum *hook_ids, int n_hooks,
 		dl_nulls[DL_LAST_STATUS] = dl_nulls[DL_LAST_ERROR] = true;
 		dl_values[DL_CREATED_AT] = now;
 		dl_nulls[DL_FINISHED_AT] = true;
-		for (i = 0; i < n_hooks; i++)
+		for (i = 0; i < n_made; i++)
 		{
 			dl_values[DL_ID] = Int64GetDatum(nextval_internal(delivery_table.id_seq, false));
-			dl_values[DL_HOOK_ID] = hook_ids[i];
+			dl_values[DL_HOOK_ID] = made_ids[i];
 			insert_row(&delivery_table, delivery_rri, estate, slot, dl_values, dl_nulls);
 		}
 		ExecCloseIndices(delivery_rri);
@@ -390,42 +394,47 @@ enqueue_directly(const NewEvent *ev, const Datum *hook_ids, int n_hooks,
 }
 
 /*
- * The long way: one INSERT statement, which honours whatever the tables
- * have become: the event into the log (log_statement_sql), or, into a
- * catalog before 0.5, the event and its deliveries (statement_sql).
+ * The long way: one statement, which honours whatever the tables have
+ * become: the event with the hooks that read it ($8; a catalog before 0.5
+ * has no such column: statement_sql) and the deliveries made with it ($9).
  */
 #define EVENT_VALUES \
 "  SELECT $1, $2, $3, $4, $5," \
 "    (SELECT pg_catalog.jsonb_object_agg(c, $6 OPERATOR(pg_catalog.->) c)" \
 "       FROM pg_catalog.unnest($7) c)"
+#define DELIVERIES_MADE \
+" d AS (" \
+"  INSERT INTO webhook.delivery (event_id, hook_id, next_attempt_at)" \
+"  SELECT e.id, h, pg_catalog.clock_timestamp()" \
+"    FROM e, pg_catalog.unnest($9) h)" \
+"SELECT uid FROM e"
 static const char *log_statement_sql =
-"INSERT INTO webhook.event"
-"  (tenant, event_type, resource, resource_id, payload, previous, hook_ids, txid)"
+"WITH e AS ("
+"  INSERT INTO webhook.event"
+"    (tenant, event_type, resource, resource_id, payload, previous, hook_ids, txid)"
 EVENT_VALUES ", $8,"
 "    CASE WHEN $8 IS NOT NULL THEN pg_catalog.pg_current_xact_id() END"
-" RETURNING uid";
+"  RETURNING id, uid),"
+DELIVERIES_MADE;
 static const char *statement_sql =
 "WITH e AS ("
 "  INSERT INTO webhook.event"
 "    (tenant, event_type, resource, resource_id, payload, previous)"
 EVENT_VALUES
 "  RETURNING id, uid),"
-" d AS ("
-"  INSERT INTO webhook.delivery (event_id, hook_id, next_attempt_at)"
-"  SELECT e.id, h, pg_catalog.clock_timestamp()"
-"    FROM e, pg_catalog.unnest($8) h)"
-"SELECT uid FROM e";
+DELIVERIES_MADE;
 
 static Datum
-enqueue_by_statement(const NewEvent *ev, const Datum *hook_ids, int n_hooks, bool log)
+enqueue_by_statement(const NewEvent *ev, const Datum *read_ids, int n_read,
+					 const Datum *made_ids, int n_made, bool log)
 {
-	Oid			types[8] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID,
-	JSONBOID, JSONBOID, TEXTARRAYOID, INT8ARRAYOID};
-	Datum		values[8];
-	char		nulls[8];
+	Oid			types[9] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+	JSONBOID, JSONBOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID};
+	Datum		values[9];
+	char		nulls[9];
 	bool		isnull;
-	SPIPlanPtr	plan = log ? spi_kept_plan(&log_statement_plan, log_statement_sql, 8, types, 0)
-		: spi_kept_plan(&statement_plan, statement_sql, 8, types, 0);
+	SPIPlanPtr	plan = log ? spi_kept_plan(&log_statement_plan, log_statement_sql, 9, types, 0)
+		: spi_kept_plan(&statement_plan, statement_sql, 9, types, 0);
 
 	memset(nulls, ' ', sizeof(nulls));
 	values[0] = text_or_null(ev->tenant, &isnull);
@@ -439,11 +448,12 @@ enqueue_by_statement(const NewEvent *ev, const Datum *hook_ids, int n_hooks, boo
 	nulls[5] = ev->changed ? ' ' : 'n';
 	values[6] = PointerGetDatum(ev->changed);
 	nulls[6] = ev->changed ? ' ' : 'n';
-	values[7] = n_hooks == 0 ? (Datum) 0 : hook_id_array(hook_ids, n_hooks);
-	nulls[7] = n_hooks == 0 ? 'n' : ' ';
+	values[7] = n_read == 0 ? (Datum) 0 : hook_id_array(read_ids, n_read);
+	nulls[7] = n_read == 0 ? 'n' : ' ';
+	values[8] = hook_id_array(made_ids, n_made);
 
 	spi_check(SPI_execute_plan(plan, values, nulls, false, 1),
-			  log ? SPI_OK_INSERT_RETURNING : SPI_OK_SELECT, true, "inserting an event");
+			  SPI_OK_SELECT, true, "inserting an event");
 	return SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 }
 
@@ -458,26 +468,43 @@ event_has_log_columns(void)
 }
 
 /*
- * Store one event that goes to the n_hooks hooks (none: the event alone);
- * return the event's uid.  The workers are woken when the transaction
- * commits, if there is anything to send: they spill it.  Caller
- * looked up the hooks first (capture.c), which registered the relcache
- * callback that keeps what is known of the tables current.
+ * Store one event that goes to the n_hooks hooks (none: the event alone),
+ * each ordered or not (ordered[i]); return the event's uid.  The workers
+ * are woken when the transaction commits, if there is anything to send.
+ * Caller looked up the hooks first (capture.c), which registered the
+ * relcache callback that keeps what is known of the tables current.
  */
 Datum
-enqueue_event(const NewEvent *event, const Datum *hook_ids, int n_hooks)
+enqueue_event(const NewEvent *event, const Datum *hook_ids, const bool *ordered,
+			  int n_hooks)
 {
 	Relation	event_rel = open_queue_table(&event_table);
 	bool		log = event_rel != NULL ? event_table.log : event_has_log_columns();
-	Relation	delivery_rel = log ? NULL : open_queue_table(&delivery_table);
+	Datum	   *read_ids = palloc(sizeof(Datum) * Max(n_hooks, 1));
+	Datum	   *made_ids = palloc(sizeof(Datum) * Max(n_hooks, 1));
+	int			n_read = 0;
+	int			n_made = 0;
+	Relation	delivery_rel = NULL;
 	Datum		uid;
+	int			i;
 
-	/* into the log, webhook.delivery is neither written nor locked */
+	/* before 0.5 every delivery is made with its event */
+	for (i = 0; i < n_hooks; i++)
+	{
+		if (log && !ordered[i])
+			read_ids[n_read++] = hook_ids[i];
+		else
+			made_ids[n_made++] = hook_ids[i];
+	}
+	if (n_made > 0)
+		delivery_rel = open_queue_table(&delivery_table);
+
 	if (event_rel != NULL && event_table.direct &&
-		(log || (delivery_rel != NULL && delivery_table.direct)))
-		uid = enqueue_directly(event, hook_ids, n_hooks, event_rel, delivery_rel);
+		(n_made == 0 || (delivery_rel != NULL && delivery_table.direct)))
+		uid = enqueue_directly(event, read_ids, n_read, made_ids, n_made,
+							   event_rel, delivery_rel);
 	else
-		uid = enqueue_by_statement(event, hook_ids, n_hooks, log);
+		uid = enqueue_by_statement(event, read_ids, n_read, made_ids, n_made, log);
 	if (delivery_rel != NULL)
 		table_close(delivery_rel, NoLock);
 	if (event_rel != NULL)

@@ -176,11 +176,145 @@
 " + pg_catalog.octet_length(e.event_type) + 256"
 
 /*
- * (In claimed, each picked delivery is read by its id, in a LATERAL
- * subquery that OFFSET 0 keeps from being flattened: joined plainly, the
- * generic plan read every delivery by another index and matched each
- * against the few picked, 130 ms a claim with 50,000 waiting.)
+ * Fresh deliveries, read from the log.  An unordered hook's events are not
+ * rows of webhook.delivery until a claim reads them (enqueue.c): each
+ * claim reads, for each hook it looks at, the events its cursor has not
+ * read (webhook_internal.cursor: a snapshot lo, all of whose committed
+ * events were read, and one hi, whose were read up to a (txid, id) key),
+ * up to the hook's room, in (txid, id) order: first the rest of the
+ * interval between lo and hi (events of transactions that lo showed in
+ * progress, or that began after it, and that hi shows committed), then
+ * what committed since hi.  Each is read through event_log_idx, by the
+ * tenant's transactions: those a snapshot showed in progress by key, the
+ * others as a range, each arm limited to the room, so that a backlog is
+ * never read whole.  They become pending deliveries in the claim itself
+ * (made), due now, which the claim ranks with the others; the cursor moves
+ * in the same statement (moved), so that each event becomes a delivery
+ * once:
+ *	- all was read (fewer than the room): to the claim's snapshot, whole;
+ *	- the room filled within the interval: to the key of the last read;
+ *	- the room filled past it: hi becomes lo, the claim's snapshot hi, and
+ *	  the key that of the last read.
+ * What the ranking leaves is pending, claimed later as any delivery.  A
+ * hook without a cursor has read nothing (the snapshot '1:1:' shows nothing
+ * committed); one whose cursor another transaction holds (spill(), an
+ * update_hook()), or that was moved last in another database or cluster
+ * (a restore: spill() adopts it), is not read this time.  A hook that had
+ * nothing to read moves its cursor to the claim's snapshot at a full look
+ * only, so that the claims of a busy hook's neighbours write nothing.
  */
+#define NO_SNAPSHOT "'1:1:'::pg_catalog.pg_snapshot"
+#define LOG_ARM(part, cond) \
+"(SELECT " #part " AS part, e.txid, e.id FROM webhook.event e" \
+"  WHERE e.tenant OPERATOR(pg_catalog.=) h.tenant AND e.txid IS NOT NULL AND " cond \
+"    AND h.hook_id OPERATOR(pg_catalog.=) ANY (e.hook_ids)" \
+"  ORDER BY e.txid, e.id LIMIT h.room)"
+#define AFTER_KEY \
+"(e.txid, e.id) OPERATOR(pg_catalog.>) (h.last_txid, h.last_id)" \
+" AND pg_catalog.pg_visible_in_snapshot(e.txid, h.hi)"
+#define FRESH \
+"cursors AS (" \
+"    SELECT x.hook_id, x.system_identifier = $19 AND x.database = $20 AS ours" \
+"      FROM webhook_internal.cursor x" \
+"     WHERE x.hook_id IN (SELECT k.id FROM fresh_hooks k)" \
+"), locked AS (" \
+"    SELECT x.hook_id, x.lo, x.hi, coalesce(x.last_txid, '0') AS last_txid," \
+"           coalesce(x.last_id, 0) AS last_id, x.top_id" \
+"      FROM webhook_internal.cursor x" \
+"     WHERE x.hook_id IN (SELECT k.hook_id FROM cursors k WHERE k.ours)" \
+"       FOR NO KEY UPDATE SKIP LOCKED" \
+"), readers AS (" \
+"    SELECT h.id AS hook_id, t.id AS transport_id, t.tenant, r.room, c.*" \
+HOOKS_WITH_ROOM("fresh_hooks") \
+"      CROSS JOIN LATERAL (" \
+"          SELECT l.lo, l.hi, l.last_txid, l.last_id, l.top_id, true AS known" \
+"            FROM locked l WHERE l.hook_id = h.id" \
+"          UNION ALL" \
+"          SELECT " NO_SNAPSHOT ", " NO_SNAPSHOT ", '0', 0, 0, false" \
+"           WHERE NOT EXISTS (SELECT FROM cursors k WHERE k.hook_id = h.id)) c" \
+"     WHERE h.active AND h.disabled_reason IS NULL AND r.room > 0" \
+"       AND t.id OPERATOR(pg_catalog.%) $5 OPERATOR(pg_catalog.=) $6" \
+"), fresh AS (" \
+"    SELECT h.hook_id, x.part, x.txid, x.id AS event_id," \
+"           pg_catalog.count(*) OVER (PARTITION BY h.hook_id) AS n," \
+"           pg_catalog.row_number() OVER (PARTITION BY h.hook_id" \
+"                                        ORDER BY x.part DESC, x.txid DESC, x.id DESC) AS back" \
+"      FROM readers h" \
+"      CROSS JOIN LATERAL (" \
+"          SELECT y.* FROM (" \
+LOG_ARM(1, "e.txid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT pg_catalog.pg_snapshot_xip(h.lo)))" \
+        " AND " AFTER_KEY) \
+"              UNION ALL " \
+LOG_ARM(1, "e.txid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmax(h.lo)" \
+        " AND e.txid OPERATOR(pg_catalog.<) pg_catalog.pg_snapshot_xmax(h.hi)" \
+        " AND " AFTER_KEY) \
+"              UNION ALL " \
+LOG_ARM(2, "e.txid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT pg_catalog.pg_snapshot_xip(h.hi)))") \
+"              UNION ALL " \
+LOG_ARM(2, "e.txid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmax(h.hi)") \
+"          ) y ORDER BY y.part, y.txid, y.id LIMIT h.room) x" \
+"), made AS (" \
+"    INSERT INTO webhook.delivery (event_id, hook_id, next_attempt_at)" \
+"    SELECT f.event_id, f.hook_id, pg_catalog.now() FROM fresh f" \
+"     ORDER BY f.hook_id, f.part, f.txid, f.event_id" \
+"    RETURNING id, event_id, hook_id, next_attempt_at" \
+"), moved AS (" \
+"    INSERT INTO webhook_internal.cursor AS x" \
+"           (hook_id, lo, hi, last_txid, last_id, top_id, system_identifier, database)" \
+"    SELECT h.hook_id," \
+"           CASE WHEN coalesce(f.n, 0) < h.room THEN pg_catalog.pg_current_snapshot()" \
+"                WHEN f.part = 2 THEN h.hi ELSE h.lo END," \
+"           CASE WHEN coalesce(f.n, 0) < h.room OR f.part = 2" \
+"                THEN pg_catalog.pg_current_snapshot() ELSE h.hi END," \
+"           CASE WHEN coalesce(f.n, 0) < h.room THEN NULL ELSE f.txid END," \
+"           CASE WHEN coalesce(f.n, 0) < h.room THEN NULL ELSE f.event_id END," \
+"           CASE WHEN coalesce(f.n, 0) < h.room OR f.part = 2" \
+"                THEN (SELECT coalesce(pg_catalog.max(e.id), 0) FROM webhook.event e)" \
+"                ELSE h.top_id END," \
+"           $19, $20" \
+"      FROM readers h LEFT JOIN fresh f ON f.hook_id = h.hook_id AND f.back = 1" \
+"     WHERE f.hook_id IS NOT NULL" \
+"        OR ($17::bigint[] IS NULL AND NOT (h.known AND h.lo::text = h.hi::text))" \
+"    ON CONFLICT (hook_id) DO UPDATE" \
+"       SET lo = excluded.lo, hi = excluded.hi, last_txid = excluded.last_txid," \
+"           last_id = excluded.last_id, top_id = excluded.top_id" \
+")"
+
+/*
+ * The hooks whose cursors a claim reads through: those of $17 (news, and
+ * the recent ones), or at a full look those of every tenant with events
+ * in the log (a loose index scan of event_log_idx: one descent per tenant)
+ * whose cursor may be behind: missing, within an interval, or older than
+ * the tenant's latest writer.  A tenant whose hooks have read its log, and
+ * whose writers have all finished since, costs a full look a descent or
+ * two; its hooks nothing.
+ */
+#define FRESH_HOOKS \
+"log_tenants AS (" \
+"    (SELECT e.tenant FROM webhook.event e" \
+"      WHERE $17::bigint[] IS NULL AND e.txid IS NOT NULL ORDER BY e.tenant LIMIT 1)" \
+"    UNION ALL" \
+"    SELECT n.tenant FROM log_tenants u" \
+"      CROSS JOIN LATERAL (" \
+"          SELECT e.tenant FROM webhook.event e" \
+"           WHERE e.txid IS NOT NULL AND e.tenant OPERATOR(pg_catalog.>) u.tenant" \
+"           ORDER BY e.tenant LIMIT 1) n" \
+"), fresh_hooks AS (" \
+"    SELECT k.* FROM webhook.hook k" \
+"     WHERE $17::bigint[] IS NOT NULL AND k.id OPERATOR(pg_catalog.=) ANY ($17)" \
+"    UNION ALL" \
+"    SELECT k.* FROM log_tenants u" \
+"      CROSS JOIN LATERAL (SELECT e.txid FROM webhook.event e" \
+"                           WHERE e.tenant OPERATOR(pg_catalog.=) u.tenant" \
+"                             AND e.txid IS NOT NULL" \
+"                           ORDER BY e.txid DESC LIMIT 1) m" \
+"      JOIN webhook.transport tt ON tt.tenant OPERATOR(pg_catalog.=) u.tenant" \
+"      JOIN webhook.hook k ON k.transport_id = tt.id" \
+"      LEFT JOIN webhook_internal.cursor x ON x.hook_id = k.id" \
+"     WHERE x.hook_id IS NULL OR x.lo::text <> x.hi::text" \
+"        OR m.txid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmin(x.hi)" \
+")"
+
 
 /*
  * The unordered hooks a claim looks at: only those of $17 (worker.c knows
@@ -234,12 +368,12 @@ static const char *claim_sql =
 "    SELECT f.hook_id, f.floor FROM ROWS FROM (pg_catalog.unnest($7::bigint[]),"
 "                                              pg_catalog.unnest($8::timestamptz[]))"
 "                                   AS f(hook_id, floor)"
-"), " DUE_HOOKS ", candidates AS ("
-"    SELECT x.id, x.next_attempt_at, x.next_attempt_at AS floor_at,"
-"           t.id AS transport_id, t.tenant, r.room"
+"), " DUE_HOOKS ", " FRESH_HOOKS ", " FRESH ", candidates AS ("
+"    SELECT x.id, x.event_id, x.hook_id, x.attempts, x.next_attempt_at,"
+"           x.next_attempt_at AS floor_at, t.id AS transport_id, t.tenant, r.room"
 HOOKS_WITH_ROOM(LOOKED_AT)
 "      CROSS JOIN LATERAL ("
-"          SELECT d.id, d.next_attempt_at"
+"          SELECT d.id, d.event_id, d.hook_id, d.attempts, d.next_attempt_at"
 "            FROM webhook.delivery d"
 "           WHERE d.hook_id = h.id"
 "             AND d.state IN ('pending', 'failed')"
@@ -253,12 +387,12 @@ HOOKS_WITH_ROOM(LOOKED_AT)
 "     WHERE h.active AND h.disabled_reason IS NULL AND h.ordered = 'none'"
 "       AND t.id OPERATOR(pg_catalog.%) $5 OPERATOR(pg_catalog.=) $6"
 "    UNION ALL"
-"    SELECT x.id, x.next_attempt_at, NULL::timestamptz, t.id AS transport_id,"
-"           t.tenant, r.room"
+"    SELECT x.id, x.event_id, x.hook_id, x.attempts, x.next_attempt_at,"
+"           NULL::timestamptz, t.id AS transport_id, t.tenant, r.room"
 HOOKS_WITH_ROOM("webhook.hook")
 "      CROSS JOIN LATERAL ("
-"          SELECT q.id, q.next_attempt_at FROM ("
-"              SELECT d.id, d.next_attempt_at,"
+"          SELECT q.id, q.event_id, q.hook_id, q.attempts, q.next_attempt_at FROM ("
+"              SELECT d.id, d.event_id, d.hook_id, d.attempts, d.next_attempt_at,"
 "                     pg_catalog.row_number() OVER (PARTITION BY g.resource_id"
 "                                                   ORDER BY d.event_id, d.id) AS rank,"
 "                     pg_catalog.bool_or(d.id OPERATOR(pg_catalog.=) ANY ($4))"
@@ -276,6 +410,10 @@ HOOKS_WITH_ROOM("webhook.hook")
 "           LIMIT r.room) x"
 "     WHERE $16 AND h.active AND h.disabled_reason IS NULL AND h.ordered <> 'none'"
 "       AND t.id OPERATOR(pg_catalog.%) $5 OPERATOR(pg_catalog.=) $6"
+"    UNION ALL"
+"    SELECT m.id, m.event_id, m.hook_id, 0, m.next_attempt_at, NULL::timestamptz,"
+"           r.transport_id, r.tenant, r.room"
+"      FROM made m JOIN readers r ON r.hook_id = m.hook_id"
 "), within_transports AS ("
 "    SELECT c.*, pg_catalog.row_number() OVER"
 "               (PARTITION BY c.tenant ORDER BY c.next_attempt_at) AS tn"
@@ -284,21 +422,19 @@ HOOKS_WITH_ROOM("webhook.hook")
 "              FROM candidates) c"
 "     WHERE c.n <= c.room"
 "), picked AS ("
-"    SELECT w.id, w.next_attempt_at, w.floor_at, w.tenant"
+"    SELECT w.id, w.event_id, w.hook_id, w.attempts, w.next_attempt_at, w.floor_at, w.tenant"
 "      FROM within_transports w"
 "     WHERE w.tn <= coalesce((SELECT x.room FROM tenant_room x WHERE x.tenant = w.tenant), $13)"
 "     ORDER BY w.next_attempt_at"
 "     LIMIT $1"
 "), claimed AS ("
 "    SELECT z.* FROM ("
-"        SELECT d.id, d.event_id, d.hook_id, d.attempts, p.floor_at, y.size,"
+"        SELECT p.id, p.event_id, p.hook_id, p.attempts, p.floor_at, y.size,"
 "               y.body <= $15 AS fits, p.tenant,"
 "               pg_catalog.sum(y.held) OVER (PARTITION BY p.tenant"
 "                                           ORDER BY p.next_attempt_at, p.id"
 "                                           ROWS UNBOUNDED PRECEDING) - y.held AS before"
 "          FROM picked p"
-"          CROSS JOIN LATERAL (SELECT x.* FROM webhook.delivery x WHERE x.id = p.id"
-"                              OFFSET 0) d"
 "          CROSS JOIN LATERAL (SELECT s.size, s.body,"
 "                                     CASE WHEN s.body <= $15 THEN s.body ELSE 0 END AS held"
 "                                FROM webhook.event e,"
@@ -306,7 +442,7 @@ HOOKS_WITH_ROOM("webhook.hook")
 "                                                     CASE WHEN x.size <= $15"
 "                                                          THEN " BODY_SIZE " END AS body"
 "                                                FROM (SELECT " STORED_SIZE " AS size) x) s"
-"                               WHERE e.id = d.event_id) y) z"
+"                               WHERE e.id = p.event_id) y) z"
 "     WHERE z.before < coalesce((SELECT x.bytes FROM tenant_room x WHERE x.tenant = z.tenant),"
 "                               $14)"
 ")"
@@ -638,8 +774,7 @@ static SPIPlanPtr record_succeeded_plan = NULL;
 static SPIPlanPtr cancel_plan = NULL;
 static SPIPlanPtr expire_plan = NULL;
 static SPIPlanPtr gone_plan = NULL;
-static SPIPlanPtr spill_plan = NULL;
-static SPIPlanPtr spill_restored_plan = NULL;
+static SPIPlanPtr adopt_plan = NULL;
 
 /*
  * When the oldest transaction of this database that holds a transaction id
@@ -834,12 +969,14 @@ int
 queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 			dlist_head *claimed)
 {
-	Oid			types[18] = {INT4OID, INT8ARRAYOID, INT4ARRAYOID, INT8ARRAYOID,
+	Oid			types[20] = {INT4OID, INT8ARRAYOID, INT4ARRAYOID, INT8ARRAYOID,
 		INT8OID, INT8OID, INT8ARRAYOID, TIMESTAMPTZARRAYOID,
 		TEXTARRAYOID, INT4ARRAYOID, INT8ARRAYOID, FLOAT8ARRAYOID,
-	INT4OID, INT8OID, INT8OID, BOOLOID, INT8ARRAYOID, INT8ARRAYOID};
-	Datum		values[18];
-	char		nulls[18];
+		INT4OID, INT8OID, INT8OID, BOOLOID, INT8ARRAYOID, INT8ARRAYOID,
+	INT8OID, OIDOID};
+	Datum		values[20];
+	char		nulls[20];
+	int			nest_level;
 	Datum	   *floor_hooks;
 	Datum	   *floor_times;
 	TimestampTz oldest;
@@ -881,14 +1018,25 @@ queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 	values[17] = array_of(held->tenant_bytes, NULL, held->n_tenants, INT8OID);
 	values[14] = Int64GetDatum(webhook_max_body_bytes);
 	values[15] = BoolGetDatum(held->with_ordered);
+	values[18] = Int64GetDatum((int64) GetSystemIdentifier());
+	values[19] = ObjectIdGetDatum(MyDatabaseId);
 	memset(nulls, ' ', sizeof(nulls));
 	if (held->only_hooks != NULL)
 		values[16] = array_of(held->only_hooks, NULL, held->n_only_hooks, INT8OID);
 	else
 		nulls[16] = 'n';
-	spi_check(SPI_execute_plan(spi_kept_plan(&claim_plan, claim_sql, 18, types, 0),
+
+	/*
+	 * Its plan is kept for the worker's life: one made while the log was
+	 * empty would read it whole at every claim once it has grown.
+	 */
+	nest_level = NewGUCNestLevel();
+	(void) set_config_option("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	spi_check(SPI_execute_plan(spi_kept_plan(&claim_plan, claim_sql, 20, types, 0),
 							   values, nulls, false, 0),
 			  SPI_OK_SELECT, false, "claiming deliveries");
+	AtEOXact_GUC(true, nest_level);
 	Assert(SPI_tuptable->tupdesc->natts == REQUEST_COLUMNS);
 
 	for (i = 0; i < SPI_processed; i++)
@@ -961,116 +1109,6 @@ queue_hooks_gone(Datum *hook_ids, int n, int64 **gone)
 }
 
 /*
- * The spill as the worker runs it at every turn with news, in one
- * statement: webhook_internal.spill() (src/sql/code/50_queue.sql) for the
- * usual case, the position's one row of this cluster and database ($1,
- * $2), which it returns (false) when that is not the case, for the
- * function to deal with.  What is left is read by two index scans, past
- * the position's last id and from its snapshot's xmin on (PgQ's batch: so
- * a transaction that ran long at the last spill makes this one read every
- * event logged since it began; a look-up of the snapshot's xip instead was
- * planned, in a generic plan, from the log's statistics, and read the
- * whole log when a bulk emit had made them say one transaction).  The deliveries are due at the transaction's
- * start (the claim that follows in it takes them); the caller took the
- * transaction's id first (floors).  The position moves only when there was
- * something to spill: one index read of each of the three kinds, and no
- * write, at a turn with nothing new.  Each event, hook and delivery is
- * read by its key, in nested loops; and the statement is planned, and run,
- * with enable_seqscan off: its plan is kept for the worker's life, and one
- * made while the log was empty read the whole log at every turn once it
- * had grown.
- */
-static const char *spill_sql =
-"WITH p AS ("
-"    SELECT x.ctid AS row, x.snapshot, x.last_id FROM webhook_internal.spill_position x"
-"     WHERE x.system_identifier = $1 AND x.database = $2"
-"       AND (SELECT pg_catalog.count(*) FROM webhook_internal.spill_position) = 1"
-"       FOR UPDATE SKIP LOCKED"
-"), l AS ("
-"    SELECT e.id, e.hook_ids FROM p, webhook.event e"
-"     WHERE e.id > p.last_id AND e.txid IS NOT NULL"
-"    UNION"
-"    SELECT e.id, e.hook_ids FROM p, webhook.event e"
-"     WHERE e.txid >= pg_catalog.pg_snapshot_xmin(p.snapshot)"
-"       AND NOT pg_catalog.pg_visible_in_snapshot(e.txid, p.snapshot)"
-"), made AS ("
-"    INSERT INTO webhook.delivery (event_id, hook_id, next_attempt_at)"
-"    SELECT l.id, h.id, pg_catalog.now()"
-"      FROM l CROSS JOIN LATERAL pg_catalog.unnest(l.hook_ids) AS u(hook_id)"
-"      CROSS JOIN LATERAL (SELECT x.id FROM webhook.hook x"
-"                           WHERE x.id = u.hook_id OFFSET 0) h"
-"      LEFT JOIN LATERAL (SELECT true AS made FROM webhook.delivery d"
-"                          WHERE d.event_id = l.id AND d.hook_id = h.id LIMIT 1) d ON true"
-"     WHERE d.made IS NULL"
-"     ORDER BY l.id"
-"    RETURNING hook_id"
-"), moved AS ("
-"    UPDATE webhook_internal.spill_position x"
-"       SET snapshot = pg_catalog.pg_current_snapshot(),"
-"           last_id = GREATEST(x.last_id,"
-"                              coalesce((SELECT pg_catalog.max(e.id) FROM webhook.event e), 0))"
-"      FROM p WHERE x.ctid = p.row AND EXISTS (SELECT FROM l)"
-")"
-"SELECT EXISTS (SELECT FROM webhook_internal.spill_position x"
-"                WHERE x.system_identifier = $1 AND x.database = $2)"
-"       AND (SELECT pg_catalog.count(*) FROM webhook_internal.spill_position) = 1,"
-"       (SELECT pg_catalog.array_agg(DISTINCT m.hook_id) FROM made m)";
-
-/*
- * Spill the log: the events committed since the last spill become pending
- * deliveries.  Sets *hooks (in the caller's memory context) to the hooks
- * that got some and returns how many; none when another spill is under
- * way.  Caller took the transaction's id.
- */
-int
-queue_spill(Datum **hooks)
-{
-	MemoryContext cxt = CurrentMemoryContext;
-	Oid			types[2] = {INT8OID, OIDOID};
-	Datum		values[2];
-	Datum		spilled;
-	Datum	   *elems;
-	bool		isnull;
-	int			n = 0;
-	int			nest_level;
-
-	spi_connect_checked();
-	values[0] = Int64GetDatum((int64) GetSystemIdentifier());
-	values[1] = ObjectIdGetDatum(MyDatabaseId);
-	nest_level = NewGUCNestLevel();
-	(void) set_config_option("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	spi_check(SPI_execute_plan(spi_kept_plan(&spill_plan, spill_sql, 2, types, 0),
-							   values, NULL, false, 1),
-			  SPI_OK_SELECT, false, "spilling the log");
-	AtEOXact_GUC(true, nest_level);
-	if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
-									&isnull)))
-	{
-		/* a restored position: the function's */
-		spi_check(SPI_execute_plan(spi_kept_plan(&spill_restored_plan,
-												 "SELECT webhook_internal.spill()",
-												 0, NULL, 0),
-								   NULL, NULL, false, 1),
-				  SPI_OK_SELECT, false, "spilling the log");
-	}
-	spilled = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
-							SPI_tuptable->tupdesc->natts, &isnull);
-	*hooks = MemoryContextAlloc(cxt, sizeof(Datum) * 1);
-	if (isnull)
-	{
-		SPI_finish();
-		return 0;
-	}
-	deconstruct_array(DatumGetArrayTypeP(spilled), INT8OID, sizeof(int64),
-					  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &elems, NULL, &n);
-	*hooks = MemoryContextAlloc(cxt, sizeof(Datum) * Max(1, n));
-	memcpy(*hooks, elems, sizeof(Datum) * n);
-	SPI_finish();
-	return n;
-}
-
-/*
  * The request the hook would be sent for the event, in a new context under
  * parent; NULL when either does not exist.  Caller checks the right to see
  * it (webhook.preview).
@@ -1089,6 +1127,35 @@ queue_preview(int64 hook_id, int64 event_id, MemoryContext parent)
 		req = request_from_row(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, parent);
 	SPI_finish();
 	return req;
+}
+
+/*
+ * A restore brought cursors moved last in another database or cluster,
+ * which the claim leaves alone: webhook_internal.spill() makes what they
+ * have not read deliveries, and adopts them.  Returns whether it did.
+ * Caller is in a transaction.
+ */
+bool
+queue_adopt_cursors(void)
+{
+	Oid			types[2] = {INT8OID, OIDOID};
+	Datum		values[2];
+	bool		adopted;
+
+	spi_connect_checked();
+	values[0] = Int64GetDatum((int64) GetSystemIdentifier());
+	values[1] = ObjectIdGetDatum(MyDatabaseId);
+	spi_check(SPI_execute_plan(spi_kept_plan(&adopt_plan,
+											 "SELECT webhook_internal.spill()"
+											 " WHERE EXISTS (SELECT FROM webhook_internal.cursor x"
+											 "                WHERE x.system_identifier <> $1"
+											 "                   OR x.database <> $2)",
+											 2, types, 0),
+							   values, NULL, false, 1),
+			  SPI_OK_SELECT, false, "adopting restored cursors");
+	adopted = SPI_processed > 0;
+	SPI_finish();
+	return adopted;
 }
 
 /*

@@ -69,10 +69,10 @@ typedef struct QueueRetry
 extern int	queue_record(Attempt **reqs, int n, Datum *sent_ids, int n_sent,
 						 QueueRetry **retries);
 extern void queue_record_failure(Attempt *req, const char *why);
+extern bool queue_adopt_cursors(void);
 extern void queue_expire_secrets(void);
 extern void queue_forget_floor(int64 hook_id);
 extern int	queue_hooks_gone(Datum *hook_ids, int n, int64 **gone);
-extern int	queue_spill(Datum **hooks);
 extern Attempt *queue_preview(int64 hook_id, int64 event_id, MemoryContext parent);
 
 #endif							/* WEBHOOK_QUEUE_H */

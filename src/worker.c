@@ -11,10 +11,8 @@
  *
  * The loop (webhook_worker_main), every turn, one named step after another:
  *	1. reload_configuration(): after a SIGHUP;
- *	2. record_and_claim(): in one short transaction, spill the log (the
- *	   events committed since become deliveries: src/queue.c, spill_sql;
- *	   also while sending is paused), record the attempts that finished
- *	   and claim due deliveries within what it may hold, if
+ *	2. record_and_claim(): in one short transaction, record the attempts
+ *	   that finished and claim due deliveries within what it may hold, if
  *	   woken (a committed transaction enqueued work), if room was just
  *	   freed, if the last claim was full (a backlog), when a retry it
  *	   scheduled comes due, or once a second (retries others made due: a
@@ -26,7 +24,9 @@
  *	   memory how many requests it has in flight and how many it holds
  *	   (webhook.metrics());
  *	4. do_chores(): once a second, in a transaction of its own, drop the
- *	   previous secrets of its hooks whose rotation overlap is over; less
+ *	   previous secrets of its hooks whose rotation overlap is over, and,
+ *	   in the first worker, adopt the log's cursors a restore brought
+ *	   (queue.c); less
  *	   often, each in short transactions of their own too (housekeeping.c),
  *	   disable its hooks whose deliveries have all died for
  *	   webhook.disable_after, and, in the first worker, rotate the attempt
@@ -175,11 +175,11 @@ static bool catalog_current = true;
 /* when the earliest retry the worker scheduled is due; 0 for none */
 static TimestampTz next_retry_at = 0;
 
-/* when the worker last spilled the log (webhook_internal.spill()) */
-static TimestampTz last_spill = 0;
-
 /* when expired previous secrets were last dropped */
 static TimestampTz last_expiry = 0;
+
+/* when the first worker last looked for cursors to adopt */
+static TimestampTz last_adoption = 0;
 
 /*
  * The chores of housekeeping.c run every quarter of their setting's
@@ -1089,58 +1089,9 @@ drop_waiting_of_gone_hooks(void)
 		drop_waiting_of_hook(gone[i]);
 }
 
-/* What a spill made deliveries for. */
-typedef struct SpillResult
-{
-	Datum	   *hooks;
-	int			n;
-} SpillResult;
-
-/* The spill itself, for try_in_subtransaction(). */
-static void
-spill_in_subtransaction(void *arg)
-{
-	SpillResult *result = (SpillResult *) arg;
-
-	result->n = queue_spill(&result->hooks);
-}
-
 /*
- * The log's events committed since the last spill become deliveries, in
- * the exchange's transaction, before its claim, which looks at their hooks;
- * the other workers' are woken at commit.  The transaction takes its id
- * first: the deliveries are due at its start (src/queue.c, floors).  A
- * spill that fails (an admin's constraint on webhook.delivery, say) is
- * logged, and stops nothing else: what was spilled before is still sent.
- */
-static void
-spill_log(void)
-{
-	SpillResult result = {NULL, 0};
-	ErrorData  *edata;
-	int			i;
-
-	(void) GetTopTransactionId();
-	edata = try_in_subtransaction(spill_in_subtransaction, NULL, &result, true);
-	if (edata != NULL)
-	{
-		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
-			ReThrowError(edata);
-		ereport(LOG,
-				(errmsg("webhook worker %d could not spill the log: %s",
-						worker_index + 1, edata->message)));
-		return;
-	}
-	for (i = 0; i < result.n; i++)
-		note_recent_hook(DatumGetInt64(result.hooks[i]));
-	if (result.n > 0 && webhook_workers > 1)
-		webhook_wake_at_commit_for(result.hooks, result.n);
-}
-
-/*
- * One short transaction with the queue: spill the log when spill_due and
- * the log has news, record the finished attempts, and claim up to
- * limit more deliveries when limit > 0.  Returns how many were
+ * One short transaction with the queue: record the finished attempts, and
+ * claim up to limit more deliveries when limit > 0.  Returns how many were
  * claimed, or -1 when the extension is not installed or the transaction
  * failed.  On a failure (a deadlock with a user's statement, a row that
  * cannot be stored) the error is logged, nothing claimed in the failed
@@ -1148,38 +1099,23 @@ spill_log(void)
  * if even that fails they are kept for a later turn, after a pause.
  */
 static int
-exchange(int limit, bool spill_due)
+exchange(int limit)
 {
-	volatile bool spill = spill_due;
 	volatile int claimed = 0;
 	volatile bool failed = false;
 	dlist_head	new_requests;
 	int			n_done;
 
 	dlist_init(&new_requests);
-	if (limit > 0 || spill_due)
+	if (limit > 0)
 	{
-		bool		news_unknown;
-		TimestampTz now = GetCurrentTimestamp();
-
 		webhook_clear_wake_request(worker_slot);
-		news_unknown = webhook_take_news(worker_slot, news_ids, &n_news_ids);
-		if (news_unknown)
+		if (webhook_take_news(worker_slot, news_ids, &n_news_ids))
 		{
 			/* a full look, now or once FULL_LOOK_MIN_MS have passed */
 			full_look_due = true;
 			full_look_at = TimestampTzPlusMilliseconds(last_full_look, FULL_LOOK_MIN_MS);
 		}
-
-		/*
-		 * The log has news when a commit named hooks (or too many to name);
-		 * else it is read once a second (a prepared transaction's commit
-		 * wakes nobody), not at every claim of a backlog.
-		 */
-		spill = spill_due && (news_unknown || n_news_ids > 0 || now < last_spill ||
-							  TimestampDifferenceExceeds(last_spill, now, POLL_INTERVAL_MS));
-		if (spill)
-			last_spill = now;
 	}
 	/* finished requests no longer count against their transports */
 	n_done = count_done(-1);
@@ -1196,8 +1132,6 @@ exchange(int limit, bool spill_due)
 		else
 		{
 			drop_waiting_of_gone_hooks();
-			if (spill)
-				spill_log();
 			if (n_done > 0)
 				record(done_array(n_done), n_done);
 			if (limit > 0)
@@ -1295,6 +1229,29 @@ expire_secrets(void)
 		return;
 	last_expiry = now;
 	run_chore("dropping expired secrets", expire_chore, NULL);
+}
+
+/* The chore of adopt_cursors(). */
+static void
+adopt_chore(void *arg)
+{
+	if (queue_adopt_cursors())
+		full_look_due = true;	/* their deliveries are made */
+}
+
+/*
+ * Step of do_chores(): once a second, in the first worker, adopt the
+ * cursors a restore brought (queue.c).
+ */
+static void
+adopt_cursors(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (worker_index != 0 || !TimestampDifferenceExceeds(last_adoption, now, POLL_INTERVAL_MS))
+		return;
+	last_adoption = now;
+	run_chore("adopting restored cursors", adopt_chore, NULL);
 }
 
 /* How often a chore governed by an interval setting of span runs, in ms. */
@@ -1576,19 +1533,16 @@ record_and_claim(void)
 	int			capacity = QUEUE_HOLD_FACTOR * webhook_max_in_flight;
 	int			n_busy = http_in_flight() + n_waiting;
 	int			limit = 0;
-	bool		spill;
 	long		record_wait_ms;
 	int			claimed;
 
 	if (claim_due && webhook_enabled &&
 		capacity - n_busy >= (backlog ? Max(1, capacity / 4) : 1))
 		limit = Min(capacity - n_busy, webhook_batch_size);
-	/* before a claim; while sending is paused, when a claim would be due */
-	spill = limit > 0 || (claim_due && !webhook_enabled);
-	if (!spill && !record_due(backlog, &record_wait_ms))
+	if (limit == 0 && !record_due(backlog, &record_wait_ms))
 		return;
 
-	claimed = exchange(limit, spill);
+	claimed = exchange(limit);
 	if (extension_gone)
 	{
 		ereport(LOG,
@@ -1615,6 +1569,7 @@ static void
 do_chores(void)
 {
 	expire_secrets();
+	adopt_cursors();
 	check_health();
 	next_prune = prune_step();
 	transport_forget_idle(GetCurrentTimestamp());

@@ -73,53 +73,39 @@ CREATE OR REPLACE FUNCTION webhook_internal.rendered_bytes(value jsonb, cap bigi
 COMMENT ON FUNCTION webhook_internal.rendered_bytes(jsonb, bigint) IS
     'about how many bytes a value takes as JSON text, counted without building it, up to past cap';
 
--- The spill: the log's events that committed since the last spill become
--- pending deliveries, one for each of their hook_ids that still exists
--- (a hook made inactive since keeps its delivery, as when the writer made
--- it), each due when it is inserted (after this transaction took its id:
--- src/queue.c, floors).  PgQ's batches, bounded by snapshots: an event is
--- spilled once the statement's snapshot shows its transaction committed
--- and the position's did not (or its id is past the position's last_id),
--- so that a writer that began early and committed late is never skipped,
--- and a rolled back one never seen.  The position then moves to the
--- statement's snapshot and the largest event id it shows, in the same
--- statement: the deliveries and the position commit together.
---
--- One spill at a time: the position's row is locked, and a spill that
--- finds it locked (another is under way) does nothing, or, with wait,
--- waits for it and then spills what is left (tests, and whoever must see
--- the deliveries of what committed before).  A restore leaves two rows,
--- the script's (which a spill during the restore may have moved past
--- events whose hooks were not restored yet) and the dumped one, another
--- database's: the dumped one is kept (of several, the one with the
--- largest last_id).  After a restore into another cluster, whose
--- transaction ids the restored events' and the position's are not, the
--- first spill makes what the dumped position says is left, then forgets
--- the transaction of every event it can see (txid NULL), once, so that no
--- foreign id is ever compared with this cluster's snapshots.
---
--- A delivery of the event to the hook that exists already is not made
--- again: a spill under way while a dump is restored (the delivery rows come
--- before the events, the position after them) makes none of the restored
--- deliveries twice.
---
--- Returns the hooks that got deliveries: the worker wakes theirs.
--- READ COMMITTED callers only (each statement its own snapshot); in a
--- transaction with a snapshot of its own, nothing is spilled.
 CREATE OR REPLACE FUNCTION webhook_internal.system_identifier() RETURNS bigint
     LANGUAGE c STABLE STRICT AS 'MODULE_PATHNAME', 'webhook_system_identifier';
 COMMENT ON FUNCTION webhook_internal.system_identifier() IS
     'the cluster''s system identifier (pg_control_system()), read from memory';
 
+-- The spill: every event some hook's cursor has not read becomes its
+-- pending delivery (a hook made inactive since keeps its delivery, as one
+-- the claim made), due now, and every cursor moves to the statement's
+-- snapshot, whole (src/sql/catalog/20_tables.sql): what the worker's claim
+-- does a room at a time (src/queue.c, FRESH), at once.  For tests and for
+-- whoever must see the deliveries of what committed before
+-- (webhook.update_hook() when a hook becomes ordered), and for the worker
+-- once a restore has brought cursors moved last in another database or
+-- cluster, which the claim leaves alone.  A cursor of another cluster,
+-- whose transaction ids the snapshots' and the restored events' are not,
+-- has not read what came after its top_id either (this database's own
+-- events, written since the restore); then every event the statement sees
+-- forgets its transaction and hooks (txid NULL: read by every cursor), once,
+-- so that no foreign id is ever compared with this cluster's snapshots.
+-- A delivery of the event to the hook that exists already is not made
+-- again.
+--
+-- Every cursor is locked; with wait, a spill waits for one another
+-- transaction holds (a claim's, a moment), else it does nothing.  Returns
+-- the hooks that got deliveries: the worker wakes theirs.  READ COMMITTED
+-- callers only (each statement its own snapshot); in a transaction with a
+-- snapshot of its own, nothing is spilled.
 CREATE OR REPLACE FUNCTION webhook_internal.spill(wait boolean DEFAULT false) RETURNS bigint[]
     LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    p record;
     here bigint := webhook_internal.system_identifier();
     db oid;
-    snap pg_snapshot;
-    ids bigint[];
-    top bigint;
+    foreign_cluster boolean;
     hooks bigint[];
 BEGIN
     IF pg_catalog.current_setting('transaction_isolation') <> 'read committed' THEN
@@ -127,96 +113,77 @@ BEGIN
     END IF;
     SELECT d.oid INTO db FROM pg_catalog.pg_database d
      WHERE d.datname = pg_catalog.current_database();
-    IF (SELECT pg_catalog.count(*) FROM webhook_internal.spill_position) > 1 THEN
-        LOCK TABLE webhook_internal.spill_position IN SHARE ROW EXCLUSIVE MODE;
-        DELETE FROM webhook_internal.spill_position x
-         WHERE x.ctid <> (SELECT y.ctid FROM webhook_internal.spill_position y
-                           ORDER BY (y.system_identifier, y.database) = (here, db),
-                                    y.last_id DESC
-                           LIMIT 1);
-    END IF;
+    -- a cursor for every hook, so that the statement below moves them all
+    INSERT INTO webhook_internal.cursor AS x
+           (hook_id, lo, hi, top_id, system_identifier, database)
+    SELECT h.id, '1:1:', '1:1:', 0, here, db FROM webhook.hook h
+    ON CONFLICT (hook_id) DO NOTHING;
     IF wait THEN
-        SELECT x.ctid, x.snapshot, x.last_id, x.system_identifier INTO p
-          FROM webhook_internal.spill_position x FOR UPDATE;
-    ELSE
-        SELECT x.ctid, x.snapshot, x.last_id, x.system_identifier INTO p
-          FROM webhook_internal.spill_position x FOR UPDATE SKIP LOCKED;
-    END IF;
-    IF NOT FOUND THEN
+        PERFORM FROM webhook_internal.cursor x FOR NO KEY UPDATE;
+    ELSIF EXISTS (SELECT FROM webhook_internal.cursor x
+                   WHERE x.hook_id NOT IN (SELECT y.hook_id FROM webhook_internal.cursor y
+                                            FOR NO KEY UPDATE SKIP LOCKED)) THEN
         RETURN '{}';
     END IF;
-
-    IF p.system_identifier = here THEN
-        -- What is left, and the snapshot it was read in, in one statement,
-        -- by two index scans (as src/queue.c's spill_sql)
-        SELECT pg_catalog.pg_current_snapshot(), pg_catalog.array_agg(l.id ORDER BY l.id),
-               (SELECT pg_catalog.max(e.id) FROM webhook.event e)
-          INTO snap, ids, top
-          FROM (SELECT e.id FROM webhook.event e
-                 WHERE e.id > p.last_id AND e.txid IS NOT NULL
-                UNION
-                SELECT e.id FROM webhook.event e
-                 WHERE e.txid >= pg_catalog.pg_snapshot_xmin(p.snapshot)
-                   AND NOT pg_catalog.pg_visible_in_snapshot(e.txid, p.snapshot)) l;
-        IF ids IS NULL THEN
-            RETURN '{}';        -- nothing written: the position stays
-        END IF;
-        -- the deliveries are due when inserted, after this transaction took
-        -- its id (src/queue.c, floors)
-        PERFORM pg_catalog.pg_current_xact_id();
-        WITH made AS (
-            INSERT INTO webhook.delivery (event_id, hook_id, next_attempt_at)
-            SELECT e.id, h.id, pg_catalog.clock_timestamp()
-              FROM webhook.event e
-              CROSS JOIN LATERAL pg_catalog.unnest(e.hook_ids) AS u(hook_id)
-              JOIN webhook.hook h ON h.id = u.hook_id
-             WHERE e.id = ANY (ids)
-               AND NOT EXISTS (SELECT FROM webhook.delivery d
-                                WHERE d.event_id = e.id AND d.hook_id = h.id)
-             ORDER BY e.id
-            RETURNING hook_id
-        )
-        SELECT pg_catalog.array_agg(DISTINCT m.hook_id) INTO hooks FROM made m;
-        UPDATE webhook_internal.spill_position x
-           SET snapshot = snap, last_id = GREATEST(x.last_id, coalesce(top, 0)), database = db
-         WHERE x.ctid = p.ctid;
-        RETURN coalesce(hooks, '{}');
-    END IF;
-
-    -- Restored from another cluster: what the restored position says is
-    -- left, then every event seen forgets its transaction, in the same
-    -- statement (one snapshot).
+    foreign_cluster := EXISTS (SELECT FROM webhook_internal.cursor x
+                                WHERE x.system_identifier <> here);
+    -- the deliveries are due when inserted, after this transaction took
+    -- its id (src/queue.c, floors)
     PERFORM pg_catalog.pg_current_xact_id();
-    WITH spilled AS (
-        SELECT e.id, e.hook_ids FROM webhook.event e
+    WITH unread AS (
+        SELECT e.id, c.hook_id FROM webhook.event e
+          CROSS JOIN LATERAL pg_catalog.unnest(e.hook_ids) AS u(hook_id)
+          JOIN webhook_internal.cursor c ON c.hook_id = u.hook_id
          WHERE e.txid IS NOT NULL
-           AND (e.id > p.last_id
-                OR (e.txid >= pg_catalog.pg_snapshot_xmin(p.snapshot)
-                    AND NOT pg_catalog.pg_visible_in_snapshot(e.txid, p.snapshot)))
+           AND ((c.system_identifier <> here AND e.id > c.top_id)
+                OR NOT (pg_catalog.pg_visible_in_snapshot(e.txid, c.lo)
+                        OR (pg_catalog.pg_visible_in_snapshot(e.txid, c.hi)
+                            AND (e.txid, e.id) <= (c.last_txid, c.last_id))))
     ), made AS (
         INSERT INTO webhook.delivery (event_id, hook_id, next_attempt_at)
-        SELECT s.id, h.id, pg_catalog.clock_timestamp()
-          FROM spilled s
-          CROSS JOIN LATERAL pg_catalog.unnest(s.hook_ids) AS u(hook_id)
-          JOIN webhook.hook h ON h.id = u.hook_id
-         WHERE NOT EXISTS (SELECT FROM webhook.delivery d
-                            WHERE d.event_id = s.id AND d.hook_id = h.id)
-         ORDER BY s.id
+        SELECT r.id, r.hook_id, pg_catalog.clock_timestamp()
+          FROM unread r
+         WHERE EXISTS (SELECT FROM webhook.hook h WHERE h.id = r.hook_id)
+           AND NOT EXISTS (SELECT FROM webhook.delivery d
+                            WHERE d.event_id = r.id AND d.hook_id = r.hook_id)
+         ORDER BY r.id
         RETURNING hook_id
     ), forgotten AS (
-        UPDATE webhook.event e SET txid = NULL WHERE e.txid IS NOT NULL
+        UPDATE webhook.event e SET txid = NULL, hook_ids = NULL
+         WHERE foreign_cluster AND e.txid IS NOT NULL
     ), moved AS (
-        UPDATE webhook_internal.spill_position x
-           SET snapshot = pg_catalog.pg_current_snapshot(),
-               last_id = GREATEST(x.last_id,
-                                  coalesce((SELECT pg_catalog.max(e.id) FROM webhook.event e), 0)),
+        UPDATE webhook_internal.cursor x
+           SET lo = pg_catalog.pg_current_snapshot(), hi = pg_catalog.pg_current_snapshot(),
+               last_txid = NULL, last_id = NULL,
+               top_id = coalesce((SELECT pg_catalog.max(e.id) FROM webhook.event e), 0),
                system_identifier = here, database = db
-         WHERE x.ctid = p.ctid
     )
     SELECT pg_catalog.array_agg(DISTINCT m.hook_id) INTO hooks FROM made m;
     RETURN coalesce(hooks, '{}');
 END
 $$;
 COMMENT ON FUNCTION webhook_internal.spill(boolean) IS
-    'make the log''s events committed since the last spill into pending deliveries; returns the hooks that got some';
+    'make every event a hook''s cursor has not read its pending delivery, and move every cursor to now; returns the hooks that got some';
 REVOKE EXECUTE ON FUNCTION webhook_internal.spill(boolean) FROM PUBLIC;
+
+
+-- The hook's cursor to now: it has read every event committed so far
+-- (those it has not are skipped), for a new hook and for one re-enabled
+-- with resume => 'now'.  Waits for a claim that holds it, a moment.
+CREATE OR REPLACE FUNCTION webhook_internal.cursor_to_now(hook_id bigint) RETURNS void
+    LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+    INSERT INTO webhook_internal.cursor AS x
+           (hook_id, lo, hi, top_id, system_identifier, database)
+    SELECT cursor_to_now.hook_id, pg_catalog.pg_current_snapshot(),
+           pg_catalog.pg_current_snapshot(),
+           coalesce((SELECT pg_catalog.max(e.id) FROM webhook.event e), 0),
+           webhook_internal.system_identifier(), d.oid
+      FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database()
+    ON CONFLICT (hook_id) DO UPDATE
+       SET lo = excluded.lo, hi = excluded.hi, last_txid = NULL, last_id = NULL,
+           top_id = excluded.top_id, system_identifier = excluded.system_identifier,
+           database = excluded.database
+$$;
+COMMENT ON FUNCTION webhook_internal.cursor_to_now(bigint) IS
+    'move the hook''s cursor past every event committed so far';
+REVOKE EXECUTE ON FUNCTION webhook_internal.cursor_to_now(bigint) FROM PUBLIC;
