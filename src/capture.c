@@ -1197,7 +1197,7 @@ static const char *queue_from_log_sql =
 "                             WHERE d.event_id OPERATOR(pg_catalog.=) e.id"
 "                               AND d.hook_id OPERATOR(pg_catalog.=) $1"
 "                               AND (NOT $7 OR d.state IN ('pending', 'failed')))"
-"            AND NOT ($1 OPERATOR(pg_catalog.=) ANY (e.hook_ids)"
+"            AND NOT (e.txid IS NOT NULL AND $1 OPERATOR(pg_catalog.=) ANY (e.hook_ids)"
 "                     AND NOT EXISTS (SELECT FROM webhook_internal.cursor c"
 "                                      WHERE c.hook_id OPERATOR(pg_catalog.=) $1"
 "                                        AND " LOG_READ_BY("e", "c") "))"
