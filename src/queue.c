@@ -201,7 +201,9 @@
  * update_hook()), or that was moved last in another database or cluster
  * (a restore: spill() adopts it), is not read this time.  A hook that had
  * nothing to read moves its cursor to the claim's snapshot at a full look
- * only, so that the claims of a busy hook's neighbours write nothing.
+ * only (once a second), so that a claim writes no cursor but those it read
+ * through, and a hook that has nothing of a busy tenant's events reads at
+ * most a second of them at a time.
  */
 #define NO_SNAPSHOT "'1:1:'::pg_catalog.pg_snapshot"
 #define LOG_ARM(part, cond) \
@@ -273,8 +275,7 @@ LOG_ARM(2, "e.txid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmax(h.hi)") \
 "                ELSE h.top_id END," \
 "           $19, $20" \
 "      FROM readers h LEFT JOIN fresh f ON f.hook_id = h.hook_id AND f.back = 1" \
-"     WHERE f.hook_id IS NOT NULL" \
-"        OR ($17::bigint[] IS NULL AND NOT (h.known AND h.lo::text = h.hi::text))" \
+"     WHERE f.hook_id IS NOT NULL OR $17::bigint[] IS NULL" \
 "    ON CONFLICT (hook_id) DO UPDATE" \
 "       SET lo = excluded.lo, hi = excluded.hi, last_txid = excluded.last_txid," \
 "           last_id = excluded.last_id, top_id = excluded.top_id" \

@@ -138,13 +138,23 @@ SQL
 # The rate (req/s) of one batch of $1 ORDER_CREATE events, queued while
 # sending is paused, from the moment sending resumes until none is due.
 # SQL: the deliveries left to make and send, condition $1 on the delivery
-# rows d (events not spilled yet count once per hook they go to: sending
-# was paused, and the worker spills only when it sends)
+# rows d, plus one for each hook whose cursor has not read all of the log
+# (sending was paused, and the worker reads it only when it sends): the
+# claim's four index reads (src/queue.c, FRESH), a row each at most
 bench_left_sql() {
+    local arm="SELECT FROM webhook.event e WHERE e.tenant = t.tenant AND e.txid IS NOT NULL
+                 AND c.hook_id = ANY (e.hook_ids) AND"
+    local key="(e.txid, e.id) > (coalesce(c.last_txid, '0'), coalesce(c.last_id, 0))
+                 AND pg_visible_in_snapshot(e.txid, c.hi)"
     echo "SELECT (SELECT count(*) FROM webhook.delivery d WHERE $1)
-                 + (SELECT coalesce(sum(cardinality(e.hook_ids)), 0) FROM webhook.event e
-                     WHERE e.txid IS NOT NULL
-                       AND e.id > (SELECT max(p.last_id) FROM webhook_internal.spill_position p))"
+                 + (SELECT count(*) FROM webhook_internal.cursor c
+                      JOIN webhook.hook h ON h.id = c.hook_id
+                      JOIN webhook.transport t ON t.id = h.transport_id
+                     WHERE EXISTS ($arm e.txid = ANY (ARRAY(SELECT pg_snapshot_xip(c.lo))) AND $key)
+                        OR EXISTS ($arm e.txid >= pg_snapshot_xmax(c.lo)
+                                        AND e.txid < pg_snapshot_xmax(c.hi) AND $key LIMIT 1)
+                        OR EXISTS ($arm e.txid = ANY (ARRAY(SELECT pg_snapshot_xip(c.hi))))
+                        OR EXISTS ($arm e.txid >= pg_snapshot_xmax(c.hi) LIMIT 1))"
 }
 
 bench_batch_rate() {

@@ -48,7 +48,7 @@ SELECT pg_catalog.pg_extension_config_dump('webhook.event',
     ' AND NOT EXISTS (SELECT 1 FROM webhook_internal.cursor c WHERE c.hook_id = u.h'
     ' AND (pg_catalog.pg_visible_in_snapshot(event.txid, c.lo)'
     ' OR (pg_catalog.pg_visible_in_snapshot(event.txid, c.hi)'
-    ' AND (event.txid, event.id) <= (c.last_txid, c.last_id)))))))');
+    ' AND (event.txid, event.id) <= (c.last_txid, c.last_id))))))');
 SELECT pg_catalog.pg_extension_config_dump('webhook_internal.cursor', '');
 
 -- A hook keeps its place in the log while inactive: the id of the log's
