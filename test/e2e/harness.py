@@ -493,8 +493,8 @@ class Cluster:
         """Poll until the single value of sql equals expected (or expected(value) is true).
 
         Errors (e.g. during crash recovery) are retried when tolerate_errors;
-        no row yet is a value of None (a delivery is made once the worker
-        has spilled the log, a moment after the commit).
+        no row yet is a value of None (a delivery is made when the worker
+        reads its event from the log, a moment after the commit).
         Returns the value; raises AssertionError with the last value and the
         server log tail on timeout.
         """

@@ -41,12 +41,19 @@ def rows(sql, db):
     return cluster.psql(sql, db=db)
 
 
+def value(sql, db):
+    """The single value of sql in database db; None while there is no row
+    (a delivery is made when the worker reads its event from the log)."""
+    got = rows(sql, db)
+    return cluster.one(sql, db=db) if got else None
+
+
 def wait_value(sql, expected, db, timeout=30):
     """Wait until the single value of sql in database db is expected."""
-    return harness.wait_until(lambda: cluster.one(sql, db=db) == expected, timeout,
+    return harness.wait_until(lambda: value(sql, db) == expected, timeout,
                               '%s == %r in %s' % (sql, expected, db),
                               detail=lambda: 'last %r\n--- log ---\n%s'
-                              % (cluster.one(sql, db=db), cluster.log_tail(30)))
+                              % (value(sql, db), cluster.log_tail(30)))
 
 
 def dump(test, src, name):
