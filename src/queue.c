@@ -211,6 +211,21 @@
 "  WHERE e.tenant OPERATOR(pg_catalog.=) h.tenant AND e.txid IS NOT NULL AND " cond \
 "    AND h.hook_id OPERATOR(pg_catalog.=) ANY (e.hook_ids)" \
 "  ORDER BY e.txid, e.id LIMIT h.room)"
+/*
+ * the same, of the transactions snap showed in progress, each by key (OFFSET
+ * 0 keeps the look-up inside the loop over them: flattened, the plan made
+ * while the log was small read the tenant's whole log and matched it
+ * against them)
+ */
+#define LOG_XIP_ARM(part, snap, cond) \
+"(SELECT " #part " AS part, e.txid, e.id" \
+"   FROM pg_catalog.pg_snapshot_xip(" snap ") AS x(txid)" \
+"   CROSS JOIN LATERAL (" \
+"       SELECT e.txid, e.id FROM webhook.event e" \
+"        WHERE e.tenant OPERATOR(pg_catalog.=) h.tenant AND e.txid IS NOT NULL" \
+"          AND e.txid OPERATOR(pg_catalog.=) x.txid AND " cond \
+"          AND h.hook_id OPERATOR(pg_catalog.=) ANY (e.hook_ids) OFFSET 0) e" \
+"  ORDER BY e.txid, e.id LIMIT h.room)"
 #define AFTER_KEY \
 "(e.txid, e.id) OPERATOR(pg_catalog.>) (h.last_txid, h.last_id)" \
 " AND pg_catalog.pg_visible_in_snapshot(e.txid, h.hi)"
@@ -244,14 +259,13 @@ HOOKS_WITH_ROOM("fresh_hooks") \
 "      FROM readers h" \
 "      CROSS JOIN LATERAL (" \
 "          SELECT y.* FROM (" \
-LOG_ARM(1, "e.txid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT pg_catalog.pg_snapshot_xip(h.lo)))" \
-        " AND " AFTER_KEY) \
+LOG_XIP_ARM(1, "h.lo", AFTER_KEY) \
 "              UNION ALL " \
 LOG_ARM(1, "e.txid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmax(h.lo)" \
         " AND e.txid OPERATOR(pg_catalog.<) pg_catalog.pg_snapshot_xmax(h.hi)" \
         " AND " AFTER_KEY) \
 "              UNION ALL " \
-LOG_ARM(2, "e.txid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT pg_catalog.pg_snapshot_xip(h.hi)))") \
+LOG_XIP_ARM(2, "h.hi", "true") \
 "              UNION ALL " \
 LOG_ARM(2, "e.txid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmax(h.hi)") \
 "          ) y ORDER BY y.part, y.txid, y.id LIMIT h.room) x" \
