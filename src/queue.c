@@ -68,6 +68,10 @@
  * when that role no longer manages the hook's tenant.
  */
 #define REQUEST_COLUMNS 32
+/* and the claim's: the event and the positions (read_from_row()) */
+#define CLAIM_COLUMNS (REQUEST_COLUMNS + 11)
+/* the claim's parameters */
+#define CLAIM_ARGS 26
 #define REQUEST_SELECT \
 "SELECT c.id, c.attempts + 1, t.id, e.uid::text," \
 "       CASE WHEN h.transform IS NULL AND c.fits" \
@@ -177,33 +181,41 @@
 
 /*
  * Fresh deliveries, read from the log.  An unordered hook's events are not
- * rows of webhook.delivery until a claim reads them (enqueue.c): each
- * claim reads, for each hook it looks at, the events its cursor has not
- * read (webhook_internal.cursor: a snapshot lo, all of whose committed
- * events were read, and one hi, whose were read up to a (txid, id) key),
- * up to the hook's room, in (txid, id) order: first the rest of the
- * interval between lo and hi (events of transactions that lo showed in
- * progress, or that began after it, and that hi shows committed), then
- * what committed since hi.  Each is read through event_log_idx, by the
- * tenant's transactions: those a snapshot showed in progress by key, the
- * others as a range, each arm limited to the room, so that a backlog is
- * never read whole.  They become pending deliveries in the claim itself
- * (made), due now, which the claim ranks with the others; the cursor moves
- * in the same statement (moved), so that each event becomes a delivery
- * once:
- *	- all was read (fewer than the room): to the claim's snapshot, whole;
- *	- the room filled within the interval: to the key of the last read;
- *	- the room filled past it: hi becomes lo, the claim's snapshot hi, and
- *	  the key that of the last read.
- * What the ranking leaves is pending, claimed later as any delivery.  A
- * hook without a cursor has read nothing (the snapshot '1:1:' shows nothing
- * committed); one whose cursor another transaction holds (spill(), an
- * update_hook()), or that was moved last in another database or cluster
- * (a restore: spill() adopts it), is not read this time.  A hook that had
- * nothing to read moves its cursor to the claim's snapshot at a full look
- * only (once a second), so that a claim writes no cursor but those it read
- * through, and a hook that has nothing of a busy tenant's events reads at
- * most a second of them at a time.
+ * rows of webhook.delivery (enqueue.c): each claim reads, for each hook it
+ * looks at, the events its cursor has not read, up to the hook's room, in
+ * (txid, id) order, and ranks them with the due deliveries; the record
+ * makes the row of each, with its outcome (record_sql).  A cursor
+ * (webhook_internal.cursor) is a snapshot lo, every committed event of
+ * which was read, and one hi, whose were read up to a (txid, id) key.
+ * The claim reads first the rest of the interval between lo and hi (events
+ * of transactions that lo showed in progress, or that began after it, and
+ * that hi shows committed), then what committed since hi; each through
+ * event_log_idx, by the tenant's transactions: those a snapshot showed in
+ * progress by key, the others as a range, each arm limited to the room, so
+ * that a backlog is never read whole.
+ *
+ * The worker reads ahead of the cursor that is stored: it holds the
+ * position after what it claimed, per hook, and passes it to the next
+ * claim ($21-$26: cursor.c); the stored one moves only once every attempt
+ * up to there is recorded, so that a crash sends again what was not (at
+ * least once).  Each fresh request is returned with the position after it
+ * (the ranking takes a prefix of each hook's events: each is due a
+ * microsecond after the one before it, from the claim's start):
+ *	- all was read and taken (fewer than the room): the claim's snapshot,
+ *	  whole;
+ *	- within the interval: the key of the last taken;
+ *	- past it: hi becomes lo, the claim's snapshot hi, and the key that of
+ *	  the last taken;
+ * and the stored position it was read from (when the worker held none),
+ * which the stored one must still be when the worker moves it (cursor.c).
+ * A hook without a cursor has read nothing (the snapshot '1:1:' shows
+ * nothing committed); one whose cursor another transaction holds (spill(),
+ * an update_hook()), or that was moved last in another database or
+ * cluster (a restore: spill() adopts it), is not read this time.  A hook
+ * with nothing to read and nothing held moves its stored cursor to the
+ * claim's snapshot at a full look (once a second), so that a hook that
+ * has nothing of a busy tenant's events reads at most a second of them at
+ * a time, and a claim writes no other cursor.
  */
 #define NO_SNAPSHOT "'1:1:'::pg_catalog.pg_snapshot"
 #define LOG_ARM(part, cond) \
@@ -230,13 +242,24 @@
 "(e.txid, e.id) OPERATOR(pg_catalog.>) (h.last_txid, h.last_id)" \
 " AND pg_catalog.pg_visible_in_snapshot(e.txid, h.hi)"
 #define FRESH \
-"cursors AS (" \
+"held_cursors AS NOT MATERIALIZED (" \
+"    SELECT m.hook_id, m.lo::pg_catalog.pg_snapshot AS lo, m.hi::pg_catalog.pg_snapshot AS hi," \
+"           coalesce(m.last_txid::pg_catalog.xid8, '0') AS last_txid," \
+"           coalesce(m.last_id, 0) AS last_id, m.top_id" \
+"      FROM ROWS FROM (pg_catalog.unnest($21::bigint[]), pg_catalog.unnest($22::text[])," \
+"                      pg_catalog.unnest($23::text[]), pg_catalog.unnest($24::text[])," \
+"                      pg_catalog.unnest($25::bigint[]), pg_catalog.unnest($26::bigint[]))" \
+"           AS m(hook_id, lo, hi, last_txid, last_id, top_id)" \
+"), cursors AS (" \
 "    SELECT x.hook_id, x.system_identifier = $19 AND x.database = $20 AS ours" \
 "      FROM webhook_internal.cursor x" \
 "     WHERE x.hook_id IN (SELECT k.id FROM fresh_hooks k)" \
+"       AND x.hook_id OPERATOR(pg_catalog.<>) ALL ($21)" \
 "), locked AS (" \
 "    SELECT x.hook_id, x.lo, x.hi, coalesce(x.last_txid, '0') AS last_txid," \
-"           coalesce(x.last_id, 0) AS last_id, x.top_id" \
+"           coalesce(x.last_id, 0) AS last_id, x.top_id," \
+"           x.lo::text AS from_lo, x.hi::text AS from_hi," \
+"           x.last_txid::text AS from_last_txid, x.last_id AS from_last_id" \
 "      FROM webhook_internal.cursor x" \
 "     WHERE x.hook_id IN (SELECT k.hook_id FROM cursors k WHERE k.ours)" \
 "       FOR NO KEY UPDATE SKIP LOCKED" \
@@ -244,18 +267,26 @@
 "    SELECT h.id AS hook_id, t.id AS transport_id, t.tenant, r.room, c.*" \
 HOOKS_WITH_ROOM("fresh_hooks") \
 "      CROSS JOIN LATERAL (" \
-"          SELECT l.lo, l.hi, l.last_txid, l.last_id, l.top_id, true AS known" \
+"          SELECT m.lo, m.hi, m.last_txid, m.last_id, m.top_id, true AS held," \
+"                 true AS known, NULL AS from_lo, NULL AS from_hi," \
+"                 NULL AS from_last_txid, NULL::bigint AS from_last_id" \
+"            FROM held_cursors m WHERE m.hook_id = h.id" \
+"          UNION ALL" \
+"          SELECT l.lo, l.hi, l.last_txid, l.last_id, l.top_id, false, true," \
+"                 l.from_lo, l.from_hi, l.from_last_txid, l.from_last_id" \
 "            FROM locked l WHERE l.hook_id = h.id" \
 "          UNION ALL" \
-"          SELECT " NO_SNAPSHOT ", " NO_SNAPSHOT ", '0', 0, 0, false" \
-"           WHERE NOT EXISTS (SELECT FROM cursors k WHERE k.hook_id = h.id)) c" \
+"          SELECT " NO_SNAPSHOT ", " NO_SNAPSHOT ", '0', 0, 0, false, false," \
+"                 NULL, NULL, NULL, NULL" \
+"           WHERE NOT EXISTS (SELECT FROM cursors k WHERE k.hook_id = h.id)" \
+"             AND NOT EXISTS (SELECT FROM held_cursors m WHERE m.hook_id = h.id)) c" \
 "     WHERE h.active AND h.disabled_reason IS NULL AND r.room > 0" \
 "       AND t.id OPERATOR(pg_catalog.%) $5 OPERATOR(pg_catalog.=) $6" \
 "), fresh AS (" \
 "    SELECT h.hook_id, x.part, x.txid, x.id AS event_id," \
 "           pg_catalog.count(*) OVER (PARTITION BY h.hook_id) AS n," \
 "           pg_catalog.row_number() OVER (PARTITION BY h.hook_id" \
-"                                        ORDER BY x.part DESC, x.txid DESC, x.id DESC) AS back" \
+"                                        ORDER BY x.part, x.txid, x.id) AS rank" \
 "      FROM readers h" \
 "      CROSS JOIN LATERAL (" \
 "          SELECT y.* FROM (" \
@@ -269,30 +300,40 @@ LOG_XIP_ARM(2, "h.hi", "true") \
 "              UNION ALL " \
 LOG_ARM(2, "e.txid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmax(h.hi)") \
 "          ) y ORDER BY y.part, y.txid, y.id LIMIT h.room) x" \
-"), made AS (" \
-"    INSERT INTO webhook.delivery (event_id, hook_id, next_attempt_at)" \
-"    SELECT f.event_id, f.hook_id, pg_catalog.now() FROM fresh f" \
-"     ORDER BY f.hook_id, f.part, f.txid, f.event_id" \
-"    RETURNING id, event_id, hook_id, next_attempt_at" \
 "), moved AS (" \
 "    INSERT INTO webhook_internal.cursor AS x" \
-"           (hook_id, lo, hi, last_txid, last_id, top_id, system_identifier, database)" \
-"    SELECT h.hook_id," \
-"           CASE WHEN coalesce(f.n, 0) < h.room THEN pg_catalog.pg_current_snapshot()" \
-"                WHEN f.part = 2 THEN h.hi ELSE h.lo END," \
-"           CASE WHEN coalesce(f.n, 0) < h.room OR f.part = 2" \
-"                THEN pg_catalog.pg_current_snapshot() ELSE h.hi END," \
-"           CASE WHEN coalesce(f.n, 0) < h.room THEN NULL ELSE f.txid END," \
-"           CASE WHEN coalesce(f.n, 0) < h.room THEN NULL ELSE f.event_id END," \
-"           CASE WHEN coalesce(f.n, 0) < h.room OR f.part = 2" \
-"                THEN (SELECT coalesce(pg_catalog.max(e.id), 0) FROM webhook.event e)" \
-"                ELSE h.top_id END," \
-"           $19, $20" \
-"      FROM readers h LEFT JOIN fresh f ON f.hook_id = h.hook_id AND f.back = 1" \
-"     WHERE f.hook_id IS NOT NULL OR $17::bigint[] IS NULL" \
+"           (hook_id, lo, hi, top_id, system_identifier, database)" \
+"    SELECT h.hook_id, pg_catalog.pg_current_snapshot(), pg_catalog.pg_current_snapshot()," \
+"           (SELECT coalesce(pg_catalog.max(e.id), 0) FROM webhook.event e), $19, $20" \
+"      FROM readers h" \
+"     WHERE $17::bigint[] IS NULL AND NOT h.held" \
+"       AND NOT EXISTS (SELECT FROM fresh f WHERE f.hook_id = h.hook_id)" \
 "    ON CONFLICT (hook_id) DO UPDATE" \
-"       SET lo = excluded.lo, hi = excluded.hi, last_txid = excluded.last_txid," \
-"           last_id = excluded.last_id, top_id = excluded.top_id" \
+"       SET lo = excluded.lo, hi = excluded.hi, last_txid = NULL, last_id = NULL," \
+"           top_id = excluded.top_id" \
+")"
+
+/*
+ * Where each hook's cursor is after the fresh requests claimed (FRESH),
+ * with the stored position it was read from.
+ */
+#define FRESH_TAKEN \
+"taken AS (" \
+"    SELECT h.hook_id, h.held, h.from_lo, h.from_hi, h.from_last_txid, h.from_last_id," \
+"           CASE WHEN f.rank = f.n AND f.n < h.room THEN pg_catalog.pg_current_snapshot()::text" \
+"                WHEN f.part = 2 THEN h.hi::text ELSE h.lo::text END AS lo," \
+"           CASE WHEN (f.rank = f.n AND f.n < h.room) OR f.part = 2" \
+"                THEN pg_catalog.pg_current_snapshot()::text ELSE h.hi::text END AS hi," \
+"           CASE WHEN f.rank = f.n AND f.n < h.room THEN NULL ELSE f.txid::text END AS last_txid," \
+"           CASE WHEN f.rank = f.n AND f.n < h.room THEN NULL ELSE f.event_id END AS last_id," \
+"           CASE WHEN (f.rank = f.n AND f.n < h.room) OR f.part = 2" \
+"                THEN (SELECT coalesce(pg_catalog.max(e.id), 0) FROM webhook.event e)" \
+"                ELSE h.top_id END AS top_id" \
+"      FROM (SELECT c.hook_id, pg_catalog.max(g.rank) AS rank FROM claimed c" \
+"              JOIN fresh g ON g.hook_id = c.hook_id AND g.event_id = c.event_id" \
+"             WHERE c.id IS NULL GROUP BY c.hook_id) k" \
+"      JOIN fresh f ON f.hook_id = k.hook_id AND f.rank = k.rank" \
+"      JOIN readers h ON h.hook_id = k.hook_id" \
 ")"
 
 /*
@@ -426,9 +467,10 @@ HOOKS_WITH_ROOM("webhook.hook")
 "     WHERE $16 AND h.active AND h.disabled_reason IS NULL AND h.ordered <> 'none'"
 "       AND t.id OPERATOR(pg_catalog.%) $5 OPERATOR(pg_catalog.=) $6"
 "    UNION ALL"
-"    SELECT m.id, m.event_id, m.hook_id, 0, m.next_attempt_at, NULL::timestamptz,"
+"    SELECT NULL::bigint, f.event_id, f.hook_id, 0,"
+"           pg_catalog.now() + f.rank * interval '1 microsecond', NULL::timestamptz,"
 "           r.transport_id, r.tenant, r.room"
-"      FROM made m JOIN readers r ON r.hook_id = m.hook_id"
+"      FROM fresh f JOIN readers r ON r.hook_id = f.hook_id"
 "), within_transports AS ("
 "    SELECT c.*, pg_catalog.row_number() OVER"
 "               (PARTITION BY c.tenant ORDER BY c.next_attempt_at) AS tn"
@@ -460,10 +502,12 @@ HOOKS_WITH_ROOM("webhook.hook")
 "                               WHERE e.id = p.event_id) y) z"
 "     WHERE z.before < coalesce((SELECT x.bytes FROM tenant_room x WHERE x.tenant = z.tenant),"
 "                               $14)"
-")"
-REQUEST_SELECT
+"), " FRESH_TAKEN
+REQUEST_SELECT ", c.event_id, p.held, p.from_lo, p.from_hi, p.from_last_txid,"
+"       p.from_last_id, p.lo, p.hi, p.last_txid, p.last_id, p.top_id"
 "  FROM claimed c"
-REQUEST_JOINS;
+REQUEST_JOINS
+"  LEFT JOIN taken p ON c.id IS NULL AND p.hook_id = c.hook_id";
 
 /* The request a hook would be sent for an event (webhook.preview). */
 static const char *preview_sql =
@@ -574,31 +618,53 @@ id ", coalesce('HTTP ' || " status ", " error ", 'no answer'))"
  * waits for it (housekeeping.c).
  */
 /* the parameters of record_sql: an array per column of r */
-#define RECORD_ARGS 12
+#define RECORD_ARGS 14
 
 /*
- * The batch r (the parameters, one array per column), with each row's
- * delivery d: only a delivery whose attempt it is, so that none is recorded
- * twice.
+ * The batch r (the parameters, one array per column), each row with its
+ * hook and the id of the delivery row it is recorded on (row_id): the
+ * delivery whose attempt it is, so that none is recorded twice; or, for a
+ * request read from the log (delivery_id 0), a new one, which the record
+ * makes (fresh_made) if its hook still exists.
  */
 #define RECORD_INPUT \
-"ROWS FROM (pg_catalog.unnest($1::bigint[]), pg_catalog.unnest($2::integer[])," \
-"                      pg_catalog.unnest($3::timestamptz[]), pg_catalog.unnest($4::float8[])," \
-"                      pg_catalog.unnest($5::text[]), pg_catalog.unnest($6::integer[])," \
-"                      pg_catalog.unnest($7::text[]), pg_catalog.unnest($8::text[])," \
-"                      pg_catalog.unnest($9::text[]), pg_catalog.unnest($10::float8[])," \
-"                      pg_catalog.unnest($11::boolean[]), pg_catalog.unnest($12::boolean[]))" \
-"           AS r(delivery_id, attempt_no, started_at, duration_ms, url, status," \
-"                response_headers, response_body, error, retry_after, timed_out, final)" \
-"      JOIN webhook.delivery d ON d.id = r.delivery_id" \
-"                             AND d.attempts = r.attempt_no - 1"
+"(SELECT r.*, coalesce(d.hook_id, r.fresh_hook_id) AS hook_id," \
+"        CASE WHEN r.delivery_id = 0" \
+"             THEN pg_catalog.nextval('webhook.delivery_id_seq') ELSE r.delivery_id END AS row_id" \
+"   FROM ROWS FROM (pg_catalog.unnest($1::bigint[]), pg_catalog.unnest($2::integer[])," \
+"                   pg_catalog.unnest($3::timestamptz[]), pg_catalog.unnest($4::float8[])," \
+"                   pg_catalog.unnest($5::text[]), pg_catalog.unnest($6::integer[])," \
+"                   pg_catalog.unnest($7::text[]), pg_catalog.unnest($8::text[])," \
+"                   pg_catalog.unnest($9::text[]), pg_catalog.unnest($10::float8[])," \
+"                   pg_catalog.unnest($11::boolean[]), pg_catalog.unnest($12::boolean[])," \
+"                   pg_catalog.unnest($13::bigint[]), pg_catalog.unnest($14::bigint[]))" \
+"        AS r(delivery_id, attempt_no, started_at, duration_ms, url, status," \
+"             response_headers, response_body, error, retry_after, timed_out, final," \
+"             event_id, fresh_hook_id)" \
+"   LEFT JOIN webhook.delivery d ON d.id = r.delivery_id" \
+"                               AND d.attempts = r.attempt_no - 1" \
+"  WHERE d.id IS NOT NULL" \
+"     OR (r.delivery_id = 0" \
+"         AND EXISTS (SELECT FROM webhook.hook h WHERE h.id = r.fresh_hook_id))) r"
+
+/*
+ * The delivery rows of the batch's requests read from the log, with their
+ * outcome: due again per the schedule (step) when failed, else finished.
+ */
+#define FRESH_MADE(state, due) \
+"    INSERT INTO webhook.delivery (id, event_id, hook_id, state, attempts, last_status," \
+"                                  last_error, next_attempt_at, finished_at)" \
+"    SELECT r.row_id, r.event_id, r.hook_id, " state ", r.attempt_no, r.status, r.error," \
+"           " due ", CASE WHEN " state " = 'failed' THEN NULL ELSE pg_catalog.now() END" \
+"      FROM r WHERE r.delivery_id = 0" \
+"    RETURNING hook_id, state, next_attempt_at"
 
 /* The batch's attempts, into the current slot (one read of it). */
 #define INSERT_ATTEMPTS \
 "    INSERT INTO webhook.attempt (delivery_id, attempt_no, started_at, duration_ms," \
 "                                 url, status_code, response_headers, response_body, error," \
 "                                 slot)" \
-"    SELECT delivery_id, attempt_no, started_at, duration_ms, url, status," \
+"    SELECT row_id, attempt_no, started_at, duration_ms, url, status," \
 "           response_headers::jsonb, response_body, error," \
 "           (SELECT s.slot FROM webhook_internal.attempt_slot s" \
 "             WHERE s.current_from IS NOT NULL AND s.current_until IS NULL)" \
@@ -606,12 +672,12 @@ id ", coalesce('HTTP ' || " status ", " error ", 'no answer'))"
 
 static const char *record_sql =
 "WITH input AS ("
-"    SELECT r.*, d.hook_id, h.retry_schedule,"
+"    SELECT r.*, h.retry_schedule,"
 "           (NOT h.active AND h.disabled_reason = '" GONE_REASON "')"
-"           OR pg_catalog.bool_or(r.status = 410) OVER (PARTITION BY d.hook_id) AS hook_gone"
+"           OR pg_catalog.bool_or(r.status = 410) OVER (PARTITION BY r.hook_id) AS hook_gone"
 "      FROM " RECORD_INPUT
-"      JOIN webhook.hook h ON h.id = d.hook_id"
-"), r AS ("
+"      JOIN webhook.hook h ON h.id = r.hook_id"
+"), r AS MATERIALIZED ("
 "    SELECT input.*,"
 "           CASE WHEN input.status BETWEEN 200 AND 299 THEN 'succeeded'"
 "                WHEN input.status = 410 THEN 'dead'"
@@ -636,6 +702,12 @@ static const char *record_sql =
 "               ELSE d.next_attempt_at END"
 "      FROM r WHERE d.id = r.delivery_id"
 "    RETURNING d.hook_id, d.state, d.next_attempt_at"
+"), fresh_made AS ("
+FRESH_MADE("r.new_state",
+           "CASE WHEN r.new_state = 'failed'"
+           " THEN webhook_internal.next_attempt(r.step, CASE WHEN r.status IN (429, 503)"
+           "                                             THEN r.retry_after END)"
+           " ELSE pg_catalog.now() END")
 "), gone AS ("
 "    UPDATE webhook.hook h"
 "       SET active = false,"
@@ -647,10 +719,10 @@ static const char *record_sql =
 "    UPDATE webhook.hook h"
 "       SET disabled_reason = " STOPPED_REASON("x.delivery_id", "x.status", "x.error") ","
 "           updated_at = pg_catalog.now()"
-"      FROM (SELECT DISTINCT ON (r.hook_id) r.hook_id, r.delivery_id, r.status, r.error"
+"      FROM (SELECT DISTINCT ON (r.hook_id) r.hook_id, r.row_id AS delivery_id, r.status, r.error"
 "              FROM r"
 "             WHERE r.new_state = 'dead' AND NOT r.hook_gone"
-"             ORDER BY r.hook_id, r.delivery_id) x"
+"             ORDER BY r.hook_id, r.row_id) x"
 "     WHERE h.id = x.hook_id AND h.active AND h.disabled_reason IS NULL"
 "       AND h.ordered <> 'none' AND h.on_dead = 'stop'"
 "       AND " HOOK_NOT_HELD("x.hook_id")
@@ -675,7 +747,8 @@ static const char *record_sql =
 "), counted AS ("
 COUNT_BATCH
 ")"
-"SELECT x.hook_id, pg_catalog.min(x.next_attempt_at) FROM deliveries x"
+"SELECT x.hook_id, pg_catalog.min(x.next_attempt_at)"
+"  FROM (SELECT * FROM deliveries UNION ALL SELECT * FROM fresh_made) x"
 " WHERE x.state = 'failed' GROUP BY x.hook_id";
 
 /*
@@ -687,10 +760,10 @@ COUNT_BATCH
  * successes, measured alone); it returns no retry.
  */
 static const char *record_succeeded_sql =
-"WITH r AS ("
-"    SELECT r.*, d.hook_id, 'succeeded' AS new_state"
-"      FROM " RECORD_INPUT
+"WITH r AS MATERIALIZED ("
+"    SELECT r.*, 'succeeded' AS new_state FROM " RECORD_INPUT
 "), attempts AS (" INSERT_ATTEMPTS
+"), fresh_made AS (" FRESH_MADE("'succeeded'", "pg_catalog.now()")
 "), deliveries AS ("
 "    UPDATE webhook.delivery d"
 "       SET state = 'succeeded', attempts = r.attempt_no, last_status = r.status,"
@@ -708,17 +781,16 @@ COUNT_BATCH
 "SELECT NULL::bigint, NULL::timestamptz WHERE false";
 
 /*
- * After a 410: the other deliveries of the hooks of these deliveries are
- * cancelled, but for those being sent ($2), which record_sql cancels when
- * they are recorded.  A statement of its own, run only then: folded into
- * record_sql, its generic plan scanned every due delivery of every batch.
+ * After a 410: the other deliveries of these hooks are cancelled, but for
+ * those being sent ($2), which record_sql cancels when they are recorded.
+ * A statement of its own, run only then: folded into record_sql, its
+ * generic plan scanned every due delivery of every batch.
  */
 static const char *cancel_sql =
 "UPDATE webhook.delivery d"
 "   SET state = 'cancelled', finished_at = pg_catalog.now(),"
 "       last_error = 'hook disabled: " GONE_REASON "'"
-" WHERE d.hook_id IN (SELECT x.hook_id FROM webhook.delivery x"
-"                      WHERE x.id OPERATOR(pg_catalog.=) ANY ($1))"
+" WHERE d.hook_id OPERATOR(pg_catalog.=) ANY ($1)"
 "   AND d.state IN ('pending', 'failed')"
 "   AND d.id OPERATOR(pg_catalog.<>) ALL ($2)";
 
@@ -790,6 +862,7 @@ static SPIPlanPtr cancel_plan = NULL;
 static SPIPlanPtr expire_plan = NULL;
 static SPIPlanPtr gone_plan = NULL;
 static SPIPlanPtr adopt_plan = NULL;
+static SPIPlanPtr move_plan = NULL;
 
 /*
  * When the oldest transaction of this database that holds a transaction id
@@ -865,11 +938,59 @@ set_floor(int64 hook_id, TimestampTz t)
 }
 
 /*
- * Fill a request from one row of REQUEST_SELECT; SPI_getvalue copies the
- * text columns into the request's own context.
+ * A position of a hook's log from the columns of a claim's row from first
+ * on: lo, hi, last_txid, last_id, and, with_top, top_id.
+ */
+static void
+position_from_row(LogPosition *pos, HeapTuple tup, TupleDesc desc, int first,
+				  bool with_top)
+{
+	bool		isnull;
+
+	pos->lo = SPI_getvalue(tup, desc, first);
+	pos->hi = SPI_getvalue(tup, desc, first + 1);
+	pos->last_txid = SPI_getvalue(tup, desc, first + 2);
+	pos->last_id = DatumGetInt64(SPI_getbinval(tup, desc, first + 3, &isnull));
+	if (isnull)
+		pos->last_id = 0;
+	pos->top_id = 0;
+	if (with_top)
+	{
+		pos->top_id = DatumGetInt64(SPI_getbinval(tup, desc, first + 4, &isnull));
+		if (isnull)
+			pos->top_id = 0;
+	}
+}
+
+/*
+ * The claim's columns past REQUEST_SELECT's: the event, and, for a request
+ * read from the log, where its hook's cursor is after it and where it was
+ * read from (FRESH_TAKEN), in the request's context.
+ */
+static void
+read_from_row(Attempt *req, HeapTuple tup, TupleDesc desc, uint64 claim)
+{
+	bool		isnull;
+
+	req->event_id = DatumGetInt64(SPI_getbinval(tup, desc, REQUEST_COLUMNS + 1, &isnull));
+	if (req->delivery_id != 0)
+		return;
+	req->read = palloc0(sizeof(LogRead));
+	req->read->claim = claim;
+	req->read->from_held = DatumGetBool(SPI_getbinval(tup, desc, REQUEST_COLUMNS + 2,
+													  &isnull));
+	position_from_row(&req->read->from, tup, desc, REQUEST_COLUMNS + 3, false);
+	req->read->stored = (req->read->from.lo != NULL);
+	position_from_row(&req->read->to, tup, desc, REQUEST_COLUMNS + 7, true);
+}
+
+/*
+ * Fill a request from one row of REQUEST_SELECT (and of the claim's
+ * columns after them); SPI_getvalue copies the text columns into the
+ * request's own context.
  */
 static Attempt *
-request_from_row(HeapTuple tup, TupleDesc desc, MemoryContext parent)
+request_from_row(HeapTuple tup, TupleDesc desc, MemoryContext parent, uint64 claim)
 {
 	Attempt    *req = attempt_new(parent);
 	MemoryContext old = MemoryContextSwitchTo(req->cxt);
@@ -877,6 +998,8 @@ request_from_row(HeapTuple tup, TupleDesc desc, MemoryContext parent)
 	Datum		headers;
 
 	req->delivery_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+	if (isnull)
+		req->delivery_id = 0;
 	req->attempt_no = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
 	req->transport_id = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
 	req->msg_id = SPI_getvalue(tup, desc, 4);
@@ -936,6 +1059,8 @@ request_from_row(HeapTuple tup, TupleDesc desc, MemoryContext parent)
 	req->fits = DatumGetBool(SPI_getbinval(tup, desc, 32, &isnull)) && !isnull;
 	if (req->body == NULL && !OidIsValid(req->transform) && req->fits)
 		req->body = pstrdup("null");
+	if (desc->natts > REQUEST_COLUMNS)
+		read_from_row(req, tup, desc, claim);
 
 	MemoryContextSwitchTo(old);
 	return req;
@@ -984,13 +1109,15 @@ int
 queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 			dlist_head *claimed)
 {
-	Oid			types[20] = {INT4OID, INT8ARRAYOID, INT4ARRAYOID, INT8ARRAYOID,
+	Oid			types[CLAIM_ARGS] = {INT4OID, INT8ARRAYOID, INT4ARRAYOID, INT8ARRAYOID,
 		INT8OID, INT8OID, INT8ARRAYOID, TIMESTAMPTZARRAYOID,
 		TEXTARRAYOID, INT4ARRAYOID, INT8ARRAYOID, FLOAT8ARRAYOID,
 		INT4OID, INT8OID, INT8OID, BOOLOID, INT8ARRAYOID, INT8ARRAYOID,
-	INT8OID, OIDOID};
-	Datum		values[20];
-	char		nulls[20];
+		INT8OID, OIDOID, INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+	INT8ARRAYOID, INT8ARRAYOID};
+	Datum		values[CLAIM_ARGS];
+	char		nulls[CLAIM_ARGS];
+	const HeldPositions *pos = &held->positions;
 	int			nest_level;
 	Datum	   *floor_hooks;
 	Datum	   *floor_times;
@@ -1035,6 +1162,12 @@ queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 	values[15] = BoolGetDatum(held->with_ordered);
 	values[18] = Int64GetDatum((int64) GetSystemIdentifier());
 	values[19] = ObjectIdGetDatum(MyDatabaseId);
+	values[20] = array_of(pos->hook_ids, NULL, pos->n, INT8OID);
+	values[21] = array_of(pos->lo, NULL, pos->n, TEXTOID);
+	values[22] = array_of(pos->hi, NULL, pos->n, TEXTOID);
+	values[23] = array_of(pos->last_txid, pos->last_txid_nulls, pos->n, TEXTOID);
+	values[24] = array_of(pos->last_id, NULL, pos->n, INT8OID);
+	values[25] = array_of(pos->top_id, NULL, pos->n, INT8OID);
 	memset(nulls, ' ', sizeof(nulls));
 	if (held->only_hooks != NULL)
 		values[16] = array_of(held->only_hooks, NULL, held->n_only_hooks, INT8OID);
@@ -1048,16 +1181,16 @@ queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 	nest_level = NewGUCNestLevel();
 	(void) set_config_option("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
-	spi_check(SPI_execute_plan(spi_kept_plan(&claim_plan, claim_sql, 20, types, 0),
+	spi_check(SPI_execute_plan(spi_kept_plan(&claim_plan, claim_sql, CLAIM_ARGS, types, 0),
 							   values, nulls, false, 0),
 			  SPI_OK_SELECT, false, "claiming deliveries");
 	AtEOXact_GUC(true, nest_level);
-	Assert(SPI_tuptable->tupdesc->natts == REQUEST_COLUMNS);
+	Assert(SPI_tuptable->tupdesc->natts == CLAIM_COLUMNS);
 
 	for (i = 0; i < SPI_processed; i++)
 	{
 		Attempt    *req = request_from_row(SPI_tuptable->vals[i],
-											SPI_tuptable->tupdesc, parent);
+											SPI_tuptable->tupdesc, parent, held->claim);
 
 		dlist_push_tail(claimed, &req->node);
 		if (oldest != 0 && req->floor_at != 0)
@@ -1139,7 +1272,7 @@ queue_preview(int64 hook_id, int64 event_id, MemoryContext parent)
 	spi_check(SPI_execute_with_args(preview_sql, 2, types, values, NULL, true, 1),
 			  SPI_OK_SELECT, false, "reading the request");
 	if (SPI_processed == 1)
-		req = request_from_row(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, parent);
+		req = request_from_row(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, parent, 0);
 	SPI_finish();
 	return req;
 }
@@ -1174,6 +1307,89 @@ queue_adopt_cursors(void)
 }
 
 /*
+ * Move the stored cursors of moves->n hooks from where the worker saw them
+ * (moves->from: lo null when there was none) to where it has read and
+ * recorded to (moves->to); but not one that another has moved since, nor
+ * one that another transaction holds: the worker never waits.  Sets
+ * *moved (in the caller's memory context) to the hooks whose cursors
+ * moved, and returns how many.  Caller is in a transaction.
+ */
+static const char *move_cursors_sql =
+"WITH m AS ("
+"    SELECT * FROM ROWS FROM (pg_catalog.unnest($1::bigint[]),"
+"                             pg_catalog.unnest($2::text[]), pg_catalog.unnest($3::text[]),"
+"                             pg_catalog.unnest($4::text[]), pg_catalog.unnest($5::bigint[]),"
+"                             pg_catalog.unnest($6::text[]), pg_catalog.unnest($7::text[]),"
+"                             pg_catalog.unnest($8::text[]), pg_catalog.unnest($9::bigint[]),"
+"                             pg_catalog.unnest($10::bigint[]))"
+"           AS m(hook_id, from_lo, from_hi, from_last_txid, from_last_id,"
+"                lo, hi, last_txid, last_id, top_id)"
+"), updated AS ("
+"    UPDATE webhook_internal.cursor x"
+"       SET lo = m.lo::pg_catalog.pg_snapshot, hi = m.hi::pg_catalog.pg_snapshot,"
+"           last_txid = m.last_txid::pg_catalog.xid8,"
+"           last_id = CASE WHEN m.last_txid IS NOT NULL THEN m.last_id END, top_id = m.top_id"
+"      FROM m"
+"     WHERE x.hook_id = m.hook_id AND m.from_lo IS NOT NULL"
+"       AND x.lo::text = m.from_lo AND x.hi::text = m.from_hi"
+"       AND x.last_txid::text IS NOT DISTINCT FROM m.from_last_txid"
+"       AND coalesce(x.last_id, 0) = m.from_last_id"
+"       AND x.system_identifier = $11 AND x.database = $12"
+"       AND x.hook_id IN (SELECT y.hook_id FROM webhook_internal.cursor y"
+"                          WHERE y.hook_id OPERATOR(pg_catalog.=) ANY ($1)"
+"                            FOR NO KEY UPDATE SKIP LOCKED)"
+"    RETURNING x.hook_id"
+"), inserted AS ("
+"    INSERT INTO webhook_internal.cursor"
+"           (hook_id, lo, hi, last_txid, last_id, top_id, system_identifier, database)"
+"    SELECT m.hook_id, m.lo::pg_catalog.pg_snapshot, m.hi::pg_catalog.pg_snapshot,"
+"           m.last_txid::pg_catalog.xid8,"
+"           CASE WHEN m.last_txid IS NOT NULL THEN m.last_id END, m.top_id, $11, $12"
+"      FROM m WHERE m.from_lo IS NULL"
+"    ON CONFLICT (hook_id) DO NOTHING"
+"    RETURNING hook_id"
+")"
+"SELECT hook_id FROM updated UNION ALL SELECT hook_id FROM inserted";
+
+int
+queue_move_cursors(const CursorMoves *moves, int64 **moved)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	Oid			types[12] = {INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+		INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID,
+	INT8ARRAYOID, INT8OID, OIDOID};
+	Datum		values[12];
+	int			n = moves->n;
+	bool		isnull;
+	uint64		i;
+	int			n_moved;
+
+	values[0] = array_of(moves->hook_ids, NULL, n, INT8OID);
+	values[1] = array_of(moves->from.lo, moves->from_lo_nulls, n, TEXTOID);
+	values[2] = array_of(moves->from.hi, moves->from_lo_nulls, n, TEXTOID);
+	values[3] = array_of(moves->from.last_txid, moves->from.last_txid_nulls, n, TEXTOID);
+	values[4] = array_of(moves->from.last_id, NULL, n, INT8OID);
+	values[5] = array_of(moves->to.lo, NULL, n, TEXTOID);
+	values[6] = array_of(moves->to.hi, NULL, n, TEXTOID);
+	values[7] = array_of(moves->to.last_txid, moves->to.last_txid_nulls, n, TEXTOID);
+	values[8] = array_of(moves->to.last_id, NULL, n, INT8OID);
+	values[9] = array_of(moves->to.top_id, NULL, n, INT8OID);
+	values[10] = Int64GetDatum((int64) GetSystemIdentifier());
+	values[11] = ObjectIdGetDatum(MyDatabaseId);
+	spi_connect_checked();
+	spi_check(SPI_execute_plan(spi_kept_plan(&move_plan, move_cursors_sql, 12, types, 0),
+							   values, NULL, false, 0),
+			  SPI_OK_SELECT, false, "moving the log's cursors");
+	*moved = MemoryContextAlloc(cxt, sizeof(int64) * Max(1, SPI_processed));
+	for (i = 0; i < SPI_processed; i++)
+		(*moved)[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
+												  SPI_tuptable->tupdesc, 1, &isnull));
+	n_moved = (int) SPI_processed;
+	SPI_finish();
+	return n_moved;
+}
+
+/*
  * Drop the previous secrets whose overlap is over, of the hooks of this
  * worker's transports (expire_sql).
  */
@@ -1193,10 +1409,11 @@ queue_expire_secrets(void)
 }
 
 /*
- * Record the outcome of the n attempts reqs, and move their deliveries on
- * (record_succeeded_sql when every one was answered with a 2xx, else
- * record_sql).  After a 410 the hook's other deliveries are cancelled, but for the n_sent
- * of sent_ids, being sent.  The attempts are left as they are; the caller
+ * Record the outcome of the n attempts reqs, and move their deliveries on,
+ * or make them, for those read from the log (record_succeeded_sql when
+ * every one was answered with a 2xx, else record_sql).  After a 410 the
+ * hook's other deliveries are cancelled, but for the n_sent of sent_ids,
+ * being sent.  The attempts are left as they are; the caller
  * frees them.  Sets *retries (in the caller's memory context) to when the
  * earliest retry it scheduled for each hook is due, and returns how many.
  */
@@ -1209,11 +1426,12 @@ queue_record(Attempt **reqs, int n, Datum *sent_ids, int n_sent, QueueRetry **re
 	Datum	   *cols[RECORD_ARGS];
 	bool	   *nulls[RECORD_ARGS];
 	Oid			types[RECORD_ARGS] = {INT8OID, INT4OID, TIMESTAMPTZOID, FLOAT8OID,
-		TEXTOID, INT4OID, TEXTOID, TEXTOID, TEXTOID, FLOAT8OID, BOOLOID, BOOLOID};
+		TEXTOID, INT4OID, TEXTOID, TEXTOID, TEXTOID, FLOAT8OID, BOOLOID, BOOLOID,
+	INT8OID, INT8OID};
 	Oid			array_types[RECORD_ARGS] = {INT8ARRAYOID, INT4ARRAYOID,
 		TIMESTAMPTZARRAYOID, FLOAT8ARRAYOID, TEXTARRAYOID, INT4ARRAYOID,
 		TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, FLOAT8ARRAYOID, BOOLARRAYOID,
-	BOOLARRAYOID};
+	BOOLARRAYOID, INT8ARRAYOID, INT8ARRAYOID};
 	Datum		values[RECORD_ARGS];
 	Datum	   *gone = palloc(sizeof(Datum) * n);
 	int			n_gone = 0;
@@ -1253,8 +1471,10 @@ queue_record(Attempt **reqs, int n, Datum *sent_ids, int n_sent, QueueRetry **re
 		nulls[9][i] = (req->retry_after < 0);
 		cols[10][i] = BoolGetDatum(req->timed_out);
 		cols[11][i] = BoolGetDatum(req->final);
+		cols[12][i] = Int64GetDatum(req->event_id);
+		cols[13][i] = Int64GetDatum(req->hook_id);
 		if (req->status == 410)
-			gone[n_gone++] = Int64GetDatum(req->delivery_id);
+			gone[n_gone++] = Int64GetDatum(req->hook_id);
 		if (req->status < 200 || req->status > 299)
 			all_succeeded = false;
 	}
@@ -1297,7 +1517,8 @@ queue_record(Attempt **reqs, int n, Datum *sent_ids, int n_sent, QueueRetry **re
 /*
  * The last resort for a request whose attempt cannot be recorded at all: no
  * attempt row, only its delivery moves on as after a failed attempt (due
- * again per its schedule, or dead), with why as its last error.  A death
+ * again per its schedule, or dead), with why as its last error; one read
+ * from the log gets its delivery row for that.  A death
  * stops an ordered hook with on_dead = 'stop', as in record_sql, and is
  * counted in webhook.hook_metrics; with no attempt row, no attempt is.
  */
@@ -1308,13 +1529,36 @@ queue_record_failure(Attempt *req, const char *why)
 	char		nulls[4] = {' ', ' ', ' ', ' '};
 	Oid			types[4] = {INT8OID, INT4OID, INT4OID, TEXTOID};
 
+	spi_connect_checked();
+
+	/* read from the log: its delivery row first, if its hook still exists */
+	if (req->delivery_id == 0)
+	{
+		Oid			made_types[2] = {INT8OID, INT8OID};
+		Datum		made[2] = {Int64GetDatum(req->event_id), Int64GetDatum(req->hook_id)};
+		bool		isnull;
+
+		spi_check(SPI_execute_with_args("INSERT INTO webhook.delivery"
+										" (event_id, hook_id, next_attempt_at)"
+										" SELECT $1, h.id, pg_catalog.now()"
+										"   FROM webhook.hook h WHERE h.id = $2"
+										" RETURNING id",
+										2, made_types, made, NULL, false, 1),
+				  SPI_OK_INSERT_RETURNING, false, "recording a failure");
+		if (SPI_processed == 0)
+		{
+			SPI_finish();
+			return;
+		}
+		req->delivery_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+													   SPI_tuptable->tupdesc, 1, &isnull));
+	}
 	values[0] = Int64GetDatum(req->delivery_id);
 	values[1] = Int32GetDatum(req->attempt_no);
 	values[2] = Int32GetDatum(req->status);
 	nulls[2] = req->status == 0 ? 'n' : ' ';
 	values[3] = CStringGetTextDatum(why);
 
-	spi_connect_checked();
 	spi_check(SPI_execute_with_args("WITH dead AS ("
 									"UPDATE webhook.delivery d"
 									"   SET state = f.state, attempts = $2, last_status = $3,"

@@ -181,6 +181,13 @@ static TimestampTz last_expiry = 0;
 /* when the first worker last looked for cursors to adopt */
 static TimestampTz last_adoption = 0;
 
+/* the claims so far (cursor.c tells them apart) */
+static uint64 n_claims = 0;
+
+/* the hooks whose stored cursors the exchange moved, if any (-1: none) */
+static int64 *moved_hooks = NULL;
+static int	n_moved_hooks = -1;
+
 /*
  * The chores of housekeeping.c run every quarter of their setting's
  * interval, but at most once a second and at least once a minute; within a
@@ -705,6 +712,8 @@ claim(int limit, dlist_head *claimed)
 	h.with_ordered = (now >= ordered_claim_at ||
 					  ordered_claim_at - now > ORDERED_MAX_WAIT_MS * INT64CONST(1000));
 
+	cursor_held_positions(&h.positions);
+	h.claim = ++n_claims;
 	n = queue_claim(limit, &h, request_cxt, claimed);
 	if (h.with_ordered)
 	{
@@ -765,6 +774,8 @@ drop_waiting(Attempt *req)
 	unhold(req);
 	note_recent_hook(req->hook_id);
 	queue_forget_floor(req->hook_id);
+	if (req->read != NULL)
+		cursor_forget(req->hook_id);	/* its event is to be read again */
 	attempt_free(req);
 }
 
@@ -1090,6 +1101,64 @@ drop_waiting_of_gone_hooks(void)
 }
 
 /*
+ * Move the stored cursors of the hooks whose requests read from the log
+ * are all recorded up to some point (cursor.c): moved_hooks says which
+ * moved (in the loop's memory context, which outlives the transaction),
+ * once it commits.
+ */
+static void
+move_cursors(void)
+{
+	CursorMoves moves;
+	MemoryContext old;
+
+	cursor_moves(&moves);
+	if (moves.n == 0)
+		return;
+	old = MemoryContextSwitchTo(loop_cxt);
+	n_moved_hooks = queue_move_cursors(&moves, &moved_hooks);
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * The claim of the requests claimed has committed: those read from the log
+ * are followed (before the stored cursors the same transaction moved are
+ * told, which would forget a hook read to where its cursor moved).
+ */
+static void
+followed_claimed(dlist_head *claimed)
+{
+	dlist_iter	iter;
+
+	dlist_foreach(iter, claimed)
+	{
+		Attempt    *req = dlist_container(Attempt, node, iter.cur);
+
+		if (req->read != NULL)
+			cursor_claimed(req);
+	}
+}
+
+/*
+ * The finished requests read from the log are recorded (after the stored
+ * cursors were told where they moved: their moves were of what was
+ * recorded before).
+ */
+static void
+followed_recorded(void)
+{
+	dlist_iter	iter;
+
+	dlist_foreach(iter, &done)
+	{
+		Attempt    *req = dlist_container(Attempt, node, iter.cur);
+
+		if (req->read != NULL)
+			cursor_recorded(req);
+	}
+}
+
+/*
  * One short transaction with the queue: record the finished attempts, and
  * claim up to limit more deliveries when limit > 0.  Returns how many were
  * claimed, or -1 when the extension is not installed or the transaction
@@ -1134,10 +1203,15 @@ exchange(int limit)
 			drop_waiting_of_gone_hooks();
 			if (n_done > 0)
 				record(done_array(n_done), n_done);
+			move_cursors();
 			if (limit > 0)
 				claimed = claim(limit, &new_requests);
 		}
 		commit_transaction();
+		followed_claimed(&new_requests);
+		if (n_moved_hooks >= 0)
+			cursor_moved(moved_hooks, n_moved_hooks);
+		n_moved_hooks = -1;
 	}
 	PG_CATCH();
 	{
@@ -1146,6 +1220,7 @@ exchange(int limit)
 		claimed = -1;
 		failed = true;
 		full_look_due = true;	/* the news taken is lost with it */
+		n_moved_hooks = -1;		/* and the cursors stay */
 	}
 	PG_END_TRY();
 
@@ -1163,6 +1238,7 @@ exchange(int limit)
 		return -1;
 	}
 
+	followed_recorded();
 	free_requests(&done, true);
 	n_released = 0;
 	while (!dlist_is_empty(&new_requests))
