@@ -218,29 +218,39 @@
  * a time, and a claim writes no other cursor.
  */
 #define NO_SNAPSHOT "'1:1:'::pg_catalog.pg_snapshot"
-#define LOG_ARM(part, cond) \
+/*
+ * An arm of the read: events of the hook's tenant and of transactions past
+ * a (txid, id) key, up to one, that the hook reads; its first rows by key.
+ * The key is a row comparison, which the index scan starts from, and the
+ * bound a plain one, where it stops: a backlog of one transaction is read
+ * from where the last claim stopped, not from its first event.
+ */
+#define LOG_ARM(part, from_txid, from_id, cond) \
 "(SELECT " #part " AS part, e.txid, e.id FROM webhook.event e" \
-"  WHERE e.tenant OPERATOR(pg_catalog.=) h.tenant AND e.txid IS NOT NULL AND " cond \
+"  WHERE e.tenant OPERATOR(pg_catalog.=) h.tenant AND e.txid IS NOT NULL" \
+"    AND (e.txid, e.id) OPERATOR(pg_catalog.>) (" from_txid ", " from_id ")" \
+"    AND " cond \
 "    AND h.hook_id OPERATOR(pg_catalog.=) ANY (e.hook_ids)" \
 "  ORDER BY e.txid, e.id LIMIT h.room)"
 /*
- * the same, of the transactions snap showed in progress, each by key (OFFSET
- * 0 keeps the look-up inside the loop over them: flattened, the plan made
- * while the log was small read the tenant's whole log and matched it
- * against them)
+ * the same, of each transaction snap showed in progress (OFFSET 0 keeps the
+ * look-up inside the loop over them: flattened, the plan made while the
+ * log was small read the tenant's whole log and matched it against them)
  */
-#define LOG_XIP_ARM(part, snap, cond) \
+#define LOG_XIP_ARM(part, snap, from_id, cond) \
 "(SELECT " #part " AS part, e.txid, e.id" \
 "   FROM pg_catalog.pg_snapshot_xip(" snap ") AS x(txid)" \
 "   CROSS JOIN LATERAL (" \
 "       SELECT e.txid, e.id FROM webhook.event e" \
 "        WHERE e.tenant OPERATOR(pg_catalog.=) h.tenant AND e.txid IS NOT NULL" \
-"          AND e.txid OPERATOR(pg_catalog.=) x.txid AND " cond \
+"          AND (e.txid, e.id) OPERATOR(pg_catalog.>) (x.txid, " from_id ")" \
+"          AND e.txid OPERATOR(pg_catalog.<=) x.txid AND " cond \
 "          AND h.hook_id OPERATOR(pg_catalog.=) ANY (e.hook_ids) OFFSET 0) e" \
 "  ORDER BY e.txid, e.id LIMIT h.room)"
-#define AFTER_KEY \
-"(e.txid, e.id) OPERATOR(pg_catalog.>) (h.last_txid, h.last_id)" \
-" AND pg_catalog.pg_visible_in_snapshot(e.txid, h.hi)"
+/* within the interval: in hi, past the key read up to */
+#define IN_HI "pg_catalog.pg_visible_in_snapshot(e.txid, h.hi)"
+#define FROM_KEY(txid) \
+"CASE WHEN h.last_txid OPERATOR(pg_catalog.=) " txid " THEN h.last_id ELSE -1 END"
 #define FRESH \
 "held_cursors AS NOT MATERIALIZED (" \
 "    SELECT m.hook_id, m.lo::pg_catalog.pg_snapshot AS lo, m.hi::pg_catalog.pg_snapshot AS hi," \
@@ -290,15 +300,16 @@ HOOKS_WITH_ROOM("fresh_hooks") \
 "      FROM readers h" \
 "      CROSS JOIN LATERAL (" \
 "          SELECT y.* FROM (" \
-LOG_XIP_ARM(1, "h.lo", AFTER_KEY) \
+LOG_XIP_ARM(1, "h.lo", FROM_KEY("x.txid"), \
+            "x.txid OPERATOR(pg_catalog.>=) h.last_txid AND " IN_HI) \
 "              UNION ALL " \
-LOG_ARM(1, "e.txid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmax(h.lo)" \
-        " AND e.txid OPERATOR(pg_catalog.<) pg_catalog.pg_snapshot_xmax(h.hi)" \
-        " AND " AFTER_KEY) \
+LOG_ARM(1, "GREATEST(pg_catalog.pg_snapshot_xmax(h.lo), h.last_txid)", \
+        FROM_KEY("GREATEST(pg_catalog.pg_snapshot_xmax(h.lo), h.last_txid)"), \
+        "e.txid OPERATOR(pg_catalog.<) pg_catalog.pg_snapshot_xmax(h.hi) AND " IN_HI) \
 "              UNION ALL " \
-LOG_XIP_ARM(2, "h.hi", "true") \
+LOG_XIP_ARM(2, "h.hi", "-1", "true") \
 "              UNION ALL " \
-LOG_ARM(2, "e.txid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmax(h.hi)") \
+LOG_ARM(2, "pg_catalog.pg_snapshot_xmax(h.hi)", "-1", "true") \
 "          ) y ORDER BY y.part, y.txid, y.id LIMIT h.room) x" \
 "), moved AS (" \
 "    INSERT INTO webhook_internal.cursor AS x" \
@@ -318,7 +329,7 @@ LOG_ARM(2, "e.txid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmax(h.hi)") \
  * with the stored position it was read from.
  */
 #define FRESH_TAKEN \
-"taken AS (" \
+"taken AS MATERIALIZED (" \
 "    SELECT h.hook_id, h.held, h.from_lo, h.from_hi, h.from_last_txid, h.from_last_id," \
 "           CASE WHEN f.rank = f.n AND f.n < h.room THEN pg_catalog.pg_current_snapshot()::text" \
 "                WHEN f.part = 2 THEN h.hi::text ELSE h.lo::text END AS lo," \
@@ -1176,10 +1187,14 @@ queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 
 	/*
 	 * Its plan is kept for the worker's life: one made while the log was
-	 * empty would read it whole at every claim once it has grown.
+	 * empty would read it whole at every claim once it has grown, and a
+	 * bitmap scan of a hook's log, which loses its order, would read all of
+	 * the backlog to sort it, at every claim.
 	 */
 	nest_level = NewGUCNestLevel();
 	(void) set_config_option("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("enable_bitmapscan", "off", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
 	spi_check(SPI_execute_plan(spi_kept_plan(&claim_plan, claim_sql, CLAIM_ARGS, types, 0),
 							   values, nulls, false, 0),

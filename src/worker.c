@@ -1102,16 +1102,24 @@ drop_waiting_of_gone_hooks(void)
 
 /*
  * Move the stored cursors of the hooks whose requests read from the log
- * are all recorded up to some point (cursor.c): moved_hooks says which
- * moved (in the loop's memory context, which outlives the transaction),
- * once it commits.
+ * are all recorded up to some point (cursor.c), at most every
+ * CURSOR_MOVE_MS: moved_hooks says which moved (in the loop's memory
+ * context, which outlives the transaction), once it commits.  A stored
+ * cursor that lags only makes a crash send again what was sent since.
  */
+#define CURSOR_MOVE_MS 100
+
 static void
 move_cursors(void)
 {
+	static TimestampTz last_move = 0;
+	TimestampTz now = GetCurrentTimestamp();
 	CursorMoves moves;
 	MemoryContext old;
 
+	if (now >= last_move && !TimestampDifferenceExceeds(last_move, now, CURSOR_MOVE_MS))
+		return;
+	last_move = now;
 	cursor_moves(&moves);
 	if (moves.n == 0)
 		return;
