@@ -23,9 +23,9 @@
  * The next claim reads from the latest batch's position (or where the
  * stored cursor is to move, or the base): nothing is read twice.  A hook
  * whose stored cursor is where the worker read to is forgotten.  A request
- * the worker lets go of unrecorded (its hook deleted, disabled, paused)
- * makes it forget the hook: the stored cursor stays before that request's
- * event, which the hook reads again when it is sent to again.
+ * the worker lets go of unsent (its hook disabled, paused, its rate far
+ * off) is recorded by a pending delivery row (worker.c, hand_over()), as
+ * the queue held it before the log.
  *
  * IDENTIFICATION
  *	  src/cursor.c
@@ -181,16 +181,6 @@ cursor_recorded(Attempt *req)
 		memmove(&c->batches[0], &c->batches[1], sizeof(CursorBatch) * (c->n_batches - 1));
 		c->n_batches--;
 	}
-}
-
-/* A request of the hook's is let go unrecorded: forget where it was read to. */
-void
-cursor_forget(int64 hook_id)
-{
-	HookCursor *c = find_cursor(hook_id);
-
-	if (c != NULL)
-		drop_cursor(c);
 }
 
 /* Room for n positions in p, in the current memory context. */

@@ -874,6 +874,7 @@ static SPIPlanPtr expire_plan = NULL;
 static SPIPlanPtr gone_plan = NULL;
 static SPIPlanPtr adopt_plan = NULL;
 static SPIPlanPtr move_plan = NULL;
+static SPIPlanPtr hand_over_plan = NULL;
 
 /*
  * When the oldest transaction of this database that holds a transaction id
@@ -1402,6 +1403,43 @@ queue_move_cursors(const CursorMoves *moves, int64 **moved)
 	n_moved = (int) SPI_processed;
 	SPI_finish();
 	return n_moved;
+}
+
+/*
+ * The n requests reqs, read from the log and let go of unsent, become
+ * pending deliveries (of the hooks that still exist), due now.  Caller is
+ * in a transaction.
+ */
+void
+queue_hand_over(Attempt **reqs, int n)
+{
+	Oid			types[2] = {INT8ARRAYOID, INT8ARRAYOID};
+	Datum		values[2];
+	Datum	   *events = palloc(sizeof(Datum) * n);
+	Datum	   *hooks = palloc(sizeof(Datum) * n);
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		events[i] = Int64GetDatum(reqs[i]->event_id);
+		hooks[i] = Int64GetDatum(reqs[i]->hook_id);
+	}
+	values[0] = array_of(events, NULL, n, INT8OID);
+	values[1] = array_of(hooks, NULL, n, INT8OID);
+	spi_connect_checked();
+	spi_check(SPI_execute_plan(spi_kept_plan(&hand_over_plan,
+											 "INSERT INTO webhook.delivery"
+											 " (event_id, hook_id, next_attempt_at)"
+											 " SELECT r.event_id, r.hook_id, pg_catalog.now()"
+											 "   FROM ROWS FROM (pg_catalog.unnest($1::bigint[]),"
+											 "                   pg_catalog.unnest($2::bigint[]))"
+											 "        AS r(event_id, hook_id)"
+											 "  WHERE EXISTS (SELECT FROM webhook.hook h"
+											 "                 WHERE h.id = r.hook_id)",
+											 2, types, 0),
+							   values, NULL, false, 0),
+			  SPI_OK_INSERT, false, "handing requests over to the queue");
+	SPI_finish();
 }
 
 /*

@@ -72,6 +72,7 @@ typedef struct QueueRetry
 extern int	queue_record(Attempt **reqs, int n, Datum *sent_ids, int n_sent,
 						 QueueRetry **retries);
 extern void queue_record_failure(Attempt *req, const char *why);
+extern void queue_hand_over(Attempt **reqs, int n);
 extern bool queue_adopt_cursors(void);
 extern int	queue_move_cursors(const CursorMoves *moves, int64 **moved);
 extern void queue_expire_secrets(void);

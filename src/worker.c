@@ -146,6 +146,8 @@ static Oid	transport_relid = InvalidOid;
 static dlist_head waiting = DLIST_STATIC_INIT(waiting);	/* claimed, not started */
 static dlist_head done = DLIST_STATIC_INIT(done);	/* finished, not recorded */
 static dlist_head held = DLIST_STATIC_INIT(held);	/* claimed, not recorded */
+static dlist_head handed_over = DLIST_STATIC_INIT(handed_over);	/* let go of, read
+																 * from the log */
 static int	n_waiting = 0;
 static int	n_held = 0;
 /* how many of done (from its head) no longer count as in flight */
@@ -764,7 +766,9 @@ claim(int limit, dlist_head *claimed)
 /*
  * Let go of a held attempt that was never started, and free it: its
  * delivery is pending in the queue, for a later claim, below the floor its
- * hook may have now (queue_forget_floor()).
+ * hook may have now (queue_forget_floor()).  One read from the log has no
+ * delivery row yet: it is handed over, to get a pending one at the next
+ * exchange (hand_over()), and free then.
  */
 static void
 drop_waiting(Attempt *req)
@@ -775,7 +779,10 @@ drop_waiting(Attempt *req)
 	note_recent_hook(req->hook_id);
 	queue_forget_floor(req->hook_id);
 	if (req->read != NULL)
-		cursor_forget(req->hook_id);	/* its event is to be read again */
+	{
+		dlist_push_tail(&handed_over, &req->node);
+		return;
+	}
 	attempt_free(req);
 }
 
@@ -1129,6 +1136,30 @@ move_cursors(void)
 }
 
 /*
+ * The requests read from the log that the worker let go of unsent get
+ * pending delivery rows, before the attempts are recorded (a 410 recorded
+ * now cancels them with its hook's others); then the stored cursor may
+ * move past them.
+ */
+static void
+hand_over(void)
+{
+	dlist_iter	iter;
+	Attempt   **reqs;
+	int			n = 0;
+
+	if (dlist_is_empty(&handed_over))
+		return;
+	dlist_foreach(iter, &handed_over)
+		n++;
+	reqs = palloc(sizeof(Attempt *) * n);
+	n = 0;
+	dlist_foreach(iter, &handed_over)
+		reqs[n++] = dlist_container(Attempt, node, iter.cur);
+	queue_hand_over(reqs, n);
+}
+
+/*
  * The claim of the requests claimed has committed: those read from the log
  * are followed (before the stored cursors the same transaction moved are
  * told, which would forget a hook read to where its cursor moved).
@@ -1148,16 +1179,16 @@ followed_claimed(dlist_head *claimed)
 }
 
 /*
- * The finished requests read from the log are recorded (after the stored
- * cursors were told where they moved: their moves were of what was
- * recorded before).
+ * The requests read from the log of recorded (finished, or handed over)
+ * are recorded (after the stored cursors were told where they moved: their
+ * moves were of what was recorded before).
  */
 static void
-followed_recorded(void)
+followed_recorded(dlist_head *recorded)
 {
 	dlist_iter	iter;
 
-	dlist_foreach(iter, &done)
+	dlist_foreach(iter, recorded)
 	{
 		Attempt    *req = dlist_container(Attempt, node, iter.cur);
 
@@ -1209,6 +1240,7 @@ exchange(int limit)
 		else
 		{
 			drop_waiting_of_gone_hooks();
+			hand_over();
 			if (n_done > 0)
 				record(done_array(n_done), n_done);
 			move_cursors();
@@ -1216,6 +1248,8 @@ exchange(int limit)
 				claimed = claim(limit, &new_requests);
 		}
 		commit_transaction();
+		followed_recorded(&handed_over);
+		free_requests(&handed_over, false);
 		followed_claimed(&new_requests);
 		if (n_moved_hooks >= 0)
 			cursor_moved(moved_hooks, n_moved_hooks);
@@ -1246,7 +1280,7 @@ exchange(int limit)
 		return -1;
 	}
 
-	followed_recorded();
+	followed_recorded(&done);
 	free_requests(&done, true);
 	n_released = 0;
 	while (!dlist_is_empty(&new_requests))
