@@ -183,6 +183,19 @@ cursor_recorded(Attempt *req)
 	}
 }
 
+/*
+ * Forget where the worker read the hook to: another moved its stored
+ * cursor (its requests in flight are recorded, and move nothing).
+ */
+void
+cursor_forget(int64 hook_id)
+{
+	HookCursor *c = find_cursor(hook_id);
+
+	if (c != NULL)
+		drop_cursor(c);
+}
+
 /* Room for n positions in p, in the current memory context. */
 static void
 alloc_positions(HeldPositions *p, int n)
@@ -235,6 +248,25 @@ cursor_held_positions(HeldPositions *held)
 		else if (c->stored)
 			add_position(held, c->hook_id, &c->base, NULL);
 	}
+}
+
+/*
+ * Where the worker saw each stored cursor it follows last, into
+ * bases->from (bases->to is unused), in the current memory context.
+ */
+void
+cursor_bases(CursorMoves *bases)
+{
+	static const LogPosition none = {NULL, NULL, NULL, 0, 0};
+	int			i;
+
+	alloc_positions(&bases->from, n_cursors);
+	bases->from_lo_nulls = palloc(sizeof(bool) * Max(n_cursors, 1));
+	for (i = 0; i < n_cursors; i++)
+		add_position(&bases->from, cursors[i].hook_id,
+					 cursors[i].stored ? &cursors[i].base : &none, bases->from_lo_nulls);
+	bases->n = bases->from.n;
+	bases->hook_ids = bases->from.hook_ids;
 }
 
 /*

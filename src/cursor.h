@@ -68,7 +68,9 @@ typedef struct CursorMoves
 
 extern void cursor_claimed(Attempt *req);
 extern void cursor_recorded(Attempt *req);
+extern void cursor_forget(int64 hook_id);
 extern void cursor_held_positions(HeldPositions *held);
+extern void cursor_bases(CursorMoves *bases);
 extern void cursor_moves(CursorMoves *moves);
 extern void cursor_moved(const int64 *hook_ids, int n_moved);
 

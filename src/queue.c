@@ -875,6 +875,7 @@ static SPIPlanPtr gone_plan = NULL;
 static SPIPlanPtr adopt_plan = NULL;
 static SPIPlanPtr move_plan = NULL;
 static SPIPlanPtr hand_over_plan = NULL;
+static SPIPlanPtr moved_plan = NULL;
 
 /*
  * When the oldest transaction of this database that holds a transaction id
@@ -1366,6 +1367,55 @@ static const char *move_cursors_sql =
 "    RETURNING hook_id"
 ")"
 "SELECT hook_id FROM updated UNION ALL SELECT hook_id FROM inserted";
+
+/*
+ * Of the bases->n stored cursors, as the worker saw them last
+ * (bases->from: lo null for none), those another has moved since, or made,
+ * into *moved (in the caller's memory context); returns how many.  Caller
+ * is in a transaction.
+ */
+int
+queue_cursors_moved(const CursorMoves *bases, int64 **moved)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	Oid			types[5] = {INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+	INT8ARRAYOID};
+	Datum		values[5];
+	int			n = bases->n;
+	bool		isnull;
+	uint64		i;
+	int			n_moved;
+
+	values[0] = array_of(bases->hook_ids, NULL, n, INT8OID);
+	values[1] = array_of(bases->from.lo, bases->from_lo_nulls, n, TEXTOID);
+	values[2] = array_of(bases->from.hi, bases->from_lo_nulls, n, TEXTOID);
+	values[3] = array_of(bases->from.last_txid, bases->from.last_txid_nulls, n, TEXTOID);
+	values[4] = array_of(bases->from.last_id, NULL, n, INT8OID);
+	spi_connect_checked();
+	spi_check(SPI_execute_plan(spi_kept_plan(&moved_plan,
+											 "SELECT m.hook_id"
+											 "  FROM ROWS FROM (pg_catalog.unnest($1::bigint[]),"
+											 "                  pg_catalog.unnest($2::text[]),"
+											 "                  pg_catalog.unnest($3::text[]),"
+											 "                  pg_catalog.unnest($4::text[]),"
+											 "                  pg_catalog.unnest($5::bigint[]))"
+											 "       AS m(hook_id, lo, hi, last_txid, last_id)"
+											 "  LEFT JOIN webhook_internal.cursor x ON x.hook_id = m.hook_id"
+											 " WHERE x.lo::text IS DISTINCT FROM m.lo"
+											 "    OR x.hi::text IS DISTINCT FROM m.hi"
+											 "    OR x.last_txid::text IS DISTINCT FROM m.last_txid"
+											 "    OR coalesce(x.last_id, 0) <> m.last_id",
+											 5, types, 0),
+							   values, NULL, true, 0),
+			  SPI_OK_SELECT, false, "reading the log's cursors");
+	*moved = MemoryContextAlloc(cxt, sizeof(int64) * Max(1, SPI_processed));
+	for (i = 0; i < SPI_processed; i++)
+		(*moved)[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
+												  SPI_tuptable->tupdesc, 1, &isnull));
+	n_moved = (int) SPI_processed;
+	SPI_finish();
+	return n_moved;
+}
 
 int
 queue_move_cursors(const CursorMoves *moves, int64 **moved)

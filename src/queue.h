@@ -75,6 +75,7 @@ extern void queue_record_failure(Attempt *req, const char *why);
 extern void queue_hand_over(Attempt **reqs, int n);
 extern bool queue_adopt_cursors(void);
 extern int	queue_move_cursors(const CursorMoves *moves, int64 **moved);
+extern int	queue_cursors_moved(const CursorMoves *bases, int64 **moved);
 extern void queue_expire_secrets(void);
 extern void queue_forget_floor(int64 hook_id);
 extern int	queue_hooks_gone(Datum *hook_ids, int n, int64 **gone);

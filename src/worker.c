@@ -1073,6 +1073,27 @@ hooks_inval_callback(Datum arg, Oid relid)
 }
 
 /*
+ * The hooks whose stored cursors another moved (update_hook(..., resume =>
+ * 'now') with the hook's change) are read from there on, not from where the
+ * worker had read to.
+ */
+static void
+forget_cursors_moved_by_others(void)
+{
+	CursorMoves bases;
+	int64	   *moved;
+	int			n_moved;
+	int			i;
+
+	cursor_bases(&bases);
+	if (bases.n == 0)
+		return;
+	n_moved = queue_cursors_moved(&bases, &moved);
+	for (i = 0; i < n_moved; i++)
+		cursor_forget(moved[i]);
+}
+
+/*
  * After a change to hooks or transports: the waiting requests of hooks that
  * were deleted, disabled or paused meanwhile go back to the queue, at once,
  * rather than being sent.  Caller is in a transaction (which has taken the
@@ -1093,6 +1114,7 @@ drop_waiting_of_gone_hooks(void)
 	transport_relid = get_relname_relid("transport", schema);
 	if (!hooks_changed)
 		return;
+	forget_cursors_moved_by_others();
 	if (n_waiting == 0)
 	{
 		hooks_changed = false;
