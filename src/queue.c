@@ -340,11 +340,11 @@ LOG_ARM(2, "pg_catalog.pg_snapshot_xmax(h.hi)", "-1", "true") \
 "           CASE WHEN (f.rank = f.n AND f.n < h.room) OR f.part = 2" \
 "                THEN (SELECT coalesce(pg_catalog.max(e.id), 0) FROM webhook.event e)" \
 "                ELSE h.top_id END AS top_id" \
-"      FROM (SELECT c.hook_id, pg_catalog.max(g.rank) AS rank FROM claimed c" \
-"              JOIN fresh g ON g.hook_id = c.hook_id AND g.event_id = c.event_id" \
-"             WHERE c.id IS NULL GROUP BY c.hook_id) k" \
-"      JOIN fresh f ON f.hook_id = k.hook_id AND f.rank = k.rank" \
-"      JOIN readers h ON h.hook_id = k.hook_id" \
+"      FROM (SELECT DISTINCT ON (c.hook_id) c.hook_id, c.rank, c.part, c.txid," \
+"                   c.event_id, c.n_read AS n" \
+"              FROM claimed c WHERE c.id IS NULL" \
+"             ORDER BY c.hook_id, c.rank DESC) f" \
+"      JOIN readers h ON h.hook_id = f.hook_id" \
 ")"
 
 /*
@@ -437,7 +437,9 @@ static const char *claim_sql =
 "                                   AS f(hook_id, floor)"
 "), " DUE_HOOKS ", " FRESH_HOOKS ", " FRESH ", candidates AS ("
 "    SELECT x.id, x.event_id, x.hook_id, x.attempts, x.next_attempt_at,"
-"           x.next_attempt_at AS floor_at, t.id AS transport_id, t.tenant, r.room"
+"           x.next_attempt_at AS floor_at, t.id AS transport_id, t.tenant, r.room,"
+"           NULL::bigint AS rank, NULL::integer AS part, NULL::pg_catalog.xid8 AS txid,"
+"           NULL::bigint AS n_read"
 HOOKS_WITH_ROOM(LOOKED_AT)
 "      CROSS JOIN LATERAL ("
 "          SELECT d.id, d.event_id, d.hook_id, d.attempts, d.next_attempt_at"
@@ -455,7 +457,8 @@ HOOKS_WITH_ROOM(LOOKED_AT)
 "       AND t.id OPERATOR(pg_catalog.%) $5 OPERATOR(pg_catalog.=) $6"
 "    UNION ALL"
 "    SELECT x.id, x.event_id, x.hook_id, x.attempts, x.next_attempt_at,"
-"           NULL::timestamptz, t.id AS transport_id, t.tenant, r.room"
+"           NULL::timestamptz, t.id AS transport_id, t.tenant, r.room,"
+"           NULL, NULL, NULL, NULL"
 HOOKS_WITH_ROOM("webhook.hook")
 "      CROSS JOIN LATERAL ("
 "          SELECT q.id, q.event_id, q.hook_id, q.attempts, q.next_attempt_at FROM ("
@@ -480,7 +483,7 @@ HOOKS_WITH_ROOM("webhook.hook")
 "    UNION ALL"
 "    SELECT NULL::bigint, f.event_id, f.hook_id, 0,"
 "           pg_catalog.now() + f.rank * interval '1 microsecond', NULL::timestamptz,"
-"           r.transport_id, r.tenant, r.room"
+"           r.transport_id, r.tenant, r.room, f.rank, f.part, f.txid, f.n"
 "      FROM fresh f JOIN readers r ON r.hook_id = f.hook_id"
 "), within_transports AS ("
 "    SELECT c.*, pg_catalog.row_number() OVER"
@@ -490,7 +493,8 @@ HOOKS_WITH_ROOM("webhook.hook")
 "              FROM candidates) c"
 "     WHERE c.n <= c.room"
 "), picked AS ("
-"    SELECT w.id, w.event_id, w.hook_id, w.attempts, w.next_attempt_at, w.floor_at, w.tenant"
+"    SELECT w.id, w.event_id, w.hook_id, w.attempts, w.next_attempt_at, w.floor_at, w.tenant,"
+"           w.rank, w.part, w.txid, w.n_read"
 "      FROM within_transports w"
 "     WHERE w.tn <= coalesce((SELECT x.room FROM tenant_room x WHERE x.tenant = w.tenant), $13)"
 "     ORDER BY w.next_attempt_at"
@@ -498,7 +502,7 @@ HOOKS_WITH_ROOM("webhook.hook")
 "), claimed AS ("
 "    SELECT z.* FROM ("
 "        SELECT p.id, p.event_id, p.hook_id, p.attempts, p.floor_at, y.size,"
-"               y.body <= $15 AS fits, p.tenant,"
+"               y.body <= $15 AS fits, p.tenant, p.rank, p.part, p.txid, p.n_read,"
 "               pg_catalog.sum(y.held) OVER (PARTITION BY p.tenant"
 "                                           ORDER BY p.next_attempt_at, p.id"
 "                                           ROWS UNBOUNDED PRECEDING) - y.held AS before"
