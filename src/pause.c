@@ -133,7 +133,6 @@ pause_release_callback(ResourceReleasePhase phase, bool isCommit,
 		return;
 	webhook_pause_release_all();
 	pauses_held = false;
-	webhook_wake_launcher(true);
 }
 
 /*
@@ -203,7 +202,6 @@ pause_statement_failed(int pause)
 	if (pause < 0)
 		return;
 	webhook_pause_release(pause);
-	webhook_wake_launcher(true);
 }
 
 /*
@@ -232,7 +230,13 @@ pause_after_statement(Node *parsetree, int stopped)
 {
 	if (IsA(parsetree, AlterDatabaseStmt) &&
 		database_may_be_served_now((AlterDatabaseStmt *) parsetree))
-		webhook_wake_launcher_at_commit();
+	{
+		Oid			dboid = get_database_oid(((AlterDatabaseStmt *) parsetree)->dbname,
+											 true);
+
+		if (OidIsValid(dboid))
+			webhook_probe_at_commit(dboid);
+	}
 	else if (IsA(parsetree, RenameStmt) &&
 		((RenameStmt *) parsetree)->renameType == OBJECT_DATABASE)
 	{
