@@ -115,8 +115,8 @@ class DatabasesTest(unittest.TestCase):
         # it is gone: nothing can be connected to it
         self.assertEqual(workers_in('shop_b'), 0)
         # a database without the extension keeps no worker: the launcher
-        # probed it (worker 1 comes and exits) when each CREATE EXTENSION
-        # above committed, and has served shop_a twice since
+        # probed it (worker 1 comes and exits) when it first saw it, and has
+        # served shop_a twice since
         cluster.wait_for("SELECT count(*) FROM pg_stat_activity WHERE backend_type ="
                          " 'webhook worker' AND datname = 'shop_plain'", '0', timeout=15)
         # the other databases are served as before
@@ -267,9 +267,10 @@ class NamedDatabasesTest(unittest.TestCase):
         self.assertIn('HINT:  Add "shop_unlisted" to webhook.database_name', err)
         self.assertIn('the webhook workers will not serve database "shop_unlisted"', c.log())
         # no worker comes back, there or in the copy: the launcher, woken
-        # when the rename ended its pause, probed every database; a worker of
-        # the listed database, stopped now, is started again by a later pass
-        # of the launcher, and by then it would have started those too
+        # when the rename ended its pause, left both alone (the setting names
+        # neither); a worker of the listed database, stopped now, is started
+        # again by a later pass of the launcher, by when it would have
+        # started those too
         pid, n = map(int, c.psql("SELECT min(pid), count(*) FROM pg_stat_activity WHERE"
                                  " backend_type = 'webhook worker' AND datname = %s"
                                  % lit(harness.DB_NAME))[0])
@@ -388,8 +389,8 @@ class ProbeRequestTest(unittest.TestCase):
         (a probe, or the first worker of a database served) since offset
         since of the log."""
         log = self.cluster.log(since)
-        return {oid: log.count('registering background worker "webhook worker 1 for'
-                               ' database %s"' % oid) for oid in oids}
+        return {oid: log.count('DEBUG:  registering background worker "webhook worker 1'
+                               ' for database %s"' % oid) for oid in oids}
 
     def wait_probed(self, oid, since, what):
         harness.wait_until(lambda: self.probes([oid], since)[oid] > 0, 20, what,
