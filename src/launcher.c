@@ -12,13 +12,21 @@
  * extension, so it probes: for a database without a running worker it
  * starts worker 0, which exits at once (and cleanly) when the extension is
  * not there, and otherwise takes its slot (shmem.c) and wakes the launcher,
- * which then starts the database's other workers.  A database without the
- * extension is probed again every LAUNCHER_NAP_MS, or at once when a CREATE
- * EXTENSION commits anywhere (its install script wakes the launcher), or an
- * ALTER DATABASE that may let it be served (ALLOW_CONNECTIONS true,
- * IS_TEMPLATE false: pause.c).  A database that was served and lost its
- * workers (its extension was dropped, say) is probed at once, and then as
- * any other.
+ * which then starts the database's other workers.  A database is probed
+ * when the launcher first sees it, and then, while it has no extension,
+ * every LAUNCHER_NAP_MS, or at once when a command asks for it: a CREATE
+ * EXTENSION that commits there (its install script asks), an ALTER
+ * DATABASE of it that may let it be served (ALLOW_CONNECTIONS true,
+ * IS_TEMPLATE false: pause.c), the end of its pause.  Such a command names
+ * its database, by oid (a renamed database keeps it), in a small set in
+ * shared memory that the launcher takes at each round (shmem.c); only when
+ * more databases were named between two rounds than the set holds does the
+ * launcher probe them all.  So a command run in a loop, by a database's
+ * owner who need not be a superuser, costs one worker start in that
+ * database per command (or fewer: one whose probe runs still is probed
+ * once more, after it), never one in every database.  A database that was
+ * served and lost its workers (its extension was dropped, say) is probed
+ * at once, and then as any other.
  *
  * A probe that exits cleanly without taking its slot says so first
  * (shmem.c): the database has no extension, or is not to be served now.
@@ -33,9 +41,10 @@
  * DROP DATABASE, and the other commands that need a database alone, would
  * fail while our workers are connected to it: they pause it first
  * (pause.c), and the launcher starts nothing in a paused database.  When
- * the pause ends the launcher is woken to probe every database: the
- * database gets its workers back, under its new name if it was renamed
- * and webhook.database_name names that, and a copy of it gets its own.
+ * the pause ends the launcher is woken to probe that database: it gets its
+ * workers back, under its new name if it was renamed and
+ * webhook.database_name names that; a copy of it, which the launcher sees
+ * then for the first time, gets its own.
  *
  * Workers are dynamic background workers that are never restarted by the
  * postmaster: the launcher starts them again when they are gone, so that a

@@ -13,8 +13,14 @@
  * poll.  It tells them first which hooks it gave deliveries (their "news",
  * up to WEBHOOK_MAX_NEWS of them, or "any" when there were more, or when it
  * cannot tell), so that a claim looks at those hooks, not at every hook of
- * the database (worker.c).  The launcher publishes its latch too: a CREATE EXTENSION wakes it
- * when it commits, so that the new database gets its workers at once.
+ * the database (worker.c).
+ *
+ * The launcher publishes its latch too, and takes here the databases that
+ * commands asked it to probe at once: a CREATE EXTENSION that committed
+ * there, an ALTER DATABASE that may let it be served, a pause that ended.
+ * Each names its database by oid, up to WEBHOOK_MAX_PROBE_REQUESTS of them
+ * between two rounds of the launcher, past which it probes every database;
+ * a backend's transaction collects its own (as many) until it commits.
  *
  * A backend whose command needs a database alone (pause.c) pauses it here:
  * the launcher starts no worker in a paused database, and a worker that
@@ -33,7 +39,7 @@
  *
  * Locking: a slot's news is written and read under its own news_lock, only
  * ever to copy ids (no system call, nothing that can fail).  Slots, pauses,
- * probes and the launcher's latch are written under
+ * probes, probe requests and the launcher's latch are written under
  * WorkerState->lock and read under the same spinlock: a worker taking its
  * slot and a backend pausing its database see each other, whichever comes
  * first.  wake_requested
