@@ -89,6 +89,15 @@ static int	max_sockets = 0;
 static WaitEventSet *wait_set = NULL;
 static bool wait_set_stale = true;
 
+/*
+ * Easy handles of finished transfers, reset and detached from their
+ * connection caches, for the next ones: making and freeing one per request
+ * costs more than the request itself.  Never more than the most in flight.
+ */
+static CURL **idle_easy = NULL;
+static int	n_idle_easy = 0;
+static int	max_idle_easy = 0;
+
 /* an idle transport's connections are closed after this long */
 #define SHARE_IDLE_MS (5 * 60 * 1000)
 
@@ -396,12 +405,38 @@ share_use(Transport *t, int delta)
 	t->connections.last_used = GetCurrentTimestamp();
 }
 
-/* End a transfer: its curl handle and header list go. */
+/* An easy handle for a transfer: an idle one, or a new one. */
+static CURL *
+easy_handle(void)
+{
+	if (n_idle_easy > 0)
+		return idle_easy[--n_idle_easy];
+	return curl_made(curl_easy_init(), "create a libcurl easy handle");
+}
+
+/*
+ * End a transfer: its header list goes, and its curl handle, detached from
+ * its transport's connection cache (which can then be closed) and with
+ * every option back at its default, is kept for another transfer, up to as
+ * many as may be in flight.
+ */
 static void
 transfer_end(HttpTransfer *transfer)
 {
-	if (transfer->easy)
-		curl_easy_cleanup(transfer->easy);
+	CURL	   *easy = transfer->easy;
+
+	if (easy != NULL)
+	{
+		/* (http_start() made room for every handle there is) */
+		if (n_idle_easy < Min(max_idle_easy, webhook_max_in_flight) &&
+			curl_easy_setopt(easy, CURLOPT_SHARE, NULL) == CURLE_OK)
+		{
+			curl_easy_reset(easy);
+			idle_easy[n_idle_easy++] = easy;
+		}
+		else
+			curl_easy_cleanup(easy);
+	}
 	transfer->easy = NULL;
 	curl_slist_free_all(transfer->header_list);
 	transfer->header_list = NULL;
@@ -489,7 +524,7 @@ prepare_transfer(HttpTransfer *transfer)
 		transfer->header_list = list;
 	}
 
-	easy = curl_made(curl_easy_init(), "create a libcurl easy handle");
+	easy = easy_handle();
 	transfer->easy = easy;
 
 	share = transport_share(req->transport, &fresh);
@@ -533,6 +568,9 @@ http_start(Attempt *req, dlist_head *done)
 	}
 	transfer = palloc0(sizeof(HttpTransfer));
 	transfer->attempt = req;
+	/* room to keep its handle, and every other, when they are done */
+	idle_easy = top_array_room(idle_easy, n_idle_easy + n_in_flight,
+							   &max_idle_easy, sizeof(CURL *));
 
 	PG_TRY();
 	{
