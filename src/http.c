@@ -7,7 +7,8 @@
  * curl tells us, through its socket callback, which sockets to watch for
  * what, and through its timer callback when it next needs to be called.  We
  * keep a WaitEventSet holding the latch, postmaster death and those sockets;
- * it is rebuilt when curl adds or removes a socket and modified in place
+ * a kept-alive connection stays in it between its requests, so that it is
+ * rebuilt only when a connection opens or closes, and modified in place
  * when only the direction changes.  So a wake-up, SIGTERM or SIGHUP
  * interrupts a wait on slow receivers at once, and nothing here ever blocks
  * on one request.
@@ -71,12 +72,22 @@ typedef struct HttpTransfer
 	char		denied[ADDRESS_REFUSAL_LEN];	/* why the address policy refused */
 } HttpTransfer;
 
-/* A socket curl asked us to watch. */
+/*
+ * A socket curl asked us to watch, or one of the connections it opened
+ * (open_socket_callback()) while it is open: kept-alive connections that
+ * curl watches no more between requests stay in wait_set, for readability,
+ * so that the set is made anew only when a connection opens or closes, not
+ * at every request.
+ */
 typedef struct HttpSocket
 {
 	curl_socket_t fd;
-	int			what;			/* CURL_POLL_IN, _OUT or _INOUT */
-	int			pos;			/* its position in wait_set */
+	int			what;			/* CURL_POLL_IN, _OUT or _INOUT, or
+								 * CURL_POLL_NONE when curl watches it not */
+	bool		ours;			/* opened by open_socket_callback() */
+	bool		quiet;			/* not in the set while unwatched: it was
+								 * readable then (its peer closed it) */
+	int			pos;			/* its position in wait_set, or -1 */
 } HttpSocket;
 
 static CURLM *multi = NULL;
@@ -174,48 +185,108 @@ wait_events_for(int what)
 {
 	uint32		events = 0;
 
-	if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
+	if (what == CURL_POLL_IN || what == CURL_POLL_INOUT || what == CURL_POLL_NONE)
 		events |= WL_SOCKET_READABLE;
 	if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
 		events |= WL_SOCKET_WRITEABLE;
 	return events;
 }
 
-/* CURLMOPT_SOCKETFUNCTION: track the sockets curl wants watched. */
-static int
-socket_callback(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+/* The entry of fd in sockets, or NULL. */
+static HttpSocket *
+socket_entry(curl_socket_t fd)
 {
 	int			i;
 
 	for (i = 0; i < n_sockets; i++)
 		if (sockets[i].fd == fd)
-			break;
+			return &sockets[i];
+	return NULL;
+}
+
+/* Forget a socket: it is closed, or curl is done with one not ours. */
+static void
+forget_socket(HttpSocket *sock)
+{
+	if (sock->pos >= 0)
+		wait_set_stale = true;
+	*sock = sockets[--n_sockets];
+}
+
+/*
+ * A new entry of sockets for fd, not in the wait set yet, or NULL when
+ * there is no memory for it: this is called from curl's callbacks, which
+ * must not throw.
+ */
+static HttpSocket *
+new_socket(curl_socket_t fd, bool ours)
+{
+	HttpSocket *sock;
+
+	if (n_sockets == max_sockets)
+	{
+		int			max = Max(16, max_sockets * 2);
+		HttpSocket *room = MemoryContextAllocExtended(TopMemoryContext,
+													  sizeof(HttpSocket) * max,
+													  MCXT_ALLOC_NO_OOM);
+
+		if (room == NULL)
+			return NULL;
+		if (sockets != NULL)
+		{
+			memcpy(room, sockets, sizeof(HttpSocket) * n_sockets);
+			pfree(sockets);
+		}
+		sockets = room;
+		max_sockets = max;
+	}
+	sock = &sockets[n_sockets++];
+	sock->fd = fd;
+	sock->what = CURL_POLL_NONE;
+	sock->ours = ours;
+	sock->quiet = false;
+	sock->pos = -1;
+	return sock;
+}
+
+/*
+ * CURLMOPT_SOCKETFUNCTION: track the sockets curl wants watched.  A
+ * connection of ours that curl watches no more stays in the set, for
+ * readability (wait_events_for(CURL_POLL_NONE)), until it closes.
+ */
+static int
+socket_callback(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+	HttpSocket *sock = socket_entry(fd);
 
 	if (what == CURL_POLL_REMOVE)
 	{
-		if (i < n_sockets)
+		if (sock == NULL)
+			return 0;
+		if (!sock->ours)
 		{
-			sockets[i] = sockets[--n_sockets];
-			wait_set_stale = true;
+			forget_socket(sock);
+			return 0;
 		}
-		return 0;
+		what = CURL_POLL_NONE;
 	}
+	else if (sock == NULL && (sock = new_socket(fd, false)) == NULL)
+		return -1;
+	else
+		sock->quiet = false;
 
-	if (i == n_sockets)
+	if (sock->pos < 0)
 	{
-		sockets = top_array_room(sockets, n_sockets, &max_sockets,
-								 sizeof(HttpSocket));
-		sockets[n_sockets].fd = fd;
-		sockets[n_sockets].what = what;
-		sockets[n_sockets].pos = -1;
-		n_sockets++;
-		wait_set_stale = true;
+		/* the next wait adds it, unless curl watches it not */
+		sock->what = what;
+		if (what != CURL_POLL_NONE)
+			wait_set_stale = true;
 	}
-	else if (sockets[i].what != what)
+	else if (sock->what != what)
 	{
-		sockets[i].what = what;
+		sock->what = what;
 		if (!wait_set_stale)
-			ModifyWaitEvent(wait_set, sockets[i].pos, wait_events_for(what), NULL);
+			ModifyWaitEvent(wait_set, sock->pos, wait_events_for(what), NULL);
 	}
 	return 0;
 }
@@ -450,9 +521,35 @@ transfer_end(HttpTransfer *transfer)
 static curl_socket_t
 open_socket_callback(void *clientp, curlsocktype purpose, struct curl_sockaddr *address)
 {
+	curl_socket_t fd;
+	HttpSocket *sock;
+
 	if (address_refused(address->family, &address->addr, (char *) clientp))
 		return CURL_SOCKET_BAD;
-	return socket(address->family, address->socktype, address->protocol);
+	fd = socket(address->family, address->socktype, address->protocol);
+	if (fd == CURL_SOCKET_BAD)
+		return fd;
+	/* (an entry left by a socket closed behind our back is out of date) */
+	sock = socket_entry(fd);
+	if (sock != NULL)
+		forget_socket(sock);
+	if (new_socket(fd, true) == NULL)
+	{
+		close(fd);
+		return CURL_SOCKET_BAD;
+	}
+	return fd;
+}
+
+/* CURLOPT_CLOSESOCKETFUNCTION: a connection closes, and leaves the set. */
+static int
+close_socket_callback(void *clientp, curl_socket_t fd)
+{
+	HttpSocket *sock = socket_entry(fd);
+
+	if (sock != NULL)
+		forget_socket(sock);
+	return close(fd);
 }
 
 /*
@@ -477,6 +574,7 @@ request_policy(CURL *easy, const HttpTarget *target, char *refusal)
 	easy_setopt(easy, CURLOPT_TIMEOUT_MS, target->timeout_ms);
 	easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, open_socket_callback);
 	easy_setopt(easy, CURLOPT_OPENSOCKETDATA, refusal);
+	easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, close_socket_callback);
 	easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, target->tls_verify ? 1L : 0L);
 	easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, target->tls_verify ? 2L : 0L);
 	if (target->ca_file)
@@ -659,8 +757,15 @@ rebuild_wait_set(void)
 	AddWaitEventToSet(wait_set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
 	AddWaitEventToSet(wait_set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
 	for (i = 0; i < n_sockets; i++)
-		sockets[i].pos = AddWaitEventToSet(wait_set, wait_events_for(sockets[i].what),
-										   sockets[i].fd, NULL, NULL);
+	{
+		HttpSocket *sock = &sockets[i];
+
+		if (sock->what == CURL_POLL_NONE && (sock->quiet || !sock->ours))
+			sock->pos = -1;
+		else
+			sock->pos = AddWaitEventToSet(wait_set, wait_events_for(sock->what),
+										  sock->fd, NULL, NULL);
+	}
 	wait_set_stale = false;
 }
 
@@ -683,6 +788,7 @@ bool
 http_wait(long max_wait_ms, dlist_head *done)
 {
 	WaitEvent	events[64];
+	HttpSocket *sock;
 	long		timeout = max_wait_ms;
 	bool		latch_set = false;
 	int			n;
@@ -704,7 +810,19 @@ http_wait(long max_wait_ms, dlist_head *done)
 			ResetLatch(MyLatch);
 			latch_set = true;
 		}
-		else if (ev->events & (WL_SOCKET_READABLE | WL_SOCKET_WRITEABLE))
+		else if (!(ev->events & (WL_SOCKET_READABLE | WL_SOCKET_WRITEABLE)))
+			continue;
+		else if ((sock = socket_entry(ev->fd)) != NULL && sock->what == CURL_POLL_NONE)
+		{
+			/*
+			 * A kept-alive connection that curl watches not: its peer closed
+			 * it, most likely, which curl sees when it next picks it.  It
+			 * leaves the set, rather than wake every wait until then.
+			 */
+			sock->quiet = true;
+			wait_set_stale = true;
+		}
+		else
 			socket_action(ev->fd,
 						  ((ev->events & WL_SOCKET_READABLE) ? CURL_CSELECT_IN : 0) |
 						  ((ev->events & WL_SOCKET_WRITEABLE) ? CURL_CSELECT_OUT : 0));
