@@ -67,7 +67,7 @@ typedef struct HttpTransfer
 {
 	Attempt    *attempt;
 	CURL	   *easy;
-	struct curl_slist *header_list;
+	struct curl_slist *header_list;	/* in the attempt's context */
 	char		errbuf[CURL_ERROR_SIZE];
 	char		denied[ADDRESS_REFUSAL_LEN];	/* why the address policy refused */
 } HttpTransfer;
@@ -486,10 +486,10 @@ easy_handle(void)
 }
 
 /*
- * End a transfer: its header list goes, and its curl handle, detached from
- * its transport's connection cache (which can then be closed) and with
- * every option back at its default, is kept for another transfer, up to as
- * many as may be in flight.
+ * End a transfer: its curl handle, detached from its transport's connection
+ * cache (which can then be closed) and with every option back at its
+ * default, is kept for another transfer, up to as many as may be in
+ * flight.  (Its header list goes with the attempt's context.)
  */
 static void
 transfer_end(HttpTransfer *transfer)
@@ -509,7 +509,6 @@ transfer_end(HttpTransfer *transfer)
 			curl_easy_cleanup(easy);
 	}
 	transfer->easy = NULL;
-	curl_slist_free_all(transfer->header_list);
 	transfer->header_list = NULL;
 }
 
@@ -606,20 +605,30 @@ prepare_transfer(HttpTransfer *transfer)
 		.client_key_file = req->client_key_file,
 		.client_key_password = req->client_key_password,
 	};
+	List	   *lines;
 	ListCell   *lc;
 	CURL	   *easy;
 	CURLSH	   *share;
 	bool		fresh;
 
-	foreach(lc, attempt_header_lines(req, (int64) time(NULL)))
+	/*
+	 * curl reads the header list and neither copies nor frees it: its
+	 * nodes, like the lines, are in the attempt's context, which outlives
+	 * the transfer.
+	 */
+	lines = attempt_header_lines(req, (int64) time(NULL));
+	if (lines != NIL)
 	{
-		struct curl_slist *list = curl_slist_append(transfer->header_list, lfirst(lc));
+		struct curl_slist *nodes = palloc(sizeof(struct curl_slist) * list_length(lines));
 
-		if (list == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_OUT_OF_MEMORY),
-					 errmsg("out of memory while building request headers")));
-		transfer->header_list = list;
+		foreach(lc, lines)
+		{
+			int			i = foreach_current_index(lc);
+
+			nodes[i].data = lfirst(lc);
+			nodes[i].next = lnext(lines, lc) ? &nodes[i + 1] : NULL;
+		}
+		transfer->header_list = nodes;
 	}
 
 	easy = easy_handle();
