@@ -355,7 +355,9 @@ header_callback(char *data, size_t size, size_t nmemb, void *userp)
 		return len;
 	}
 
-	snprintf(line, sizeof(line), "%.*s", (int) Min(len, sizeof(line) - 1), data);
+	/* (what follows a NUL byte is left out, as by every step below) */
+	memcpy(line, data, Min(len, sizeof(line) - 1));
+	line[Min(len, sizeof(line) - 1)] = '\0';
 	line[strcspn(line, "\r\n")] = '\0';
 	colon = strchr(line, ':');
 	if (colon == NULL || colon == line)
