@@ -62,27 +62,11 @@
 /* Retry-After beyond this is taken as this: 30 days, the longest step */
 #define RETRY_AFTER_MAX_S (30.0 * 86400)
 
-/*
- * An easy handle, and the request policy it was last set up with (its
- * target and the user agent, copied in TopMemoryContext): a handle taken
- * again for the same policy keeps those options, rather than have them
- * reset and set anew.
- */
-typedef struct HttpHandle
-{
-	CURL	   *easy;
-	bool		used;			/* any option set since curl_easy_init */
-	bool		set_up;			/* the policy below is set on easy */
-	HttpTarget	target;
-	char	   *user_agent;
-} HttpHandle;
-
 /* An attempt in flight: what curl needs of it, in the attempt's context. */
 typedef struct HttpTransfer
 {
 	Attempt    *attempt;
-	HttpHandle *handle;
-	CURL	   *easy;			/* handle's */
+	CURL	   *easy;
 	struct curl_slist *header_list;	/* in the attempt's context */
 	char		errbuf[CURL_ERROR_SIZE];
 	char		denied[ADDRESS_REFUSAL_LEN];	/* why the address policy refused */
@@ -117,17 +101,13 @@ static WaitEventSet *wait_set = NULL;
 static bool wait_set_stale = true;
 
 /*
- * Easy handles of finished transfers, detached from their connection
- * caches, for the next ones: making one per request, or setting all of its
- * options anew, costs more than the request itself.  Never more than the
- * most in flight.
+ * Easy handles of finished transfers, reset and detached from their
+ * connection caches, for the next ones: making and freeing one per request
+ * costs more than the request itself.  Never more than the most in flight.
  */
-static HttpHandle **idle_handles = NULL;
-static int	n_idle_handles = 0;
-static int	max_idle_handles = 0;
-
-/* how many of the latest idle handles take_handle() looks at */
-#define HANDLE_LOOKS 8
+static CURL **idle_easy = NULL;
+static int	n_idle_easy = 0;
+static int	max_idle_easy = 0;
 
 /* an idle transport's connections are closed after this long */
 #define SHARE_IDLE_MS (5 * 60 * 1000)
@@ -498,142 +478,38 @@ share_use(Transport *t, int delta)
 	t->connections.last_used = GetCurrentTimestamp();
 }
 
-/* Are a and b both NULL, or the same string? */
-static inline bool
-same_string(const char *a, const char *b)
+/* An easy handle for a transfer: an idle one, or a new one. */
+static CURL *
+easy_handle(void)
 {
-	return a == NULL ? b == NULL : b != NULL && strcmp(a, b) == 0;
-}
-
-/* Is handle set up for the request policy of target? */
-static bool
-policy_is(const HttpHandle *handle, const HttpTarget *target)
-{
-	const HttpTarget *had = &handle->target;
-
-	return handle->set_up &&
-		had->connect_timeout_ms == target->connect_timeout_ms &&
-		had->timeout_ms == target->timeout_ms &&
-		had->tls_verify == target->tls_verify &&
-		same_string(had->url, target->url) &&
-		same_string(had->ca_file, target->ca_file) &&
-		same_string(had->client_cert_file, target->client_cert_file) &&
-		same_string(had->client_key_file, target->client_key_file) &&
-		same_string(had->client_key_password, target->client_key_password) &&
-		same_string(handle->user_agent, webhook_user_agent);
-}
-
-static char *
-top_strdup(const char *s)
-{
-	return s ? MemoryContextStrdup(TopMemoryContext, s) : NULL;
-}
-
-static void
-free_if_set(const char *s)
-{
-	if (s != NULL)
-		pfree((char *) s);
-}
-
-/* Forget the policy handle was set up with (its options stay on it). */
-static void
-forget_policy(HttpHandle *handle)
-{
-	HttpTarget *had = &handle->target;
-
-	handle->set_up = false;
-	free_if_set(had->url);
-	free_if_set(had->ca_file);
-	free_if_set(had->client_cert_file);
-	free_if_set(had->client_key_file);
-	free_if_set(had->client_key_password);
-	free_if_set(handle->user_agent);
-	memset(had, 0, sizeof(HttpTarget));
-	handle->user_agent = NULL;
-}
-
-/* Note that handle is set up with target's policy. */
-static void
-remember_policy(HttpHandle *handle, const HttpTarget *target)
-{
-	HttpTarget *had = &handle->target;
-
-	had->url = top_strdup(target->url);
-	had->connect_timeout_ms = target->connect_timeout_ms;
-	had->timeout_ms = target->timeout_ms;
-	had->tls_verify = target->tls_verify;
-	had->ca_file = top_strdup(target->ca_file);
-	had->client_cert_file = top_strdup(target->client_cert_file);
-	had->client_key_file = top_strdup(target->client_key_file);
-	had->client_key_password = top_strdup(target->client_key_password);
-	handle->user_agent = top_strdup(webhook_user_agent);
-	handle->set_up = true;
+	if (n_idle_easy > 0)
+		return idle_easy[--n_idle_easy];
+	return curl_made(curl_easy_init(), "create a libcurl easy handle");
 }
 
 /*
- * A handle for a transfer to target: the latest idle one set up for its
- * policy (among the HANDLE_LOOKS latest), or else the latest idle one, or
- * else a new one.
- */
-static HttpHandle *
-take_handle(const HttpTarget *target)
-{
-	HttpHandle *handle;
-	int			i;
-
-	if (n_idle_handles > 0)
-	{
-		for (i = n_idle_handles - 1; i >= Max(0, n_idle_handles - HANDLE_LOOKS); i--)
-			if (policy_is(idle_handles[i], target))
-				break;
-		if (i < Max(0, n_idle_handles - HANDLE_LOOKS))
-			i = n_idle_handles - 1;
-		handle = idle_handles[i];
-		idle_handles[i] = idle_handles[--n_idle_handles];
-		return handle;
-	}
-	handle = MemoryContextAllocZero(TopMemoryContext, sizeof(HttpHandle));
-	handle->easy = curl_easy_init();
-	if (handle->easy == NULL)
-	{
-		pfree(handle);
-		curl_failed(true, "create a libcurl easy handle", NULL);
-	}
-	return handle;
-}
-
-/*
- * End a transfer: its handle, detached from its transport's connection
- * cache (which can then be closed), is kept for another transfer with its
- * options, up to as many as may be in flight.  (Its header list goes with
- * the attempt's context.)
+ * End a transfer: its curl handle, detached from its transport's connection
+ * cache (which can then be closed) and with every option back at its
+ * default, is kept for another transfer, up to as many as may be in
+ * flight.  (Its header list goes with the attempt's context.)
  */
 static void
 transfer_end(HttpTransfer *transfer)
 {
-	HttpHandle *handle = transfer->handle;
+	CURL	   *easy = transfer->easy;
 
-	if (handle != NULL)
+	if (easy != NULL)
 	{
-		/*
-		 * (http_start() made room for every handle there is.)  Nothing of
-		 * the attempt, which goes, is written to through the handle while
-		 * it waits: its error buffer is taken off; the other pointers to it
-		 * are used only during a transfer, which sets them anew.
-		 */
-		if (n_idle_handles < Min(max_idle_handles, webhook_max_in_flight) &&
-			curl_easy_setopt(handle->easy, CURLOPT_SHARE, NULL) == CURLE_OK &&
-			curl_easy_setopt(handle->easy, CURLOPT_ERRORBUFFER, NULL) == CURLE_OK)
-			idle_handles[n_idle_handles++] = handle;
-		else
+		/* (http_start() made room for every handle there is) */
+		if (n_idle_easy < Min(max_idle_easy, webhook_max_in_flight) &&
+			curl_easy_setopt(easy, CURLOPT_SHARE, NULL) == CURLE_OK)
 		{
-			curl_easy_cleanup(handle->easy);
-			forget_policy(handle);
-			pfree(handle);
+			curl_easy_reset(easy);
+			idle_easy[n_idle_easy++] = easy;
 		}
+		else
+			curl_easy_cleanup(easy);
 	}
-	transfer->handle = NULL;
 	transfer->easy = NULL;
 	transfer->header_list = NULL;
 }
@@ -733,7 +609,6 @@ prepare_transfer(HttpTransfer *transfer)
 	};
 	List	   *lines;
 	ListCell   *lc;
-	HttpHandle *handle;
 	CURL	   *easy;
 	CURLSH	   *share;
 	bool		fresh;
@@ -758,29 +633,15 @@ prepare_transfer(HttpTransfer *transfer)
 		transfer->header_list = nodes;
 	}
 
-	handle = take_handle(&target);
-	transfer->handle = handle;
-	easy = transfer->easy = handle->easy;
+	easy = easy_handle();
+	transfer->easy = easy;
 
 	share = transport_share(req->transport, &fresh);
-	if (policy_is(handle, &target))
-	{
-		/* its policy's options are set: only the refusal buffer is new */
-		transfer->denied[0] = '\0';
-		easy_setopt(easy, CURLOPT_OPENSOCKETDATA, (void *) transfer->denied);
-	}
-	else
-	{
-		forget_policy(handle);
-		if (handle->used)
-			curl_easy_reset(easy);
-		handle->used = true;
-		request_policy(easy, &target, transfer->denied);
-		remember_policy(handle, &target);
-	}
+	request_policy(easy, &target, transfer->denied);
 	easy_setopt(easy, CURLOPT_PRIVATE, transfer);
 	easy_setopt(easy, CURLOPT_SHARE, share);
-	easy_setopt(easy, CURLOPT_FRESH_CONNECT, fresh ? 1L : 0L);
+	if (fresh)
+		easy_setopt(easy, CURLOPT_FRESH_CONNECT, 1L);
 	easy_setopt(easy, CURLOPT_POST, 1L);
 	easy_setopt(easy, CURLOPT_POSTFIELDS, req->body);
 	easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) strlen(req->body));
@@ -817,8 +678,8 @@ http_start(Attempt *req, dlist_head *done)
 	transfer = palloc0(sizeof(HttpTransfer));
 	transfer->attempt = req;
 	/* room to keep its handle, and every other, when they are done */
-	idle_handles = top_array_room(idle_handles, n_idle_handles + n_in_flight,
-								  &max_idle_handles, sizeof(HttpHandle *));
+	idle_easy = top_array_room(idle_easy, n_idle_easy + n_in_flight,
+							   &max_idle_easy, sizeof(CURL *));
 
 	PG_TRY();
 	{
