@@ -219,7 +219,8 @@
  * (queue_claim()), since its plan is started, every node of it, at every
  * claim, run or not: at one request a claim, that start was a third of
  * the worker's time.  The head: what the worker holds, by transport and
- * tenant, and the floors; with the hooks with due deliveries at a full look.
+ * tenant, and the floors (and, at a full look, due_hooks, before the
+ * candidates).
  */
 #define CLAIM_HEAD \
 "WITH RECURSIVE busy AS NOT MATERIALIZED (" \
