@@ -69,13 +69,13 @@ webhook_wake_for(PG_FUNCTION_ARGS)
 }
 
 /*
- * webhook_internal.wake_launcher(): have the launcher probe the databases when the
- * calling transaction commits (the install script calls it).
+ * webhook_internal.wake_launcher(): have the launcher probe this database
+ * when the calling transaction commits (the install script calls it).
  */
 Datum
 webhook_wake_launcher_sql(PG_FUNCTION_ARGS)
 {
-	webhook_wake_launcher_at_commit();
+	webhook_probe_at_commit(MyDatabaseId);
 	PG_RETURN_VOID();
 }
 

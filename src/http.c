@@ -7,7 +7,8 @@
  * curl tells us, through its socket callback, which sockets to watch for
  * what, and through its timer callback when it next needs to be called.  We
  * keep a WaitEventSet holding the latch, postmaster death and those sockets;
- * it is rebuilt when curl adds or removes a socket and modified in place
+ * a kept-alive connection stays in it between its requests, so that it is
+ * rebuilt only when a connection opens or closes, and modified in place
  * when only the direction changes.  So a wake-up, SIGTERM or SIGHUP
  * interrupts a wait on slow receivers at once, and nothing here ever blocks
  * on one request.
@@ -66,17 +67,27 @@ typedef struct HttpTransfer
 {
 	Attempt    *attempt;
 	CURL	   *easy;
-	struct curl_slist *header_list;
+	struct curl_slist *header_list;	/* in the attempt's context */
 	char		errbuf[CURL_ERROR_SIZE];
 	char		denied[ADDRESS_REFUSAL_LEN];	/* why the address policy refused */
 } HttpTransfer;
 
-/* A socket curl asked us to watch. */
+/*
+ * A socket curl asked us to watch, or one of the connections it opened
+ * (open_socket_callback()) while it is open: kept-alive connections that
+ * curl watches no more between requests stay in wait_set, for readability,
+ * so that the set is made anew only when a connection opens or closes, not
+ * at every request.
+ */
 typedef struct HttpSocket
 {
 	curl_socket_t fd;
-	int			what;			/* CURL_POLL_IN, _OUT or _INOUT */
-	int			pos;			/* its position in wait_set */
+	int			what;			/* CURL_POLL_IN, _OUT or _INOUT, or
+								 * CURL_POLL_NONE when curl watches it not */
+	bool		ours;			/* opened by open_socket_callback() */
+	bool		quiet;			/* not in the set while unwatched: it was
+								 * readable then (its peer closed it) */
+	int			pos;			/* its position in wait_set, or -1 */
 } HttpSocket;
 
 static CURLM *multi = NULL;
@@ -88,6 +99,15 @@ static int	max_sockets = 0;
 
 static WaitEventSet *wait_set = NULL;
 static bool wait_set_stale = true;
+
+/*
+ * Easy handles of finished transfers, reset and detached from their
+ * connection caches, for the next ones: making and freeing one per request
+ * costs more than the request itself.  Never more than the most in flight.
+ */
+static CURL **idle_easy = NULL;
+static int	n_idle_easy = 0;
+static int	max_idle_easy = 0;
 
 /* an idle transport's connections are closed after this long */
 #define SHARE_IDLE_MS (5 * 60 * 1000)
@@ -165,48 +185,108 @@ wait_events_for(int what)
 {
 	uint32		events = 0;
 
-	if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
+	if (what == CURL_POLL_IN || what == CURL_POLL_INOUT || what == CURL_POLL_NONE)
 		events |= WL_SOCKET_READABLE;
 	if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
 		events |= WL_SOCKET_WRITEABLE;
 	return events;
 }
 
-/* CURLMOPT_SOCKETFUNCTION: track the sockets curl wants watched. */
-static int
-socket_callback(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+/* The entry of fd in sockets, or NULL. */
+static HttpSocket *
+socket_entry(curl_socket_t fd)
 {
 	int			i;
 
 	for (i = 0; i < n_sockets; i++)
 		if (sockets[i].fd == fd)
-			break;
+			return &sockets[i];
+	return NULL;
+}
+
+/* Forget a socket: it is closed, or curl is done with one not ours. */
+static void
+forget_socket(HttpSocket *sock)
+{
+	if (sock->pos >= 0)
+		wait_set_stale = true;
+	*sock = sockets[--n_sockets];
+}
+
+/*
+ * A new entry of sockets for fd, not in the wait set yet, or NULL when
+ * there is no memory for it: this is called from curl's callbacks, which
+ * must not throw.
+ */
+static HttpSocket *
+new_socket(curl_socket_t fd, bool ours)
+{
+	HttpSocket *sock;
+
+	if (n_sockets == max_sockets)
+	{
+		int			max = Max(16, max_sockets * 2);
+		HttpSocket *room = MemoryContextAllocExtended(TopMemoryContext,
+													  sizeof(HttpSocket) * max,
+													  MCXT_ALLOC_NO_OOM);
+
+		if (room == NULL)
+			return NULL;
+		if (sockets != NULL)
+		{
+			memcpy(room, sockets, sizeof(HttpSocket) * n_sockets);
+			pfree(sockets);
+		}
+		sockets = room;
+		max_sockets = max;
+	}
+	sock = &sockets[n_sockets++];
+	sock->fd = fd;
+	sock->what = CURL_POLL_NONE;
+	sock->ours = ours;
+	sock->quiet = false;
+	sock->pos = -1;
+	return sock;
+}
+
+/*
+ * CURLMOPT_SOCKETFUNCTION: track the sockets curl wants watched.  A
+ * connection of ours that curl watches no more stays in the set, for
+ * readability (wait_events_for(CURL_POLL_NONE)), until it closes.
+ */
+static int
+socket_callback(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+	HttpSocket *sock = socket_entry(fd);
 
 	if (what == CURL_POLL_REMOVE)
 	{
-		if (i < n_sockets)
+		if (sock == NULL)
+			return 0;
+		if (!sock->ours)
 		{
-			sockets[i] = sockets[--n_sockets];
-			wait_set_stale = true;
+			forget_socket(sock);
+			return 0;
 		}
-		return 0;
+		what = CURL_POLL_NONE;
 	}
+	else if (sock == NULL && (sock = new_socket(fd, false)) == NULL)
+		return -1;
+	else
+		sock->quiet = false;
 
-	if (i == n_sockets)
+	if (sock->pos < 0)
 	{
-		sockets = top_array_room(sockets, n_sockets, &max_sockets,
-								 sizeof(HttpSocket));
-		sockets[n_sockets].fd = fd;
-		sockets[n_sockets].what = what;
-		sockets[n_sockets].pos = -1;
-		n_sockets++;
-		wait_set_stale = true;
+		/* the next wait adds it, unless curl watches it not */
+		sock->what = what;
+		if (what != CURL_POLL_NONE)
+			wait_set_stale = true;
 	}
-	else if (sockets[i].what != what)
+	else if (sock->what != what)
 	{
-		sockets[i].what = what;
+		sock->what = what;
 		if (!wait_set_stale)
-			ModifyWaitEvent(wait_set, sockets[i].pos, wait_events_for(what), NULL);
+			ModifyWaitEvent(wait_set, sock->pos, wait_events_for(what), NULL);
 	}
 	return 0;
 }
@@ -275,7 +355,9 @@ header_callback(char *data, size_t size, size_t nmemb, void *userp)
 		return len;
 	}
 
-	snprintf(line, sizeof(line), "%.*s", (int) Min(len, sizeof(line) - 1), data);
+	/* (what follows a NUL byte is left out, as by every step below) */
+	memcpy(line, data, Min(len, sizeof(line) - 1));
+	line[Min(len, sizeof(line) - 1)] = '\0';
 	line[strcspn(line, "\r\n")] = '\0';
 	colon = strchr(line, ':');
 	if (colon == NULL || colon == line)
@@ -396,14 +478,39 @@ share_use(Transport *t, int delta)
 	t->connections.last_used = GetCurrentTimestamp();
 }
 
-/* End a transfer: its curl handle and header list go. */
+/* An easy handle for a transfer: an idle one, or a new one. */
+static CURL *
+easy_handle(void)
+{
+	if (n_idle_easy > 0)
+		return idle_easy[--n_idle_easy];
+	return curl_made(curl_easy_init(), "create a libcurl easy handle");
+}
+
+/*
+ * End a transfer: its curl handle, detached from its transport's connection
+ * cache (which can then be closed) and with every option back at its
+ * default, is kept for another transfer, up to as many as may be in
+ * flight.  (Its header list goes with the attempt's context.)
+ */
 static void
 transfer_end(HttpTransfer *transfer)
 {
-	if (transfer->easy)
-		curl_easy_cleanup(transfer->easy);
+	CURL	   *easy = transfer->easy;
+
+	if (easy != NULL)
+	{
+		/* (http_start() made room for every handle there is) */
+		if (n_idle_easy < Min(max_idle_easy, webhook_max_in_flight) &&
+			curl_easy_setopt(easy, CURLOPT_SHARE, NULL) == CURLE_OK)
+		{
+			curl_easy_reset(easy);
+			idle_easy[n_idle_easy++] = easy;
+		}
+		else
+			curl_easy_cleanup(easy);
+	}
 	transfer->easy = NULL;
-	curl_slist_free_all(transfer->header_list);
 	transfer->header_list = NULL;
 }
 
@@ -415,9 +522,35 @@ transfer_end(HttpTransfer *transfer)
 static curl_socket_t
 open_socket_callback(void *clientp, curlsocktype purpose, struct curl_sockaddr *address)
 {
+	curl_socket_t fd;
+	HttpSocket *sock;
+
 	if (address_refused(address->family, &address->addr, (char *) clientp))
 		return CURL_SOCKET_BAD;
-	return socket(address->family, address->socktype, address->protocol);
+	fd = socket(address->family, address->socktype, address->protocol);
+	if (fd == CURL_SOCKET_BAD)
+		return fd;
+	/* (an entry left by a socket closed behind our back is out of date) */
+	sock = socket_entry(fd);
+	if (sock != NULL)
+		forget_socket(sock);
+	if (new_socket(fd, true) == NULL)
+	{
+		close(fd);
+		return CURL_SOCKET_BAD;
+	}
+	return fd;
+}
+
+/* CURLOPT_CLOSESOCKETFUNCTION: a connection closes, and leaves the set. */
+static int
+close_socket_callback(void *clientp, curl_socket_t fd)
+{
+	HttpSocket *sock = socket_entry(fd);
+
+	if (sock != NULL)
+		forget_socket(sock);
+	return close(fd);
 }
 
 /*
@@ -442,6 +575,7 @@ request_policy(CURL *easy, const HttpTarget *target, char *refusal)
 	easy_setopt(easy, CURLOPT_TIMEOUT_MS, target->timeout_ms);
 	easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, open_socket_callback);
 	easy_setopt(easy, CURLOPT_OPENSOCKETDATA, refusal);
+	easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, close_socket_callback);
 	easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, target->tls_verify ? 1L : 0L);
 	easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, target->tls_verify ? 2L : 0L);
 	if (target->ca_file)
@@ -473,23 +607,33 @@ prepare_transfer(HttpTransfer *transfer)
 		.client_key_file = req->client_key_file,
 		.client_key_password = req->client_key_password,
 	};
+	List	   *lines;
 	ListCell   *lc;
 	CURL	   *easy;
 	CURLSH	   *share;
 	bool		fresh;
 
-	foreach(lc, attempt_header_lines(req, (int64) time(NULL)))
+	/*
+	 * curl reads the header list and neither copies nor frees it: its
+	 * nodes, like the lines, are in the attempt's context, which outlives
+	 * the transfer.
+	 */
+	lines = attempt_header_lines(req, (int64) time(NULL));
+	if (lines != NIL)
 	{
-		struct curl_slist *list = curl_slist_append(transfer->header_list, lfirst(lc));
+		struct curl_slist *nodes = palloc(sizeof(struct curl_slist) * list_length(lines));
 
-		if (list == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_OUT_OF_MEMORY),
-					 errmsg("out of memory while building request headers")));
-		transfer->header_list = list;
+		foreach(lc, lines)
+		{
+			int			i = foreach_current_index(lc);
+
+			nodes[i].data = lfirst(lc);
+			nodes[i].next = lnext(lines, lc) ? &nodes[i + 1] : NULL;
+		}
+		transfer->header_list = nodes;
 	}
 
-	easy = curl_made(curl_easy_init(), "create a libcurl easy handle");
+	easy = easy_handle();
 	transfer->easy = easy;
 
 	share = transport_share(req->transport, &fresh);
@@ -533,6 +677,9 @@ http_start(Attempt *req, dlist_head *done)
 	}
 	transfer = palloc0(sizeof(HttpTransfer));
 	transfer->attempt = req;
+	/* room to keep its handle, and every other, when they are done */
+	idle_easy = top_array_room(idle_easy, n_idle_easy + n_in_flight,
+							   &max_idle_easy, sizeof(CURL *));
 
 	PG_TRY();
 	{
@@ -621,8 +768,15 @@ rebuild_wait_set(void)
 	AddWaitEventToSet(wait_set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
 	AddWaitEventToSet(wait_set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
 	for (i = 0; i < n_sockets; i++)
-		sockets[i].pos = AddWaitEventToSet(wait_set, wait_events_for(sockets[i].what),
-										   sockets[i].fd, NULL, NULL);
+	{
+		HttpSocket *sock = &sockets[i];
+
+		if (sock->what == CURL_POLL_NONE && (sock->quiet || !sock->ours))
+			sock->pos = -1;
+		else
+			sock->pos = AddWaitEventToSet(wait_set, wait_events_for(sock->what),
+										  sock->fd, NULL, NULL);
+	}
 	wait_set_stale = false;
 }
 
@@ -645,6 +799,7 @@ bool
 http_wait(long max_wait_ms, dlist_head *done)
 {
 	WaitEvent	events[64];
+	HttpSocket *sock;
 	long		timeout = max_wait_ms;
 	bool		latch_set = false;
 	int			n;
@@ -666,7 +821,19 @@ http_wait(long max_wait_ms, dlist_head *done)
 			ResetLatch(MyLatch);
 			latch_set = true;
 		}
-		else if (ev->events & (WL_SOCKET_READABLE | WL_SOCKET_WRITEABLE))
+		else if (!(ev->events & (WL_SOCKET_READABLE | WL_SOCKET_WRITEABLE)))
+			continue;
+		else if ((sock = socket_entry(ev->fd)) != NULL && sock->what == CURL_POLL_NONE)
+		{
+			/*
+			 * A kept-alive connection that curl watches not: its peer closed
+			 * it, most likely, which curl sees when it next picks it.  It
+			 * leaves the set, rather than wake every wait until then.
+			 */
+			sock->quiet = true;
+			wait_set_stale = true;
+		}
+		else
 			socket_action(ev->fd,
 						  ((ev->events & WL_SOCKET_READABLE) ? CURL_CSELECT_IN : 0) |
 						  ((ev->events & WL_SOCKET_WRITEABLE) ? CURL_CSELECT_OUT : 0));

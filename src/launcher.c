@@ -12,13 +12,21 @@
  * extension, so it probes: for a database without a running worker it
  * starts worker 0, which exits at once (and cleanly) when the extension is
  * not there, and otherwise takes its slot (shmem.c) and wakes the launcher,
- * which then starts the database's other workers.  A database without the
- * extension is probed again every LAUNCHER_NAP_MS, or at once when a CREATE
- * EXTENSION commits anywhere (its install script wakes the launcher), or an
- * ALTER DATABASE that may let it be served (ALLOW_CONNECTIONS true,
- * IS_TEMPLATE false: pause.c).  A database that was served and lost its
- * workers (its extension was dropped, say) is probed at once, and then as
- * any other.
+ * which then starts the database's other workers.  A database is probed
+ * when the launcher first sees it, and then, while it has no extension,
+ * every LAUNCHER_NAP_MS, or at once when a command asks for it: a CREATE
+ * EXTENSION that commits there (its install script asks), an ALTER
+ * DATABASE of it that may let it be served (ALLOW_CONNECTIONS true,
+ * IS_TEMPLATE false: pause.c), the end of its pause.  Such a command names
+ * its database, by oid (a renamed database keeps it), in a small set in
+ * shared memory that the launcher takes at each round (shmem.c); only when
+ * more databases were named between two rounds than the set holds does the
+ * launcher probe them all.  So a command run in a loop, by a database's
+ * owner who need not be a superuser, costs one worker start in that
+ * database per command (or fewer: one whose probe runs still is probed
+ * once more, after it), never one in every database.  A database that was
+ * served and lost its workers (its extension was dropped, say) is probed
+ * at once, and then as any other.
  *
  * A probe that exits cleanly without taking its slot says so first
  * (shmem.c): the database has no extension, or is not to be served now.
@@ -33,9 +41,10 @@
  * DROP DATABASE, and the other commands that need a database alone, would
  * fail while our workers are connected to it: they pause it first
  * (pause.c), and the launcher starts nothing in a paused database.  When
- * the pause ends the launcher is woken to probe every database: the
- * database gets its workers back, under its new name if it was renamed
- * and webhook.database_name names that, and a copy of it gets its own.
+ * the pause ends the launcher is woken to probe that database: it gets its
+ * workers back, under its new name if it was renamed and
+ * webhook.database_name names that; a copy of it, which the launcher sees
+ * then for the first time, gets its own.
  *
  * Workers are dynamic background workers that are never restarted by the
  * postmaster: the launcher starts them again when they are gone, so that a
@@ -80,6 +89,8 @@ typedef struct DatabaseState
 	bool		serving;		/* its workers were seen running */
 	bool		probing;		/* its probe was started and not yet seen
 								 * to end */
+	bool		requested;		/* a command asked for a probe, not yet
+								 * started */
 	TimestampTz last_probe;
 	int			retry_ms;		/* the last back-off after a probe that died,
 								 * or 0 */
@@ -236,6 +247,7 @@ database_state(Oid dboid)
 	databases[n_databases].dboid = dboid;
 	databases[n_databases].serving = false;
 	databases[n_databases].probing = false;
+	databases[n_databases].requested = false;
 	databases[n_databases].last_probe = 0;
 	databases[n_databases].retry_ms = 0;
 	databases[n_databases].retry_at = 0;
@@ -301,15 +313,17 @@ collect_probes(TimestampTz now)
 }
 
 /*
- * Is database db, which has no running worker, due for a probe?  When every
- * database is (probe_all: a CREATE EXTENSION committed, a pause ended), when
- * its workers were seen running, when its back-off after a probe that died
- * has passed, or else when it was not probed for LAUNCHER_NAP_MS.
+ * Is database db, which has no running worker, due for a probe?  When a
+ * command asked for one (a CREATE EXTENSION there committed, its pause
+ * ended: webhook_take_probe_requests()), when its workers were seen
+ * running, when its back-off after a probe that died has passed, or else
+ * when it was not probed for LAUNCHER_NAP_MS (at once, for a database the
+ * launcher sees for the first time).
  */
 static bool
-probe_due(DatabaseState *db, bool probe_all, TimestampTz now)
+probe_due(DatabaseState *db, TimestampTz now)
 {
-	if (probe_all || db->serving)
+	if (db->requested || db->serving)
 		return true;
 	if (db->retry_at != 0)
 		return now >= db->retry_at;
@@ -330,7 +344,10 @@ start_probe(DatabaseState *db, TimestampTz now)
 	db->last_probe = now;
 	db->retry_at = 0;
 	if (start_worker(db->dboid, 0))
+	{
 		db->probing = true;
+		db->requested = false;
+	}
 	else
 		(void) webhook_probe_end(db->dboid);
 }
@@ -342,20 +359,38 @@ serve_database(DatabaseState *db)
 	int			i;
 
 	db->serving = true;
+	db->requested = false;
 	forget_failed_probes(db);
 	for (i = 0; i < webhook_workers; i++)
 		if (!worker_alive(db->dboid, i))
 			start_worker(db->dboid, i);
 }
 
+/* Is dboid one of the n of dboids (n < 0: every database)? */
+static bool
+probe_requested(Oid dboid, const Oid *dboids, int n)
+{
+	int			i;
+
+	if (n < 0)
+		return true;
+	for (i = 0; i < n; i++)
+		if (dboids[i] == dboid)
+			return true;
+	return false;
+}
+
 /*
  * One round: the probes that ended are looked at; then a database to serve
  * whose workers run gets all of them, and one without gets worker 0, as a
- * probe, when it is due for one.  probe_all: every database is due.
- * Returns when the next probe after a back-off is due, or 0 for none.
+ * probe, when it is due for one.  The n of requests are the databases that
+ * commands asked to be probed since the last round (n < 0: all of them);
+ * one whose probe cannot start now (one runs there already, a command
+ * paused the database) stays due until it starts.  Returns when the next
+ * probe after a back-off is due, or 0 for none.
  */
 static TimestampTz
-launch_round(bool probe_all)
+launch_round(const Oid *requests, int n_requests)
 {
 	TimestampTz now = GetCurrentTimestamp();
 	TimestampTz next_retry = 0;
@@ -367,11 +402,13 @@ launch_round(bool probe_all)
 		Oid			dboid = lfirst_oid(lc);
 		DatabaseState *db = database_state(dboid);
 
+		if (probe_requested(dboid, requests, n_requests))
+			db->requested = true;
 		if (webhook_database_paused(dboid))
 			continue;
 		if (webhook_workers_running(dboid) > 0)
 			serve_database(db);
-		else if (!worker_alive(dboid, 0) && probe_due(db, probe_all, now))
+		else if (!worker_alive(dboid, 0) && probe_due(db, now))
 			start_probe(db, now);
 		if (db->retry_at > now && (next_retry == 0 || db->retry_at < next_retry))
 			next_retry = db->retry_at;
@@ -425,6 +462,8 @@ webhook_launcher_main(Datum main_arg)
 	{
 		MemoryContext old;
 		TimestampTz next_retry;
+		Oid			requests[WEBHOOK_MAX_PROBE_REQUESTS];
+		int			n_requests;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -433,7 +472,8 @@ webhook_launcher_main(Datum main_arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 		old = MemoryContextSwitchTo(round_cxt);
-		next_retry = launch_round(webhook_take_probe_request());
+		n_requests = webhook_take_probe_requests(requests);
+		next_retry = launch_round(requests, n_requests);
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(round_cxt);
 

@@ -25,18 +25,23 @@
  * that exits aborts it first, and one that crashes takes the shared memory
  * with it (the postmaster reinitializes it).
  *
- * When its pauses end, the backend wakes the launcher to probe every
- * database: the workers come back in the database, under its new name if
- * webhook.database_name names that one, and a new database copied from a
- * template with the extension gets its own if the setting names it (at
- * once, even from template1 when its owner runs CREATE DATABASE).  A rename or a copy that leaves a served database unserved
- * because the setting does not name it is told with a WARNING.
+ * When its pauses end, the backend wakes the launcher to probe the paused
+ * databases, and only those (shmem.c): the workers come back in the
+ * database, under its new name if webhook.database_name names that one
+ * (probed by oid, which a rename keeps).  A new database copied from a
+ * template with the extension gets its own workers if the setting names
+ * it, at once, even from template1 when its owner runs CREATE DATABASE:
+ * the launcher, woken by the template's pause ending, probes any database
+ * it sees for the first time.  A rename or a copy that leaves a served
+ * database unserved because the setting does not name it is told with a
+ * WARNING.
  *
  * An ALTER DATABASE that may make a database one to serve again
  * (ALLOW_CONNECTIONS true, IS_TEMPLATE false: the launcher leaves alone the
- * others) wakes the launcher to probe every database when it commits, as a
- * CREATE EXTENSION does, instead of leaving the database unserved until the
- * launcher's next nap ends.
+ * others) has the launcher probe that database when it commits, as a
+ * CREATE EXTENSION does its own, instead of leaving it unserved until the
+ * launcher's next nap ends.  Its owner may run it without being a
+ * superuser, in a loop: each costs one probe, in that database.
  *
  * IDENTIFICATION
  *	  src/pause.c
@@ -119,8 +124,8 @@ database_needed_alone(Node *parsetree)
 
 /*
  * At the end of a transaction that paused databases (committed, rolled
- * back or prepared), lift its pauses and have the launcher look at every
- * database again: once its locks are gone, not at commit.  A worker started
+ * back or prepared), lift its pauses, which has the launcher probe those
+ * databases again: once its locks are gone, not at commit.  A worker started
  * while a rename's lock on the database is still held waits for it, then
  * finds its database's old name gone and exits; the launcher, having
  * probed the database, would not try again before LAUNCHER_NAP_MS.
@@ -133,7 +138,6 @@ pause_release_callback(ResourceReleasePhase phase, bool isCommit,
 		return;
 	webhook_pause_release_all();
 	pauses_held = false;
-	webhook_wake_launcher(true);
 }
 
 /*
@@ -195,7 +199,7 @@ pause_before_statement(Node *parsetree, int *stopped)
 /*
  * The statement failed: the database it paused (pause, or -1) may have
  * its workers back at once, whether or not the transaction goes on (a
- * savepoint, an exception block).
+ * savepoint, an exception block): lifting the pause has it probed.
  */
 void
 pause_statement_failed(int pause)
@@ -203,7 +207,6 @@ pause_statement_failed(int pause)
 	if (pause < 0)
 		return;
 	webhook_pause_release(pause);
-	webhook_wake_launcher(true);
 }
 
 /*
@@ -223,8 +226,8 @@ database_may_be_served_now(AlterDatabaseStmt *stmt)
 /*
  * After a statement that succeeded: warn when it leaves a served database,
  * or the copy of one, unserved because webhook.database_name does not name
- * its new name; and have the launcher look again at the databases when it
- * commits after an ALTER DATABASE that may let it serve one.  stopped: how
+ * its new name; and have the launcher probe the database an ALTER DATABASE
+ * may let it serve, when the statement's transaction commits.  stopped: how
  * many workers the statement's pause stopped.
  */
 void
@@ -232,7 +235,13 @@ pause_after_statement(Node *parsetree, int stopped)
 {
 	if (IsA(parsetree, AlterDatabaseStmt) &&
 		database_may_be_served_now((AlterDatabaseStmt *) parsetree))
-		webhook_wake_launcher_at_commit();
+	{
+		Oid			dboid = get_database_oid(((AlterDatabaseStmt *) parsetree)->dbname,
+											 true);
+
+		if (OidIsValid(dboid))
+			webhook_probe_at_commit(dboid);
+	}
 	else if (IsA(parsetree, RenameStmt) &&
 		((RenameStmt *) parsetree)->renameType == OBJECT_DATABASE)
 	{

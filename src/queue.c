@@ -125,8 +125,8 @@
  * branch finds its hooks through hook_ordered_idx, empty without ordered
  * hooks, and busy is inlined into each branch: the unordered branch keeps
  * its plan, and its cost.  The worker leaves the ordered branch out of most
- * claims while it is costly ($16, a gating condition: the branch is not run
- * at all): see worker.c's claim().
+ * claims while it is costly (a statement without it, claim_sql): see
+ * worker.c's claim().
  */
 /*
  * Hooks h with their transport t, and r.room: what the worker may still
@@ -394,9 +394,8 @@ LOG_ARM(2, "pg_catalog.pg_snapshot_xmax(h.hi)", "-1", "true") \
  * The descent has no floor to start from: while a long transaction pins
  * the xmin horizon, it walks the dead entries at the head of each busy
  * hook's part of the index (some 15 ms for 80,000), once a second, as the
- * claim that follows the floors' reset does.  Each arm's condition on $17
- * alone gates it: the other is not run at all (nor due_hooks, which only
- * the first reads).
+ * claim that follows the floors' reset does.  Each is its own statement
+ * (claim_sql): a claim that looks at the hooks of $17 has no due_hooks.
  */
 #define DUE_HOOKS \
 "due_hooks AS (" \
@@ -411,118 +410,149 @@ LOG_ARM(2, "pg_catalog.pg_snapshot_xmax(h.hi)", "-1", "true") \
 "             AND d.hook_id OPERATOR(pg_catalog.>) u.hook_id" \
 "           ORDER BY d.hook_id, d.next_attempt_at LIMIT 1) n" \
 ")"
-#define LOOKED_AT \
+#define LOOKED_AT_DUE \
 "(SELECT k.* FROM due_hooks u" \
 "   CROSS JOIN LATERAL (SELECT x.* FROM webhook.hook x WHERE x.id = u.hook_id OFFSET 0) k" \
-"  WHERE $17::bigint[] IS NULL AND u.next_attempt_at <= pg_catalog.now()" \
-" UNION ALL" \
-" SELECT k.* FROM webhook.hook k" \
-"  WHERE $17::bigint[] IS NOT NULL AND k.id OPERATOR(pg_catalog.=) ANY ($17))"
+"  WHERE u.next_attempt_at <= pg_catalog.now())"
+#define LOOKED_AT_LISTED \
+"(SELECT k.* FROM webhook.hook k WHERE k.id OPERATOR(pg_catalog.=) ANY ($17))"
 
-static const char *claim_sql =
-"WITH RECURSIVE busy AS NOT MATERIALIZED ("
-"    SELECT b.tid, b.n FROM ROWS FROM (pg_catalog.unnest($2::bigint[]),"
-"                                 pg_catalog.unnest($3::integer[])) AS b(tid, n)"
-"), stalled AS NOT MATERIALIZED ("
-"    SELECT s.tid, s.lim FROM ROWS FROM (pg_catalog.unnest($11::bigint[]),"
-"                                        pg_catalog.unnest($12::float8[])) AS s(tid, lim)"
-"), tenant_room AS NOT MATERIALIZED ("
-"    SELECT x.tenant, x.room, x.bytes"
-"      FROM ROWS FROM (pg_catalog.unnest($9::text[]), pg_catalog.unnest($10::integer[]),"
-"                      pg_catalog.unnest($18::bigint[]))"
-"           AS x(tenant, room, bytes)"
-"), floors AS NOT MATERIALIZED ("
-"    SELECT f.hook_id, f.floor FROM ROWS FROM (pg_catalog.unnest($7::bigint[]),"
-"                                              pg_catalog.unnest($8::timestamptz[]))"
+/*
+ * The claim, in parts: a claim runs the statement of the parts it needs
+ * (queue_claim()), since its plan is started, every node of it, at every
+ * claim, run or not: at one request a claim, that start was a third of
+ * the worker's time.  The head: what the worker holds, by transport and
+ * tenant, and the floors (and, at a full look, due_hooks, before the
+ * candidates).
+ */
+#define CLAIM_HEAD \
+"WITH RECURSIVE busy AS NOT MATERIALIZED (" \
+"    SELECT b.tid, b.n FROM ROWS FROM (pg_catalog.unnest($2::bigint[])," \
+"                                 pg_catalog.unnest($3::integer[])) AS b(tid, n)" \
+"), stalled AS NOT MATERIALIZED (" \
+"    SELECT s.tid, s.lim FROM ROWS FROM (pg_catalog.unnest($11::bigint[])," \
+"                                        pg_catalog.unnest($12::float8[])) AS s(tid, lim)" \
+"), tenant_room AS NOT MATERIALIZED (" \
+"    SELECT x.tenant, x.room, x.bytes" \
+"      FROM ROWS FROM (pg_catalog.unnest($9::text[]), pg_catalog.unnest($10::integer[])," \
+"                      pg_catalog.unnest($18::bigint[]))" \
+"           AS x(tenant, room, bytes)" \
+"), floors AS NOT MATERIALIZED (" \
+"    SELECT f.hook_id, f.floor FROM ROWS FROM (pg_catalog.unnest($7::bigint[])," \
+"                                              pg_catalog.unnest($8::timestamptz[]))" \
 "                                   AS f(hook_id, floor)"
-"), " DUE_HOOKS ", " FRESH_HOOKS ", " FRESH ", candidates AS ("
-"    SELECT x.id, x.event_id, x.hook_id, x.attempts, x.next_attempt_at,"
-"           x.next_attempt_at AS floor_at, t.id AS transport_id, t.tenant, r.room,"
-"           NULL::bigint AS rank, NULL::integer AS part, NULL::pg_catalog.xid8 AS txid,"
-"           NULL::bigint AS n_read"
-HOOKS_WITH_ROOM(LOOKED_AT)
-"      CROSS JOIN LATERAL ("
-"          SELECT d.id, d.event_id, d.hook_id, d.attempts, d.next_attempt_at"
-"            FROM webhook.delivery d"
-"           WHERE d.hook_id = h.id"
-"             AND d.state IN ('pending', 'failed')"
-"             AND d.next_attempt_at <= pg_catalog.now()"
-"             AND d.next_attempt_at >= coalesce((SELECT f.floor FROM floors f"
-"                                                 WHERE f.hook_id = h.id),"
-"                                               '-infinity')"
-"             AND d.id OPERATOR(pg_catalog.<>) ALL ($4)"
-"           ORDER BY d.next_attempt_at"
-"           LIMIT r.room) x"
-"     WHERE h.active AND h.disabled_reason IS NULL AND h.ordered = 'none'"
+
+/* The unordered hooks' due deliveries, of the hooks looked_at. */
+#define UNORDERED_CANDIDATES(looked_at) \
+"    SELECT x.id, x.event_id, x.hook_id, x.attempts, x.next_attempt_at," \
+"           x.next_attempt_at AS floor_at, t.id AS transport_id, t.tenant, r.room," \
+"           NULL::bigint AS rank, NULL::integer AS part, NULL::pg_catalog.xid8 AS txid," \
+"           NULL::bigint AS n_read" \
+HOOKS_WITH_ROOM(looked_at) \
+"      CROSS JOIN LATERAL (" \
+"          SELECT d.id, d.event_id, d.hook_id, d.attempts, d.next_attempt_at" \
+"            FROM webhook.delivery d" \
+"           WHERE d.hook_id = h.id" \
+"             AND d.state IN ('pending', 'failed')" \
+"             AND d.next_attempt_at <= pg_catalog.now()" \
+"             AND d.next_attempt_at >= coalesce((SELECT f.floor FROM floors f" \
+"                                                 WHERE f.hook_id = h.id)," \
+"                                               '-infinity')" \
+"             AND d.id OPERATOR(pg_catalog.<>) ALL ($4)" \
+"           ORDER BY d.next_attempt_at" \
+"           LIMIT r.room) x" \
+"     WHERE h.active AND h.disabled_reason IS NULL AND h.ordered = 'none'" \
 "       AND t.id OPERATOR(pg_catalog.%) $5 OPERATOR(pg_catalog.=) $6"
-"    UNION ALL"
-"    SELECT x.id, x.event_id, x.hook_id, x.attempts, x.next_attempt_at,"
-"           NULL::timestamptz, t.id AS transport_id, t.tenant, r.room,"
-"           NULL, NULL, NULL, NULL"
-HOOKS_WITH_ROOM("webhook.hook")
-"      CROSS JOIN LATERAL ("
-"          SELECT q.id, q.event_id, q.hook_id, q.attempts, q.next_attempt_at FROM ("
-"              SELECT d.id, d.event_id, d.hook_id, d.attempts, d.next_attempt_at,"
-"                     pg_catalog.row_number() OVER (PARTITION BY g.resource_id"
-"                                                   ORDER BY d.event_id, d.id) AS rank,"
-"                     pg_catalog.bool_or(d.id OPERATOR(pg_catalog.=) ANY ($4))"
-"                         OVER (PARTITION BY g.resource_id) AS group_held"
-"                FROM webhook.delivery d"
-"                CROSS JOIN LATERAL ("
-"                    SELECT CASE WHEN h.ordered = 'resource'"
-"                                THEN (SELECT e.resource_id FROM webhook.event e"
-"                                       WHERE e.id = d.event_id) END AS resource_id) g"
-"               WHERE d.hook_id = h.id"
-"                 AND d.state IN ('pending', 'failed')) q"
-"           WHERE q.rank = 1 AND NOT q.group_held"
-"             AND q.next_attempt_at <= pg_catalog.now()"
-"           ORDER BY q.next_attempt_at"
-"           LIMIT r.room) x"
-"     WHERE $16 AND h.active AND h.disabled_reason IS NULL AND h.ordered <> 'none'"
+/* The ordered hooks' (their cost: the comment above). */
+#define ORDERED_CANDIDATES \
+"    UNION ALL" \
+"    SELECT x.id, x.event_id, x.hook_id, x.attempts, x.next_attempt_at," \
+"           NULL::timestamptz, t.id AS transport_id, t.tenant, r.room," \
+"           NULL, NULL, NULL, NULL" \
+HOOKS_WITH_ROOM("webhook.hook") \
+"      CROSS JOIN LATERAL (" \
+"          SELECT q.id, q.event_id, q.hook_id, q.attempts, q.next_attempt_at FROM (" \
+"              SELECT d.id, d.event_id, d.hook_id, d.attempts, d.next_attempt_at," \
+"                     pg_catalog.row_number() OVER (PARTITION BY g.resource_id" \
+"                                                   ORDER BY d.event_id, d.id) AS rank," \
+"                     pg_catalog.bool_or(d.id OPERATOR(pg_catalog.=) ANY ($4))" \
+"                         OVER (PARTITION BY g.resource_id) AS group_held" \
+"                FROM webhook.delivery d" \
+"                CROSS JOIN LATERAL (" \
+"                    SELECT CASE WHEN h.ordered = 'resource'" \
+"                                THEN (SELECT e.resource_id FROM webhook.event e" \
+"                                       WHERE e.id = d.event_id) END AS resource_id) g" \
+"               WHERE d.hook_id = h.id" \
+"                 AND d.state IN ('pending', 'failed')) q" \
+"           WHERE q.rank = 1 AND NOT q.group_held" \
+"             AND q.next_attempt_at <= pg_catalog.now()" \
+"           ORDER BY q.next_attempt_at" \
+"           LIMIT r.room) x" \
+"     WHERE h.active AND h.disabled_reason IS NULL AND h.ordered <> 'none'" \
 "       AND t.id OPERATOR(pg_catalog.%) $5 OPERATOR(pg_catalog.=) $6"
-"    UNION ALL"
-"    SELECT NULL::bigint, f.event_id, f.hook_id, 0,"
-"           pg_catalog.now() + f.rank * interval '1 microsecond', NULL::timestamptz,"
-"           r.transport_id, r.tenant, r.room, f.rank, f.part, f.txid, f.n"
+/* The unordered hooks' events read from the log (FRESH). */
+#define FRESH_CANDIDATES \
+"    UNION ALL" \
+"    SELECT NULL::bigint, f.event_id, f.hook_id, 0," \
+"           pg_catalog.now() + f.rank * interval '1 microsecond', NULL::timestamptz," \
+"           r.transport_id, r.tenant, r.room, f.rank, f.part, f.txid, f.n" \
 "      FROM fresh f JOIN readers r ON r.hook_id = f.hook_id"
-"), within_transports AS ("
-"    SELECT c.*, pg_catalog.row_number() OVER"
-"               (PARTITION BY c.tenant ORDER BY c.next_attempt_at) AS tn"
-"      FROM (SELECT candidates.*, pg_catalog.row_number() OVER"
-"                   (PARTITION BY transport_id ORDER BY next_attempt_at) AS n"
-"              FROM candidates) c"
-"     WHERE c.n <= c.room"
-"), picked AS ("
-"    SELECT w.id, w.event_id, w.hook_id, w.attempts, w.next_attempt_at, w.floor_at, w.tenant,"
-"           w.rank, w.part, w.txid, w.n_read"
-"      FROM within_transports w"
-"     WHERE w.tn <= coalesce((SELECT x.room FROM tenant_room x WHERE x.tenant = w.tenant), $13)"
-"     ORDER BY w.next_attempt_at"
-"     LIMIT $1"
-"), claimed AS ("
-"    SELECT z.* FROM ("
-"        SELECT p.id, p.event_id, p.hook_id, p.attempts, p.floor_at, y.size,"
-"               y.body <= $15 AS fits, p.tenant, p.rank, p.part, p.txid, p.n_read,"
-"               pg_catalog.sum(y.held) OVER (PARTITION BY p.tenant"
-"                                           ORDER BY p.next_attempt_at, p.id"
-"                                           ROWS UNBOUNDED PRECEDING) - y.held AS before"
-"          FROM picked p"
-"          CROSS JOIN LATERAL (SELECT s.size, s.body,"
-"                                     CASE WHEN s.body <= $15 THEN s.body ELSE 0 END AS held"
-"                                FROM webhook.event e,"
-"                                     LATERAL (SELECT x.size,"
-"                                                     CASE WHEN x.size <= $15"
-"                                                          THEN " BODY_SIZE " END AS body"
-"                                                FROM (SELECT " STORED_SIZE " AS size) x) s"
-"                               WHERE e.id = p.event_id) y) z"
-"     WHERE z.before < coalesce((SELECT x.bytes FROM tenant_room x WHERE x.tenant = z.tenant),"
-"                               $14)"
-"), " FRESH_TAKEN
-REQUEST_SELECT ", c.event_id, p.held, p.from_lo, p.from_hi, p.from_last_txid,"
-"       p.from_last_id, p.lo, p.hi, p.last_txid, p.last_id, p.top_id"
-"  FROM claimed c"
-REQUEST_JOINS
-"  LEFT JOIN taken p ON c.id IS NULL AND p.hook_id = c.hook_id";
+/* What the worker may hold of them, their requests, and where they leave the cursors. */
+#define CLAIM_TAIL \
+"), within_transports AS (" \
+"    SELECT c.*, pg_catalog.row_number() OVER" \
+"               (PARTITION BY c.tenant ORDER BY c.next_attempt_at) AS tn" \
+"      FROM (SELECT candidates.*, pg_catalog.row_number() OVER" \
+"                   (PARTITION BY transport_id ORDER BY next_attempt_at) AS n" \
+"              FROM candidates) c" \
+"     WHERE c.n <= c.room" \
+"), picked AS (" \
+"    SELECT w.id, w.event_id, w.hook_id, w.attempts, w.next_attempt_at, w.floor_at, w.tenant," \
+"           w.rank, w.part, w.txid, w.n_read" \
+"      FROM within_transports w" \
+"     WHERE w.tn <= coalesce((SELECT x.room FROM tenant_room x WHERE x.tenant = w.tenant), $13)" \
+"     ORDER BY w.next_attempt_at" \
+"     LIMIT $1" \
+"), claimed AS (" \
+"    SELECT z.* FROM (" \
+"        SELECT p.id, p.event_id, p.hook_id, p.attempts, p.floor_at, y.size," \
+"               y.body <= $15 AS fits, p.tenant, p.rank, p.part, p.txid, p.n_read," \
+"               pg_catalog.sum(y.held) OVER (PARTITION BY p.tenant" \
+"                                           ORDER BY p.next_attempt_at, p.id" \
+"                                           ROWS UNBOUNDED PRECEDING) - y.held AS before" \
+"          FROM picked p" \
+"          CROSS JOIN LATERAL (SELECT s.size, s.body," \
+"                                     CASE WHEN s.body <= $15 THEN s.body ELSE 0 END AS held" \
+"                                FROM webhook.event e," \
+"                                     LATERAL (SELECT x.size," \
+"                                                     CASE WHEN x.size <= $15" \
+"                                                          THEN " BODY_SIZE " END AS body" \
+"                                                FROM (SELECT " STORED_SIZE " AS size) x) s" \
+"                               WHERE e.id = p.event_id) y) z" \
+"     WHERE z.before < coalesce((SELECT x.bytes FROM tenant_room x WHERE x.tenant = z.tenant)," \
+"                               $14)" \
+"), " FRESH_TAKEN \
+REQUEST_SELECT ", c.event_id, p.held, p.from_lo, p.from_hi, p.from_last_txid," \
+"       p.from_last_id, p.lo, p.hi, p.last_txid, p.last_id, p.top_id" \
+"  FROM claimed c" \
+REQUEST_JOINS \
+"  LEFT JOIN taken p ON c.id IS NULL AND p.hook_id = c.hook_id"
+
+/* Each claim's statement: at a full look or not, with ordered hooks or not. */
+static const char *const claim_sql[2][2] = {
+	{
+		CLAIM_HEAD "), " FRESH_HOOKS ", " FRESH ", candidates AS ("
+		UNORDERED_CANDIDATES(LOOKED_AT_LISTED) FRESH_CANDIDATES CLAIM_TAIL,
+		CLAIM_HEAD "), " FRESH_HOOKS ", " FRESH ", candidates AS ("
+		UNORDERED_CANDIDATES(LOOKED_AT_LISTED) ORDERED_CANDIDATES FRESH_CANDIDATES CLAIM_TAIL
+	},
+	{
+		CLAIM_HEAD "), " DUE_HOOKS ", " FRESH_HOOKS ", " FRESH ", candidates AS ("
+		UNORDERED_CANDIDATES(LOOKED_AT_DUE) FRESH_CANDIDATES CLAIM_TAIL,
+		CLAIM_HEAD "), " DUE_HOOKS ", " FRESH_HOOKS ", " FRESH ", candidates AS ("
+		UNORDERED_CANDIDATES(LOOKED_AT_DUE) ORDERED_CANDIDATES FRESH_CANDIDATES CLAIM_TAIL
+	}
+};
 
 /* The request a hook would be sent for an event (webhook.preview). */
 static const char *preview_sql =
@@ -869,7 +899,7 @@ static int	max_floors = 0;
 static TimestampTz floors_since = 0;
 static uint64 n_claims = 0;
 
-static SPIPlanPtr claim_plan = NULL;
+static SPIPlanPtr claim_plans[2][2];
 static SPIPlanPtr prepared_plan = NULL;
 static SPIPlanPtr record_plan = NULL;
 static SPIPlanPtr record_succeeded_plan = NULL;
@@ -1138,6 +1168,7 @@ queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 	int			nest_level;
 	Datum	   *floor_hooks;
 	Datum	   *floor_times;
+	bool		full;
 	TimestampTz oldest;
 	int			ret;
 	uint64		i;
@@ -1202,7 +1233,10 @@ queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 							 GUC_ACTION_SAVE, true, 0, false);
 	(void) set_config_option("enable_bitmapscan", "off", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
-	spi_check(SPI_execute_plan(spi_kept_plan(&claim_plan, claim_sql, CLAIM_ARGS, types, 0),
+	full = (held->only_hooks == NULL);
+	spi_check(SPI_execute_plan(spi_kept_plan(&claim_plans[full][held->with_ordered],
+											 claim_sql[full][held->with_ordered],
+											 CLAIM_ARGS, types, 0),
 							   values, nulls, false, 0),
 			  SPI_OK_SELECT, false, "claiming deliveries");
 	AtEOXact_GUC(true, nest_level);

@@ -13,8 +13,14 @@
  * poll.  It tells them first which hooks it gave deliveries (their "news",
  * up to WEBHOOK_MAX_NEWS of them, or "any" when there were more, or when it
  * cannot tell), so that a claim looks at those hooks, not at every hook of
- * the database (worker.c).  The launcher publishes its latch too: a CREATE EXTENSION wakes it
- * when it commits, so that the new database gets its workers at once.
+ * the database (worker.c).
+ *
+ * The launcher publishes its latch too, and takes here the databases that
+ * commands asked it to probe at once: a CREATE EXTENSION that committed
+ * there, an ALTER DATABASE that may let it be served, a pause that ended.
+ * Each names its database by oid, up to WEBHOOK_MAX_PROBE_REQUESTS of them
+ * between two rounds of the launcher, past which it probes every database;
+ * a backend's transaction collects its own (as many) until it commits.
  *
  * A backend whose command needs a database alone (pause.c) pauses it here:
  * the launcher starts no worker in a paused database, and a worker that
@@ -33,7 +39,7 @@
  *
  * Locking: a slot's news is written and read under its own news_lock, only
  * ever to copy ids (no system call, nothing that can fail).  Slots, pauses,
- * probes and the launcher's latch are written under
+ * probes, probe requests and the launcher's latch are written under
  * WorkerState->lock and read under the same spinlock: a worker taking its
  * slot and a backend pausing its database see each other, whichever comes
  * first.  wake_requested
@@ -106,7 +112,10 @@ typedef struct WorkerState
 {
 	slock_t		lock;
 	Latch	   *launcher_latch;	/* the running launcher's, or NULL */
-	pg_atomic_uint32 probe_requested;	/* a CREATE EXTENSION committed */
+	/* the databases whose probe was asked for since the launcher looked */
+	bool		probe_all;		/* more than WEBHOOK_MAX_PROBE_REQUESTS */
+	int			n_probe_requests;
+	Oid			probe_requests[WEBHOOK_MAX_PROBE_REQUESTS];
 	DatabasePause pauses[MAX_PAUSES];
 	DatabaseProbe probes[MAX_PROBES];
 	WorkerSlot	slots[WEBHOOK_MAX_SLOTS];
@@ -120,7 +129,10 @@ static bool wake_pending = false;
 static bool news_unknown = false;
 static int	n_news = 0;
 static int64 news[WEBHOOK_MAX_NEWS];
-static bool launcher_wake_pending = false;
+/* and the databases whose probe it asks for then */
+static bool probe_all_pending = false;
+static int	n_probes_pending = 0;
+static Oid	probes_pending[WEBHOOK_MAX_PROBE_REQUESTS];
 static bool xact_callback_registered = false;
 
 void
@@ -143,7 +155,8 @@ webhook_shmem_startup(void)
 
 		SpinLockInit(&worker_state->lock);
 		worker_state->launcher_latch = NULL;
-		pg_atomic_init_u32(&worker_state->probe_requested, 0);
+		worker_state->probe_all = false;
+		worker_state->n_probe_requests = 0;
 		for (i = 0; i < MAX_PAUSES; i++)
 		{
 			worker_state->pauses[i].dboid = InvalidOid;
@@ -439,27 +452,73 @@ webhook_pause_take(Oid dboid, int *stopped)
 	return pause;
 }
 
-/* Lift pause number pause, if this backend still holds it. */
+/*
+ * Ask the launcher to probe database dboid at its next round, or, when
+ * WEBHOOK_MAX_PROBE_REQUESTS others wait already, every database.  Only
+ * compares and copies.  Caller holds the lock.
+ */
+static void
+request_probe_locked(Oid dboid)
+{
+	int			i;
+
+	if (worker_state->probe_all)
+		return;
+	for (i = 0; i < worker_state->n_probe_requests; i++)
+		if (worker_state->probe_requests[i] == dboid)
+			return;
+	if (worker_state->n_probe_requests == WEBHOOK_MAX_PROBE_REQUESTS)
+		worker_state->probe_all = true;
+	else
+		worker_state->probe_requests[worker_state->n_probe_requests++] = dboid;
+}
+
+/*
+ * Lift pause number pause, if this backend still holds it, and have the
+ * launcher probe its database: its workers come back.
+ */
 void
 webhook_pause_release(int pause)
 {
+	DatabasePause *p = &worker_state->pauses[pause];
+	Latch	   *latch = NULL;
+
 	SpinLockAcquire(&worker_state->lock);
-	if (worker_state->pauses[pause].owner == MyProcPid)
-		worker_state->pauses[pause].dboid = InvalidOid;
+	if (p->owner == MyProcPid && OidIsValid(p->dboid))
+	{
+		request_probe_locked(p->dboid);
+		p->dboid = InvalidOid;
+		latch = worker_state->launcher_latch;
+	}
 	SpinLockRelease(&worker_state->lock);
+	if (latch != NULL)
+		SetLatch(latch);
 }
 
-/* Lift every pause this backend holds. */
+/*
+ * Lift every pause this backend holds, and have the launcher probe their
+ * databases.
+ */
 void
 webhook_pause_release_all(void)
 {
+	Latch	   *latch = NULL;
 	int			i;
 
 	SpinLockAcquire(&worker_state->lock);
 	for (i = 0; i < MAX_PAUSES; i++)
-		if (worker_state->pauses[i].owner == MyProcPid)
-			worker_state->pauses[i].dboid = InvalidOid;
+	{
+		DatabasePause *p = &worker_state->pauses[i];
+
+		if (p->owner != MyProcPid || !OidIsValid(p->dboid))
+			continue;
+		request_probe_locked(p->dboid);
+		p->dboid = InvalidOid;
+		latch = worker_state->launcher_latch;
+	}
 	SpinLockRelease(&worker_state->lock);
+	if (latch != NULL)
+		SetLatch(latch);
 }
 
 /* Is database dboid paused, by any backend? */
@@ -567,19 +626,41 @@ webhook_set_launcher_latch(Latch *latch)
 }
 
 /*
- * Wake the launcher now; with probe, to look for the extension in the
- * databases without workers at once (a CREATE EXTENSION committed).
+ * Wake the launcher now, for a round: a database's worker 0 took its slot,
+ * and the others are to be started.
  */
 void
-webhook_wake_launcher(bool probe)
+webhook_wake_launcher(void)
 {
 	Latch	   *latch;
 
 	if (worker_state == NULL)
 		return;
-	if (probe)
-		pg_atomic_write_u32(&worker_state->probe_requested, 1);
 	SpinLockAcquire(&worker_state->lock);
+	latch = worker_state->launcher_latch;
+	SpinLockRelease(&worker_state->lock);
+	if (latch != NULL)
+		SetLatch(latch);
+}
+
+/*
+ * Wake the launcher now, to look for the extension at once in the n
+ * databases of dboids (or, with all, in every database) if it has no
+ * workers there.
+ */
+static void
+request_probes(const Oid *dboids, int n, bool all)
+{
+	Latch	   *latch;
+	int			i;
+
+	if (worker_state == NULL)
+		return;
+	SpinLockAcquire(&worker_state->lock);
+	if (all)
+		worker_state->probe_all = true;
+	for (i = 0; i < n; i++)
+		request_probe_locked(dboids[i]);
 	latch = worker_state->launcher_latch;
 	SpinLockRelease(&worker_state->lock);
 	if (latch != NULL)
@@ -595,19 +676,19 @@ wake_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PARALLEL_COMMIT:
 			if (wake_pending)
 				webhook_wake_worker(news, n_news, news_unknown);
-			if (launcher_wake_pending)
-				webhook_wake_launcher(true);
-			wake_pending = launcher_wake_pending = false;
+			if (probe_all_pending || n_probes_pending > 0)
+				request_probes(probes_pending, n_probes_pending, probe_all_pending);
+			wake_pending = probe_all_pending = false;
 			news_unknown = false;
-			n_news = 0;
+			n_news = n_probes_pending = 0;
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 		case XACT_EVENT_PREPARE:
 			/* COMMIT PREPARED wakes the workers (webhook.c), maybe elsewhere */
-			wake_pending = launcher_wake_pending = false;
+			wake_pending = probe_all_pending = false;
 			news_unknown = false;
-			n_news = 0;
+			n_news = n_probes_pending = 0;
 			break;
 		default:
 			break;
@@ -671,20 +752,43 @@ webhook_wake_at_commit_for(const Datum *hook_ids, int n)
 	wake_pending = true;
 }
 
-/* Was the launcher asked to probe since it last asked?  Launcher only. */
-bool
-webhook_take_probe_request(void)
+/*
+ * The databases whose probe was asked for since the launcher last asked,
+ * into dboids (WEBHOOK_MAX_PROBE_REQUESTS at most), forgotten here; returns
+ * how many, or -1 when every database is to be probed.  Launcher only.
+ */
+int
+webhook_take_probe_requests(Oid *dboids)
 {
-	return pg_atomic_exchange_u32(&worker_state->probe_requested, 0) != 0;
+	int			n;
+
+	SpinLockAcquire(&worker_state->lock);
+	n = worker_state->probe_all ? -1 : worker_state->n_probe_requests;
+	if (n > 0)
+		memcpy(dboids, worker_state->probe_requests, sizeof(Oid) * n);
+	worker_state->probe_all = false;
+	worker_state->n_probe_requests = 0;
+	SpinLockRelease(&worker_state->lock);
+	return n;
 }
 
 /*
- * Ask for the launcher to be woken, to probe the databases, when the
- * current transaction commits (a CREATE EXTENSION).
+ * Ask for the launcher to probe database dboid when the current transaction
+ * commits (a CREATE EXTENSION there, an ALTER DATABASE that may let it be
+ * served): at once, and that database only.  A transaction naming more
+ * databases than WEBHOOK_MAX_PROBE_REQUESTS has every one probed.
  */
 void
-webhook_wake_launcher_at_commit(void)
+webhook_probe_at_commit(Oid dboid)
 {
+	int			i;
+
 	register_xact_callback();
-	launcher_wake_pending = true;
+	for (i = 0; i < n_probes_pending; i++)
+		if (probes_pending[i] == dboid)
+			return;
+	if (n_probes_pending == WEBHOOK_MAX_PROBE_REQUESTS)
+		probe_all_pending = true;
+	else
+		probes_pending[n_probes_pending++] = dboid;
 }

@@ -20,8 +20,8 @@
  */
 #include "webhook.h"
 
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 #include "common/base64.h"
 #include "fmgr.h"
@@ -76,19 +76,54 @@ base64_of(const unsigned char *data, int len)
 }
 
 /*
- * The HMAC with md of the len bytes of data under key, into mac (of
+ * The HMAC context of a digest ("SHA256" or "SHA1"), made on first use and
+ * kept in *cache: OpenSSL's one-shot HMAC() looks the algorithms up anew at
+ * every call, which costs more than the HMAC of a small body.
+ */
+static EVP_MAC_CTX *
+hmac_context(EVP_MAC_CTX **cache, const char *digest)
+{
+	if (*cache == NULL)
+	{
+		EVP_MAC    *hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+		EVP_MAC_CTX *ctx = hmac ? EVP_MAC_CTX_new(hmac) : NULL;
+		OSSL_PARAM	params[] = {
+			OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+											 (char *) digest, 0),
+			OSSL_PARAM_construct_end()
+		};
+
+		/* (the context holds its own reference to the algorithm) */
+		EVP_MAC_free(hmac);
+		if (ctx == NULL || !EVP_MAC_CTX_set_params(ctx, params))
+		{
+			EVP_MAC_CTX_free(ctx);
+			elog(ERROR, "webhook: could not set up HMAC-%s", digest);
+		}
+		*cache = ctx;
+	}
+	return *cache;
+}
+
+/*
+ * The HMAC under key of the len bytes of data, preceded by the prefix_len
+ * bytes of prefix (none when 0), with ctx (hmac_context()), into mac (of
  * EVP_MAX_MD_SIZE bytes); returns its length.
  */
 static unsigned int
-hmac_of(const EVP_MD *md, const char *key, size_t keylen,
+hmac_of(EVP_MAC_CTX *ctx, const char *key, size_t keylen,
+		const char *prefix, size_t prefix_len,
 		const char *data, size_t len, unsigned char *mac)
 {
-	unsigned int maclen = 0;
+	size_t		maclen = 0;
 
-	if (HMAC(md, key, keylen, (const unsigned char *) data, len, mac,
-			 &maclen) == NULL)
+	if (!EVP_MAC_init(ctx, (const unsigned char *) key, keylen, NULL) ||
+		(prefix_len > 0 &&
+		 !EVP_MAC_update(ctx, (const unsigned char *) prefix, prefix_len)) ||
+		!EVP_MAC_update(ctx, (const unsigned char *) data, len) ||
+		!EVP_MAC_final(ctx, mac, &maclen, EVP_MAX_MD_SIZE))
 		elog(ERROR, "webhook: computing an HMAC failed");
-	return maclen;
+	return (unsigned int) maclen;
 }
 
 /*
@@ -101,6 +136,8 @@ webhook_signature(const char *scheme, const char *secret,
 				  const char *msg_id, int64 timestamp,
 				  const char *body, size_t body_len)
 {
+	static EVP_MAC_CTX *sha256 = NULL;
+	static EVP_MAC_CTX *sha1 = NULL;
 	unsigned char mac[EVP_MAX_MD_SIZE];
 	unsigned int maclen;
 
@@ -116,7 +153,7 @@ webhook_signature(const char *scheme, const char *secret,
 	{
 		char		key[WHSEC_MAX_BYTES + 3];
 		int			keylen = decode_whsec(secret, key);
-		StringInfoData content;
+		char	   *prefix;
 		char	   *b64;
 
 		if (keylen < 0)
@@ -125,11 +162,11 @@ webhook_signature(const char *scheme, const char *secret,
 					 errmsg("invalid secret for signature scheme \"standard\""),
 					 errhint("Standard Webhooks secrets are \"whsec_\" followed by the base64 of 24 to 64 bytes.")));
 
-		initStringInfo(&content);
-		appendStringInfo(&content, "%s." INT64_FORMAT ".", msg_id, timestamp);
-		appendBinaryStringInfo(&content, body, body_len);
-		maclen = hmac_of(EVP_sha256(), key, keylen, content.data, content.len, mac);
-		pfree(content.data);
+		/* signed: "<msg_id>.<timestamp>.<body>" */
+		prefix = psprintf("%s." INT64_FORMAT ".", msg_id, timestamp);
+		maclen = hmac_of(hmac_context(&sha256, "SHA256"), key, keylen,
+						 prefix, strlen(prefix), body, body_len, mac);
+		pfree(prefix);
 		b64 = base64_of(mac, maclen);
 		return psprintf("v1,%s", b64);
 	}
@@ -137,14 +174,16 @@ webhook_signature(const char *scheme, const char *secret,
 	{
 		char	   *hex;
 
-		maclen = hmac_of(EVP_sha256(), secret, strlen(secret), body, body_len, mac);
+		maclen = hmac_of(hmac_context(&sha256, "SHA256"), secret, strlen(secret),
+						 NULL, 0, body, body_len, mac);
 		hex = palloc(maclen * 2 + 1);
 		hex[hex_encode((char *) mac, maclen, hex)] = '\0';
 		return hex;
 	}
 	else if (strcmp(scheme, "hmac-sha1") == 0)
 	{
-		maclen = hmac_of(EVP_sha1(), secret, strlen(secret), body, body_len, mac);
+		maclen = hmac_of(hmac_context(&sha1, "SHA1"), secret, strlen(secret),
+						 NULL, 0, body, body_len, mac);
 		return base64_of(mac, maclen);
 	}
 

@@ -53,6 +53,8 @@ extern Interval webhook_disable_after_span;
 #define WEBHOOK_MAX_SLOTS 128
 /* hooks with new deliveries a worker is told of, before it looks at all */
 #define WEBHOOK_MAX_NEWS 256
+/* databases the launcher is asked to probe, before it probes them all */
+#define WEBHOOK_MAX_PROBE_REQUESTS 64
 
 /*
  * SQL: the event e has been read by the cursor c, a row of
@@ -110,10 +112,10 @@ extern void webhook_probe_answer(Oid dboid);
 extern bool webhook_probe_end(Oid dboid);
 extern void webhook_probes_forget(void);
 extern void webhook_set_launcher_latch(Latch *latch);
-extern void webhook_wake_launcher(bool probe);
-extern bool webhook_take_probe_request(void);
+extern void webhook_wake_launcher(void);
+extern int	webhook_take_probe_requests(Oid *dboids);
 extern void webhook_wake_at_commit(void);
-extern void webhook_wake_launcher_at_commit(void);
+extern void webhook_probe_at_commit(Oid dboid);
 
 /* the launcher (launcher.c) */
 extern PGDLLEXPORT void webhook_launcher_main(Datum main_arg) pg_attribute_noreturn();

@@ -1596,7 +1596,7 @@ join_database(Datum main_arg)
 	before_shmem_exit(release_slot, (Datum) 0);
 	/* the launcher starts the database's other workers once the first runs */
 	if (worker_index == 0)
-		webhook_wake_launcher(false);
+		webhook_wake_launcher();
 	queue_set_partition(worker_index, webhook_workers);
 	ereport(LOG, (errmsg("webhook worker %d of %d started in database \"%s\"",
 						 worker_index + 1, webhook_workers, dbname)));

@@ -115,8 +115,8 @@ class DatabasesTest(unittest.TestCase):
         # it is gone: nothing can be connected to it
         self.assertEqual(workers_in('shop_b'), 0)
         # a database without the extension keeps no worker: the launcher
-        # probed it (worker 1 comes and exits) when each CREATE EXTENSION
-        # above committed, and has served shop_a twice since
+        # probed it (worker 1 comes and exits) when it first saw it, and has
+        # served shop_a twice since
         cluster.wait_for("SELECT count(*) FROM pg_stat_activity WHERE backend_type ="
                          " 'webhook worker' AND datname = 'shop_plain'", '0', timeout=15)
         # the other databases are served as before
@@ -267,9 +267,10 @@ class NamedDatabasesTest(unittest.TestCase):
         self.assertIn('HINT:  Add "shop_unlisted" to webhook.database_name', err)
         self.assertIn('the webhook workers will not serve database "shop_unlisted"', c.log())
         # no worker comes back, there or in the copy: the launcher, woken
-        # when the rename ended its pause, probed every database; a worker of
-        # the listed database, stopped now, is started again by a later pass
-        # of the launcher, and by then it would have started those too
+        # when the rename ended its pause, left both alone (the setting names
+        # neither); a worker of the listed database, stopped now, is started
+        # again by a later pass of the launcher, by when it would have
+        # started those too
         pid, n = map(int, c.psql("SELECT min(pid), count(*) FROM pg_stat_activity WHERE"
                                  " backend_type = 'webhook worker' AND datname = %s"
                                  % lit(harness.DB_NAME))[0])
@@ -357,6 +358,95 @@ class ProbeTest(unittest.TestCase):
         log = c.log(offset)
         self.assertEqual(log.count('webhook launcher will probe database %s again' % dboid),
                          1, log)
+
+
+class ProbeRequestTest(unittest.TestCase):
+    """A command that may let the launcher serve a database, run by the
+    database's owner, has the launcher probe that database alone, not every
+    database it does not serve: ALTER DATABASE ... ALLOW_CONNECTIONS true
+    or IS_TEMPLATE false, the end of a RENAME's pause, a CREATE EXTENSION.
+    The probes are counted in the server's log at DEBUG1, where the
+    postmaster names each worker it registers, and its database's oid."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.cluster = harness.start_cluster(["webhook.database_name = '*'",
+                                             'webhook.workers = 1',
+                                             # a probe of each database at once
+                                             'max_worker_processes = 16',
+                                             'log_min_messages = debug1'])
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.cluster.close()
+
+    def oid(self, db):
+        return self.cluster.one("SELECT oid FROM pg_database WHERE datname = %s" % lit(db),
+                                db='postgres')
+
+    def probes(self, oids, since):
+        """How many times worker 1 was started in each database of oids
+        (a probe, or the first worker of a database served) since offset
+        since of the log."""
+        log = self.cluster.log(since)
+        return {oid: log.count('DEBUG:  registering background worker "webhook worker 1'
+                               ' for database %s"' % oid) for oid in oids}
+
+    def wait_probed(self, oid, since, what):
+        harness.wait_until(lambda: self.probes([oid], since)[oid] > 0, 20, what,
+                           detail=lambda: self.cluster.log_tail(30))
+
+    def test_a_command_probes_its_own_database(self):
+        c = self.cluster
+        c.wait_until_running()
+        dbs = ['probe_%s' % x for x in 'abcde']
+        c.psql('CREATE ROLE probe_owner LOGIN', db='postgres')
+        self.addCleanup(c.psql, 'DROP ROLE probe_owner', db='postgres')
+        for db in dbs + ['probe_c_renamed']:
+            self.addCleanup(c.psql, 'DROP DATABASE IF EXISTS %s WITH (FORCE)' % db,
+                            db='postgres')
+        offset = c.log_offset()
+        for db in dbs:
+            c.psql('CREATE DATABASE %s OWNER probe_owner' % db, db='postgres')
+        oids = {db: self.oid(db) for db in dbs}
+        # the launcher probes each new database once it sees it
+        for db in dbs:
+            self.wait_probed(oids[db], offset, 'the first probe of ' + db)
+        harness.wait_until(lambda: c.one("SELECT count(*) FROM pg_stat_activity WHERE"
+                                         " backend_type = 'webhook worker' AND datname"
+                                         " LIKE 'probe%'", db='postgres') == '0',
+                           20, 'the first probes to exit')
+
+        def probed_alone(db, sql, user='probe_owner', where='postgres'):
+            """Run sql, and see that the launcher probed db, and no other."""
+            since = c.log_offset()
+            c.psql(sql, db=where, user=user)
+            self.wait_probed(oids[db], since, 'a probe of %s after %s' % (db, sql))
+            # a positive signal that the launcher went round: a command
+            # naming probe_e, after which it is probed alone too
+            marker = c.log_offset()
+            c.psql('ALTER DATABASE probe_e ALLOW_CONNECTIONS true', db='postgres',
+                   user='probe_owner')
+            self.wait_probed(oids['probe_e'], marker, 'a probe of probe_e after ' + sql)
+            counts = self.probes(oids.values(), since)
+            expected = {oid: 0 for oid in oids.values()}
+            expected[oids[db]] = 1
+            expected[oids['probe_e']] = 1
+            self.assertEqual(counts, expected, '%s: %r\n%s' % (sql, oids, c.log(since)))
+
+        # the owner, no superuser, lets connections in (they were already)
+        probed_alone('probe_a', 'ALTER DATABASE probe_a ALLOW_CONNECTIONS true')
+        # a template no more (it was none)
+        probed_alone('probe_b', 'ALTER DATABASE probe_b IS_TEMPLATE false')
+        # a renamed database keeps its oid: the end of the rename's pause
+        # has the launcher probe it under its new name
+        c.psql('ALTER ROLE probe_owner CREATEDB', db='postgres')
+        probed_alone('probe_c', 'ALTER DATABASE probe_c RENAME TO probe_c_renamed')
+        c.psql('ALTER DATABASE probe_c_renamed RENAME TO probe_c', db='postgres')
+        # the extension made in a database: probed, and served
+        probed_alone('probe_d', 'CREATE EXTENSION webhook', user=None, where='probe_d')
+        self.assertEqual(c.one("SELECT webhook.wait_until_running('20 s')", db='probe_d',
+                               timeout=40), 't')
 
 
 if __name__ == '__main__':
