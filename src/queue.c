@@ -71,7 +71,7 @@
 /* and the claim's: the event and the positions (read_from_row()) */
 #define CLAIM_COLUMNS (REQUEST_COLUMNS + 11)
 /* the claim's parameters */
-#define CLAIM_ARGS 26
+#define CLAIM_ARGS 25
 #define REQUEST_SELECT \
 "SELECT c.id, c.attempts + 1, t.id, e.uid::text," \
 "       CASE WHEN h.transform IS NULL AND c.fits" \
@@ -161,7 +161,7 @@
  * counting past $15) before it is built: the stored size does not bound
  * it (a number such as 1e131071 takes a few bytes, and prints as 131,072
  * digits).  That is what a claim counts against the bytes the worker may
- * hold of each tenant ($18, or $14 for a tenant it holds nothing of): a
+ * hold of each tenant ($17, or $14 for a tenant it holds nothing of): a
  * claim takes a tenant's deliveries, earliest due first, while what it took
  * of that tenant before each is below that, so the worker holds at most
  * that many bytes of bodies per tenant, plus one.  An event that does not
@@ -196,7 +196,7 @@
  *
  * The worker reads ahead of the cursor that is stored: it holds the
  * position after what it claimed, per hook, and passes it to the next
- * claim ($21-$26: cursor.c); the stored one moves only once every attempt
+ * claim ($20-$25: cursor.c); the stored one moves only once every attempt
  * up to there is recorded, so that a crash sends again what was not (at
  * least once).  Each fresh request is returned with the position after it
  * (the ranking takes a prefix of each hook's events: each is due a
@@ -256,15 +256,15 @@
 "    SELECT m.hook_id, m.lo::pg_catalog.pg_snapshot AS lo, m.hi::pg_catalog.pg_snapshot AS hi," \
 "           coalesce(m.last_txid::pg_catalog.xid8, '0') AS last_txid," \
 "           coalesce(m.last_id, 0) AS last_id, m.top_id" \
-"      FROM ROWS FROM (pg_catalog.unnest($21::bigint[]), pg_catalog.unnest($22::text[])," \
-"                      pg_catalog.unnest($23::text[]), pg_catalog.unnest($24::text[])," \
-"                      pg_catalog.unnest($25::bigint[]), pg_catalog.unnest($26::bigint[]))" \
+"      FROM ROWS FROM (pg_catalog.unnest($20::bigint[]), pg_catalog.unnest($21::text[])," \
+"                      pg_catalog.unnest($22::text[]), pg_catalog.unnest($23::text[])," \
+"                      pg_catalog.unnest($24::bigint[]), pg_catalog.unnest($25::bigint[]))" \
 "           AS m(hook_id, lo, hi, last_txid, last_id, top_id)" \
 "), cursors AS (" \
-"    SELECT x.hook_id, x.system_identifier = $19 AND x.database = $20 AS ours" \
+"    SELECT x.hook_id, x.system_identifier = $18 AND x.database = $19 AS ours" \
 "      FROM webhook_internal.cursor x" \
 "     WHERE x.hook_id IN (SELECT k.id FROM fresh_hooks k)" \
-"       AND x.hook_id OPERATOR(pg_catalog.<>) ALL ($21)" \
+"       AND x.hook_id OPERATOR(pg_catalog.<>) ALL ($20)" \
 "), locked AS (" \
 "    SELECT x.hook_id, x.lo, x.hi, coalesce(x.last_txid, '0') AS last_txid," \
 "           coalesce(x.last_id, 0) AS last_id, x.top_id," \
@@ -311,13 +311,20 @@ LOG_XIP_ARM(2, "h.hi", "-1", "true") \
 "              UNION ALL " \
 LOG_ARM(2, "pg_catalog.pg_snapshot_xmax(h.hi)", "-1", "true") \
 "          ) y ORDER BY y.part, y.txid, y.id LIMIT h.room) x" \
-"), moved AS (" \
+")"
+
+/*
+ * At a full look, a hook with nothing to read and nothing held moves its
+ * stored cursor to the claim's snapshot (FRESH's comment).
+ */
+#define FRESH_MOVED \
+"moved AS (" \
 "    INSERT INTO webhook_internal.cursor AS x" \
 "           (hook_id, lo, hi, top_id, system_identifier, database)" \
 "    SELECT h.hook_id, pg_catalog.pg_current_snapshot(), pg_catalog.pg_current_snapshot()," \
-"           (SELECT coalesce(pg_catalog.max(e.id), 0) FROM webhook.event e), $19, $20" \
+"           (SELECT coalesce(pg_catalog.max(e.id), 0) FROM webhook.event e), $18, $19" \
 "      FROM readers h" \
-"     WHERE $17::bigint[] IS NULL AND NOT h.held" \
+"     WHERE NOT h.held" \
 "       AND NOT EXISTS (SELECT FROM fresh f WHERE f.hook_id = h.hook_id)" \
 "    ON CONFLICT (hook_id) DO UPDATE" \
 "       SET lo = excluded.lo, hi = excluded.hi, last_txid = NULL, last_id = NULL," \
@@ -348,18 +355,22 @@ LOG_ARM(2, "pg_catalog.pg_snapshot_xmax(h.hi)", "-1", "true") \
 ")"
 
 /*
- * The hooks whose cursors a claim reads through: those of $17 (news, and
- * the recent ones), or at a full look those of every tenant with events
- * in the log (a loose index scan of event_log_idx: one descent per tenant)
- * whose cursor may be behind: missing, within an interval, or older than
- * the tenant's latest writer.  A tenant whose hooks have read its log, and
- * whose writers have all finished since, costs a full look a descent or
- * two; its hooks nothing.
+ * The hooks whose cursors a claim reads through: those of $16 (news, and
+ * the recent ones: FRESH_HOOKS_LISTED), or at a full look those of every
+ * tenant with events in the log (a loose index scan of event_log_idx: one
+ * descent per tenant) whose cursor may be behind: missing, within an
+ * interval, or older than the tenant's latest writer (FRESH_HOOKS_BEHIND).
+ * A tenant whose hooks have read its log, and whose writers have all
+ * finished since, costs a full look a descent or two; its hooks nothing.
  */
-#define FRESH_HOOKS \
+#define FRESH_HOOKS_LISTED \
+"fresh_hooks AS (" \
+"    SELECT k.* FROM webhook.hook k WHERE k.id OPERATOR(pg_catalog.=) ANY ($16)" \
+")"
+#define FRESH_HOOKS_BEHIND \
 "log_tenants AS (" \
 "    (SELECT e.tenant FROM webhook.event e" \
-"      WHERE $17::bigint[] IS NULL AND e.txid IS NOT NULL ORDER BY e.tenant LIMIT 1)" \
+"      WHERE e.txid IS NOT NULL ORDER BY e.tenant LIMIT 1)" \
 "    UNION ALL" \
 "    SELECT n.tenant FROM log_tenants u" \
 "      CROSS JOIN LATERAL (" \
@@ -367,9 +378,6 @@ LOG_ARM(2, "pg_catalog.pg_snapshot_xmax(h.hi)", "-1", "true") \
 "           WHERE e.txid IS NOT NULL AND e.tenant OPERATOR(pg_catalog.>) u.tenant" \
 "           ORDER BY e.tenant LIMIT 1) n" \
 "), fresh_hooks AS (" \
-"    SELECT k.* FROM webhook.hook k" \
-"     WHERE $17::bigint[] IS NOT NULL AND k.id OPERATOR(pg_catalog.=) ANY ($17)" \
-"    UNION ALL" \
 "    SELECT k.* FROM log_tenants u" \
 "      CROSS JOIN LATERAL (SELECT e.txid FROM webhook.event e" \
 "                           WHERE e.tenant OPERATOR(pg_catalog.=) u.tenant" \
@@ -384,8 +392,8 @@ LOG_ARM(2, "pg_catalog.pg_snapshot_xmax(h.hi)", "-1", "true") \
 
 
 /*
- * The unordered hooks a claim looks at: only those of $17 (worker.c knows
- * which may have work: its news), or, $17 being NULL (a full look), those
+ * The unordered hooks a claim looks at: only those of $16 (worker.c knows
+ * which may have work: its news), or, $16 being NULL (a full look), those
  * whose earliest unfinished delivery is due.  A full look finds them in
  * delivery_due_idx itself (due_hooks, a loose index scan: one descent of
  * the index per hook that has unfinished deliveries, which yields that
@@ -395,7 +403,7 @@ LOG_ARM(2, "pg_catalog.pg_snapshot_xmax(h.hi)", "-1", "true") \
  * the xmin horizon, it walks the dead entries at the head of each busy
  * hook's part of the index (some 15 ms for 80,000), once a second, as the
  * claim that follows the floors' reset does.  Each is its own statement
- * (claim_sql): a claim that looks at the hooks of $17 has no due_hooks.
+ * (claim_sql): a claim that looks at the hooks of $16 has no due_hooks.
  */
 #define DUE_HOOKS \
 "due_hooks AS (" \
@@ -415,7 +423,7 @@ LOG_ARM(2, "pg_catalog.pg_snapshot_xmax(h.hi)", "-1", "true") \
 "   CROSS JOIN LATERAL (SELECT x.* FROM webhook.hook x WHERE x.id = u.hook_id OFFSET 0) k" \
 "  WHERE u.next_attempt_at <= pg_catalog.now())"
 #define LOOKED_AT_LISTED \
-"(SELECT k.* FROM webhook.hook k WHERE k.id OPERATOR(pg_catalog.=) ANY ($17))"
+"(SELECT k.* FROM webhook.hook k WHERE k.id OPERATOR(pg_catalog.=) ANY ($16))"
 
 /*
  * The claim, in parts: a claim runs the statement of the parts it needs
@@ -435,7 +443,7 @@ LOG_ARM(2, "pg_catalog.pg_snapshot_xmax(h.hi)", "-1", "true") \
 "), tenant_room AS NOT MATERIALIZED (" \
 "    SELECT x.tenant, x.room, x.bytes" \
 "      FROM ROWS FROM (pg_catalog.unnest($9::text[]), pg_catalog.unnest($10::integer[])," \
-"                      pg_catalog.unnest($18::bigint[]))" \
+"                      pg_catalog.unnest($17::bigint[]))" \
 "           AS x(tenant, room, bytes)" \
 "), floors AS NOT MATERIALIZED (" \
 "    SELECT f.hook_id, f.floor FROM ROWS FROM (pg_catalog.unnest($7::bigint[])," \
@@ -541,15 +549,17 @@ REQUEST_JOINS \
 /* Each claim's statement: at a full look or not, with ordered hooks or not. */
 static const char *const claim_sql[2][2] = {
 	{
-		CLAIM_HEAD "), " FRESH_HOOKS ", " FRESH ", candidates AS ("
+		CLAIM_HEAD "), " FRESH_HOOKS_LISTED ", " FRESH ", candidates AS ("
 		UNORDERED_CANDIDATES(LOOKED_AT_LISTED) FRESH_CANDIDATES CLAIM_TAIL,
-		CLAIM_HEAD "), " FRESH_HOOKS ", " FRESH ", candidates AS ("
+		CLAIM_HEAD "), " FRESH_HOOKS_LISTED ", " FRESH ", candidates AS ("
 		UNORDERED_CANDIDATES(LOOKED_AT_LISTED) ORDERED_CANDIDATES FRESH_CANDIDATES CLAIM_TAIL
 	},
 	{
-		CLAIM_HEAD "), " DUE_HOOKS ", " FRESH_HOOKS ", " FRESH ", candidates AS ("
+		CLAIM_HEAD "), " DUE_HOOKS ", " FRESH_HOOKS_BEHIND ", " FRESH ", " FRESH_MOVED
+		", candidates AS ("
 		UNORDERED_CANDIDATES(LOOKED_AT_DUE) FRESH_CANDIDATES CLAIM_TAIL,
-		CLAIM_HEAD "), " DUE_HOOKS ", " FRESH_HOOKS ", " FRESH ", candidates AS ("
+		CLAIM_HEAD "), " DUE_HOOKS ", " FRESH_HOOKS_BEHIND ", " FRESH ", " FRESH_MOVED
+		", candidates AS ("
 		UNORDERED_CANDIDATES(LOOKED_AT_DUE) ORDERED_CANDIDATES FRESH_CANDIDATES CLAIM_TAIL
 	}
 };
@@ -1159,7 +1169,7 @@ queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 	Oid			types[CLAIM_ARGS] = {INT4OID, INT8ARRAYOID, INT4ARRAYOID, INT8ARRAYOID,
 		INT8OID, INT8OID, INT8ARRAYOID, TIMESTAMPTZARRAYOID,
 		TEXTARRAYOID, INT4ARRAYOID, INT8ARRAYOID, FLOAT8ARRAYOID,
-		INT4OID, INT8OID, INT8OID, BOOLOID, INT8ARRAYOID, INT8ARRAYOID,
+		INT4OID, INT8OID, INT8OID, INT8ARRAYOID, INT8ARRAYOID,
 		INT8OID, OIDOID, INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
 	INT8ARRAYOID, INT8ARRAYOID};
 	Datum		values[CLAIM_ARGS];
@@ -1205,22 +1215,21 @@ queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 	values[11] = array_of(held->stalled_limits, NULL, held->n_stalled, FLOAT8OID);
 	values[12] = Int32GetDatum(held->new_tenant_room);
 	values[13] = Int64GetDatum(held->new_tenant_bytes);
-	values[17] = array_of(held->tenant_bytes, NULL, held->n_tenants, INT8OID);
+	values[16] = array_of(held->tenant_bytes, NULL, held->n_tenants, INT8OID);
 	values[14] = Int64GetDatum(webhook_max_body_bytes);
-	values[15] = BoolGetDatum(held->with_ordered);
-	values[18] = Int64GetDatum((int64) GetSystemIdentifier());
-	values[19] = ObjectIdGetDatum(MyDatabaseId);
-	values[20] = array_of(pos->hook_ids, NULL, pos->n, INT8OID);
-	values[21] = array_of(pos->lo, NULL, pos->n, TEXTOID);
-	values[22] = array_of(pos->hi, NULL, pos->n, TEXTOID);
-	values[23] = array_of(pos->last_txid, pos->last_txid_nulls, pos->n, TEXTOID);
-	values[24] = array_of(pos->last_id, NULL, pos->n, INT8OID);
-	values[25] = array_of(pos->top_id, NULL, pos->n, INT8OID);
+	values[17] = Int64GetDatum((int64) GetSystemIdentifier());
+	values[18] = ObjectIdGetDatum(MyDatabaseId);
+	values[19] = array_of(pos->hook_ids, NULL, pos->n, INT8OID);
+	values[20] = array_of(pos->lo, NULL, pos->n, TEXTOID);
+	values[21] = array_of(pos->hi, NULL, pos->n, TEXTOID);
+	values[22] = array_of(pos->last_txid, pos->last_txid_nulls, pos->n, TEXTOID);
+	values[23] = array_of(pos->last_id, NULL, pos->n, INT8OID);
+	values[24] = array_of(pos->top_id, NULL, pos->n, INT8OID);
 	memset(nulls, ' ', sizeof(nulls));
 	if (held->only_hooks != NULL)
-		values[16] = array_of(held->only_hooks, NULL, held->n_only_hooks, INT8OID);
+		values[15] = array_of(held->only_hooks, NULL, held->n_only_hooks, INT8OID);
 	else
-		nulls[16] = 'n';
+		nulls[15] = 'n';
 
 	/*
 	 * Its plan is kept for the worker's life: one made while the log was
