@@ -155,7 +155,7 @@
  * counting past $15) before it is built: the stored size does not bound
  * it (a number such as 1e131071 takes a few bytes, and prints as 131,072
  * digits).  That is what a claim counts against the bytes the worker may
- * hold of each tenant ($18, or $14 for a tenant it holds nothing of): a
+ * hold of each tenant ($17, or $14 for a tenant it holds nothing of): a
  * claim takes a tenant's deliveries, earliest due first, while what it took
  * of that tenant before each is below that, so the worker holds at most
  * that many bytes of bodies per tenant, plus one.  An event that does not
@@ -181,8 +181,8 @@
  */
 
 /*
- * The unordered hooks a claim looks at: only those of $17 (worker.c knows
- * which may have work: its news), or, $17 being NULL (a full look), those
+ * The unordered hooks a claim looks at: only those of $16 (worker.c knows
+ * which may have work: its news), or, $16 being NULL (a full look), those
  * whose earliest unfinished delivery is due.  A full look finds them in
  * delivery_due_idx itself (due_hooks, a loose index scan: one descent of
  * the index per hook that has unfinished deliveries, which yields that
@@ -192,7 +192,7 @@
  * the xmin horizon, it walks the dead entries at the head of each busy
  * hook's part of the index (some 15 ms for 80,000), once a second, as the
  * claim that follows the floors' reset does.  Each is its own statement
- * (claim_sql): a claim that looks at the hooks of $17 has no due_hooks.
+ * (claim_sql): a claim that looks at the hooks of $16 has no due_hooks.
  */
 #define DUE_HOOKS \
 "due_hooks AS (" \
@@ -212,7 +212,7 @@
 "   CROSS JOIN LATERAL (SELECT x.* FROM webhook.hook x WHERE x.id = u.hook_id OFFSET 0) k" \
 "  WHERE u.next_attempt_at <= pg_catalog.now())"
 #define LOOKED_AT_LISTED \
-"(SELECT k.* FROM webhook.hook k WHERE k.id OPERATOR(pg_catalog.=) ANY ($17))"
+"(SELECT k.* FROM webhook.hook k WHERE k.id OPERATOR(pg_catalog.=) ANY ($16))"
 
 /*
  * The claim, in parts: a claim runs the statement of the parts it needs
@@ -232,7 +232,7 @@
 "), tenant_room AS NOT MATERIALIZED (" \
 "    SELECT x.tenant, x.room, x.bytes" \
 "      FROM ROWS FROM (pg_catalog.unnest($9::text[]), pg_catalog.unnest($10::integer[])," \
-"                      pg_catalog.unnest($18::bigint[]))" \
+"                      pg_catalog.unnest($17::bigint[]))" \
 "           AS x(tenant, room, bytes)" \
 "), floors AS NOT MATERIALIZED (" \
 "    SELECT f.hook_id, f.floor FROM ROWS FROM (pg_catalog.unnest($7::bigint[])," \
@@ -856,12 +856,12 @@ int
 queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 			dlist_head *claimed)
 {
-	Oid			types[18] = {INT4OID, INT8ARRAYOID, INT4ARRAYOID, INT8ARRAYOID,
+	Oid			types[17] = {INT4OID, INT8ARRAYOID, INT4ARRAYOID, INT8ARRAYOID,
 		INT8OID, INT8OID, INT8ARRAYOID, TIMESTAMPTZARRAYOID,
 		TEXTARRAYOID, INT4ARRAYOID, INT8ARRAYOID, FLOAT8ARRAYOID,
-	INT4OID, INT8OID, INT8OID, BOOLOID, INT8ARRAYOID, INT8ARRAYOID};
-	Datum		values[18];
-	char		nulls[18];
+	INT4OID, INT8OID, INT8OID, INT8ARRAYOID, INT8ARRAYOID};
+	Datum		values[17];
+	char		nulls[17];
 	Datum	   *floor_hooks;
 	Datum	   *floor_times;
 	bool		full;
@@ -901,18 +901,17 @@ queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 	values[11] = array_of(held->stalled_limits, NULL, held->n_stalled, FLOAT8OID);
 	values[12] = Int32GetDatum(held->new_tenant_room);
 	values[13] = Int64GetDatum(held->new_tenant_bytes);
-	values[17] = array_of(held->tenant_bytes, NULL, held->n_tenants, INT8OID);
+	values[16] = array_of(held->tenant_bytes, NULL, held->n_tenants, INT8OID);
 	values[14] = Int64GetDatum(webhook_max_body_bytes);
-	values[15] = BoolGetDatum(held->with_ordered);
 	memset(nulls, ' ', sizeof(nulls));
 	if (held->only_hooks != NULL)
-		values[16] = array_of(held->only_hooks, NULL, held->n_only_hooks, INT8OID);
+		values[15] = array_of(held->only_hooks, NULL, held->n_only_hooks, INT8OID);
 	else
-		nulls[16] = 'n';
+		nulls[15] = 'n';
 	full = (held->only_hooks == NULL);
 	spi_check(SPI_execute_plan(spi_kept_plan(&claim_plans[full][held->with_ordered],
 											 claim_sql[full][held->with_ordered],
-											 18, types, 0),
+											 17, types, 0),
 							   values, nulls, false, 0),
 			  SPI_OK_SELECT, false, "claiming deliveries");
 	Assert(SPI_tuptable->tupdesc->natts == REQUEST_COLUMNS);
