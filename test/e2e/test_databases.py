@@ -442,7 +442,11 @@ class ProbeRequestTest(unittest.TestCase):
         # has the launcher probe it under its new name
         c.psql('ALTER ROLE probe_owner CREATEDB', db='postgres')
         probed_alone('probe_c', 'ALTER DATABASE probe_c RENAME TO probe_c_renamed')
+        # the rename back ends a pause too: its probe must come before the
+        # next command's window opens
+        back = c.log_offset()
         c.psql('ALTER DATABASE probe_c_renamed RENAME TO probe_c', db='postgres')
+        self.wait_probed(oids['probe_c'], back, 'a probe of probe_c after its rename back')
         # the extension made in a database: probed, and served
         probed_alone('probe_d', 'CREATE EXTENSION webhook', user=None, where='probe_d')
         self.assertEqual(c.one("SELECT webhook.wait_until_running('20 s')", db='probe_d',
