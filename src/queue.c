@@ -251,7 +251,8 @@
 #define IN_HI "pg_catalog.pg_visible_in_snapshot(e.txid, h.hi)"
 #define FROM_KEY(txid) \
 "CASE WHEN h.last_txid OPERATOR(pg_catalog.=) " txid " THEN h.last_id ELSE -1 END"
-#define FRESH \
+/* the positions the worker holds ($20-$25) */
+#define HELD_CURSORS \
 "held_cursors AS NOT MATERIALIZED (" \
 "    SELECT m.hook_id, m.lo::pg_catalog.pg_snapshot AS lo, m.hi::pg_catalog.pg_snapshot AS hi," \
 "           coalesce(m.last_txid::pg_catalog.xid8, '0') AS last_txid," \
@@ -260,7 +261,10 @@
 "                      pg_catalog.unnest($22::text[]), pg_catalog.unnest($23::text[])," \
 "                      pg_catalog.unnest($24::bigint[]), pg_catalog.unnest($25::bigint[]))" \
 "           AS m(hook_id, lo, hi, last_txid, last_id, top_id)" \
-"), cursors AS (" \
+")"
+/* the stored cursors of the other hooks, those of ours locked */
+#define STORED_CURSORS \
+"cursors AS (" \
 "    SELECT x.hook_id, x.system_identifier = $18 AND x.database = $19 AS ours" \
 "      FROM webhook_internal.cursor x" \
 "     WHERE x.hook_id IN (SELECT k.id FROM fresh_hooks k)" \
@@ -273,23 +277,35 @@
 "      FROM webhook_internal.cursor x" \
 "     WHERE x.hook_id IN (SELECT k.hook_id FROM cursors k WHERE k.ours)" \
 "       FOR NO KEY UPDATE SKIP LOCKED" \
-"), readers AS (" \
-"    SELECT h.id AS hook_id, t.id AS transport_id, t.tenant, r.room, c.*" \
-HOOKS_WITH_ROOM("fresh_hooks") \
-"      CROSS JOIN LATERAL (" \
+")"
+/* a hook's position, held by the worker */
+#define HELD_POSITION \
 "          SELECT m.lo, m.hi, m.last_txid, m.last_id, m.top_id, true AS held," \
-"                 true AS known, NULL AS from_lo, NULL AS from_hi," \
+"                 NULL AS from_lo, NULL AS from_hi," \
 "                 NULL AS from_last_txid, NULL::bigint AS from_last_id" \
-"            FROM held_cursors m WHERE m.hook_id = h.id" \
+"            FROM held_cursors m WHERE m.hook_id = h.id"
+/* held, or stored, or none */
+#define ANY_POSITION \
+HELD_POSITION \
 "          UNION ALL" \
-"          SELECT l.lo, l.hi, l.last_txid, l.last_id, l.top_id, false, true," \
+"          SELECT l.lo, l.hi, l.last_txid, l.last_id, l.top_id, false," \
 "                 l.from_lo, l.from_hi, l.from_last_txid, l.from_last_id" \
 "            FROM locked l WHERE l.hook_id = h.id" \
 "          UNION ALL" \
-"          SELECT " NO_SNAPSHOT ", " NO_SNAPSHOT ", '0', 0, 0, false, false," \
+"          SELECT " NO_SNAPSHOT ", " NO_SNAPSHOT ", '0', 0, 0, false," \
 "                 NULL, NULL, NULL, NULL" \
 "           WHERE NOT EXISTS (SELECT FROM cursors k WHERE k.hook_id = h.id)" \
-"             AND NOT EXISTS (SELECT FROM held_cursors m WHERE m.hook_id = h.id)) c" \
+"             AND NOT EXISTS (SELECT FROM held_cursors m WHERE m.hook_id = h.id)"
+/*
+ * The hooks read (fresh_hooks) at their positions, and what each reads:
+ * FRESH, or FRESH_OF_HELD when the worker holds the position of every hook
+ * of $16 (a claim's plan is started whole: see CLAIM_HEAD).
+ */
+#define FRESH_READ(position) \
+"readers AS (" \
+"    SELECT h.id AS hook_id, t.id AS transport_id, t.tenant, r.room, c.*" \
+HOOKS_WITH_ROOM("fresh_hooks") \
+"      CROSS JOIN LATERAL (" position ") c" \
 "     WHERE h.active AND h.disabled_reason IS NULL AND r.room > 0" \
 "       AND t.id OPERATOR(pg_catalog.%) $5 OPERATOR(pg_catalog.=) $6" \
 "), fresh AS (" \
@@ -312,6 +328,10 @@ LOG_XIP_ARM(2, "h.hi", "-1", "true") \
 LOG_ARM(2, "pg_catalog.pg_snapshot_xmax(h.hi)", "-1", "true") \
 "          ) y ORDER BY y.part, y.txid, y.id LIMIT h.room) x" \
 ")"
+#define FRESH \
+HELD_CURSORS ", " STORED_CURSORS ", " FRESH_READ(ANY_POSITION)
+#define FRESH_OF_HELD \
+HELD_CURSORS ", " FRESH_READ(HELD_POSITION)
 
 /*
  * At a full look, a hook with nothing to read and nothing held moves its
@@ -546,15 +566,31 @@ REQUEST_SELECT ", c.event_id, p.held, p.from_lo, p.from_hi, p.from_last_txid," \
 REQUEST_JOINS \
 "  LEFT JOIN taken p ON c.id IS NULL AND p.hook_id = c.hook_id"
 
-/* Each claim's statement: at a full look or not, with ordered hooks or not. */
-static const char *const claim_sql[2][2] = {
-	{
+/*
+ * Each claim's statement: at a full look, or of the hooks of $16 (of which
+ * the worker holds every position, or not), with ordered hooks or not.
+ */
+typedef enum ClaimLook
+{
+	CLAIM_LISTED,
+	CLAIM_LISTED_HELD,
+	CLAIM_FULL
+} ClaimLook;
+
+static const char *const claim_sql[3][2] = {
+	[CLAIM_LISTED] = {
 		CLAIM_HEAD "), " FRESH_HOOKS_LISTED ", " FRESH ", candidates AS ("
 		UNORDERED_CANDIDATES(LOOKED_AT_LISTED) FRESH_CANDIDATES CLAIM_TAIL,
 		CLAIM_HEAD "), " FRESH_HOOKS_LISTED ", " FRESH ", candidates AS ("
 		UNORDERED_CANDIDATES(LOOKED_AT_LISTED) ORDERED_CANDIDATES FRESH_CANDIDATES CLAIM_TAIL
 	},
-	{
+	[CLAIM_LISTED_HELD] = {
+		CLAIM_HEAD "), " FRESH_HOOKS_LISTED ", " FRESH_OF_HELD ", candidates AS ("
+		UNORDERED_CANDIDATES(LOOKED_AT_LISTED) FRESH_CANDIDATES CLAIM_TAIL,
+		CLAIM_HEAD "), " FRESH_HOOKS_LISTED ", " FRESH_OF_HELD ", candidates AS ("
+		UNORDERED_CANDIDATES(LOOKED_AT_LISTED) ORDERED_CANDIDATES FRESH_CANDIDATES CLAIM_TAIL
+	},
+	[CLAIM_FULL] = {
 		CLAIM_HEAD "), " DUE_HOOKS ", " FRESH_HOOKS_BEHIND ", " FRESH ", " FRESH_MOVED
 		", candidates AS ("
 		UNORDERED_CANDIDATES(LOOKED_AT_DUE) FRESH_CANDIDATES CLAIM_TAIL,
@@ -909,7 +945,7 @@ static int	max_floors = 0;
 static TimestampTz floors_since = 0;
 static uint64 n_claims = 0;
 
-static SPIPlanPtr claim_plans[2][2];
+static SPIPlanPtr claim_plans[3][2];
 static SPIPlanPtr prepared_plan = NULL;
 static SPIPlanPtr record_plan = NULL;
 static SPIPlanPtr record_succeeded_plan = NULL;
@@ -1150,6 +1186,36 @@ queue_set_partition(int index, int n_workers)
 	partition_n_workers = n_workers;
 }
 
+/* qsort() and bsearch() comparator of int64s */
+static int
+cmp_int64(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return (x > y) - (x < y);
+}
+
+/* Whether pos holds the position of each of the n hooks of hook_ids. */
+static bool
+holds_all(const Datum *hook_ids, int n, const HeldPositions *pos)
+{
+	int64	   *held = palloc(sizeof(int64) * Max(pos->n, 1));
+	int			i;
+
+	for (i = 0; i < pos->n; i++)
+		held[i] = DatumGetInt64(pos->hook_ids[i]);
+	qsort(held, pos->n, sizeof(int64), cmp_int64);
+	for (i = 0; i < n; i++)
+	{
+		int64		id = DatumGetInt64(hook_ids[i]);
+
+		if (bsearch(&id, held, pos->n, sizeof(int64), cmp_int64) == NULL)
+			return false;
+	}
+	return true;
+}
+
 /*
  * Claim up to limit due deliveries, oldest first, and append a filled
  * attempt for each to claimed.  What the worker holds already is skipped,
@@ -1178,7 +1244,7 @@ queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 	int			nest_level;
 	Datum	   *floor_hooks;
 	Datum	   *floor_times;
-	bool		full;
+	ClaimLook	look;
 	TimestampTz oldest;
 	int			ret;
 	uint64		i;
@@ -1242,9 +1308,11 @@ queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 							 GUC_ACTION_SAVE, true, 0, false);
 	(void) set_config_option("enable_bitmapscan", "off", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
-	full = (held->only_hooks == NULL);
-	spi_check(SPI_execute_plan(spi_kept_plan(&claim_plans[full][held->with_ordered],
-											 claim_sql[full][held->with_ordered],
+	look = held->only_hooks == NULL ? CLAIM_FULL :
+		holds_all(held->only_hooks, held->n_only_hooks, pos) ? CLAIM_LISTED_HELD :
+		CLAIM_LISTED;
+	spi_check(SPI_execute_plan(spi_kept_plan(&claim_plans[look][held->with_ordered],
+											 claim_sql[look][held->with_ordered],
 											 CLAIM_ARGS, types, 0),
 							   values, nulls, false, 0),
 			  SPI_OK_SELECT, false, "claiming deliveries");
