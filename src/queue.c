@@ -1,9 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * queue.c
- *	  All SQL the delivery worker runs: claim due deliveries, record
- *	  attempts and schedule retries, and drop rotated secrets whose overlap
- *	  is over.
+ *	  All SQL the delivery worker runs: claim due deliveries and read the
+ *	  log, record attempts and schedule retries, move the hooks' cursors,
+ *	  and drop rotated secrets whose overlap is over.
  *
  * Each statement is set-based (one per batch) and kept as a prepared plan
  * for the worker's life.  Callers (worker.c) own the transactions: every
@@ -14,12 +14,18 @@
  * Delivery states: pending -> succeeded, or failed (due again at
  * next_attempt_at), or dead (schedule exhausted, 410 Gone, or an event
  * larger than webhook.max_body_bytes, never sent); a 410 also
- * disables the hook and cancels its other deliveries.  A claim writes
- * nothing: the worker is the only one sending, and keeps what it holds in
- * memory, passing it to the next claim to skip.  So a crash leaves what it
- * held pending, to be claimed again by the next worker: delivery is at
- * least once.  An attempt is recorded only on the delivery it was made
- * for (attempts = attempt_no - 1), never twice.
+ * disables the hook and cancels its other deliveries.  An unordered
+ * hook's first attempt of an event is read from the log through the
+ * hook's cursor (FRESH), and its delivery row made by the record, with
+ * its outcome; a row is claimed for a retry, or an ordered hook's event.
+ * A claim writes no delivery: the worker is the only one sending, and
+ * keeps what it holds in memory (and where it has read each hook's log
+ * to: cursor.c), passing it to the next claim to skip.  So a crash leaves
+ * what it held pending, or not read yet by the stored cursor, to be
+ * claimed again by the next worker: delivery is at least once.  (A claim
+ * writes a cursor only at a full look, for a hook with nothing to read.)
+ * An attempt is recorded only on the delivery it was made for
+ * (attempts = attempt_no - 1), never twice.
  *
  * Recording a batch also adds its attempts to their hooks' counters in
  * webhook.hook_metrics (webhook.metrics() reads them): one row per hook,
@@ -262,12 +268,17 @@
 "                      pg_catalog.unnest($24::bigint[]), pg_catalog.unnest($25::bigint[]))" \
 "           AS m(hook_id, lo, hi, last_txid, last_id, top_id)" \
 ")"
-/* the stored cursors of the other hooks, those of ours locked */
+/*
+ * the stored cursors of the other hooks of this worker's transports (those
+ * of another worker's are its own), those of ours locked
+ */
 #define STORED_CURSORS \
 "cursors AS (" \
 "    SELECT x.hook_id, x.system_identifier = $18 AND x.database = $19 AS ours" \
 "      FROM webhook_internal.cursor x" \
-"     WHERE x.hook_id IN (SELECT k.id FROM fresh_hooks k)" \
+"     WHERE x.hook_id IN (SELECT k.id FROM fresh_hooks k" \
+"                          WHERE k.transport_id OPERATOR(pg_catalog.%) $5" \
+"                                OPERATOR(pg_catalog.=) $6)" \
 "       AND x.hook_id OPERATOR(pg_catalog.<>) ALL ($20)" \
 "), locked AS (" \
 "    SELECT x.hook_id, x.lo, x.hi, coalesce(x.last_txid, '0') AS last_txid," \
@@ -335,20 +346,28 @@ HELD_CURSORS ", " FRESH_READ(HELD_POSITION)
 
 /*
  * At a full look, a hook with nothing to read and nothing held moves its
- * stored cursor to the claim's snapshot (FRESH's comment).
+ * stored cursor to the claim's snapshot (FRESH's comment): the one the
+ * claim locked, or a new one; never one another made meanwhile, which
+ * the claim did not see (a spill(), an update_hook()), and may be ahead.
  */
 #define FRESH_MOVED \
 "moved AS (" \
-"    INSERT INTO webhook_internal.cursor AS x" \
+"    UPDATE webhook_internal.cursor x" \
+"       SET lo = pg_catalog.pg_current_snapshot(), hi = pg_catalog.pg_current_snapshot()," \
+"           last_txid = NULL, last_id = NULL," \
+"           top_id = (SELECT coalesce(pg_catalog.max(e.id), 0) FROM webhook.event e)" \
+"      FROM readers h" \
+"     WHERE x.hook_id = h.hook_id AND NOT h.held AND h.from_lo IS NOT NULL" \
+"       AND NOT EXISTS (SELECT FROM fresh f WHERE f.hook_id = h.hook_id)" \
+"), made AS (" \
+"    INSERT INTO webhook_internal.cursor" \
 "           (hook_id, lo, hi, top_id, system_identifier, database)" \
 "    SELECT h.hook_id, pg_catalog.pg_current_snapshot(), pg_catalog.pg_current_snapshot()," \
 "           (SELECT coalesce(pg_catalog.max(e.id), 0) FROM webhook.event e), $18, $19" \
 "      FROM readers h" \
-"     WHERE NOT h.held" \
+"     WHERE NOT h.held AND h.from_lo IS NULL" \
 "       AND NOT EXISTS (SELECT FROM fresh f WHERE f.hook_id = h.hook_id)" \
-"    ON CONFLICT (hook_id) DO UPDATE" \
-"       SET lo = excluded.lo, hi = excluded.hi, last_txid = NULL, last_id = NULL," \
-"           top_id = excluded.top_id" \
+"    ON CONFLICT (hook_id) DO NOTHING" \
 ")"
 
 /*
@@ -1736,7 +1755,9 @@ queue_record(Attempt **reqs, int n, Datum *sent_ids, int n_sent, QueueRetry **re
  * The last resort for a request whose attempt cannot be recorded at all: no
  * attempt row, only its delivery moves on as after a failed attempt (due
  * again per its schedule, or dead), with why as its last error; one read
- * from the log gets its delivery row for that.  A death
+ * from the log gets its delivery row for that (req keeps none: the
+ * transaction may still roll back, and the next try must make it again).
+ * A death
  * stops an ordered hook with on_dead = 'stop', as in record_sql, and is
  * counted in webhook.hook_metrics; with no attempt row, no attempt is.
  */
@@ -1746,6 +1767,7 @@ queue_record_failure(Attempt *req, const char *why)
 	Datum		values[4];
 	char		nulls[4] = {' ', ' ', ' ', ' '};
 	Oid			types[4] = {INT8OID, INT4OID, INT4OID, TEXTOID};
+	int64		delivery_id = req->delivery_id;
 
 	spi_connect_checked();
 
@@ -1768,10 +1790,10 @@ queue_record_failure(Attempt *req, const char *why)
 			SPI_finish();
 			return;
 		}
-		req->delivery_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-													   SPI_tuptable->tupdesc, 1, &isnull));
+		delivery_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+												  SPI_tuptable->tupdesc, 1, &isnull));
 	}
-	values[0] = Int64GetDatum(req->delivery_id);
+	values[0] = Int64GetDatum(delivery_id);
 	values[1] = Int32GetDatum(req->attempt_no);
 	values[2] = Int32GetDatum(req->status);
 	nulls[2] = req->status == 0 ? 'n' : ' ';

@@ -1160,10 +1160,11 @@ move_cursors(void)
 /*
  * The requests read from the log that the worker let go of unsent get
  * pending delivery rows, before the attempts are recorded (a 410 recorded
- * now cancels them with its hook's others); then the stored cursor may
- * move past them.
+ * now cancels them with its hook's others); then, once that has committed
+ * (followed_recorded(), after the cursors moved are told), the stored
+ * cursor may move past them.  Returns whether there were any.
  */
-static void
+static bool
 hand_over(void)
 {
 	dlist_iter	iter;
@@ -1171,7 +1172,7 @@ hand_over(void)
 	int			n = 0;
 
 	if (dlist_is_empty(&handed_over))
-		return;
+		return false;
 	dlist_foreach(iter, &handed_over)
 		n++;
 	reqs = palloc(sizeof(Attempt *) * n);
@@ -1179,6 +1180,7 @@ hand_over(void)
 	dlist_foreach(iter, &handed_over)
 		reqs[n++] = dlist_container(Attempt, node, iter.cur);
 	queue_hand_over(reqs, n);
+	return true;
 }
 
 /*
@@ -1233,6 +1235,7 @@ exchange(int limit)
 {
 	volatile int claimed = 0;
 	volatile bool failed = false;
+	volatile bool handed = false;
 	dlist_head	new_requests;
 	int			n_done;
 
@@ -1262,7 +1265,7 @@ exchange(int limit)
 		else
 		{
 			drop_waiting_of_gone_hooks();
-			hand_over();
+			handed = hand_over();
 			if (n_done > 0)
 				record(done_array(n_done), n_done);
 			move_cursors();
@@ -1270,12 +1273,15 @@ exchange(int limit)
 				claimed = claim(limit, &new_requests);
 		}
 		commit_transaction();
-		followed_recorded(&handed_over);
-		free_requests(&handed_over, false);
 		followed_claimed(&new_requests);
 		if (n_moved_hooks >= 0)
 			cursor_moved(moved_hooks, n_moved_hooks);
 		n_moved_hooks = -1;
+		if (handed)
+		{
+			followed_recorded(&handed_over);
+			free_requests(&handed_over, false);
+		}
 	}
 	PG_CATCH();
 	{

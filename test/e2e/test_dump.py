@@ -342,6 +342,13 @@ class DumpTest(unittest.TestCase):
         first = c.one("SELECT webhook.emit('CURSOR', '{\"n\": 1}')", db=src)
         harness.wait_until(lambda: len(rx.requests(path)) >= 1, 30, 'the first event sent')
         wait_value("SELECT count(*) FROM webhook.delivery WHERE state = 'succeeded'", '1', src)
+        # its stored cursor moved past it (a moment after the record): the
+        # worker holds no read position of its own any more
+        wait_value("SELECT count(*) FROM webhook.event e, webhook_internal.cursor c"
+                   " WHERE c.hook_id = %s AND NOT pg_visible_in_snapshot(e.txid, c.lo)"
+                   " AND NOT (pg_visible_in_snapshot(e.txid, c.hi)"
+                   "          AND (e.txid, e.id) <= (c.last_txid, c.last_id))" % hook,
+                   '0', src)
         # then the cursor held: later events stay in the log alone
         holder = harness.Session(c, db=src)
         self.addCleanup(holder.close)

@@ -215,6 +215,28 @@ class LogTest(unittest.TestCase):
         self.nothing_more(path, 2)
         self.assertNotIn(missed, self.deliveries(h))
 
+    def test_a_hook_made_in_the_writing_transaction_reads_its_later_events(self):
+        """A hook created in a transaction that then writes an event it
+        subscribes to gets that event: the new cursor shows the transaction
+        itself in progress, even once a later one has committed (which
+        pg_current_snapshot() alone would show it committed by)."""
+        tid = self.transport()
+        path = '/log-same-tx'
+        s = harness.Session(cluster)
+        self.addCleanup(s.close)
+        s.send("BEGIN; SELECT pg_current_xact_id();")
+        harness.wait_until(lambda: cluster.one(
+            "SELECT count(*) FROM pg_stat_activity WHERE backend_xid IS NOT NULL"
+            " AND state = 'idle in transaction'") == '1', 20, 'the writer to take its id')
+        # a later transaction commits first
+        self.emit('LOGSAME_OTHER', {'n': 0})
+        s.send("SELECT webhook.create_hook(%d, '{LOGSAME_A}', path => %s, signature => 'none');"
+               " SELECT webhook.emit('LOGSAME_A', '{\"n\": 1}', tenant => %s); COMMIT;"
+               % (tid, lit(path), lit(self.tenant)))
+        got = self.received(path, 1)
+        self.assertEqual(got[0][1:], ('LOGSAME_A', {'n': 1}))
+        self.nothing_more(path, 1)
+
     def test_a_paused_hook_resumes_too(self):
         """An ordered hook that on_dead => 'stop' paused stays active and
         keeps getting deliveries: resumed, they go in order; with resume =>

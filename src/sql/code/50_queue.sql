@@ -78,6 +78,27 @@ CREATE OR REPLACE FUNCTION webhook_internal.system_identifier() RETURNS bigint
 COMMENT ON FUNCTION webhook_internal.system_identifier() IS
     'the cluster''s system identifier (pg_control_system()), read from memory';
 
+-- The statement's snapshot, as a cursor must see it from inside the
+-- calling transaction: its own id (when it has one, and the snapshot would
+-- show it committed, as pg_current_snapshot() shows every id below xmax
+-- but those of others' transactions in progress) in progress, so that what
+-- the same transaction writes afterwards is still read once it commits.
+CREATE OR REPLACE FUNCTION webhook_internal.snapshot_now() RETURNS pg_catalog.pg_snapshot
+    LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE WHEN v.x IS NULL OR NOT pg_catalog.pg_visible_in_snapshot(v.x, v.s) THEN v.s
+           ELSE (LEAST(pg_catalog.pg_snapshot_xmin(v.s), v.x)::text || ':'
+                 || pg_catalog.pg_snapshot_xmax(v.s)::text || ':'
+                 || pg_catalog.array_to_string(ARRAY(
+                        SELECT y.xid FROM pg_catalog.pg_snapshot_xip(v.s) AS y(xid)
+                        UNION SELECT v.x ORDER BY 1), ','))::pg_catalog.pg_snapshot
+           END
+      FROM (SELECT pg_catalog.pg_current_snapshot() AS s,
+                   pg_catalog.pg_current_xact_id_if_assigned() AS x) v
+$$;
+COMMENT ON FUNCTION webhook_internal.snapshot_now() IS
+    'pg_current_snapshot(), with the calling transaction''s own id in progress';
+REVOKE EXECUTE ON FUNCTION webhook_internal.snapshot_now() FROM PUBLIC;
+
 -- The spill: every event some hook's cursor has not read becomes its
 -- pending delivery (a hook made inactive since keeps its delivery, as one
 -- the claim made), due now, and every cursor moves to the statement's
@@ -153,7 +174,7 @@ BEGIN
          WHERE foreign_cluster AND e.txid IS NOT NULL
     ), moved AS (
         UPDATE webhook_internal.cursor x
-           SET lo = pg_catalog.pg_current_snapshot(), hi = pg_catalog.pg_current_snapshot(),
+           SET lo = webhook_internal.snapshot_now(), hi = webhook_internal.snapshot_now(),
                last_txid = NULL, last_id = NULL,
                top_id = coalesce((SELECT pg_catalog.max(e.id) FROM webhook.event e), 0),
                system_identifier = here, database = db
@@ -174,8 +195,8 @@ CREATE OR REPLACE FUNCTION webhook_internal.cursor_to_now(hook_id bigint) RETURN
     LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
     INSERT INTO webhook_internal.cursor AS x
            (hook_id, lo, hi, top_id, system_identifier, database)
-    SELECT cursor_to_now.hook_id, pg_catalog.pg_current_snapshot(),
-           pg_catalog.pg_current_snapshot(),
+    SELECT cursor_to_now.hook_id, webhook_internal.snapshot_now(),
+           webhook_internal.snapshot_now(),
            coalesce((SELECT pg_catalog.max(e.id) FROM webhook.event e), 0),
            webhook_internal.system_identifier(), d.oid
       FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database()
