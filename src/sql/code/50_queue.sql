@@ -104,8 +104,7 @@ REVOKE EXECUTE ON FUNCTION webhook_internal.snapshot_now() FROM PUBLIC;
 -- the claim made), due now, and every cursor moves to the statement's
 -- snapshot, whole (src/sql/catalog/20_tables.sql): what the worker's claim
 -- does a room at a time (src/queue.c, FRESH), at once.  For tests and for
--- whoever must see the deliveries of what committed before
--- (webhook.update_hook() when a hook becomes ordered), and for the worker
+-- whoever must see the deliveries of what committed before, and for the worker
 -- once a restore has brought cursors moved last in another database or
 -- cluster, which the claim leaves alone.  A cursor of another cluster,
 -- whose transaction ids the snapshots' and the restored events' are not,
