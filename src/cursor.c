@@ -229,7 +229,9 @@ add_position(HeldPositions *p, int64 hook_id, const LogPosition *pos, bool *lo_n
 
 /*
  * Where the next claim reads each hook the worker follows from, into held
- * (in the current memory context).
+ * (in the current memory context): after its latest batch, or where its
+ * stored cursor is to move (a hook with neither was forgotten when its
+ * stored cursor reached where the worker had read to).
  */
 void
 cursor_held_positions(HeldPositions *held)
@@ -245,8 +247,6 @@ cursor_held_positions(HeldPositions *held)
 			add_position(held, c->hook_id, &c->batches[c->n_batches - 1].to, NULL);
 		else if (c->moving)
 			add_position(held, c->hook_id, &c->target, NULL);
-		else if (c->stored)
-			add_position(held, c->hook_id, &c->base, NULL);
 	}
 }
 
