@@ -1273,15 +1273,6 @@ exchange(int limit)
 				claimed = claim(limit, &new_requests);
 		}
 		commit_transaction();
-		followed_claimed(&new_requests);
-		if (n_moved_hooks >= 0)
-			cursor_moved(moved_hooks, n_moved_hooks);
-		n_moved_hooks = -1;
-		if (handed)
-		{
-			followed_recorded(&handed_over);
-			free_requests(&handed_over, false);
-		}
 	}
 	PG_CATCH();
 	{
@@ -1293,6 +1284,25 @@ exchange(int limit)
 		n_moved_hooks = -1;		/* and the cursors stay */
 	}
 	PG_END_TRY();
+
+	/*
+	 * What committed is followed, outside the error handling above: an
+	 * error here (out of memory) must not undo a committed transaction's
+	 * requests; it ends the worker, whose successor reads from the stored
+	 * cursors.
+	 */
+	if (!failed)
+	{
+		followed_claimed(&new_requests);
+		if (n_moved_hooks >= 0)
+			cursor_moved(moved_hooks, n_moved_hooks);
+		n_moved_hooks = -1;
+		if (handed)
+		{
+			followed_recorded(&handed_over);
+			free_requests(&handed_over, false);
+		}
+	}
 
 	if (failed && n_done > 0 && !record_one_by_one(n_done))
 	{
