@@ -1182,7 +1182,9 @@ webhook_wait_for_writers(PG_FUNCTION_ARGS)
  * before (so that they are claimed in event order), from the statement's
  * start: after the transaction took its id, as every new delivery
  * (src/queue.c, floors).  An event that names the hook among its hook_ids
- * and that its cursor has not read yet is the cursor's to deliver.
+ * and that its cursor has not read yet is the cursor's to deliver, unless
+ * it has a delivery row already: the worker read it, and recorded its
+ * attempt, before the stored cursor moved (a moment later).
  */
 static const char *queue_from_log_sql =
 "INSERT INTO webhook.delivery (event_id, hook_id, next_attempt_at)"
@@ -1200,7 +1202,10 @@ static const char *queue_from_log_sql =
 "            AND NOT (e.txid IS NOT NULL AND $1 OPERATOR(pg_catalog.=) ANY (e.hook_ids)"
 "                     AND NOT EXISTS (SELECT FROM webhook_internal.cursor c"
 "                                      WHERE c.hook_id OPERATOR(pg_catalog.=) $1"
-"                                        AND " LOG_READ_BY("e", "c") "))"
+"                                        AND " LOG_READ_BY("e", "c") ")"
+"                     AND NOT EXISTS (SELECT FROM webhook.delivery d"
+"                                      WHERE d.event_id OPERATOR(pg_catalog.=) e.id"
+"                                        AND d.hook_id OPERATOR(pg_catalog.=) $1))"
 "            AND webhook_internal.hook_wants($1, $3, $4, e.event_type, e.payload)) o"
 "  ORDER BY o.id";
 
