@@ -40,8 +40,7 @@ fast_rate() {
     bench_psql -c "SELECT pg_reload_conf()" >/dev/null
     for _ in $(seq 6000); do
         # through the queue's index: a scan of the backlog would take the cores
-        [ "$(bench_psql -c "SELECT count(*) FROM webhook.delivery d
-                             WHERE d.hook_id = $fast AND d.state IN ('pending', 'failed')")" = 0 ] &&
+        [ "$(bench_psql -c "$(bench_left_sql "d.hook_id = $fast AND d.state IN ('pending', 'failed')")")" = 0 ] &&
             break
         sleep 0.05
     done

@@ -53,6 +53,6 @@ done
 plain=$(awk '$1=="plain" {print $2}' "$BENCH_DIR/results" | median)
 watched=$(awk '$1=="watched" {print $2}' "$BENCH_DIR/results" | median)
 pgq=$(awk '$1=="pgq" {print $2}' "$BENCH_DIR/results" | median)
-events=$(bench_psql -c "SELECT count(*) FROM webhook.delivery")
+events=$(bench_psql -c "SELECT coalesce(sum(cardinality(hook_ids)), 0) FROM webhook.event")
 ratio() { echo "$1 $2" | awk '{printf "%.2f", $1/$2}'; }
-echo "median TPS: plain $plain, watched $watched, pgq $pgq; ratio $(ratio "$watched" "$plain"), PgQ's $(ratio "$pgq" "$plain") (synchronous_commit=$sync, filter ${filter:-none}, $events deliveries queued by the last run)"
+echo "median TPS: plain $plain, watched $watched, pgq $pgq; ratio $(ratio "$watched" "$plain"), PgQ's $(ratio "$pgq" "$plain") (synchronous_commit=$sync, filter ${filter:-none}, $events deliveries to make from the last run's events)"

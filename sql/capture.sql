@@ -1,5 +1,9 @@
--- Capture: watched tables' changes become events and deliveries in the
--- writing transaction.  Sending is off in this suite: deliveries stay pending.
+-- Capture: watched tables' changes become events in the writing
+-- transaction, and deliveries once the log is spilled: by the worker, also
+-- while sending is off, as in this suite, and here by
+-- webhook_internal.spill(true) before the deliveries are read, which waits
+-- for the worker's if one is under way (what is checked does not depend on
+-- who spilled).  They stay pending.
 
 -- This file runs alone too (test/check REGRESS=capture).
 \i sql/include/alone.sql
@@ -44,6 +48,7 @@ UPDATE shop_orders SET "Order State" = 'out for delivery', total = 26 WHERE id =
 -- an UPDATE that changes nothing emits nothing
 UPDATE shop_orders SET total = total;
 DELETE FROM shop_orders WHERE id = 2;
+SELECT webhook_internal.spill(true) AS spilled \gset
 SELECT * FROM captured;
 
 -- initech has no hook: no event is stored at all
@@ -71,6 +76,7 @@ COPY shop_orders (id, shop, total) FROM stdin;
 20	acme	1.50
 21	globex	2.50
 \.
+SELECT webhook_internal.spill(true) AS spilled \gset
 SELECT event_type, tenant, resource_id, payload->>'total' AS total, hooks FROM captured;
 
 -- hooks are re-read after a change: an inactive hook gets no delivery,
@@ -79,6 +85,7 @@ DELETE FROM webhook.event;
 SELECT active FROM webhook.update_hook(:h_pattern, active => false);
 INSERT INTO shop_orders (id, shop) VALUES (30, 'acme');
 UPDATE shop_orders SET "Order State" = 'settled' WHERE id = 30;
+SELECT webhook_internal.spill(true) AS spilled \gset
 SELECT event_type, hooks FROM captured;
 SELECT active FROM webhook.update_hook(:h_pattern, active => true);
 SELECT event_type, hooks, pending FROM captured;
@@ -116,31 +123,39 @@ CREATE TRIGGER wrong BEFORE INSERT ON till_events FOR EACH ROW EXECUTE FUNCTION 
 INSERT INTO till_events VALUES ('T-2', 1);
 DROP TRIGGER wrong ON till_events;
 
--- The queue's tables as the extension made them are written directly;
--- changed by an admin (a column, a trigger of hers), by an INSERT
--- statement, which honours the change.  A dropped column is no change.
+-- The log as the extension made it is written directly; changed by an
+-- admin (a column, a trigger of hers), by an INSERT statement, which
+-- honours the change.  A dropped column is no change.  The deliveries are
+-- the spill's: its INSERT statement honours what an admin added to
+-- webhook.delivery, and what that refuses stops the spill, never the
+-- writer.
 SELECT webhook.watch('shop_orders', resource => 'order', tenant_column => 'shop',
                      state_column => 'Order State');
 DELETE FROM webhook.event;
 ALTER TABLE webhook.event ADD COLUMN note text DEFAULT 'by statement';
+CREATE TABLE noted_deliveries (state text);
 CREATE FUNCTION delivery_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    RAISE NOTICE 'a % delivery', NEW.state;
+    INSERT INTO public.noted_deliveries VALUES (NEW.state);
     RETURN NULL;
 END
 $$;
 CREATE TRIGGER noted AFTER INSERT ON webhook.delivery
     FOR EACH ROW EXECUTE FUNCTION delivery_inserted();
 INSERT INTO shop_orders (id, shop) VALUES (41, 'acme');
+SELECT webhook_internal.spill(true) AS spilled \gset
 SELECT resource_id, note FROM webhook.event;
+SELECT state, count(*) FROM noted_deliveries GROUP BY state;
 DROP TRIGGER noted ON webhook.delivery;
 DROP FUNCTION delivery_inserted();
+DROP TABLE noted_deliveries;
 ALTER TABLE webhook.event DROP COLUMN note;
 -- a CHECK constraint of the admin's in place of the extension's, too
 ALTER TABLE webhook.delivery DROP CONSTRAINT delivery_state_check,
     ADD CONSTRAINT admins_check CHECK (hook_id < 0) NOT VALID;
-\set VERBOSITY terse
 INSERT INTO shop_orders (id, shop) VALUES (43, 'acme');
+\set VERBOSITY terse
+SELECT webhook_internal.spill(true) AS spilled \gset
 \set VERBOSITY default
 ALTER TABLE webhook.delivery DROP CONSTRAINT admins_check,
     ADD CONSTRAINT delivery_state_check
@@ -148,24 +163,31 @@ ALTER TABLE webhook.delivery DROP CONSTRAINT admins_check,
 INSERT INTO shop_orders (id, shop, total) VALUES (42, 'acme', 4.2);
 UPDATE shop_orders SET total = 4.3 WHERE id = 42;
 UPDATE shop_orders SET total = 4.4, "Order State" = 'settled' WHERE id = 42;
+SELECT webhook_internal.spill(true) AS spilled \gset
 SELECT * FROM captured;
 SELECT count(*) AS events, count(DISTINCT uid) AS distinct_uids,
        count(*) FILTER (WHERE uid::text ~ '^[0-9a-f]{8}-[0-9a-f]{4}-4') AS random_uids
   FROM webhook.event;
 SELECT d.state, d.attempts, d.next_attempt_at BETWEEN e.created_at AND now() AS due_at_once,
-       d.created_at = e.created_at AS same_time, d.finished_at, d.last_status
+       d.created_at >= e.created_at AS after_the_event, d.finished_at, d.last_status
   FROM webhook.delivery d JOIN webhook.event e ON e.id = d.event_id
  WHERE e.resource_id = '42' ORDER BY d.id;
--- a column made NOT NULL that the extension leaves null: the statement
--- refuses the row, as PostgreSQL would any other
+-- a column made NOT NULL that the extension leaves null: the spill's
+-- statement refuses the row, as PostgreSQL would any other, until it goes
+-- (everything spilled first, so that no spill of the worker's is left to
+-- make a delivery of an event deleted here)
+SELECT webhook_internal.spill(true) AS spilled \gset
 DELETE FROM webhook.event;
+DELETE FROM webhook.delivery;
 ALTER TABLE webhook.delivery ALTER COLUMN last_error SET NOT NULL;
-\set VERBOSITY terse
 INSERT INTO shop_orders (id, shop) VALUES (44, 'acme');
+\set VERBOSITY terse
+SELECT webhook_internal.spill(true) AS spilled \gset
 \set VERBOSITY default
 ALTER TABLE webhook.delivery ALTER COLUMN last_error DROP NOT NULL;
-INSERT INTO shop_orders (id, shop) VALUES (44, 'acme');
-SELECT count(*) AS deliveries FROM webhook.delivery WHERE last_error IS NULL;
+SELECT webhook_internal.spill(true) AS spilled \gset
+SELECT count(*) AS deliveries FROM webhook.delivery d JOIN webhook.event e ON e.id = d.event_id
+ WHERE e.resource_id = '44' AND d.last_error IS NULL;
 SELECT webhook.watch('shop_orders', resource => 'order', tenant_column => 'shop',
                      events => '{insert}');
 

@@ -13,6 +13,7 @@ SELECT webhook.emit('TILL_OPENED', '{"till": 3}', tenant => 'shop1') IS NOT NULL
 SELECT webhook.emit('STOCK_LOW', '{"sku": "A-1"}', tenant => 'shop1') IS NOT NULL AS has_uid;
 SELECT webhook.emit('ORDER_CREATE', '{}', tenant => 'other') IS NOT NULL AS has_uid;
 
+SELECT webhook_internal.spill(true) AS spilled \gset
 SELECT e.event_type, e.tenant, e.resource, e.resource_id, e.payload,
        count(d.id) AS deliveries
   FROM webhook.event e LEFT JOIN webhook.delivery d ON d.event_id = e.id
@@ -30,6 +31,7 @@ SELECT count(*) AS cancelled FROM webhook.event WHERE event_type = 'ORDER_CANCEL
 
 -- ping: a WEBHOOK_PING delivery to that hook only, whatever its event types
 SELECT webhook.ping(:h) IS NOT NULL AS queued;
+SELECT webhook_internal.spill(true) AS spilled \gset
 SELECT e.event_type, e.tenant, d.hook_id = :h AS to_hook, d.state
   FROM webhook.event e JOIN webhook.delivery d ON d.event_id = e.id
  WHERE e.event_type = 'WEBHOOK_PING';

@@ -21,6 +21,7 @@ SELECT 1, 'nb_b', (repeat('{"a": ', 11000) || '1' || repeat('}', 11000))::jsonb
 UNION ALL SELECT 2, 'nb_a', '{"x": 1}'
 UNION ALL SELECT 3, 'nb_b', '{"x": 2}'
 UNION ALL SELECT 4, 'nb_b', '{"x": {"y": 1}}';
+SELECT webhook_internal.spill(true) AS spilled \gset
 SELECT e.tenant, e.resource_id, d.hook_id = :ha AS to_a, d.hook_id = :hb AS to_b
   FROM webhook.event e JOIN webhook.delivery d ON d.event_id = e.id
  WHERE e.resource = 'doc' ORDER BY e.resource_id;
@@ -38,11 +39,13 @@ INSERT INTO neighbours_docs VALUES (5, 'nb_a', '{"x": 5}');
 SELECT sum(total_bytes) < 1024 * 1024 AS small_cache
   FROM pg_backend_memory_contexts
  WHERE 'webhook hook cache' IN (name, parent);
+SELECT webhook_internal.spill(true) AS spilled \gset
 SELECT e.resource_id, count(*) AS deliveries, bool_and(d.hook_id = :ha) AS to_a_only
   FROM webhook.event e JOIN webhook.delivery d ON d.event_id = e.id
  WHERE e.resource = 'doc' AND e.resource_id = '5' GROUP BY 1;
 -- and nb_b's events still reach all of nb_b's hooks
 INSERT INTO neighbours_docs VALUES (6, 'nb_b', '{"x": 1}');
+SELECT webhook_internal.spill(true) AS spilled \gset
 SELECT count(*) AS deliveries FROM webhook.event e JOIN webhook.delivery d ON d.event_id = e.id
  WHERE e.resource = 'doc' AND e.resource_id = '6';
 -- a change to either tenant's hooks is seen by the next statement (nb_a has
@@ -51,6 +54,7 @@ SELECT count(*) AS deliveries FROM webhook.event e JOIN webhook.delivery d ON d.
 SELECT active FROM webhook.update_hook(:ha, active => false);
 SELECT active FROM webhook.update_hook(:hb, active => false);
 INSERT INTO neighbours_docs VALUES (7, 'nb_b', '{"x": 1}'), (8, 'nb_a', '{"x": 1}');
+SELECT webhook_internal.spill(true) AS spilled \gset
 SELECT e.resource_id, count(d.id) AS deliveries, bool_or(d.hook_id = :hb) AS to_b
   FROM webhook.event e LEFT JOIN webhook.delivery d ON d.event_id = e.id
  WHERE e.resource = 'doc' AND e.resource_id IN ('7', '8') GROUP BY 1 ORDER BY 1;

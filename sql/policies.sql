@@ -53,6 +53,7 @@ INSERT INTO policies_orders VALUES (1, 50, 'created'), (2, 150, 'created');
 UPDATE policies_orders SET state = 'settled' WHERE id = 1;
 INSERT INTO policies_orders VALUES (3, 10, '2024-01-01');
 SELECT webhook.emit('ORDER_IMPORTED', '{"total": 500, "state": "settled"}') IS NOT NULL AS emitted;
+SELECT webhook_internal.spill(true) AS spilled \gset
 SELECT e.event_type, coalesce(e.resource_id, '-') AS id,
        string_agg(h.path, ' ' ORDER BY h.path) AS delivered_to
   FROM webhook.event e

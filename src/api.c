@@ -4,8 +4,9 @@
  *	  SQL-callable C entry points that are neither the trigger nor signing:
  *	  waking the worker, waiting for it, register()'s reachability check,
  *	  the caller of the SECURITY DEFINER API, preview(), the workers'
- *	  shared-memory gauges for metrics(), and the sizes of an event's values,
- *	  stored and as text, for the claim.
+ *	  shared-memory gauges for metrics(), the sizes of an event's values,
+ *	  stored and as text, for the claim, and the cluster's identifier for
+ *	  the log's cursors.
  *
  * IDENTIFICATION
  *	  src/api.c
@@ -15,6 +16,7 @@
 #include "webhook.h"
 
 #include "access/detoast.h"
+#include "access/xlog.h"
 #include "attempt.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -34,6 +36,7 @@ PG_FUNCTION_INFO_V1(webhook_wake_for);
 PG_FUNCTION_INFO_V1(webhook_wake_launcher_sql);
 PG_FUNCTION_INFO_V1(webhook_wait_until_running);
 PG_FUNCTION_INFO_V1(webhook_is_preloaded);
+PG_FUNCTION_INFO_V1(webhook_system_identifier);
 PG_FUNCTION_INFO_V1(webhook_http_head);
 PG_FUNCTION_INFO_V1(webhook_caller);
 PG_FUNCTION_INFO_V1(webhook_preview);
@@ -116,6 +119,16 @@ Datum
 webhook_is_preloaded(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_BOOL(webhook_preloaded);
+}
+
+/*
+ * The cluster's system identifier, as pg_control_system() shows it, from
+ * memory (pg_control_system() reads the control file).
+ */
+Datum
+webhook_system_identifier(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT64((int64) GetSystemIdentifier());
 }
 
 /* An optional text argument as a C string, or NULL. */

@@ -30,8 +30,10 @@ typedef struct Attempt
 	MemoryContext cxt;
 
 	/* what to send, from the claimed delivery (queue.c) */
-	int64		delivery_id;
+	int64		delivery_id;	/* 0: read from the log, no row yet */
+	int64		event_id;
 	int64		hook_id;
+	struct LogRead *read;		/* when read from the log (cursor.h) */
 	int32		attempt_no;
 	int64		transport_id;
 	struct Transport *transport;	/* the worker's entry of it (transport.c),

@@ -2,14 +2,16 @@
  *
  * capture.c
  *	  The row trigger webhook.capture() and webhook.emit(): changes become
- *	  events and deliveries in the writing transaction (transactional
- *	  outbox); and what a hook is owed from that log of events.
+ *	  events in the writing transaction (transactional outbox); and what a
+ *	  hook is owed from that log of events.
  *
  * An event is logged (stored) when a hook of its tenant subscribes to its
- * type, active or not, whatever the hooks' filters; it is stored together
- * with one pending delivery per active hook whose filter it passes
- * (enqueue.c), so a rolled-back change leaves nothing and a committed one
- * is in the queue.  The worker is woken when the transaction commits.  A
+ * type, active or not, whatever the hooks' filters; it is stored with the
+ * active unordered hooks whose filter it passes, which read it through
+ * their cursors once the transaction has committed, and the deliveries of
+ * the active ordered ones are made with it (enqueue.c), so a rolled-back
+ * change leaves nothing and a committed one is in the queue.  The worker
+ * is woken when the transaction commits.  A
  * hook re-enabled, replayed or made to start in the past is sent what it
  * is owed from the log by webhook_internal.queue_from_log(), with the
  * trigger's own matching of types and filters (hook_wants()); a writer and
@@ -93,6 +95,7 @@ typedef struct CachedHook
 {
 	int64		id;
 	bool		active;
+	bool		ordered;		/* its deliveries are made by the writer */
 	int			npatterns;
 	char	  **patterns;		/* "*", "PREFIX_*" or an exact type */
 	JsonPath   *filter;			/* NULL: every event of those types */
@@ -127,6 +130,7 @@ typedef struct MatchedHooks
 	Datum	   *ids;
 	JsonPath  **filters;
 	bool	   *guarded;
+	bool	   *ordered;
 	bool	   *active;			/* while they are collected */
 } MatchedHooks;
 
@@ -425,7 +429,7 @@ load_tenant_hooks(TenantHooks *th)
 	if (!isnull)
 	{
 		read_latest(spi_kept_plan(&hooks_plan,
-								  "SELECT id, event_types, filter, active FROM webhook.hook"
+								  "SELECT id, event_types, filter, active, ordered <> 'none' FROM webhook.hook"
 								  " WHERE transport_id OPERATOR(pg_catalog.=) ANY ($1)",
 								  1, &ids_type, CURSOR_OPT_CUSTOM_PLAN),
 					transport_ids);
@@ -454,6 +458,7 @@ load_tenant_hooks(TenantHooks *th)
 
 		hook->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
 		hook->active = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull));
+		hook->ordered = DatumGetBool(SPI_getbinval(tup, desc, 5, &isnull));
 		deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 2, &isnull)),
 						  TEXTOID, -1, false, TYPALIGN_INT,
 						  &elems, &nulls, &nelems);
@@ -543,7 +548,7 @@ patterns_match(char *const *patterns, int npatterns, const char *event_type)
 static MatchedHooks
 subscribed_hooks(const char *tenant, const char *event_type)
 {
-	MatchedHooks m = {false, 0, NULL, NULL, NULL, NULL};
+	MatchedHooks m = {false, 0, NULL, NULL, NULL, NULL, NULL};
 	TenantHooks *th = tenant_hooks(tenant);
 	int			i;
 
@@ -558,12 +563,14 @@ subscribed_hooks(const char *tenant, const char *event_type)
 			m.ids = palloc(sizeof(Datum) * th->nhooks);
 			m.filters = palloc(sizeof(JsonPath *) * th->nhooks);
 			m.guarded = palloc(sizeof(bool) * th->nhooks);
+			m.ordered = palloc(sizeof(bool) * th->nhooks);
 			m.active = palloc(sizeof(bool) * th->nhooks);
 		}
 		m.ids[m.n] = Int64GetDatum(hook->id);
 		m.filters[m.n] = hook->filter == NULL ? NULL :
 			DatumGetJsonPathPCopy(PointerGetDatum(hook->filter));
 		m.guarded[m.n] = hook->filter_guarded;
+		m.ordered[m.n] = hook->ordered;
 		m.active[m.n] = hook->active;
 		m.n++;
 	}
@@ -648,6 +655,7 @@ matching_hooks(const char *tenant, const char *event_type)
 		m.ids[n] = m.ids[i];
 		m.filters[n] = m.filters[i];
 		m.guarded[n] = m.guarded[i];
+		m.ordered[n] = m.ordered[i];
 		n++;
 	}
 	m.n = n;
@@ -732,7 +740,10 @@ hooks_to_send(MatchedHooks *m, Datum payload)
 			(m->guarded[i]
 			 ? guarded_filter_matches(DatumGetInt64(m->ids[i]), m->filters[i], payload)
 			 : filter_matches(m->filters[i], payload)))
+		{
+			m->ordered[n] = m->ordered[i];
 			m->ids[n++] = m->ids[i];
+		}
 	return n;
 }
 
@@ -987,7 +998,7 @@ webhook_capture(PG_FUNCTION_ARGS)
 	ev.payload = payload;
 	ev.old_row = old_payload;
 	ev.changed = changed;
-	enqueue_event(&ev, matched.ids, n_hooks);
+	enqueue_event(&ev, matched.ids, matched.ordered, n_hooks);
 	SPI_finish();
 	webhook_restore_user(&saved);
 	return PointerGetDatum(NULL);
@@ -1103,7 +1114,8 @@ webhook_emit(PG_FUNCTION_ARGS)
 	ev.payload = JsonbPGetDatum(payload);
 	ev.old_row = (Datum) 0;
 	ev.changed = NULL;
-	uid = enqueue_event(&ev, matched.ids, hooks_to_send(&matched, ev.payload));
+	uid = enqueue_event(&ev, matched.ids, matched.ordered,
+						hooks_to_send(&matched, ev.payload));
 	uid = SPI_datumTransfer(uid, false, UUID_LEN);
 	SPI_finish();
 	webhook_restore_user(&saved);
@@ -1169,7 +1181,10 @@ webhook_wait_for_writers(PG_FUNCTION_ARGS)
  * first, as pending deliveries, each due a microsecond after the one
  * before (so that they are claimed in event order), from the statement's
  * start: after the transaction took its id, as every new delivery
- * (src/queue.c, floors).
+ * (src/queue.c, floors).  An event that names the hook among its hook_ids
+ * and that its cursor has not read yet is the cursor's to deliver, unless
+ * it has a delivery row already: the worker read it, and recorded its
+ * attempt, before the stored cursor moved (a moment later).
  */
 static const char *queue_from_log_sql =
 "INSERT INTO webhook.delivery (event_id, hook_id, next_attempt_at)"
@@ -1184,6 +1199,13 @@ static const char *queue_from_log_sql =
 "                             WHERE d.event_id OPERATOR(pg_catalog.=) e.id"
 "                               AND d.hook_id OPERATOR(pg_catalog.=) $1"
 "                               AND (NOT $7 OR d.state IN ('pending', 'failed')))"
+"            AND NOT (e.txid IS NOT NULL AND $1 OPERATOR(pg_catalog.=) ANY (e.hook_ids)"
+"                     AND NOT EXISTS (SELECT FROM webhook_internal.cursor c"
+"                                      WHERE c.hook_id OPERATOR(pg_catalog.=) $1"
+"                                        AND " LOG_READ_BY("e", "c") ")"
+"                     AND NOT EXISTS (SELECT FROM webhook.delivery d"
+"                                      WHERE d.event_id OPERATOR(pg_catalog.=) e.id"
+"                                        AND d.hook_id OPERATOR(pg_catalog.=) $1))"
 "            AND webhook_internal.hook_wants($1, $3, $4, e.event_type, e.payload)) o"
 "  ORDER BY o.id";
 

@@ -1,9 +1,11 @@
 /*-------------------------------------------------------------------------
  *
  * enqueue.c
- *	  Store an event, and one pending delivery per hook it goes to (if
- *	  any), in the writer's transaction, for the capture trigger and
- *	  webhook.emit().
+ *	  Append an event to the log, with the writer's transaction and the
+ *	  unordered hooks it goes to, which read it through their cursors once
+ *	  the transaction has committed (src/queue.c, claim_sql), and the
+ *	  deliveries of the ordered ones, in the writer's transaction, for the
+ *	  capture trigger and webhook.emit().
  *
  * This is what a watched table's every INSERT, UPDATE and DELETE pays for
  * the extension, so it takes the short way: the rows are formed here and
@@ -13,11 +15,18 @@
  * time on that, and on preparing delivery's CHECK constraint anew for
  * every statement.)  The values are those the columns' defaults give: ids
  * from their identity sequences, uid from gen_random_uuid(), created_at
- * now(), a delivery pending with no attempt; all satisfy the constraints.
- * (A default an admin changed is not used: these are the extension's.)
- * But a delivery is due when it is inserted, after the event row gave the
- * transaction its id, not when the transaction began: the worker's claim
- * relies on that (src/queue.c, floors).
+ * now(); all satisfy the constraints.  (A default an admin changed is not
+ * used: these are the extension's.)  An event that goes to no unordered
+ * hook has no transaction id: no cursor is to read it.  An ordered hook's
+ * deliveries are rows of webhook.delivery from the start, each due when it
+ * is inserted, after the event row gave the transaction its id (the
+ * worker's claim relies on that: src/queue.c, floors): its claim reads all
+ * of them, to send the earliest of each group; webhook.delivery is neither
+ * written nor locked by an event that goes to no ordered hook.
+ *
+ * During an update, a library of 0.5 on a catalog before it (no txid and
+ * hook_ids in webhook.event) writes as that catalog's did: the event and a
+ * pending delivery per hook, ordered or not.
  *
  * The short way is taken only for a table as this library made it: the
  * columns it fills with their types (no type modifier; none NOT NULL that
@@ -53,26 +62,32 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/xid8.h"
 
-/* A column the short way fills: its name, its type, and can it be null. */
+/*
+ * A column the short way fills: its name, its type, can it be null, and is
+ * it one of the log's (a catalog before 0.5 has none of them).
+ */
 typedef struct QueueColumn
 {
 	const char *name;
 	Oid			type;
 	bool		nullable;
+	bool		log;
 } QueueColumn;
 
 /* webhook.event's columns, in the order of event_values() */
 enum
 {
 	EV_ID, EV_UID, EV_TENANT, EV_EVENT_TYPE, EV_RESOURCE, EV_RESOURCE_ID,
-	EV_PAYLOAD, EV_PREVIOUS, EV_CREATED_AT, N_EVENT_COLUMNS
+	EV_PAYLOAD, EV_PREVIOUS, EV_CREATED_AT, EV_TXID, EV_HOOK_IDS, N_EVENT_COLUMNS
 };
 static const QueueColumn event_columns[N_EVENT_COLUMNS] = {
 	{"id", INT8OID, false}, {"uid", UUIDOID, false}, {"tenant", TEXTOID, false},
 	{"event_type", TEXTOID, false}, {"resource", TEXTOID, true},
 	{"resource_id", TEXTOID, true}, {"payload", JSONBOID, false},
-	{"previous", JSONBOID, true}, {"created_at", TIMESTAMPTZOID, false}
+	{"previous", JSONBOID, true}, {"created_at", TIMESTAMPTZOID, false},
+	{"txid", XID8OID, true, true}, {"hook_ids", INT8ARRAYOID, true, true}
 };
 
 /* webhook.delivery's columns, in the order of delivery_values() */
@@ -104,6 +119,7 @@ typedef struct QueueTable
 	Oid			relid;			/* what the rest was learnt of */
 	bool		valid;			/* false: learn it again */
 	bool		direct;			/* the short way may write it */
+	bool		log;			/* it has the log's columns (event, 0.5 on) */
 	int			natts;
 	int			column_of[QUEUE_MAX_ATTS];	/* per attribute, its index in
 											 * columns; -1 if dropped */
@@ -114,6 +130,7 @@ static QueueTable event_table = {"event", event_columns, N_EVENT_COLUMNS, NULL};
 static QueueTable delivery_table = {"delivery", delivery_columns, N_DELIVERY_COLUMNS,
 "delivery_state_check"};
 static SPIPlanPtr statement_plan = NULL;
+static SPIPlanPtr log_statement_plan = NULL;
 
 /* A change to a queue table (or to every relation) is learnt again. */
 void
@@ -136,15 +153,25 @@ learn_table(QueueTable *qt, Relation rel)
 	TupleConstr *constr = desc->constr;
 	int			nchecks = constr ? constr->num_check : 0;
 	TriggerDesc *trig = rel->trigdesc;
-	bool		seen[N_DELIVERY_COLUMNS] = {false};
+	bool		seen[N_EVENT_COLUMNS] = {false};
+	int			n_log = 0;
 	int			i;
 
-	StaticAssertStmt((int) N_DELIVERY_COLUMNS >= (int) N_EVENT_COLUMNS, "seen[] too short");
+	StaticAssertStmt((int) N_EVENT_COLUMNS >= (int) N_DELIVERY_COLUMNS, "seen[] too short");
 	qt->relid = RelationGetRelid(rel);
 	qt->valid = true;
 	qt->direct = false;
+	qt->log = false;
 	qt->natts = desc->natts;
 	qt->id_seq = InvalidOid;
+	for (i = 0; i < desc->natts; i++)
+		if (!TupleDescAttr(desc, i)->attisdropped &&
+			(strcmp(NameStr(TupleDescAttr(desc, i)->attname), "txid") == 0 ||
+			 strcmp(NameStr(TupleDescAttr(desc, i)->attname), "hook_ids") == 0))
+			n_log++;
+	qt->log = (n_log == 2);
+	if (n_log == 1)
+		return;					/* half the log's columns: the statement's */
 
 	if (desc->natts > QUEUE_MAX_ATTS || rel->rd_rel->relforcerowsecurity ||
 		(constr != NULL && constr->has_generated_stored) ||
@@ -178,7 +205,7 @@ learn_table(QueueTable *qt, Relation rel)
 			qt->id_seq = getIdentitySequence(qt->relid, att->attnum, true);
 	}
 	for (i = 0; i < qt->ncolumns; i++)
-		if (!seen[i])
+		if (!seen[i] && !(qt->columns[i].log && !qt->log))
 			return;
 	qt->direct = OidIsValid(qt->id_seq);
 }
@@ -243,6 +270,15 @@ new_uid(void)
 	return gen_random_uuid(fcinfo);
 }
 
+/* The hooks' ids as a bigint[] */
+static Datum
+hook_id_array(const Datum *hook_ids, int n_hooks)
+{
+	return PointerGetDatum(construct_array((Datum *) hook_ids, n_hooks, INT8OID,
+										   sizeof(int64), FLOAT8PASSBYVAL,
+										   TYPALIGN_DOUBLE));
+}
+
 /*
  * The old values of the changed columns, as an object of old_row's
  * members of those names (null for one it lacks).
@@ -283,9 +319,14 @@ previous_values(Jsonb *old_row, ArrayType *changed)
 	return JsonbPGetDatum(JsonbValueToJsonb(result));
 }
 
-/* The short way: the rows formed here, into both tables and their indexes. */
+/*
+ * The short way: the rows formed here, into the tables and their indexes:
+ * the event with its transaction and the n_read hooks that read it
+ * (read_ids), and the pending deliveries to the n_made hooks made_ids.
+ */
 static Datum
-enqueue_directly(const NewEvent *ev, const Datum *hook_ids, int n_hooks,
+enqueue_directly(const NewEvent *ev, const Datum *read_ids, int n_read,
+				 const Datum *made_ids, int n_made,
 				 Relation event_rel, Relation delivery_rel)
 {
 	EState	   *estate = CreateExecutorState();
@@ -314,12 +355,18 @@ enqueue_directly(const NewEvent *ev, const Datum *hook_ids, int n_hooks,
 	ev_values[EV_PREVIOUS] = ev->changed == NULL ? (Datum) 0
 		: previous_values(DatumGetJsonbP(ev->old_row), ev->changed);
 	ev_values[EV_CREATED_AT] = now;
+	ev_nulls[EV_TXID] = ev_nulls[EV_HOOK_IDS] = (n_read == 0);
+	if (n_read > 0)
+	{
+		ev_values[EV_TXID] = FullTransactionIdGetDatum(GetTopFullTransactionId());
+		ev_values[EV_HOOK_IDS] = hook_id_array(read_ids, n_read);
+	}
 	slot = ExecInitExtraTupleSlot(estate, RelationGetDescr(event_rel), &TTSOpsVirtual);
 	insert_row(&event_table, event_rri, estate, slot, ev_values, ev_nulls);
 	ExecCloseIndices(event_rri);
 	Assert(TransactionIdIsValid(GetTopTransactionIdIfAny()));
 
-	if (n_hooks > 0)
+	if (n_made > 0)
 	{
 		InitResultRelInfo(delivery_rri, delivery_rel, 1, NULL, 0);
 		ExecOpenIndices(delivery_rri, false);
@@ -332,10 +379,10 @@ enqueue_directly(const NewEvent *ev, const Datum *hook_ids, int n_hooks,
 		dl_nulls[DL_LAST_STATUS] = dl_nulls[DL_LAST_ERROR] = true;
 		dl_values[DL_CREATED_AT] = now;
 		dl_nulls[DL_FINISHED_AT] = true;
-		for (i = 0; i < n_hooks; i++)
+		for (i = 0; i < n_made; i++)
 		{
 			dl_values[DL_ID] = Int64GetDatum(nextval_internal(delivery_table.id_seq, false));
-			dl_values[DL_HOOK_ID] = hook_ids[i];
+			dl_values[DL_HOOK_ID] = made_ids[i];
 			insert_row(&delivery_table, delivery_rri, estate, slot, dl_values, dl_nulls);
 		}
 		ExecCloseIndices(delivery_rri);
@@ -347,32 +394,47 @@ enqueue_directly(const NewEvent *ev, const Datum *hook_ids, int n_hooks,
 }
 
 /*
- * The long way: one INSERT statement for the event and its deliveries,
- * which honours whatever the tables have become.
+ * The long way: one statement, which honours whatever the tables have
+ * become: the event with the hooks that read it ($8; a catalog before 0.5
+ * has no such column: statement_sql) and the deliveries made with it ($9).
  */
+#define EVENT_VALUES \
+"  SELECT $1, $2, $3, $4, $5," \
+"    (SELECT pg_catalog.jsonb_object_agg(c, $6 OPERATOR(pg_catalog.->) c)" \
+"       FROM pg_catalog.unnest($7) c)"
+#define DELIVERIES_MADE \
+" d AS (" \
+"  INSERT INTO webhook.delivery (event_id, hook_id, next_attempt_at)" \
+"  SELECT e.id, h, pg_catalog.clock_timestamp()" \
+"    FROM e, pg_catalog.unnest($9) h)" \
+"SELECT uid FROM e"
+static const char *log_statement_sql =
+"WITH e AS ("
+"  INSERT INTO webhook.event"
+"    (tenant, event_type, resource, resource_id, payload, previous, hook_ids, txid)"
+EVENT_VALUES ", $8,"
+"    CASE WHEN $8 IS NOT NULL THEN pg_catalog.pg_current_xact_id() END"
+"  RETURNING id, uid),"
+DELIVERIES_MADE;
 static const char *statement_sql =
 "WITH e AS ("
 "  INSERT INTO webhook.event"
 "    (tenant, event_type, resource, resource_id, payload, previous)"
-"  SELECT $1, $2, $3, $4, $5,"
-"    (SELECT pg_catalog.jsonb_object_agg(c, $6 OPERATOR(pg_catalog.->) c)"
-"       FROM pg_catalog.unnest($7) c)"
+EVENT_VALUES
 "  RETURNING id, uid),"
-" d AS ("
-"  INSERT INTO webhook.delivery (event_id, hook_id, next_attempt_at)"
-"  SELECT e.id, h, pg_catalog.clock_timestamp()"
-"    FROM e, pg_catalog.unnest($8) h)"
-"SELECT uid FROM e";
+DELIVERIES_MADE;
 
 static Datum
-enqueue_by_statement(const NewEvent *ev, const Datum *hook_ids, int n_hooks)
+enqueue_by_statement(const NewEvent *ev, const Datum *read_ids, int n_read,
+					 const Datum *made_ids, int n_made, bool log)
 {
-	Oid			types[8] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID,
-	JSONBOID, JSONBOID, TEXTARRAYOID, INT8ARRAYOID};
-	Datum		values[8];
-	char		nulls[8];
+	Oid			types[9] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+	JSONBOID, JSONBOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID};
+	Datum		values[9];
+	char		nulls[9];
 	bool		isnull;
-	SPIPlanPtr	plan = spi_kept_plan(&statement_plan, statement_sql, 8, types, 0);
+	SPIPlanPtr	plan = log ? spi_kept_plan(&log_statement_plan, log_statement_sql, 9, types, 0)
+		: spi_kept_plan(&statement_plan, statement_sql, 9, types, 0);
 
 	memset(nulls, ' ', sizeof(nulls));
 	values[0] = text_or_null(ev->tenant, &isnull);
@@ -386,36 +448,63 @@ enqueue_by_statement(const NewEvent *ev, const Datum *hook_ids, int n_hooks)
 	nulls[5] = ev->changed ? ' ' : 'n';
 	values[6] = PointerGetDatum(ev->changed);
 	nulls[6] = ev->changed ? ' ' : 'n';
-	values[7] = n_hooks == 0 ? (Datum) 0
-		: PointerGetDatum(construct_array((Datum *) hook_ids, n_hooks, INT8OID,
-										  sizeof(int64), FLOAT8PASSBYVAL,
-										  TYPALIGN_DOUBLE));
-	nulls[7] = n_hooks == 0 ? 'n' : ' ';
+	values[7] = n_read == 0 ? (Datum) 0 : hook_id_array(read_ids, n_read);
+	nulls[7] = n_read == 0 ? 'n' : ' ';
+	values[8] = hook_id_array(made_ids, n_made);
 
 	spi_check(SPI_execute_plan(plan, values, nulls, false, 1),
 			  SPI_OK_SELECT, true, "inserting an event");
 	return SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 }
 
+/* Has webhook.event the log's columns?  For a table the short way never learnt. */
+static bool
+event_has_log_columns(void)
+{
+	Oid			relid = get_relname_relid("event", get_namespace_oid("webhook", true));
+
+	return OidIsValid(relid) && get_attnum(relid, "txid") != InvalidAttrNumber &&
+		get_attnum(relid, "hook_ids") != InvalidAttrNumber;
+}
+
 /*
- * Store one event and a pending delivery to each of the n_hooks hooks
- * (none: the event alone); return the event's uid.  The workers are woken
- * when the transaction commits, if there is anything to send.  Caller
- * looked up the hooks first (capture.c), which registered the relcache
- * callback that keeps what is known of the tables current.
+ * Store one event that goes to the n_hooks hooks (none: the event alone),
+ * each ordered or not (ordered[i]); return the event's uid.  The workers
+ * are woken when the transaction commits, if there is anything to send.
+ * Caller looked up the hooks first (capture.c), which registered the
+ * relcache callback that keeps what is known of the tables current.
  */
 Datum
-enqueue_event(const NewEvent *event, const Datum *hook_ids, int n_hooks)
+enqueue_event(const NewEvent *event, const Datum *hook_ids, const bool *ordered,
+			  int n_hooks)
 {
 	Relation	event_rel = open_queue_table(&event_table);
-	Relation	delivery_rel = open_queue_table(&delivery_table);
+	bool		log = event_rel != NULL ? event_table.log : event_has_log_columns();
+	Datum	   *read_ids = palloc(sizeof(Datum) * Max(n_hooks, 1));
+	Datum	   *made_ids = palloc(sizeof(Datum) * Max(n_hooks, 1));
+	int			n_read = 0;
+	int			n_made = 0;
+	Relation	delivery_rel = NULL;
 	Datum		uid;
+	int			i;
 
-	if (event_rel != NULL && delivery_rel != NULL &&
-		event_table.direct && delivery_table.direct)
-		uid = enqueue_directly(event, hook_ids, n_hooks, event_rel, delivery_rel);
+	/* before 0.5 every delivery is made with its event */
+	for (i = 0; i < n_hooks; i++)
+	{
+		if (log && !ordered[i])
+			read_ids[n_read++] = hook_ids[i];
+		else
+			made_ids[n_made++] = hook_ids[i];
+	}
+	if (n_made > 0)
+		delivery_rel = open_queue_table(&delivery_table);
+
+	if (event_rel != NULL && event_table.direct &&
+		(n_made == 0 || (delivery_rel != NULL && delivery_table.direct)))
+		uid = enqueue_directly(event, read_ids, n_read, made_ids, n_made,
+							   event_rel, delivery_rel);
 	else
-		uid = enqueue_by_statement(event, hook_ids, n_hooks);
+		uid = enqueue_by_statement(event, read_ids, n_read, made_ids, n_made, log);
 	if (delivery_rel != NULL)
 		table_close(delivery_rel, NoLock);
 	if (event_rel != NULL)

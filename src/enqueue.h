@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * enqueue.h
- *	  Storing an event and its deliveries in the writer's transaction.
+ *	  Appending an event to the log in the writer's transaction.
  *
  * IDENTIFICATION
  *	  src/enqueue.h
@@ -26,7 +26,8 @@ typedef struct NewEvent
 								 * NULL */
 } NewEvent;
 
-extern Datum enqueue_event(const NewEvent *event, const Datum *hook_ids, int n_hooks);
+extern Datum enqueue_event(const NewEvent *event, const Datum *hook_ids,
+						   const bool *ordered, int n_hooks);
 extern void enqueue_forget_tables(Oid relid);
 
 #endif							/* WEBHOOK_ENQUEUE_H */

@@ -120,7 +120,8 @@ static const char *prune_deliveries_sql =
 
 /*
  * One batch of events: of the window of $3 events after id $1, those
- * created before now() - $2 with no delivery left.
+ * created before now() - $2 with no delivery left, nor any to be made
+ * (a hook's cursor has yet to read it).
  */
 static const char *prune_events_sql =
 "WITH win AS ("
@@ -131,6 +132,7 @@ static const char *prune_events_sql =
 "     WHERE e.id = win.id"
 "       AND e.created_at < pg_catalog.now() OPERATOR(pg_catalog.-) $2"
 "       AND NOT EXISTS (SELECT 1 FROM webhook.delivery d WHERE d.event_id = e.id)"
+"       AND NOT " LOG_UNREAD("e")
 "    RETURNING e.id"
 ")"
 "SELECT (SELECT pg_catalog.max(win.id) FROM win),"

@@ -1,9 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * queue.c
- *	  All SQL the delivery worker runs: claim due deliveries, record
- *	  attempts and schedule retries, and drop rotated secrets whose overlap
- *	  is over.
+ *	  All SQL the delivery worker runs: claim due deliveries and read the
+ *	  log, record attempts and schedule retries, move the hooks' cursors,
+ *	  and drop rotated secrets whose overlap is over.
  *
  * Each statement is set-based (one per batch) and kept as a prepared plan
  * for the worker's life.  Callers (worker.c) own the transactions: every
@@ -14,12 +14,18 @@
  * Delivery states: pending -> succeeded, or failed (due again at
  * next_attempt_at), or dead (schedule exhausted, 410 Gone, or an event
  * larger than webhook.max_body_bytes, never sent); a 410 also
- * disables the hook and cancels its other deliveries.  A claim writes
- * nothing: the worker is the only one sending, and keeps what it holds in
- * memory, passing it to the next claim to skip.  So a crash leaves what it
- * held pending, to be claimed again by the next worker: delivery is at
- * least once.  An attempt is recorded only on the delivery it was made
- * for (attempts = attempt_no - 1), never twice.
+ * disables the hook and cancels its other deliveries.  An unordered
+ * hook's first attempt of an event is read from the log through the
+ * hook's cursor (FRESH), and its delivery row made by the record, with
+ * its outcome; a row is claimed for a retry, or an ordered hook's event.
+ * A claim writes no delivery: the worker is the only one sending, and
+ * keeps what it holds in memory (and where it has read each hook's log
+ * to: cursor.c), passing it to the next claim to skip.  So a crash leaves
+ * what it held pending, or not read yet by the stored cursor, to be
+ * claimed again by the next worker: delivery is at least once.  (A claim
+ * writes a cursor only at a full look, for a hook with nothing to read.)
+ * An attempt is recorded only on the delivery it was made for
+ * (attempts = attempt_no - 1), never twice.
  *
  * Recording a batch also adds its attempts to their hooks' counters in
  * webhook.hook_metrics (webhook.metrics() reads them): one row per hook,
@@ -41,6 +47,7 @@
 
 #include "access/transam.h"
 #include "access/twophase.h"
+#include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "attempt.h"
@@ -52,6 +59,7 @@
 #include "utils/backend_status.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
@@ -66,6 +74,10 @@
  * when that role no longer manages the hook's tenant.
  */
 #define REQUEST_COLUMNS 32
+/* and the claim's: the event and the positions (read_from_row()) */
+#define CLAIM_COLUMNS (REQUEST_COLUMNS + 11)
+/* the claim's parameters */
+#define CLAIM_ARGS 25
 #define REQUEST_SELECT \
 "SELECT c.id, c.attempts + 1, t.id, e.uid::text," \
 "       CASE WHEN h.transform IS NULL AND c.fits" \
@@ -174,11 +186,249 @@
 " + pg_catalog.octet_length(e.event_type) + 256"
 
 /*
- * (In claimed, each picked delivery is read by its id, in a LATERAL
- * subquery that OFFSET 0 keeps from being flattened: joined plainly, the
- * generic plan read every delivery by another index and matched each
- * against the few picked, 130 ms a claim with 50,000 waiting.)
+ * Fresh deliveries, read from the log.  An unordered hook's events are not
+ * rows of webhook.delivery (enqueue.c): each claim reads, for each hook it
+ * looks at, the events its cursor has not read, up to the hook's room, in
+ * (txid, id) order, and ranks them with the due deliveries; the record
+ * makes the row of each, with its outcome (record_sql).  A cursor
+ * (webhook_internal.cursor) is a snapshot lo, every committed event of
+ * which was read, and one hi, whose were read up to a (txid, id) key.
+ * The claim reads first the rest of the interval between lo and hi (events
+ * of transactions that lo showed in progress, or that began after it, and
+ * that hi shows committed), then what committed since hi; each through
+ * event_log_idx, by the tenant's transactions: those a snapshot showed in
+ * progress by key, the others as a range, each arm limited to the room, so
+ * that a backlog is never read whole.
+ *
+ * The worker reads ahead of the cursor that is stored: it holds the
+ * position after what it claimed, per hook, and passes it to the next
+ * claim ($20-$25: cursor.c); the stored one moves only once every attempt
+ * up to there is recorded, so that a crash sends again what was not (at
+ * least once).  Each fresh request is returned with the position after it
+ * (the ranking takes a prefix of each hook's events: each is due a
+ * microsecond after the one before it, from the claim's start):
+ *	- all was read and taken (fewer than the room): the claim's snapshot,
+ *	  whole;
+ *	- within the interval: the key of the last taken;
+ *	- past it: hi becomes lo, the claim's snapshot hi, and the key that of
+ *	  the last taken;
+ * and the stored position it was read from (when the worker held none),
+ * which the stored one must still be when the worker moves it (cursor.c).
+ * A hook without a cursor has read nothing (the snapshot '1:1:' shows
+ * nothing committed); one whose cursor another transaction holds (spill(),
+ * an update_hook()), or that was moved last in another database or
+ * cluster (a restore: spill() adopts it), is not read this time.  A hook
+ * with nothing to read and nothing held moves its stored cursor to the
+ * claim's snapshot at a full look (once a second), so that a hook that
+ * has nothing of a busy tenant's events reads at most a second of them at
+ * a time, and a claim writes no other cursor.
  */
+#define NO_SNAPSHOT "'1:1:'::pg_catalog.pg_snapshot"
+/*
+ * An arm of the read: events of the hook's tenant and of transactions past
+ * a (txid, id) key, up to one, that the hook reads; its first rows by key.
+ * The key is a row comparison, which the index scan starts from, and the
+ * bound a plain one, where it stops: a backlog of one transaction is read
+ * from where the last claim stopped, not from its first event.
+ */
+#define LOG_ARM(part, from_txid, from_id, cond) \
+"(SELECT " #part " AS part, e.txid, e.id FROM webhook.event e" \
+"  WHERE e.tenant OPERATOR(pg_catalog.=) h.tenant AND e.txid IS NOT NULL" \
+"    AND (e.txid, e.id) OPERATOR(pg_catalog.>) (" from_txid ", " from_id ")" \
+"    AND " cond \
+"    AND h.hook_id OPERATOR(pg_catalog.=) ANY (e.hook_ids)" \
+"  ORDER BY e.txid, e.id LIMIT h.room)"
+/*
+ * the same, of each transaction snap showed in progress (OFFSET 0 keeps the
+ * look-up inside the loop over them: flattened, the plan made while the
+ * log was small read the tenant's whole log and matched it against them)
+ */
+#define LOG_XIP_ARM(part, snap, from_id, cond) \
+"(SELECT " #part " AS part, e.txid, e.id" \
+"   FROM pg_catalog.pg_snapshot_xip(" snap ") AS x(txid)" \
+"   CROSS JOIN LATERAL (" \
+"       SELECT e.txid, e.id FROM webhook.event e" \
+"        WHERE e.tenant OPERATOR(pg_catalog.=) h.tenant AND e.txid IS NOT NULL" \
+"          AND (e.txid, e.id) OPERATOR(pg_catalog.>) (x.txid, " from_id ")" \
+"          AND e.txid OPERATOR(pg_catalog.<=) x.txid AND " cond \
+"          AND h.hook_id OPERATOR(pg_catalog.=) ANY (e.hook_ids) OFFSET 0) e" \
+"  ORDER BY e.txid, e.id LIMIT h.room)"
+/* within the interval: in hi, past the key read up to */
+#define IN_HI "pg_catalog.pg_visible_in_snapshot(e.txid, h.hi)"
+#define FROM_KEY(txid) \
+"CASE WHEN h.last_txid OPERATOR(pg_catalog.=) " txid " THEN h.last_id ELSE -1 END"
+/* the positions the worker holds ($20-$25) */
+#define HELD_CURSORS \
+"held_cursors AS NOT MATERIALIZED (" \
+"    SELECT m.hook_id, m.lo::pg_catalog.pg_snapshot AS lo, m.hi::pg_catalog.pg_snapshot AS hi," \
+"           coalesce(m.last_txid::pg_catalog.xid8, '0') AS last_txid," \
+"           coalesce(m.last_id, 0) AS last_id, m.top_id" \
+"      FROM ROWS FROM (pg_catalog.unnest($20::bigint[]), pg_catalog.unnest($21::text[])," \
+"                      pg_catalog.unnest($22::text[]), pg_catalog.unnest($23::text[])," \
+"                      pg_catalog.unnest($24::bigint[]), pg_catalog.unnest($25::bigint[]))" \
+"           AS m(hook_id, lo, hi, last_txid, last_id, top_id)" \
+")"
+/*
+ * the stored cursors of the other hooks of this worker's transports (those
+ * of another worker's are its own), those of ours locked
+ */
+#define STORED_CURSORS \
+"cursors AS (" \
+"    SELECT x.hook_id, x.system_identifier = $18 AND x.database = $19 AS ours" \
+"      FROM webhook_internal.cursor x" \
+"     WHERE x.hook_id IN (SELECT k.id FROM fresh_hooks k" \
+"                          WHERE k.transport_id OPERATOR(pg_catalog.%) $5" \
+"                                OPERATOR(pg_catalog.=) $6)" \
+"       AND x.hook_id OPERATOR(pg_catalog.<>) ALL ($20)" \
+"), locked AS (" \
+"    SELECT x.hook_id, x.lo, x.hi, coalesce(x.last_txid, '0') AS last_txid," \
+"           coalesce(x.last_id, 0) AS last_id, x.top_id," \
+"           x.lo::text AS from_lo, x.hi::text AS from_hi," \
+"           x.last_txid::text AS from_last_txid, x.last_id AS from_last_id" \
+"      FROM webhook_internal.cursor x" \
+"     WHERE x.hook_id IN (SELECT k.hook_id FROM cursors k WHERE k.ours)" \
+"       FOR NO KEY UPDATE SKIP LOCKED" \
+")"
+/* a hook's position, held by the worker */
+#define HELD_POSITION \
+"          SELECT m.lo, m.hi, m.last_txid, m.last_id, m.top_id, true AS held," \
+"                 NULL AS from_lo, NULL AS from_hi," \
+"                 NULL AS from_last_txid, NULL::bigint AS from_last_id" \
+"            FROM held_cursors m WHERE m.hook_id = h.id"
+/* held, or stored, or none */
+#define ANY_POSITION \
+HELD_POSITION \
+"          UNION ALL" \
+"          SELECT l.lo, l.hi, l.last_txid, l.last_id, l.top_id, false," \
+"                 l.from_lo, l.from_hi, l.from_last_txid, l.from_last_id" \
+"            FROM locked l WHERE l.hook_id = h.id" \
+"          UNION ALL" \
+"          SELECT " NO_SNAPSHOT ", " NO_SNAPSHOT ", '0', 0, 0, false," \
+"                 NULL, NULL, NULL, NULL" \
+"           WHERE NOT EXISTS (SELECT FROM cursors k WHERE k.hook_id = h.id)" \
+"             AND NOT EXISTS (SELECT FROM held_cursors m WHERE m.hook_id = h.id)"
+/*
+ * The hooks read (fresh_hooks) at their positions, and what each reads:
+ * FRESH, or FRESH_OF_HELD when the worker holds the position of every hook
+ * of $16 (a claim's plan is started whole: see CLAIM_HEAD).
+ */
+#define FRESH_READ(position) \
+"readers AS (" \
+"    SELECT h.id AS hook_id, t.id AS transport_id, t.tenant, r.room, c.*" \
+HOOKS_WITH_ROOM("fresh_hooks") \
+"      CROSS JOIN LATERAL (" position ") c" \
+"     WHERE h.active AND h.disabled_reason IS NULL AND r.room > 0" \
+"       AND t.id OPERATOR(pg_catalog.%) $5 OPERATOR(pg_catalog.=) $6" \
+"), fresh AS (" \
+"    SELECT h.hook_id, x.part, x.txid, x.id AS event_id," \
+"           pg_catalog.count(*) OVER (PARTITION BY h.hook_id) AS n," \
+"           pg_catalog.row_number() OVER (PARTITION BY h.hook_id" \
+"                                        ORDER BY x.part, x.txid, x.id) AS rank" \
+"      FROM readers h" \
+"      CROSS JOIN LATERAL (" \
+"          SELECT y.* FROM (" \
+LOG_XIP_ARM(1, "h.lo", FROM_KEY("x.txid"), \
+            "x.txid OPERATOR(pg_catalog.>=) h.last_txid AND " IN_HI) \
+"              UNION ALL " \
+LOG_ARM(1, "GREATEST(pg_catalog.pg_snapshot_xmax(h.lo), h.last_txid)", \
+        FROM_KEY("GREATEST(pg_catalog.pg_snapshot_xmax(h.lo), h.last_txid)"), \
+        "e.txid OPERATOR(pg_catalog.<) pg_catalog.pg_snapshot_xmax(h.hi) AND " IN_HI) \
+"              UNION ALL " \
+LOG_XIP_ARM(2, "h.hi", "-1", "true") \
+"              UNION ALL " \
+LOG_ARM(2, "pg_catalog.pg_snapshot_xmax(h.hi)", "-1", "true") \
+"          ) y ORDER BY y.part, y.txid, y.id LIMIT h.room) x" \
+")"
+#define FRESH \
+HELD_CURSORS ", " STORED_CURSORS ", " FRESH_READ(ANY_POSITION)
+#define FRESH_OF_HELD \
+HELD_CURSORS ", " FRESH_READ(HELD_POSITION)
+
+/*
+ * At a full look, a hook with nothing to read and nothing held moves its
+ * stored cursor to the claim's snapshot (FRESH's comment): the one the
+ * claim locked, or a new one; never one another made meanwhile, which
+ * the claim did not see (a spill(), an update_hook()), and may be ahead.
+ */
+#define FRESH_MOVED \
+"moved AS (" \
+"    UPDATE webhook_internal.cursor x" \
+"       SET lo = pg_catalog.pg_current_snapshot(), hi = pg_catalog.pg_current_snapshot()," \
+"           last_txid = NULL, last_id = NULL," \
+"           top_id = (SELECT coalesce(pg_catalog.max(e.id), 0) FROM webhook.event e)" \
+"      FROM readers h" \
+"     WHERE x.hook_id = h.hook_id AND NOT h.held AND h.from_lo IS NOT NULL" \
+"       AND NOT EXISTS (SELECT FROM fresh f WHERE f.hook_id = h.hook_id)" \
+"), made AS (" \
+"    INSERT INTO webhook_internal.cursor" \
+"           (hook_id, lo, hi, top_id, system_identifier, database)" \
+"    SELECT h.hook_id, pg_catalog.pg_current_snapshot(), pg_catalog.pg_current_snapshot()," \
+"           (SELECT coalesce(pg_catalog.max(e.id), 0) FROM webhook.event e), $18, $19" \
+"      FROM readers h" \
+"     WHERE NOT h.held AND h.from_lo IS NULL" \
+"       AND NOT EXISTS (SELECT FROM fresh f WHERE f.hook_id = h.hook_id)" \
+"    ON CONFLICT (hook_id) DO NOTHING" \
+")"
+
+/*
+ * Where each hook's cursor is after the fresh requests claimed (FRESH),
+ * with the stored position it was read from.
+ */
+#define FRESH_TAKEN \
+"taken AS MATERIALIZED (" \
+"    SELECT h.hook_id, h.held, h.from_lo, h.from_hi, h.from_last_txid, h.from_last_id," \
+"           CASE WHEN f.rank = f.n AND f.n < h.room THEN pg_catalog.pg_current_snapshot()::text" \
+"                WHEN f.part = 2 THEN h.hi::text ELSE h.lo::text END AS lo," \
+"           CASE WHEN (f.rank = f.n AND f.n < h.room) OR f.part = 2" \
+"                THEN pg_catalog.pg_current_snapshot()::text ELSE h.hi::text END AS hi," \
+"           CASE WHEN f.rank = f.n AND f.n < h.room THEN NULL ELSE f.txid::text END AS last_txid," \
+"           CASE WHEN f.rank = f.n AND f.n < h.room THEN NULL ELSE f.event_id END AS last_id," \
+"           CASE WHEN (f.rank = f.n AND f.n < h.room) OR f.part = 2" \
+"                THEN (SELECT coalesce(pg_catalog.max(e.id), 0) FROM webhook.event e)" \
+"                ELSE h.top_id END AS top_id" \
+"      FROM (SELECT DISTINCT ON (c.hook_id) c.hook_id, c.rank, c.part, c.txid," \
+"                   c.event_id, c.n_read AS n" \
+"              FROM claimed c WHERE c.id IS NULL" \
+"             ORDER BY c.hook_id, c.rank DESC) f" \
+"      JOIN readers h ON h.hook_id = f.hook_id" \
+")"
+
+/*
+ * The hooks whose cursors a claim reads through: those of $16 (news, and
+ * the recent ones: FRESH_HOOKS_LISTED), or at a full look those of every
+ * tenant with events in the log (a loose index scan of event_log_idx: one
+ * descent per tenant) whose cursor may be behind: missing, within an
+ * interval, or older than the tenant's latest writer (FRESH_HOOKS_BEHIND).
+ * A tenant whose hooks have read its log, and whose writers have all
+ * finished since, costs a full look a descent or two; its hooks nothing.
+ */
+#define FRESH_HOOKS_LISTED \
+"fresh_hooks AS (" \
+"    SELECT k.* FROM webhook.hook k WHERE k.id OPERATOR(pg_catalog.=) ANY ($16)" \
+")"
+#define FRESH_HOOKS_BEHIND \
+"log_tenants AS (" \
+"    (SELECT e.tenant FROM webhook.event e" \
+"      WHERE e.txid IS NOT NULL ORDER BY e.tenant LIMIT 1)" \
+"    UNION ALL" \
+"    SELECT n.tenant FROM log_tenants u" \
+"      CROSS JOIN LATERAL (" \
+"          SELECT e.tenant FROM webhook.event e" \
+"           WHERE e.txid IS NOT NULL AND e.tenant OPERATOR(pg_catalog.>) u.tenant" \
+"           ORDER BY e.tenant LIMIT 1) n" \
+"), fresh_hooks AS (" \
+"    SELECT k.* FROM log_tenants u" \
+"      CROSS JOIN LATERAL (SELECT e.txid FROM webhook.event e" \
+"                           WHERE e.tenant OPERATOR(pg_catalog.=) u.tenant" \
+"                             AND e.txid IS NOT NULL" \
+"                           ORDER BY e.txid DESC LIMIT 1) m" \
+"      JOIN webhook.transport tt ON tt.tenant OPERATOR(pg_catalog.=) u.tenant" \
+"      JOIN webhook.hook k ON k.transport_id = tt.id" \
+"      LEFT JOIN webhook_internal.cursor x ON x.hook_id = k.id" \
+"     WHERE x.hook_id IS NULL OR x.lo::text <> x.hi::text" \
+"        OR m.txid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmin(x.hi)" \
+")"
+
 
 /*
  * The unordered hooks a claim looks at: only those of $16 (worker.c knows
@@ -238,13 +488,16 @@
 "    SELECT f.hook_id, f.floor FROM ROWS FROM (pg_catalog.unnest($7::bigint[])," \
 "                                              pg_catalog.unnest($8::timestamptz[]))" \
 "                                   AS f(hook_id, floor)"
+
 /* The unordered hooks' due deliveries, of the hooks looked_at. */
 #define UNORDERED_CANDIDATES(looked_at) \
-"    SELECT x.id, x.next_attempt_at, x.next_attempt_at AS floor_at," \
-"           t.id AS transport_id, t.tenant, r.room" \
+"    SELECT x.id, x.event_id, x.hook_id, x.attempts, x.next_attempt_at," \
+"           x.next_attempt_at AS floor_at, t.id AS transport_id, t.tenant, r.room," \
+"           NULL::bigint AS rank, NULL::integer AS part, NULL::pg_catalog.xid8 AS txid," \
+"           NULL::bigint AS n_read" \
 HOOKS_WITH_ROOM(looked_at) \
 "      CROSS JOIN LATERAL (" \
-"          SELECT d.id, d.next_attempt_at" \
+"          SELECT d.id, d.event_id, d.hook_id, d.attempts, d.next_attempt_at" \
 "            FROM webhook.delivery d" \
 "           WHERE d.hook_id = h.id" \
 "             AND d.state IN ('pending', 'failed')" \
@@ -260,12 +513,13 @@ HOOKS_WITH_ROOM(looked_at) \
 /* The ordered hooks' (their cost: the comment above). */
 #define ORDERED_CANDIDATES \
 "    UNION ALL" \
-"    SELECT x.id, x.next_attempt_at, NULL::timestamptz, t.id AS transport_id," \
-"           t.tenant, r.room" \
+"    SELECT x.id, x.event_id, x.hook_id, x.attempts, x.next_attempt_at," \
+"           NULL::timestamptz, t.id AS transport_id, t.tenant, r.room," \
+"           NULL, NULL, NULL, NULL" \
 HOOKS_WITH_ROOM("webhook.hook") \
 "      CROSS JOIN LATERAL (" \
-"          SELECT q.id, q.next_attempt_at FROM (" \
-"              SELECT d.id, d.next_attempt_at," \
+"          SELECT q.id, q.event_id, q.hook_id, q.attempts, q.next_attempt_at FROM (" \
+"              SELECT d.id, d.event_id, d.hook_id, d.attempts, d.next_attempt_at," \
 "                     pg_catalog.row_number() OVER (PARTITION BY g.resource_id" \
 "                                                   ORDER BY d.event_id, d.id) AS rank," \
 "                     pg_catalog.bool_or(d.id OPERATOR(pg_catalog.=) ANY ($4))" \
@@ -283,7 +537,14 @@ HOOKS_WITH_ROOM("webhook.hook") \
 "           LIMIT r.room) x" \
 "     WHERE h.active AND h.disabled_reason IS NULL AND h.ordered <> 'none'" \
 "       AND t.id OPERATOR(pg_catalog.%) $5 OPERATOR(pg_catalog.=) $6"
-/* What the worker may hold of them, and their requests. */
+/* The unordered hooks' events read from the log (FRESH). */
+#define FRESH_CANDIDATES \
+"    UNION ALL" \
+"    SELECT NULL::bigint, f.event_id, f.hook_id, 0," \
+"           pg_catalog.now() + f.rank * interval '1 microsecond', NULL::timestamptz," \
+"           r.transport_id, r.tenant, r.room, f.rank, f.part, f.txid, f.n" \
+"      FROM fresh f JOIN readers r ON r.hook_id = f.hook_id"
+/* What the worker may hold of them, their requests, and where they leave the cursors. */
 #define CLAIM_TAIL \
 "), within_transports AS (" \
 "    SELECT c.*, pg_catalog.row_number() OVER" \
@@ -293,21 +554,20 @@ HOOKS_WITH_ROOM("webhook.hook") \
 "              FROM candidates) c" \
 "     WHERE c.n <= c.room" \
 "), picked AS (" \
-"    SELECT w.id, w.next_attempt_at, w.floor_at, w.tenant" \
+"    SELECT w.id, w.event_id, w.hook_id, w.attempts, w.next_attempt_at, w.floor_at, w.tenant," \
+"           w.rank, w.part, w.txid, w.n_read" \
 "      FROM within_transports w" \
 "     WHERE w.tn <= coalesce((SELECT x.room FROM tenant_room x WHERE x.tenant = w.tenant), $13)" \
 "     ORDER BY w.next_attempt_at" \
 "     LIMIT $1" \
 "), claimed AS (" \
 "    SELECT z.* FROM (" \
-"        SELECT d.id, d.event_id, d.hook_id, d.attempts, p.floor_at, y.size," \
-"               y.body <= $15 AS fits, p.tenant," \
+"        SELECT p.id, p.event_id, p.hook_id, p.attempts, p.floor_at, y.size," \
+"               y.body <= $15 AS fits, p.tenant, p.rank, p.part, p.txid, p.n_read," \
 "               pg_catalog.sum(y.held) OVER (PARTITION BY p.tenant" \
 "                                           ORDER BY p.next_attempt_at, p.id" \
 "                                           ROWS UNBOUNDED PRECEDING) - y.held AS before" \
 "          FROM picked p" \
-"          CROSS JOIN LATERAL (SELECT x.* FROM webhook.delivery x WHERE x.id = p.id" \
-"                              OFFSET 0) d" \
 "          CROSS JOIN LATERAL (SELECT s.size, s.body," \
 "                                     CASE WHEN s.body <= $15 THEN s.body ELSE 0 END AS held" \
 "                                FROM webhook.event e," \
@@ -315,26 +575,47 @@ HOOKS_WITH_ROOM("webhook.hook") \
 "                                                     CASE WHEN x.size <= $15" \
 "                                                          THEN " BODY_SIZE " END AS body" \
 "                                                FROM (SELECT " STORED_SIZE " AS size) x) s" \
-"                               WHERE e.id = d.event_id) y) z" \
+"                               WHERE e.id = p.event_id) y) z" \
 "     WHERE z.before < coalesce((SELECT x.bytes FROM tenant_room x WHERE x.tenant = z.tenant)," \
 "                               $14)" \
-")" \
-REQUEST_SELECT \
+"), " FRESH_TAKEN \
+REQUEST_SELECT ", c.event_id, p.held, p.from_lo, p.from_hi, p.from_last_txid," \
+"       p.from_last_id, p.lo, p.hi, p.last_txid, p.last_id, p.top_id" \
 "  FROM claimed c" \
-REQUEST_JOINS
+REQUEST_JOINS \
+"  LEFT JOIN taken p ON c.id IS NULL AND p.hook_id = c.hook_id"
 
-/* Each claim's statement: at a full look or not, with ordered hooks or not. */
-static const char *const claim_sql[2][2] = {
-	{
-		CLAIM_HEAD "), candidates AS (" UNORDERED_CANDIDATES(LOOKED_AT_LISTED) CLAIM_TAIL,
-		CLAIM_HEAD "), candidates AS (" UNORDERED_CANDIDATES(LOOKED_AT_LISTED)
-		ORDERED_CANDIDATES CLAIM_TAIL
+/*
+ * Each claim's statement: at a full look, or of the hooks of $16 (of which
+ * the worker holds every position, or not), with ordered hooks or not.
+ */
+typedef enum ClaimLook
+{
+	CLAIM_LISTED,
+	CLAIM_LISTED_HELD,
+	CLAIM_FULL
+} ClaimLook;
+
+static const char *const claim_sql[3][2] = {
+	[CLAIM_LISTED] = {
+		CLAIM_HEAD "), " FRESH_HOOKS_LISTED ", " FRESH ", candidates AS ("
+		UNORDERED_CANDIDATES(LOOKED_AT_LISTED) FRESH_CANDIDATES CLAIM_TAIL,
+		CLAIM_HEAD "), " FRESH_HOOKS_LISTED ", " FRESH ", candidates AS ("
+		UNORDERED_CANDIDATES(LOOKED_AT_LISTED) ORDERED_CANDIDATES FRESH_CANDIDATES CLAIM_TAIL
 	},
-	{
-		CLAIM_HEAD "), " DUE_HOOKS ", candidates AS (" UNORDERED_CANDIDATES(LOOKED_AT_DUE)
-		CLAIM_TAIL,
-		CLAIM_HEAD "), " DUE_HOOKS ", candidates AS (" UNORDERED_CANDIDATES(LOOKED_AT_DUE)
-		ORDERED_CANDIDATES CLAIM_TAIL
+	[CLAIM_LISTED_HELD] = {
+		CLAIM_HEAD "), " FRESH_HOOKS_LISTED ", " FRESH_OF_HELD ", candidates AS ("
+		UNORDERED_CANDIDATES(LOOKED_AT_LISTED) FRESH_CANDIDATES CLAIM_TAIL,
+		CLAIM_HEAD "), " FRESH_HOOKS_LISTED ", " FRESH_OF_HELD ", candidates AS ("
+		UNORDERED_CANDIDATES(LOOKED_AT_LISTED) ORDERED_CANDIDATES FRESH_CANDIDATES CLAIM_TAIL
+	},
+	[CLAIM_FULL] = {
+		CLAIM_HEAD "), " DUE_HOOKS ", " FRESH_HOOKS_BEHIND ", " FRESH ", " FRESH_MOVED
+		", candidates AS ("
+		UNORDERED_CANDIDATES(LOOKED_AT_DUE) FRESH_CANDIDATES CLAIM_TAIL,
+		CLAIM_HEAD "), " DUE_HOOKS ", " FRESH_HOOKS_BEHIND ", " FRESH ", " FRESH_MOVED
+		", candidates AS ("
+		UNORDERED_CANDIDATES(LOOKED_AT_DUE) ORDERED_CANDIDATES FRESH_CANDIDATES CLAIM_TAIL
 	}
 };
 
@@ -447,31 +728,53 @@ id ", coalesce('HTTP ' || " status ", " error ", 'no answer'))"
  * waits for it (housekeeping.c).
  */
 /* the parameters of record_sql: an array per column of r */
-#define RECORD_ARGS 12
+#define RECORD_ARGS 14
 
 /*
- * The batch r (the parameters, one array per column), with each row's
- * delivery d: only a delivery whose attempt it is, so that none is recorded
- * twice.
+ * The batch r (the parameters, one array per column), each row with its
+ * hook and the id of the delivery row it is recorded on (row_id): the
+ * delivery whose attempt it is, so that none is recorded twice; or, for a
+ * request read from the log (delivery_id 0), a new one, which the record
+ * makes (fresh_made) if its hook still exists.
  */
 #define RECORD_INPUT \
-"ROWS FROM (pg_catalog.unnest($1::bigint[]), pg_catalog.unnest($2::integer[])," \
-"                      pg_catalog.unnest($3::timestamptz[]), pg_catalog.unnest($4::float8[])," \
-"                      pg_catalog.unnest($5::text[]), pg_catalog.unnest($6::integer[])," \
-"                      pg_catalog.unnest($7::text[]), pg_catalog.unnest($8::text[])," \
-"                      pg_catalog.unnest($9::text[]), pg_catalog.unnest($10::float8[])," \
-"                      pg_catalog.unnest($11::boolean[]), pg_catalog.unnest($12::boolean[]))" \
-"           AS r(delivery_id, attempt_no, started_at, duration_ms, url, status," \
-"                response_headers, response_body, error, retry_after, timed_out, final)" \
-"      JOIN webhook.delivery d ON d.id = r.delivery_id" \
-"                             AND d.attempts = r.attempt_no - 1"
+"(SELECT r.*, coalesce(d.hook_id, r.fresh_hook_id) AS hook_id," \
+"        CASE WHEN r.delivery_id = 0" \
+"             THEN pg_catalog.nextval('webhook.delivery_id_seq') ELSE r.delivery_id END AS row_id" \
+"   FROM ROWS FROM (pg_catalog.unnest($1::bigint[]), pg_catalog.unnest($2::integer[])," \
+"                   pg_catalog.unnest($3::timestamptz[]), pg_catalog.unnest($4::float8[])," \
+"                   pg_catalog.unnest($5::text[]), pg_catalog.unnest($6::integer[])," \
+"                   pg_catalog.unnest($7::text[]), pg_catalog.unnest($8::text[])," \
+"                   pg_catalog.unnest($9::text[]), pg_catalog.unnest($10::float8[])," \
+"                   pg_catalog.unnest($11::boolean[]), pg_catalog.unnest($12::boolean[])," \
+"                   pg_catalog.unnest($13::bigint[]), pg_catalog.unnest($14::bigint[]))" \
+"        AS r(delivery_id, attempt_no, started_at, duration_ms, url, status," \
+"             response_headers, response_body, error, retry_after, timed_out, final," \
+"             event_id, fresh_hook_id)" \
+"   LEFT JOIN webhook.delivery d ON d.id = r.delivery_id" \
+"                               AND d.attempts = r.attempt_no - 1" \
+"  WHERE d.id IS NOT NULL" \
+"     OR (r.delivery_id = 0" \
+"         AND EXISTS (SELECT FROM webhook.hook h WHERE h.id = r.fresh_hook_id))) r"
+
+/*
+ * The delivery rows of the batch's requests read from the log, with their
+ * outcome: due again per the schedule (step) when failed, else finished.
+ */
+#define FRESH_MADE(state, due) \
+"    INSERT INTO webhook.delivery (id, event_id, hook_id, state, attempts, last_status," \
+"                                  last_error, next_attempt_at, finished_at)" \
+"    SELECT r.row_id, r.event_id, r.hook_id, " state ", r.attempt_no, r.status, r.error," \
+"           " due ", CASE WHEN " state " = 'failed' THEN NULL ELSE pg_catalog.now() END" \
+"      FROM r WHERE r.delivery_id = 0" \
+"    RETURNING hook_id, state, next_attempt_at"
 
 /* The batch's attempts, into the current slot (one read of it). */
 #define INSERT_ATTEMPTS \
 "    INSERT INTO webhook.attempt (delivery_id, attempt_no, started_at, duration_ms," \
 "                                 url, status_code, response_headers, response_body, error," \
 "                                 slot)" \
-"    SELECT delivery_id, attempt_no, started_at, duration_ms, url, status," \
+"    SELECT row_id, attempt_no, started_at, duration_ms, url, status," \
 "           response_headers::jsonb, response_body, error," \
 "           (SELECT s.slot FROM webhook_internal.attempt_slot s" \
 "             WHERE s.current_from IS NOT NULL AND s.current_until IS NULL)" \
@@ -479,12 +782,12 @@ id ", coalesce('HTTP ' || " status ", " error ", 'no answer'))"
 
 static const char *record_sql =
 "WITH input AS ("
-"    SELECT r.*, d.hook_id, h.retry_schedule,"
+"    SELECT r.*, h.retry_schedule,"
 "           (NOT h.active AND h.disabled_reason = '" GONE_REASON "')"
-"           OR pg_catalog.bool_or(r.status = 410) OVER (PARTITION BY d.hook_id) AS hook_gone"
+"           OR pg_catalog.bool_or(r.status = 410) OVER (PARTITION BY r.hook_id) AS hook_gone"
 "      FROM " RECORD_INPUT
-"      JOIN webhook.hook h ON h.id = d.hook_id"
-"), r AS ("
+"      JOIN webhook.hook h ON h.id = r.hook_id"
+"), r AS MATERIALIZED ("
 "    SELECT input.*,"
 "           CASE WHEN input.status BETWEEN 200 AND 299 THEN 'succeeded'"
 "                WHEN input.status = 410 THEN 'dead'"
@@ -509,6 +812,12 @@ static const char *record_sql =
 "               ELSE d.next_attempt_at END"
 "      FROM r WHERE d.id = r.delivery_id"
 "    RETURNING d.hook_id, d.state, d.next_attempt_at"
+"), fresh_made AS ("
+FRESH_MADE("r.new_state",
+           "CASE WHEN r.new_state = 'failed'"
+           " THEN webhook_internal.next_attempt(r.step, CASE WHEN r.status IN (429, 503)"
+           "                                             THEN r.retry_after END)"
+           " ELSE pg_catalog.now() END")
 "), gone AS ("
 "    UPDATE webhook.hook h"
 "       SET active = false,"
@@ -520,10 +829,10 @@ static const char *record_sql =
 "    UPDATE webhook.hook h"
 "       SET disabled_reason = " STOPPED_REASON("x.delivery_id", "x.status", "x.error") ","
 "           updated_at = pg_catalog.now()"
-"      FROM (SELECT DISTINCT ON (r.hook_id) r.hook_id, r.delivery_id, r.status, r.error"
+"      FROM (SELECT DISTINCT ON (r.hook_id) r.hook_id, r.row_id AS delivery_id, r.status, r.error"
 "              FROM r"
 "             WHERE r.new_state = 'dead' AND NOT r.hook_gone"
-"             ORDER BY r.hook_id, r.delivery_id) x"
+"             ORDER BY r.hook_id, r.row_id) x"
 "     WHERE h.id = x.hook_id AND h.active AND h.disabled_reason IS NULL"
 "       AND h.ordered <> 'none' AND h.on_dead = 'stop'"
 "       AND " HOOK_NOT_HELD("x.hook_id")
@@ -548,7 +857,8 @@ static const char *record_sql =
 "), counted AS ("
 COUNT_BATCH
 ")"
-"SELECT x.hook_id, pg_catalog.min(x.next_attempt_at) FROM deliveries x"
+"SELECT x.hook_id, pg_catalog.min(x.next_attempt_at)"
+"  FROM (SELECT * FROM deliveries UNION ALL SELECT * FROM fresh_made) x"
 " WHERE x.state = 'failed' GROUP BY x.hook_id";
 
 /*
@@ -560,10 +870,10 @@ COUNT_BATCH
  * successes, measured alone); it returns no retry.
  */
 static const char *record_succeeded_sql =
-"WITH r AS ("
-"    SELECT r.*, d.hook_id, 'succeeded' AS new_state"
-"      FROM " RECORD_INPUT
+"WITH r AS MATERIALIZED ("
+"    SELECT r.*, 'succeeded' AS new_state FROM " RECORD_INPUT
 "), attempts AS (" INSERT_ATTEMPTS
+"), fresh_made AS (" FRESH_MADE("'succeeded'", "pg_catalog.now()")
 "), deliveries AS ("
 "    UPDATE webhook.delivery d"
 "       SET state = 'succeeded', attempts = r.attempt_no, last_status = r.status,"
@@ -581,17 +891,16 @@ COUNT_BATCH
 "SELECT NULL::bigint, NULL::timestamptz WHERE false";
 
 /*
- * After a 410: the other deliveries of the hooks of these deliveries are
- * cancelled, but for those being sent ($2), which record_sql cancels when
- * they are recorded.  A statement of its own, run only then: folded into
- * record_sql, its generic plan scanned every due delivery of every batch.
+ * After a 410: the other deliveries of these hooks are cancelled, but for
+ * those being sent ($2), which record_sql cancels when they are recorded.
+ * A statement of its own, run only then: folded into record_sql, its
+ * generic plan scanned every due delivery of every batch.
  */
 static const char *cancel_sql =
 "UPDATE webhook.delivery d"
 "   SET state = 'cancelled', finished_at = pg_catalog.now(),"
 "       last_error = 'hook disabled: " GONE_REASON "'"
-" WHERE d.hook_id IN (SELECT x.hook_id FROM webhook.delivery x"
-"                      WHERE x.id OPERATOR(pg_catalog.=) ANY ($1))"
+" WHERE d.hook_id OPERATOR(pg_catalog.=) ANY ($1)"
 "   AND d.state IN ('pending', 'failed')"
 "   AND d.id OPERATOR(pg_catalog.<>) ALL ($2)";
 
@@ -655,13 +964,17 @@ static int	max_floors = 0;
 static TimestampTz floors_since = 0;
 static uint64 n_claims = 0;
 
-static SPIPlanPtr claim_plans[2][2];
+static SPIPlanPtr claim_plans[3][2];
 static SPIPlanPtr prepared_plan = NULL;
 static SPIPlanPtr record_plan = NULL;
 static SPIPlanPtr record_succeeded_plan = NULL;
 static SPIPlanPtr cancel_plan = NULL;
 static SPIPlanPtr expire_plan = NULL;
 static SPIPlanPtr gone_plan = NULL;
+static SPIPlanPtr adopt_plan = NULL;
+static SPIPlanPtr move_plan = NULL;
+static SPIPlanPtr hand_over_plan = NULL;
+static SPIPlanPtr moved_plan = NULL;
 
 /*
  * When the oldest transaction of this database that holds a transaction id
@@ -737,11 +1050,59 @@ set_floor(int64 hook_id, TimestampTz t)
 }
 
 /*
- * Fill a request from one row of REQUEST_SELECT; SPI_getvalue copies the
- * text columns into the request's own context.
+ * A position of a hook's log from the columns of a claim's row from first
+ * on: lo, hi, last_txid, last_id, and, with_top, top_id.
+ */
+static void
+position_from_row(LogPosition *pos, HeapTuple tup, TupleDesc desc, int first,
+				  bool with_top)
+{
+	bool		isnull;
+
+	pos->lo = SPI_getvalue(tup, desc, first);
+	pos->hi = SPI_getvalue(tup, desc, first + 1);
+	pos->last_txid = SPI_getvalue(tup, desc, first + 2);
+	pos->last_id = DatumGetInt64(SPI_getbinval(tup, desc, first + 3, &isnull));
+	if (isnull)
+		pos->last_id = 0;
+	pos->top_id = 0;
+	if (with_top)
+	{
+		pos->top_id = DatumGetInt64(SPI_getbinval(tup, desc, first + 4, &isnull));
+		if (isnull)
+			pos->top_id = 0;
+	}
+}
+
+/*
+ * The claim's columns past REQUEST_SELECT's: the event, and, for a request
+ * read from the log, where its hook's cursor is after it and where it was
+ * read from (FRESH_TAKEN), in the request's context.
+ */
+static void
+read_from_row(Attempt *req, HeapTuple tup, TupleDesc desc, uint64 claim)
+{
+	bool		isnull;
+
+	req->event_id = DatumGetInt64(SPI_getbinval(tup, desc, REQUEST_COLUMNS + 1, &isnull));
+	if (req->delivery_id != 0)
+		return;
+	req->read = palloc0(sizeof(LogRead));
+	req->read->claim = claim;
+	req->read->from_held = DatumGetBool(SPI_getbinval(tup, desc, REQUEST_COLUMNS + 2,
+													  &isnull));
+	position_from_row(&req->read->from, tup, desc, REQUEST_COLUMNS + 3, false);
+	req->read->stored = (req->read->from.lo != NULL);
+	position_from_row(&req->read->to, tup, desc, REQUEST_COLUMNS + 7, true);
+}
+
+/*
+ * Fill a request from one row of REQUEST_SELECT (and of the claim's
+ * columns after them); SPI_getvalue copies the text columns into the
+ * request's own context.
  */
 static Attempt *
-request_from_row(HeapTuple tup, TupleDesc desc, MemoryContext parent)
+request_from_row(HeapTuple tup, TupleDesc desc, MemoryContext parent, uint64 claim)
 {
 	Attempt    *req = attempt_new(parent);
 	MemoryContext old = MemoryContextSwitchTo(req->cxt);
@@ -749,6 +1110,8 @@ request_from_row(HeapTuple tup, TupleDesc desc, MemoryContext parent)
 	Datum		headers;
 
 	req->delivery_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+	if (isnull)
+		req->delivery_id = 0;
 	req->attempt_no = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
 	req->transport_id = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
 	req->msg_id = SPI_getvalue(tup, desc, 4);
@@ -808,6 +1171,8 @@ request_from_row(HeapTuple tup, TupleDesc desc, MemoryContext parent)
 	req->fits = DatumGetBool(SPI_getbinval(tup, desc, 32, &isnull)) && !isnull;
 	if (req->body == NULL && !OidIsValid(req->transform) && req->fits)
 		req->body = pstrdup("null");
+	if (desc->natts > REQUEST_COLUMNS)
+		read_from_row(req, tup, desc, claim);
 
 	MemoryContextSwitchTo(old);
 	return req;
@@ -840,6 +1205,36 @@ queue_set_partition(int index, int n_workers)
 	partition_n_workers = n_workers;
 }
 
+/* qsort() and bsearch() comparator of int64s */
+static int
+cmp_int64(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return (x > y) - (x < y);
+}
+
+/* Whether pos holds the position of each of the n hooks of hook_ids. */
+static bool
+holds_all(const Datum *hook_ids, int n, const HeldPositions *pos)
+{
+	int64	   *held = palloc(sizeof(int64) * Max(pos->n, 1));
+	int			i;
+
+	for (i = 0; i < pos->n; i++)
+		held[i] = DatumGetInt64(pos->hook_ids[i]);
+	qsort(held, pos->n, sizeof(int64), cmp_int64);
+	for (i = 0; i < n; i++)
+	{
+		int64		id = DatumGetInt64(hook_ids[i]);
+
+		if (bsearch(&id, held, pos->n, sizeof(int64), cmp_int64) == NULL)
+			return false;
+	}
+	return true;
+}
+
 /*
  * Claim up to limit due deliveries, oldest first, and append a filled
  * attempt for each to claimed.  What the worker holds already is skipped,
@@ -856,15 +1251,19 @@ int
 queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 			dlist_head *claimed)
 {
-	Oid			types[17] = {INT4OID, INT8ARRAYOID, INT4ARRAYOID, INT8ARRAYOID,
+	Oid			types[CLAIM_ARGS] = {INT4OID, INT8ARRAYOID, INT4ARRAYOID, INT8ARRAYOID,
 		INT8OID, INT8OID, INT8ARRAYOID, TIMESTAMPTZARRAYOID,
 		TEXTARRAYOID, INT4ARRAYOID, INT8ARRAYOID, FLOAT8ARRAYOID,
-	INT4OID, INT8OID, INT8OID, INT8ARRAYOID, INT8ARRAYOID};
-	Datum		values[17];
-	char		nulls[17];
+		INT4OID, INT8OID, INT8OID, INT8ARRAYOID, INT8ARRAYOID,
+		INT8OID, OIDOID, INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+	INT8ARRAYOID, INT8ARRAYOID};
+	Datum		values[CLAIM_ARGS];
+	char		nulls[CLAIM_ARGS];
+	const HeldPositions *pos = &held->positions;
+	int			nest_level;
 	Datum	   *floor_hooks;
 	Datum	   *floor_times;
-	bool		full;
+	ClaimLook	look;
 	TimestampTz oldest;
 	int			ret;
 	uint64		i;
@@ -903,23 +1302,46 @@ queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 	values[13] = Int64GetDatum(held->new_tenant_bytes);
 	values[16] = array_of(held->tenant_bytes, NULL, held->n_tenants, INT8OID);
 	values[14] = Int64GetDatum(webhook_max_body_bytes);
+	values[17] = Int64GetDatum((int64) GetSystemIdentifier());
+	values[18] = ObjectIdGetDatum(MyDatabaseId);
+	values[19] = array_of(pos->hook_ids, NULL, pos->n, INT8OID);
+	values[20] = array_of(pos->lo, NULL, pos->n, TEXTOID);
+	values[21] = array_of(pos->hi, NULL, pos->n, TEXTOID);
+	values[22] = array_of(pos->last_txid, pos->last_txid_nulls, pos->n, TEXTOID);
+	values[23] = array_of(pos->last_id, NULL, pos->n, INT8OID);
+	values[24] = array_of(pos->top_id, NULL, pos->n, INT8OID);
 	memset(nulls, ' ', sizeof(nulls));
 	if (held->only_hooks != NULL)
 		values[15] = array_of(held->only_hooks, NULL, held->n_only_hooks, INT8OID);
 	else
 		nulls[15] = 'n';
-	full = (held->only_hooks == NULL);
-	spi_check(SPI_execute_plan(spi_kept_plan(&claim_plans[full][held->with_ordered],
-											 claim_sql[full][held->with_ordered],
-											 17, types, 0),
+
+	/*
+	 * Its plan is kept for the worker's life: one made while the log was
+	 * empty would read it whole at every claim once it has grown, and a
+	 * bitmap scan of a hook's log, which loses its order, would read all of
+	 * the backlog to sort it, at every claim.
+	 */
+	nest_level = NewGUCNestLevel();
+	(void) set_config_option("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("enable_bitmapscan", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	look = held->only_hooks == NULL ? CLAIM_FULL :
+		holds_all(held->only_hooks, held->n_only_hooks, pos) ? CLAIM_LISTED_HELD :
+		CLAIM_LISTED;
+	spi_check(SPI_execute_plan(spi_kept_plan(&claim_plans[look][held->with_ordered],
+											 claim_sql[look][held->with_ordered],
+											 CLAIM_ARGS, types, 0),
 							   values, nulls, false, 0),
 			  SPI_OK_SELECT, false, "claiming deliveries");
-	Assert(SPI_tuptable->tupdesc->natts == REQUEST_COLUMNS);
+	AtEOXact_GUC(true, nest_level);
+	Assert(SPI_tuptable->tupdesc->natts == CLAIM_COLUMNS);
 
 	for (i = 0; i < SPI_processed; i++)
 	{
 		Attempt    *req = request_from_row(SPI_tuptable->vals[i],
-											SPI_tuptable->tupdesc, parent);
+											SPI_tuptable->tupdesc, parent, held->claim);
 
 		dlist_push_tail(claimed, &req->node);
 		if (oldest != 0 && req->floor_at != 0)
@@ -1001,9 +1423,207 @@ queue_preview(int64 hook_id, int64 event_id, MemoryContext parent)
 	spi_check(SPI_execute_with_args(preview_sql, 2, types, values, NULL, true, 1),
 			  SPI_OK_SELECT, false, "reading the request");
 	if (SPI_processed == 1)
-		req = request_from_row(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, parent);
+		req = request_from_row(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, parent, 0);
 	SPI_finish();
 	return req;
+}
+
+/*
+ * A restore brought cursors moved last in another database or cluster,
+ * which the claim leaves alone: webhook_internal.spill() makes what they
+ * have not read deliveries, and adopts them.  Returns whether it did.
+ * Caller is in a transaction.
+ */
+bool
+queue_adopt_cursors(void)
+{
+	Oid			types[2] = {INT8OID, OIDOID};
+	Datum		values[2];
+	bool		adopted;
+
+	spi_connect_checked();
+	values[0] = Int64GetDatum((int64) GetSystemIdentifier());
+	values[1] = ObjectIdGetDatum(MyDatabaseId);
+	spi_check(SPI_execute_plan(spi_kept_plan(&adopt_plan,
+											 "SELECT webhook_internal.spill()"
+											 " WHERE EXISTS (SELECT FROM webhook_internal.cursor x"
+											 "                WHERE x.system_identifier <> $1"
+											 "                   OR x.database <> $2)",
+											 2, types, 0),
+							   values, NULL, false, 1),
+			  SPI_OK_SELECT, false, "adopting restored cursors");
+	adopted = SPI_processed > 0;
+	SPI_finish();
+	return adopted;
+}
+
+/*
+ * Move the stored cursors of moves->n hooks from where the worker saw them
+ * (moves->from: lo null when there was none) to where it has read and
+ * recorded to (moves->to); but not one that another has moved since, nor
+ * one that another transaction holds: the worker never waits.  Sets
+ * *moved (in the caller's memory context) to the hooks whose cursors
+ * moved, and returns how many.  Caller is in a transaction.
+ */
+static const char *move_cursors_sql =
+"WITH m AS ("
+"    SELECT * FROM ROWS FROM (pg_catalog.unnest($1::bigint[]),"
+"                             pg_catalog.unnest($2::text[]), pg_catalog.unnest($3::text[]),"
+"                             pg_catalog.unnest($4::text[]), pg_catalog.unnest($5::bigint[]),"
+"                             pg_catalog.unnest($6::text[]), pg_catalog.unnest($7::text[]),"
+"                             pg_catalog.unnest($8::text[]), pg_catalog.unnest($9::bigint[]),"
+"                             pg_catalog.unnest($10::bigint[]))"
+"           AS m(hook_id, from_lo, from_hi, from_last_txid, from_last_id,"
+"                lo, hi, last_txid, last_id, top_id)"
+"), updated AS ("
+"    UPDATE webhook_internal.cursor x"
+"       SET lo = m.lo::pg_catalog.pg_snapshot, hi = m.hi::pg_catalog.pg_snapshot,"
+"           last_txid = m.last_txid::pg_catalog.xid8,"
+"           last_id = CASE WHEN m.last_txid IS NOT NULL THEN m.last_id END, top_id = m.top_id"
+"      FROM m"
+"     WHERE x.hook_id = m.hook_id AND m.from_lo IS NOT NULL"
+"       AND x.lo::text = m.from_lo AND x.hi::text = m.from_hi"
+"       AND x.last_txid::text IS NOT DISTINCT FROM m.from_last_txid"
+"       AND coalesce(x.last_id, 0) = m.from_last_id"
+"       AND x.system_identifier = $11 AND x.database = $12"
+"       AND x.hook_id IN (SELECT y.hook_id FROM webhook_internal.cursor y"
+"                          WHERE y.hook_id OPERATOR(pg_catalog.=) ANY ($1)"
+"                            FOR NO KEY UPDATE SKIP LOCKED)"
+"    RETURNING x.hook_id"
+"), inserted AS ("
+"    INSERT INTO webhook_internal.cursor"
+"           (hook_id, lo, hi, last_txid, last_id, top_id, system_identifier, database)"
+"    SELECT m.hook_id, m.lo::pg_catalog.pg_snapshot, m.hi::pg_catalog.pg_snapshot,"
+"           m.last_txid::pg_catalog.xid8,"
+"           CASE WHEN m.last_txid IS NOT NULL THEN m.last_id END, m.top_id, $11, $12"
+"      FROM m WHERE m.from_lo IS NULL"
+"    ON CONFLICT (hook_id) DO NOTHING"
+"    RETURNING hook_id"
+")"
+"SELECT hook_id FROM updated UNION ALL SELECT hook_id FROM inserted";
+
+/*
+ * Of the bases->n stored cursors, as the worker saw them last
+ * (bases->from: lo null for none), those another has moved since, or made,
+ * into *moved (in the caller's memory context); returns how many.  Caller
+ * is in a transaction.
+ */
+int
+queue_cursors_moved(const CursorMoves *bases, int64 **moved)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	Oid			types[5] = {INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+	INT8ARRAYOID};
+	Datum		values[5];
+	int			n = bases->n;
+	bool		isnull;
+	uint64		i;
+	int			n_moved;
+
+	values[0] = array_of(bases->hook_ids, NULL, n, INT8OID);
+	values[1] = array_of(bases->from.lo, bases->from_lo_nulls, n, TEXTOID);
+	values[2] = array_of(bases->from.hi, bases->from_lo_nulls, n, TEXTOID);
+	values[3] = array_of(bases->from.last_txid, bases->from.last_txid_nulls, n, TEXTOID);
+	values[4] = array_of(bases->from.last_id, NULL, n, INT8OID);
+	spi_connect_checked();
+	spi_check(SPI_execute_plan(spi_kept_plan(&moved_plan,
+											 "SELECT m.hook_id"
+											 "  FROM ROWS FROM (pg_catalog.unnest($1::bigint[]),"
+											 "                  pg_catalog.unnest($2::text[]),"
+											 "                  pg_catalog.unnest($3::text[]),"
+											 "                  pg_catalog.unnest($4::text[]),"
+											 "                  pg_catalog.unnest($5::bigint[]))"
+											 "       AS m(hook_id, lo, hi, last_txid, last_id)"
+											 "  LEFT JOIN webhook_internal.cursor x ON x.hook_id = m.hook_id"
+											 " WHERE x.lo::text IS DISTINCT FROM m.lo"
+											 "    OR x.hi::text IS DISTINCT FROM m.hi"
+											 "    OR x.last_txid::text IS DISTINCT FROM m.last_txid"
+											 "    OR coalesce(x.last_id, 0) <> m.last_id",
+											 5, types, 0),
+							   values, NULL, true, 0),
+			  SPI_OK_SELECT, false, "reading the log's cursors");
+	*moved = MemoryContextAlloc(cxt, sizeof(int64) * Max(1, SPI_processed));
+	for (i = 0; i < SPI_processed; i++)
+		(*moved)[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
+												  SPI_tuptable->tupdesc, 1, &isnull));
+	n_moved = (int) SPI_processed;
+	SPI_finish();
+	return n_moved;
+}
+
+int
+queue_move_cursors(const CursorMoves *moves, int64 **moved)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	Oid			types[12] = {INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+		INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID,
+	INT8ARRAYOID, INT8OID, OIDOID};
+	Datum		values[12];
+	int			n = moves->n;
+	bool		isnull;
+	uint64		i;
+	int			n_moved;
+
+	values[0] = array_of(moves->hook_ids, NULL, n, INT8OID);
+	values[1] = array_of(moves->from.lo, moves->from_lo_nulls, n, TEXTOID);
+	values[2] = array_of(moves->from.hi, moves->from_lo_nulls, n, TEXTOID);
+	values[3] = array_of(moves->from.last_txid, moves->from.last_txid_nulls, n, TEXTOID);
+	values[4] = array_of(moves->from.last_id, NULL, n, INT8OID);
+	values[5] = array_of(moves->to.lo, NULL, n, TEXTOID);
+	values[6] = array_of(moves->to.hi, NULL, n, TEXTOID);
+	values[7] = array_of(moves->to.last_txid, moves->to.last_txid_nulls, n, TEXTOID);
+	values[8] = array_of(moves->to.last_id, NULL, n, INT8OID);
+	values[9] = array_of(moves->to.top_id, NULL, n, INT8OID);
+	values[10] = Int64GetDatum((int64) GetSystemIdentifier());
+	values[11] = ObjectIdGetDatum(MyDatabaseId);
+	spi_connect_checked();
+	spi_check(SPI_execute_plan(spi_kept_plan(&move_plan, move_cursors_sql, 12, types, 0),
+							   values, NULL, false, 0),
+			  SPI_OK_SELECT, false, "moving the log's cursors");
+	*moved = MemoryContextAlloc(cxt, sizeof(int64) * Max(1, SPI_processed));
+	for (i = 0; i < SPI_processed; i++)
+		(*moved)[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
+												  SPI_tuptable->tupdesc, 1, &isnull));
+	n_moved = (int) SPI_processed;
+	SPI_finish();
+	return n_moved;
+}
+
+/*
+ * The n requests reqs, read from the log and let go of unsent, become
+ * pending deliveries (of the hooks that still exist), due now.  Caller is
+ * in a transaction.
+ */
+void
+queue_hand_over(Attempt **reqs, int n)
+{
+	Oid			types[2] = {INT8ARRAYOID, INT8ARRAYOID};
+	Datum		values[2];
+	Datum	   *events = palloc(sizeof(Datum) * n);
+	Datum	   *hooks = palloc(sizeof(Datum) * n);
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		events[i] = Int64GetDatum(reqs[i]->event_id);
+		hooks[i] = Int64GetDatum(reqs[i]->hook_id);
+	}
+	values[0] = array_of(events, NULL, n, INT8OID);
+	values[1] = array_of(hooks, NULL, n, INT8OID);
+	spi_connect_checked();
+	spi_check(SPI_execute_plan(spi_kept_plan(&hand_over_plan,
+											 "INSERT INTO webhook.delivery"
+											 " (event_id, hook_id, next_attempt_at)"
+											 " SELECT r.event_id, r.hook_id, pg_catalog.now()"
+											 "   FROM ROWS FROM (pg_catalog.unnest($1::bigint[]),"
+											 "                   pg_catalog.unnest($2::bigint[]))"
+											 "        AS r(event_id, hook_id)"
+											 "  WHERE EXISTS (SELECT FROM webhook.hook h"
+											 "                 WHERE h.id = r.hook_id)",
+											 2, types, 0),
+							   values, NULL, false, 0),
+			  SPI_OK_INSERT, false, "handing requests over to the queue");
+	SPI_finish();
 }
 
 /*
@@ -1026,10 +1646,11 @@ queue_expire_secrets(void)
 }
 
 /*
- * Record the outcome of the n attempts reqs, and move their deliveries on
- * (record_succeeded_sql when every one was answered with a 2xx, else
- * record_sql).  After a 410 the hook's other deliveries are cancelled, but for the n_sent
- * of sent_ids, being sent.  The attempts are left as they are; the caller
+ * Record the outcome of the n attempts reqs, and move their deliveries on,
+ * or make them, for those read from the log (record_succeeded_sql when
+ * every one was answered with a 2xx, else record_sql).  After a 410 the
+ * hook's other deliveries are cancelled, but for the n_sent of sent_ids,
+ * being sent.  The attempts are left as they are; the caller
  * frees them.  Sets *retries (in the caller's memory context) to when the
  * earliest retry it scheduled for each hook is due, and returns how many.
  */
@@ -1042,11 +1663,12 @@ queue_record(Attempt **reqs, int n, Datum *sent_ids, int n_sent, QueueRetry **re
 	Datum	   *cols[RECORD_ARGS];
 	bool	   *nulls[RECORD_ARGS];
 	Oid			types[RECORD_ARGS] = {INT8OID, INT4OID, TIMESTAMPTZOID, FLOAT8OID,
-		TEXTOID, INT4OID, TEXTOID, TEXTOID, TEXTOID, FLOAT8OID, BOOLOID, BOOLOID};
+		TEXTOID, INT4OID, TEXTOID, TEXTOID, TEXTOID, FLOAT8OID, BOOLOID, BOOLOID,
+	INT8OID, INT8OID};
 	Oid			array_types[RECORD_ARGS] = {INT8ARRAYOID, INT4ARRAYOID,
 		TIMESTAMPTZARRAYOID, FLOAT8ARRAYOID, TEXTARRAYOID, INT4ARRAYOID,
 		TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, FLOAT8ARRAYOID, BOOLARRAYOID,
-	BOOLARRAYOID};
+	BOOLARRAYOID, INT8ARRAYOID, INT8ARRAYOID};
 	Datum		values[RECORD_ARGS];
 	Datum	   *gone = palloc(sizeof(Datum) * n);
 	int			n_gone = 0;
@@ -1086,8 +1708,10 @@ queue_record(Attempt **reqs, int n, Datum *sent_ids, int n_sent, QueueRetry **re
 		nulls[9][i] = (req->retry_after < 0);
 		cols[10][i] = BoolGetDatum(req->timed_out);
 		cols[11][i] = BoolGetDatum(req->final);
+		cols[12][i] = Int64GetDatum(req->event_id);
+		cols[13][i] = Int64GetDatum(req->hook_id);
 		if (req->status == 410)
-			gone[n_gone++] = Int64GetDatum(req->delivery_id);
+			gone[n_gone++] = Int64GetDatum(req->hook_id);
 		if (req->status < 200 || req->status > 299)
 			all_succeeded = false;
 	}
@@ -1130,7 +1754,10 @@ queue_record(Attempt **reqs, int n, Datum *sent_ids, int n_sent, QueueRetry **re
 /*
  * The last resort for a request whose attempt cannot be recorded at all: no
  * attempt row, only its delivery moves on as after a failed attempt (due
- * again per its schedule, or dead), with why as its last error.  A death
+ * again per its schedule, or dead), with why as its last error; one read
+ * from the log gets its delivery row for that (req keeps none: the
+ * transaction may still roll back, and the next try must make it again).
+ * A death
  * stops an ordered hook with on_dead = 'stop', as in record_sql, and is
  * counted in webhook.hook_metrics; with no attempt row, no attempt is.
  */
@@ -1140,14 +1767,38 @@ queue_record_failure(Attempt *req, const char *why)
 	Datum		values[4];
 	char		nulls[4] = {' ', ' ', ' ', ' '};
 	Oid			types[4] = {INT8OID, INT4OID, INT4OID, TEXTOID};
+	int64		delivery_id = req->delivery_id;
 
-	values[0] = Int64GetDatum(req->delivery_id);
+	spi_connect_checked();
+
+	/* read from the log: its delivery row first, if its hook still exists */
+	if (req->delivery_id == 0)
+	{
+		Oid			made_types[2] = {INT8OID, INT8OID};
+		Datum		made[2] = {Int64GetDatum(req->event_id), Int64GetDatum(req->hook_id)};
+		bool		isnull;
+
+		spi_check(SPI_execute_with_args("INSERT INTO webhook.delivery"
+										" (event_id, hook_id, next_attempt_at)"
+										" SELECT $1, h.id, pg_catalog.now()"
+										"   FROM webhook.hook h WHERE h.id = $2"
+										" RETURNING id",
+										2, made_types, made, NULL, false, 1),
+				  SPI_OK_INSERT_RETURNING, false, "recording a failure");
+		if (SPI_processed == 0)
+		{
+			SPI_finish();
+			return;
+		}
+		delivery_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+												  SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	values[0] = Int64GetDatum(delivery_id);
 	values[1] = Int32GetDatum(req->attempt_no);
 	values[2] = Int32GetDatum(req->status);
 	nulls[2] = req->status == 0 ? 'n' : ' ';
 	values[3] = CStringGetTextDatum(why);
 
-	spi_connect_checked();
 	spi_check(SPI_execute_with_args("WITH dead AS ("
 									"UPDATE webhook.delivery d"
 									"   SET state = f.state, attempts = $2, last_status = $3,"

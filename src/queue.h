@@ -12,6 +12,7 @@
 #define WEBHOOK_QUEUE_H
 
 #include "attempt.h"
+#include "cursor.h"
 #include "lib/ilist.h"
 
 /*
@@ -54,6 +55,8 @@ typedef struct QueueHeld
 	int			n_only_hooks;
 	Datum	   *only_hooks;		/* int8: the unordered hooks to look at; NULL
 								 * for every one with a delivery due */
+	HeldPositions positions;	/* where to read the hooks it follows from */
+	uint64		claim;			/* this claim's number */
 } QueueHeld;
 
 extern void queue_set_partition(int index, int n_workers);
@@ -69,6 +72,10 @@ typedef struct QueueRetry
 extern int	queue_record(Attempt **reqs, int n, Datum *sent_ids, int n_sent,
 						 QueueRetry **retries);
 extern void queue_record_failure(Attempt *req, const char *why);
+extern void queue_hand_over(Attempt **reqs, int n);
+extern bool queue_adopt_cursors(void);
+extern int	queue_move_cursors(const CursorMoves *moves, int64 **moved);
+extern int	queue_cursors_moved(const CursorMoves *bases, int64 **moved);
 extern void queue_expire_secrets(void);
 extern void queue_forget_floor(int64 hook_id);
 extern int	queue_hooks_gone(Datum *hook_ids, int n, int64 **gone);

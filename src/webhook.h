@@ -56,6 +56,26 @@ extern Interval webhook_disable_after_span;
 /* databases the launcher is asked to probe, before it probes them all */
 #define WEBHOOK_MAX_PROBE_REQUESTS 64
 
+/*
+ * SQL: the event e has been read by the cursor c, a row of
+ * webhook_internal.cursor (src/sql/catalog/20_tables.sql says how).
+ */
+#define LOG_READ_BY(e, c) \
+"(pg_catalog.pg_visible_in_snapshot(" e ".txid, " c ".lo)" \
+" OR (pg_catalog.pg_visible_in_snapshot(" e ".txid, " c ".hi)" \
+"     AND (" e ".txid, " e ".id) OPERATOR(pg_catalog.<=) (" c ".last_txid, " c ".last_id)))"
+
+/*
+ * SQL: the event e is still to be read by one of the hooks of its hook_ids
+ * that exist (its delivery to it is yet to be made).
+ */
+#define LOG_UNREAD(e) \
+"(" e ".txid IS NOT NULL AND EXISTS (" \
+"    SELECT FROM pg_catalog.unnest(" e ".hook_ids) AS u(hook_id)" \
+"     WHERE EXISTS (SELECT FROM webhook.hook h WHERE h.id = u.hook_id)" \
+"       AND NOT EXISTS (SELECT FROM webhook_internal.cursor c" \
+"                        WHERE c.hook_id = u.hook_id AND " LOG_READ_BY(e, "c") ")))"
+
 /* true when loaded through shared_preload_libraries (webhook.c) */
 extern bool webhook_preloaded;
 

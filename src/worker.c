@@ -24,7 +24,9 @@
  *	   memory how many requests it has in flight and how many it holds
  *	   (webhook.metrics());
  *	4. do_chores(): once a second, in a transaction of its own, drop the
- *	   previous secrets of its hooks whose rotation overlap is over; less
+ *	   previous secrets of its hooks whose rotation overlap is over, and,
+ *	   in the first worker, adopt the log's cursors a restore brought
+ *	   (queue.c); less
  *	   often, each in short transactions of their own too (housekeeping.c),
  *	   disable its hooks whose deliveries have all died for
  *	   webhook.disable_after, and, in the first worker, rotate the attempt
@@ -144,6 +146,8 @@ static Oid	transport_relid = InvalidOid;
 static dlist_head waiting = DLIST_STATIC_INIT(waiting);	/* claimed, not started */
 static dlist_head done = DLIST_STATIC_INIT(done);	/* finished, not recorded */
 static dlist_head held = DLIST_STATIC_INIT(held);	/* claimed, not recorded */
+static dlist_head handed_over = DLIST_STATIC_INIT(handed_over);	/* let go of, read
+																 * from the log */
 static int	n_waiting = 0;
 static int	n_held = 0;
 /* how many of done (from its head) no longer count as in flight */
@@ -175,6 +179,16 @@ static TimestampTz next_retry_at = 0;
 
 /* when expired previous secrets were last dropped */
 static TimestampTz last_expiry = 0;
+
+/* when the first worker last looked for cursors to adopt */
+static TimestampTz last_adoption = 0;
+
+/* the claims so far (cursor.c tells them apart) */
+static uint64 n_claims = 0;
+
+/* the hooks whose stored cursors the exchange moved, if any (-1: none) */
+static int64 *moved_hooks = NULL;
+static int	n_moved_hooks = -1;
 
 /*
  * The chores of housekeeping.c run every quarter of their setting's
@@ -700,6 +714,8 @@ claim(int limit, dlist_head *claimed)
 	h.with_ordered = (now >= ordered_claim_at ||
 					  ordered_claim_at - now > ORDERED_MAX_WAIT_MS * INT64CONST(1000));
 
+	cursor_held_positions(&h.positions);
+	h.claim = ++n_claims;
 	n = queue_claim(limit, &h, request_cxt, claimed);
 	if (h.with_ordered)
 	{
@@ -750,7 +766,9 @@ claim(int limit, dlist_head *claimed)
 /*
  * Let go of a held attempt that was never started, and free it: its
  * delivery is pending in the queue, for a later claim, below the floor its
- * hook may have now (queue_forget_floor()).
+ * hook may have now (queue_forget_floor()).  One read from the log has no
+ * delivery row yet: it is handed over, to get a pending one at the next
+ * exchange (hand_over()), and free then.
  */
 static void
 drop_waiting(Attempt *req)
@@ -760,6 +778,11 @@ drop_waiting(Attempt *req)
 	unhold(req);
 	note_recent_hook(req->hook_id);
 	queue_forget_floor(req->hook_id);
+	if (req->read != NULL)
+	{
+		dlist_push_tail(&handed_over, &req->node);
+		return;
+	}
 	attempt_free(req);
 }
 
@@ -1050,6 +1073,27 @@ hooks_inval_callback(Datum arg, Oid relid)
 }
 
 /*
+ * The hooks whose stored cursors another moved (update_hook(..., resume =>
+ * 'now') with the hook's change) are read from there on, not from where the
+ * worker had read to.
+ */
+static void
+forget_cursors_moved_by_others(void)
+{
+	CursorMoves bases;
+	int64	   *moved;
+	int			n_moved;
+	int			i;
+
+	cursor_bases(&bases);
+	if (bases.n == 0)
+		return;
+	n_moved = queue_cursors_moved(&bases, &moved);
+	for (i = 0; i < n_moved; i++)
+		cursor_forget(moved[i]);
+}
+
+/*
  * After a change to hooks or transports: the waiting requests of hooks that
  * were deleted, disabled or paused meanwhile go back to the queue, at once,
  * rather than being sent.  Caller is in a transaction (which has taken the
@@ -1070,6 +1114,7 @@ drop_waiting_of_gone_hooks(void)
 	transport_relid = get_relname_relid("transport", schema);
 	if (!hooks_changed)
 		return;
+	forget_cursors_moved_by_others();
 	if (n_waiting == 0)
 	{
 		hooks_changed = false;
@@ -1082,6 +1127,98 @@ drop_waiting_of_gone_hooks(void)
 	hooks_changed = false;
 	for (i = 0; i < n_gone; i++)
 		drop_waiting_of_hook(gone[i]);
+}
+
+/*
+ * Move the stored cursors of the hooks whose requests read from the log
+ * are all recorded up to some point (cursor.c), at most every
+ * CURSOR_MOVE_MS: moved_hooks says which moved (in the loop's memory
+ * context, which outlives the transaction), once it commits.  A stored
+ * cursor that lags only makes a crash send again what was sent since.
+ */
+#define CURSOR_MOVE_MS 100
+
+static void
+move_cursors(void)
+{
+	static TimestampTz last_move = 0;
+	TimestampTz now = GetCurrentTimestamp();
+	CursorMoves moves;
+	MemoryContext old;
+
+	if (now >= last_move && !TimestampDifferenceExceeds(last_move, now, CURSOR_MOVE_MS))
+		return;
+	last_move = now;
+	cursor_moves(&moves);
+	if (moves.n == 0)
+		return;
+	old = MemoryContextSwitchTo(loop_cxt);
+	n_moved_hooks = queue_move_cursors(&moves, &moved_hooks);
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * The requests read from the log that the worker let go of unsent get
+ * pending delivery rows, before the attempts are recorded (a 410 recorded
+ * now cancels them with its hook's others); then, once that has committed
+ * (followed_recorded(), after the cursors moved are told), the stored
+ * cursor may move past them.  Returns whether there were any.
+ */
+static bool
+hand_over(void)
+{
+	dlist_iter	iter;
+	Attempt   **reqs;
+	int			n = 0;
+
+	if (dlist_is_empty(&handed_over))
+		return false;
+	dlist_foreach(iter, &handed_over)
+		n++;
+	reqs = palloc(sizeof(Attempt *) * n);
+	n = 0;
+	dlist_foreach(iter, &handed_over)
+		reqs[n++] = dlist_container(Attempt, node, iter.cur);
+	queue_hand_over(reqs, n);
+	return true;
+}
+
+/*
+ * The claim of the requests claimed has committed: those read from the log
+ * are followed (before the stored cursors the same transaction moved are
+ * told, which would forget a hook read to where its cursor moved).
+ */
+static void
+followed_claimed(dlist_head *claimed)
+{
+	dlist_iter	iter;
+
+	dlist_foreach(iter, claimed)
+	{
+		Attempt    *req = dlist_container(Attempt, node, iter.cur);
+
+		if (req->read != NULL)
+			cursor_claimed(req);
+	}
+}
+
+/*
+ * The requests read from the log of recorded (finished, or handed over)
+ * are recorded (after the stored cursors were told where they moved: their
+ * moves were of what was recorded before).
+ */
+static void
+followed_recorded(dlist_head *recorded)
+{
+	dlist_iter	iter;
+
+	dlist_foreach(iter, recorded)
+	{
+		Attempt    *req = dlist_container(Attempt, node, iter.cur);
+
+		if (req->read != NULL)
+			cursor_recorded(req);
+	}
 }
 
 /*
@@ -1098,6 +1235,7 @@ exchange(int limit)
 {
 	volatile int claimed = 0;
 	volatile bool failed = false;
+	volatile bool handed = false;
 	dlist_head	new_requests;
 	int			n_done;
 
@@ -1127,8 +1265,10 @@ exchange(int limit)
 		else
 		{
 			drop_waiting_of_gone_hooks();
+			handed = hand_over();
 			if (n_done > 0)
 				record(done_array(n_done), n_done);
+			move_cursors();
 			if (limit > 0)
 				claimed = claim(limit, &new_requests);
 		}
@@ -1141,8 +1281,28 @@ exchange(int limit)
 		claimed = -1;
 		failed = true;
 		full_look_due = true;	/* the news taken is lost with it */
+		n_moved_hooks = -1;		/* and the cursors stay */
 	}
 	PG_END_TRY();
+
+	/*
+	 * What committed is followed, outside the error handling above: an
+	 * error here (out of memory) must not undo a committed transaction's
+	 * requests; it ends the worker, whose successor reads from the stored
+	 * cursors.
+	 */
+	if (!failed)
+	{
+		followed_claimed(&new_requests);
+		if (n_moved_hooks >= 0)
+			cursor_moved(moved_hooks, n_moved_hooks);
+		n_moved_hooks = -1;
+		if (handed)
+		{
+			followed_recorded(&handed_over);
+			free_requests(&handed_over, false);
+		}
+	}
 
 	if (failed && n_done > 0 && !record_one_by_one(n_done))
 	{
@@ -1158,6 +1318,7 @@ exchange(int limit)
 		return -1;
 	}
 
+	followed_recorded(&done);
 	free_requests(&done, true);
 	n_released = 0;
 	while (!dlist_is_empty(&new_requests))
@@ -1224,6 +1385,29 @@ expire_secrets(void)
 		return;
 	last_expiry = now;
 	run_chore("dropping expired secrets", expire_chore, NULL);
+}
+
+/* The chore of adopt_cursors(). */
+static void
+adopt_chore(void *arg)
+{
+	if (queue_adopt_cursors())
+		full_look_due = true;	/* their deliveries are made */
+}
+
+/*
+ * Step of do_chores(): once a second, in the first worker, adopt the
+ * cursors a restore brought (queue.c).
+ */
+static void
+adopt_cursors(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (worker_index != 0 || !TimestampDifferenceExceeds(last_adoption, now, POLL_INTERVAL_MS))
+		return;
+	last_adoption = now;
+	run_chore("adopting restored cursors", adopt_chore, NULL);
 }
 
 /* How often a chore governed by an interval setting of span runs, in ms. */
@@ -1541,6 +1725,7 @@ static void
 do_chores(void)
 {
 	expire_secrets();
+	adopt_cursors();
 	check_health();
 	next_prune = prune_step();
 	transport_forget_idle(GetCurrentTimestamp());

@@ -493,8 +493,8 @@ class Cluster:
         """Poll until the single value of sql equals expected (or expected(value) is true).
 
         Errors (e.g. during crash recovery) are retried when tolerate_errors;
-        no row yet is a value of None (a delivery is made once the worker
-        has spilled the log, a moment after the commit).
+        no row yet is a value of None (a delivery is made when the worker
+        reads its event from the log, a moment after the commit).
         Returns the value; raises AssertionError with the last value and the
         server log tail on timeout.
         """
@@ -681,6 +681,18 @@ class Cluster:
         return {'id': int(r[0]), 'state': r[1], 'attempts': int(r[2]),
                 'last_status': None if r[3] is None else int(r[3]), 'last_error': r[4],
                 'finished': r[5] == 't', 'hook_id': int(r[6])}
+
+    def unread(self, hook_id):
+        """How many events of the log the hook's cursor has not read yet
+        (webhook_internal.cursor: none read without one)."""
+        return int(self.one(
+            "SELECT count(*) FROM webhook.event e"
+            " LEFT JOIN webhook_internal.cursor c ON c.hook_id = %d"
+            " WHERE e.txid IS NOT NULL AND %d = ANY (e.hook_ids)"
+            " AND NOT coalesce(pg_visible_in_snapshot(e.txid, c.lo)"
+            "                  OR (pg_visible_in_snapshot(e.txid, c.hi)"
+            "                      AND (e.txid, e.id) <= (c.last_txid, c.last_id)), false)"
+            % (hook_id, hook_id)))
 
     def wait_state(self, uid, state, timeout=DEFAULT_TIMEOUT):
         return self.wait_for(

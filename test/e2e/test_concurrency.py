@@ -89,6 +89,48 @@ class ConcurrencyTest(unittest.TestCase):
             rx.close()
 
 
+    def test_backlog_read_a_room_at_a_time_with_late_writers(self):
+        """The hook's cursor reads the log two events at a time (its room,
+        max_in_flight 1), through batches committed meanwhile and two
+        writers that began early and commit late, one before and one after
+        a batch: every event is sent once, none skipped, none twice."""
+        h = cluster.hook_on(fast.url(), '/room', transport={'max_in_flight': 1})
+        early = harness.Session(cluster)
+        later = harness.Session(cluster)
+        self.addCleanup(early.close)
+        self.addCleanup(later.close)
+        sent = []
+
+        def open_writer(session, n):
+            session.send("BEGIN; SELECT webhook.emit(%s, '{\"late\": %d}');"
+                         % (lit(h.event_type), n))
+            cluster.wait_for("SELECT count(*) FROM pg_stat_activity WHERE state ="
+                             " 'idle in transaction' AND query LIKE '%%\"late\": %d%%'"
+                             % n, '1')
+
+        open_writer(early, 1)
+        sent += cluster.emit_many(h.event_type, 30)
+        open_writer(later, 2)
+        sent += cluster.emit_many(h.event_type, 30)
+        # the worker is reading the batches, a room at a time
+        fast.wait_requests(10, path='/room', timeout=30)
+        early.send('COMMIT;')
+        later.send('COMMIT;')
+        cluster.wait_for("SELECT count(*) FROM webhook.event WHERE event_type = %s"
+                         " AND payload ? 'late'" % lit(h.event_type), '2')
+        sent += [r[0] for r in cluster.psql("SELECT uid FROM webhook.event WHERE event_type = %s"
+                                           " AND payload ? 'late'" % lit(h.event_type))]
+        sent.append(cluster.emit(h.event_type, {'marker': True}))
+        got = fast.wait_requests(len(sent), path='/room', timeout=60)
+        ids = [r.headers['webhook-id'] for r in got]
+        self.assertEqual(sorted(ids), sorted(sent))
+        cluster.wait_for("SELECT count(*) FROM webhook.delivery WHERE hook_id = %d"
+                         " AND state = 'succeeded'" % h.hook_id, str(len(sent)))
+        # the stored cursor moves a moment after the attempts are recorded
+        harness.wait_until(lambda: cluster.unread(h.hook_id) == 0, 10, 'the cursor moved')
+        # every attempt recorded: a request sent twice would be a row more
+        self.assertEqual(len(fast.requests('/room')), len(sent))
+
     def test_late_writer_is_not_skipped(self):
         """A transaction that inserts long before it commits: its delivery
         leaves at once when it commits, though a steady stream of the same

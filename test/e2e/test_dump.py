@@ -41,12 +41,39 @@ def rows(sql, db):
     return cluster.psql(sql, db=db)
 
 
+def value(sql, db):
+    """The single value of sql in database db; None while there is no row
+    (a delivery is made when the worker reads its event from the log)."""
+    got = rows(sql, db)
+    return cluster.one(sql, db=db) if got else None
+
+
 def wait_value(sql, expected, db, timeout=30):
     """Wait until the single value of sql in database db is expected."""
-    return harness.wait_until(lambda: cluster.one(sql, db=db) == expected, timeout,
+    return harness.wait_until(lambda: value(sql, db) == expected, timeout,
                               '%s == %r in %s' % (sql, expected, db),
                               detail=lambda: 'last %r\n--- log ---\n%s'
-                              % (cluster.one(sql, db=db), cluster.log_tail(30)))
+                              % (value(sql, db), cluster.log_tail(30)))
+
+
+def dump(test, src, name):
+    """A custom-format dump of database src, in a temp dir the test removes
+    (unless kept): its path."""
+    tmp = tempfile.mkdtemp(prefix='webhook-e2e-dump-')
+    if not harness.KEEP:
+        test.addCleanup(shutil.rmtree, tmp, True)
+    path = os.path.join(tmp, name)
+    cluster._run([cluster._bin('pg_dump'), '-h', cluster.sockdir, '-p', str(cluster.port),
+                  '-Fc', '-f', path, src])
+    return path
+
+
+def restore(test, path, dst):
+    """pg_restore of the dump at path into a new database dst."""
+    cluster.psql('CREATE DATABASE %s' % dst, db='postgres')
+    out = cluster._run([cluster._bin('pg_restore'), '-h', cluster.sockdir,
+                        '-p', str(cluster.port), '--exit-on-error', '-d', dst, path])
+    test.assertNotIn('ERROR', out.stderr)
 
 
 def kept_state(db):
@@ -135,6 +162,9 @@ class DumpTest(unittest.TestCase):
         wait_value('SELECT coalesce(sum(held + in_flight), 0) FROM webhook_internal.workers()',
                    '0', src)
         c.psql("UPDATE orders SET state = 'accepted' WHERE id <= 2", db=src)
+        # their deliveries made, as the worker would make them when it reads
+        # the log (test_events_not_read_yet_are_dumped dumps events unread)
+        c.one("SELECT webhook_internal.spill(true)", db=src)
 
         # what the original holds, and would send: every unfinished delivery
         # with its event's uid and the body preview() renders of it
@@ -268,16 +298,9 @@ class DumpTest(unittest.TestCase):
         place = c.one("SELECT disabled_at_event FROM webhook.hook WHERE id = %s" % hook, db=src)
         missed = [c.one("SELECT webhook.emit('MISSED', '{\"n\": %d}')" % n, db=src)
                   for n in (1, 2)]
-        tmp = tempfile.mkdtemp(prefix='webhook-e2e-dump-')
-        if not harness.KEEP:
-            self.addCleanup(shutil.rmtree, tmp, True)
-        custom = os.path.join(tmp, 'place.dump')
-        conn = ['-h', c.sockdir, '-p', str(c.port)]
-        c._run([c._bin('pg_dump')] + conn + ['-Fc', '-f', custom, src])
+        custom = dump(self, src, 'place.dump')
         c.psql('DROP DATABASE %s WITH (FORCE)' % src, db='postgres')
-        c.psql('CREATE DATABASE %s' % dst, db='postgres')
-        out = c._run([c._bin('pg_restore')] + conn + ['--exit-on-error', '-d', dst, custom])
-        self.assertNotIn('ERROR', out.stderr)
+        restore(self, custom, dst)
         # the hook keeps its place, and the log the events after it
         self.assertEqual(c.one("SELECT disabled_at_event FROM webhook.hook WHERE id = %s"
                                % hook, db=dst), place)
@@ -295,6 +318,72 @@ class DumpTest(unittest.TestCase):
         for r in got:
             harness.verify_standard(SECRET, r.headers, r.body)
         c.psql('DROP DATABASE %s WITH (FORCE)' % dst, db='postgres')
+
+    def test_events_not_read_yet_are_dumped(self):
+        """Events a hook's cursor has not read yet (a session holds the
+        cursor, so the worker's claims leave the hook alone) are dumped with
+        the cursor; restored, the new database's worker adopts the cursor,
+        makes them deliveries, and sends each once, and not again the one
+        it had read and sent before."""
+        c = cluster
+        src, dst = 'dump_cursor_src', 'dump_cursor_dst'
+        path = '/dump-cursor'
+        for db in (src, dst):
+            drop_later(self, db)
+        c.psql('CREATE DATABASE %s' % src, db='postgres')
+        c.psql('CREATE EXTENSION webhook', db=src)
+        self.assertEqual(c.one("SELECT webhook.wait_until_running('20 s')", db=src,
+                               timeout=40), 't')
+        t = c.one("SELECT webhook.create_transport('main', %s)" % lit(rx.url()), db=src)
+        hook = c.one("SELECT webhook.create_hook(%s, '{CURSOR}', path => %s, secret => %s)"
+                     % (t, lit(path), lit(SECRET)), db=src)
+        rx.clear()
+        # read and sent
+        first = c.one("SELECT webhook.emit('CURSOR', '{\"n\": 1}')", db=src)
+        harness.wait_until(lambda: len(rx.requests(path)) >= 1, 30, 'the first event sent')
+        wait_value("SELECT count(*) FROM webhook.delivery WHERE state = 'succeeded'", '1', src)
+        # its stored cursor moved past it (a moment after the record): the
+        # worker holds no read position of its own any more
+        wait_value("SELECT count(*) FROM webhook.event e, webhook_internal.cursor c"
+                   " WHERE c.hook_id = %s AND NOT pg_visible_in_snapshot(e.txid, c.lo)"
+                   " AND NOT (pg_visible_in_snapshot(e.txid, c.hi)"
+                   "          AND (e.txid, e.id) <= (c.last_txid, c.last_id))" % hook,
+                   '0', src)
+        # then the cursor held: later events stay in the log alone
+        holder = harness.Session(c, db=src)
+        self.addCleanup(holder.close)
+        holder.send('BEGIN; SELECT FROM webhook_internal.cursor WHERE hook_id = %s FOR UPDATE;'
+                    % hook)
+        wait_value("SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+                   " WHERE l.relation = 'webhook_internal.cursor'::regclass"
+                   " AND l.granted AND a.backend_type = 'client backend'"
+                   " AND a.state = 'idle in transaction'", '1', src)
+        later = [c.one("SELECT webhook.emit('CURSOR', '{\"n\": %d}')" % n, db=src)
+                 for n in (2, 3)]
+        c.workers_went_round()
+        self.assertEqual(c.one("SELECT count(*) FROM webhook.delivery", db=src), '1')
+        custom = dump(self, src, 'cursor.dump')
+        holder.send('ROLLBACK;')
+        c.psql('DROP DATABASE %s WITH (FORCE)' % src, db='postgres')
+        self.assertEqual([r.headers['webhook-id'] for r in rx.requests(path)], [first])
+        rx.clear()
+        restore(self, custom, dst)
+        self.assertEqual(c.psql("SELECT uid FROM webhook.event ORDER BY id", db=dst),
+                         [[u] for u in later])
+        self.assertEqual(c.one("SELECT webhook.wait_until_running('20 s')", db=dst,
+                               timeout=40), 't')
+        wait_value("SELECT count(*) FROM webhook.delivery WHERE state = 'succeeded'", '2', dst)
+        # a later event, sent, is the signal that nothing else came
+        marker = c.one("SELECT webhook.emit('CURSOR', '{\"marker\": true}')", db=dst)
+        harness.wait_until(lambda: marker in {r.headers['webhook-id']
+                                              for r in rx.requests(path)}, 30,
+                           'the marker sent')
+        got = [r.headers['webhook-id'] for r in rx.requests(path)]
+        self.assertEqual(sorted(got), sorted(later + [marker]))
+        for r in rx.requests(path):
+            harness.verify_standard(SECRET, r.headers, r.body)
+        c.psql('DROP DATABASE %s WITH (FORCE)' % dst, db='postgres')
+
 
 if __name__ == '__main__':
     unittest.main()

@@ -215,6 +215,28 @@ class LogTest(unittest.TestCase):
         self.nothing_more(path, 2)
         self.assertNotIn(missed, self.deliveries(h))
 
+    def test_a_hook_made_in_the_writing_transaction_reads_its_later_events(self):
+        """A hook created in a transaction that then writes an event it
+        subscribes to gets that event: the new cursor shows the transaction
+        itself in progress, even once a later one has committed (which
+        pg_current_snapshot() alone would show it committed by)."""
+        tid = self.transport()
+        path = '/log-same-tx'
+        s = harness.Session(cluster)
+        self.addCleanup(s.close)
+        s.send("BEGIN; SELECT pg_current_xact_id();")
+        harness.wait_until(lambda: cluster.one(
+            "SELECT count(*) FROM pg_stat_activity WHERE backend_xid IS NOT NULL"
+            " AND state = 'idle in transaction'") == '1', 20, 'the writer to take its id')
+        # a later transaction commits first
+        self.emit('LOGSAME_OTHER', {'n': 0})
+        s.send("SELECT webhook.create_hook(%d, '{LOGSAME_A}', path => %s, signature => 'none');"
+               " SELECT webhook.emit('LOGSAME_A', '{\"n\": 1}', tenant => %s); COMMIT;"
+               % (tid, lit(path), lit(self.tenant)))
+        got = self.received(path, 1)
+        self.assertEqual(got[0][1:], ('LOGSAME_A', {'n': 1}))
+        self.nothing_more(path, 1)
+
     def test_a_paused_hook_resumes_too(self):
         """An ordered hook that on_dead => 'stop' paused stays active and
         keeps getting deliveries: resumed, they go in order; with resume =>
@@ -293,9 +315,9 @@ class LogTest(unittest.TestCase):
         self.nothing_more(path, 2)
 
     def test_a_writer_open_across_the_disabling_is_sent_once(self):
-        """A transaction that wrote an event while the hook was active (a
-        delivery to it) and commits after the hook was disabled: the
-        delivery waits, and once re-enabled the hook is sent that event
+        """A transaction that wrote an event while the hook was active (for
+        its cursor to read) and commits after the hook was disabled: the
+        event waits in the log, and once re-enabled the hook is sent it
         once, and the one logged while it was off."""
         tid = self.transport()
         path = '/log-late-disable'
@@ -318,10 +340,13 @@ class LogTest(unittest.TestCase):
                                            'WHERE id = %d' % h)))
         missed = self.emit('LOGLD_A', {'n': 2})
         self.nothing_more(path, 0)
-        self.assertEqual(self.deliveries(h), {late: ['pending']})
+        # the late one waits in the log, its cursor stopped with the hook
+        self.assertEqual(self.deliveries(h), {})
+        self.assertEqual(cluster.unread(h), 1)
         self.set_active(h, True)
-        self.assertEqual(self.received(path, 2), [(late, 'LOGLD_A', {'n': 1}),
-                                                  (missed, 'LOGLD_A', {'n': 2})])
+        # an unordered hook: both at once, in either order
+        self.assertEqual(sorted(self.received(path, 2)), sorted([(late, 'LOGLD_A', {'n': 1}),
+                                                                 (missed, 'LOGLD_A', {'n': 2})]))
         for uid in (late, missed):
             cluster.wait_state(uid, 'succeeded')
         self.nothing_more(path, 2)
@@ -349,20 +374,18 @@ class LogTest(unittest.TestCase):
                                  "WHERE state = 'idle in transaction' "
                                  "AND query LIKE 'SELECT webhook.update_hook(%d,%%'" % h, '1')
                 during = self.emit(event_type, {'n': 2})
-                # made by the spill, a moment after the commit
-                harness.wait_until(lambda: during in self.deliveries(h), 20,
-                                   'the delivery of the event written during the re-enabling')
+                # logged for the hook, whose cursor reads it once it is active
+                self.assertEqual(cluster.one(
+                    "SELECT %d = ANY (hook_ids) FROM webhook.event WHERE uid = %s"
+                    % (h, lit(during))), 't')
                 enabling.send(outcome + ';')
                 cluster.wait_for("SELECT count(*) FROM pg_locks WHERE %s" % RESUME_LOCK, '0')
                 if outcome == 'ROLLBACK':
                     self.nothing_more(path, 0)
-                    self.assertEqual(self.deliveries(h), {during: ['pending']})
+                    self.assertEqual(self.deliveries(h), {})
                     self.set_active(h, True)
-                    expected = [(before, event_type, {'n': 1}), (during, event_type, {'n': 2})]
-                    # the one made while it was being re-enabled is due first
-                    expected.reverse()
-                else:
-                    expected = [(before, event_type, {'n': 1}), (during, event_type, {'n': 2})]
+                # the one the re-enabling queued is due first
+                expected = [(before, event_type, {'n': 1}), (during, event_type, {'n': 2})]
                 self.assertEqual(self.received(path, 2), expected)
                 for uid in (before, during):
                     cluster.wait_state(uid, 'succeeded')

@@ -96,7 +96,11 @@ class MetricsTest(unittest.TestCase):
         for name in ('timeout', 'fail', 'refused'):
             emit('globex', cls.hooks[name][1])
         ids = ','.join(str(h) for h, _ in cls.hooks.values())
-        # settled: every delivery finished, but the ordered hook's three
+        # settled: every event read (an unordered hook's delivery row is made
+        # with its first attempt's outcome), every delivery finished but the
+        # ordered hook's three
+        c.wait_for("SELECT count(*) FROM webhook.delivery WHERE hook_id IN (%s)" % ids,
+                   '10', timeout=40)
         c.wait_for("SELECT count(*) FROM webhook.delivery WHERE hook_id IN (%s)"
                    " AND state IN ('pending', 'failed')" % ids, '3', timeout=40)
         c.wait_for("SELECT count(*) FROM webhook.delivery WHERE hook_id = %d AND state = 'failed'"

@@ -16,6 +16,7 @@ BEGIN
     IF TG_TABLE_NAME = 'hook' THEN
         DELETE FROM webhook.delivery d WHERE d.hook_id IN (SELECT o.id FROM deleted o);
         DELETE FROM webhook.hook_metrics m WHERE m.hook_id IN (SELECT o.id FROM deleted o);
+        DELETE FROM webhook_internal.cursor c WHERE c.hook_id IN (SELECT o.id FROM deleted o);
     ELSE
         DELETE FROM webhook.delivery d WHERE d.event_id IN (SELECT o.id FROM deleted o);
     END IF;
@@ -23,7 +24,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION webhook_internal.cascade_delete() IS
-    'trigger: deleted hooks take their deliveries and counters, deleted events their deliveries';
+    'trigger: deleted hooks take their deliveries, counters and cursors, deleted events their deliveries';
 CREATE OR REPLACE TRIGGER hooks_deleted AFTER DELETE ON webhook.hook REFERENCING OLD TABLE AS deleted
     FOR EACH STATEMENT EXECUTE FUNCTION webhook_internal.cascade_delete();
 CREATE OR REPLACE TRIGGER events_deleted AFTER DELETE ON webhook.event REFERENCING OLD TABLE AS deleted

@@ -139,6 +139,8 @@ BEGIN
     h.filter := filter;
     h.transform := transform;
     h := webhook_internal.store_hook(h, NULL);
+    -- it reads the log from now on (src/sql/catalog/20_tables.sql)
+    PERFORM webhook_internal.cursor_to_now(h.id);
     -- since then: the log's events, queued now (an inactive hook's wait,
     -- as its other deliveries do, until it is enabled)
     IF since IS NOT NULL
@@ -231,6 +233,7 @@ BEGIN
            SET state = 'cancelled', finished_at = now(),
                last_error = 'skipped: the hook was re-enabled with resume => ''now'''
          WHERE d.hook_id = h.id AND d.state IN ('pending', 'failed');
+        PERFORM webhook_internal.cursor_to_now(h.id);
     END IF;
     SELECT * INTO t FROM webhook.transport x WHERE x.id = h.transport_id;
     RETURN webhook_internal.hook_info(h, t);

@@ -301,9 +301,19 @@ BEGIN
     -- deliveries a write added for a hook deleted meanwhile: nobody sends them
     DELETE FROM webhook.delivery d
      WHERE NOT EXISTS (SELECT 1 FROM webhook.hook h WHERE h.id = d.hook_id);
+    -- (not one a hook's cursor has yet to read)
     DELETE FROM webhook.event e
      WHERE e.created_at < bound
-       AND NOT EXISTS (SELECT 1 FROM webhook.delivery d WHERE d.event_id = e.id);
+       AND NOT EXISTS (SELECT 1 FROM webhook.delivery d WHERE d.event_id = e.id)
+       AND NOT (e.txid IS NOT NULL
+                AND EXISTS (SELECT FROM pg_catalog.unnest(e.hook_ids) AS u(hook_id)
+                             WHERE EXISTS (SELECT FROM webhook.hook h WHERE h.id = u.hook_id)
+                               AND NOT EXISTS (
+                                   SELECT FROM webhook_internal.cursor c
+                                    WHERE c.hook_id = u.hook_id
+                                      AND (pg_visible_in_snapshot(e.txid, c.lo)
+                                           OR (pg_visible_in_snapshot(e.txid, c.hi)
+                                               AND (e.txid, e.id) <= (c.last_txid, c.last_id))))));
     RETURN n;
 END
 $$;

@@ -14,7 +14,7 @@ GRANT EXECUTE ON FUNCTION webhook.capture() TO webhook_admin;
 CREATE OR REPLACE FUNCTION webhook_internal.hooks_changed() RETURNS trigger
     LANGUAGE c AS 'MODULE_PATHNAME', 'webhook_hooks_changed';
 CREATE OR REPLACE TRIGGER hooks_changed
-    AFTER INSERT OR DELETE OR UPDATE OF transport_id, event_types, active, filter
+    AFTER INSERT OR DELETE OR UPDATE OF transport_id, event_types, active, filter, ordered
     ON webhook.hook FOR EACH ROW EXECUTE FUNCTION webhook_internal.hooks_changed();
 CREATE OR REPLACE TRIGGER hooks_truncated AFTER TRUNCATE
     ON webhook.hook FOR EACH STATEMENT EXECUTE FUNCTION webhook_internal.hooks_changed();

@@ -54,6 +54,7 @@ GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA webhook TO webhook_admin;
 REVOKE ALL ON webhook_internal.attempt_0, webhook_internal.attempt_1,
               webhook_internal.attempt_2, webhook_internal.attempt_3 FROM PUBLIC;
 GRANT SELECT ON webhook_internal.attempt_slot TO webhook_admin, pg_monitor;
+GRANT SELECT ON webhook_internal.cursor TO webhook_admin, pg_monitor;
 
 -- Row-level security: admins see and change every row; a tenant role
 -- reads its tenants' rows.  A hook's tenant is its transport's, a

@@ -12,11 +12,44 @@
 SELECT pg_catalog.pg_extension_config_dump('webhook.delivery',
     'WHERE delivery.state IN (''pending'', ''failed'')');
 SELECT pg_catalog.pg_extension_config_dump('webhook.delivery_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('webhook.event_id_seq', '');
+
+-- The writer appends the event with its transaction and the unordered
+-- hooks it goes to, which read it through their cursors; an ordered hook's
+-- deliveries are made with the event, as before (src/sql/catalog/20_tables.sql).
+-- Every event logged until now has its deliveries: each hook's cursor
+-- starts now (the columns are added without a rewrite; the table stays
+-- locked, and the writers wait, until the update commits).
+ALTER TABLE webhook.event ADD COLUMN txid xid8, ADD COLUMN hook_ids bigint[];
+CREATE INDEX event_log_idx ON webhook.event (tenant, txid, id) WHERE txid IS NOT NULL;
+CREATE TABLE webhook_internal.cursor (
+    hook_id            bigint PRIMARY KEY,
+    lo                 pg_snapshot NOT NULL,
+    hi                 pg_snapshot NOT NULL,
+    last_txid          xid8,
+    last_id            bigint,
+    top_id             bigint NOT NULL,
+    system_identifier  bigint NOT NULL,
+    database           oid NOT NULL
+);
+COMMENT ON TABLE webhook_internal.cursor IS
+    'how far each unordered hook has read the log';
+INSERT INTO webhook_internal.cursor (hook_id, lo, hi, top_id, system_identifier, database)
+SELECT h.id, pg_catalog.pg_current_snapshot(), pg_catalog.pg_current_snapshot(),
+       coalesce((SELECT max(e.id) FROM webhook.event e), 0), c.system_identifier, d.oid
+  FROM webhook.hook h, pg_catalog.pg_control_system() c, pg_catalog.pg_database d
+ WHERE d.datname = pg_catalog.current_database();
 SELECT pg_catalog.pg_extension_config_dump('webhook.event',
     'WHERE EXISTS (SELECT 1 FROM webhook.delivery d WHERE d.event_id = event.id'
     ' AND d.state IN (''pending'', ''failed''))'
-    ' OR event.id > (SELECT min(h.disabled_at_event) FROM webhook.hook h WHERE NOT h.active)');
-SELECT pg_catalog.pg_extension_config_dump('webhook.event_id_seq', '');
+    ' OR event.id > (SELECT min(h.disabled_at_event) FROM webhook.hook h WHERE NOT h.active)'
+    ' OR (event.txid IS NOT NULL AND EXISTS (SELECT 1 FROM pg_catalog.unnest(event.hook_ids) u(h)'
+    ' WHERE EXISTS (SELECT 1 FROM webhook.hook h WHERE h.id = u.h)'
+    ' AND NOT EXISTS (SELECT 1 FROM webhook_internal.cursor c WHERE c.hook_id = u.h'
+    ' AND (pg_catalog.pg_visible_in_snapshot(event.txid, c.lo)'
+    ' OR (pg_catalog.pg_visible_in_snapshot(event.txid, c.hi)'
+    ' AND (event.txid, event.id) <= (c.last_txid, c.last_id))))))');
+SELECT pg_catalog.pg_extension_config_dump('webhook_internal.cursor', '');
 
 -- A hook keeps its place in the log while inactive: the id of the log's
 -- last event when it was disabled (webhook.hook.disabled_at_event), set by
