@@ -1503,6 +1503,39 @@ static const char *move_cursors_sql =
 "SELECT hook_id FROM updated UNION ALL SELECT hook_id FROM inserted";
 
 /*
+ * The first five parameters of the statements below: the hooks of m, and
+ * the stored positions the worker saw (m->from), as arrays.
+ */
+static void
+from_values(const CursorMoves *m, Datum *values)
+{
+	values[0] = array_of(m->hook_ids, NULL, m->n, INT8OID);
+	values[1] = array_of(m->from.lo, m->from_lo_nulls, m->n, TEXTOID);
+	values[2] = array_of(m->from.hi, m->from_lo_nulls, m->n, TEXTOID);
+	values[3] = array_of(m->from.last_txid, m->from.last_txid_nulls, m->n, TEXTOID);
+	values[4] = array_of(m->from.last_id, NULL, m->n, INT8OID);
+}
+
+/*
+ * The hook ids of the rows the last SPI statement returned (its first
+ * column), into *hooks in cxt; ends the SPI connection, returns how many.
+ */
+static int
+hooks_of_result(MemoryContext cxt, int64 **hooks)
+{
+	bool		isnull;
+	uint64		i;
+	int			n = (int) SPI_processed;
+
+	*hooks = MemoryContextAlloc(cxt, sizeof(int64) * Max(1, n));
+	for (i = 0; i < SPI_processed; i++)
+		(*hooks)[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
+												  SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	return n;
+}
+
+/*
  * Of the bases->n stored cursors, as the worker saw them last
  * (bases->from: lo null for none), those another has moved since, or made,
  * into *moved (in the caller's memory context); returns how many.  Caller
@@ -1515,16 +1548,8 @@ queue_cursors_moved(const CursorMoves *bases, int64 **moved)
 	Oid			types[5] = {INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
 	INT8ARRAYOID};
 	Datum		values[5];
-	int			n = bases->n;
-	bool		isnull;
-	uint64		i;
-	int			n_moved;
 
-	values[0] = array_of(bases->hook_ids, NULL, n, INT8OID);
-	values[1] = array_of(bases->from.lo, bases->from_lo_nulls, n, TEXTOID);
-	values[2] = array_of(bases->from.hi, bases->from_lo_nulls, n, TEXTOID);
-	values[3] = array_of(bases->from.last_txid, bases->from.last_txid_nulls, n, TEXTOID);
-	values[4] = array_of(bases->from.last_id, NULL, n, INT8OID);
+	from_values(bases, values);
 	spi_connect_checked();
 	spi_check(SPI_execute_plan(spi_kept_plan(&moved_plan,
 											 "SELECT m.hook_id"
@@ -1542,13 +1567,7 @@ queue_cursors_moved(const CursorMoves *bases, int64 **moved)
 											 5, types, 0),
 							   values, NULL, true, 0),
 			  SPI_OK_SELECT, false, "reading the log's cursors");
-	*moved = MemoryContextAlloc(cxt, sizeof(int64) * Max(1, SPI_processed));
-	for (i = 0; i < SPI_processed; i++)
-		(*moved)[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
-												  SPI_tuptable->tupdesc, 1, &isnull));
-	n_moved = (int) SPI_processed;
-	SPI_finish();
-	return n_moved;
+	return hooks_of_result(cxt, moved);
 }
 
 int
@@ -1560,15 +1579,8 @@ queue_move_cursors(const CursorMoves *moves, int64 **moved)
 	INT8ARRAYOID, INT8OID, OIDOID};
 	Datum		values[12];
 	int			n = moves->n;
-	bool		isnull;
-	uint64		i;
-	int			n_moved;
 
-	values[0] = array_of(moves->hook_ids, NULL, n, INT8OID);
-	values[1] = array_of(moves->from.lo, moves->from_lo_nulls, n, TEXTOID);
-	values[2] = array_of(moves->from.hi, moves->from_lo_nulls, n, TEXTOID);
-	values[3] = array_of(moves->from.last_txid, moves->from.last_txid_nulls, n, TEXTOID);
-	values[4] = array_of(moves->from.last_id, NULL, n, INT8OID);
+	from_values(moves, values);
 	values[5] = array_of(moves->to.lo, NULL, n, TEXTOID);
 	values[6] = array_of(moves->to.hi, NULL, n, TEXTOID);
 	values[7] = array_of(moves->to.last_txid, moves->to.last_txid_nulls, n, TEXTOID);
@@ -1580,13 +1592,7 @@ queue_move_cursors(const CursorMoves *moves, int64 **moved)
 	spi_check(SPI_execute_plan(spi_kept_plan(&move_plan, move_cursors_sql, 12, types, 0),
 							   values, NULL, false, 0),
 			  SPI_OK_SELECT, false, "moving the log's cursors");
-	*moved = MemoryContextAlloc(cxt, sizeof(int64) * Max(1, SPI_processed));
-	for (i = 0; i < SPI_processed; i++)
-		(*moved)[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
-												  SPI_tuptable->tupdesc, 1, &isnull));
-	n_moved = (int) SPI_processed;
-	SPI_finish();
-	return n_moved;
+	return hooks_of_result(cxt, moved);
 }
 
 /*

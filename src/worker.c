@@ -1161,7 +1161,7 @@ move_cursors(void)
  * The requests read from the log that the worker let go of unsent get
  * pending delivery rows, before the attempts are recorded (a 410 recorded
  * now cancels them with its hook's others); then, once that has committed
- * (followed_recorded(), after the cursors moved are told), the stored
+ * (follow_read(), after the cursors moved are told), the stored
  * cursor may move past them.  Returns whether there were any.
  */
 static bool
@@ -1184,40 +1184,24 @@ hand_over(void)
 }
 
 /*
- * The claim of the requests claimed has committed: those read from the log
- * are followed (before the stored cursors the same transaction moved are
- * told, which would forget a hook read to where its cursor moved).
+ * follow(req) for each request of list read from the log (cursor.c): after
+ * an exchange commits, cursor_claimed() for what it claimed (before the
+ * stored cursors it moved are told, which would forget a hook read to
+ * where its cursor moved), then cursor_recorded() for what it recorded,
+ * finished or handed over (after: their moves were of what was recorded
+ * before).
  */
 static void
-followed_claimed(dlist_head *claimed)
+follow_read(dlist_head *list, void (*follow) (Attempt *req))
 {
 	dlist_iter	iter;
 
-	dlist_foreach(iter, claimed)
+	dlist_foreach(iter, list)
 	{
 		Attempt    *req = dlist_container(Attempt, node, iter.cur);
 
 		if (req->read != NULL)
-			cursor_claimed(req);
-	}
-}
-
-/*
- * The requests read from the log of recorded (finished, or handed over)
- * are recorded (after the stored cursors were told where they moved: their
- * moves were of what was recorded before).
- */
-static void
-followed_recorded(dlist_head *recorded)
-{
-	dlist_iter	iter;
-
-	dlist_foreach(iter, recorded)
-	{
-		Attempt    *req = dlist_container(Attempt, node, iter.cur);
-
-		if (req->read != NULL)
-			cursor_recorded(req);
+			follow(req);
 	}
 }
 
@@ -1293,13 +1277,13 @@ exchange(int limit)
 	 */
 	if (!failed)
 	{
-		followed_claimed(&new_requests);
+		follow_read(&new_requests, cursor_claimed);
 		if (n_moved_hooks >= 0)
 			cursor_moved(moved_hooks, n_moved_hooks);
 		n_moved_hooks = -1;
 		if (handed)
 		{
-			followed_recorded(&handed_over);
+			follow_read(&handed_over, cursor_recorded);
 			free_requests(&handed_over, false);
 		}
 	}
@@ -1318,7 +1302,7 @@ exchange(int limit)
 		return -1;
 	}
 
-	followed_recorded(&done);
+	follow_read(&done, cursor_recorded);
 	free_requests(&done, true);
 	n_released = 0;
 	while (!dlist_is_empty(&new_requests))
