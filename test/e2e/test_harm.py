@@ -5,6 +5,7 @@ the address policy holds across reloads and for unspecified addresses."""
 import os
 import re
 import socket
+import threading
 import time
 import unittest
 
@@ -54,6 +55,93 @@ class IsolationTest(unittest.TestCase):
         cluster.emit_many(good.event_type, 20)
         cluster.wait_for("SELECT count(*) FROM webhook.delivery WHERE hook_id = %d"
                          " AND state = 'succeeded'" % good.hook_id, '20', timeout=20)
+
+    def test_bytes_on_an_idle_kept_alive_connection(self):
+        """A receiver that writes to a kept-alive connection while no request
+        is on it (bytes no request asked for), then keeps it open, costs the
+        worker no busy loop: its CPU stays low while the connection sits
+        there, and the next delivery goes."""
+        srv = socket.socket()
+        srv.bind(('127.0.0.1', 0))
+        srv.listen(8)
+        srv.settimeout(0.2)
+        stop = threading.Event()
+        dirty = threading.Event()
+        answered = []
+        held = []
+
+        def serve(conn):
+            conn.settimeout(0.2)
+            data = b''
+            while not stop.is_set():
+                try:
+                    chunk = conn.recv(65536)
+                except socket.timeout:
+                    continue
+                except OSError:
+                    return
+                if not chunk:
+                    return
+                data += chunk
+                head, sep, rest = data.partition(b'\r\n\r\n')
+                if not sep:
+                    continue
+                length = int(re.search(rb'(?i)content-length:\s*(\d+)', head).group(1))
+                if len(rest) < length:
+                    continue
+                data = rest[length:]
+                conn.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n')
+                answered.append(time.monotonic())
+                if not dirty.is_set():
+                    time.sleep(0.2)
+                    conn.sendall(b'unasked for\r\n' * 64)
+                    dirty.set()
+
+        def accept():
+            while not stop.is_set() and len(held) < 16:
+                try:
+                    conn, _ = srv.accept()
+                except socket.timeout:
+                    continue
+                held.append(conn)
+                threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+        acceptor = threading.Thread(target=accept, daemon=True)
+        acceptor.start()
+
+        def close():
+            stop.set()
+            acceptor.join(10)
+            for conn in held:
+                conn.close()
+            srv.close()
+        self.addCleanup(close)
+
+        hook = cluster.hook_on('http://127.0.0.1:%d' % srv.getsockname()[1],
+                               retry_schedule='{1s,1s,1s}')
+        pid = cluster.wait_worker()
+        cluster.emit(hook.event_type, {'n': 1})
+        harness.wait_until(lambda: succeeded(hook) == '1', 20, 'the first delivery')
+        harness.wait_until(dirty.is_set, 10, 'the bytes written to the idle connection')
+
+        def cpu_ticks():
+            with open('/proc/%d/stat' % pid) as f:
+                fields = f.read().rsplit(')', 1)[1].split()
+            return int(fields[11]) + int(fields[12])    # utime + stime
+
+        # an observation window (no state to wait for): the worker's CPU
+        # over 3 s while the connection sits there, bytes unread
+        before, start = cpu_ticks(), time.monotonic()
+        time.sleep(3)
+        used = (cpu_ticks() - before) / os.sysconf('SC_CLK_TCK')
+        elapsed = time.monotonic() - start
+        harness.note('worker CPU beside a dirty idle connection: %.2f s in %.1f s'
+                     % (used, elapsed))
+        # a busy loop would take the whole of it
+        self.assertLess(used, elapsed / 3)
+        cluster.emit(hook.event_type, {'n': 2})
+        harness.wait_until(lambda: succeeded(hook) == '2', 20, 'the next delivery')
+        self.assertEqual(cluster.worker_pid(), pid)
 
     def test_unrecordable_attempt_costs_its_own_delivery(self):
         """An attempt that cannot be stored (here an admin's constraint refuses
