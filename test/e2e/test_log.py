@@ -224,10 +224,11 @@ class LogTest(unittest.TestCase):
         path = '/log-same-tx'
         s = harness.Session(cluster)
         self.addCleanup(s.close)
-        s.send("BEGIN; SELECT pg_current_xact_id();")
+        s.send("SET application_name = 'log_same_tx'; BEGIN; SELECT pg_current_xact_id();")
         harness.wait_until(lambda: cluster.one(
-            "SELECT count(*) FROM pg_stat_activity WHERE backend_xid IS NOT NULL"
-            " AND state = 'idle in transaction'") == '1', 20, 'the writer to take its id')
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'log_same_tx'"
+            " AND backend_xid IS NOT NULL AND state = 'idle in transaction'") == '1',
+            20, 'the writer to take its id')
         # a later transaction commits first
         self.emit('LOGSAME_OTHER', {'n': 0})
         s.send("SELECT webhook.create_hook(%d, '{LOGSAME_A}', path => %s, signature => 'none');"
