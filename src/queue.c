@@ -214,16 +214,18 @@
  *	  the last taken;
  * and the stored position it was read from (when the worker held none),
  * which the stored one must still be when the worker moves it (cursor.c).
- * A hook without a cursor has read nothing (the snapshot '1:1:' shows
- * nothing committed); one whose cursor another transaction holds (spill(),
- * an update_hook()), or that was moved last in another database or
- * cluster (a restore: spill() adopts it), is not read this time.  A hook
+ * A hook without a cursor is not read: every hook gets one when it is
+ * made (create_hook()), and a restore brings a hook's before the cursor's
+ * (pg_dump restores webhook_internal's data after webhook's), which must
+ * not be read from the start meanwhile.  One whose cursor another
+ * transaction holds (spill(), an update_hook()), or that was moved last in
+ * another database or cluster (a restore: spill() adopts it), is not read
+ * this time.  A hook
  * with nothing to read and nothing held moves its stored cursor to the
  * claim's snapshot at a full look (once a second), so that a hook that
  * has nothing of a busy tenant's events reads at most a second of them at
  * a time, and a claim writes no other cursor.
  */
-#define NO_SNAPSHOT "'1:1:'::pg_catalog.pg_snapshot"
 /*
  * An arm of the read: events of the hook's tenant and of transactions past
  * a (txid, id) key, up to one, that the hook reads; its first rows by key.
@@ -295,18 +297,13 @@
 "                 NULL AS from_lo, NULL AS from_hi," \
 "                 NULL AS from_last_txid, NULL::bigint AS from_last_id" \
 "            FROM held_cursors m WHERE m.hook_id = h.id"
-/* held, or stored, or none */
+/* held, or stored */
 #define ANY_POSITION \
 HELD_POSITION \
 "          UNION ALL" \
 "          SELECT l.lo, l.hi, l.last_txid, l.last_id, l.top_id, false," \
 "                 l.from_lo, l.from_hi, l.from_last_txid, l.from_last_id" \
-"            FROM locked l WHERE l.hook_id = h.id" \
-"          UNION ALL" \
-"          SELECT " NO_SNAPSHOT ", " NO_SNAPSHOT ", '0', 0, 0, false," \
-"                 NULL, NULL, NULL, NULL" \
-"           WHERE NOT EXISTS (SELECT FROM cursors k WHERE k.hook_id = h.id)" \
-"             AND NOT EXISTS (SELECT FROM held_cursors m WHERE m.hook_id = h.id)"
+"            FROM locked l WHERE l.hook_id = h.id"
 /*
  * The hooks read (fresh_hooks) at their positions, and what each reads:
  * FRESH, or FRESH_OF_HELD when the worker holds the position of every hook
@@ -346,9 +343,8 @@ HELD_CURSORS ", " FRESH_READ(HELD_POSITION)
 
 /*
  * At a full look, a hook with nothing to read and nothing held moves its
- * stored cursor to the claim's snapshot (FRESH's comment): the one the
- * claim locked, or a new one; never one another made meanwhile, which
- * the claim did not see (a spill(), an update_hook()), and may be ahead.
+ * stored cursor, which the claim locked, to the claim's snapshot (FRESH's
+ * comment).
  */
 #define FRESH_MOVED \
 "moved AS (" \
@@ -357,17 +353,8 @@ HELD_CURSORS ", " FRESH_READ(HELD_POSITION)
 "           last_txid = NULL, last_id = NULL," \
 "           top_id = (SELECT coalesce(pg_catalog.max(e.id), 0) FROM webhook.event e)" \
 "      FROM readers h" \
-"     WHERE x.hook_id = h.hook_id AND NOT h.held AND h.from_lo IS NOT NULL" \
+"     WHERE x.hook_id = h.hook_id AND NOT h.held" \
 "       AND NOT EXISTS (SELECT FROM fresh f WHERE f.hook_id = h.hook_id)" \
-"), made AS (" \
-"    INSERT INTO webhook_internal.cursor" \
-"           (hook_id, lo, hi, top_id, system_identifier, database)" \
-"    SELECT h.hook_id, pg_catalog.pg_current_snapshot(), pg_catalog.pg_current_snapshot()," \
-"           (SELECT coalesce(pg_catalog.max(e.id), 0) FROM webhook.event e), $18, $19" \
-"      FROM readers h" \
-"     WHERE NOT h.held AND h.from_lo IS NULL" \
-"       AND NOT EXISTS (SELECT FROM fresh f WHERE f.hook_id = h.hook_id)" \
-"    ON CONFLICT (hook_id) DO NOTHING" \
 ")"
 
 /*
@@ -397,8 +384,8 @@ HELD_CURSORS ", " FRESH_READ(HELD_POSITION)
  * The hooks whose cursors a claim reads through: those of $16 (news, and
  * the recent ones: FRESH_HOOKS_LISTED), or at a full look those of every
  * tenant with events in the log (a loose index scan of event_log_idx: one
- * descent per tenant) whose cursor may be behind: missing, within an
- * interval, or older than the tenant's latest writer (FRESH_HOOKS_BEHIND).
+ * descent per tenant) whose cursor may be behind: within an interval, or
+ * older than the tenant's latest writer (FRESH_HOOKS_BEHIND).
  * A tenant whose hooks have read its log, and whose writers have all
  * finished since, costs a full look a descent or two; its hooks nothing.
  */
@@ -424,8 +411,8 @@ HELD_CURSORS ", " FRESH_READ(HELD_POSITION)
 "                           ORDER BY e.txid DESC LIMIT 1) m" \
 "      JOIN webhook.transport tt ON tt.tenant OPERATOR(pg_catalog.=) u.tenant" \
 "      JOIN webhook.hook k ON k.transport_id = tt.id" \
-"      LEFT JOIN webhook_internal.cursor x ON x.hook_id = k.id" \
-"     WHERE x.hook_id IS NULL OR x.lo::text <> x.hi::text" \
+"      JOIN webhook_internal.cursor x ON x.hook_id = k.id" \
+"     WHERE x.lo::text <> x.hi::text" \
 "        OR m.txid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmin(x.hi)" \
 ")"
 

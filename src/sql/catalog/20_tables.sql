@@ -152,8 +152,10 @@ CREATE INDEX event_log_idx ON webhook.event (tenant, txid, id) WHERE txid IS NOT
 -- after a restore into another cluster, whose transaction ids the
 -- snapshots' are not, what came after it is what the cursor has not read
 -- (system_identifier and database say where the cursor was moved last).
--- A hook without one has read nothing.  pg_dump keeps them with the events
--- not yet read.
+-- Every hook gets one when it is made; the claim reads no hook without one
+-- (a restore brings the hooks before their cursors), spill() gives such a
+-- hook one that has read nothing.  pg_dump keeps them with the events not
+-- yet read.
 CREATE TABLE webhook_internal.cursor (
     hook_id            bigint PRIMARY KEY,
     lo                 pg_snapshot NOT NULL,
