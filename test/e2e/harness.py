@@ -768,6 +768,47 @@ def start_cluster(extra_conf=()):
 ISO_8601 = r'^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d(:?\d\d)?)$'
 
 
+class RawServer:
+    """A TCP server on 127.0.0.1 for a receiver that does not speak HTTP
+    as it should: it accepts at most max_conns connections and, with
+    serve, runs serve(conn, stopping) for each in a thread of its own (a
+    threading.Event set at close()), or else holds them, never answering.
+    close() stops it and closes them all."""
+
+    def __init__(self, serve=None, max_conns=2000):
+        self.sock = socket.socket()
+        self.sock.bind(('127.0.0.1', 0))
+        self.sock.listen(512)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.serve, self.max_conns = serve, max_conns
+        self.conns = []
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self):
+        while not self.stopping.is_set() and len(self.conns) < self.max_conns:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.conns.append(conn)
+            if self.serve is not None:
+                threading.Thread(target=self.serve, args=(conn, self.stopping),
+                                 daemon=True).start()
+
+    def url(self):
+        return 'http://127.0.0.1:%d' % self.port
+
+    def close(self):
+        self.stopping.set()
+        self.thread.join(5)
+        for c in self.conns:
+            c.close()
+        self.sock.close()
+
+
 # --------------------------------------------------------------------------
 # Receiver
 # --------------------------------------------------------------------------

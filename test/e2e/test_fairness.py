@@ -9,8 +9,6 @@ fixed here took tens of seconds or forever: margins a busy 2-core machine
 meets."""
 
 import os
-import socket
-import threading
 import time
 import unittest
 
@@ -23,40 +21,6 @@ setUpModule, tearDownModule = harness.cluster_and_receiver(globals())
 
 # another tenant's event must arrive within this (it took 18.8 s to forever)
 PROMPT = 5.0
-
-
-class SilentServer:
-    """Accepts connections on 127.0.0.1 and never answers; closes them all
-    (and stops) on close().  Bounded: it accepts at most 2,000."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(('127.0.0.1', 0))
-        self.sock.listen(512)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.conns = []
-        self.stopping = False
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
-
-    def _accept(self):
-        while not self.stopping and len(self.conns) < 2000:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            self.conns.append(conn)
-
-    def url(self):
-        return 'http://127.0.0.1:%d' % self.port
-
-    def close(self):
-        self.stopping = True
-        self.thread.join(5)
-        for c in self.conns:
-            c.close()
-        self.sock.close()
 
 
 def delivered_in(hook, timeout=PROMPT * 6):
@@ -135,7 +99,7 @@ class FairShareTest(unittest.TestCase):
         """A receiver that accepts and never answers, behind 4 transports of
         max_in_flight 200 (800 in all, the worker's is 64), with 400 events:
         another tenant's event used to wait for their 30 s timeouts."""
-        silent = SilentServer()
+        silent = harness.RawServer()   # accepts, never answers
         self.addCleanup(silent.close)
         tenant = 'hog_silent'
         self.addCleanup(delete_tenant, tenant)

@@ -61,19 +61,12 @@ class IsolationTest(unittest.TestCase):
         is on it (bytes no request asked for), then keeps it open, costs the
         worker no busy loop: its CPU stays low while the connection sits
         there, and the next delivery goes."""
-        srv = socket.socket()
-        srv.bind(('127.0.0.1', 0))
-        srv.listen(8)
-        srv.settimeout(0.2)
-        stop = threading.Event()
         dirty = threading.Event()
-        answered = []
-        held = []
 
-        def serve(conn):
+        def serve(conn, stopping):
             conn.settimeout(0.2)
             data = b''
-            while not stop.is_set():
+            while not stopping.is_set():
                 try:
                     chunk = conn.recv(65536)
                 except socket.timeout:
@@ -91,34 +84,14 @@ class IsolationTest(unittest.TestCase):
                     continue
                 data = rest[length:]
                 conn.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n')
-                answered.append(time.monotonic())
                 if not dirty.is_set():
                     time.sleep(0.2)
                     conn.sendall(b'unasked for\r\n' * 64)
                     dirty.set()
 
-        def accept():
-            while not stop.is_set() and len(held) < 16:
-                try:
-                    conn, _ = srv.accept()
-                except socket.timeout:
-                    continue
-                held.append(conn)
-                threading.Thread(target=serve, args=(conn,), daemon=True).start()
-
-        acceptor = threading.Thread(target=accept, daemon=True)
-        acceptor.start()
-
-        def close():
-            stop.set()
-            acceptor.join(10)
-            for conn in held:
-                conn.close()
-            srv.close()
-        self.addCleanup(close)
-
-        hook = cluster.hook_on('http://127.0.0.1:%d' % srv.getsockname()[1],
-                               retry_schedule='{1s,1s,1s}')
+        srv = harness.RawServer(serve, max_conns=16)
+        self.addCleanup(srv.close)
+        hook = cluster.hook_on(srv.url(), retry_schedule='{1s,1s,1s}')
         pid = cluster.wait_worker()
         cluster.emit(hook.event_type, {'n': 1})
         harness.wait_until(lambda: succeeded(hook) == '1', 20, 'the first delivery')
