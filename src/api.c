@@ -64,7 +64,7 @@ webhook_wake_for(PG_FUNCTION_ARGS)
 {
 	Datum		hook_id = PG_GETARG_DATUM(0);
 
-	webhook_wake_at_commit_for(&hook_id, 1);
+	webhook_wake_at_commit_for(&hook_id, 1, true);
 	PG_RETURN_VOID();
 }
 

@@ -510,7 +510,7 @@ enqueue_event(const NewEvent *event, const Datum *hook_ids, const bool *ordered,
 	if (event_rel != NULL)
 		table_close(event_rel, NoLock);
 
-	if (n_hooks > 0)
-		webhook_wake_at_commit_for(hook_ids, n_hooks);
+	webhook_wake_at_commit_for(read_ids, n_read, false);
+	webhook_wake_at_commit_for(made_ids, n_made, true);
 	return uid;
 }

@@ -131,8 +131,8 @@
  * branch finds its hooks through hook_ordered_idx, empty without ordered
  * hooks, and busy is inlined into each branch: the unordered branch keeps
  * its plan, and its cost.  The worker leaves the ordered branch out of most
- * claims while it is costly (a statement without it, claim_sql): see
- * worker.c's claim().
+ * claims while it is costly, and while no hook is ordered (a statement
+ * without it, claim_sql): see worker.c's claim().
  */
 /*
  * Hooks h with their transport t, and r.room: what the worker may still
@@ -526,10 +526,10 @@ HOOKS_WITH_ROOM("webhook.hook") \
 "       AND t.id OPERATOR(pg_catalog.%) $5 OPERATOR(pg_catalog.=) $6"
 /* The unordered hooks' events read from the log (FRESH). */
 #define FRESH_CANDIDATES \
-"    UNION ALL" \
-"    SELECT NULL::bigint, f.event_id, f.hook_id, 0," \
-"           pg_catalog.now() + f.rank * interval '1 microsecond', NULL::timestamptz," \
-"           r.transport_id, r.tenant, r.room, f.rank, f.part, f.txid, f.n" \
+"    SELECT NULL::bigint AS id, f.event_id, f.hook_id, 0 AS attempts," \
+"           pg_catalog.now() + f.rank * interval '1 microsecond' AS next_attempt_at," \
+"           NULL::timestamptz AS floor_at, r.transport_id, r.tenant, r.room, f.rank, f.part," \
+"           f.txid, f.n AS n_read" \
 "      FROM fresh f JOIN readers r ON r.hook_id = f.hook_id"
 /* What the worker may hold of them, their requests, and where they leave the cursors. */
 #define CLAIM_TAIL \
@@ -574,35 +574,49 @@ REQUEST_JOINS \
 
 /*
  * Each claim's statement: at a full look, or of the hooks of $16 (of which
- * the worker holds every position, or not), with ordered hooks or not.
+ * the worker holds every position, or not), with their due deliveries or
+ * their logs only, with ordered hooks or not.  A claim of the hooks of $16
+ * reads their due deliveries only when the worker knows that some may have
+ * one (worker.c): most of its claims read logs only, and a full look, once
+ * a second, reads every hook's due deliveries.
  */
 typedef enum ClaimLook
 {
-	CLAIM_LISTED,
-	CLAIM_LISTED_HELD,
-	CLAIM_FULL
+	CLAIM_LISTED,				/* the hooks of $16 */
+	CLAIM_LISTED_LOG,			/* their logs only */
+	CLAIM_HELD,					/* the hooks of $16, every position held */
+	CLAIM_HELD_LOG,				/* their logs only */
+	CLAIM_FULL					/* every hook with something due */
 } ClaimLook;
+#define CLAIM_LOOKS (CLAIM_FULL + 1)
 
-static const char *const claim_sql[3][2] = {
+#define LISTED_HEAD(fresh) \
+CLAIM_HEAD "), " FRESH_HOOKS_LISTED ", " fresh ", candidates AS ("
+#define FULL_HEAD \
+CLAIM_HEAD "), " DUE_HOOKS ", " FRESH_HOOKS_BEHIND ", " FRESH ", " FRESH_MOVED ", candidates AS ("
+#define DUE_AND_FRESH(looked_at) \
+UNORDERED_CANDIDATES(looked_at) "    UNION ALL" FRESH_CANDIDATES
+
+static const char *const claim_sql[CLAIM_LOOKS][2] = {
 	[CLAIM_LISTED] = {
-		CLAIM_HEAD "), " FRESH_HOOKS_LISTED ", " FRESH ", candidates AS ("
-		UNORDERED_CANDIDATES(LOOKED_AT_LISTED) FRESH_CANDIDATES CLAIM_TAIL,
-		CLAIM_HEAD "), " FRESH_HOOKS_LISTED ", " FRESH ", candidates AS ("
-		UNORDERED_CANDIDATES(LOOKED_AT_LISTED) ORDERED_CANDIDATES FRESH_CANDIDATES CLAIM_TAIL
+		LISTED_HEAD(FRESH) DUE_AND_FRESH(LOOKED_AT_LISTED) CLAIM_TAIL,
+		LISTED_HEAD(FRESH) DUE_AND_FRESH(LOOKED_AT_LISTED) ORDERED_CANDIDATES CLAIM_TAIL
 	},
-	[CLAIM_LISTED_HELD] = {
-		CLAIM_HEAD "), " FRESH_HOOKS_LISTED ", " FRESH_OF_HELD ", candidates AS ("
-		UNORDERED_CANDIDATES(LOOKED_AT_LISTED) FRESH_CANDIDATES CLAIM_TAIL,
-		CLAIM_HEAD "), " FRESH_HOOKS_LISTED ", " FRESH_OF_HELD ", candidates AS ("
-		UNORDERED_CANDIDATES(LOOKED_AT_LISTED) ORDERED_CANDIDATES FRESH_CANDIDATES CLAIM_TAIL
+	[CLAIM_LISTED_LOG] = {
+		LISTED_HEAD(FRESH) FRESH_CANDIDATES CLAIM_TAIL,
+		LISTED_HEAD(FRESH) FRESH_CANDIDATES ORDERED_CANDIDATES CLAIM_TAIL
+	},
+	[CLAIM_HELD] = {
+		LISTED_HEAD(FRESH_OF_HELD) DUE_AND_FRESH(LOOKED_AT_LISTED) CLAIM_TAIL,
+		LISTED_HEAD(FRESH_OF_HELD) DUE_AND_FRESH(LOOKED_AT_LISTED) ORDERED_CANDIDATES CLAIM_TAIL
+	},
+	[CLAIM_HELD_LOG] = {
+		LISTED_HEAD(FRESH_OF_HELD) FRESH_CANDIDATES CLAIM_TAIL,
+		LISTED_HEAD(FRESH_OF_HELD) FRESH_CANDIDATES ORDERED_CANDIDATES CLAIM_TAIL
 	},
 	[CLAIM_FULL] = {
-		CLAIM_HEAD "), " DUE_HOOKS ", " FRESH_HOOKS_BEHIND ", " FRESH ", " FRESH_MOVED
-		", candidates AS ("
-		UNORDERED_CANDIDATES(LOOKED_AT_DUE) FRESH_CANDIDATES CLAIM_TAIL,
-		CLAIM_HEAD "), " DUE_HOOKS ", " FRESH_HOOKS_BEHIND ", " FRESH ", " FRESH_MOVED
-		", candidates AS ("
-		UNORDERED_CANDIDATES(LOOKED_AT_DUE) ORDERED_CANDIDATES FRESH_CANDIDATES CLAIM_TAIL
+		FULL_HEAD DUE_AND_FRESH(LOOKED_AT_DUE) CLAIM_TAIL,
+		FULL_HEAD DUE_AND_FRESH(LOOKED_AT_DUE) ORDERED_CANDIDATES CLAIM_TAIL
 	}
 };
 
@@ -951,13 +965,14 @@ static int	max_floors = 0;
 static TimestampTz floors_since = 0;
 static uint64 n_claims = 0;
 
-static SPIPlanPtr claim_plans[3][2];
+static SPIPlanPtr claim_plans[CLAIM_LOOKS][2];
 static SPIPlanPtr prepared_plan = NULL;
 static SPIPlanPtr record_plan = NULL;
 static SPIPlanPtr record_succeeded_plan = NULL;
 static SPIPlanPtr cancel_plan = NULL;
 static SPIPlanPtr expire_plan = NULL;
 static SPIPlanPtr gone_plan = NULL;
+static SPIPlanPtr ordered_plan = NULL;
 static SPIPlanPtr adopt_plan = NULL;
 static SPIPlanPtr move_plan = NULL;
 static SPIPlanPtr hand_over_plan = NULL;
@@ -1314,9 +1329,12 @@ queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 							 GUC_ACTION_SAVE, true, 0, false);
 	(void) set_config_option("enable_bitmapscan", "off", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
-	look = held->only_hooks == NULL ? CLAIM_FULL :
-		holds_all(held->only_hooks, held->n_only_hooks, pos) ? CLAIM_LISTED_HELD :
-		CLAIM_LISTED;
+	if (held->only_hooks == NULL)
+		look = CLAIM_FULL;
+	else if (holds_all(held->only_hooks, held->n_only_hooks, pos))
+		look = held->with_due ? CLAIM_HELD : CLAIM_HELD_LOG;
+	else
+		look = held->with_due ? CLAIM_LISTED : CLAIM_LISTED_LOG;
 	spi_check(SPI_execute_plan(spi_kept_plan(&claim_plans[look][held->with_ordered],
 											 claim_sql[look][held->with_ordered],
 											 CLAIM_ARGS, types, 0),
@@ -1392,6 +1410,29 @@ queue_hooks_gone(Datum *hook_ids, int n, int64 **gone)
 	n_gone = (int) SPI_processed;
 	SPI_finish();
 	return n_gone;
+}
+
+/*
+ * Whether any hook is ordered: while none is, claims leave out the ordered
+ * hooks' branch (worker.c).  Read again after every change to hooks.
+ */
+bool
+queue_ordered_hooks_exist(void)
+{
+	bool		isnull;
+	bool		exist;
+
+	spi_connect_checked();
+	spi_check(SPI_execute_plan(spi_kept_plan(&ordered_plan,
+											 "SELECT EXISTS (SELECT FROM webhook.hook h"
+											 "                WHERE h.ordered <> 'none')",
+											 0, NULL, 0),
+							   NULL, NULL, true, 1),
+			  SPI_OK_SELECT, true, "reading whether hooks are ordered");
+	exist = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+									   1, &isnull));
+	SPI_finish();
+	return exist;
 }
 
 /*

@@ -55,6 +55,8 @@ typedef struct QueueHeld
 	int			n_only_hooks;
 	Datum	   *only_hooks;		/* int8: the unordered hooks to look at; NULL
 								 * for every one with a delivery due */
+	bool		with_due;		/* whether some of them may have a delivery
+								 * due, or only their logs are read */
 	HeldPositions positions;	/* where to read the hooks it follows from */
 	uint64		claim;			/* this claim's number */
 } QueueHeld;
@@ -79,6 +81,7 @@ extern int	queue_cursors_moved(const CursorMoves *bases, int64 **moved);
 extern void queue_expire_secrets(void);
 extern void queue_forget_floor(int64 hook_id);
 extern int	queue_hooks_gone(Datum *hook_ids, int n, int64 **gone);
+extern bool queue_ordered_hooks_exist(void);
 extern Attempt *queue_preview(int64 hook_id, int64 event_id, MemoryContext parent);
 
 #endif							/* WEBHOOK_QUEUE_H */

@@ -10,7 +10,7 @@
  * backend whose transaction enqueued deliveries sets the latches of its
  * database's workers once, when the transaction commits (never on abort),
  * so that they claim new work within milliseconds instead of at their next
- * poll.  It tells them first which hooks it gave deliveries (their "news",
+ * poll.  It tells them first which hooks it gave work (their "news",
  * up to WEBHOOK_MAX_NEWS of them, or "any" when there were more, or when it
  * cannot tell), so that a claim looks at those hooks, not at every hook of
  * the database (worker.c).
@@ -81,7 +81,10 @@ typedef struct WorkerSlot
 	pg_atomic_uint32 in_flight;	/* requests on the wire (metrics) */
 	pg_atomic_uint32 held;		/* claimed and not yet recorded (metrics) */
 	pg_atomic_uint64 config_generation; /* SIGHUPs it has taken (tests) */
-	/* news: the hooks that commits gave new deliveries, under news_lock */
+	/*
+	 * news: the hooks that commits gave new events to read, or deliveries
+	 * (their ids negated: webhook_wake_at_commit_for()), under news_lock
+	 */
 	slock_t		news_lock;
 	bool		news_unknown;	/* and others not named: look at every hook */
 	int			n_news;
@@ -722,18 +725,22 @@ webhook_wake_at_commit(void)
 
 /*
  * Ask for this database's workers to be woken when the current transaction
- * commits, to look at the n hooks of hook_ids, which it gave deliveries.
+ * commits, to look at the n hooks of hook_ids, which it gave events to read
+ * in their logs or, with made, deliveries (rows of webhook.delivery: a
+ * worker then reads theirs; news of those is the hook's id negated).
  * Cheap enough to call for every row: a few comparisons, once the
  * transaction has named its hooks (past WEBHOOK_MAX_NEWS, only a flag).
  */
 void
-webhook_wake_at_commit_for(const Datum *hook_ids, int n)
+webhook_wake_at_commit_for(const Datum *hook_ids, int n, bool made)
 {
 	int			i;
 
+	if (n == 0)
+		return;
 	for (i = 0; i < n && !news_unknown; i++)
 	{
-		int64		id = DatumGetInt64(hook_ids[i]);
+		int64		id = made ? -DatumGetInt64(hook_ids[i]) : DatumGetInt64(hook_ids[i]);
 		int			j;
 
 		for (j = n_news - 1; j >= 0; j--)

@@ -98,7 +98,7 @@ extern void webhook_slot_release(int slot);
 extern void webhook_clear_wake_request(int slot);
 extern void webhook_wake_worker(const int64 *ids, int n, bool unknown);
 extern bool webhook_take_news(int slot, int64 *ids, int *n);
-extern void webhook_wake_at_commit_for(const Datum *hook_ids, int n);
+extern void webhook_wake_at_commit_for(const Datum *hook_ids, int n, bool made);
 extern int	webhook_workers_running(Oid dboid);
 extern void webhook_slot_report(int slot, int in_flight, int held);
 extern void webhook_slot_config_loaded(int slot);

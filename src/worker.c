@@ -132,14 +132,25 @@ static int	max_tenant_loads = 0;
 #define ORDERED_MAX_WAIT_MS 10000
 static TimestampTz ordered_claim_at = 0;
 static bool ordered_waiting = false;	/* a claim left them out */
+/*
+ * Whether any hook is ordered (read again after each change to hooks):
+ * while none is, only a claim that reads due deliveries has the ordered
+ * branch (a full look, or one after news of deliveries made, which an
+ * ordered hook's events are), whose plan a claim would start for nothing
+ * (queue.c).
+ */
+static bool ordered_hooks = true;
 
 /*
  * A request whose transport's next token is further off than this is not
  * held meanwhile: it goes back to the queue (start_waiting()).
  */
 #define STALL_MS 1500
-/* a hook or transport was changed: what the worker holds is looked at */
-static bool hooks_changed = false;
+/*
+ * a hook or transport was changed: what the worker holds is looked at (and,
+ * at the start, whether hooks are ordered is learnt)
+ */
+static bool hooks_changed = true;
 static Oid	hook_relid = InvalidOid;
 static Oid	transport_relid = InvalidOid;
 
@@ -411,6 +422,23 @@ static HookAt *recent_hooks = NULL;	/* when each was last noted */
 static int	n_recent_hooks = 0;
 
 /*
+ * Of those, the hooks that may have a delivery due, when each was last
+ * noted as such: a retry of theirs came due, news said their commit made
+ * deliveries (redeliver(), replay(), an ordered hook's events), a claim
+ * took one of their deliveries (there may be more), the worker let one of
+ * their requests go back to the queue.  A claim of the recent hooks reads
+ * their due deliveries only while one of them was so noted in the last
+ * RECENT_MS; otherwise only their logs, which is most claims, and a plan
+ * of a fifth less to start (queue.c).  A full look reads every hook's due
+ * deliveries: what nothing noted (another worker's retries, a due time an
+ * admin wrote) waits for it, as it did before.  Past MAX_HOOKS_AT of them,
+ * every claim reads the due deliveries until RECENT_MS have passed.
+ */
+static HookAt *due_hooks = NULL;
+static int	n_due_hooks = 0;
+static TimestampTz due_hooks_overflow_at = 0;
+
+/*
  * The hook may have work: look at it until RECENT_MS have passed without
  * it being named, claimed from or let go again (a hook whose tenant has no
  * room left is not claimed from, and must still be looked at once it has).
@@ -425,18 +453,44 @@ note_recent_hook(int64 hook_id)
 		recent->at = GetCurrentTimestamp();
 }
 
-/* Forget the recent hooks not noted for RECENT_MS. */
+/* The hook may have a delivery due: see due_hooks. */
 static void
-forget_old_recent_hooks(TimestampTz now)
+note_due_hook(int64 hook_id)
+{
+	bool		found;
+	HookAt	   *due = hook_at(&due_hooks, &n_due_hooks, hook_id, &found);
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (due != NULL)
+		due->at = now;
+	else
+		due_hooks_overflow_at = now;
+	note_recent_hook(hook_id);
+}
+
+/* Forget the hooks of list not noted for RECENT_MS. */
+static void
+forget_old_hooks(HookAt *list, int *n, TimestampTz now)
 {
 	int			i;
 	int			kept = 0;
 
-	for (i = 0; i < n_recent_hooks; i++)
-		if (!TimestampDifferenceExceeds(recent_hooks[i].at, now, RECENT_MS) &&
-			recent_hooks[i].at <= now)
-			recent_hooks[kept++] = recent_hooks[i];
-	n_recent_hooks = kept;
+	for (i = 0; i < *n; i++)
+		if (!TimestampDifferenceExceeds(list[i].at, now, RECENT_MS) &&
+			list[i].at <= now)
+			list[kept++] = list[i];
+	*n = kept;
+}
+
+/* Whether a claim of the recent hooks is to read their due deliveries. */
+static bool
+recent_hooks_may_have_due(TimestampTz now)
+{
+	forget_old_hooks(due_hooks, &n_due_hooks, now);
+	return n_due_hooks > 0 ||
+		(due_hooks_overflow_at != 0 &&
+		 !TimestampDifferenceExceeds(due_hooks_overflow_at, now, RECENT_MS) &&
+		 due_hooks_overflow_at <= now);
 }
 
 /*
@@ -456,7 +510,7 @@ hooks_to_look_at(QueueHeld *h, TimestampTz now)
 	for (i = 0; i < n_retry_hooks; i++)
 	{
 		if (retry_hooks[i].at <= now)
-			note_recent_hook(retry_hooks[i].hook_id);
+			note_due_hook(retry_hooks[i].hook_id);
 		else
 		{
 			note_retry(retry_hooks[i].at);
@@ -464,8 +518,14 @@ hooks_to_look_at(QueueHeld *h, TimestampTz now)
 		}
 	}
 	n_retry_hooks = kept;
+	/* news of deliveries made comes as the hook's negated id (shmem.c) */
 	for (i = 0; i < n_news_ids; i++)
-		note_recent_hook(news_ids[i]);
+	{
+		if (news_ids[i] < 0)
+			note_due_hook(-news_ids[i]);
+		else
+			note_recent_hook(news_ids[i]);
+	}
 	n_news_ids = 0;
 
 	if (now < last_full_look ||
@@ -474,11 +534,13 @@ hooks_to_look_at(QueueHeld *h, TimestampTz now)
 	{
 		full_look_due = false;
 		last_full_look = now;
-		forget_old_recent_hooks(now);
+		forget_old_hooks(recent_hooks, &n_recent_hooks, now);
 		h->only_hooks = NULL;
 		h->n_only_hooks = 0;
+		h->with_due = true;
 		return;
 	}
+	h->with_due = recent_hooks_may_have_due(now);
 	h->only_hooks = palloc(sizeof(Datum) * (n_recent_hooks + n_held + 1));
 	h->n_only_hooks = 0;
 	for (i = 0; i < n_recent_hooks; i++)
@@ -711,8 +773,9 @@ claim(int limit, dlist_head *claimed)
 									&h.stalled_ids, &h.stalled_limits);
 	hooks_to_look_at(&h, now);
 	/* (or the clock went back) */
-	h.with_ordered = (now >= ordered_claim_at ||
-					  ordered_claim_at - now > ORDERED_MAX_WAIT_MS * INT64CONST(1000));
+	h.with_ordered = (ordered_hooks || h.with_due) &&
+		(now >= ordered_claim_at ||
+		 ordered_claim_at - now > ORDERED_MAX_WAIT_MS * INT64CONST(1000));
 
 	cursor_held_positions(&h.positions);
 	h.claim = ++n_claims;
@@ -724,13 +787,16 @@ claim(int limit, dlist_head *claimed)
 		ordered_claim_at = end + Min(ORDERED_COST_FACTOR * Max(0, end - now),
 									 ORDERED_MAX_WAIT_MS * INT64CONST(1000));
 	}
-	else
+	else if (ordered_hooks)
 		ordered_waiting = true; /* to claim for them then */
 	dlist_foreach(iter, claimed)
 	{
 		Attempt    *req = dlist_container(Attempt, node, iter.cur);
 
-		note_recent_hook(req->hook_id);
+		if (req->read == NULL)
+			note_due_hook(req->hook_id);
+		else
+			note_recent_hook(req->hook_id);
 		if (!req->fits)
 		{
 			refuse(req, true,
@@ -776,7 +842,7 @@ drop_waiting(Attempt *req)
 	dlist_delete(&req->node);
 	n_waiting--;
 	unhold(req);
-	note_recent_hook(req->hook_id);
+	note_due_hook(req->hook_id);
 	queue_forget_floor(req->hook_id);
 	if (req->read != NULL)
 	{
@@ -1096,8 +1162,9 @@ forget_cursors_moved_by_others(void)
 /*
  * After a change to hooks or transports: the waiting requests of hooks that
  * were deleted, disabled or paused meanwhile go back to the queue, at once,
- * rather than being sent.  Caller is in a transaction (which has taken the
- * invalidations in), the extension installed.
+ * rather than being sent, and whether any hook is ordered is read again.
+ * Caller is in a transaction (which has taken the invalidations in), the
+ * extension installed.
  */
 static void
 drop_waiting_of_gone_hooks(void)
@@ -1114,6 +1181,7 @@ drop_waiting_of_gone_hooks(void)
 	transport_relid = get_relname_relid("transport", schema);
 	if (!hooks_changed)
 		return;
+	ordered_hooks = queue_ordered_hooks_exist();
 	forget_cursors_moved_by_others();
 	if (n_waiting == 0)
 	{
