@@ -66,6 +66,8 @@
  */
 #include "webhook.h"
 
+#include <math.h>
+
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
@@ -393,6 +395,43 @@ unhold(Attempt *req)
 }
 
 /*
+ * Whether some transport or tenant holds all that a claim lets it (its room:
+ * queue.c's HOOKS_WITH_ROOM, claim()'s tenant shares): work of it may then
+ * be waiting for room, which a record frees.  Otherwise the last claim took
+ * all there was of the hooks it looked at, and a record frees room that
+ * nothing waits for.
+ */
+static bool
+some_room_full(void)
+{
+	int			capacity = QUEUE_HOLD_FACTOR * webhook_max_in_flight;
+	int			holding = tenants_holding();
+	dlist_iter	iter;
+	int			i;
+
+	for (i = 0; i < n_tenant_loads; i++)
+	{
+		TenantLoad *tenant = &tenant_loads[i];
+
+		if (tenant->held > 0 &&
+			(tenant->held >= tenant_share(capacity, holding) ||
+			 tenant->bytes >= tenant_share(QUEUE_HOLD_BYTES, holding)))
+			return true;
+	}
+	dlist_foreach(iter, &held)
+	{
+		Attempt    *req = dlist_container(Attempt, held_node, iter.cur);
+		int64		room = QUEUE_HOLD_FACTOR * (int64) req->transport_max_in_flight;
+
+		if (req->transport_max_per_second > 0)
+			room = Min(room, (int64) ceil(req->transport_max_per_second));
+		if (req->transport->held >= room)
+			return true;
+	}
+	return false;
+}
+
+/*
  * Which unordered hooks a claim looks at.  Looking at a hook costs an index
  * probe, however idle it is (another tenant's 20,000 idle hooks made every
  * claim take some 100 ms), so a claim looks only at the hooks that may have
@@ -482,10 +521,15 @@ forget_old_hooks(HookAt *list, int *n, TimestampTz now)
 	*n = kept;
 }
 
-/* Whether a claim of the recent hooks is to read their due deliveries. */
+/*
+ * Whether a claim of the recent hooks is to read their due deliveries (now:
+ * those just noted count)
+ */
 static bool
-recent_hooks_may_have_due(TimestampTz now)
+recent_hooks_may_have_due(void)
 {
+	TimestampTz now = GetCurrentTimestamp();
+
 	forget_old_hooks(due_hooks, &n_due_hooks, now);
 	return n_due_hooks > 0 ||
 		(due_hooks_overflow_at != 0 &&
@@ -540,7 +584,7 @@ hooks_to_look_at(QueueHeld *h, TimestampTz now)
 		h->with_due = true;
 		return;
 	}
-	h->with_due = recent_hooks_may_have_due(now);
+	h->with_due = recent_hooks_may_have_due();
 	h->only_hooks = palloc(sizeof(Datum) * (n_recent_hooks + n_held + 1));
 	h->n_only_hooks = 0;
 	for (i = 0; i < n_recent_hooks; i++)
@@ -1676,6 +1720,7 @@ join_database(Datum main_arg)
  * held back by its rate and the next pruning batch may go.
  */
 static bool claim_due = true;
+static bool room_full = false;	/* some_room_full() after the last claim */
 static bool backlog = false;
 static TimestampTz last_claim = 0;
 static TimestampTz next_start_at = 0;
@@ -1763,10 +1808,11 @@ record_and_claim(void)
 		/* a full claim means a backlog: claim again as room allows */
 		backlog = (claimed == limit);
 		claim_due = backlog;
+		room_full = some_room_full();
 		last_claim = GetCurrentTimestamp();
 	}
-	else if (claimed >= 0)
-		claim_due = true;		/* room was freed: there may be more */
+	else if (claimed >= 0 && room_full)
+		claim_due = true;		/* room was freed, which work waits for */
 }
 
 /*
