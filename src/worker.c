@@ -13,12 +13,11 @@
  *	1. reload_configuration(): after a SIGHUP;
  *	2. record_and_claim(): in one short transaction, record the attempts
  *	   that finished and claim due deliveries within what it may hold, if
- *	   woken (a committed transaction enqueued work), if room was just
- *	   freed, if the last claim was full (a backlog), when a retry it
- *	   scheduled comes due, or once a second (retries others made due: a
- *	   restarted worker's, say); working off a backlog, finished attempts
- *	   wait for the next claim (at most RECORD_DELAY_MS), otherwise they are
- *	   recorded at once;
+ *	   woken (a committed transaction enqueued work), if room that work
+ *	   may wait for was just freed, if the last claim was full (a
+ *	   backlog), when a retry it scheduled comes due, or once a second
+ *	   (retries others made due: a restarted worker's, say); finished
+ *	   attempts wait for the next claim, at most RECORD_DELAY_MS;
  *	3. start_waiting(): start the claimed requests their transports have
  *	   room for, and whose rates allow (ratelimit.c), and publish in shared
  *	   memory how many requests it has in flight and how many it holds
@@ -167,10 +166,11 @@ static int	n_held = 0;
 static int	n_released = 0;
 
 /*
- * Working off a backlog, finished requests are recorded with the next
- * claim, in one transaction and one statement with it, but none waits more
+ * Finished requests are recorded with the next claim, in one transaction
+ * with it (working off a backlog, in one statement), but none waits more
  * than this to be recorded.  (Recording them as they finished took a
- * transaction per handful of answers.)
+ * transaction per handful of answers working off a backlog, and at a
+ * request a claim, a transaction that the next claim waited behind.)
  */
 #define RECORD_DELAY_MS 20
 
@@ -1019,19 +1019,17 @@ release_finished(void)
 
 /*
  * Whether to record the finished requests now, rather than with the next
- * claim: always but when working off a backlog, then once the earliest
- * finished RECORD_DELAY_MS ago.  Sets *wait_ms to how long until then.
+ * claim: once the earliest finished RECORD_DELAY_MS ago.  Sets *wait_ms to
+ * how long until then.
  */
 static bool
-record_due(bool backlog, long *wait_ms)
+record_due(long *wait_ms)
 {
 	Attempt    *first;
 
 	*wait_ms = 0;
 	if (dlist_is_empty(&done))
 		return false;
-	if (!backlog)
-		return true;
 	first = dlist_head_element(Attempt, node, &done);
 	*wait_ms = ms_until(first->started_at + (TimestampTz) (first->duration_ms * 1000.0) +
 						RECORD_DELAY_MS * INT64CONST(1000));
@@ -1362,11 +1360,16 @@ exchange(int limit)
 		{
 			drop_waiting_of_gone_hooks();
 			handed = hand_over();
+
+			/*
+			 * the claim first, which the news waits for (what finished is
+			 * held still: the claim skips it), then the record
+			 */
+			if (limit > 0)
+				claimed = claim(limit, &new_requests);
 			if (n_done > 0)
 				record(done_array(n_done), n_done);
 			move_cursors();
-			if (limit > 0)
-				claimed = claim(limit, &new_requests);
 		}
 		commit_transaction();
 	}
@@ -1788,11 +1791,15 @@ record_and_claim(void)
 	int			limit = 0;
 	long		record_wait_ms;
 	int			claimed;
+	bool		recording = !dlist_is_empty(&done);
 
+	/* what finished frees room, which work may wait for: claim with its record */
+	if (recording && room_full)
+		claim_due = true;
 	if (claim_due && webhook_enabled &&
 		capacity - n_busy >= (backlog ? Max(1, capacity / 4) : 1))
 		limit = Min(capacity - n_busy, webhook_batch_size);
-	if (limit == 0 && !record_due(backlog, &record_wait_ms))
+	if (limit == 0 && !record_due(&record_wait_ms))
 		return;
 
 	claimed = exchange(limit);
@@ -1811,8 +1818,9 @@ record_and_claim(void)
 		room_full = some_room_full();
 		last_claim = GetCurrentTimestamp();
 	}
-	else if (claimed >= 0 && room_full)
-		claim_due = true;		/* room was freed, which work waits for */
+	/* an ordered hook's next delivery is claimed once its last is recorded */
+	if (recording && claimed >= 0 && ordered_hooks)
+		claim_due = true;
 }
 
 /*
@@ -1838,7 +1846,7 @@ wait_timeout(void)
 	long		record_wait_ms;
 
 	timeout = (claim_due && n_busy == 0 && webhook_enabled) ? 0 : POLL_INTERVAL_MS;
-	if (catalog_current && record_due(backlog, &record_wait_ms))
+	if (catalog_current && record_due(&record_wait_ms))
 		timeout = 0;
 	else if (!dlist_is_empty(&done) && catalog_current)
 		timeout = Min(timeout, record_wait_ms);
