@@ -1360,16 +1360,11 @@ exchange(int limit)
 		{
 			drop_waiting_of_gone_hooks();
 			handed = hand_over();
-
-			/*
-			 * the claim first, which the news waits for (what finished is
-			 * held still: the claim skips it), then the record
-			 */
-			if (limit > 0)
-				claimed = claim(limit, &new_requests);
 			if (n_done > 0)
 				record(done_array(n_done), n_done);
 			move_cursors();
+			if (limit > 0)
+				claimed = claim(limit, &new_requests);
 		}
 		commit_transaction();
 	}
@@ -1793,8 +1788,11 @@ record_and_claim(void)
 	int			claimed;
 	bool		recording = !dlist_is_empty(&done);
 
-	/* what finished frees room, which work may wait for: claim with its record */
-	if (recording && room_full)
+	/*
+	 * what finished frees room, which work may wait for (or, for an ordered
+	 * hook, its group): then claim with the record
+	 */
+	if (recording && (room_full || ordered_hooks))
 		claim_due = true;
 	if (claim_due && webhook_enabled &&
 		capacity - n_busy >= (backlog ? Max(1, capacity / 4) : 1))
@@ -1818,9 +1816,6 @@ record_and_claim(void)
 		room_full = some_room_full();
 		last_claim = GetCurrentTimestamp();
 	}
-	/* an ordered hook's next delivery is claimed once its last is recorded */
-	if (recording && claimed >= 0 && ordered_hooks)
-		claim_due = true;
 }
 
 /*
