@@ -311,6 +311,22 @@ http_init(void)
 	multi = curl_made(curl_multi_init(), "create a libcurl multi handle");
 	multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, socket_callback);
 	multi_setopt(multi, CURLMOPT_TIMERFUNCTION, timer_callback);
+	http_keep_connections();
+}
+
+/*
+ * Keep up to webhook.max_in_flight connections open in each transport's
+ * connection cache between requests (so as many as it may have in flight).
+ * curl's default keeps four per request in flight at the moment one ends:
+ * a burst's connections were closed as it ended, and the next burst opened
+ * them again, a handshake (and, for the receiver, a connection to accept)
+ * each: some 1,800 connections in 10 s at 2,000 orders/s, and most of the
+ * 95th percentile of commit to arrival.  Again after a reload.
+ */
+void
+http_keep_connections(void)
+{
+	multi_setopt(multi, CURLMOPT_MAXCONNECTS, (long) webhook_max_in_flight);
 }
 
 int

@@ -35,6 +35,7 @@ typedef struct HttpTarget
 } HttpTarget;
 
 extern void http_init(void);
+extern void http_keep_connections(void);
 extern void http_start(Attempt *attempt, dlist_head *done);
 extern bool http_wait(long max_wait_ms, dlist_head *done);
 extern int	http_in_flight(void);

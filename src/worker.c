@@ -1763,6 +1763,8 @@ reload_configuration(void)
 		return;
 	ConfigReloadPending = false;
 	ProcessConfigFile(PGC_SIGHUP);
+	/* curl keeps as many connections open as webhook.max_in_flight says */
+	http_keep_connections();
 	/*
 	 * The settings it caches took their new values in their assign hooks,
 	 * within ProcessConfigFile: publish that this worker runs with the

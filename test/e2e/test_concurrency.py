@@ -88,6 +88,31 @@ class ConcurrencyTest(unittest.TestCase):
         finally:
             rx.close()
 
+    def test_connections_are_kept_across_bursts(self):
+        """A burst's connections are kept for the next one, through the
+        single requests between them (curl's default keeps four per request
+        in flight when one ends: each single request closed one of the
+        burst's, which the next burst opened again)."""
+        rx = harness.Receiver(default=R(200, delay=0.3))
+        try:
+            h = cluster.hook_on(rx.url(), '/bursts', transport={'max_in_flight': 8})
+            sent = 0
+            for step in ('burst', 'single', 'single', 'single', 'single', 'burst'):
+                n = 8 if step == 'burst' else 1
+                cluster.emit_many(h.event_type, n)
+                sent += n
+                rx.wait_requests(sent, path='/bursts', timeout=20)
+                cluster.wait_for(
+                    'SELECT count(*) FROM webhook.delivery d JOIN webhook.event e '
+                    "ON e.id = d.event_id WHERE e.event_type = %s AND d.state = 'succeeded'"
+                    % lit(h.event_type), str(sent), timeout=20)
+            conns = {r.conn_id for r in rx.requests(path='/bursts')}
+            harness.note('two bursts of 8 and 4 single requests between them used %d connections'
+                         % len(conns))
+            self.assertEqual(rx.max_in_flight['/bursts'], 8)
+            self.assertLessEqual(len(conns), 8, 'the first burst\'s connections were closed')
+        finally:
+            rx.close()
 
     def test_backlog_read_a_room_at_a_time_with_late_writers(self):
         """The hook's cursor reads the log two events at a time (its room,
