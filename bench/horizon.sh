@@ -14,8 +14,12 @@ bench_start_cluster "webhook.enabled = off"
 bench_start_nginx "$port"
 bench_nginx_hook "$port"
 
+# the dead tuples of the extension's tables, in all and by table
 dead() {
-    bench_psql -c "SELECT sum(n_dead_tup) FROM pg_stat_user_tables WHERE schemaname = 'webhook'"
+    bench_psql -c "SELECT sum(n_dead_tup) || ' (' || string_agg(relname || ' ' || n_dead_tup, ', '
+                                                  ORDER BY n_dead_tup DESC) || ')'
+                     FROM pg_stat_user_tables
+                    WHERE schemaname IN ('webhook', 'webhook_internal') AND n_dead_tup > 0"
 }
 
 for i in $(seq "$batches"); do
