@@ -110,11 +110,12 @@ static int	n_idle_easy = 0;
 static int	max_idle_easy = 0;
 
 /*
- * an idle transport's connections are closed after this long, or at once
- * while the worker has more than KEPT_SOCKETS_FACTOR times
+ * an idle transport's connections are closed after this long, or after
+ * CROWDED_IDLE_MS while the worker has more than KEPT_SOCKETS_FACTOR times
  * webhook.max_in_flight sockets open (http_close_idle())
  */
 #define SHARE_IDLE_MS (5 * 60 * 1000)
+#define CROWDED_IDLE_MS (10 * 1000)
 #define KEPT_SOCKETS_FACTOR 2
 
 static bool timer_armed = false;
@@ -431,12 +432,12 @@ close_share(TransportConnections *c)
 
 /*
  * Close a transport's connection cache if it is idle: unused for
- * SHARE_IDLE_MS, made under an earlier deny list, or while the worker has
- * more sockets open than KEPT_SOCKETS_FACTOR times webhook.max_in_flight
- * (each cache keeps up to that many: http_keep_connections(); a tenant's
- * thousand transports, each used once in a while, must not fill the
- * worker's file descriptors).  True when it has none open (transport.c
- * then may forget the transport).
+ * SHARE_IDLE_MS, or for CROWDED_IDLE_MS while the worker has more sockets
+ * open than KEPT_SOCKETS_FACTOR times webhook.max_in_flight (each cache
+ * keeps up to that many: http_keep_connections(); a tenant's thousand
+ * transports, each used once in a while, must not fill the worker's file
+ * descriptors), or made under an earlier deny list.  True when it has none
+ * open (transport.c then may forget the transport).
  */
 bool
 http_close_idle(TransportConnections *c, TimestampTz now)
@@ -446,8 +447,9 @@ http_close_idle(TransportConnections *c, TimestampTz now)
 	if (c->in_use > 0)
 		return false;
 	if (c->deny_generation != deny_list_generation() ||
-		n_sockets > KEPT_SOCKETS_FACTOR * webhook_max_in_flight ||
-		TimestampDifferenceExceeds(c->last_used, now, SHARE_IDLE_MS))
+		TimestampDifferenceExceeds(c->last_used, now,
+								   n_sockets > KEPT_SOCKETS_FACTOR * webhook_max_in_flight
+								   ? CROWDED_IDLE_MS : SHARE_IDLE_MS))
 		return close_share(c);
 	return false;
 }
