@@ -12,17 +12,17 @@
 #     hook active, timed the same way (a batch of the catch-up's size,
 #     queued as usual);
 #   - batch: a's hook disabled (update_hook(a, active => false)), N events
-#     of a emitted (logged: a's hook subscribes to them), then
-#     update_hook(a, active => true) timed, with its commit, as the client
-#     sees it (it queues the N missed deliveries in its transaction:
-#     webhook_internal.queue_from_log()); then M events of b queued; all
-#     this while sending is paused.  Sending resumed, each hook is timed
+#     of a emitted (logged with a's hook, whose cursor stays where it
+#     stopped), then update_hook(a, active => true) timed, with its commit,
+#     as the client sees it (it writes the hook row only: the worker reads
+#     on from the cursor); then M events of b queued; all this while
+#     sending is paused.  Sending resumed, each hook is timed
 #     until it has sent them all (its successes in webhook.hook_metrics):
 #     a's catch-up rate (N over that time) and b's rate beside it (M over
 #     its time);
 #   - paced: b's events written at a steady P a second (pgbench --rate, one
 #     event a transaction) for S seconds, once alone, once from the moment
-#     sending resumes on a's N missed deliveries (re-queued as above, that
+#     sending resumes on a's N missed events (re-enabled as above, that
 #     re-enabling timed too): b's deliveries that were sent, a second, and
 #     the delay from each event's transaction to its request's start
 #     (median and 99th percentile) -- the case of a hook catching up while

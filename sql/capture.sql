@@ -79,15 +79,21 @@ COPY shop_orders (id, shop, total) FROM stdin;
 SELECT webhook_internal.spill(true) AS spilled \gset
 SELECT event_type, tenant, resource_id, payload->>'total' AS total, hooks FROM captured;
 
--- hooks are re-read after a change: an inactive hook gets no delivery,
--- but the events of its types are logged; re-enabled, it is sent those
+-- hooks are re-read after a change: a hook that no longer subscribes to a
+-- type gets none of its events; an inactive hook's are logged with it, as
+-- an active one's (its cursor reads them once it is re-enabled)
 DELETE FROM webhook.event;
 SELECT active FROM webhook.update_hook(:h_pattern, active => false);
+SELECT event_types FROM webhook.update_hook(:h_exact, event_types => '{ORDER_CREATE}');
 INSERT INTO shop_orders (id, shop) VALUES (30, 'acme');
 UPDATE shop_orders SET "Order State" = 'settled' WHERE id = 30;
-SELECT webhook_internal.spill(true) AS spilled \gset
-SELECT event_type, hooks FROM captured;
+SELECT e.event_type,
+       ARRAY(SELECT CASE h WHEN :h_pattern THEN 'pattern' WHEN :h_exact THEN 'exact' END
+               FROM unnest(e.hook_ids) h ORDER BY h) AS logged_for
+  FROM webhook.event e ORDER BY e.id;
+SELECT event_types FROM webhook.update_hook(:h_exact, event_types => '{ORDER_SETTLED}');
 SELECT active FROM webhook.update_hook(:h_pattern, active => true);
+SELECT webhook_internal.spill(true) AS spilled \gset
 SELECT event_type, hooks, pending FROM captured;
 
 -- watch is idempotent and can narrow the events

@@ -48,10 +48,10 @@ INSERT INTO neighbours_docs VALUES (6, 'nb_b', '{"x": 1}');
 SELECT webhook_internal.spill(true) AS spilled \gset
 SELECT count(*) AS deliveries FROM webhook.event e JOIN webhook.delivery d ON d.event_id = e.id
  WHERE e.resource = 'doc' AND e.resource_id = '6';
--- a change to either tenant's hooks is seen by the next statement (nb_a has
--- no active hook left: its row makes an event, logged for its inactive
--- hook, and no delivery)
-SELECT active FROM webhook.update_hook(:ha, active => false);
+-- a change to either tenant's hooks is seen by the next statement (nb_a's
+-- hook no longer subscribes: its row makes no event; nb_b's is inactive:
+-- its row's event goes to it, to wait, as spill() shows)
+SELECT event_types FROM webhook.update_hook(:ha, event_types => '{NOTHING}');
 SELECT active FROM webhook.update_hook(:hb, active => false);
 INSERT INTO neighbours_docs VALUES (7, 'nb_b', '{"x": 1}'), (8, 'nb_a', '{"x": 1}');
 SELECT webhook_internal.spill(true) AS spilled \gset

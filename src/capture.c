@@ -7,17 +7,16 @@
  *
  * An event is logged (stored) when a hook of its tenant subscribes to its
  * type, active or not, whatever the hooks' filters; it is stored with the
- * active unordered hooks whose filter it passes, which read it through
- * their cursors once the transaction has committed, and the deliveries of
- * the active ordered ones are made with it (enqueue.c), so a rolled-back
- * change leaves nothing and a committed one is in the queue.  The worker
- * is woken when the transaction commits.  A
- * hook re-enabled, replayed or made to start in the past is sent what it
- * is owed from the log by webhook_internal.queue_from_log(), with the
- * trigger's own matching of types and filters (hook_wants()); a writer and
- * a re-enabling meet on a lock per tenant, so that no event of a
- * transaction still open while a hook is re-enabled is missed
- * (matching_hooks).
+ * unordered hooks whose filter it passes, active or not, which read it
+ * through their cursors once the transaction has committed (an inactive
+ * hook's cursor stays where the hook stopped: re-enabled, it reads on from
+ * there), and the deliveries of the ordered ones are made with it
+ * (enqueue.c; an inactive hook's wait for it to be re-enabled), so a
+ * rolled-back change leaves nothing and a committed one is in the queue.
+ * The workers are woken when the transaction commits, for the active
+ * hooks.  A hook replayed or made to start in the past is sent what it is
+ * owed from the log by webhook_internal.queue_from_log(), with the
+ * trigger's own matching of types and filters (hook_wants()).
  *
  * Caches, all backend-local:
  *	- the hooks (id, active, event type patterns, filter) of each tenant the
@@ -72,7 +71,6 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
-#include "storage/lmgr.h"
 #include "spi_util.h"
 #include "tcop/deparse_utility.h"
 #include "utils/array.h"
@@ -120,8 +118,9 @@ typedef struct TenantHooks
 /*
  * What an event's tenant and type select: whether any hook subscribes to
  * it (the event is then logged), and the hooks it is to be delivered to,
- * before their filters: their ids, and copies of their filters (NULL for
- * none), safe from a reload of the cache while the row is serialised.
+ * active or not, before their filters: their ids, and copies of their
+ * filters (NULL for none), safe from a reload of the cache while the row
+ * is serialised.
  */
 typedef struct MatchedHooks
 {
@@ -131,7 +130,7 @@ typedef struct MatchedHooks
 	JsonPath  **filters;
 	bool	   *guarded;
 	bool	   *ordered;
-	bool	   *active;			/* while they are collected */
+	bool	   *active;			/* the workers are woken for these */
 } MatchedHooks;
 
 /*
@@ -542,11 +541,12 @@ patterns_match(char *const *patterns, int npatterns, const char *event_type)
 
 /*
  * The hooks of tenant subscribed to event_type, active or not (m.active
- * says), their filters not yet applied.  No SPI unless the tenant's hooks
- * are not cached or stale.
+ * says), their filters not yet applied (hooks_to_send does that, once the
+ * payload is known).  No SPI unless the tenant's hooks are not cached or
+ * stale.
  */
 static MatchedHooks
-subscribed_hooks(const char *tenant, const char *event_type)
+matching_hooks(const char *tenant, const char *event_type)
 {
 	MatchedHooks m = {false, 0, NULL, NULL, NULL, NULL, NULL};
 	TenantHooks *th = tenant_hooks(tenant);
@@ -575,90 +575,6 @@ subscribed_hooks(const char *tenant, const char *event_type)
 		m.n++;
 	}
 	m.subscribed = m.n > 0;
-	return m;
-}
-
-/*
- * The lock between writers and the re-enabling of a hook, per tenant: an
- * advisory lock of the database, on the hash of "webhook.resume <tenant>",
- * its fourth field RESUME_LOCK_FIELD4 (pg_advisory_lock()'s keys have 1 or
- * 2 there: no application's advisory lock is this one).
- */
-#define RESUME_LOCK_FIELD4 0x5748
-
-static void
-resume_lock_tag(LOCKTAG *tag, const char *tenant)
-{
-	char	   *key = psprintf("webhook.resume %s", tenant);
-	uint64		h = DatumGetUInt64(hash_any_extended((const unsigned char *) key,
-													 strlen(key), 0));
-
-	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) (h >> 32), (uint32) h,
-						 RESUME_LOCK_FIELD4);
-	pfree(key);
-}
-
-/*
- * The hooks an event of tenant and event_type is logged for (m.subscribed)
- * and delivered to (m.n, m.ids, ...): of those subscribed to its type, the
- * active ones, their filters not yet applied (hooks_to_send does that,
- * once the payload is known).
- *
- * When an inactive hook subscribes too, the event is logged without a
- * delivery to it, and the hook, once re-enabled, is sent the events it
- * missed from the log (webhook_internal.queue_from_log()).  The events of
- * a transaction that has not committed by then would be missed: so the
- * writer holds the tenant's resume lock (RowExclusiveLock: writers do not
- * conflict) until it commits, and the re-enabling waits for it
- * (webhook_wait_for_writers, ShareLock) before it reads the log.  The
- * writer never waits: taking it the first time in the transaction, it
- * then reads what committed before it (a hook re-enabled since is active
- * now, since the re-enabling released the lock after its commit sent its
- * invalidation); and when a re-enabling holds or awaits it, the hook may
- * be active by the time this event commits, so the inactive hooks get
- * their delivery too, as if they were active (should the re-enabling roll
- * back, that delivery waits, as any of an inactive hook does, until the
- * hook is re-enabled; the catch-up then skips its event).
- */
-static MatchedHooks
-matching_hooks(const char *tenant, const char *event_type)
-{
-	MatchedHooks m = subscribed_hooks(tenant, event_type);
-	bool		with_inactive = false;
-	int			n = 0;
-	int			i;
-
-	for (i = 0; i < m.n && m.active[i]; i++)
-		;
-	if (i < m.n)
-	{
-		LOCKTAG		tag;
-
-		resume_lock_tag(&tag, tenant);
-		switch (LockAcquireExtended(&tag, RowExclusiveLock, false, true, false, NULL))
-		{
-			case LOCKACQUIRE_NOT_AVAIL:
-				with_inactive = true;
-				break;
-			case LOCKACQUIRE_OK:
-				AcceptInvalidationMessages();
-				m = subscribed_hooks(tenant, event_type);
-				break;
-			default:
-				break;			/* held since before: none was re-enabled */
-		}
-	}
-	for (i = 0; i < m.n; i++)
-	{
-		if (!m.active[i] && !with_inactive)
-			continue;
-		m.ids[n] = m.ids[i];
-		m.filters[n] = m.filters[i];
-		m.guarded[n] = m.guarded[i];
-		m.ordered[n] = m.ordered[i];
-		n++;
-	}
-	m.n = n;
 	return m;
 }
 
@@ -742,6 +658,7 @@ hooks_to_send(MatchedHooks *m, Datum payload)
 			 : filter_matches(m->filters[i], payload)))
 		{
 			m->ordered[n] = m->ordered[i];
+			m->active[n] = m->active[i];
 			m->ids[n++] = m->ids[i];
 		}
 	return n;
@@ -998,7 +915,7 @@ webhook_capture(PG_FUNCTION_ARGS)
 	ev.payload = payload;
 	ev.old_row = old_payload;
 	ev.changed = changed;
-	enqueue_event(&ev, matched.ids, matched.ordered, n_hooks);
+	enqueue_event(&ev, matched.ids, matched.ordered, matched.active, n_hooks);
 	SPI_finish();
 	webhook_restore_user(&saved);
 	return PointerGetDatum(NULL);
@@ -1114,7 +1031,7 @@ webhook_emit(PG_FUNCTION_ARGS)
 	ev.payload = JsonbPGetDatum(payload);
 	ev.old_row = (Datum) 0;
 	ev.changed = NULL;
-	uid = enqueue_event(&ev, matched.ids, matched.ordered,
+	uid = enqueue_event(&ev, matched.ids, matched.ordered, matched.active,
 						hooks_to_send(&matched, ev.payload));
 	uid = SPI_datumTransfer(uid, false, UUID_LEN);
 	SPI_finish();
@@ -1123,7 +1040,6 @@ webhook_emit(PG_FUNCTION_ARGS)
 }
 
 PG_FUNCTION_INFO_V1(webhook_hook_wants);
-PG_FUNCTION_INFO_V1(webhook_wait_for_writers);
 PG_FUNCTION_INFO_V1(webhook_queue_from_log);
 
 /*
@@ -1161,22 +1077,6 @@ webhook_hook_wants(PG_FUNCTION_ARGS)
 }
 
 /*
- * webhook_internal.wait_for_writers(tenant): take the tenant's resume lock
- * (ShareLock, until the transaction ends), waiting for the writers that
- * logged events of its inactive hooks to commit or roll back; meanwhile,
- * writers send those hooks their events (matching_hooks).
- */
-Datum
-webhook_wait_for_writers(PG_FUNCTION_ARGS)
-{
-	LOCKTAG		tag;
-
-	resume_lock_tag(&tag, text_to_cstring(PG_GETARG_TEXT_PP(0)));
-	(void) LockAcquire(&tag, ShareLock, false, false);
-	PG_RETURN_VOID();
-}
-
-/*
  * What queue_from_log() runs: the events of the log a hook is owed, oldest
  * first, as pending deliveries, each due a microsecond after the one
  * before (so that they are claimed in event order), from the statement's
@@ -1193,12 +1093,11 @@ static const char *queue_from_log_sql =
 "   FROM (SELECT e.id, t.t0, pg_catalog.row_number() OVER (ORDER BY e.id) AS n"
 "           FROM webhook.event e, (SELECT pg_catalog.clock_timestamp() AS t0) t"
 "          WHERE e.tenant OPERATOR(pg_catalog.=) $2"
-"            AND ($5::bigint IS NULL OR e.id OPERATOR(pg_catalog.>) $5)"
-"            AND ($6::timestamptz IS NULL OR e.created_at OPERATOR(pg_catalog.>=) $6)"
+"            AND ($5::timestamptz IS NULL OR e.created_at OPERATOR(pg_catalog.>=) $5)"
 "            AND NOT EXISTS (SELECT FROM webhook.delivery d"
 "                             WHERE d.event_id OPERATOR(pg_catalog.=) e.id"
 "                               AND d.hook_id OPERATOR(pg_catalog.=) $1"
-"                               AND (NOT $7 OR d.state IN ('pending', 'failed')))"
+"                               AND (NOT $6 OR d.state IN ('pending', 'failed')))"
 "            AND NOT (e.txid IS NOT NULL AND $1 OPERATOR(pg_catalog.=) ANY (e.hook_ids)"
 "                     AND NOT EXISTS (SELECT FROM webhook_internal.cursor c"
 "                                      WHERE c.hook_id OPERATOR(pg_catalog.=) $1"
@@ -1211,37 +1110,36 @@ static const char *queue_from_log_sql =
 
 /*
  * webhook_internal.queue_from_log(hook_id, tenant, event_types, filter,
- * after_event, since, queued_only): queue for the hook the tenant's events
- * of those types (filter applied) after the event after_event and since
- * the time since (NULL: no bound), but those that have a delivery to it
- * already (queued_only: a pending or failed one); returns how many.  The
- * log is read as it is now, not as the transaction's snapshot shows it
- * (REPEATABLE READ): what committed while wait_for_writers() waited is
- * there.  Run as the extension's owner, by the API and the hook triggers.
+ * since, queued_only): queue for the hook the tenant's events of those
+ * types (filter applied) since the time since (NULL: no bound), but those
+ * that have a delivery to it already (queued_only: a pending or failed
+ * one); returns how many.  The log is read as it is now, not as the
+ * transaction's snapshot shows it (REPEATABLE READ).  Run as the
+ * extension's owner, by the API.
  */
 Datum
 webhook_queue_from_log(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr plan = NULL;
-	Oid			types[7] = {INT8OID, TEXTOID, TEXTARRAYOID, JSONPATHOID, INT8OID,
-	TIMESTAMPTZOID, BOOLOID};
-	Datum		values[7];
-	char		nulls[7];
+	Oid			types[6] = {INT8OID, TEXTOID, TEXTARRAYOID, JSONPATHOID, TIMESTAMPTZOID,
+	BOOLOID};
+	Datum		values[6];
+	char		nulls[6];
 	int			i;
 	uint64		n;
 
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(6))
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(5))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("hook_id, tenant, event_types and queued_only must not be null")));
-	for (i = 0; i < 7; i++)
+	for (i = 0; i < 6; i++)
 	{
 		values[i] = PG_ARGISNULL(i) ? (Datum) 0 : PG_GETARG_DATUM(i);
 		nulls[i] = PG_ARGISNULL(i) ? 'n' : ' ';
 	}
 	(void) GetTopTransactionId();
 	spi_connect_checked();
-	spi_check(SPI_execute_snapshot(spi_kept_plan(&plan, queue_from_log_sql, 7, types,
+	spi_check(SPI_execute_snapshot(spi_kept_plan(&plan, queue_from_log_sql, 6, types,
 												 CURSOR_OPT_CUSTOM_PLAN),
 								   values, nulls, GetLatestSnapshot(), InvalidSnapshot,
 								   false, true, 0),

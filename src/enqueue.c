@@ -17,8 +17,11 @@
  * from their identity sequences, uid from gen_random_uuid(), created_at
  * now(); all satisfy the constraints.  (A default an admin changed is not
  * used: these are the extension's.)  An event that goes to no unordered
- * hook has no transaction id: no cursor is to read it.  An ordered hook's
- * deliveries are rows of webhook.delivery from the start, each due when it
+ * hook has no transaction id: no cursor is to read it.  An event goes to
+ * a hook whether it is active or not: an inactive unordered hook's cursor
+ * stays where the hook stopped, to read on from there once it is
+ * re-enabled, and an inactive ordered hook's deliveries wait for it.  An
+ * ordered hook's deliveries are rows of webhook.delivery from the start, each due when it
  * is inserted, after the event row gave the transaction its id (the
  * worker's claim relies on that: src/queue.c, floors): its claim reads all
  * of them, to send the earliest of each group; webhook.delivery is neither
@@ -26,7 +29,7 @@
  *
  * During an update, a library of 0.5 on a catalog before it (no txid and
  * hook_ids in webhook.event) writes as that catalog's did: the event and a
- * pending delivery per hook, ordered or not.
+ * pending delivery per active hook, ordered or not.
  *
  * The short way is taken only for a table as this library made it: the
  * columns it fills with their types (no type modifier; none NOT NULL that
@@ -469,33 +472,50 @@ event_has_log_columns(void)
 
 /*
  * Store one event that goes to the n_hooks hooks (none: the event alone),
- * each ordered or not (ordered[i]); return the event's uid.  The workers
- * are woken when the transaction commits, if there is anything to send.
- * Caller looked up the hooks first (capture.c), which registered the
- * relcache callback that keeps what is known of the tables current.
+ * each ordered or not (ordered[i]) and active or not (active[i]); return
+ * the event's uid.  The workers are woken when the transaction commits,
+ * if an active hook has anything to send.  Caller looked up the hooks
+ * first (capture.c), which registered the relcache callback that keeps
+ * what is known of the tables current.
  */
 Datum
 enqueue_event(const NewEvent *event, const Datum *hook_ids, const bool *ordered,
-			  int n_hooks)
+			  const bool *active, int n_hooks)
 {
 	Relation	event_rel = open_queue_table(&event_table);
 	bool		log = event_rel != NULL ? event_table.log : event_has_log_columns();
 	Datum	   *read_ids = palloc(sizeof(Datum) * Max(n_hooks, 1));
 	Datum	   *made_ids = palloc(sizeof(Datum) * Max(n_hooks, 1));
+	Datum	   *news_ids = palloc(sizeof(Datum) * Max(n_hooks, 1));
 	int			n_read = 0;
 	int			n_made = 0;
+	int			n_news = 0;
+	int			n_made_news;
 	Relation	delivery_rel = NULL;
 	Datum		uid;
 	int			i;
 
-	/* before 0.5 every delivery is made with its event */
+	/*
+	 * before 0.5 every delivery is made with its event, and an inactive
+	 * hook has none; the news names the active hooks, those made first
+	 */
 	for (i = 0; i < n_hooks; i++)
-	{
-		if (log && !ordered[i])
-			read_ids[n_read++] = hook_ids[i];
-		else
+		if (!log || ordered[i])
+		{
+			if (!log && !active[i])
+				continue;
 			made_ids[n_made++] = hook_ids[i];
-	}
+			if (active[i])
+				news_ids[n_news++] = hook_ids[i];
+		}
+	n_made_news = n_news;
+	for (i = 0; i < n_hooks; i++)
+		if (log && !ordered[i])
+		{
+			read_ids[n_read++] = hook_ids[i];
+			if (active[i])
+				news_ids[n_news++] = hook_ids[i];
+		}
 	if (n_made > 0)
 		delivery_rel = open_queue_table(&delivery_table);
 
@@ -510,7 +530,7 @@ enqueue_event(const NewEvent *event, const Datum *hook_ids, const bool *ordered,
 	if (event_rel != NULL)
 		table_close(event_rel, NoLock);
 
-	webhook_wake_at_commit_for(read_ids, n_read, false);
-	webhook_wake_at_commit_for(made_ids, n_made, true);
+	webhook_wake_at_commit_for(news_ids, n_made_news, true);
+	webhook_wake_at_commit_for(news_ids + n_made_news, n_news - n_made_news, false);
 	return uid;
 }

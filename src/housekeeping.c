@@ -33,8 +33,12 @@
  * the first window that reaches rows created after the bound (ids follow
  * time, nearly): a batch reads a bounded number of rows, wherever the
  * table stands, and a round reads what is old, plus one window.  Pending
- * and failed deliveries are never deleted, nor the events they are for; a
- * row kept so is looked at again by every round until it goes.  A deleted
+ * and failed deliveries are never deleted, nor the events they are for,
+ * but what an inactive hook missed: it is owed what the log holds, so its
+ * cursor does not keep the log, and its deliveries never tried go as the
+ * log does (a receiver that answers 410 must not make the database keep
+ * every event from then on).  A row kept so is looked at again by every
+ * round until it goes.  A deleted
  * delivery's attempts stay until their slot is emptied.
  *
  * IDENTIFICATION
@@ -109,6 +113,7 @@ static const char *prune_deliveries_sql =
 "       AND ((d.state IN ('succeeded', 'dead', 'cancelled')"
 "             AND coalesce(d.finished_at, d.created_at)"
 "                 < pg_catalog.now() OPERATOR(pg_catalog.-) $2)"
+"            OR " INACTIVE_MISSED("d")
 "            OR NOT EXISTS (SELECT 1 FROM webhook.hook h WHERE h.id = d.hook_id))"
 "    RETURNING d.id"
 ")"

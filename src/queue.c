@@ -388,6 +388,7 @@ HELD_CURSORS ", " FRESH_READ(HELD_POSITION)
  * older than the tenant's latest writer (FRESH_HOOKS_BEHIND).
  * A tenant whose hooks have read its log, and whose writers have all
  * finished since, costs a full look a descent or two; its hooks nothing.
+ * An inactive or paused hook is not read: its cursor stays behind.
  */
 #define FRESH_HOOKS_LISTED \
 "fresh_hooks AS (" \
@@ -412,8 +413,9 @@ HELD_CURSORS ", " FRESH_READ(HELD_POSITION)
 "      JOIN webhook.transport tt ON tt.tenant OPERATOR(pg_catalog.=) u.tenant" \
 "      JOIN webhook.hook k ON k.transport_id = tt.id" \
 "      JOIN webhook_internal.cursor x ON x.hook_id = k.id" \
-"     WHERE x.lo::text <> x.hi::text" \
-"        OR m.txid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmin(x.hi)" \
+"     WHERE k.active AND k.disabled_reason IS NULL" \
+"       AND (x.lo::text <> x.hi::text" \
+"            OR m.txid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmin(x.hi))" \
 ")"
 
 

@@ -67,14 +67,24 @@ extern Interval webhook_disable_after_span;
 
 /*
  * SQL: the event e is still to be read by one of the hooks of its hook_ids
- * that exist (its delivery to it is yet to be made).
+ * that exist and are active (its delivery to it is yet to be made): an
+ * inactive hook is owed what the log holds (src/housekeeping.c).
  */
 #define LOG_UNREAD(e) \
 "(" e ".txid IS NOT NULL AND EXISTS (" \
 "    SELECT FROM pg_catalog.unnest(" e ".hook_ids) AS u(hook_id)" \
-"     WHERE EXISTS (SELECT FROM webhook.hook h WHERE h.id = u.hook_id)" \
+"     WHERE EXISTS (SELECT FROM webhook.hook h WHERE h.id = u.hook_id AND h.active)" \
 "       AND NOT EXISTS (SELECT FROM webhook_internal.cursor c" \
 "                        WHERE c.hook_id = u.hook_id AND " LOG_READ_BY(e, "c") ")))"
+
+/*
+ * SQL: the delivery d was made for an inactive hook and never tried (what
+ * the hook missed while inactive, if it is ordered: its cursor's events
+ * otherwise), so it goes with the log, at webhook.retention.
+ */
+#define INACTIVE_MISSED(d) \
+"(" d ".state = 'pending' AND " d ".attempts = 0" \
+" AND EXISTS (SELECT FROM webhook.hook h WHERE h.id = " d ".hook_id AND NOT h.active))"
 
 /* true when loaded through shared_preload_libraries (webhook.c) */
 extern bool webhook_preloaded;

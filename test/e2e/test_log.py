@@ -1,7 +1,8 @@
 """The event log's promises: every event some hook of its tenant subscribes
-to is logged, active or not; a disabled hook keeps its place and, re-enabled,
-is sent what it missed, oldest first (or starts from now); replay() and
-create_hook(since)/register(since) send from the log.  Each against a real
+to is logged, active or not; a disabled hook keeps its place (its cursor)
+and, re-enabled, reads on from there, oldest first, waiting for no writer
+(or starts from now); replay() and create_hook(since)/register(since) send
+from the log.  Each against a real
 receiver, checking bodies, webhook-id and rows; webhook.disable_after is
 shortened to 2 s."""
 
@@ -15,9 +16,6 @@ from harness import R, lit
 cluster = rx = None
 setUpModule, tearDownModule = harness.cluster_and_receiver(
     globals(), extra_conf=["webhook.disable_after = '2 s'"])
-
-# the fourth field of the resume lock's advisory tag (capture.c, RESUME_LOCK_FIELD4)
-RESUME_LOCK = "locktype = 'advisory' AND objsubid = 22344"
 
 
 class LogTest(unittest.TestCase):
@@ -122,16 +120,14 @@ class LogTest(unittest.TestCase):
         first = self.emit('LOGRES_A', {'n': 1})
         cluster.wait_state(first, 'succeeded')
         self.set_active(h, False)
-        at = cluster.one('SELECT disabled_at_event FROM webhook.hook WHERE id = %d' % h)
-        self.assertEqual(at, cluster.one('SELECT max(id) FROM webhook.event'))
         off = {n: self.emit('LOGRES_%s' % 'AB'[n % 2], {'n': n}) for n in range(2, 7)}
         self.emit('LOGOTHER_A', {'n': 99})      # not its type
         self.nothing_more(path, 1)
         self.assertEqual(self.deliveries(h), {first: ['succeeded']})
+        # they wait in the log, its cursor stopped with the hook
+        self.assertEqual(cluster.unread(h), 4)
 
         self.set_active(h, True)
-        self.assertEqual(cluster.one('SELECT disabled_at_event FROM webhook.hook WHERE id = %d'
-                                     % h), None)
         after = self.emit('LOGRES_A', {'n': 7})
         got = self.received(path, 6)
         self.assertEqual(got[1:], [(off[n], 'LOGRES_%s' % 'AB'[n % 2], {'n': n})
@@ -164,10 +160,8 @@ class LogTest(unittest.TestCase):
                         self.emit(event_type, {'n': 0})
                         time.sleep(0.3)    # the pace is the behaviour (test_health.py)
                 cluster.wait_for('SELECT active FROM webhook.hook WHERE id = %d' % h, 'f')
-                reason, at = cluster.psql('SELECT disabled_reason, disabled_at_event '
-                                          'FROM webhook.hook WHERE id = %d' % h)[0]
+                reason = cluster.one('SELECT disabled_reason FROM webhook.hook WHERE id = %d' % h)
                 self.assertIn('410 Gone' if how == '410' else 'webhook.disable_after', reason)
-                self.assertIsNotNone(at)
                 # what was in flight is recorded; what still waited stays
                 # (disable_after keeps it), to go first once re-enabled
                 cluster.worker_passed(rx)
@@ -273,39 +267,31 @@ class LogTest(unittest.TestCase):
                     self.assertEqual([self.deliveries(h)[u] for u in paused], [['cancelled']] * 3)
 
     # -- 2: writers still open while the hook is re-enabled --------------------
-    def psql_in_background(self, sql):
-        """psql running sql in a process of its own; returns the Popen."""
-        return subprocess.Popen(
-            [cluster._bin('psql'), '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', cluster.sockdir,
-             '-p', str(cluster.port), '-d', cluster.dbname, '-c', sql],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cluster._env(), text=True)
+    def open_session(self, name, sql):
+        """A session named name that ran sql and is idle in its transaction."""
+        s = harness.Session(cluster)
+        self.addCleanup(s.close)
+        s.send("SET application_name = %s; %s" % (lit(name), sql))
+        cluster.wait_for("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s "
+                         "AND state = 'idle in transaction'" % lit(name), '1')
+        return s
 
     def test_a_writer_open_across_the_re_enabling_loses_nothing(self):
-        """A transaction logs an event of the inactive hook, stays open while
-        the hook is re-enabled, logs another (its cached hooks still say
-        inactive) and commits: the re-enabling waits for it, and both go."""
+        """A transaction logs an event of the inactive hook and stays open
+        while the hook is re-enabled, which waits for no writer; it logs
+        another and commits: both go, in order."""
         tid = self.transport()
         path = '/log-late'
         h = self.hook(tid, ['LOGLATE_*'], path, active=False)
-        writer = harness.Session(cluster)
-        self.addCleanup(writer.close)
-        writer.send("BEGIN; SELECT webhook.emit('LOGLATE_A', '{\"n\": 1}', tenant => %s);"
+        name = harness.uniq('log_late')
+        writer = self.open_session(name, "BEGIN; SELECT webhook.emit('LOGLATE_A', '{\"n\": 1}', "
+                                         "tenant => %s);" % lit(self.tenant))
+        # within psql's own timeout, though the writer holds its transaction
+        cluster.psql('SELECT webhook.update_hook(%d, active => true)' % h, timeout=20)
+        writer.send("SELECT webhook.emit('LOGLATE_A', '{\"n\": 2}', tenant => %s); COMMIT;"
                     % lit(self.tenant))
-        cluster.wait_for("SELECT count(*) FROM pg_locks WHERE %s AND mode = 'RowExclusiveLock' "
-                         "AND granted" % RESUME_LOCK, '1')
-        enabling = self.psql_in_background('SELECT webhook.update_hook(%d, active => true)' % h)
-        try:
-            # the re-enabling waits for the writer
-            cluster.wait_for("SELECT count(*) FROM pg_locks WHERE %s AND mode = 'ShareLock' "
-                             "AND NOT granted" % RESUME_LOCK, '1')
-            writer.send("SELECT webhook.emit('LOGLATE_A', '{\"n\": 2}', tenant => %s); COMMIT;"
-                        % lit(self.tenant))
-            out, err = enabling.communicate(timeout=30)
-            self.assertEqual(enabling.returncode, 0, err)
-        finally:
-            if enabling.poll() is None:
-                enabling.kill()
-                enabling.communicate()
+        cluster.wait_for("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s "
+                         "AND state = 'idle'" % lit(name), '1')
         uids = [r[0] for r in cluster.psql('SELECT uid FROM webhook.event WHERE tenant = %s '
                                            'ORDER BY id' % lit(self.tenant))]
         self.assertEqual(len(uids), 2)
@@ -335,15 +321,11 @@ class LogTest(unittest.TestCase):
         cluster.wait_for("SELECT count(*) FROM webhook.event WHERE tenant = %s"
                          % lit(self.tenant), '1')
         late = cluster.one('SELECT uid FROM webhook.event WHERE tenant = %s' % lit(self.tenant))
-        self.assertGreater(int(cluster.one("SELECT id FROM webhook.event WHERE uid = %s"
-                                           % lit(late))),
-                           int(cluster.one('SELECT disabled_at_event FROM webhook.hook '
-                                           'WHERE id = %d' % h)))
         missed = self.emit('LOGLD_A', {'n': 2})
         self.nothing_more(path, 0)
-        # the late one waits in the log, its cursor stopped with the hook
+        # both wait in the log, its cursor stopped with the hook
         self.assertEqual(self.deliveries(h), {})
-        self.assertEqual(cluster.unread(h), 1)
+        self.assertEqual(cluster.unread(h), 2)
         self.set_active(h, True)
         # an unordered hook: both at once, in either order
         self.assertEqual(sorted(self.received(path, 2)), sorted([(late, 'LOGLD_A', {'n': 1}),
@@ -354,10 +336,9 @@ class LogTest(unittest.TestCase):
         self.assertEqual(self.deliveries(h), {late: ['succeeded'], missed: ['succeeded']})
 
     def test_a_writer_during_the_re_enabling_sends_to_the_hook(self):
-        """While a re-enabling is open (it has read the log already), a
-        writer sends the hook its event as if it were active: committed
-        after the re-enabling, it goes once; should the re-enabling roll
-        back, it waits, and goes once when the hook is re-enabled."""
+        """While a re-enabling is open, a writer logs the hook's event: the
+        re-enabling committed, both go once, oldest first; should it roll
+        back, they wait, and go once when the hook is re-enabled."""
         tid = self.transport()
         for outcome in ('COMMIT', 'ROLLBACK'):
             with self.subTest(outcome=outcome):
@@ -365,27 +346,22 @@ class LogTest(unittest.TestCase):
                 event_type = harness.uniq('LOGDURING')
                 h = self.hook(tid, [event_type], path, active=False)
                 before = self.emit(event_type, {'n': 1})
-                enabling = harness.Session(cluster)
-                self.addCleanup(enabling.close)
-                enabling.send('BEGIN; SELECT webhook.update_hook(%d, active => true);' % h)
-                cluster.wait_for("SELECT count(*) FROM pg_locks WHERE %s AND mode = 'ShareLock' "
-                                 "AND granted" % RESUME_LOCK, '1')
-                # it has read the log (the event before is queued), and holds the lock
-                cluster.wait_for("SELECT count(*) FROM pg_stat_activity "
-                                 "WHERE state = 'idle in transaction' "
-                                 "AND query LIKE 'SELECT webhook.update_hook(%d,%%'" % h, '1')
+                name = harness.uniq('log_enabling')
+                enabling = self.open_session(
+                    name, 'BEGIN; SELECT webhook.update_hook(%d, active => true);' % h)
                 during = self.emit(event_type, {'n': 2})
                 # logged for the hook, whose cursor reads it once it is active
                 self.assertEqual(cluster.one(
                     "SELECT %d = ANY (hook_ids) FROM webhook.event WHERE uid = %s"
                     % (h, lit(during))), 't')
                 enabling.send(outcome + ';')
-                cluster.wait_for("SELECT count(*) FROM pg_locks WHERE %s" % RESUME_LOCK, '0')
+                cluster.wait_for("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s "
+                                 "AND state = 'idle'" % lit(name), '1')
                 if outcome == 'ROLLBACK':
                     self.nothing_more(path, 0)
                     self.assertEqual(self.deliveries(h), {})
+                    self.assertEqual(cluster.unread(h), 2)
                     self.set_active(h, True)
-                # the one the re-enabling queued is due first
                 expected = [(before, event_type, {'n': 1}), (during, event_type, {'n': 2})]
                 self.assertEqual(self.received(path, 2), expected)
                 for uid in (before, during):
@@ -395,7 +371,8 @@ class LogTest(unittest.TestCase):
     # -- 2: the log's matching is the writer's ---------------------------------
     def test_the_log_matches_types_and_filters_as_the_writer_does(self):
         """Twin hooks, one active all along (the capture's matching, in C),
-        one re-enabled after the events (the log's, in SQL), for patterns
+        one made after the events to start before them (the log's, in SQL:
+        create_hook(since)), for patterns
         *, PREFIX_*, exact names, and filters: one that compares keys, one
         that raises for some payloads (a WARNING, and the event goes). Each
         twin gets the same events."""
@@ -404,11 +381,9 @@ class LogTest(unittest.TestCase):
         specs = [(['*'], None), (['LOGM_X_*'], None), (['LOGM_X_SETTLED'], None),
                  (['LOGM_X_*', 'LOGM_Y_CREATED'], '$.total >= 10'),
                  (['*'], failing)]
-        twins = []
-        for i, (types, flt) in enumerate(specs):
-            live = self.hook(tid, types, '/log-live-%d' % i, filter=flt)
-            late = self.hook(tid, types, '/log-late-%d' % i, filter=flt, active=False)
-            twins.append((i, live, late))
+        lives = [self.hook(tid, types, '/log-live-%d' % i, filter=flt)
+                 for i, (types, flt) in enumerate(specs)]
+        since = cluster.one('SELECT clock_timestamp()')
         offset = cluster.log_offset()
         for event_type in ('LOGM_X_SETTLED', 'LOGM_X_CREATED', 'LOGM_XY_CREATED',
                            'LOGM_Y_CREATED', 'LOGM_Z'):
@@ -417,12 +392,18 @@ class LogTest(unittest.TestCase):
         # the failing filter: a WARNING from the writer for each event
         # with a string "d", and the event goes
         warned = 'WARNING:  webhook: the filter of hook %d failed'
-        harness.wait_until(lambda: cluster.log(offset).count(warned % twins[4][1]) == 5,
+        harness.wait_until(lambda: cluster.log(offset).count(warned % lives[4]) == 5,
                            what='the writer\'s 5 warnings')
-        rows, err = cluster.psql(
-            'SELECT webhook.update_hook(id, active => true) FROM webhook.hook '
-            'WHERE id IN (%s)' % ','.join(str(t[2]) for t in twins), stderr=True)
-        self.assertEqual(err.count(warned % twins[4][2]), 5, err)
+        twins = []
+        for i, (types, flt) in enumerate(specs):
+            rows, err = cluster.psql(
+                'SELECT webhook.create_hook(%d, %s)'
+                % (tid, harness.named_args(event_types=types, path='/log-late-%d' % i,
+                                           filter=flt, signature='none', since=since)),
+                stderr=True)
+            late = int(rows[0][0])
+            self.assertEqual(err.count(warned % late), 5 if i == 4 else 0, err)
+            twins.append((i, lives[i], late))
         expected = {0: 15, 1: 6, 2: 3, 3: 3, 4: 10}
         for i, live, late in twins:
             live_got = self.received('/log-live-%d' % i, expected[i])

@@ -1,7 +1,8 @@
 """Retention: with webhook.auto_prune the worker deletes, in batches, the
 finished deliveries and the events older than webhook.retention (shortened
-here to 2 s), never pending or failed work, and keeps delivering
-meanwhile; auto_prune = off keeps everything.  The attempts go by whole
+here to 2 s), never pending or failed work, nor an event an active hook's
+cursor has yet to read, and keeps delivering meanwhile; an inactive hook
+is owed what the log holds; auto_prune = off keeps everything.  The attempts go by whole
 slots, each emptied at once when every attempt in it is older than the
 retention, never deleted row by row; a session reading a slot keeps it
 from being emptied, and the worker records and delivers meanwhile."""
@@ -252,6 +253,55 @@ class RetentionTest(unittest.TestCase):
                          "WHERE event_type IN ('OLD_EVENT', 'UNWANTED')", '0', timeout=30)
         # prune() still works by hand
         self.assertEqual(cluster.one("SELECT webhook.prune('1 hour')"), '0')
+
+    def test_an_inactive_hook_is_owed_what_the_log_holds(self):
+        """An event an active hook's cursor has yet to read stays, however
+        old; what an inactive hook missed (its events in the log, an ordered
+        hook's deliveries never tried) goes once older than the retention,
+        and re-enabled, the hook is sent what came after."""
+        tenant = harness.uniq('retained')
+        tid = cluster.create_transport(base_url=rx.url(), tenant=tenant)
+        paths = {'off': '/retained-off', 'ordered': '/retained-ordered', 'held': '/retained-held'}
+        off = cluster.create_hook(tid, ['RETOFF_*'], path=paths['off'], signature='none',
+                                  active=False)
+        ordered = cluster.create_hook(tid, ['RETOFF_*'], path=paths['ordered'],
+                                      signature='none', ordered='hook', active=False)
+        held = cluster.create_hook(tid, ['RETHELD_*'], path=paths['held'], signature='none')
+        # a session holds the active hook's cursor: the worker's claims leave it alone
+        holder = harness.Session(cluster)
+        self.addCleanup(holder.close)
+        holder.send("SET application_name = 'retained_holder'; BEGIN;"
+                    " SELECT FROM webhook_internal.cursor WHERE hook_id = %d FOR UPDATE;" % held)
+        cluster.wait_for("SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+                         "'retained_holder' AND state = 'idle in transaction'", '1')
+        for n in (1, 2):
+            cluster.emit('RETOFF_A', {'n': n}, tenant=tenant)
+        kept = cluster.emit('RETHELD_A', {'n': 0}, tenant=tenant)
+        self.assertEqual(cluster.unread(off), 2)
+        self.assertEqual(cluster.one("SELECT count(*) FROM webhook.delivery WHERE hook_id = %d"
+                                     " AND state = 'pending' AND attempts = 0" % ordered), '2')
+        # older than the retention, what the inactive hooks missed goes
+        cluster.wait_for("SELECT count(*) FROM webhook.event WHERE tenant = %s"
+                         " AND event_type = 'RETOFF_A'" % lit(tenant), '0', timeout=30)
+        self.assertEqual(cluster.one("SELECT count(*) FROM webhook.delivery WHERE hook_id = %d"
+                                     % ordered), '0')
+        # what the held cursor has yet to read stays
+        self.assertEqual(cluster.one("SELECT count(*) FROM webhook.event WHERE uid = %s"
+                                     " AND created_at < now() - interval '%d s'"
+                                     % (lit(kept), RETENTION)), '1')
+        holder.send('ROLLBACK;')
+        got = rx.wait_requests(1, path=paths['held'])
+        self.assertEqual(got[0].headers.get('webhook-id'), kept)
+        # re-enabled, the inactive hooks are sent what came after
+        for h in (off, ordered):
+            cluster.psql('SELECT webhook.update_hook(%d, active => true)' % h)
+        after = cluster.emit('RETOFF_A', {'n': 3}, tenant=tenant)
+        for name in ('off', 'ordered'):
+            got = rx.wait_requests(1, path=paths[name])
+            self.assertEqual(got[0].headers.get('webhook-id'), after)
+        cluster.worker_passed(rx)
+        self.assertEqual({name: rx.count(path) for name, path in paths.items()},
+                         {'off': 1, 'ordered': 1, 'held': 1})
 
 
 if __name__ == '__main__':

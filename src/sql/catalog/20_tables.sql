@@ -79,10 +79,6 @@ CREATE TABLE webhook.hook (
     failing_since    timestamptz,
     failing_deaths   integer NOT NULL DEFAULT 0,
     last_death_at    timestamptz,
-    -- its place in the log while inactive: the id of the log's last event
-    -- when it was disabled (webhook_internal.hook_keeps_place()); re-enabled,
-    -- it is sent the events after it that it missed.  NULL while active.
-    disabled_at_event bigint,
     CHECK (signature = 'none' OR secret IS NOT NULL),
     CHECK ((previous_secret IS NULL) = (previous_secret_until IS NULL)),
     CHECK ((transform IS NULL) = (transform_role IS NULL))
@@ -128,9 +124,9 @@ CREATE TABLE webhook.event (
     payload      jsonb NOT NULL,
     previous     jsonb,            -- old values of the columns an UPDATE changed
     created_at   timestamptz NOT NULL DEFAULT now(),
-    -- the writer's transaction (top level) and the active unordered hooks
-    -- the event goes to, which read it through their cursors (NULL: none,
-    -- or logged before the cursors existed)
+    -- the writer's transaction (top level) and the unordered hooks the
+    -- event goes to, active or not, which read it through their cursors
+    -- (NULL: none, or logged before the cursors existed)
     txid         xid8,
     hook_ids     bigint[]
 );
@@ -155,7 +151,8 @@ CREATE INDEX event_log_idx ON webhook.event (tenant, txid, id) WHERE txid IS NOT
 -- Every hook gets one when it is made; the claim reads no hook without one
 -- (a restore brings the hooks before their cursors), spill() gives such a
 -- hook one that has read nothing.  pg_dump keeps them with the events not
--- yet read.
+-- yet read.  An inactive hook's stays where the hook stopped: re-enabled,
+-- it reads on from there.
 CREATE TABLE webhook_internal.cursor (
     hook_id            bigint PRIMARY KEY,
     lo                 pg_snapshot NOT NULL,
@@ -271,12 +268,11 @@ SELECT pg_catalog.pg_extension_config_dump('webhook.tenant_grant',
 -- unfinished deliveries (pending, or failed and waiting for a retry; their
 -- attempts column numbers the next attempt and picks its step of the retry
 -- schedule), their attempts (what delivery_log shows of them), the events
--- they send (the same uid: the same webhook-id), the events logged after
--- the earliest place an inactive hook keeps (hook.disabled_at_event: what
--- it is sent when re-enabled; every tenant's and type's, a superset), the
--- events some hook's cursor has not read with the cursors (the restored
--- database's worker makes their deliveries), and the ids' sequences, so that new rows
--- never take a restored id.  The history (finished
+-- they send (the same uid: the same webhook-id), the events some hook's
+-- cursor has not read with the cursors (an inactive hook's too: what it is
+-- sent when re-enabled; the restored database's worker makes their
+-- deliveries), and the ids' sequences, so that new rows never take a
+-- restored id.  The history (finished
 -- deliveries, their attempts, events no unfinished delivery sends) is not
 -- dumped: a log that webhook.retention bounds, and most of these tables'
 -- size.  pg_dump reads the three tables in one snapshot, so the three
@@ -303,7 +299,6 @@ $$;
 SELECT pg_catalog.pg_extension_config_dump('webhook.event',
     'WHERE EXISTS (SELECT 1 FROM webhook.delivery d WHERE d.event_id = event.id'
     ' AND d.state IN (''pending'', ''failed''))'
-    ' OR event.id > (SELECT min(h.disabled_at_event) FROM webhook.hook h WHERE NOT h.active)'
     ' OR (event.txid IS NOT NULL AND EXISTS (SELECT 1 FROM pg_catalog.unnest(event.hook_ids) u(h)'
     ' WHERE EXISTS (SELECT 1 FROM webhook.hook h WHERE h.id = u.h)'
     ' AND NOT EXISTS (SELECT 1 FROM webhook_internal.cursor c WHERE c.hook_id = u.h'

@@ -35,7 +35,6 @@ BEGIN
                    disabled_reason = h.disabled_reason, updated_at = now(),
                    failing_since = h.failing_since, failing_deaths = h.failing_deaths,
                    last_death_at = h.last_death_at,
-                   disabled_at_event = h.disabled_at_event,
                    -- a new secret or scheme replaces the secret outright: a rotation's
                    -- previous secret (see rotate_secret) signs no more
                    previous_secret = CASE WHEN h.secret = x.secret AND h.signature = x.signature
@@ -63,47 +62,28 @@ REVOKE EXECUTE ON FUNCTION webhook_internal.store_hook(webhook.hook, webhook.hoo
 
 -- A hook keeps its place in the log while it is inactive, however it got
 -- so (update_hook(), the worker after a 410 or webhook.disable_after, a
--- dropped role, an admin's UPDATE, created so): the id of the log's last
--- event then (disabled_at_event; a hook restored by pg_restore keeps the
--- one it was dumped with, and the log's events after it are dumped too).  Re-enabled, it is sent the events after
--- it that it missed (of its tenant and types, its filter applied: those
--- without a delivery to it), oldest first, in the transaction that
--- re-enables it; unless disabled_at_event is set to NULL by that same
--- write (update_hook(..., resume => 'now')).  First the writers that
--- logged events of the tenant's inactive hooks and have not committed are
--- waited for, so that their events are in the log it reads (capture.c,
--- matching_hooks).  A BEFORE trigger after hook_checked (names fire in
--- order), so that it reads the event types as stored.
-CREATE OR REPLACE FUNCTION webhook_internal.hook_keeps_place() RETURNS trigger
+-- dropped role, an admin's UPDATE, created so): writers go on giving it
+-- its events (an unordered hook's cursor stays where the hook stopped; an
+-- ordered hook's deliveries are made, and wait), and nothing is made when
+-- it is re-enabled, nor waited for.  Re-enabled, the worker is told, so
+-- that it reads on from there at once: its waiting deliveries, then the
+-- events it missed, oldest first (a hook that on_dead => 'stop' paused
+-- too, when it resumes).  What the log no longer holds
+-- (webhook.retention: an inactive hook does not keep the log from being
+-- pruned) is not sent.
+CREATE OR REPLACE FUNCTION webhook_internal.hook_reenabled() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    tenant text;
 BEGIN
-    IF NOT NEW.active THEN
-        -- a hook inserted with its place (pg_restore) keeps it
-        IF (TG_OP = 'INSERT' AND NEW.disabled_at_event IS NULL)
-           OR (TG_OP = 'UPDATE' AND OLD.active) THEN
-            NEW.disabled_at_event := (SELECT coalesce(max(e.id), 0) FROM webhook.event e);
-        END IF;
-        RETURN NEW;
-    END IF;
-    IF TG_OP = 'UPDATE' AND NOT OLD.active THEN
-        SELECT t.tenant INTO tenant FROM webhook.transport t WHERE t.id = NEW.transport_id;
-        PERFORM webhook_internal.wait_for_writers(tenant);
-        IF NEW.disabled_at_event IS NOT NULL
-           AND webhook_internal.queue_from_log(NEW.id, tenant, NEW.event_types, NEW.filter,
-                                               NEW.disabled_at_event, NULL, false) > 0 THEN
-            PERFORM webhook_internal.wake_for(NEW.id);
-        END IF;
-    END IF;
-    NEW.disabled_at_event := NULL;
-    RETURN NEW;
+    PERFORM webhook_internal.wake_for(NEW.id);
+    RETURN NULL;
 END
 $$;
-COMMENT ON FUNCTION webhook_internal.hook_keeps_place() IS
-    'trigger: a hook made inactive keeps the log''s last event id; re-enabled, it is sent the events after it that it missed';
-CREATE OR REPLACE TRIGGER hook_keeps_place BEFORE INSERT OR UPDATE OF active ON webhook.hook
-    FOR EACH ROW EXECUTE FUNCTION webhook_internal.hook_keeps_place();
+COMMENT ON FUNCTION webhook_internal.hook_reenabled() IS
+    'trigger: a re-enabled hook''s worker is woken to read on where the hook stopped';
+CREATE OR REPLACE TRIGGER hook_reenabled AFTER UPDATE OF active, disabled_reason ON webhook.hook
+    FOR EACH ROW WHEN (NEW.active AND NEW.disabled_reason IS NULL
+                       AND (NOT OLD.active OR OLD.disabled_reason IS NOT NULL))
+    EXECUTE FUNCTION webhook_internal.hook_reenabled();
 
 CREATE OR REPLACE FUNCTION webhook.create_hook(
         transport_id bigint,
@@ -146,7 +126,7 @@ BEGIN
     IF since IS NOT NULL
        AND webhook_internal.queue_from_log(
                h.id, (SELECT t.tenant FROM webhook.transport t WHERE t.id = h.transport_id),
-               h.event_types, h.filter, NULL, since, false) > 0
+               h.event_types, h.filter, since, false) > 0
        AND h.active THEN
         PERFORM webhook_internal.wake_for(h.id);
     END IF;
@@ -219,13 +199,10 @@ BEGIN
         h.last_death_at := NULL;
     END IF;
     -- where it starts: where it stopped (its waiting deliveries go, then
-    -- the events it missed while inactive: webhook_internal.hook_keeps_place()),
+    -- the events it missed while inactive: webhook_internal.hook_reenabled()),
     -- or now (those are skipped, and its waiting deliveries cancelled)
     from_now := update_hook.active AND r = 'now'
                 AND (NOT old.active OR old.disabled_reason IS NOT NULL);
-    IF from_now THEN
-        h.disabled_at_event := NULL;
-    END IF;
 
     h := webhook_internal.store_hook(h, old);
     IF from_now THEN

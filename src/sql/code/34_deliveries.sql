@@ -4,9 +4,9 @@
 -- 29_validators.sql hold.
 
 -- The log read back: what a hook is owed from it (capture.c, with the
--- capture trigger's own matching of types and filters).  A hook re-enabled
--- (webhook_internal.hook_keeps_place()), replayed, or created to start in
--- the past.  Run by the API and the triggers only: revoked from PUBLIC.
+-- capture trigger's own matching of types and filters): a hook replayed,
+-- or created to start in the past.  Run by the API only: revoked from
+-- PUBLIC.
 CREATE OR REPLACE FUNCTION webhook_internal.hook_wants(hook_id bigint, event_types text[],
                                                        filter jsonpath, event_type text,
                                                        payload jsonb)
@@ -17,22 +17,15 @@ COMMENT ON FUNCTION webhook_internal.hook_wants(bigint, text[], jsonpath, text, 
 REVOKE EXECUTE ON FUNCTION webhook_internal.hook_wants(bigint, text[], jsonpath, text, jsonb)
     FROM PUBLIC;
 
-CREATE OR REPLACE FUNCTION webhook_internal.wait_for_writers(tenant text) RETURNS void
-    LANGUAGE c STRICT VOLATILE AS 'MODULE_PATHNAME', 'webhook_wait_for_writers';
-COMMENT ON FUNCTION webhook_internal.wait_for_writers(text) IS
-    'wait until the transactions that logged events of the tenant''s inactive hooks have ended; until this one ends, writers send those hooks their events';
-REVOKE EXECUTE ON FUNCTION webhook_internal.wait_for_writers(text) FROM PUBLIC;
-
 CREATE OR REPLACE FUNCTION webhook_internal.queue_from_log(hook_id bigint, tenant text,
                                                            event_types text[], filter jsonpath,
-                                                           after_event bigint, since timestamptz,
-                                                           queued_only boolean)
+                                                           since timestamptz, queued_only boolean)
     RETURNS integer
     LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'webhook_queue_from_log';
-COMMENT ON FUNCTION webhook_internal.queue_from_log(bigint, text, text[], jsonpath, bigint,
+COMMENT ON FUNCTION webhook_internal.queue_from_log(bigint, text, text[], jsonpath,
                                                    timestamptz, boolean) IS
-    'queue for the hook, oldest first, the tenant''s logged events of those types that pass the filter, after the event after_event and since the time since, but those with a delivery to it (queued_only: a pending or failed one); returns how many';
-REVOKE EXECUTE ON FUNCTION webhook_internal.queue_from_log(bigint, text, text[], jsonpath, bigint,
+    'queue for the hook, oldest first, the tenant''s logged events of those types that pass the filter since the time since, but those with a delivery to it (queued_only: a pending or failed one); returns how many';
+REVOKE EXECUTE ON FUNCTION webhook_internal.queue_from_log(bigint, text, text[], jsonpath,
                                                           timestamptz, boolean) FROM PUBLIC;
 
 -- Raise an error unless the hook exists and is active.
@@ -100,7 +93,7 @@ BEGIN
     -- still on their way to it are not queued twice
     n := webhook_internal.queue_from_log(
         h.id, (SELECT t.tenant FROM webhook.transport t WHERE t.id = h.transport_id),
-        h.event_types, h.filter, NULL, since, true);
+        h.event_types, h.filter, since, true);
     IF n > 0 THEN
         PERFORM webhook_internal.wake_for(replay.hook_id);
     END IF;
@@ -298,16 +291,21 @@ BEGIN
      WHERE d.state IN ('succeeded', 'dead', 'cancelled')
        AND coalesce(d.finished_at, d.created_at) < bound;
     GET DIAGNOSTICS n = ROW_COUNT;
+    -- what an inactive hook missed goes as the log does (src/housekeeping.c)
+    DELETE FROM webhook.delivery d
+     WHERE d.created_at < bound AND d.state = 'pending' AND d.attempts = 0
+       AND EXISTS (SELECT 1 FROM webhook.hook h WHERE h.id = d.hook_id AND NOT h.active);
     -- deliveries a write added for a hook deleted meanwhile: nobody sends them
     DELETE FROM webhook.delivery d
      WHERE NOT EXISTS (SELECT 1 FROM webhook.hook h WHERE h.id = d.hook_id);
-    -- (not one a hook's cursor has yet to read)
+    -- (not one an active hook's cursor has yet to read)
     DELETE FROM webhook.event e
      WHERE e.created_at < bound
        AND NOT EXISTS (SELECT 1 FROM webhook.delivery d WHERE d.event_id = e.id)
        AND NOT (e.txid IS NOT NULL
                 AND EXISTS (SELECT FROM pg_catalog.unnest(e.hook_ids) AS u(hook_id)
-                             WHERE EXISTS (SELECT FROM webhook.hook h WHERE h.id = u.hook_id)
+                             WHERE EXISTS (SELECT FROM webhook.hook h
+                                            WHERE h.id = u.hook_id AND h.active)
                                AND NOT EXISTS (
                                    SELECT FROM webhook_internal.cursor c
                                     WHERE c.hook_id = u.hook_id
@@ -318,6 +316,6 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION webhook.prune(interval) IS
-    'empty the slots of webhook.attempt whose attempts are all older than the bound, delete finished deliveries older than the bound and those of deleted hooks, then events older than the bound with no delivery left; returns the number of finished deliveries deleted';
+    'empty the slots of webhook.attempt whose attempts are all older than the bound, delete finished deliveries older than the bound, those of deleted hooks and those of inactive hooks never tried and older than the bound, then events older than the bound with no delivery left that no active hook has yet to read; returns the number of finished deliveries deleted';
 REVOKE EXECUTE ON FUNCTION webhook.prune(interval) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION webhook.prune(interval) TO webhook_admin;

@@ -43,7 +43,7 @@ GRANT SELECT (id, uid, transport_id, path, event_types, signature, signature_hea
               payload_format, retry_schedule, active, disabled_reason,
               created_at, updated_at, previous_secret_until,
               ordered, on_dead, filter, transform, transform_role,
-              failing_since, failing_deaths, last_death_at, disabled_at_event)
+              failing_since, failing_deaths, last_death_at)
    ON webhook.hook TO webhook_admin, webhook_tenant;
 GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA webhook TO webhook_admin;
 -- webhook.attempt's slots are read and written through it, whose grants

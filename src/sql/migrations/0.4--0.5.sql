@@ -42,7 +42,6 @@ SELECT h.id, pg_catalog.pg_current_snapshot(), pg_catalog.pg_current_snapshot(),
 SELECT pg_catalog.pg_extension_config_dump('webhook.event',
     'WHERE EXISTS (SELECT 1 FROM webhook.delivery d WHERE d.event_id = event.id'
     ' AND d.state IN (''pending'', ''failed''))'
-    ' OR event.id > (SELECT min(h.disabled_at_event) FROM webhook.hook h WHERE NOT h.active)'
     ' OR (event.txid IS NOT NULL AND EXISTS (SELECT 1 FROM pg_catalog.unnest(event.hook_ids) u(h)'
     ' WHERE EXISTS (SELECT 1 FROM webhook.hook h WHERE h.id = u.h)'
     ' AND NOT EXISTS (SELECT 1 FROM webhook_internal.cursor c WHERE c.hook_id = u.h'
@@ -51,18 +50,15 @@ SELECT pg_catalog.pg_extension_config_dump('webhook.event',
     ' AND (event.txid, event.id) <= (c.last_txid, c.last_id))))))');
 SELECT pg_catalog.pg_extension_config_dump('webhook_internal.cursor', '');
 
--- A hook keeps its place in the log while inactive: the id of the log's
--- last event when it was disabled (webhook.hook.disabled_at_event), set by
--- a trigger of the code; update_hook() is told where a re-enabled hook
--- starts (webhook.resume_point).  The hooks inactive now keep theirs from
--- the update on: before it, the log kept no event for an inactive hook.
--- create_hook(), update_hook() and register() take one argument more.
+-- A hook keeps its place in the log while inactive: its cursor, made above
+-- for every hook, stays where the hook stopped; update_hook() is told
+-- where a re-enabled hook starts (webhook.resume_point).  The hooks
+-- inactive now keep theirs from the update on: before it, the log kept no
+-- event for an inactive hook.  create_hook(), update_hook() and register()
+-- take one argument more.
 CREATE TYPE webhook.resume_point AS ENUM ('where_stopped', 'now');
 COMMENT ON TYPE webhook.resume_point IS
     'where a hook re-enabled (or resumed) by update_hook(id, active => true) starts: where_stopped, with its waiting deliveries and then the events it missed while inactive, oldest first; or now, its waiting deliveries cancelled and the events it missed skipped';
-ALTER TABLE webhook.hook ADD COLUMN disabled_at_event bigint;
-UPDATE webhook.hook SET disabled_at_event = (SELECT coalesce(max(e.id), 0) FROM webhook.event e)
- WHERE NOT active;
 DROP FUNCTION webhook.create_hook(bigint, text[], text, text, text, text, text,
                                   interval[], boolean, text, text, jsonpath, regprocedure);
 DROP FUNCTION webhook.update_hook(bigint, bigint, text[], text, text, text, text, text,
