@@ -24,7 +24,9 @@
 #     event a transaction) for S seconds, once alone, once from the moment
 #     sending resumes on a's N missed events (re-enabled as above, that
 #     re-enabling timed too): b's deliveries that were sent, a second, and
-#     the delay from each event's transaction to its request's start
+#     the delay from each event's transaction (its created_at; a delivery
+#     read from the log gets its row when its attempt is recorded) to its
+#     request's start
 #     (median and 99th percentile) -- the case of a hook catching up while
 #     the others go on at their usual pace.
 # Every wait is bounded: a batch of M alone two minutes (the rate is then
@@ -208,10 +210,11 @@ paced() {
                           round(count(*) FILTER (WHERE x.started_at < to_timestamp($start)
                                                      + interval '$secs s') / $secs.0) || ' ' ||
                           round((1000 * extract(epoch FROM percentile_cont(0.5)
-                              WITHIN GROUP (ORDER BY x.started_at - d.created_at)))::numeric, 1) || ' ' ||
+                              WITHIN GROUP (ORDER BY x.started_at - e.created_at)))::numeric, 1) || ' ' ||
                           round((1000 * extract(epoch FROM percentile_cont(0.99)
-                              WITHIN GROUP (ORDER BY x.started_at - d.created_at)))::numeric, 1)
+                              WITHIN GROUP (ORDER BY x.started_at - e.created_at)))::numeric, 1)
                      FROM webhook.attempt x JOIN webhook.delivery d ON d.id = x.delivery_id
+                     JOIN webhook.event e ON e.id = d.event_id
                     WHERE d.hook_id = $hook_b" |
     while read -r offered rate p50 p99; do
         echo "paced_${1}_sent $rate" >> "$BENCH_DIR/results"
