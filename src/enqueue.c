@@ -28,7 +28,8 @@
  * written nor locked by an event that goes to no ordered hook.
  *
  * During an update, a library of 0.5 on a catalog before it (no txid and
- * hook_ids in webhook.event) writes as that catalog's did: the event and a
+ * hook_ids in webhook.event, no resource_id in webhook.delivery) writes as
+ * that catalog's did: the event and a
  * pending delivery per active hook, ordered or not.
  *
  * The short way is taken only for a table as this library made it: the
@@ -97,7 +98,7 @@ static const QueueColumn event_columns[N_EVENT_COLUMNS] = {
 enum
 {
 	DL_ID, DL_EVENT_ID, DL_HOOK_ID, DL_STATE, DL_ATTEMPTS, DL_NEXT_ATTEMPT_AT,
-	DL_LAST_STATUS, DL_LAST_ERROR, DL_CREATED_AT, DL_FINISHED_AT,
+	DL_LAST_STATUS, DL_LAST_ERROR, DL_CREATED_AT, DL_FINISHED_AT, DL_RESOURCE_ID,
 	N_DELIVERY_COLUMNS
 };
 static const QueueColumn delivery_columns[N_DELIVERY_COLUMNS] = {
@@ -105,7 +106,7 @@ static const QueueColumn delivery_columns[N_DELIVERY_COLUMNS] = {
 	{"state", TEXTOID, false}, {"attempts", INT4OID, false},
 	{"next_attempt_at", TIMESTAMPTZOID, false}, {"last_status", INT4OID, true},
 	{"last_error", TEXTOID, true}, {"created_at", TIMESTAMPTZOID, false},
-	{"finished_at", TIMESTAMPTZOID, true}
+	{"finished_at", TIMESTAMPTZOID, true}, {"resource_id", TEXTOID, true, true}
 };
 
 /* more attributes than this (dropped ones count) and the statement writes */
@@ -382,6 +383,8 @@ enqueue_directly(const NewEvent *ev, const Datum *read_ids, int n_read,
 		dl_nulls[DL_LAST_STATUS] = dl_nulls[DL_LAST_ERROR] = true;
 		dl_values[DL_CREATED_AT] = now;
 		dl_nulls[DL_FINISHED_AT] = true;
+		dl_values[DL_RESOURCE_ID] = ev_values[EV_RESOURCE_ID];
+		dl_nulls[DL_RESOURCE_ID] = ev_nulls[EV_RESOURCE_ID];
 		for (i = 0; i < n_made; i++)
 		{
 			dl_values[DL_ID] = Int64GetDatum(nextval_internal(delivery_table.id_seq, false));
@@ -405,10 +408,10 @@ enqueue_directly(const NewEvent *ev, const Datum *read_ids, int n_read,
 "  SELECT $1, $2, $3, $4, $5," \
 "    (SELECT pg_catalog.jsonb_object_agg(c, $6 OPERATOR(pg_catalog.->) c)" \
 "       FROM pg_catalog.unnest($7) c)"
-#define DELIVERIES_MADE \
+#define DELIVERIES_MADE(resource_column, resource_value) \
 " d AS (" \
-"  INSERT INTO webhook.delivery (event_id, hook_id, next_attempt_at)" \
-"  SELECT e.id, h, pg_catalog.clock_timestamp()" \
+"  INSERT INTO webhook.delivery (event_id, hook_id, next_attempt_at" resource_column ")" \
+"  SELECT e.id, h, pg_catalog.clock_timestamp()" resource_value \
 "    FROM e, pg_catalog.unnest($9) h)" \
 "SELECT uid FROM e"
 static const char *log_statement_sql =
@@ -418,14 +421,14 @@ static const char *log_statement_sql =
 EVENT_VALUES ", $8,"
 "    CASE WHEN $8 IS NOT NULL THEN pg_catalog.pg_current_xact_id() END"
 "  RETURNING id, uid),"
-DELIVERIES_MADE;
+DELIVERIES_MADE(", resource_id", ", $4");
 static const char *statement_sql =
 "WITH e AS ("
 "  INSERT INTO webhook.event"
 "    (tenant, event_type, resource, resource_id, payload, previous)"
 EVENT_VALUES
 "  RETURNING id, uid),"
-DELIVERIES_MADE;
+DELIVERIES_MADE("", "");
 
 static Datum
 enqueue_by_statement(const NewEvent *ev, const Datum *read_ids, int n_read,

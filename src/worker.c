@@ -122,14 +122,19 @@ static int	max_tenant_loads = 0;
 #define TENANT_RESERVE 8
 
 /*
- * A claim for ordered hooks reads every unfinished delivery of theirs
- * (queue.c): with a long backlog, that costs every claim, and so every
- * other hook's latency.  So ordered hooks are claimed for only once this
- * many times the last such claim's cost has passed (never more than
- * ORDERED_MAX_WAIT_MS): at most about a fifth of the worker's time,
- * whatever their backlog.
+ * A claim for ordered hooks can be costly (queue.c): a hook ordered whole
+ * reads every unfinished delivery of its (one ordered by resource a few
+ * hundred at most, about a millisecond); with a long backlog, that costs
+ * every claim, and so every other hook's latency.  So ordered hooks are
+ * claimed for only once this many times the last such claim's cost beyond
+ * ORDERED_FREE_MS has passed (never more than ORDERED_MAX_WAIT_MS): at
+ * most about a fifth of the worker's time, whatever their backlog.  A
+ * claim that costs less is no reason to wait: an ordered group's next
+ * delivery goes only once the one before it is recorded, so a wait after
+ * each claim would be the pace of every group.
  */
 #define ORDERED_COST_FACTOR 4
+#define ORDERED_FREE_MS 3
 #define ORDERED_MAX_WAIT_MS 10000
 static TimestampTz ordered_claim_at = 0;
 static bool ordered_waiting = false;	/* a claim left them out */
@@ -828,8 +833,10 @@ claim(int limit, dlist_head *claimed)
 	{
 		TimestampTz end = GetCurrentTimestamp();
 
-		ordered_claim_at = end + Min(ORDERED_COST_FACTOR * Max(0, end - now),
-									 ORDERED_MAX_WAIT_MS * INT64CONST(1000));
+		ordered_claim_at = end +
+			Min(ORDERED_COST_FACTOR *
+				Max(0, end - now - ORDERED_FREE_MS * INT64CONST(1000)),
+				ORDERED_MAX_WAIT_MS * INT64CONST(1000));
 	}
 	else if (ordered_hooks)
 		ordered_waiting = true; /* to claim for them then */

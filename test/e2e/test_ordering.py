@@ -128,19 +128,25 @@ class OrderingTest(unittest.TestCase):
 
     def test_earlier_event_waits_for_the_one_in_flight(self):
         """An earlier event that turns up while a later one is in flight (a
-        redeliver) is the hook's earliest, but waits: one in flight."""
-        path = '/ord-late-earlier'
-        self.respond(lambda req: R(200, delay=1.5) if req.path == path
-                     and req.json()['data']['n'] == 2 else None)
-        hook = cluster.hook_on(rx.url(), path, ordered='hook')
-        uids = cluster.emit_many(hook.event_type, 2)
-        cluster.wait_state(uids[0], 'succeeded')
-        rx.wait_requests(2, path=path)
-        cluster.call('redeliver', delivery_id=cluster.delivery(uids[0])['id'])
-        reqs = rx.wait_requests(3, path=path)
-        self.assertEqual([n for n, _ in counters(reqs)], [1, 2, 1])
-        self.assertEqual(rx.max_in_flight[path], 1)
-        self.assertGreaterEqual(reqs[2].arrived - reqs[1].arrived, 1.4)
+        redeliver) is its group's earliest, but waits: one in flight.  The
+        group: the hook; one resource; the events with no resource."""
+        for ordered, resource_id in (('hook', None), ('resource', '7'), ('resource', None)):
+            with self.subTest(ordered=ordered, resource_id=resource_id):
+                path = '/ord-late-earlier-%s-%s' % (ordered, resource_id)
+                self.respond(lambda req, path=path: R(200, delay=1.5) if req.path == path
+                             and req.json()['data']['n'] == 2 else None)
+                hook = cluster.hook_on(rx.url(), path, ordered=ordered)
+                uids = [r[0] for r in cluster.psql(
+                    "SELECT webhook.emit(%s, jsonb_build_object('n', g), resource => 'order',"
+                    " resource_id => %s) FROM generate_series(1, 2) g"
+                    % (lit(hook.event_type), lit(resource_id)))]
+                cluster.wait_state(uids[0], 'succeeded')
+                rx.wait_requests(2, path=path)
+                cluster.call('redeliver', delivery_id=cluster.delivery(uids[0])['id'])
+                reqs = rx.wait_requests(3, path=path)
+                self.assertEqual([n for n, _ in counters(reqs)], [1, 2, 1])
+                self.assertEqual(rx.max_in_flight[path], 1)
+                self.assertGreaterEqual(reqs[2].arrived - reqs[1].arrived, 1.4)
 
     def dead_first(self, path, on_dead):
         """A hook ordered by hook with one retry, whose receiver fails event 1
@@ -196,6 +202,29 @@ class OrderingTest(unittest.TestCase):
                                           (3, True), (4, True), (5, True)])
         self.assertEqual(cluster.psql('SELECT active, disabled_reason FROM webhook.hook '
                                       'WHERE id = %d' % hook.hook_id), [['t', None]])
+
+    def test_a_hook_made_ordered_by_resource_groups_what_waits(self):
+        """A hook's retries made while it was unordered (read from the log,
+        failed) carry no resource; made ordered by resource, they get their
+        event's, and go in order with what comes next."""
+        path = '/ord-made-resource'
+        rx.script(path, R(500), R(500))
+        hook = cluster.hook_on(rx.url(), path, retry_schedule='{1h}')
+        uids = [cluster.one("SELECT webhook.emit(%s, '{\"n\": %d}', resource => 'order',"
+                            " resource_id => %s)" % (lit(hook.event_type), n, lit(str(n))))
+                for n in (1, 2)]
+        for uid in uids:
+            cluster.wait_state(uid, 'failed')
+        waiting = "SELECT resource_id FROM webhook.delivery WHERE hook_id = %d ORDER BY event_id"
+        self.assertEqual(cluster.psql(waiting % hook.hook_id), [[None], [None]])
+        cluster.call('update_hook', id=hook.hook_id, ordered='resource')
+        self.assertEqual(cluster.psql(waiting % hook.hook_id), [['1'], ['2']])
+        # the next event of order 1 waits behind its retry
+        later = cluster.one("SELECT webhook.emit(%s, '{\"n\": 3}', resource => 'order',"
+                            " resource_id => '1')" % lit(hook.event_type))
+        cluster.worker_passed(rx)
+        self.assertEqual(cluster.delivery(later)['state'], 'pending')
+        self.assertEqual(rx.count(path), 2)
 
     def test_unordered_hook_not_held_up(self):
         """An unordered hook on the transport of an ordered one being retried

@@ -177,7 +177,13 @@ CREATE TABLE webhook.delivery (
     last_status      integer,
     last_error       text,
     created_at       timestamptz NOT NULL DEFAULT now(),
-    finished_at      timestamptz
+    finished_at      timestamptz,
+    -- the event's resource_id, for ordered => 'resource' (the group the
+    -- delivery waits in): set on the deliveries made with their event,
+    -- replayed, redelivered or spilled, and on a hook's unfinished ones
+    -- when it is made so (update_hook); a retry of a request read from the
+    -- log has none until then
+    resource_id      text
 );
 -- The queue: due work per hook, in order.  Partial, so finished rows cost
 -- nothing.  A claim writes nothing (the worker holds what it claimed in
@@ -187,6 +193,11 @@ CREATE TABLE webhook.delivery (
 CREATE INDEX delivery_due_idx ON webhook.delivery (hook_id, next_attempt_at)
     WHERE state IN ('pending', 'failed');
 CREATE INDEX ON webhook.delivery (event_id);
+-- The earliest unfinished delivery of a hook's resource: what the claim of
+-- an ordered => 'resource' hook asks of each due delivery (is one of its
+-- resource before it?), one probe instead of reading all of the hook's.
+CREATE INDEX delivery_resource_idx ON webhook.delivery (hook_id, resource_id, event_id, id)
+    WHERE state IN ('pending', 'failed');
 
 -- The attempt log: one row per HTTP request, appended by the worker, never
 -- updated, and emptied by whole slots, never row by row.  Its rows are in

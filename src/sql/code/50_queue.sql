@@ -151,7 +151,7 @@ BEGIN
     -- its id (src/queue.c, floors)
     PERFORM pg_catalog.pg_current_xact_id();
     WITH unread AS (
-        SELECT e.id, c.hook_id FROM webhook.event e
+        SELECT e.id, e.resource_id, c.hook_id FROM webhook.event e
           CROSS JOIN LATERAL pg_catalog.unnest(e.hook_ids) AS u(hook_id)
           JOIN webhook_internal.cursor c ON c.hook_id = u.hook_id
          WHERE e.txid IS NOT NULL
@@ -160,8 +160,8 @@ BEGIN
                         OR (pg_catalog.pg_visible_in_snapshot(e.txid, c.hi)
                             AND (e.txid, e.id) <= (c.last_txid, c.last_id))))
     ), made AS (
-        INSERT INTO webhook.delivery (event_id, hook_id, next_attempt_at)
-        SELECT r.id, r.hook_id, pg_catalog.clock_timestamp()
+        INSERT INTO webhook.delivery (event_id, hook_id, next_attempt_at, resource_id)
+        SELECT r.id, r.hook_id, pg_catalog.clock_timestamp(), r.resource_id
           FROM unread r
          WHERE EXISTS (SELECT FROM webhook.hook h WHERE h.id = r.hook_id)
            AND NOT EXISTS (SELECT FROM webhook.delivery d
