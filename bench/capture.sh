@@ -9,16 +9,18 @@
 # and the later runs measure that and the checkpoints it brings.
 #
 # With a jsonpath filter, the hook has that filter (the trigger's cost of
-# evaluating it: '$.total >= 0' matches every order).
+# evaluating it: '$.total >= 0' matches every order).  With an ordering
+# ('resource' or 'hook'), the hook is ordered so: its deliveries are rows
+# made with the event, where an unordered hook's cursor reads the log.
 #
 # PgQ's own trigger runs beside ours, alternated in the same run: an
 # identical table whose rows pgq.logutriga() puts into a pgq queue
 # (Debian's postgresql-15-pgq3, installed if missing).
 #
-#   bench/capture.sh [runs=5] [seconds=10] [synchronous_commit=on] [filter]
+#   bench/capture.sh [runs=5] [seconds=10] [synchronous_commit=on] [filter] [ordering=none]
 cd "$(dirname "$0")/.."
 source test/cluster.sh
-runs=${1:-5}; secs=${2:-10}; sync=${3:-on}; filter=${4:-}
+runs=${1:-5}; secs=${2:-10}; sync=${3:-on}; filter=${4:-}; ordering=${5:-none}
 
 bench_start_cluster "webhook.enabled = off" "synchronous_commit = $sync"
 bench_orders_tables
@@ -38,6 +40,9 @@ if [ -n "$filter" ]; then
 SELECT webhook.update_hook(id, filter => :'filter') FROM webhook.hooks();
 SQL
 fi
+bench_psql -v ordering="$ordering" >/dev/null <<'SQL'
+SELECT webhook.update_hook(id, ordered => :'ordering') FROM webhook.hooks();
+SQL
 
 for i in $(seq "$runs"); do
     for t in plain pgq watched; do
@@ -53,6 +58,7 @@ done
 plain=$(awk '$1=="plain" {print $2}' "$BENCH_DIR/results" | median)
 watched=$(awk '$1=="watched" {print $2}' "$BENCH_DIR/results" | median)
 pgq=$(awk '$1=="pgq" {print $2}' "$BENCH_DIR/results" | median)
-events=$(bench_psql -c "SELECT coalesce(sum(cardinality(hook_ids)), 0) FROM webhook.event")
+events=$(bench_psql -c "SELECT coalesce(sum(cardinality(hook_ids)), 0)
+                           + (SELECT count(*) FROM webhook.delivery) FROM webhook.event")
 ratio() { echo "$1 $2" | awk '{printf "%.2f", $1/$2}'; }
-echo "median TPS: plain $plain, watched $watched, pgq $pgq; ratio $(ratio "$watched" "$plain"), PgQ's $(ratio "$pgq" "$plain") (synchronous_commit=$sync, filter ${filter:-none}, $events deliveries to make from the last run's events)"
+echo "median TPS: plain $plain, watched $watched, pgq $pgq; ratio $(ratio "$watched" "$plain"), PgQ's $(ratio "$pgq" "$plain") (synchronous_commit=$sync, filter ${filter:-none}, ordered $ordering, $events deliveries to make from the last run's events)"
