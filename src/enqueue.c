@@ -28,7 +28,7 @@
  * written nor locked by an event that goes to no ordered hook.
  *
  * During an update, a library of 0.5 on a catalog before it (no txid and
- * hook_ids in webhook.event, no resource_id in webhook.delivery) writes as
+ * hook_ids in webhook.event, no resource_key in webhook.delivery) writes as
  * that catalog's did: the event and a
  * pending delivery per active hook, ordered or not.
  *
@@ -59,6 +59,7 @@
 #include "commands/sequence.h"
 #include "enqueue.h"
 #include "executor/executor.h"
+#include "mb/pg_wchar.h"
 #include "spi_util.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
@@ -98,7 +99,7 @@ static const QueueColumn event_columns[N_EVENT_COLUMNS] = {
 enum
 {
 	DL_ID, DL_EVENT_ID, DL_HOOK_ID, DL_STATE, DL_ATTEMPTS, DL_NEXT_ATTEMPT_AT,
-	DL_LAST_STATUS, DL_LAST_ERROR, DL_CREATED_AT, DL_FINISHED_AT, DL_RESOURCE_ID,
+	DL_LAST_STATUS, DL_LAST_ERROR, DL_CREATED_AT, DL_FINISHED_AT, DL_RESOURCE_KEY,
 	N_DELIVERY_COLUMNS
 };
 static const QueueColumn delivery_columns[N_DELIVERY_COLUMNS] = {
@@ -106,7 +107,7 @@ static const QueueColumn delivery_columns[N_DELIVERY_COLUMNS] = {
 	{"state", TEXTOID, false}, {"attempts", INT4OID, false},
 	{"next_attempt_at", TIMESTAMPTZOID, false}, {"last_status", INT4OID, true},
 	{"last_error", TEXTOID, true}, {"created_at", TIMESTAMPTZOID, false},
-	{"finished_at", TIMESTAMPTZOID, true}, {"resource_id", TEXTOID, true, true}
+	{"finished_at", TIMESTAMPTZOID, true}, {"resource_key", TEXTOID, true, true}
 };
 
 /* more attributes than this (dropped ones count) and the statement writes */
@@ -274,6 +275,22 @@ new_uid(void)
 	return gen_random_uuid(fcinfo);
 }
 
+/*
+ * A delivery's resource_key: the first RESOURCE_KEY_CHARS characters of
+ * resource_id (NULL for none), as left() cuts them.
+ */
+static Datum
+resource_key(const char *resource_id, bool *isnull)
+{
+	*isnull = (resource_id == NULL);
+	if (resource_id == NULL)
+		return (Datum) 0;
+	return PointerGetDatum(cstring_to_text_with_len(resource_id,
+													pg_mbcharcliplen(resource_id,
+																	 strlen(resource_id),
+																	 RESOURCE_KEY_CHARS)));
+}
+
 /* The hooks' ids as a bigint[] */
 static Datum
 hook_id_array(const Datum *hook_ids, int n_hooks)
@@ -383,8 +400,8 @@ enqueue_directly(const NewEvent *ev, const Datum *read_ids, int n_read,
 		dl_nulls[DL_LAST_STATUS] = dl_nulls[DL_LAST_ERROR] = true;
 		dl_values[DL_CREATED_AT] = now;
 		dl_nulls[DL_FINISHED_AT] = true;
-		dl_values[DL_RESOURCE_ID] = ev_values[EV_RESOURCE_ID];
-		dl_nulls[DL_RESOURCE_ID] = ev_nulls[EV_RESOURCE_ID];
+		dl_values[DL_RESOURCE_KEY] = resource_key(ev->resource_id,
+												  &dl_nulls[DL_RESOURCE_KEY]);
 		for (i = 0; i < n_made; i++)
 		{
 			dl_values[DL_ID] = Int64GetDatum(nextval_internal(delivery_table.id_seq, false));
@@ -421,7 +438,7 @@ static const char *log_statement_sql =
 EVENT_VALUES ", $8,"
 "    CASE WHEN $8 IS NOT NULL THEN pg_catalog.pg_current_xact_id() END"
 "  RETURNING id, uid),"
-DELIVERIES_MADE(", resource_id", ", $4");
+DELIVERIES_MADE(", resource_key", ", pg_catalog.left($4, " CppAsString2(RESOURCE_KEY_CHARS) ")");
 static const char *statement_sql =
 "WITH e AS ("
 "  INSERT INTO webhook.event"

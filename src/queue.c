@@ -502,13 +502,14 @@ HOOKS_WITH_ROOM(looked_at) \
  * may go now).  Then its earliest ORDERED_WALK due deliveries are walked in
  * due order (delivery_due_idx), skipping the held resources, and each is
  * asked whether an earlier one of its resource is unfinished
- * (delivery_resource_idx, by the resource_id the delivery carries: one
+ * (delivery_resource_idx, by the resource_key the delivery carries: one
  * probe, a subplan that OFFSET 0 keeps from becoming a join, which a plan
  * made while the table was small scans whole for each delivery), up to
  * the hook's room (win).  Only when that finds less than the room, the
- * earliest delivery of each of the hook's resources is read instead
- * (heads: a loose index scan of delivery_resource_idx, one descent per
- * resource with a delivery unfinished): the walk may be all deliveries
+ * earliest delivery of each of the hook's resources is read too (heads: a
+ * loose index scan of delivery_resource_idx, one descent per resource with
+ * a delivery unfinished, ORDERED_HEADS resources at most: a retry beyond
+ * them waits until one of those is done): the walk may be all deliveries
  * that wait behind a retry not due yet, or behind those held, while the
  * retry that came due is deeper in due order.  So a claim reads about as
  * many deliveries as it takes, and a few hundred more at most, and
@@ -518,16 +519,18 @@ HOOKS_WITH_ROOM(looked_at) \
  * every unfinished delivery is read and ranked: one goes at a time.
  */
 #define ORDERED_WALK 256
+/* at most this many resources' earliest deliveries are read by a claim */
+#define ORDERED_HEADS 4096
 /* the delivery d is of no resource held (held: see ORDERED_CANDIDATES) */
 #define NOT_HELD(d) \
-"CASE WHEN " d ".resource_id IS NULL THEN NOT held.none" \
-"     ELSE " d ".resource_id OPERATOR(pg_catalog.<>) ALL (held.ids) END"
-/* the earliest unfinished delivery of hook h after resource_id cond */
+"CASE WHEN " d ".resource_key IS NULL THEN NOT held.none" \
+"     ELSE " d ".resource_key OPERATOR(pg_catalog.<>) ALL (held.ids) END"
+/* the earliest unfinished delivery of hook h of the resources cond */
 #define RESOURCE_HEAD(cond) \
-"SELECT d.id, d.event_id, d.hook_id, d.attempts, d.next_attempt_at, d.resource_id" \
+"SELECT d.id, d.event_id, d.hook_id, d.attempts, d.next_attempt_at, d.resource_key" \
 "  FROM webhook.delivery d" \
 " WHERE d.hook_id = h.id AND d.state IN ('pending', 'failed') AND " cond \
-" ORDER BY d.resource_id, d.event_id, d.id LIMIT 1"
+" ORDER BY d.resource_key, d.event_id, d.id LIMIT 1"
 #define ORDERED_CANDIDATES \
 "    UNION ALL" \
 "    SELECT x.id, x.event_id, x.hook_id, x.attempts, x.next_attempt_at," \
@@ -535,9 +538,9 @@ HOOKS_WITH_ROOM(looked_at) \
 "           NULL, NULL, NULL, NULL" \
 HOOKS_WITH_ROOM("webhook.hook") \
 "      CROSS JOIN LATERAL (" \
-"          SELECT coalesce(pg_catalog.array_agg(g.resource_id)" \
-"                              FILTER (WHERE g.resource_id IS NOT NULL), '{}') AS ids," \
-"                 coalesce(pg_catalog.bool_or(g.resource_id IS NULL), false) AS none" \
+"          SELECT coalesce(pg_catalog.array_agg(g.resource_key)" \
+"                              FILTER (WHERE g.resource_key IS NOT NULL), '{}') AS ids," \
+"                 coalesce(pg_catalog.bool_or(g.resource_key IS NULL), false) AS none" \
 "            FROM (SELECT g.* FROM webhook.delivery g" \
 "                   WHERE g.id OPERATOR(pg_catalog.=) ANY ($4) OFFSET 0) g" \
 "           WHERE g.hook_id = h.id AND g.state IN ('pending', 'failed')) held" \
@@ -554,29 +557,30 @@ HOOKS_WITH_ROOM("webhook.hook") \
 "                 AND NOT EXISTS (" \
 "                     SELECT FROM webhook.delivery p" \
 "                      WHERE p.hook_id = h.id AND p.state IN ('pending', 'failed')" \
-"                        AND p.resource_id = d.resource_id" \
+"                        AND p.resource_key OPERATOR(pg_catalog.=) d.resource_key" \
 "                        AND (p.event_id, p.id) OPERATOR(pg_catalog.<) (d.event_id, d.id)" \
 "                     OFFSET 0)" \
-"                 AND (d.resource_id IS NOT NULL OR NOT EXISTS (" \
+"                 AND (d.resource_key IS NOT NULL OR NOT EXISTS (" \
 "                     SELECT FROM webhook.delivery p" \
 "                      WHERE p.hook_id = h.id AND p.state IN ('pending', 'failed')" \
-"                        AND p.resource_id IS NULL" \
+"                        AND p.resource_key IS NULL" \
 "                        AND (p.event_id, p.id) OPERATOR(pg_catalog.<) (d.event_id, d.id)" \
 "                     OFFSET 0))" \
 "               ORDER BY d.next_attempt_at" \
 "               LIMIT r.room" \
 "          ), heads AS (" \
-"              (" RESOURCE_HEAD("d.resource_id IS NOT NULL") ")" \
+"              (" RESOURCE_HEAD("d.resource_key IS NOT NULL") ")" \
 "              UNION ALL" \
 "              SELECT n.* FROM heads u" \
 "                CROSS JOIN LATERAL (" \
-                   RESOURCE_HEAD("d.resource_id OPERATOR(pg_catalog.>) u.resource_id") ") n" \
+                   RESOURCE_HEAD("d.resource_key OPERATOR(pg_catalog.>) u.resource_key") ") n" \
 "          )" \
 "          SELECT w.* FROM win w" \
 "          UNION ALL" \
 "          (SELECT y.id, y.event_id, y.hook_id, y.attempts, y.next_attempt_at" \
-"             FROM (SELECT * FROM heads" \
-"                   UNION ALL (" RESOURCE_HEAD("d.resource_id IS NULL") ")) y" \
+"             FROM (SELECT * FROM (SELECT * FROM heads" \
+"                                   LIMIT " CppAsString2(ORDERED_HEADS) ") u" \
+"                   UNION ALL (" RESOURCE_HEAD("d.resource_key IS NULL") ")) y" \
 "            WHERE (SELECT pg_catalog.count(*) FROM win) OPERATOR(pg_catalog.<) r.room" \
 "              AND y.next_attempt_at <= pg_catalog.now() AND " NOT_HELD("y") \
 "              AND y.id NOT IN (SELECT w.id FROM win w)" \

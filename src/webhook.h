@@ -78,6 +78,12 @@ extern Interval webhook_disable_after_span;
 "                        WHERE c.hook_id = u.hook_id AND " LOG_READ_BY(e, "c") ")))"
 
 /*
+ * A delivery's resource_key: its event's resource_id, this many characters
+ * of it (src/sql/catalog/20_tables.sql says why; its SQL, 200 too).
+ */
+#define RESOURCE_KEY_CHARS 200
+
+/*
  * SQL: the delivery d was made for an inactive hook and never tried (what
  * the hook missed while inactive, if it is ordered: its cursor's events
  * otherwise), so it goes with the log, at webhook.retention.

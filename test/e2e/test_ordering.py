@@ -215,7 +215,7 @@ class OrderingTest(unittest.TestCase):
                 for n in (1, 2)]
         for uid in uids:
             cluster.wait_state(uid, 'failed')
-        waiting = "SELECT resource_id FROM webhook.delivery WHERE hook_id = %d ORDER BY event_id"
+        waiting = "SELECT resource_key FROM webhook.delivery WHERE hook_id = %d ORDER BY event_id"
         self.assertEqual(cluster.psql(waiting % hook.hook_id), [[None], [None]])
         cluster.call('update_hook', id=hook.hook_id, ordered='resource')
         self.assertEqual(cluster.psql(waiting % hook.hook_id), [['1'], ['2']])
@@ -225,6 +225,24 @@ class OrderingTest(unittest.TestCase):
         cluster.worker_passed(rx)
         self.assertEqual(cluster.delivery(later)['state'], 'pending')
         self.assertEqual(rx.count(path), 2)
+
+    def test_a_long_resource_id_never_fails_the_write(self):
+        """A resource id longer than an index entry may be (9,600
+        characters of hex, which hardly compress): emit() goes through, and
+        the events go in order, one at a time."""
+        path = '/ord-long-id'
+        hook = cluster.hook_on(rx.url(), path, ordered='resource')
+        long_id = "(SELECT string_agg(md5(i::text), '') FROM generate_series(1, 300) i)"
+        cluster.psql("SELECT webhook.emit(%s, jsonb_build_object('n', g), resource => 'order',"
+                     " resource_id => %s) FROM generate_series(1, 3) g"
+                     % (lit(hook.event_type), long_id))
+        reqs = rx.wait_requests(3, path=path)
+        self.assertEqual([n for n, _ in counters(reqs)], [1, 2, 3])
+        self.assertEqual(rx.max_in_flight[path], 1)
+        self.assertEqual(cluster.psql("SELECT DISTINCT length(e.resource_id), length(d.resource_key)"
+                                      " FROM webhook.delivery d JOIN webhook.event e"
+                                      " ON e.id = d.event_id WHERE d.hook_id = %d"
+                                      % hook.hook_id), [['9600', '200']])
 
     def test_unordered_hook_not_held_up(self):
         """An unordered hook on the transport of an ordered one being retried

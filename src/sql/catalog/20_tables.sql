@@ -178,12 +178,14 @@ CREATE TABLE webhook.delivery (
     last_error       text,
     created_at       timestamptz NOT NULL DEFAULT now(),
     finished_at      timestamptz,
-    -- the event's resource_id, for ordered => 'resource' (the group the
-    -- delivery waits in): set on the deliveries made with their event,
-    -- replayed, redelivered or spilled, and on a hook's unfinished ones
-    -- when it is made so (update_hook); a retry of a request read from the
-    -- log has none until then
-    resource_id      text
+    -- the group the delivery waits in for ordered => 'resource': its event's
+    -- resource_id, the first 200 characters (an index entry has a bound,
+    -- and a writer's INSERT must not fail for a long id; ids alike that far
+    -- are one group, ordered together: more order, never less).  Set on the
+    -- deliveries made with their event, replayed, redelivered or spilled,
+    -- and on a hook's unfinished ones when it is made so; a retry of a
+    -- request read from the log has none until then
+    resource_key     text
 );
 -- The queue: due work per hook, in order.  Partial, so finished rows cost
 -- nothing.  A claim writes nothing (the worker holds what it claimed in
@@ -196,7 +198,7 @@ CREATE INDEX ON webhook.delivery (event_id);
 -- The earliest unfinished delivery of a hook's resource: what the claim of
 -- an ordered => 'resource' hook asks of each due delivery (is one of its
 -- resource before it?), one probe instead of reading all of the hook's.
-CREATE INDEX delivery_resource_idx ON webhook.delivery (hook_id, resource_id, event_id, id)
+CREATE INDEX delivery_resource_idx ON webhook.delivery (hook_id, resource_key, event_id, id)
     WHERE state IN ('pending', 'failed');
 
 -- The attempt log: one row per HTTP request, appended by the worker, never

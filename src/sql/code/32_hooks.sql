@@ -86,21 +86,21 @@ CREATE OR REPLACE TRIGGER hook_reenabled AFTER UPDATE OF active, disabled_reason
     EXECUTE FUNCTION webhook_internal.hook_reenabled();
 
 -- A hook made ordered => 'resource': its unfinished deliveries carry their
--- event's resource_id, by which its claim finds the earliest of each
+-- event's resource_id (resource_key), by which its claim finds the earliest of each
 -- resource (src/queue.c); those made while it was not ordered so may lack
 -- it (a retry of a request read from the log), and get it here.
 CREATE OR REPLACE FUNCTION webhook_internal.hook_ordered_by_resource() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    UPDATE webhook.delivery d SET resource_id = e.resource_id
+    UPDATE webhook.delivery d SET resource_key = left(e.resource_id, 200)
       FROM webhook.event e
      WHERE d.hook_id = NEW.id AND d.state IN ('pending', 'failed') AND e.id = d.event_id
-       AND d.resource_id IS DISTINCT FROM e.resource_id;
+       AND d.resource_key IS DISTINCT FROM left(e.resource_id, 200);
     RETURN NULL;
 END
 $$;
 COMMENT ON FUNCTION webhook_internal.hook_ordered_by_resource() IS
-    'trigger: a hook made ordered by resource has its unfinished deliveries'' resource_id set';
+    'trigger: a hook made ordered by resource has its unfinished deliveries'' resource_key set';
 CREATE OR REPLACE TRIGGER hook_ordered_by_resource AFTER UPDATE OF ordered ON webhook.hook
     FOR EACH ROW WHEN (NEW.ordered = 'resource' AND OLD.ordered <> 'resource')
     EXECUTE FUNCTION webhook_internal.hook_ordered_by_resource();

@@ -23,14 +23,15 @@ SELECT pg_catalog.pg_extension_config_dump('webhook.event_id_seq', '');
 ALTER TABLE webhook.event ADD COLUMN txid xid8, ADD COLUMN hook_ids bigint[];
 CREATE INDEX event_log_idx ON webhook.event (tenant, txid, id) WHERE txid IS NOT NULL;
 -- An ordered => 'resource' hook's deliveries carry their event's
--- resource_id, which the claim probes for the earliest of each resource;
--- those waiting now get theirs.
-ALTER TABLE webhook.delivery ADD COLUMN resource_id text;
-UPDATE webhook.delivery d SET resource_id = e.resource_id
+-- resource_id (its first 200 characters: src/sql/catalog/20_tables.sql),
+-- which the claim probes for the earliest of each resource; those waiting
+-- now get theirs.
+ALTER TABLE webhook.delivery ADD COLUMN resource_key text;
+UPDATE webhook.delivery d SET resource_key = left(e.resource_id, 200)
   FROM webhook.event e, webhook.hook h
  WHERE e.id = d.event_id AND h.id = d.hook_id AND h.ordered = 'resource'
    AND d.state IN ('pending', 'failed');
-CREATE INDEX delivery_resource_idx ON webhook.delivery (hook_id, resource_id, event_id, id)
+CREATE INDEX delivery_resource_idx ON webhook.delivery (hook_id, resource_key, event_id, id)
     WHERE state IN ('pending', 'failed');
 CREATE TABLE webhook_internal.cursor (
     hook_id            bigint PRIMARY KEY,
