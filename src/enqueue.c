@@ -21,16 +21,17 @@
  * a hook whether it is active or not: an inactive unordered hook's cursor
  * stays where the hook stopped, to read on from there once it is
  * re-enabled, and an inactive ordered hook's deliveries wait for it.  An
- * ordered hook's deliveries are rows of webhook.delivery from the start, each due when it
- * is inserted, after the event row gave the transaction its id (the
- * worker's claim relies on that: src/queue.c, floors): its claim reads all
- * of them, to send the earliest of each group; webhook.delivery is neither
- * written nor locked by an event that goes to no ordered hook.
+ * ordered hook's deliveries are rows of webhook.delivery from the start,
+ * each due when it is inserted, after the event row gave the transaction
+ * its id (the worker's claim relies on that: src/queue.c, floors), and
+ * with its resource's key, by which the claim finds the earliest of each
+ * group; webhook.delivery is neither written nor locked by an event that
+ * goes to no ordered hook.
  *
  * During an update, a library of 0.5 on a catalog before it (no txid and
  * hook_ids in webhook.event, no resource_key in webhook.delivery) writes as
- * that catalog's did: the event and a
- * pending delivery per active hook, ordered or not.
+ * that catalog's did: the event and a pending delivery per active hook,
+ * ordered or not.
  *
  * The short way is taken only for a table as this library made it: the
  * columns it fills with their types (no type modifier; none NOT NULL that

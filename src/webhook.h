@@ -84,9 +84,10 @@ extern Interval webhook_disable_after_span;
 #define RESOURCE_KEY_CHARS 200
 
 /*
- * SQL: the delivery d was made for an inactive hook and never tried (what
- * the hook missed while inactive, if it is ordered: its cursor's events
- * otherwise), so it goes with the log, at webhook.retention.
+ * SQL: the delivery d is an inactive hook's and was never tried: what an
+ * inactive ordered hook missed (an unordered one's missed events are in
+ * the log, for its cursor), which goes as the log does, at
+ * webhook.retention.
  */
 #define INACTIVE_MISSED(d) \
 "(" d ".state = 'pending' AND " d ".attempts = 0" \

@@ -124,14 +124,15 @@ static int	max_tenant_loads = 0;
 /*
  * A claim for ordered hooks can be costly (queue.c): a hook ordered whole
  * reads every unfinished delivery of its (one ordered by resource a few
- * hundred at most, about a millisecond); with a long backlog, that costs
- * every claim, and so every other hook's latency.  So ordered hooks are
- * claimed for only once this many times the last such claim's cost beyond
- * ORDERED_FREE_MS has passed (never more than ORDERED_MAX_WAIT_MS): at
- * most about a fifth of the worker's time, whatever their backlog.  A
- * claim that costs less is no reason to wait: an ordered group's next
- * delivery goes only once the one before it is recorded, so a wait after
- * each claim would be the pace of every group.
+ * hundred, about a millisecond, or a descent per resource); with a long
+ * backlog, that costs every claim, and so every other hook's latency.  So
+ * ordered hooks are claimed for only once this many times the last such
+ * claim's cost beyond ORDERED_FREE_MS has passed (never more than
+ * ORDERED_MAX_WAIT_MS): what they cost beyond that is at most about a
+ * fifth of the worker's time, whatever their backlog.  The first
+ * ORDERED_FREE_MS of a claim are no reason to wait: an ordered group's
+ * next delivery goes only once the one before it is recorded, so a wait
+ * after each claim would be the pace of every group.
  */
 #define ORDERED_COST_FACTOR 4
 #define ORDERED_FREE_MS 3
