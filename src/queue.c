@@ -531,12 +531,15 @@ HOOKS_WITH_ROOM(looked_at) \
 "  FROM webhook.delivery d" \
 " WHERE d.hook_id = h.id AND d.state IN ('pending', 'failed') AND " cond \
 " ORDER BY d.resource_key, d.event_id, d.id LIMIT 1"
-#define ORDERED_CANDIDATES \
+/* an arm of ORDERED_CANDIDATES: ordered hooks h with room, what x they send */
+#define ORDERED_ARM \
 "    UNION ALL" \
 "    SELECT x.id, x.event_id, x.hook_id, x.attempts, x.next_attempt_at," \
 "           NULL::timestamptz, t.id AS transport_id, t.tenant, r.room," \
 "           NULL, NULL, NULL, NULL" \
-HOOKS_WITH_ROOM("webhook.hook") \
+HOOKS_WITH_ROOM("webhook.hook")
+#define ORDERED_CANDIDATES \
+ORDERED_ARM \
 "      CROSS JOIN LATERAL (" \
 "          SELECT coalesce(pg_catalog.array_agg(g.resource_key)" \
 "                              FILTER (WHERE g.resource_key IS NOT NULL), '{}') AS ids," \
@@ -592,11 +595,7 @@ HOOKS_WITH_ROOM("webhook.hook") \
 "                    WHERE w.hook_id = h.id AND w.state IN ('pending', 'failed')" \
 "                      AND w.next_attempt_at <= pg_catalog.now())" \
 "       AND t.id OPERATOR(pg_catalog.%) $5 OPERATOR(pg_catalog.=) $6" \
-"    UNION ALL" \
-"    SELECT x.id, x.event_id, x.hook_id, x.attempts, x.next_attempt_at," \
-"           NULL::timestamptz, t.id AS transport_id, t.tenant, r.room," \
-"           NULL, NULL, NULL, NULL" \
-HOOKS_WITH_ROOM("webhook.hook") \
+ORDERED_ARM \
 "      CROSS JOIN LATERAL (" \
 "          SELECT q.id, q.event_id, q.hook_id, q.attempts, q.next_attempt_at FROM (" \
 "              SELECT d.id, d.event_id, d.hook_id, d.attempts, d.next_attempt_at," \
