@@ -1090,7 +1090,7 @@ static const char *queue_from_log_sql =
 "INSERT INTO webhook.delivery (event_id, hook_id, next_attempt_at, resource_key)"
 " SELECT o.id, $1, o.t0 OPERATOR(pg_catalog.+)"
 "                  (o.n OPERATOR(pg_catalog.*) interval '1 microsecond')," 
-"        pg_catalog.left(o.resource_id, " CppAsString2(RESOURCE_KEY_CHARS) ")"
+"        webhook_internal.resource_key(o.resource_id)"
 "   FROM (SELECT e.id, e.resource_id, t.t0,"
 "                pg_catalog.row_number() OVER (ORDER BY e.id) AS n"
 "           FROM webhook.event e, (SELECT pg_catalog.clock_timestamp() AS t0) t"

@@ -278,7 +278,7 @@ new_uid(void)
 
 /*
  * A delivery's resource_key: the first RESOURCE_KEY_CHARS characters of
- * resource_id (NULL for none), as left() cuts them.
+ * resource_id (NULL for none), as webhook_internal.resource_key() cuts them.
  */
 static Datum
 resource_key(const char *resource_id, bool *isnull)
@@ -439,7 +439,7 @@ static const char *log_statement_sql =
 EVENT_VALUES ", $8,"
 "    CASE WHEN $8 IS NOT NULL THEN pg_catalog.pg_current_xact_id() END"
 "  RETURNING id, uid),"
-DELIVERIES_MADE(", resource_key", ", pg_catalog.left($4, " CppAsString2(RESOURCE_KEY_CHARS) ")");
+DELIVERIES_MADE(", resource_key", ", webhook_internal.resource_key($4)");
 static const char *statement_sql =
 "WITH e AS ("
 "  INSERT INTO webhook.event"

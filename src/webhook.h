@@ -79,7 +79,8 @@ extern Interval webhook_disable_after_span;
 
 /*
  * A delivery's resource_key: its event's resource_id, this many characters
- * of it (src/sql/catalog/20_tables.sql says why; its SQL, 200 too).
+ * of it (src/sql/catalog/20_tables.sql says why), as the SQL function
+ * webhook_internal.resource_key() cuts it.
  */
 #define RESOURCE_KEY_CHARS 200
 

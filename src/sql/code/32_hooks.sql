@@ -85,6 +85,15 @@ CREATE OR REPLACE TRIGGER hook_reenabled AFTER UPDATE OF active, disabled_reason
                        AND (NOT OLD.active OR OLD.disabled_reason IS NOT NULL))
     EXECUTE FUNCTION webhook_internal.hook_reenabled();
 
+-- A delivery's resource_key: its event's resource_id, the first 200
+-- characters (src/sql/catalog/20_tables.sql says why; RESOURCE_KEY_CHARS in
+-- src/webhook.h, for the writer, which cuts it in C).
+CREATE OR REPLACE FUNCTION webhook_internal.resource_key(resource_id text) RETURNS text
+    LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
+    RETURN pg_catalog.left(resource_id, 200);
+COMMENT ON FUNCTION webhook_internal.resource_key(text) IS
+    'the key of a delivery''s resource: the first 200 characters of its event''s resource_id';
+
 -- A hook made ordered => 'resource': its unfinished deliveries carry their
 -- event's resource_id (resource_key), by which its claim finds the earliest of each
 -- resource (src/queue.c); those made while it was not ordered so may lack
@@ -92,10 +101,10 @@ CREATE OR REPLACE TRIGGER hook_reenabled AFTER UPDATE OF active, disabled_reason
 CREATE OR REPLACE FUNCTION webhook_internal.hook_ordered_by_resource() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    UPDATE webhook.delivery d SET resource_key = left(e.resource_id, 200)
+    UPDATE webhook.delivery d SET resource_key = webhook_internal.resource_key(e.resource_id)
       FROM webhook.event e
      WHERE d.hook_id = NEW.id AND d.state IN ('pending', 'failed') AND e.id = d.event_id
-       AND d.resource_key IS DISTINCT FROM left(e.resource_id, 200);
+       AND d.resource_key IS DISTINCT FROM webhook_internal.resource_key(e.resource_id);
     RETURN NULL;
 END
 $$;

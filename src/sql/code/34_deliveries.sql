@@ -71,7 +71,8 @@ BEGIN
     PERFORM pg_current_xact_id();
     INSERT INTO webhook.delivery AS x (event_id, hook_id, state, next_attempt_at, resource_key)
     VALUES (d.event_id, d.hook_id, 'pending', clock_timestamp(),
-            (SELECT left(e.resource_id, 200) FROM webhook.event e WHERE e.id = d.event_id))
+            (SELECT webhook_internal.resource_key(e.resource_id)
+               FROM webhook.event e WHERE e.id = d.event_id))
     RETURNING x.id INTO new_id;
     PERFORM webhook_internal.wake_for(d.hook_id);
     RETURN new_id;

@@ -161,7 +161,8 @@ BEGIN
                             AND (e.txid, e.id) <= (c.last_txid, c.last_id))))
     ), made AS (
         INSERT INTO webhook.delivery (event_id, hook_id, next_attempt_at, resource_key)
-        SELECT r.id, r.hook_id, pg_catalog.clock_timestamp(), left(r.resource_id, 200)
+        SELECT r.id, r.hook_id, pg_catalog.clock_timestamp(),
+               webhook_internal.resource_key(r.resource_id)
           FROM unread r
          WHERE EXISTS (SELECT FROM webhook.hook h WHERE h.id = r.hook_id)
            AND NOT EXISTS (SELECT FROM webhook.delivery d

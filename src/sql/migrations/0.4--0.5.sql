@@ -23,7 +23,8 @@ SELECT pg_catalog.pg_extension_config_dump('webhook.event_id_seq', '');
 ALTER TABLE webhook.event ADD COLUMN txid xid8, ADD COLUMN hook_ids bigint[];
 CREATE INDEX event_log_idx ON webhook.event (tenant, txid, id) WHERE txid IS NOT NULL;
 -- An ordered => 'resource' hook's deliveries carry their event's
--- resource_id (its first 200 characters: src/sql/catalog/20_tables.sql),
+-- resource_id (its first 200 characters: src/sql/catalog/20_tables.sql;
+-- webhook_internal.resource_key(), of the code that follows, cuts it so),
 -- which the claim probes for the earliest of each resource; those waiting
 -- now get theirs.
 ALTER TABLE webhook.delivery ADD COLUMN resource_key text;
