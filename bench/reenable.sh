@@ -153,7 +153,7 @@ wait_sent() {
 # a's missed events each sent once (a word on stderr otherwise)
 check_once() {
     local got
-    got=$(bench_psql -c "SELECT count(*) || ' ' || count(DISTINCT event_id) FROM webhook.delivery
+    got=$(bench_psql -c "SELECT count(*) || ' ' || count(DISTINCT event_id) FROM webhook.deliveries
                           WHERE hook_id = $hook_a AND state = 'succeeded'")
     [ "$got" = "$missed $missed" ] ||
         echo "(a's hook: $got succeeded deliveries and distinct events, not $missed)" >&2
@@ -213,7 +213,7 @@ paced() {
                               WITHIN GROUP (ORDER BY x.started_at - e.created_at)))::numeric, 1) || ' ' ||
                           round((1000 * extract(epoch FROM percentile_cont(0.99)
                               WITHIN GROUP (ORDER BY x.started_at - e.created_at)))::numeric, 1)
-                     FROM webhook.attempt x JOIN webhook.delivery d ON d.id = x.delivery_id
+                     FROM webhook.attempt x JOIN webhook.deliveries d ON d.id = x.delivery_id
                      JOIN webhook.event e ON e.id = d.event_id
                     WHERE d.hook_id = $hook_b" |
     while read -r offered rate p50 p99; do

@@ -1083,8 +1083,9 @@ webhook_hook_wants(PG_FUNCTION_ARGS)
  * start: after the transaction took its id, as every new delivery
  * (src/queue.c, floors).  An event that names the hook among its hook_ids
  * and that its cursor has not read yet is the cursor's to deliver, unless
- * it has a delivery row already: the worker read it, and recorded its
- * attempt, before the stored cursor moved (a moment later).
+ * it has a delivery row or an attempt already: the worker read it, and
+ * recorded its attempt, before the stored cursor moved (a moment later;
+ * a success at the first attempt leaves no delivery row).
  */
 static const char *queue_from_log_sql =
 "INSERT INTO webhook.delivery (event_id, hook_id, next_attempt_at, resource_key)"
@@ -1106,7 +1107,10 @@ static const char *queue_from_log_sql =
 "                                        AND " LOG_READ_BY("e", "c") ")"
 "                     AND NOT EXISTS (SELECT FROM webhook.delivery d"
 "                                      WHERE d.event_id OPERATOR(pg_catalog.=) e.id"
-"                                        AND d.hook_id OPERATOR(pg_catalog.=) $1))"
+"                                        AND d.hook_id OPERATOR(pg_catalog.=) $1)"
+"                     AND NOT EXISTS (SELECT FROM webhook.attempt a"
+"                                      WHERE a.event_id OPERATOR(pg_catalog.=) e.id"
+"                                        AND a.hook_id OPERATOR(pg_catalog.=) $1))"
 "            AND webhook_internal.hook_wants($1, $3, $4, e.event_type, e.payload)) o"
 "  ORDER BY o.id";
 

@@ -16,8 +16,9 @@
  * larger than webhook.max_body_bytes, never sent); a 410 also
  * disables the hook and cancels its other deliveries.  An unordered
  * hook's first attempt of an event is read from the log through the
- * hook's cursor (FRESH), and its delivery row made by the record, with
- * its outcome; a row is claimed for a retry, or an ordered hook's event.
+ * hook's cursor (FRESH); the record makes its delivery row, with its
+ * outcome, unless it succeeded (its attempt row is then all there is of
+ * it); a row is claimed for a retry, or an ordered hook's event.
  * A claim writes no delivery: the worker is the only one sending, and
  * keeps what it holds in memory (and where it has read each hook's log
  * to: cursor.c), passing it to the next claim to skip.  So a crash leaves
@@ -184,7 +185,8 @@
  * rows of webhook.delivery (enqueue.c): each claim reads, for each hook it
  * looks at, the events its cursor has not read, up to the hook's room, in
  * (txid, id) order, and ranks them with the due deliveries; the record
- * makes the row of each, with its outcome (record_sql).  A cursor
+ * makes the row of each that did not succeed, with its outcome
+ * (record_sql).  A cursor
  * (webhook_internal.cursor) is a snapshot lo, every committed event of
  * which was read, and one hi, whose were read up to a (txid, id) key.
  * The claim reads first the rest of the interval between lo and hi (events
@@ -809,10 +811,11 @@ id ", coalesce('HTTP ' || " status ", " error ", 'no answer'))"
 
 /*
  * The batch r (the parameters, one array per column), each row with its
- * hook and the id of the delivery row it is recorded on (row_id): the
- * delivery whose attempt it is, so that none is recorded twice; or, for a
- * request read from the log (delivery_id 0), a new one, which the record
- * makes (fresh_made) if its hook still exists.
+ * hook and the id of the delivery it is recorded on (row_id): the
+ * delivery row whose attempt it is, so that none is recorded twice; or,
+ * for a request read from the log (delivery_id 0) whose hook still
+ * exists, a new id, which names a row only if it did not succeed
+ * (fresh_made): a first attempt's success leaves its attempt row alone.
  */
 #define RECORD_INPUT \
 "(SELECT r.*, coalesce(d.hook_id, r.fresh_hook_id) AS hook_id," \
@@ -835,26 +838,18 @@ id ", coalesce('HTTP ' || " status ", " error ", 'no answer'))"
 "         AND EXISTS (SELECT FROM webhook.hook h WHERE h.id = r.fresh_hook_id))) r"
 
 /*
- * The delivery rows of the batch's requests read from the log, with their
- * outcome: due again per the schedule (step) when failed, else finished.
+ * The batch's attempts, into the current slot (one read of it), each with
+ * its event and hook: all there is of a delivery that succeeded at once.
  */
-#define FRESH_MADE(state, due) \
-"    INSERT INTO webhook.delivery (id, event_id, hook_id, state, attempts, last_status," \
-"                                  last_error, next_attempt_at, finished_at)" \
-"    SELECT r.row_id, r.event_id, r.hook_id, " state ", r.attempt_no, r.status, r.error," \
-"           " due ", CASE WHEN " state " = 'failed' THEN NULL ELSE pg_catalog.now() END" \
-"      FROM r WHERE r.delivery_id = 0" \
-"    RETURNING hook_id, state, next_attempt_at"
-
-/* The batch's attempts, into the current slot (one read of it). */
 #define INSERT_ATTEMPTS \
 "    INSERT INTO webhook.attempt (delivery_id, attempt_no, started_at, duration_ms," \
 "                                 url, status_code, response_headers, response_body, error," \
-"                                 slot)" \
+"                                 slot, event_id, hook_id)" \
 "    SELECT row_id, attempt_no, started_at, duration_ms, url, status," \
 "           response_headers::jsonb, response_body, error," \
 "           (SELECT s.slot FROM webhook_internal.attempt_slot s" \
-"             WHERE s.current_from IS NOT NULL AND s.current_until IS NULL)" \
+"             WHERE s.current_from IS NOT NULL AND s.current_until IS NULL)," \
+"           event_id, hook_id" \
 "      FROM r"
 
 static const char *record_sql =
@@ -890,11 +885,16 @@ static const char *record_sql =
 "      FROM r WHERE d.id = r.delivery_id"
 "    RETURNING d.hook_id, d.state, d.next_attempt_at"
 "), fresh_made AS ("
-FRESH_MADE("r.new_state",
-           "CASE WHEN r.new_state = 'failed'"
-           " THEN webhook_internal.next_attempt(r.step, CASE WHEN r.status IN (429, 503)"
-           "                                             THEN r.retry_after END)"
-           " ELSE pg_catalog.now() END")
+"    INSERT INTO webhook.delivery (id, event_id, hook_id, state, attempts, last_status,"
+"                                  last_error, next_attempt_at, finished_at)"
+"    SELECT r.row_id, r.event_id, r.hook_id, r.new_state, r.attempt_no, r.status, r.error,"
+"           CASE WHEN r.new_state = 'failed'"
+"                THEN webhook_internal.next_attempt(r.step, CASE WHEN r.status IN (429, 503)"
+"                                                        THEN r.retry_after END)"
+"                ELSE pg_catalog.now() END,"
+"           CASE WHEN r.new_state = 'failed' THEN NULL ELSE pg_catalog.now() END"
+"      FROM r WHERE r.delivery_id = 0 AND r.new_state <> 'succeeded'"
+"    RETURNING hook_id, state, next_attempt_at"
 "), gone AS ("
 "    UPDATE webhook.hook h"
 "       SET active = false,"
@@ -950,7 +950,6 @@ static const char *record_succeeded_sql =
 "WITH r AS MATERIALIZED ("
 "    SELECT r.*, 'succeeded' AS new_state FROM " RECORD_INPUT
 "), attempts AS (" INSERT_ATTEMPTS
-"), fresh_made AS (" FRESH_MADE("'succeeded'", "pg_catalog.now()")
 "), deliveries AS ("
 "    UPDATE webhook.delivery d"
 "       SET state = 'succeeded', attempts = r.attempt_no, last_status = r.status,"

@@ -96,10 +96,12 @@ SQL
 
 # $1 finished (succeeded) deliveries to the existing hook, with their events
 # and attempts, as history; the first $2 of them (default none) 40 days old,
-# the others a day old.  The attempts in the slots of webhook.attempt as the
-# worker would have left them (where it has slots): the old ones in a slot
-# that stopped being current 40 days ago, the others in the current one.
-# Vacuumed and analysed.
+# the others a day old.  Each as the worker leaves a success at the first
+# attempt: an attempt naming its event and hook, and no delivery row (where
+# attempts name them: 0.5 on), else an attempt of a succeeded delivery row.
+# The attempts in the slots of webhook.attempt as the worker would have left
+# them (where it has slots): the old ones in a slot that stopped being
+# current 40 days ago, the others in the current one.  Vacuumed and analysed.
 bench_fill_history() {
     bench_psql <<SQL
 \o /dev/null
@@ -107,13 +109,33 @@ INSERT INTO webhook.event (tenant, event_type, payload, created_at)
 SELECT 'default', 'ORDER_CREATE', jsonb_build_object('n', g),
        now() - CASE WHEN g <= ${2:-0} THEN interval '40 days' ELSE interval '1 day' END
   FROM generate_series(1, $1) g;
-INSERT INTO webhook.delivery (event_id, hook_id, state, attempts, last_status,
-                              next_attempt_at, created_at, finished_at)
-SELECT e.id, h.id, 'succeeded', 1, 204, e.created_at, e.created_at, e.created_at
+CREATE TEMP TABLE history AS
+SELECT nextval('webhook.delivery_id_seq') AS id, e.id AS event_id, h.id AS hook_id, e.created_at,
+       e.created_at < now() - interval '30 days' AS old
   FROM webhook.event e, webhook.hook h WHERE e.created_at < now() - interval '1 hour';
-INSERT INTO webhook.attempt (delivery_id, attempt_no, started_at, duration_ms, url, status_code)
-SELECT d.id, 1, d.created_at, 0.5, 'http://127.0.0.1/hook', 204
-  FROM webhook.delivery d WHERE d.created_at < now() - interval '30 days';
+CREATE FUNCTION pg_temp.attempts(old boolean) RETURNS void LANGUAGE plpgsql AS \$\$
+DECLARE
+    named boolean := EXISTS (SELECT FROM pg_attribute a
+                              WHERE a.attrelid = 'webhook.attempt'::regclass
+                                AND a.attname = 'hook_id');
+BEGIN
+    EXECUTE format('INSERT INTO webhook.attempt (delivery_id, attempt_no, started_at,'
+                   '                             duration_ms, url, status_code%s)'
+                   ' SELECT x.id, 1, x.created_at, 0.5, %L, 204%s FROM history x'
+                   '  WHERE x.old = \$1',
+                   CASE WHEN named THEN ', event_id, hook_id' ELSE '' END,
+                   'http://127.0.0.1/hook',
+                   CASE WHEN named THEN ', x.event_id, x.hook_id' ELSE '' END) USING old;
+    IF NOT named THEN
+        INSERT INTO webhook.delivery (id, event_id, hook_id, state, attempts, last_status,
+                                      next_attempt_at, created_at, finished_at)
+        SELECT x.id, x.event_id, x.hook_id, 'succeeded', 1, 204, x.created_at, x.created_at,
+               x.created_at
+          FROM history x WHERE x.old = attempts.old;
+    END IF;
+END
+\$\$;
+SELECT pg_temp.attempts(true);
 DO \$\$
 BEGIN
     IF to_regclass('webhook_internal.attempt_slot') IS NOT NULL THEN
@@ -127,10 +149,7 @@ BEGIN
     END IF;
 END
 \$\$;
-INSERT INTO webhook.attempt (delivery_id, attempt_no, started_at, duration_ms, url, status_code)
-SELECT d.id, 1, d.created_at, 0.5, 'http://127.0.0.1/hook', 204
-  FROM webhook.delivery d WHERE d.created_at >= now() - interval '30 days'
-   AND d.created_at < now() - interval '1 hour';
+SELECT pg_temp.attempts(false);
 VACUUM ANALYZE webhook.event, webhook.delivery, webhook.attempt;
 SQL
 }

@@ -671,7 +671,7 @@ class Cluster:
         rows = self.psql(
             'SELECT d.id, d.state, d.attempts, d.last_status, d.last_error, '
             'd.finished_at IS NOT NULL, d.hook_id '
-            'FROM webhook.delivery d JOIN webhook.event e ON e.id = d.event_id '
+            'FROM webhook.deliveries d JOIN webhook.event e ON e.id = d.event_id '
             'WHERE %s ORDER BY d.id' % where)
         if not rows:
             return None
@@ -696,7 +696,7 @@ class Cluster:
 
     def wait_state(self, uid, state, timeout=DEFAULT_TIMEOUT):
         return self.wait_for(
-            'SELECT string_agg(d.state, \',\') FROM webhook.delivery d '
+            'SELECT string_agg(d.state, \',\') FROM webhook.deliveries d '
             'JOIN webhook.event e ON e.id = d.event_id WHERE e.uid = %s' % lit(uid),
             state, timeout)
 

@@ -41,13 +41,13 @@ class ConcurrencyTest(unittest.TestCase):
         self.assertLess(max(r.arrived for r in got), first_slow.arrived + 3.0)
         self.assertEqual(sorted(r.headers['webhook-id'] for r in got), sorted(fast_uids))
         cluster.wait_for(
-            'SELECT count(*) FROM webhook.delivery d JOIN webhook.event e ON e.id = d.event_id '
+            'SELECT count(*) FROM webhook.deliveries d JOIN webhook.event e ON e.id = d.event_id '
             "WHERE e.event_type = %s AND d.state = 'succeeded'" % lit(hf.event_type), '20',
             timeout=5)
         # the slow ones: all delivered, in parallel but at most max_in_flight (16) at once
         reqs = slow.wait_requests(20, path='/slow', timeout=30)
         cluster.wait_for(
-            'SELECT count(*) FROM webhook.delivery d JOIN webhook.event e ON e.id = d.event_id '
+            'SELECT count(*) FROM webhook.deliveries d JOIN webhook.event e ON e.id = d.event_id '
             "WHERE e.event_type = %s AND d.state = 'succeeded'" % lit(hs.event_type), '20',
             timeout=30)
         self.assertEqual(sorted({r.headers['webhook-id'] for r in reqs}), sorted(slow_uids))
@@ -62,7 +62,7 @@ class ConcurrencyTest(unittest.TestCase):
             cluster.emit_many(h.event_type, 9)
             reqs = rx.wait_requests(9, path='/limited', timeout=20)
             cluster.wait_for(
-                'SELECT count(*) FROM webhook.delivery d JOIN webhook.event e '
+                'SELECT count(*) FROM webhook.deliveries d JOIN webhook.event e '
                 "ON e.id = d.event_id WHERE e.event_type = %s AND d.state = 'succeeded'"
                 % lit(h.event_type), '9', timeout=20)
             self.assertEqual(rx.max_in_flight['/limited'], 3)
@@ -103,7 +103,7 @@ class ConcurrencyTest(unittest.TestCase):
                 sent += n
                 rx.wait_requests(sent, path='/bursts', timeout=20)
                 cluster.wait_for(
-                    'SELECT count(*) FROM webhook.delivery d JOIN webhook.event e '
+                    'SELECT count(*) FROM webhook.deliveries d JOIN webhook.event e '
                     "ON e.id = d.event_id WHERE e.event_type = %s AND d.state = 'succeeded'"
                     % lit(h.event_type), str(sent), timeout=20)
             conns = {r.conn_id for r in rx.requests(path='/bursts')}
@@ -149,7 +149,7 @@ class ConcurrencyTest(unittest.TestCase):
         got = fast.wait_requests(len(sent), path='/room', timeout=60)
         ids = [r.headers['webhook-id'] for r in got]
         self.assertEqual(sorted(ids), sorted(sent))
-        cluster.wait_for("SELECT count(*) FROM webhook.delivery WHERE hook_id = %d"
+        cluster.wait_for("SELECT count(*) FROM webhook.deliveries WHERE hook_id = %d"
                          " AND state = 'succeeded'" % h.hook_id, str(len(sent)))
         # the stored cursor moves a moment after the attempts are recorded
         harness.wait_until(lambda: cluster.unread(h.hook_id) == 0, 10, 'the cursor moved')

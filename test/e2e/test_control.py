@@ -121,7 +121,7 @@ class ControlTest(unittest.TestCase):
         body = req.json()
         self.assertEqual(body.get('type'), 'WEBHOOK_PING', body)
         harness.verify_standard(secret, req.headers, req.body)
-        cluster.wait_for("SELECT state FROM webhook.delivery WHERE id = %d" % delivery_id,
+        cluster.wait_for("SELECT state FROM webhook.deliveries WHERE id = %d" % delivery_id,
                          'succeeded')
         self.assertEqual(cluster.one(
             'SELECT e.uid::text FROM webhook.delivery d JOIN webhook.event e '
@@ -192,7 +192,7 @@ class QueueFailureTest(unittest.TestCase):
         offset = cluster.log_offset()
         uid = cluster.emit(hook.event_type, {'record': 'fails'})
         rx.wait_requests(1, path=path, timeout=10)
-        cluster.wait_for("SELECT d.attempts FROM webhook.delivery d JOIN webhook.event e"
+        cluster.wait_for("SELECT d.attempts FROM webhook.deliveries d JOIN webhook.event e"
                          " ON e.id = d.event_id WHERE e.uid = %s" % lit(uid), '1')
         drop()
         d = cluster.delivery(uid)
@@ -226,7 +226,7 @@ class WorkerMemoryTest(unittest.TestCase):
     def deliver(self, hook, n):
         cluster.psql("SELECT count(webhook.emit(%s, jsonb_build_object('n', g)))"
                      " FROM generate_series(1, %d) g" % (lit(hook.event_type), n))
-        cluster.wait_for("SELECT count(*) FROM webhook.delivery d JOIN webhook.hook h"
+        cluster.wait_for("SELECT count(*) FROM webhook.deliveries d JOIN webhook.hook h"
                          " ON h.id = d.hook_id WHERE h.id = %d AND d.state = 'succeeded'"
                          % hook.hook_id, str(n), timeout=60)
 
@@ -236,8 +236,8 @@ class WorkerMemoryTest(unittest.TestCase):
         pid = cluster.wait_worker()
         self.deliver(hook, 400)              # warm up: caches, plans, connections
         before, plans_before = self.worker_memory(pid)
-        cluster.psql('DELETE FROM webhook.event e USING webhook.delivery d'
-                     ' WHERE d.event_id = e.id AND d.hook_id = %d' % hook.hook_id)
+        cluster.psql('DELETE FROM webhook.event e WHERE e.event_type = %s'
+                     % lit(hook.event_type))
         self.deliver(hook, 400)
         after, plans_after = self.worker_memory(pid)
         harness.note('worker memory contexts but plans: %d bytes, then %d after 400 more'

@@ -40,7 +40,7 @@ class CrashTest(unittest.TestCase):
         cluster.wait_for(
             "SELECT count(DISTINCT d.event_id) FILTER (WHERE d.state = 'succeeded') || '/' ||"
             " count(*) FILTER (WHERE d.state <> 'succeeded') "
-            'FROM webhook.delivery d JOIN webhook.event e ON e.id = d.event_id '
+            'FROM webhook.deliveries d JOIN webhook.event e ON e.id = d.event_id '
             'WHERE e.event_type = %s' % lit(event_type), '%d/0' % N, timeout=30,
             interval=0.5)
         uids = {r[0] for r in cluster.psql('SELECT uid FROM webhook.event WHERE event_type = %s'

@@ -215,10 +215,10 @@ class DeliveryTest(unittest.TestCase):
         self.assertEqual(b.headers['webhook-id'], uid)
         self.assertEqual(a.body, b.body)
         cluster.wait_for('SELECT count(*) FILTER (WHERE state = \'succeeded\') '
-                         'FROM webhook.delivery d JOIN webhook.event e ON e.id = d.event_id '
+                         'FROM webhook.deliveries d JOIN webhook.event e ON e.id = d.event_id '
                          'WHERE e.uid = %s' % lit(uid), '2')
         self.assertEqual(sorted(int(r[0]) for r in cluster.psql(
-            'SELECT d.hook_id FROM webhook.delivery d JOIN webhook.event e '
+            'SELECT d.hook_id FROM webhook.deliveries d JOIN webhook.event e '
             'ON e.id = d.event_id WHERE e.uid = %s' % lit(uid))),
             sorted([h_exact, h_pattern]))
         cluster.worker_passed(rx)

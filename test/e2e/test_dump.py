@@ -148,11 +148,11 @@ class DumpTest(unittest.TestCase):
         # rolled back: never an event, anywhere
         rolled = c.one("BEGIN; SELECT webhook.emit('LATER', '{\"rolled\": \"back\"}',"
                        " tenant => 'acme'); INSERT INTO orders VALUES (99); ROLLBACK", db=src)
-        wait_value("SELECT count(*) FROM webhook.delivery WHERE hook_id = %s"
+        wait_value("SELECT count(*) FROM webhook.deliveries WHERE hook_id = %s"
                    " AND state = 'failed' AND attempts >= 2" % hooks[DOWN], '3', src)
-        wait_value("SELECT state || ' ' || attempts FROM webhook.delivery WHERE hook_id = %s"
+        wait_value("SELECT state || ' ' || attempts FROM webhook.deliveries WHERE hook_id = %s"
                    % hooks[LATER], 'failed 1', src)
-        wait_value("SELECT count(*) FROM webhook.delivery WHERE hook_id = %s"
+        wait_value("SELECT count(*) FROM webhook.deliveries WHERE hook_id = %s"
                    " AND state = 'succeeded'" % hooks[DONE], '4', src)
         history = {r.headers['webhook-id'] for r in rx.requests(DONE)}
         self.assertEqual(len(history), 4)
@@ -172,7 +172,7 @@ class DumpTest(unittest.TestCase):
         expected = {}
         for did, hook, uid, attempts, body in rows(
                 "SELECT d.id, d.hook_id, e.uid, d.attempts, (webhook.preview(d.hook_id, e.id)).body"
-                "  FROM webhook.delivery d JOIN webhook.event e ON e.id = d.event_id"
+                "  FROM webhook.deliveries d JOIN webhook.event e ON e.id = d.event_id"
                 " WHERE d.%s ORDER BY d.id" % UNFINISHED, src):
             expected[int(did)] = (hook, uid, int(attempts), body)
         # DONE: the two updates, waiting; DOWN: those two, and the three
@@ -188,7 +188,7 @@ class DumpTest(unittest.TestCase):
         for hook, uid, attempts, body in expected.values():
             if attempts > 0 and hook == hooks[DOWN]:
                 self.assertEqual(sent_down[uid], body.encode())
-        later_due = c.one("SELECT next_attempt_at FROM webhook.delivery WHERE hook_id = %s"
+        later_due = c.one("SELECT next_attempt_at FROM webhook.deliveries WHERE hook_id = %s"
                           % hooks[LATER], db=src)
 
         tmp = tempfile.mkdtemp(prefix='webhook-e2e-dump-')
@@ -224,7 +224,7 @@ class DumpTest(unittest.TestCase):
                     # restored as the original had them, row for row: the
                     # triggers on the hooks and transports changed nothing
                     self.assertEqual(kept_state(db), state)
-                    self.assertEqual(c.one('SELECT count(*) FROM webhook.delivery', db=db),
+                    self.assertEqual(c.one('SELECT count(*) FROM webhook.deliveries', db=db),
                                      str(len(expected)))
                     self.assertEqual(rx.requests(), [])
                 self.assertEqual(c.one('SELECT count(*) FROM webhook.event', db=db),
@@ -245,7 +245,7 @@ class DumpTest(unittest.TestCase):
                                        timeout=40), 't')
                 due = {did: v for did, v in expected.items() if v[0] != hooks[LATER]}
                 for did, (hook, uid, attempts, body) in due.items():
-                    wait_value("SELECT state FROM webhook.delivery WHERE id = %d" % did,
+                    wait_value("SELECT state FROM webhook.deliveries WHERE id = %d" % did,
                                'succeeded', db)
                     path = [p for p, h in hooks.items() if h == hook][0]
                     got = [r for r in rx.requests(path) if r.headers['webhook-id'] == uid]
@@ -263,7 +263,7 @@ class DumpTest(unittest.TestCase):
                 # no history sent again, no rolled-back event, and the retry
                 # due in an hour not sent early
                 marker = c.one("SELECT webhook.emit('DONE', '{\"marker\": true}')", db=db)
-                wait_value("SELECT d.state FROM webhook.event e JOIN webhook.delivery d"
+                wait_value("SELECT d.state FROM webhook.event e JOIN webhook.deliveries d"
                            " ON d.event_id = e.id WHERE e.uid = %s" % lit(marker),
                            'succeeded', db)
                 received = {r.headers['webhook-id'] for r in rx.requests()}
@@ -338,7 +338,7 @@ class DumpTest(unittest.TestCase):
         # read and sent
         first = c.one("SELECT webhook.emit('CURSOR', '{\"n\": 1}')", db=src)
         harness.wait_until(lambda: len(rx.requests(path)) >= 1, 30, 'the first event sent')
-        wait_value("SELECT count(*) FROM webhook.delivery WHERE state = 'succeeded'", '1', src)
+        wait_value("SELECT count(*) FROM webhook.deliveries WHERE state = 'succeeded'", '1', src)
         # its stored cursor moved past it (a moment after the record): the
         # worker holds no read position of its own any more
         wait_value("SELECT count(*) FROM webhook.event e, webhook_internal.cursor c"
@@ -358,7 +358,7 @@ class DumpTest(unittest.TestCase):
         later = [c.one("SELECT webhook.emit('CURSOR', '{\"n\": %d}')" % n, db=src)
                  for n in (2, 3)]
         c.workers_went_round()
-        self.assertEqual(c.one("SELECT count(*) FROM webhook.delivery", db=src), '1')
+        self.assertEqual(c.one("SELECT count(*) FROM webhook.deliveries", db=src), '1')
         custom = dump(self, src, 'cursor.dump')
         holder.send('ROLLBACK;')
         c.psql('DROP DATABASE %s WITH (FORCE)' % src, db='postgres')
@@ -369,7 +369,7 @@ class DumpTest(unittest.TestCase):
                          [[u] for u in later])
         self.assertEqual(c.one("SELECT webhook.wait_until_running('20 s')", db=dst,
                                timeout=40), 't')
-        wait_value("SELECT count(*) FROM webhook.delivery WHERE state = 'succeeded'", '2', dst)
+        wait_value("SELECT count(*) FROM webhook.deliveries WHERE state = 'succeeded'", '2', dst)
         # a later event, sent, is the signal that nothing else came
         marker = c.one("SELECT webhook.emit('CURSOR', '{\"marker\": true}')", db=dst)
         harness.wait_until(lambda: marker in {r.headers['webhook-id']

@@ -67,7 +67,7 @@ class FairShareTest(unittest.TestCase):
         for et in types:
             cluster.emit(et, {'n': 1}, tenant='hog_rate')
             cluster.emit(et, {'n': 2}, tenant='hog_rate')
-        cluster.wait_for("SELECT count(*) FROM webhook.delivery d"
+        cluster.wait_for("SELECT count(*) FROM webhook.deliveries d"
                          "  JOIN webhook.hook h ON h.id = d.hook_id"
                          "  JOIN webhook.transport t ON t.id = h.transport_id"
                          " WHERE t.tenant = 'hog_rate' AND d.state = 'succeeded'", '64')
@@ -79,7 +79,7 @@ class FairShareTest(unittest.TestCase):
         # removing the limits sends the waiting ones at once
         cluster.psql("SELECT webhook.update_transport(id, max_per_second => 0)"
                      "  FROM webhook.transport WHERE tenant = 'hog_rate'")
-        cluster.wait_for("SELECT count(*) FROM webhook.delivery d"
+        cluster.wait_for("SELECT count(*) FROM webhook.deliveries d"
                          "  JOIN webhook.hook h ON h.id = d.hook_id"
                          "  JOIN webhook.transport t ON t.id = h.transport_id"
                          " WHERE t.tenant = 'hog_rate' AND d.state = 'succeeded'", '128',
@@ -176,7 +176,7 @@ class NeighboursTest(unittest.TestCase):
         for i in range(30):
             cluster.emit(hook.event_type, {'n': i}, tenant='idle_a')
             rx.wait_requests(i + 1, path='/idle-a', timeout=30)
-        cluster.wait_for("SELECT count(*) FROM webhook.delivery WHERE hook_id = %d"
+        cluster.wait_for("SELECT count(*) FROM webhook.deliveries WHERE hook_id = %d"
                          " AND state = 'succeeded'" % hook.hook_id, '30')
         flush_worker_statistics()
         elapsed = time.monotonic() - t0     # the seconds whose full looks are counted
@@ -225,10 +225,10 @@ class PoisonTest(unittest.TestCase):
         cluster.emit(other.event_type, {'small': 2}, tenant='poison_other')
         rx.wait_requests(1, path='/poison', timeout=20)
         rx.wait_requests(1, path='/poison-other', timeout=20)
-        cluster.wait_for("SELECT state || ' ' || attempts FROM webhook.delivery"
+        cluster.wait_for("SELECT state || ' ' || attempts FROM webhook.deliveries"
                          " WHERE hook_id = %d AND state <> 'succeeded'" % hook.hook_id,
                          'dead 1', timeout=20)
-        error = cluster.one("SELECT last_error FROM webhook.delivery WHERE hook_id = %d"
+        error = cluster.one("SELECT last_error FROM webhook.deliveries WHERE hook_id = %d"
                             " AND state = 'dead'" % hook.hook_id)
         self.assertIn('webhook.max_body_bytes', error)
         self.assertIn('not sent', error)
@@ -236,7 +236,7 @@ class PoisonTest(unittest.TestCase):
         self.assertEqual([r.json() for r in rx.requests(path='/poison')][0]['data'],
                          {'small': 1})
         self.assertEqual(cluster.one(
-            "SELECT count(*) FROM webhook.attempt a JOIN webhook.delivery d"
+            "SELECT count(*) FROM webhook.attempt a JOIN webhook.deliveries d"
             "    ON d.id = a.delivery_id WHERE d.hook_id = %d AND d.state = 'dead'"
             " AND a.status_code IS NULL" % hook.hook_id), '1')
 
@@ -246,10 +246,10 @@ class PoisonTest(unittest.TestCase):
         hook = Hook('poison_render', '/poison-render')
         cluster.psql("SELECT webhook.emit(%s, jsonb_build_object('s', repeat(chr(1), 1000000)),"
                      "                    tenant => 'poison_render')" % lit(hook.event_type))
-        cluster.wait_for("SELECT state FROM webhook.delivery WHERE hook_id = %d" % hook.hook_id,
+        cluster.wait_for("SELECT state FROM webhook.deliveries WHERE hook_id = %d" % hook.hook_id,
                          'dead', timeout=20)
         self.assertIn('its body would be more than', cluster.one(
-            "SELECT last_error FROM webhook.delivery WHERE hook_id = %d" % hook.hook_id))
+            "SELECT last_error FROM webhook.deliveries WHERE hook_id = %d" % hook.hook_id))
         self.assertEqual(rx.count(path='/poison-render'), 0)
 
     def test_numbers_printed_in_full_die_unsent(self):
@@ -262,10 +262,10 @@ class PoisonTest(unittest.TestCase):
                      "    tenant => 'poison_digits')" % lit(hook.event_type))
         cluster.emit(hook.event_type, {'small': 3}, tenant='poison_digits')
         rx.wait_requests(1, path='/poison-digits', timeout=20)
-        cluster.wait_for("SELECT string_agg(state, ',' ORDER BY id) FROM webhook.delivery"
+        cluster.wait_for("SELECT string_agg(state, ',' ORDER BY id) FROM webhook.deliveries"
                          " WHERE hook_id = %d" % hook.hook_id, 'dead,succeeded', timeout=20)
         self.assertIn('its body would be more than', cluster.one(
-            "SELECT last_error FROM webhook.delivery WHERE hook_id = %d AND state = 'dead'"
+            "SELECT last_error FROM webhook.deliveries WHERE hook_id = %d AND state = 'dead'"
             % hook.hook_id))
         self.assertEqual(rx.requests(path='/poison-digits')[0].json()['data'], {'small': 3})
 
@@ -287,7 +287,7 @@ class PoisonTest(unittest.TestCase):
         cluster.psql("SELECT webhook.emit(%s, jsonb_build_object('s', repeat('x', 20000000), 'n', g),"
                      "                    tenant => 'heavy')"
                      "  FROM generate_series(1, 20) g" % lit(hook.event_type))
-        cluster.wait_for("SELECT count(*) FROM webhook.delivery WHERE hook_id = %d"
+        cluster.wait_for("SELECT count(*) FROM webhook.deliveries WHERE hook_id = %d"
                          " AND state = 'succeeded'" % hook.hook_id, '20', timeout=60)
         grew_mb = (peak_kb(pid) - base) / 1024.0
         harness.note('worker peak memory grew by %.0f MB over twenty 20 MB events' % grew_mb)

@@ -587,12 +587,12 @@ class FuzzTest(unittest.TestCase):
             self.assertEqual(set(sent), set(uids))
             cluster.wait_for(
                 "SELECT count(*) FILTER (WHERE d.state = 'failed' AND d.attempts = 1) "
-                'FROM webhook.delivery d WHERE d.hook_id = %d' % hook.hook_id,
+                'FROM webhook.deliveries d WHERE d.hook_id = %d' % hook.hook_id,
                 str(len(values)), timeout=20)
             rows = cluster.psql(
                 'SELECT e.uid, d.state, a.status_code, a.error, '
                 "extract(epoch FROM d.next_attempt_at - a.started_at) - a.duration_ms / 1000 "
-                'FROM webhook.delivery d JOIN webhook.event e ON e.id = d.event_id '
+                'FROM webhook.deliveries d JOIN webhook.event e ON e.id = d.event_id '
                 'JOIN webhook.attempt a ON a.delivery_id = d.id AND a.attempt_no = 1 '
                 'WHERE d.hook_id = %d' % hook.hook_id)
             self.assertEqual(len(rows), len(values))
@@ -763,7 +763,7 @@ class FuzzTest(unittest.TestCase):
         for uid, (hook, text, ms, slow, delay) in zip(uids, cases):
             what = 'timeout %r (%d ms), receiver delay %.2f s' % (text, ms, delay)
             cluster.wait_for(
-                "SELECT d.state FROM webhook.delivery d JOIN webhook.event e "
+                "SELECT d.state FROM webhook.deliveries d JOIN webhook.event e "
                 "ON e.id = d.event_id WHERE e.uid = %s" % lit(uid),
                 lambda v: v in ('succeeded', 'failed'), timeout=20)
             d = cluster.delivery(uid)

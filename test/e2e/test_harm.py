@@ -20,14 +20,14 @@ setUpModule, tearDownModule = harness.cluster_and_receiver(
 
 
 def succeeded(hook):
-    return cluster.one("SELECT count(*) FROM webhook.delivery WHERE hook_id = %d"
+    return cluster.one("SELECT count(*) FROM webhook.deliveries WHERE hook_id = %d"
                        " AND state = 'succeeded'" % hook.hook_id)
 
 
 # no delivery may wait forever: every one is finished, claimable (pending or
 # failed on an active hook, or on a hook an admin paused), or being sent
 STRANDED = """
-SELECT count(*) FROM webhook.delivery d
+SELECT count(*) FROM webhook.deliveries d
   LEFT JOIN webhook.hook h ON h.id = d.hook_id
  WHERE d.state IN ('pending', 'failed')
    AND (h.id IS NULL OR (NOT h.active AND h.disabled_reason IS NOT NULL))
@@ -48,12 +48,12 @@ class IsolationTest(unittest.TestCase):
         # Retry-After is honoured within [step, 2 * step]
         wait = float(cluster.one(
             "SELECT extract(epoch FROM d.next_attempt_at - a.started_at)"
-            "  FROM webhook.delivery d JOIN webhook.attempt a ON a.delivery_id = d.id"
+            "  FROM webhook.deliveries d JOIN webhook.attempt a ON a.delivery_id = d.id"
             " WHERE d.id = %d" % cluster.delivery(uid)['id']))
         self.assertGreaterEqual(wait, 59)
         self.assertLessEqual(wait, 121)
         cluster.emit_many(good.event_type, 20)
-        cluster.wait_for("SELECT count(*) FROM webhook.delivery WHERE hook_id = %d"
+        cluster.wait_for("SELECT count(*) FROM webhook.deliveries WHERE hook_id = %d"
                          " AND state = 'succeeded'" % good.hook_id, '20', timeout=20)
 
     def test_bytes_on_an_idle_kept_alive_connection(self):
@@ -131,12 +131,12 @@ class IsolationTest(unittest.TestCase):
         # the bad hook's attempt and the good hook's in the same batches
         cluster.psql("SELECT webhook.emit(%s, '{}'), count(webhook.emit(%s, jsonb_build_object('n', g)))"
                      " FROM generate_series(1, 20) g" % (lit(bad.event_type), lit(good.event_type)))
-        cluster.wait_for("SELECT count(*) FROM webhook.delivery WHERE hook_id = %d"
+        cluster.wait_for("SELECT count(*) FROM webhook.deliveries WHERE hook_id = %d"
                          " AND state = 'succeeded'" % good.hook_id, '20', timeout=20)
-        cluster.wait_for("SELECT string_agg(state, ',') FROM webhook.delivery WHERE hook_id = %d"
+        cluster.wait_for("SELECT string_agg(state, ',') FROM webhook.deliveries WHERE hook_id = %d"
                          % bad.hook_id, 'failed', timeout=20)
         state, attempts, status, error = cluster.psql(
-            'SELECT state, attempts, last_status, last_error FROM webhook.delivery'
+            'SELECT state, attempts, last_status, last_error FROM webhook.deliveries'
             ' WHERE hook_id = %d' % bad.hook_id)[0]
         self.assertEqual((attempts, status), ('1', '200'))
         self.assertIn('could not be recorded', error)
@@ -165,7 +165,7 @@ class IsolationTest(unittest.TestCase):
         # once that is past, a marker event goes out and the workers hold
         # nothing, so a retry would have been claimed and sent by now
         cluster.wait_for("SELECT now() > max(a.started_at + interval '1.5 s')"
-                         " FROM webhook.attempt a JOIN webhook.delivery d ON d.id = a.delivery_id"
+                         " FROM webhook.attempt a JOIN webhook.deliveries d ON d.id = a.delivery_id"
                          " WHERE d.hook_id = %d" % hook.hook_id, 't')
         cluster.worker_passed(rx)
         self.assertEqual(rx.count(path=path), 3, 'a cancelled delivery was retried')

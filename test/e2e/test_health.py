@@ -75,15 +75,15 @@ class HealthTest(unittest.TestCase):
         # have sent of the hook's is sent by then
         cluster.wait_for('SELECT coalesce(sum(held + in_flight), 0) FROM webhook_internal.workers()', '0')
         sent = rx.count(path)
-        cluster.wait_for("SELECT count(*) FROM webhook.delivery WHERE hook_id = %d "
+        cluster.wait_for("SELECT count(*) FROM webhook.deliveries WHERE hook_id = %d "
                          "AND state IN ('pending', 'failed') AND next_attempt_at > now()"
                          % hook.hook_id, '0')
         cluster.worker_passed(rx)
-        waiting = int(cluster.one("SELECT count(*) FROM webhook.delivery WHERE hook_id = %d "
+        waiting = int(cluster.one("SELECT count(*) FROM webhook.deliveries WHERE hook_id = %d "
                                   "AND state IN ('pending', 'failed')" % hook.hook_id))
         self.assertGreater(waiting, 0)
         self.assertEqual(rx.count(path), sent, 'a disabled hook was sent to')
-        self.assertEqual(cluster.one("SELECT count(*) FROM webhook.delivery WHERE hook_id = %d "
+        self.assertEqual(cluster.one("SELECT count(*) FROM webhook.deliveries WHERE hook_id = %d "
                                      "AND state = 'cancelled'" % hook.hook_id), '0')
 
         # re-enabled, it sends them, and what comes next; its failures start
@@ -93,7 +93,7 @@ class HealthTest(unittest.TestCase):
         self.assertEqual(hook_row(hook.hook_id), (True, None, False, 0))
         uid = cluster.emit(hook.event_type, '{"n": "after"}')
         cluster.wait_state(uid, 'succeeded')
-        cluster.wait_for("SELECT count(*) FROM webhook.delivery WHERE hook_id = %d "
+        cluster.wait_for("SELECT count(*) FROM webhook.deliveries WHERE hook_id = %d "
                          "AND state IN ('pending', 'failed')" % hook.hook_id, '0')
         # and it stays so past disable_after: a canary hook that fails from
         # now on is disabled by a look that came later than 2 s from now,
@@ -119,9 +119,9 @@ class HealthTest(unittest.TestCase):
         hook = cluster.hook_on(rx.url(), path, retry_schedule='{}')
         started = time.monotonic()
         emit_until(hook, lambda: time.monotonic() - started > 6)
-        cluster.wait_for("SELECT count(*) FROM webhook.delivery WHERE hook_id = %d "
+        cluster.wait_for("SELECT count(*) FROM webhook.deliveries WHERE hook_id = %d "
                          "AND state IN ('pending', 'failed')" % hook.hook_id, '0')
-        dead = int(cluster.one("SELECT count(*) FROM webhook.delivery WHERE hook_id = %d "
+        dead = int(cluster.one("SELECT count(*) FROM webhook.deliveries WHERE hook_id = %d "
                                "AND state = 'dead'" % hook.hook_id))
         self.assertGreater(dead, 5)
         active, reason, _, deaths = hook_row(hook.hook_id)
@@ -163,11 +163,11 @@ class HealthTest(unittest.TestCase):
             # after the 10 s)
             self.assertLess(time.monotonic() - started, 6)
             for u in dying:
-                cluster.wait_for("SELECT d.state IN ('dead', 'cancelled') FROM webhook.delivery d "
+                cluster.wait_for("SELECT d.state IN ('dead', 'cancelled') FROM webhook.deliveries d "
                                  "JOIN webhook.event e ON e.id = d.event_id WHERE e.uid = %s"
                                  % lit(u), 't')
             self.assertEqual(cluster.one(
-                "SELECT count(*) FROM webhook.delivery d LEFT JOIN webhook.attempt a "
+                "SELECT count(*) FROM webhook.deliveries d LEFT JOIN webhook.attempt a "
                 "ON a.delivery_id = d.id WHERE d.hook_id = %d AND a.delivery_id IS NULL "
                 "AND d.state <> 'cancelled'" % held.hook_id), '0')
         finally:

@@ -55,7 +55,7 @@ class LogTest(unittest.TestCase):
         """{event uid: [state, ...]} of the hook's deliveries."""
         out = {}
         for uid, state in cluster.psql(
-                'SELECT e.uid, d.state FROM webhook.delivery d '
+                'SELECT e.uid, d.state FROM webhook.deliveries d '
                 'JOIN webhook.event e ON e.id = d.event_id '
                 'WHERE d.hook_id = %d ORDER BY d.id' % hook_id):
             out.setdefault(uid, []).append(state)
@@ -99,7 +99,7 @@ class LogTest(unittest.TestCase):
         settled_2 = logged[('2', 'LOGORDER_SETTLED')]
         # one delivery: order 2's settling, to the active hook
         self.assertEqual(cluster.psql(
-            'SELECT e.uid, d.hook_id FROM webhook.delivery d JOIN webhook.event e '
+            'SELECT e.uid, d.hook_id FROM webhook.deliveries d JOIN webhook.event e '
             'ON e.id = d.event_id WHERE e.tenant = %s' % lit(self.tenant)),
             [[settled_2, str(on)]])
         got = self.received(path_on, 1)
@@ -166,7 +166,7 @@ class LogTest(unittest.TestCase):
                 # (disable_after keeps it), to go first once re-enabled
                 cluster.worker_passed(rx)
                 sent = rx.count(path)
-                waiting = int(cluster.one("SELECT count(*) FROM webhook.delivery WHERE hook_id = %d "
+                waiting = int(cluster.one("SELECT count(*) FROM webhook.deliveries WHERE hook_id = %d "
                                           "AND state IN ('pending', 'failed')" % h))
                 missed = [self.emit(event_type, {'n': n}) for n in (1, 2)]
                 self.nothing_more(path, sent)
@@ -198,7 +198,7 @@ class LogTest(unittest.TestCase):
         self.assertEqual(cluster.one('SELECT active FROM webhook.hook WHERE id = %d' % h), 'f')
         self.set_active(h, True, resume='now')
         self.assertEqual(cluster.psql(
-            "SELECT state, last_error FROM webhook.delivery d JOIN webhook.event e "
+            "SELECT state, last_error FROM webhook.deliveries d JOIN webhook.event e "
             "ON e.id = d.event_id WHERE e.uid = %s" % lit(waiting)),
             [['cancelled', "skipped: the hook was re-enabled with resume => 'now'"]])
         self.assertEqual(self.deliveries(h), {waiting: ['cancelled']})
@@ -411,7 +411,7 @@ class LogTest(unittest.TestCase):
             self.assertEqual(sorted(live_got, key=str), sorted(late_got, key=str), specs[i])
             self.assertEqual(set(self.deliveries(live)), set(self.deliveries(late)))
         hooks = ','.join('%d,%d' % t[1:] for t in twins)
-        cluster.wait_for("SELECT count(*) FROM webhook.delivery WHERE hook_id IN (%s) "
+        cluster.wait_for("SELECT count(*) FROM webhook.deliveries WHERE hook_id IN (%s) "
                          "AND state <> 'succeeded'" % hooks, '0')
         cluster.worker_passed(rx)
         for i, live, late in twins:
@@ -437,7 +437,7 @@ class LogTest(unittest.TestCase):
         e4 = self.emit('LOGREP_B', {'n': 4})
         cluster.wait_state(e4, 'succeeded,succeeded')
         e5 = self.emit('LOGREP_B', {'n': 5})      # fails, waits an hour
-        cluster.wait_for("SELECT d.state FROM webhook.delivery d JOIN webhook.event e "
+        cluster.wait_for("SELECT d.state FROM webhook.deliveries d JOIN webhook.event e "
                          "ON e.id = d.event_id WHERE e.uid = %s AND d.hook_id = %d"
                          % (lit(e5), h), 'failed')
         self.assertEqual(cluster.one('SELECT webhook.replay(%d, %s)' % (h, lit(since))), '2')
@@ -486,6 +486,61 @@ class LogTest(unittest.TestCase):
         cluster.worker_passed(rx)
         self.assertEqual(rx.count(reg), 3)
         self.assertNotIn(old, [r.headers.get('webhook-id') for r in rx.requests(reg)])
+
+    # -- 5: what a delivery writes ---------------------------------------------
+    def test_a_first_success_writes_its_attempt_alone(self):
+        """A delivery answered 2xx at its first attempt has no row of
+        webhook.delivery: its attempt, naming its event and hook, is all
+        there is of it, and webhook.deliveries, delivery_log, hook_stats
+        and notifications() show it as succeeded, to its tenant's role and
+        to no other; redeliver() sends it again.  One that fails gets its
+        row, due again."""
+        tid = self.transport()
+        path = '/log-first'
+        rx.script(path, R(204), R(500), R(200))
+        h = self.hook(tid, ['LOGFIRST_*'], path, retry_schedule='{1h}')
+        ok = self.emit('LOGFIRST_A', {'n': 1})
+        cluster.wait_state(ok, 'succeeded')
+        failed = self.emit('LOGFIRST_A', {'n': 2})
+        cluster.wait_state(failed, 'failed')
+        self.assertEqual(cluster.psql(
+            'SELECT e.uid, d.state, d.attempts FROM webhook.delivery d'
+            ' JOIN webhook.event e ON e.id = d.event_id WHERE d.hook_id = %d' % h),
+            [[failed, 'failed', '1']])
+        self.assertEqual(cluster.psql(
+            'SELECT e.uid, a.attempt_no, a.status_code FROM webhook.attempt a'
+            ' JOIN webhook.event e ON e.id = a.event_id WHERE a.hook_id = %d'
+            ' ORDER BY a.started_at' % h),
+            [[ok, '1', '204'], [failed, '1', '500']])
+        ok_id = cluster.delivery(ok, h)['id']
+        self.assertEqual(cluster.psql(
+            "SELECT state, attempt_no, status_code FROM webhook.delivery_log"
+            " WHERE delivery_id = %d" % ok_id), [['succeeded', '1', '204']])
+        self.assertEqual(cluster.psql(
+            'SELECT pending, succeeded, failed, dead FROM webhook.hook_stats'
+            ' WHERE hook_id = %d' % h), [['0', '1', '1', '0']])
+        self.assertEqual(cluster.psql(
+            'SELECT delivery_id, event_uid, state, attempts, last_status'
+            ' FROM webhook.notifications(hook_id => %d, sort_by => %s)'
+            % (h, lit('event_type'))),
+            [[str(ok_id), ok, 'succeeded', '1', '204'],
+             [str(cluster.delivery(failed, h)['id']), failed, 'failed', '1', '500']])
+        # its tenant's role sees it; another tenant's sees nothing of it
+        mine, other = harness.uniq('log_mine').lower(), harness.uniq('log_other').lower()
+        cluster.psql('CREATE ROLE %s LOGIN; CREATE ROLE %s LOGIN;'
+                     ' SELECT webhook.grant_tenant(%s, %s), webhook.grant_tenant(%s, %s)'
+                     % (mine, other, lit(mine), lit(self.tenant), lit(other),
+                        lit(harness.uniq('log_none'))))
+        seen = ('SELECT (SELECT count(*) FROM webhook.attempt WHERE hook_id = %d),'
+                ' (SELECT count(*) FROM webhook.deliveries WHERE hook_id = %d),'
+                ' (SELECT count(*) FROM webhook.delivery_log WHERE hook_id = %d)' % (h, h, h))
+        self.assertEqual(cluster.psql(seen, user=mine), [['2', '2', '2']])
+        self.assertEqual(cluster.psql(seen, user=other), [['0', '0', '0']])
+        # sent again: a row of its own, the same webhook-id
+        again = int(cluster.one('SELECT webhook.redeliver(%d)' % ok_id))
+        self.assertEqual(self.received(path, 3)[2], (ok, 'LOGFIRST_A', {'n': 1}))
+        cluster.wait_for('SELECT state FROM webhook.delivery WHERE id = %d' % again,
+                         'succeeded')
 
 
 if __name__ == '__main__':

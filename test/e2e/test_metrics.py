@@ -99,11 +99,11 @@ class MetricsTest(unittest.TestCase):
         # settled: every event read (an unordered hook's delivery row is made
         # with its first attempt's outcome), every delivery finished but the
         # ordered hook's three
-        c.wait_for("SELECT count(*) FROM webhook.delivery WHERE hook_id IN (%s)" % ids,
+        c.wait_for("SELECT count(*) FROM webhook.deliveries WHERE hook_id IN (%s)" % ids,
                    '10', timeout=40)
-        c.wait_for("SELECT count(*) FROM webhook.delivery WHERE hook_id IN (%s)"
+        c.wait_for("SELECT count(*) FROM webhook.deliveries WHERE hook_id IN (%s)"
                    " AND state IN ('pending', 'failed')" % ids, '3', timeout=40)
-        c.wait_for("SELECT count(*) FROM webhook.delivery WHERE hook_id = %d AND state = 'failed'"
+        c.wait_for("SELECT count(*) FROM webhook.deliveries WHERE hook_id = %d AND state = 'failed'"
                    % cls.hooks['order'][0], '1', timeout=20)
 
     def by_hook(self, sql):
@@ -131,14 +131,14 @@ class MetricsTest(unittest.TestCase):
             "SELECT d.hook_id, CASE WHEN a.status_code BETWEEN 200 AND 299 THEN 'success'"
             "  WHEN a.status_code IS NOT NULL THEN 'failure'"
             "  WHEN a.error LIKE '%%timed out%%' THEN 'timeout' ELSE 'error' END, count(*)"
-            "  FROM webhook.attempt a JOIN webhook.delivery d ON d.id = a.delivery_id"
+            "  FROM webhook.attempt a JOIN webhook.deliveries d ON d.id = a.delivery_id"
             " WHERE d.hook_id IN (%s) GROUP BY 1, 2" % ','.join(map(str, h.values())))
         for (hid, outcome), n in catalog.items():
             name = next(k for k, v in h.items() if v == hid)
             self.assertEqual(value(out, 'webhook_attempts_total', tenant=tenant[name],
                                    hook=hid, outcome=outcome), n, (name, outcome))
         # deaths, pending and failed as in the catalog
-        states = self.by_hook("SELECT hook_id, state, count(*) FROM webhook.delivery"
+        states = self.by_hook("SELECT hook_id, state, count(*) FROM webhook.deliveries"
                               " WHERE hook_id IN (%s) GROUP BY 1, 2"
                               % ','.join(map(str, h.values())))
         for name, hid in h.items():
@@ -163,7 +163,7 @@ class MetricsTest(unittest.TestCase):
         for tenant in ('acme', 'globex'):
             rows = cluster.psql(
                 "SELECT a.duration_ms FROM webhook.attempt a"
-                "  JOIN webhook.delivery d ON d.id = a.delivery_id"
+                "  JOIN webhook.deliveries d ON d.id = a.delivery_id"
                 "  JOIN webhook.hook h ON h.id = d.hook_id"
                 "  JOIN webhook.transport t ON t.id = h.transport_id"
                 " WHERE t.tenant = %s" % lit(tenant))

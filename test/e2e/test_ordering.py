@@ -63,7 +63,7 @@ class OrderingTest(unittest.TestCase):
         cluster.psql('DO $$ DECLARE i int; BEGIN FOREACH i IN ARRAY %s::int[] LOOP '
                      'UPDATE ord_orders SET n = n + 1 WHERE id = i; COMMIT; END LOOP; END $$'
                      % lit('{%s}' % ','.join(map(str, ids))))
-        cluster.wait_for("SELECT count(*) FROM webhook.delivery WHERE hook_id = %d "
+        cluster.wait_for("SELECT count(*) FROM webhook.deliveries WHERE hook_id = %d "
                          "AND state = 'succeeded'" % hook.hook_id, str(n_updates), timeout=60)
         elapsed = time.monotonic() - started
         self.assertLess(elapsed, 60)
@@ -81,7 +81,7 @@ class OrderingTest(unittest.TestCase):
                              expected[order_id], 'order %d: events lost' % order_id)
         self.assertGreater(failures, 0, 'the receiver failed no request')
         self.assertGreater(rx.max_in_flight[path], 1, 'orders were never sent in parallel')
-        self.assertEqual(cluster.one("SELECT count(*) FROM webhook.delivery WHERE hook_id = %d "
+        self.assertEqual(cluster.one("SELECT count(*) FROM webhook.deliveries WHERE hook_id = %d "
                                      "AND state <> 'succeeded'" % hook.hook_id), '0')
         harness.note('ordered => resource: %d updates of %d orders, %d failed requests, '
                      'at most %d in flight, all delivered in %.1f s'
@@ -100,7 +100,7 @@ class OrderingTest(unittest.TestCase):
                      "PERFORM webhook.emit(%s, jsonb_build_object('n', i)); "
                      'COMMIT; END LOOP; END $$' % (n, lit(hook.event_type)))
         reqs = rx.wait_requests(n + 2, path=path, timeout=30)
-        cluster.wait_for("SELECT count(*) FROM webhook.delivery WHERE hook_id = %d "
+        cluster.wait_for("SELECT count(*) FROM webhook.deliveries WHERE hook_id = %d "
                          "AND state = 'succeeded'" % hook.hook_id, str(n))
         seq = counters(reqs)
         self.assertEqual(seq[:3], [(1, False), (1, False), (1, True)])
@@ -120,7 +120,7 @@ class OrderingTest(unittest.TestCase):
                      "PERFORM webhook.emit(%s, jsonb_build_object('n', i)); "
                      'COMMIT; END LOOP; END $$' % (n, lit(hook.event_type)))
         reqs = rx.wait_requests(n + 1, path=path, timeout=30)
-        cluster.wait_for("SELECT count(*) FROM webhook.delivery WHERE hook_id = %d "
+        cluster.wait_for("SELECT count(*) FROM webhook.deliveries WHERE hook_id = %d "
                          "AND state = 'succeeded'" % hook.hook_id, str(n))
         seq = counters(reqs)
         self.assertEqual(self.assert_in_order(seq, 'null resource'), n)
@@ -255,7 +255,7 @@ class OrderingTest(unittest.TestCase):
         cluster.create_hook(tid, [unordered_type], path='/ord-free')
         cluster.emit_many(ordered_type, 3)
         rx.wait_requests(1, path='/ord-blocked')
-        cluster.wait_for("SELECT count(*) FROM webhook.delivery WHERE hook_id = %d "
+        cluster.wait_for("SELECT count(*) FROM webhook.deliveries WHERE hook_id = %d "
                          "AND state = 'failed'" % ordered, '1')
         started = time.monotonic()
         cluster.emit_many(unordered_type, 20)

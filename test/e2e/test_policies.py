@@ -84,7 +84,7 @@ class TransformTest(unittest.TestCase):
         rx.wait_requests(20, path='/fine')
         for u in fine:
             cluster.wait_state(u, 'succeeded')
-        cluster.wait_for("SELECT attempts FROM webhook.delivery d JOIN webhook.event e"
+        cluster.wait_for("SELECT attempts FROM webhook.deliveries d JOIN webhook.event e"
                          " ON e.id = d.event_id WHERE e.uid = %s" % lit(uid), '1')
         d = cluster.delivery(uid, hook_id=bad)
         self.assertEqual(d['state'], 'failed')
@@ -113,7 +113,7 @@ class TransformTest(unittest.TestCase):
         rx.wait_requests(20, path='/quick', timeout=15)
         self.assertLess(time.monotonic() - started, 10)
         for u in uids:
-            cluster.wait_for("SELECT d.last_error FROM webhook.delivery d JOIN webhook.event e"
+            cluster.wait_for("SELECT d.last_error FROM webhook.deliveries d JOIN webhook.event e"
                              " ON e.id = d.event_id WHERE e.uid = %s AND d.hook_id = %d"
                              % (lit(u), slow),
                              'transform failed: canceling statement due to statement timeout')

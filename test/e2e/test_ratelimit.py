@@ -41,13 +41,13 @@ class RateLimitTest(unittest.TestCase):
             'SELECT count(DISTINCT d.id), count(DISTINCT d.id) FILTER '
             "(WHERE d.state = 'succeeded'), count(a.*), "
             'count(a.*) FILTER (WHERE a.status_code BETWEEN 200 AND 299) '
-            'FROM webhook.delivery d JOIN webhook.event e ON e.id = d.event_id '
+            'FROM webhook.deliveries d JOIN webhook.event e ON e.id = d.event_id '
             'LEFT JOIN webhook.attempt a ON a.delivery_id = d.id '
             'WHERE e.event_type = %s' % lit(event_type))[0])
 
     def wait_succeeded(self, event_type, n, timeout=30):
         cluster.wait_for(
-            'SELECT count(*) FROM webhook.delivery d JOIN webhook.event e '
+            'SELECT count(*) FROM webhook.deliveries d JOIN webhook.event e '
             "ON e.id = d.event_id WHERE e.event_type = %s AND d.state = 'succeeded'"
             % lit(event_type), str(n), timeout=timeout)
 
@@ -137,7 +137,7 @@ class RateLimitTest(unittest.TestCase):
         # nothing lost: every delivery succeeded, the six 429s were retried
         self.assertEqual(self.outcomes(h.event_type), (100, 100, 106, 100))
         self.assertEqual(cluster.one(
-            'SELECT count(*) FROM webhook.attempt a JOIN webhook.delivery d '
+            'SELECT count(*) FROM webhook.attempt a JOIN webhook.deliveries d '
             'ON d.id = a.delivery_id JOIN webhook.event e ON e.id = d.event_id '
             'WHERE e.event_type = %s AND a.status_code = 429' % lit(h.event_type)), '6')
 

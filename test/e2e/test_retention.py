@@ -78,7 +78,7 @@ def attempts_to(path):
 def history_left():
     return cluster.psql("""
         SELECT (SELECT count(*) FROM webhook.event WHERE event_type IN ('OLD_EVENT', 'UNWANTED')),
-               (SELECT count(*) FROM webhook.delivery WHERE state = 'succeeded'
+               (SELECT count(*) FROM webhook.deliveries WHERE state = 'succeeded'
                    AND created_at < now() - interval '1 hour'),
                (SELECT count(*) FROM webhook.attempt WHERE url = 'http://127.0.0.1:9/old')""")[0]
 
@@ -215,7 +215,7 @@ class RetentionTest(unittest.TestCase):
             time.sleep(0.2)
         rx.wait_requests(sent, path=path)
         self.assertEqual(cluster.psql(
-            "SELECT d.state, e.event_type FROM webhook.delivery d "
+            "SELECT d.state, e.event_type FROM webhook.deliveries d "
             "JOIN webhook.event e ON e.id = d.event_id "
             "WHERE d.created_at < now() - interval '1 hour' ORDER BY d.id"),
             [['pending', 'KEPT'], ['failed', 'KEPT']])
@@ -278,12 +278,12 @@ class RetentionTest(unittest.TestCase):
             cluster.emit('RETOFF_A', {'n': n}, tenant=tenant)
         kept = cluster.emit('RETHELD_A', {'n': 0}, tenant=tenant)
         self.assertEqual(cluster.unread(off), 2)
-        self.assertEqual(cluster.one("SELECT count(*) FROM webhook.delivery WHERE hook_id = %d"
+        self.assertEqual(cluster.one("SELECT count(*) FROM webhook.deliveries WHERE hook_id = %d"
                                      " AND state = 'pending' AND attempts = 0" % ordered), '2')
         # older than the retention, what the inactive hooks missed goes
         cluster.wait_for("SELECT count(*) FROM webhook.event WHERE tenant = %s"
                          " AND event_type = 'RETOFF_A'" % lit(tenant), '0', timeout=30)
-        self.assertEqual(cluster.one("SELECT count(*) FROM webhook.delivery WHERE hook_id = %d"
+        self.assertEqual(cluster.one("SELECT count(*) FROM webhook.deliveries WHERE hook_id = %d"
                                      % ordered), '0')
         # what the held cursor has yet to read stays
         self.assertEqual(cluster.one("SELECT count(*) FROM webhook.event WHERE uid = %s"

@@ -27,7 +27,7 @@ class RetryTest(unittest.TestCase):
         the workers hold nothing.  Then the caller counts what arrived."""
         cluster.wait_for("SELECT coalesce(clock_timestamp() > max(a.started_at)"
                          " + interval '1.5 s', true) FROM webhook.attempt a"
-                         " JOIN webhook.delivery d ON d.id = a.delivery_id"
+                         " JOIN webhook.deliveries d ON d.id = a.delivery_id"
                          " WHERE d.hook_id = %d" % hook.hook_id, 't')
         cluster.worker_passed(rx)
 
@@ -165,7 +165,7 @@ class RetryTest(unittest.TestCase):
             uid = cluster.emit(hook.event_type, {'n': i})
             cluster.wait_state(uid, 'failed')
             due = float(cluster.one(
-                "SELECT extract(epoch FROM d.next_attempt_at) FROM webhook.delivery d"
+                "SELECT extract(epoch FROM d.next_attempt_at) FROM webhook.deliveries d"
                 " JOIN webhook.event e ON e.id = d.event_id WHERE e.uid = %s" % lit(uid)))
             req = rx.wait_requests(2, path=path)[1]
             late.append(req.arrived_wall - due)
@@ -228,14 +228,14 @@ class RetryTest(unittest.TestCase):
         hook = self.setup_hook(path, [R(410, delay=0.3, times=1000)], schedule='{1s}',
                                transport={'max_in_flight': 64})
         cluster.emit_many(hook.event_type, 300)
-        cluster.wait_for("SELECT count(*) FROM webhook.delivery WHERE hook_id = %d"
+        cluster.wait_for("SELECT count(*) FROM webhook.deliveries WHERE hook_id = %d"
                          " AND state IN ('pending', 'failed')" % hook.hook_id, '0', timeout=20)
         # every attempt recorded, nothing held, and the receiver done with them
         cluster.wait_for('SELECT coalesce(sum(held + in_flight), 0) FROM webhook_internal.workers()', '0')
         rx.wait_idle()
         sent = rx.count(path=path)
         states = {r[0]: int(r[1]) for r in cluster.psql(
-            "SELECT state, count(*) FROM webhook.delivery WHERE hook_id = %d"
+            "SELECT state, count(*) FROM webhook.deliveries WHERE hook_id = %d"
             " GROUP BY state" % hook.hook_id)}
         # those the worker had read and not sent are cancelled, the others
         # wait in the log, where the disabled hook's cursor stopped (moved

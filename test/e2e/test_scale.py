@@ -35,12 +35,12 @@ class WorkersTest(unittest.TestCase):
             self.assertEqual(len(ids), 50)
             self.assertEqual(max(ids.values()), 1, 'an event was delivered twice')
         for h in hooks:
-            cluster.wait_for("SELECT count(*) FROM webhook.delivery WHERE hook_id = %d"
+            cluster.wait_for("SELECT count(*) FROM webhook.deliveries WHERE hook_id = %d"
                              " AND state = 'succeeded'" % h.hook_id, '50', timeout=30)
         cluster.worker_passed(rx)       # and no second copy is coming
         self.assertEqual(sum(rx.count(path='/scale-%d' % i) for i in range(6)), 300)
         self.assertEqual(cluster.one("SELECT count(*) FROM webhook.attempt a"
-                                     " JOIN webhook.delivery d ON d.id = a.delivery_id"
+                                     " JOIN webhook.deliveries d ON d.id = a.delivery_id"
                                      " WHERE d.hook_id IN (%s)"
                                      % ','.join(str(h.hook_id) for h in hooks)), '300')
 
@@ -105,7 +105,7 @@ class BacklogTest(unittest.TestCase):
                          % (lit(stuck.event_type), stuck.hook_id))
             cluster.psql('ANALYZE webhook.delivery')
             after = max(self.rate(2000) for _ in range(2))
-            waiting = int(cluster.one("SELECT count(*) FROM webhook.delivery WHERE hook_id = %d"
+            waiting = int(cluster.one("SELECT count(*) FROM webhook.deliveries WHERE hook_id = %d"
                                       " AND state = 'pending'" % stuck.hook_id))
             harness.note('backlog: another hook at %.0f/s with an empty queue, %.0f/s with %d'
                          ' waiting behind a slow transport' % (before, after, waiting))

@@ -46,7 +46,7 @@ class TLSTest(unittest.TestCase):
 
     def first_attempt(self, uid):
         cluster.wait_for(
-            'SELECT count(*) FROM webhook.attempt a JOIN webhook.delivery d '
+            'SELECT count(*) FROM webhook.attempt a JOIN webhook.deliveries d '
             'ON d.id = a.delivery_id JOIN webhook.event e ON e.id = d.event_id '
             'WHERE e.uid = %s' % harness.lit(uid), lambda v: int(v) >= 1)
         return cluster.attempts(cluster.delivery(uid)['id'])[0]

@@ -80,7 +80,7 @@ class UpgradeTest(unittest.TestCase):
         for r in reqs:
             harness.verify_hmac_sha256('up-SECRET-2', r.headers.get('X-Signature'), r.body)
             self.assertEqual(r.headers.get('Authorization'), 'Bearer up-SECRET-1')
-        c.wait_for("SELECT count(*) FROM webhook.delivery WHERE state = 'succeeded'", '26')
+        c.wait_for("SELECT count(*) FROM webhook.deliveries WHERE state = 'succeeded'", '26')
         self.assertEqual(c.one('SELECT webhook.hook_secret(%d)' % hook), 'up-SECRET-2')
         self.assertEqual(c.psql("SELECT count(*) FROM webhook.transports()", user='up_acme'),
                          [['1']])

@@ -53,12 +53,12 @@ COMMENT ON FUNCTION webhook_internal.check_hook_active(bigint) IS
 CREATE OR REPLACE FUNCTION webhook.redeliver(delivery_id bigint) RETURNS bigint
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    d webhook.delivery;
+    d record;
     new_id bigint;
 BEGIN
     PERFORM webhook_internal.not_null(delivery_id, 'delivery_id');
-    SELECT x.* INTO d
-      FROM webhook.delivery x
+    SELECT x.event_id, x.hook_id INTO d
+      FROM webhook.deliveries x
       JOIN webhook.hook h ON h.id = x.hook_id
       JOIN webhook.transport t ON t.id = h.transport_id
      WHERE x.id = delivery_id AND webhook_internal.manages(t.tenant);
@@ -157,7 +157,7 @@ BEGIN
            FROM (SELECT d.id AS delivery_id, e.uid AS event_uid, e.event_type, e.tenant,
                         d.hook_id, d.state, d.attempts, d.last_status, d.created_at,
                         d.finished_at
-                   FROM webhook.delivery d
+                   FROM webhook.deliveries d
                    JOIN webhook.event e ON e.id = d.event_id
                    JOIN webhook.hook h ON h.id = d.hook_id
                    JOIN webhook.transport t ON t.id = h.transport_id

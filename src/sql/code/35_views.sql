@@ -1,6 +1,26 @@
 -- webhook install script, part 3.5: the views for psql.  security_invoker,
 -- so that row-level security on the catalog applies to whoever reads them.
 
+-- Every delivery, one row each: the rows of webhook.delivery, and those
+-- read from the log and answered 2xx at their first attempt, which have no
+-- row (src/queue.c): their attempt, which names their event and hook, is
+-- all there is of them.  Like a row, one goes with its hook or its event.
+CREATE OR REPLACE VIEW webhook.deliveries WITH (security_invoker = true) AS
+SELECT d.id, d.event_id, d.hook_id, d.state, d.attempts, d.next_attempt_at,
+       d.last_status, d.last_error, d.created_at, d.finished_at
+  FROM webhook.delivery d
+UNION ALL
+SELECT a.delivery_id, a.event_id, a.hook_id, 'succeeded', 1, a.started_at,
+       a.status_code, NULL, a.started_at,
+       a.started_at + a.duration_ms * interval '1 millisecond'
+  FROM webhook.attempt a
+ WHERE a.attempt_no = 1 AND a.status_code BETWEEN 200 AND 299
+   AND NOT EXISTS (SELECT FROM webhook.delivery d WHERE d.id = a.delivery_id)
+   AND EXISTS (SELECT FROM webhook.hook h WHERE h.id = a.hook_id)
+   AND EXISTS (SELECT FROM webhook.event e WHERE e.id = a.event_id);
+COMMENT ON VIEW webhook.deliveries IS
+    'one row per delivery: those of webhook.delivery, and those that succeeded at their first attempt, which have no row there';
+
 CREATE OR REPLACE VIEW webhook.delivery_log WITH (security_invoker = true) AS
 SELECT a.started_at AS attempted_at,
        e.tenant,
@@ -16,7 +36,7 @@ SELECT a.started_at AS attempted_at,
        a.error,
        d.state
   FROM webhook.attempt a
-  JOIN webhook.delivery d ON d.id = a.delivery_id
+  JOIN webhook.deliveries d ON d.id = a.delivery_id
   JOIN webhook.event e ON e.id = d.event_id;
 COMMENT ON VIEW webhook.delivery_log IS
     'one row per HTTP attempt, with its event and the delivery''s current state';
@@ -39,13 +59,13 @@ SELECT h.id AS hook_id,
                     pg_catalog.count(*) FILTER (WHERE d.state = 'succeeded') AS succeeded,
                     pg_catalog.count(*) FILTER (WHERE d.state = 'failed') AS failed,
                     pg_catalog.count(*) FILTER (WHERE d.state = 'dead') AS dead
-               FROM webhook.delivery d
+               FROM webhook.deliveries d
               WHERE d.created_at >= pg_catalog.now() - webhook_internal.retention()
               GROUP BY d.hook_id) c ON c.hook_id = h.id
   LEFT JOIN (SELECT d.hook_id,
                     pg_catalog.percentile_cont(0.5) WITHIN GROUP (ORDER BY a.duration_ms) AS p50,
                     pg_catalog.percentile_cont(0.95) WITHIN GROUP (ORDER BY a.duration_ms) AS p95
-               FROM webhook.delivery d
+               FROM webhook.deliveries d
                JOIN webhook.attempt a ON a.delivery_id = d.id
               WHERE d.created_at >= pg_catalog.now() - webhook_internal.retention()
                 AND a.duration_ms IS NOT NULL

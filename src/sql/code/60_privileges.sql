@@ -33,7 +33,8 @@ GRANT INSERT, UPDATE, DELETE
    TO webhook_admin;
 GRANT SELECT ON webhook.watch TO webhook_admin;
 GRANT SELECT ON webhook.event, webhook.delivery, webhook.attempt, webhook.tenant_grant,
-                webhook.delivery_log, webhook.hook_stats, webhook.tenant_grants
+                webhook.deliveries, webhook.delivery_log, webhook.hook_stats,
+                webhook.tenant_grants
    TO webhook_admin, webhook_tenant;
 GRANT SELECT (id, tenant, name, base_url, headers, connect_timeout, timeout, tls_verify,
               ca_file, client_cert_file, client_key_file, max_in_flight,
@@ -58,7 +59,8 @@ GRANT SELECT ON webhook_internal.cursor TO webhook_admin, pg_monitor;
 
 -- Row-level security: admins see and change every row; a tenant role
 -- reads its tenants' rows.  A hook's tenant is its transport's, a
--- delivery's its hook's, an attempt's its delivery's: each policy reads
+-- delivery's its hook's, an attempt's its hook's (or its delivery's, for
+-- one recorded before 0.5, which names no hook): each policy reads
 -- the table above it, under that table's own policy.
 DROP POLICY IF EXISTS admins ON webhook.transport;
 CREATE POLICY admins ON webhook.transport TO webhook_admin USING (true) WITH CHECK (true);
@@ -89,7 +91,8 @@ CREATE POLICY tenants ON webhook.delivery FOR SELECT TO webhook_tenant
     USING (hook_id IN (SELECT h.id FROM webhook.hook h));
 DROP POLICY IF EXISTS tenants ON webhook.attempt;
 CREATE POLICY tenants ON webhook.attempt FOR SELECT TO webhook_tenant
-    USING (delivery_id IN (SELECT d.id FROM webhook.delivery d));
+    USING (hook_id IN (SELECT h.id FROM webhook.hook h)
+           OR delivery_id IN (SELECT d.id FROM webhook.delivery d));
 -- a role sees the grants it holds, itself or through a group role
 DROP POLICY IF EXISTS tenants ON webhook.tenant_grant;
 CREATE POLICY tenants ON webhook.tenant_grant FOR SELECT TO webhook_tenant

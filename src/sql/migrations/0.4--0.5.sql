@@ -82,8 +82,9 @@ DROP FUNCTION webhook.register(text, text[], text, text, boolean);
 -- until now, becomes slot 0, as if it had stopped being current now: it is
 -- emptied once webhook.retention has passed; the worker records in slot 1
 -- from now on.  No row is written or moved: the table gets the slot column
--- (its default, 0, is kept in the catalog, not written into the rows) and
--- a CHECK that every row is of slot 0, which one read of the table
+-- (its default, 0, is kept in the catalog, not written into the rows),
+-- event_id and hook_id (NULL in its rows: each has its delivery row, which
+-- the views read them from) and a CHECK that every row is of slot 0, which one read of the table
 -- validates (the only one), and which spares the ATTACH another.  The
 -- table stays locked (ACCESS EXCLUSIVE) until the update commits; nothing
 -- but the views reads it (the worker waits for the update, and the
@@ -98,6 +99,8 @@ ALTER TABLE webhook.attempt_0 SET SCHEMA webhook_internal;
 ALTER INDEX webhook_internal.attempt_pkey RENAME TO attempt_0_pkey;
 ALTER TABLE webhook_internal.attempt_0
     ADD COLUMN slot smallint NOT NULL DEFAULT 0,
+    ADD COLUMN event_id bigint,
+    ADD COLUMN hook_id bigint,
     ADD CONSTRAINT attempt_0_slot CHECK (slot = 0);
 COMMENT ON TABLE webhook_internal.attempt_0 IS 'slot 0 of webhook.attempt';
 
@@ -132,7 +135,9 @@ CREATE TABLE webhook.attempt (
     response_headers  jsonb,
     response_body     text,
     error             text,
-    slot              smallint NOT NULL DEFAULT webhook_internal.current_attempt_slot()
+    slot              smallint NOT NULL DEFAULT webhook_internal.current_attempt_slot(),
+    event_id          bigint,
+    hook_id           bigint
 ) PARTITION BY LIST (slot);
 ALTER TABLE webhook.attempt ATTACH PARTITION webhook_internal.attempt_0 FOR VALUES IN (0);
 ALTER TABLE webhook_internal.attempt_0
@@ -155,6 +160,8 @@ BEGIN
     END LOOP;
 END
 $$;
+-- (one more read of slot 0, whose event_id is NULL in every row)
+CREATE INDEX attempt_event_idx ON webhook.attempt (event_id);
 COMMENT ON TABLE webhook.attempt IS 'one HTTP request of a delivery';
 ALTER TABLE webhook.attempt ENABLE ROW LEVEL SECURITY;
 
