@@ -226,8 +226,9 @@ class WorkerMemoryTest(unittest.TestCase):
     def deliver(self, hook, n):
         cluster.psql("SELECT count(webhook.emit(%s, jsonb_build_object('n', g)))"
                      " FROM generate_series(1, %d) g" % (lit(hook.event_type), n))
-        cluster.wait_for("SELECT count(*) FROM webhook.deliveries d JOIN webhook.hook h"
-                         " ON h.id = d.hook_id WHERE h.id = %d AND d.state = 'succeeded'"
+        cluster.wait_for("SELECT count(*) FROM webhook.deliveries d"
+                         " JOIN webhook.event e ON e.id = d.event_id"
+                         " WHERE d.hook_id = %d AND d.state = 'succeeded'"
                          % hook.hook_id, str(n), timeout=60)
 
     def test_memory_is_flat(self):

@@ -4,7 +4,10 @@
 -- Every delivery, one row each: the rows of webhook.delivery, and those
 -- read from the log and answered 2xx at their first attempt, which have no
 -- row (src/queue.c): their attempt, which names their event and hook, is
--- all there is of them.  Like a row, one goes with its hook or its event.
+-- all there is of them.  Like a row, one goes with its hook; it stays as
+-- long as its attempt does (webhook.attempt's slots), its event pruned or
+-- not: looking each event up here would cost a read of the log for every
+-- delivery listed, where most readers join the events anyway.
 CREATE OR REPLACE VIEW webhook.deliveries WITH (security_invoker = true) AS
 SELECT d.id, d.event_id, d.hook_id, d.state, d.attempts, d.next_attempt_at,
        d.last_status, d.last_error, d.created_at, d.finished_at
@@ -16,15 +19,18 @@ SELECT a.delivery_id, a.event_id, a.hook_id, 'succeeded', 1, a.started_at,
   FROM webhook.attempt a
  WHERE a.attempt_no = 1 AND a.status_code BETWEEN 200 AND 299
    AND NOT EXISTS (SELECT FROM webhook.delivery d WHERE d.id = a.delivery_id)
-   AND EXISTS (SELECT FROM webhook.hook h WHERE h.id = a.hook_id)
-   AND EXISTS (SELECT FROM webhook.event e WHERE e.id = a.event_id);
+   AND EXISTS (SELECT FROM webhook.hook h WHERE h.id = a.hook_id);
 COMMENT ON VIEW webhook.deliveries IS
     'one row per delivery: those of webhook.delivery, and those that succeeded at their first attempt, which have no row there';
 
+-- Each attempt with its delivery: the delivery's row, or, for one with no
+-- row (a success at the first attempt, as webhook.deliveries shows it),
+-- the attempt's own event and hook.  Not read through webhook.deliveries:
+-- that would read the attempts twice.
 CREATE OR REPLACE VIEW webhook.delivery_log WITH (security_invoker = true) AS
 SELECT a.started_at AS attempted_at,
        e.tenant,
-       d.hook_id,
+       coalesce(d.hook_id, a.hook_id) AS hook_id,
        a.delivery_id,
        e.event_type,
        e.resource_id,
@@ -34,10 +40,13 @@ SELECT a.started_at AS attempted_at,
        a.status_code,
        a.duration_ms,
        a.error,
-       d.state
+       coalesce(d.state, 'succeeded') AS state
   FROM webhook.attempt a
-  JOIN webhook.deliveries d ON d.id = a.delivery_id
-  JOIN webhook.event e ON e.id = d.event_id;
+  LEFT JOIN webhook.delivery d ON d.id = a.delivery_id
+  JOIN webhook.event e ON e.id = coalesce(d.event_id, a.event_id)
+ WHERE d.id IS NOT NULL
+    OR (a.attempt_no = 1 AND a.status_code BETWEEN 200 AND 299
+        AND EXISTS (SELECT FROM webhook.hook h WHERE h.id = a.hook_id));
 COMMENT ON VIEW webhook.delivery_log IS
     'one row per HTTP attempt, with its event and the delivery''s current state';
 
@@ -62,13 +71,13 @@ SELECT h.id AS hook_id,
                FROM webhook.deliveries d
               WHERE d.created_at >= pg_catalog.now() - webhook_internal.retention()
               GROUP BY d.hook_id) c ON c.hook_id = h.id
-  LEFT JOIN (SELECT d.hook_id,
+  LEFT JOIN (SELECT coalesce(d.hook_id, a.hook_id) AS hook_id,
                     pg_catalog.percentile_cont(0.5) WITHIN GROUP (ORDER BY a.duration_ms) AS p50,
                     pg_catalog.percentile_cont(0.95) WITHIN GROUP (ORDER BY a.duration_ms) AS p95
-               FROM webhook.deliveries d
-               JOIN webhook.attempt a ON a.delivery_id = d.id
-              WHERE d.created_at >= pg_catalog.now() - webhook_internal.retention()
+               FROM webhook.attempt a
+               LEFT JOIN webhook.delivery d ON d.id = a.delivery_id
+              WHERE a.started_at >= pg_catalog.now() - webhook_internal.retention()
                 AND a.duration_ms IS NOT NULL
-              GROUP BY d.hook_id) p ON p.hook_id = h.id;
+              GROUP BY 1) p ON p.hook_id = h.id;
 COMMENT ON VIEW webhook.hook_stats IS
-    'per hook, over the deliveries created within webhook.retention: counts by state, success_rate = succeeded / (succeeded + failed + dead), and the median and 95th percentile attempt duration in ms';
+    'per hook, over the deliveries created within webhook.retention: counts by state, success_rate = succeeded / (succeeded + failed + dead); and the median and 95th percentile duration in ms of the attempts made within it';
