@@ -112,8 +112,8 @@ REVOKE EXECUTE ON FUNCTION webhook_internal.snapshot_now() FROM PUBLIC;
 -- events, written since the restore); then every event the statement sees
 -- forgets its transaction and hooks (txid NULL: read by every cursor), once,
 -- so that no foreign id is ever compared with this cluster's snapshots.
--- A delivery of the event to the hook that exists already is not made
--- again.
+-- A delivery of the event to the hook that exists already (a row, or an
+-- attempt: a success at the first attempt has no row) is not made again.
 --
 -- Every cursor is locked; with wait, a spill waits for one another
 -- transaction holds (a claim's, a moment), else it does nothing.  Returns
@@ -167,6 +167,8 @@ BEGIN
          WHERE EXISTS (SELECT FROM webhook.hook h WHERE h.id = r.hook_id)
            AND NOT EXISTS (SELECT FROM webhook.delivery d
                             WHERE d.event_id = r.id AND d.hook_id = r.hook_id)
+           AND NOT EXISTS (SELECT FROM webhook.attempt a
+                            WHERE a.event_id = r.id AND a.hook_id = r.hook_id)
          ORDER BY r.id
         RETURNING hook_id
     ), forgotten AS (
