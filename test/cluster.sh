@@ -154,8 +154,6 @@ VACUUM ANALYZE webhook.event, webhook.delivery, webhook.attempt;
 SQL
 }
 
-# The rate (req/s) of one batch of $1 ORDER_CREATE events, queued while
-# sending is paused, from the moment sending resumes until none is due.
 # SQL: the deliveries left to make and send, condition $1 on the delivery
 # rows d, plus one for each hook whose cursor has not read all of the log
 # (sending was paused, and the worker reads it only when it sends): the
@@ -176,20 +174,13 @@ bench_left_sql() {
                         OR EXISTS ($arm e.txid >= pg_snapshot_xmax(c.hi) LIMIT 1))"
 }
 
+# The rate (req/s) of one batch of $1 ORDER_CREATE events, queued while
+# sending is paused, from the moment sending resumes until none is left.
 bench_batch_rate() {
-    local start end
     bench_psql -c "ALTER SYSTEM SET webhook.enabled = off" -c "SELECT pg_reload_conf()" >/dev/null
     bench_psql -c "SELECT count(webhook.emit('ORDER_CREATE', jsonb_build_object('n', g)))
                      FROM generate_series(1, $1) g" >/dev/null
-    bench_psql -c "CHECKPOINT" -c "ALTER SYSTEM SET webhook.enabled = on" >/dev/null
-    start=$(date +%s.%N)
-    bench_psql -c "SELECT pg_reload_conf()" >/dev/null
-    for _ in $(seq 12000); do
-        [ "$(bench_psql -c "$(bench_left_sql "d.state IN ('pending', 'failed')")")" = 0 ] && break
-        sleep 0.05
-    done
-    end=$(date +%s.%N)
-    echo "$1 $start $end" | awk '{printf "%.0f", $1 / ($3 - $2)}'
+    bench_drain_rate "$1"
 }
 
 # With sending paused and $1 events queued: resume sending and print the

@@ -10,8 +10,8 @@
 -- may still add.  A deleted delivery leaves its attempts: webhook.attempt
 -- is emptied by whole slots, never row by row (src/sql/catalog/20_tables.sql),
 -- and its views show only the attempts of deliveries that exist: a row, or
--- a first attempt's success of a hook and an event that exist
--- (webhook.deliveries, src/sql/code/35_views.sql).
+-- a first attempt's success of a hook that exists (webhook.deliveries,
+-- src/sql/code/35_views.sql).
 CREATE OR REPLACE FUNCTION webhook_internal.cascade_delete() RETURNS trigger
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
