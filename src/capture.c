@@ -94,6 +94,7 @@ typedef struct CachedHook
 	int64		id;
 	bool		active;
 	bool		ordered;		/* its deliveries are made by the writer */
+	bool		by_resource;	/* ... in the group of their resource */
 	int			npatterns;
 	char	  **patterns;		/* "*", "PREFIX_*" or an exact type */
 	JsonPath   *filter;			/* NULL: every event of those types */
@@ -130,6 +131,7 @@ typedef struct MatchedHooks
 	JsonPath  **filters;
 	bool	   *guarded;
 	bool	   *ordered;
+	bool	   *by_resource;
 	bool	   *active;			/* the workers are woken for these */
 } MatchedHooks;
 
@@ -428,7 +430,8 @@ load_tenant_hooks(TenantHooks *th)
 	if (!isnull)
 	{
 		read_latest(spi_kept_plan(&hooks_plan,
-								  "SELECT id, event_types, filter, active, ordered <> 'none' FROM webhook.hook"
+								  "SELECT id, event_types, filter, active, ordered <> 'none',"
+								  "       ordered = 'resource' FROM webhook.hook"
 								  " WHERE transport_id OPERATOR(pg_catalog.=) ANY ($1)",
 								  1, &ids_type, CURSOR_OPT_CUSTOM_PLAN),
 					transport_ids);
@@ -458,6 +461,7 @@ load_tenant_hooks(TenantHooks *th)
 		hook->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
 		hook->active = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull));
 		hook->ordered = DatumGetBool(SPI_getbinval(tup, desc, 5, &isnull));
+		hook->by_resource = DatumGetBool(SPI_getbinval(tup, desc, 6, &isnull));
 		deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 2, &isnull)),
 						  TEXTOID, -1, false, TYPALIGN_INT,
 						  &elems, &nulls, &nelems);
@@ -564,6 +568,7 @@ matching_hooks(const char *tenant, const char *event_type)
 			m.filters = palloc(sizeof(JsonPath *) * th->nhooks);
 			m.guarded = palloc(sizeof(bool) * th->nhooks);
 			m.ordered = palloc(sizeof(bool) * th->nhooks);
+			m.by_resource = palloc(sizeof(bool) * th->nhooks);
 			m.active = palloc(sizeof(bool) * th->nhooks);
 		}
 		m.ids[m.n] = Int64GetDatum(hook->id);
@@ -571,6 +576,7 @@ matching_hooks(const char *tenant, const char *event_type)
 			DatumGetJsonPathPCopy(PointerGetDatum(hook->filter));
 		m.guarded[m.n] = hook->filter_guarded;
 		m.ordered[m.n] = hook->ordered;
+		m.by_resource[m.n] = hook->by_resource;
 		m.active[m.n] = hook->active;
 		m.n++;
 	}
@@ -658,6 +664,7 @@ hooks_to_send(MatchedHooks *m, Datum payload)
 			 : filter_matches(m->filters[i], payload)))
 		{
 			m->ordered[n] = m->ordered[i];
+			m->by_resource[n] = m->by_resource[i];
 			m->active[n] = m->active[i];
 			m->ids[n++] = m->ids[i];
 		}
@@ -915,7 +922,7 @@ webhook_capture(PG_FUNCTION_ARGS)
 	ev.payload = payload;
 	ev.old_row = old_payload;
 	ev.changed = changed;
-	enqueue_event(&ev, matched.ids, matched.ordered, matched.active, n_hooks);
+	enqueue_event(&ev, matched.ids, matched.ordered, matched.by_resource, matched.active, n_hooks);
 	SPI_finish();
 	webhook_restore_user(&saved);
 	return PointerGetDatum(NULL);
@@ -1031,7 +1038,7 @@ webhook_emit(PG_FUNCTION_ARGS)
 	ev.payload = JsonbPGetDatum(payload);
 	ev.old_row = (Datum) 0;
 	ev.changed = NULL;
-	uid = enqueue_event(&ev, matched.ids, matched.ordered, matched.active,
+	uid = enqueue_event(&ev, matched.ids, matched.ordered, matched.by_resource, matched.active,
 						hooks_to_send(&matched, ev.payload));
 	uid = SPI_datumTransfer(uid, false, UUID_LEN);
 	SPI_finish();
@@ -1091,7 +1098,9 @@ static const char *queue_from_log_sql =
 "INSERT INTO webhook.delivery (event_id, hook_id, next_attempt_at, resource_key)"
 " SELECT o.id, $1, o.t0 OPERATOR(pg_catalog.+)"
 "                  (o.n OPERATOR(pg_catalog.*) interval '1 microsecond')," 
-"        webhook_internal.resource_key(o.resource_id)"
+"        CASE WHEN (SELECT h.ordered = 'resource' FROM webhook.hook h"
+"                    WHERE h.id OPERATOR(pg_catalog.=) $1)"
+"             THEN webhook_internal.resource_key(o.resource_id) END"
 "   FROM (SELECT e.id, e.resource_id, t.t0,"
 "                pg_catalog.row_number() OVER (ORDER BY e.id) AS n"
 "           FROM webhook.event e, (SELECT pg_catalog.clock_timestamp() AS t0) t"

@@ -23,9 +23,10 @@
  * re-enabled, and an inactive ordered hook's deliveries wait for it.  An
  * ordered hook's deliveries are rows of webhook.delivery from the start,
  * each due when it is inserted, after the event row gave the transaction
- * its id (the worker's claim relies on that: src/queue.c, floors), and
- * with its resource's key, by which the claim finds the earliest of each
- * group; webhook.delivery is neither written nor locked by an event that
+ * its id (the worker's claim relies on that: src/queue.c, floors), and,
+ * for a hook ordered by resource, with its resource's key, by which the
+ * claim finds the earliest of each group (a hook ordered whole has one
+ * group: no key); webhook.delivery is neither written nor locked by an event that
  * goes to no ordered hook.
  *
  * During an update, a library of 0.5 on a catalog before it (no txid and
@@ -344,11 +345,13 @@ previous_values(Jsonb *old_row, ArrayType *changed)
 /*
  * The short way: the rows formed here, into the tables and their indexes:
  * the event with its transaction and the n_read hooks that read it
- * (read_ids), and the pending deliveries to the n_made hooks made_ids.
+ * (read_ids), and the pending deliveries to the n_made hooks made_ids,
+ * with the event's resource key for those ordered by resource (made_keyed;
+ * those ordered whole are one group, of no key).
  */
 static Datum
 enqueue_directly(const NewEvent *ev, const Datum *read_ids, int n_read,
-				 const Datum *made_ids, int n_made,
+				 const Datum *made_ids, const bool *made_keyed, int n_made,
 				 Relation event_rel, Relation delivery_rel)
 {
 	EState	   *estate = CreateExecutorState();
@@ -360,6 +363,8 @@ enqueue_directly(const NewEvent *ev, const Datum *read_ids, int n_read,
 	bool		ev_nulls[N_EVENT_COLUMNS] = {false};
 	Datum		dl_values[N_DELIVERY_COLUMNS];
 	bool		dl_nulls[N_DELIVERY_COLUMNS] = {false};
+	Datum		key;
+	bool		no_key;
 	int			i;
 
 	estate->es_output_cid = GetCurrentCommandId(true);
@@ -401,12 +406,13 @@ enqueue_directly(const NewEvent *ev, const Datum *read_ids, int n_read,
 		dl_nulls[DL_LAST_STATUS] = dl_nulls[DL_LAST_ERROR] = true;
 		dl_values[DL_CREATED_AT] = now;
 		dl_nulls[DL_FINISHED_AT] = true;
-		dl_values[DL_RESOURCE_KEY] = resource_key(ev->resource_id,
-												  &dl_nulls[DL_RESOURCE_KEY]);
+		key = resource_key(ev->resource_id, &no_key);
 		for (i = 0; i < n_made; i++)
 		{
 			dl_values[DL_ID] = Int64GetDatum(nextval_internal(delivery_table.id_seq, false));
 			dl_values[DL_HOOK_ID] = made_ids[i];
+			dl_values[DL_RESOURCE_KEY] = made_keyed[i] ? key : (Datum) 0;
+			dl_nulls[DL_RESOURCE_KEY] = !made_keyed[i] || no_key;
 			insert_row(&delivery_table, delivery_rri, estate, slot, dl_values, dl_nulls);
 		}
 		ExecCloseIndices(delivery_rri);
@@ -420,7 +426,8 @@ enqueue_directly(const NewEvent *ev, const Datum *read_ids, int n_read,
 /*
  * The long way: one statement, which honours whatever the tables have
  * become: the event with the hooks that read it ($8; a catalog before 0.5
- * has no such column: statement_sql) and the deliveries made with it ($9).
+ * has no such column: statement_sql) and the deliveries made with it ($9,
+ * those ordered by resource $10).
  */
 #define EVENT_VALUES \
 "  SELECT $1, $2, $3, $4, $5," \
@@ -429,8 +436,8 @@ enqueue_directly(const NewEvent *ev, const Datum *read_ids, int n_read,
 #define DELIVERIES_MADE(resource_column, resource_value) \
 " d AS (" \
 "  INSERT INTO webhook.delivery (event_id, hook_id, next_attempt_at" resource_column ")" \
-"  SELECT e.id, h, pg_catalog.clock_timestamp()" resource_value \
-"    FROM e, pg_catalog.unnest($9) h)" \
+"  SELECT e.id, m.h, pg_catalog.clock_timestamp()" resource_value \
+"    FROM e, pg_catalog.unnest($9, $10) m(h, keyed))" \
 "SELECT uid FROM e"
 static const char *log_statement_sql =
 "WITH e AS ("
@@ -439,7 +446,8 @@ static const char *log_statement_sql =
 EVENT_VALUES ", $8,"
 "    CASE WHEN $8 IS NOT NULL THEN pg_catalog.pg_current_xact_id() END"
 "  RETURNING id, uid),"
-DELIVERIES_MADE(", resource_key", ", webhook_internal.resource_key($4)");
+DELIVERIES_MADE(", resource_key",
+                ", CASE WHEN m.keyed THEN webhook_internal.resource_key($4) END");
 static const char *statement_sql =
 "WITH e AS ("
 "  INSERT INTO webhook.event"
@@ -450,15 +458,17 @@ DELIVERIES_MADE("", "");
 
 static Datum
 enqueue_by_statement(const NewEvent *ev, const Datum *read_ids, int n_read,
-					 const Datum *made_ids, int n_made, bool log)
+					 const Datum *made_ids, const bool *made_keyed, int n_made, bool log)
 {
-	Oid			types[9] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID,
-	JSONBOID, JSONBOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID};
-	Datum		values[9];
-	char		nulls[9];
+	Oid			types[10] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+	JSONBOID, JSONBOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID, BOOLARRAYOID};
+	Datum		values[10];
+	char		nulls[10];
+	Datum	   *keyed = palloc(sizeof(Datum) * Max(n_made, 1));
 	bool		isnull;
-	SPIPlanPtr	plan = log ? spi_kept_plan(&log_statement_plan, log_statement_sql, 9, types, 0)
-		: spi_kept_plan(&statement_plan, statement_sql, 9, types, 0);
+	int			i;
+	SPIPlanPtr	plan = log ? spi_kept_plan(&log_statement_plan, log_statement_sql, 10, types, 0)
+		: spi_kept_plan(&statement_plan, statement_sql, 10, types, 0);
 
 	memset(nulls, ' ', sizeof(nulls));
 	values[0] = text_or_null(ev->tenant, &isnull);
@@ -475,6 +485,10 @@ enqueue_by_statement(const NewEvent *ev, const Datum *read_ids, int n_read,
 	values[7] = n_read == 0 ? (Datum) 0 : hook_id_array(read_ids, n_read);
 	nulls[7] = n_read == 0 ? 'n' : ' ';
 	values[8] = hook_id_array(made_ids, n_made);
+	for (i = 0; i < n_made; i++)
+		keyed[i] = BoolGetDatum(made_keyed[i]);
+	values[9] = PointerGetDatum(construct_array(keyed, n_made, BOOLOID, 1, true,
+												TYPALIGN_CHAR));
 
 	spi_check(SPI_execute_plan(plan, values, nulls, false, 1),
 			  SPI_OK_SELECT, true, "inserting an event");
@@ -493,7 +507,8 @@ event_has_log_columns(void)
 
 /*
  * Store one event that goes to the n_hooks hooks (none: the event alone),
- * each ordered or not (ordered[i]) and active or not (active[i]); return
+ * each ordered or not (ordered[i]; by_resource[i]: by resource, else
+ * whole) and active or not (active[i]); return
  * the event's uid.  The workers are woken when the transaction commits,
  * if an active hook has anything to send.  Caller looked up the hooks
  * first (capture.c), which registered the relcache callback that keeps
@@ -501,12 +516,13 @@ event_has_log_columns(void)
  */
 Datum
 enqueue_event(const NewEvent *event, const Datum *hook_ids, const bool *ordered,
-			  const bool *active, int n_hooks)
+			  const bool *by_resource, const bool *active, int n_hooks)
 {
 	Relation	event_rel = open_queue_table(&event_table);
 	bool		log = event_rel != NULL ? event_table.log : event_has_log_columns();
 	Datum	   *read_ids = palloc(sizeof(Datum) * Max(n_hooks, 1));
 	Datum	   *made_ids = palloc(sizeof(Datum) * Max(n_hooks, 1));
+	bool	   *made_keyed = palloc(sizeof(bool) * Max(n_hooks, 1));
 	Datum	   *news_ids = palloc(sizeof(Datum) * Max(n_hooks, 1));
 	int			n_read = 0;
 	int			n_made = 0;
@@ -525,6 +541,7 @@ enqueue_event(const NewEvent *event, const Datum *hook_ids, const bool *ordered,
 		{
 			if (!log && !active[i])
 				continue;
+			made_keyed[n_made] = by_resource[i];
 			made_ids[n_made++] = hook_ids[i];
 			if (active[i])
 				news_ids[n_news++] = hook_ids[i];
@@ -542,10 +559,11 @@ enqueue_event(const NewEvent *event, const Datum *hook_ids, const bool *ordered,
 
 	if (event_rel != NULL && event_table.direct &&
 		(n_made == 0 || (delivery_rel != NULL && delivery_table.direct)))
-		uid = enqueue_directly(event, read_ids, n_read, made_ids, n_made,
+		uid = enqueue_directly(event, read_ids, n_read, made_ids, made_keyed, n_made,
 							   event_rel, delivery_rel);
 	else
-		uid = enqueue_by_statement(event, read_ids, n_read, made_ids, n_made, log);
+		uid = enqueue_by_statement(event, read_ids, n_read, made_ids, made_keyed, n_made,
+								   log);
 	if (delivery_rel != NULL)
 		table_close(delivery_rel, NoLock);
 	if (event_rel != NULL)

@@ -496,8 +496,13 @@ HOOKS_WITH_ROOM(looked_at) \
 "     WHERE h.active AND h.disabled_reason IS NULL AND h.ordered = 'none'" \
 "       AND t.id OPERATOR(pg_catalog.%) $5 OPERATOR(pg_catalog.=) $6"
 /*
- * The ordered hooks' (the comment above).  Of a hook ordered by resource
- * that has a delivery due, the resources of the deliveries held ($4) are
+ * The ordered hooks' (the comment above).  A hook ordered whole is one
+ * group: its deliveries carry no resource_key (enqueue.c), and are ordered
+ * as the deliveries of no resource of a hook ordered by resource are; only
+ * its earliest may go, so the walk below is skipped for it (behind a
+ * retry, it would probe 256 deliveries at every claim to find none).  Of
+ * an ordered hook that has a delivery due, the resources of the deliveries
+ * held ($4) are
  * read first (by their pkey, OFFSET 0 keeping the plan from the hook's
  * part of a partial index; those unfinished: what the claim's transaction
  * just recorded is held until it commits, and its resource's next delivery
@@ -517,8 +522,8 @@ HOOKS_WITH_ROOM(looked_at) \
  * many deliveries as it takes, and a few hundred more at most, and
  * otherwise a descent per resource.  (It used to read every unfinished
  * delivery of the hook at every claim, with its event's resource_id, and
- * rank them: 120 to 160 ms with 20,000 waiting.)  Of a hook ordered whole,
- * every unfinished delivery is read and ranked: one goes at a time.
+ * rank them: 120 to 160 ms with 20,000 waiting; a hook ordered whole
+ * still did until its deliveries were made one group of no key.)
  */
 #define ORDERED_WALK 256
 /* at most this many resources' earliest deliveries are read by a claim */
@@ -533,15 +538,12 @@ HOOKS_WITH_ROOM(looked_at) \
 "  FROM webhook.delivery d" \
 " WHERE d.hook_id = h.id AND d.state IN ('pending', 'failed') AND " cond \
 " ORDER BY d.resource_key, d.event_id, d.id LIMIT 1"
-/* an arm of ORDERED_CANDIDATES: ordered hooks h with room, what x they send */
-#define ORDERED_ARM \
+#define ORDERED_CANDIDATES \
 "    UNION ALL" \
 "    SELECT x.id, x.event_id, x.hook_id, x.attempts, x.next_attempt_at," \
 "           NULL::timestamptz, t.id AS transport_id, t.tenant, r.room," \
 "           NULL, NULL, NULL, NULL" \
-HOOKS_WITH_ROOM("webhook.hook")
-#define ORDERED_CANDIDATES \
-ORDERED_ARM \
+HOOKS_WITH_ROOM("webhook.hook") \
 "      CROSS JOIN LATERAL (" \
 "          SELECT coalesce(pg_catalog.array_agg(g.resource_key)" \
 "                              FILTER (WHERE g.resource_key IS NOT NULL), '{}') AS ids," \
@@ -553,7 +555,7 @@ ORDERED_ARM \
 "          WITH RECURSIVE win AS MATERIALIZED (" \
 "              SELECT d.id, d.event_id, d.hook_id, d.attempts, d.next_attempt_at" \
 "                FROM (SELECT w.* FROM webhook.delivery w" \
-"                       WHERE w.hook_id = h.id" \
+"                       WHERE w.hook_id = h.id AND h.ordered = 'resource'" \
 "                         AND w.state IN ('pending', 'failed')" \
 "                         AND w.next_attempt_at <= pg_catalog.now()" \
 "                       ORDER BY w.next_attempt_at" \
@@ -592,25 +594,10 @@ ORDERED_ARM \
 "            ORDER BY y.next_attempt_at" \
 "            LIMIT r.room)) x" \
 "     WHERE h.active AND h.disabled_reason IS NULL" \
-"       AND h.ordered <> 'none' AND h.ordered = 'resource'" \
+"       AND h.ordered <> 'none'" \
 "       AND EXISTS (SELECT FROM webhook.delivery w" \
 "                    WHERE w.hook_id = h.id AND w.state IN ('pending', 'failed')" \
 "                      AND w.next_attempt_at <= pg_catalog.now())" \
-"       AND t.id OPERATOR(pg_catalog.%) $5 OPERATOR(pg_catalog.=) $6" \
-ORDERED_ARM \
-"      CROSS JOIN LATERAL (" \
-"          SELECT q.id, q.event_id, q.hook_id, q.attempts, q.next_attempt_at FROM (" \
-"              SELECT d.id, d.event_id, d.hook_id, d.attempts, d.next_attempt_at," \
-"                     pg_catalog.row_number() OVER (ORDER BY d.event_id, d.id) AS rank," \
-"                     pg_catalog.bool_or(d.id OPERATOR(pg_catalog.=) ANY ($4))" \
-"                         OVER () AS group_held" \
-"                FROM webhook.delivery d" \
-"               WHERE d.hook_id = h.id" \
-"                 AND d.state IN ('pending', 'failed')) q" \
-"           WHERE q.rank = 1 AND NOT q.group_held" \
-"             AND q.next_attempt_at <= pg_catalog.now()) x" \
-"     WHERE h.active AND h.disabled_reason IS NULL" \
-"       AND h.ordered <> 'none' AND h.ordered = 'hook'" \
 "       AND t.id OPERATOR(pg_catalog.%) $5 OPERATOR(pg_catalog.=) $6"
 /* The unordered hooks' events read from the log (FRESH). */
 #define FRESH_CANDIDATES \

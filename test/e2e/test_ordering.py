@@ -226,6 +226,29 @@ class OrderingTest(unittest.TestCase):
         self.assertEqual(cluster.delivery(later)['state'], 'pending')
         self.assertEqual(rx.count(path), 2)
 
+    def test_a_hook_ordered_whole_is_one_group(self):
+        """A hook ordered whole keeps its deliveries in one group, of no
+        resource: the writer gives them no resource_key, and a hook made so
+        from ordered by resource loses those its waiting ones had; then
+        every event, whatever its resource, waits behind the retry of the
+        earliest."""
+        path = '/ord-whole'
+        rx.script(path, R(500), R(200))
+        hook = cluster.hook_on(rx.url(), path, ordered='resource', retry_schedule='{1h}')
+        emit = ("SELECT webhook.emit(%s, '{\"n\": %d}', resource => 'order', resource_id => %s)")
+        first = cluster.one(emit % (lit(hook.event_type), 1, lit('1')))
+        cluster.wait_state(first, 'failed')
+        keys = "SELECT resource_key FROM webhook.delivery WHERE hook_id = %d ORDER BY event_id"
+        self.assertEqual(cluster.psql(keys % hook.hook_id), [['1']])
+        cluster.call('update_hook', id=hook.hook_id, ordered='hook')
+        self.assertEqual(cluster.psql(keys % hook.hook_id), [[None]])
+        later = [cluster.one(emit % (lit(hook.event_type), 2, lit('2'))),
+                 cluster.one(emit % (lit(hook.event_type), 3, 'NULL'))]
+        self.assertEqual(cluster.psql(keys % hook.hook_id), [[None], [None], [None]])
+        cluster.worker_passed(rx)
+        self.assertEqual([cluster.delivery(u)['state'] for u in later], ['pending', 'pending'])
+        self.assertEqual(rx.count(path), 1)
+
     def test_a_long_resource_id_never_fails_the_write(self):
         """A resource id longer than an index entry may be (9,600
         characters of hex, which hardly compress): emit() goes through, and

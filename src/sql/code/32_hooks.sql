@@ -94,25 +94,30 @@ CREATE OR REPLACE FUNCTION webhook_internal.resource_key(resource_id text) RETUR
 COMMENT ON FUNCTION webhook_internal.resource_key(text) IS
     'the key of a delivery''s resource: the first 200 characters of its event''s resource_id';
 
--- A hook made ordered => 'resource': its unfinished deliveries carry their
--- event's resource_id (resource_key), by which its claim finds the earliest of each
--- resource (src/queue.c); those made while it was not ordered so may lack
--- it (a retry of a request read from the log), and get it here.
-CREATE OR REPLACE FUNCTION webhook_internal.hook_ordered_by_resource() RETURNS trigger
+-- A hook made ordered: its unfinished deliveries are grouped by their
+-- resource_key, by which its claim finds the earliest of each group
+-- (src/queue.c).  Ordered by resource, each carries its event's
+-- resource_id, cut (those made while the hook was not ordered so lack it:
+-- a retry of a request read from the log); ordered whole, none does (one
+-- group).  Set here.
+CREATE OR REPLACE FUNCTION webhook_internal.hook_ordering_changed() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    UPDATE webhook.delivery d SET resource_key = webhook_internal.resource_key(e.resource_id)
-      FROM webhook.event e
-     WHERE d.hook_id = NEW.id AND d.state IN ('pending', 'failed') AND e.id = d.event_id
-       AND d.resource_key IS DISTINCT FROM webhook_internal.resource_key(e.resource_id);
+    UPDATE webhook.delivery d
+       SET resource_key = x.key
+      FROM (SELECT e.id, CASE WHEN NEW.ordered = 'resource'
+                              THEN webhook_internal.resource_key(e.resource_id) END AS key
+              FROM webhook.event e) x
+     WHERE d.hook_id = NEW.id AND d.state IN ('pending', 'failed') AND x.id = d.event_id
+       AND d.resource_key IS DISTINCT FROM x.key;
     RETURN NULL;
 END
 $$;
-COMMENT ON FUNCTION webhook_internal.hook_ordered_by_resource() IS
-    'trigger: a hook made ordered by resource has its unfinished deliveries'' resource_key set';
-CREATE OR REPLACE TRIGGER hook_ordered_by_resource AFTER UPDATE OF ordered ON webhook.hook
-    FOR EACH ROW WHEN (NEW.ordered = 'resource' AND OLD.ordered <> 'resource')
-    EXECUTE FUNCTION webhook_internal.hook_ordered_by_resource();
+COMMENT ON FUNCTION webhook_internal.hook_ordering_changed() IS
+    'trigger: a hook made ordered has its unfinished deliveries'' resource_key set to its group''s';
+CREATE OR REPLACE TRIGGER hook_ordering_changed AFTER UPDATE OF ordered ON webhook.hook
+    FOR EACH ROW WHEN (NEW.ordered <> 'none' AND NEW.ordered IS DISTINCT FROM OLD.ordered)
+    EXECUTE FUNCTION webhook_internal.hook_ordering_changed();
 
 CREATE OR REPLACE FUNCTION webhook.create_hook(
         transport_id bigint,

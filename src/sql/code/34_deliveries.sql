@@ -71,8 +71,10 @@ BEGIN
     PERFORM pg_current_xact_id();
     INSERT INTO webhook.delivery AS x (event_id, hook_id, state, next_attempt_at, resource_key)
     VALUES (d.event_id, d.hook_id, 'pending', clock_timestamp(),
-            (SELECT webhook_internal.resource_key(e.resource_id)
-               FROM webhook.event e WHERE e.id = d.event_id))
+            (SELECT CASE WHEN h.ordered = 'resource'
+                         THEN webhook_internal.resource_key(e.resource_id) END
+               FROM webhook.event e, webhook.hook h
+              WHERE e.id = d.event_id AND h.id = d.hook_id))
     RETURNING x.id INTO new_id;
     PERFORM webhook_internal.wake_for(d.hook_id);
     RETURN new_id;

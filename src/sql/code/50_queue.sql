@@ -162,10 +162,10 @@ BEGIN
     ), made AS (
         INSERT INTO webhook.delivery (event_id, hook_id, next_attempt_at, resource_key)
         SELECT r.id, r.hook_id, pg_catalog.clock_timestamp(),
-               webhook_internal.resource_key(r.resource_id)
+               CASE WHEN h.ordered = 'resource' THEN webhook_internal.resource_key(r.resource_id) END
           FROM unread r
-         WHERE EXISTS (SELECT FROM webhook.hook h WHERE h.id = r.hook_id)
-           AND NOT EXISTS (SELECT FROM webhook.delivery d
+          JOIN webhook.hook h ON h.id = r.hook_id
+         WHERE NOT EXISTS (SELECT FROM webhook.delivery d
                             WHERE d.event_id = r.id AND d.hook_id = r.hook_id)
            AND NOT EXISTS (SELECT FROM webhook.attempt a
                             WHERE a.event_id = r.id AND a.hook_id = r.hook_id)
