@@ -437,7 +437,7 @@ enqueue_directly(const NewEvent *ev, const Datum *read_ids, int n_read,
 " d AS (" \
 "  INSERT INTO webhook.delivery (event_id, hook_id, next_attempt_at" resource_column ")" \
 "  SELECT e.id, m.h, pg_catalog.clock_timestamp()" resource_value \
-"    FROM e, pg_catalog.unnest($9, $10) m(h, keyed))" \
+"    FROM e, ROWS FROM (pg_catalog.unnest($9), pg_catalog.unnest($10)) m(h, keyed))" \
 "SELECT uid FROM e"
 static const char *log_statement_sql =
 "WITH e AS ("
