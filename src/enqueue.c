@@ -26,8 +26,8 @@
  * its id (the worker's claim relies on that: src/queue.c, floors), and,
  * for a hook ordered by resource, with its resource's key, by which the
  * claim finds the earliest of each group (a hook ordered whole has one
- * group: no key); webhook.delivery is neither written nor locked by an event that
- * goes to no ordered hook.
+ * group: no key); webhook.delivery is neither written nor locked by an
+ * event that goes to no ordered hook.
  *
  * During an update, a library of 0.5 on a catalog before it (no txid and
  * hook_ids in webhook.event, no resource_key in webhook.delivery) writes as
