@@ -122,10 +122,10 @@ static int	max_tenant_loads = 0;
 #define TENANT_RESERVE 8
 
 /*
- * A claim for ordered hooks can be costly (queue.c): a hook ordered whole
- * reads every unfinished delivery of its (one ordered by resource a few
- * hundred, about a millisecond, or a descent per resource); with a long
- * backlog, that costs every claim, and so every other hook's latency.  So
+ * A claim for ordered hooks can be costly (queue.c): for a hook ordered by
+ * resource it walks a few hundred deliveries, about a millisecond, or
+ * makes a descent per resource (a hook ordered whole: one descent); that
+ * costs every claim, and so every other hook's latency.  So
  * ordered hooks are claimed for only once this many times the last such
  * claim's cost beyond ORDERED_FREE_MS has passed (never more than
  * ORDERED_MAX_WAIT_MS): what they cost beyond that is at most about a
