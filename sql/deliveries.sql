@@ -32,6 +32,8 @@ INSERT INTO webhook.event (tenant, event_type, resource, resource_id, payload, c
 VALUES ('acme', 'INVOICE_PAID', 'invoices', '8', '{}', now() - interval '10 days') RETURNING id AS f2 \gset
 INSERT INTO webhook.event (tenant, event_type, resource, resource_id, payload, created_at)
 VALUES ('acme', 'INVOICE_SENT', 'invoices', '9', '{}', now() - interval '2 days') RETURNING id AS f3 \gset
+INSERT INTO webhook.event (tenant, event_type, resource, resource_id, payload, created_at)
+VALUES ('default', 'ORDER_ACCEPTED', 'orders', '5', '{}', now() - interval '3 hours') RETURNING id AS e7 \gset
 
 -- deliveries in every state
 INSERT INTO webhook.delivery (event_id, hook_id, state, attempts, last_status, created_at, finished_at, next_attempt_at)
@@ -69,6 +71,12 @@ VALUES (:d1, 1, now() - interval '40 days', 5, 'https://shop.test/a?key=qk-SECRE
        (:d3, 2, now() - interval '47 hours', 300, 'https://shop.test/a?key=qk-SECRET-1', 200, NULL),
        (:d5, 1, now() - interval '2 days', 1000, 'https://erp.test/b', NULL, 'Connection refused'),
        (:d8, 1, now() - interval '1 hour', 20, 'https://shop.test/c?x=1&key=qk-SECRET-1', 204, NULL);
+-- a success at the first attempt, as the worker records one: its attempt,
+-- which names its event and hook, and no delivery row
+SELECT nextval('webhook.delivery_id_seq') AS d9 \gset
+INSERT INTO webhook.attempt (delivery_id, attempt_no, started_at, duration_ms, url, status_code,
+                             event_id, hook_id)
+VALUES (:d9, 1, now() - interval '3 hours', 10, 'https://shop.test/a?key=qk-SECRET-1', 204, :e7, :ha);
 
 CREATE TEMP VIEW hook_names AS
 SELECT :ha::bigint AS id, 'A' AS hook UNION ALL
@@ -78,6 +86,12 @@ SELECT :hc, 'C';
 --
 -- views
 --
+-- every delivery: the rows, and the success that has none
+SELECT n.hook, e.event_type, d.state, d.attempts, d.last_status, d.id = :d9 AS is_d9,
+       d.finished_at > d.created_at AS took_time
+  FROM webhook.deliveries d JOIN hook_names n ON n.id = d.hook_id
+  JOIN webhook.event e ON e.id = d.event_id
+ ORDER BY d.id;
 SELECT n.hook, l.tenant, l.event_type, l.resource_id, l.url, l.attempt_no, l.status_code,
        l.duration_ms, l.error, l.state, l.attempted_at IS NOT NULL AS ok
   FROM webhook.delivery_log l JOIN hook_names n ON n.id = l.hook_id
@@ -150,6 +164,10 @@ SELECT event_id = :e3 AS same_event, hook_id = :ha AS same_hook, state, attempts
        last_status, finished_at IS NULL AS unfinished, next_attempt_at <= now() AS due
   FROM webhook.delivery WHERE id = :r3;
 SELECT state FROM webhook.delivery WHERE id = :d3;
+-- one that has no row: its attempt names its event and hook
+SELECT webhook.redeliver(:d9) AS r9 \gset
+SELECT event_id = :e7 AS same_event, hook_id = :ha AS same_hook, state
+  FROM webhook.delivery WHERE id = :r9;
 -- refused
 CREATE TEMP TABLE delivery_before AS SELECT * FROM webhook.delivery;
 CREATE TEMP VIEW delivery_unchanged AS
@@ -166,7 +184,7 @@ SELECT * FROM delivery_unchanged;
 -- the log, whether or not it was sent to the hook; events still queued for
 -- the hook (pending, delivering, failed) are skipped
 --
--- since 30 days for A: e2 (dead) is queued; e3 (redelivered above) and e4 (pending) are not
+-- since 30 days for A: e2 (dead) is queued; e3 and e7 (redelivered above) and e4 (pending) are not
 SELECT webhook.replay(:ha, now() - interval '30 days');
 SELECT e.event_type, d.state, d.attempts
   FROM webhook.delivery d JOIN webhook.event e ON e.id = d.event_id
