@@ -14,71 +14,11 @@ SELECT pg_catalog.pg_extension_config_dump('webhook.delivery',
 SELECT pg_catalog.pg_extension_config_dump('webhook.delivery_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('webhook.event_id_seq', '');
 
--- The writer appends the event with its transaction and the unordered
--- hooks it goes to, which read it through their cursors; an ordered hook's
--- deliveries are made with the event, as before (src/sql/catalog/20_tables.sql).
--- Every event logged until now has its deliveries: each hook's cursor
--- starts now (the columns are added without a rewrite; the table stays
--- locked, and the writers wait, until the update commits).
-ALTER TABLE webhook.event ADD COLUMN txid xid8, ADD COLUMN hook_ids bigint[];
-CREATE INDEX event_log_idx ON webhook.event (tenant, txid, id) WHERE txid IS NOT NULL;
--- An ordered => 'resource' hook's deliveries carry their event's
--- resource_id (its first 200 characters: src/sql/catalog/20_tables.sql;
--- webhook_internal.resource_key(), of the code that follows, cuts it so),
--- which the claim probes for the earliest of each resource; those waiting
--- now get theirs.
-ALTER TABLE webhook.delivery ADD COLUMN resource_key text;
-UPDATE webhook.delivery d SET resource_key = left(e.resource_id, 200)
-  FROM webhook.event e, webhook.hook h
- WHERE e.id = d.event_id AND h.id = d.hook_id AND h.ordered = 'resource'
-   AND d.state IN ('pending', 'failed');
-CREATE INDEX delivery_resource_idx ON webhook.delivery (hook_id, resource_key, event_id, id)
-    WHERE state IN ('pending', 'failed');
-CREATE TABLE webhook_internal.cursor (
-    hook_id            bigint PRIMARY KEY,
-    lo                 pg_snapshot NOT NULL,
-    hi                 pg_snapshot NOT NULL,
-    last_txid          xid8,
-    last_id            bigint,
-    top_id             bigint NOT NULL,
-    system_identifier  bigint NOT NULL,
-    database           oid NOT NULL
-);
-COMMENT ON TABLE webhook_internal.cursor IS
-    'how far each unordered hook has read the log';
-INSERT INTO webhook_internal.cursor (hook_id, lo, hi, top_id, system_identifier, database)
-SELECT h.id, pg_catalog.pg_current_snapshot(), pg_catalog.pg_current_snapshot(),
-       coalesce((SELECT max(e.id) FROM webhook.event e), 0), c.system_identifier, d.oid
-  FROM webhook.hook h, pg_catalog.pg_control_system() c, pg_catalog.pg_database d
- WHERE d.datname = pg_catalog.current_database();
-SELECT pg_catalog.pg_extension_config_dump('webhook.event',
-    'WHERE EXISTS (SELECT 1 FROM webhook.delivery d WHERE d.event_id = event.id'
-    ' AND d.state IN (''pending'', ''failed''))'
-    ' OR (event.txid IS NOT NULL AND EXISTS (SELECT 1 FROM pg_catalog.unnest(event.hook_ids) u(h)'
-    ' WHERE EXISTS (SELECT 1 FROM webhook.hook h WHERE h.id = u.h)'
-    ' AND NOT EXISTS (SELECT 1 FROM webhook_internal.cursor c WHERE c.hook_id = u.h'
-    ' AND (pg_catalog.pg_visible_in_snapshot(event.txid, c.lo)'
-    ' OR (pg_catalog.pg_visible_in_snapshot(event.txid, c.hi)'
-    ' AND (event.txid, event.id) <= (c.last_txid, c.last_id))))))');
-SELECT pg_catalog.pg_extension_config_dump('webhook_internal.cursor', '');
-
--- A hook keeps its place in the log while inactive: its cursor, made above
--- for every hook, stays where the hook stopped; update_hook() is told
--- where a re-enabled hook starts (webhook.resume_point).  The hooks
--- inactive now keep theirs from the update on: before it, the log kept no
--- event for an inactive hook.  create_hook(), update_hook() and register()
--- take one argument more.
-CREATE TYPE webhook.resume_point AS ENUM ('where_stopped', 'now');
-COMMENT ON TYPE webhook.resume_point IS
-    'where a hook re-enabled (or resumed) by update_hook(id, active => true) starts: where_stopped, with its waiting deliveries and then the events it missed while inactive, oldest first; or now, its waiting deliveries cancelled and the events it missed skipped';
-DROP FUNCTION webhook.create_hook(bigint, text[], text, text, text, text, text,
-                                  interval[], boolean, text, text, jsonpath, regprocedure);
-DROP FUNCTION webhook.update_hook(bigint, bigint, text[], text, text, text, text, text,
-                                  interval[], boolean, text, text, jsonpath, regprocedure);
-DROP FUNCTION webhook.register(text, text[], text, text, boolean);
-
 -- The attempt log goes by whole slots, partitions of webhook.attempt
--- (src/sql/catalog/20_tables.sql).  0.4's table, with every attempt made
+-- (src/sql/catalog/20_tables.sql).  First: its reads of the attempts (a
+-- CHECK, an index) take long on a long log, and the writers do not wait
+-- for them, as they wait for what follows (webhook.event and
+-- webhook.delivery stay locked from their first change to the commit).  0.4's table, with every attempt made
 -- until now, becomes slot 0, as if it had stopped being current now: it is
 -- emptied once webhook.retention has passed; the worker records in slot 1
 -- from now on.  No row is written or moved: the table gets the slot column
@@ -164,6 +104,69 @@ $$;
 CREATE INDEX attempt_event_idx ON webhook.attempt (event_id);
 COMMENT ON TABLE webhook.attempt IS 'one HTTP request of a delivery';
 ALTER TABLE webhook.attempt ENABLE ROW LEVEL SECURITY;
+
+-- The writer appends the event with its transaction and the unordered
+-- hooks it goes to, which read it through their cursors; an ordered hook's
+-- deliveries are made with the event, as before (src/sql/catalog/20_tables.sql).
+-- Every event logged until now has its deliveries: each hook's cursor
+-- starts now (the columns are added without a rewrite; the table stays
+-- locked, and the writers wait, until the update commits).
+ALTER TABLE webhook.event ADD COLUMN txid xid8, ADD COLUMN hook_ids bigint[];
+CREATE INDEX event_log_idx ON webhook.event (tenant, txid, id) WHERE txid IS NOT NULL;
+-- An ordered => 'resource' hook's deliveries carry their event's
+-- resource_id (its first 200 characters: src/sql/catalog/20_tables.sql;
+-- webhook_internal.resource_key(), of the code that follows, cuts it so),
+-- which the claim probes for the earliest of each resource; those waiting
+-- now get theirs.
+ALTER TABLE webhook.delivery ADD COLUMN resource_key text;
+UPDATE webhook.delivery d SET resource_key = left(e.resource_id, 200)
+  FROM webhook.event e, webhook.hook h
+ WHERE e.id = d.event_id AND h.id = d.hook_id AND h.ordered = 'resource'
+   AND d.state IN ('pending', 'failed');
+CREATE INDEX delivery_resource_idx ON webhook.delivery (hook_id, resource_key, event_id, id)
+    WHERE state IN ('pending', 'failed');
+CREATE TABLE webhook_internal.cursor (
+    hook_id            bigint PRIMARY KEY,
+    lo                 pg_snapshot NOT NULL,
+    hi                 pg_snapshot NOT NULL,
+    last_txid          xid8,
+    last_id            bigint,
+    top_id             bigint NOT NULL,
+    system_identifier  bigint NOT NULL,
+    database           oid NOT NULL
+);
+COMMENT ON TABLE webhook_internal.cursor IS
+    'how far each unordered hook has read the log';
+INSERT INTO webhook_internal.cursor (hook_id, lo, hi, top_id, system_identifier, database)
+SELECT h.id, pg_catalog.pg_current_snapshot(), pg_catalog.pg_current_snapshot(),
+       coalesce((SELECT max(e.id) FROM webhook.event e), 0), c.system_identifier, d.oid
+  FROM webhook.hook h, pg_catalog.pg_control_system() c, pg_catalog.pg_database d
+ WHERE d.datname = pg_catalog.current_database();
+SELECT pg_catalog.pg_extension_config_dump('webhook.event',
+    'WHERE EXISTS (SELECT 1 FROM webhook.delivery d WHERE d.event_id = event.id'
+    ' AND d.state IN (''pending'', ''failed''))'
+    ' OR (event.txid IS NOT NULL AND EXISTS (SELECT 1 FROM pg_catalog.unnest(event.hook_ids) u(h)'
+    ' WHERE EXISTS (SELECT 1 FROM webhook.hook h WHERE h.id = u.h)'
+    ' AND NOT EXISTS (SELECT 1 FROM webhook_internal.cursor c WHERE c.hook_id = u.h'
+    ' AND (pg_catalog.pg_visible_in_snapshot(event.txid, c.lo)'
+    ' OR (pg_catalog.pg_visible_in_snapshot(event.txid, c.hi)'
+    ' AND (event.txid, event.id) <= (c.last_txid, c.last_id))))))');
+SELECT pg_catalog.pg_extension_config_dump('webhook_internal.cursor', '');
+
+-- A hook keeps its place in the log while inactive: its cursor, made above
+-- for every hook, stays where the hook stopped; update_hook() is told
+-- where a re-enabled hook starts (webhook.resume_point).  The hooks
+-- inactive now keep theirs from the update on: before it, the log kept no
+-- event for an inactive hook.  create_hook(), update_hook() and register()
+-- take one argument more.
+CREATE TYPE webhook.resume_point AS ENUM ('where_stopped', 'now');
+COMMENT ON TYPE webhook.resume_point IS
+    'where a hook re-enabled (or resumed) by update_hook(id, active => true) starts: where_stopped, with its waiting deliveries and then the events it missed while inactive, oldest first; or now, its waiting deliveries cancelled and the events it missed skipped';
+DROP FUNCTION webhook.create_hook(bigint, text[], text, text, text, text, text,
+                                  interval[], boolean, text, text, jsonpath, regprocedure);
+DROP FUNCTION webhook.update_hook(bigint, bigint, text[], text, text, text, text, text,
+                                  interval[], boolean, text, text, jsonpath, regprocedure);
+DROP FUNCTION webhook.register(text, text[], text, text, boolean);
 
 -- A deleted delivery no longer takes its attempts (src/sql/code/10_cascade.sql).
 -- Last: dropping the trigger locks webhook.delivery, and the capture
