@@ -18,19 +18,20 @@ SELECT pg_catalog.pg_extension_config_dump('webhook.event_id_seq', '');
 -- (src/sql/catalog/20_tables.sql).  First: its reads of the attempts (a
 -- CHECK, an index) take long on a long log, and the writers do not wait
 -- for them, as they wait for what follows (webhook.event and
--- webhook.delivery stay locked from their first change to the commit).  0.4's table, with every attempt made
--- until now, becomes slot 0, as if it had stopped being current now: it is
--- emptied once webhook.retention has passed; the worker records in slot 1
--- from now on.  No row is written or moved: the table gets the slot column
--- (its default, 0, is kept in the catalog, not written into the rows),
--- event_id and hook_id (NULL in its rows: each has its delivery row, which
--- the views read them from) and a CHECK that every row is of slot 0, which one read of the table
--- validates (the only one), and which spares the ATTACH another.  The
--- table stays locked (ACCESS EXCLUSIVE) until the update commits; nothing
--- but the views reads it (the worker waits for the update, and the
--- capture trigger never reads nor writes it).  Its policies and grants go
--- (those of webhook.attempt apply to its slots); its registration for
--- pg_dump is made again with its new name.
+-- webhook.delivery stay locked from their first change to the commit).
+-- 0.4's table, with every attempt made until now, becomes slot 0, as if it
+-- had stopped being current now: it is emptied once webhook.retention has
+-- passed; the worker records in slot 1 from now on.  No row is written or
+-- moved: the table gets the slot column (its default, 0, is kept in the
+-- catalog, not written into the rows), event_id and hook_id (NULL in its
+-- rows: each has its delivery row, which the views read them from) and a
+-- CHECK that every row is of slot 0, which one read of the table
+-- validates, and which spares the ATTACH another; the index by event
+-- reads it once more.  The table stays locked (ACCESS EXCLUSIVE) until
+-- the update commits; nothing but the views reads it (the worker waits
+-- for the update, and the capture trigger never reads nor writes it).
+-- Its policies and grants go (those of webhook.attempt apply to its
+-- slots); its registration for pg_dump is made again with its new name.
 DROP POLICY admins ON webhook.attempt;
 DROP POLICY tenants ON webhook.attempt;
 REVOKE ALL ON webhook.attempt FROM PUBLIC, webhook_admin, webhook_tenant;
@@ -100,7 +101,6 @@ BEGIN
     END LOOP;
 END
 $$;
--- (one more read of slot 0, whose event_id is NULL in every row)
 CREATE INDEX attempt_event_idx ON webhook.attempt (event_id);
 COMMENT ON TABLE webhook.attempt IS 'one HTTP request of a delivery';
 ALTER TABLE webhook.attempt ENABLE ROW LEVEL SECURITY;
