@@ -502,15 +502,14 @@ HOOKS_WITH_ROOM(looked_at) \
  * its earliest may go, so the walk below is skipped for it (behind a
  * retry, it would probe 256 deliveries at every claim to find none).  Of
  * an ordered hook that has a delivery due, the resources of the deliveries
- * held ($4) are
- * read first (by their pkey, OFFSET 0 keeping the plan from the hook's
- * part of a partial index; those unfinished: what the claim's transaction
- * just recorded is held until it commits, and its resource's next delivery
- * may go now).  Then its earliest ORDERED_WALK due deliveries are walked in
- * due order (delivery_due_idx), skipping the held resources, and each is
- * asked whether an earlier one of its resource is unfinished
- * (delivery_resource_idx, by the resource_key the delivery carries: one
- * probe, a subplan that OFFSET 0 keeps from becoming a join, which a plan
+ * held ($4) are read first (by their pkey, OFFSET 0 keeping the plan from
+ * the hook's part of a partial index; those unfinished: what the claim's
+ * transaction just recorded is held until it commits, and its resource's
+ * next delivery may go now).  Then its earliest ORDERED_WALK due
+ * deliveries are walked in due order (delivery_due_idx), skipping the
+ * held resources, and each is asked whether an earlier one of its
+ * resource is unfinished (delivery_resource_idx, by the resource_key the
+ * delivery carries: one probe, a subplan that OFFSET 0 keeps from becoming a join, which a plan
  * made while the table was small scans whole for each delivery), up to
  * the hook's room (win).  Only when that finds less than the room, the
  * earliest delivery of each of the hook's resources is read too (heads: a
