@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Automatic pruning on a long history: H finished deliveries (with their
 # events and one attempt each), half of them older than webhook.retention
-# (30 days), pruned by the worker (webhook.auto_prune): the old attempts'
-# slot emptied at once, the deliveries and events deleted in its batches;
-# the round's duration from the worker's log line, and the delivery rate of
-# batches of N events while it prunes, against the rate on the same tables
-# before (auto_prune off).
+# (30 days), pruned by the worker (webhook.auto_prune): the deliveries
+# deleted in its batches (where they have rows), then the old slot of the
+# attempts and events emptied at once (the events still needed copied
+# first); the round's duration from the worker's log line, and the delivery
+# rate of batches of N events while it prunes, against the rate on the same
+# tables before (auto_prune off).
 #
 #   bench/prune.sh [history=10000000] [events=20000] [runs=3]
 cd "$(dirname "$0")/.."
@@ -35,23 +36,27 @@ for i in $(seq "$runs"); do
     echo "not pruning: $(bench_batch_rate "$events") req/s" | tee -a "$BENCH_DIR/results"
 done
 
+# a round ends with the rotation (its LOG line: the old slot emptied), and
+# says what it pruned (at LOG when it deleted deliveries)
+round_over() { grep -q "emptied log slot\|pruned [0-9]* deliveries" "$BENCH_DIR/log"; }
+
 # the worker starts a round at once
 prune_start=$(date +%s.%N)
 bench_psql -c "ALTER SYSTEM SET webhook.auto_prune = on" -c "SELECT pg_reload_conf()" >/dev/null
 for i in $(seq "$runs"); do
     rate=$(bench_batch_rate "$events")
-    if grep -q "pruned [0-9]* deliveries" "$BENCH_DIR/log"; then
+    if round_over; then
         echo "pruning: $rate req/s (the round had ended: not counted)"
     else
         echo "pruning: $rate req/s" | tee -a "$BENCH_DIR/results"
     fi
 done
 for _ in $(seq 7200); do
-    grep -q "pruned [0-9]* deliveries" "$BENCH_DIR/log" && break
+    round_over && break
     sleep 0.5
 done
 prune_end=$(date +%s.%N)
-grep "emptied attempt slot" "$BENCH_DIR/log" | head -1
+grep "emptied .*slot" "$BENCH_DIR/log" | head -1
 grep "pruned [0-9]* deliveries" "$BENCH_DIR/log" | head -1
 echo "round: $(echo "$prune_start $prune_end" | awk '{printf "%.0f", $2 - $1}') s from the reload;" \
      "attempts left: $(bench_psql -c "SELECT count(*) FROM webhook.attempt")," \

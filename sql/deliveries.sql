@@ -207,10 +207,9 @@ SELECT webhook.replay(:hc, now() - interval '60 days');
 SELECT * FROM delivery_unchanged;
 
 --
--- prune: finished deliveries older than the bound, then events older than
--- it with no delivery left; never pending work.  Attempts go by whole slots
--- of webhook.attempt, those whose attempts are all older than the bound
--- (at the end)
+-- prune: finished deliveries older than the bound; never pending work.
+-- Attempts and events go by whole slots, those whose rows are all older
+-- than the bound, the events a delivery left needs kept (at the end)
 --
 SELECT webhook.prune(interval '-1 day');
 SELECT webhook.prune(NULL);
@@ -225,10 +224,11 @@ SELECT n.hook, e.event_type, d.state
 -- third of the bound after it became current: all kept, those of the
 -- deliveries deleted too, but delivery_log shows those of deliveries left
 SELECT count(*) AS attempts_left,
-       bool_and(slot = webhook_internal.current_attempt_slot()) AS in_current_slot
+       bool_and(slot = webhook_internal.current_log_slot()) AS in_current_slot
   FROM webhook.attempt;
 SELECT count(*) AS logged FROM webhook.delivery_log;
--- e6 had no delivery at all and is old: gone; the others still have deliveries
+-- events go by whole slots too: e6, old and with no delivery at all, stays
+-- while its slot is current
 SELECT event_type, tenant FROM webhook.event ORDER BY id;
 -- the default bound is webhook.retention (30 days): nothing more
 SELECT webhook.prune();
@@ -244,16 +244,22 @@ SELECT count(*) AS finished_left FROM webhook.delivery
 -- current
 SELECT webhook.prune('0');
 SELECT count(*) AS attempts_left,
-       bool_and(slot <> webhook_internal.current_attempt_slot()) AS in_previous_slot
+       bool_and(slot <> webhook_internal.current_log_slot()) AS in_previous_slot
   FROM webhook.attempt;
 SELECT webhook.prune('0');
 SELECT count(*) AS attempts_left FROM webhook.attempt;
 SELECT webhook.prune('0');
 SELECT count(*) AS attempts_left FROM webhook.attempt;
+-- its events went with it, e6 too, but those a delivery row names, which
+-- were copied first (the same ids) to the slot current then, before this
+-- call made the next one current
+SELECT event_type, tenant, tableoid::regclass AS slot_table,
+       id = ANY (SELECT d.event_id FROM webhook.delivery d) AS delivered
+  FROM webhook.event ORDER BY id;
 SELECT n.hook, d.state, d.attempts, d.last_error
   FROM webhook.delivery d JOIN hook_names n ON n.id = d.hook_id
  WHERE d.state = 'failed';
-SELECT count(*) AS current_slots FROM webhook_internal.attempt_slot
+SELECT count(*) AS current_slots FROM webhook_internal.log_slot
  WHERE current_from IS NOT NULL AND current_until IS NULL;
 -- A slot is emptied when its attempts all started before the bound: when
 -- it stopped being current before it, or, of a slot of unknown contents,
@@ -261,14 +267,14 @@ SELECT count(*) AS current_slots FROM webhook_internal.attempt_slot
 -- ended two days ago, c+2 twelve hours ago, c+3 unknown (rows written by
 -- hand), each with an attempt of two and a half days ago; c+3 gets one of
 -- an hour ago too, then the bound passes it
-SELECT webhook_internal.current_attempt_slot() AS c \gset
-UPDATE webhook_internal.attempt_slot
+SELECT webhook_internal.current_log_slot() AS c \gset
+UPDATE webhook_internal.log_slot
    SET current_from = now() - interval '3 days', current_until = now() - interval '2 days'
  WHERE slot = (:c + 1) % 4;
-UPDATE webhook_internal.attempt_slot
+UPDATE webhook_internal.log_slot
    SET current_from = now() - interval '2 days', current_until = now() - interval '12 hours'
  WHERE slot = (:c + 2) % 4;
-UPDATE webhook_internal.attempt_slot SET current_from = NULL, current_until = NULL
+UPDATE webhook_internal.log_slot SET current_from = NULL, current_until = NULL
  WHERE slot = (:c + 3) % 4;
 INSERT INTO webhook.attempt (delivery_id, attempt_no, started_at, url, slot)
 SELECT 1, n, now() - interval '2 days 12 hours', 'https://shop.test/old', (:c + n) % 4

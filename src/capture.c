@@ -83,6 +83,7 @@
 #include "utils/jsonpath.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/regproc.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
@@ -929,8 +930,12 @@ webhook_capture(PG_FUNCTION_ARGS)
 }
 
 /*
- * webhook_internal.hooks_changed(): trigger on webhook.hook and webhook.transport;
- * makes every session reload its list of hooks.
+ * webhook_internal.hooks_changed(): trigger on webhook.hook and
+ * webhook.transport, which makes every session reload its list of hooks;
+ * and webhook_internal.log_slot_changed(), on webhook_internal.log_slot,
+ * which makes every writer look again for the event log's current slot
+ * (enqueue.c).  Both invalidate their table's relcache entry, which
+ * hooks_inval_callback() hears of.
  */
 Datum
 webhook_hooks_changed(PG_FUNCTION_ARGS)
@@ -940,7 +945,8 @@ webhook_hooks_changed(PG_FUNCTION_ARGS)
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("webhook_internal.hooks_changed() must be called as a trigger")));
+				 errmsg("%s must be called as a trigger",
+						format_procedure(fcinfo->flinfo->fn_oid))));
 	CacheInvalidateRelcache(trigdata->tg_relation);
 	return PointerGetDatum(NULL);
 }

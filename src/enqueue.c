@@ -34,6 +34,14 @@
  * that catalog's did: the event and a pending delivery per active hook,
  * ordered or not.
  *
+ * The event log is written in its current slot (src/sql/catalog/20_tables.sql):
+ * the table that inherits webhook.event for that slot, or webhook.event
+ * itself for slot 0, learnt with the rest, and again once a rotation has
+ * made another slot current (its trigger log_slot_changed invalidates
+ * webhook_internal.log_slot's relcache entry).  A transaction that began
+ * before that writes the slot it began with: the rotation empties a slot
+ * only long after, and never while a writer holds it.
+ *
  * The short way is taken only for a table as this library made it: the
  * columns it fills with their types (no type modifier; none NOT NULL that
  * may be null), no other CHECK constraint, no trigger on insert, no forced
@@ -123,14 +131,18 @@ typedef struct QueueTable
 	int			ncolumns;
 	const char *check;			/* the name of the one CHECK constraint the
 								 * catalog defines, or NULL for none */
-	Oid			relid;			/* what the rest was learnt of */
+	Oid			relid;			/* the table written, what the rest was learnt
+								 * of: for the event log, its current slot's */
+	Oid			named_relid;	/* the table of that name */
+	Oid			slots_relid;	/* the event log's webhook_internal.log_slot */
 	bool		valid;			/* false: learn it again */
 	bool		direct;			/* the short way may write it */
 	bool		log;			/* it has the log's columns (event, 0.5 on) */
 	int			natts;
 	int			column_of[QUEUE_MAX_ATTS];	/* per attribute, its index in
 											 * columns; -1 if dropped */
-	Oid			id_seq;			/* the identity sequence of column "id" */
+	Oid			id_seq;			/* the identity sequence of column "id" (of the
+								 * named table: a slot's has none) */
 } QueueTable;
 
 static QueueTable event_table = {"event", event_columns, N_EVENT_COLUMNS, NULL};
@@ -139,19 +151,25 @@ static QueueTable delivery_table = {"delivery", delivery_columns, N_DELIVERY_COL
 static SPIPlanPtr statement_plan = NULL;
 static SPIPlanPtr log_statement_plan = NULL;
 
-/* A change to a queue table (or to every relation) is learnt again. */
+/*
+ * A change to a queue table, to the event log's slots (a rotation made
+ * another current), or to every relation: learnt again.
+ */
 void
 enqueue_forget_tables(Oid relid)
 {
-	if (relid == InvalidOid || relid == event_table.relid)
+	if (relid == InvalidOid || relid == event_table.relid ||
+		relid == event_table.named_relid || relid == event_table.slots_relid)
 		event_table.valid = false;
-	if (relid == InvalidOid || relid == delivery_table.relid)
+	if (relid == InvalidOid || relid == delivery_table.relid ||
+		relid == delivery_table.named_relid)
 		delivery_table.valid = false;
 }
 
 /*
- * Learn whether the short way may write rel, and how; rel is open and
- * locked, so that no change to it can come in between.
+ * Learn whether the short way may write rel, and how (direct: its layout
+ * allows; open_queue_table() asks for an identity sequence too); rel is
+ * open and locked, so that no change to it can come in between.
  */
 static void
 learn_table(QueueTable *qt, Relation rel)
@@ -214,14 +232,69 @@ learn_table(QueueTable *qt, Relation rel)
 	for (i = 0; i < qt->ncolumns; i++)
 		if (!seen[i] && !(qt->columns[i].log && !qt->log))
 			return;
-	qt->direct = OidIsValid(qt->id_seq);
+	qt->direct = true;
+}
+
+/*
+ * The event log's current slot (src/sql/catalog/20_tables.sql), or -1
+ * when none is (a catalog before 0.5).  Caller is connected to SPI.
+ */
+static int
+current_log_slot(void)
+{
+	bool		isnull;
+	Datum		slot;
+
+	if (!OidIsValid(event_table.slots_relid))
+		return -1;
+	spi_check(SPI_execute("SELECT s.slot FROM webhook_internal.log_slot s"
+						  " WHERE s.current_from IS NOT NULL AND s.current_until IS NULL",
+						  true, 1),
+			  SPI_OK_SELECT, true, "reading the event log's current slot");
+	if (SPI_processed == 0)
+		return -1;
+	slot = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return isnull ? -1 : DatumGetInt16(slot);
+}
+
+/*
+ * The table of the event log's current slot, open and locked, learnt in
+ * place of webhook.event (rel), which is slot 0.  Another slot's table is
+ * written alone: rel's lock goes, so that a writer never holds one that
+ * the rotation emptying slot 0 waits for.  The identity sequence stays
+ * webhook.event's.
+ */
+static Relation
+open_current_slot(QueueTable *qt, Relation rel)
+{
+	Oid			internal = get_namespace_oid("webhook_internal", true);
+	Oid			id_seq = qt->id_seq;
+	int			slot;
+	Oid			relid;
+
+	qt->slots_relid = get_relname_relid("log_slot", internal);
+	slot = current_log_slot();
+	if (slot <= 0)
+		return rel;
+	relid = get_relname_relid(psprintf("event_%d", slot), internal);
+	if (!OidIsValid(relid) || get_rel_relkind(relid) != RELKIND_RELATION)
+	{
+		qt->direct = false;		/* not as this library made it */
+		return rel;
+	}
+	table_close(rel, RowExclusiveLock);
+	rel = table_open(relid, RowExclusiveLock);
+	learn_table(qt, rel);
+	qt->id_seq = id_seq;
+	return rel;
 }
 
 /*
  * Open the queue table (RowExclusiveLock): the one known, unless a change
- * to it came in while it was locked; else the one of that name, learnt.
- * NULL when there is no such plain table (a partitioned one, a view): the
- * statement will deal with it.
+ * to it came in while it was locked; else the one of that name, learnt,
+ * and for the event log the table of its current slot.  NULL when there is
+ * no such plain table (a partitioned one, a view): the statement will deal
+ * with it.
  */
 static Relation
 open_queue_table(QueueTable *qt)
@@ -242,6 +315,11 @@ open_queue_table(QueueTable *qt)
 		return NULL;
 	rel = table_open(relid, RowExclusiveLock);
 	learn_table(qt, rel);
+	qt->named_relid = relid;
+	qt->slots_relid = InvalidOid;
+	if (qt == &event_table && qt->direct && qt->log)
+		rel = open_current_slot(qt, rel);
+	qt->direct = qt->direct && OidIsValid(qt->id_seq);
 	return rel;
 }
 

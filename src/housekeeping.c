@@ -3,8 +3,8 @@
  * housekeeping.c
  *	  The SQL of the worker's periodic chores besides delivery: disabling
  *	  the hooks whose deliveries have all died for webhook.disable_after,
- *	  rotating the attempt log, and pruning the rest of the history older
- *	  than webhook.retention in small batches.
+ *	  pruning the deliveries older than webhook.retention in small
+ *	  batches, and rotating the event and attempt logs.
  *
  * As in queue.c, each statement is kept as a prepared plan for the
  * worker's life, and the caller (worker.c) owns the transactions: each
@@ -18,28 +18,31 @@
  * finding the hooks to disable reads the hook table only, never the
  * history of deliveries or attempts.
  *
- * The attempt log is never deleted from row by row: it goes by whole
- * slots (partitions of webhook.attempt), each emptied by a TRUNCATE once
- * every attempt in it is older than webhook.retention, the next one
- * becoming the one the worker records in (webhook_internal.rotate_attempts(),
- * src/sql/code/34_deliveries.sql).  A TRUNCATE waits for whoever reads
- * that slot, and makes whoever comes after wait for it: it gives up after
- * a short lock_timeout, and the next round tries again.  The worker's
- * record statement writes the current slot only, never the one emptied.
+ * Pruning walks the deliveries in id order (their primary key), a window
+ * of PRUNE_BATCH_ROWS rows at a time, deleting what in the window is
+ * finished and older than the bound, and stops at the first window that
+ * reaches rows created after the bound (ids follow time, nearly): a batch
+ * reads a bounded number of rows, wherever the table stands, and a round
+ * reads what is old, plus one window.  Pending and failed deliveries are
+ * never deleted, but what an inactive hook missed: it is owed what the log
+ * holds, so its cursor does not keep the log, and its deliveries never
+ * tried go as the log does (a receiver that answers 410 must not make the
+ * database keep every event from then on).  A row kept so is looked at
+ * again by every round until it goes.
  *
- * Pruning walks the deliveries and then the events in id order (their
- * primary keys), a window of PRUNE_BATCH_ROWS rows at a time, deleting
- * what in the window is finished and older than the bound, and stops at
- * the first window that reaches rows created after the bound (ids follow
- * time, nearly): a batch reads a bounded number of rows, wherever the
- * table stands, and a round reads what is old, plus one window.  Pending
- * and failed deliveries are never deleted, nor the events they are for,
- * but what an inactive hook missed: it is owed what the log holds, so its
- * cursor does not keep the log, and its deliveries never tried go as the
- * log does (a receiver that answers 410 must not make the database keep
- * every event from then on).  A row kept so is looked at again by every
- * round until it goes.  A deleted
- * delivery's attempts stay until their slot is emptied.
+ * The logs are never deleted from row by row: they go by whole slots
+ * (webhook.attempt's partitions, the tables webhook.event's slots are),
+ * each emptied by a TRUNCATE once what it holds is older than
+ * webhook.retention, the events still needed (by a delivery row, or an
+ * active hook's cursor) copied to the current slot first; the next slot
+ * becomes the one written (webhook_internal.rotate_logs(),
+ * src/sql/code/34_deliveries.sql).  A round rotates last, once the
+ * deliveries that kept events are gone.  A TRUNCATE waits for whoever
+ * reads that slot, and makes whoever comes after wait for it: it gives up
+ * after a short lock_timeout, and the next round tries again.  The
+ * worker's record statement and the writers write the current slot only,
+ * never the one emptied.  A deleted delivery's attempts stay until their
+ * slot is emptied.
  *
  * IDENTIFICATION
  *	  src/housekeeping.c
@@ -88,11 +91,11 @@ static const char *disable_sql =
 "           h.failing_deaths, h.failing_since::text";
 
 /*
- * The attempt log's rotation with webhook.retention ($1): what it did, a
- * row per slot (slot, outcome, size).
+ * The logs' rotation with webhook.retention ($1): what it did, a row per
+ * slot (slot, outcome, size).
  */
 static const char *rotate_sql =
-"SELECT r.slot, r.outcome, r.size FROM webhook_internal.rotate_attempts($1) r";
+"SELECT r.slot, r.outcome, r.size FROM webhook_internal.rotate_logs($1) r";
 
 /*
  * One batch of deliveries: of the window of $3 deliveries after id $1, the
@@ -123,33 +126,9 @@ static const char *prune_deliveries_sql =
 "          FROM win),"
 "       (SELECT pg_catalog.count(*) FROM gone)";
 
-/*
- * One batch of events: of the window of $3 events after id $1, those
- * created before now() - $2 with no delivery left, nor any to be made
- * (a hook's cursor has yet to read it).
- */
-static const char *prune_events_sql =
-"WITH win AS ("
-"    SELECT e.id, e.created_at FROM webhook.event e"
-"     WHERE e.id > $1 ORDER BY e.id LIMIT $3"
-"), gone AS ("
-"    DELETE FROM webhook.event e USING win"
-"     WHERE e.id = win.id"
-"       AND e.created_at < pg_catalog.now() OPERATOR(pg_catalog.-) $2"
-"       AND NOT EXISTS (SELECT 1 FROM webhook.delivery d WHERE d.event_id = e.id)"
-"       AND NOT " LOG_UNREAD("e")
-"    RETURNING e.id"
-")"
-"SELECT (SELECT pg_catalog.max(win.id) FROM win),"
-"       (SELECT pg_catalog.count(*) FROM win),"
-"       (SELECT pg_catalog.bool_or(win.created_at >= pg_catalog.now() OPERATOR(pg_catalog.-) $2)"
-"          FROM win),"
-"       (SELECT pg_catalog.count(*) FROM gone)";
-
 static SPIPlanPtr disable_plan = NULL;
 static SPIPlanPtr rotate_plan = NULL;
 static SPIPlanPtr prune_deliveries_plan = NULL;
-static SPIPlanPtr prune_events_plan = NULL;
 
 /* An interval in milliseconds, a month counted as 30 days. */
 int64
@@ -197,14 +176,14 @@ housekeeping_disable_failing_hooks(const Interval *disable_after, int index,
 }
 
 /*
- * Rotate the attempt log (rotate_sql), and say what it did: a LOG line for
+ * Rotate the logs (rotate_sql), and say what it did: a LOG line for
  * each slot emptied, and for the slot now recorded in; for a slot left
  * because a session holds a lock on it, a LOG line the first time, DEBUG1
  * while it stays so (the next round tries again).  worker is the worker's
  * number, for the log.  Caller is in a transaction.
  */
 void
-housekeeping_rotate_attempts(const Interval *retention, int worker)
+housekeeping_rotate_logs(const Interval *retention, int worker)
 {
 	static bool said_locked = false;
 	Oid			types[1] = {INTERVALOID};
@@ -217,7 +196,7 @@ housekeeping_rotate_attempts(const Interval *retention, int worker)
 	spi_connect_checked();
 	spi_check(SPI_execute_plan(spi_kept_plan(&rotate_plan, rotate_sql, 1, types, 0),
 							   values, NULL, false, 0),
-			  SPI_OK_SELECT, false, "rotating the attempt log");
+			  SPI_OK_SELECT, false, "rotating the logs");
 	for (i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
@@ -227,16 +206,16 @@ housekeeping_rotate_attempts(const Interval *retention, int worker)
 
 		if (strcmp(outcome, "emptied") == 0)
 			ereport(LOG,
-					(errmsg("webhook worker %d emptied attempt slot %s (%s), whose attempts were all older than webhook.retention (%s)",
+					(errmsg("webhook worker %d emptied log slot %s (%s), whose attempts and events were all older than webhook.retention (%s)",
 							worker, slot, SPI_getvalue(tup, desc, 3), setting)));
 		else if (strcmp(outcome, "current") == 0)
 			ereport(LOG,
-					(errmsg("webhook worker %d records attempts in slot %s from now on",
+					(errmsg("webhook worker %d writes attempts and events in slot %s from now on",
 							worker, slot)));
 		else
 		{
 			ereport(said_locked ? DEBUG1 : LOG,
-					(errmsg("webhook worker %d left attempt slot %s as it is: %s",
+					(errmsg("webhook worker %d left log slot %s as it is: %s",
 							worker, slot ? slot : "(all)",
 							slot ? "another session holds a lock on it"
 							: "another session rotates the slots"),
@@ -290,13 +269,3 @@ housekeeping_prune_deliveries(const Interval *retention, int64 after_id,
 				after_id, batch);
 }
 
-/*
- * One batch of events after after_id (prune_events_sql).  Caller is in a
- * transaction.
- */
-void
-housekeeping_prune_events(const Interval *retention, int64 after_id,
-						  PruneBatch *batch)
-{
-	prune_batch(&prune_events_plan, prune_events_sql, retention, after_id, batch);
-}

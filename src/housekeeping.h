@@ -2,8 +2,8 @@
  *
  * housekeeping.h
  *	  The worker's periodic chores besides delivery (housekeeping.c):
- *	  disabling hooks whose deliveries all die, rotating the attempt log,
- *	  and pruning old history.
+ *	  disabling hooks whose deliveries all die, pruning old deliveries,
+ *	  and rotating the event and attempt logs.
  *
  * IDENTIFICATION
  *	  src/housekeeping.h
@@ -28,11 +28,9 @@ typedef struct PruneBatch
 
 extern int	housekeeping_disable_failing_hooks(const Interval *disable_after,
 											   int index, int n_workers);
-extern void housekeeping_rotate_attempts(const Interval *retention, int worker);
+extern void housekeeping_rotate_logs(const Interval *retention, int worker);
 extern void housekeeping_prune_deliveries(const Interval *retention, int64 after_id,
 										  PruneBatch *batch);
-extern void housekeeping_prune_events(const Interval *retention, int64 after_id,
-									  PruneBatch *batch);
 extern int64 interval_ms(const Interval *span);
 
 #endif							/* WEBHOOK_HOUSEKEEPING_H */

@@ -786,7 +786,7 @@ id ", coalesce('HTTP ' || " status ", " error ", 'no answer'))"
  * resort queue_record_failure() does not count its deaths.
  *
  * The attempts go into the current slot of webhook.attempt, read once for
- * the statement (an InitPlan), as webhook_internal.current_attempt_slot()
+ * the statement (an InitPlan), as webhook_internal.current_log_slot()
  * reads it: the column's default calls that function for each row, and a
  * call of it, once, cost a fifth of the insert of a hundred attempts.  The
  * slot emptied by a rotation is never the current one, so the record never
@@ -833,7 +833,7 @@ id ", coalesce('HTTP ' || " status ", " error ", 'no answer'))"
 "                                 slot, event_id, hook_id)" \
 "    SELECT row_id, attempt_no, started_at, duration_ms, url, status," \
 "           response_headers::jsonb, response_body, error," \
-"           (SELECT s.slot FROM webhook_internal.attempt_slot s" \
+"           (SELECT s.slot FROM webhook_internal.log_slot s" \
 "             WHERE s.current_from IS NOT NULL AND s.current_until IS NULL)," \
 "           event_id, hook_id" \
 "      FROM r"

@@ -66,18 +66,6 @@ extern Interval webhook_disable_after_span;
 "     AND (" e ".txid, " e ".id) OPERATOR(pg_catalog.<=) (" c ".last_txid, " c ".last_id)))"
 
 /*
- * SQL: the event e is still to be read by one of the hooks of its hook_ids
- * that exist and are active (its delivery to it is yet to be made): an
- * inactive hook is owed what the log holds (src/housekeeping.c).
- */
-#define LOG_UNREAD(e) \
-"(" e ".txid IS NOT NULL AND EXISTS (" \
-"    SELECT FROM pg_catalog.unnest(" e ".hook_ids) AS u(hook_id)" \
-"     WHERE EXISTS (SELECT FROM webhook.hook h WHERE h.id = u.hook_id AND h.active)" \
-"       AND NOT EXISTS (SELECT FROM webhook_internal.cursor c" \
-"                        WHERE c.hook_id = u.hook_id AND " LOG_READ_BY(e, "c") ")))"
-
-/*
  * A delivery's resource_key: its event's resource_id, this many characters
  * of it (src/sql/catalog/20_tables.sql says why), as the SQL function
  * webhook_internal.resource_key() cuts it.

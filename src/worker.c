@@ -28,9 +28,9 @@
  *	   (queue.c); less
  *	   often, each in short transactions of their own too (housekeeping.c),
  *	   disable its hooks whose deliveries have all died for
- *	   webhook.disable_after, and, in the first worker, rotate the attempt
- *	   log and prune the rest of the history older than webhook.retention,
- *	   a batch per turn; forget the transports idle for long (transport.c);
+ *	   webhook.disable_after, and, in the first worker, prune the
+ *	   deliveries older than webhook.retention, a batch per turn, then
+ *	   rotate the event and attempt logs; forget the transports idle for long (transport.c);
  *	5. wait_for_work(): wait on the latch and curl's sockets together
  *	   (http.c) until something is due.
  * What the worker knows of each transport (what it holds, its rate, its
@@ -221,15 +221,14 @@ static int	n_moved_hooks = -1;
 static TimestampTz last_health_check = 0;
 
 /*
- * Where the current pruning round is: the attempt log's rotation, or which
- * table it walks, from which id.
+ * Where the current pruning round is: walking the deliveries, from which
+ * id, or the logs' rotation.
  */
 typedef enum PrunePhase
 {
 	PRUNE_IDLE,					/* between rounds */
-	PRUNE_ATTEMPTS,				/* the attempt log's rotation, at once */
-	PRUNE_DELIVERIES,			/* then deliveries, in batches */
-	PRUNE_EVENTS				/* then events with no delivery left */
+	PRUNE_DELIVERIES,			/* deliveries, in batches */
+	PRUNE_LOGS					/* then the logs' rotation, at once */
 } PrunePhase;
 
 static PrunePhase prune_phase = PRUNE_IDLE;
@@ -238,7 +237,6 @@ static TimestampTz next_prune_at = 0;
 static TimestampTz prune_started_at = 0;
 static int	prune_batches = 0;
 static int64 pruned_deliveries = 0;
-static int64 pruned_events = 0;
 
 /* A hook and a time: when its retry is due, or when it was last noted. */
 typedef struct HookAt
@@ -1552,9 +1550,9 @@ check_health(void)
 static void
 end_prune_round(TimestampTz now)
 {
-	ereport(pruned_deliveries + pruned_events > 0 ? LOG : DEBUG1,
-			(errmsg("webhook worker %d pruned " INT64_FORMAT " deliveries and " INT64_FORMAT " events, older than webhook.retention (%s), in %d batches, %ld ms",
-					worker_index + 1, pruned_deliveries, pruned_events,
+	ereport(pruned_deliveries > 0 ? LOG : DEBUG1,
+			(errmsg("webhook worker %d pruned " INT64_FORMAT " deliveries, older than webhook.retention (%s), in %d batches, %ld ms",
+					worker_index + 1, pruned_deliveries,
 					GetConfigOption("webhook.retention", false, false),
 					prune_batches, TimestampDifferenceMilliseconds(prune_started_at, now))));
 	prune_phase = PRUNE_IDLE;
@@ -1563,31 +1561,29 @@ end_prune_round(TimestampTz now)
 }
 
 /*
- * The chore of prune_step(): the rotation, or one batch of the round's
- * phase, into arg.
+ * The chore of prune_step(): one batch of deliveries, into arg, or the
+ * rotation.
  */
 static void
 prune_chore(void *arg)
 {
 	PruneBatch *batch = (PruneBatch *) arg;
 
-	if (prune_phase == PRUNE_ATTEMPTS)
-		housekeeping_rotate_attempts(&webhook_retention_span, worker_index + 1);
-	else if (prune_phase == PRUNE_DELIVERIES)
+	if (prune_phase == PRUNE_DELIVERIES)
 		housekeeping_prune_deliveries(&webhook_retention_span, prune_after_id,
 									  batch);
 	else
-		housekeeping_prune_events(&webhook_retention_span, prune_after_id,
-								  batch);
+		housekeeping_rotate_logs(&webhook_retention_span, worker_index + 1);
 }
 
 /*
- * With webhook.auto_prune, in the first worker of the database: one batch
+ * With webhook.auto_prune, in the first worker of the database: one step
  * of the current pruning round, in a short transaction of its own, or the
- * start of a round when the next is due.  A round rotates the attempt log
- * (a transaction of its own), then walks the deliveries, then the events
- * (housekeeping.c).  Returns when the next step of the round is due, or 0
- * between rounds.  A failure (logged) ends the round.
+ * start of a round when the next is due.  A round walks the deliveries, a
+ * batch per step, then rotates the logs (a transaction of its own), once
+ * the deliveries that kept events are gone (housekeeping.c).  Returns when
+ * the next step of the round is due, or 0 between rounds.  A failure
+ * (logged) ends the round.
  */
 static TimestampTz
 prune_step(void)
@@ -1605,47 +1601,29 @@ prune_step(void)
 		return prune_phase == PRUNE_IDLE ? 0 : next_prune_at;
 	if (prune_phase == PRUNE_IDLE)
 	{
-		prune_phase = PRUNE_ATTEMPTS;
+		prune_phase = PRUNE_DELIVERIES;
 		prune_after_id = 0;
 		prune_started_at = now;
 		prune_batches = 0;
-		pruned_deliveries = pruned_events = 0;
+		pruned_deliveries = 0;
 	}
 
 	memset(&batch, 0, sizeof(batch));
 	batch.done = true;
-	failed = !run_chore(prune_phase == PRUNE_ATTEMPTS ? "rotating the attempt log" : "pruning",
+	failed = !run_chore(prune_phase == PRUNE_LOGS ? "rotating the logs" : "pruning",
 						prune_chore, &batch);
 
 	now = GetCurrentTimestamp();
-	if (failed)
+	if (failed || prune_phase == PRUNE_LOGS)
 	{
 		end_prune_round(now);
 		return 0;
 	}
-	if (prune_phase == PRUNE_ATTEMPTS)
-	{
-		/* the first batch of deliveries at the next turn */
-		prune_phase = PRUNE_DELIVERIES;
-		next_prune_at = now;
-		return next_prune_at;
-	}
 	prune_batches++;
 	prune_after_id = batch.last_id;
-	if (prune_phase == PRUNE_DELIVERIES)
-		pruned_deliveries += batch.deleted;
-	else
-		pruned_events += batch.deleted;
+	pruned_deliveries += batch.deleted;
 	if (batch.done)
-	{
-		if (prune_phase == PRUNE_EVENTS)
-		{
-			end_prune_round(now);
-			return 0;
-		}
-		prune_phase = PRUNE_EVENTS;
-		prune_after_id = 0;
-	}
+		prune_phase = PRUNE_LOGS;
 	next_prune_at = TimestampTzPlusMilliseconds(now, PRUNE_PAUSE_MS);
 	return next_prune_at;
 }

@@ -100,19 +100,36 @@ SQL
 # attempt: an attempt naming its event and hook, and no delivery row (where
 # attempts name them: 0.5 on), else an attempt of a succeeded delivery row.
 # The attempts in the slots of webhook.attempt as the worker would have left
-# them (where it has slots): the old ones in a slot that stopped being
-# current 40 days ago, the others in the current one.  Vacuumed and analysed.
+# them, and the events (where they have slots): the old ones in a slot
+# that stopped being current 40 days ago, the others in the current one.
+# Vacuumed and analysed.
 bench_fill_history() {
     bench_psql <<SQL
 \o /dev/null
-INSERT INTO webhook.event (tenant, event_type, payload, created_at)
-SELECT 'default', 'ORDER_CREATE', jsonb_build_object('n', g),
-       now() - CASE WHEN g <= ${2:-0} THEN interval '40 days' ELSE interval '1 day' END
-  FROM generate_series(1, $1) g;
-CREATE TEMP TABLE history AS
-SELECT nextval('webhook.delivery_id_seq') AS id, e.id AS event_id, h.id AS hook_id, e.created_at,
-       e.created_at < now() - interval '30 days' AS old
-  FROM webhook.event e, webhook.hook h WHERE e.created_at < now() - interval '1 hour';
+CREATE TEMP TABLE history (id bigint, event_id bigint, hook_id bigint, created_at timestamptz,
+                           old boolean);
+-- the old events, or the young ones, into the event log's current slot
+-- (where it has slots), and their deliveries (to every hook) into history
+CREATE FUNCTION pg_temp.events(old boolean) RETURNS void LANGUAGE plpgsql AS \$\$
+DECLARE
+    slot smallint := CASE WHEN to_regclass('webhook_internal.event_1') IS NOT NULL
+                          THEN webhook_internal.current_log_slot() ELSE 0 END;
+BEGIN
+    EXECUTE format('INSERT INTO %s (id, tenant, event_type, payload, created_at)'
+                   ' SELECT nextval(%L), %L, %L, jsonb_build_object(%L, g), now() - %L::interval'
+                   '   FROM generate_series(1, \$1) g',
+                   CASE WHEN slot = 0 THEN 'webhook.event'
+                        ELSE format('webhook_internal.event_%s', slot) END,
+                   'webhook.event_id_seq', 'default', 'ORDER_CREATE', 'n',
+                   CASE WHEN old THEN '40 days' ELSE '1 day' END)
+      USING CASE WHEN old THEN ${2:-0} ELSE $1 - ${2:-0} END;
+    INSERT INTO history
+    SELECT nextval('webhook.delivery_id_seq'), e.id, h.id, e.created_at, events.old
+      FROM webhook.event e, webhook.hook h
+     WHERE e.created_at < now() - interval '1 hour'
+       AND (e.created_at < now() - interval '30 days') = events.old;
+END
+\$\$;
 CREATE FUNCTION pg_temp.attempts(old boolean) RETURNS void LANGUAGE plpgsql AS \$\$
 DECLARE
     named boolean := EXISTS (SELECT FROM pg_attribute a
@@ -135,20 +152,22 @@ BEGIN
     END IF;
 END
 \$\$;
+SELECT pg_temp.events(true);
 SELECT pg_temp.attempts(true);
 DO \$\$
 BEGIN
-    IF to_regclass('webhook_internal.attempt_slot') IS NOT NULL THEN
-        UPDATE webhook_internal.attempt_slot
+    IF to_regclass('webhook_internal.log_slot') IS NOT NULL THEN
+        UPDATE webhook_internal.log_slot
            SET current_from = now() - interval '41 days', current_until = now() - interval '40 days'
-         WHERE slot = webhook_internal.current_attempt_slot();
-        UPDATE webhook_internal.attempt_slot
+         WHERE slot = webhook_internal.current_log_slot();
+        UPDATE webhook_internal.log_slot
            SET current_from = now() - interval '40 days', current_until = NULL
-         WHERE slot = (SELECT (s.slot + 1) % 4 FROM webhook_internal.attempt_slot s
+         WHERE slot = (SELECT (s.slot + 1) % 4 FROM webhook_internal.log_slot s
                         WHERE s.current_until = now() - interval '40 days');
     END IF;
 END
 \$\$;
+SELECT pg_temp.events(false);
 SELECT pg_temp.attempts(false);
 VACUUM ANALYZE webhook.event, webhook.delivery, webhook.attempt;
 SQL

@@ -66,6 +66,37 @@ class LogTest(unittest.TestCase):
                      % (hook_id, harness.named_args(active=active, **kw)))
 
     # -- 1: what the log keeps -------------------------------------------------
+    def test_writers_follow_the_current_slot(self):
+        """A writer writes the event log's current slot; a rotation that
+        makes another current tells the writers already connected
+        (log_slot_changed): the same session's next event is in the new
+        slot's table.  A slot emptied keeps what a cursor has yet to read:
+        every event is sent, once."""
+        tid = self.transport()
+        path = '/log-slots'
+        hook = self.hook(tid, ['SLOTS_*'], path)
+        writer = harness.Session(cluster)
+        self.addCleanup(writer.close)
+        current = ("SELECT CASE s WHEN 0 THEN 'webhook.event'"
+                   " ELSE 'webhook_internal.event_' || s END"
+                   " FROM webhook_internal.current_log_slot() s")
+        tables = []
+        for n in range(4):
+            writer.send("SELECT webhook.emit('SLOTS_A', '{\"n\": %d}', %s);" % (n, lit(self.tenant)))
+            event = ("SELECT tableoid::regclass FROM webhook.event WHERE tenant = %s"
+                     " AND payload->>'n' = '%d'" % (lit(self.tenant), n))
+            harness.wait_until(lambda: cluster.psql(event), harness.DEFAULT_TIMEOUT,
+                               'event %d logged' % n)
+            table = cluster.one(event)
+            self.assertEqual(table, cluster.one(current), 'event %d' % n)
+            tables.append(table)
+            cluster.psql("SELECT webhook.prune('0')")
+        self.assertEqual(len(set(tables)), 4, tables)
+        got = self.received(path, 4)
+        self.assertEqual([d['n'] for _, _, d in got], [0, 1, 2, 3])
+        self.assertEqual(len({uid for uid, _, _ in got}), 4)
+        self.nothing_more(path, 4)
+
     def test_events_of_inactive_and_filtered_hooks_are_logged(self):
         """The capture trigger logs an event when a hook of its tenant
         subscribes to its type, active or not, whatever its filter; it makes

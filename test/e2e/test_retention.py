@@ -1,11 +1,12 @@
 """Retention: with webhook.auto_prune the worker deletes, in batches, the
-finished deliveries and the events older than webhook.retention (shortened
-here to 2 s), never pending or failed work, nor an event an active hook's
-cursor has yet to read, and keeps delivering meanwhile; an inactive hook
-is owed what the log holds; auto_prune = off keeps everything.  The attempts go by whole
-slots, each emptied at once when every attempt in it is older than the
-retention, never deleted row by row; a session reading a slot keeps it
-from being emptied, and the worker records and delivers meanwhile."""
+finished deliveries older than webhook.retention (shortened here to 2 s),
+never pending or failed work, and keeps delivering meanwhile; the events
+and attempts go by whole slots, each emptied at once when every row in it
+is older than the retention, never deleted row by row, but an event a
+delivery left or an active hook's cursor still needs stays (copied to the
+current slot); an inactive hook is owed what the log holds; auto_prune =
+off keeps everything.  A session reading a slot keeps it from being
+emptied, and the worker records and delivers meanwhile."""
 
 import re
 import time
@@ -49,16 +50,14 @@ def add_history(hook_id, n):
 # the retention of the module's cluster, in seconds
 RETENTION = 2
 
-# webhook.attempt and its slots (partitions)
-ATTEMPT_TABLES = ("SELECT 'webhook.attempt'::regclass UNION ALL SELECT inhrelid::regclass"
-                  " FROM pg_inherits WHERE inhparent = 'webhook.attempt'::regclass")
-
-
-def attempt_deletes():
-    """Rows deleted from webhook.attempt's slots (webhook.attempt itself
-    before it had any), as the statistics count them: [tables, deletes]."""
-    return cluster.psql('SELECT count(*), sum(n_tup_del) FROM pg_stat_user_tables'
-                        ' WHERE relid IN (%s)' % ATTEMPT_TABLES)[0]
+def log_deletes(log):
+    """Rows deleted from a log (webhook.attempt or webhook.event) and from
+    the tables of its slots, as the statistics count them: [tables, deletes]."""
+    return cluster.psql(
+        "SELECT count(*), sum(n_tup_del) FROM pg_stat_user_tables"
+        " WHERE relid IN (SELECT %s::regclass UNION ALL SELECT inhrelid::regclass"
+        "                  FROM pg_inherits WHERE inhparent = %s::regclass)"
+        % (lit(log), lit(log)))[0]
 
 
 def attempts_to(path):
@@ -117,8 +116,13 @@ class RetentionTest(unittest.TestCase):
             # current in turn for a round (a second at this retention)
             time.sleep(0.1)
         rx.wait_requests(sent, path=path)
-        # what went, went by TRUNCATE
-        self.assertEqual(attempt_deletes(), ['5', '0'])
+        # what went, went by TRUNCATE; the events too, as their slots were
+        # emptied: those of the first slots emptied are gone
+        self.assertEqual(log_deletes('webhook.attempt'), ['5', '0'])
+        self.assertEqual(log_deletes('webhook.event'), ['4', '0'])
+        self.assertEqual(cluster.one("SELECT count(*) FROM webhook.event e"
+                                     " WHERE e.hook_ids @> ARRAY[%d::bigint]"
+                                     " AND (e.payload->>'n')::int <= 3" % hook.hook_id), '0')
 
     def test_recording_goes_on_while_a_reader_holds_the_slots(self):
         """A session reading the attempt log in an open transaction keeps its
@@ -154,9 +158,11 @@ class RetentionTest(unittest.TestCase):
         reader.send('BEGIN; SELECT count(*) FROM webhook.attempt;')
         held = ("SELECT count(DISTINCT l.relation) FROM pg_locks l JOIN pg_stat_activity a"
                 " ON a.pid = l.pid WHERE a.state = 'idle in transaction' AND l.granted"
-                " AND l.mode = 'AccessShareLock' AND l.relation IN (%s)" % ATTEMPT_TABLES)
+                " AND l.mode = 'AccessShareLock' AND l.relation IN"
+                " (SELECT 'webhook.attempt'::regclass UNION ALL SELECT inhrelid::regclass"
+                "  FROM pg_inherits WHERE inhparent = 'webhook.attempt'::regclass)")
         cluster.wait_for(held, '5')
-        left = re.compile(r'LOG:  webhook worker 1 left attempt slot ([0-3]) as it is: '
+        left = re.compile(r'LOG:  webhook worker 1 left log slot ([0-3]) as it is: '
                           r'another session holds a lock on it')
         deadline = time.monotonic() + 30
         while not left.search(cluster.log(offset)):
@@ -172,15 +178,15 @@ class RetentionTest(unittest.TestCase):
         self.assertNotEqual(cluster.one('SELECT count(*) FROM webhook_internal.attempt_%s'
                                         % slot), '0')
         self.assertEqual(len(left.findall(cluster.log(offset))), said)
-        self.assertNotRegex(cluster.log(offset), 'emptied attempt slot %s ' % slot)
+        self.assertNotRegex(cluster.log(offset), 'emptied log slot %s ' % slot)
         # the reader's transaction ends: the slot goes
         offset = cluster.log_offset()
         reader.send('COMMIT;')
-        harness.wait_until(lambda: re.search('emptied attempt slot %s ' % slot,
+        harness.wait_until(lambda: re.search('emptied log slot %s ' % slot,
                                              cluster.log(offset)),
                            20, 'slot %s emptied' % slot, detail=lambda: cluster.log_tail(20))
         self.assertEqual(rx.count(path=path), len(sent))
-        self.assertEqual(attempt_deletes(), ['5', '0'])
+        self.assertEqual(log_deletes('webhook.attempt'), ['5', '0'])
 
     def test_worker_prunes_old_history_only(self):
         path = '/retention'
@@ -220,19 +226,21 @@ class RetentionTest(unittest.TestCase):
             "WHERE d.created_at < now() - interval '1 hour' ORDER BY d.id"),
             [['pending', 'KEPT'], ['failed', 'KEPT']])
         log = cluster.log(offset)
-        self.assertRegex(log, r'LOG:  webhook worker 1 pruned \d+ deliveries and \d+ events, '
+        self.assertRegex(log, r'LOG:  webhook worker 1 pruned \d+ deliveries, '
                          r'older than webhook.retention \(2 s\), in \d+ batches')
-        self.assertRegex(log, r'LOG:  webhook worker 1 emptied attempt slot [0-3] '
-                         r'\(\d+ (bytes|kB|MB)\), whose attempts were all older than '
-                         r'webhook.retention \(2 s\)')
+        self.assertRegex(log, r'LOG:  webhook worker 1 emptied log slot [0-3] '
+                         r'\(\d+ (bytes|kB|MB)\), whose attempts and events were all older '
+                         r'than webhook.retention \(2 s\)')
         pruned = sum(int(m) for m in re.findall(
             r'pruned (\d+) deliveries', log))
         self.assertGreaterEqual(pruned, HISTORY)
-        # the attempts went by TRUNCATE: once the worker's statistics show
-        # the deliveries it deleted, they show no attempt deleted
+        # the attempts and events went by TRUNCATE: once the worker's
+        # statistics show the deliveries it deleted, they show no attempt
+        # nor event deleted
         cluster.wait_for("SELECT n_tup_del >= %d FROM pg_stat_user_tables"
                          " WHERE relid = 'webhook.delivery'::regclass" % HISTORY, 't')
-        self.assertEqual(attempt_deletes(), ['5', '0'])
+        self.assertEqual(log_deletes('webhook.attempt'), ['5', '0'])
+        self.assertEqual(log_deletes('webhook.event'), ['4', '0'])
 
         # auto_prune off keeps everything; on again, it goes
         cluster.set_setting('webhook.auto_prune', 'off')

@@ -176,53 +176,152 @@ $$;
 COMMENT ON FUNCTION webhook.notifications(text, bigint, timestamptz, integer, integer, text, text) IS
     'the deliveries made since the given time (by default the last webhook.retention; all with since => NULL), one page at a time, oldest first';
 
--- The rotation of the attempt log (src/sql/catalog/20_tables.sql): empty
--- every slot but the current one whose attempts all started before now() -
--- older_than, by a TRUNCATE of its partition, and make the next empty slot
--- current once the current one has been so for older_than / (slots - 1).
+-- Empty slot src of the event log (src/sql/catalog/20_tables.sql) into
+-- slot dst, the current one: copy there every event that must stay, and
+-- TRUNCATE src.  An event stays while a delivery row names it, while an
+-- active hook's cursor has yet to read it, and, in a slot of unknown
+-- contents (known false), while younger than bound (a slot that stopped
+-- being current before bound holds none: its writers began before).  So
+-- the search reads what the slot keeps, not the slot: the delivery rows
+-- of the slot's ids (its first and last, by its key), and, of each of its
+-- tenants (a descent of its event_log_idx), the events of transactions
+-- that the cursors behind may not have read; only a slot of unknown
+-- contents is read whole.  The copy is made under a SHARE lock, which
+-- lets the log be read (the worker's claims, the views) and keeps writers
+-- out of src (a writer writes the current slot; only one whose
+-- transaction began before src stopped being current, or a statement into
+-- slot 0, may come; it makes the lock wait its lock_timeout, and the slot
+-- is left for the next call).  Then, under the TRUNCATE's lock, the events
+-- of the unfinished deliveries made meanwhile (by replay(), redeliver(), a
+-- failure recorded) are copied too; cursors only move on, and no event
+-- comes in.  Slot 0 is webhook.event's own rows: ONLY.  Caller holds the
+-- slots locked (one rotation at a time).  Returns the events copied.
+CREATE OR REPLACE FUNCTION webhook_internal.empty_event_slot(src smallint, dst smallint,
+                                                             bound timestamptz, known boolean)
+    RETURNS bigint
+    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    from_table text := CASE WHEN src = 0 THEN 'ONLY webhook.event'
+                            ELSE format('webhook_internal.event_%s', src) END;
+    to_table text := CASE WHEN dst = 0 THEN 'webhook.event'
+                          ELSE format('webhook_internal.event_%s', dst) END;
+    -- every cursor of an active hook has read every event of a
+    -- transaction before this
+    unread_from xid8 := (SELECT min(pg_snapshot_xmin(c.lo)) FROM webhook_internal.cursor c
+                          JOIN webhook.hook h ON h.id = c.hook_id WHERE h.active);
+    first_id bigint;
+    last_id bigint;
+    copied bigint;
+    late bigint;
+BEGIN
+    EXECUTE format('LOCK TABLE %s IN SHARE MODE', from_table);
+    EXECUTE format('SELECT min(e.id), max(e.id) FROM %s e', from_table) INTO first_id, last_id;
+    IF first_id IS NULL THEN
+        RETURN 0;
+    END IF;
+    EXECUTE format($q$
+        INSERT INTO %1$s SELECT e.* FROM %2$s e
+         WHERE e.id IN (
+             SELECT d.event_id FROM webhook.delivery d WHERE d.event_id BETWEEN $3 AND $4
+             UNION ALL
+             SELECT u.id FROM (
+                 WITH RECURSIVE tenants AS (
+                     (SELECT k.tenant FROM %2$s k WHERE k.txid IS NOT NULL
+                       ORDER BY k.tenant LIMIT 1)
+                     UNION ALL
+                     SELECT (SELECT k.tenant FROM %2$s k
+                              WHERE k.txid IS NOT NULL AND k.tenant > t.tenant
+                              ORDER BY k.tenant LIMIT 1)
+                       FROM tenants t WHERE t.tenant IS NOT NULL
+                 )
+                 SELECT k.id FROM tenants t, %2$s k
+                  WHERE $2 IS NOT NULL AND k.tenant = t.tenant
+                    AND k.txid IS NOT NULL AND k.txid >= $2
+                    AND EXISTS (SELECT FROM unnest(k.hook_ids) AS h(hook_id)
+                                 WHERE EXISTS (SELECT FROM webhook.hook x
+                                                WHERE x.id = h.hook_id AND x.active)
+                                   AND NOT EXISTS (
+                                       SELECT FROM webhook_internal.cursor c
+                                        WHERE c.hook_id = h.hook_id
+                                          AND (pg_visible_in_snapshot(k.txid, c.lo)
+                                               OR (pg_visible_in_snapshot(k.txid, c.hi)
+                                                   AND (k.txid, k.id)
+                                                       <= (c.last_txid, c.last_id)))))) u
+             UNION ALL
+             SELECT k.id FROM %2$s k WHERE NOT $5 AND k.created_at >= $1)
+        $q$, to_table, from_table) USING bound, unread_from, first_id, last_id, known;
+    GET DIAGNOSTICS copied = ROW_COUNT;
+    EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', from_table);
+    EXECUTE format($q$
+        INSERT INTO %1$s SELECT e.* FROM %2$s e
+         WHERE e.id IN (SELECT d.event_id FROM webhook.delivery d
+                         WHERE d.event_id BETWEEN $1 AND $2
+                           AND d.state IN ('pending', 'failed'))
+           AND NOT EXISTS (SELECT FROM ONLY %1$s t WHERE t.id = e.id)
+        $q$, to_table, from_table) USING first_id, last_id;
+    GET DIAGNOSTICS late = ROW_COUNT;
+    EXECUTE format('TRUNCATE %s', from_table);
+    RETURN copied + late;
+END
+$$;
+COMMENT ON FUNCTION webhook_internal.empty_event_slot(smallint, smallint, timestamptz, boolean) IS
+    'empty a slot of webhook.event into the current one: copy what must stay there, truncate the rest; returns the events copied';
+REVOKE EXECUTE ON FUNCTION webhook_internal.empty_event_slot(smallint, smallint, timestamptz, boolean)
+    FROM PUBLIC;
+
+-- The rotation of the logs (src/sql/catalog/20_tables.sql): empty every
+-- slot but the current one whose attempts all started, and whose events'
+-- transactions all began, before now() - older_than: the attempt log's by
+-- a TRUNCATE of its partition, the event log's by empty_event_slot(); and
+-- make the next empty slot current once the current one has been so for
+-- older_than / (slots - 1).
 -- A slot that stops being current may still be written by the record
--- statements that began before the rotation commits: its end is taken by
--- the next rotation (its current_until is infinity until then), which
--- comes after that commit, so that every attempt in it started before its
--- end.  A slot of unknown contents (never current, or emptied since: rows
--- restored by pg_restore, or written by hand, may be there) has its rows
--- looked at.  So no attempt younger than older_than goes.  It never makes
+-- statements (and the writers) that began before the rotation commits:
+-- its end is taken by the next rotation (its current_until is infinity
+-- until then), which comes after that commit, so that every attempt in it
+-- started before its end.  A slot of unknown contents (never current, or
+-- emptied since: rows restored by pg_restore, or written by hand, may be
+-- there) has its attempts looked at (its events stay if young anyway).
+-- So no attempt or event younger than older_than goes.  It never makes
 -- anyone wait long: a TRUNCATE waits for the sessions reading that slot,
 -- and those that come after it wait for it, so it gives up after
 -- lock_timeout and leaves the slot for the next call; the worker's record
--- statement writes the current slot only, which is never emptied.  One
--- rotation at a time.  Returns what it did, a row per slot: emptied (and
--- the size it had), current (attempts are recorded there from now on), or
--- locked (left for the next call; slot NULL: another rotation runs).
-CREATE OR REPLACE FUNCTION webhook_internal.rotate_attempts(older_than interval)
+-- statement writes the current slot only, which is never emptied, and so
+-- do the writers (log_slot_changed tells them).  One rotation at a time.
+-- Returns what it did, a row per slot: emptied (and the size it had),
+-- current (attempts and events are written there from now on), or locked
+-- (left for the next call; slot NULL: another rotation runs).
+CREATE OR REPLACE FUNCTION webhook_internal.rotate_logs(older_than interval)
     RETURNS TABLE (slot smallint, outcome text, size text)
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp SET lock_timeout = '50ms' AS $$
 DECLARE
     bound timestamptz := now() - older_than;
     slots integer;
-    cur webhook_internal.attempt_slot;
-    s webhook_internal.attempt_slot;
+    cur webhook_internal.log_slot;
+    s webhook_internal.log_slot;
     part text;
     occupied boolean;
     all_old boolean;
+    events text;
+    has_events boolean;
     target smallint;
 BEGIN
     BEGIN
-        PERFORM FROM webhook_internal.attempt_slot x ORDER BY x.slot FOR UPDATE;
+        PERFORM FROM webhook_internal.log_slot x ORDER BY x.slot FOR UPDATE;
     EXCEPTION WHEN lock_not_available THEN
         RETURN QUERY SELECT NULL::smallint, 'locked'::text, NULL::text;
         RETURN;
     END;
     -- every rotation before this one has committed: so has every attempt
     -- written to the slots they made not current
-    UPDATE webhook_internal.attempt_slot x SET current_until = clock_timestamp()
+    UPDATE webhook_internal.log_slot x SET current_until = clock_timestamp()
      WHERE x.current_until = 'infinity';
-    SELECT count(*) INTO slots FROM webhook_internal.attempt_slot;
-    SELECT x.* INTO cur FROM webhook_internal.attempt_slot x
+    SELECT count(*) INTO slots FROM webhook_internal.log_slot;
+    SELECT x.* INTO cur FROM webhook_internal.log_slot x
      WHERE x.current_from IS NOT NULL AND x.current_until IS NULL;
     -- the other slots, from the one after the current one
-    FOR s IN SELECT x.* FROM webhook_internal.attempt_slot x
+    FOR s IN SELECT x.* FROM webhook_internal.log_slot x
               WHERE x.slot IS DISTINCT FROM cur.slot
               ORDER BY (x.slot - coalesce(cur.slot, -1) + slots) % slots LOOP
         -- attempts of the last older_than: kept, unlooked at
@@ -235,11 +334,23 @@ BEGIN
                 EXECUTE format('SELECT NOT EXISTS (SELECT FROM %s a WHERE a.started_at >= $1)', part)
                    INTO all_old USING bound;
             END IF;
-            IF occupied AND all_old THEN
-                rotate_attempts.size := pg_size_pretty(pg_total_relation_size(part::regclass));
-                EXECUTE format('TRUNCATE %s', part);
-                occupied := false;
-                rotate_attempts.slot := s.slot;
+            events := CASE WHEN s.slot = 0 THEN 'webhook.event'
+                           ELSE format('webhook_internal.event_%s', s.slot) END;
+            EXECUTE format('SELECT EXISTS (SELECT FROM ONLY %s)', events) INTO has_events;
+            has_events := has_events AND cur.slot IS NOT NULL;
+            IF (occupied AND all_old) OR has_events THEN
+                rotate_logs.size := pg_size_pretty(
+                    CASE WHEN occupied AND all_old THEN pg_total_relation_size(part::regclass) ELSE 0 END
+                    + CASE WHEN has_events THEN pg_total_relation_size(events::regclass) ELSE 0 END);
+                IF occupied AND all_old THEN
+                    EXECUTE format('TRUNCATE %s', part);
+                    occupied := false;
+                END IF;
+                IF has_events THEN
+                    PERFORM webhook_internal.empty_event_slot(s.slot, cur.slot, bound,
+                                                             s.current_until IS NOT NULL);
+                END IF;
+                rotate_logs.slot := s.slot;
                 outcome := 'emptied';
                 RETURN NEXT;
             END IF;
@@ -249,7 +360,7 @@ BEGIN
         END;
         IF NOT occupied THEN
             IF s.current_from IS NOT NULL THEN
-                UPDATE webhook_internal.attempt_slot x
+                UPDATE webhook_internal.log_slot x
                    SET current_from = NULL, current_until = NULL
                  WHERE x.slot = s.slot;
             END IF;
@@ -258,16 +369,16 @@ BEGIN
     END LOOP;
     IF target IS NOT NULL
        AND (cur.slot IS NULL OR cur.current_from <= now() - older_than / (slots - 1)) THEN
-        UPDATE webhook_internal.attempt_slot x SET current_until = 'infinity' WHERE x.slot = cur.slot;
-        UPDATE webhook_internal.attempt_slot x SET current_from = now() WHERE x.slot = target;
+        UPDATE webhook_internal.log_slot x SET current_until = 'infinity' WHERE x.slot = cur.slot;
+        UPDATE webhook_internal.log_slot x SET current_from = now() WHERE x.slot = target;
         RETURN QUERY SELECT target, 'current'::text, NULL::text;
     END IF;
 END
 $$;
-COMMENT ON FUNCTION webhook_internal.rotate_attempts(interval) IS
-    'empty the slots of webhook.attempt whose attempts are all older than the bound, and make the next empty one current when the current one is due; returns what it did';
-REVOKE EXECUTE ON FUNCTION webhook_internal.rotate_attempts(interval) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION webhook_internal.rotate_attempts(interval) TO webhook_admin;
+COMMENT ON FUNCTION webhook_internal.rotate_logs(interval) IS
+    'empty the slots of webhook.attempt and webhook.event whose attempts and events are all older than the bound (keeping the events still needed), and make the next empty one current when the current one is due; returns what it did';
+REVOKE EXECUTE ON FUNCTION webhook_internal.rotate_logs(interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION webhook_internal.rotate_logs(interval) TO webhook_admin;
 
 CREATE OR REPLACE FUNCTION webhook.prune(older_than interval DEFAULT webhook_internal.retention())
     RETURNS bigint
@@ -283,14 +394,6 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     bound := now() - older_than;
-    -- attempts go by whole slots, those older than the bound
-    FOR locked_slot IN SELECT x.slot FROM webhook_internal.rotate_attempts(older_than) x
-                        WHERE x.outcome = 'locked' LOOP
-        RAISE NOTICE 'attempt slot % is left as it is: %', locked_slot,
-            CASE WHEN locked_slot IS NULL THEN 'another session rotates the slots'
-                 ELSE 'another session holds a lock on it' END
-            USING HINT = 'Call webhook.prune() again once that session''s transaction has ended.';
-    END LOOP;
     DELETE FROM webhook.delivery d
      WHERE d.state IN ('succeeded', 'dead', 'cancelled')
        AND coalesce(d.finished_at, d.created_at) < bound;
@@ -302,24 +405,19 @@ BEGIN
     -- deliveries a write added for a hook deleted meanwhile: nobody sends them
     DELETE FROM webhook.delivery d
      WHERE NOT EXISTS (SELECT 1 FROM webhook.hook h WHERE h.id = d.hook_id);
-    -- (not one an active hook's cursor has yet to read)
-    DELETE FROM webhook.event e
-     WHERE e.created_at < bound
-       AND NOT EXISTS (SELECT 1 FROM webhook.delivery d WHERE d.event_id = e.id)
-       AND NOT (e.txid IS NOT NULL
-                AND EXISTS (SELECT FROM pg_catalog.unnest(e.hook_ids) AS u(hook_id)
-                             WHERE EXISTS (SELECT FROM webhook.hook h
-                                            WHERE h.id = u.hook_id AND h.active)
-                               AND NOT EXISTS (
-                                   SELECT FROM webhook_internal.cursor c
-                                    WHERE c.hook_id = u.hook_id
-                                      AND (pg_visible_in_snapshot(e.txid, c.lo)
-                                           OR (pg_visible_in_snapshot(e.txid, c.hi)
-                                               AND (e.txid, e.id) <= (c.last_txid, c.last_id))))));
+    -- attempts and events go by whole slots, those older than the bound,
+    -- keeping the events that the deliveries left or a cursor need
+    FOR locked_slot IN SELECT x.slot FROM webhook_internal.rotate_logs(older_than) x
+                        WHERE x.outcome = 'locked' LOOP
+        RAISE NOTICE 'log slot % is left as it is: %', locked_slot,
+            CASE WHEN locked_slot IS NULL THEN 'another session rotates the slots'
+                 ELSE 'another session holds a lock on it' END
+            USING HINT = 'Call webhook.prune() again once that session''s transaction has ended.';
+    END LOOP;
     RETURN n;
 END
 $$;
 COMMENT ON FUNCTION webhook.prune(interval) IS
-    'empty the slots of webhook.attempt whose attempts are all older than the bound, delete finished deliveries older than the bound, those of deleted hooks and those of inactive hooks never tried and older than the bound, then events older than the bound with no delivery left that no active hook has yet to read; returns the number of finished deliveries deleted';
+    'delete finished deliveries older than the bound, those of deleted hooks and those of inactive hooks never tried and older than the bound, then empty the slots of webhook.attempt and webhook.event whose rows are all older than the bound (keeping the events a delivery left or an active hook''s cursor needs); returns the number of finished deliveries deleted';
 REVOKE EXECUTE ON FUNCTION webhook.prune(interval) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION webhook.prune(interval) TO webhook_admin;

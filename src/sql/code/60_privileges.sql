@@ -47,14 +47,16 @@ GRANT SELECT (id, uid, transport_id, path, event_types, signature, signature_hea
               failing_since, failing_deaths, last_death_at)
    ON webhook.hook TO webhook_admin, webhook_tenant;
 GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA webhook TO webhook_admin;
--- webhook.attempt's slots are read and written through it, whose grants
--- and policies then apply; by themselves they are the owner's alone (the
--- same explicit privileges in a fresh install as in one updated from 0.4,
--- whose table became slot 0).  Where the slots stand is for admins and
+-- webhook.attempt's and webhook.event's slots are read and written through
+-- them, whose grants and policies then apply; by themselves they are the
+-- owner's alone (the same explicit privileges in a fresh install as in one
+-- updated from 0.4, whose attempt table became slot 0).  Where the slots stand is for admins and
 -- monitoring to read.
 REVOKE ALL ON webhook_internal.attempt_0, webhook_internal.attempt_1,
-              webhook_internal.attempt_2, webhook_internal.attempt_3 FROM PUBLIC;
-GRANT SELECT ON webhook_internal.attempt_slot TO webhook_admin, pg_monitor;
+              webhook_internal.attempt_2, webhook_internal.attempt_3,
+              webhook_internal.event_1, webhook_internal.event_2,
+              webhook_internal.event_3 FROM PUBLIC;
+GRANT SELECT ON webhook_internal.log_slot TO webhook_admin, pg_monitor;
 GRANT SELECT ON webhook_internal.cursor TO webhook_admin, pg_monitor;
 
 -- Row-level security: admins see and change every row; a tenant role

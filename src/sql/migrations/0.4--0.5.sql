@@ -45,25 +45,25 @@ ALTER TABLE webhook_internal.attempt_0
     ADD CONSTRAINT attempt_0_slot CHECK (slot = 0);
 COMMENT ON TABLE webhook_internal.attempt_0 IS 'slot 0 of webhook.attempt';
 
-CREATE TABLE webhook_internal.attempt_slot (
+CREATE TABLE webhook_internal.log_slot (
     slot           smallint PRIMARY KEY,
     current_from   timestamptz,
     current_until  timestamptz,
     CHECK (current_until IS NULL OR current_from IS NOT NULL)
 );
-CREATE UNIQUE INDEX attempt_slot_current_idx ON webhook_internal.attempt_slot ((true))
+CREATE UNIQUE INDEX log_slot_current_idx ON webhook_internal.log_slot ((true))
     WHERE current_from IS NOT NULL AND current_until IS NULL;
-INSERT INTO webhook_internal.attempt_slot (slot, current_from, current_until)
+INSERT INTO webhook_internal.log_slot (slot, current_from, current_until)
 VALUES (0, pg_catalog.now(), pg_catalog.now()), (1, pg_catalog.now(), NULL), (2, NULL, NULL),
        (3, NULL, NULL);
-COMMENT ON TABLE webhook_internal.attempt_slot IS
-    'the slots of webhook.attempt: the current one, when each was current';
+COMMENT ON TABLE webhook_internal.log_slot IS
+    'the slots of webhook.attempt and webhook.event: the current one, when each was current';
 
-CREATE FUNCTION webhook_internal.current_attempt_slot() RETURNS smallint
+CREATE FUNCTION webhook_internal.current_log_slot() RETURNS smallint
     LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-    AS $$ SELECT s.slot FROM webhook_internal.attempt_slot s
+    AS $$ SELECT s.slot FROM webhook_internal.log_slot s
            WHERE s.current_from IS NOT NULL AND s.current_until IS NULL $$;
-COMMENT ON FUNCTION webhook_internal.current_attempt_slot() IS
+COMMENT ON FUNCTION webhook_internal.current_log_slot() IS
     'the slot of webhook.attempt that attempts are recorded in now';
 
 CREATE TABLE webhook.attempt (
@@ -76,14 +76,14 @@ CREATE TABLE webhook.attempt (
     response_headers  jsonb,
     response_body     text,
     error             text,
-    slot              smallint NOT NULL DEFAULT webhook_internal.current_attempt_slot(),
+    slot              smallint NOT NULL DEFAULT webhook_internal.current_log_slot(),
     event_id          bigint,
     hook_id           bigint
 ) PARTITION BY LIST (slot);
 ALTER TABLE webhook.attempt ATTACH PARTITION webhook_internal.attempt_0 FOR VALUES IN (0);
 ALTER TABLE webhook_internal.attempt_0
     DROP CONSTRAINT attempt_0_slot,
-    ALTER slot SET DEFAULT webhook_internal.current_attempt_slot();
+    ALTER slot SET DEFAULT webhook_internal.current_log_slot();
 DO $$
 BEGIN
     FOR s IN 1..3 LOOP
@@ -113,6 +113,24 @@ ALTER TABLE webhook.attempt ENABLE ROW LEVEL SECURITY;
 -- locked, and the writers wait, until the update commits).
 ALTER TABLE webhook.event ADD COLUMN txid xid8, ADD COLUMN hook_ids bigint[];
 CREATE INDEX event_log_idx ON webhook.event (tenant, txid, id) WHERE txid IS NOT NULL;
+-- The event log goes by whole slots too, the attempts' (above): 0.4's
+-- table, with its rows, is slot 0, which stopped being current now; the
+-- writers write slot 1 from now on, a table that inherits it, as slots 2
+-- and 3 do (made empty: nothing is read or moved).
+DO $$
+BEGIN
+    FOR s IN 1..3 LOOP
+        EXECUTE format('CREATE TABLE webhook_internal.event_%s (PRIMARY KEY (id))'
+                       ' INHERITS (webhook.event)', s);
+        EXECUTE format('CREATE INDEX ON webhook_internal.event_%s USING brin (created_at)', s);
+        EXECUTE format('CREATE INDEX event_%s_log_idx ON webhook_internal.event_%s (tenant, txid, id)'
+                       ' WHERE txid IS NOT NULL', s, s);
+        EXECUTE format('COMMENT ON TABLE webhook_internal.event_%s IS %L',
+                       s, format('slot %s of webhook.event', s));
+        EXECUTE format('ALTER TABLE webhook_internal.event_%s ENABLE ROW LEVEL SECURITY', s);
+    END LOOP;
+END
+$$;
 -- An ordered => 'resource' hook's deliveries carry their event's
 -- resource_id (its first 200 characters: src/sql/catalog/20_tables.sql;
 -- webhook_internal.resource_key(), of the code that follows, cuts it so),
