@@ -30,7 +30,7 @@ REGRESS = setup transport hook capture emit register signing deliveries access s
 # output_iso/): the races between the API's sessions and a writer's, on the
 # same server after the suite, in a database of their own
 # (isolation_regression); each spec makes the extension and drops it.
-ISOLATION = grant_race delete_hook_race register_race rotate_race prune_slots
+ISOLATION = grant_race delete_hook_race register_race rotate_race prune_slots log_slots
 
 PG_CONFIG ?= pg_config
 # the version is defined once, in webhook.control: the library reports it
