@@ -61,6 +61,7 @@
 #include "access/htup_details.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_inherits.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
@@ -72,6 +73,7 @@
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "spi_util.h"
+#include "storage/lmgr.h"
 #include "tcop/deparse_utility.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -1090,6 +1092,23 @@ webhook_hook_wants(PG_FUNCTION_ARGS)
 }
 
 /*
+ * Lock webhook.event and the tables of its slots (AccessShareLock), before
+ * a snapshot is taken to read them: a rotation that empties a slot holds
+ * it until it commits, and a snapshot taken before that would see neither
+ * the slot's rows (truncated) nor their copies in the current slot.
+ */
+static void
+lock_event_log(void)
+{
+	Oid			event = get_relname_relid("event", get_namespace_oid("webhook", true));
+
+	if (!OidIsValid(event))
+		return;
+	LockRelationOid(event, AccessShareLock);
+	list_free(find_all_inheritors(event, AccessShareLock, NULL));
+}
+
+/*
  * What queue_from_log() runs: the events of the log a hook is owed, oldest
  * first, as pending deliveries, each due a microsecond after the one
  * before (so that they are claimed in event order), from the statement's
@@ -1159,6 +1178,7 @@ webhook_queue_from_log(PG_FUNCTION_ARGS)
 		nulls[i] = PG_ARGISNULL(i) ? 'n' : ' ';
 	}
 	(void) GetTopTransactionId();
+	lock_event_log();
 	spi_connect_checked();
 	spi_check(SPI_execute_snapshot(spi_kept_plan(&plan, queue_from_log_sql, 6, types,
 												 CURSOR_OPT_CUSTOM_PLAN),

@@ -40,7 +40,10 @@
  * made another slot current (its trigger log_slot_changed invalidates
  * webhook_internal.log_slot's relcache entry).  A transaction that began
  * before that writes the slot it began with: the rotation empties a slot
- * only long after, and never while a writer holds it.
+ * only long after, and never while a writer holds it.  The short way
+ * checks the table it writes, not webhook.event: a trigger an admin puts
+ * on webhook.event fires for the rows of slot 0 only (and for the
+ * statement's, which all go there).
  *
  * The short way is taken only for a table as this library made it: the
  * columns it fills with their types (no type modifier; none NOT NULL that
@@ -77,6 +80,7 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/xid8.h"
 
 /*
@@ -184,7 +188,6 @@ learn_table(QueueTable *qt, Relation rel)
 
 	StaticAssertStmt((int) N_EVENT_COLUMNS >= (int) N_DELIVERY_COLUMNS, "seen[] too short");
 	qt->relid = RelationGetRelid(rel);
-	qt->valid = true;
 	qt->direct = false;
 	qt->log = false;
 	qt->natts = desc->natts;
@@ -236,21 +239,26 @@ learn_table(QueueTable *qt, Relation rel)
 }
 
 /*
- * The event log's current slot (src/sql/catalog/20_tables.sql), or -1
- * when none is (a catalog before 0.5).  Caller is connected to SPI.
+ * The event log's current slot (src/sql/catalog/20_tables.sql), or -1 when
+ * none is.  Read with the latest snapshot, not the statement's: a rotation
+ * committed since the statement began has sent its invalidation already
+ * (it may be what made us look), and the slot it made current is the one
+ * to learn.  Caller is connected to SPI.
  */
 static int
 current_log_slot(void)
 {
+	static SPIPlanPtr plan = NULL;
 	bool		isnull;
 	Datum		slot;
 
-	if (!OidIsValid(event_table.slots_relid))
-		return -1;
-	spi_check(SPI_execute("SELECT s.slot FROM webhook_internal.log_slot s"
-						  " WHERE s.current_from IS NOT NULL AND s.current_until IS NULL",
-						  true, 1),
-			  SPI_OK_SELECT, true, "reading the event log's current slot");
+	spi_check(SPI_execute_snapshot(spi_kept_plan(&plan,
+												 "SELECT s.slot FROM webhook_internal.log_slot s"
+												 " WHERE s.current_from IS NOT NULL"
+												 "   AND s.current_until IS NULL", 0, NULL, 0),
+								   NULL, NULL, GetLatestSnapshot(), InvalidSnapshot,
+								   true, false, 1),
+			  SPI_OK_SELECT, false, "reading the event log's current slot");
 	if (SPI_processed == 0)
 		return -1;
 	slot = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
@@ -258,42 +266,35 @@ current_log_slot(void)
 }
 
 /*
- * The table of the event log's current slot, open and locked, learnt in
- * place of webhook.event (rel), which is slot 0.  Another slot's table is
- * written alone: rel's lock goes, so that a writer never holds one that
- * the rotation emptying slot 0 waits for.  The identity sequence stays
- * webhook.event's.
+ * The table of the event log's current slot: webhook.event itself (named)
+ * for slot 0, or when there are no slots (a catalog before 0.5) or no such
+ * table; for another slot, the table that inherits it, written alone: a
+ * writer takes no lock on webhook.event then, so that it never waits for
+ * the rotation emptying slot 0.  A change of slot makes us learn again
+ * (slots_relid: log_slot_changed invalidates it).
  */
-static Relation
-open_current_slot(QueueTable *qt, Relation rel)
+static Oid
+current_slot_table(QueueTable *qt, Oid named)
 {
 	Oid			internal = get_namespace_oid("webhook_internal", true);
-	Oid			id_seq = qt->id_seq;
 	int			slot;
 	Oid			relid;
 
-	qt->slots_relid = get_relname_relid("log_slot", internal);
-	slot = current_log_slot();
-	if (slot <= 0)
-		return rel;
+	qt->slots_relid = OidIsValid(internal) ? get_relname_relid("log_slot", internal)
+		: InvalidOid;
+	if (!OidIsValid(qt->slots_relid) || (slot = current_log_slot()) <= 0)
+		return named;
 	relid = get_relname_relid(psprintf("event_%d", slot), internal);
 	if (!OidIsValid(relid) || get_rel_relkind(relid) != RELKIND_RELATION)
-	{
-		qt->direct = false;		/* not as this library made it */
-		return rel;
-	}
-	table_close(rel, RowExclusiveLock);
-	rel = table_open(relid, RowExclusiveLock);
-	learn_table(qt, rel);
-	qt->id_seq = id_seq;
-	return rel;
+		return named;
+	return relid;
 }
 
 /*
  * Open the queue table (RowExclusiveLock): the one known, unless a change
- * to it came in while it was locked; else the one of that name, learnt,
- * and for the event log the table of its current slot.  NULL when there is
- * no such plain table (a partitioned one, a view): the statement will deal
+ * to it came in while it was locked; else the one of that name, learnt, or
+ * for the event log the table of its current slot.  NULL when there is no
+ * such plain table (a partitioned one, a view): the statement will deal
  * with it.
  */
 static Relation
@@ -313,12 +314,21 @@ open_queue_table(QueueTable *qt)
 	relid = get_relname_relid(qt->name, get_namespace_oid("webhook", true));
 	if (!OidIsValid(relid) || get_rel_relkind(relid) != RELKIND_RELATION)
 		return NULL;
-	rel = table_open(relid, RowExclusiveLock);
-	learn_table(qt, rel);
+
+	/*
+	 * Valid from now: an invalidation that comes in while we learn (a
+	 * rotation's, say) makes the next event learn again.
+	 */
+	qt->valid = true;
 	qt->named_relid = relid;
 	qt->slots_relid = InvalidOid;
-	if (qt == &event_table && qt->direct && qt->log)
-		rel = open_current_slot(qt, rel);
+	if (qt == &event_table)
+		relid = current_slot_table(qt, relid);
+	rel = table_open(relid, RowExclusiveLock);
+	learn_table(qt, rel);
+	if (relid != qt->named_relid)	/* a slot's table has no identity */
+		qt->id_seq = getIdentitySequence(qt->named_relid,
+										 get_attnum(qt->named_relid, "id"), true);
 	qt->direct = qt->direct && OidIsValid(qt->id_seq);
 	return rel;
 }

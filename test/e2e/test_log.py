@@ -70,8 +70,9 @@ class LogTest(unittest.TestCase):
         """A writer writes the event log's current slot; a rotation that
         makes another current tells the writers already connected
         (log_slot_changed): the same session's next event is in the new
-        slot's table.  A slot emptied keeps what a cursor has yet to read:
-        every event is sent, once."""
+        slot's table, even when the rotation committed during the
+        statement that writes it.  A slot emptied keeps what a cursor has
+        yet to read: every event is sent, once."""
         tid = self.transport()
         path = '/log-slots'
         hook = self.hook(tid, ['SLOTS_*'], path)
@@ -92,10 +93,32 @@ class LogTest(unittest.TestCase):
             tables.append(table)
             cluster.psql("SELECT webhook.prune('0')")
         self.assertEqual(len(set(tables)), 4, tables)
-        got = self.received(path, 4)
-        self.assertEqual([d['n'] for _, _, d in got], [0, 1, 2, 3])
-        self.assertEqual(len({uid for uid, _, _ in got}), 4)
-        self.nothing_more(path, 4)
+        # a rotation that commits while a statement of the writer runs (its
+        # snapshot taken before): the statement learns the new slot, read
+        # as it is now, and so does the session's next transaction
+        holder = harness.Session(cluster)
+        self.addCleanup(holder.close)
+        holder.send("SELECT pg_advisory_lock(4242);")
+        cluster.wait_for("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+                         " AND objid = 4242 AND granted", '1')
+        writer.send("SELECT pg_advisory_lock(4242) IS NULL,"
+                    " webhook.emit('SLOTS_A', '{\"n\": 4}', %s);" % lit(self.tenant))
+        cluster.wait_for("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+                         " AND objid = 4242 AND NOT granted", '1')
+        cluster.psql("SELECT webhook.prune('0')")
+        holder.send("SELECT pg_advisory_unlock(4242);")
+        writer.send("SELECT pg_advisory_unlock(4242);"
+                    " SELECT webhook.emit('SLOTS_A', '{\"n\": 5}', %s);" % lit(self.tenant))
+        for n in (4, 5):
+            event = ("SELECT tableoid::regclass FROM webhook.event WHERE tenant = %s"
+                     " AND payload->>'n' = '%d'" % (lit(self.tenant), n))
+            harness.wait_until(lambda: cluster.psql(event), harness.DEFAULT_TIMEOUT,
+                               'event %d logged' % n)
+            self.assertEqual(cluster.one(event), cluster.one(current), 'event %d' % n)
+        got = self.received(path, 6)
+        self.assertEqual([d['n'] for _, _, d in got], [0, 1, 2, 3, 4, 5])
+        self.assertEqual(len({uid for uid, _, _ in got}), 6)
+        self.nothing_more(path, 6)
 
     def test_events_of_inactive_and_filtered_hooks_are_logged(self):
         """The capture trigger logs an event when a hook of its tenant

@@ -270,17 +270,18 @@ SELECT s, CASE WHEN s = 0 THEN pg_catalog.now() END FROM pg_catalog.generate_ser
 COMMENT ON TABLE webhook_internal.log_slot IS
     'the slots of webhook.attempt and webhook.event: the current one, when each was current';
 
--- The slot attempts are recorded in, webhook.attempt's default, for the
--- rows written by hand or restored.  The worker's record statement reads
--- the table itself, once per statement (src/queue.c): a call per row, or
--- even one per statement, would cost it more.  Defined here, before the
+-- The slot attempts and events are written in, webhook.attempt's default,
+-- for the rows written by hand or restored.  The worker's record statement
+-- reads the table itself, once per statement (src/queue.c): a call per
+-- row, or even one per statement, would cost it more; the capture trigger
+-- reads it once per rotation (src/enqueue.c).  Defined here, before the
 -- table whose default it is.
 CREATE FUNCTION webhook_internal.current_log_slot() RETURNS smallint
     LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
     AS $$ SELECT s.slot FROM webhook_internal.log_slot s
            WHERE s.current_from IS NOT NULL AND s.current_until IS NULL $$;
 COMMENT ON FUNCTION webhook_internal.current_log_slot() IS
-    'the slot of webhook.attempt that attempts are recorded in now';
+    'the slot of webhook.attempt and webhook.event that attempts and events are written in now';
 
 CREATE TABLE webhook.attempt (
     delivery_id       bigint NOT NULL,

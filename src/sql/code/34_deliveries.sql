@@ -185,17 +185,22 @@ COMMENT ON FUNCTION webhook.notifications(text, bigint, timestamptz, integer, in
 -- the search reads what the slot keeps, not the slot: the delivery rows
 -- of the slot's ids (its first and last, by its key), and, of each of its
 -- tenants (a descent of its event_log_idx), the events of transactions
--- that the cursors behind may not have read; only a slot of unknown
+-- that the tenant's slowest cursor may not have read (all of them while an
+-- active hook of the tenant has no cursor); only a slot of unknown
 -- contents is read whole.  The copy is made under a SHARE lock, which
 -- lets the log be read (the worker's claims, the views) and keeps writers
 -- out of src (a writer writes the current slot; only one whose
 -- transaction began before src stopped being current, or a statement into
 -- slot 0, may come; it makes the lock wait its lock_timeout, and the slot
 -- is left for the next call).  Then, under the TRUNCATE's lock, the events
--- of the unfinished deliveries made meanwhile (by replay(), redeliver(), a
--- failure recorded) are copied too; cursors only move on, and no event
--- comes in.  Slot 0 is webhook.event's own rows: ONLY.  Caller holds the
--- slots locked (one rotation at a time).  Returns the events copied.
+-- of the deliveries made meanwhile (by replay(), redeliver(), a failure
+-- recorded) are copied too; cursors only move on, and no event comes in.
+-- Each statement reads with a snapshot taken after its lock: the caller
+-- is in READ COMMITTED (rotate_logs() sees to it).  An id already in dst
+-- (an admin's INSERT with an id of its own) is not copied again: the rows
+-- are the log's, and the rotation must not stop at one.  Slot 0 is
+-- webhook.event's own rows: ONLY.  Caller holds the slots locked (one
+-- rotation at a time).  Returns the events copied.
 CREATE OR REPLACE FUNCTION webhook_internal.empty_event_slot(src smallint, dst smallint,
                                                              bound timestamptz, known boolean)
     RETURNS bigint
@@ -205,10 +210,6 @@ DECLARE
                             ELSE format('webhook_internal.event_%s', src) END;
     to_table text := CASE WHEN dst = 0 THEN 'webhook.event'
                           ELSE format('webhook_internal.event_%s', dst) END;
-    -- every cursor of an active hook has read every event of a
-    -- transaction before this
-    unread_from xid8 := (SELECT min(pg_snapshot_xmin(c.lo)) FROM webhook_internal.cursor c
-                          JOIN webhook.hook h ON h.id = c.hook_id WHERE h.active);
     first_id bigint;
     last_id bigint;
     copied bigint;
@@ -222,7 +223,7 @@ BEGIN
     EXECUTE format($q$
         INSERT INTO %1$s SELECT e.* FROM %2$s e
          WHERE e.id IN (
-             SELECT d.event_id FROM webhook.delivery d WHERE d.event_id BETWEEN $3 AND $4
+             SELECT d.event_id FROM webhook.delivery d WHERE d.event_id BETWEEN $2 AND $3
              UNION ALL
              SELECT u.id FROM (
                  WITH RECURSIVE tenants AS (
@@ -234,10 +235,17 @@ BEGIN
                               ORDER BY k.tenant LIMIT 1)
                        FROM tenants t WHERE t.tenant IS NOT NULL
                  )
-                 SELECT k.id FROM tenants t, %2$s k
-                  WHERE $2 IS NOT NULL AND k.tenant = t.tenant
-                    AND k.txid IS NOT NULL AND k.txid >= $2
-                    AND EXISTS (SELECT FROM unnest(k.hook_ids) AS h(hook_id)
+                 SELECT k.id FROM tenants t
+                  CROSS JOIN LATERAL (
+                      SELECT CASE WHEN bool_or(c.hook_id IS NULL) THEN '0'::xid8
+                                  ELSE min(pg_snapshot_xmin(c.lo)) END AS unread_from
+                        FROM webhook.transport x
+                        JOIN webhook.hook h ON h.transport_id = x.id
+                        LEFT JOIN webhook_internal.cursor c ON c.hook_id = h.id
+                       WHERE x.tenant = t.tenant AND h.active) f
+                  JOIN %2$s k ON k.tenant = t.tenant AND k.txid IS NOT NULL
+                             AND k.txid >= f.unread_from
+                  WHERE EXISTS (SELECT FROM unnest(k.hook_ids) AS h(hook_id)
                                  WHERE EXISTS (SELECT FROM webhook.hook x
                                                 WHERE x.id = h.hook_id AND x.active)
                                    AND NOT EXISTS (
@@ -248,16 +256,16 @@ BEGIN
                                                    AND (k.txid, k.id)
                                                        <= (c.last_txid, c.last_id)))))) u
              UNION ALL
-             SELECT k.id FROM %2$s k WHERE NOT $5 AND k.created_at >= $1)
-        $q$, to_table, from_table) USING bound, unread_from, first_id, last_id, known;
+             SELECT k.id FROM %2$s k WHERE NOT $4 AND k.created_at >= $1)
+        ON CONFLICT (id) DO NOTHING
+        $q$, to_table, from_table) USING bound, first_id, last_id, known;
     GET DIAGNOSTICS copied = ROW_COUNT;
     EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', from_table);
     EXECUTE format($q$
         INSERT INTO %1$s SELECT e.* FROM %2$s e
          WHERE e.id IN (SELECT d.event_id FROM webhook.delivery d
-                         WHERE d.event_id BETWEEN $1 AND $2
-                           AND d.state IN ('pending', 'failed'))
-           AND NOT EXISTS (SELECT FROM ONLY %1$s t WHERE t.id = e.id)
+                         WHERE d.event_id BETWEEN $1 AND $2)
+        ON CONFLICT (id) DO NOTHING
         $q$, to_table, from_table) USING first_id, last_id;
     GET DIAGNOSTICS late = ROW_COUNT;
     EXECUTE format('TRUNCATE %s', from_table);
@@ -307,6 +315,20 @@ DECLARE
     has_events boolean;
     target smallint;
 BEGIN
+    PERFORM webhook_internal.not_null(older_than, 'older_than');
+    IF older_than < interval '0' THEN
+        RAISE EXCEPTION 'older_than must not be negative'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- each of empty_event_slot()'s statements must read what its lock let
+    -- in: a snapshot taken before (the transaction's) misses events
+    -- committed meanwhile, which the TRUNCATE would take with it
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'the logs are rotated in READ COMMITTED only: this transaction is %',
+                        upper(current_setting('transaction_isolation'))
+            USING ERRCODE = 'invalid_transaction_state',
+                  HINT = 'Call webhook.prune() in a transaction of its own, or after SET TRANSACTION ISOLATION LEVEL READ COMMITTED.';
+    END IF;
     BEGIN
         PERFORM FROM webhook_internal.log_slot x ORDER BY x.slot FOR UPDATE;
     EXCEPTION WHEN lock_not_available THEN
@@ -347,8 +369,10 @@ BEGIN
                     occupied := false;
                 END IF;
                 IF has_events THEN
+                    -- slot 0 takes the statements' rows whenever they come
                     PERFORM webhook_internal.empty_event_slot(s.slot, cur.slot, bound,
-                                                             s.current_until IS NOT NULL);
+                                                             s.current_until IS NOT NULL
+                                                             AND s.slot <> 0);
                 END IF;
                 rotate_logs.slot := s.slot;
                 outcome := 'emptied';

@@ -26,11 +26,12 @@ COMMENT ON FUNCTION webhook_internal.hooks_changed() IS
     'trigger: makes every session reload its cached list of hooks';
 -- A rotation that makes another slot of the logs current tells every
 -- writer to look again for the event log's table to write
--- (src/enqueue.c): the same invalidation, of webhook_internal.log_slot.
+-- (src/enqueue.c): the same invalidation, of webhook_internal.log_slot.  A
+-- row trigger: a rotation that changes no slot invalidates nothing.
 CREATE OR REPLACE FUNCTION webhook_internal.log_slot_changed() RETURNS trigger
     LANGUAGE c AS 'MODULE_PATHNAME', 'webhook_hooks_changed';
 CREATE OR REPLACE TRIGGER log_slot_changed AFTER UPDATE
-    ON webhook_internal.log_slot FOR EACH STATEMENT
+    ON webhook_internal.log_slot FOR EACH ROW
     EXECUTE FUNCTION webhook_internal.log_slot_changed();
 COMMENT ON FUNCTION webhook_internal.log_slot_changed() IS
     'trigger: makes every writer look again for the event log''s current slot';

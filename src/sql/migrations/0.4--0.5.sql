@@ -64,7 +64,7 @@ CREATE FUNCTION webhook_internal.current_log_slot() RETURNS smallint
     AS $$ SELECT s.slot FROM webhook_internal.log_slot s
            WHERE s.current_from IS NOT NULL AND s.current_until IS NULL $$;
 COMMENT ON FUNCTION webhook_internal.current_log_slot() IS
-    'the slot of webhook.attempt that attempts are recorded in now';
+    'the slot of webhook.attempt and webhook.event that attempts and events are written in now';
 
 CREATE TABLE webhook.attempt (
     delivery_id       bigint NOT NULL,
