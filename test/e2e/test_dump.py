@@ -318,8 +318,8 @@ class DumpTest(unittest.TestCase):
 
     def test_events_not_read_yet_are_dumped(self):
         """Events a hook's cursor has not read yet (a session holds the
-        cursor, so the worker's claims leave the hook alone) are dumped with
-        the cursor; restored, the new database's worker adopts the cursor,
+        cursor, so the worker's claims leave the hook alone), in the event
+        log's slots, are dumped with the cursor; restored, the new database's worker adopts the cursor,
         makes them deliveries, and sends each once, and not again the one
         it had read and sent before."""
         c = cluster
@@ -355,8 +355,17 @@ class DumpTest(unittest.TestCase):
                    " WHERE l.relation = 'webhook_internal.cursor'::regclass"
                    " AND l.granted AND a.backend_type = 'client backend'"
                    " AND a.state = 'idle in transaction'", '1', src)
-        later = [c.one("SELECT webhook.emit('CURSOR', '{\"n\": %d}')" % n, db=src)
-                 for n in (2, 3)]
+        # each in a slot of the event log of its own, neither webhook.event's
+        # own rows (prune('0') makes the next slot current): the dump reads
+        # every slot
+        later = []
+        for n in (2, 3):
+            c.psql("SELECT webhook.prune('0')", db=src)
+            later.append(c.one("SELECT webhook.emit('CURSOR', '{\"n\": %d}')" % n, db=src))
+        self.assertEqual(c.psql("SELECT tableoid::regclass FROM webhook.event"
+                                " WHERE uid IN (%s) ORDER BY id" % ', '.join(map(lit, later)),
+                                db=src),
+                         [['webhook_internal.event_1'], ['webhook_internal.event_2']])
         c.workers_went_round()
         self.assertEqual(c.one("SELECT count(*) FROM webhook.deliveries", db=src), '1')
         custom = dump(self, src, 'cursor.dump')
