@@ -140,6 +140,7 @@ typedef struct QueueTable
 	Oid			named_relid;	/* the table of that name */
 	Oid			slots_relid;	/* the event log's webhook_internal.log_slot */
 	bool		valid;			/* false: learn it again */
+	uint64		forgotten;		/* how often it was made not valid */
 	bool		direct;			/* the short way may write it */
 	bool		log;			/* it has the log's columns (event, 0.5 on) */
 	int			natts;
@@ -164,10 +165,16 @@ enqueue_forget_tables(Oid relid)
 {
 	if (relid == InvalidOid || relid == event_table.relid ||
 		relid == event_table.named_relid || relid == event_table.slots_relid)
+	{
 		event_table.valid = false;
+		event_table.forgotten++;
+	}
 	if (relid == InvalidOid || relid == delivery_table.relid ||
 		relid == delivery_table.named_relid)
+	{
 		delivery_table.valid = false;
+		delivery_table.forgotten++;
+	}
 }
 
 /*
@@ -302,6 +309,7 @@ open_queue_table(QueueTable *qt)
 {
 	Relation	rel = NULL;
 	Oid			relid;
+	uint64		forgotten;
 
 	if (qt->valid)
 	{
@@ -314,12 +322,7 @@ open_queue_table(QueueTable *qt)
 	relid = get_relname_relid(qt->name, get_namespace_oid("webhook", true));
 	if (!OidIsValid(relid) || get_rel_relkind(relid) != RELKIND_RELATION)
 		return NULL;
-
-	/*
-	 * Valid from now: an invalidation that comes in while we learn (a
-	 * rotation's, say) makes the next event learn again.
-	 */
-	qt->valid = true;
+	forgotten = qt->forgotten;
 	qt->named_relid = relid;
 	qt->slots_relid = InvalidOid;
 	if (qt == &event_table)
@@ -330,6 +333,8 @@ open_queue_table(QueueTable *qt)
 		qt->id_seq = getIdentitySequence(qt->named_relid,
 										 get_attnum(qt->named_relid, "id"), true);
 	qt->direct = qt->direct && OidIsValid(qt->id_seq);
+	/* an invalidation that came in while we learnt: learn again next time */
+	qt->valid = (qt->forgotten == forgotten);
 	return rel;
 }
 
