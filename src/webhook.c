@@ -323,14 +323,14 @@ define_settings(void)
 							PGC_SIGHUP, 0,
 							NULL, NULL, NULL);
 	DefineCustomStringVariable("webhook.retention",
-							   "How long finished deliveries are kept: by webhook.prune(), and by the worker with webhook.auto_prune.",
+							   "How long finished deliveries are kept, and attempts and events at least: by webhook.prune(), and by the worker with webhook.auto_prune.",
 							   NULL,
 							   &webhook_retention,
 							   "30 days",
 							   PGC_USERSET, 0,
 							   check_retention, assign_retention, NULL);
 	DefineCustomBoolVariable("webhook.auto_prune",
-							 "The worker deletes finished deliveries, their attempts and events older than webhook.retention.",
+							 "The worker deletes finished deliveries older than webhook.retention, and empties the slots of attempts and events older than it.",
 							 NULL,
 							 &webhook_auto_prune,
 							 true,
