@@ -838,6 +838,22 @@ id ", coalesce('HTTP ' || " status ", " error ", 'no answer'))"
 "           event_id, hook_id" \
 "      FROM r"
 
+/*
+ * A delivery with a row (an ordered hook's, or one queued by replay(),
+ * redeliver() or spill()) that succeeds at its first attempt goes as one
+ * read from the log does: its row is deleted, and its attempt, which names
+ * its event and hook, is all there is of it (webhook.deliveries shows it
+ * as succeeded).  A delete marks the row and adds no index entry, where an
+ * update to 'succeeded' wrote a new version (not HOT: its state leaves the
+ * partial indexes) with an entry in each of the others.
+ */
+#define SUCCEEDED_AT_ONCE(r) \
+"(" r ".new_state = 'succeeded' AND " r ".attempt_no = 1)"
+#define DELETE_SUCCEEDED_AT_ONCE \
+"done_at_once AS (" \
+"    DELETE FROM webhook.delivery d" \
+"     USING r WHERE d.id = r.delivery_id AND " SUCCEEDED_AT_ONCE("r")
+
 static const char *record_sql =
 "WITH input AS ("
 "    SELECT r.*, h.retry_schedule,"
@@ -868,8 +884,9 @@ static const char *record_sql =
 "               THEN webhook_internal.next_attempt(r.step, CASE WHEN r.status IN (429, 503)"
 "                                                       THEN r.retry_after END)"
 "               ELSE d.next_attempt_at END"
-"      FROM r WHERE d.id = r.delivery_id"
+"      FROM r WHERE d.id = r.delivery_id AND NOT " SUCCEEDED_AT_ONCE("r")
 "    RETURNING d.hook_id, d.state, d.next_attempt_at"
+"), " DELETE_SUCCEEDED_AT_ONCE
 "), fresh_made AS ("
 "    INSERT INTO webhook.delivery (id, event_id, hook_id, state, attempts, last_status,"
 "                                  last_error, next_attempt_at, finished_at)"
@@ -940,7 +957,8 @@ static const char *record_succeeded_sql =
 "    UPDATE webhook.delivery d"
 "       SET state = 'succeeded', attempts = r.attempt_no, last_status = r.status,"
 "           last_error = r.error, finished_at = pg_catalog.now()"
-"      FROM r WHERE d.id = r.delivery_id"
+"      FROM r WHERE d.id = r.delivery_id AND NOT " SUCCEEDED_AT_ONCE("r")
+"), " DELETE_SUCCEEDED_AT_ONCE
 "), health AS ("
 "    UPDATE webhook.hook h"
 "       SET failing_since = NULL, failing_deaths = 0, last_death_at = NULL"

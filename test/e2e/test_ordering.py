@@ -89,7 +89,8 @@ class OrderingTest(unittest.TestCase):
 
     def test_hook_order_one_in_flight(self):
         """ordered => 'hook': one request at a time, and the second event waits
-        while the first is retried."""
+        while the first is retried; the deliveries that succeed at once
+        leave no row."""
         path = '/ord-hook'
         rx.script(path, R(500, times=2), R(200, delay=0.05))
         hook = cluster.hook_on(rx.url(), path, ordered='hook',
@@ -107,6 +108,14 @@ class OrderingTest(unittest.TestCase):
         self.assertEqual(self.assert_in_order(seq, 'hook'), n)
         self.assertEqual(len(seq), n + 2)
         self.assertEqual(rx.max_in_flight[path], 1)
+        # a delivery that succeeded at its first attempt leaves its attempt
+        # alone, as one read from the log does: the retried one keeps its row
+        self.assertEqual(cluster.psql(
+            "SELECT state, attempts FROM webhook.delivery WHERE hook_id = %d" % hook.hook_id),
+            [['succeeded', '3']])
+        self.assertEqual(cluster.one(
+            "SELECT count(*) FROM webhook.delivery_log WHERE hook_id = %d" % hook.hook_id),
+            str(n + 2))
 
     def test_null_resource_ids_are_one_group(self):
         """ordered => 'resource': events without a resource id are ordered
