@@ -590,11 +590,14 @@ class LogTest(unittest.TestCase):
                 ' (SELECT count(*) FROM webhook.delivery_log WHERE hook_id = %d)' % (h, h, h))
         self.assertEqual(cluster.psql(seen, user=mine), [['2', '2', '2']])
         self.assertEqual(cluster.psql(seen, user=other), [['0', '0', '0']])
-        # sent again: a row of its own, the same webhook-id
+        # sent again: a delivery of its own, the same webhook-id; its row
+        # goes once it succeeds at its first attempt, as any such delivery's
         again = int(cluster.one('SELECT webhook.redeliver(%d)' % ok_id))
         self.assertEqual(self.received(path, 3)[2], (ok, 'LOGFIRST_A', {'n': 1}))
-        cluster.wait_for('SELECT state FROM webhook.delivery WHERE id = %d' % again,
+        cluster.wait_for('SELECT state FROM webhook.deliveries WHERE id = %d' % again,
                          'succeeded')
+        self.assertEqual(cluster.one('SELECT count(*) FROM webhook.delivery WHERE id = %d'
+                                     % again), '0')
 
 
 if __name__ == '__main__':
