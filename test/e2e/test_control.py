@@ -123,10 +123,11 @@ class ControlTest(unittest.TestCase):
         harness.verify_standard(secret, req.headers, req.body)
         cluster.wait_for("SELECT state FROM webhook.deliveries WHERE id = %d" % delivery_id,
                          'succeeded')
+        # answered 2xx at once: its row went, its attempt shows it
         self.assertEqual(cluster.one(
-            'SELECT e.uid::text FROM webhook.delivery d JOIN webhook.event e '
+            'SELECT e.uid::text FROM webhook.deliveries d JOIN webhook.event e '
             'ON e.id = d.event_id WHERE d.id = %d' % delivery_id), req.headers['webhook-id'])
-        self.assertEqual(cluster.one('SELECT hook_id FROM webhook.delivery WHERE id = %d'
+        self.assertEqual(cluster.one('SELECT hook_id FROM webhook.deliveries WHERE id = %d'
                                      % delivery_id), str(hook.hook_id))
 
     def test_deny_networks(self):
