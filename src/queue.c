@@ -65,6 +65,27 @@
 #include "utils/memutils.h"
 
 /*
+ * An event, by its id, with the columns cols of it (e): a look-up in each
+ * slot of the event log (src/sql/catalog/20_tables.sql), unless rel, the
+ * table it was read from in the same statement, names one: a slot that is
+ * not that one is passed over (a one-time filter, its index not read).  An
+ * event whose table is not known (a row of webhook.delivery names its id
+ * only) is looked up in each slot until found.  Read through webhook.event,
+ * each look-up read all four keys.
+ */
+#define SLOT_LOOKUP(table, cols, rel, id) \
+"SELECT " cols " FROM ONLY " table " e" \
+" WHERE (" rel " IS NULL" \
+"        OR " rel " OPERATOR(pg_catalog.=) '" table "'::pg_catalog.regclass::pg_catalog.oid)" \
+"   AND e.id OPERATOR(pg_catalog.=) " id
+#define EVENT_LOOKUP(cols, rel, id) \
+"(" SLOT_LOOKUP("webhook.event", cols, rel, id) \
+" UNION ALL " SLOT_LOOKUP("webhook_internal.event_1", cols, rel, id) \
+" UNION ALL " SLOT_LOOKUP("webhook_internal.event_2", cols, rel, id) \
+" UNION ALL " SLOT_LOOKUP("webhook_internal.event_3", cols, rel, id) \
+" LIMIT 1)"
+
+/*
  * What a request needs, for one row c(id, event_id, hook_id, attempts,
  * floor_at, size, fits) of the delivery queue: request_from_row() reads
  * these columns in this order.  An event that does not fit (as stored, or
@@ -80,9 +101,9 @@
 /* the claim's parameters */
 #define CLAIM_ARGS 25
 #define REQUEST_SELECT \
-"SELECT c.id, c.attempts + 1, t.id, e.uid::text," \
+"SELECT c.id, c.attempts + 1, t.id, ev.uid::text," \
 "       CASE WHEN h.transform IS NULL AND c.fits" \
-"            THEN webhook.render(h.payload_format::text, e, h.uid) END," \
+"            THEN webhook.render(h.payload_format::text, ev.e, h.uid) END," \
 "       webhook_internal.hook_url(t.base_url, h.path), t.query_key," \
 "       ARRAY(SELECT kv.key || ': ' || kv.value" \
 "               FROM pg_catalog.jsonb_each_text(t.headers) kv)," \
@@ -100,10 +121,11 @@
 "            WHEN (SELECT x IS NULL OR t.tenant = ANY (x)" \
 "                    FROM webhook_internal.tenants_of(h.transform_role) AS x)" \
 "            THEN h.transform_role::oid END," \
-"       CASE WHEN h.transform IS NOT NULL AND c.fits THEN e END," \
+"       CASE WHEN h.transform IS NOT NULL AND c.fits THEN ev.e END," \
 "       coalesce(t.max_per_second, 0), c.floor_at, t.tenant, c.size, c.fits"
 #define REQUEST_JOINS \
-"  JOIN webhook.event e ON e.id = c.event_id" \
+"  CROSS JOIN LATERAL " EVENT_LOOKUP("e.uid, CASE WHEN c.fits THEN e::webhook.event END AS e", \
+                                    "c.rel", "c.event_id") " ev" \
 "  JOIN webhook.hook h ON h.id = c.hook_id" \
 "  JOIN webhook.transport t ON t.id = h.transport_id"
 
@@ -230,7 +252,7 @@
  * from where the last claim stopped, not from its first event.
  */
 #define LOG_ARM(part, from_txid, from_id, cond) \
-"(SELECT " #part " AS part, e.txid, e.id FROM webhook.event e" \
+"(SELECT " #part " AS part, e.txid, e.id, e.tableoid AS rel FROM webhook.event e" \
 "  WHERE e.tenant OPERATOR(pg_catalog.=) h.tenant AND e.txid IS NOT NULL" \
 "    AND (e.txid, e.id) OPERATOR(pg_catalog.>) (" from_txid ", " from_id ")" \
 "    AND " cond \
@@ -242,10 +264,10 @@
  * log was small read the tenant's whole log and matched it against them)
  */
 #define LOG_XIP_ARM(part, snap, from_id, cond) \
-"(SELECT " #part " AS part, e.txid, e.id" \
+"(SELECT " #part " AS part, e.txid, e.id, e.rel" \
 "   FROM pg_catalog.pg_snapshot_xip(" snap ") AS x(txid)" \
 "   CROSS JOIN LATERAL (" \
-"       SELECT e.txid, e.id FROM webhook.event e" \
+"       SELECT e.txid, e.id, e.tableoid AS rel FROM webhook.event e" \
 "        WHERE e.tenant OPERATOR(pg_catalog.=) h.tenant AND e.txid IS NOT NULL" \
 "          AND (e.txid, e.id) OPERATOR(pg_catalog.>) (x.txid, " from_id ")" \
 "          AND e.txid OPERATOR(pg_catalog.<=) x.txid AND " cond \
@@ -313,7 +335,7 @@ HOOKS_WITH_ROOM("fresh_hooks") \
 "     WHERE h.active AND h.disabled_reason IS NULL AND r.room > 0" \
 "       AND t.id OPERATOR(pg_catalog.%) $5 OPERATOR(pg_catalog.=) $6" \
 "), fresh AS (" \
-"    SELECT h.hook_id, x.part, x.txid, x.id AS event_id," \
+"    SELECT h.hook_id, x.part, x.txid, x.id AS event_id, x.rel," \
 "           pg_catalog.count(*) OVER (PARTITION BY h.hook_id) AS n," \
 "           pg_catalog.row_number() OVER (PARTITION BY h.hook_id" \
 "                                        ORDER BY x.part, x.txid, x.id) AS rank" \
@@ -479,7 +501,7 @@ HELD_CURSORS ", " FRESH_READ(HELD_POSITION)
 "    SELECT x.id, x.event_id, x.hook_id, x.attempts, x.next_attempt_at," \
 "           x.next_attempt_at AS floor_at, t.id AS transport_id, t.tenant, r.room," \
 "           NULL::bigint AS rank, NULL::integer AS part, NULL::pg_catalog.xid8 AS txid," \
-"           NULL::bigint AS n_read" \
+"           NULL::bigint AS n_read, NULL::pg_catalog.oid AS rel" \
 HOOKS_WITH_ROOM(looked_at) \
 "      CROSS JOIN LATERAL (" \
 "          SELECT d.id, d.event_id, d.hook_id, d.attempts, d.next_attempt_at" \
@@ -541,7 +563,7 @@ HOOKS_WITH_ROOM(looked_at) \
 "    UNION ALL" \
 "    SELECT x.id, x.event_id, x.hook_id, x.attempts, x.next_attempt_at," \
 "           NULL::timestamptz, t.id AS transport_id, t.tenant, r.room," \
-"           NULL, NULL, NULL, NULL" \
+"           NULL, NULL, NULL, NULL, NULL" \
 HOOKS_WITH_ROOM("webhook.hook") \
 "      CROSS JOIN LATERAL (" \
 "          SELECT coalesce(pg_catalog.array_agg(g.resource_key)" \
@@ -603,7 +625,7 @@ HOOKS_WITH_ROOM("webhook.hook") \
 "    SELECT NULL::bigint AS id, f.event_id, f.hook_id, 0 AS attempts," \
 "           pg_catalog.now() + f.rank * interval '1 microsecond' AS next_attempt_at," \
 "           NULL::timestamptz AS floor_at, r.transport_id, r.tenant, r.room, f.rank, f.part," \
-"           f.txid, f.n AS n_read" \
+"           f.txid, f.n AS n_read, f.rel" \
 "      FROM fresh f JOIN readers r ON r.hook_id = f.hook_id"
 /* What the worker may hold of them, their requests, and where they leave the cursors. */
 #define CLAIM_TAIL \
@@ -616,7 +638,7 @@ HOOKS_WITH_ROOM("webhook.hook") \
 "     WHERE c.n <= c.room" \
 "), picked AS (" \
 "    SELECT w.id, w.event_id, w.hook_id, w.attempts, w.next_attempt_at, w.floor_at, w.tenant," \
-"           w.rank, w.part, w.txid, w.n_read" \
+"           w.rank, w.part, w.txid, w.n_read, w.rel" \
 "      FROM within_transports w" \
 "     WHERE w.tn <= coalesce((SELECT x.room FROM tenant_room x WHERE x.tenant = w.tenant), $13)" \
 "     ORDER BY w.next_attempt_at" \
@@ -624,19 +646,20 @@ HOOKS_WITH_ROOM("webhook.hook") \
 "), claimed AS (" \
 "    SELECT z.* FROM (" \
 "        SELECT p.id, p.event_id, p.hook_id, p.attempts, p.floor_at, y.size," \
-"               y.body <= $15 AS fits, p.tenant, p.rank, p.part, p.txid, p.n_read," \
+"               y.body <= $15 AS fits, p.tenant, p.rank, p.part, p.txid, p.n_read, p.rel," \
 "               pg_catalog.sum(y.held) OVER (PARTITION BY p.tenant" \
 "                                           ORDER BY p.next_attempt_at, p.id" \
 "                                           ROWS UNBOUNDED PRECEDING) - y.held AS before" \
 "          FROM picked p" \
 "          CROSS JOIN LATERAL (SELECT s.size, s.body," \
 "                                     CASE WHEN s.body <= $15 THEN s.body ELSE 0 END AS held" \
-"                                FROM webhook.event e," \
+"                                FROM " EVENT_LOOKUP("e.payload, e.previous, e.resource_id," \
+                                                    " e.resource, e.event_type", \
+                                                    "p.rel", "p.event_id") " e," \
 "                                     LATERAL (SELECT x.size," \
 "                                                     CASE WHEN x.size <= $15" \
 "                                                          THEN " BODY_SIZE " END AS body" \
-"                                                FROM (SELECT " STORED_SIZE " AS size) x) s" \
-"                               WHERE e.id = p.event_id) y) z" \
+"                                                FROM (SELECT " STORED_SIZE " AS size) x) s) y) z" \
 "     WHERE z.before < coalesce((SELECT x.bytes FROM tenant_room x WHERE x.tenant = z.tenant)," \
 "                               $14)" \
 "), " FRESH_TAKEN \
@@ -688,8 +711,8 @@ static const char *const claim_sql[CLAIM_LOOKS][2] = {
 static const char *preview_sql =
 REQUEST_SELECT
 "  FROM (VALUES (NULL::bigint, $2::bigint, $1::bigint, 0, NULL::timestamptz,"
-"               NULL::bigint, true))"
-"       AS c(id, event_id, hook_id, attempts, floor_at, size, fits)"
+"               NULL::bigint, true, NULL::pg_catalog.oid))"
+"       AS c(id, event_id, hook_id, attempts, floor_at, size, fits, rel)"
 REQUEST_JOINS;
 
 /*

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Where one worker's time goes while it drains a batch: N events of one hook
+# (ordered as asked, over R resources), signed and logged, sent 64 in flight
+# to a local nginx that answers 204 (as bench/delivery.sh), with
+# pg_stat_statements on.  Prints the drain's rate and, per call, the time
+# of the worker's two statements: the claim and the record.  With perf
+# (Debian's linux-perf) and the rights to use it, the worker is sampled
+# through the drain too: the share of its CPU in each object (postgres is
+# PostgreSQL; libcurl, libc and the kernel are mostly the requests), and
+# in the claim and the record (queue_claim, queue_record, with what
+# PostgreSQL does for them).  Its figures move with the machine's load:
+# alternate it with another build (PATH) to compare two.
+#
+#   bench/profile.sh [events=20000] [ordered=none] [resources=1000]
+cd "$(dirname "$0")/.."
+source test/cluster.sh
+events=${1:-20000}; ordered=${2:-none}; resources=${3:-1000}
+port=${BENCH_HTTP_PORT:-18210}
+
+bench_start_cluster "webhook.enabled = off" "webhook.max_in_flight = 64" "webhook.workers = 1" \
+    "shared_preload_libraries = 'webhook,pg_stat_statements'" "pg_stat_statements.track = all"
+bench_start_nginx "$port"
+bench_psql <<SQL
+\o /dev/null
+CREATE EXTENSION webhook; CREATE EXTENSION pg_stat_statements;
+SELECT webhook.create_hook(webhook.create_transport('nginx', 'http://127.0.0.1:$port',
+                                                    max_in_flight => 64),
+                           '{ORDER_*}', path => '/hook', ordered => '$ordered');
+SELECT count(webhook.emit('ORDER_UPDATED', jsonb_build_object('orderId', g % $resources, 'n', g),
+                          resource => 'order', resource_id => (g % $resources)::text))
+  FROM generate_series(1, $events) g;
+SELECT pg_stat_statements_reset();
+SQL
+
+# sample the worker (it runs while sending is paused) until the drain ends
+worker=$(bench_psql -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'webhook worker'")
+perf_pid=
+if command -v perf >/dev/null && [ -n "$worker" ]; then
+    perf record -q -F 999 -g -p "$worker" -o "$BENCH_DIR/perf.data" -- sleep 130 \
+        >/dev/null 2>"$BENCH_DIR/perf.err" &
+    perf_pid=$!
+fi
+echo "drain: $(bench_drain_rate "$events") req/s"
+bench_psql -F ' ' -c "
+    SELECT CASE WHEN query LIKE 'WITH RECURSIVE busy%' THEN 'claim' ELSE 'record' END,
+           sum(calls), round((sum(total_exec_time) / sum(calls))::numeric, 3)
+      FROM pg_stat_statements
+     WHERE query LIKE 'WITH RECURSIVE busy%' OR query LIKE 'WITH input AS%'
+        OR query LIKE 'WITH r AS MATERIALIZED%'
+     GROUP BY 1 ORDER BY 1" |
+    while read -r what calls ms; do echo "$what: $calls calls, $ms ms a call"; done
+
+[ -n "$perf_pid" ] || { echo "(perf not run: install linux-perf)"; exit 0; }
+kill -INT "$perf_pid" 2>/dev/null || true; wait "$perf_pid" 2>/dev/null || true
+if [ ! -s "$BENCH_DIR/perf.data" ]; then
+    echo "(perf could not sample the worker: $(head -1 "$BENCH_DIR/perf.err"))"; exit 0
+fi
+echo "the worker's CPU, by object:"
+perf report -q -i "$BENCH_DIR/perf.data" --no-children --sort dso -g none 2>/dev/null |
+    awk '$1 + 0 >= 0.5 {printf "  %-8s %s\n", $1, $2}'
+perf script -i "$BENCH_DIR/perf.data" 2>/dev/null | python3 -c '
+import sys
+# a sample is a header line and its frames, one a line, up to a blank line
+samples = claim = record = 0
+frames = []
+for line in sys.stdin:
+    if line.strip():
+        frames.append(line)
+        continue
+    if frames:
+        samples += 1
+        claim += any(" queue_claim" in f for f in frames)
+        record += any(" queue_record" in f for f in frames)
+    frames = []
+if samples:
+    print("  in the claim %.1f%%, in the record %.1f%% (%d samples)"
+          % (100 * claim / samples, 100 * record / samples, samples))'
