@@ -1,6 +1,7 @@
 """Retries: schedules, failures of every kind, Retry-After, redirects, 410, timeouts."""
 
 import re
+import statistics
 import unittest
 
 import harness
@@ -154,10 +155,12 @@ class RetryTest(unittest.TestCase):
         self.assertLess(gap, 10.0)
 
     def test_retry_leaves_on_time(self):
-        """A retry is sent when it is due, not at a poll (once a second):
-        five retries each within 0.5 s of their due time (at a poll they
-        would all be so only one time in 32).  How punctual exactly is a
-        figure for bench/, not a bound here: a loaded machine missed 50 ms."""
+        """A retry is sent when it is due, not at a poll (once a second),
+        and never before: of five retries, none early, the median within
+        0.25 s of its due time (at a poll, lateness is spread over the
+        second: its median of five would be under 0.25 s one time in ten),
+        each within 5 s (a loaded machine stalled one 1.03 s).  How
+        punctual exactly is a figure for bench/, not a bound here."""
         late = []
         for i in range(5):
             path = '/r-on-time-%d' % i
@@ -173,7 +176,8 @@ class RetryTest(unittest.TestCase):
                      % ', '.join('%.0f' % (x * 1000) for x in late))
         for x in late:
             self.assertGreaterEqual(x, -0.005, late)
-            self.assertLess(x, 0.5, late)
+            self.assertLess(x, 5.0, late)
+        self.assertLess(statistics.median(late), 0.25, late)
 
     def test_redirect_not_followed(self):
         path, target = '/r-302', '/r-302-target'
