@@ -294,6 +294,32 @@ SELECT * FROM slots_left;
 SELECT webhook.prune('30 minutes');
 SELECT * FROM slots_left;
 TRUNCATE webhook.attempt;
+-- The worker moves the events that must stay max_moved at a time
+-- (rotate_logs(older_than, max_moved)), then empties the slot: five old
+-- events in slot 0 (a statement's rows), each named by a failed delivery,
+-- slot 0 ended two days ago; moved two at a time, the slot then emptied;
+-- their deliveries stay (moving deletes from slot 0, whose trigger takes
+-- a deleted event's deliveries)
+SELECT webhook_internal.rotate_logs('1 day', 0);
+UPDATE webhook_internal.log_slot
+   SET current_from = now() - interval '3 days', current_until = now() - interval '2 days'
+ WHERE slot = 0 AND slot <> webhook_internal.current_log_slot();
+WITH e AS (
+    INSERT INTO webhook.event (event_type, payload, created_at)
+    SELECT 'MOVED', jsonb_build_object('n', g), now() - interval '2 days'
+      FROM generate_series(1, 5) g RETURNING id
+)
+INSERT INTO webhook.delivery (event_id, hook_id, state, attempts, next_attempt_at)
+SELECT e.id, :ha, 'failed', 1, now() + interval '1 hour' FROM e;
+SELECT r.outcome, r.size FROM webhook_internal.rotate_logs('1 day', 2) r WHERE r.slot = 0;
+SELECT r.outcome, r.size FROM webhook_internal.rotate_logs('1 day', 2) r WHERE r.slot = 0;
+SELECT r.outcome FROM webhook_internal.rotate_logs('1 day', 2) r WHERE r.slot = 0;
+SELECT count(*) AS moved, bool_and(e.tableoid <> 'webhook.event'::regclass) AS out_of_slot_0,
+       count(d.id) AS with_their_delivery
+  FROM webhook.event e LEFT JOIN webhook.delivery d ON d.event_id = e.id
+ WHERE e.event_type = 'MOVED';
+DELETE FROM webhook.delivery d USING webhook.event e
+ WHERE e.id = d.event_id AND e.event_type = 'MOVED';
 
 -- clean up
 SELECT webhook.delete_transport(:shop), webhook.delete_transport(:erp);

@@ -91,11 +91,12 @@ static const char *disable_sql =
 "           h.failing_deaths, h.failing_since::text";
 
 /*
- * The logs' rotation with webhook.retention ($1): what it did, a row per
- * slot (slot, outcome, size).
+ * The logs' rotation with webhook.retention ($1), moving at most $2 events
+ * of a slot's that must stay: what it did, a row per slot (slot, outcome,
+ * size).
  */
 static const char *rotate_sql =
-"SELECT r.slot, r.outcome, r.size FROM webhook_internal.rotate_logs($1) r";
+"SELECT r.slot, r.outcome, r.size FROM webhook_internal.rotate_logs($1, $2) r";
 
 /*
  * One batch of deliveries: of the window of $3 deliveries after id $1, the
@@ -179,22 +180,29 @@ housekeeping_disable_failing_hooks(const Interval *disable_after, int index,
  * Rotate the logs (rotate_sql), and say what it did: a LOG line for
  * each slot emptied, and for the slot now recorded in; for a slot left
  * because a session holds a lock on it, a LOG line the first time, DEBUG1
- * while it stays so (the next round tries again).  worker is the worker's
- * number, for the log.  Caller is in a transaction.
+ * while it stays so (the next round tries again); for a slot whose
+ * events that must stay are being moved (PRUNE_MOVED_EVENTS a call), the
+ * same.  Returns whether a slot is being so moved: the caller calls again
+ * soon, a short transaction each, rather than move them all in one, while
+ * no tenant is delivered to.  worker is the worker's number, for the log.
+ * Caller is in a transaction.
  */
-void
+bool
 housekeeping_rotate_logs(const Interval *retention, int worker)
 {
 	static bool said_locked = false;
-	Oid			types[1] = {INTERVALOID};
-	Datum		values[1];
+	static bool said_moving = false;
+	Oid			types[2] = {INTERVALOID, INT8OID};
+	Datum		values[2];
 	const char *setting = GetConfigOption("webhook.retention", false, false);
 	bool		locked = false;
+	bool		moving = false;
 	uint64		i;
 
 	values[0] = IntervalPGetDatum(retention);
+	values[1] = Int64GetDatum(PRUNE_MOVED_EVENTS);
 	spi_connect_checked();
-	spi_check(SPI_execute_plan(spi_kept_plan(&rotate_plan, rotate_sql, 1, types, 0),
+	spi_check(SPI_execute_plan(spi_kept_plan(&rotate_plan, rotate_sql, 2, types, 0),
 							   values, NULL, false, 0),
 			  SPI_OK_SELECT, false, "rotating the logs");
 	for (i = 0; i < SPI_processed; i++)
@@ -212,6 +220,15 @@ housekeeping_rotate_logs(const Interval *retention, int worker)
 			ereport(LOG,
 					(errmsg("webhook worker %d writes attempts and events in slot %s from now on",
 							worker, slot)));
+		else if (strcmp(outcome, "moving") == 0)
+		{
+			ereport(said_moving ? DEBUG1 : LOG,
+					(errmsg("webhook worker %d moved %s events of log slot %s to the current slot: older than webhook.retention (%s), they are still to be sent",
+							worker, SPI_getvalue(tup, desc, 3), slot, setting),
+					 errdetail("The slot is emptied once none is left; the worker moves at most %d a step, between its deliveries.",
+							   PRUNE_MOVED_EVENTS)));
+			moving = true;
+		}
 		else
 		{
 			ereport(said_locked ? DEBUG1 : LOG,
@@ -224,7 +241,9 @@ housekeeping_rotate_logs(const Interval *retention, int worker)
 		}
 	}
 	said_locked = locked;
+	said_moving = moving;
 	SPI_finish();
+	return moving;
 }
 
 /* Run one pruning batch statement and read what it did into batch. */

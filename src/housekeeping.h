@@ -17,6 +17,8 @@
 
 /* rows of the queue's history looked at by one pruning batch */
 #define PRUNE_BATCH_ROWS 5000
+/* events moved out of a log slot by one step of its emptying, at most */
+#define PRUNE_MOVED_EVENTS 5000
 
 /* What one pruning batch did. */
 typedef struct PruneBatch
@@ -28,7 +30,7 @@ typedef struct PruneBatch
 
 extern int	housekeeping_disable_failing_hooks(const Interval *disable_after,
 											   int index, int n_workers);
-extern void housekeeping_rotate_logs(const Interval *retention, int worker);
+extern bool housekeeping_rotate_logs(const Interval *retention, int worker);
 extern void housekeeping_prune_deliveries(const Interval *retention, int64 after_id,
 										  PruneBatch *batch);
 extern int64 interval_ms(const Interval *span);

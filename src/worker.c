@@ -228,7 +228,8 @@ typedef enum PrunePhase
 {
 	PRUNE_IDLE,					/* between rounds */
 	PRUNE_DELIVERIES,			/* deliveries, in batches */
-	PRUNE_LOGS					/* then the logs' rotation, at once */
+	PRUNE_LOGS					/* then the logs' rotation: a step, more
+								 * while a slot's events are moved */
 } PrunePhase;
 
 static PrunePhase prune_phase = PRUNE_IDLE;
@@ -1561,8 +1562,8 @@ end_prune_round(TimestampTz now)
 }
 
 /*
- * The chore of prune_step(): one batch of deliveries, into arg, or the
- * rotation.
+ * The chore of prune_step(): one batch of deliveries, into arg, or a step
+ * of the rotation (done unless a slot's events are being moved).
  */
 static void
 prune_chore(void *arg)
@@ -1573,7 +1574,8 @@ prune_chore(void *arg)
 		housekeeping_prune_deliveries(&webhook_retention_span, prune_after_id,
 									  batch);
 	else
-		housekeeping_rotate_logs(&webhook_retention_span, worker_index + 1);
+		batch->done = !housekeeping_rotate_logs(&webhook_retention_span,
+												worker_index + 1);
 }
 
 /*
@@ -1581,7 +1583,9 @@ prune_chore(void *arg)
  * of the current pruning round, in a short transaction of its own, or the
  * start of a round when the next is due.  A round walks the deliveries, a
  * batch per step, then rotates the logs (a transaction of its own), once
- * the deliveries that kept events are gone (housekeeping.c).  Returns when
+ * the deliveries that kept events are gone (housekeeping.c); a step more
+ * for each PRUNE_MOVED_EVENTS events that a slot emptied must keep (a hook
+ * far behind: housekeeping_rotate_logs()).  Returns when
  * the next step of the round is due, or 0 between rounds.  A failure
  * (logged) ends the round.
  */
@@ -1614,16 +1618,19 @@ prune_step(void)
 						prune_chore, &batch);
 
 	now = GetCurrentTimestamp();
-	if (failed || prune_phase == PRUNE_LOGS)
+	if (failed || (prune_phase == PRUNE_LOGS && batch.done))
 	{
 		end_prune_round(now);
 		return 0;
 	}
-	prune_batches++;
-	prune_after_id = batch.last_id;
-	pruned_deliveries += batch.deleted;
-	if (batch.done)
-		prune_phase = PRUNE_LOGS;
+	if (prune_phase == PRUNE_DELIVERIES)
+	{
+		prune_batches++;
+		prune_after_id = batch.last_id;
+		pruned_deliveries += batch.deleted;
+		if (batch.done)
+			prune_phase = PRUNE_LOGS;
+	}
 	next_prune_at = TimestampTzPlusMilliseconds(now, PRUNE_PAUSE_MS);
 	return next_prune_at;
 }

@@ -5,7 +5,8 @@
 -- records; and the one to webhook.hook made a watched table's INSERT wait
 -- for (and then fail on) an uncommitted delete_hook().  Only this
 -- extension's code writes these tables.  What ON DELETE CASCADE did, these
--- statement triggers do: a deleted hook or event takes its deliveries.
+-- statement triggers do: a deleted hook or event takes its deliveries
+-- (not an event the rotation moves from slot 0 to another: a DELETE too).
 -- prune() removes the deliveries that a write racing with a delete_hook()
 -- may still add.  A deleted delivery leaves its attempts: webhook.attempt
 -- is emptied by whole slots, never row by row (src/sql/catalog/20_tables.sql),
@@ -20,7 +21,9 @@ BEGIN
         DELETE FROM webhook.hook_metrics m WHERE m.hook_id IN (SELECT o.id FROM deleted o);
         DELETE FROM webhook_internal.cursor c WHERE c.hook_id IN (SELECT o.id FROM deleted o);
     ELSE
-        DELETE FROM webhook.delivery d WHERE d.event_id IN (SELECT o.id FROM deleted o);
+        -- an event moved to another slot of the log (empty_event_slot()) stays
+        DELETE FROM webhook.delivery d WHERE d.event_id IN (SELECT o.id FROM deleted o)
+           AND NOT EXISTS (SELECT FROM webhook.event e WHERE e.id = d.event_id);
     END IF;
     RETURN NULL;
 END

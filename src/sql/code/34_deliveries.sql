@@ -200,66 +200,107 @@ COMMENT ON FUNCTION webhook.notifications(text, bigint, timestamptz, integer, in
 -- (an admin's INSERT with an id of its own) is not copied again: the rows
 -- are the log's, and the rotation must not stop at one.  Slot 0 is
 -- webhook.event's own rows: ONLY.  Caller holds the slots locked (one
--- rotation at a time).  Returns the events copied.
+-- rotation at a time).
+-- What must stay is as large as one hook is behind (a tenant's hook with a
+-- slow or rate-limited receiver, a backlog older than the retention), and
+-- the caller may be the worker, which delivers for every tenant: given
+-- max_moved, while more than that many must stay, a call moves that many
+-- of them (each deleted from src as it is written to dst, in the caller's
+-- transaction, so that a reader sees it in one of them) and leaves the
+-- slot (emptied false) for the next call; then it empties the slot as
+-- above.  So a slot is emptied without a DELETE, unless a hook is that far
+-- behind.  Returns whether it emptied the slot, and the events copied or
+-- moved.
 CREATE OR REPLACE FUNCTION webhook_internal.empty_event_slot(src smallint, dst smallint,
-                                                             bound timestamptz, known boolean)
-    RETURNS bigint
+                                                             bound timestamptz, known boolean,
+                                                             max_moved bigint DEFAULT NULL,
+                                                             OUT emptied boolean, OUT copied bigint)
     LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     from_table text := CASE WHEN src = 0 THEN 'ONLY webhook.event'
                             ELSE format('webhook_internal.event_%s', src) END;
     to_table text := CASE WHEN dst = 0 THEN 'webhook.event'
                           ELSE format('webhook_internal.event_%s', dst) END;
+    -- the ids of the events of src that must stay ($1 bound, $2 and $3 the
+    -- slot's first and last id, $4 known), those of the delivery rows
+    -- first; with duplicates
+    staying text := format($q$
+        SELECT k.id FROM webhook.delivery d JOIN %1$s k ON k.id = d.event_id
+         WHERE d.event_id BETWEEN $2 AND $3
+        UNION ALL
+        SELECT u.id FROM (
+            WITH RECURSIVE tenants AS (
+                (SELECT k.tenant FROM %1$s k WHERE k.txid IS NOT NULL
+                  ORDER BY k.tenant LIMIT 1)
+                UNION ALL
+                SELECT (SELECT k.tenant FROM %1$s k
+                         WHERE k.txid IS NOT NULL AND k.tenant > t.tenant
+                         ORDER BY k.tenant LIMIT 1)
+                  FROM tenants t WHERE t.tenant IS NOT NULL
+            )
+            SELECT k.id FROM tenants t
+             CROSS JOIN LATERAL (
+                 SELECT CASE WHEN bool_or(c.hook_id IS NULL) THEN '0'::xid8
+                             ELSE min(pg_snapshot_xmin(c.lo)) END AS unread_from
+                   FROM webhook.transport x
+                   JOIN webhook.hook h ON h.transport_id = x.id
+                   LEFT JOIN webhook_internal.cursor c ON c.hook_id = h.id
+                  WHERE x.tenant = t.tenant AND h.active) f
+             JOIN %1$s k ON k.tenant = t.tenant AND k.txid IS NOT NULL
+                        AND k.txid >= f.unread_from
+             WHERE EXISTS (SELECT FROM unnest(k.hook_ids) AS h(hook_id)
+                            WHERE EXISTS (SELECT FROM webhook.hook x
+                                           WHERE x.id = h.hook_id AND x.active)
+                              AND NOT EXISTS (
+                                  SELECT FROM webhook_internal.cursor c
+                                   WHERE c.hook_id = h.hook_id
+                                     AND (pg_visible_in_snapshot(k.txid, c.lo)
+                                          OR (pg_visible_in_snapshot(k.txid, c.hi)
+                                              AND (k.txid, k.id)
+                                                  <= (c.last_txid, c.last_id)))))) u
+        UNION ALL
+        SELECT k.id FROM %1$s k WHERE NOT $4 AND k.created_at >= $1
+        $q$, from_table);
     first_id bigint;
     last_id bigint;
-    copied bigint;
+    too_many boolean;
     late bigint;
 BEGIN
+    emptied := false;
+    copied := 0;
+    IF max_moved IS NOT NULL THEN
+        EXECUTE format('SELECT min(e.id), max(e.id) FROM %s e', from_table)
+           INTO first_id, last_id;
+        EXECUTE format('SELECT count(*) > $5 FROM (SELECT FROM (%s) s LIMIT $5 + 1) s', staying)
+           INTO too_many USING bound, first_id, last_id, known, max_moved;
+        IF too_many THEN
+            -- the first max_moved found (the array's look-ups by key: no
+            -- plan reads src whole)
+            EXECUTE format($q$
+                WITH moved AS (
+                    DELETE FROM %2$s e
+                     WHERE e.id = ANY (ARRAY(SELECT s.id FROM (%3$s) s LIMIT $5))
+                    RETURNING e.*
+                )
+                INSERT INTO %1$s SELECT * FROM moved ON CONFLICT (id) DO NOTHING
+                $q$, to_table, from_table, staying)
+                USING bound, first_id, last_id, known, max_moved;
+            GET DIAGNOSTICS copied = ROW_COUNT;
+            RETURN;
+        END IF;
+    END IF;
     EXECUTE format('LOCK TABLE %s IN SHARE MODE', from_table);
     EXECUTE format('SELECT min(e.id), max(e.id) FROM %s e', from_table) INTO first_id, last_id;
     IF first_id IS NULL THEN
-        RETURN 0;
+        emptied := true;
+        RETURN;
     END IF;
     EXECUTE format($q$
-        INSERT INTO %1$s SELECT e.* FROM %2$s e
-         WHERE e.id IN (
-             SELECT d.event_id FROM webhook.delivery d WHERE d.event_id BETWEEN $2 AND $3
-             UNION ALL
-             SELECT u.id FROM (
-                 WITH RECURSIVE tenants AS (
-                     (SELECT k.tenant FROM %2$s k WHERE k.txid IS NOT NULL
-                       ORDER BY k.tenant LIMIT 1)
-                     UNION ALL
-                     SELECT (SELECT k.tenant FROM %2$s k
-                              WHERE k.txid IS NOT NULL AND k.tenant > t.tenant
-                              ORDER BY k.tenant LIMIT 1)
-                       FROM tenants t WHERE t.tenant IS NOT NULL
-                 )
-                 SELECT k.id FROM tenants t
-                  CROSS JOIN LATERAL (
-                      SELECT CASE WHEN bool_or(c.hook_id IS NULL) THEN '0'::xid8
-                                  ELSE min(pg_snapshot_xmin(c.lo)) END AS unread_from
-                        FROM webhook.transport x
-                        JOIN webhook.hook h ON h.transport_id = x.id
-                        LEFT JOIN webhook_internal.cursor c ON c.hook_id = h.id
-                       WHERE x.tenant = t.tenant AND h.active) f
-                  JOIN %2$s k ON k.tenant = t.tenant AND k.txid IS NOT NULL
-                             AND k.txid >= f.unread_from
-                  WHERE EXISTS (SELECT FROM unnest(k.hook_ids) AS h(hook_id)
-                                 WHERE EXISTS (SELECT FROM webhook.hook x
-                                                WHERE x.id = h.hook_id AND x.active)
-                                   AND NOT EXISTS (
-                                       SELECT FROM webhook_internal.cursor c
-                                        WHERE c.hook_id = h.hook_id
-                                          AND (pg_visible_in_snapshot(k.txid, c.lo)
-                                               OR (pg_visible_in_snapshot(k.txid, c.hi)
-                                                   AND (k.txid, k.id)
-                                                       <= (c.last_txid, c.last_id)))))) u
-             UNION ALL
-             SELECT k.id FROM %2$s k WHERE NOT $4 AND k.created_at >= $1)
+        INSERT INTO %1$s SELECT e.* FROM %2$s e WHERE e.id IN (%3$s)
         ON CONFLICT (id) DO NOTHING
-        $q$, to_table, from_table) USING bound, first_id, last_id, known;
-    GET DIAGNOSTICS copied = ROW_COUNT;
+        $q$, to_table, from_table, staying) USING bound, first_id, last_id, known;
+    GET DIAGNOSTICS late = ROW_COUNT;
+    copied := copied + late;
     EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', from_table);
     EXECUTE format($q$
         INSERT INTO %1$s SELECT e.* FROM %2$s e
@@ -268,13 +309,14 @@ BEGIN
         ON CONFLICT (id) DO NOTHING
         $q$, to_table, from_table) USING first_id, last_id;
     GET DIAGNOSTICS late = ROW_COUNT;
+    copied := copied + late;
     EXECUTE format('TRUNCATE %s', from_table);
-    RETURN copied + late;
+    emptied := true;
 END
 $$;
-COMMENT ON FUNCTION webhook_internal.empty_event_slot(smallint, smallint, timestamptz, boolean) IS
-    'empty a slot of webhook.event into the current one: copy what must stay there, truncate the rest; returns the events copied';
-REVOKE EXECUTE ON FUNCTION webhook_internal.empty_event_slot(smallint, smallint, timestamptz, boolean)
+COMMENT ON FUNCTION webhook_internal.empty_event_slot(smallint, smallint, timestamptz, boolean, bigint) IS
+    'empty a slot of webhook.event into the current one: copy what must stay there, truncate the rest; with max_moved, move at most that many events that must stay, and leave the slot while some are left; returns whether it emptied the slot, and the events copied or moved';
+REVOKE EXECUTE ON FUNCTION webhook_internal.empty_event_slot(smallint, smallint, timestamptz, boolean, bigint)
     FROM PUBLIC;
 
 -- The rotation of the logs (src/sql/catalog/20_tables.sql): empty every
@@ -296,10 +338,16 @@ REVOKE EXECUTE ON FUNCTION webhook_internal.empty_event_slot(smallint, smallint,
 -- lock_timeout and leaves the slot for the next call; the worker's record
 -- statement writes the current slot only, which is never emptied, and so
 -- do the writers (log_slot_changed tells them).  One rotation at a time.
+-- Given max_moved (the worker), a slot's events that must stay are moved
+-- at most that many a call (empty_event_slot()): one hook far behind makes
+-- the calls more, not longer, and the slot is emptied by the call that
+-- finds none left (until then, it is not made current).
 -- Returns what it did, a row per slot: emptied (and the size it had),
--- current (attempts and events are written there from now on), or locked
--- (left for the next call; slot NULL: another rotation runs).
-CREATE OR REPLACE FUNCTION webhook_internal.rotate_logs(older_than interval)
+-- moving (size: the events moved; left for the next call), current
+-- (attempts and events are written there from now on), or locked (left
+-- for the next call; slot NULL: another rotation runs).
+CREATE OR REPLACE FUNCTION webhook_internal.rotate_logs(older_than interval,
+                                                        max_moved bigint DEFAULT NULL)
     RETURNS TABLE (slot smallint, outcome text, size text)
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp SET lock_timeout = '50ms' AS $$
@@ -313,12 +361,19 @@ DECLARE
     all_old boolean;
     events text;
     has_events boolean;
+    events_emptied boolean;
+    moved bigint;
     target smallint;
 BEGIN
     PERFORM webhook_internal.not_null(older_than, 'older_than');
     IF older_than < interval '0' THEN
         RAISE EXCEPTION 'older_than must not be negative'
             USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF max_moved < 1 THEN
+        RAISE EXCEPTION 'max_moved must be at least 1, not %', max_moved
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Give NULL to copy every event that must stay at once.';
     END IF;
     -- each of empty_event_slot()'s statements must read what its lock let
     -- in: a snapshot taken before (the transaction's) misses events
@@ -368,14 +423,22 @@ BEGIN
                     EXECUTE format('TRUNCATE %s', part);
                     occupied := false;
                 END IF;
+                events_emptied := true;
                 IF has_events THEN
                     -- slot 0 takes the statements' rows whenever they come
-                    PERFORM webhook_internal.empty_event_slot(s.slot, cur.slot, bound,
+                    SELECT x.emptied, x.copied INTO events_emptied, moved
+                      FROM webhook_internal.empty_event_slot(s.slot, cur.slot, bound,
                                                              s.current_until IS NOT NULL
-                                                             AND s.slot <> 0);
+                                                             AND s.slot <> 0, max_moved) x;
                 END IF;
                 rotate_logs.slot := s.slot;
-                outcome := 'emptied';
+                IF events_emptied THEN
+                    outcome := 'emptied';
+                ELSE
+                    outcome := 'moving';
+                    rotate_logs.size := moved::text;
+                    occupied := true;
+                END IF;
                 RETURN NEXT;
             END IF;
         EXCEPTION WHEN lock_not_available THEN
@@ -399,10 +462,10 @@ BEGIN
     END IF;
 END
 $$;
-COMMENT ON FUNCTION webhook_internal.rotate_logs(interval) IS
-    'empty the slots of webhook.attempt and webhook.event whose attempts and events are all older than the bound (keeping the events still needed), and make the next empty one current when the current one is due; returns what it did';
-REVOKE EXECUTE ON FUNCTION webhook_internal.rotate_logs(interval) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION webhook_internal.rotate_logs(interval) TO webhook_admin;
+COMMENT ON FUNCTION webhook_internal.rotate_logs(interval, bigint) IS
+    'empty the slots of webhook.attempt and webhook.event whose attempts and events are all older than the bound (keeping the events still needed, moved at most max_moved a call), and make the next empty one current when the current one is due; returns what it did';
+REVOKE EXECUTE ON FUNCTION webhook_internal.rotate_logs(interval, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION webhook_internal.rotate_logs(interval, bigint) TO webhook_admin;
 
 CREATE OR REPLACE FUNCTION webhook.prune(older_than interval DEFAULT webhook_internal.retention())
     RETURNS bigint
