@@ -92,11 +92,11 @@ static const char *disable_sql =
 
 /*
  * The logs' rotation with webhook.retention ($1), moving at most $2 events
- * of a slot's that must stay: what it did, a row per slot (slot, outcome,
- * size).
+ * of a slot's that must stay, of slot $3 alone unless NULL: what it did, a
+ * row per slot (slot, outcome, size).
  */
 static const char *rotate_sql =
-"SELECT r.slot, r.outcome, r.size FROM webhook_internal.rotate_logs($1, $2) r";
+"SELECT r.slot, r.outcome, r.size FROM webhook_internal.rotate_logs($1, $2, $3) r";
 
 /*
  * One batch of deliveries: of the window of $3 deliveries after id $1, the
@@ -182,28 +182,31 @@ housekeeping_disable_failing_hooks(const Interval *disable_after, int index,
  * because a session holds a lock on it, a LOG line the first time, DEBUG1
  * while it stays so (the next round tries again); for a slot whose
  * events that must stay are being moved (PRUNE_MOVED_EVENTS a call), the
- * same.  Returns whether a slot is being so moved: the caller calls again
- * soon, a short transaction each, rather than move them all in one, while
- * no tenant is delivered to.  worker is the worker's number, for the log.
- * Caller is in a transaction.
+ * same.  Looks at slot only_slot alone, unless it is -1.  Returns the slot
+ * whose events are being so moved, or -1: the caller calls again soon for
+ * that slot alone, a short transaction each, rather than move them all in
+ * one while no tenant is delivered to.  worker is the worker's number, for
+ * the log.  Caller is in a transaction.
  */
-bool
-housekeeping_rotate_logs(const Interval *retention, int worker)
+int
+housekeeping_rotate_logs(const Interval *retention, int worker, int only_slot)
 {
 	static bool said_locked = false;
 	static bool said_moving = false;
-	Oid			types[2] = {INTERVALOID, INT8OID};
-	Datum		values[2];
+	Oid			types[3] = {INTERVALOID, INT8OID, INT2OID};
+	Datum		values[3];
+	char		nulls[3] = {' ', ' ', only_slot < 0 ? 'n' : ' '};
 	const char *setting = GetConfigOption("webhook.retention", false, false);
 	bool		locked = false;
-	bool		moving = false;
+	int			moving = -1;
 	uint64		i;
 
 	values[0] = IntervalPGetDatum(retention);
 	values[1] = Int64GetDatum(PRUNE_MOVED_EVENTS);
+	values[2] = Int16GetDatum((int16) only_slot);
 	spi_connect_checked();
-	spi_check(SPI_execute_plan(spi_kept_plan(&rotate_plan, rotate_sql, 2, types, 0),
-							   values, NULL, false, 0),
+	spi_check(SPI_execute_plan(spi_kept_plan(&rotate_plan, rotate_sql, 3, types, 0),
+							   values, nulls, false, 0),
 			  SPI_OK_SELECT, false, "rotating the logs");
 	for (i = 0; i < SPI_processed; i++)
 	{
@@ -227,7 +230,7 @@ housekeeping_rotate_logs(const Interval *retention, int worker)
 							worker, SPI_getvalue(tup, desc, 3), slot, setting),
 					 errdetail("The slot is emptied once none is left; the worker moves at most %d a step, between its deliveries.",
 							   PRUNE_MOVED_EVENTS)));
-			moving = true;
+			moving = atoi(slot);
 		}
 		else
 		{
@@ -241,7 +244,7 @@ housekeeping_rotate_logs(const Interval *retention, int worker)
 		}
 	}
 	said_locked = locked;
-	said_moving = moving;
+	said_moving = moving >= 0;
 	SPI_finish();
 	return moving;
 }

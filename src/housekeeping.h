@@ -18,7 +18,7 @@
 /* rows of the queue's history looked at by one pruning batch */
 #define PRUNE_BATCH_ROWS 5000
 /* events moved out of a log slot by one step of its emptying, at most */
-#define PRUNE_MOVED_EVENTS 5000
+#define PRUNE_MOVED_EVENTS 1000
 
 /* What one pruning batch did. */
 typedef struct PruneBatch
@@ -30,7 +30,8 @@ typedef struct PruneBatch
 
 extern int	housekeeping_disable_failing_hooks(const Interval *disable_after,
 											   int index, int n_workers);
-extern bool housekeeping_rotate_logs(const Interval *retention, int worker);
+extern int	housekeeping_rotate_logs(const Interval *retention, int worker,
+									 int only_slot);
 extern void housekeeping_prune_deliveries(const Interval *retention, int64 after_id,
 										  PruneBatch *batch);
 extern int64 interval_ms(const Interval *span);

@@ -234,6 +234,7 @@ typedef enum PrunePhase
 
 static PrunePhase prune_phase = PRUNE_IDLE;
 static int64 prune_after_id = 0;
+static int	prune_moving_slot = -1;	/* the log slot whose events are moved */
 static TimestampTz next_prune_at = 0;
 static TimestampTz prune_started_at = 0;
 static int	prune_batches = 0;
@@ -1574,8 +1575,12 @@ prune_chore(void *arg)
 		housekeeping_prune_deliveries(&webhook_retention_span, prune_after_id,
 									  batch);
 	else
-		batch->done = !housekeeping_rotate_logs(&webhook_retention_span,
-												worker_index + 1);
+	{
+		prune_moving_slot = housekeeping_rotate_logs(&webhook_retention_span,
+													 worker_index + 1,
+													 prune_moving_slot);
+		batch->done = prune_moving_slot < 0;
+	}
 }
 
 /*
@@ -1607,6 +1612,7 @@ prune_step(void)
 	{
 		prune_phase = PRUNE_DELIVERIES;
 		prune_after_id = 0;
+		prune_moving_slot = -1;
 		prune_started_at = now;
 		prune_batches = 0;
 		pruned_deliveries = 0;

@@ -204,7 +204,8 @@ COMMENT ON FUNCTION webhook.notifications(text, bigint, timestamptz, integer, in
 -- What must stay is as large as one hook is behind (a tenant's hook with a
 -- slow or rate-limited receiver, a backlog older than the retention), and
 -- the caller may be the worker, which delivers for every tenant: given
--- max_moved, while more than that many must stay, a call moves that many
+-- max_moved, while more than that many must stay (counted as found: an
+-- event named by two delivery rows counts twice), a call moves that many
 -- of them (each deleted from src as it is written to dst, in the caller's
 -- transaction, so that a reader sees it in one of them) and leaves the
 -- slot (emptied false) for the next call; then it empties the slot as
@@ -215,7 +216,10 @@ CREATE OR REPLACE FUNCTION webhook_internal.empty_event_slot(src smallint, dst s
                                                              bound timestamptz, known boolean,
                                                              max_moved bigint DEFAULT NULL,
                                                              OUT emptied boolean, OUT copied bigint)
-    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+    -- its statements are planned at each call: compiling them cost more
+    -- than running them
+    SET jit = off AS $$
 DECLARE
     from_table text := CASE WHEN src = 0 THEN 'ONLY webhook.event'
                             ELSE format('webhook_internal.event_%s', src) END;
@@ -263,7 +267,7 @@ DECLARE
         $q$, from_table);
     first_id bigint;
     last_id bigint;
-    too_many boolean;
+    ids bigint[];
     late bigint;
 BEGIN
     emptied := false;
@@ -271,20 +275,18 @@ BEGIN
     IF max_moved IS NOT NULL THEN
         EXECUTE format('SELECT min(e.id), max(e.id) FROM %s e', from_table)
            INTO first_id, last_id;
-        EXECUTE format('SELECT count(*) > $5 FROM (SELECT FROM (%s) s LIMIT $5 + 1) s', staying)
-           INTO too_many USING bound, first_id, last_id, known, max_moved;
-        IF too_many THEN
-            -- the first max_moved found (the array's look-ups by key: no
-            -- plan reads src whole)
+        -- the first max_moved found, and whether there are more (the
+        -- search stops there; an id may come twice, and counts so)
+        EXECUTE format('SELECT ARRAY(SELECT s.id FROM (%s) s LIMIT $5 + 1)', staying)
+           INTO ids USING bound, first_id, last_id, known, max_moved;
+        IF cardinality(ids) > max_moved THEN
+            -- each looked up by key: no plan reads src whole
             EXECUTE format($q$
                 WITH moved AS (
-                    DELETE FROM %2$s e
-                     WHERE e.id = ANY (ARRAY(SELECT s.id FROM (%3$s) s LIMIT $5))
-                    RETURNING e.*
+                    DELETE FROM %2$s e WHERE e.id = ANY ($1) RETURNING e.*
                 )
                 INSERT INTO %1$s SELECT * FROM moved ON CONFLICT (id) DO NOTHING
-                $q$, to_table, from_table, staying)
-                USING bound, first_id, last_id, known, max_moved;
+                $q$, to_table, from_table) USING ids[1:max_moved];
             GET DIAGNOSTICS copied = ROW_COUNT;
             RETURN;
         END IF;
@@ -341,13 +343,17 @@ REVOKE EXECUTE ON FUNCTION webhook_internal.empty_event_slot(smallint, smallint,
 -- Given max_moved (the worker), a slot's events that must stay are moved
 -- at most that many a call (empty_event_slot()): one hook far behind makes
 -- the calls more, not longer, and the slot is emptied by the call that
--- finds none left (until then, it is not made current).
+-- finds no more than that left (until then, it is not made current).
+-- Given only_slot, the call looks at that slot alone: the worker's next
+-- steps of a slot left moving, which must not wait again for the locks of
+-- the others (each wait holds up every reader of the slot waited for).
 -- Returns what it did, a row per slot: emptied (and the size it had),
 -- moving (size: the events moved; left for the next call), current
 -- (attempts and events are written there from now on), or locked (left
 -- for the next call; slot NULL: another rotation runs).
 CREATE OR REPLACE FUNCTION webhook_internal.rotate_logs(older_than interval,
-                                                        max_moved bigint DEFAULT NULL)
+                                                        max_moved bigint DEFAULT NULL,
+                                                        only_slot smallint DEFAULT NULL)
     RETURNS TABLE (slot smallint, outcome text, size text)
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp SET lock_timeout = '50ms' AS $$
@@ -402,7 +408,7 @@ BEGIN
               WHERE x.slot IS DISTINCT FROM cur.slot
               ORDER BY (x.slot - coalesce(cur.slot, -1) + slots) % slots LOOP
         -- attempts of the last older_than: kept, unlooked at
-        CONTINUE WHEN s.current_until >= bound;
+        CONTINUE WHEN s.current_until >= bound OR s.slot <> only_slot;
         part := format('webhook_internal.attempt_%s', s.slot);
         BEGIN
             EXECUTE format('SELECT EXISTS (SELECT FROM %s)', part) INTO occupied;
@@ -462,10 +468,10 @@ BEGIN
     END IF;
 END
 $$;
-COMMENT ON FUNCTION webhook_internal.rotate_logs(interval, bigint) IS
-    'empty the slots of webhook.attempt and webhook.event whose attempts and events are all older than the bound (keeping the events still needed, moved at most max_moved a call), and make the next empty one current when the current one is due; returns what it did';
-REVOKE EXECUTE ON FUNCTION webhook_internal.rotate_logs(interval, bigint) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION webhook_internal.rotate_logs(interval, bigint) TO webhook_admin;
+COMMENT ON FUNCTION webhook_internal.rotate_logs(interval, bigint, smallint) IS
+    'empty the slots of webhook.attempt and webhook.event whose attempts and events are all older than the bound (keeping the events still needed, moved at most max_moved a call; only_slot alone if given), and make the next empty one current when the current one is due; returns what it did';
+REVOKE EXECUTE ON FUNCTION webhook_internal.rotate_logs(interval, bigint, smallint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION webhook_internal.rotate_logs(interval, bigint, smallint) TO webhook_admin;
 
 CREATE OR REPLACE FUNCTION webhook.prune(older_than interval DEFAULT webhook_internal.retention())
     RETURNS bigint
