@@ -39,7 +39,11 @@ bench_stop_cluster() {
 
 # nginx on 127.0.0.1:$1 answering 204 to every request over kept-alive
 # connections; stopped with the cluster.  Call after bench_start_cluster.
+# With $2, it writes there a line per request: its arrival (epoch seconds,
+# to the millisecond) and its path.
 bench_start_nginx() {
+    local access_log="access_log off;"
+    [ -z "${2:-}" ] || access_log="log_format arrival '\$msec \$uri'; access_log $2 arrival;"
     command -v nginx >/dev/null || apt-get install -y -qq nginx-light >/dev/null
     cat > "$BENCH_DIR/nginx.conf" <<CONF
 worker_processes 1;
@@ -47,7 +51,7 @@ pid $BENCH_DIR/nginx.pid;
 error_log $BENCH_DIR/nginx.err;
 events { worker_connections 4096; }
 http {
-    access_log off;
+    $access_log
     client_body_temp_path $BENCH_DIR/nginx-body;
     server { listen 127.0.0.1:$1; keepalive_requests 1000000; location / { return 204; } }
 }
