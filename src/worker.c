@@ -216,6 +216,8 @@ static int	n_moved_hooks = -1;
  */
 #define CHORE_MAX_INTERVAL_MS (60 * 1000)
 #define PRUNE_PAUSE_MS 100
+/* a step moving a log slot's events is followed by this many times its length */
+#define PRUNE_MOVING_SHARE 3
 
 /* when failing hooks were last looked for */
 static TimestampTz last_health_check = 0;
@@ -1598,8 +1600,10 @@ static TimestampTz
 prune_step(void)
 {
 	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz step_started_at;
 	PruneBatch	batch;
 	bool		failed;
+	long		pause_ms;
 
 	if (worker_index != 0 || !webhook_auto_prune)
 	{
@@ -1620,6 +1624,7 @@ prune_step(void)
 
 	memset(&batch, 0, sizeof(batch));
 	batch.done = true;
+	step_started_at = now;
 	failed = !run_chore(prune_phase == PRUNE_LOGS ? "rotating the logs" : "pruning",
 						prune_chore, &batch);
 
@@ -1629,6 +1634,7 @@ prune_step(void)
 		end_prune_round(now);
 		return 0;
 	}
+	pause_ms = PRUNE_PAUSE_MS;
 	if (prune_phase == PRUNE_DELIVERIES)
 	{
 		prune_batches++;
@@ -1637,7 +1643,17 @@ prune_step(void)
 		if (batch.done)
 			prune_phase = PRUNE_LOGS;
 	}
-	next_prune_at = TimestampTzPlusMilliseconds(now, PRUNE_PAUSE_MS);
+	else
+	{
+		/*
+		 * Steps that move a slot's events: at most a quarter of the
+		 * worker's time, however long they grow (each reads again what the
+		 * steps before it moved, while a long transaction keeps it)
+		 */
+		pause_ms = Max(pause_ms, PRUNE_MOVING_SHARE *
+					   TimestampDifferenceMilliseconds(step_started_at, now));
+	}
+	next_prune_at = TimestampTzPlusMilliseconds(now, pause_ms);
 	return next_prune_at;
 }
 
