@@ -970,28 +970,35 @@ COUNT_BATCH
  * health update only ends a run of failures (a hook a 410 disabled is left
  * as it is, as above).  Without the other updates, the window over the
  * batch and the retry schedules, it costs two thirds of record_sql (64
- * successes, measured alone); it returns no retry.
+ * successes, measured alone); it returns no retry.  RECORD_SUCCEEDED's
+ * deliveries: what it does to the rows of those that have one; a batch
+ * read from the log only has none, and its statement leaves webhook.delivery
+ * out (record_read_sql): the plan of an update and a delete of it, with
+ * its indexes opened, is started at every batch, run or not.
  */
-static const char *record_succeeded_sql =
-"WITH r AS MATERIALIZED ("
-"    SELECT r.*, 'succeeded' AS new_state FROM " RECORD_INPUT
-"), attempts AS (" INSERT_ATTEMPTS
+#define RECORD_SUCCEEDED(deliveries) \
+"WITH r AS MATERIALIZED (" \
+"    SELECT r.*, 'succeeded' AS new_state FROM " RECORD_INPUT \
+"), attempts AS (" INSERT_ATTEMPTS \
+deliveries \
+"), health AS (" \
+"    UPDATE webhook.hook h" \
+"       SET failing_since = NULL, failing_deaths = 0, last_death_at = NULL" \
+"     WHERE h.id IN (SELECT r.hook_id FROM r) AND h.failing_since IS NOT NULL" \
+"       AND NOT (NOT h.active AND h.disabled_reason = '" GONE_REASON "')" \
+"       AND " HOOK_NOT_HELD("h.id") \
+"), counted AS (" \
+COUNT_BATCH \
+")" \
+"SELECT NULL::bigint, NULL::timestamptz WHERE false"
+static const char *record_succeeded_sql = RECORD_SUCCEEDED(
 "), deliveries AS ("
 "    UPDATE webhook.delivery d"
 "       SET state = 'succeeded', attempts = r.attempt_no, last_status = r.status,"
 "           last_error = r.error, finished_at = pg_catalog.now()"
 "      FROM r WHERE d.id = r.delivery_id AND NOT " SUCCEEDED_AT_ONCE("r")
-"), " DELETE_SUCCEEDED_AT_ONCE
-"), health AS ("
-"    UPDATE webhook.hook h"
-"       SET failing_since = NULL, failing_deaths = 0, last_death_at = NULL"
-"     WHERE h.id IN (SELECT r.hook_id FROM r) AND h.failing_since IS NOT NULL"
-"       AND NOT (NOT h.active AND h.disabled_reason = '" GONE_REASON "')"
-"       AND " HOOK_NOT_HELD("h.id")
-"), counted AS ("
-COUNT_BATCH
-")"
-"SELECT NULL::bigint, NULL::timestamptz WHERE false";
+"), " DELETE_SUCCEEDED_AT_ONCE);
+static const char *record_read_sql = RECORD_SUCCEEDED("");
 
 /*
  * After a 410: the other deliveries of these hooks are cancelled, but for
@@ -1071,6 +1078,7 @@ static SPIPlanPtr claim_plans[CLAIM_LOOKS][2];
 static SPIPlanPtr prepared_plan = NULL;
 static SPIPlanPtr record_plan = NULL;
 static SPIPlanPtr record_succeeded_plan = NULL;
+static SPIPlanPtr record_read_plan = NULL;
 static SPIPlanPtr cancel_plan = NULL;
 static SPIPlanPtr expire_plan = NULL;
 static SPIPlanPtr gone_plan = NULL;
@@ -1784,7 +1792,8 @@ queue_expire_secrets(void)
 /*
  * Record the outcome of the n attempts reqs, and move their deliveries on,
  * or make them, for those read from the log (record_succeeded_sql when
- * every one was answered with a 2xx, else record_sql).  After a 410 the
+ * every one was answered with a 2xx, record_read_sql when none of those
+ * has a row either, else record_sql).  After a 410 the
  * hook's other deliveries are cancelled, but for the n_sent of sent_ids,
  * being sent.  The attempts are left as they are; the caller
  * frees them.  Sets *retries (in the caller's memory context) to when the
@@ -1809,9 +1818,11 @@ queue_record(Attempt **reqs, int n, Datum *sent_ids, int n_sent, QueueRetry **re
 	Datum	   *gone = palloc(sizeof(Datum) * n);
 	int			n_gone = 0;
 	bool		all_succeeded = true;
+	bool		all_read = true;	/* from the log: none has a row */
 	int			i;
 	int			c;
 	bool		isnull;
+	SPIPlanPtr	plan;
 
 	for (c = 0; c < RECORD_ARGS; c++)
 	{
@@ -1850,17 +1861,22 @@ queue_record(Attempt **reqs, int n, Datum *sent_ids, int n_sent, QueueRetry **re
 			gone[n_gone++] = Int64GetDatum(req->hook_id);
 		if (req->status < 200 || req->status > 299)
 			all_succeeded = false;
+		if (req->delivery_id != 0)
+			all_read = false;
 	}
 
 	spi_connect_checked();
 	for (c = 0; c < RECORD_ARGS; c++)
 		values[c] = array_of(cols[c], nulls[c], n, types[c]);
-	spi_check(SPI_execute_plan(all_succeeded
-							   ? spi_kept_plan(&record_succeeded_plan, record_succeeded_sql,
-											   RECORD_ARGS, array_types, 0)
-							   : spi_kept_plan(&record_plan, record_sql, RECORD_ARGS,
-											   array_types, 0),
-							   values, NULL, false, 0),
+	if (!all_succeeded)
+		plan = spi_kept_plan(&record_plan, record_sql, RECORD_ARGS, array_types, 0);
+	else if (all_read)
+		plan = spi_kept_plan(&record_read_plan, record_read_sql, RECORD_ARGS,
+							 array_types, 0);
+	else
+		plan = spi_kept_plan(&record_succeeded_plan, record_succeeded_sql,
+							 RECORD_ARGS, array_types, 0);
+	spi_check(SPI_execute_plan(plan, values, NULL, false, 0),
 			  SPI_OK_SELECT, false, "recording attempts");
 	n_retries = (int) SPI_processed;
 	*retries = MemoryContextAlloc(caller_cxt, sizeof(QueueRetry) * Max(1, n_retries));
