@@ -18,7 +18,6 @@ events=${1:-1000000}; rate=${2:-200}; secs=${3:-120}
 port=${BENCH_HTTP_PORT:-18211}
 
 bench_start_cluster "webhook.retention = '30 s'" "log_line_prefix = '%m '"
-if [ "$(id -u)" = 0 ]; then chmod 777 "$BENCH_DIR"; fi
 bench_start_nginx "$port" "$BENCH_DIR/arrivals"
 bench_psql <<SQL
 \o /dev/null

@@ -319,9 +319,10 @@ class DumpTest(unittest.TestCase):
     def test_events_not_read_yet_are_dumped(self):
         """Events a hook's cursor has not read yet (a session holds the
         cursor, so the worker's claims leave the hook alone), in the event
-        log's slots, are dumped with the cursor; restored, the new database's worker adopts the cursor,
-        makes them deliveries, and sends each once, and not again the one
-        it had read and sent before."""
+        log's slots, are dumped with the cursor; restored, the new
+        database's worker adopts the cursor, makes them deliveries, and
+        sends each once, and not again the one it had read and sent
+        before."""
         c = cluster
         src, dst = 'dump_cursor_src', 'dump_cursor_dst'
         path = '/dump-cursor'
