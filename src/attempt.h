@@ -70,6 +70,14 @@ typedef struct Attempt
 	bool		fits;			/* within webhook.max_body_bytes, as stored
 								 * and as its body will be */
 	bool		final;			/* its failure is its delivery's death */
+	bool		in_order;		/* read from the log of an ordered hook: one
+								 * of its group at a time (queue.c) ... */
+	char	   *group_key;		/* ... its group: its resource's key, or NULL
+								 * for the group of no key */
+	bool		waits;			/* ... behind an unfinished delivery of its
+								 * group: handed over unsent (worker.c) */
+	bool		being_recorded; /* finished, its outcome recorded by the
+								 * worker's current exchange (worker.c) */
 	TimestampTz floor_at;		/* when the claim took it, the due time it
 								 * had, for its hook's floor (queue.c); 0
 								 * for an ordered hook's, and in a preview */

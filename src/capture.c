@@ -7,12 +7,11 @@
  *
  * An event is logged (stored) when a hook of its tenant subscribes to its
  * type, active or not, whatever the hooks' filters; it is stored with the
- * unordered hooks whose filter it passes, active or not, which read it
- * through their cursors once the transaction has committed (an inactive
- * hook's cursor stays where the hook stopped: re-enabled, it reads on from
- * there), and the deliveries of the ordered ones are made with it
- * (enqueue.c; an inactive hook's wait for it to be re-enabled), so a
- * rolled-back change leaves nothing and a committed one is in the queue.
+ * hooks whose filter it passes, active or not, ordered or not, which read
+ * it through their cursors once the transaction has committed (an
+ * inactive hook's cursor stays where the hook stopped: re-enabled, it
+ * reads on from there; enqueue.c), so a rolled-back change leaves nothing
+ * and a committed one is in the queue.
  * The workers are woken when the transaction commits, for the active
  * hooks.  A hook replayed or made to start in the past is sent what it is
  * owed from the log by webhook_internal.queue_from_log(), with the
@@ -96,8 +95,6 @@ typedef struct CachedHook
 {
 	int64		id;
 	bool		active;
-	bool		ordered;		/* its deliveries are made by the writer */
-	bool		by_resource;	/* ... in the group of their resource */
 	int			npatterns;
 	char	  **patterns;		/* "*", "PREFIX_*" or an exact type */
 	JsonPath   *filter;			/* NULL: every event of those types */
@@ -133,8 +130,6 @@ typedef struct MatchedHooks
 	Datum	   *ids;
 	JsonPath  **filters;
 	bool	   *guarded;
-	bool	   *ordered;
-	bool	   *by_resource;
 	bool	   *active;			/* the workers are woken for these */
 } MatchedHooks;
 
@@ -433,8 +428,7 @@ load_tenant_hooks(TenantHooks *th)
 	if (!isnull)
 	{
 		read_latest(spi_kept_plan(&hooks_plan,
-								  "SELECT id, event_types, filter, active, ordered <> 'none',"
-								  "       ordered = 'resource' FROM webhook.hook"
+								  "SELECT id, event_types, filter, active FROM webhook.hook"
 								  " WHERE transport_id OPERATOR(pg_catalog.=) ANY ($1)",
 								  1, &ids_type, CURSOR_OPT_CUSTOM_PLAN),
 					transport_ids);
@@ -463,8 +457,6 @@ load_tenant_hooks(TenantHooks *th)
 
 		hook->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
 		hook->active = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull));
-		hook->ordered = DatumGetBool(SPI_getbinval(tup, desc, 5, &isnull));
-		hook->by_resource = DatumGetBool(SPI_getbinval(tup, desc, 6, &isnull));
 		deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 2, &isnull)),
 						  TEXTOID, -1, false, TYPALIGN_INT,
 						  &elems, &nulls, &nelems);
@@ -555,7 +547,7 @@ patterns_match(char *const *patterns, int npatterns, const char *event_type)
 static MatchedHooks
 matching_hooks(const char *tenant, const char *event_type)
 {
-	MatchedHooks m = {false, 0, NULL, NULL, NULL, NULL, NULL};
+	MatchedHooks m = {false, 0, NULL, NULL, NULL, NULL};
 	TenantHooks *th = tenant_hooks(tenant);
 	int			i;
 
@@ -570,16 +562,12 @@ matching_hooks(const char *tenant, const char *event_type)
 			m.ids = palloc(sizeof(Datum) * th->nhooks);
 			m.filters = palloc(sizeof(JsonPath *) * th->nhooks);
 			m.guarded = palloc(sizeof(bool) * th->nhooks);
-			m.ordered = palloc(sizeof(bool) * th->nhooks);
-			m.by_resource = palloc(sizeof(bool) * th->nhooks);
 			m.active = palloc(sizeof(bool) * th->nhooks);
 		}
 		m.ids[m.n] = Int64GetDatum(hook->id);
 		m.filters[m.n] = hook->filter == NULL ? NULL :
 			DatumGetJsonPathPCopy(PointerGetDatum(hook->filter));
 		m.guarded[m.n] = hook->filter_guarded;
-		m.ordered[m.n] = hook->ordered;
-		m.by_resource[m.n] = hook->by_resource;
 		m.active[m.n] = hook->active;
 		m.n++;
 	}
@@ -666,8 +654,6 @@ hooks_to_send(MatchedHooks *m, Datum payload)
 			 ? guarded_filter_matches(DatumGetInt64(m->ids[i]), m->filters[i], payload)
 			 : filter_matches(m->filters[i], payload)))
 		{
-			m->ordered[n] = m->ordered[i];
-			m->by_resource[n] = m->by_resource[i];
 			m->active[n] = m->active[i];
 			m->ids[n++] = m->ids[i];
 		}
@@ -925,7 +911,7 @@ webhook_capture(PG_FUNCTION_ARGS)
 	ev.payload = payload;
 	ev.old_row = old_payload;
 	ev.changed = changed;
-	enqueue_event(&ev, matched.ids, matched.ordered, matched.by_resource, matched.active, n_hooks);
+	enqueue_event(&ev, matched.ids, matched.active, n_hooks);
 	SPI_finish();
 	webhook_restore_user(&saved);
 	return PointerGetDatum(NULL);
@@ -1046,7 +1032,7 @@ webhook_emit(PG_FUNCTION_ARGS)
 	ev.payload = JsonbPGetDatum(payload);
 	ev.old_row = (Datum) 0;
 	ev.changed = NULL;
-	uid = enqueue_event(&ev, matched.ids, matched.ordered, matched.by_resource, matched.active,
+	uid = enqueue_event(&ev, matched.ids, matched.active,
 						hooks_to_send(&matched, ev.payload));
 	uid = SPI_datumTransfer(uid, false, UUID_LEN);
 	SPI_finish();

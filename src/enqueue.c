@@ -2,10 +2,9 @@
  *
  * enqueue.c
  *	  Append an event to the log, with the writer's transaction and the
- *	  unordered hooks it goes to, which read it through their cursors once
- *	  the transaction has committed (src/queue.c, claim_sql), and the
- *	  deliveries of the ordered ones, in the writer's transaction, for the
- *	  capture trigger and webhook.emit().
+ *	  hooks it goes to, which read it through their cursors once the
+ *	  transaction has committed (src/queue.c, claim_sql), for the capture
+ *	  trigger and webhook.emit().
  *
  * This is what a watched table's every INSERT, UPDATE and DELETE pays for
  * the extension, so it takes the short way: the rows are formed here and
@@ -16,23 +15,19 @@
  * every statement.)  The values are those the columns' defaults give: ids
  * from their identity sequences, uid from gen_random_uuid(), created_at
  * now(); all satisfy the constraints.  (A default an admin changed is not
- * used: these are the extension's.)  An event that goes to no unordered
- * hook has no transaction id: no cursor is to read it.  An event goes to
- * a hook whether it is active or not: an inactive unordered hook's cursor
+ * used: these are the extension's.)  An event that goes to no hook has no
+ * transaction id: no cursor is to read it.  An event goes to a hook
+ * whether it is active or not, ordered or not: an inactive hook's cursor
  * stays where the hook stopped, to read on from there once it is
- * re-enabled, and an inactive ordered hook's deliveries wait for it.  An
- * ordered hook's deliveries are rows of webhook.delivery from the start,
- * each due when it is inserted, after the event row gave the transaction
- * its id (the worker's claim relies on that: src/queue.c, floors), and,
- * for a hook ordered by resource, with its resource's key, by which the
- * claim finds the earliest of each group (a hook ordered whole has one
- * group: no key); webhook.delivery is neither written nor locked by an
- * event that goes to no ordered hook.
+ * re-enabled, and an ordered hook's claim keeps the order as it reads
+ * (src/queue.c, FRESH_ORDERED).  webhook.delivery is neither written nor
+ * locked by the writer.
  *
  * During an update, a library of 0.5 on a catalog before it (no txid and
- * hook_ids in webhook.event, no resource_key in webhook.delivery) writes as
- * that catalog's did: the event and a pending delivery per active hook,
- * ordered or not.
+ * hook_ids in webhook.event) writes as that catalog's did: the event and a
+ * pending delivery per active hook, each due when it is inserted, after
+ * the event row gave the transaction its id (the worker's claim relies on
+ * that: src/queue.c, floors).
  *
  * The event log is written in its current slot (src/sql/catalog/20_tables.sql):
  * the table that inherits webhook.event for that slot, or webhook.event
@@ -65,6 +60,7 @@
 
 #include "access/table.h"
 #include "access/tableam.h"
+#include "access/transam.h"
 #include "access/xact.h"
 #include "catalog/dependency.h"
 #include "catalog/namespace.h"
@@ -99,29 +95,30 @@ typedef struct QueueColumn
 enum
 {
 	EV_ID, EV_UID, EV_TENANT, EV_EVENT_TYPE, EV_RESOURCE, EV_RESOURCE_ID,
-	EV_PAYLOAD, EV_PREVIOUS, EV_CREATED_AT, EV_TXID, EV_HOOK_IDS, N_EVENT_COLUMNS
+	EV_PAYLOAD, EV_PREVIOUS, EV_CREATED_AT, EV_TXID, EV_HOOK_IDS, EV_NEXT_TXID,
+	N_EVENT_COLUMNS
 };
 static const QueueColumn event_columns[N_EVENT_COLUMNS] = {
 	{"id", INT8OID, false}, {"uid", UUIDOID, false}, {"tenant", TEXTOID, false},
 	{"event_type", TEXTOID, false}, {"resource", TEXTOID, true},
 	{"resource_id", TEXTOID, true}, {"payload", JSONBOID, false},
 	{"previous", JSONBOID, true}, {"created_at", TIMESTAMPTZOID, false},
-	{"txid", XID8OID, true, true}, {"hook_ids", INT8ARRAYOID, true, true}
+	{"txid", XID8OID, true, true}, {"hook_ids", INT8ARRAYOID, true, true},
+	{"next_txid", XID8OID, true, true}
 };
 
 /* webhook.delivery's columns, in the order of delivery_values() */
 enum
 {
 	DL_ID, DL_EVENT_ID, DL_HOOK_ID, DL_STATE, DL_ATTEMPTS, DL_NEXT_ATTEMPT_AT,
-	DL_LAST_STATUS, DL_LAST_ERROR, DL_CREATED_AT, DL_FINISHED_AT, DL_RESOURCE_KEY,
-	N_DELIVERY_COLUMNS
+	DL_LAST_STATUS, DL_LAST_ERROR, DL_CREATED_AT, DL_FINISHED_AT, N_DELIVERY_COLUMNS
 };
 static const QueueColumn delivery_columns[N_DELIVERY_COLUMNS] = {
 	{"id", INT8OID, false}, {"event_id", INT8OID, false}, {"hook_id", INT8OID, false},
 	{"state", TEXTOID, false}, {"attempts", INT4OID, false},
 	{"next_attempt_at", TIMESTAMPTZOID, false}, {"last_status", INT4OID, true},
 	{"last_error", TEXTOID, true}, {"created_at", TIMESTAMPTZOID, false},
-	{"finished_at", TIMESTAMPTZOID, true}, {"resource_key", TEXTOID, true, true}
+	{"finished_at", TIMESTAMPTZOID, true}
 };
 
 /* more attributes than this (dropped ones count) and the statement writes */
@@ -370,22 +367,6 @@ new_uid(void)
 	return gen_random_uuid(fcinfo);
 }
 
-/*
- * A delivery's resource_key: the first RESOURCE_KEY_CHARS characters of
- * resource_id (NULL for none), as webhook_internal.resource_key() cuts them.
- */
-static Datum
-resource_key(const char *resource_id, bool *isnull)
-{
-	*isnull = (resource_id == NULL);
-	if (resource_id == NULL)
-		return (Datum) 0;
-	return PointerGetDatum(cstring_to_text_with_len(resource_id,
-													pg_mbcharcliplen(resource_id,
-																	 strlen(resource_id),
-																	 RESOURCE_KEY_CHARS)));
-}
-
 /* The hooks' ids as a bigint[] */
 static Datum
 hook_id_array(const Datum *hook_ids, int n_hooks)
@@ -438,14 +419,12 @@ previous_values(Jsonb *old_row, ArrayType *changed)
 /*
  * The short way: the rows formed here, into the tables and their indexes:
  * the event with its transaction and the n_read hooks that read it
- * (read_ids), and the pending deliveries to the n_made hooks made_ids,
- * with the event's resource key for those ordered by resource (made_keyed;
- * those ordered whole are one group, of no key).
+ * (read_ids), and the pending deliveries to the n_made hooks made_ids (a
+ * catalog before 0.5).
  */
 static Datum
 enqueue_directly(const NewEvent *ev, const Datum *read_ids, int n_read,
-				 const Datum *made_ids, const bool *made_keyed, int n_made,
-				 Relation event_rel, Relation delivery_rel)
+				 const Datum *made_ids, int n_made, Relation event_rel, Relation delivery_rel)
 {
 	EState	   *estate = CreateExecutorState();
 	ResultRelInfo *event_rri = makeNode(ResultRelInfo);
@@ -456,8 +435,6 @@ enqueue_directly(const NewEvent *ev, const Datum *read_ids, int n_read,
 	bool		ev_nulls[N_EVENT_COLUMNS] = {false};
 	Datum		dl_values[N_DELIVERY_COLUMNS];
 	bool		dl_nulls[N_DELIVERY_COLUMNS] = {false};
-	Datum		key;
-	bool		no_key;
 	int			i;
 
 	estate->es_output_cid = GetCurrentCommandId(true);
@@ -475,11 +452,13 @@ enqueue_directly(const NewEvent *ev, const Datum *read_ids, int n_read,
 	ev_values[EV_PREVIOUS] = ev->changed == NULL ? (Datum) 0
 		: previous_values(DatumGetJsonbP(ev->old_row), ev->changed);
 	ev_values[EV_CREATED_AT] = now;
-	ev_nulls[EV_TXID] = ev_nulls[EV_HOOK_IDS] = (n_read == 0);
+	ev_nulls[EV_TXID] = ev_nulls[EV_HOOK_IDS] = ev_nulls[EV_NEXT_TXID] = (n_read == 0);
 	if (n_read > 0)
 	{
 		ev_values[EV_TXID] = FullTransactionIdGetDatum(GetTopFullTransactionId());
 		ev_values[EV_HOOK_IDS] = hook_id_array(read_ids, n_read);
+		/* after the row it is about was written, and locked */
+		ev_values[EV_NEXT_TXID] = FullTransactionIdGetDatum(ReadNextFullTransactionId());
 	}
 	slot = ExecInitExtraTupleSlot(estate, RelationGetDescr(event_rel), &TTSOpsVirtual);
 	insert_row(&event_table, event_rri, estate, slot, ev_values, ev_nulls);
@@ -499,13 +478,10 @@ enqueue_directly(const NewEvent *ev, const Datum *read_ids, int n_read,
 		dl_nulls[DL_LAST_STATUS] = dl_nulls[DL_LAST_ERROR] = true;
 		dl_values[DL_CREATED_AT] = now;
 		dl_nulls[DL_FINISHED_AT] = true;
-		key = resource_key(ev->resource_id, &no_key);
 		for (i = 0; i < n_made; i++)
 		{
 			dl_values[DL_ID] = Int64GetDatum(nextval_internal(delivery_table.id_seq, false));
 			dl_values[DL_HOOK_ID] = made_ids[i];
-			dl_values[DL_RESOURCE_KEY] = made_keyed[i] ? key : (Datum) 0;
-			dl_nulls[DL_RESOURCE_KEY] = !made_keyed[i] || no_key;
 			insert_row(&delivery_table, delivery_rri, estate, slot, dl_values, dl_nulls);
 		}
 		ExecCloseIndices(delivery_rri);
@@ -518,50 +494,48 @@ enqueue_directly(const NewEvent *ev, const Datum *read_ids, int n_read,
 
 /*
  * The long way: one statement, which honours whatever the tables have
- * become: the event with the hooks that read it ($8; a catalog before 0.5
- * has no such column: statement_sql) and the deliveries made with it ($9,
- * those ordered by resource $10).
+ * become: the event with the hooks that read it ($8), or, on a catalog
+ * before 0.5, which has no such column (statement_sql), with the
+ * deliveries made with it ($9).
  */
 #define EVENT_VALUES \
 "  SELECT $1, $2, $3, $4, $5," \
 "    (SELECT pg_catalog.jsonb_object_agg(c, $6 OPERATOR(pg_catalog.->) c)" \
 "       FROM pg_catalog.unnest($7) c)"
-#define DELIVERIES_MADE(resource_column, resource_value) \
-" d AS (" \
-"  INSERT INTO webhook.delivery (event_id, hook_id, next_attempt_at" resource_column ")" \
-"  SELECT e.id, m.h, pg_catalog.clock_timestamp()" resource_value \
-"    FROM e, ROWS FROM (pg_catalog.unnest($9), pg_catalog.unnest($10)) m(h, keyed))" \
-"SELECT uid FROM e"
 static const char *log_statement_sql =
 "WITH e AS ("
 "  INSERT INTO webhook.event"
-"    (tenant, event_type, resource, resource_id, payload, previous, hook_ids, txid)"
+"    (tenant, event_type, resource, resource_id, payload, previous, hook_ids, txid,"
+"     next_txid)"
 EVENT_VALUES ", $8,"
-"    CASE WHEN $8 IS NOT NULL THEN pg_catalog.pg_current_xact_id() END"
-"  RETURNING id, uid),"
-DELIVERIES_MADE(", resource_key",
-                ", CASE WHEN m.keyed THEN webhook_internal.resource_key($4) END");
+"    CASE WHEN $8 IS NOT NULL THEN pg_catalog.pg_current_xact_id() END,"
+"    CASE WHEN $8 IS NOT NULL"
+"         THEN pg_catalog.pg_snapshot_xmax(pg_catalog.pg_current_snapshot()) END"
+"  RETURNING uid)"
+"SELECT uid FROM e";
 static const char *statement_sql =
 "WITH e AS ("
 "  INSERT INTO webhook.event"
 "    (tenant, event_type, resource, resource_id, payload, previous)"
 EVENT_VALUES
 "  RETURNING id, uid),"
-DELIVERIES_MADE("", "");
+" d AS ("
+"  INSERT INTO webhook.delivery (event_id, hook_id, next_attempt_at)"
+"  SELECT e.id, m.h, pg_catalog.clock_timestamp()"
+"    FROM e, pg_catalog.unnest($9) m(h))"
+"SELECT uid FROM e";
 
 static Datum
 enqueue_by_statement(const NewEvent *ev, const Datum *read_ids, int n_read,
-					 const Datum *made_ids, const bool *made_keyed, int n_made, bool log)
+					 const Datum *made_ids, int n_made, bool log)
 {
-	Oid			types[10] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID,
-	JSONBOID, JSONBOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID, BOOLARRAYOID};
-	Datum		values[10];
-	char		nulls[10];
-	Datum	   *keyed = palloc(sizeof(Datum) * Max(n_made, 1));
+	Oid			types[9] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+	JSONBOID, JSONBOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID};
+	Datum		values[9];
+	char		nulls[9];
 	bool		isnull;
-	int			i;
-	SPIPlanPtr	plan = log ? spi_kept_plan(&log_statement_plan, log_statement_sql, 10, types, 0)
-		: spi_kept_plan(&statement_plan, statement_sql, 10, types, 0);
+	SPIPlanPtr	plan = log ? spi_kept_plan(&log_statement_plan, log_statement_sql, 9, types, 0)
+		: spi_kept_plan(&statement_plan, statement_sql, 9, types, 0);
 
 	memset(nulls, ' ', sizeof(nulls));
 	values[0] = text_or_null(ev->tenant, &isnull);
@@ -578,10 +552,6 @@ enqueue_by_statement(const NewEvent *ev, const Datum *read_ids, int n_read,
 	values[7] = n_read == 0 ? (Datum) 0 : hook_id_array(read_ids, n_read);
 	nulls[7] = n_read == 0 ? 'n' : ' ';
 	values[8] = hook_id_array(made_ids, n_made);
-	for (i = 0; i < n_made; i++)
-		keyed[i] = BoolGetDatum(made_keyed[i]);
-	values[9] = PointerGetDatum(construct_array(keyed, n_made, BOOLOID, 1, true,
-												TYPALIGN_CHAR));
 
 	spi_check(SPI_execute_plan(plan, values, nulls, false, 1),
 			  SPI_OK_SELECT, true, "inserting an event");
@@ -600,69 +570,53 @@ event_has_log_columns(void)
 
 /*
  * Store one event that goes to the n_hooks hooks (none: the event alone),
- * each ordered or not (ordered[i]; by_resource[i]: by resource, else
- * whole) and active or not (active[i]); return
- * the event's uid.  The workers are woken when the transaction commits,
- * if an active hook has anything to send.  Caller looked up the hooks
- * first (capture.c), which registered the relcache callback that keeps
- * what is known of the tables current.
+ * each active or not (active[i]); return the event's uid.  The workers are
+ * woken when the transaction commits, if an active hook has anything to
+ * send.  Caller looked up the hooks first (capture.c), which registered
+ * the relcache callback that keeps what is known of the tables current.
  */
 Datum
-enqueue_event(const NewEvent *event, const Datum *hook_ids, const bool *ordered,
-			  const bool *by_resource, const bool *active, int n_hooks)
+enqueue_event(const NewEvent *event, const Datum *hook_ids, const bool *active, int n_hooks)
 {
 	Relation	event_rel = open_queue_table(&event_table);
 	bool		log = event_rel != NULL ? event_table.log : event_has_log_columns();
 	Datum	   *read_ids = palloc(sizeof(Datum) * Max(n_hooks, 1));
 	Datum	   *made_ids = palloc(sizeof(Datum) * Max(n_hooks, 1));
-	bool	   *made_keyed = palloc(sizeof(bool) * Max(n_hooks, 1));
 	Datum	   *news_ids = palloc(sizeof(Datum) * Max(n_hooks, 1));
 	int			n_read = 0;
 	int			n_made = 0;
 	int			n_news = 0;
-	int			n_made_news;
 	Relation	delivery_rel = NULL;
 	Datum		uid;
 	int			i;
 
 	/*
-	 * before 0.5 every delivery is made with its event, and an inactive
-	 * hook has none; the news names the active hooks, those made first
+	 * before 0.5 every delivery is made with its event, and an inactive hook
+	 * has none
 	 */
 	for (i = 0; i < n_hooks; i++)
-		if (!log || ordered[i])
-		{
-			if (!log && !active[i])
-				continue;
-			made_keyed[n_made] = by_resource[i];
-			made_ids[n_made++] = hook_ids[i];
-			if (active[i])
-				news_ids[n_news++] = hook_ids[i];
-		}
-	n_made_news = n_news;
-	for (i = 0; i < n_hooks; i++)
-		if (log && !ordered[i])
-		{
+	{
+		if (log)
 			read_ids[n_read++] = hook_ids[i];
-			if (active[i])
-				news_ids[n_news++] = hook_ids[i];
-		}
+		else if (active[i])
+			made_ids[n_made++] = hook_ids[i];
+		if (active[i])
+			news_ids[n_news++] = hook_ids[i];
+	}
 	if (n_made > 0)
 		delivery_rel = open_queue_table(&delivery_table);
 
 	if (event_rel != NULL && event_table.direct &&
 		(n_made == 0 || (delivery_rel != NULL && delivery_table.direct)))
-		uid = enqueue_directly(event, read_ids, n_read, made_ids, made_keyed, n_made,
+		uid = enqueue_directly(event, read_ids, n_read, made_ids, n_made,
 							   event_rel, delivery_rel);
 	else
-		uid = enqueue_by_statement(event, read_ids, n_read, made_ids, made_keyed, n_made,
-								   log);
+		uid = enqueue_by_statement(event, read_ids, n_read, made_ids, n_made, log);
 	if (delivery_rel != NULL)
 		table_close(delivery_rel, NoLock);
 	if (event_rel != NULL)
 		table_close(event_rel, NoLock);
 
-	webhook_wake_at_commit_for(news_ids, n_made_news, true);
-	webhook_wake_at_commit_for(news_ids + n_made_news, n_news - n_made_news, false);
+	webhook_wake_at_commit_for(news_ids, n_news, !log);
 	return uid;
 }

@@ -27,7 +27,6 @@ typedef struct NewEvent
 } NewEvent;
 
 extern Datum enqueue_event(const NewEvent *event, const Datum *hook_ids,
-						   const bool *ordered, const bool *by_resource,
 						   const bool *active, int n_hooks);
 extern void enqueue_forget_tables(Oid relid);
 

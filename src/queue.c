@@ -96,10 +96,13 @@
  * when that role no longer manages the hook's tenant.
  */
 #define REQUEST_COLUMNS 32
-/* and the claim's: the event and the positions (read_from_row()) */
-#define CLAIM_COLUMNS (REQUEST_COLUMNS + 11)
+/*
+ * and the claim's: the event, the positions, and the order kept
+ * (read_from_row())
+ */
+#define CLAIM_COLUMNS (REQUEST_COLUMNS + 14)
 /* the claim's parameters */
-#define CLAIM_ARGS 25
+#define CLAIM_ARGS 27
 #define REQUEST_SELECT \
 "SELECT c.id, c.attempts + 1, t.id, ev.uid::text," \
 "       CASE WHEN h.transform IS NULL AND c.fits" \
@@ -323,19 +326,25 @@ HELD_POSITION \
 "                 l.from_lo, l.from_hi, l.from_last_txid, l.from_last_id" \
 "            FROM locked l WHERE l.hook_id = h.id"
 /*
- * The hooks read (fresh_hooks) at their positions, and what each reads:
- * FRESH, or FRESH_OF_HELD when the worker holds the position of every hook
- * of $16 (a claim's plan is started whole: see CLAIM_HEAD).
+ * The hooks read (fresh_hooks) at their positions, those of the kinds
+ * asked (ordered or not: claim_sql), and what each reads: FRESH, or
+ * FRESH_OF_HELD when the worker holds the position of every hook of $16 (a
+ * claim's plan is started whole: see CLAIM_HEAD).  What an ordered hook
+ * reads is cut by FRESH_IN_ORDER, which gives each of its events its
+ * group; an unordered hook's are in none, and none waits.
  */
-#define FRESH_READ(position) \
+#define UNORDERED_ONLY "h.ordered = 'none'"
+#define ORDERED_TOO "true"
+#define FRESH_READ(position, kinds) \
 "readers AS (" \
-"    SELECT h.id AS hook_id, t.id AS transport_id, t.tenant, r.room, c.*" \
+"    SELECT h.id AS hook_id, t.id AS transport_id, t.tenant, r.room, h.ordered, c.*" \
 HOOKS_WITH_ROOM("fresh_hooks") \
 "      CROSS JOIN LATERAL (" position ") c" \
-"     WHERE h.active AND h.disabled_reason IS NULL AND r.room > 0" \
+"     WHERE h.active AND h.disabled_reason IS NULL AND r.room > 0 AND " kinds \
 "       AND t.id OPERATOR(pg_catalog.%) $5 OPERATOR(pg_catalog.=) $6" \
 "), fresh AS (" \
 "    SELECT h.hook_id, x.part, x.txid, x.id AS event_id, x.rel," \
+"           h.ordered, false AS in_order, NULL::text AS group_key, false AS waits," \
 "           pg_catalog.count(*) OVER (PARTITION BY h.hook_id) AS n," \
 "           pg_catalog.row_number() OVER (PARTITION BY h.hook_id" \
 "                                        ORDER BY x.part, x.txid, x.id) AS rank" \
@@ -354,10 +363,115 @@ LOG_XIP_ARM(2, "h.hi", "-1", "true") \
 LOG_ARM(2, "pg_catalog.pg_snapshot_xmax(h.hi)", "-1", "true") \
 "          ) y ORDER BY y.part, y.txid, y.id LIMIT h.room) x" \
 ")"
-#define FRESH \
-HELD_CURSORS ", " STORED_CURSORS ", " FRESH_READ(ANY_POSITION)
-#define FRESH_OF_HELD \
-HELD_CURSORS ", " FRESH_READ(HELD_POSITION)
+#define FRESH(kinds) \
+HELD_CURSORS ", " STORED_CURSORS ", " FRESH_READ(ANY_POSITION, kinds)
+#define FRESH_OF_HELD(kinds) \
+HELD_CURSORS ", " FRESH_READ(HELD_POSITION, kinds)
+
+/*
+ * The group of the event e for a hook whose ordered is given: its resource
+ * (the first RESOURCE_KEY_CHARS characters of its resource_id, as
+ * webhook_internal.resource_key() cuts them), for a hook ordered by
+ * resource, else (no resource_id, or a hook ordered whole) the hook's
+ * group of no key
+ */
+#define GROUP_KEY(e, ordered) \
+"CASE WHEN " ordered " = 'resource'" \
+"     THEN pg_catalog.left(" e ".resource_id, " CppAsString2(RESOURCE_KEY_CHARS) ") END"
+/*
+ * An event e of the log, of hook h's tenant, group and reading, that an
+ * ordered hook must send before the event x: an earlier one (e.id < x.id)
+ * that it has not read (unread: a condition on e) of a transaction whose
+ * id is above x's.  Event order is id order, which for one row is commit
+ * order (a writer waits for the row lock of the one before); the log is
+ * read in order of transaction ids, by which an earlier event of one row
+ * comes later when its transaction began after x's and committed before
+ * x was written.  Such a transaction's id is below x's next_txid (the
+ * next to be assigned when x was written), so only the log between x's
+ * transaction id and that is looked at (event_log_idx): a few entries,
+ * those of the transactions that ran beside x's.
+ */
+#define EARLIER_UNREAD(h, ordered, tenant, group_key, x_txid, x_next_txid, x_id, unread) \
+"EXISTS (SELECT FROM webhook.event e" \
+"         WHERE e.tenant OPERATOR(pg_catalog.=) " tenant " AND e.txid IS NOT NULL" \
+"           AND e.txid OPERATOR(pg_catalog.>) " x_txid \
+"           AND e.txid OPERATOR(pg_catalog.<) " x_next_txid \
+"           AND e.id OPERATOR(pg_catalog.<) " x_id \
+"           AND " h " OPERATOR(pg_catalog.=) ANY (e.hook_ids) AND " unread \
+"           AND " GROUP_KEY("e", ordered) " IS NOT DISTINCT FROM " group_key ")"
+
+/*
+ * What an ordered hook reads of its log is taken in an order of its own.
+ * Each event is in a group (GROUP_KEY), and a group's events go one at a
+ * time, in event id order:
+ *	- an event waits when its group has an unfinished delivery row (a
+ *	  failure waiting for its retry, or what waits behind it), or when it,
+ *	  or an event of its group read before it, must go after an earlier
+ *	  one not read yet (EARLIER_UNREAD): it is claimed, not to be sent but
+ *	  handed over at once (worker.c), to become a pending row, which
+ *	  ORDERED_CANDIDATES sends in order once the events before it are
+ *	  done; so a group held up by its retries never holds up the hook's
+ *	  others;
+ *	- an event of a group of which the worker holds a request read from
+ *	  the log ($26, $27: the hook and group of each), or of which an
+ *	  earlier event is taken by this claim, must wait for that one's
+ *	  outcome, which a row would not tell: the hook's read stops before it
+ *	  (the cursor passes nothing it has not read), and the next claim after
+ *	  that outcome is recorded reads on from there.  The first event read
+ *	  never stops but for a held one: the read always moves on;
+ *	- any other is sent.
+ * Each event costs a look-up in its slot, a probe of delivery_resource_idx
+ * (empty while nothing fails), and one of event_log_idx.
+ */
+#define FRESH_IN_ORDER \
+"held_groups AS NOT MATERIALIZED (" \
+"    SELECT g.hook_id, g.group_key" \
+"      FROM ROWS FROM (pg_catalog.unnest($26::bigint[]), pg_catalog.unnest($27::text[]))" \
+"           AS g(hook_id, group_key)" \
+"), grouped AS (" \
+"    SELECT f.hook_id, f.part, f.txid, f.event_id, f.rel, f.n, f.rank, k.group_key," \
+"           CASE WHEN k.group_key IS NULL" \
+"                THEN EXISTS (SELECT FROM webhook.delivery d" \
+"                              WHERE d.hook_id = f.hook_id AND d.state IN ('pending', 'failed')" \
+"                                AND d.resource_key IS NULL)" \
+"                ELSE EXISTS (SELECT FROM webhook.delivery d" \
+"                              WHERE d.hook_id = f.hook_id AND d.state IN ('pending', 'failed')" \
+"                                AND d.resource_key OPERATOR(pg_catalog.=) k.group_key) END" \
+"           AS blocked," \
+"           EXISTS (SELECT FROM held_groups g" \
+"                    WHERE g.hook_id = f.hook_id" \
+"                      AND g.group_key IS NOT DISTINCT FROM k.group_key) AS held," \
+"           " EARLIER_UNREAD("f.hook_id", "f.ordered", "r.tenant", "k.group_key", "f.txid", \
+                            "k.next_txid", \
+                            "f.event_id", \
+                            "NOT pg_catalog.pg_visible_in_snapshot(e.txid, CASE WHEN f.part = 1" \
+                            " THEN r.lo ELSE r.hi END)") " AS after_unread" \
+"      FROM fresh f" \
+"      JOIN readers r ON r.hook_id = f.hook_id" \
+"      CROSS JOIN LATERAL (" \
+"          SELECT " GROUP_KEY("e", "f.ordered") " AS group_key, e.next_txid" \
+"            FROM " EVENT_LOOKUP("e.resource_id, e.next_txid", "f.rel", "f.event_id") " e) k" \
+"     WHERE f.ordered <> 'none'" \
+"), stops AS (" \
+"    SELECT g.*, NOT g.waits AND (g.held OR g.before > 0) AS stops" \
+"      FROM (SELECT g.*," \
+"                   g.blocked OR pg_catalog.bool_or(g.after_unread) OVER w AS waits," \
+"                   pg_catalog.count(*) OVER w - 1 AS before" \
+"              FROM grouped g" \
+"            WINDOW w AS (PARTITION BY g.hook_id, g.group_key ORDER BY g.rank" \
+"                         ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)) g" \
+"), fresh_in_order AS (" \
+"    SELECT f.hook_id, f.part, f.txid, f.event_id, f.rel, f.in_order, f.group_key, f.waits," \
+"           f.n, f.rank" \
+"      FROM fresh f WHERE f.ordered = 'none'" \
+"    UNION ALL" \
+"    SELECT s.hook_id, s.part, s.txid, s.event_id, s.rel, true, s.group_key, s.waits," \
+"           s.n, s.rank" \
+"      FROM stops s" \
+"     WHERE NOT EXISTS (SELECT FROM stops x" \
+"                        WHERE x.hook_id = s.hook_id AND x.stops" \
+"                          AND x.rank OPERATOR(pg_catalog.<=) s.rank)" \
+")"
 
 /*
  * At a full look, a hook with nothing to read and nothing held moves its
@@ -501,7 +615,8 @@ HELD_CURSORS ", " FRESH_READ(HELD_POSITION)
 "    SELECT x.id, x.event_id, x.hook_id, x.attempts, x.next_attempt_at," \
 "           x.next_attempt_at AS floor_at, t.id AS transport_id, t.tenant, r.room," \
 "           NULL::bigint AS rank, NULL::integer AS part, NULL::pg_catalog.xid8 AS txid," \
-"           NULL::bigint AS n_read, NULL::pg_catalog.oid AS rel" \
+"           NULL::bigint AS n_read, NULL::pg_catalog.oid AS rel, false AS in_order," \
+"           NULL::text AS group_key, false AS waits" \
 HOOKS_WITH_ROOM(looked_at) \
 "      CROSS JOIN LATERAL (" \
 "          SELECT d.id, d.event_id, d.hook_id, d.attempts, d.next_attempt_at" \
@@ -553,6 +668,20 @@ HOOKS_WITH_ROOM(looked_at) \
 #define NOT_HELD(d) \
 "CASE WHEN " d ".resource_key IS NULL THEN NOT held.none" \
 "     ELSE " d ".resource_key OPERATOR(pg_catalog.<>) ALL (held.ids) END"
+/*
+ * The delivery row d (of the hook h, with its transport t) has no event
+ * to go after that the hook's stored cursor has not read (EARLIER_UNREAD;
+ * one the worker holds is of a group held)
+ */
+#define NO_EARLIER_UNREAD(d) \
+"NOT EXISTS (SELECT FROM " EVENT_LOOKUP("e.txid, e.next_txid", "NULL", d ".event_id") " x" \
+"             JOIN webhook_internal.cursor c ON c.hook_id = h.id" \
+"            WHERE " EARLIER_UNREAD("h.id", "h.ordered", "t.tenant", d ".resource_key", "x.txid", \
+                                   "x.next_txid", d ".event_id", \
+                                   "NOT (pg_catalog.pg_visible_in_snapshot(e.txid, c.lo)" \
+                                   " OR (pg_catalog.pg_visible_in_snapshot(e.txid, c.hi)" \
+                                   " AND (e.txid, e.id) OPERATOR(pg_catalog.<=)" \
+                                   " (coalesce(c.last_txid, '0'), coalesce(c.last_id, 0))))") ")"
 /* the earliest unfinished delivery of hook h of the resources cond */
 #define RESOURCE_HEAD(cond) \
 "SELECT d.id, d.event_id, d.hook_id, d.attempts, d.next_attempt_at, d.resource_key" \
@@ -563,15 +692,19 @@ HOOKS_WITH_ROOM(looked_at) \
 "    UNION ALL" \
 "    SELECT x.id, x.event_id, x.hook_id, x.attempts, x.next_attempt_at," \
 "           NULL::timestamptz, t.id AS transport_id, t.tenant, r.room," \
-"           NULL, NULL, NULL, NULL, NULL" \
+"           NULL, NULL, NULL, NULL, NULL, false, NULL, false" \
 HOOKS_WITH_ROOM("webhook.hook") \
 "      CROSS JOIN LATERAL (" \
 "          SELECT coalesce(pg_catalog.array_agg(g.resource_key)" \
 "                              FILTER (WHERE g.resource_key IS NOT NULL), '{}') AS ids," \
 "                 coalesce(pg_catalog.bool_or(g.resource_key IS NULL), false) AS none" \
-"            FROM (SELECT g.* FROM webhook.delivery g" \
-"                   WHERE g.id OPERATOR(pg_catalog.=) ANY ($4) OFFSET 0) g" \
-"           WHERE g.hook_id = h.id AND g.state IN ('pending', 'failed')) held" \
+"            FROM (SELECT g.hook_id, g.resource_key" \
+"                    FROM (SELECT g.* FROM webhook.delivery g" \
+"                           WHERE g.id OPERATOR(pg_catalog.=) ANY ($4) OFFSET 0) g" \
+"                   WHERE g.state IN ('pending', 'failed')" \
+"                  UNION ALL" \
+"                  SELECT k.hook_id, k.group_key FROM held_groups k) g" \
+"           WHERE g.hook_id = h.id) held" \
 "      CROSS JOIN LATERAL (" \
 "          WITH RECURSIVE win AS MATERIALIZED (" \
 "              SELECT d.id, d.event_id, d.hook_id, d.attempts, d.next_attempt_at" \
@@ -594,6 +727,7 @@ HOOKS_WITH_ROOM("webhook.hook") \
 "                        AND p.resource_key IS NULL" \
 "                        AND (p.event_id, p.id) OPERATOR(pg_catalog.<) (d.event_id, d.id)" \
 "                     OFFSET 0))" \
+"                 AND " NO_EARLIER_UNREAD("d") \
 "               ORDER BY d.next_attempt_at" \
 "               LIMIT r.room" \
 "          ), heads AS (" \
@@ -611,7 +745,7 @@ HOOKS_WITH_ROOM("webhook.hook") \
 "                   UNION ALL (" RESOURCE_HEAD("d.resource_key IS NULL") ")) y" \
 "            WHERE (SELECT pg_catalog.count(*) FROM win) OPERATOR(pg_catalog.<) r.room" \
 "              AND y.next_attempt_at <= pg_catalog.now() AND " NOT_HELD("y") \
-"              AND y.id NOT IN (SELECT w.id FROM win w)" \
+"              AND y.id NOT IN (SELECT w.id FROM win w) AND " NO_EARLIER_UNREAD("y") \
 "            ORDER BY y.next_attempt_at" \
 "            LIMIT r.room)) x" \
 "     WHERE h.active AND h.disabled_reason IS NULL" \
@@ -620,13 +754,16 @@ HOOKS_WITH_ROOM("webhook.hook") \
 "                    WHERE w.hook_id = h.id AND w.state IN ('pending', 'failed')" \
 "                      AND w.next_attempt_at <= pg_catalog.now())" \
 "       AND t.id OPERATOR(pg_catalog.%) $5 OPERATOR(pg_catalog.=) $6"
-/* The unordered hooks' events read from the log (FRESH). */
-#define FRESH_CANDIDATES \
+/*
+ * The events read from the log (FRESH): src, fresh or, with the ordered
+ * hooks, fresh_in_order.
+ */
+#define FRESH_CANDIDATES(src) \
 "    SELECT NULL::bigint AS id, f.event_id, f.hook_id, 0 AS attempts," \
 "           pg_catalog.now() + f.rank * interval '1 microsecond' AS next_attempt_at," \
 "           NULL::timestamptz AS floor_at, r.transport_id, r.tenant, r.room, f.rank, f.part," \
-"           f.txid, f.n AS n_read, f.rel" \
-"      FROM fresh f JOIN readers r ON r.hook_id = f.hook_id"
+"           f.txid, f.n AS n_read, f.rel, f.in_order, f.group_key, f.waits" \
+"      FROM " src " f JOIN readers r ON r.hook_id = f.hook_id"
 /* What the worker may hold of them, their requests, and where they leave the cursors. */
 #define CLAIM_TAIL \
 "), within_transports AS (" \
@@ -638,7 +775,7 @@ HOOKS_WITH_ROOM("webhook.hook") \
 "     WHERE c.n <= c.room" \
 "), picked AS (" \
 "    SELECT w.id, w.event_id, w.hook_id, w.attempts, w.next_attempt_at, w.floor_at, w.tenant," \
-"           w.rank, w.part, w.txid, w.n_read, w.rel" \
+"           w.rank, w.part, w.txid, w.n_read, w.rel, w.in_order, w.group_key, w.waits" \
 "      FROM within_transports w" \
 "     WHERE w.tn <= coalesce((SELECT x.room FROM tenant_room x WHERE x.tenant = w.tenant), $13)" \
 "     ORDER BY w.next_attempt_at" \
@@ -647,6 +784,7 @@ HOOKS_WITH_ROOM("webhook.hook") \
 "    SELECT z.* FROM (" \
 "        SELECT p.id, p.event_id, p.hook_id, p.attempts, p.floor_at, y.size," \
 "               y.body <= $15 AS fits, p.tenant, p.rank, p.part, p.txid, p.n_read, p.rel," \
+"               p.in_order, p.group_key, p.waits," \
 "               pg_catalog.sum(y.held) OVER (PARTITION BY p.tenant" \
 "                                           ORDER BY p.next_attempt_at, p.id" \
 "                                           ROWS UNBOUNDED PRECEDING) - y.held AS before" \
@@ -664,7 +802,8 @@ HOOKS_WITH_ROOM("webhook.hook") \
 "                               $14)" \
 "), " FRESH_TAKEN \
 REQUEST_SELECT ", c.event_id, p.held, p.from_lo, p.from_hi, p.from_last_txid," \
-"       p.from_last_id, p.lo, p.hi, p.last_txid, p.last_id, p.top_id" \
+"       p.from_last_id, p.lo, p.hi, p.last_txid, p.last_id, p.top_id," \
+"       c.in_order, c.group_key, c.waits" \
 "  FROM claimed c" \
 REQUEST_JOINS \
 "  LEFT JOIN taken p ON c.id IS NULL AND p.hook_id = c.hook_id"
@@ -689,22 +828,28 @@ typedef enum ClaimLook
 
 #define LISTED_HEAD(fresh) \
 CLAIM_HEAD "), " FRESH_HOOKS_LISTED ", " fresh ", candidates AS ("
-#define FULL_HEAD \
-CLAIM_HEAD "), " DUE_HOOKS ", " FRESH_HOOKS_BEHIND ", " FRESH ", " FRESH_MOVED ", candidates AS ("
-#define DUE_AND_FRESH(looked_at) \
-UNORDERED_CANDIDATES(looked_at) "    UNION ALL" FRESH_CANDIDATES
+#define FULL_HEAD(fresh) \
+CLAIM_HEAD "), " DUE_HOOKS ", " FRESH_HOOKS_BEHIND ", " fresh ", " FRESH_MOVED ", candidates AS ("
+#define LISTED_DUE_AND_FRESH(src) \
+UNORDERED_CANDIDATES(LOOKED_AT_LISTED) "    UNION ALL" FRESH_CANDIDATES(src)
+#define FULL_DUE_AND_FRESH(src) \
+UNORDERED_CANDIDATES(LOOKED_AT_DUE) "    UNION ALL" FRESH_CANDIDATES(src)
 
-/* a look's statements: without the ordered hooks' branch, and with it */
-#define WITH_AND_WITHOUT_ORDERED(head, candidates) \
-	{head candidates CLAIM_TAIL, head candidates ORDERED_CANDIDATES CLAIM_TAIL}
+/*
+ * a look's statements: of the unordered hooks only, and of the ordered ones
+ * too (their logs read in order, and their rows' branch)
+ */
+#define WITH_AND_WITHOUT_ORDERED(head, read, candidates) \
+	{head(read(UNORDERED_ONLY)) candidates("fresh") CLAIM_TAIL, \
+	 head(read(ORDERED_TOO) ", " FRESH_IN_ORDER) candidates("fresh_in_order") \
+	 ORDERED_CANDIDATES CLAIM_TAIL}
 
 static const char *const claim_sql[CLAIM_LOOKS][2] = {
-	[CLAIM_LISTED] = WITH_AND_WITHOUT_ORDERED(LISTED_HEAD(FRESH), DUE_AND_FRESH(LOOKED_AT_LISTED)),
-	[CLAIM_LISTED_LOG] = WITH_AND_WITHOUT_ORDERED(LISTED_HEAD(FRESH), FRESH_CANDIDATES),
-	[CLAIM_HELD] = WITH_AND_WITHOUT_ORDERED(LISTED_HEAD(FRESH_OF_HELD),
-											DUE_AND_FRESH(LOOKED_AT_LISTED)),
-	[CLAIM_HELD_LOG] = WITH_AND_WITHOUT_ORDERED(LISTED_HEAD(FRESH_OF_HELD), FRESH_CANDIDATES),
-	[CLAIM_FULL] = WITH_AND_WITHOUT_ORDERED(FULL_HEAD, DUE_AND_FRESH(LOOKED_AT_DUE))
+	[CLAIM_LISTED] = WITH_AND_WITHOUT_ORDERED(LISTED_HEAD, FRESH, LISTED_DUE_AND_FRESH),
+	[CLAIM_LISTED_LOG] = WITH_AND_WITHOUT_ORDERED(LISTED_HEAD, FRESH, FRESH_CANDIDATES),
+	[CLAIM_HELD] = WITH_AND_WITHOUT_ORDERED(LISTED_HEAD, FRESH_OF_HELD, LISTED_DUE_AND_FRESH),
+	[CLAIM_HELD_LOG] = WITH_AND_WITHOUT_ORDERED(LISTED_HEAD, FRESH_OF_HELD, FRESH_CANDIDATES),
+	[CLAIM_FULL] = WITH_AND_WITHOUT_ORDERED(FULL_HEAD, FRESH, FULL_DUE_AND_FRESH)
 };
 
 /* The request a hook would be sent for an event (webhook.preview). */
@@ -724,6 +869,16 @@ REQUEST_JOINS;
 #define HOOK_NOT_HELD(id) \
 "h.id IN (SELECT k.id FROM webhook.hook k WHERE k.id = " id \
 "         FOR NO KEY UPDATE SKIP LOCKED)"
+
+/*
+ * The resource_key of a delivery row made of an event read from the log,
+ * by the id of the event, for its hook whose ordered is given: its group
+ * (FRESH_IN_ORDER), which the claim's ordered branch reads
+ */
+#define RESOURCE_KEY_OF(ordered, event_id) \
+"CASE WHEN " ordered " = 'resource'" \
+"     THEN (SELECT webhook_internal.resource_key(e.resource_id) FROM webhook.event e" \
+"            WHERE e.id = " event_id ") END"
 
 /* why a 410 disabled a hook, as the record statement writes and reads it */
 #define GONE_REASON "the receiver answered 410 Gone"
@@ -879,7 +1034,7 @@ id ", coalesce('HTTP ' || " status ", " error ", 'no answer'))"
 
 static const char *record_sql =
 "WITH input AS ("
-"    SELECT r.*, h.retry_schedule,"
+"    SELECT r.*, h.retry_schedule, h.ordered,"
 "           (NOT h.active AND h.disabled_reason = '" GONE_REASON "')"
 "           OR pg_catalog.bool_or(r.status = 410) OVER (PARTITION BY r.hook_id) AS hook_gone"
 "      FROM " RECORD_INPUT
@@ -912,13 +1067,14 @@ static const char *record_sql =
 "), " DELETE_SUCCEEDED_AT_ONCE
 "), fresh_made AS ("
 "    INSERT INTO webhook.delivery (id, event_id, hook_id, state, attempts, last_status,"
-"                                  last_error, next_attempt_at, finished_at)"
+"                                  last_error, next_attempt_at, finished_at, resource_key)"
 "    SELECT r.row_id, r.event_id, r.hook_id, r.new_state, r.attempt_no, r.status, r.error,"
 "           CASE WHEN r.new_state = 'failed'"
 "                THEN webhook_internal.next_attempt(r.step, CASE WHEN r.status IN (429, 503)"
 "                                                        THEN r.retry_after END)"
 "                ELSE pg_catalog.now() END,"
-"           CASE WHEN r.new_state = 'failed' THEN NULL ELSE pg_catalog.now() END"
+"           CASE WHEN r.new_state = 'failed' THEN NULL ELSE pg_catalog.now() END,"
+"           " RESOURCE_KEY_OF("r.ordered", "r.event_id")
 "      FROM r WHERE r.delivery_id = 0 AND r.new_state <> 'succeeded'"
 "    RETURNING hook_id, state, next_attempt_at"
 "), gone AS ("
@@ -1189,7 +1345,8 @@ position_from_row(LogPosition *pos, HeapTuple tup, TupleDesc desc, int first,
 /*
  * The claim's columns past REQUEST_SELECT's: the event, and, for a request
  * read from the log, where its hook's cursor is after it and where it was
- * read from (FRESH_TAKEN), in the request's context.
+ * read from (FRESH_TAKEN), and the group it is in and whether it waits
+ * (FRESH_IN_ORDER), in the request's context.
  */
 static void
 read_from_row(Attempt *req, HeapTuple tup, TupleDesc desc, uint64 claim)
@@ -1199,6 +1356,9 @@ read_from_row(Attempt *req, HeapTuple tup, TupleDesc desc, uint64 claim)
 	req->event_id = DatumGetInt64(SPI_getbinval(tup, desc, REQUEST_COLUMNS + 1, &isnull));
 	if (req->delivery_id != 0)
 		return;
+	req->in_order = DatumGetBool(SPI_getbinval(tup, desc, REQUEST_COLUMNS + 12, &isnull));
+	req->group_key = SPI_getvalue(tup, desc, REQUEST_COLUMNS + 13);
+	req->waits = DatumGetBool(SPI_getbinval(tup, desc, REQUEST_COLUMNS + 14, &isnull));
 	req->read = palloc0(sizeof(LogRead));
 	req->read->claim = claim;
 	req->read->from_held = DatumGetBool(SPI_getbinval(tup, desc, REQUEST_COLUMNS + 2,
@@ -1368,7 +1528,7 @@ queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 		TEXTARRAYOID, INT4ARRAYOID, INT8ARRAYOID, FLOAT8ARRAYOID,
 		INT4OID, INT8OID, INT8OID, INT8ARRAYOID, INT8ARRAYOID,
 		INT8OID, OIDOID, INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
-	INT8ARRAYOID, INT8ARRAYOID};
+	INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID};
 	Datum		values[CLAIM_ARGS];
 	char		nulls[CLAIM_ARGS];
 	const HeldPositions *pos = &held->positions;
@@ -1422,6 +1582,8 @@ queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 	values[22] = array_of(pos->last_txid, pos->last_txid_nulls, pos->n, TEXTOID);
 	values[23] = array_of(pos->last_id, NULL, pos->n, INT8OID);
 	values[24] = array_of(pos->top_id, NULL, pos->n, INT8OID);
+	values[25] = array_of(held->group_hooks, NULL, held->n_groups, INT8OID);
+	values[26] = array_of(held->group_keys, held->group_key_nulls, held->n_groups, TEXTOID);
 	memset(nulls, ' ', sizeof(nulls));
 	if (held->only_hooks != NULL)
 		values[15] = array_of(held->only_hooks, NULL, held->n_only_hooks, INT8OID);
@@ -1735,8 +1897,9 @@ queue_move_cursors(const CursorMoves *moves, int64 **moved)
 
 /*
  * The n requests reqs, read from the log and let go of unsent, become
- * pending deliveries (of the hooks that still exist), due now.  Caller is
- * in a transaction.
+ * pending deliveries (of the hooks that still exist), due now, each in its
+ * group (of an ordered hook: behind the unfinished ones of its group, as
+ * FRESH_IN_ORDER's that wait).  Caller is in a transaction.
  */
 void
 queue_hand_over(Attempt **reqs, int n)
@@ -1757,13 +1920,13 @@ queue_hand_over(Attempt **reqs, int n)
 	spi_connect_checked();
 	spi_check(SPI_execute_plan(spi_kept_plan(&hand_over_plan,
 											 "INSERT INTO webhook.delivery"
-											 " (event_id, hook_id, next_attempt_at)"
-											 " SELECT r.event_id, r.hook_id, pg_catalog.now()"
+											 " (event_id, hook_id, next_attempt_at, resource_key)"
+											 " SELECT r.event_id, r.hook_id, pg_catalog.now(),"
+											 "        " RESOURCE_KEY_OF("h.ordered", "r.event_id")
 											 "   FROM ROWS FROM (pg_catalog.unnest($1::bigint[]),"
 											 "                   pg_catalog.unnest($2::bigint[]))"
 											 "        AS r(event_id, hook_id)"
-											 "  WHERE EXISTS (SELECT FROM webhook.hook h"
-											 "                 WHERE h.id = r.hook_id)",
+											 "   JOIN webhook.hook h ON h.id = r.hook_id",
 											 2, types, 0),
 							   values, NULL, false, 0),
 			  SPI_OK_INSERT, false, "handing requests over to the queue");
@@ -1931,8 +2094,9 @@ queue_record_failure(Attempt *req, const char *why)
 		bool		isnull;
 
 		spi_check(SPI_execute_with_args("INSERT INTO webhook.delivery"
-										" (event_id, hook_id, next_attempt_at)"
-										" SELECT $1, h.id, pg_catalog.now()"
+										" (event_id, hook_id, next_attempt_at, resource_key)"
+										" SELECT $1, h.id, pg_catalog.now(),"
+										"        " RESOURCE_KEY_OF("h.ordered", "$1")
 										"   FROM webhook.hook h WHERE h.id = $2"
 										" RETURNING id",
 										2, made_types, made, NULL, false, 1),

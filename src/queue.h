@@ -58,6 +58,11 @@ typedef struct QueueHeld
 	bool		with_due;		/* whether some of them may have a delivery
 								 * due, or only their logs are read */
 	HeldPositions positions;	/* where to read the hooks it follows from */
+	int			n_groups;
+	Datum	   *group_hooks;	/* int8: the ordered hooks of the requests
+								 * read from the log it holds ... */
+	Datum	   *group_keys;		/* text: ... and their groups */
+	bool	   *group_key_nulls;	/* (the group of no key) */
 	uint64		claim;			/* this claim's number */
 } QueueHeld;
 

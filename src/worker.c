@@ -725,6 +725,35 @@ held_ids(bool sent_only, int *n)
 	return ids;
 }
 
+/*
+ * The groups of the requests read from the log of ordered hooks that the
+ * worker holds, but for those being recorded (a claim that follows their
+ * record sees their outcome: a row if they failed), into h: none of those
+ * groups' next events may go yet (queue.c, FRESH_IN_ORDER).
+ */
+static void
+held_groups(QueueHeld *h)
+{
+	dlist_iter	iter;
+
+	h->group_hooks = palloc(sizeof(Datum) * Max(n_held, 1));
+	h->group_keys = palloc(sizeof(Datum) * Max(n_held, 1));
+	h->group_key_nulls = palloc(sizeof(bool) * Max(n_held, 1));
+	h->n_groups = 0;
+	dlist_foreach(iter, &held)
+	{
+		Attempt    *req = dlist_container(Attempt, held_node, iter.cur);
+
+		if (!req->in_order || req->being_recorded)
+			continue;
+		h->group_hooks[h->n_groups] = Int64GetDatum(req->hook_id);
+		h->group_key_nulls[h->n_groups] = (req->group_key == NULL);
+		h->group_keys[h->n_groups] = req->group_key == NULL ? (Datum) 0
+			: CStringGetTextDatum(req->group_key);
+		h->n_groups++;
+	}
+}
+
 /* Record attempts, noting when the retries they scheduled are due. */
 static void
 record(Attempt **reqs, int n)
@@ -800,6 +829,7 @@ claim(int limit, dlist_head *claimed)
 		h.n_transports++;
 	}
 	h.delivery_ids = held_ids(false, &h.n_deliveries);
+	held_groups(&h);
 
 	holding = tenants_holding();
 	h.tenants = palloc(sizeof(Datum) * Max(n_tenant_loads, 1));
@@ -851,6 +881,8 @@ claim(int limit, dlist_head *claimed)
 			note_due_hook(req->hook_id);
 		else
 			note_recent_hook(req->hook_id);
+		if (req->waits)
+			continue;			/* never sent from here: start_waiting() */
 		if (!req->fits)
 		{
 			refuse(req, true,
@@ -911,9 +943,11 @@ drop_waiting(Attempt *req)
  * webhook.max_in_flight, its tenant's share of them (tenant_share()), its
  * transport's max_in_flight and rate.  One whose transport's next token is
  * more than STALL_MS away goes back to the queue: what waits that long
- * holds nothing another tenant could use.  A refused request (claim())
- * "starts" at once, to be recorded.  Returns when the first request held
- * back by its transport's rate may start, or 0.
+ * holds nothing another tenant could use, as does one that waits behind
+ * an unfinished delivery of its ordered group (queue.c, FRESH_IN_ORDER),
+ * at once.  A refused request (claim()) "starts" at once, to be recorded.
+ * Returns when the first request held back by its transport's rate may
+ * start, or 0.
  */
 static TimestampTz
 start_waiting(void)
@@ -930,6 +964,11 @@ start_waiting(void)
 		Transport  *transport = req->transport;
 		TenantLoad *tenant = tenant_load(req->tenant);
 
+		if (req->waits)
+		{
+			drop_waiting(req);
+			continue;
+		}
 		if (req->error == NULL)
 		{
 			TimestampTz token = 0;
@@ -1061,6 +1100,7 @@ count_done(int sign)
 		Attempt    *req = dlist_container(Attempt, node, iter.cur);
 
 		count_held(req, sign);
+		req->being_recorded = (sign < 0);
 		n++;
 	}
 	return n;

@@ -30,6 +30,7 @@ class Result(unittest.TestResult):
         self.out = out
         self.outcomes = {}       # test id -> 'pass' | 'FAIL' | 'ERROR' | 'skip'
         self.details = []        # (test id, kind, text)
+        self.failed_subtests = set()    # ids of the tests a subtest of which failed
         self._start = {}
 
     def startTest(self, test):
@@ -50,6 +51,11 @@ class Result(unittest.TestResult):
         super().addSuccess(test)
         self._end(test, 'pass')
 
+    def stopTest(self, test):
+        if test.id() in self.failed_subtests and test.id() not in self.outcomes:
+            self._end(test, 'FAIL')
+        super().stopTest(test)
+
     def addFailure(self, test, err):
         super().addFailure(test, err)
         self._end(test, 'FAIL', self._exc_info_to_string(err, test))
@@ -63,6 +69,13 @@ class Result(unittest.TestResult):
             self.out.write('%-70s ERROR\n' % short(test.id() if hasattr(test, 'id') else str(test)))
             self.details.append((str(test), 'ERROR', text))
             self.fixture_errors.append(str(test))
+
+    def addSubTest(self, test, subtest, err):
+        """A failed subtest fails its test, with the subtest's traceback."""
+        super().addSubTest(test, subtest, err)
+        if err is not None:
+            self.details.append((subtest.id(), 'FAIL', self._exc_info_to_string(err, test)))
+            self.failed_subtests.add(test.id())
 
     def addSkip(self, test, reason):
         super().addSkip(test, reason)

@@ -186,7 +186,8 @@ class OrderingTest(unittest.TestCase):
         hook, uids = self.dead_first(path, 'stop')
         cluster.wait_state(uids[0], 'dead')
         dead = cluster.delivery(uids[0])
-        # paused: still active, so a new event still becomes a delivery, and waits
+        # paused: still active, so a new event still goes to it, and waits,
+        # unread by its cursor
         active, reason = cluster.psql('SELECT active, disabled_reason FROM webhook.hook '
                                       'WHERE id = %d' % hook.hook_id)[0]
         self.assertEqual(active, 't')
@@ -198,7 +199,9 @@ class OrderingTest(unittest.TestCase):
         # nothing: the stopped hook's would have been claimed by then
         cluster.worker_passed(rx)
         self.assertEqual(counters(rx.requests(path=path)), [(1, False), (1, False)])
-        self.assertEqual([cluster.delivery(u)['state'] for u in uids[1:]], ['pending'] * 4)
+        # events 2 to 4 were read behind the failing one, and wait as rows
+        self.assertEqual([cluster.delivery(u)['state'] for u in uids[1:4]], ['pending'] * 3)
+        self.assertIsNone(cluster.delivery(uids[4]))
 
         # the receiver is fixed: resume, and send the dead event again first
         rx.respond(None)
@@ -253,28 +256,91 @@ class OrderingTest(unittest.TestCase):
         self.assertEqual(cluster.psql(keys % hook.hook_id), [[None]])
         later = [cluster.one(emit % (lit(hook.event_type), 2, lit('2'))),
                  cluster.one(emit % (lit(hook.event_type), 3, 'NULL'))]
-        self.assertEqual(cluster.psql(keys % hook.hook_id), [[None], [None], [None]])
         cluster.worker_passed(rx)
+        # read from the log behind the retry, they wait as rows of its group
+        self.assertEqual(cluster.psql(keys % hook.hook_id), [[None], [None], [None]])
         self.assertEqual([cluster.delivery(u)['state'] for u in later], ['pending', 'pending'])
         self.assertEqual(rx.count(path), 1)
 
     def test_a_long_resource_id_never_fails_the_write(self):
         """A resource id longer than an index entry may be (9,600
-        characters of hex, which hardly compress): emit() goes through, and
-        the events go in order, one at a time."""
+        characters of hex, which hardly compress): emit() goes through, the
+        first event's failure and the two that wait behind it are rows
+        keyed by its first 200 characters, and the events go in order, one
+        at a time."""
         path = '/ord-long-id'
-        hook = cluster.hook_on(rx.url(), path, ordered='resource')
+        rx.script(path, R(500), R(200))
+        hook = cluster.hook_on(rx.url(), path, ordered='resource', retry_schedule='{1s}')
         long_id = "(SELECT string_agg(md5(i::text), '') FROM generate_series(1, 300) i)"
-        cluster.psql("SELECT webhook.emit(%s, jsonb_build_object('n', g), resource => 'order',"
-                     " resource_id => %s) FROM generate_series(1, 3) g"
-                     % (lit(hook.event_type), long_id))
-        reqs = rx.wait_requests(3, path=path)
-        self.assertEqual([n for n, _ in counters(reqs)], [1, 2, 3])
-        self.assertEqual(rx.max_in_flight[path], 1)
-        self.assertEqual(cluster.psql("SELECT DISTINCT length(e.resource_id), length(d.resource_key)"
+        uids = [r[0] for r in cluster.psql(
+            "SELECT webhook.emit(%s, jsonb_build_object('n', g), resource => 'order',"
+            " resource_id => %s) FROM generate_series(1, 3) g"
+            % (lit(hook.event_type), long_id))]
+        cluster.wait_state(uids[0], 'failed')
+        cluster.worker_passed(rx)
+        self.assertEqual(cluster.psql("SELECT length(e.resource_id), length(d.resource_key)"
                                       " FROM webhook.delivery d JOIN webhook.event e"
                                       " ON e.id = d.event_id WHERE d.hook_id = %d"
-                                      % hook.hook_id), [['9600', '200']])
+                                      " ORDER BY d.event_id" % hook.hook_id),
+                         [['9600', '200']] * 3)
+        reqs = rx.wait_requests(4, path=path)
+        self.assertEqual(counters(reqs), [(1, False), (1, True), (2, True), (3, True)])
+        self.assertEqual(rx.max_in_flight[path], 1)
+
+    def test_an_earlier_event_of_a_later_transaction_goes_first(self):
+        """Event order is id order, for one row commit order; the log is
+        read in order of transaction ids.  A transaction x that took its id
+        first, then wrote a resource's event after another, y, had written
+        the same resource's and committed, is read first: y's event, the
+        earlier, still goes first (both committed while the hook was not
+        reading: it was inactive).  With other resources' events between
+        them, from transactions between x's and y's, y's is read by a later
+        claim than x's (a transport of one request in flight: two read a
+        claim), and x's still waits for it."""
+        for fillers in (0, 3):
+            with self.subTest(fillers=fillers):
+                path = '/ord-late-txid-%d' % fillers
+                hook = cluster.hook_on(rx.url(), path, transport={'max_in_flight': 1},
+                                       ordered='resource', active=False)
+                emit = ("SELECT webhook.emit(%s, '{\"n\": %%d}', resource => 'order',"
+                        " resource_id => '%%s')" % lit(hook.event_type))
+                x = harness.Session(cluster)
+                self.addCleanup(x.close)
+                name = 'ord_late_txid_%d' % fillers
+                x.send("SET application_name = '%s'; BEGIN; SELECT pg_current_xact_id();" % name)
+                cluster.wait_for("SELECT count(*) FROM pg_stat_activity WHERE application_name ="
+                                 " '%s' AND backend_xid IS NOT NULL" % name, '1')
+                for n in range(fillers):
+                    cluster.psql(emit % (100 + n, 'other'))
+                cluster.psql(emit % (1, '7'))
+                x.send(emit % (2, '7') + '; COMMIT;')
+                events = ("SELECT count(*) FROM webhook.event WHERE event_type = %s"
+                          % lit(hook.event_type))
+                cluster.wait_for(events, str(2 + fillers))
+                # the later event's transaction id is the lower
+                self.assertEqual(cluster.one(
+                    "SELECT (array_agg(txid ORDER BY id))[1] > (array_agg(txid ORDER BY id))[2]"
+                    "  FROM webhook.event WHERE event_type = %s AND resource_id = '7'"
+                    % lit(hook.event_type)), 't')
+                cluster.call('update_hook', id=hook.hook_id, active=True)
+                reqs = rx.wait_requests(2 + fillers, path=path)
+                self.assertEqual([r for r in counters(reqs) if r[0] < 100],
+                                 [(1, True), (2, True)])
+
+    def test_a_hook_made_ordered_keeps_the_order_of_what_it_had_not_read(self):
+        """A hook made ordered reads what it had not read yet in order too:
+        its backlog, written while it was unordered (and inactive), goes one
+        at a time, the first answered slowly."""
+        path = '/ord-made-backlog'
+        self.respond(lambda req: R(200, delay=0.5) if req.path == path
+                     and req.json()['data']['n'] == 1 else None)
+        hook = cluster.hook_on(rx.url(), path, active=False)
+        cluster.psql("SELECT webhook.emit(%s, jsonb_build_object('n', g), resource => 'order',"
+                     " resource_id => '7') FROM generate_series(1, 3) g" % lit(hook.event_type))
+        cluster.call('update_hook', id=hook.hook_id, ordered='resource', active=True)
+        reqs = rx.wait_requests(3, path=path)
+        self.assertEqual(counters(reqs), [(1, True), (2, True), (3, True)])
+        self.assertEqual(rx.max_in_flight[path], 1)
 
     def test_unordered_hook_not_held_up(self):
         """An unordered hook on the transport of an ordered one being retried

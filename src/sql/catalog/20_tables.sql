@@ -137,11 +137,15 @@ CREATE TABLE webhook.event (
     payload      jsonb NOT NULL,
     previous     jsonb,            -- old values of the columns an UPDATE changed
     created_at   timestamptz NOT NULL DEFAULT now(),
-    -- the writer's transaction (top level) and the unordered hooks the
-    -- event goes to, active or not, which read it through their cursors
-    -- (NULL: none, or logged before the cursors existed)
+    -- the writer's transaction (top level) and the hooks the event goes
+    -- to, active or not, which read it through their cursors (NULL: none,
+    -- or logged before the cursors existed); and the next transaction id
+    -- to be assigned when it was written, above that of every transaction
+    -- committed by then, which an ordered hook's claim reads
+    -- (src/queue.c, FRESH_IN_ORDER)
     txid         xid8,
-    hook_ids     bigint[]
+    hook_ids     bigint[],
+    next_txid    xid8
 );
 -- events are appended in time order: a BRIN index serves reads by time at
 -- a fraction of a B-tree's cost on every captured change

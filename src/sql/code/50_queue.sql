@@ -172,7 +172,7 @@ BEGIN
          ORDER BY r.id
         RETURNING hook_id
     ), forgotten AS (
-        UPDATE webhook.event e SET txid = NULL, hook_ids = NULL
+        UPDATE webhook.event e SET txid = NULL, hook_ids = NULL, next_txid = NULL
          WHERE foreign_cluster AND e.txid IS NOT NULL
     ), moved AS (
         UPDATE webhook_internal.cursor x

@@ -105,13 +105,14 @@ CREATE INDEX attempt_event_idx ON webhook.attempt (event_id);
 COMMENT ON TABLE webhook.attempt IS 'one HTTP request of a delivery';
 ALTER TABLE webhook.attempt ENABLE ROW LEVEL SECURITY;
 
--- The writer appends the event with its transaction and the unordered
--- hooks it goes to, which read it through their cursors; an ordered hook's
--- deliveries are made with the event, as before (src/sql/catalog/20_tables.sql).
+-- The writer appends the event with its transaction and the hooks it
+-- goes to, ordered or not, which read it through their cursors
+-- (src/sql/catalog/20_tables.sql).
 -- Every event logged until now has its deliveries: each hook's cursor
 -- starts now (the columns are added without a rewrite; the table stays
 -- locked, and the writers wait, until the update commits).
-ALTER TABLE webhook.event ADD COLUMN txid xid8, ADD COLUMN hook_ids bigint[];
+ALTER TABLE webhook.event ADD COLUMN txid xid8, ADD COLUMN hook_ids bigint[],
+                          ADD COLUMN next_txid xid8;
 CREATE INDEX event_log_idx ON webhook.event (tenant, txid, id) WHERE txid IS NOT NULL;
 -- The event log goes by whole slots too, the attempts' (above): 0.4's
 -- table, with its rows, is slot 0, which stopped being current now; the
