@@ -433,6 +433,7 @@ enqueue_directly(const NewEvent *ev, const Datum *read_ids, int n_read,
 	Datum		now = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 	Datum		ev_values[N_EVENT_COLUMNS];
 	bool		ev_nulls[N_EVENT_COLUMNS] = {false};
+	FullTransactionId next_txid;
 	Datum		dl_values[N_DELIVERY_COLUMNS];
 	bool		dl_nulls[N_DELIVERY_COLUMNS] = {false};
 	int			i;
@@ -458,7 +459,10 @@ enqueue_directly(const NewEvent *ev, const Datum *read_ids, int n_read,
 		ev_values[EV_TXID] = FullTransactionIdGetDatum(GetTopFullTransactionId());
 		ev_values[EV_HOOK_IDS] = hook_id_array(read_ids, n_read);
 		/* after the row it is about was written, and locked */
-		ev_values[EV_NEXT_TXID] = FullTransactionIdGetDatum(ReadNextFullTransactionId());
+		next_txid = ReadNextFullTransactionId();
+		ev_nulls[EV_NEXT_TXID] = U64FromFullTransactionId(next_txid) ==
+			U64FromFullTransactionId(GetTopFullTransactionId()) + 1;
+		ev_values[EV_NEXT_TXID] = FullTransactionIdGetDatum(next_txid);
 	}
 	slot = ExecInitExtraTupleSlot(estate, RelationGetDescr(event_rel), &TTSOpsVirtual);
 	insert_row(&event_table, event_rri, estate, slot, ev_values, ev_nulls);

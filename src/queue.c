@@ -254,8 +254,8 @@
  * bound a plain one, where it stops: a backlog of one transaction is read
  * from where the last claim stopped, not from its first event.
  */
-#define LOG_ARM(part, from_txid, from_id, cond) \
-"(SELECT " #part " AS part, e.txid, e.id, e.tableoid AS rel FROM webhook.event e" \
+#define LOG_ARM(part, from_txid, from_id, cond, cols) \
+"(SELECT " #part " AS part, e.txid, e.id, e.tableoid AS rel" cols(e) " FROM webhook.event e" \
 "  WHERE e.tenant OPERATOR(pg_catalog.=) h.tenant AND e.txid IS NOT NULL" \
 "    AND (e.txid, e.id) OPERATOR(pg_catalog.>) (" from_txid ", " from_id ")" \
 "    AND " cond \
@@ -266,16 +266,31 @@
  * look-up inside the loop over them: flattened, the plan made while the
  * log was small read the tenant's whole log and matched it against them)
  */
-#define LOG_XIP_ARM(part, snap, from_id, cond) \
-"(SELECT " #part " AS part, e.txid, e.id, e.rel" \
+#define LOG_XIP_ARM(part, snap, from_id, cond, cols) \
+"(SELECT " #part " AS part, e.txid, e.id, e.rel" cols(e) \
 "   FROM pg_catalog.pg_snapshot_xip(" snap ") AS x(txid)" \
 "   CROSS JOIN LATERAL (" \
-"       SELECT e.txid, e.id, e.tableoid AS rel FROM webhook.event e" \
+"       SELECT e.txid, e.id, e.tableoid AS rel" cols(e) " FROM webhook.event e" \
 "        WHERE e.tenant OPERATOR(pg_catalog.=) h.tenant AND e.txid IS NOT NULL" \
 "          AND (e.txid, e.id) OPERATOR(pg_catalog.>) (x.txid, " from_id ")" \
 "          AND e.txid OPERATOR(pg_catalog.<=) x.txid AND " cond \
 "          AND h.hook_id OPERATOR(pg_catalog.=) ANY (e.hook_ids) OFFSET 0) e" \
 "  ORDER BY e.txid, e.id LIMIT h.room)"
+/*
+ * What a claim reads of the hooks, of the unordered ones only (UNORDERED)
+ * or of every one (IN_ORDER, with what FRESH_IN_ORDER needs): which hooks
+ * are read (KINDS), the columns an arm reads of each event e (COLS), and a
+ * reader's (READER_COLS: whether an ordered one has unfinished rows)
+ */
+#define UNORDERED_KINDS "h.ordered = 'none'"
+#define UNORDERED_COLS(e) ""
+#define UNORDERED_READER_COLS ""
+#define IN_ORDER_KINDS "true"
+#define IN_ORDER_COLS(e) ", " #e ".resource_id, " #e ".next_txid"
+#define IN_ORDER_READER_COLS \
+", h.ordered <> 'none' AND EXISTS (SELECT FROM webhook.delivery d" \
+"                                  WHERE d.hook_id = h.id" \
+"                                    AND d.state IN ('pending', 'failed')) AS with_rows"
 /* within the interval: in hi, past the key read up to */
 #define IN_HI "pg_catalog.pg_visible_in_snapshot(e.txid, h.hi)"
 #define FROM_KEY(txid) \
@@ -326,24 +341,23 @@ HELD_POSITION \
 "                 l.from_lo, l.from_hi, l.from_last_txid, l.from_last_id" \
 "            FROM locked l WHERE l.hook_id = h.id"
 /*
- * The hooks read (fresh_hooks) at their positions, those of the kinds
- * asked (ordered or not: claim_sql), and what each reads: FRESH, or
- * FRESH_OF_HELD when the worker holds the position of every hook of $16 (a
- * claim's plan is started whole: see CLAIM_HEAD).  What an ordered hook
- * reads is cut by FRESH_IN_ORDER, which gives each of its events its
- * group; an unordered hook's are in none, and none waits.
+ * The hooks read (fresh_hooks) at their positions, those of the order
+ * asked (above), and what each reads: FRESH, or FRESH_OF_HELD when the
+ * worker holds the position of every hook of $16 (a claim's plan is
+ * started whole: see CLAIM_HEAD).  What an ordered hook reads is cut by
+ * FRESH_IN_ORDER, which gives each of its events its group; an unordered
+ * hook's are in none, and none waits.
  */
-#define UNORDERED_ONLY "h.ordered = 'none'"
-#define ORDERED_TOO "true"
-#define FRESH_READ(position, kinds) \
+#define FRESH_READ(position, order) \
 "readers AS (" \
-"    SELECT h.id AS hook_id, t.id AS transport_id, t.tenant, r.room, h.ordered, c.*" \
+"    SELECT h.id AS hook_id, t.id AS transport_id, t.tenant, r.room, h.ordered" \
+           order##_READER_COLS ", c.*" \
 HOOKS_WITH_ROOM("fresh_hooks") \
 "      CROSS JOIN LATERAL (" position ") c" \
-"     WHERE h.active AND h.disabled_reason IS NULL AND r.room > 0 AND " kinds \
+"     WHERE h.active AND h.disabled_reason IS NULL AND r.room > 0 AND " order##_KINDS \
 "       AND t.id OPERATOR(pg_catalog.%) $5 OPERATOR(pg_catalog.=) $6" \
 "), fresh AS (" \
-"    SELECT h.hook_id, x.part, x.txid, x.id AS event_id, x.rel," \
+"    SELECT h.hook_id, x.part, x.txid, x.id AS event_id, x.rel" order##_COLS(x) "," \
 "           h.ordered, false AS in_order, NULL::text AS group_key, false AS waits," \
 "           pg_catalog.count(*) OVER (PARTITION BY h.hook_id) AS n," \
 "           pg_catalog.row_number() OVER (PARTITION BY h.hook_id" \
@@ -352,21 +366,22 @@ HOOKS_WITH_ROOM("fresh_hooks") \
 "      CROSS JOIN LATERAL (" \
 "          SELECT y.* FROM (" \
 LOG_XIP_ARM(1, "h.lo", FROM_KEY("x.txid"), \
-            "x.txid OPERATOR(pg_catalog.>=) h.last_txid AND " IN_HI) \
+            "x.txid OPERATOR(pg_catalog.>=) h.last_txid AND " IN_HI, order##_COLS) \
 "              UNION ALL " \
 LOG_ARM(1, "GREATEST(pg_catalog.pg_snapshot_xmax(h.lo), h.last_txid)", \
         FROM_KEY("GREATEST(pg_catalog.pg_snapshot_xmax(h.lo), h.last_txid)"), \
-        "e.txid OPERATOR(pg_catalog.<) pg_catalog.pg_snapshot_xmax(h.hi) AND " IN_HI) \
+        "e.txid OPERATOR(pg_catalog.<) pg_catalog.pg_snapshot_xmax(h.hi) AND " IN_HI, \
+        order##_COLS) \
 "              UNION ALL " \
-LOG_XIP_ARM(2, "h.hi", "-1", "true") \
+LOG_XIP_ARM(2, "h.hi", "-1", "true", order##_COLS) \
 "              UNION ALL " \
-LOG_ARM(2, "pg_catalog.pg_snapshot_xmax(h.hi)", "-1", "true") \
+LOG_ARM(2, "pg_catalog.pg_snapshot_xmax(h.hi)", "-1", "true", order##_COLS) \
 "          ) y ORDER BY y.part, y.txid, y.id LIMIT h.room) x" \
 ")"
-#define FRESH(kinds) \
-HELD_CURSORS ", " STORED_CURSORS ", " FRESH_READ(ANY_POSITION, kinds)
-#define FRESH_OF_HELD(kinds) \
-HELD_CURSORS ", " FRESH_READ(HELD_POSITION, kinds)
+#define FRESH(order) \
+HELD_CURSORS ", " STORED_CURSORS ", " FRESH_READ(ANY_POSITION, order)
+#define FRESH_OF_HELD(order) \
+HELD_CURSORS ", " FRESH_READ(HELD_POSITION, order)
 
 /*
  * The group of the event e for a hook whose ordered is given: its resource
@@ -387,18 +402,19 @@ HELD_CURSORS ", " FRESH_READ(HELD_POSITION, kinds)
  * read in order of transaction ids, by which an earlier event of one row
  * comes later when its transaction began after x's and committed before
  * x was written.  Such a transaction's id is below x's next_txid (the
- * next to be assigned when x was written), so only the log between x's
- * transaction id and that is looked at (event_log_idx): a few entries,
- * those of the transactions that ran beside x's.
+ * next to be assigned when x was written; none when that was the one after
+ * x's), so only the log between x's transaction id and that is looked at
+ * (event_log_idx): a few entries, those of the transactions that ran
+ * beside x's.
  */
 #define EARLIER_UNREAD(h, ordered, tenant, group_key, x_txid, x_next_txid, x_id, unread) \
-"EXISTS (SELECT FROM webhook.event e" \
+"(" x_next_txid " IS NOT NULL AND EXISTS (SELECT FROM webhook.event e" \
 "         WHERE e.tenant OPERATOR(pg_catalog.=) " tenant " AND e.txid IS NOT NULL" \
 "           AND e.txid OPERATOR(pg_catalog.>) " x_txid \
 "           AND e.txid OPERATOR(pg_catalog.<) " x_next_txid \
 "           AND e.id OPERATOR(pg_catalog.<) " x_id \
 "           AND " h " OPERATOR(pg_catalog.=) ANY (e.hook_ids) AND " unread \
-"           AND " GROUP_KEY("e", ordered) " IS NOT DISTINCT FROM " group_key ")"
+"           AND " GROUP_KEY("e", ordered) " IS NOT DISTINCT FROM " group_key "))"
 
 /*
  * What an ordered hook reads of its log is taken in an order of its own.
@@ -420,8 +436,14 @@ HELD_CURSORS ", " FRESH_READ(HELD_POSITION, kinds)
  *	  that outcome is recorded reads on from there.  The first event read
  *	  never stops but for a held one: the read always moves on;
  *	- any other is sent.
- * Each event costs a look-up in its slot, a probe of delivery_resource_idx
- * (empty while nothing fails), and one of event_log_idx.
+ * The groups held are rows of grouped too, ranked before the events, so
+ * that one sort of them all by group tells each event's (a join of the
+ * two, a nested loop in the plan kept, cost a claim a millisecond), by
+ * their bytes (sorted in the database's collation, they cost a claim a
+ * tenth of a millisecond more).  What
+ * the claim cannot take ($1) is left as it is.  Each event costs a
+ * probe of delivery_resource_idx while its hook has unfinished rows, and
+ * one of event_log_idx while transactions began beside its own.
  */
 #define FRESH_IN_ORDER \
 "held_groups AS NOT MATERIALIZED (" \
@@ -429,8 +451,10 @@ HELD_CURSORS ", " FRESH_READ(HELD_POSITION, kinds)
 "      FROM ROWS FROM (pg_catalog.unnest($26::bigint[]), pg_catalog.unnest($27::text[]))" \
 "           AS g(hook_id, group_key)" \
 "), grouped AS (" \
-"    SELECT f.hook_id, f.part, f.txid, f.event_id, f.rel, f.n, f.rank, k.group_key," \
-"           CASE WHEN k.group_key IS NULL" \
+"    SELECT f.hook_id, f.part, f.txid, f.event_id, f.rel, f.n, f.rank, f.ordered, k.group_key," \
+"           false AS held_group," \
+"           CASE WHEN NOT r.with_rows THEN false" \
+"                WHEN k.group_key IS NULL" \
 "                THEN EXISTS (SELECT FROM webhook.delivery d" \
 "                              WHERE d.hook_id = f.hook_id AND d.state IN ('pending', 'failed')" \
 "                                AND d.resource_key IS NULL)" \
@@ -438,39 +462,38 @@ HELD_CURSORS ", " FRESH_READ(HELD_POSITION, kinds)
 "                              WHERE d.hook_id = f.hook_id AND d.state IN ('pending', 'failed')" \
 "                                AND d.resource_key OPERATOR(pg_catalog.=) k.group_key) END" \
 "           AS blocked," \
-"           EXISTS (SELECT FROM held_groups g" \
-"                    WHERE g.hook_id = f.hook_id" \
-"                      AND g.group_key IS NOT DISTINCT FROM k.group_key) AS held," \
-"           " EARLIER_UNREAD("f.hook_id", "f.ordered", "r.tenant", "k.group_key", "f.txid", \
-                            "k.next_txid", \
-                            "f.event_id", \
-                            "NOT pg_catalog.pg_visible_in_snapshot(e.txid, CASE WHEN f.part = 1" \
-                            " THEN r.lo ELSE r.hi END)") " AS after_unread" \
+"           f.ordered <> 'none' AND " \
+           EARLIER_UNREAD("f.hook_id", "f.ordered", "r.tenant", "k.group_key", "f.txid", \
+                          "f.next_txid", "f.event_id", \
+                          "NOT pg_catalog.pg_visible_in_snapshot(e.txid, CASE WHEN f.part = 1" \
+                          " THEN r.lo ELSE r.hi END)") " AS after_unread" \
 "      FROM fresh f" \
 "      JOIN readers r ON r.hook_id = f.hook_id" \
-"      CROSS JOIN LATERAL (" \
-"          SELECT " GROUP_KEY("e", "f.ordered") " AS group_key, e.next_txid" \
-"            FROM " EVENT_LOOKUP("e.resource_id, e.next_txid", "f.rel", "f.event_id") " e) k" \
-"     WHERE f.ordered <> 'none'" \
-"), stops AS (" \
-"    SELECT g.*, NOT g.waits AND (g.held OR g.before > 0) AS stops" \
-"      FROM (SELECT g.*," \
-"                   g.blocked OR pg_catalog.bool_or(g.after_unread) OVER w AS waits," \
-"                   pg_catalog.count(*) OVER w - 1 AS before" \
-"              FROM grouped g" \
-"            WINDOW w AS (PARTITION BY g.hook_id, g.group_key ORDER BY g.rank" \
-"                         ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)) g" \
-"), fresh_in_order AS (" \
-"    SELECT f.hook_id, f.part, f.txid, f.event_id, f.rel, f.in_order, f.group_key, f.waits," \
-"           f.n, f.rank" \
-"      FROM fresh f WHERE f.ordered = 'none'" \
+"      CROSS JOIN LATERAL (SELECT " GROUP_KEY("f", "f.ordered") " AS group_key) k" \
+"     WHERE f.rank OPERATOR(pg_catalog.<=) $1" \
 "    UNION ALL" \
-"    SELECT s.hook_id, s.part, s.txid, s.event_id, s.rel, true, s.group_key, s.waits," \
-"           s.n, s.rank" \
+"    SELECT g.hook_id, NULL, NULL, NULL, NULL, NULL, 0, NULL, g.group_key, true, false, false" \
+"      FROM held_groups g" \
+"), stops AS (" \
+"    SELECT s.*, pg_catalog.min(s.rank) FILTER (WHERE s.stops)" \
+"                    OVER (PARTITION BY s.hook_id) AS first_stop" \
+"      FROM (SELECT g.*," \
+"                   g.ordered <> 'none' AND NOT g.waits AND (g.held OR g.before > 0) AS stops" \
+"              FROM (SELECT g.*," \
+"                           g.blocked OR pg_catalog.bool_or(g.after_unread) OVER w AS waits," \
+"                           pg_catalog.bool_or(g.held_group) OVER w AS held," \
+"                           pg_catalog.count(*) FILTER (WHERE NOT g.held_group) OVER w - 1" \
+"                           AS before" \
+"                      FROM grouped g" \
+"                    WINDOW w AS (PARTITION BY g.hook_id, g.group_key COLLATE \"C\"" \
+"                                 ORDER BY g.rank" \
+"                                 ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)) g" \
+"             WHERE NOT g.held_group) s" \
+"), fresh_in_order AS (" \
+"    SELECT s.hook_id, s.part, s.txid, s.event_id, s.rel, s.ordered <> 'none' AS in_order," \
+"           s.group_key, s.waits, s.n, s.rank" \
 "      FROM stops s" \
-"     WHERE NOT EXISTS (SELECT FROM stops x" \
-"                        WHERE x.hook_id = s.hook_id AND x.stops" \
-"                          AND x.rank OPERATOR(pg_catalog.<=) s.rank)" \
+"     WHERE s.first_stop IS NULL OR s.rank OPERATOR(pg_catalog.<) s.first_stop" \
 ")"
 
 /*
@@ -839,17 +862,20 @@ UNORDERED_CANDIDATES(LOOKED_AT_DUE) "    UNION ALL" FRESH_CANDIDATES(src)
  * a look's statements: of the unordered hooks only, and of the ordered ones
  * too (their logs read in order, and their rows' branch)
  */
-#define WITH_AND_WITHOUT_ORDERED(head, read, candidates) \
-	{head(read(UNORDERED_ONLY)) candidates("fresh") CLAIM_TAIL, \
-	 head(read(ORDERED_TOO) ", " FRESH_IN_ORDER) candidates("fresh_in_order") \
-	 ORDERED_CANDIDATES CLAIM_TAIL}
+#define WITH_AND_WITHOUT_ORDERED(head, read, candidates, ordered_rows) \
+	{head(read(UNORDERED)) candidates("fresh") CLAIM_TAIL, \
+	 head(read(IN_ORDER) ", " FRESH_IN_ORDER) candidates("fresh_in_order") \
+	 ordered_rows CLAIM_TAIL}
 
 static const char *const claim_sql[CLAIM_LOOKS][2] = {
-	[CLAIM_LISTED] = WITH_AND_WITHOUT_ORDERED(LISTED_HEAD, FRESH, LISTED_DUE_AND_FRESH),
-	[CLAIM_LISTED_LOG] = WITH_AND_WITHOUT_ORDERED(LISTED_HEAD, FRESH, FRESH_CANDIDATES),
-	[CLAIM_HELD] = WITH_AND_WITHOUT_ORDERED(LISTED_HEAD, FRESH_OF_HELD, LISTED_DUE_AND_FRESH),
-	[CLAIM_HELD_LOG] = WITH_AND_WITHOUT_ORDERED(LISTED_HEAD, FRESH_OF_HELD, FRESH_CANDIDATES),
-	[CLAIM_FULL] = WITH_AND_WITHOUT_ORDERED(FULL_HEAD, FRESH, FULL_DUE_AND_FRESH)
+	[CLAIM_LISTED] = WITH_AND_WITHOUT_ORDERED(LISTED_HEAD, FRESH, LISTED_DUE_AND_FRESH,
+											  ORDERED_CANDIDATES),
+	[CLAIM_LISTED_LOG] = WITH_AND_WITHOUT_ORDERED(LISTED_HEAD, FRESH, FRESH_CANDIDATES, ""),
+	[CLAIM_HELD] = WITH_AND_WITHOUT_ORDERED(LISTED_HEAD, FRESH_OF_HELD, LISTED_DUE_AND_FRESH,
+											ORDERED_CANDIDATES),
+	[CLAIM_HELD_LOG] = WITH_AND_WITHOUT_ORDERED(LISTED_HEAD, FRESH_OF_HELD, FRESH_CANDIDATES, ""),
+	[CLAIM_FULL] = WITH_AND_WITHOUT_ORDERED(FULL_HEAD, FRESH, FULL_DUE_AND_FRESH,
+											ORDERED_CANDIDATES)
 };
 
 /* The request a hook would be sent for an event (webhook.preview). */

@@ -141,8 +141,9 @@ CREATE TABLE webhook.event (
     -- to, active or not, which read it through their cursors (NULL: none,
     -- or logged before the cursors existed); and the next transaction id
     -- to be assigned when it was written, above that of every transaction
-    -- committed by then, which an ordered hook's claim reads
-    -- (src/queue.c, FRESH_IN_ORDER)
+    -- committed by then (NULL: the one after the writer's, no transaction
+    -- began since), which an ordered hook's claim reads (src/queue.c,
+    -- FRESH_IN_ORDER)
     txid         xid8,
     hook_ids     bigint[],
     next_txid    xid8
