@@ -10,8 +10,9 @@
 #
 # With a jsonpath filter, the hook has that filter (the trigger's cost of
 # evaluating it: '$.total >= 0' matches every order).  With an ordering
-# ('resource' or 'hook'), the hook is ordered so: its deliveries are rows
-# made with the event, where an unordered hook's cursor reads the log.
+# ('resource' or 'hook'), the hook is ordered so (its events are appended as
+# an unordered hook's are, read by its cursor; the writer stores next_txid
+# either way).
 #
 # PgQ's own trigger runs beside ours, alternated in the same run: an
 # identical table whose rows pgq.logutriga() puts into a pgq queue

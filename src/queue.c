@@ -102,7 +102,7 @@
  */
 #define CLAIM_COLUMNS (REQUEST_COLUMNS + 14)
 /* the claim's parameters */
-#define CLAIM_ARGS 27
+#define CLAIM_ARGS 28
 #define REQUEST_SELECT \
 "SELECT c.id, c.attempts + 1, t.id, ev.uid::text," \
 "       CASE WHEN h.transform IS NULL AND c.fits" \
@@ -434,7 +434,10 @@ HELD_CURSORS ", " FRESH_READ(HELD_POSITION, order)
  *	  outcome, which a row would not tell: the hook's read stops before it
  *	  (the cursor passes nothing it has not read), and the next claim after
  *	  that outcome is recorded reads on from there.  The first event read
- *	  never stops but for a held one: the read always moves on;
+ *	  never stops but for a held one: the read always moves on.  But one
+ *	  of a group whose request has been in flight for long ($28) waits as
+ *	  a row, behind it (the rows' branch sends nothing of a group held),
+ *	  so that the hook's other groups go on;
  *	- any other is sent.
  * The groups held are rows of grouped too, ranked before the events, so
  * that one sort of them all by group tells each event's (a join of the
@@ -447,12 +450,13 @@ HELD_CURSORS ", " FRESH_READ(HELD_POSITION, order)
  */
 #define FRESH_IN_ORDER \
 "held_groups AS NOT MATERIALIZED (" \
-"    SELECT g.hook_id, g.group_key" \
-"      FROM ROWS FROM (pg_catalog.unnest($26::bigint[]), pg_catalog.unnest($27::text[]))" \
-"           AS g(hook_id, group_key)" \
+"    SELECT g.hook_id, g.group_key, g.held_long" \
+"      FROM ROWS FROM (pg_catalog.unnest($26::bigint[]), pg_catalog.unnest($27::text[])," \
+"                      pg_catalog.unnest($28::boolean[]))" \
+"           AS g(hook_id, group_key, held_long)" \
 "), grouped AS (" \
 "    SELECT f.hook_id, f.part, f.txid, f.event_id, f.rel, f.n, f.rank, f.ordered, k.group_key," \
-"           false AS held_group," \
+"           false AS held_group, false AS held_long," \
 "           CASE WHEN NOT r.with_rows THEN false" \
 "                WHEN k.group_key IS NULL" \
 "                THEN EXISTS (SELECT FROM webhook.delivery d" \
@@ -472,7 +476,8 @@ HELD_CURSORS ", " FRESH_READ(HELD_POSITION, order)
 "      CROSS JOIN LATERAL (SELECT " GROUP_KEY("f", "f.ordered") " AS group_key) k" \
 "     WHERE f.rank OPERATOR(pg_catalog.<=) $1" \
 "    UNION ALL" \
-"    SELECT g.hook_id, NULL, NULL, NULL, NULL, NULL, 0, NULL, g.group_key, true, false, false" \
+"    SELECT g.hook_id, NULL, NULL, NULL, NULL, NULL, 0, NULL, g.group_key, true, g.held_long," \
+"           false, false" \
 "      FROM held_groups g" \
 "), stops AS (" \
 "    SELECT s.*, pg_catalog.min(s.rank) FILTER (WHERE s.stops)" \
@@ -480,7 +485,8 @@ HELD_CURSORS ", " FRESH_READ(HELD_POSITION, order)
 "      FROM (SELECT g.*," \
 "                   g.ordered <> 'none' AND NOT g.waits AND (g.held OR g.before > 0) AS stops" \
 "              FROM (SELECT g.*," \
-"                           g.blocked OR pg_catalog.bool_or(g.after_unread) OVER w AS waits," \
+"                           g.blocked OR pg_catalog.bool_or(g.after_unread OR g.held_long)" \
+"                                        OVER w AS waits," \
 "                           pg_catalog.bool_or(g.held_group) OVER w AS held," \
 "                           pg_catalog.count(*) FILTER (WHERE NOT g.held_group) OVER w - 1" \
 "                           AS before" \
@@ -1554,7 +1560,7 @@ queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 		TEXTARRAYOID, INT4ARRAYOID, INT8ARRAYOID, FLOAT8ARRAYOID,
 		INT4OID, INT8OID, INT8OID, INT8ARRAYOID, INT8ARRAYOID,
 		INT8OID, OIDOID, INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
-	INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID};
+	INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, BOOLARRAYOID};
 	Datum		values[CLAIM_ARGS];
 	char		nulls[CLAIM_ARGS];
 	const HeldPositions *pos = &held->positions;
@@ -1610,6 +1616,7 @@ queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 	values[24] = array_of(pos->top_id, NULL, pos->n, INT8OID);
 	values[25] = array_of(held->group_hooks, NULL, held->n_groups, INT8OID);
 	values[26] = array_of(held->group_keys, held->group_key_nulls, held->n_groups, TEXTOID);
+	values[27] = array_of(held->groups_held_long, NULL, held->n_groups, BOOLOID);
 	memset(nulls, ' ', sizeof(nulls));
 	if (held->only_hooks != NULL)
 		values[15] = array_of(held->only_hooks, NULL, held->n_only_hooks, INT8OID);

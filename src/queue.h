@@ -63,6 +63,7 @@ typedef struct QueueHeld
 								 * read from the log it holds ... */
 	Datum	   *group_keys;		/* text: ... and their groups */
 	bool	   *group_key_nulls;	/* (the group of no key) */
+	Datum	   *groups_held_long;	/* bool: in flight for long (worker.c) */
 	uint64		claim;			/* this claim's number */
 } QueueHeld;
 

@@ -123,9 +123,10 @@ static int	max_tenant_loads = 0;
 
 /*
  * A claim for ordered hooks can be costly (queue.c): for a hook ordered by
- * resource it walks a few hundred deliveries, about a millisecond, or
- * makes a descent per resource (a hook ordered whole: one descent); that
- * costs every claim, and so every other hook's latency.  So
+ * resource with deliveries waiting as rows (behind retries) it walks a few
+ * hundred of them, about a millisecond, or makes a descent per resource (a
+ * hook ordered whole: one descent); that costs every claim, and so every
+ * other hook's latency.  So
  * ordered hooks are claimed for only once this many times the last such
  * claim's cost beyond ORDERED_FREE_MS has passed (never more than
  * ORDERED_MAX_WAIT_MS): what they cost beyond that is at most about a
@@ -141,10 +142,10 @@ static TimestampTz ordered_claim_at = 0;
 static bool ordered_waiting = false;	/* a claim left them out */
 /*
  * Whether any hook is ordered (read again after each change to hooks):
- * while none is, only a claim that reads due deliveries has the ordered
- * branch (a full look, or one after news of deliveries made, which an
- * ordered hook's events are), whose plan a claim would start for nothing
- * (queue.c).
+ * while none is, only a claim that reads due deliveries reads the ordered
+ * hooks too (a full look, or one after news of deliveries made), whose
+ * plan a claim would start for nothing (queue.c); the others read the
+ * unordered hooks' logs only.
  */
 static bool ordered_hooks = true;
 
@@ -471,7 +472,7 @@ static int	n_recent_hooks = 0;
 /*
  * Of those, the hooks that may have a delivery due, when each was last
  * noted as such: a retry of theirs came due, news said their commit made
- * deliveries (redeliver(), replay(), an ordered hook's events), a claim
+ * deliveries (redeliver(), replay()), a claim
  * took one of their deliveries (there may be more), the worker let one of
  * their requests go back to the queue.  A claim of the recent hooks reads
  * their due deliveries only while one of them was so noted in the last
@@ -729,16 +730,21 @@ held_ids(bool sent_only, int *n)
  * The groups of the requests read from the log of ordered hooks that the
  * worker holds, but for those being recorded (a claim that follows their
  * record sees their outcome: a row if they failed), into h: none of those
- * groups' next events may go yet (queue.c, FRESH_IN_ORDER).
+ * groups' next events may go yet (queue.c, FRESH_IN_ORDER).  Those of the
+ * requests in flight for more than GROUP_HELD_LONG_MS are told apart: the
+ * next event of such a group waits as a row rather than stop its hook's
+ * read, so that one slow answer does not hold up the hook's other groups.
  */
+#define GROUP_HELD_LONG_MS 1000
 static void
-held_groups(QueueHeld *h)
+held_groups(QueueHeld *h, TimestampTz now)
 {
 	dlist_iter	iter;
 
 	h->group_hooks = palloc(sizeof(Datum) * Max(n_held, 1));
 	h->group_keys = palloc(sizeof(Datum) * Max(n_held, 1));
 	h->group_key_nulls = palloc(sizeof(bool) * Max(n_held, 1));
+	h->groups_held_long = palloc(sizeof(Datum) * Max(n_held, 1));
 	h->n_groups = 0;
 	dlist_foreach(iter, &held)
 	{
@@ -750,6 +756,10 @@ held_groups(QueueHeld *h)
 		h->group_key_nulls[h->n_groups] = (req->group_key == NULL);
 		h->group_keys[h->n_groups] = req->group_key == NULL ? (Datum) 0
 			: CStringGetTextDatum(req->group_key);
+		h->groups_held_long[h->n_groups] =
+			BoolGetDatum(req->started_at != 0 &&
+						 TimestampDifferenceExceeds(req->started_at, now,
+													GROUP_HELD_LONG_MS));
 		h->n_groups++;
 	}
 }
@@ -829,7 +839,7 @@ claim(int limit, dlist_head *claimed)
 		h.n_transports++;
 	}
 	h.delivery_ids = held_ids(false, &h.n_deliveries);
-	held_groups(&h);
+	held_groups(&h, now);
 
 	holding = tenants_holding();
 	h.tenants = palloc(sizeof(Datum) * Max(n_tenant_loads, 1));

@@ -342,6 +342,27 @@ class OrderingTest(unittest.TestCase):
         self.assertEqual(counters(reqs), [(1, True), (2, True), (3, True)])
         self.assertEqual(rx.max_in_flight[path], 1)
 
+    def test_a_slow_answer_holds_up_its_resource_only(self):
+        """A request of a hook ordered by resource that is answered slowly
+        holds up its resource's next event, not the hook's other
+        resources: once it has been in flight a while, that next event
+        waits as a row behind it, and the hook's read goes on."""
+        path = '/ord-slow-one'
+        self.respond(lambda req: R(200, delay=6) if req.path == path
+                     and req.json()['data']['n'] == 1 else None)
+        hook = cluster.hook_on(rx.url(), path, ordered='resource')
+        # one transaction: order 1's two events first in the log, then order 2's
+        cluster.psql("SELECT webhook.emit(%s, jsonb_build_object('n', v.n), resource => 'order',"
+                     " resource_id => v.r)"
+                     "  FROM (VALUES (1, '1'), (2, '1'), (3, '2'), (4, '2')) v(n, r) ORDER BY v.n"
+                     % lit(hook.event_type))
+        reqs = rx.wait_requests(4, path=path, timeout=30)
+        self.assertEqual([n for n, _ in counters(reqs)], [1, 3, 4, 2])
+        arrived = {r.json()['data']['n']: r.arrived for r in reqs}
+        # order 2's while order 1's first is answered (6 s), its second after
+        self.assertLess(arrived[4] - arrived[1], 5)
+        self.assertGreaterEqual(arrived[2] - arrived[1], 5.5)
+
     def test_unordered_hook_not_held_up(self):
         """An unordered hook on the transport of an ordered one being retried
         goes on at once."""

@@ -224,9 +224,10 @@ CREATE TABLE webhook.delivery (
     -- resource_id, the first 200 characters (an index entry has a bound,
     -- and a writer's INSERT must not fail for a long id; ids alike that far
     -- are one group, ordered together: more order, never less).  Set on the
-    -- deliveries made with their event, replayed, redelivered or spilled,
-    -- and on a hook's unfinished ones when it is made so; a retry of a
-    -- request read from the log has none until then
+    -- rows an ordered hook's reads make (a failure, one handed over to wait
+    -- behind its group's), replayed, redelivered or spilled, and on a
+    -- hook's unfinished ones when it is made so; a retry of an unordered
+    -- hook's request read from the log has none until then
     resource_key     text
 );
 -- The queue: due work per hook, in order.  Partial, so finished rows cost

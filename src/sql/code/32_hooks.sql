@@ -63,8 +63,8 @@ REVOKE EXECUTE ON FUNCTION webhook_internal.store_hook(webhook.hook, webhook.hoo
 -- A hook keeps its place in the log while it is inactive, however it got
 -- so (update_hook(), the worker after a 410 or webhook.disable_after, a
 -- dropped role, an admin's UPDATE, created so): writers go on giving it
--- its events (an unordered hook's cursor stays where the hook stopped; an
--- ordered hook's deliveries are made, and wait), and nothing is made when
+-- its events (its cursor stays where the hook stopped, ordered or not),
+-- and nothing is made when
 -- it is re-enabled, nor waited for.  Re-enabled, the worker is told, so
 -- that it reads on from there at once: its waiting deliveries, then the
 -- events it missed, oldest first (a hook that on_dead => 'stop' paused
