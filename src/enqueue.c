@@ -367,6 +367,25 @@ new_uid(void)
 	return gen_random_uuid(fcinfo);
 }
 
+/*
+ * An event's next_txid: the next transaction id to be assigned, read after
+ * the row the event is about was written and locked, and after the
+ * event's id was taken, the writer's own id taken before that; null (the
+ * one after the writer's: no transaction began since) when it tells
+ * nothing.  Every event of a lower id has a lower transaction id, and so
+ * has every transaction committed by then: an ordered hook's claim looks
+ * between the two (src/queue.c, EARLIER_UNREAD).
+ */
+static Datum
+next_txid(bool *isnull)
+{
+	FullTransactionId next = ReadNextFullTransactionId();
+
+	*isnull = U64FromFullTransactionId(next) ==
+		U64FromFullTransactionId(GetTopFullTransactionId()) + 1;
+	return FullTransactionIdGetDatum(next);
+}
+
 /* The hooks' ids as a bigint[] */
 static Datum
 hook_id_array(const Datum *hook_ids, int n_hooks)
@@ -433,7 +452,6 @@ enqueue_directly(const NewEvent *ev, const Datum *read_ids, int n_read,
 	Datum		now = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 	Datum		ev_values[N_EVENT_COLUMNS];
 	bool		ev_nulls[N_EVENT_COLUMNS] = {false};
-	FullTransactionId next_txid;
 	Datum		dl_values[N_DELIVERY_COLUMNS];
 	bool		dl_nulls[N_DELIVERY_COLUMNS] = {false};
 	int			i;
@@ -442,7 +460,15 @@ enqueue_directly(const NewEvent *ev, const Datum *read_ids, int n_read,
 	InitResultRelInfo(event_rri, event_rel, 1, NULL, 0);
 	ExecOpenIndices(event_rri, false);
 
+	ev_nulls[EV_TXID] = ev_nulls[EV_HOOK_IDS] = ev_nulls[EV_NEXT_TXID] = (n_read == 0);
+	if (n_read > 0)
+		ev_values[EV_TXID] = FullTransactionIdGetDatum(GetTopFullTransactionId());
 	ev_values[EV_ID] = Int64GetDatum(nextval_internal(event_table.id_seq, false));
+	if (n_read > 0)
+	{
+		ev_values[EV_HOOK_IDS] = hook_id_array(read_ids, n_read);
+		ev_values[EV_NEXT_TXID] = next_txid(&ev_nulls[EV_NEXT_TXID]);
+	}
 	ev_values[EV_UID] = new_uid();
 	ev_values[EV_TENANT] = CStringGetTextDatum(ev->tenant);
 	ev_values[EV_EVENT_TYPE] = CStringGetTextDatum(ev->event_type);
@@ -453,17 +479,6 @@ enqueue_directly(const NewEvent *ev, const Datum *read_ids, int n_read,
 	ev_values[EV_PREVIOUS] = ev->changed == NULL ? (Datum) 0
 		: previous_values(DatumGetJsonbP(ev->old_row), ev->changed);
 	ev_values[EV_CREATED_AT] = now;
-	ev_nulls[EV_TXID] = ev_nulls[EV_HOOK_IDS] = ev_nulls[EV_NEXT_TXID] = (n_read == 0);
-	if (n_read > 0)
-	{
-		ev_values[EV_TXID] = FullTransactionIdGetDatum(GetTopFullTransactionId());
-		ev_values[EV_HOOK_IDS] = hook_id_array(read_ids, n_read);
-		/* after the row it is about was written, and locked */
-		next_txid = ReadNextFullTransactionId();
-		ev_nulls[EV_NEXT_TXID] = U64FromFullTransactionId(next_txid) ==
-			U64FromFullTransactionId(GetTopFullTransactionId()) + 1;
-		ev_values[EV_NEXT_TXID] = FullTransactionIdGetDatum(next_txid);
-	}
 	slot = ExecInitExtraTupleSlot(estate, RelationGetDescr(event_rel), &TTSOpsVirtual);
 	insert_row(&event_table, event_rri, estate, slot, ev_values, ev_nulls);
 	ExecCloseIndices(event_rri);
@@ -498,9 +513,11 @@ enqueue_directly(const NewEvent *ev, const Datum *read_ids, int n_read,
 
 /*
  * The long way: one statement, which honours whatever the tables have
- * become: the event with the hooks that read it ($8), or, on a catalog
- * before 0.5, which has no such column (statement_sql), with the
- * deliveries made with it ($9).
+ * become: the event with the hooks that read it ($8), its transaction and
+ * next_txid ($10, $11: read before the statement takes the event's id,
+ * which is as good for an earlier event of the same row, committed by
+ * then), or, on a catalog before 0.5, which has no such columns
+ * (statement_sql), with the deliveries made with it ($9).
  */
 #define EVENT_VALUES \
 "  SELECT $1, $2, $3, $4, $5," \
@@ -511,10 +528,7 @@ static const char *log_statement_sql =
 "  INSERT INTO webhook.event"
 "    (tenant, event_type, resource, resource_id, payload, previous, hook_ids, txid,"
 "     next_txid)"
-EVENT_VALUES ", $8,"
-"    CASE WHEN $8 IS NOT NULL THEN pg_catalog.pg_current_xact_id() END,"
-"    CASE WHEN $8 IS NOT NULL"
-"         THEN pg_catalog.pg_snapshot_xmax(pg_catalog.pg_current_snapshot()) END"
+EVENT_VALUES ", $8, $10, $11"
 "  RETURNING uid)"
 "SELECT uid FROM e";
 static const char *statement_sql =
@@ -533,13 +547,13 @@ static Datum
 enqueue_by_statement(const NewEvent *ev, const Datum *read_ids, int n_read,
 					 const Datum *made_ids, int n_made, bool log)
 {
-	Oid			types[9] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID,
-	JSONBOID, JSONBOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID};
-	Datum		values[9];
-	char		nulls[9];
+	Oid			types[11] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+	JSONBOID, JSONBOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID, XID8OID, XID8OID};
+	Datum		values[11];
+	char		nulls[11];
 	bool		isnull;
-	SPIPlanPtr	plan = log ? spi_kept_plan(&log_statement_plan, log_statement_sql, 9, types, 0)
-		: spi_kept_plan(&statement_plan, statement_sql, 9, types, 0);
+	SPIPlanPtr	plan = log ? spi_kept_plan(&log_statement_plan, log_statement_sql, 11, types, 0)
+		: spi_kept_plan(&statement_plan, statement_sql, 11, types, 0);
 
 	memset(nulls, ' ', sizeof(nulls));
 	values[0] = text_or_null(ev->tenant, &isnull);
@@ -556,6 +570,15 @@ enqueue_by_statement(const NewEvent *ev, const Datum *read_ids, int n_read,
 	values[7] = n_read == 0 ? (Datum) 0 : hook_id_array(read_ids, n_read);
 	nulls[7] = n_read == 0 ? 'n' : ' ';
 	values[8] = hook_id_array(made_ids, n_made);
+	/* the event's id is taken by the statement: next_txid is read before */
+	nulls[9] = nulls[10] = 'n';
+	if (n_read > 0)
+	{
+		values[9] = FullTransactionIdGetDatum(GetTopFullTransactionId());
+		nulls[9] = ' ';
+		values[10] = next_txid(&isnull);
+		nulls[10] = isnull ? 'n' : ' ';
+	}
 
 	spi_check(SPI_execute_plan(plan, values, nulls, false, 1),
 			  SPI_OK_SELECT, true, "inserting an event");

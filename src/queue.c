@@ -697,20 +697,31 @@ HOOKS_WITH_ROOM(looked_at) \
 #define NOT_HELD(d) \
 "CASE WHEN " d ".resource_key IS NULL THEN NOT held.none" \
 "     ELSE " d ".resource_key OPERATOR(pg_catalog.<>) ALL (held.ids) END"
+/* the stored cursor c has read the event e */
+#define READ_BY(c, e) \
+"(pg_catalog.pg_visible_in_snapshot(" e ".txid, " c ".lo)" \
+" OR (pg_catalog.pg_visible_in_snapshot(" e ".txid, " c ".hi)" \
+"     AND (" e ".txid, " e ".id) OPERATOR(pg_catalog.<=)" \
+"         (coalesce(" c ".last_txid, '0'), coalesce(" c ".last_id, 0))))"
 /*
  * The delivery row d (of the hook h, with its transport t) has no event
- * to go after that the hook's stored cursor has not read (EARLIER_UNREAD;
- * one the worker holds is of a group held)
+ * to go after that the hook has not read.  Its own event read from the log
+ * (txid) past the stored cursor was read by a worker that holds the hook's
+ * position ($20: then the events before it were read, and are held,
+ * handed over or done), or by one that stopped before it recorded them (a
+ * crash), whose successor must read them again first: so such a row waits
+ * until the worker holds the position.  Then an earlier event of a later
+ * transaction not read yet (EARLIER_UNREAD, past the stored cursor; one
+ * the worker holds is of a group held).
  */
 #define NO_EARLIER_UNREAD(d) \
-"NOT EXISTS (SELECT FROM " EVENT_LOOKUP("e.txid, e.next_txid", "NULL", d ".event_id") " x" \
+"NOT EXISTS (SELECT FROM " EVENT_LOOKUP("e.id, e.txid, e.next_txid", "NULL", d ".event_id") " x" \
 "             JOIN webhook_internal.cursor c ON c.hook_id = h.id" \
-"            WHERE " EARLIER_UNREAD("h.id", "h.ordered", "t.tenant", d ".resource_key", "x.txid", \
-                                   "x.next_txid", d ".event_id", \
-                                   "NOT (pg_catalog.pg_visible_in_snapshot(e.txid, c.lo)" \
-                                   " OR (pg_catalog.pg_visible_in_snapshot(e.txid, c.hi)" \
-                                   " AND (e.txid, e.id) OPERATOR(pg_catalog.<=)" \
-                                   " (coalesce(c.last_txid, '0'), coalesce(c.last_id, 0))))") ")"
+"            WHERE x.txid IS NOT NULL" \
+"              AND ((h.id OPERATOR(pg_catalog.<>) ALL ($20) AND NOT " READ_BY("c", "x") ")" \
+"                   OR " EARLIER_UNREAD("h.id", "h.ordered", "t.tenant", d ".resource_key", \
+                                       "x.txid", "x.next_txid", d ".event_id", \
+                                       "NOT " READ_BY("c", "e")) "))"
 /* the earliest unfinished delivery of hook h of the resources cond */
 #define RESOURCE_HEAD(cond) \
 "SELECT d.id, d.event_id, d.hook_id, d.attempts, d.next_attempt_at, d.resource_key" \

@@ -80,6 +80,38 @@ class CrashTest(unittest.TestCase):
         cluster.wait_worker()
         self.check_all_arrived(hook.event_type, path, 'restart -m immediate')
 
+    def test_an_ordered_event_waiting_as_a_row_goes_after_those_read_again(self):
+        """An ordered hook's event that waits as a row behind its resource's
+        earlier one, in flight for long when the cluster restarts, goes
+        after it: the new worker reads the earlier one again (the stored
+        cursor had not moved past it) and sends it first."""
+        path = '/crash-ordered'
+        answered = []
+
+        def slow_first(req):
+            if req.path == path and req.json()['data']['n'] == 1 and not answered:
+                answered.append(req)
+                return R(200, delay=30)
+            return None
+        rx.respond(slow_first)
+        self.addCleanup(rx.respond, None)
+        hook = cluster.hook_on(rx.url(), path, ordered='resource')
+        emit = ("SELECT webhook.emit(%s, '{\"n\": %%d}', resource => 'order', resource_id => '7')"
+                % lit(hook.event_type))
+        cluster.psql(emit % 1)
+        rx.wait_requests(1, path=path)
+        cluster.psql(emit % 2)
+        # behind the first, in flight for over a second, the second waits as a row
+        cluster.wait_for("SELECT count(*) FROM webhook.delivery d JOIN webhook.event e"
+                         " ON e.id = d.event_id WHERE d.hook_id = %d AND e.payload->>'n' = '2'"
+                         % hook.hook_id, '1')
+        # the worker commits asynchronously: its row made durable first
+        cluster.psql('CHECKPOINT')
+        cluster.restart('immediate')
+        cluster.wait_worker()
+        reqs = rx.wait_requests(3, path=path, timeout=60)
+        self.assertEqual([r.json()['data']['n'] for r in reqs[1:3]], [1, 2])
+
     def test_rolled_back_emit_never_sent(self):
         path = '/crash-rollback'
         hook = cluster.hook_on(rx.url(), path)
