@@ -14,11 +14,12 @@
  * Delivery states: pending -> succeeded, or failed (due again at
  * next_attempt_at), or dead (schedule exhausted, 410 Gone, or an event
  * larger than webhook.max_body_bytes, never sent); a 410 also
- * disables the hook and cancels its other deliveries.  An unordered
- * hook's first attempt of an event is read from the log through the
- * hook's cursor (FRESH); the record makes its delivery row, with its
- * outcome, unless it succeeded (its attempt row is then all there is of
- * it); a row is claimed for a retry, or an ordered hook's event.
+ * disables the hook and cancels its other deliveries.  A hook's first
+ * attempt of an event is read from the log through the hook's cursor
+ * (FRESH); the record makes its delivery row, with its outcome, unless it
+ * succeeded (its attempt row is then all there is of it); a row is
+ * claimed for a retry, or an ordered hook's event that waited behind an
+ * earlier one of its group (FRESH_IN_ORDER).
  * A claim writes no delivery: the worker is the only one sending, and
  * keeps what it holds in memory (and where it has read each hook's log
  * to: cursor.c), passing it to the next claim to skip.  So a crash leaves
@@ -35,9 +36,9 @@
  *
  * Hooks with ordered = 'hook' or 'resource' have one delivery in flight at
  * a time per hook or per resource, in event order; on_dead = 'stop' pauses
- * such a hook when one dies: it stays active, so that new events still
- * become its deliveries, but nothing of it is claimed while its
- * disabled_reason says why it stopped (claim_sql, record_sql).
+ * such a hook when one dies: it stays active, so that new events still go
+ * to it, but nothing of it is claimed nor read while its disabled_reason
+ * says why it stopped (claim_sql, record_sql).
  *
  * IDENTIFICATION
  *	  src/queue.c
@@ -133,12 +134,13 @@
 "  JOIN webhook.transport t ON t.id = h.transport_id"
 
 /*
- * Candidates come from two branches, one per kind of hook.  Unordered hooks
- * (ordered = 'none') take their due deliveries, earliest due first, from
- * delivery_due_idx, up to the transport's room, from the hook's floor on
- * (floors, below).
+ * Candidates come from three branches: the events read from the log
+ * (FRESH, and for ordered hooks FRESH_IN_ORDER), and the due delivery rows,
+ * one branch per kind of hook.  Unordered hooks (ordered = 'none') take
+ * their due deliveries, earliest due first, from delivery_due_idx, up to
+ * the transport's room, from the hook's floor on (floors, below).
  *
- * An ordered hook sends a delivery only when it is the earliest unfinished
+ * An ordered hook sends a delivery row only when it is the earliest unfinished
  * one (pending or failed, in event id order) of its group: the hook
  * (ordered = 'hook'), or the hook's events of one resource_id (ordered =
  * 'resource'; those without one are a group of their own), and only when it
@@ -206,8 +208,8 @@
 " + pg_catalog.octet_length(e.event_type) + 256"
 
 /*
- * Fresh deliveries, read from the log.  An unordered hook's events are not
- * rows of webhook.delivery (enqueue.c): each claim reads, for each hook it
+ * Fresh deliveries, read from the log.  A hook's events are not rows of
+ * webhook.delivery (enqueue.c): each claim reads, for each hook it
  * looks at, the events its cursor has not read, up to the hook's room, in
  * (txid, id) order, and ranks them with the due deliveries; the record
  * makes the row of each that did not succeed, with its outcome
