@@ -20,7 +20,7 @@
  * whether it is active or not, ordered or not: an inactive hook's cursor
  * stays where the hook stopped, to read on from there once it is
  * re-enabled, and an ordered hook's claim keeps the order as it reads
- * (src/queue.c, FRESH_ORDERED).  webhook.delivery is neither written nor
+ * (src/queue.c, FRESH_IN_ORDER).  webhook.delivery is neither written nor
  * locked by the writer.
  *
  * During an update, a library of 0.5 on a catalog before it (no txid and
@@ -461,6 +461,7 @@ enqueue_directly(const NewEvent *ev, const Datum *read_ids, int n_read,
 	ExecOpenIndices(event_rri, false);
 
 	ev_nulls[EV_TXID] = ev_nulls[EV_HOOK_IDS] = ev_nulls[EV_NEXT_TXID] = (n_read == 0);
+	/* the writer's transaction id is taken before the event's (next_txid()) */
 	if (n_read > 0)
 		ev_values[EV_TXID] = FullTransactionIdGetDatum(GetTopFullTransactionId());
 	ev_values[EV_ID] = Int64GetDatum(nextval_internal(event_table.id_seq, false));

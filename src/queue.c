@@ -699,12 +699,6 @@ HOOKS_WITH_ROOM(looked_at) \
 #define NOT_HELD(d) \
 "CASE WHEN " d ".resource_key IS NULL THEN NOT held.none" \
 "     ELSE " d ".resource_key OPERATOR(pg_catalog.<>) ALL (held.ids) END"
-/* the stored cursor c has read the event e */
-#define READ_BY(c, e) \
-"(pg_catalog.pg_visible_in_snapshot(" e ".txid, " c ".lo)" \
-" OR (pg_catalog.pg_visible_in_snapshot(" e ".txid, " c ".hi)" \
-"     AND (" e ".txid, " e ".id) OPERATOR(pg_catalog.<=)" \
-"         (coalesce(" c ".last_txid, '0'), coalesce(" c ".last_id, 0))))"
 /*
  * The delivery row d (of the hook h, with its transport t) has no event
  * to go after that the hook has not read.  Its own event read from the log
@@ -720,10 +714,10 @@ HOOKS_WITH_ROOM(looked_at) \
 "NOT EXISTS (SELECT FROM " EVENT_LOOKUP("e.id, e.txid, e.next_txid", "NULL", d ".event_id") " x" \
 "             JOIN webhook_internal.cursor c ON c.hook_id = h.id" \
 "            WHERE x.txid IS NOT NULL" \
-"              AND ((h.id OPERATOR(pg_catalog.<>) ALL ($20) AND NOT " READ_BY("c", "x") ")" \
+"              AND ((h.id OPERATOR(pg_catalog.<>) ALL ($20) AND NOT " LOG_READ_BY("x", "c") ")" \
 "                   OR " EARLIER_UNREAD("h.id", "h.ordered", "t.tenant", d ".resource_key", \
                                        "x.txid", "x.next_txid", d ".event_id", \
-                                       "NOT " READ_BY("c", "e")) "))"
+                                       "NOT " LOG_READ_BY("e", "c")) "))"
 /* the earliest unfinished delivery of hook h of the resources cond */
 #define RESOURCE_HEAD(cond) \
 "SELECT d.id, d.event_id, d.hook_id, d.attempts, d.next_attempt_at, d.resource_key" \

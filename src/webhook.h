@@ -68,7 +68,8 @@ extern Interval webhook_disable_after_span;
 /*
  * A delivery's resource_key: its event's resource_id, this many characters
  * of it (src/sql/catalog/20_tables.sql says why), as the SQL function
- * webhook_internal.resource_key() cuts it.
+ * webhook_internal.resource_key() cuts it, and the claim's SQL, which does
+ * not call it (src/queue.c, GROUP_KEY).
  */
 #define RESOURCE_KEY_CHARS 200
 

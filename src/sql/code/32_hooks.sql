@@ -87,7 +87,7 @@ CREATE OR REPLACE TRIGGER hook_reenabled AFTER UPDATE OF active, disabled_reason
 
 -- A delivery's resource_key: its event's resource_id, the first 200
 -- characters (src/sql/catalog/20_tables.sql says why; RESOURCE_KEY_CHARS in
--- src/webhook.h, for the writer, which cuts it in C).
+-- src/webhook.h, for the claim, which cuts it in its own SQL).
 CREATE OR REPLACE FUNCTION webhook_internal.resource_key(resource_id text) RETURNS text
     LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
     RETURN pg_catalog.left(resource_id, 200);
