@@ -30,9 +30,10 @@ typedef struct LogPosition
 
 /*
  * What a claim says of a request it read from the log (a fresh one, with
- * no delivery row yet): the position after it, and, when the worker held
- * no position of its hook, the stored one it was read from (stored false:
- * the hook had none).
+ * no delivery row yet): its rank in what the claim read of its hook, the
+ * position after the last one the worker keeps of them (order.c), and,
+ * when the worker held no position of its hook, the stored one it was
+ * read from (stored false: the hook had none).
  */
 typedef struct LogRead
 {
@@ -40,6 +41,7 @@ typedef struct LogRead
 	bool		stored;
 	LogPosition from;
 	LogPosition to;
+	int64		rank;
 	uint64		claim;			/* which of the worker's claims took it */
 } LogRead;
 

@@ -101,9 +101,9 @@
  * and the claim's: the event, the positions, and the order kept
  * (read_from_row())
  */
-#define CLAIM_COLUMNS (REQUEST_COLUMNS + 14)
+#define CLAIM_COLUMNS (REQUEST_COLUMNS + 15)
 /* the claim's parameters */
-#define CLAIM_ARGS 28
+#define CLAIM_ARGS 27
 #define REQUEST_SELECT \
 "SELECT c.id, c.attempts + 1, t.id, ev.uid::text," \
 "       CASE WHEN h.transform IS NULL AND c.fits" \
@@ -421,44 +421,25 @@ HELD_CURSORS ", " FRESH_READ(HELD_POSITION, order)
 /*
  * What an ordered hook reads of its log is taken in an order of its own.
  * Each event is in a group (GROUP_KEY), and a group's events go one at a
- * time, in event id order:
- *	- an event waits when its group has an unfinished delivery row (a
- *	  failure waiting for its retry, or what waits behind it), or when it,
- *	  or an event of its group read before it, must go after an earlier
- *	  one not read yet (EARLIER_UNREAD): it is claimed, not to be sent but
- *	  handed over at once (worker.c), to become a pending row, which
- *	  ORDERED_CANDIDATES sends in order once the events before it are
- *	  done; so a group held up by its retries never holds up the hook's
- *	  others;
- *	- an event of a group of which the worker holds a request read from
- *	  the log ($26, $27: the hook and group of each), or of which an
- *	  earlier event is taken by this claim, must wait for that one's
- *	  outcome, which a row would not tell: the hook's read stops before it
- *	  (the cursor passes nothing it has not read), and the next claim after
- *	  that outcome is recorded reads on from there.  The first event read
- *	  never stops but for a held one: the read always moves on.  But one
- *	  of a group whose request has been in flight for long ($28) waits as
- *	  a row, behind it (the rows' branch sends nothing of a group held),
- *	  so that the hook's other groups go on;
- *	- any other is sent.
- * The groups held are rows of grouped too, ranked before the events, so
- * that one sort of them all by group tells each event's (a join of the
- * two, a nested loop in the plan kept, cost a claim a millisecond), by
- * their bytes (sorted in the database's collation, they cost a claim a
- * tenth of a millisecond more).  What
- * the claim cannot take ($1) is left as it is.  Each event costs a
- * probe of delivery_resource_idx while its hook has unfinished rows, and
- * one of event_log_idx while transactions began beside its own.
+ * time, in event id order (order.c).  The claim tells, of each event, its
+ * group and whether it must wait: when its group has an unfinished
+ * delivery row (a failure waiting for its retry, or what waits behind it),
+ * or when it must go after an earlier one of its group not read yet
+ * (EARLIER_UNREAD).  And it cuts the hook's read before the first event
+ * that does not wait of a group read before it in the same read (which
+ * must wait for that one's outcome): what the worker would let go takes
+ * no room of the claim, nor is it rendered.  The worker then takes what
+ * is left in order, knowing the groups it holds (order.c): it may cut the
+ * read shorter still.  Each event costs a probe of delivery_resource_idx
+ * while its hook has unfinished rows, and one of event_log_idx while
+ * transactions began beside its own.  (The whole order taken here, by
+ * window functions over the events and the groups held sorted together,
+ * cost a claim twice what this sort of the events by group does.)
  */
 #define FRESH_IN_ORDER \
-"held_groups AS NOT MATERIALIZED (" \
-"    SELECT g.hook_id, g.group_key, g.held_long" \
-"      FROM ROWS FROM (pg_catalog.unnest($26::bigint[]), pg_catalog.unnest($27::text[])," \
-"                      pg_catalog.unnest($28::boolean[]))" \
-"           AS g(hook_id, group_key, held_long)" \
-"), grouped AS (" \
-"    SELECT f.hook_id, f.part, f.txid, f.event_id, f.rel, f.n, f.rank, f.ordered, k.group_key," \
-"           false AS held_group, false AS held_long," \
+"grouped AS (" \
+"    SELECT f.hook_id, f.part, f.txid, f.event_id, f.rel, f.n, f.rank," \
+"           f.ordered <> 'none' AS in_order, k.group_key," \
 "           CASE WHEN NOT r.with_rows THEN false" \
 "                WHEN k.group_key IS NULL" \
 "                THEN EXISTS (SELECT FROM webhook.delivery d" \
@@ -467,40 +448,24 @@ HELD_CURSORS ", " FRESH_READ(HELD_POSITION, order)
 "                ELSE EXISTS (SELECT FROM webhook.delivery d" \
 "                              WHERE d.hook_id = f.hook_id AND d.state IN ('pending', 'failed')" \
 "                                AND d.resource_key OPERATOR(pg_catalog.=) k.group_key) END" \
-"           AS blocked," \
-"           f.ordered <> 'none' AND " \
+"           OR (f.ordered <> 'none' AND " \
            EARLIER_UNREAD("f.hook_id", "f.ordered", "r.tenant", "k.group_key", "f.txid", \
                           "f.next_txid", "f.event_id", \
                           "NOT pg_catalog.pg_visible_in_snapshot(e.txid, CASE WHEN f.part = 1" \
-                          " THEN r.lo ELSE r.hi END)") " AS after_unread" \
+                          " THEN r.lo ELSE r.hi END)") ") AS waits" \
 "      FROM fresh f" \
 "      JOIN readers r ON r.hook_id = f.hook_id" \
 "      CROSS JOIN LATERAL (SELECT " GROUP_KEY("f", "f.ordered") " AS group_key) k" \
 "     WHERE f.rank OPERATOR(pg_catalog.<=) $1" \
-"    UNION ALL" \
-"    SELECT g.hook_id, NULL, NULL, NULL, NULL, NULL, 0, NULL, g.group_key, true, g.held_long," \
-"           false, false" \
-"      FROM held_groups g" \
-"), stops AS (" \
-"    SELECT s.*, pg_catalog.min(s.rank) FILTER (WHERE s.stops)" \
-"                    OVER (PARTITION BY s.hook_id) AS first_stop" \
-"      FROM (SELECT g.*," \
-"                   g.ordered <> 'none' AND NOT g.waits AND (g.held OR g.before > 0) AS stops" \
-"              FROM (SELECT g.*," \
-"                           g.blocked OR pg_catalog.bool_or(g.after_unread OR g.held_long)" \
-"                                        OVER w AS waits," \
-"                           pg_catalog.bool_or(g.held_group) OVER w AS held," \
-"                           pg_catalog.count(*) FILTER (WHERE NOT g.held_group) OVER w - 1" \
-"                           AS before" \
-"                      FROM grouped g" \
-"                    WINDOW w AS (PARTITION BY g.hook_id, g.group_key COLLATE \"C\"" \
-"                                 ORDER BY g.rank" \
-"                                 ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)) g" \
-"             WHERE NOT g.held_group) s" \
 "), fresh_in_order AS (" \
-"    SELECT s.hook_id, s.part, s.txid, s.event_id, s.rel, s.ordered <> 'none' AS in_order," \
-"           s.group_key, s.waits, s.n, s.rank" \
-"      FROM stops s" \
+"    SELECT s.* FROM (" \
+"        SELECT g.*, pg_catalog.min(g.rank) FILTER (WHERE g.in_order AND g.before > 0" \
+"                                                     AND NOT g.waits)" \
+"                        OVER (PARTITION BY g.hook_id) AS first_stop" \
+"          FROM (SELECT g.*, pg_catalog.row_number() OVER" \
+"                                (PARTITION BY g.hook_id, g.group_key COLLATE \"C\"" \
+"                                 ORDER BY g.rank) - 1 AS before" \
+"                  FROM grouped g) g) s" \
 "     WHERE s.first_stop IS NULL OR s.rank OPERATOR(pg_catalog.<) s.first_stop" \
 ")"
 
@@ -521,27 +486,34 @@ HELD_CURSORS ", " FRESH_READ(HELD_POSITION, order)
 ")"
 
 /*
- * Where each hook's cursor is after the fresh requests claimed (FRESH),
- * with the stored position it was read from.
+ * The hooks read by the fresh requests claimed (FRESH), with the stored
+ * position each was read from, and its positions as text (CURSOR_AFTER).
  */
 #define FRESH_TAKEN \
 "taken AS MATERIALIZED (" \
 "    SELECT h.hook_id, h.held, h.from_lo, h.from_hi, h.from_last_txid, h.from_last_id," \
-"           CASE WHEN f.rank = f.n AND f.n < h.room THEN pg_catalog.pg_current_snapshot()::text" \
-"                WHEN f.part = 2 THEN h.hi::text ELSE h.lo::text END AS lo," \
-"           CASE WHEN (f.rank = f.n AND f.n < h.room) OR f.part = 2" \
-"                THEN pg_catalog.pg_current_snapshot()::text ELSE h.hi::text END AS hi," \
-"           CASE WHEN f.rank = f.n AND f.n < h.room THEN NULL ELSE f.txid::text END AS last_txid," \
-"           CASE WHEN f.rank = f.n AND f.n < h.room THEN NULL ELSE f.event_id END AS last_id," \
-"           CASE WHEN (f.rank = f.n AND f.n < h.room) OR f.part = 2" \
-"                THEN (SELECT coalesce(pg_catalog.max(e.id), 0) FROM webhook.event e)" \
-"                ELSE h.top_id END AS top_id" \
-"      FROM (SELECT DISTINCT ON (c.hook_id) c.hook_id, c.rank, c.part, c.txid," \
-"                   c.event_id, c.n_read AS n" \
-"              FROM claimed c WHERE c.id IS NULL" \
-"             ORDER BY c.hook_id, c.rank DESC) f" \
-"      JOIN readers h ON h.hook_id = f.hook_id" \
+"           h.lo::text AS lo, h.hi::text AS hi, h.top_id, h.room" \
+"      FROM readers h" \
+"     WHERE h.hook_id IN (SELECT c.hook_id FROM claimed c WHERE c.id IS NULL)" \
 ")"
+/*
+ * Where the cursor of hook p is after the fresh request c (lo, hi,
+ * last_txid, last_id, top_id): past its event, in the interval it was read
+ * from (FRESH's part 1, or past hi: part 2), or, after the last of a read
+ * that took all there was, at the claim's snapshot.  The worker moves the
+ * cursor past the last one it keeps (order.c).
+ */
+#define READ_ALL(c, p) "(" c ".rank = " c ".n_read AND " c ".n_read < " p ".room)"
+#define CURSOR_AFTER(c, p) \
+"CASE WHEN " READ_ALL(c, p) " THEN (SELECT pg_catalog.pg_current_snapshot()::text)" \
+"     WHEN " c ".part = 2 THEN " p ".hi ELSE " p ".lo END," \
+"CASE WHEN " READ_ALL(c, p) " OR " c ".part = 2" \
+"     THEN (SELECT pg_catalog.pg_current_snapshot()::text) ELSE " p ".hi END," \
+"CASE WHEN NOT " READ_ALL(c, p) " THEN " c ".txid::text END," \
+"CASE WHEN NOT " READ_ALL(c, p) " THEN " c ".event_id END," \
+"CASE WHEN " READ_ALL(c, p) " OR " c ".part = 2" \
+"     THEN (SELECT coalesce(pg_catalog.max(e.id), 0) FROM webhook.event e)" \
+"     ELSE " p ".top_id END"
 
 /*
  * The hooks whose cursors a claim reads through: those of $16 (news, and
@@ -673,7 +645,8 @@ HOOKS_WITH_ROOM(looked_at) \
  * held ($4) are read first (by their pkey, OFFSET 0 keeping the plan from
  * the hook's part of a partial index; those unfinished: what the claim's
  * transaction just recorded is held until it commits, and its resource's
- * next delivery may go now).  Then its earliest ORDERED_WALK due
+ * next delivery may go now), with the groups of the requests read from
+ * its log that the worker holds ($26, $27).  Then its earliest ORDERED_WALK due
  * deliveries are walked in due order (delivery_due_idx), skipping the
  * held resources, and each is asked whether an earlier one of its
  * resource is unfinished (delivery_resource_idx, by the resource_key the
@@ -739,7 +712,9 @@ HOOKS_WITH_ROOM("webhook.hook") \
 "                           WHERE g.id OPERATOR(pg_catalog.=) ANY ($4) OFFSET 0) g" \
 "                   WHERE g.state IN ('pending', 'failed')" \
 "                  UNION ALL" \
-"                  SELECT k.hook_id, k.group_key FROM held_groups k) g" \
+"                  SELECT k.hook_id, k.group_key" \
+"                    FROM ROWS FROM (pg_catalog.unnest($26::bigint[])," \
+"                                    pg_catalog.unnest($27::text[])) AS k(hook_id, group_key)) g" \
 "           WHERE g.hook_id = h.id) held" \
 "      CROSS JOIN LATERAL (" \
 "          WITH RECURSIVE win AS MATERIALIZED (" \
@@ -838,8 +813,8 @@ HOOKS_WITH_ROOM("webhook.hook") \
 "                               $14)" \
 "), " FRESH_TAKEN \
 REQUEST_SELECT ", c.event_id, p.held, p.from_lo, p.from_hi, p.from_last_txid," \
-"       p.from_last_id, p.lo, p.hi, p.last_txid, p.last_id, p.top_id," \
-"       c.in_order, c.group_key, c.waits" \
+"       p.from_last_id, " CURSOR_AFTER("c", "p") "," \
+"       c.in_order, c.group_key, c.waits, c.rank" \
 "  FROM claimed c" \
 REQUEST_JOINS \
 "  LEFT JOIN taken p ON c.id IS NULL AND p.hook_id = c.hook_id"
@@ -1399,6 +1374,7 @@ read_from_row(Attempt *req, HeapTuple tup, TupleDesc desc, uint64 claim)
 	req->group_key = SPI_getvalue(tup, desc, REQUEST_COLUMNS + 13);
 	req->waits = DatumGetBool(SPI_getbinval(tup, desc, REQUEST_COLUMNS + 14, &isnull));
 	req->read = palloc0(sizeof(LogRead));
+	req->read->rank = DatumGetInt64(SPI_getbinval(tup, desc, REQUEST_COLUMNS + 15, &isnull));
 	req->read->claim = claim;
 	req->read->from_held = DatumGetBool(SPI_getbinval(tup, desc, REQUEST_COLUMNS + 2,
 													  &isnull));
@@ -1555,8 +1531,10 @@ holds_all(const Datum *hook_ids, int n, const HeldPositions *pos)
  * is stalled; a tenant no more than its room (held->tenant_rooms, or
  * held->new_tenant_room for one the worker holds nothing of); and the
  * bodies claimed of a tenant add up to less than its held->tenant_bytes (or
- * held->new_tenant_bytes), but for the last.
- * Returns the number claimed.
+ * held->new_tenant_bytes), but for the last.  What an ordered hook's read
+ * stops before is let go at once (order.c).
+ * Returns the number the claim took, of those let go too: a full claim
+ * (limit) means a backlog.
  */
 int
 queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
@@ -1567,13 +1545,17 @@ queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 		TEXTARRAYOID, INT4ARRAYOID, INT8ARRAYOID, FLOAT8ARRAYOID,
 		INT4OID, INT8OID, INT8OID, INT8ARRAYOID, INT8ARRAYOID,
 		INT8OID, OIDOID, INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
-	INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, BOOLARRAYOID};
+	INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID};
 	Datum		values[CLAIM_ARGS];
 	char		nulls[CLAIM_ARGS];
 	const HeldPositions *pos = &held->positions;
 	int			nest_level;
 	Datum	   *floor_hooks;
 	Datum	   *floor_times;
+	Datum	   *group_hooks;
+	Datum	   *group_keys;
+	bool	   *group_key_nulls;
+	Attempt   **reqs;
 	ClaimLook	look;
 	TimestampTz oldest;
 	int			ret;
@@ -1621,9 +1603,18 @@ queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 	values[22] = array_of(pos->last_txid, pos->last_txid_nulls, pos->n, TEXTOID);
 	values[23] = array_of(pos->last_id, NULL, pos->n, INT8OID);
 	values[24] = array_of(pos->top_id, NULL, pos->n, INT8OID);
-	values[25] = array_of(held->group_hooks, NULL, held->n_groups, INT8OID);
-	values[26] = array_of(held->group_keys, held->group_key_nulls, held->n_groups, TEXTOID);
-	values[27] = array_of(held->groups_held_long, NULL, held->n_groups, BOOLOID);
+	group_hooks = palloc(sizeof(Datum) * Max(held->n_groups, 1));
+	group_keys = palloc(sizeof(Datum) * Max(held->n_groups, 1));
+	group_key_nulls = palloc(sizeof(bool) * Max(held->n_groups, 1));
+	for (f = 0; f < held->n_groups; f++)
+	{
+		group_hooks[f] = Int64GetDatum(held->groups[f].hook_id);
+		group_key_nulls[f] = (held->groups[f].key == NULL);
+		group_keys[f] = group_key_nulls[f] ? (Datum) 0
+			: CStringGetTextDatum(held->groups[f].key);
+	}
+	values[25] = array_of(group_hooks, NULL, held->n_groups, INT8OID);
+	values[26] = array_of(group_keys, group_key_nulls, held->n_groups, TEXTOID);
 	memset(nulls, ' ', sizeof(nulls));
 	if (held->only_hooks != NULL)
 		values[15] = array_of(held->only_hooks, NULL, held->n_only_hooks, INT8OID);
@@ -1655,6 +1646,7 @@ queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 	AtEOXact_GUC(true, nest_level);
 	Assert(SPI_tuptable->tupdesc->natts == CLAIM_COLUMNS);
 
+	reqs = palloc(sizeof(Attempt *) * Max(SPI_processed, 1));
 	for (i = 0; i < SPI_processed; i++)
 	{
 		Attempt    *req = request_from_row(SPI_tuptable->vals[i],
@@ -1663,7 +1655,9 @@ queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 		dlist_push_tail(claimed, &req->node);
 		if (oldest != 0 && req->floor_at != 0)
 			set_floor(req->hook_id, Min(req->floor_at, oldest));
+		reqs[i] = req;
 	}
+	order_reads(reqs, (int) SPI_processed, held->groups, held->n_groups);
 	n_claims++;
 	ret = (int) SPI_processed;
 	SPI_finish();

@@ -14,6 +14,7 @@
 #include "attempt.h"
 #include "cursor.h"
 #include "lib/ilist.h"
+#include "order.h"
 
 /*
  * The worker holds (claims and has not yet recorded) up to this many times
@@ -59,11 +60,8 @@ typedef struct QueueHeld
 								 * due, or only their logs are read */
 	HeldPositions positions;	/* where to read the hooks it follows from */
 	int			n_groups;
-	Datum	   *group_hooks;	/* int8: the ordered hooks of the requests
-								 * read from the log it holds ... */
-	Datum	   *group_keys;		/* text: ... and their groups */
-	bool	   *group_key_nulls;	/* (the group of no key) */
-	Datum	   *groups_held_long;	/* bool: in flight for long (worker.c) */
+	HeldGroup  *groups;			/* of the requests read from the logs of
+								 * ordered hooks it holds (order.c) */
 	uint64		claim;			/* this claim's number */
 } QueueHeld;
 

@@ -730,7 +730,7 @@ held_ids(bool sent_only, int *n)
  * The groups of the requests read from the log of ordered hooks that the
  * worker holds, but for those being recorded (a claim that follows their
  * record sees their outcome: a row if they failed), into h: none of those
- * groups' next events may go yet (queue.c, FRESH_IN_ORDER).  Those of the
+ * groups' next events may go yet (order.c).  Those of the
  * requests in flight for more than GROUP_HELD_LONG_MS are told apart: the
  * next event of such a group waits as a row rather than stop its hook's
  * read, so that one slow answer does not hold up the hook's other groups.
@@ -741,25 +741,19 @@ held_groups(QueueHeld *h, TimestampTz now)
 {
 	dlist_iter	iter;
 
-	h->group_hooks = palloc(sizeof(Datum) * Max(n_held, 1));
-	h->group_keys = palloc(sizeof(Datum) * Max(n_held, 1));
-	h->group_key_nulls = palloc(sizeof(bool) * Max(n_held, 1));
-	h->groups_held_long = palloc(sizeof(Datum) * Max(n_held, 1));
+	h->groups = palloc(sizeof(HeldGroup) * Max(n_held, 1));
 	h->n_groups = 0;
 	dlist_foreach(iter, &held)
 	{
 		Attempt    *req = dlist_container(Attempt, held_node, iter.cur);
+		HeldGroup  *g = &h->groups[h->n_groups];
 
 		if (!req->in_order || req->being_recorded)
 			continue;
-		h->group_hooks[h->n_groups] = Int64GetDatum(req->hook_id);
-		h->group_key_nulls[h->n_groups] = (req->group_key == NULL);
-		h->group_keys[h->n_groups] = req->group_key == NULL ? (Datum) 0
-			: CStringGetTextDatum(req->group_key);
-		h->groups_held_long[h->n_groups] =
-			BoolGetDatum(req->started_at != 0 &&
-						 TimestampDifferenceExceeds(req->started_at, now,
-													GROUP_HELD_LONG_MS));
+		g->hook_id = req->hook_id;
+		g->key = req->group_key;
+		g->held_long = req->started_at != 0 &&
+			TimestampDifferenceExceeds(req->started_at, now, GROUP_HELD_LONG_MS);
 		h->n_groups++;
 	}
 }
@@ -810,7 +804,8 @@ refuse(Attempt *req, bool final, const char *why)
  * claim's cost says to wait (ORDERED_COST_FACTOR); only the hooks that may
  * have work are looked at (hooks_to_look_at()).  An event above
  * webhook.max_body_bytes, as stored or as rendered, is refused: its
- * delivery dies unsent.  Returns how many.  Caller is in a transaction.
+ * delivery dies unsent.  Returns how many the claim took (queue_claim()).
+ * Caller is in a transaction.
  */
 static int
 claim(int limit, dlist_head *claimed)

@@ -234,6 +234,9 @@ class OrderingTest(unittest.TestCase):
         # the next event of order 1 waits behind its retry
         later = cluster.one("SELECT webhook.emit(%s, '{\"n\": 3}', resource => 'order',"
                             " resource_id => '1')" % lit(hook.event_type))
+        # (handed over as a row at the claim that reads it: the worker may
+        # pace its ordered hooks' claims, while the marker's go on)
+        cluster.wait_state(later, 'pending')
         cluster.worker_passed(rx)
         self.assertEqual(cluster.delivery(later)['state'], 'pending')
         self.assertEqual(rx.count(path), 2)
