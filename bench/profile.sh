@@ -8,8 +8,10 @@
 # through the drain too: the share of its CPU in each object (postgres is
 # PostgreSQL; libcurl, libc and the kernel are mostly the requests), and
 # in the claim and the record (queue_claim, queue_record, with what
-# PostgreSQL does for them).  Its figures move with the machine's load:
-# alternate it with another build (PATH) to compare two.
+# PostgreSQL does for them).  And the worker's CPU time over the drain
+# (/proc), which moves less with the machine's load than the rate does.
+# Its figures move with the machine's load: alternate it with another
+# build (PATH) to compare two.
 #
 #   bench/profile.sh [events=20000] [ordered=none] [resources=1000]
 cd "$(dirname "$0")/.."
@@ -40,7 +42,12 @@ if command -v perf >/dev/null && [ -n "$worker" ]; then
         >/dev/null 2>"$BENCH_DIR/perf.err" &
     perf_pid=$!
 fi
+# the worker's CPU time (user and system, in clock ticks) so far
+worker_ticks() { awk '{print $14 + $15}' "/proc/$worker/stat"; }
+ticks=$(worker_ticks)
 echo "drain: $(bench_drain_rate "$events") req/s"
+echo "$ticks $(worker_ticks) $(getconf CLK_TCK)" |
+    awk '{printf "the worker'"'"'s CPU over the drain: %.2f s\n", ($2 - $1) / $3}'
 bench_psql -F ' ' -c "
     SELECT CASE WHEN query LIKE 'WITH RECURSIVE busy%' THEN 'claim' ELSE 'record' END,
            sum(calls), round((sum(total_exec_time) / sum(calls))::numeric, 3)
