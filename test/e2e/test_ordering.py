@@ -299,18 +299,27 @@ class OrderingTest(unittest.TestCase):
         reading: it was inactive).  With other resources' events between
         them, from transactions between x's and y's, y's is read by a later
         claim than x's (a transport of one request in flight: two read a
-        claim), and x's still waits for it."""
-        for fillers in (0, 3):
-            with self.subTest(fillers=fillers):
-                path = '/ord-late-txid-%d' % fillers
+        claim), and x's still waits for it.  The same when x is REPEATABLE
+        READ, its snapshot older than y, and writes through the INSERT
+        statement (a trigger an admin put on the log's current table):
+        the next transaction id it stores is the server's when it writes,
+        not its snapshot's."""
+        for fillers, statement in ((0, False), (3, False), (0, True)):
+            with self.subTest(fillers=fillers, statement=statement):
+                path = '/ord-late-txid-%d-%s' % (fillers, statement)
                 hook = cluster.hook_on(rx.url(), path, transport={'max_in_flight': 1},
                                        ordered='resource', active=False)
                 emit = ("SELECT webhook.emit(%s, '{\"n\": %%d}', resource => 'order',"
                         " resource_id => '%%s')" % lit(hook.event_type))
+                isolation = 'READ COMMITTED'
+                if statement:
+                    isolation = 'REPEATABLE READ'
+                    self.statement_path()
                 x = harness.Session(cluster)
                 self.addCleanup(x.close)
-                name = 'ord_late_txid_%d' % fillers
-                x.send("SET application_name = '%s'; BEGIN; SELECT pg_current_xact_id();" % name)
+                name = 'ord_late_txid_%d_%s' % (fillers, statement)
+                x.send("SET application_name = '%s'; BEGIN ISOLATION LEVEL %s;"
+                       " SELECT pg_current_xact_id();" % (name, isolation))
                 cluster.wait_for("SELECT count(*) FROM pg_stat_activity WHERE application_name ="
                                  " '%s' AND backend_xid IS NOT NULL" % name, '1')
                 for n in range(fillers):
@@ -329,6 +338,19 @@ class OrderingTest(unittest.TestCase):
                 reqs = rx.wait_requests(2 + fillers, path=path)
                 self.assertEqual([r for r in counters(reqs) if r[0] < 100],
                                  [(1, True), (2, True)])
+
+    def statement_path(self):
+        """Until the test ends, the writers append events with their INSERT
+        statement: a statement trigger on the log's current table, which
+        the short way does not honour (enqueue.c)."""
+        table = cluster.one("SELECT CASE s WHEN 0 THEN 'webhook.event'"
+                            " ELSE 'webhook_internal.event_' || s END"
+                            " FROM webhook_internal.current_log_slot() s")
+        cluster.psql("CREATE FUNCTION public.ord_statement_path() RETURNS trigger"
+                     " LANGUAGE plpgsql AS 'BEGIN RETURN NULL; END';"
+                     " CREATE TRIGGER ord_statement_path AFTER INSERT ON %s"
+                     " FOR EACH STATEMENT EXECUTE FUNCTION public.ord_statement_path()" % table)
+        self.addCleanup(cluster.psql, "DROP FUNCTION public.ord_statement_path() CASCADE")
 
     def test_a_hook_made_ordered_keeps_the_order_of_what_it_had_not_read(self):
         """A hook made ordered reads what it had not read yet in order too:
