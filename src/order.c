@@ -64,10 +64,7 @@ held_group_cmp(const void *a, const void *b)
 	return key_cmp(x->key, y->key);
 }
 
-/*
- * qsort_arg() comparator of indexes into reads (arg): by hook, then (with
- * by_group) group, then rank
- */
+/* Compare two reads: by hook, then (by_group) group, then rank. */
 static int
 read_cmp(const Attempt *x, const Attempt *y, bool by_group)
 {
@@ -82,6 +79,7 @@ read_cmp(const Attempt *x, const Attempt *y, bool by_group)
 	return 0;
 }
 
+/* qsort_arg() comparators of indexes into the requests (arg) */
 static int
 read_group_cmp(const void *a, const void *b, void *arg)
 {

@@ -434,7 +434,8 @@ HELD_CURSORS ", " FRESH_READ(HELD_POSITION, order)
  * while its hook has unfinished rows, and one of event_log_idx while
  * transactions began beside its own.  (The whole order taken here, by
  * window functions over the events and the groups held sorted together,
- * cost a claim twice what this sort of the events by group does.)
+ * cost a claim about 0.2 ms; this sort of its events by group, and the
+ * probes, about 0.05 ms each.)
  */
 #define FRESH_IN_ORDER \
 "grouped AS (" \
