@@ -11,6 +11,8 @@ cluster = rx = None
 setUpModule, tearDownModule = harness.cluster_and_receiver(globals())
 
 SEED = 20261123
+# a hook's delivery rows: an ordered hook's events that wait, and failures
+ROWS = "SELECT count(*) FROM webhook.delivery WHERE hook_id = %d"
 
 
 def counters(reqs):
@@ -234,8 +236,8 @@ class OrderingTest(unittest.TestCase):
         # the next event of order 1 waits behind its retry
         later = cluster.one("SELECT webhook.emit(%s, '{\"n\": 3}', resource => 'order',"
                             " resource_id => '1')" % lit(hook.event_type))
-        # (handed over as a row at the claim that reads it: the worker may
-        # pace its ordered hooks' claims, while the marker's go on)
+        # (a row made at the claim that reads it: the worker may pace its
+        # ordered hooks' claims, while the marker's go on)
         cluster.wait_state(later, 'pending')
         cluster.worker_passed(rx)
         self.assertEqual(cluster.delivery(later)['state'], 'pending')
@@ -259,8 +261,11 @@ class OrderingTest(unittest.TestCase):
         self.assertEqual(cluster.psql(keys % hook.hook_id), [[None]])
         later = [cluster.one(emit % (lit(hook.event_type), 2, lit('2'))),
                  cluster.one(emit % (lit(hook.event_type), 3, 'NULL'))]
-        cluster.worker_passed(rx)
         # read from the log behind the retry, they wait as rows of its group
+        # (made at the claim that reads them: the worker may pace its ordered
+        # hooks' claims, while the marker's go on)
+        cluster.wait_for(ROWS % hook.hook_id, '3')
+        cluster.worker_passed(rx)
         self.assertEqual(cluster.psql(keys % hook.hook_id), [[None], [None], [None]])
         self.assertEqual([cluster.delivery(u)['state'] for u in later], ['pending', 'pending'])
         self.assertEqual(rx.count(path), 1)
@@ -273,19 +278,18 @@ class OrderingTest(unittest.TestCase):
         at a time."""
         path = '/ord-long-id'
         rx.script(path, R(500), R(200))
-        hook = cluster.hook_on(rx.url(), path, ordered='resource', retry_schedule='{1s}')
+        hook = cluster.hook_on(rx.url(), path, ordered='resource', retry_schedule='{3s}')
         long_id = "(SELECT string_agg(md5(i::text), '') FROM generate_series(1, 300) i)"
         uids = [r[0] for r in cluster.psql(
             "SELECT webhook.emit(%s, jsonb_build_object('n', g), resource => 'order',"
             " resource_id => %s) FROM generate_series(1, 3) g"
             % (lit(hook.event_type), long_id))]
         cluster.wait_state(uids[0], 'failed')
-        cluster.worker_passed(rx)
-        self.assertEqual(cluster.psql("SELECT length(e.resource_id), length(d.resource_key)"
-                                      " FROM webhook.delivery d JOIN webhook.event e"
-                                      " ON e.id = d.event_id WHERE d.hook_id = %d"
-                                      " ORDER BY d.event_id" % hook.hook_id),
-                         [['9600', '200']] * 3)
+        # the two behind it wait as rows until its retry (3 s) succeeds
+        cluster.wait_for("SELECT string_agg(length(e.resource_id) || ' ' || length(d.resource_key),"
+                         " ', ' ORDER BY d.event_id) FROM webhook.delivery d"
+                         " JOIN webhook.event e ON e.id = d.event_id WHERE d.hook_id = %d"
+                         % hook.hook_id, '9600 200, 9600 200, 9600 200')
         reqs = rx.wait_requests(4, path=path)
         self.assertEqual(counters(reqs), [(1, False), (1, True), (2, True), (3, True)])
         self.assertEqual(rx.max_in_flight[path], 1)
