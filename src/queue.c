@@ -347,8 +347,8 @@ HELD_POSITION \
  * asked (above), and what each reads: FRESH, or FRESH_OF_HELD when the
  * worker holds the position of every hook of $16 (a claim's plan is
  * started whole: see CLAIM_HEAD).  What an ordered hook reads is cut by
- * FRESH_IN_ORDER, which gives each of its events its group; an unordered
- * hook's are in none, and none waits.
+ * FRESH_IN_ORDER, which gives each of its events its group, and by the
+ * worker (order.c); an unordered hook's are in none, and none waits.
  */
 #define FRESH_READ(position, order) \
 "readers AS (" \
@@ -1359,9 +1359,10 @@ position_from_row(LogPosition *pos, HeapTuple tup, TupleDesc desc, int first,
 
 /*
  * The claim's columns past REQUEST_SELECT's: the event, and, for a request
- * read from the log, where its hook's cursor is after it and where it was
- * read from (FRESH_TAKEN), and the group it is in and whether it waits
- * (FRESH_IN_ORDER), in the request's context.
+ * read from the log, where its hook's cursor is after it (CURSOR_AFTER) and
+ * where it was read from (FRESH_TAKEN), the group it is in and whether it
+ * waits (FRESH_IN_ORDER), and its rank in the hook's read, in the
+ * request's context.
  */
 static void
 read_from_row(Attempt *req, HeapTuple tup, TupleDesc desc, uint64 claim)
