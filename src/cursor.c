@@ -44,7 +44,8 @@ typedef struct CursorBatch
 {
 	uint64		claim;
 	int			outstanding;	/* its requests not recorded yet */
-	LogPosition to;
+	int64		rank;			/* of the last of them, in the claim's read */
+	LogPosition to;				/* after it */
 } CursorBatch;
 
 /* What the worker knows of one hook's cursor. */
@@ -121,7 +122,8 @@ drop_cursor(HookCursor *c)
 
 /*
  * The claim that read req from the log has committed: the worker now reads
- * its hook from the position after it.
+ * its hook from the position after the last of that claim's reads of it
+ * (each tells the position after itself).
  */
 void
 cursor_claimed(Attempt *req)
@@ -150,6 +152,12 @@ cursor_claimed(Attempt *req)
 		b = &c->batches[c->n_batches++];
 		memset(b, 0, sizeof(CursorBatch));
 		b->claim = r->claim;
+		b->rank = r->rank;
+		copy_position(&b->to, &r->to);
+	}
+	else if (r->rank > b->rank)
+	{
+		b->rank = r->rank;
 		copy_position(&b->to, &r->to);
 	}
 	b->outstanding++;

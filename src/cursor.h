@@ -31,9 +31,8 @@ typedef struct LogPosition
 /*
  * What a claim says of a request it read from the log (a fresh one, with
  * no delivery row yet): its rank in what the claim read of its hook, the
- * position after the last one the worker keeps of them (order.c), and,
- * when the worker held no position of its hook, the stored one it was
- * read from (stored false: the hook had none).
+ * position after it, and, when the worker held no position of its hook,
+ * the stored one it was read from (stored false: the hook had none).
  */
 typedef struct LogRead
 {

@@ -24,10 +24,9 @@
  *	  recorded.  The first event read never stops but for a held group: the
  *	  read always moves on;
  *	- any other is sent.
- * What the read stops before is let go, and every request kept of a hook's
- * read carries the position after the last one kept: where its hook's
- * cursor goes once they are all recorded (cursor.c).  The cursor passes
- * nothing the worker did not keep.
+ * What the read stops before is let go: the hook's cursor goes past the
+ * last one kept once they are all recorded (cursor.c), and passes nothing
+ * the worker did not keep.
  *
  * This used to be window functions in the claim, over its events and the
  * groups held sorted together: a quarter of a millisecond a claim, a tenth
@@ -121,39 +120,33 @@ sorted_groups(const HeldGroup *groups, int *n)
 	return sorted;
 }
 
-/* req's cursor goes to "to", copied into req's context, once it is recorded */
-static void
-set_position_after(Attempt *req, const LogPosition *to)
-{
-	LogPosition *p = &req->read->to;
-
-	p->lo = to->lo ? MemoryContextStrdup(req->cxt, to->lo) : NULL;
-	p->hi = to->hi ? MemoryContextStrdup(req->cxt, to->hi) : NULL;
-	p->last_txid = to->last_txid ? MemoryContextStrdup(req->cxt, to->last_txid) : NULL;
-	p->last_id = to->last_id;
-	p->top_id = to->top_id;
-}
-
 /*
  * Take in order (the file's comment) the requests of reqs, the n requests
- * of one claim, each on a list, that were read from the log, given the
- * n_groups groups held.  Sets waits on those that wait; takes those the
- * reads stop before off their list and frees them.
+ * of one claim, each on a list, that were read from the logs of ordered
+ * hooks, given the n_groups groups held.  Sets waits on those that wait;
+ * takes those the reads stop before off their list and frees them.
  */
 void
 order_reads(Attempt **reqs, int n, const HeldGroup *groups, int n_groups)
 {
 	int		   *idx = palloc(sizeof(int) * Max(n, 1));
-	bool	   *stops = palloc0(sizeof(bool) * Max(n, 1));
-	HeldGroup  *held = sorted_groups(groups, &n_groups);
+	bool	   *stops;
+	HeldGroup  *held;
 	int			n_reads = 0;
 	int			i;
 	int			j;
 	int			end;
 
 	for (i = 0; i < n; i++)
-		if (reqs[i]->read != NULL)
+		if (reqs[i]->read != NULL && reqs[i]->in_order)
 			idx[n_reads++] = i;
+	if (n_reads == 0)
+	{
+		pfree(idx);
+		return;					/* no ordered hook's */
+	}
+	stops = palloc0(sizeof(bool) * n);
+	held = sorted_groups(groups, &n_groups);
 
 	/* each group of an ordered hook's, in order: what waits, what stops */
 	qsort_arg(idx, n_reads, sizeof(int), read_group_cmp, reqs);
@@ -168,8 +161,6 @@ order_reads(Attempt **reqs, int n, const HeldGroup *groups, int n_groups)
 			if (reqs[idx[end]]->hook_id != first->hook_id ||
 				key_cmp(reqs[idx[end]]->group_key, first->group_key) != 0)
 				break;
-		if (!first->in_order)
-			continue;
 		of_group = n_groups > 0
 			? bsearch(&key, held, n_groups, sizeof(HeldGroup), held_group_cmp)
 			: NULL;
@@ -184,31 +175,21 @@ order_reads(Attempt **reqs, int n, const HeldGroup *groups, int n_groups)
 		}
 	}
 
-	/* each hook's read, in order: up to where it stops, and the position */
+	/* each hook's read, in order: what comes from where it stops goes */
 	qsort_arg(idx, n_reads, sizeof(int), read_rank_cmp, reqs);
 	for (i = 0; i < n_reads; i = end)
 	{
 		int64		hook_id = reqs[idx[i]]->hook_id;
-		int			last = -1;
 		bool		stopped = false;
 
 		for (end = i; end < n_reads && reqs[idx[end]]->hook_id == hook_id; end++)
 		{
 			stopped = stopped || stops[idx[end]];
-			if (!stopped)
-				last = idx[end];
-		}
-		for (j = i; j < end; j++)
-		{
-			if (idx[j] == last)
-				continue;
-			if (last < 0 || reqs[idx[j]]->read->rank > reqs[last]->read->rank)
+			if (stopped)
 			{
-				dlist_delete(&reqs[idx[j]]->node);
-				attempt_free(reqs[idx[j]]);
+				dlist_delete(&reqs[idx[end]]->node);
+				attempt_free(reqs[idx[end]]);
 			}
-			else
-				set_position_after(reqs[idx[j]], &reqs[last]->read->to);
 		}
 	}
 	pfree(idx);
