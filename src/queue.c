@@ -502,7 +502,7 @@ HELD_CURSORS ", " FRESH_READ(HELD_POSITION, order)
  * last_txid, last_id, top_id): past its event, in the interval it was read
  * from (FRESH's part 1, or past hi: part 2), or, after the last of a read
  * that took all there was, at the claim's snapshot.  The worker moves the
- * cursor past the last one it keeps (order.c).
+ * cursor past the last one it keeps (cursor.c).
  */
 #define READ_ALL(c, p) "(" c ".rank = " c ".n_read AND " c ".n_read < " p ".room)"
 #define CURSOR_AFTER(c, p) \
