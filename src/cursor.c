@@ -66,6 +66,14 @@ static HookCursor *cursors = NULL;
 static int	n_cursors = 0;
 static int	max_cursors = 0;
 
+/*
+ * Of the latest claim followed, how many hooks' reads stopped short of the
+ * log's end: the position after the last one kept names an event (the read
+ * filled its room, or the claim's windows cut it), so more is there.
+ */
+static uint64 short_claim = 0;
+static int	n_short = 0;
+
 /* A copy of src's strings in cursor_cxt, into dst, whose old ones go. */
 static void
 copy_position(LogPosition *dst, const LogPosition *src)
@@ -154,13 +162,32 @@ cursor_claimed(Attempt *req)
 		b->claim = r->claim;
 		b->rank = r->rank;
 		copy_position(&b->to, &r->to);
+		if (short_claim != r->claim)
+		{
+			short_claim = r->claim;
+			n_short = 0;
+		}
+		n_short += (b->to.last_txid != NULL);
 	}
 	else if (r->rank > b->rank)
 	{
+		n_short -= (b->to.last_txid != NULL);
 		b->rank = r->rank;
 		copy_position(&b->to, &r->to);
+		n_short += (b->to.last_txid != NULL);
 	}
 	b->outstanding++;
+}
+
+/*
+ * Whether a hook's read in claim (followed by cursor_claimed()) stopped
+ * short of the end of its log: a backlog, though the claim took less than
+ * its limit (a tenant's room is less than the worker's).
+ */
+bool
+cursor_read_short(uint64 claim)
+{
+	return short_claim == claim && n_short > 0;
 }
 
 /*

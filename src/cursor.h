@@ -68,6 +68,7 @@ typedef struct CursorMoves
 } CursorMoves;
 
 extern void cursor_claimed(Attempt *req);
+extern bool cursor_read_short(uint64 claim);
 extern void cursor_recorded(Attempt *req);
 extern void cursor_forget(int64 hook_id);
 extern void cursor_held_positions(HeldPositions *held);

@@ -1773,14 +1773,32 @@ join_database(Datum main_arg)
 }
 
 /*
- * The loop's state between its steps: whether a claim is due, whether the
- * last one was full (a backlog), when it was, and when the next request
- * held back by its rate and the next pruning batch may go.
+ * A claim costs about a sixth of a millisecond whatever it takes (its plan
+ * started, its transaction), and a record as much: claimed a few at a time
+ * as requests finish, a backlog would cost the worker a third of its time
+ * that way.  So while there is a backlog, a claim that only room freed by
+ * finished requests made due waits until half the worker's capacity is
+ * free, the other half keeping the receivers busy meanwhile, but never
+ * more than BATCH_WAIT_MS: a tenant whose receiver holds its share of the
+ * worker delays another's backlog by that at most.  A claim due for any
+ * other reason (a commit's news, a retry, an ordered hook's turn, a full
+ * look, the poll) goes at once.
+ */
+#define BATCH_WAIT_MS 5
+
+/*
+ * The loop's state between its steps: whether a claim is due, and for a
+ * reason that does not wait (claim_now), whether the last one was full or
+ * read a hook short of its log's end (a backlog), when it was, since when
+ * a backlog's claim waits for room, and when the next request held back by
+ * its rate and the next pruning batch may go.
  */
 static bool claim_due = true;
+static bool claim_now = true;
 static bool room_full = false;	/* some_room_full() after the last claim */
 static bool backlog = false;
 static TimestampTz last_claim = 0;
+static TimestampTz batch_wait_from = 0;
 static TimestampTz next_start_at = 0;
 static TimestampTz next_prune = 0;
 
@@ -1834,10 +1852,28 @@ reload_configuration(void)
 }
 
 /*
+ * Whether a backlog's claim has waited BATCH_WAIT_MS for room, from the
+ * first time it asked; once it has, the wait is over.
+ */
+static bool
+batch_waited(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (batch_wait_from == 0 || now < batch_wait_from)
+		batch_wait_from = now;
+	if (now < batch_wait_from + BATCH_WAIT_MS * INT64CONST(1000))
+		return false;
+	batch_wait_from = 0;
+	return true;
+}
+
+/*
  * Step: record what finished and claim what is due, in one short
  * transaction (exchange()), when either is due.  Claim when due and there
  * is room: as soon as there is any (latency), but working off a backlog,
- * only once a quarter of the room is free, so that claims come in batches
+ * a claim that only freed room made due waits for half the room to be
+ * free, BATCH_WAIT_MS at most, so that claims come in batches
  * (throughput).  Exits when the extension was dropped.
  */
 static void
@@ -1852,13 +1888,18 @@ record_and_claim(void)
 
 	/*
 	 * what finished frees room, which work may wait for (or, for an ordered
-	 * hook, its group): then claim with the record
+	 * hook, its group, which goes at once): then claim with the record
 	 */
 	if (recording && (room_full || ordered_hooks))
 		claim_due = true;
-	if (claim_due && webhook_enabled &&
-		capacity - n_busy >= (backlog ? Max(1, capacity / 4) : 1))
+	if (recording && ordered_hooks)
+		claim_now = true;
+	if (claim_due && webhook_enabled && capacity - n_busy >= 1 &&
+		(claim_now || !backlog || capacity - n_busy >= capacity / 2 ||
+		 batch_waited()))
 		limit = Min(capacity - n_busy, webhook_batch_size);
+	else if (!(claim_due && webhook_enabled && capacity - n_busy >= 1))
+		batch_wait_from = 0;	/* nothing waits for room */
 	if (limit == 0 && !record_due(&record_wait_ms))
 		return;
 
@@ -1872,9 +1913,14 @@ record_and_claim(void)
 	}
 	if (limit > 0)
 	{
-		/* a full claim means a backlog: claim again as room allows */
-		backlog = (claimed == limit);
+		/*
+		 * a full claim, or a hook's read that stopped short of its log,
+		 * means a backlog: claim again as room allows
+		 */
+		backlog = (claimed == limit || cursor_read_short(n_claims));
 		claim_due = backlog;
+		claim_now = false;
+		batch_wait_from = 0;
 		room_full = some_room_full();
 		last_claim = GetCurrentTimestamp();
 	}
@@ -1917,6 +1963,8 @@ wait_timeout(void)
 		timeout = Min(timeout, ms_until(next_start_at));
 	if (next_prune != 0 && timeout > 0)
 		timeout = Min(timeout, ms_until(next_prune));
+	if (batch_wait_from != 0 && timeout > 0)
+		timeout = Min(timeout, ms_until(batch_wait_from + BATCH_WAIT_MS * INT64CONST(1000)));
 	return timeout;
 }
 
@@ -1932,26 +1980,26 @@ wait_for_work(void)
 	TimestampTz now;
 
 	if (http_wait(wait_timeout(), &done))
-		claim_due = true;
+		claim_due = claim_now = true;
 	release_finished();
 	now = GetCurrentTimestamp();
 	if (next_retry_at != 0 && now >= next_retry_at)
 	{
-		claim_due = true;
+		claim_due = claim_now = true;
 		next_retry_at = 0;
 	}
 	if (ordered_waiting && now >= ordered_claim_at)
 	{
-		claim_due = true;
+		claim_due = claim_now = true;
 		ordered_waiting = false;
 	}
 	if (full_look_at != 0 && now >= full_look_at)
 	{
-		claim_due = true;
+		claim_due = claim_now = true;
 		full_look_at = 0;
 	}
 	if (TimestampDifferenceExceeds(last_claim, now, POLL_INTERVAL_MS))
-		claim_due = true;
+		claim_due = claim_now = true;
 }
 
 /*
