@@ -119,6 +119,36 @@ class FairShareTest(unittest.TestCase):
         in_flight = int(cluster.one("SELECT sum(in_flight) FROM webhook_internal.workers()"))
         self.assertLessEqual(in_flight, 64 - 64 // 8 + 1, 'the silent tenant took every slot')
 
+    def test_silent_receiver_leaves_a_backlog_its_pace(self):
+        """While a silent tenant holds most of the worker, another tenant's
+        backlog of 300 is claimed a few at a time as its requests finish: a
+        backlog's claim that waits for half the worker's room to be free
+        (which the silent tenant keeps) must stop waiting after a few
+        milliseconds, not at the once-a-second poll (about 20 s for 300)."""
+        silent = harness.RawServer()   # accepts, never answers
+        self.addCleanup(silent.close)
+        tenant = 'hog_silent_backlog'
+        self.addCleanup(delete_tenant, tenant)
+        for i in range(4):
+            t = cluster.create_transport(base_url=silent.url(), tenant=tenant,
+                                         max_in_flight=200)
+            cluster.create_hook(t, ['SILENT_BACKLOG_%d' % i], retry_schedule='{1 h}')
+            cluster.psql("SELECT webhook.emit('SILENT_BACKLOG_%d', jsonb_build_object('n', g),"
+                         "                    tenant => %s)"
+                         "  FROM generate_series(1, 100) g" % (i, lit(tenant)))
+        cluster.wait_for("SELECT sum(in_flight) >= 16 FROM webhook_internal.workers()", 't',
+                         timeout=20)
+        victim = Hook('victim_backlog', '/victim-backlog')
+        t0 = time.monotonic()
+        cluster.psql("SELECT webhook.emit(%s, jsonb_build_object('n', g), tenant => %s)"
+                     "  FROM generate_series(1, 300) g"
+                     % (lit(victim.event_type), lit(victim.tenant)))
+        rx.wait_requests(300, path=victim.path, timeout=PROMPT * 6)
+        took = time.monotonic() - t0
+        self.assertLess(took, PROMPT, "another tenant's backlog took %.1f s" % took)
+        sent = sorted(int(r.json()['data']['n']) for r in rx.requests(path=victim.path))
+        self.assertEqual(sent, list(range(1, 301)))
+
 
 def due_index_scans():
     """Index scans of the claim's index since the server started (the
