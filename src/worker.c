@@ -1888,12 +1888,10 @@ record_and_claim(void)
 
 	/*
 	 * what finished frees room, which work may wait for (or, for an ordered
-	 * hook, its group, which goes at once): then claim with the record
+	 * hook, its group): then claim with the record
 	 */
 	if (recording && (room_full || ordered_hooks))
 		claim_due = true;
-	if (recording && ordered_hooks)
-		claim_now = true;
 	if (claim_due && webhook_enabled && capacity - n_busy >= 1 &&
 		(claim_now || !backlog || capacity - n_busy >= capacity / 2 ||
 		 batch_waited()))
