@@ -14,10 +14,12 @@
  *	2. record_and_claim(): in one short transaction, record the attempts
  *	   that finished and claim due deliveries within what it may hold, if
  *	   woken (a committed transaction enqueued work), if room that work
- *	   may wait for was just freed, if the last claim was full (a
- *	   backlog), when a retry it scheduled comes due, or once a second
- *	   (retries others made due: a restarted worker's, say); finished
- *	   attempts wait for the next claim, at most RECORD_DELAY_MS;
+ *	   may wait for was just freed, if the last claim was full or read a
+ *	   hook short of its log (a backlog: its claims wait for half the
+ *	   room, BATCH_WAIT_MS at most), when a retry it scheduled comes due,
+ *	   or once a second (retries others made due: a restarted worker's,
+ *	   say); finished attempts wait for the next claim, at most
+ *	   RECORD_DELAY_MS;
  *	3. start_waiting(): start the claimed requests their transports have
  *	   room for, and whose rates allow (ratelimit.c), and publish in shared
  *	   memory how many requests it has in flight and how many it holds
@@ -1773,16 +1775,18 @@ join_database(Datum main_arg)
 }
 
 /*
- * A claim costs about a sixth of a millisecond whatever it takes (its plan
- * started, its transaction), and a record as much: claimed a few at a time
- * as requests finish, a backlog would cost the worker a third of its time
- * that way.  So while there is a backlog, a claim that only room freed by
- * finished requests made due waits until half the worker's capacity is
- * free, the other half keeping the receivers busy meanwhile, but never
- * more than BATCH_WAIT_MS: a tenant whose receiver holds its share of the
- * worker delays another's backlog by that at most.  A claim due for any
- * other reason (a commit's news, a retry, an ordered hook's turn, a full
- * look, the poll) goes at once.
+ * A good part of what an exchange (a claim and a record, in one
+ * transaction) costs does not depend on how many requests it takes: its
+ * plans are started, its transaction begun and committed.  Claimed a few
+ * at a time as requests finished, a backlog of 20,000 took twice as many
+ * exchanges and a fifth more of the worker's CPU (bench/profile.sh).  So
+ * while there is a backlog, a claim that only room freed by finished
+ * requests made due waits until half the worker's capacity is free, the
+ * other half keeping the receivers busy meanwhile, but never more than
+ * BATCH_WAIT_MS: a tenant whose receiver holds its share of the worker
+ * delays another's backlog by that at most.  A claim due for any other
+ * reason (a commit's news, a retry, an ordered hook's turn, a full look,
+ * the poll) goes at once.
  */
 #define BATCH_WAIT_MS 5
 
