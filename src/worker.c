@@ -1781,8 +1781,9 @@ join_database(Datum main_arg)
  * at a time as requests finished, a backlog of 20,000 took twice as many
  * exchanges and a fifth more of the worker's CPU (bench/profile.sh).  So
  * while there is a backlog, a claim that only room freed by finished
- * requests made due waits until half the worker's capacity is free, the
- * other half keeping the receivers busy meanwhile, but never more than
+ * requests made due waits until the worker holds no more requests than it
+ * may have in flight (half its room): the slots stay full meanwhile, and
+ * the claim takes what refills the other half.  It never waits more than
  * BATCH_WAIT_MS: a tenant whose receiver holds its share of the worker
  * delays another's backlog by that at most.  A claim due for any other
  * reason (a commit's news, a retry, an ordered hook's turn, a full look,
@@ -1876,8 +1877,8 @@ batch_waited(void)
  * Step: record what finished and claim what is due, in one short
  * transaction (exchange()), when either is due.  Claim when due and there
  * is room: as soon as there is any (latency), but working off a backlog,
- * a claim that only freed room made due waits for half the room to be
- * free, BATCH_WAIT_MS at most, so that claims come in batches
+ * a claim that only freed room made due waits until no more are held than
+ * may be in flight, BATCH_WAIT_MS at most, so that claims come in batches
  * (throughput).  Exits when the extension was dropped.
  */
 static void
@@ -1897,7 +1898,7 @@ record_and_claim(void)
 	if (recording && (room_full || ordered_hooks))
 		claim_due = true;
 	if (claim_due && webhook_enabled && capacity - n_busy >= 1 &&
-		(claim_now || !backlog || capacity - n_busy >= capacity / 2 ||
+		(claim_now || !backlog || n_busy <= webhook_max_in_flight ||
 		 batch_waited()))
 		limit = Min(capacity - n_busy, webhook_batch_size);
 	else if (!(claim_due && webhook_enabled && capacity - n_busy >= 1))
