@@ -1890,6 +1890,7 @@ record_and_claim(void)
 	long		record_wait_ms;
 	int			claimed;
 	bool		recording = !dlist_is_empty(&done);
+	bool		may_claim;
 
 	/*
 	 * what finished frees room, which work may wait for (or, for an ordered
@@ -1897,11 +1898,11 @@ record_and_claim(void)
 	 */
 	if (recording && (room_full || ordered_hooks))
 		claim_due = true;
-	if (claim_due && webhook_enabled && capacity - n_busy >= 1 &&
-		(claim_now || !backlog || n_busy <= webhook_max_in_flight ||
-		 batch_waited()))
+	may_claim = claim_due && webhook_enabled && capacity - n_busy >= 1;
+	if (may_claim && (claim_now || !backlog || n_busy <= webhook_max_in_flight ||
+					  batch_waited()))
 		limit = Min(capacity - n_busy, webhook_batch_size);
-	else if (!(claim_due && webhook_enabled && capacity - n_busy >= 1))
+	else if (!may_claim)
 		batch_wait_from = 0;	/* nothing waits for room */
 	if (limit == 0 && !record_due(&record_wait_ms))
 		return;
