@@ -10,16 +10,10 @@ source test/cluster.sh
 runs=${1:-3}; requests=${2:-200000}; inflight=${3:-64}
 port=${BENCH_HTTP_PORT:-18230}
 
-command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null
 bench_start_cluster
 bench_start_nginx "$port"
-gcc -O2 -Wall -Wextra -o "$BENCH_DIR/curl_ceiling" bench/curl_ceiling.c -lcurl
+bench_build_curl_ceiling
 url="http://127.0.0.1:$port/hook"
-cat > "$BENCH_DIR/post.lua" <<'LUA'
-wrk.method = "POST"
-wrk.body = '{"type":"ORDER_CREATE","timestamp":"2026-11-23T12:00:00.000Z","data":{"orderId":1,"total":12.5}}'
-wrk.headers["Content-Type"] = "application/json"
-LUA
 
 for _ in $(seq "$runs"); do
     "$BENCH_DIR/curl_ceiling" "$url" "$requests" "$inflight" |
@@ -28,8 +22,7 @@ for _ in $(seq "$runs"); do
     "$BENCH_DIR/curl_ceiling" "$url" "$requests" $((inflight / 2)) > "$BENCH_DIR/b"
     wait
     cat "$BENCH_DIR/a" "$BENCH_DIR/b" | awk '{s += $2} END {print "two", s}' | tee -a "$BENCH_DIR/results"
-    wrk -t1 -c16 -d5s -s "$BENCH_DIR/post.lua" "$url" |
-        awk '/^Requests\/sec/ {printf "raw %.0f\n", $2}' | tee -a "$BENCH_DIR/results"
+    echo "raw $(bench_raw_http "$url")" | tee -a "$BENCH_DIR/results"
 done
 one=$(awk '$1=="one" {print $2}' "$BENCH_DIR/results" | median)
 two=$(awk '$1=="two" {print $2}' "$BENCH_DIR/results" | median)

@@ -12,8 +12,6 @@ source test/cluster.sh
 runs=${1:-3}; events=${2:-20000}; inflight=${3:-64}; workers=${4:-1}; transports=${5:-1}
 port=${BENCH_HTTP_PORT:-18200}
 
-command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null
-
 bench_start_cluster "webhook.enabled = off" "webhook.max_in_flight = $inflight" \
     "webhook.workers = $workers"
 bench_start_nginx "$port"
@@ -26,7 +24,6 @@ SELECT webhook.create_hook(
     ARRAY['ORDER_' || t], path => '/hook')
   FROM generate_series(1, $transports) t;
 SQL
-body='{"type":"ORDER_CREATE","timestamp":"2026-11-23T12:00:00.000Z","data":{"orderId":1,"total":12.5}}'
 
 for i in $(seq "$runs"); do
     bench_psql -c "ALTER SYSTEM SET webhook.enabled = off" -c "SELECT pg_reload_conf()" >/dev/null
@@ -52,13 +49,7 @@ for i in $(seq "$runs"); do
     rate=$(echo "$events $start $end" | awk '{printf "%.0f", $1 / ($3 - $2)}')
     echo "webhook $rate req/s ($events events, $attempts attempts, $left left)" | tee -a "$BENCH_DIR/results"
 
-    cat > "$BENCH_DIR/post.lua" <<LUA
-wrk.method = "POST"
-wrk.body = '$body'
-wrk.headers["Content-Type"] = "application/json"
-LUA
-    raw=$(wrk -t1 -c16 -d5s -s "$BENCH_DIR/post.lua" "http://127.0.0.1:$port/hook" |
-          awk '/^Requests\/sec/ {printf "%.0f", $2}')
+    raw=$(bench_raw_http "http://127.0.0.1:$port/hook")
     echo "raw $raw req/s (wrk, 1 thread, 16 connections)" | tee -a "$BENCH_DIR/results"
 done
 w=$(awk '$1=="webhook" {print $2}' "$BENCH_DIR/results" | median)

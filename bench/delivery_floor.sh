@@ -27,17 +27,11 @@ source test/cluster.sh
 runs=${1:-3}; requests=${2:-200000}
 port=${BENCH_HTTP_PORT:-18240}
 
-command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null
 bench_start_cluster "webhook.enabled = off"
 bench_start_nginx "$port"
 bench_nginx_hook "$port"
-gcc -O2 -Wall -Wextra -o "$BENCH_DIR/curl_ceiling" bench/curl_ceiling.c -lcurl
+bench_build_curl_ceiling
 url="http://127.0.0.1:$port/hook"
-cat > "$BENCH_DIR/post.lua" <<'LUA'
-wrk.method = "POST"
-wrk.body = '{"type":"ORDER_CREATE","timestamp":"2026-11-23T12:00:00.000Z","data":{"orderId":1,"total":12.5}}'
-wrk.headers["Content-Type"] = "application/json"
-LUA
 # the events, as the writers log them, and their attempts as a worker
 # records a first success, in a file for COPY
 bench_psql -v n="$requests" -v file="$BENCH_DIR/attempts.copy" <<'SQL'
@@ -82,8 +76,7 @@ for _ in $(seq "$runs"); do
                                       response_body, error, slot, event_id, hook_id)
                                  FROM '$BENCH_DIR/attempts.copy' (FORMAT binary)")" |
         tee -a "$BENCH_DIR/results"
-    wrk -t1 -c16 -d5s -s "$BENCH_DIR/post.lua" "$url" |
-        awk '/^Requests\/sec/ {printf "raw %.0f\n", $2}' | tee -a "$BENCH_DIR/results"
+    echo "raw $(bench_raw_http "$url")" | tee -a "$BENCH_DIR/results"
 done
 attempts=$(bench_psql -c "SELECT count(*) FROM webhook.attempt")
 [ "$attempts" = "$requests" ] || { echo "COPY added $attempts attempts, not $requests" >&2; exit 1; }

@@ -243,6 +243,24 @@ bench_pgbench() {
     as_pg "$BENCH_BIN/pgbench" -h "$BENCH_DIR" -p "$BENCH_PORT" "$@" bench
 }
 
+# Raw HTTP to the nginx of bench_start_nginx at URL $1: wrk (1 thread, 16
+# connections, 5 s) POSTing the delivery benchmarks' body; prints its rate
+# (requests a second).
+bench_raw_http() {
+    command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null
+    cat > "$BENCH_DIR/post.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = '{"type":"ORDER_CREATE","timestamp":"2026-11-23T12:00:00.000Z","data":{"orderId":1,"total":12.5}}'
+wrk.headers["Content-Type"] = "application/json"
+LUA
+    wrk -t1 -c16 -d5s -s "$BENCH_DIR/post.lua" "$1" | awk '/^Requests\/sec/ {printf "%.0f\n", $2}'
+}
+
+# bench/curl_ceiling.c, the bare libcurl client, built as $BENCH_DIR/curl_ceiling
+bench_build_curl_ceiling() {
+    gcc -O2 -Wall -Wextra -o "$BENCH_DIR/curl_ceiling" bench/curl_ceiling.c -lcurl
+}
+
 # median of the numbers on stdin
 median() {
     sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.1f\n", (a[NR/2]+a[NR/2+1])/2}'

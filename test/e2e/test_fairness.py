@@ -95,24 +95,27 @@ class FairShareTest(unittest.TestCase):
         took = delivered_in(victim)
         self.assertLess(took, PROMPT, 'another tenant waited %.1f s' % took)
 
-    def test_silent_receiver_takes_only_its_share(self):
+    def silent_tenant(self, tenant):
         """A receiver that accepts and never answers, behind 4 transports of
-        max_in_flight 200 (800 in all, the worker's is 64), with 400 events:
-        another tenant's event used to wait for their 30 s timeouts."""
+        tenant of max_in_flight 200 (800 in all, the worker's is 64), with
+        400 events; returns once they hold what they may."""
         silent = harness.RawServer()   # accepts, never answers
         self.addCleanup(silent.close)
-        tenant = 'hog_silent'
         self.addCleanup(delete_tenant, tenant)
         for i in range(4):
             t = cluster.create_transport(base_url=silent.url(), tenant=tenant,
                                          max_in_flight=200)
-            cluster.create_hook(t, ['SILENT_%d' % i], retry_schedule='{1 h}')
-            cluster.psql("SELECT webhook.emit('SILENT_%d', jsonb_build_object('n', g),"
-                         "                    tenant => %s)"
-                         "  FROM generate_series(1, 100) g" % (i, lit(tenant)))
-        # the silent transports take what they may: wait until they hold it
+            et = harness.uniq('SILENT')
+            cluster.create_hook(t, [et], retry_schedule='{1 h}')
+            cluster.psql("SELECT webhook.emit(%s, jsonb_build_object('n', g), tenant => %s)"
+                         "  FROM generate_series(1, 100) g" % (lit(et), lit(tenant)))
         cluster.wait_for("SELECT sum(in_flight) >= 16 FROM webhook_internal.workers()", 't',
                          timeout=20)
+
+    def test_silent_receiver_takes_only_its_share(self):
+        """A silent tenant (silent_tenant()): another tenant's event used to
+        wait for its requests' 30 s timeouts."""
+        self.silent_tenant('hog_silent')
         victim = Hook('victim_silent', '/victim-silent')
         took = delivered_in(victim)
         self.assertLess(took, PROMPT, 'another tenant waited %.1f s' % took)
@@ -122,22 +125,11 @@ class FairShareTest(unittest.TestCase):
     def test_silent_receiver_leaves_a_backlog_its_pace(self):
         """While a silent tenant holds most of the worker, another tenant's
         backlog of 300 is claimed a few at a time as its requests finish: a
-        backlog's claim that waits for half the worker's room to be free
-        (which the silent tenant keeps) must stop waiting after a few
-        milliseconds, not at the once-a-second poll (about 20 s for 300)."""
-        silent = harness.RawServer()   # accepts, never answers
-        self.addCleanup(silent.close)
-        tenant = 'hog_silent_backlog'
-        self.addCleanup(delete_tenant, tenant)
-        for i in range(4):
-            t = cluster.create_transport(base_url=silent.url(), tenant=tenant,
-                                         max_in_flight=200)
-            cluster.create_hook(t, ['SILENT_BACKLOG_%d' % i], retry_schedule='{1 h}')
-            cluster.psql("SELECT webhook.emit('SILENT_BACKLOG_%d', jsonb_build_object('n', g),"
-                         "                    tenant => %s)"
-                         "  FROM generate_series(1, 100) g" % (i, lit(tenant)))
-        cluster.wait_for("SELECT sum(in_flight) >= 16 FROM webhook_internal.workers()", 't',
-                         timeout=20)
+        backlog's claim that waits until the worker holds no more than it may
+        have in flight (the silent tenant keeps it above) must stop waiting
+        after a few milliseconds, not at the once-a-second poll (about 20 s
+        for 300)."""
+        self.silent_tenant('hog_silent_backlog')
         victim = Hook('victim_backlog', '/victim-backlog')
         t0 = time.monotonic()
         cluster.psql("SELECT webhook.emit(%s, jsonb_build_object('n', g), tenant => %s)"
