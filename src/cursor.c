@@ -69,7 +69,8 @@ static int	max_cursors = 0;
 /*
  * Of the latest claim followed, how many hooks' reads stopped short of the
  * log's end: the position after the last one kept names an event (the read
- * filled its room, or the claim's windows cut it), so more is there.
+ * filled its room, the claim's windows cut it, or the worker let the rest
+ * of an ordered hook's read go), so more may be there.
  */
 static uint64 short_claim = 0;
 static int	n_short = 0;

@@ -15,11 +15,11 @@
  *	   that finished and claim due deliveries within what it may hold, if
  *	   woken (a committed transaction enqueued work), if room that work
  *	   may wait for was just freed, if the last claim was full or read a
- *	   hook short of its log (a backlog: its claims wait for half the
- *	   room, BATCH_WAIT_MS at most), when a retry it scheduled comes due,
- *	   or once a second (retries others made due: a restarted worker's,
- *	   say); finished attempts wait for the next claim, at most
- *	   RECORD_DELAY_MS;
+ *	   hook short of its log (a backlog: its claims wait until no more
+ *	   is held than may be in flight, BATCH_WAIT_MS at most), when a
+ *	   retry it scheduled comes due, or once a second (retries others
+ *	   made due: a restarted worker's, say); finished attempts wait for
+ *	   the next claim, at most RECORD_DELAY_MS;
  *	3. start_waiting(): start the claimed requests their transports have
  *	   room for, and whose rates allow (ratelimit.c), and publish in shared
  *	   memory how many requests it has in flight and how many it holds
@@ -1780,14 +1780,14 @@ join_database(Datum main_arg)
  * plans are started, its transaction begun and committed.  Claimed a few
  * at a time as requests finished, a backlog of 20,000 took twice as many
  * exchanges and a fifth more of the worker's CPU (bench/profile.sh).  So
- * while there is a backlog, a claim that only room freed by finished
+ * while there is a backlog, a claim that the backlog itself or finished
  * requests made due waits until the worker holds no more requests than it
- * may have in flight (half its room): the slots stay full meanwhile, and
- * the claim takes what refills the other half.  It never waits more than
- * BATCH_WAIT_MS: a tenant whose receiver holds its share of the worker
- * delays another's backlog by that at most.  A claim due for any other
- * reason (a commit's news, a retry, an ordered hook's turn, a full look,
- * the poll) goes at once.
+ * may have in flight (half of what it may hold): the slots stay full
+ * meanwhile, and the claim takes what refills the other half.  It never
+ * waits more than BATCH_WAIT_MS: a tenant whose receiver keeps the worker
+ * above that delays another's backlog by that at most, a claim.  A claim
+ * due for any other reason (a commit's news, a retry, an ordered hook's
+ * turn, a full look, the poll) goes at once.
  */
 #define BATCH_WAIT_MS 5
 
@@ -1877,9 +1877,9 @@ batch_waited(void)
  * Step: record what finished and claim what is due, in one short
  * transaction (exchange()), when either is due.  Claim when due and there
  * is room: as soon as there is any (latency), but working off a backlog,
- * a claim that only freed room made due waits until no more are held than
- * may be in flight, BATCH_WAIT_MS at most, so that claims come in batches
- * (throughput).  Exits when the extension was dropped.
+ * a claim that no news, retry or poll made due waits until no more are
+ * held than may be in flight, BATCH_WAIT_MS at most, so that claims come
+ * in batches (throughput).  Exits when the extension was dropped.
  */
 static void
 record_and_claim(void)
@@ -1919,9 +1919,11 @@ record_and_claim(void)
 	{
 		/*
 		 * a full claim, or a hook's read that stopped short of its log,
-		 * means a backlog: claim again as room allows
+		 * means a backlog: claim again as room allows (not after a failed
+		 * exchange, whose claim may not have run: n_claims is the one
+		 * before)
 		 */
-		backlog = (claimed == limit || cursor_read_short(n_claims));
+		backlog = claimed > 0 && (claimed == limit || cursor_read_short(n_claims));
 		claim_due = backlog;
 		claim_now = false;
 		batch_wait_from = 0;
