@@ -1858,7 +1858,7 @@ reload_configuration(void)
 
 /*
  * Whether a backlog's claim has waited BATCH_WAIT_MS for room, from the
- * first time it asked; once it has, the wait is over.
+ * first time it asked (record_and_claim() ends the wait).
  */
 static bool
 batch_waited(void)
@@ -1867,10 +1867,7 @@ batch_waited(void)
 
 	if (batch_wait_from == 0 || now < batch_wait_from)
 		batch_wait_from = now;
-	if (now < batch_wait_from + BATCH_WAIT_MS * INT64CONST(1000))
-		return false;
-	batch_wait_from = 0;
-	return true;
+	return now >= batch_wait_from + BATCH_WAIT_MS * INT64CONST(1000);
 }
 
 /*
