@@ -3,7 +3,9 @@
 # (ordered as asked, over R resources), signed and logged, sent 64 in flight
 # to a local nginx that answers 204 (as bench/delivery.sh), with
 # pg_stat_statements on.  Prints the drain's rate and, per call, the time
-# of the worker's two statements: the claim and the record.  With perf
+# of the worker's two statements: the claim and the record (of a batch
+# read from the log and all answered with a 2xx, only its hooks' counters:
+# its attempt rows are appended without a statement).  With perf
 # (Debian's linux-perf) and the rights to use it, the worker is sampled
 # through the drain too: the share of its CPU in each object (postgres is
 # PostgreSQL; libcurl, libc and the kernel are mostly the requests), and
@@ -54,6 +56,7 @@ bench_psql -F ' ' -c "
       FROM pg_stat_statements
      WHERE query LIKE 'WITH RECURSIVE busy%' OR query LIKE 'WITH input AS%'
         OR query LIKE 'WITH r AS MATERIALIZED%'
+        OR query LIKE 'WITH b AS MATERIALIZED%'
      GROUP BY 1 ORDER BY 1" |
     while read -r what calls ms; do echo "$what: $calls calls, $ms ms a call"; done
 

@@ -8,20 +8,19 @@
  *
  * This is what a watched table's every INSERT, UPDATE and DELETE pays for
  * the extension, so it takes the short way: the rows are formed here and
- * inserted into the heap and the indexes directly, as logical
- * replication's apply does, with no statement to plan or executor to
- * start.  (An INSERT statement through SPI spent most of the trigger's
- * time on that, and on preparing delivery's CHECK constraint anew for
- * every statement.)  The values are those the columns' defaults give: ids
- * from their identity sequences, uid from gen_random_uuid(), created_at
- * now(); all satisfy the constraints.  (A default an admin changed is not
- * used: these are the extension's.)  An event that goes to no hook has no
- * transaction id: no cursor is to read it.  An event goes to a hook
- * whether it is active or not, ordered or not: an inactive hook's cursor
- * stays where the hook stopped, to read on from there once it is
- * re-enabled, and an ordered hook's claim keeps the order as it reads
- * (src/queue.c, FRESH_IN_ORDER).  webhook.delivery is neither written nor
- * locked by the writer.
+ * inserted into the heap and the indexes directly (direct.c), with no
+ * statement to plan or executor to start.  (An INSERT statement through
+ * SPI spent most of the trigger's time on that, and on preparing
+ * delivery's CHECK constraint anew for every statement.)  The values are
+ * those the columns' defaults give: ids from their identity sequences, uid
+ * from gen_random_uuid(), created_at now(); all satisfy the constraints.
+ * (A default an admin changed is not used: these are the extension's.)  An
+ * event that goes to no hook has no transaction id: no cursor is to read
+ * it.  An event goes to a hook whether it is active or not, ordered or
+ * not: an inactive hook's cursor stays where the hook stopped, to read on
+ * from there once it is re-enabled, and an ordered hook's claim keeps the
+ * order as it reads (src/queue.c, FRESH_IN_ORDER).  webhook.delivery is
+ * neither written nor locked by the writer.
  *
  * During an update, a library of 0.5 on a catalog before it (no txid and
  * hook_ids in webhook.event) writes as that catalog's did: the event and a
@@ -40,14 +39,12 @@
  * on webhook.event fires for the rows of slot 0 only (and for the
  * statement's, which all go there).
  *
- * The short way is taken only for a table as this library made it: the
- * columns it fills with their types (no type modifier; none NOT NULL that
- * may be null), no other CHECK constraint, no trigger on insert, no forced
- * row-level security, a plain table.  Anything else (a column or trigger
- * an admin added, a catalog of another version during an upgrade) is
- * written with the INSERT statement, through SPI, which honours it.  What is
- * known of each table, its oid too, is kept until a relcache invalidation
- * of it (capture.c's callback passes them on: enqueue_forget_tables()).
+ * The short way is taken only for a plain table as this library made it
+ * (direct.c).  Anything else (a column or trigger an admin added, a
+ * catalog of another version during an upgrade) is written with the
+ * INSERT statement, through SPI, which honours it.  What is known of each
+ * table, its oid too, is kept until a relcache invalidation of it
+ * (capture.c's callback passes them on: enqueue_forget_tables()).
  *
  * Caller runs as the extension's owner, connected to SPI.
  *
@@ -66,6 +63,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/sequence.h"
+#include "direct.h"
 #include "enqueue.h"
 #include "executor/executor.h"
 #include "mb/pg_wchar.h"
@@ -79,18 +77,6 @@
 #include "utils/snapmgr.h"
 #include "utils/xid8.h"
 
-/*
- * A column the short way fills: its name, its type, can it be null, and is
- * it one of the log's (a catalog before 0.5 has none of them).
- */
-typedef struct QueueColumn
-{
-	const char *name;
-	Oid			type;
-	bool		nullable;
-	bool		log;
-} QueueColumn;
-
 /* webhook.event's columns, in the order of event_values() */
 enum
 {
@@ -98,7 +84,7 @@ enum
 	EV_PAYLOAD, EV_PREVIOUS, EV_CREATED_AT, EV_TXID, EV_HOOK_IDS, EV_NEXT_TXID,
 	N_EVENT_COLUMNS
 };
-static const QueueColumn event_columns[N_EVENT_COLUMNS] = {
+static const DirectColumn event_columns[N_EVENT_COLUMNS] = {
 	{"id", INT8OID, false}, {"uid", UUIDOID, false}, {"tenant", TEXTOID, false},
 	{"event_type", TEXTOID, false}, {"resource", TEXTOID, true},
 	{"resource_id", TEXTOID, true}, {"payload", JSONBOID, false},
@@ -113,7 +99,7 @@ enum
 	DL_ID, DL_EVENT_ID, DL_HOOK_ID, DL_STATE, DL_ATTEMPTS, DL_NEXT_ATTEMPT_AT,
 	DL_LAST_STATUS, DL_LAST_ERROR, DL_CREATED_AT, DL_FINISHED_AT, N_DELIVERY_COLUMNS
 };
-static const QueueColumn delivery_columns[N_DELIVERY_COLUMNS] = {
+static const DirectColumn delivery_columns[N_DELIVERY_COLUMNS] = {
 	{"id", INT8OID, false}, {"event_id", INT8OID, false}, {"hook_id", INT8OID, false},
 	{"state", TEXTOID, false}, {"attempts", INT4OID, false},
 	{"next_attempt_at", TIMESTAMPTZOID, false}, {"last_status", INT4OID, true},
@@ -121,35 +107,24 @@ static const QueueColumn delivery_columns[N_DELIVERY_COLUMNS] = {
 	{"finished_at", TIMESTAMPTZOID, true}
 };
 
-/* more attributes than this (dropped ones count) and the statement writes */
-#define QUEUE_MAX_ATTS 32
-
 /* What the short way knows of one table of the queue. */
 typedef struct QueueTable
 {
 	const char *name;			/* in schema webhook */
-	const QueueColumn *columns;
-	int			ncolumns;
-	const char *check;			/* the name of the one CHECK constraint the
-								 * catalog defines, or NULL for none */
+	DirectLayout layout;		/* learnt of relid */
 	Oid			relid;			/* the table written, what the rest was learnt
 								 * of: for the event log, its current slot's */
 	Oid			named_relid;	/* the table of that name */
 	Oid			slots_relid;	/* the event log's webhook_internal.log_slot */
 	bool		valid;			/* false: learn it again */
 	uint64		forgotten;		/* how often it was made not valid */
-	bool		direct;			/* the short way may write it */
-	bool		log;			/* it has the log's columns (event, 0.5 on) */
-	int			natts;
-	int			column_of[QUEUE_MAX_ATTS];	/* per attribute, its index in
-											 * columns; -1 if dropped */
 	Oid			id_seq;			/* the identity sequence of column "id" (of the
 								 * named table: a slot's has none) */
 } QueueTable;
 
-static QueueTable event_table = {"event", event_columns, N_EVENT_COLUMNS, NULL};
-static QueueTable delivery_table = {"delivery", delivery_columns, N_DELIVERY_COLUMNS,
-"delivery_state_check"};
+static QueueTable event_table = {"event", {event_columns, N_EVENT_COLUMNS, NULL}};
+static QueueTable delivery_table = {"delivery", {delivery_columns, N_DELIVERY_COLUMNS,
+"delivery_state_check"}};
 static SPIPlanPtr statement_plan = NULL;
 static SPIPlanPtr log_statement_plan = NULL;
 
@@ -172,74 +147,6 @@ enqueue_forget_tables(Oid relid)
 		delivery_table.valid = false;
 		delivery_table.forgotten++;
 	}
-}
-
-/*
- * Learn whether the short way may write rel, and how (direct: its layout
- * allows; open_queue_table() asks for an identity sequence too); rel is
- * open and locked, so that no change to it can come in between.
- */
-static void
-learn_table(QueueTable *qt, Relation rel)
-{
-	TupleDesc	desc = RelationGetDescr(rel);
-	TupleConstr *constr = desc->constr;
-	int			nchecks = constr ? constr->num_check : 0;
-	TriggerDesc *trig = rel->trigdesc;
-	bool		seen[N_EVENT_COLUMNS] = {false};
-	int			n_log = 0;
-	int			i;
-
-	StaticAssertStmt((int) N_EVENT_COLUMNS >= (int) N_DELIVERY_COLUMNS, "seen[] too short");
-	qt->relid = RelationGetRelid(rel);
-	qt->direct = false;
-	qt->log = false;
-	qt->natts = desc->natts;
-	qt->id_seq = InvalidOid;
-	for (i = 0; i < desc->natts; i++)
-		if (!TupleDescAttr(desc, i)->attisdropped &&
-			(strcmp(NameStr(TupleDescAttr(desc, i)->attname), "txid") == 0 ||
-			 strcmp(NameStr(TupleDescAttr(desc, i)->attname), "hook_ids") == 0))
-			n_log++;
-	qt->log = (n_log == 2);
-	if (n_log == 1)
-		return;					/* half the log's columns: the statement's */
-
-	if (desc->natts > QUEUE_MAX_ATTS || rel->rd_rel->relforcerowsecurity ||
-		(constr != NULL && constr->has_generated_stored) ||
-		nchecks != (qt->check ? 1 : 0) ||
-		(nchecks == 1 && strcmp(constr->check[0].ccname, qt->check) != 0) ||
-		(trig != NULL && (trig->trig_insert_before_row || trig->trig_insert_after_row ||
-						  trig->trig_insert_instead_row ||
-						  trig->trig_insert_before_statement ||
-						  trig->trig_insert_after_statement ||
-						  trig->trig_insert_new_table)))
-		return;
-
-	for (i = 0; i < desc->natts; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(desc, i);
-		int			c;
-
-		qt->column_of[i] = -1;
-		if (att->attisdropped)
-			continue;
-		for (c = 0; c < qt->ncolumns; c++)
-			if (strcmp(NameStr(att->attname), qt->columns[c].name) == 0)
-				break;
-		if (c == qt->ncolumns || att->atttypid != qt->columns[c].type ||
-			att->atttypmod != -1 ||
-			(att->attnotnull && qt->columns[c].nullable) || seen[c])
-			return;				/* a column not ours, or not as we made it */
-		seen[c] = true;
-		qt->column_of[i] = c;
-		if (c == 0)
-			qt->id_seq = getIdentitySequence(qt->relid, att->attnum, true);
-	}
-	for (i = 0; i < qt->ncolumns; i++)
-		if (!seen[i] && !(qt->columns[i].log && !qt->log))
-			return;
-	qt->direct = true;
 }
 
 /*
@@ -325,36 +232,15 @@ open_queue_table(QueueTable *qt)
 	if (qt == &event_table)
 		relid = current_slot_table(qt, relid);
 	rel = table_open(relid, RowExclusiveLock);
-	learn_table(qt, rel);
-	if (relid != qt->named_relid)	/* a slot's table has no identity */
-		qt->id_seq = getIdentitySequence(qt->named_relid,
-										 get_attnum(qt->named_relid, "id"), true);
-	qt->direct = qt->direct && OidIsValid(qt->id_seq);
+	qt->relid = relid;
+	direct_learn(&qt->layout, rel);
+	/* a slot's table has no identity: the named table's is the log's */
+	qt->id_seq = getIdentitySequence(qt->named_relid,
+									 get_attnum(qt->named_relid, "id"), true);
+	qt->layout.direct = qt->layout.direct && OidIsValid(qt->id_seq);
 	/* an invalidation that came in while we learnt: learn again next time */
 	qt->valid = (qt->forgotten == forgotten);
 	return rel;
-}
-
-/* A row of the table, whose values are given in the order of its columns */
-static void
-insert_row(QueueTable *qt, ResultRelInfo *rri, EState *estate,
-		   TupleTableSlot *slot, const Datum *values, const bool *nulls)
-{
-	int			i;
-
-	ExecClearTuple(slot);
-	for (i = 0; i < qt->natts; i++)
-	{
-		int			c = qt->column_of[i];
-
-		slot->tts_values[i] = c < 0 ? (Datum) 0 : values[c];
-		slot->tts_isnull[i] = c < 0 || nulls[c];
-	}
-	ExecStoreVirtualTuple(slot);
-	table_tuple_insert(rri->ri_RelationDesc, slot, estate->es_output_cid, 0, NULL);
-	if (rri->ri_NumIndices > 0)
-		list_free(ExecInsertIndexTuples(rri, slot, estate, false, false, NULL, NIL));
-	ResetPerTupleExprContext(estate);
 }
 
 /* A new uuid, as gen_random_uuid() makes it. */
@@ -446,9 +332,7 @@ enqueue_directly(const NewEvent *ev, const Datum *read_ids, int n_read,
 				 const Datum *made_ids, int n_made, Relation event_rel, Relation delivery_rel)
 {
 	EState	   *estate = CreateExecutorState();
-	ResultRelInfo *event_rri = makeNode(ResultRelInfo);
-	ResultRelInfo *delivery_rri = makeNode(ResultRelInfo);
-	TupleTableSlot *slot;
+	DirectInsert ins;
 	Datum		now = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 	Datum		ev_values[N_EVENT_COLUMNS];
 	bool		ev_nulls[N_EVENT_COLUMNS] = {false};
@@ -457,8 +341,7 @@ enqueue_directly(const NewEvent *ev, const Datum *read_ids, int n_read,
 	int			i;
 
 	estate->es_output_cid = GetCurrentCommandId(true);
-	InitResultRelInfo(event_rri, event_rel, 1, NULL, 0);
-	ExecOpenIndices(event_rri, false);
+	direct_begin(&ins, estate, event_rel);
 
 	ev_nulls[EV_TXID] = ev_nulls[EV_HOOK_IDS] = ev_nulls[EV_NEXT_TXID] = (n_read == 0);
 	/* the writer's transaction id is taken before the event's (next_txid()) */
@@ -480,17 +363,13 @@ enqueue_directly(const NewEvent *ev, const Datum *read_ids, int n_read,
 	ev_values[EV_PREVIOUS] = ev->changed == NULL ? (Datum) 0
 		: previous_values(DatumGetJsonbP(ev->old_row), ev->changed);
 	ev_values[EV_CREATED_AT] = now;
-	slot = ExecInitExtraTupleSlot(estate, RelationGetDescr(event_rel), &TTSOpsVirtual);
-	insert_row(&event_table, event_rri, estate, slot, ev_values, ev_nulls);
-	ExecCloseIndices(event_rri);
+	direct_insert(&event_table.layout, &ins, ev_values, ev_nulls);
+	direct_end(&ins);
 	Assert(TransactionIdIsValid(GetTopTransactionIdIfAny()));
 
 	if (n_made > 0)
 	{
-		InitResultRelInfo(delivery_rri, delivery_rel, 1, NULL, 0);
-		ExecOpenIndices(delivery_rri, false);
-		slot = ExecInitExtraTupleSlot(estate, RelationGetDescr(delivery_rel),
-									  &TTSOpsVirtual);
+		direct_begin(&ins, estate, delivery_rel);
 		dl_values[DL_EVENT_ID] = ev_values[EV_ID];
 		dl_values[DL_STATE] = CStringGetTextDatum("pending");
 		dl_values[DL_ATTEMPTS] = Int32GetDatum(0);
@@ -502,9 +381,9 @@ enqueue_directly(const NewEvent *ev, const Datum *read_ids, int n_read,
 		{
 			dl_values[DL_ID] = Int64GetDatum(nextval_internal(delivery_table.id_seq, false));
 			dl_values[DL_HOOK_ID] = made_ids[i];
-			insert_row(&delivery_table, delivery_rri, estate, slot, dl_values, dl_nulls);
+			direct_insert(&delivery_table.layout, &ins, dl_values, dl_nulls);
 		}
-		ExecCloseIndices(delivery_rri);
+		direct_end(&ins);
 	}
 
 	ExecResetTupleTable(estate->es_tupleTable, false);
@@ -607,7 +486,7 @@ Datum
 enqueue_event(const NewEvent *event, const Datum *hook_ids, const bool *active, int n_hooks)
 {
 	Relation	event_rel = open_queue_table(&event_table);
-	bool		log = event_rel != NULL ? event_table.log : event_has_log_columns();
+	bool		log = event_rel != NULL ? event_table.layout.log : event_has_log_columns();
 	Datum	   *read_ids = palloc(sizeof(Datum) * Max(n_hooks, 1));
 	Datum	   *made_ids = palloc(sizeof(Datum) * Max(n_hooks, 1));
 	Datum	   *news_ids = palloc(sizeof(Datum) * Max(n_hooks, 1));
@@ -634,8 +513,8 @@ enqueue_event(const NewEvent *event, const Datum *hook_ids, const bool *active, 
 	if (n_made > 0)
 		delivery_rel = open_queue_table(&delivery_table);
 
-	if (event_rel != NULL && event_table.direct &&
-		(n_made == 0 || (delivery_rel != NULL && delivery_table.direct)))
+	if (event_rel != NULL && event_table.layout.direct &&
+		(n_made == 0 || (delivery_rel != NULL && delivery_table.layout.direct)))
 		uid = enqueue_directly(event, read_ids, n_read, made_ids, n_made,
 							   event_rel, delivery_rel);
 	else

@@ -53,6 +53,7 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "attempt.h"
+#include "attempt_log.h"
 #include "miscadmin.h"
 #include "queue.h"
 #include "spi_util.h"
@@ -920,6 +921,22 @@ id ", coalesce('HTTP ' || " status ", " error ", 'no answer'))"
 #define BUCKET_COUNT(ms) \
 "pg_catalog.count(*) FILTER (WHERE r.duration_ms <= " #ms "), "
 
+/* added to a hook's counters (the row of its counters made, or not) */
+#define COUNT_MERGE \
+"    ON CONFLICT (hook_id) DO UPDATE" \
+"       SET successes = m.successes + excluded.successes," \
+"           failures = m.failures + excluded.failures," \
+"           timeouts = m.timeouts + excluded.timeouts," \
+"           errors = m.errors + excluded.errors," \
+"           deaths = m.deaths + excluded.deaths," \
+"           duration_sum = m.duration_sum + excluded.duration_sum," \
+"           duration_buckets = ARRAY(" \
+"               SELECT u.a + u.b" \
+"                 FROM ROWS FROM (pg_catalog.unnest(m.duration_buckets)," \
+"                                 pg_catalog.unnest(excluded.duration_buckets))" \
+"                      WITH ORDINALITY AS u(a, b, i)" \
+"                ORDER BY u.i)"
+
 /*
  * The counters of the hooks of a batch, one upsert per hook (record_sql's
  * CTE counted): attempts by outcome (success: a 2xx answer; failure: any
@@ -940,19 +957,9 @@ id ", coalesce('HTTP ' || " status ", " error ", 'no answer'))"
 "           pg_catalog.sum(r.duration_ms) / 1000," \
 "           ARRAY[" DURATION_BOUNDS_MS(BUCKET_COUNT) "pg_catalog.count(*)]" \
 "      FROM r GROUP BY r.hook_id" \
-"    ON CONFLICT (hook_id) DO UPDATE" \
-"       SET successes = m.successes + excluded.successes," \
-"           failures = m.failures + excluded.failures," \
-"           timeouts = m.timeouts + excluded.timeouts," \
-"           errors = m.errors + excluded.errors," \
-"           deaths = m.deaths + excluded.deaths," \
-"           duration_sum = m.duration_sum + excluded.duration_sum," \
-"           duration_buckets = ARRAY(" \
-"               SELECT u.a + u.b" \
-"                 FROM ROWS FROM (pg_catalog.unnest(m.duration_buckets)," \
-"                                 pg_catalog.unnest(excluded.duration_buckets))" \
-"                      WITH ORDINALITY AS u(a, b, i)" \
-"                ORDER BY u.i)"
+COUNT_MERGE
+/* the histogram's buckets: one per bound, and the count */
+#define N_BUCKETS 12
 
 /*
  * A failure on a hook that a 410 disabled (in this batch, or before) is
@@ -1139,37 +1146,74 @@ COUNT_BATCH
  * The same for a batch whose every attempt was answered with a 2xx, the
  * usual one: each delivery succeeded, no hook is disabled or paused, and a
  * health update only ends a run of failures (a hook a 410 disabled is left
- * as it is, as above).  Without the other updates, the window over the
- * batch and the retry schedules, it costs two thirds of record_sql (64
- * successes, measured alone); it returns no retry.  RECORD_SUCCEEDED's
- * deliveries: what it does to the rows of those that have one; a batch
- * read from the log only has none, and its statement leaves webhook.delivery
- * out (record_read_sql): the plan of an update and a delete of it, with
- * its indexes opened, is started at every batch, run or not.
+ * as it is, as above: HEALTH_RESTORED, of the hooks of hooks).  Without the
+ * other updates, the window over the batch and the retry schedules, it
+ * costs two thirds of record_sql (64 successes, measured alone); it
+ * returns no retry.
  */
-#define RECORD_SUCCEEDED(deliveries) \
-"WITH r AS MATERIALIZED (" \
-"    SELECT r.*, 'succeeded' AS new_state FROM " RECORD_INPUT \
-"), attempts AS (" INSERT_ATTEMPTS \
-deliveries \
-"), health AS (" \
+#define HEALTH_RESTORED(hooks) \
 "    UPDATE webhook.hook h" \
 "       SET failing_since = NULL, failing_deaths = 0, last_death_at = NULL" \
-"     WHERE h.id IN (SELECT r.hook_id FROM r) AND h.failing_since IS NOT NULL" \
+"     WHERE h.id IN (SELECT x.hook_id FROM " hooks " x) AND h.failing_since IS NOT NULL" \
 "       AND NOT (NOT h.active AND h.disabled_reason = '" GONE_REASON "')" \
-"       AND " HOOK_NOT_HELD("h.id") \
-"), counted AS (" \
-COUNT_BATCH \
-")" \
-"SELECT NULL::bigint, NULL::timestamptz WHERE false"
-static const char *record_succeeded_sql = RECORD_SUCCEEDED(
+"       AND " HOOK_NOT_HELD("h.id")
+static const char *record_succeeded_sql =
+"WITH r AS MATERIALIZED ("
+"    SELECT r.*, 'succeeded' AS new_state FROM " RECORD_INPUT
+"), attempts AS (" INSERT_ATTEMPTS
 "), deliveries AS ("
 "    UPDATE webhook.delivery d"
 "       SET state = 'succeeded', attempts = r.attempt_no, last_status = r.status,"
 "           last_error = r.error, finished_at = pg_catalog.now()"
 "      FROM r WHERE d.id = r.delivery_id AND NOT " SUCCEEDED_AT_ONCE("r")
-"), " DELETE_SUCCEEDED_AT_ONCE);
-static const char *record_read_sql = RECORD_SUCCEEDED("");
+"), " DELETE_SUCCEEDED_AT_ONCE
+"), health AS (" HEALTH_RESTORED("r")
+"), counted AS (" COUNT_BATCH
+")"
+"SELECT NULL::bigint, NULL::timestamptz WHERE false";
+
+/*
+ * And when none of those has a row either (all read from the log, answered
+ * at their first attempt), the commonest batch of all: its attempt rows are
+ * all there is of it, which attempt_log.c appends without a statement (a
+ * statement's plan, started at every batch, cost a third of it).  This
+ * one, of its hooks ($1) that still exist, keeps their counters, counted
+ * by the worker (record_read_batch(): $2 the successes, $3 the sum of the
+ * durations in seconds, $4 the histogram's buckets, N_BUCKETS a hook, one
+ * hook's after the other's), and ends their runs of failures; it returns
+ * those hooks, and the slot the attempts are appended to (read once, as
+ * INSERT_ATTEMPTS reads it).
+ */
+#define READ_BATCH_ARGS 4
+static const char *record_read_sql =
+"WITH b AS MATERIALIZED ("
+"    SELECT u.hook_id, u.n, u.duration_sum, u.i"
+"      FROM ROWS FROM (pg_catalog.unnest($1::bigint[]), pg_catalog.unnest($2::bigint[]),"
+"                      pg_catalog.unnest($3::float8[]))"
+"           WITH ORDINALITY AS u(hook_id, n, duration_sum, i)"
+"     WHERE EXISTS (SELECT FROM webhook.hook h WHERE h.id = u.hook_id)"
+"), health AS (" HEALTH_RESTORED("b")
+"), counted AS ("
+"    INSERT INTO webhook.hook_metrics AS m"
+"           (hook_id, successes, failures, timeouts, errors, deaths,"
+"            duration_sum, duration_buckets)"
+"    SELECT b.hook_id, b.n, 0, 0, 0, 0, b.duration_sum,"
+"           $4[(b.i - 1) * " CppAsString2(N_BUCKETS) " + 1 : b.i * " CppAsString2(N_BUCKETS) "]"
+"      FROM b"
+COUNT_MERGE
+")"
+"SELECT b.hook_id,"
+"       (SELECT s.slot FROM webhook_internal.log_slot s"
+"         WHERE s.current_from IS NOT NULL AND s.current_until IS NULL)"
+"  FROM b";
+
+/*
+ * Their attempt rows when attempt_log.c cannot append them (the slot's
+ * table is not as the extension made it: an admin's column or trigger),
+ * with record_sql's parameters.
+ */
+static const char *record_attempts_sql =
+"WITH r AS MATERIALIZED (SELECT * FROM " RECORD_INPUT ") " INSERT_ATTEMPTS;
 
 /*
  * After a 410: the other deliveries of these hooks are cancelled, but for
@@ -1250,6 +1294,7 @@ static SPIPlanPtr prepared_plan = NULL;
 static SPIPlanPtr record_plan = NULL;
 static SPIPlanPtr record_succeeded_plan = NULL;
 static SPIPlanPtr record_read_plan = NULL;
+static SPIPlanPtr record_attempts_plan = NULL;
 static SPIPlanPtr cancel_plan = NULL;
 static SPIPlanPtr expire_plan = NULL;
 static SPIPlanPtr gone_plan = NULL;
@@ -1988,47 +2033,29 @@ queue_expire_secrets(void)
 	SPI_finish();
 }
 
-/*
- * Record the outcome of the n attempts reqs, and move their deliveries on,
- * or make them, for those read from the log (record_succeeded_sql when
- * every one was answered with a 2xx, record_read_sql when none of those
- * has a row either, else record_sql).  After a 410 the
- * hook's other deliveries are cancelled, but for the n_sent of sent_ids,
- * being sent.  The attempts are left as they are; the caller
- * frees them.  Sets *retries (in the caller's memory context) to when the
- * earliest retry it scheduled for each hook is due, and returns how many.
- */
-int
-queue_record(Attempt **reqs, int n, Datum *sent_ids, int n_sent, QueueRetry **retries)
+/* the types of the parameters of record_sql, each an array */
+static Oid	record_arg_types[RECORD_ARGS] = {INT8ARRAYOID, INT4ARRAYOID,
+	TIMESTAMPTZARRAYOID, FLOAT8ARRAYOID, TEXTARRAYOID, INT4ARRAYOID,
+	TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, FLOAT8ARRAYOID, BOOLARRAYOID,
+BOOLARRAYOID, INT8ARRAYOID, INT8ARRAYOID};
+
+/* The parameters of record_sql (RECORD_INPUT) for the n attempts reqs. */
+static void
+record_args(Attempt **reqs, int n, Datum *values)
 {
-	MemoryContext caller_cxt = CurrentMemoryContext;
-	uint64		r;
-	int			n_retries;
-	Datum	   *cols[RECORD_ARGS];
-	bool	   *nulls[RECORD_ARGS];
 	Oid			types[RECORD_ARGS] = {INT8OID, INT4OID, TIMESTAMPTZOID, FLOAT8OID,
 		TEXTOID, INT4OID, TEXTOID, TEXTOID, TEXTOID, FLOAT8OID, BOOLOID, BOOLOID,
 	INT8OID, INT8OID};
-	Oid			array_types[RECORD_ARGS] = {INT8ARRAYOID, INT4ARRAYOID,
-		TIMESTAMPTZARRAYOID, FLOAT8ARRAYOID, TEXTARRAYOID, INT4ARRAYOID,
-		TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, FLOAT8ARRAYOID, BOOLARRAYOID,
-	BOOLARRAYOID, INT8ARRAYOID, INT8ARRAYOID};
-	Datum		values[RECORD_ARGS];
-	Datum	   *gone = palloc(sizeof(Datum) * n);
-	int			n_gone = 0;
-	bool		all_succeeded = true;
-	bool		all_read = true;	/* from the log: none has a row */
+	Datum	   *cols[RECORD_ARGS];
+	bool	   *nulls[RECORD_ARGS];
 	int			i;
 	int			c;
-	bool		isnull;
-	SPIPlanPtr	plan;
 
 	for (c = 0; c < RECORD_ARGS; c++)
 	{
 		cols[c] = palloc(sizeof(Datum) * n);
 		nulls[c] = palloc0(sizeof(bool) * n);
 	}
-
 	for (i = 0; i < n; i++)
 	{
 		Attempt    *req = reqs[i];
@@ -2056,26 +2083,153 @@ queue_record(Attempt **reqs, int n, Datum *sent_ids, int n_sent, QueueRetry **re
 		cols[11][i] = BoolGetDatum(req->final);
 		cols[12][i] = Int64GetDatum(req->event_id);
 		cols[13][i] = Int64GetDatum(req->hook_id);
-		if (req->status == 410)
-			gone[n_gone++] = Int64GetDatum(req->hook_id);
-		if (req->status < 200 || req->status > 299)
-			all_succeeded = false;
-		if (req->delivery_id != 0)
-			all_read = false;
+	}
+	for (c = 0; c < RECORD_ARGS; c++)
+		values[c] = array_of(cols[c], nulls[c], n, types[c]);
+}
+
+/* the histogram's bounds, in milliseconds */
+#define BOUND_MS(ms) ms,
+static const double duration_bounds_ms[] = {DURATION_BOUNDS_MS(BOUND_MS)};
+
+StaticAssertDecl(lengthof(duration_bounds_ms) + 1 == N_BUCKETS,
+				 "a bucket per bound, and the count");
+
+/*
+ * Record the n attempts reqs, all read from the log and answered with a
+ * 2xx at their first attempt: their hooks' counters, counted here
+ * (record_read_sql), and their attempt rows, of the hooks that still exist
+ * (attempt_log.c; with record_attempts_sql when it cannot).
+ */
+static void
+record_read_batch(Attempt **reqs, int n)
+{
+	Datum	   *hooks = palloc(sizeof(Datum) * n);
+	Datum	   *successes = palloc0(sizeof(Datum) * n);
+	Datum	   *duration_sums = palloc0(sizeof(Datum) * n);
+	Datum	   *buckets = palloc0(sizeof(Datum) * n * N_BUCKETS);
+	int		   *hook_of = palloc(sizeof(int) * n);
+	bool	   *keep = palloc0(sizeof(bool) * n);
+	bool	   *exists;
+	int			n_hooks = 0;
+	Oid			types[READ_BATCH_ARGS] = {INT8ARRAYOID, INT8ARRAYOID, FLOAT8ARRAYOID,
+	INT8ARRAYOID};
+	Datum		values[Max(READ_BATCH_ARGS, RECORD_ARGS)];
+	bool		isnull;
+	int			slot = -1;
+	int			i;
+	int			h;
+	uint64		r;
+
+	/* the counters of each hook of the batch (a batch has a few) */
+	for (i = 0; i < n; i++)
+	{
+		Attempt    *req = reqs[i];
+		int			b;
+
+		for (h = 0; h < n_hooks && DatumGetInt64(hooks[h]) != req->hook_id; h++)
+			;
+		if (h == n_hooks)
+			hooks[n_hooks++] = Int64GetDatum(req->hook_id);
+		hook_of[i] = h;
+		successes[h] = Int64GetDatum(DatumGetInt64(successes[h]) + 1);
+		duration_sums[h] = Float8GetDatum(DatumGetFloat8(duration_sums[h]) +
+										  req->duration_ms / 1000);
+		for (b = 0; b < N_BUCKETS; b++)
+		{
+			Datum	   *bucket = &buckets[h * N_BUCKETS + b];
+
+			if (b == N_BUCKETS - 1 || req->duration_ms <= duration_bounds_ms[b])
+				*bucket = Int64GetDatum(DatumGetInt64(*bucket) + 1);
+		}
 	}
 
 	spi_connect_checked();
-	for (c = 0; c < RECORD_ARGS; c++)
-		values[c] = array_of(cols[c], nulls[c], n, types[c]);
-	if (!all_succeeded)
-		plan = spi_kept_plan(&record_plan, record_sql, RECORD_ARGS, array_types, 0);
-	else if (all_read)
-		plan = spi_kept_plan(&record_read_plan, record_read_sql, RECORD_ARGS,
-							 array_types, 0);
-	else
-		plan = spi_kept_plan(&record_succeeded_plan, record_succeeded_sql,
-							 RECORD_ARGS, array_types, 0);
-	spi_check(SPI_execute_plan(plan, values, NULL, false, 0),
+	values[0] = array_of(hooks, NULL, n_hooks, INT8OID);
+	values[1] = array_of(successes, NULL, n_hooks, INT8OID);
+	values[2] = array_of(duration_sums, NULL, n_hooks, FLOAT8OID);
+	values[3] = array_of(buckets, NULL, n_hooks * N_BUCKETS, INT8OID);
+	spi_check(SPI_execute_plan(spi_kept_plan(&record_read_plan, record_read_sql,
+											 READ_BATCH_ARGS, types, 0),
+							   values, NULL, false, 0),
+			  SPI_OK_SELECT, false, "recording attempts");
+	exists = palloc0(sizeof(bool) * n_hooks);
+	for (r = 0; r < SPI_processed; r++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[r];
+		int64		hook_id = DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1,
+														  &isnull));
+		Datum		current = SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull);
+
+		slot = isnull ? -1 : DatumGetInt16(current);
+		for (h = 0; h < n_hooks; h++)
+			exists[h] |= DatumGetInt64(hooks[h]) == hook_id;
+	}
+	for (i = 0; i < n; i++)
+		keep[i] = exists[hook_of[i]];
+
+	/* none of their hooks exists any more, or their rows are appended */
+	if (SPI_processed == 0 || (slot >= 0 && attempt_log_append(reqs, n, keep, slot)))
+	{
+		SPI_finish();
+		return;
+	}
+	record_args(reqs, n, values);
+	spi_check(SPI_execute_plan(spi_kept_plan(&record_attempts_plan, record_attempts_sql,
+											 RECORD_ARGS, record_arg_types, 0),
+							   values, NULL, false, 0),
+			  SPI_OK_INSERT, false, "recording attempts");
+	SPI_finish();
+}
+
+/*
+ * Record the outcome of the n attempts reqs, and move their deliveries on,
+ * or make them, for those read from the log (record_read_batch() when
+ * every one was answered with a 2xx and none has a row, record_succeeded_sql
+ * when they were all answered so, else record_sql).  After a 410 the
+ * hook's other deliveries are cancelled, but for the n_sent of sent_ids,
+ * being sent.  The attempts are left as they are; the caller
+ * frees them.  Sets *retries (in the caller's memory context) to when the
+ * earliest retry it scheduled for each hook is due, and returns how many.
+ */
+int
+queue_record(Attempt **reqs, int n, Datum *sent_ids, int n_sent, QueueRetry **retries)
+{
+	MemoryContext caller_cxt = CurrentMemoryContext;
+	uint64		r;
+	int			n_retries;
+	Datum		values[RECORD_ARGS];
+	Datum	   *gone = palloc(sizeof(Datum) * n);
+	int			n_gone = 0;
+	bool		all_succeeded = true;
+	bool		all_read = true;	/* from the log: none has a row */
+	int			i;
+	bool		isnull;
+
+	for (i = 0; i < n; i++)
+	{
+		if (reqs[i]->status < 200 || reqs[i]->status > 299)
+			all_succeeded = false;
+		if (reqs[i]->delivery_id != 0)
+			all_read = false;
+		if (reqs[i]->status == 410)
+			gone[n_gone++] = Int64GetDatum(reqs[i]->hook_id);
+	}
+	if (all_succeeded && all_read)
+	{
+		record_read_batch(reqs, n);
+		*retries = MemoryContextAlloc(caller_cxt, sizeof(QueueRetry));
+		return 0;
+	}
+
+	spi_connect_checked();
+	record_args(reqs, n, values);
+	spi_check(SPI_execute_plan(all_succeeded
+							   ? spi_kept_plan(&record_succeeded_plan, record_succeeded_sql,
+											   RECORD_ARGS, record_arg_types, 0)
+							   : spi_kept_plan(&record_plan, record_sql, RECORD_ARGS,
+											   record_arg_types, 0),
+							   values, NULL, false, 0),
 			  SPI_OK_SELECT, false, "recording attempts");
 	n_retries = (int) SPI_processed;
 	*retries = MemoryContextAlloc(caller_cxt, sizeof(QueueRetry) * Max(1, n_retries));

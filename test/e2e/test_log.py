@@ -600,6 +600,34 @@ class LogTest(unittest.TestCase):
         self.assertEqual(cluster.one('SELECT count(*) FROM webhook.delivery WHERE id = %d'
                                      % again), '0')
 
+    def test_an_admins_trigger_on_the_attempt_log_fires_for_first_successes(self):
+        """The worker appends a first success's attempt row straight into
+        the attempt log's current slot (attempt_log.c), but only while the
+        table is as the extension made it: with an admin's row trigger on
+        webhook.attempt, it records through its statement, which fires
+        the trigger for each row.  The rows are the same either way."""
+        cluster.psql("CREATE TABLE public.log_audit (event_id bigint, hook_id bigint,"
+                     "                               status integer);"
+                     " CREATE FUNCTION public.log_audit() RETURNS trigger LANGUAGE plpgsql AS"
+                     " 'BEGIN INSERT INTO public.log_audit"
+                     "  VALUES (NEW.event_id, NEW.hook_id, NEW.status_code); RETURN NULL; END';"
+                     " CREATE TRIGGER log_audit AFTER INSERT ON webhook.attempt"
+                     " FOR EACH ROW EXECUTE FUNCTION public.log_audit()")
+        self.addCleanup(cluster.psql, "DROP TABLE public.log_audit;"
+                        " DROP FUNCTION public.log_audit() CASCADE")
+        tid = self.transport(max_in_flight=4)
+        path = '/log-audit'
+        h = self.hook(tid, ['LOGAUDIT_*'], path)
+        uids = [self.emit('LOGAUDIT_A', {'n': n}) for n in range(3)]
+        for uid in uids:
+            cluster.wait_state(uid, 'succeeded')
+        rows = ('SELECT e.uid, %s FROM %s JOIN webhook.event e ON e.id = a.event_id'
+                ' WHERE a.hook_id = %d ORDER BY e.id')
+        self.assertEqual(cluster.psql(rows % ('a.status_code', 'webhook.attempt a', h)),
+                         [[uid, '200'] for uid in uids])
+        self.assertEqual(cluster.psql(rows % ('a.status', 'public.log_audit a', h)),
+                         [[uid, '200'] for uid in uids])
+
 
 if __name__ == '__main__':
     unittest.main()
