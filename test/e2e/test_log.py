@@ -628,6 +628,33 @@ class LogTest(unittest.TestCase):
         self.assertEqual(cluster.psql(rows % ('a.status', 'public.log_audit a', h)),
                          [[uid, '200'] for uid in uids])
 
+    def test_a_hook_deleted_while_its_requests_are_in_flight_leaves_nothing(self):
+        """Requests in flight when their hook is deleted are answered, and
+        their record writes nothing of the hook: no attempt row, no
+        counters (the first successes' rows written directly are those of
+        hooks that still exist, as the statement's are), while the hook
+        answered beside it, likely in the same batch, has its own.  The
+        worker goes on."""
+        tid = self.transport(max_in_flight=4)
+        gone, kept = '/log-deleted', '/log-kept'
+        rx.script(gone, R(200, delay=2), R(200, delay=2))
+        rx.script(kept, R(200, delay=2))
+        h = self.hook(tid, ['LOGDELETED_*'], gone)
+        k = self.hook(tid, ['LOGKEPT_*'], kept)
+        self.emit('LOGDELETED_A', {'n': 1})
+        self.emit('LOGDELETED_A', {'n': 2})
+        self.emit('LOGKEPT_A', {'n': 3})
+        rx.wait_requests(2, path=gone)      # all in flight, answered in 2 s
+        rx.wait_requests(1, path=kept)
+        cluster.psql('SELECT webhook.delete_hook(%d)' % h)
+        rx.wait_idle()                      # answered ...
+        cluster.worker_passed(rx)           # ... and recorded by the marker's claim
+        self.assertEqual(rx.count(gone), 2)
+        self.assertEqual(cluster.psql(
+            'SELECT x.id, (SELECT count(*) FROM webhook.attempt WHERE hook_id = x.id),'
+            ' (SELECT coalesce(sum(successes), 0) FROM webhook.hook_metrics WHERE hook_id = x.id)'
+            '  FROM unnest(ARRAY[%d, %d]) x(id)' % (h, k)),
+            [[str(h), '0', '0'], [str(k), '1', '1']])
 
 if __name__ == '__main__':
     unittest.main()
