@@ -2123,10 +2123,10 @@ StaticAssertDecl(lengthof(duration_bounds_ms) + 1 == N_BUCKETS,
 static void
 record_read_batch(Attempt **reqs, int n)
 {
-	Datum	   *hooks = palloc(sizeof(Datum) * n);
-	Datum	   *successes = palloc0(sizeof(Datum) * n);
-	Datum	   *duration_sums = palloc0(sizeof(Datum) * n);
-	Datum	   *buckets = palloc0(sizeof(Datum) * n * N_BUCKETS);
+	int64	   *hook_ids = palloc(sizeof(int64) * n);
+	int64	   *successes = palloc0(sizeof(int64) * n);
+	double	   *duration_sums = palloc0(sizeof(double) * n);
+	int64	   *buckets = palloc0(sizeof(int64) * n * N_BUCKETS);
 	int		   *hook_of = palloc(sizeof(int) * n);
 	bool	   *keep = palloc0(sizeof(bool) * n);
 	bool	   *exists;
@@ -2134,6 +2134,7 @@ record_read_batch(Attempt **reqs, int n)
 	Oid			types[READ_BATCH_ARGS] = {INT8ARRAYOID, INT8ARRAYOID, FLOAT8ARRAYOID,
 	INT8ARRAYOID};
 	Datum		values[Max(READ_BATCH_ARGS, RECORD_ARGS)];
+	Datum	   *elems[READ_BATCH_ARGS];
 	bool		isnull;
 	int			slot = -1;
 	int			i;
@@ -2146,28 +2147,33 @@ record_read_batch(Attempt **reqs, int n)
 		Attempt    *req = reqs[i];
 		int			b;
 
-		for (h = 0; h < n_hooks && DatumGetInt64(hooks[h]) != req->hook_id; h++)
+		for (h = 0; h < n_hooks && hook_ids[h] != req->hook_id; h++)
 			;
 		if (h == n_hooks)
-			hooks[n_hooks++] = Int64GetDatum(req->hook_id);
+			hook_ids[n_hooks++] = req->hook_id;
 		hook_of[i] = h;
-		successes[h] = Int64GetDatum(DatumGetInt64(successes[h]) + 1);
-		duration_sums[h] = Float8GetDatum(DatumGetFloat8(duration_sums[h]) +
-										  req->duration_ms / 1000);
+		successes[h]++;
+		duration_sums[h] += req->duration_ms / 1000;
 		for (b = 0; b < N_BUCKETS; b++)
-		{
-			Datum	   *bucket = &buckets[h * N_BUCKETS + b];
-
 			if (b == N_BUCKETS - 1 || req->duration_ms <= duration_bounds_ms[b])
-				*bucket = Int64GetDatum(DatumGetInt64(*bucket) + 1);
-		}
+				buckets[h * N_BUCKETS + b]++;
 	}
+	for (i = 0; i < READ_BATCH_ARGS; i++)
+		elems[i] = palloc(sizeof(Datum) * n_hooks * (i == 3 ? N_BUCKETS : 1));
+	for (h = 0; h < n_hooks; h++)
+	{
+		elems[0][h] = Int64GetDatum(hook_ids[h]);
+		elems[1][h] = Int64GetDatum(successes[h]);
+		elems[2][h] = Float8GetDatum(duration_sums[h]);
+	}
+	for (i = 0; i < n_hooks * N_BUCKETS; i++)
+		elems[3][i] = Int64GetDatum(buckets[i]);
 
 	spi_connect_checked();
-	values[0] = array_of(hooks, NULL, n_hooks, INT8OID);
-	values[1] = array_of(successes, NULL, n_hooks, INT8OID);
-	values[2] = array_of(duration_sums, NULL, n_hooks, FLOAT8OID);
-	values[3] = array_of(buckets, NULL, n_hooks * N_BUCKETS, INT8OID);
+	values[0] = array_of(elems[0], NULL, n_hooks, INT8OID);
+	values[1] = array_of(elems[1], NULL, n_hooks, INT8OID);
+	values[2] = array_of(elems[2], NULL, n_hooks, FLOAT8OID);
+	values[3] = array_of(elems[3], NULL, n_hooks * N_BUCKETS, INT8OID);
 	spi_check(SPI_execute_plan(spi_kept_plan(&record_read_plan, record_read_sql,
 											 READ_BATCH_ARGS, types, 0),
 							   values, NULL, false, 0),
@@ -2182,7 +2188,7 @@ record_read_batch(Attempt **reqs, int n)
 
 		slot = isnull ? -1 : DatumGetInt16(current);
 		for (h = 0; h < n_hooks; h++)
-			exists[h] |= DatumGetInt64(hooks[h]) == hook_id;
+			exists[h] |= hook_ids[h] == hook_id;
 	}
 	for (i = 0; i < n; i++)
 		keep[i] = exists[hook_of[i]];
