@@ -105,51 +105,34 @@
 #define CLAIM_COLUMNS (REQUEST_COLUMNS + 15)
 /* the claim's parameters */
 #define CLAIM_ARGS 27
-/*
- * The settings a request takes from its hook and transport, computed once
- * per hook of the hooks (a query of their ids), not once per request: the
- * transport's headers as lines, the URL, the credentials, the timeouts.
- * (Per request, with a look-up of its hook and of its transport each, they
- * cost a claim of 97 requests a seventh more: bench/profile.sh.)
- */
-#define HOOK_SETTINGS(hooks) \
-"SELECT h.id AS hook_id, t.id AS transport_id, h.uid AS hook_uid, h.payload_format," \
-"       webhook_internal.hook_url(t.base_url, h.path) AS url, t.query_key," \
+#define REQUEST_SELECT \
+"SELECT c.id, c.attempts + 1, t.id, ev.uid::text," \
+"       CASE WHEN h.transform IS NULL AND c.fits" \
+"            THEN webhook.render(h.payload_format::text, ev.e, h.uid) END," \
+"       webhook_internal.hook_url(t.base_url, h.path), t.query_key," \
 "       ARRAY(SELECT kv.key || ': ' || kv.value" \
-"               FROM pg_catalog.jsonb_each_text(t.headers) kv) AS headers," \
-"       t.auth->>'type' AS auth_type, t.auth->>'username' AS auth_user," \
-"       coalesce(t.auth->>'password', t.auth->>'token') AS auth_secret," \
-"       pg_catalog.ceil(pg_catalog.date_part('epoch', t.connect_timeout) * 1000)::bigint" \
-"           AS connect_timeout_ms," \
-"       pg_catalog.ceil(pg_catalog.date_part('epoch', t.timeout) * 1000)::bigint AS timeout_ms," \
+"               FROM pg_catalog.jsonb_each_text(t.headers) kv)," \
+"       t.auth->>'type', t.auth->>'username'," \
+"       coalesce(t.auth->>'password', t.auth->>'token')," \
+"       pg_catalog.ceil(pg_catalog.date_part('epoch', t.connect_timeout) * 1000)::bigint," \
+"       pg_catalog.ceil(pg_catalog.date_part('epoch', t.timeout) * 1000)::bigint," \
 "       t.tls_verify, t.ca_file, t.client_cert_file, t.client_key_file," \
 "       t.client_key_password, h.signature, h.secret, h.signature_header," \
-"       t.max_in_flight," \
+"       t.max_in_flight, h.id," \
 "       CASE WHEN h.previous_secret_until > pg_catalog.now()" \
-"            THEN h.previous_secret END AS previous_secret," \
-"       h.transform::oid AS transform," \
+"            THEN h.previous_secret END," \
+"       h.transform::oid," \
 "       CASE WHEN h.transform IS NULL THEN NULL" \
 "            WHEN (SELECT x IS NULL OR t.tenant = ANY (x)" \
 "                    FROM webhook_internal.tenants_of(h.transform_role) AS x)" \
-"            THEN h.transform_role::oid END AS transform_role," \
-"       coalesce(t.max_per_second, 0) AS max_per_second, t.tenant" \
-"  FROM webhook.hook h JOIN webhook.transport t ON t.id = h.transport_id" \
-" WHERE h.id IN (" hooks ")"
-#define REQUEST_SELECT \
-"SELECT c.id, c.attempts + 1, s.transport_id, ev.uid::text," \
-"       CASE WHEN s.transform IS NULL AND c.fits" \
-"            THEN webhook.render(s.payload_format::text, ev.e, s.hook_uid) END," \
-"       s.url, s.query_key, s.headers, s.auth_type, s.auth_user, s.auth_secret," \
-"       s.connect_timeout_ms, s.timeout_ms, s.tls_verify, s.ca_file, s.client_cert_file," \
-"       s.client_key_file, s.client_key_password, s.signature, s.secret, s.signature_header," \
-"       s.max_in_flight, s.hook_id, s.previous_secret, s.transform, s.transform_role," \
-"       CASE WHEN s.transform IS NOT NULL AND c.fits THEN ev.e END," \
-"       s.max_per_second, c.floor_at, s.tenant, c.size, c.fits"
-/* the requests c, with their hooks' settings, of a CTE settings (HOOK_SETTINGS) */
+"            THEN h.transform_role::oid END," \
+"       CASE WHEN h.transform IS NOT NULL AND c.fits THEN ev.e END," \
+"       coalesce(t.max_per_second, 0), c.floor_at, t.tenant, c.size, c.fits"
 #define REQUEST_JOINS \
 "  CROSS JOIN LATERAL " EVENT_LOOKUP("e.uid, CASE WHEN c.fits THEN e::webhook.event END AS e", \
                                     "c.rel", "c.event_id") " ev" \
-"  JOIN settings s ON s.hook_id = c.hook_id"
+"  JOIN webhook.hook h ON h.id = c.hook_id" \
+"  JOIN webhook.transport t ON t.id = h.transport_id"
 
 /*
  * Candidates come from three branches: the events read from the log
@@ -831,7 +814,6 @@ HOOKS_WITH_ROOM("webhook.hook") \
 "     WHERE z.before < coalesce((SELECT x.bytes FROM tenant_room x WHERE x.tenant = z.tenant)," \
 "                               $14)" \
 "), " FRESH_TAKEN \
-", settings AS MATERIALIZED (" HOOK_SETTINGS("SELECT DISTINCT c.hook_id FROM claimed c") ")" \
 REQUEST_SELECT ", c.event_id, p.held, p.from_lo, p.from_hi, p.from_last_txid," \
 "       p.from_last_id, " CURSOR_AFTER("c", "p") "," \
 "       c.in_order, c.group_key, c.waits, c.rank" \
@@ -888,7 +870,6 @@ static const char *const claim_sql[CLAIM_LOOKS][2] = {
 
 /* The request a hook would be sent for an event (webhook.preview). */
 static const char *preview_sql =
-"WITH settings AS (" HOOK_SETTINGS("$1") ") "
 REQUEST_SELECT
 "  FROM (VALUES (NULL::bigint, $2::bigint, $1::bigint, 0, NULL::timestamptz,"
 "               NULL::bigint, true, NULL::pg_catalog.oid))"
