@@ -14,7 +14,10 @@
  * table is as the extension made it: else the caller's statement does.
  * Each row gets a new id of webhook.delivery_id_seq, as the statement
  * gave it: the delivery it is the attempt of never had a row, and never
- * will.
+ * will.  The slot's table must still be a partition of webhook.attempt,
+ * which is locked first, as an INSERT into it would, and which must have
+ * no statement trigger on insert (a partition does not inherit those), nor
+ * forced row-level security.
  *
  * IDENTIFICATION
  *	  src/attempt_log.c
@@ -28,6 +31,7 @@
 #include "attempt.h"
 #include "attempt_log.h"
 #include "catalog/namespace.h"
+#include "catalog/partition.h"
 #include "catalog/pg_type.h"
 #include "commands/sequence.h"
 #include "direct.h"
@@ -62,11 +66,15 @@ bool
 attempt_log_append(Attempt **reqs, int n, const bool *keep, int slot)
 {
 	Oid			nsp = get_namespace_oid("webhook_internal", true);
-	Oid			seq = get_relname_relid("delivery_id_seq", get_namespace_oid("webhook", true));
+	Oid			webhook_nsp = get_namespace_oid("webhook", true);
+	Oid			seq = get_relname_relid("delivery_id_seq", webhook_nsp);
+	Oid			parent_relid = get_relname_relid("attempt", webhook_nsp);
 	DirectLayout layout = {attempt_columns, N_ATTEMPT_COLUMNS, NULL};
 	char		name[NAMEDATALEN];
 	Oid			relid;
+	Relation	parent;
 	Relation	rel;
+	TriggerDesc *trig;
 	EState	   *estate;
 	DirectInsert ins;
 	Datum		values[N_ATTEMPT_COLUMNS];
@@ -75,13 +83,21 @@ attempt_log_append(Attempt **reqs, int n, const bool *keep, int slot)
 
 	snprintf(name, sizeof(name), "attempt_%d", slot);
 	relid = OidIsValid(nsp) ? get_relname_relid(name, nsp) : InvalidOid;
-	if (!OidIsValid(relid) || !OidIsValid(seq) || get_rel_relkind(relid) != RELKIND_RELATION)
+	if (!OidIsValid(relid) || !OidIsValid(seq) || !OidIsValid(parent_relid) ||
+		get_rel_relkind(relid) != RELKIND_RELATION ||
+		get_rel_relkind(parent_relid) != RELKIND_PARTITIONED_TABLE)
 		return false;
+	parent = table_open(parent_relid, RowExclusiveLock);
+	trig = parent->trigdesc;
 	rel = table_open(relid, RowExclusiveLock);
 	direct_learn(&layout, rel);
-	if (!layout.direct || !layout.log)
+	if (!layout.direct || !layout.log || parent->rd_rel->relforcerowsecurity ||
+		(trig != NULL && (trig->trig_insert_before_statement ||
+						  trig->trig_insert_after_statement || trig->trig_insert_new_table)) ||
+		!rel->rd_rel->relispartition || get_partition_parent(relid, true) != parent_relid)
 	{
 		table_close(rel, RowExclusiveLock);
+		table_close(parent, RowExclusiveLock);
 		return false;
 	}
 
@@ -119,6 +135,7 @@ attempt_log_append(Attempt **reqs, int n, const bool *keep, int slot)
 	ExecResetTupleTable(estate->es_tupleTable, false);
 	FreeExecutorState(estate);
 	table_close(rel, NoLock);
+	table_close(parent, NoLock);
 	CommandCounterIncrement();
 	return true;
 }

@@ -465,14 +465,18 @@ enqueue_by_statement(const NewEvent *ev, const Datum *read_ids, int n_read,
 	return SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 }
 
-/* Has webhook.event the log's columns?  For a table the short way never learnt. */
+/*
+ * Has webhook.event the log's columns, all of them, as direct_learn() asks?
+ * For a table the short way never learnt.
+ */
 static bool
 event_has_log_columns(void)
 {
 	Oid			relid = get_relname_relid("event", get_namespace_oid("webhook", true));
 
 	return OidIsValid(relid) && get_attnum(relid, "txid") != InvalidAttrNumber &&
-		get_attnum(relid, "hook_ids") != InvalidAttrNumber;
+		get_attnum(relid, "hook_ids") != InvalidAttrNumber &&
+		get_attnum(relid, "next_txid") != InvalidAttrNumber;
 }
 
 /*

@@ -2110,6 +2110,7 @@ record_read_batch(Attempt **reqs, int n)
 	int64	   *buckets = palloc0(sizeof(int64) * n * N_BUCKETS);
 	int		   *hook_of = palloc(sizeof(int) * n);
 	bool	   *keep = palloc0(sizeof(bool) * n);
+	Attempt   **kept;
 	bool	   *exists;
 	int			n_hooks = 0;
 	Oid			types[READ_BATCH_ARGS] = {INT8ARRAYOID, INT8ARRAYOID, FLOAT8ARRAYOID,
@@ -2180,7 +2181,12 @@ record_read_batch(Attempt **reqs, int n)
 		SPI_finish();
 		return;
 	}
-	record_args(reqs, n, values);
+	/* by statement: the attempts of the hooks whose counters were kept */
+	kept = palloc(sizeof(Attempt *) * n);
+	for (i = 0, h = 0; i < n; i++)
+		if (keep[i])
+			kept[h++] = reqs[i];
+	record_args(kept, h, values);
 	spi_check(SPI_execute_plan(spi_kept_plan(&record_attempts_plan, record_attempts_sql,
 											 RECORD_ARGS, record_arg_types, 0),
 							   values, NULL, false, 0),

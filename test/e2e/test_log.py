@@ -628,6 +628,26 @@ class LogTest(unittest.TestCase):
         self.assertEqual(cluster.psql(rows % ('a.status', 'public.log_audit a', h)),
                          [[uid, '200'] for uid in uids])
 
+    def test_an_admins_statement_trigger_on_the_attempt_log_fires_too(self):
+        """A statement trigger on webhook.attempt is not inherited by its
+        slots: the worker sees it on the table itself, and records first
+        successes through its statement then, which fires it."""
+        cluster.psql("CREATE TABLE public.log_statements (n integer);"
+                     " CREATE FUNCTION public.log_statements() RETURNS trigger LANGUAGE plpgsql"
+                     " AS 'BEGIN INSERT INTO public.log_statements VALUES (1); RETURN NULL; END';"
+                     " CREATE TRIGGER log_statements AFTER INSERT ON webhook.attempt"
+                     " FOR EACH STATEMENT EXECUTE FUNCTION public.log_statements()")
+        self.addCleanup(cluster.psql, "DROP TABLE public.log_statements;"
+                        " DROP FUNCTION public.log_statements() CASCADE")
+        tid = self.transport()
+        path = '/log-statements'
+        h = self.hook(tid, ['LOGSTATEMENTS_*'], path)
+        uid = self.emit('LOGSTATEMENTS_A', {'n': 1})
+        cluster.wait_state(uid, 'succeeded')
+        self.assertEqual(cluster.one('SELECT count(*) FROM webhook.attempt WHERE hook_id = %d'
+                                     % h), '1')
+        self.assertNotEqual(cluster.one('SELECT count(*) FROM public.log_statements'), '0')
+
     def test_a_hook_deleted_while_its_requests_are_in_flight_leaves_nothing(self):
         """Requests in flight when their hook is deleted are answered, and
         their record writes nothing of the hook: no attempt row, no
