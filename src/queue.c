@@ -223,12 +223,14 @@
  * event_log_idx, by the tenant's transactions: those a snapshot showed in
  * progress by key, the others as a range, each arm limited to the hook's
  * take, so that a backlog is never read whole: its room, but no more than
- * its share of the claim's limit ($1) among the hooks read.  The ranking
- * takes the hooks' first events before their second ones, so a hook's
- * events past that share would not be taken; read, each of 200 busy
- * hooks' 128 made a claim rank 25,600 rows to take 97 (174 requests a
- * second, against 14,000 for one hook: bench/delivery.sh with 200
- * transports).
+ * its share of the claim's limit ($1) among its tenant's hooks read.  The
+ * ranking takes a tenant's hooks' first events before their second ones,
+ * so a hook's events past that share would not be taken; read, each of
+ * 200 busy hooks' 128 made a claim rank 25,600 rows to take 97 (174
+ * requests a second, against 14,000 for one hook: bench/delivery.sh with
+ * 200 transports).  The share is the tenant's, not the claim's: shared
+ * among every hook read, a tenant of many busy hooks cut another's one
+ * hook to an event a claim (test_fairness).
  *
  * The worker reads ahead of the cursor that is stored: it holds the
  * position after what it claimed, per hook, and passes it to the next
@@ -360,7 +362,8 @@ HELD_POSITION \
 #define FRESH_READ(position, order) \
 "readers AS (" \
 "    SELECT h.id AS hook_id, t.id AS transport_id, t.tenant, r.room," \
-"           LEAST(r.room, pg_catalog.ceil($1::float8 / pg_catalog.count(*) OVER ())::bigint)" \
+"           LEAST(r.room, pg_catalog.ceil($1::float8 / pg_catalog.count(*) OVER" \
+"                                                       (PARTITION BY t.tenant))::bigint)" \
 "               AS take," \
 "           h.ordered" order##_READER_COLS ", c.*" \
 HOOKS_WITH_ROOM("fresh_hooks") \

@@ -1788,9 +1788,9 @@ join_database(Datum main_arg)
  * hold, a drain took 58 requests a claim; for a quarter, 97, with 6 % less
  * of the worker's CPU.)  It never waits more than BATCH_WAIT_MS: a tenant
  * whose receiver keeps the worker above that delays another's backlog by
- * that at most, a claim.  A claim
- * due for any other reason (a commit's news, a retry, an ordered hook's
- * turn, a full look, the poll) goes at once.
+ * that at most, a claim.  A claim due for any other reason (a commit's
+ * news, a retry, an ordered hook's turn, a full look, the poll) goes at
+ * once.
  */
 #define BATCH_WAIT_MS 5
 
@@ -1899,7 +1899,7 @@ record_and_claim(void)
 	if (recording && (room_full || ordered_hooks))
 		claim_due = true;
 	may_claim = claim_due && webhook_enabled && capacity - n_busy >= 1;
-	if (may_claim && (claim_now || !backlog || n_busy <= webhook_max_in_flight / 2 ||
+	if (may_claim && (claim_now || !backlog || n_busy <= Max(1, webhook_max_in_flight / 2) ||
 					  batch_waited()))
 		limit = Min(capacity - n_busy, webhook_batch_size);
 	else if (!may_claim)

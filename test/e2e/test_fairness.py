@@ -141,6 +141,32 @@ class FairShareTest(unittest.TestCase):
         sent = sorted(int(r.json()['data']['n']) for r in rx.requests(path=victim.path))
         self.assertEqual(sent, list(range(1, 301)))
 
+    def test_a_tenant_of_many_busy_hooks_leaves_another_its_share(self):
+        """A tenant with 40 busy hooks beside another with one: the
+        other's backlog gets its share of each claim, not one event of it.
+        (Each hook's read in a claim is cut at its share of the claim among
+        its tenant's hooks: 73 to 78 of the first 200 here; cut at a share
+        among every hook read, the one hook sent 29.)"""
+        types = self.hog_transports('many_hooks', 40, max_in_flight=64)
+        victim_type = harness.uniq('EV')
+        self.addCleanup(delete_tenant, 'victim_many')
+        cluster.create_hook(cluster.create_transport(base_url=rx.url(), tenant='victim_many',
+                                                     max_in_flight=64),
+                            [victim_type], path='/victim-many')
+        # one transaction: the worker's first claim sees all of it
+        cluster.psql("SELECT webhook.emit(x.t, jsonb_build_object('n', g), tenant => 'many_hooks')"
+                     "  FROM unnest(%s::text[]) x(t), generate_series(1, 20) g;"
+                     " SELECT webhook.emit(%s, jsonb_build_object('n', g), tenant => 'victim_many')"
+                     "  FROM generate_series(1, 300) g"
+                     % (lit('{%s}' % ','.join(types)), lit(victim_type)))
+        rx.wait_requests(300, path='/victim-many', timeout=PROMPT * 6)
+        first = sorted((r for r in rx.requests() if r.path == '/victim-many'
+                        or r.path.startswith('/many_hooks/')), key=lambda r: r.arrived)[:200]
+        mine = sum(1 for r in first if r.path == '/victim-many')
+        self.assertGreaterEqual(mine, 50, 'the one hook sent %d of the first 200' % mine)
+        cluster.worker_passed(rx)   # all sent: the cleanup's deletes race no claim
+
+
 
 def due_index_scans():
     """Index scans of the claim's index since the server started (the
