@@ -51,6 +51,47 @@ SELECT webhook.emit(NULL, '{}');
 SELECT format, webhook.render(format, e, 'hk_test')::jsonb - 'timestamp' - 'createdAt' - 'id' AS body
   FROM webhook.event e, unnest('{standard,thin,envelope,row}'::text[]) AS format
  WHERE e.event_type = 'ORDER_SETTLED';
+-- the bodies are written in C (src/render.c): the same bytes jsonb prints
+-- of the objects webhook.render() built before, for values that test its
+-- escapes, nulls, nesting and times
+WITH v(uid, tenant, event_type, resource, resource_id, payload, previous, created_at) AS (
+    VALUES (gen_random_uuid(), 'default', 'ORDER_SETTLED', 'orders', '42',
+            '{"b": [1, 2.50, {"c": null}], "a": "x\"y\\z\n\u0001é"}'::jsonb,
+            '{"status": "open"}'::jsonb, '2026-12-06 10:11:12.345678+03'::timestamptz),
+           (gen_random_uuid(), 'tenant "q"', 'ORDER_X', NULL, NULL, '7'::jsonb, NULL,
+            '0999-01-02 03:04:05.9999+00'::timestamptz),
+           (gen_random_uuid(), 't', 'E\\', 'r/1', 'a"b', '"s"'::jsonb, 'null'::jsonb,
+            '10000-01-01 00:00:00.001+00'::timestamptz),
+           (gen_random_uuid(), 't', 'E', 'r', NULL, '[]'::jsonb, '{}'::jsonb,
+            '0044-03-15 12:00:00+00 BC'::timestamptz),
+           (gen_random_uuid(), 't', 'E', NULL, 'id', '{}'::jsonb, NULL, 'infinity'::timestamptz)
+), built AS (
+    SELECT f.format, webhook_internal.render_body(f.format, v.uid, v.tenant, v.event_type,
+                                                  v.resource, v.resource_id, v.payload,
+                                                  v.previous, v.created_at, 'hk_"x"') AS body,
+           CASE f.format
+               WHEN 'standard' THEN
+                   (jsonb_build_object('type', v.event_type, 'timestamp', t.iso, 'data', v.payload)
+                    || CASE WHEN v.previous IS NULL THEN '{}'::jsonb
+                            ELSE jsonb_build_object('previous', v.previous) END)::text
+               WHEN 'thin' THEN
+                   jsonb_build_object('resourceId', v.resource_id, 'eventType', v.event_type)::text
+               WHEN 'envelope' THEN
+                   jsonb_build_object('id', v.uid, 'eventType', v.event_type, 'hookId', 'hk_"x"',
+                                      'tenant', v.tenant, 'createdAt', t.iso,
+                                      'resource', '/' || v.resource, 'resourceId', v.resource_id,
+                                      'links', jsonb_build_array(jsonb_build_object(
+                                          'href', '/' || v.resource || '/' || v.resource_id,
+                                          'method', 'GET', 'rel', 'resource')))::text
+               ELSE v.payload::text
+           END AS expected
+      FROM v
+      CROSS JOIN LATERAL (SELECT to_char(v.created_at AT TIME ZONE 'UTC',
+                                         'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS iso) t
+      CROSS JOIN unnest('{standard,thin,envelope,row,other}'::text[]) AS f(format)
+)
+SELECT format, count(*) AS bodies, count(*) FILTER (WHERE body IS NOT DISTINCT FROM expected) AS same
+  FROM built GROUP BY format ORDER BY format;
 SELECT webhook_internal.hook_url('http://h/api', '') AS empty,
        webhook_internal.hook_url('http://h/api/', '/x') AS slash,
        webhook_internal.hook_url('http://h/api', 'x') AS bare,

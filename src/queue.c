@@ -63,6 +63,7 @@
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/guc.h"
+#include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
@@ -108,10 +109,11 @@
 #define REQUEST_SELECT \
 "SELECT c.id, c.attempts + 1, t.id, ev.uid::text," \
 "       CASE WHEN h.transform IS NULL AND c.fits" \
-"            THEN webhook.render(h.payload_format::text, ev.e, h.uid) END," \
-"       webhook_internal.hook_url(t.base_url, h.path), t.query_key," \
-"       ARRAY(SELECT kv.key || ': ' || kv.value" \
-"               FROM pg_catalog.jsonb_each_text(t.headers) kv)," \
+"            THEN webhook_internal.render_body(h.payload_format::text, ev.uid, ev.tenant," \
+"                                              ev.event_type, ev.resource, ev.resource_id," \
+"                                              ev.payload, ev.previous, ev.created_at," \
+"                                              h.uid) END," \
+"       webhook_internal.hook_url(t.base_url, h.path), t.query_key, t.headers," \
 "       t.auth->>'type', t.auth->>'username'," \
 "       coalesce(t.auth->>'password', t.auth->>'token')," \
 "       pg_catalog.ceil(pg_catalog.date_part('epoch', t.connect_timeout) * 1000)::bigint," \
@@ -126,13 +128,16 @@
 "            WHEN (SELECT x IS NULL OR t.tenant = ANY (x)" \
 "                    FROM webhook_internal.tenants_of(h.transform_role) AS x)" \
 "            THEN h.transform_role::oid END," \
-"       CASE WHEN h.transform IS NOT NULL AND c.fits THEN ev.e END," \
+"       ev.e," \
 "       coalesce(t.max_per_second, 0), c.floor_at, t.tenant, c.size, c.fits"
 #define REQUEST_JOINS \
-"  CROSS JOIN LATERAL " EVENT_LOOKUP("e.uid, CASE WHEN c.fits THEN e::webhook.event END AS e", \
-                                    "c.rel", "c.event_id") " ev" \
 "  JOIN webhook.hook h ON h.id = c.hook_id" \
-"  JOIN webhook.transport t ON t.id = h.transport_id"
+"  JOIN webhook.transport t ON t.id = h.transport_id" \
+"  CROSS JOIN LATERAL " EVENT_LOOKUP("e.uid, e.tenant, e.event_type, e.resource, e.resource_id," \
+                                    " e.payload, e.previous, e.created_at," \
+                                    " CASE WHEN h.transform IS NOT NULL AND c.fits" \
+                                    "      THEN e::webhook.event END AS e", \
+                                    "c.rel", "c.event_id") " ev"
 
 /*
  * Candidates come from three branches: the events read from the log
@@ -1389,28 +1394,72 @@ set_floor(int64 hook_id, TimestampTz t)
 }
 
 /*
- * A position of a hook's log from the columns of a claim's row from first
+ * A row of the claim (or of a preview), deformed once: read column by
+ * column (SPI_getvalue()), each column of its 47 was found by walking the
+ * row from its start, and its output function looked up, for every
+ * request.  The output functions are looked up once per result.
+ */
+typedef struct RowReader
+{
+	TupleDesc	desc;
+	FmgrInfo	out[CLAIM_COLUMNS];
+	Datum		values[CLAIM_COLUMNS];
+	bool		nulls[CLAIM_COLUMNS];
+} RowReader;
+
+/* A reader of the rows of desc, in the current memory context. */
+static RowReader *
+row_reader(TupleDesc desc)
+{
+	RowReader  *r = palloc(sizeof(RowReader));
+	int			i;
+
+	Assert(desc->natts <= CLAIM_COLUMNS);
+	r->desc = desc;
+	for (i = 0; i < desc->natts; i++)
+	{
+		Oid			func;
+		bool		varlena;
+
+		getTypeOutputInfo(TupleDescAttr(desc, i)->atttypid, &func, &varlena);
+		fmgr_info(func, &r->out[i]);
+	}
+	return r;
+}
+
+/* column col (from 1, as SPI's) of the row read, or (Datum) 0 for NULL */
+static Datum
+column_value(const RowReader *r, int col, bool *isnull)
+{
+	*isnull = r->nulls[col - 1];
+	return *isnull ? (Datum) 0 : r->values[col - 1];
+}
+
+/* the same as text, in the current memory context, or NULL */
+static char *
+column_text(RowReader *r, int col)
+{
+	if (r->nulls[col - 1])
+		return NULL;
+	if (TupleDescAttr(r->desc, col - 1)->atttypid == TEXTOID)
+		return TextDatumGetCString(r->values[col - 1]);
+	return OutputFunctionCall(&r->out[col - 1], r->values[col - 1]);
+}
+
+/*
+ * A position of a hook's log from the columns of the row read from first
  * on: lo, hi, last_txid, last_id, and, with_top, top_id.
  */
 static void
-position_from_row(LogPosition *pos, HeapTuple tup, TupleDesc desc, int first,
-				  bool with_top)
+position_from_row(LogPosition *pos, RowReader *r, int first, bool with_top)
 {
 	bool		isnull;
 
-	pos->lo = SPI_getvalue(tup, desc, first);
-	pos->hi = SPI_getvalue(tup, desc, first + 1);
-	pos->last_txid = SPI_getvalue(tup, desc, first + 2);
-	pos->last_id = DatumGetInt64(SPI_getbinval(tup, desc, first + 3, &isnull));
-	if (isnull)
-		pos->last_id = 0;
-	pos->top_id = 0;
-	if (with_top)
-	{
-		pos->top_id = DatumGetInt64(SPI_getbinval(tup, desc, first + 4, &isnull));
-		if (isnull)
-			pos->top_id = 0;
-	}
+	pos->lo = column_text(r, first);
+	pos->hi = column_text(r, first + 1);
+	pos->last_txid = column_text(r, first + 2);
+	pos->last_id = DatumGetInt64(column_value(r, first + 3, &isnull));
+	pos->top_id = with_top ? DatumGetInt64(column_value(r, first + 4, &isnull)) : 0;
 }
 
 /*
@@ -1421,103 +1470,120 @@ position_from_row(LogPosition *pos, HeapTuple tup, TupleDesc desc, int first,
  * request's context.
  */
 static void
-read_from_row(Attempt *req, HeapTuple tup, TupleDesc desc, uint64 claim)
+read_from_row(Attempt *req, RowReader *r, uint64 claim)
 {
 	bool		isnull;
 
-	req->event_id = DatumGetInt64(SPI_getbinval(tup, desc, REQUEST_COLUMNS + 1, &isnull));
+	req->event_id = DatumGetInt64(column_value(r, REQUEST_COLUMNS + 1, &isnull));
 	if (req->delivery_id != 0)
 		return;
-	req->in_order = DatumGetBool(SPI_getbinval(tup, desc, REQUEST_COLUMNS + 12, &isnull));
-	req->group_key = SPI_getvalue(tup, desc, REQUEST_COLUMNS + 13);
-	req->waits = DatumGetBool(SPI_getbinval(tup, desc, REQUEST_COLUMNS + 14, &isnull));
+	req->in_order = DatumGetBool(column_value(r, REQUEST_COLUMNS + 12, &isnull));
+	req->group_key = column_text(r, REQUEST_COLUMNS + 13);
+	req->waits = DatumGetBool(column_value(r, REQUEST_COLUMNS + 14, &isnull));
 	req->read = palloc0(sizeof(LogRead));
-	req->read->rank = DatumGetInt64(SPI_getbinval(tup, desc, REQUEST_COLUMNS + 15, &isnull));
+	req->read->rank = DatumGetInt64(column_value(r, REQUEST_COLUMNS + 15, &isnull));
 	req->read->claim = claim;
-	req->read->from_held = DatumGetBool(SPI_getbinval(tup, desc, REQUEST_COLUMNS + 2,
-													  &isnull));
-	position_from_row(&req->read->from, tup, desc, REQUEST_COLUMNS + 3, false);
+	req->read->from_held = DatumGetBool(column_value(r, REQUEST_COLUMNS + 2, &isnull));
+	position_from_row(&req->read->from, r, REQUEST_COLUMNS + 3, false);
 	req->read->stored = (req->read->from.lo != NULL);
-	position_from_row(&req->read->to, tup, desc, REQUEST_COLUMNS + 7, true);
+	position_from_row(&req->read->to, r, REQUEST_COLUMNS + 7, true);
 }
 
 /*
- * Fill a request from one row of REQUEST_SELECT (and of the claim's
- * columns after them); SPI_getvalue copies the text columns into the
+ * A transport's static headers (a JSON object of strings: check_headers())
+ * as "Name: value" lines, a value that is not a string as its JSON text, as
+ * jsonb_each_text() gives it; none of a null.
+ */
+static List *
+header_lines(Jsonb *headers)
+{
+	List	   *lines = NIL;
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken token;
+	char	   *name = NULL;
+
+	if (!JB_ROOT_IS_OBJECT(headers))
+		return NIL;
+	it = JsonbIteratorInit(&headers->root);
+	while ((token = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (token == WJB_KEY)
+			name = pnstrdup(v.val.string.val, v.val.string.len);
+		else if (token == WJB_VALUE && v.type == jbvString)
+			lines = lappend(lines, psprintf("%s: %.*s", name, v.val.string.len,
+											v.val.string.val));
+		else if (token == WJB_VALUE && v.type != jbvNull)
+		{
+			Jsonb	   *value = JsonbValueToJsonb(&v);
+
+			lines = lappend(lines, psprintf("%s: %s", name,
+											JsonbToCString(NULL, &value->root,
+														   VARSIZE(value))));
+		}
+	}
+	return lines;
+}
+
+/*
+ * Fill a request from tup, a row of REQUEST_SELECT (and of the claim's
+ * columns after them), read by r; its text columns are copied into the
  * request's own context.
  */
 static Attempt *
-request_from_row(HeapTuple tup, TupleDesc desc, MemoryContext parent, uint64 claim)
+request_from_row(RowReader *r, HeapTuple tup, MemoryContext parent, uint64 claim)
 {
 	Attempt    *req = attempt_new(parent);
 	MemoryContext old = MemoryContextSwitchTo(req->cxt);
 	bool		isnull;
 	Datum		headers;
 
-	req->delivery_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-	if (isnull)
-		req->delivery_id = 0;
-	req->attempt_no = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
-	req->transport_id = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
-	req->msg_id = SPI_getvalue(tup, desc, 4);
-	req->body = SPI_getvalue(tup, desc, 5);
-	attempt_set_urls(req, SPI_getvalue(tup, desc, 6), SPI_getvalue(tup, desc, 7));
+	heap_deform_tuple(tup, r->desc, r->values, r->nulls);
+	req->delivery_id = DatumGetInt64(column_value(r, 1, &isnull));
+	req->attempt_no = DatumGetInt32(column_value(r, 2, &isnull));
+	req->transport_id = DatumGetInt64(column_value(r, 3, &isnull));
+	req->msg_id = column_text(r, 4);
+	req->body = column_text(r, 5);
+	attempt_set_urls(req, column_text(r, 6), column_text(r, 7));
 
-	headers = SPI_getbinval(tup, desc, 8, &isnull);
+	headers = column_value(r, 8, &isnull);
 	if (!isnull)
-	{
-		Datum	   *elems;
-		bool	   *nulls;
-		int			n;
-		int			i;
+		req->headers = header_lines(DatumGetJsonbP(headers));
 
-		deconstruct_array(DatumGetArrayTypeP(headers), TEXTOID, -1, false,
-						  TYPALIGN_INT, &elems, &nulls, &n);
-		for (i = 0; i < n; i++)
-			if (!nulls[i])
-				req->headers = lappend(req->headers, TextDatumGetCString(elems[i]));
-	}
-
-	req->auth_type = SPI_getvalue(tup, desc, 9);
-	req->auth_user = SPI_getvalue(tup, desc, 10);
-	req->auth_secret = SPI_getvalue(tup, desc, 11);
+	req->auth_type = column_text(r, 9);
+	req->auth_user = column_text(r, 10);
+	req->auth_secret = column_text(r, 11);
 	/* never 0, which is no timeout at all to curl */
-	req->connect_timeout_ms = Max(1, (long) DatumGetInt64(SPI_getbinval(tup, desc, 12, &isnull)));
-	req->timeout_ms = Max(1, (long) DatumGetInt64(SPI_getbinval(tup, desc, 13, &isnull)));
-	req->tls_verify = DatumGetBool(SPI_getbinval(tup, desc, 14, &isnull));
-	req->ca_file = SPI_getvalue(tup, desc, 15);
-	req->client_cert_file = SPI_getvalue(tup, desc, 16);
-	req->client_key_file = SPI_getvalue(tup, desc, 17);
-	req->client_key_password = SPI_getvalue(tup, desc, 18);
-	req->signature = SPI_getvalue(tup, desc, 19);
-	req->secret = SPI_getvalue(tup, desc, 20);
-	req->signature_header = SPI_getvalue(tup, desc, 21);
-	req->transport_max_in_flight = DatumGetInt32(SPI_getbinval(tup, desc, 22, &isnull));
-	req->hook_id = DatumGetInt64(SPI_getbinval(tup, desc, 23, &isnull));
-	req->previous_secret = SPI_getvalue(tup, desc, 24);
-	req->transform = DatumGetObjectId(SPI_getbinval(tup, desc, 25, &isnull));
-	if (isnull)
-		req->transform = InvalidOid;
-	req->transform_role = DatumGetObjectId(SPI_getbinval(tup, desc, 26, &isnull));
-	if (isnull)
-		req->transform_role = InvalidOid;
-	req->event = SPI_getbinval(tup, desc, 27, &isnull);
+	req->connect_timeout_ms = Max(1, (long) DatumGetInt64(column_value(r, 12, &isnull)));
+	req->timeout_ms = Max(1, (long) DatumGetInt64(column_value(r, 13, &isnull)));
+	req->tls_verify = DatumGetBool(column_value(r, 14, &isnull));
+	req->ca_file = column_text(r, 15);
+	req->client_cert_file = column_text(r, 16);
+	req->client_key_file = column_text(r, 17);
+	req->client_key_password = column_text(r, 18);
+	req->signature = column_text(r, 19);
+	req->secret = column_text(r, 20);
+	req->signature_header = column_text(r, 21);
+	req->transport_max_in_flight = DatumGetInt32(column_value(r, 22, &isnull));
+	req->hook_id = DatumGetInt64(column_value(r, 23, &isnull));
+	req->previous_secret = column_text(r, 24);
+	req->transform = DatumGetObjectId(column_value(r, 25, &isnull));
+	req->transform_role = DatumGetObjectId(column_value(r, 26, &isnull));
+	req->event = column_value(r, 27, &isnull);
 	if (!isnull)
 		req->event = datumCopy(req->event, false, -1);
-	req->transport_max_per_second = DatumGetFloat8(SPI_getbinval(tup, desc, 28, &isnull));
-	req->floor_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 29, &isnull));
-	if (isnull)
-		req->floor_at = 0;
-	req->tenant = SPI_getvalue(tup, desc, 30);
-	req->event_bytes = DatumGetInt64(SPI_getbinval(tup, desc, 31, &isnull));
+	req->transport_max_per_second = DatumGetFloat8(column_value(r, 28, &isnull));
+	req->floor_at = DatumGetTimestampTz(column_value(r, 29, &isnull));
+	req->tenant = column_text(r, 30);
+	req->event_bytes = DatumGetInt64(column_value(r, 31, &isnull));
 	if (isnull)
 		req->event_bytes = -1;
 	/* a preview's event always fits: its caller's own session renders it */
-	req->fits = DatumGetBool(SPI_getbinval(tup, desc, 32, &isnull)) && !isnull;
+	req->fits = DatumGetBool(column_value(r, 32, &isnull)) && !isnull;
 	if (req->body == NULL && !OidIsValid(req->transform) && req->fits)
 		req->body = pstrdup("null");
-	if (desc->natts > REQUEST_COLUMNS)
-		read_from_row(req, tup, desc, claim);
+	if (r->desc->natts > REQUEST_COLUMNS)
+		read_from_row(req, r, claim);
 
 	MemoryContextSwitchTo(old);
 	return req;
@@ -1614,6 +1680,7 @@ queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 	Datum	   *group_keys;
 	bool	   *group_key_nulls;
 	Attempt   **reqs;
+	RowReader  *reader;
 	ClaimLook	look;
 	TimestampTz oldest;
 	int			ret;
@@ -1704,11 +1771,12 @@ queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 	AtEOXact_GUC(true, nest_level);
 	Assert(SPI_tuptable->tupdesc->natts == CLAIM_COLUMNS);
 
+	reader = row_reader(SPI_tuptable->tupdesc);
 	reqs = palloc(sizeof(Attempt *) * Max(SPI_processed, 1));
 	for (i = 0; i < SPI_processed; i++)
 	{
-		Attempt    *req = request_from_row(SPI_tuptable->vals[i],
-											SPI_tuptable->tupdesc, parent, held->claim);
+		Attempt    *req = request_from_row(reader, SPI_tuptable->vals[i], parent,
+											held->claim);
 
 		dlist_push_tail(claimed, &req->node);
 		if (oldest != 0 && req->floor_at != 0)
@@ -1815,7 +1883,8 @@ queue_preview(int64 hook_id, int64 event_id, MemoryContext parent)
 	spi_check(SPI_execute_with_args(preview_sql, 2, types, values, NULL, true, 1),
 			  SPI_OK_SELECT, false, "reading the request");
 	if (SPI_processed == 1)
-		req = request_from_row(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, parent, 0);
+		req = request_from_row(row_reader(SPI_tuptable->tupdesc), SPI_tuptable->vals[0],
+							   parent, 0);
 	SPI_finish();
 	return req;
 }

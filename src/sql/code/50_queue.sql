@@ -3,43 +3,24 @@
 -- The worker's own statements (claim, record, recover) are in src/queue.c,
 -- kept as prepared plans; these are the helpers they call.
 
--- STABLE as its body is (to_char): an IMMUTABLE label would keep it from
--- being inlined, and it would be parsed for every batch of the worker.
-CREATE OR REPLACE FUNCTION webhook_internal.iso8601(ts timestamptz) RETURNS text
-    LANGUAGE sql STABLE PARALLEL SAFE AS $$
-    SELECT pg_catalog.to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
-$$;
-
--- The body of a request: the event rendered in the hook's payload format.
+-- The body of a request: the event rendered in the hook's payload format,
+-- written as JSON text in C (src/render.c); the claim calls it with the
+-- event's columns (src/queue.c).
+CREATE OR REPLACE FUNCTION webhook_internal.render_body(
+        format text, uid uuid, tenant text, event_type text, resource text,
+        resource_id text, payload jsonb, previous jsonb, created_at timestamptz,
+        hook_uid text)
+    RETURNS text
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'webhook_render_body';
+COMMENT ON FUNCTION webhook_internal.render_body(text, uuid, text, text, text, text, jsonb, jsonb,
+                                                 timestamptz, text) IS
+    'the request body of an event, given by its columns, in a payload format';
 CREATE OR REPLACE FUNCTION webhook.render(format text, e webhook.event, hook_uid text)
     RETURNS text
     LANGUAGE sql STABLE PARALLEL SAFE AS $$
-    SELECT CASE format
-        WHEN 'standard' THEN
-            (pg_catalog.jsonb_build_object(
-                'type', e.event_type,
-                'timestamp', webhook_internal.iso8601(e.created_at),
-                'data', e.payload)
-             || CASE WHEN e.previous IS NULL THEN '{}'::jsonb
-                     ELSE pg_catalog.jsonb_build_object('previous', e.previous) END)::text
-        WHEN 'thin' THEN
-            pg_catalog.jsonb_build_object('resourceId', e.resource_id,
-                                          'eventType', e.event_type)::text
-        WHEN 'envelope' THEN
-            pg_catalog.jsonb_build_object(
-                'id', e.uid,
-                'eventType', e.event_type,
-                'hookId', hook_uid,
-                'tenant', e.tenant,
-                'createdAt', webhook_internal.iso8601(e.created_at),
-                'resource', '/' || e.resource,
-                'resourceId', e.resource_id,
-                'links', pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
-                    'href', '/' || e.resource || '/' || e.resource_id,
-                    'method', 'GET',
-                    'rel', 'resource')))::text
-        ELSE e.payload::text
-    END
+    SELECT webhook_internal.render_body(format, e.uid, e.tenant, e.event_type, e.resource,
+                                        e.resource_id, e.payload, e.previous, e.created_at,
+                                        hook_uid)
 $$;
 COMMENT ON FUNCTION webhook.render(text, webhook.event, text) IS
     'the request body of an event in a payload format (standard, thin, envelope, row)';
@@ -58,8 +39,6 @@ CREATE OR REPLACE FUNCTION webhook_internal.next_attempt(step interval, retry_af
                    step * 2)
     END
 $$;
-COMMENT ON FUNCTION webhook_internal.iso8601(timestamptz) IS
-    'a timestamp as ISO-8601 in UTC with milliseconds, as payloads carry it';
 COMMENT ON FUNCTION webhook_internal.next_attempt(interval, double precision) IS
     'when a failed attempt is tried again: the step with jitter, or Retry-After within bounds';
 

@@ -186,6 +186,8 @@ DROP FUNCTION webhook.create_hook(bigint, text[], text, text, text, text, text,
 DROP FUNCTION webhook.update_hook(bigint, bigint, text[], text, text, text, text, text,
                                   interval[], boolean, text, text, jsonpath, regprocedure);
 DROP FUNCTION webhook.register(text, text[], text, text, boolean);
+-- The bodies are written in C (src/render.c), the time in them too.
+DROP FUNCTION webhook_internal.iso8601(timestamptz);
 
 -- A deleted delivery no longer takes its attempts (src/sql/code/10_cascade.sql).
 -- Last: dropping the trigger locks webhook.delivery, and the capture
