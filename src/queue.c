@@ -90,13 +90,16 @@
 
 /*
  * What a request needs, for one row c(id, event_id, hook_id, attempts,
- * floor_at, size, fits) of the delivery queue: request_from_row() reads
- * these columns in this order.  An event that does not fit (as stored, or
+ * floor_at, size, fits, rel) of the delivery queue and its event's columns
+ * ev (EVENT_COLUMNS): request_from_row() reads these columns in this
+ * order.  An event that does not fit (as stored, or
  * as its body would be, above webhook.max_body_bytes: BODY_SIZE) is
  * neither rendered nor read whole: its delivery dies unsent (worker.c).
  * A hook with a transform gets no rendered body, but the event, for the
  * transform to make one (transform.c), and the role to run it as: none
- * when that role no longer manages the hook's tenant.
+ * when that role no longer manages the hook's tenant.  The event's row is
+ * made a value for such a hook only: made for every request, it was a
+ * tuple formed, and read whole, to be dropped.
  */
 #define REQUEST_COLUMNS 32
 /*
@@ -128,16 +131,19 @@
 "            WHEN (SELECT x IS NULL OR t.tenant = ANY (x)" \
 "                    FROM webhook_internal.tenants_of(h.transform_role) AS x)" \
 "            THEN h.transform_role::oid END," \
-"       ev.e," \
+"       CASE WHEN h.transform IS NOT NULL AND c.fits" \
+"            THEN " EVENT_LOOKUP("e::webhook.event", "c.rel", "c.event_id") " END," \
 "       coalesce(t.max_per_second, 0), c.floor_at, t.tenant, c.size, c.fits"
-#define REQUEST_JOINS \
+#define REQUEST_JOINS(ev) \
 "  JOIN webhook.hook h ON h.id = c.hook_id" \
 "  JOIN webhook.transport t ON t.id = h.transport_id" \
-"  CROSS JOIN LATERAL " EVENT_LOOKUP("e.uid, e.tenant, e.event_type, e.resource, e.resource_id," \
-                                    " e.payload, e.previous, e.created_at," \
-                                    " CASE WHEN h.transform IS NOT NULL AND c.fits" \
-                                    "      THEN e::webhook.event END AS e", \
-                                    "c.rel", "c.event_id") " ev"
+"  CROSS JOIN LATERAL " ev " ev"
+/*
+ * the event's columns that REQUEST_SELECT reads (ev): a claim has read
+ * them with its size (CLAIM_TAIL)
+ */
+#define EVENT_COLUMNS \
+"e.uid, e.tenant, e.event_type, e.resource, e.resource_id, e.payload, e.previous, e.created_at"
 
 /*
  * Candidates come from three branches: the events read from the log
@@ -793,7 +799,11 @@ HOOKS_WITH_ROOM("webhook.hook") \
 "           NULL::timestamptz AS floor_at, r.transport_id, r.tenant, r.room, f.rank, f.part," \
 "           f.txid, f.n AS n_read, f.rel, f.in_order, f.group_key, f.waits" \
 "      FROM " src " f JOIN readers r ON r.hook_id = f.hook_id"
-/* What the worker may hold of them, their requests, and where they leave the cursors. */
+/*
+ * What the worker may hold of them, their requests, and where they leave
+ * the cursors.  Each request's event is looked up once, for its size and
+ * for the columns its body is made of, which the claimed rows carry.
+ */
 #define CLAIM_TAIL \
 "), within_transports AS (" \
 "    SELECT c.*, pg_catalog.row_number() OVER" \
@@ -813,16 +823,18 @@ HOOKS_WITH_ROOM("webhook.hook") \
 "    SELECT z.* FROM (" \
 "        SELECT p.id, p.event_id, p.hook_id, p.attempts, p.floor_at, y.size," \
 "               y.body <= $15 AS fits, p.tenant, p.rank, p.part, p.txid, p.n_read, p.rel," \
-"               p.in_order, p.group_key, p.waits," \
+"               p.in_order, p.group_key, p.waits, y.uid, y.event_tenant, y.event_type," \
+"               y.resource, y.resource_id, y.payload, y.previous, y.created_at," \
 "               pg_catalog.sum(y.held) OVER (PARTITION BY p.tenant" \
 "                                           ORDER BY p.next_attempt_at, p.id" \
 "                                           ROWS UNBOUNDED PRECEDING) - y.held AS before" \
 "          FROM picked p" \
 "          CROSS JOIN LATERAL (SELECT s.size, s.body," \
-"                                     CASE WHEN s.body <= $15 THEN s.body ELSE 0 END AS held" \
-"                                FROM " EVENT_LOOKUP("e.payload, e.previous, e.resource_id," \
-                                                    " e.resource, e.event_type", \
-                                                    "p.rel", "p.event_id") " e," \
+"                                     CASE WHEN s.body <= $15 THEN s.body ELSE 0 END AS held," \
+"                                     e.uid, e.tenant AS event_tenant, e.event_type," \
+"                                     e.resource, e.resource_id, e.payload, e.previous," \
+"                                     e.created_at" \
+"                                FROM " EVENT_LOOKUP(EVENT_COLUMNS, "p.rel", "p.event_id") " e," \
 "                                     LATERAL (SELECT x.size," \
 "                                                     CASE WHEN x.size <= $15" \
 "                                                          THEN " BODY_SIZE " END AS body" \
@@ -834,7 +846,8 @@ REQUEST_SELECT ", c.event_id, p.held, p.from_lo, p.from_hi, p.from_last_txid," \
 "       p.from_last_id, " CURSOR_AFTER("c", "p") "," \
 "       c.in_order, c.group_key, c.waits, c.rank" \
 "  FROM claimed c" \
-REQUEST_JOINS \
+REQUEST_JOINS("(SELECT c.uid, c.event_tenant AS tenant, c.event_type, c.resource," \
+              "        c.resource_id, c.payload, c.previous, c.created_at)") \
 "  LEFT JOIN taken p ON c.id IS NULL AND p.hook_id = c.hook_id"
 
 /*
@@ -890,7 +903,7 @@ REQUEST_SELECT
 "  FROM (VALUES (NULL::bigint, $2::bigint, $1::bigint, 0, NULL::timestamptz,"
 "               NULL::bigint, true, NULL::pg_catalog.oid))"
 "       AS c(id, event_id, hook_id, attempts, floor_at, size, fits, rel)"
-REQUEST_JOINS;
+REQUEST_JOINS(EVENT_LOOKUP(EVENT_COLUMNS, "c.rel", "c.event_id"));
 
 /*
  * The hook h, unless another transaction holds its row (a tenant's open

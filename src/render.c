@@ -13,7 +13,7 @@
  * object's text, and the object's other members around it, in the order
  * and the layout jsonb prints them in: keys shorter first, then byte by
  * byte; ", " between members, ": " after a key.  The bodies are the same
- * bytes, which the signatures are made of (test/sql/emit.sql compares the
+ * bytes, which the signatures are made of (sql/emit.sql compares the
  * two).
  *
  * IDENTIFICATION
