@@ -3,13 +3,16 @@
 # logged as an attempt, sent to a local nginx that answers 204; against raw
 # HTTP to the same nginx (wrk, 1 thread, 16 connections, same body) in the
 # same run.  With several workers, the events are spread over as many
-# transports (one hook each) as asked, so that each worker has a share.
+# transports (one hook each) as asked, so that each worker has a share;
+# the transports are spread over as many tenants as asked (a platform's
+# merchants: seed 003).
 #
 #   bench/delivery.sh [runs=3] [events=20000] [webhook.max_in_flight=64]
-#                     [webhook.workers=1] [transports=1]
+#                     [webhook.workers=1] [transports=1] [tenants=1]
 cd "$(dirname "$0")/.."
 source test/cluster.sh
 runs=${1:-3}; events=${2:-20000}; inflight=${3:-64}; workers=${4:-1}; transports=${5:-1}
+tenants=${6:-1}
 port=${BENCH_HTTP_PORT:-18200}
 
 bench_start_cluster "webhook.enabled = off" "webhook.max_in_flight = $inflight" \
@@ -20,7 +23,8 @@ bench_psql <<SQL
 \o /dev/null
 CREATE EXTENSION webhook;
 SELECT webhook.create_hook(
-    webhook.create_transport('nginx-' || t, 'http://127.0.0.1:$port', max_in_flight => $inflight),
+    webhook.create_transport('nginx-' || t, 'http://127.0.0.1:$port', max_in_flight => $inflight,
+                             tenant => 't' || t % $tenants),
     ARRAY['ORDER_' || t], path => '/hook')
   FROM generate_series(1, $transports) t;
 SQL
@@ -29,7 +33,8 @@ for i in $(seq "$runs"); do
     bench_psql -c "ALTER SYSTEM SET webhook.enabled = off" -c "SELECT pg_reload_conf()" >/dev/null
     bench_psql -c "TRUNCATE webhook.event, webhook.delivery, webhook.attempt" \
         -c "SELECT count(webhook.emit('ORDER_' || (g % $transports + 1),
-                                      jsonb_build_object('orderId', g, 'total', 12.5)))
+                                      jsonb_build_object('orderId', g, 'total', 12.5),
+                                      tenant => 't' || (g % $transports + 1) % $tenants))
               FROM generate_series(1, $events) g" >/dev/null
     bench_psql -c "CHECKPOINT" -c "ALTER SYSTEM SET webhook.enabled = on" >/dev/null
     start=$(date +%s.%N)
@@ -54,4 +59,4 @@ for i in $(seq "$runs"); do
 done
 w=$(awk '$1=="webhook" {print $2}' "$BENCH_DIR/results" | median)
 r=$(awk '$1=="raw" {print $2}' "$BENCH_DIR/results" | median)
-echo "median: webhook $w req/s, raw HTTP $r req/s; ratio $(echo "$w $r" | awk '{printf "%.2f", $1/$2}') (webhook.max_in_flight=$inflight, webhook.workers=$workers, $transports transports)"
+echo "median: webhook $w req/s, raw HTTP $r req/s; ratio $(echo "$w $r" | awk '{printf "%.2f", $1/$2}') (webhook.max_in_flight=$inflight, webhook.workers=$workers, $transports transports, $tenants tenants)"
