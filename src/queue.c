@@ -233,15 +233,15 @@
  * that hi shows committed), then what committed since hi; each through
  * event_log_idx, by the tenant's transactions: those a snapshot showed in
  * progress by key, the others as a range, each arm limited to the hook's
- * take, so that a backlog is never read whole: its room, but no more than
- * its share of the claim's limit ($1) among its tenant's hooks read.  The
- * ranking takes a tenant's hooks' first events before their second ones,
- * so a hook's events past that share would not be taken; read, each of
- * 200 busy hooks' 128 made a claim rank 25,600 rows to take 97 (174
- * requests a second, against 14,000 for one hook: bench/delivery.sh with
- * 200 transports).  The share is the tenant's, not the claim's: shared
- * among every hook read, a tenant of many busy hooks cut another's one
- * hook to an event a claim (test_fairness).
+ * take (and one more: READ_ALL), so that a backlog is never read whole:
+ * its room, but no more than its share of the claim's limit ($1: TAKE).
+ * The ranking takes the tenants' first events before their second ones
+ * (ties in a random order), a tenant's hooks' in turn, so a hook's events
+ * past that share would not be taken; read, each of 200 busy hooks' 128
+ * made a claim rank 25,600 rows to take 97 (174 requests a second,
+ * against 14,000 for one hook: bench/delivery.sh with 200 transports).
+ * Shared among every hook read, a tenant of many busy hooks cut another's
+ * one hook to an event a claim (test_fairness).
  *
  * The worker reads ahead of the cursor that is stored: it holds the
  * position after what it claimed, per hook, and passes it to the next
@@ -282,7 +282,7 @@
 "    AND (e.txid, e.id) OPERATOR(pg_catalog.>) (" from_txid ", " from_id ")" \
 "    AND " cond \
 "    AND h.hook_id OPERATOR(pg_catalog.=) ANY (e.hook_ids)" \
-"  ORDER BY e.txid, e.id LIMIT h.take)"
+"  ORDER BY e.txid, e.id LIMIT h.take + 1)"
 /*
  * the same, of each transaction snap showed in progress (OFFSET 0 keeps the
  * look-up inside the loop over them: flattened, the plan made while the
@@ -297,7 +297,7 @@
 "          AND (e.txid, e.id) OPERATOR(pg_catalog.>) (x.txid, " from_id ")" \
 "          AND e.txid OPERATOR(pg_catalog.<=) x.txid AND " cond \
 "          AND h.hook_id OPERATOR(pg_catalog.=) ANY (e.hook_ids) OFFSET 0) e" \
-"  ORDER BY e.txid, e.id LIMIT h.take)"
+"  ORDER BY e.txid, e.id LIMIT h.take + 1)"
 /*
  * What a claim reads of the hooks, of the unordered ones only (UNORDERED)
  * or of every one (IN_ORDER, with what FRESH_IN_ORDER needs): which hooks
@@ -377,8 +377,8 @@ HELD_POSITION \
  * Shared among every tenant read, a backlog beside 199 tenants noted as
  * recent would read an event a claim; not shared among tenants, 200
  * tenants with a backlog of one hook each read 97 events each, 19,400 to
- * rank for a claim of 97 (533 requests a second: bench/delivery.sh with
- * 200 transports of 200 tenants).  The tenants sharing are counted as a
+ * rank for a claim of 97 (about 540 requests a second: bench/delivery.sh
+ * with 200 transports of 200 tenants).  The tenants sharing are counted as a
  * sum, each of a tenant's short hooks counting its share of one.
  */
 #define TAKE(h) \
@@ -400,7 +400,7 @@ HELD_POSITION \
  */
 #define FRESH_READ(position, order) \
 "readers AS (" \
-"    SELECT x.*, " TAKE("x") " AS take FROM (" \
+"    SELECT x.*, " TAKE("x") " AS take, x.lo::text AS lo_text, x.hi::text AS hi_text FROM (" \
 "    SELECT h.id AS hook_id, t.id AS transport_id, t.tenant, r.room," \
 "           pg_catalog.count(*) OVER (PARTITION BY t.tenant) AS n_hooks," \
 "           pg_catalog.count(*) FILTER (WHERE c.read_short) OVER (PARTITION BY t.tenant)" \
@@ -413,6 +413,7 @@ HOOKS_WITH_ROOM("fresh_hooks") \
 "), fresh AS (" \
 "    SELECT h.hook_id, x.part, x.txid, x.id AS event_id, x.rel" order##_COLS(x) "," \
 "           h.ordered, false AS in_order, NULL::text AS group_key, false AS waits," \
+"           h.transport_id, h.tenant, h.room, " READER_CARRIED("h") "," \
 "           pg_catalog.count(*) OVER (PARTITION BY h.hook_id) AS n," \
 "           pg_catalog.row_number() OVER (PARTITION BY h.hook_id" \
 "                                        ORDER BY x.part, x.txid, x.id) AS rank" \
@@ -430,7 +431,7 @@ LOG_ARM(1, "GREATEST(pg_catalog.pg_snapshot_xmax(h.lo), h.last_txid)", \
 LOG_XIP_ARM(2, "h.hi", "-1", "true", order##_COLS) \
 "              UNION ALL " \
 LOG_ARM(2, "pg_catalog.pg_snapshot_xmax(h.hi)", "-1", "true", order##_COLS) \
-"          ) y ORDER BY y.part, y.txid, y.id LIMIT h.take) x" \
+"          ) y ORDER BY y.part, y.txid, y.id LIMIT h.take + 1) x" \
 ")"
 #define FRESH(order) \
 HELD_CURSORS ", " STORED_CURSORS ", " FRESH_READ(ANY_POSITION, order)
@@ -492,6 +493,7 @@ HELD_CURSORS ", " FRESH_READ(HELD_POSITION, order)
 #define FRESH_IN_ORDER \
 "grouped AS (" \
 "    SELECT f.hook_id, f.part, f.txid, f.event_id, f.rel, f.n, f.rank," \
+"           f.transport_id, f.tenant, f.room, " READER_CARRIED("f") "," \
 "           f.ordered <> 'none' AS in_order, k.group_key," \
 "           CASE WHEN NOT r.with_rows THEN false" \
 "                WHEN k.group_key IS NULL" \
@@ -539,34 +541,43 @@ HELD_CURSORS ", " FRESH_READ(HELD_POSITION, order)
 ")"
 
 /*
- * The hooks read by the fresh requests claimed (FRESH), with the stored
- * position each was read from, and its positions as text (CURSOR_AFTER).
+ * What a request read from the log (FRESH) carries of its reader, for
+ * the cursor: its take, the stored position it was read from (none when
+ * the worker held it), and where it was read from, its snapshots as text
+ * (CURSOR_AFTER).  Carried, not joined back by hook: without hash joins
+ * (worker.c), a join of the requests with the hooks read compares each
+ * with each, which with 200 hooks was most of a claim.  A due delivery's
+ * are none (NO_READER).
  */
-#define FRESH_TAKEN \
-"taken AS MATERIALIZED (" \
-"    SELECT h.hook_id, h.held, h.from_lo, h.from_hi, h.from_last_txid, h.from_last_id," \
-"           h.lo::text AS lo, h.hi::text AS hi, h.top_id, h.take" \
-"      FROM readers h" \
-"     WHERE h.hook_id IN (SELECT c.hook_id FROM claimed c WHERE c.id IS NULL)" \
-")"
+#define READER_CARRIED(r) \
+r ".take, " r ".held, " r ".from_lo, " r ".from_hi, " r ".from_last_txid, " r ".from_last_id, " \
+r ".lo_text, " r ".hi_text, " r ".top_id"
+#define NO_READER \
+"NULL::bigint AS take, NULL::boolean AS held, NULL::text AS from_lo, NULL::text AS from_hi," \
+" NULL::text AS from_last_txid, NULL::bigint AS from_last_id, NULL::text AS lo_text," \
+" NULL::text AS hi_text, NULL::bigint AS top_id"
 /*
- * Where the cursor of hook p is after the fresh request c (lo, hi,
+ * Where its hook's cursor is after the fresh request c (lo, hi,
  * last_txid, last_id, top_id): past its event, in the interval it was read
  * from (FRESH's part 1, or past hi: part 2), or, after the last of a read
- * that took all there was, at the claim's snapshot.  The worker moves the
+ * that took all there was, at the claim's snapshot.  Each hook reads one
+ * event more than its take, which tells whether it has more: a read that
+ * filled its take exactly looked short of its log's end (its position
+ * naming an event) until a full look, and counted its tenant among those
+ * with work (TAKE), which cut another's backlog to an event a claim.  The worker moves the
  * cursor past the last one it keeps (cursor.c).
  */
-#define READ_ALL(c, p) "(" c ".rank = " c ".n_read AND " c ".n_read < " p ".take)"
-#define CURSOR_AFTER(c, p) \
-"CASE WHEN " READ_ALL(c, p) " THEN (SELECT pg_catalog.pg_current_snapshot()::text)" \
-"     WHEN " c ".part = 2 THEN " p ".hi ELSE " p ".lo END," \
-"CASE WHEN " READ_ALL(c, p) " OR " c ".part = 2" \
-"     THEN (SELECT pg_catalog.pg_current_snapshot()::text) ELSE " p ".hi END," \
-"CASE WHEN NOT " READ_ALL(c, p) " THEN " c ".txid::text END," \
-"CASE WHEN NOT " READ_ALL(c, p) " THEN " c ".event_id END," \
-"CASE WHEN " READ_ALL(c, p) " OR " c ".part = 2" \
+#define READ_ALL(c) "(" c ".rank = " c ".n_read AND " c ".n_read OPERATOR(pg_catalog.<=) " c ".take)"
+#define CURSOR_AFTER(c) \
+"CASE WHEN " READ_ALL(c) " THEN (SELECT pg_catalog.pg_current_snapshot()::text)" \
+"     WHEN " c ".part = 2 THEN " c ".hi_text ELSE " c ".lo_text END," \
+"CASE WHEN " READ_ALL(c) " OR " c ".part = 2" \
+"     THEN (SELECT pg_catalog.pg_current_snapshot()::text) ELSE " c ".hi_text END," \
+"CASE WHEN NOT " READ_ALL(c) " THEN " c ".txid::text END," \
+"CASE WHEN NOT " READ_ALL(c) " THEN " c ".event_id END," \
+"CASE WHEN " READ_ALL(c) " OR " c ".part = 2" \
 "     THEN (SELECT coalesce(pg_catalog.max(e.id), 0) FROM webhook.event e)" \
-"     ELSE " p ".top_id END"
+"     ELSE " c ".top_id END"
 
 /*
  * The hooks whose cursors a claim reads through: those of $16 (news, and
@@ -672,7 +683,7 @@ HELD_CURSORS ", " FRESH_READ(HELD_POSITION, order)
 "           x.next_attempt_at AS floor_at, t.id AS transport_id, t.tenant, r.room," \
 "           NULL::bigint AS rank, NULL::integer AS part, NULL::pg_catalog.xid8 AS txid," \
 "           NULL::bigint AS n_read, NULL::pg_catalog.oid AS rel, false AS in_order," \
-"           NULL::text AS group_key, false AS waits" \
+"           NULL::text AS group_key, false AS waits, " NO_READER \
 HOOKS_WITH_ROOM(looked_at) \
 "      CROSS JOIN LATERAL (" \
 "          SELECT d.id, d.event_id, d.hook_id, d.attempts, d.next_attempt_at" \
@@ -754,7 +765,7 @@ HOOKS_WITH_ROOM(looked_at) \
 "    UNION ALL" \
 "    SELECT x.id, x.event_id, x.hook_id, x.attempts, x.next_attempt_at," \
 "           NULL::timestamptz, t.id AS transport_id, t.tenant, r.room," \
-"           NULL, NULL, NULL, NULL, NULL, false, NULL, false" \
+"           NULL, NULL, NULL, NULL, NULL, false, NULL, false, " NO_READER \
 HOOKS_WITH_ROOM("webhook.hook") \
 "      CROSS JOIN LATERAL (" \
 "          SELECT coalesce(pg_catalog.array_agg(g.resource_key)" \
@@ -824,16 +835,20 @@ HOOKS_WITH_ROOM("webhook.hook") \
  */
 #define FRESH_CANDIDATES(src) \
 "    SELECT NULL::bigint AS id, f.event_id, f.hook_id, 0 AS attempts," \
-"           pg_catalog.now() + pg_catalog.row_number() OVER (PARTITION BY r.tenant" \
+"           pg_catalog.now() + pg_catalog.row_number() OVER (PARTITION BY f.tenant" \
 "                                                            ORDER BY f.rank, f.hook_id)" \
 "                              * interval '1 microsecond' AS next_attempt_at," \
-"           NULL::timestamptz AS floor_at, r.transport_id, r.tenant, r.room, f.rank, f.part," \
-"           f.txid, f.n AS n_read, f.rel, f.in_order, f.group_key, f.waits" \
-"      FROM " src " f JOIN readers r ON r.hook_id = f.hook_id"
+"           NULL::timestamptz AS floor_at, f.transport_id, f.tenant, f.room, f.rank, f.part," \
+"           f.txid, f.n AS n_read, f.rel, f.in_order, f.group_key, f.waits," \
+"           " READER_CARRIED("f") \
+"      FROM " src " f WHERE f.rank OPERATOR(pg_catalog.<=) f.take"
 /*
  * What the worker may hold of them, their requests, and where they leave
  * the cursors.  Each request's event is looked up once, for its size and
- * for the columns its body is made of, which the claimed rows carry.
+ * for the columns its body is made of, which the claimed rows carry (a
+ * value kept in TOAST as its pointer: an event that does not fit is never
+ * read whole; one kept in the row, a few kilobytes at most, through the
+ * claim's last sort).
  */
 #define CLAIM_TAIL \
 "), within_transports AS (" \
@@ -845,16 +860,18 @@ HOOKS_WITH_ROOM("webhook.hook") \
 "     WHERE c.n <= c.room" \
 "), picked AS (" \
 "    SELECT w.id, w.event_id, w.hook_id, w.attempts, w.next_attempt_at, w.floor_at, w.tenant," \
-"           w.rank, w.part, w.txid, w.n_read, w.rel, w.in_order, w.group_key, w.waits" \
+"           w.rank, w.part, w.txid, w.n_read, w.rel, w.in_order, w.group_key, w.waits," \
+"           " READER_CARRIED("w") \
 "      FROM within_transports w" \
 "     WHERE w.tn <= coalesce((SELECT x.room FROM tenant_room x WHERE x.tenant = w.tenant), $13)" \
-"     ORDER BY w.next_attempt_at" \
+"     ORDER BY w.next_attempt_at, pg_catalog.random()" \
 "     LIMIT $1" \
 "), claimed AS (" \
 "    SELECT z.* FROM (" \
 "        SELECT p.id, p.event_id, p.hook_id, p.attempts, p.floor_at, y.size," \
 "               y.body <= $15 AS fits, p.tenant, p.rank, p.part, p.txid, p.n_read, p.rel," \
-"               p.in_order, p.group_key, p.waits, y.uid, y.event_tenant, y.event_type," \
+"               p.in_order, p.group_key, p.waits, " READER_CARRIED("p") "," \
+"               y.uid, y.event_tenant, y.event_type," \
 "               y.resource, y.resource_id, y.payload, y.previous, y.created_at," \
 "               pg_catalog.sum(y.held) OVER (PARTITION BY p.tenant" \
 "                                           ORDER BY p.next_attempt_at, p.id" \
@@ -872,14 +889,13 @@ HOOKS_WITH_ROOM("webhook.hook") \
 "                                                FROM (SELECT " STORED_SIZE " AS size) x) s) y) z" \
 "     WHERE z.before < coalesce((SELECT x.bytes FROM tenant_room x WHERE x.tenant = z.tenant)," \
 "                               $14)" \
-"), " FRESH_TAKEN \
-REQUEST_SELECT ", c.event_id, p.held, p.from_lo, p.from_hi, p.from_last_txid," \
-"       p.from_last_id, " CURSOR_AFTER("c", "p") "," \
+")" \
+REQUEST_SELECT ", c.event_id, c.held, c.from_lo, c.from_hi, c.from_last_txid," \
+"       c.from_last_id, " CURSOR_AFTER("c") "," \
 "       c.in_order, c.group_key, c.waits, c.rank" \
 "  FROM claimed c" \
 REQUEST_JOINS("(SELECT c.uid, c.event_tenant AS tenant, c.event_type, c.resource," \
-              "        c.resource_id, c.payload, c.previous, c.created_at)") \
-"  LEFT JOIN taken p ON c.id IS NULL AND p.hook_id = c.hook_id"
+              "        c.resource_id, c.payload, c.previous, c.created_at)")
 
 /*
  * Each claim's statement: at a full look, or of the hooks of $16 (of which
@@ -1509,7 +1525,7 @@ position_from_row(LogPosition *pos, RowReader *r, int first, bool with_top)
 /*
  * The claim's columns past REQUEST_SELECT's: the event, and, for a request
  * read from the log, where its hook's cursor is after it (CURSOR_AFTER) and
- * where it was read from (FRESH_TAKEN), the group it is in and whether it
+ * where it was read from (READER_CARRIED), the group it is in and whether it
  * waits (FRESH_IN_ORDER), and its rank in the hook's read, in the
  * request's context.
  */

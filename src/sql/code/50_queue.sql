@@ -5,13 +5,14 @@
 
 -- The body of a request: the event rendered in the hook's payload format,
 -- written as JSON text in C (src/render.c); the claim calls it with the
--- event's columns (src/queue.c).
+-- event's columns (src/queue.c).  STABLE: a time before year 1 or after
+-- 9999 is written by to_char.
 CREATE OR REPLACE FUNCTION webhook_internal.render_body(
         format text, uid uuid, tenant text, event_type text, resource text,
         resource_id text, payload jsonb, previous jsonb, created_at timestamptz,
         hook_uid text)
     RETURNS text
-    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'webhook_render_body';
+    LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'webhook_render_body';
 COMMENT ON FUNCTION webhook_internal.render_body(text, uuid, text, text, text, text, jsonb, jsonb,
                                                  timestamptz, text) IS
     'the request body of an event, given by its columns, in a payload format';
