@@ -250,7 +250,7 @@
  * least once).  Each fresh request is returned with the position after it
  * (the ranking takes a prefix of each hook's events: each is due a
  * microsecond after the one before it, from the claim's start):
- *	- all was read and taken (fewer than the take): the claim's snapshot,
+ *	- all was read and taken (no more than the take): the claim's snapshot,
  *	  whole;
  *	- within the interval: the key of the last taken;
  *	- past it: hi becomes lo, the claim's snapshot hi, and the key that of
@@ -378,8 +378,8 @@ HELD_POSITION \
  * recent would read an event a claim; not shared among tenants, 200
  * tenants with a backlog of one hook each read 97 events each, 19,400 to
  * rank for a claim of 97 (about 540 requests a second: bench/delivery.sh
- * with 200 transports of 200 tenants).  The tenants sharing are counted as a
- * sum, each of a tenant's short hooks counting its share of one.
+ * with 200 transports of 200 tenants).  The tenants sharing are counted
+ * as a sum, each of a tenant's short hooks counting its share of one.
  */
 #define TAKE(h) \
 "LEAST(" h ".room," \
@@ -564,10 +564,11 @@ r ".lo_text, " r ".hi_text, " r ".top_id"
  * event more than its take, which tells whether it has more: a read that
  * filled its take exactly looked short of its log's end (its position
  * naming an event) until a full look, and counted its tenant among those
- * with work (TAKE), which cut another's backlog to an event a claim.  The worker moves the
- * cursor past the last one it keeps (cursor.c).
+ * with work (TAKE), which cut another's backlog to an event a claim.  The
+ * worker moves the cursor past the last one it keeps (cursor.c).
  */
-#define READ_ALL(c) "(" c ".rank = " c ".n_read AND " c ".n_read OPERATOR(pg_catalog.<=) " c ".take)"
+#define READ_ALL(c) \
+"(" c ".rank = " c ".n_read AND " c ".n_read OPERATOR(pg_catalog.<=) " c ".take)"
 #define CURSOR_AFTER(c) \
 "CASE WHEN " READ_ALL(c) " THEN (SELECT pg_catalog.pg_current_snapshot()::text)" \
 "     WHEN " c ".part = 2 THEN " c ".hi_text ELSE " c ".lo_text END," \
