@@ -95,9 +95,10 @@ append_jsonb_arg(StringInfo buf, FunctionCallInfo fcinfo, BodyArg arg)
 
 /*
  * The event's time as payloads carry it, ISO 8601 in UTC to the
- * millisecond, as webhook_internal.iso8601() writes it (to_char); null for
- * none or infinity, as to_char gives.  The years that to_char writes in
- * another width (before 1, after 9999) are left to it.
+ * millisecond, as to_char(created_at AT TIME ZONE 'UTC',
+ * 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') writes it; null for none or infinity,
+ * as to_char gives.  The years that to_char writes in another width
+ * (before 1, after 9999) are left to it.
  */
 static void
 append_time_arg(StringInfo buf, FunctionCallInfo fcinfo)

@@ -162,9 +162,9 @@ class FairShareTest(unittest.TestCase):
     def test_a_tenant_of_many_busy_hooks_leaves_another_its_share(self):
         """A tenant with 40 busy hooks beside another with one: the
         other's backlog gets its share of each claim, not one event of it.
-        (Each hook's read in a claim is cut at its share of the claim among
-        its tenant's hooks: 73 to 78 of the first 200 here; cut at a share
-        among every hook read, the one hook sent 29.)"""
+        (A claim's requests are ranked tenant by tenant in turn, and each
+        hook's read is cut at its tenant's share: 81 to 84 of the first 200
+        here; cut at a share among every hook read, the one hook sent 29.)"""
         types = self.hog_transports('many_hooks', 40, max_in_flight=64)
         victim_type = harness.uniq('EV')
         self.addCleanup(delete_tenant, 'victim_many')
@@ -216,7 +216,6 @@ class FairShareTest(unittest.TestCase):
         harness.note('20 tenants with a backlog of 50 each: %d entries of the log\'s index'
                      ' read for 1,000 events' % read)
         self.assertLess(read, 15 * 1000)
-
 
 
 def due_index_scans():
