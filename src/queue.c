@@ -329,16 +329,14 @@
 "           AS m(hook_id, lo, hi, last_txid, last_id, top_id)" \
 ")"
 /*
- * the stored cursors of the other hooks of this worker's transports (those
- * of another worker's are its own), those of ours locked
+ * the stored cursors of the other hooks read (of this worker's transports:
+ * another worker's are its own), those of ours locked
  */
 #define STORED_CURSORS \
 "cursors AS (" \
 "    SELECT x.hook_id, x.system_identifier = $18 AND x.database = $19 AS ours" \
 "      FROM webhook_internal.cursor x" \
-"     WHERE x.hook_id IN (SELECT k.id FROM fresh_hooks k" \
-"                          WHERE k.transport_id OPERATOR(pg_catalog.%) $5" \
-"                                OPERATOR(pg_catalog.=) $6)" \
+"     WHERE x.hook_id IN (SELECT k.id FROM hooks_read k)" \
 "       AND x.hook_id OPERATOR(pg_catalog.<>) ALL ($20)" \
 "), locked AS (" \
 "    SELECT x.hook_id, x.lo, x.hi, coalesce(x.last_txid, '0') AS last_txid," \
@@ -362,6 +360,36 @@ HELD_POSITION \
 "          SELECT l.lo, l.hi, l.last_txid, l.last_id, l.top_id, l.read_short, false," \
 "                 l.from_lo, l.from_hi, l.from_last_txid, l.from_last_id" \
 "            FROM locked l WHERE l.hook_id = h.id"
+/*
+ * The hooks a claim reads (hooks_read): of the hooks that may have work
+ * (fresh_hooks), those of the order asked, active, of this worker's
+ * transports with room, and of each tenant no more than its share of the
+ * claim's limit ($1) among the tenants there, in their turn (fresh_hooks'
+ * turn: the worker's order, or a random one at a full look); of each
+ * transport no more than its room.  Each hook read costs a claim its
+ * position and four probes of the log, however few of its events are
+ * taken, and a tenant is taken no more than its share anyway: read whole,
+ * a tenant's 1,000 busy hooks made each claim cost 14 ms, and its 2,000
+ * some 2 s (at a full look, a second of every claim's comparisons grows
+ * with the hooks read squared), which cut another tenant's one hook from
+ * 7,700 requests a second to 1,800, and to 41 (bench/crowd.sh).
+ */
+#define HOOKS_READ(order) \
+"hooks_read AS (" \
+"    SELECT x.* FROM (" \
+"        SELECT y.*, pg_catalog.max(y.tenant_no) OVER () AS n_tenants FROM (" \
+"            SELECT h.id, h.ordered, t.id AS transport_id, t.tenant, r.room," \
+"                   pg_catalog.dense_rank() OVER (ORDER BY t.tenant) AS tenant_no," \
+"                   pg_catalog.row_number() OVER (PARTITION BY t.tenant ORDER BY h.turn)" \
+"                       AS tenant_turn," \
+"                   pg_catalog.row_number() OVER (PARTITION BY t.id ORDER BY h.turn)" \
+"                       AS transport_turn" \
+HOOKS_WITH_ROOM("fresh_hooks") \
+"             WHERE h.active AND h.disabled_reason IS NULL AND r.room > 0 AND " order##_KINDS \
+"               AND t.id OPERATOR(pg_catalog.%) $5 OPERATOR(pg_catalog.=) $6) y) x" \
+"     WHERE x.transport_turn OPERATOR(pg_catalog.<=) x.room" \
+"       AND x.tenant_turn OPERATOR(pg_catalog.<=) pg_catalog.ceil($1::float8 / x.n_tenants)" \
+")"
 /*
  * How many events the hook h reads (its take): its transport's room, but
  * no more than its share of the claim's limit ($1), which the ranking
@@ -401,15 +429,13 @@ HELD_POSITION \
 #define FRESH_READ(position, order) \
 "readers AS (" \
 "    SELECT x.*, " TAKE("x") " AS take, x.lo::text AS lo_text, x.hi::text AS hi_text FROM (" \
-"    SELECT h.id AS hook_id, t.id AS transport_id, t.tenant, r.room," \
-"           pg_catalog.count(*) OVER (PARTITION BY t.tenant) AS n_hooks," \
-"           pg_catalog.count(*) FILTER (WHERE c.read_short) OVER (PARTITION BY t.tenant)" \
+"    SELECT h.id AS hook_id, h.transport_id, h.tenant, h.room," \
+"           pg_catalog.count(*) OVER (PARTITION BY h.tenant) AS n_hooks," \
+"           pg_catalog.count(*) FILTER (WHERE c.read_short) OVER (PARTITION BY h.tenant)" \
 "               AS n_short," \
 "           h.ordered" order##_READER_COLS ", c.*" \
-HOOKS_WITH_ROOM("fresh_hooks") \
-"      CROSS JOIN LATERAL (" position ") c" \
-"     WHERE h.active AND h.disabled_reason IS NULL AND r.room > 0 AND " order##_KINDS \
-"       AND t.id OPERATOR(pg_catalog.%) $5 OPERATOR(pg_catalog.=) $6) x" \
+"      FROM hooks_read h" \
+"      CROSS JOIN LATERAL (" position ") c) x" \
 "), fresh AS (" \
 "    SELECT h.hook_id, x.part, x.txid, x.id AS event_id, x.rel" order##_COLS(x) "," \
 "           h.ordered, false AS in_order, NULL::text AS group_key, false AS waits," \
@@ -434,9 +460,9 @@ LOG_ARM(2, "pg_catalog.pg_snapshot_xmax(h.hi)", "-1", "true", order##_COLS) \
 "          ) y ORDER BY y.part, y.txid, y.id LIMIT h.take + 1) x" \
 ")"
 #define FRESH(order) \
-HELD_CURSORS ", " STORED_CURSORS ", " FRESH_READ(ANY_POSITION, order)
+HOOKS_READ(order) ", " HELD_CURSORS ", " STORED_CURSORS ", " FRESH_READ(ANY_POSITION, order)
 #define FRESH_OF_HELD(order) \
-HELD_CURSORS ", " FRESH_READ(HELD_POSITION, order)
+HOOKS_READ(order) ", " HELD_CURSORS ", " FRESH_READ(HELD_POSITION, order)
 
 /*
  * The group of the event e for a hook whose ordered is given: its resource
@@ -588,11 +614,17 @@ r ".lo_text, " r ".hi_text, " r ".top_id"
  * older than the tenant's latest writer (FRESH_HOOKS_BEHIND).
  * A tenant whose hooks have read its log, and whose writers have all
  * finished since, costs a full look a descent or two; its hooks nothing.
- * An inactive or paused hook is not read: its cursor stays behind.
+ * An inactive or paused hook is not read: its cursor stays behind.  Each
+ * comes with its turn among its tenant's (HOOKS_READ): its first place in
+ * $16 (listed more than once, it is looked up once), or a random one.
  */
 #define FRESH_HOOKS_LISTED \
 "fresh_hooks AS (" \
-"    SELECT k.* FROM webhook.hook k WHERE k.id OPERATOR(pg_catalog.=) ANY ($16)" \
+"    SELECT k.*, u.turn" \
+"      FROM (SELECT l.id, pg_catalog.min(l.n)::float8 AS turn" \
+"              FROM pg_catalog.unnest($16::bigint[]) WITH ORDINALITY AS l(id, n)" \
+"             GROUP BY l.id) u" \
+"      CROSS JOIN LATERAL (SELECT x.* FROM webhook.hook x WHERE x.id = u.id OFFSET 0) k" \
 ")"
 #define FRESH_HOOKS_BEHIND \
 "log_tenants AS (" \
@@ -605,7 +637,7 @@ r ".lo_text, " r ".hi_text, " r ".top_id"
 "           WHERE e.txid IS NOT NULL AND e.tenant OPERATOR(pg_catalog.>) u.tenant" \
 "           ORDER BY e.tenant LIMIT 1) n" \
 "), fresh_hooks AS (" \
-"    SELECT k.* FROM log_tenants u" \
+"    SELECT k.*, pg_catalog.random() AS turn FROM log_tenants u" \
 "      CROSS JOIN LATERAL (SELECT e.txid FROM webhook.event e" \
 "                           WHERE e.tenant OPERATOR(pg_catalog.=) u.tenant" \
 "                             AND e.txid IS NOT NULL" \
