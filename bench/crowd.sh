@@ -10,10 +10,15 @@
 # its rate alone; less means the crowd's hooks cost the worker more than
 # the requests they were given.
 #
-#   bench/crowd.sh [runs=3] [events=10000] [hook counts="10 100 1000"]
+# With "replay", the crowd's events are first delivered, then replayed to
+# each of its hooks (webhook.replay()): its backlog is of due deliveries,
+# rows of webhook.delivery, instead of events its hooks' cursors have not
+# read.
+#
+#   bench/crowd.sh [runs=3] [events=10000] [hook counts="10 100 1000"] [log|replay]
 cd "$(dirname "$0")/.."
 source test/cluster.sh
-runs=${1:-3}; events=${2:-10000}; counts=${3:-10 100 1000}
+runs=${1:-3}; events=${2:-10000}; counts=${3:-10 100 1000}; backlog=${4:-log}
 port=${BENCH_HTTP_PORT:-18200}
 
 bench_start_cluster "webhook.enabled = off"
@@ -43,8 +48,20 @@ run() {
     bench_psql -c "ALTER SYSTEM SET webhook.enabled = off" -c "SELECT pg_reload_conf()" >/dev/null
     bench_psql -c "TRUNCATE webhook.event, webhook.delivery, webhook.attempt" \
         -c "SELECT count(webhook.emit('INVOICE_PAID', jsonb_build_object('n', g), tenant => 'crowd'))
-              FROM generate_series(1, $1) g" \
-        -c "SELECT count(webhook.emit('ORDER_CREATE', jsonb_build_object('n', g), tenant => 'lone'))
+              FROM generate_series(1, $1) g" >/dev/null
+    if [ "$backlog" = replay ] && [ "$1" -gt 0 ]; then
+        bench_psql -c "ALTER SYSTEM SET webhook.enabled = on" -c "SELECT pg_reload_conf()" >/dev/null
+        local until=$((SECONDS + 300))
+        while [ "$(bench_psql -c "SELECT count(*) FROM webhook.attempt WHERE status_code = 204")" -lt \
+                "$(bench_psql -c "SELECT $1 * count(*) FROM webhook.hook WHERE path LIKE '/crowd/%'")" ] &&
+              [ "$SECONDS" -lt "$until" ]; do
+            sleep 0.2
+        done
+        bench_psql -c "ALTER SYSTEM SET webhook.enabled = off" -c "SELECT pg_reload_conf()" \
+            -c "SELECT count(webhook.replay(id, '-infinity')) FROM webhook.hook
+                 WHERE path LIKE '/crowd/%'" -c "TRUNCATE webhook.attempt" >/dev/null
+    fi
+    bench_psql -c "SELECT count(webhook.emit('ORDER_CREATE', jsonb_build_object('n', g), tenant => 'lone'))
               FROM generate_series(1, $events) g" >/dev/null
     local lone="SELECT count(*) FROM webhook.attempt a JOIN webhook.hook h ON h.id = a.hook_id
                  WHERE h.path = '/lone' AND a.status_code = 204"
@@ -69,5 +86,5 @@ for n in $counts; do
     done
     a=$(awk -v n="$n" '$1=="alone" && $2==n {print $3}' "$BENCH_DIR/results" | median)
     c=$(awk -v n="$n" '$1=="crowd" && $2==n {print $3}' "$BENCH_DIR/results" | median)
-    echo "median: $n crowd hooks: the lone hook alone $a req/s, beside them $c; ratio $(echo "$c $a" | awk '{printf "%.2f", $1/$2}')"
+    echo "median: $n crowd hooks ($backlog): the lone hook alone $a req/s, beside them $c; ratio $(echo "$c $a" | awk '{printf "%.2f", $1/$2}')"
 done

@@ -104,9 +104,9 @@
 #define REQUEST_COLUMNS 32
 /*
  * and the claim's: the event, the positions, and the order kept
- * (read_from_row())
+ * (read_from_row()), and whether hooks were left out (READERS_CUT)
  */
-#define CLAIM_COLUMNS (REQUEST_COLUMNS + 15)
+#define CLAIM_COLUMNS (REQUEST_COLUMNS + 16)
 /* the claim's parameters */
 #define CLAIM_ARGS 27
 #define REQUEST_SELECT \
@@ -363,33 +363,39 @@ HELD_POSITION \
 /*
  * The hooks a claim reads (hooks_read): of the hooks that may have work
  * (fresh_hooks), those of the order asked, active, of this worker's
- * transports with room, and of each tenant no more than its share of the
- * claim's limit ($1) among the tenants there, in their turn (fresh_hooks'
- * turn: the worker's order, or a random one at a full look); of each
- * transport no more than its room.  Each hook read costs a claim its
- * position and four probes of the log, however few of its events are
- * taken, and a tenant is taken no more than its share anyway: read whole,
- * a tenant's 1,000 busy hooks made each claim cost 14 ms, and its 2,000
- * some 2 s (at a full look, a second of every claim's comparisons grows
- * with the hooks read squared), which cut another tenant's one hook from
- * 7,700 requests a second to 1,800, and to 41 (bench/crowd.sh).
+ * transports with room (hooks_listed); of those, no more of a transport's
+ * than its room, and then no more of a tenant's than its share of the
+ * claim's limit ($1) among the tenants left, each in its turn (fresh_hooks'
+ * turn: the worker's order, or a random one at a full look).  Each hook
+ * read costs a claim its position and four probes of the log, however few
+ * of its events are taken, and a tenant is taken no more than its share
+ * anyway: read whole, a tenant's 1,000 busy hooks made each claim cost
+ * 14 ms, and its 2,000 some 2 s (a full look's cursor moves compared each
+ * hook read with each event read), which cut another tenant's one hook
+ * from 7,700 requests a second to 1,800, and to 41 (bench/crowd.sh).  A
+ * claim that left hooks out says so (READERS_CUT): the worker then claims
+ * again as for a backlog, which the hooks left out may have.
  */
 #define HOOKS_READ(order) \
-"hooks_read AS (" \
+"hooks_listed AS (" \
+"    SELECT h.id, h.ordered, t.id AS transport_id, t.tenant, r.room, h.turn," \
+"           pg_catalog.row_number() OVER (PARTITION BY t.id ORDER BY h.turn) AS transport_turn" \
+HOOKS_WITH_ROOM("fresh_hooks") \
+"     WHERE h.active AND h.disabled_reason IS NULL AND r.room > 0 AND " order##_KINDS \
+"       AND t.id OPERATOR(pg_catalog.%) $5 OPERATOR(pg_catalog.=) $6" \
+"), hooks_read AS (" \
 "    SELECT x.* FROM (" \
 "        SELECT y.*, pg_catalog.max(y.tenant_no) OVER () AS n_tenants FROM (" \
-"            SELECT h.id, h.ordered, t.id AS transport_id, t.tenant, r.room," \
-"                   pg_catalog.dense_rank() OVER (ORDER BY t.tenant) AS tenant_no," \
-"                   pg_catalog.row_number() OVER (PARTITION BY t.tenant ORDER BY h.turn)" \
-"                       AS tenant_turn," \
-"                   pg_catalog.row_number() OVER (PARTITION BY t.id ORDER BY h.turn)" \
-"                       AS transport_turn" \
-HOOKS_WITH_ROOM("fresh_hooks") \
-"             WHERE h.active AND h.disabled_reason IS NULL AND r.room > 0 AND " order##_KINDS \
-"               AND t.id OPERATOR(pg_catalog.%) $5 OPERATOR(pg_catalog.=) $6) y) x" \
-"     WHERE x.transport_turn OPERATOR(pg_catalog.<=) x.room" \
-"       AND x.tenant_turn OPERATOR(pg_catalog.<=) pg_catalog.ceil($1::float8 / x.n_tenants)" \
+"            SELECT z.*, pg_catalog.dense_rank() OVER (ORDER BY z.tenant) AS tenant_no," \
+"                   pg_catalog.row_number() OVER (PARTITION BY z.tenant ORDER BY z.turn)" \
+"                       AS tenant_turn" \
+"              FROM hooks_listed z" \
+"             WHERE z.transport_turn OPERATOR(pg_catalog.<=) z.room) y) x" \
+"     WHERE x.tenant_turn OPERATOR(pg_catalog.<=) pg_catalog.ceil($1::float8 / x.n_tenants)" \
 ")"
+#define READERS_CUT \
+"(SELECT pg_catalog.count(*) FROM hooks_listed)" \
+" OPERATOR(pg_catalog.>) (SELECT pg_catalog.count(*) FROM hooks_read)"
 /*
  * How many events the hook h reads (its take): its transport's room, but
  * no more than its share of the claim's limit ($1), which the ranking
@@ -419,7 +425,7 @@ HOOKS_WITH_ROOM("fresh_hooks") \
 "                                / " h ".n_short)" \
 "           ELSE pg_catalog.ceil($1::float8 / " h ".n_hooks) END)::bigint"
 /*
- * The hooks read (fresh_hooks) at their positions, those of the order
+ * The hooks read (hooks_read) at their positions, those of the order
  * asked (above), and what each reads: FRESH, or FRESH_OF_HELD when the
  * worker holds the position of every hook of $16 (a claim's plan is
  * started whole: see CLAIM_HEAD).  What an ordered hook reads is cut by
@@ -925,7 +931,7 @@ HOOKS_WITH_ROOM("webhook.hook") \
 ")" \
 REQUEST_SELECT ", c.event_id, c.held, c.from_lo, c.from_hi, c.from_last_txid," \
 "       c.from_last_id, " CURSOR_AFTER("c") "," \
-"       c.in_order, c.group_key, c.waits, c.rank" \
+"       c.in_order, c.group_key, c.waits, c.rank, " READERS_CUT \
 "  FROM claimed c" \
 REQUEST_JOINS("(SELECT c.uid, c.event_tenant AS tenant, c.event_type, c.resource," \
               "        c.resource_id, c.payload, c.previous, c.created_at)")
@@ -1751,12 +1757,14 @@ holds_all(const Datum *hook_ids, int n, const HeldPositions *pos)
  * held->new_tenant_bytes), but for the last.  What an ordered hook's read
  * stops before is let go at once (order.c).
  * Returns the number the claim took, of those let go too: a full claim
- * (limit) means a backlog.
+ * (limit) means a backlog; and, with some taken, in *readers_cut whether it
+ * left out hooks that may have work (HOOKS_READ), which means one too.
  */
 int
 queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
-			dlist_head *claimed)
+			dlist_head *claimed, bool *readers_cut)
 {
+	bool		isnull;
 	Oid			types[CLAIM_ARGS] = {INT4OID, INT8ARRAYOID, INT4ARRAYOID, INT8ARRAYOID,
 		INT8OID, INT8OID, INT8ARRAYOID, TIMESTAMPTZARRAYOID,
 		TEXTARRAYOID, INT4ARRAYOID, INT8ARRAYOID, FLOAT8ARRAYOID,
@@ -1876,6 +1884,8 @@ queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 			set_floor(req->hook_id, Min(req->floor_at, oldest));
 		reqs[i] = req;
 	}
+	*readers_cut = SPI_processed > 0 &&
+		DatumGetBool(column_value(reader, REQUEST_COLUMNS + 16, &isnull));
 	order_reads(reqs, (int) SPI_processed, held->groups, held->n_groups);
 	n_claims++;
 	ret = (int) SPI_processed;

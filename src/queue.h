@@ -67,7 +67,7 @@ typedef struct QueueHeld
 
 extern void queue_set_partition(int index, int n_workers);
 extern int	queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
-						dlist_head *claimed);
+						dlist_head *claimed, bool *readers_cut);
 /* When the earliest retry that a record scheduled for a hook is due. */
 typedef struct QueueRetry
 {

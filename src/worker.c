@@ -458,7 +458,8 @@ some_room_full(void)
  * work: those that commits named since the last claim (their news,
  * shmem.c), those with retries due (retry_hooks), those whose requests the
  * worker holds, and the "recent" ones: named, claimed from or let go in
- * the last RECENT_MS.  It looks at every hook with a delivery due (a full
+ * the last RECENT_MS (MAX_HOOKS_AT of them at most: note_recent_hook()).
+ * It looks at every hook with a delivery due (a full
  * look, which finds those in the due index itself: one probe per hook with
  * unfinished deliveries, none for the others; queue.c) once every
  * POLL_INTERVAL_MS, which finds within a second or two what nothing named
@@ -478,6 +479,7 @@ static int64 news_ids[WEBHOOK_MAX_NEWS];
 static int	n_news_ids = 0;
 
 static HookAt *recent_hooks = NULL;	/* when each was last noted */
+static bool readers_cut = false;	/* the last claim left some of them out */
 static int	n_recent_hooks = 0;
 
 /*
@@ -511,17 +513,19 @@ note_recent_hook(int64 hook_id)
 	int			i;
 
 	/*
-	 * The list full, the hook takes the place of the one noted longest
-	 * ago: a tenant's busy hooks, each noted at every claim of it, would
-	 * otherwise keep every other tenant's out of it, and their claims to
-	 * a full look a second.  The one put out waits for a full look, or
-	 * its next news.
+	 * The list full, the hook takes the place of the one noted longest ago
+	 * of those whose last read took all there was (or, if none, of all): a
+	 * tenant's busy hooks, each noted at every claim of it, would otherwise
+	 * keep every other tenant's out of it, and their claims to a full look
+	 * a second.  The one put out waits for a full look, or its next news.
 	 */
 	if (recent == NULL)
 	{
 		recent = &recent_hooks[0];
 		for (i = 1; i < n_recent_hooks; i++)
-			if (recent_hooks[i].at < recent->at)
+			if ((recent->more && !recent_hooks[i].more) ||
+				(recent->more == recent_hooks[i].more &&
+				 recent_hooks[i].at < recent->at))
 				recent = &recent_hooks[i];
 		recent->hook_id = hook_id;
 		recent->more = true;
@@ -586,8 +590,8 @@ recent_hooks_may_have_due(void)
  * first; then the recent ones whose last read stopped short of their
  * log's end (more), then the others, each from a random place in the
  * list, so that each of a tenant's many busy hooks has its turn; then
- * those whose requests the worker holds (recent too, unless the list
- * overflowed).  Taken from a random place regardless of more, a drain
+ * those whose requests the worker holds (recent too, unless put out of
+ * the list when it was full).  Taken from a random place regardless of more, a drain
  * of 200 hooks of one tenant read those already drained half the time,
  * found nothing, and waited for the poll: 1,400 requests a second
  * against 2,900.
@@ -601,8 +605,9 @@ hooks_to_look_at(QueueHeld *h, TimestampTz now)
 	int			start;
 	int			pass;
 
+	/* the recent hooks counted at their most: those named now join them */
 	h->only_hooks = palloc(sizeof(Datum) *
-						   (n_retry_hooks + n_news_ids + n_recent_hooks + n_held + 1));
+						   (n_retry_hooks + n_news_ids + MAX_HOOKS_AT + n_held + 1));
 	h->n_only_hooks = 0;
 	next_retry_at = 0;
 	for (i = 0; i < n_retry_hooks; i++)
@@ -924,7 +929,8 @@ claim(int limit, dlist_head *claimed)
 
 	cursor_held_positions(&h.positions);
 	h.claim = ++n_claims;
-	n = queue_claim(limit, &h, request_cxt, claimed);
+	readers_cut = false;		/* unless the claim says so */
+	n = queue_claim(limit, &h, request_cxt, claimed, &readers_cut);
 	if (h.with_ordered)
 	{
 		TimestampTz end = GetCurrentTimestamp();
@@ -1981,12 +1987,13 @@ record_and_claim(void)
 	if (limit > 0)
 	{
 		/*
-		 * a full claim, or a hook's read that stopped short of its log,
-		 * means a backlog: claim again as room allows (not after a failed
-		 * exchange, whose claim may not have run: n_claims is the one
-		 * before)
+		 * a full claim, a hook's read that stopped short of its log, or
+		 * hooks left out of the reads, means a backlog: claim again as
+		 * room allows (not after a failed exchange, whose claim may not
+		 * have run: n_claims is the one before)
 		 */
-		backlog = claimed > 0 && (claimed == limit || cursor_read_short(n_claims));
+		backlog = claimed > 0 &&
+			(claimed == limit || cursor_read_short(n_claims) || readers_cut);
 		claim_due = backlog;
 		claim_now = false;
 		batch_wait_from = 0;
