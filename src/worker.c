@@ -931,6 +931,16 @@ claim(int limit, dlist_head *claimed)
 	h.claim = ++n_claims;
 	readers_cut = false;		/* unless the claim says so */
 	n = queue_claim(limit, &h, request_cxt, claimed, &readers_cut);
+	/*
+	 * A full look that left hooks out looks again once FULL_LOOK_MIN_MS
+	 * have passed: what no news named (one commit's events for more hooks
+	 * than it holds, say) only a full look finds.
+	 */
+	if (readers_cut && h.only_hooks == NULL)
+	{
+		full_look_due = true;
+		full_look_at = TimestampTzPlusMilliseconds(last_full_look, FULL_LOOK_MIN_MS);
+	}
 	if (h.with_ordered)
 	{
 		TimestampTz end = GetCurrentTimestamp();
