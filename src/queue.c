@@ -265,9 +265,12 @@
  * another database or cluster (a restore: spill() adopts it), is not read
  * this time.  A hook
  * with nothing to read and nothing held moves its stored cursor to the
- * claim's snapshot at a full look (once a second), so that a hook that
- * has nothing of a busy tenant's events reads at most a second of them at
- * a time, and a claim writes no other cursor.
+ * claim's snapshot at a full look (once a second) that reads it, so that
+ * a hook that has nothing of a busy tenant's events reads at most a
+ * second of them at a time, and a claim writes no other cursor.  (A
+ * tenant with more hooks than its share of a claim has them read in
+ * turn, HOOKS_READ: each such hook's cursor moves at one full look of
+ * every so many, and reads that much more of its tenant's log.)
  */
 /*
  * An arm of the read: events of the hook's tenant and of transactions past

@@ -54,8 +54,10 @@ typedef struct QueueHeld
 	int64		new_tenant_bytes;	/* and of any other tenant */
 	bool		with_ordered;	/* whether to claim for ordered hooks too */
 	int			n_only_hooks;
-	Datum	   *only_hooks;		/* int8: the unordered hooks to look at; NULL
-								 * for every one with a delivery due */
+	Datum	   *only_hooks;		/* int8: the unordered hooks to look at, in
+								 * the order a tenant's are read (each at its
+								 * first place); NULL for every one with a
+								 * delivery due */
 	bool		with_due;		/* whether some of them may have a delivery
 								 * due, or only their logs are read */
 	HeldPositions positions;	/* where to read the hooks it follows from */

@@ -502,8 +502,8 @@ static TimestampTz due_hooks_overflow_at = 0;
 /*
  * The hook may have work: look at it until RECENT_MS have passed without
  * it being named, claimed from or let go again (a hook whose tenant has no
- * room left is not claimed from, and must still be looked at once it has).
- * Returns its entry.
+ * room left is not claimed from, and must still be looked at once it has),
+ * or until a full list puts it out (below).  Returns its entry.
  */
 static HookAt *
 note_recent_hook(int64 hook_id)
