@@ -14,9 +14,10 @@
  *	2. record_and_claim(): in one short transaction, record the attempts
  *	   that finished and claim due deliveries within what it may hold, if
  *	   woken (a committed transaction enqueued work), if room that work
- *	   may wait for was just freed, if the last claim was full or read a
- *	   hook short of its log (a backlog: its claims wait until no more
- *	   is held than half what may be in flight, BATCH_WAIT_MS at most),
+ *	   may wait for was just freed, if the last claim was full, read a
+ *	   hook short of its log or left hooks out (a backlog: its claims
+ *	   wait until no more is held than half what may be in flight,
+ *	   BATCH_WAIT_MS at most),
  *	   when a retry it scheduled comes due, or once a second (retries
  *	   others made due: a restarted worker's, say); finished attempts
  *	   wait for the next claim, at most RECORD_DELAY_MS;
@@ -466,9 +467,11 @@ some_room_full(void)
  * (a hook enabled again, retries scheduled by another worker, a due time an
  * admin wrote); and sooner, but never within FULL_LOOK_MIN_MS of the last,
  * when it must: at the start, after a failed claim (the news it took is
- * lost), and when news says that hooks it cannot name have work (a COMMIT
- * PREPARED, webhook.wake(), more hooks than the news holds).  So no tenant
- * can make it look at every hook more than four times a second.
+ * lost), when news says that hooks it cannot name have work (a COMMIT
+ * PREPARED, webhook.wake(), more hooks than the news holds), and when a
+ * full look left hooks out (queue.c, HOOKS_READ), each counted from the
+ * last one's end.  So no tenant can make it look at every hook more than
+ * four times a second.
  */
 #define RECENT_MS 10000
 #define FULL_LOOK_MIN_MS 250
@@ -517,7 +520,9 @@ note_recent_hook(int64 hook_id)
 	 * of those whose last read took all there was (or, if none, of all): a
 	 * tenant's busy hooks, each noted at every claim of it, would otherwise
 	 * keep every other tenant's out of it, and their claims to a full look
-	 * a second.  The one put out waits for a full look, or its next news.
+	 * a second.  The one put out waits for a full look, or its next news
+	 * (looked at meanwhile only while the worker holds requests of it): a
+	 * hook waiting for its tenant's room, not noted meanwhile, may be it.
 	 */
 	if (recent == NULL)
 	{
@@ -547,7 +552,8 @@ note_due_hook(int64 hook_id)
 		due->at = now;
 	else
 		due_hooks_overflow_at = now;
-	note_recent_hook(hook_id);
+	/* it has work: kept before those that have none when the list is full */
+	note_recent_hook(hook_id)->more = true;
 }
 
 /* Forget the hooks of list not noted for RECENT_MS. */
@@ -933,13 +939,18 @@ claim(int limit, dlist_head *claimed)
 	n = queue_claim(limit, &h, request_cxt, claimed, &readers_cut);
 	/*
 	 * A full look that left hooks out looks again once FULL_LOOK_MIN_MS
-	 * have passed: what no news named (one commit's events for more hooks
-	 * than it holds, say) only a full look finds.
+	 * have passed since it ended: what no news named (one commit's events
+	 * for more hooks than it holds, say) only a full look finds.
 	 */
-	if (readers_cut && h.only_hooks == NULL)
+	if (h.only_hooks == NULL)
 	{
-		full_look_due = true;
-		full_look_at = TimestampTzPlusMilliseconds(last_full_look, FULL_LOOK_MIN_MS);
+		/* the next full look's time counts from this one's end */
+		last_full_look = GetCurrentTimestamp();
+		if (readers_cut)
+		{
+			full_look_due = true;
+			full_look_at = TimestampTzPlusMilliseconds(last_full_look, FULL_LOOK_MIN_MS);
+		}
 	}
 	if (h.with_ordered)
 	{
@@ -998,6 +1009,17 @@ claim(int limit, dlist_head *claimed)
 			req->body_len = 0;
 		}
 	}
+
+	/*
+	 * A claim that took some and left no hook out read every hook it
+	 * looked at: those it took nothing of have nothing more (news of an
+	 * event an earlier claim read left some marked, ahead in their
+	 * tenant's turn)
+	 */
+	if (n > 0 && !readers_cut && h.only_hooks != NULL)
+		for (i = 0; i < n_recent_hooks; i++)
+			if (recent_hooks[i].more_claim != h.claim)
+				recent_hooks[i].more = false;
 	return n;
 }
 
@@ -1875,8 +1897,9 @@ join_database(Datum main_arg)
 
 /*
  * The loop's state between its steps: whether a claim is due, and for a
- * reason that does not wait (claim_now), whether the last one was full or
- * read a hook short of its log's end (a backlog), when it was, since when
+ * reason that does not wait (claim_now), whether the last one was full,
+ * read a hook short of its log's end or left hooks out (a backlog), when
+ * it was, since when
  * a backlog's claim waits for room, and when the next request held back by
  * its rate and the next pruning batch may go.
  */
