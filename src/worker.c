@@ -597,10 +597,10 @@ recent_hooks_may_have_due(void)
  * log's end (more), then the others, each from a random place in the
  * list, so that each of a tenant's many busy hooks has its turn; then
  * those whose requests the worker holds (recent too, unless put out of
- * the list when it was full).  Taken from a random place regardless of more, a drain
- * of 200 hooks of one tenant read those already drained half the time,
- * found nothing, and waited for the poll: 1,400 requests a second
- * against 2,900.
+ * the list when it was full).  Taken from a random place regardless of
+ * more, a drain of 200 hooks of one tenant read those already drained
+ * half the time, found nothing, and waited for the poll: 1,400 requests
+ * a second against 2,900.
  */
 static void
 hooks_to_look_at(QueueHeld *h, TimestampTz now)
