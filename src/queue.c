@@ -104,9 +104,10 @@
 #define REQUEST_COLUMNS 32
 /*
  * and the claim's: the event, the positions, and the order kept
- * (read_from_row()), and whether hooks were left out (READERS_CUT)
+ * (read_from_row()), whether hooks were left out (READERS_CUT), and the
+ * hooks read at a full look (READ_HOOKS)
  */
-#define CLAIM_COLUMNS (REQUEST_COLUMNS + 16)
+#define CLAIM_COLUMNS (REQUEST_COLUMNS + 17)
 /* the claim's parameters */
 #define CLAIM_ARGS 27
 #define REQUEST_SELECT \
@@ -378,10 +379,22 @@ HELD_POSITION \
  * anyway: read whole, a tenant's 1,000 busy hooks made each claim cost
  * 14 ms, and its 2,000 some 2 s (a full look's cursor moves compared each
  * hook read with each event read), which cut another tenant's one hook
- * from 7,700 requests a second to 1,800, and to 41 (bench/crowd.sh).  A
- * claim that left hooks out says so (READERS_CUT): the worker then claims
- * again as for a backlog, which the hooks left out may have.
+ * from 7,700 requests a second to 1,800, and to 41 (bench/crowd.sh).
+ *
+ * And, of the hooks the worker lists, no more tenants than would each be
+ * taken READ_AT_LEAST events, the first in its turn (each tenant's first
+ * hook's): the worker lists first the hooks with work that it took from
+ * least recently (worker.c), so that tenants take turns.  Read every one,
+ * 200 tenants' backlogs were 128 hooks read for an event each, 9.5 ms a
+ * claim of 128, and as many more hooks read for nothing at the end of a
+ * drain (4,300 requests a second, against 16,000 for one hook).  A full
+ * look, a few a second at most, reads every tenant's share: the hooks it
+ * read, taken from or not, are listed from then on (READ_HOOKS).
+ *
+ * A claim that left hooks out says so (READERS_CUT): the worker then
+ * claims again as for a backlog, which the hooks left out may have.
  */
+#define READ_AT_LEAST 4
 #define HOOKS_READ(order) \
 "hooks_listed AS (" \
 "    SELECT h.id, h.ordered, t.id AS transport_id, t.tenant, r.room, h.turn," \
@@ -392,16 +405,30 @@ HOOKS_WITH_ROOM("fresh_hooks") \
 "), hooks_read AS (" \
 "    SELECT x.* FROM (" \
 "        SELECT y.*, pg_catalog.max(y.tenant_no) OVER () AS n_tenants FROM (" \
-"            SELECT z.*, pg_catalog.dense_rank() OVER (ORDER BY z.tenant) AS tenant_no," \
-"                   pg_catalog.row_number() OVER (PARTITION BY z.tenant ORDER BY z.turn)" \
-"                       AS tenant_turn" \
-"              FROM hooks_listed z" \
-"             WHERE z.transport_turn OPERATOR(pg_catalog.<=) z.room) y) x" \
+"            SELECT z.*, pg_catalog.dense_rank() OVER (ORDER BY z.tenant_first, z.tenant)" \
+"                            AS tenant_no" \
+"              FROM (SELECT z.*, pg_catalog.min(z.turn) OVER w AS tenant_first," \
+"                           pg_catalog.row_number() OVER (w ORDER BY z.turn) AS tenant_turn" \
+"                      FROM hooks_listed z" \
+"                     WHERE z.transport_turn OPERATOR(pg_catalog.<=) z.room" \
+"                    WINDOW w AS (PARTITION BY z.tenant)) z) y" \
+"         WHERE $16 IS NULL" \
+"            OR y.tenant_no OPERATOR(pg_catalog.<=)" \
+"                   pg_catalog.ceil($1::float8 / " CppAsString2(READ_AT_LEAST) ")) x" \
 "     WHERE x.tenant_turn OPERATOR(pg_catalog.<=) pg_catalog.ceil($1::float8 / x.n_tenants)" \
 ")"
 #define READERS_CUT \
 "(SELECT pg_catalog.count(*) FROM hooks_listed)" \
 " OPERATOR(pg_catalog.>) (SELECT pg_catalog.count(*) FROM hooks_read)"
+/*
+ * A full look's hooks that read some of their logs (each read's first
+ * event), taken from or not: the worker lists them.  Those of a claim's
+ * requests alone, a full look of 200 tenants' backlogs took from 128, and
+ * the other 72 waited for the next full look, a second later.
+ */
+#define READ_HOOKS \
+"CASE WHEN $16 IS NULL" \
+"     THEN ARRAY(SELECT f.hook_id FROM fresh f WHERE f.rank = 1) END"
 /*
  * How many events the hook h reads (its take): its transport's room, but
  * no more than its share of the claim's limit ($1), which the ranking
@@ -941,7 +968,7 @@ HOOKS_WITH_ROOM("webhook.hook") \
 ")" \
 REQUEST_SELECT ", c.event_id, c.held, c.from_lo, c.from_hi, c.from_last_txid," \
 "       c.from_last_id, " CURSOR_AFTER("c") "," \
-"       c.in_order, c.group_key, c.waits, c.rank, " READERS_CUT \
+"       c.in_order, c.group_key, c.waits, c.rank, " READERS_CUT ", " READ_HOOKS \
 "  FROM claimed c" \
 REQUEST_JOINS("(SELECT c.uid, c.event_tenant AS tenant, c.event_type, c.resource," \
               "        c.resource_id, c.payload, c.previous, c.created_at)")
@@ -1556,6 +1583,39 @@ column_text(RowReader *r, int col)
 }
 
 /*
+ * Until AtEOXact_GUC(true, the level returned), statements are planned
+ * (at their first run, for a kept plan) to read tables by their indexes
+ * only, in index order: no sequential nor bitmap scans.
+ */
+static int
+plan_by_index(void)
+{
+	int			nest_level = NewGUCNestLevel();
+
+	(void) set_config_option("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("enable_bitmapscan", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	return nest_level;
+}
+
+/* The values of arr, a bigint[] without nulls, copied into cxt; *n of them. */
+static int64 *
+int8_array_values(ArrayType *arr, MemoryContext cxt, int *n)
+{
+	Datum	   *elems;
+	int64	   *values;
+	int			i;
+
+	deconstruct_array(arr, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
+					  &elems, NULL, n);
+	values = MemoryContextAlloc(cxt, sizeof(int64) * Max(*n, 1));
+	for (i = 0; i < *n; i++)
+		values[i] = DatumGetInt64(elems[i]);
+	return values;
+}
+
+/*
  * A position of a hook's log from the columns of the row read from first
  * on: lo, hi, last_txid, last_id, and, with_top, top_id.
  */
@@ -1767,12 +1827,13 @@ holds_all(const Datum *hook_ids, int n, const HeldPositions *pos)
  * held->new_tenant_bytes), but for the last.  What an ordered hook's read
  * stops before is let go at once (order.c).
  * Returns the number the claim took, of those let go too: a full claim
- * (limit) means a backlog; and, with some taken, in *readers_cut whether it
- * left out hooks that may have work (HOOKS_READ), which means one too.
+ * (limit) means a backlog; and, with some taken, in notes whether it left
+ * out hooks that may have work (HOOKS_READ), which means one too, and the
+ * hooks a full look read (READ_HOOKS, allocated in parent).
  */
 int
 queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
-			dlist_head *claimed, bool *readers_cut)
+			dlist_head *claimed, ClaimNotes *notes)
 {
 	bool		isnull;
 	Oid			types[CLAIM_ARGS] = {INT4OID, INT8ARRAYOID, INT4ARRAYOID, INT8ARRAYOID,
@@ -1863,11 +1924,7 @@ queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 	 * bitmap scan of a hook's log, which loses its order, would read all of
 	 * the backlog to sort it, at every claim.
 	 */
-	nest_level = NewGUCNestLevel();
-	(void) set_config_option("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	(void) set_config_option("enable_bitmapscan", "off", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
+	nest_level = plan_by_index();
 	if (held->only_hooks == NULL)
 		look = CLAIM_FULL;
 	else if (holds_all(held->only_hooks, held->n_only_hooks, pos))
@@ -1894,8 +1951,18 @@ queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 			set_floor(req->hook_id, Min(req->floor_at, oldest));
 		reqs[i] = req;
 	}
-	*readers_cut = SPI_processed > 0 &&
+	notes->readers_cut = SPI_processed > 0 &&
 		DatumGetBool(column_value(reader, REQUEST_COLUMNS + 16, &isnull));
+	notes->n_read_hooks = 0;
+	notes->read_hooks = NULL;
+	if (SPI_processed > 0)
+	{
+		Datum		read_hooks = column_value(reader, REQUEST_COLUMNS + 17, &isnull);
+
+		if (!isnull)
+			notes->read_hooks = int8_array_values(DatumGetArrayTypeP(read_hooks), parent,
+												  &notes->n_read_hooks);
+	}
 	order_reads(reqs, (int) SPI_processed, held->groups, held->n_groups);
 	n_claims++;
 	ret = (int) SPI_processed;
@@ -2037,7 +2104,13 @@ queue_adopt_cursors(void)
  * recorded to (moves->to); but not one that another has moved since, nor
  * one that another transaction holds: the worker never waits.  Sets
  * *moved (in the caller's memory context) to the hooks whose cursors
- * moved, and returns how many.  Caller is in a transaction.
+ * moved, and returns how many.  Caller is in a transaction.  Each move
+ * finds its cursor by its key (the only condition on the cursors that an
+ * index serves), and the cursors locked are listed once:
+ * planned as it came (the cursors read whole, each compared with each
+ * move, its snapshots printed for each, and the locked ones read again
+ * for each), it took 22 ms for 128 moves, every CURSOR_MOVE_MS (worker.c)
+ * beside 200 tenants' backlogs.
  */
 static const char *move_cursors_sql =
 "WITH m AS ("
@@ -2049,6 +2122,10 @@ static const char *move_cursors_sql =
 "                             pg_catalog.unnest($10::bigint[]))"
 "           AS m(hook_id, from_lo, from_hi, from_last_txid, from_last_id,"
 "                lo, hi, last_txid, last_id, top_id)"
+"), locked AS ("
+"    SELECT y.hook_id FROM webhook_internal.cursor y"
+"     WHERE y.hook_id OPERATOR(pg_catalog.=) ANY ($1)"
+"       FOR NO KEY UPDATE SKIP LOCKED"
 "), updated AS ("
 "    UPDATE webhook_internal.cursor x"
 "       SET lo = m.lo::pg_catalog.pg_snapshot, hi = m.hi::pg_catalog.pg_snapshot,"
@@ -2060,9 +2137,7 @@ static const char *move_cursors_sql =
 "       AND x.last_txid::text IS NOT DISTINCT FROM m.from_last_txid"
 "       AND coalesce(x.last_id, 0) = m.from_last_id"
 "       AND x.system_identifier = $11 AND x.database = $12"
-"       AND x.hook_id IN (SELECT y.hook_id FROM webhook_internal.cursor y"
-"                          WHERE y.hook_id OPERATOR(pg_catalog.=) ANY ($1)"
-"                            FOR NO KEY UPDATE SKIP LOCKED)"
+"       AND m.hook_id OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT k.hook_id FROM locked k))"
 "    RETURNING x.hook_id"
 "), inserted AS ("
 "    INSERT INTO webhook_internal.cursor"
@@ -2153,6 +2228,7 @@ queue_move_cursors(const CursorMoves *moves, int64 **moved)
 	INT8ARRAYOID, INT8OID, OIDOID};
 	Datum		values[12];
 	int			n = moves->n;
+	int			nest_level;
 
 	from_values(moves, values);
 	values[5] = array_of(moves->to.lo, NULL, n, TEXTOID);
@@ -2163,9 +2239,11 @@ queue_move_cursors(const CursorMoves *moves, int64 **moved)
 	values[10] = Int64GetDatum((int64) GetSystemIdentifier());
 	values[11] = ObjectIdGetDatum(MyDatabaseId);
 	spi_connect_checked();
+	nest_level = plan_by_index();
 	spi_check(SPI_execute_plan(spi_kept_plan(&move_plan, move_cursors_sql, 12, types, 0),
 							   values, NULL, false, 0),
 			  SPI_OK_SELECT, false, "moving the log's cursors");
+	AtEOXact_GUC(true, nest_level);
 	return hooks_of_result(cxt, moved);
 }
 

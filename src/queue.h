@@ -67,9 +67,18 @@ typedef struct QueueHeld
 	uint64		claim;			/* this claim's number */
 } QueueHeld;
 
+/* What a claim tells of the hooks it read, beside its requests. */
+typedef struct ClaimNotes
+{
+	bool		readers_cut;	/* it left out hooks that may have work */
+	int			n_read_hooks;
+	int64	   *read_hooks;		/* at a full look, the hooks that read some
+								 * of their logs, taken from or not */
+} ClaimNotes;
+
 extern void queue_set_partition(int index, int n_workers);
 extern int	queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
-						dlist_head *claimed, bool *readers_cut);
+						dlist_head *claimed, ClaimNotes *notes);
 /* When the earliest retry that a record scheduled for a hook is due. */
 typedef struct QueueRetry
 {

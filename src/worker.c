@@ -587,41 +587,74 @@ recent_hooks_may_have_due(void)
 }
 
 /*
+ * A recent hook with work (more), with when a claim last took from it
+ * (more_claim) and a random tie, in the order hooks_to_look_at() lists
+ * them: least recently taken from first.
+ */
+typedef struct HookTurn
+{
+	int64		hook_id;
+	uint64		took_at;
+	uint64		tie;
+} HookTurn;
+
+static int
+hook_turn_cmp(const void *a, const void *b)
+{
+	const HookTurn *x = a;
+	const HookTurn *y = b;
+
+	if (x->took_at != y->took_at)
+		return x->took_at < y->took_at ? -1 : 1;
+	if (x->tie != y->tie)
+		return x->tie < y->tie ? -1 : 1;
+	return 0;
+}
+
+/*
  * The hooks this claim looks at, into h: every one with a delivery due
  * (NULL), at a full look, or those that may have work.  Either way the
  * hooks whose retries are due become recent, and the next retry of the
  * others is waited for.  The hooks looked at are listed in the order in
- * which a claim reads a tenant's, when it has more than its share of the
- * claim (queue.c, HOOKS_READ): those that news or a retry named now
- * first; then the recent ones whose last read stopped short of their
- * log's end (more), then the others, each from a random place in the
- * list, so that each of a tenant's many busy hooks has its turn; then
- * those whose requests the worker holds (recent too, unless put out of
- * the list when it was full).  Taken from a random place regardless of
- * more, a drain of 200 hooks of one tenant read those already drained
- * half the time, found nothing, and waited for the poll: 1,400 requests
- * a second against 2,900.
+ * which a claim reads tenants, and a tenant's hooks, when there are more
+ * than its share of the claim (queue.c, HOOKS_READ): first the recent
+ * hooks with work (those that news or a retry named now, and those whose
+ * last read stopped short of their log's end: more), the one a claim took
+ * from least recently first, so that tenants with work and a tenant's
+ * busy hooks take turns; then those named now that a full list put out;
+ * then the other recent ones, from a random place in the list; then those
+ * whose requests the worker holds (recent too, unless put out of the list
+ * when it was full).  Taken from a random place regardless of more, a
+ * drain of 200 hooks of one tenant read those already drained half the
+ * time, found nothing, and waited for the poll: 1,400 requests a second
+ * against 2,900.  Named now listed first, tenants whose writers kept
+ * naming their hooks would have kept the others' backlogs out of claims
+ * that read a few tenants each.
  */
 static void
 hooks_to_look_at(QueueHeld *h, TimestampTz now)
 {
 	dlist_iter	iter;
+	HookTurn   *turns;
+	int64	   *named;
+	int			n_named = 0;
+	int			n_turns = 0;
 	int			i;
 	int			kept = 0;
 	int			start;
-	int			pass;
 
 	/* the recent hooks counted at their most: those named now join them */
 	h->only_hooks = palloc(sizeof(Datum) *
 						   (n_retry_hooks + n_news_ids + MAX_HOOKS_AT + n_held + 1));
 	h->n_only_hooks = 0;
+	named = palloc(sizeof(int64) * (n_retry_hooks + n_news_ids + 1));
 	next_retry_at = 0;
 	for (i = 0; i < n_retry_hooks; i++)
 	{
 		if (retry_hooks[i].at <= now)
 		{
 			note_due_hook(retry_hooks[i].hook_id);
-			h->only_hooks[h->n_only_hooks++] = Int64GetDatum(retry_hooks[i].hook_id);
+			named[n_named++] = retry_hooks[i].hook_id;
 		}
 		else
 		{
@@ -637,7 +670,7 @@ hooks_to_look_at(QueueHeld *h, TimestampTz now)
 			note_due_hook(-news_ids[i]);
 		else
 			note_recent_hook(news_ids[i])->more = true;
-		h->only_hooks[h->n_only_hooks++] = Int64GetDatum(Abs(news_ids[i]));
+		named[n_named++] = Abs(news_ids[i]);
 	}
 	n_news_ids = 0;
 
@@ -655,17 +688,29 @@ hooks_to_look_at(QueueHeld *h, TimestampTz now)
 		return;
 	}
 	h->with_due = recent_hooks_may_have_due();
+	turns = palloc(sizeof(HookTurn) * Max(n_recent_hooks, 1));
+	for (i = 0; i < n_recent_hooks; i++)
+	{
+		if (!recent_hooks[i].more)
+			continue;
+		turns[n_turns].hook_id = recent_hooks[i].hook_id;
+		turns[n_turns].took_at = recent_hooks[i].more_claim;
+		turns[n_turns].tie = pg_prng_uint64(&pg_global_prng_state);
+		n_turns++;
+	}
+	qsort(turns, n_turns, sizeof(HookTurn), hook_turn_cmp);
+	for (i = 0; i < n_turns; i++)
+		h->only_hooks[h->n_only_hooks++] = Int64GetDatum(turns[i].hook_id);
+	for (i = 0; i < n_named; i++)
+		h->only_hooks[h->n_only_hooks++] = Int64GetDatum(named[i]);
 	start = n_recent_hooks > 0 ?
 		(int) pg_prng_uint64_range(&pg_global_prng_state, 0, n_recent_hooks - 1) : 0;
-	for (pass = 0; pass < 2; pass++)
+	for (i = 0; i < n_recent_hooks; i++)
 	{
-		for (i = 0; i < n_recent_hooks; i++)
-		{
-			HookAt	   *recent = &recent_hooks[(start + i) % n_recent_hooks];
+		HookAt	   *recent = &recent_hooks[(start + i) % n_recent_hooks];
 
-			if (recent->more == (pass == 0))
-				h->only_hooks[h->n_only_hooks++] = Int64GetDatum(recent->hook_id);
-		}
+		if (!recent->more)
+			h->only_hooks[h->n_only_hooks++] = Int64GetDatum(recent->hook_id);
 	}
 	dlist_foreach(iter, &held)
 		h->only_hooks[h->n_only_hooks++] =
@@ -880,6 +925,7 @@ static int
 claim(int limit, dlist_head *claimed)
 {
 	QueueHeld	h;
+	ClaimNotes	notes;
 	int			capacity = QUEUE_HOLD_FACTOR * webhook_max_in_flight;
 	int			holding;
 	int			i;
@@ -935,8 +981,11 @@ claim(int limit, dlist_head *claimed)
 
 	cursor_held_positions(&h.positions);
 	h.claim = ++n_claims;
-	readers_cut = false;		/* unless the claim says so */
-	n = queue_claim(limit, &h, request_cxt, claimed, &readers_cut);
+	n = queue_claim(limit, &h, request_cxt, claimed, &notes);
+	readers_cut = notes.readers_cut;
+	/* a full look's reads that were not taken from are listed from now on */
+	for (i = 0; i < notes.n_read_hooks; i++)
+		note_recent_hook(notes.read_hooks[i])->more = true;
 	/*
 	 * A full look that left hooks out looks again once FULL_LOOK_MIN_MS
 	 * have passed since it ended: what no news named (one commit's events
