@@ -290,6 +290,49 @@ class FairShareTest(unittest.TestCase):
                      ' read for 1,000 events' % read)
         self.assertLess(read, 15 * 1000)
 
+    def test_tenants_with_backlogs_take_turns_a_few_at_a_time(self):
+        """300 tenants with a backlog of 20 events each, one commit's: more
+        hooks than its wake-up names (256), so a full look finds them, and
+        takes from 128 of them (the claim's limit).  Each claim then reads a
+        few tenants, those it took from least recently first.
+        - Every tenant's first request comes early: the tenants the full
+          look read and did not take from are listed from then on.  Before,
+          they waited for the next full look, while the claims drained the
+          others' backlogs: the last first request was the 5,334th, against
+          the 423rd to 538th here.
+        - A claim reads a few tenants' logs, each for a few events: 18.6
+          scans of the log's index an event here (full looks, once a
+          second, read every tenant's), 77.6 before (each claim read every
+          listed hook's log, for an event each or none)."""
+        prefix = harness.uniq('turns').lower()
+        self.addCleanup(cluster.psql,
+                        "SELECT webhook.delete_transport(id) FROM webhook.transport"
+                        " WHERE tenant LIKE %s" % lit(prefix + '%'))
+        cluster.psql("SELECT count(webhook.create_hook(webhook.create_transport("
+                     "           %s || g, %s, tenant => %s || g, max_in_flight => 64),"
+                     "       ARRAY[%s || g], path => %s || g))"
+                     "  FROM generate_series(1, 300) g"
+                     % (lit(prefix), lit(rx.url()), lit(prefix), lit(prefix.upper() + '_'),
+                        lit('/%s/' % prefix)))
+        scans = log_entries_read('idx_scan')
+        rx.clear()
+        cluster.psql("SELECT count(webhook.emit(%s || (g %% 300 + 1), jsonb_build_object('n', g),"
+                     "                          tenant => %s || (g %% 300 + 1)))"
+                     "  FROM generate_series(1, 6000) g"
+                     % (lit(prefix.upper() + '_'), lit(prefix)))
+        got = rx.wait_requests(6000, timeout=60, path=None)
+        scans = log_entries_read('idx_scan') - scans
+        first = {}
+        for i, req in enumerate(r for r in got if r.path.startswith('/%s/' % prefix)):
+            first.setdefault(req.path, i)
+        self.assertEqual(len(first), 300)
+        last_first = max(first.values())
+        harness.note('300 tenants with a backlog of 20 each: every one\'s first request'
+                     ' among the first %d; %.1f scans of the log\'s index an event'
+                     % (last_first + 1, scans / 6000))
+        self.assertLess(last_first, 1500, 'a tenant waited for the next full look')
+        self.assertLess(scans / 6000, 40)
+
 
 def due_index_scans():
     """Index scans of the claim's index since the server started (the
