@@ -339,7 +339,7 @@
 "                 $23[p.i] IS NOT NULL AS read_short, true AS held," \
 "                 NULL AS from_lo, NULL AS from_hi," \
 "                 NULL AS from_last_txid, NULL::bigint AS from_last_id" \
-"            FROM (SELECT pg_catalog.array_position($20::bigint[], h.id) AS i) p" \
+"            FROM (SELECT pg_catalog.array_position($20, h.id) AS i OFFSET 0) p" \
 "           WHERE p.i IS NOT NULL"
 /*
  * the stored cursors of the other hooks read (of this worker's transports:
@@ -381,15 +381,19 @@ HELD_POSITION \
  * hook read with each event read), which cut another tenant's one hook
  * from 7,700 requests a second to 1,800, and to 41 (bench/crowd.sh).
  *
- * And, of the hooks the worker lists, no more tenants than would each be
- * taken READ_AT_LEAST events, the first in its turn (each tenant's first
- * hook's): the worker lists first the hooks with work that it took from
- * least recently (worker.c), so that tenants take turns.  Read every one,
- * 200 tenants' backlogs were 128 hooks read for an event each, 9.5 ms a
- * claim of 128, and as many more hooks read for nothing at the end of a
- * drain (4,300 requests a second, against 16,000 for one hook).  A full
- * look, a few a second at most, reads every tenant's share: the hooks it
- * read, taken from or not, are listed from then on (READ_HOOKS).
+ * And, of the hooks the worker lists, no more tenants with a backlog (a
+ * hook whose position, held or stored, stopped short of its log's end)
+ * than would each be taken READ_AT_LEAST events, the first in turn (each
+ * tenant's first hook's turn): the worker lists first the hooks with work
+ * that it took from least recently (worker.c), so that such tenants take
+ * turns.  Read every one, 200 tenants' backlogs were 128 hooks read for an
+ * event each, 9.5 ms a claim of 128 (4,300 requests a second, against
+ * 16,000 for one hook).  The others, whose last read took all there was,
+ * are read whatever their number: news of theirs is not held back, and
+ * one that has nothing (its news was of what it read already, its work is
+ * a retry) cannot take a backlog's place.  A full look, a few a second at
+ * most, reads every tenant's share: the hooks it read, taken from or not,
+ * are listed from then on (READ_HOOKS).
  *
  * A claim that left hooks out says so (READERS_CUT): the worker then
  * claims again as for a backlog, which the hooks left out may have.
@@ -397,23 +401,32 @@ HELD_POSITION \
 #define READ_AT_LEAST 4
 #define HOOKS_READ(order) \
 "hooks_listed AS (" \
-"    SELECT h.id, h.ordered, t.id AS transport_id, t.tenant, r.room, h.turn," \
+"    SELECT h.id, h.ordered, t.id AS transport_id, t.tenant, r.room, h.turn, s.short," \
 "           pg_catalog.row_number() OVER (PARTITION BY t.id ORDER BY h.turn) AS transport_turn" \
 HOOKS_WITH_ROOM("fresh_hooks") \
+"      CROSS JOIN LATERAL (" \
+"          SELECT CASE WHEN p.i IS NOT NULL THEN $23[p.i] IS NOT NULL" \
+"                      ELSE EXISTS (SELECT FROM webhook_internal.cursor x" \
+"                                    WHERE x.hook_id = h.id AND x.last_txid IS NOT NULL)" \
+"                 END AS short" \
+"            FROM (SELECT pg_catalog.array_position($20, h.id) AS i OFFSET 0) p) s" \
 "     WHERE h.active AND h.disabled_reason IS NULL AND r.room > 0 AND " order##_KINDS \
 "       AND t.id OPERATOR(pg_catalog.%) $5 OPERATOR(pg_catalog.=) $6" \
 "), hooks_read AS (" \
 "    SELECT x.* FROM (" \
-"        SELECT y.*, pg_catalog.max(y.tenant_no) OVER () AS n_tenants FROM (" \
-"            SELECT z.*, pg_catalog.dense_rank() OVER (ORDER BY z.tenant_first, z.tenant)" \
-"                            AS tenant_no" \
+"        SELECT y.*, pg_catalog.count(*) FILTER (WHERE y.tenant_turn = 1) OVER () AS n_tenants" \
+"          FROM (" \
+"            SELECT z.*, pg_catalog.dense_rank() OVER (PARTITION BY z.tenant_short" \
+"                                                      ORDER BY z.tenant_first, z.tenant)" \
+"                            AS short_no" \
 "              FROM (SELECT z.*, pg_catalog.min(z.turn) OVER w AS tenant_first," \
+"                           pg_catalog.bool_or(z.short) OVER w AS tenant_short," \
 "                           pg_catalog.row_number() OVER (w ORDER BY z.turn) AS tenant_turn" \
 "                      FROM hooks_listed z" \
 "                     WHERE z.transport_turn OPERATOR(pg_catalog.<=) z.room" \
 "                    WINDOW w AS (PARTITION BY z.tenant)) z) y" \
-"         WHERE $16 IS NULL" \
-"            OR y.tenant_no OPERATOR(pg_catalog.<=)" \
+"         WHERE $16 IS NULL OR NOT y.tenant_short" \
+"            OR y.short_no OPERATOR(pg_catalog.<=)" \
 "                   pg_catalog.ceil($1::float8 / " CppAsString2(READ_AT_LEAST) ")) x" \
 "     WHERE x.tenant_turn OPERATOR(pg_catalog.<=) pg_catalog.ceil($1::float8 / x.n_tenants)" \
 ")"
@@ -426,9 +439,7 @@ HOOKS_WITH_ROOM("fresh_hooks") \
  * requests alone, a full look of 200 tenants' backlogs took from 128, and
  * the other 72 waited for the next full look, a second later.
  */
-#define READ_HOOKS \
-"CASE WHEN $16 IS NULL" \
-"     THEN ARRAY(SELECT f.hook_id FROM fresh f WHERE f.rank = 1) END"
+#define READ_HOOKS "ARRAY(SELECT f.hook_id FROM fresh f WHERE f.rank = 1)"
 /*
  * How many events the hook h reads (its take): its transport's room, but
  * no more than its share of the claim's limit ($1), which the ranking
@@ -926,7 +937,7 @@ HOOKS_WITH_ROOM("webhook.hook") \
  * read whole; one kept in the row, a few kilobytes at most, through the
  * claim's last sort).
  */
-#define CLAIM_TAIL \
+#define CLAIM_TAIL(read_hooks) \
 "), within_transports AS (" \
 "    SELECT c.*, pg_catalog.row_number() OVER" \
 "               (PARTITION BY c.tenant ORDER BY c.next_attempt_at) AS tn" \
@@ -968,7 +979,7 @@ HOOKS_WITH_ROOM("webhook.hook") \
 ")" \
 REQUEST_SELECT ", c.event_id, c.held, c.from_lo, c.from_hi, c.from_last_txid," \
 "       c.from_last_id, " CURSOR_AFTER("c") "," \
-"       c.in_order, c.group_key, c.waits, c.rank, " READERS_CUT ", " READ_HOOKS \
+"       c.in_order, c.group_key, c.waits, c.rank, " READERS_CUT ", " read_hooks \
 "  FROM claimed c" \
 REQUEST_JOINS("(SELECT c.uid, c.event_tenant AS tenant, c.event_type, c.resource," \
               "        c.resource_id, c.payload, c.previous, c.created_at)")
@@ -1004,20 +1015,25 @@ UNORDERED_CANDIDATES(LOOKED_AT_DUE) "    UNION ALL" FRESH_CANDIDATES(src)
  * a look's statements: of the unordered hooks only, and of the ordered ones
  * too (their logs read in order, and their rows' branch)
  */
-#define WITH_AND_WITHOUT_ORDERED(head, read, candidates, ordered_rows) \
-	{head(read(UNORDERED)) candidates("fresh") CLAIM_TAIL, \
+#define WITH_AND_WITHOUT_ORDERED(head, read, candidates, ordered_rows, tail) \
+	{head(read(UNORDERED)) candidates("fresh") tail, \
 	 head(read(IN_ORDER) ", " FRESH_IN_ORDER) candidates("fresh_in_order") \
-	 ordered_rows CLAIM_TAIL}
+	 ordered_rows tail}
+/* a listed claim's hooks are listed already: a full look's read (READ_HOOKS) */
+#define LISTED_TAIL CLAIM_TAIL("NULL::bigint[]")
+#define FULL_TAIL CLAIM_TAIL(READ_HOOKS)
 
 static const char *const claim_sql[CLAIM_LOOKS][2] = {
 	[CLAIM_LISTED] = WITH_AND_WITHOUT_ORDERED(LISTED_HEAD, FRESH, LISTED_DUE_AND_FRESH,
-											  ORDERED_CANDIDATES),
-	[CLAIM_LISTED_LOG] = WITH_AND_WITHOUT_ORDERED(LISTED_HEAD, FRESH, FRESH_CANDIDATES, ""),
+											  ORDERED_CANDIDATES, LISTED_TAIL),
+	[CLAIM_LISTED_LOG] = WITH_AND_WITHOUT_ORDERED(LISTED_HEAD, FRESH, FRESH_CANDIDATES, "",
+												  LISTED_TAIL),
 	[CLAIM_HELD] = WITH_AND_WITHOUT_ORDERED(LISTED_HEAD, FRESH_OF_HELD, LISTED_DUE_AND_FRESH,
-											ORDERED_CANDIDATES),
-	[CLAIM_HELD_LOG] = WITH_AND_WITHOUT_ORDERED(LISTED_HEAD, FRESH_OF_HELD, FRESH_CANDIDATES, ""),
+											ORDERED_CANDIDATES, LISTED_TAIL),
+	[CLAIM_HELD_LOG] = WITH_AND_WITHOUT_ORDERED(LISTED_HEAD, FRESH_OF_HELD, FRESH_CANDIDATES, "",
+												LISTED_TAIL),
 	[CLAIM_FULL] = WITH_AND_WITHOUT_ORDERED(FULL_HEAD, FRESH, FULL_DUE_AND_FRESH,
-											ORDERED_CANDIDATES)
+											ORDERED_CANDIDATES, FULL_TAIL)
 };
 
 /* The request a hook would be sent for an event (webhook.preview). */
@@ -1829,12 +1845,13 @@ holds_all(const Datum *hook_ids, int n, const HeldPositions *pos)
  * Returns the number the claim took, of those let go too: a full claim
  * (limit) means a backlog; and, with some taken, in notes whether it left
  * out hooks that may have work (HOOKS_READ), which means one too, and the
- * hooks a full look read (READ_HOOKS, allocated in parent).
+ * hooks a full look read (READ_HOOKS, in the caller's memory context).
  */
 int
 queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 			dlist_head *claimed, ClaimNotes *notes)
 {
+	MemoryContext caller_cxt = CurrentMemoryContext;
 	bool		isnull;
 	Oid			types[CLAIM_ARGS] = {INT4OID, INT8ARRAYOID, INT4ARRAYOID, INT8ARRAYOID,
 		INT8OID, INT8OID, INT8ARRAYOID, TIMESTAMPTZARRAYOID,
@@ -1960,7 +1977,7 @@ queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 		Datum		read_hooks = column_value(reader, REQUEST_COLUMNS + 17, &isnull);
 
 		if (!isnull)
-			notes->read_hooks = int8_array_values(DatumGetArrayTypeP(read_hooks), parent,
+			notes->read_hooks = int8_array_values(DatumGetArrayTypeP(read_hooks), caller_cxt,
 												  &notes->n_read_hooks);
 	}
 	order_reads(reqs, (int) SPI_processed, held->groups, held->n_groups);

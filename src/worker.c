@@ -682,6 +682,7 @@ hooks_to_look_at(QueueHeld *h, TimestampTz now)
 		last_full_look = now;
 		forget_old_hooks(recent_hooks, &n_recent_hooks, now);
 		pfree(h->only_hooks);
+		pfree(named);
 		h->only_hooks = NULL;
 		h->n_only_hooks = 0;
 		h->with_due = true;
