@@ -370,7 +370,7 @@ HELD_POSITION \
 /*
  * The hooks a claim reads (hooks_read): of the hooks that may have work
  * (fresh_hooks), those of the order asked, active, of this worker's
- * transports with room (hooks_listed); of those, no more of a transport's
+ * transports and tenants with room (hooks_listed); of those, no more of a transport's
  * than its room, and then no more of a tenant's than its share of the
  * claim's limit ($1) among the tenants left, each in its turn (fresh_hooks'
  * turn: the worker's order, or a random one at a full look).  Each hook
@@ -410,7 +410,9 @@ HOOKS_WITH_ROOM("fresh_hooks") \
 "                                    WHERE x.hook_id = h.id AND x.last_txid IS NOT NULL)" \
 "                 END AS short" \
 "            FROM (SELECT pg_catalog.array_position($20, h.id) AS i OFFSET 0) p) s" \
+"      CROSS JOIN LATERAL (SELECT pg_catalog.array_position($9, t.tenant) AS i OFFSET 0) q" \
 "     WHERE h.active AND h.disabled_reason IS NULL AND r.room > 0 AND " order##_KINDS \
+"       AND coalesce($10[q.i], $13) > 0 AND coalesce($17[q.i], $14) > 0" \
 "       AND t.id OPERATOR(pg_catalog.%) $5 OPERATOR(pg_catalog.=) $6" \
 "), hooks_read AS (" \
 "    SELECT x.* FROM (" \

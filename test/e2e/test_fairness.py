@@ -176,6 +176,44 @@ class FairShareTest(unittest.TestCase):
         sent = sorted(int(r.json()['data']['n']) for r in rx.requests(path=victim.path))
         self.assertEqual(sent, list(range(1, 301)))
 
+    def test_silent_tenants_with_backlogs_leave_a_backlog_its_pace(self):
+        """Eight tenants behind receivers that never answer, their backlogs
+        of 100 each made in one commit, beside another tenant's backlog of
+        300.  The first claim took all the worker may hold of the eight
+        (16 each, of 128), and what could not go waited behind what was in
+        flight until the receivers' timeouts: no claim could take another
+        tenant's request, and its backlog went at 9 in 30 s.  A tenant's
+        waiting requests beyond its share are let go (worker.c,
+        let_go_over_shares()), and a backlog's claim no longer waits for a
+        request to finish to wake the worker: all 300 in about a second.
+        Nor does a silent tenant hold a backlog's place in a claim that
+        reads a few (a tenant without room is not read)."""
+        silent = harness.RawServer()   # accepts, never answers
+        self.addCleanup(silent.close)
+        types = []
+        for i in range(8):
+            tenant = 'hog_silent_many_%d' % i
+            self.addCleanup(delete_tenant, tenant)
+            t = cluster.create_transport(base_url=silent.url(), tenant=tenant,
+                                         max_in_flight=200)
+            types.append(harness.uniq('SILENT'))
+            cluster.create_hook(t, [types[-1]], retry_schedule='{1 h}')
+        cluster.psql("SELECT webhook.emit(x.t, jsonb_build_object('n', g),"
+                     "                    tenant => 'hog_silent_many_' || (x.i - 1))"
+                     "  FROM unnest(%s::text[]) WITH ORDINALITY x(t, i), generate_series(1, 100) g"
+                     % lit('{%s}' % ','.join(types)))
+        cluster.wait_for("SELECT sum(in_flight) >= 32 FROM webhook_internal.workers()", 't',
+                         timeout=20)
+        victim = Hook('victim_silent_many', '/victim-silent-many')
+        t0 = time.monotonic()
+        cluster.psql("SELECT webhook.emit(%s, jsonb_build_object('n', g), tenant => %s)"
+                     "  FROM generate_series(1, 300) g"
+                     % (lit(victim.event_type), lit(victim.tenant)))
+        rx.wait_requests(300, path=victim.path, timeout=PROMPT * 6)
+        took = time.monotonic() - t0
+        harness.note('a backlog of 300 beside 8 silent tenants with backlogs: %.1f s' % took)
+        self.assertLess(took, PROMPT, "another tenant's backlog took %.1f s" % took)
+
     def test_a_tenant_of_many_busy_hooks_leaves_another_its_share(self):
         """A tenant with 40 busy hooks beside another with one: the
         other's backlog gets its share of each claim, not one event of it.
