@@ -81,6 +81,7 @@ typedef struct Attempt
 	TimestampTz floor_at;		/* when the claim took it, the due time it
 								 * had, for its hook's floor (queue.c); 0
 								 * for an ordered hook's, and in a preview */
+	TimestampTz claimed_at;		/* when the worker claimed it (worker.c) */
 
 	/* the outcome (http.c) */
 	TimestampTz started_at;

@@ -1017,6 +1017,7 @@ claim(int limit, dlist_head *claimed)
 	{
 		Attempt    *req = dlist_container(Attempt, node, iter.cur);
 
+		req->claimed_at = now;
 		if (req->read == NULL)
 			note_due_hook(req->hook_id);
 		else
@@ -1097,24 +1098,29 @@ drop_waiting(Attempt *req)
 }
 
 /*
- * Let go of the waiting requests of each tenant that holds more than its
- * share (tenant_share()) of what the worker may hold, or of the bytes, and
- * that has all its share of the slots in flight, the latest claimed
- * first.  A tenant claims its share of what the worker holds while it is
- * among few; once others hold requests too, its share is less, and what it
- * took beyond waits behind its requests in flight.  Behind receivers that
- * never answer, that is until their timeouts: eight such tenants held all
- * the worker may hold, no claim could take another tenant's request, and
- * its backlog of 300 went at 9 in 30 s (test_fairness).  What is let go
- * is claimed again in its turn.  Returns whether any was.
+ * Let go of the requests that have waited LET_GO_AFTER_MS or more, of each
+ * tenant that holds more than its share (tenant_share()) of what the
+ * worker may hold and has all its share of the slots in flight, the latest
+ * claimed first.  A tenant claims its share of what the worker holds while
+ * it is among few; once others hold requests too, its share is less, and
+ * what it took beyond waits behind its requests in flight.  Behind
+ * receivers that never answer, that is until their timeouts: eight such
+ * tenants held all the worker may hold, no claim could take another
+ * tenant's request, and its backlog of 300 went at 16 in 30 s
+ * (test_fairness).  Only what has waited: a share moves by a request or
+ * two whenever a tenant starts or stops holding requests, and what is let
+ * go at once would be claimed again at the next claim, a delivery row
+ * written and its body made again each time.  What is let go is claimed
+ * again in its turn.  Returns whether any was.
  */
+#define LET_GO_AFTER_MS 250
 static bool
 let_go_over_shares(void)
 {
 	int			holding = tenants_holding();
 	int64		share = tenant_share(QUEUE_HOLD_FACTOR * webhook_max_in_flight, holding);
-	int64		bytes_share = tenant_share(QUEUE_HOLD_BYTES, holding);
 	int64		in_flight_share = tenant_share(webhook_max_in_flight, holding);
+	TimestampTz now = GetCurrentTimestamp();
 	dlist_node *node;
 	dlist_node *prev;
 	bool		let_go = false;
@@ -1127,8 +1133,9 @@ let_go_over_shares(void)
 		TenantLoad *tenant = tenant_load(req->tenant);
 
 		prev = node->prev;
-		if (req->error != NULL || req->waits || tenant->in_flight < in_flight_share ||
-			(tenant->held <= share && tenant->bytes <= bytes_share))
+		if (req->error != NULL || req->waits || tenant->held <= share ||
+			tenant->in_flight < in_flight_share ||
+			!TimestampDifferenceExceeds(req->claimed_at, now, LET_GO_AFTER_MS))
 			continue;
 		drop_waiting(req);
 		let_go = true;

@@ -182,12 +182,13 @@ class FairShareTest(unittest.TestCase):
         300.  The first claim took all the worker may hold of the eight
         (16 each, of 128), and what could not go waited behind what was in
         flight until the receivers' timeouts: no claim could take another
-        tenant's request, and its backlog went at 9 in 30 s.  A tenant's
+        tenant's request, and its backlog went at 16 in 30 s.  A tenant's
         waiting requests beyond its share are let go (worker.c,
         let_go_over_shares()), and a backlog's claim no longer waits for a
-        request to finish to wake the worker: all 300 in about a second.
+        request to finish to wake the worker.
         Nor does a silent tenant hold a backlog's place in a claim that
-        reads a few (a tenant without room is not read)."""
+        reads a few (a tenant without room is not read).  A request is let
+        go once it has waited 250 ms: 2.2 to 3.3 s here."""
         silent = harness.RawServer()   # accepts, never answers
         self.addCleanup(silent.close)
         types = []
@@ -212,7 +213,7 @@ class FairShareTest(unittest.TestCase):
         rx.wait_requests(300, path=victim.path, timeout=PROMPT * 6)
         took = time.monotonic() - t0
         harness.note('a backlog of 300 beside 8 silent tenants with backlogs: %.1f s' % took)
-        self.assertLess(took, PROMPT, "another tenant's backlog took %.1f s" % took)
+        self.assertLess(took, PROMPT * 3, "another tenant's backlog took %.1f s" % took)
 
     def test_a_tenant_of_many_busy_hooks_leaves_another_its_share(self):
         """A tenant with 40 busy hooks beside another with one: the
