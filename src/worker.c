@@ -1120,13 +1120,19 @@ let_go_over_shares(void)
 	int			holding = tenants_holding();
 	int64		share = tenant_share(QUEUE_HOLD_FACTOR * webhook_max_in_flight, holding);
 	int64		in_flight_share = tenant_share(webhook_max_in_flight, holding);
-	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz now;
 	dlist_node *node;
 	dlist_node *prev;
 	bool		let_go = false;
+	int			i;
 
-	if (dlist_is_empty(&waiting))
+	/* most turns, no tenant is over its share: the waiting list is not read */
+	for (i = 0; i < n_tenant_loads; i++)
+		if (tenant_loads[i].held > share && tenant_loads[i].in_flight >= in_flight_share)
+			break;
+	if (i == n_tenant_loads)
 		return false;
+	now = GetCurrentTimestamp();
 	for (node = dlist_tail_node(&waiting); node != &waiting.head; node = prev)
 	{
 		Attempt    *req = dlist_container(Attempt, node, node);
