@@ -15,10 +15,13 @@
 # Its figures move with the machine's load: alternate it with another
 # build (PATH) to compare two.
 #
-#   bench/profile.sh [events=20000] [ordered=none] [resources=1000]
+# With tenants > 1, that many tenants of one transport and hook each
+# share the events (unordered).
+#
+#   bench/profile.sh [events=20000] [ordered=none] [resources=1000] [tenants=1]
 cd "$(dirname "$0")/.."
 source test/cluster.sh
-events=${1:-20000}; ordered=${2:-none}; resources=${3:-1000}
+events=${1:-20000}; ordered=${2:-none}; resources=${3:-1000}; tenants=${4:-1}
 port=${BENCH_HTTP_PORT:-18210}
 
 bench_start_cluster "webhook.enabled = off" "webhook.max_in_flight = 64" "webhook.workers = 1" \
@@ -27,11 +30,13 @@ bench_start_nginx "$port"
 bench_psql <<SQL
 \o /dev/null
 CREATE EXTENSION webhook; CREATE EXTENSION pg_stat_statements;
-SELECT webhook.create_hook(webhook.create_transport('nginx', 'http://127.0.0.1:$port',
-                                                    max_in_flight => 64),
-                           '{ORDER_*}', path => '/hook', ordered => '$ordered');
+SELECT webhook.create_hook(webhook.create_transport('nginx' || t, 'http://127.0.0.1:$port',
+                                                    max_in_flight => 64, tenant => 't' || t),
+                           '{ORDER_*}', path => '/hook', ordered => '$ordered')
+  FROM generate_series(1, $tenants) t;
 SELECT count(webhook.emit('ORDER_UPDATED', jsonb_build_object('orderId', g % $resources, 'n', g),
-                          resource => 'order', resource_id => (g % $resources)::text))
+                          resource => 'order', resource_id => (g % $resources)::text,
+                          tenant => 't' || (g % $tenants + 1)))
   FROM generate_series(1, $events) g;
 SELECT pg_stat_statements_reset();
 SQL

@@ -370,10 +370,11 @@ HELD_POSITION \
 /*
  * The hooks a claim reads (hooks_read): of the hooks that may have work
  * (fresh_hooks), those of the order asked, active, of this worker's
- * transports and tenants with room (hooks_listed); of those, no more of a transport's
- * than its room, and then no more of a tenant's than its share of the
- * claim's limit ($1) among the tenants left, each in its turn (fresh_hooks'
- * turn: the worker's order, or a random one at a full look).  Each hook
+ * transports and tenants with room (hooks_listed); of those, no more of
+ * a transport's than its room, and then no more of a tenant's than its
+ * share of the claim's limit ($1) among the tenants left, each in its
+ * turn (fresh_hooks' turn: the worker's order, or a random one at a full
+ * look).  Each hook
  * read costs a claim its position and four probes of the log, however few
  * of its events are taken, and a tenant is taken no more than its share
  * anyway: read whole, a tenant's 1,000 busy hooks made each claim cost
