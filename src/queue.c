@@ -440,9 +440,14 @@ HOOKS_WITH_ROOM("fresh_hooks") \
  * A full look's hooks that read some of their logs (each read's first
  * event), taken from or not: the worker lists them.  Those of a claim's
  * requests alone, a full look of 200 tenants' backlogs took from 128, and
- * the other 72 waited for the next full look, a second later.
+ * the other 72 waited for the next full look, a second later.  No more
+ * than the worker's list holds: the array is a column of every request
+ * (of 100,000 tenants' backlogs, 800 kB each), and each hook named beyond
+ * would put out another.
  */
-#define READ_HOOKS "ARRAY(SELECT f.hook_id FROM fresh f WHERE f.rank = 1)"
+#define READ_HOOKS \
+"ARRAY(SELECT f.hook_id FROM fresh f WHERE f.rank = 1" \
+"       LIMIT " CppAsString2(QUEUE_MAX_HOOKS_LISTED) ")"
 /*
  * How many events the hook h reads (its take): its transport's room, but
  * no more than its share of the claim's limit ($1), which the ranking

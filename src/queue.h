@@ -33,6 +33,12 @@
 #define QUEUE_HOLD_BYTES (64 * 1024 * 1024)
 
 /*
+ * The most hooks the worker keeps in a list of hooks to look at (worker.c),
+ * and so the most a full look names as read (queue.c, READ_HOOKS).
+ */
+#define QUEUE_MAX_HOOKS_LISTED 1024
+
+/*
  * What the worker holds, for queue_claim(), which skips it, and what it may
  * still take.
  */

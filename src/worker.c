@@ -261,7 +261,7 @@ typedef struct HookAt
 } HookAt;
 
 /* the most hooks of a list of them (retry_hooks, recent_hooks) */
-#define MAX_HOOKS_AT 1024
+#define MAX_HOOKS_AT QUEUE_MAX_HOOKS_LISTED
 
 /*
  * The retries the worker scheduled, by hook: when each hook's earliest is
