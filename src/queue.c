@@ -6,7 +6,9 @@
  *	  and drop rotated secrets whose overlap is over.
  *
  * Each statement is set-based (one per batch) and kept as a prepared plan
- * for the worker's life.  Callers (worker.c) own the transactions: every
+ * for the worker's life.  The commonest claim (of hooks whose positions
+ * the worker holds, their logs only) runs the SQL of its policy only, one
+ * row a hook, and reads and renders the events in C (log_claim.c).  Callers (worker.c) own the transactions: every
  * function here must be called inside one, and none of them opens a
  * network connection, nor knows anything of curl: it fills and records
  * attempts (attempt.h).
@@ -54,6 +56,7 @@
 #include "executor/spi.h"
 #include "attempt.h"
 #include "attempt_log.h"
+#include "log_claim.h"
 #include "miscadmin.h"
 #include "queue.h"
 #include "spi_util.h"
@@ -66,6 +69,7 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/uuid.h"
 
 /*
  * An event, by its id, with the columns cols of it (e): a look-up in each
@@ -110,14 +114,14 @@
 #define CLAIM_COLUMNS (REQUEST_COLUMNS + 17)
 /* the claim's parameters */
 #define CLAIM_ARGS 27
-#define REQUEST_SELECT \
-"SELECT c.id, c.attempts + 1, t.id, ev.uid::text," \
-"       CASE WHEN h.transform IS NULL AND c.fits" \
-"            THEN webhook_internal.render_body(h.payload_format::text, ev.uid, ev.tenant," \
-"                                              ev.event_type, ev.resource, ev.resource_id," \
-"                                              ev.payload, ev.previous, ev.created_at," \
-"                                              h.uid) END," \
-"       webhook_internal.hook_url(t.base_url, h.path), t.query_key, t.headers," \
+/*
+ * A request's columns of its hook h and transport t, the same for every
+ * event (request_of_hook() reads them, from the first HOOK_COLUMN on):
+ * the claim of held logs reads them once a hook (log_claim.c).
+ */
+#define HOOK_COLUMN 9
+#define HOOK_REQUEST_COLUMNS \
+"       t.id, webhook_internal.hook_url(t.base_url, h.path), t.query_key, t.headers," \
 "       t.auth->>'type', t.auth->>'username'," \
 "       coalesce(t.auth->>'password', t.auth->>'token')," \
 "       pg_catalog.ceil(pg_catalog.date_part('epoch', t.connect_timeout) * 1000)::bigint," \
@@ -132,9 +136,17 @@
 "            WHEN (SELECT x IS NULL OR t.tenant = ANY (x)" \
 "                    FROM webhook_internal.tenants_of(h.transform_role) AS x)" \
 "            THEN h.transform_role::oid END," \
+"       coalesce(t.max_per_second, 0), t.tenant"
+#define REQUEST_SELECT \
+"SELECT c.id, c.attempts + 1, ev.uid::text," \
+"       CASE WHEN h.transform IS NULL AND c.fits" \
+"            THEN webhook_internal.render_body(h.payload_format::text, ev.uid, ev.tenant," \
+"                                              ev.event_type, ev.resource, ev.resource_id," \
+"                                              ev.payload, ev.previous, ev.created_at," \
+"                                              h.uid) END," \
 "       CASE WHEN h.transform IS NOT NULL AND c.fits" \
 "            THEN " EVENT_LOOKUP("e::webhook.event", "c.rel", "c.event_id") " END," \
-"       coalesce(t.max_per_second, 0), c.floor_at, t.tenant, c.size, c.fits"
+"       c.floor_at, c.size, c.fits," HOOK_REQUEST_COLUMNS
 #define REQUEST_JOINS(ev) \
 "  JOIN webhook.hook h ON h.id = c.hook_id" \
 "  JOIN webhook.transport t ON t.id = h.transport_id" \
@@ -484,7 +496,7 @@ HOOKS_WITH_ROOM("fresh_hooks") \
  * FRESH_IN_ORDER, which gives each of its events its group, and by the
  * worker (order.c); an unordered hook's are in none, and none waits.
  */
-#define FRESH_READ(position, order) \
+#define READERS(position, order) \
 "readers AS (" \
 "    SELECT x.*, " TAKE("x") " AS take, x.lo::text AS lo_text, x.hi::text AS hi_text FROM (" \
 "    SELECT h.id AS hook_id, h.transport_id, h.tenant, h.room," \
@@ -494,7 +506,9 @@ HOOKS_WITH_ROOM("fresh_hooks") \
 "           h.ordered" order##_READER_COLS ", c.*" \
 "      FROM hooks_read h" \
 "      CROSS JOIN LATERAL (" position ") c) x" \
-"), fresh AS (" \
+")"
+#define FRESH_READ(position, order) \
+READERS(position, order) ", fresh AS (" \
 "    SELECT h.hook_id, x.part, x.txid, x.id AS event_id, x.rel" order##_COLS(x) "," \
 "           h.ordered, false AS in_order, NULL::text AS group_key, false AS waits," \
 "           h.transport_id, h.tenant, h.room, " READER_CARRIED("h") order##_FRESH_COLS "," \
@@ -1044,6 +1058,27 @@ static const char *const claim_sql[CLAIM_LOOKS][2] = {
 											ORDERED_CANDIDATES, FULL_TAIL)
 };
 
+/*
+ * The claim of held logs: the SQL of its policy (log_claim.c does the
+ * rest), what the statement of CLAIM_HELD_LOG does up to its readers.  A
+ * row for each hook it reads (HOOKS_READ), with how many events it may
+ * take (TAKE), the position the worker holds of it, its tenant's rooms,
+ * whether hooks were left out (READERS_CUT), and its requests' columns
+ * that are its hook's, from HELD_HOOK_COLUMN on.
+ */
+#define HELD_HOOK_COLUMN 15
+static const char *held_readers_sql =
+CLAIM_HEAD "), " FRESH_HOOKS_LISTED ", " HOOKS_READ(UNORDERED) ", "
+READERS(HELD_POSITION, UNORDERED)
+"SELECT r.hook_id, r.tenant, r.room, r.take, r.lo_text, r.hi_text, r.last_txid::text,"
+"       r.last_id, r.top_id,"
+"       coalesce((SELECT x.room FROM tenant_room x WHERE x.tenant = r.tenant), $13),"
+"       coalesce((SELECT x.bytes FROM tenant_room x WHERE x.tenant = r.tenant), $14),"
+"       " READERS_CUT ", h.payload_format::text, h.uid," HOOK_REQUEST_COLUMNS
+"  FROM readers r"
+"  JOIN webhook.hook h ON h.id = r.hook_id"
+"  JOIN webhook.transport t ON t.id = r.transport_id";
+
 /* The request a hook would be sent for an event (webhook.preview). */
 static const char *preview_sql =
 REQUEST_SELECT
@@ -1466,6 +1501,7 @@ static TimestampTz floors_since = 0;
 static uint64 n_claims = 0;
 
 static SPIPlanPtr claim_plans[CLAIM_LOOKS][2];
+static SPIPlanPtr held_readers_plan;
 static SPIPlanPtr prepared_plan = NULL;
 static SPIPlanPtr record_plan = NULL;
 static SPIPlanPtr record_succeeded_plan = NULL;
@@ -1719,6 +1755,45 @@ header_lines(Jsonb *headers)
 }
 
 /*
+ * Fill a request's columns of its hook and transport (HOOK_REQUEST_COLUMNS)
+ * from the row read by r, from the column first on, copied into the
+ * current memory context (the request's).
+ */
+static void
+request_of_hook(Attempt *req, RowReader *r, int first)
+{
+	bool		isnull;
+	Datum		headers;
+
+	req->transport_id = DatumGetInt64(column_value(r, first, &isnull));
+	attempt_set_urls(req, column_text(r, first + 1), column_text(r, first + 2));
+	headers = column_value(r, first + 3, &isnull);
+	if (!isnull)
+		req->headers = header_lines(DatumGetJsonbP(headers));
+	req->auth_type = column_text(r, first + 4);
+	req->auth_user = column_text(r, first + 5);
+	req->auth_secret = column_text(r, first + 6);
+	/* never 0, which is no timeout at all to curl */
+	req->connect_timeout_ms = Max(1, (long) DatumGetInt64(column_value(r, first + 7, &isnull)));
+	req->timeout_ms = Max(1, (long) DatumGetInt64(column_value(r, first + 8, &isnull)));
+	req->tls_verify = DatumGetBool(column_value(r, first + 9, &isnull));
+	req->ca_file = column_text(r, first + 10);
+	req->client_cert_file = column_text(r, first + 11);
+	req->client_key_file = column_text(r, first + 12);
+	req->client_key_password = column_text(r, first + 13);
+	req->signature = column_text(r, first + 14);
+	req->secret = column_text(r, first + 15);
+	req->signature_header = column_text(r, first + 16);
+	req->transport_max_in_flight = DatumGetInt32(column_value(r, first + 17, &isnull));
+	req->hook_id = DatumGetInt64(column_value(r, first + 18, &isnull));
+	req->previous_secret = column_text(r, first + 19);
+	req->transform = DatumGetObjectId(column_value(r, first + 20, &isnull));
+	req->transform_role = DatumGetObjectId(column_value(r, first + 21, &isnull));
+	req->transport_max_per_second = DatumGetFloat8(column_value(r, first + 22, &isnull));
+	req->tenant = column_text(r, first + 23);
+}
+
+/*
  * Fill a request from tup, a row of REQUEST_SELECT (and of the claim's
  * columns after them), read by r; its text columns are copied into the
  * request's own context.
@@ -1729,50 +1804,22 @@ request_from_row(RowReader *r, HeapTuple tup, MemoryContext parent, uint64 claim
 	Attempt    *req = attempt_new(parent);
 	MemoryContext old = MemoryContextSwitchTo(req->cxt);
 	bool		isnull;
-	Datum		headers;
 
 	heap_deform_tuple(tup, r->desc, r->values, r->nulls);
 	req->delivery_id = DatumGetInt64(column_value(r, 1, &isnull));
 	req->attempt_no = DatumGetInt32(column_value(r, 2, &isnull));
-	req->transport_id = DatumGetInt64(column_value(r, 3, &isnull));
-	req->msg_id = column_text(r, 4);
-	req->body = column_text(r, 5);
-	attempt_set_urls(req, column_text(r, 6), column_text(r, 7));
-
-	headers = column_value(r, 8, &isnull);
-	if (!isnull)
-		req->headers = header_lines(DatumGetJsonbP(headers));
-
-	req->auth_type = column_text(r, 9);
-	req->auth_user = column_text(r, 10);
-	req->auth_secret = column_text(r, 11);
-	/* never 0, which is no timeout at all to curl */
-	req->connect_timeout_ms = Max(1, (long) DatumGetInt64(column_value(r, 12, &isnull)));
-	req->timeout_ms = Max(1, (long) DatumGetInt64(column_value(r, 13, &isnull)));
-	req->tls_verify = DatumGetBool(column_value(r, 14, &isnull));
-	req->ca_file = column_text(r, 15);
-	req->client_cert_file = column_text(r, 16);
-	req->client_key_file = column_text(r, 17);
-	req->client_key_password = column_text(r, 18);
-	req->signature = column_text(r, 19);
-	req->secret = column_text(r, 20);
-	req->signature_header = column_text(r, 21);
-	req->transport_max_in_flight = DatumGetInt32(column_value(r, 22, &isnull));
-	req->hook_id = DatumGetInt64(column_value(r, 23, &isnull));
-	req->previous_secret = column_text(r, 24);
-	req->transform = DatumGetObjectId(column_value(r, 25, &isnull));
-	req->transform_role = DatumGetObjectId(column_value(r, 26, &isnull));
-	req->event = column_value(r, 27, &isnull);
+	req->msg_id = column_text(r, 3);
+	req->body = column_text(r, 4);
+	req->event = column_value(r, 5, &isnull);
 	if (!isnull)
 		req->event = datumCopy(req->event, false, -1);
-	req->transport_max_per_second = DatumGetFloat8(column_value(r, 28, &isnull));
-	req->floor_at = DatumGetTimestampTz(column_value(r, 29, &isnull));
-	req->tenant = column_text(r, 30);
-	req->event_bytes = DatumGetInt64(column_value(r, 31, &isnull));
+	req->floor_at = DatumGetTimestampTz(column_value(r, 6, &isnull));
+	req->event_bytes = DatumGetInt64(column_value(r, 7, &isnull));
 	if (isnull)
 		req->event_bytes = -1;
 	/* a preview's event always fits: its caller's own session renders it */
-	req->fits = DatumGetBool(column_value(r, 32, &isnull)) && !isnull;
+	req->fits = DatumGetBool(column_value(r, 8, &isnull)) && !isnull;
+	request_of_hook(req, r, HOOK_COLUMN);
 	if (req->body == NULL && !OidIsValid(req->transform) && req->fits)
 		req->body = pstrdup("null");
 	if (r->desc->natts > REQUEST_COLUMNS)
@@ -1836,6 +1883,96 @@ holds_all(const Datum *hook_ids, int n, const HeldPositions *pos)
 		if (bsearch(&id, held, pos->n, sizeof(int64), cmp_int64) == NULL)
 			return false;
 	}
+	return true;
+}
+
+/*
+ * The request of the i-th event the claim of held logs c keeps, for the
+ * reader whose row of the readers' statement r reads.
+ */
+static Attempt *
+request_of_taken(LogClaim *c, int i, RowReader *r, MemoryContext parent, uint64 claim)
+{
+	Attempt    *req = attempt_new(parent);
+	MemoryContext old = MemoryContextSwitchTo(req->cxt);
+	LogTaken	t;
+
+	log_claim_take(c, i, &t, req->cxt);
+	heap_deform_tuple(SPI_tuptable->vals[t.reader], r->desc, r->values, r->nulls);
+	req->attempt_no = 1;
+	req->event_id = t.event_id;
+	req->msg_id = t.msg_id;
+	req->body = t.body != NULL ? t.body : t.fits ? pstrdup("null") : NULL;
+	req->event_bytes = t.size;
+	req->fits = t.fits;
+	request_of_hook(req, r, HELD_HOOK_COLUMN);
+	req->read = palloc0(sizeof(LogRead));
+	req->read->rank = t.rank;
+	req->read->claim = claim;
+	req->read->from_held = true;
+	req->read->to = t.to;
+	MemoryContextSwitchTo(old);
+	return req;
+}
+
+/*
+ * The claim of held logs (CLAIM_HELD_LOG of unordered hooks): the hooks it
+ * reads, from the SQL of its policy, then event by event in C
+ * (log_claim.c), with the claim's parameters (values, nulls).  Returns
+ * false, having claimed nothing, when a hook it reads has a transform,
+ * which needs the event's row made a value: the statement of
+ * CLAIM_HELD_LOG claims then.  Else *n_claimed tells how many it claimed.
+ */
+static bool
+claim_held_logs(int limit, Datum *values, char *nulls, Oid *types, MemoryContext parent,
+				const QueueHeld *held, dlist_head *claimed, ClaimNotes *notes, int *n_claimed)
+{
+	RowReader  *reader;
+	LogReader  *readers;
+	LogClaim   *c;
+	int			n_readers;
+	bool		cut = false;
+	bool		isnull;
+	int			i;
+
+	spi_check(SPI_execute_plan(spi_kept_plan(&held_readers_plan, held_readers_sql,
+											 CLAIM_ARGS, types, 0),
+							   values, nulls, false, 0),
+			  SPI_OK_SELECT, false, "choosing the hooks whose logs to read");
+	n_readers = (int) SPI_processed;
+	reader = row_reader(SPI_tuptable->tupdesc);
+	readers = palloc0(sizeof(LogReader) * Max(n_readers, 1));
+	for (i = 0; i < n_readers; i++)
+	{
+		LogReader  *r = &readers[i];
+
+		heap_deform_tuple(SPI_tuptable->vals[i], reader->desc, reader->values, reader->nulls);
+		if (OidIsValid(DatumGetObjectId(column_value(reader, HELD_HOOK_COLUMN + 20, &isnull))))
+			return false;
+		r->hook_id = DatumGetInt64(column_value(reader, 1, &isnull));
+		r->tenant = column_text(reader, 2);
+		r->room = DatumGetInt64(column_value(reader, 3, &isnull));
+		r->take = DatumGetInt64(column_value(reader, 4, &isnull));
+		r->lo = column_text(reader, 5);
+		r->hi = column_text(reader, 6);
+		r->last_txid = strtou64(column_text(reader, 7), NULL, 10);
+		r->last_id = DatumGetInt64(column_value(reader, 8, &isnull));
+		r->top_id = DatumGetInt64(column_value(reader, 9, &isnull));
+		r->tenant_room = DatumGetInt32(column_value(reader, 10, &isnull));
+		r->tenant_bytes = DatumGetInt64(column_value(reader, 11, &isnull));
+		cut = DatumGetBool(column_value(reader, 12, &isnull));
+		r->payload_format = column_text(reader, 13);
+		r->uid = datumCopy(column_value(reader, 14, &isnull), false, UUID_LEN);
+		r->transport_id = DatumGetInt64(column_value(reader, HELD_HOOK_COLUMN, &isnull));
+	}
+
+	c = log_claim_begin(readers, n_readers, limit, n_claimed);
+	for (i = 0; i < *n_claimed; i++)
+		dlist_push_tail(claimed, &request_of_taken(c, i, reader, parent, held->claim)->node);
+	log_claim_end(c);
+	notes->readers_cut = *n_claimed > 0 && cut;
+	notes->n_read_hooks = 0;
+	notes->read_hooks = NULL;
 	return true;
 }
 
@@ -1956,6 +2093,14 @@ queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 		look = held->with_due ? CLAIM_HELD : CLAIM_HELD_LOG;
 	else
 		look = held->with_due ? CLAIM_LISTED : CLAIM_LISTED_LOG;
+	if (look == CLAIM_HELD_LOG && !held->with_ordered &&
+		claim_held_logs(limit, values, nulls, types, parent, held, claimed, notes, &ret))
+	{
+		AtEOXact_GUC(true, nest_level);
+		n_claims++;
+		SPI_finish();
+		return ret;
+	}
 	spi_check(SPI_execute_plan(spi_kept_plan(&claim_plans[look][held->with_ordered],
 											 claim_sql[look][held->with_ordered],
 											 CLAIM_ARGS, types, 0),
