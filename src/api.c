@@ -15,7 +15,6 @@
  */
 #include "webhook.h"
 
-#include "access/detoast.h"
 #include "access/xlog.h"
 #include "attempt.h"
 #include "fmgr.h"
@@ -27,8 +26,6 @@
 #include "transform.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/jsonb.h"
-#include "utils/numeric.h"
 #include "utils/timestamp.h"
 
 PG_FUNCTION_INFO_V1(webhook_wake);
@@ -41,8 +38,6 @@ PG_FUNCTION_INFO_V1(webhook_http_head);
 PG_FUNCTION_INFO_V1(webhook_caller);
 PG_FUNCTION_INFO_V1(webhook_preview);
 PG_FUNCTION_INFO_V1(webhook_workers_sql);
-PG_FUNCTION_INFO_V1(webhook_stored_bytes);
-PG_FUNCTION_INFO_V1(webhook_rendered_bytes);
 
 /*
  * webhook.wake(): wake the worker when the calling transaction commits.
@@ -303,80 +298,3 @@ webhook_workers_sql(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
-/*
- * webhook_internal.stored_bytes(jsonb): the size of a value once decompressed and
- * read from TOAST, told by its header alone.  The claim weighs an event
- * with it before building its body (queue.c): reading a huge event whole
- * is what must not happen.
- */
-Datum
-webhook_stored_bytes(PG_FUNCTION_ARGS)
-{
-	PG_RETURN_INT64((int64) toast_raw_datum_size(PG_GETARG_DATUM(0)));
-}
-
-/* The bytes of a JSON scalar as text: escapes in strings, numbers in full. */
-static int64
-scalar_text_bytes(const JsonbValue *v)
-{
-	int64		n = 0;
-	int			i;
-
-	switch (v->type)
-	{
-		case jbvString:
-			n = 2;
-			for (i = 0; i < v->val.string.len; i++)
-			{
-				unsigned char c = (unsigned char) v->val.string.val[i];
-
-				if (c == '"' || c == '\\' || c == '\b' || c == '\f' ||
-					c == '\n' || c == '\r' || c == '\t')
-					n += 2;
-				else if (c < 0x20)
-					n += 6;
-				else
-					n += 1;
-			}
-			return n;
-		case jbvNumeric:
-			{
-				char	   *text = DatumGetCString(DirectFunctionCall1(numeric_out,
-																	   NumericGetDatum(v->val.numeric)));
-
-				n = strlen(text);
-				pfree(text);
-				return n;
-			}
-		case jbvBool:
-			return 5;
-		default:
-			return 4;
-	}
-}
-
-/*
- * webhook_internal.rendered_bytes(jsonb, cap): about how many bytes the value takes
- * as JSON text (a little more, never less), counted without building it,
- * and no further than past cap.  The stored size does not bound it: a
- * number such as 1e131071 is stored in a few bytes and printed in full.
- */
-Datum
-webhook_rendered_bytes(PG_FUNCTION_ARGS)
-{
-	Jsonb	   *value = PG_GETARG_JSONB_P(0);
-	int64		cap = PG_GETARG_INT64(1);
-	JsonbIterator *it = JsonbIteratorInit(&value->root);
-	JsonbValue	v;
-	JsonbIteratorToken token;
-	int64		n = 0;
-
-	while (n <= cap && (token = JsonbIteratorNext(&it, &v, false)) != WJB_DONE)
-	{
-		/* a brace, a bracket, a separator and its space, at most */
-		n += 2;
-		if (token == WJB_KEY || token == WJB_VALUE || token == WJB_ELEM)
-			n += scalar_text_bytes(&v);
-	}
-	PG_RETURN_INT64(Min(n, cap + 1));
-}

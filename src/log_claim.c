@@ -2,14 +2,15 @@
  *
  * log_claim.c
  *	  The commonest claim, event by event in C: the events of the hooks
- *	  whose positions the worker holds, read from the log's index, ranked,
- *	  kept within the rooms, weighed and rendered.
+ *	  the worker lists, read from the log's index from their positions,
+ *	  ranked, kept within the rooms, weighed and rendered.
  *
- * Most claims read the logs of hooks the worker follows and nothing else:
- * their writers' news, from the positions it holds (queue.c's
- * CLAIM_HELD_LOG, of unordered hooks without a transform).  Which of those
- * hooks are read, and how many events each may take, is the claim's
- * policy, and stays SQL, one row a hook (queue.c: HOOKS_READ, TAKE).  What
+ * Most claims read the logs of the hooks the worker lists and nothing
+ * else: their writers' news, from the positions it holds or, for a hook
+ * it holds none of, from the stored cursor (queue.c's CLAIM_HELD_LOG and
+ * CLAIM_LISTED_LOG, of unordered hooks).  Which of those hooks are read,
+ * and how many events each may take, is the claim's policy, and stays
+ * SQL, one row a hook (queue.c: log_readers_sql, HOOKS_READ, TAKE).  What
  * a claim does for each event is done here.  Done by the statement (four
  * reads of the log a hook, then the ranking by tenant, transport and
  * tenant, the sizes and the bodies: five sorts and seven window functions
@@ -27,8 +28,8 @@
  *	   (keep_within_rooms());
  *	4. weigh each event kept, and keep a tenant's while the bodies taken of
  *	   it before are below its bytes (keep_within_bytes());
- *	5. render each that fits, and tell where its reader's cursor is after
- *	   it (log_claim_take()).
+ *	5. render each that fits (or make its row a value, for a transform),
+ *	   and tell where its reader's cursor is after it (log_claim_take()).
  *
  * The log is read as the statement reads it: by event_log_idx (tenant,
  * txid, id) of each of its slots, through the snapshot of the claim, which
@@ -51,12 +52,14 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/transam.h"
+#include "access/tupconvert.h"
 #include "catalog/namespace.h"
 #include "common/pg_prng.h"
 #include "executor/tuptable.h"
 #include "log_claim.h"
 #include "miscadmin.h"
 #include "parser/parse_relation.h"
+#include "render.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -94,15 +97,15 @@ static const char *const event_att_names[EVENT_ATTS] = {
 
 /*
  * A slot of the log, open for the claim: its table, its event_log_idx and
- * two scans of it, restarted for each read, and its columns' numbers (a
- * slot's may differ from webhook.event's: columns dropped by an upgrade).
+ * a scan of it, restarted with new keys for each read, and its columns'
+ * numbers (a slot's may differ from webhook.event's: columns dropped by an
+ * upgrade).
  */
 typedef struct LogSlot
 {
 	Relation	heap;
 	Relation	index;
-	IndexScanDesc range;		/* (tenant, txid >=, txid <) */
-	IndexScanDesc keyed;		/* (tenant, txid =, id >) */
+	IndexScanDesc scan;
 	TupleTableSlot *slot;
 	AttrNumber	att[EVENT_ATTS];
 } LogSlot;
@@ -143,8 +146,10 @@ struct LogClaim
 	LogEvent   *events;
 	int			n_events;
 	LogEvent  **kept;			/* in turn order */
+	int			n_tenants;		/* the readers' tenant_no are 1 to this */
 	char	   *snapshot;		/* the claim's, as text */
 	int64		top_id;			/* the log's last event id; -1: not read yet */
+	MemoryContext cxt;			/* the claim's own, to log_claim_end() */
 	MemoryContext scratch;		/* for one event's weighing or rendering */
 };
 
@@ -197,7 +202,7 @@ visible_in(const TxSnapshot *snap, uint64 txid)
 	return bsearch(&txid, snap->xip, snap->nxip, sizeof(uint64), cmp_uint64) == NULL;
 }
 
-/* Open the log's slots, each with a scan of event_log_idx of 3 keys. */
+/* Open the log's slots, and lock them. */
 static void
 open_slots(LogClaim *c)
 {
@@ -238,10 +243,26 @@ open_slots(LogClaim *c)
 				elog(ERROR, "column \"%s\" of %s is missing", event_att_names[a],
 					 RelationGetRelationName(slot->heap));
 		}
-		slot->range = index_beginscan(slot->heap, slot->index, GetActiveSnapshot(), 3, 0);
-		slot->keyed = index_beginscan(slot->heap, slot->index, GetActiveSnapshot(), 3, 0);
 		slot->slot = table_slot_create(slot->heap, NULL);
 	}
+}
+
+/*
+ * Begin each slot's scan, through the claim's snapshot.  The slots are
+ * locked first (open_slots()), as a statement's tables are before its
+ * snapshot is taken: a claim whose snapshot came first, waiting for a
+ * rotation's TRUNCATE of a slot, would then find the slot empty, and the
+ * events copied out of it to the current slot not yet committed, and move
+ * its cursors past them.
+ */
+static void
+begin_scans(LogClaim *c)
+{
+	int			s;
+
+	for (s = 0; s < LOG_SLOTS; s++)
+		c->slots[s].scan = index_beginscan(c->slots[s].heap, c->slots[s].index,
+										   GetActiveSnapshot(), 3, 0);
 }
 
 static void
@@ -251,8 +272,7 @@ close_slots(LogClaim *c)
 
 	for (s = 0; s < LOG_SLOTS; s++)
 	{
-		index_endscan(c->slots[s].range);
-		index_endscan(c->slots[s].keyed);
+		index_endscan(c->slots[s].scan);
 		ExecDropSingleTupleTableSlot(c->slots[s].slot);
 		index_close(c->slots[s].index, NoLock);
 		table_close(c->slots[s].heap, NoLock);
@@ -286,6 +306,7 @@ names_hook(Datum hook_ids, bool isnull, int64 hook_id)
 				return true;
 		return false;
 	}
+	/* ARR_DATA_PTR(), for an array without nulls */
 	values = (const int64 *) ((const char *) ids + ARR_OVERHEAD_NONULLS(1));
 	n = ARR_DIMS(ids)[0];
 	for (i = 0; i < n; i++)
@@ -320,21 +341,21 @@ read_slots(LogClaim *c, int reader, int part, bool keyed, uint64 from, uint64 be
 {
 	LogReader  *r = &c->readers[reader];
 	LogEvent   *out = c->events + c->n_events;
-	Datum		tenant = CStringGetTextDatum(r->tenant);
 	int			n = 0;
 	int			s;
+	int			i;
 
 	if (need <= 0 || from >= below)
 		return 0;
 	for (s = 0; s < LOG_SLOTS; s++)
 	{
 		LogSlot    *slot = &c->slots[s];
-		IndexScanDesc scan = keyed ? slot->keyed : slot->range;
+		IndexScanDesc scan = slot->scan;
 		ScanKeyData keys[3];
 		int			got = 0;
 
 		ScanKeyEntryInitialize(&keys[0], 0, 1, BTEqualStrategyNumber, InvalidOid,
-							   slot->index->rd_indcollation[0], F_TEXTEQ, tenant);
+							   slot->index->rd_indcollation[0], F_TEXTEQ, r->tenant_text);
 		if (keyed)
 		{
 			ScanKeyInit(&keys[1], 2, BTEqualStrategyNumber, F_XID8EQ,
@@ -381,6 +402,8 @@ read_slots(LogClaim *c, int reader, int part, bool keyed, uint64 from, uint64 be
 	}
 	if (n > need || (n > 1 && out[0].slot != out[n - 1].slot))
 		qsort(out, n, sizeof(LogEvent), cmp_log_order);
+	for (i = need; i < n; i++)
+		heap_freetuple(out[i].tuple);
 	n = Min(n, need);
 	c->n_events += n;
 	return n;
@@ -391,8 +414,8 @@ read_slots(LogClaim *c, int reader, int part, bool keyed, uint64 from, uint64 be
  * "from" on and below "below", past the key (key_txid, key_id) (with
  * only_seen, as read_slots()).  Past the key is a keyed read of the key's
  * transaction, then a read of the later ones: read as a range and skipped
- * up to the key, a backlog of one transaction would be read from its
- * first event at every claim.
+ * up to the key, a backlog of one transaction was read from its first
+ * event at every claim (test_fairness).
  */
 static int
 read_arm(LogClaim *c, int reader, int part, uint64 from, uint64 below,
@@ -445,6 +468,19 @@ read_hook(LogClaim *c, int reader)
 	}
 }
 
+/* whether two readers are of one transport, or of one tenant */
+static bool
+same_transport(const LogReader *a, const LogReader *b)
+{
+	return a->transport_id == b->transport_id;
+}
+
+static bool
+same_tenant(const LogReader *a, const LogReader *b)
+{
+	return a->tenant_no == b->tenant_no;
+}
+
 /* qsort() comparator of events by tenant, rank and hook (step 2) */
 static int
 cmp_tenant_rank(const void *a, const void *b, void *arg)
@@ -452,10 +488,11 @@ cmp_tenant_rank(const void *a, const void *b, void *arg)
 	const LogEvent *x = *(LogEvent *const *) a;
 	const LogEvent *y = *(LogEvent *const *) b;
 	const LogReader *readers = (const LogReader *) arg;
-	int			cmp = strcmp(readers[x->reader].tenant, readers[y->reader].tenant);
+	int			tx = readers[x->reader].tenant_no;
+	int			ty = readers[y->reader].tenant_no;
 
-	if (cmp != 0)
-		return cmp;
+	if (tx != ty)
+		return tx < ty ? -1 : 1;
 	if (x->rank != y->rank)
 		return x->rank < y->rank ? -1 : 1;
 	return (readers[x->reader].hook_id > readers[y->reader].hook_id) -
@@ -479,8 +516,8 @@ rank_events(LogClaim *c, int *n)
 			ranked[(*n)++] = &c->events[i];
 	qsort_arg(ranked, *n, sizeof(LogEvent *), cmp_tenant_rank, c->readers);
 	for (i = 0; i < *n; i++)
-		ranked[i]->turn = (i > 0 && strcmp(c->readers[ranked[i]->reader].tenant,
-										   c->readers[ranked[i - 1]->reader].tenant) == 0)
+		ranked[i]->turn = (i > 0 && same_tenant(&c->readers[ranked[i]->reader],
+												&c->readers[ranked[i - 1]->reader]))
 			? ranked[i - 1]->turn + 1 : 1;
 	return ranked;
 }
@@ -507,10 +544,11 @@ cmp_tenant_turn(const void *a, const void *b, void *arg)
 	const LogEvent *x = *(LogEvent *const *) a;
 	const LogEvent *y = *(LogEvent *const *) b;
 	const LogReader *readers = (const LogReader *) arg;
-	int			cmp = strcmp(readers[x->reader].tenant, readers[y->reader].tenant);
+	int			tx = readers[x->reader].tenant_no;
+	int			ty = readers[y->reader].tenant_no;
 
-	if (cmp != 0)
-		return cmp;
+	if (tx != ty)
+		return tx < ty ? -1 : 1;
 	return (x->turn > y->turn) - (x->turn < y->turn);
 }
 
@@ -551,18 +589,6 @@ keep_within(LogClaim *c, LogEvent **ranked, int n,
 			ranked[kept++] = ranked[i];
 	}
 	return kept;
-}
-
-static bool
-same_transport(const LogReader *a, const LogReader *b)
-{
-	return a->transport_id == b->transport_id;
-}
-
-static bool
-same_tenant(const LogReader *a, const LogReader *b)
-{
-	return strcmp(a->tenant, b->tenant) == 0;
 }
 
 static int64
@@ -655,29 +681,23 @@ weigh_event(LogClaim *c, LogEvent *e)
 static int
 keep_within_bytes(LogClaim *c, LogEvent **ranked, int n)
 {
-	int64	   *before = palloc0(sizeof(int64) * Max(c->n_readers, 1));
+	int64	   *before = palloc0(sizeof(int64) * (c->n_tenants + 1));
 	MemoryContext old = CurrentMemoryContext;
 	int			kept = 0;
 	int			i;
-	int			j;
 
 	for (i = 0; i < n; i++)
 	{
 		LogEvent   *e = ranked[i];
 		const LogReader *r = &c->readers[e->reader];
-		int64		sum = 0;
 
 		MemoryContextSwitchTo(c->scratch);
 		weigh_event(c, e);
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(c->scratch);
-		/* what the claim took of the tenant before: its readers' sums */
-		for (j = 0; j < c->n_readers; j++)
-			if (same_tenant(r, &c->readers[j]))
-				sum += before[j];
-		if (sum < r->tenant_bytes)
+		if (before[r->tenant_no] < r->tenant_bytes)
 			ranked[kept++] = e;
-		before[e->reader] += e->held;
+		before[r->tenant_no] += e->held;
 	}
 	return kept;
 }
@@ -698,7 +718,7 @@ render(LogClaim *c, LogEvent *e)
 	fcinfo->args[0].isnull = false;
 	for (i = 0; i < (int) lengthof(atts); i++)
 		fcinfo->args[i + 1].value = event_att(c, e, atts[i], &fcinfo->args[i + 1].isnull);
-	fcinfo->args[9].value = r->uid;
+	fcinfo->args[9].value = CStringGetTextDatum(r->uid);
 	fcinfo->args[9].isnull = false;
 	body = webhook_render_body(fcinfo);
 	return fcinfo->isnull ? NULL : TextDatumGetCString(body);
@@ -710,8 +730,11 @@ log_top_id(LogClaim *c)
 {
 	int			s;
 
+	MemoryContext old;
+
 	if (c->top_id >= 0)
 		return c->top_id;
+	old = MemoryContextSwitchTo(c->cxt);
 	c->top_id = 0;
 	for (s = 0; s < LOG_SLOTS; s++)
 	{
@@ -728,6 +751,7 @@ log_top_id(LogClaim *c)
 		index_endscan(scan);
 		index_close(key, NoLock);
 	}
+	MemoryContextSwitchTo(old);
 	return c->top_id;
 }
 
@@ -751,16 +775,39 @@ position_after(LogClaim *c, LogEvent *e, LogPosition *to)
 }
 
 /*
- * Step 5, for the i-th event kept: its uid, its body when it fits, and
- * where its reader's cursor is after it, in *t, made in cxt (the
- * request's).  The body is rendered in a context of its own, reset after
- * it: an event's values read whole, the text made of them, and the body
- * are each as large as it is, up to webhook.max_body_bytes.
+ * The event's row, as a value of webhook.event's type, in the current
+ * memory context: what a transform is given (EVENT_LOOKUP's
+ * e::webhook.event).  A slot's row is made one of webhook.event (slot 0)
+ * column by column.
+ */
+static Datum
+event_row(LogClaim *c, LogEvent *e)
+{
+	TupleDesc	event_desc = RelationGetDescr(c->slots[0].heap);
+	HeapTuple	tuple = e->tuple;
+	TupleConversionMap *map;
+	MemoryContext old = MemoryContextSwitchTo(c->scratch);
+
+	map = convert_tuples_by_name(RelationGetDescr(c->slots[e->slot].heap), event_desc);
+	if (map != NULL)
+		tuple = execute_attr_map_tuple(tuple, map);
+	MemoryContextSwitchTo(old);
+	return heap_copy_tuple_as_datum(tuple, event_desc);
+}
+
+/*
+ * Step 5, for the i-th event kept: its uid, its body when it fits (or,
+ * for a hook with a transform, its row), and where its reader's cursor is
+ * after it, in *t, made in cxt (the request's).  The body is rendered in
+ * a context of its own, reset after it: an event's values read whole, the
+ * text made of them, and the body are each as large as it is, up to
+ * webhook.max_body_bytes.
  */
 void
 log_claim_take(LogClaim *c, int i, LogTaken *t, MemoryContext cxt)
 {
 	LogEvent   *e = c->kept[i];
+	LogReader  *r = &c->readers[e->reader];
 	MemoryContext old = MemoryContextSwitchTo(cxt);
 	bool		isnull;
 
@@ -772,26 +819,29 @@ log_claim_take(LogClaim *c, int i, LogTaken *t, MemoryContext cxt)
 	t->msg_id = DatumGetCString(DirectFunctionCall1(uuid_out,
 													event_att(c, e, ATT_UID, &isnull)));
 	t->body = NULL;
-	if (e->fits)
+	t->event = (Datum) 0;
+	if (e->fits && r->transform)
+		t->event = event_row(c, e);
+	else if (e->fits)
 	{
 		MemoryContextSwitchTo(c->scratch);
 		t->body = render(c, e);
 		if (t->body != NULL)
 			t->body = MemoryContextStrdup(cxt, t->body);
-		MemoryContextReset(c->scratch);
 		MemoryContextSwitchTo(cxt);
 	}
+	MemoryContextReset(c->scratch);
 	position_after(c, e, &t->to);
 	MemoryContextSwitchTo(old);
 }
 
 /*
- * Start a claim of up to limit events of the readers' logs, as the
- * statement of CLAIM_HELD_LOG does (queue.c), through a snapshot of its
- * own, and take steps 1 to 4; *n_kept tells how many events it keeps,
- * each of which log_claim_take() makes a request of, before
- * log_claim_end().  In the current memory context, which must last until
- * then.
+ * Start a claim of up to limit events of the logs of the n_readers (at
+ * least one), as the claim's statement did (queue.c), through
+ * a snapshot of its own, and take steps 1 to 4; *n_kept tells how many
+ * events it keeps, each of which log_claim_take() makes a request of,
+ * before log_claim_end().  In the current memory context, which must last
+ * until then.
  */
 LogClaim *
 log_claim_begin(LogReader *readers, int n_readers, int limit, int *n_kept)
@@ -804,17 +854,24 @@ log_claim_begin(LogReader *readers, int n_readers, int limit, int *n_kept)
 	c->readers = readers;
 	c->n_readers = n_readers;
 	c->top_id = -1;
+	c->cxt = CurrentMemoryContext;
 	c->scratch = AllocSetContextCreate(CurrentMemoryContext, "webhook log claim",
 									   ALLOCSET_DEFAULT_SIZES);
+	for (i = 0; i < n_readers; i++)
+	{
+		events += readers[i].take + 1;
+		c->n_tenants = Max(c->n_tenants, readers[i].tenant_no);
+		readers[i].tenant_text = CStringGetTextDatum(readers[i].tenant);
+	}
+	/* each arm's slots give up to its need each (read_slots()) */
+	c->events = palloc(sizeof(LogEvent) * (events * LOG_SLOTS + 1));
+
+	open_slots(c);
 	PushActiveSnapshot(GetTransactionSnapshot());
 	c->snapshot = DatumGetCString(DirectFunctionCall1(pg_snapshot_out,
 													  DirectFunctionCall1(pg_current_snapshot,
 																		  (Datum) 0)));
-	for (i = 0; i < n_readers; i++)
-		events += readers[i].take + 1;
-	/* each arm's slots give up to its need each (read_slots()) */
-	c->events = palloc(sizeof(LogEvent) * (Max(events, 1) * LOG_SLOTS + 1));
-	open_slots(c);
+	begin_scans(c);
 	for (i = 0; i < n_readers; i++)
 		read_hook(c, i);
 	c->kept = rank_events(c, &n);

@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * log_claim.h
- *	  The claim of the logs of hooks whose positions the worker holds,
- *	  event by event in C (log_claim.c), its hooks chosen by SQL (queue.c).
+ *	  The claim of the logs of the hooks the worker lists, event by event
+ *	  in C (log_claim.c), its hooks chosen by SQL (queue.c).
  *
  * IDENTIFICATION
  *	  src/log_claim.h
@@ -24,10 +24,13 @@ typedef struct LogReader
 	int64		hook_id;
 	int64		transport_id;
 	char	   *tenant;
+	int			tenant_no;		/* its tenant's number among the readers',
+								 * from 1 */
+	Datum		tenant_text;	/* (log_claim.c's) */
 	int64		room;			/* what the worker may still hold of its
 								 * transport */
 	int64		take;			/* the most events it takes */
-	char	   *lo;				/* its position (cursor.h) ... */
+	char	   *lo;				/* its position, held or stored (cursor.h) ... */
 	char	   *hi;
 	uint64		last_txid;		/* ... 0 and 0 when it read all there was */
 	int64		last_id;
@@ -36,7 +39,9 @@ typedef struct LogReader
 								 * tenant ... */
 	int64		tenant_bytes;	/* ... and bytes of bodies */
 	char	   *payload_format;
-	Datum		uid;			/* uuid */
+	char	   *uid;
+	bool		transform;		/* it has one: its requests get the event's
+								 * row, not a body */
 } LogReader;
 
 /* An event the claim takes for a reader: a request to make. */
@@ -49,7 +54,8 @@ typedef struct LogTaken
 	bool		fits;			/* as stored and as a body, within
 								 * webhook.max_body_bytes */
 	char	   *msg_id;			/* the event's uid */
-	char	   *body;			/* rendered, when it fits */
+	char	   *body;			/* rendered, when it fits ... */
+	Datum		event;			/* ... or its row, for a transform */
 	LogPosition to;				/* where its reader's cursor is after it */
 } LogTaken;
 

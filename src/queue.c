@@ -6,12 +6,12 @@
  *	  and drop rotated secrets whose overlap is over.
  *
  * Each statement is set-based (one per batch) and kept as a prepared plan
- * for the worker's life.  The commonest claim (of hooks whose positions
- * the worker holds, their logs only) runs the SQL of its policy only, one
- * row a hook, and reads and renders the events in C (log_claim.c).  Callers (worker.c) own the transactions: every
- * function here must be called inside one, and none of them opens a
- * network connection, nor knows anything of curl: it fills and records
- * attempts (attempt.h).
+ * for the worker's life.  The commonest claim (of the hooks the worker
+ * lists, their logs only) runs the SQL of its policy only, one row a
+ * hook, and reads and renders the events in C (log_claim.c).
+ * Callers (worker.c) own the transactions: every function here must be
+ * called inside one, and none of them opens a network connection, nor
+ * knows anything of curl: it fills and records attempts (attempt.h).
  *
  * Delivery states: pending -> succeeded, or failed (due again at
  * next_attempt_at), or dead (schedule exhausted, 410 Gone, or an event
@@ -69,7 +69,6 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
-#include "utils/uuid.h"
 
 /*
  * An event, by its id, with the columns cols of it (e): a look-up in each
@@ -117,7 +116,7 @@
 /*
  * A request's columns of its hook h and transport t, the same for every
  * event (request_of_hook() reads them, from the first HOOK_COLUMN on):
- * the claim of held logs reads them once a hook (log_claim.c).
+ * the claim of listed logs reads them once a hook (log_claim.c).
  */
 #define HOOK_COLUMN 9
 #define HOOK_REQUEST_COLUMNS \
@@ -1041,6 +1040,13 @@ UNORDERED_CANDIDATES(LOOKED_AT_DUE) "    UNION ALL" FRESH_CANDIDATES(src)
 	{head(read(UNORDERED)) candidates("fresh") tail, \
 	 head(read(IN_ORDER) ", " FRESH_IN_ORDER) candidates("fresh_in_order") \
 	 ordered_rows tail}
+/*
+ * the statement of a look whose unordered hooks' claim is the claim of
+ * listed logs (log_readers_sql): with the ordered ones only
+ */
+#define WITH_ORDERED_ONLY(head, read, candidates, ordered_rows, tail) \
+	{NULL, head(read(IN_ORDER) ", " FRESH_IN_ORDER) candidates("fresh_in_order") \
+	 ordered_rows tail}
 /* a listed claim's hooks are listed already: a full look's read (READ_HOOKS) */
 #define LISTED_TAIL CLAIM_TAIL("NULL::bigint[]")
 #define FULL_TAIL CLAIM_TAIL(READ_HOOKS)
@@ -1048,36 +1054,44 @@ UNORDERED_CANDIDATES(LOOKED_AT_DUE) "    UNION ALL" FRESH_CANDIDATES(src)
 static const char *const claim_sql[CLAIM_LOOKS][2] = {
 	[CLAIM_LISTED] = WITH_AND_WITHOUT_ORDERED(LISTED_HEAD, FRESH, LISTED_DUE_AND_FRESH,
 											  ORDERED_CANDIDATES, LISTED_TAIL),
-	[CLAIM_LISTED_LOG] = WITH_AND_WITHOUT_ORDERED(LISTED_HEAD, FRESH, FRESH_CANDIDATES, "",
-												  LISTED_TAIL),
+	[CLAIM_LISTED_LOG] = WITH_ORDERED_ONLY(LISTED_HEAD, FRESH, FRESH_CANDIDATES, "",
+										   LISTED_TAIL),
 	[CLAIM_HELD] = WITH_AND_WITHOUT_ORDERED(LISTED_HEAD, FRESH_OF_HELD, LISTED_DUE_AND_FRESH,
 											ORDERED_CANDIDATES, LISTED_TAIL),
-	[CLAIM_HELD_LOG] = WITH_AND_WITHOUT_ORDERED(LISTED_HEAD, FRESH_OF_HELD, FRESH_CANDIDATES, "",
-												LISTED_TAIL),
+	[CLAIM_HELD_LOG] = WITH_ORDERED_ONLY(LISTED_HEAD, FRESH_OF_HELD, FRESH_CANDIDATES, "",
+										 LISTED_TAIL),
 	[CLAIM_FULL] = WITH_AND_WITHOUT_ORDERED(FULL_HEAD, FRESH, FULL_DUE_AND_FRESH,
 											ORDERED_CANDIDATES, FULL_TAIL)
 };
 
 /*
- * The claim of held logs: the SQL of its policy (log_claim.c does the
- * rest), what the statement of CLAIM_HELD_LOG does up to its readers.  A
- * row for each hook it reads (HOOKS_READ), with how many events it may
- * take (TAKE), the position the worker holds of it, its tenant's rooms,
- * whether hooks were left out (READERS_CUT), and its requests' columns
- * that are its hook's, from HELD_HOOK_COLUMN on.
+ * The claim of listed logs (CLAIM_HELD_LOG and CLAIM_LISTED_LOG of
+ * unordered hooks): the SQL of its policy (log_claim.c does the rest),
+ * what the statement of those looks does up to its readers.  A row for
+ * each hook it reads (HOOKS_READ), with how many events it may take
+ * (TAKE), its position, held or stored (and then locked: the stored one
+ * it was read from), its tenant's number among theirs and rooms, whether
+ * hooks were left out (READERS_CUT), and its requests' columns that are
+ * its hook's, from LOG_HOOK_COLUMN on.  With the position of every hook
+ * held, or not (the stored cursors read too).
  */
-#define HELD_HOOK_COLUMN 15
-static const char *held_readers_sql =
-CLAIM_HEAD "), " FRESH_HOOKS_LISTED ", " HOOKS_READ(UNORDERED) ", "
-READERS(HELD_POSITION, UNORDERED)
-"SELECT r.hook_id, r.tenant, r.room, r.take, r.lo_text, r.hi_text, r.last_txid::text,"
-"       r.last_id, r.top_id,"
-"       coalesce((SELECT x.room FROM tenant_room x WHERE x.tenant = r.tenant), $13),"
-"       coalesce((SELECT x.bytes FROM tenant_room x WHERE x.tenant = r.tenant), $14),"
-"       " READERS_CUT ", h.payload_format::text, h.uid," HOOK_REQUEST_COLUMNS
-"  FROM readers r"
-"  JOIN webhook.hook h ON h.id = r.hook_id"
-"  JOIN webhook.transport t ON t.id = r.transport_id";
+#define LOG_HOOK_COLUMN 21
+#define LOG_READERS(positions, position) \
+CLAIM_HEAD "), " FRESH_HOOKS_LISTED ", " HOOKS_READ(UNORDERED) positions ", " \
+READERS(position, UNORDERED) \
+"SELECT r.hook_id, r.tenant, r.room, r.take, r.lo_text, r.hi_text, r.last_txid::text," \
+"       r.last_id, r.top_id, pg_catalog.dense_rank() OVER (ORDER BY r.tenant)::integer," \
+"       coalesce((SELECT x.room FROM tenant_room x WHERE x.tenant = r.tenant), $13)," \
+"       coalesce((SELECT x.bytes FROM tenant_room x WHERE x.tenant = r.tenant), $14)," \
+"       " READERS_CUT ", h.payload_format::text, h.uid::text," \
+"       r.held, r.from_lo, r.from_hi, r.from_last_txid, r.from_last_id," HOOK_REQUEST_COLUMNS \
+"  FROM readers r" \
+"  JOIN webhook.hook h ON h.id = r.hook_id" \
+"  JOIN webhook.transport t ON t.id = r.transport_id"
+static const char *const log_readers_sql[2] = {
+	LOG_READERS(", " STORED_CURSORS, ANY_POSITION),
+	LOG_READERS("", HELD_POSITION)
+};
 
 /* The request a hook would be sent for an event (webhook.preview). */
 static const char *preview_sql =
@@ -1501,7 +1515,7 @@ static TimestampTz floors_since = 0;
 static uint64 n_claims = 0;
 
 static SPIPlanPtr claim_plans[CLAIM_LOOKS][2];
-static SPIPlanPtr held_readers_plan;
+static SPIPlanPtr log_readers_plans[2];
 static SPIPlanPtr prepared_plan = NULL;
 static SPIPlanPtr record_plan = NULL;
 static SPIPlanPtr record_succeeded_plan = NULL;
@@ -1887,68 +1901,81 @@ holds_all(const Datum *hook_ids, int n, const HeldPositions *pos)
 }
 
 /*
- * The request of the i-th event the claim of held logs c keeps, for the
- * reader whose row of the readers' statement r reads.
+ * The request of the i-th event the claim of listed logs c keeps, for the
+ * reader whose row of the readers' result (rows) r reads.
  */
 static Attempt *
-request_of_taken(LogClaim *c, int i, RowReader *r, MemoryContext parent, uint64 claim)
+request_of_taken(LogClaim *c, int i, SPITupleTable *rows, RowReader *r,
+				 MemoryContext parent, uint64 claim)
 {
 	Attempt    *req = attempt_new(parent);
 	MemoryContext old = MemoryContextSwitchTo(req->cxt);
 	LogTaken	t;
+	bool		isnull;
 
 	log_claim_take(c, i, &t, req->cxt);
-	heap_deform_tuple(SPI_tuptable->vals[t.reader], r->desc, r->values, r->nulls);
+	heap_deform_tuple(rows->vals[t.reader], r->desc, r->values, r->nulls);
 	req->attempt_no = 1;
 	req->event_id = t.event_id;
 	req->msg_id = t.msg_id;
-	req->body = t.body != NULL ? t.body : t.fits ? pstrdup("null") : NULL;
+	req->body = t.body;
+	req->event = t.event;
 	req->event_bytes = t.size;
 	req->fits = t.fits;
-	request_of_hook(req, r, HELD_HOOK_COLUMN);
+	request_of_hook(req, r, LOG_HOOK_COLUMN);
+	if (req->body == NULL && !OidIsValid(req->transform) && req->fits)
+		req->body = pstrdup("null");
 	req->read = palloc0(sizeof(LogRead));
 	req->read->rank = t.rank;
 	req->read->claim = claim;
-	req->read->from_held = true;
+	req->read->from_held = DatumGetBool(column_value(r, 16, &isnull));
+	position_from_row(&req->read->from, r, 17, false);
+	req->read->stored = (req->read->from.lo != NULL);
 	req->read->to = t.to;
 	MemoryContextSwitchTo(old);
 	return req;
 }
 
 /*
- * The claim of held logs (CLAIM_HELD_LOG of unordered hooks): the hooks it
- * reads, from the SQL of its policy, then event by event in C
- * (log_claim.c), with the claim's parameters (values, nulls).  Returns
- * false, having claimed nothing, when a hook it reads has a transform,
- * which needs the event's row made a value: the statement of
- * CLAIM_HELD_LOG claims then.  Else *n_claimed tells how many it claimed.
+ * The claim of listed logs (CLAIM_HELD_LOG or CLAIM_LISTED_LOG, look, of
+ * unordered hooks): the hooks it reads, from the SQL of its policy, then
+ * event by event in C (log_claim.c), with the claim's parameters (values,
+ * nulls).  Returns how many it claimed.
  */
-static bool
-claim_held_logs(int limit, Datum *values, char *nulls, Oid *types, MemoryContext parent,
-				const QueueHeld *held, dlist_head *claimed, ClaimNotes *notes, int *n_claimed)
+static int
+claim_listed_logs(ClaimLook look, int limit, Datum *values, char *nulls, Oid *types,
+				  MemoryContext parent, const QueueHeld *held, dlist_head *claimed,
+				  ClaimNotes *notes)
 {
+	int			all_held = (look == CLAIM_HELD_LOG);
+	SPITupleTable *rows;
 	RowReader  *reader;
 	LogReader  *readers;
 	LogClaim   *c;
 	int			n_readers;
+	int			n_claimed;
 	bool		cut = false;
 	bool		isnull;
 	int			i;
 
-	spi_check(SPI_execute_plan(spi_kept_plan(&held_readers_plan, held_readers_sql,
-											 CLAIM_ARGS, types, 0),
+	notes->readers_cut = false;
+	notes->n_read_hooks = 0;
+	notes->read_hooks = NULL;
+	spi_check(SPI_execute_plan(spi_kept_plan(&log_readers_plans[all_held],
+											 log_readers_sql[all_held], CLAIM_ARGS, types, 0),
 							   values, nulls, false, 0),
 			  SPI_OK_SELECT, false, "choosing the hooks whose logs to read");
+	rows = SPI_tuptable;
 	n_readers = (int) SPI_processed;
-	reader = row_reader(SPI_tuptable->tupdesc);
-	readers = palloc0(sizeof(LogReader) * Max(n_readers, 1));
+	if (n_readers == 0)
+		return 0;
+	reader = row_reader(rows->tupdesc);
+	readers = palloc0(sizeof(LogReader) * n_readers);
 	for (i = 0; i < n_readers; i++)
 	{
 		LogReader  *r = &readers[i];
 
-		heap_deform_tuple(SPI_tuptable->vals[i], reader->desc, reader->values, reader->nulls);
-		if (OidIsValid(DatumGetObjectId(column_value(reader, HELD_HOOK_COLUMN + 20, &isnull))))
-			return false;
+		heap_deform_tuple(rows->vals[i], reader->desc, reader->values, reader->nulls);
 		r->hook_id = DatumGetInt64(column_value(reader, 1, &isnull));
 		r->tenant = column_text(reader, 2);
 		r->room = DatumGetInt64(column_value(reader, 3, &isnull));
@@ -1958,22 +1985,24 @@ claim_held_logs(int limit, Datum *values, char *nulls, Oid *types, MemoryContext
 		r->last_txid = strtou64(column_text(reader, 7), NULL, 10);
 		r->last_id = DatumGetInt64(column_value(reader, 8, &isnull));
 		r->top_id = DatumGetInt64(column_value(reader, 9, &isnull));
-		r->tenant_room = DatumGetInt32(column_value(reader, 10, &isnull));
-		r->tenant_bytes = DatumGetInt64(column_value(reader, 11, &isnull));
-		cut = DatumGetBool(column_value(reader, 12, &isnull));
-		r->payload_format = column_text(reader, 13);
-		r->uid = datumCopy(column_value(reader, 14, &isnull), false, UUID_LEN);
-		r->transport_id = DatumGetInt64(column_value(reader, HELD_HOOK_COLUMN, &isnull));
+		r->tenant_no = DatumGetInt32(column_value(reader, 10, &isnull));
+		r->tenant_room = DatumGetInt32(column_value(reader, 11, &isnull));
+		r->tenant_bytes = DatumGetInt64(column_value(reader, 12, &isnull));
+		cut = DatumGetBool(column_value(reader, 13, &isnull));
+		r->payload_format = column_text(reader, 14);
+		r->uid = column_text(reader, 15);
+		r->transport_id = DatumGetInt64(column_value(reader, LOG_HOOK_COLUMN, &isnull));
+		r->transform = OidIsValid(DatumGetObjectId(column_value(reader, LOG_HOOK_COLUMN + 20,
+															  &isnull)));
 	}
 
-	c = log_claim_begin(readers, n_readers, limit, n_claimed);
-	for (i = 0; i < *n_claimed; i++)
-		dlist_push_tail(claimed, &request_of_taken(c, i, reader, parent, held->claim)->node);
+	c = log_claim_begin(readers, n_readers, limit, &n_claimed);
+	for (i = 0; i < n_claimed; i++)
+		dlist_push_tail(claimed,
+						&request_of_taken(c, i, rows, reader, parent, held->claim)->node);
 	log_claim_end(c);
-	notes->readers_cut = *n_claimed > 0 && cut;
-	notes->n_read_hooks = 0;
-	notes->read_hooks = NULL;
-	return true;
+	notes->readers_cut = n_claimed > 0 && cut;
+	return n_claimed;
 }
 
 /*
@@ -2093,9 +2122,9 @@ queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 		look = held->with_due ? CLAIM_HELD : CLAIM_HELD_LOG;
 	else
 		look = held->with_due ? CLAIM_LISTED : CLAIM_LISTED_LOG;
-	if (look == CLAIM_HELD_LOG && !held->with_ordered &&
-		claim_held_logs(limit, values, nulls, types, parent, held, claimed, notes, &ret))
+	if ((look == CLAIM_HELD_LOG || look == CLAIM_LISTED_LOG) && !held->with_ordered)
 	{
+		ret = claim_listed_logs(look, limit, values, nulls, types, parent, held, claimed, notes);
 		AtEOXact_GUC(true, nest_level);
 		n_claims++;
 		SPI_finish();

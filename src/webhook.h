@@ -20,7 +20,6 @@
 #include "postgres.h"
 
 #include "datatype/timestamp.h"
-#include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "storage/latch.h"
 
@@ -47,14 +46,6 @@ extern int	webhook_workers;
 extern bool webhook_auto_prune;
 extern Interval webhook_retention_span;
 extern Interval webhook_disable_after_span;
-
-/*
- * SQL functions that the claim of held logs calls directly (log_claim.c):
- * an event's body (render.c), its stored and rendered sizes (api.c)
- */
-extern Datum webhook_render_body(PG_FUNCTION_ARGS);
-extern Datum webhook_stored_bytes(PG_FUNCTION_ARGS);
-extern Datum webhook_rendered_bytes(PG_FUNCTION_ARGS);
 
 /* the most delivery workers webhook.workers may ask for, per database */
 #define WEBHOOK_MAX_WORKERS 32

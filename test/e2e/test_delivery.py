@@ -8,7 +8,7 @@ import time
 import unittest
 
 import harness
-from harness import ISO_8601, lit
+from harness import ISO_8601, R, lit
 
 cluster = rx = None
 setUpModule, tearDownModule = harness.cluster_and_receiver(globals())
@@ -149,6 +149,44 @@ class DeliveryTest(unittest.TestCase):
         self.assertEqual((link['method'], link['rel']), ('GET', 'resource'))
         self.assertTrue(link['href'].endswith('/orders/42'), link)
         self.assert_rows(uid, hook, rx.url(path))
+
+    def test_later_events_are_rendered_as_the_first(self):
+        """Each event of a hook, claimed by the claim of listed logs
+        (src/log_claim.c): the first from the stored cursor, each later
+        one, written while the one before is in flight (the receiver
+        answers after 0.3 s), from the position the worker holds.  In
+        every format, and through a transform, each body is the one
+        webhook.render() (or the transform) makes of the event, byte for
+        byte.  The hook uid, which the envelope names, was once read as a
+        16-byte uuid."""
+        cluster.psql("CREATE FUNCTION later_body(e webhook.event) RETURNS jsonb"
+                     " LANGUAGE sql AS $$ SELECT jsonb_build_object('n', e.payload->'n',"
+                     " 'type', e.event_type) $$")
+        for fmt in ('standard', 'thin', 'envelope', 'row', None):
+            path = '/later_%s' % (fmt or 'transform')
+            rx.script(path, R(200, delay=0.3))
+            if fmt is None:
+                event_type = harness.uniq('LATER')
+                hook_id = cluster.create_hook(cluster.create_transport(base_url=rx.url()),
+                                              [event_type], path=path,
+                                              transform='later_body(webhook.event)')
+            else:
+                hook = cluster.hook_on(rx.url(), path, payload_format=fmt)
+                hook_id, event_type = hook.hook_id, hook.event_type
+            for n in range(1, 4):
+                uid = cluster.emit(event_type, {'n': n, 'text': 'Zoë "%d"' % n},
+                                   resource='orders', resource_id=str(n))
+                req = rx.wait_requests(n, path=path)[n - 1]
+                if fmt is None:
+                    expected = '{"n": %d, "type": "%s"}' % (n, event_type)
+                else:
+                    expected = cluster.one(
+                        "SELECT webhook.render(h.payload_format::text, e, h.uid)"
+                        "  FROM webhook.event e, webhook.hook h"
+                        " WHERE e.uid = %s AND h.id = %d" % (lit(uid), hook_id))
+                self.assertEqual(req.body.decode(), expected, (fmt, n))
+                self.assertEqual(req.headers.get('webhook-id'), uid)
+            cluster.wait_state(uid, 'succeeded')
 
     def test_row_format(self):
         path = '/row'
