@@ -4,7 +4,8 @@
  *	  Where the worker has read each hook's log to, ahead of the cursor
  *	  that is stored.
  *
- * A claim reads an unordered hook's events from the log (queue.c, FRESH)
+ * A claim reads an unordered hook's events from the log (log_claim.c, or
+ * queue.c's FRESH)
  * and sends them before any row of them exists; the record makes each
  * one's delivery row, with its outcome.  The stored cursor
  * (webhook_internal.cursor) may move past an event only once its attempt is

@@ -108,6 +108,9 @@ typedef struct LogSlot
 	IndexScanDesc scan;
 	TupleTableSlot *slot;
 	AttrNumber	att[EVENT_ATTS];
+	bool		map_made;
+	TupleConversionMap *map;	/* its rows to webhook.event's (event_row()),
+								 * NULL: the same */
 } LogSlot;
 
 /* a pg_snapshot, from its text */
@@ -141,10 +144,12 @@ typedef struct LogEvent
 struct LogClaim
 {
 	LogReader  *readers;
-	int			n_readers;
 	LogSlot		slots[LOG_SLOTS];
-	LogEvent   *events;
+	bool		reading;		/* its snapshot pushed, its scans begun */
+	LogEvent   *found;			/* one read of the slots' (read_slots()) */
+	LogEvent   *events;			/* what it read, hook by hook */
 	int			n_events;
+	int			max_events;
 	LogEvent  **kept;			/* in turn order */
 	int			n_tenants;		/* the readers' tenant_no are 1 to this */
 	char	   *snapshot;		/* the claim's, as text */
@@ -272,7 +277,8 @@ close_slots(LogClaim *c)
 
 	for (s = 0; s < LOG_SLOTS; s++)
 	{
-		index_endscan(c->slots[s].scan);
+		if (c->reading)
+			index_endscan(c->slots[s].scan);
 		ExecDropSingleTupleTableSlot(c->slots[s].slot);
 		index_close(c->slots[s].index, NoLock);
 		table_close(c->slots[s].heap, NoLock);
@@ -332,15 +338,16 @@ cmp_log_order(const void *a, const void *b)
  * each slot: of the transaction from past the id after_id (keyed), or of
  * the transactions from "from" on and below "below"; with only_seen, only
  * those of transactions it saw committed.  In (txid, id) order, appended
- * to the claim's events as of part: each slot gives its first need, and
- * the first need of them all are kept.
+ * to the claim's events as of part: each slot gives its first need (into
+ * found, room for LOG_SLOTS times the most any reader needs), and the
+ * first need of them all are kept.
  */
 static int
 read_slots(LogClaim *c, int reader, int part, bool keyed, uint64 from, uint64 below,
 		   int64 after_id, const TxSnapshot *only_seen, int need)
 {
 	LogReader  *r = &c->readers[reader];
-	LogEvent   *out = c->events + c->n_events;
+	LogEvent   *out = c->found;
 	int			n = 0;
 	int			s;
 	int			i;
@@ -405,6 +412,12 @@ read_slots(LogClaim *c, int reader, int part, bool keyed, uint64 from, uint64 be
 	for (i = need; i < n; i++)
 		heap_freetuple(out[i].tuple);
 	n = Min(n, need);
+	if (c->n_events + n > c->max_events)
+	{
+		c->max_events = Max(2 * c->max_events, c->n_events + n);
+		c->events = repalloc(c->events, sizeof(LogEvent) * c->max_events);
+	}
+	memcpy(c->events + c->n_events, out, sizeof(LogEvent) * n);
 	c->n_events += n;
 	return n;
 }
@@ -778,19 +791,26 @@ position_after(LogClaim *c, LogEvent *e, LogPosition *to)
  * The event's row, as a value of webhook.event's type, in the current
  * memory context: what a transform is given (EVENT_LOOKUP's
  * e::webhook.event).  A slot's row is made one of webhook.event (slot 0)
- * column by column.
+ * column by column, by a map made once a claim.
  */
 static Datum
 event_row(LogClaim *c, LogEvent *e)
 {
 	TupleDesc	event_desc = RelationGetDescr(c->slots[0].heap);
+	LogSlot    *slot = &c->slots[e->slot];
 	HeapTuple	tuple = e->tuple;
-	TupleConversionMap *map;
-	MemoryContext old = MemoryContextSwitchTo(c->scratch);
+	MemoryContext old;
 
-	map = convert_tuples_by_name(RelationGetDescr(c->slots[e->slot].heap), event_desc);
-	if (map != NULL)
-		tuple = execute_attr_map_tuple(tuple, map);
+	if (!slot->map_made)
+	{
+		old = MemoryContextSwitchTo(c->cxt);
+		slot->map = convert_tuples_by_name(RelationGetDescr(slot->heap), event_desc);
+		slot->map_made = true;
+		MemoryContextSwitchTo(old);
+	}
+	old = MemoryContextSwitchTo(c->scratch);
+	if (slot->map != NULL)
+		tuple = execute_attr_map_tuple(tuple, slot->map);
 	MemoryContextSwitchTo(old);
 	return heap_copy_tuple_as_datum(tuple, event_desc);
 }
@@ -836,55 +856,68 @@ log_claim_take(LogClaim *c, int i, LogTaken *t, MemoryContext cxt)
 }
 
 /*
- * Start a claim of up to limit events of the logs of the n_readers (at
- * least one), as the claim's statement did (queue.c), through
- * a snapshot of its own, and take steps 1 to 4; *n_kept tells how many
- * events it keeps, each of which log_claim_take() makes a request of,
- * before log_claim_end().  In the current memory context, which must last
- * until then.
+ * Open a claim of the log: its slots locked, as a statement locks its
+ * tables before it takes its snapshot, and before it locks any row (the
+ * readers' statement locks the stored cursors it reads: a claim waiting
+ * for the slots behind a rotation would hold them meanwhile).  In the
+ * current memory context, which must last until log_claim_end().
  */
 LogClaim *
-log_claim_begin(LogReader *readers, int n_readers, int limit, int *n_kept)
+log_claim_open(void)
 {
 	LogClaim   *c = palloc0(sizeof(LogClaim));
-	int64		events = 0;
-	int			n;
-	int			i;
 
-	c->readers = readers;
-	c->n_readers = n_readers;
 	c->top_id = -1;
 	c->cxt = CurrentMemoryContext;
 	c->scratch = AllocSetContextCreate(CurrentMemoryContext, "webhook log claim",
 									   ALLOCSET_DEFAULT_SIZES);
+	open_slots(c);
+	return c;
+}
+
+/*
+ * Claim up to limit events of the logs of the n_readers (at least one), as
+ * the claim's statement did (queue.c), through a snapshot of its own:
+ * steps 1 to 4.  Returns how many events it keeps, each of which
+ * log_claim_take() makes a request of.
+ */
+int
+log_claim_read(LogClaim *c, LogReader *readers, int n_readers, int limit)
+{
+	int64		most = 0;
+	int			n;
+	int			i;
+
+	c->readers = readers;
 	for (i = 0; i < n_readers; i++)
 	{
-		events += readers[i].take + 1;
+		most = Max(most, readers[i].take + 1);
 		c->n_tenants = Max(c->n_tenants, readers[i].tenant_no);
 		readers[i].tenant_text = CStringGetTextDatum(readers[i].tenant);
 	}
-	/* each arm's slots give up to its need each (read_slots()) */
-	c->events = palloc(sizeof(LogEvent) * (events * LOG_SLOTS + 1));
+	c->found = palloc(sizeof(LogEvent) * most * LOG_SLOTS);
+	c->max_events = (int) Min(most, 1024);
+	c->events = palloc(sizeof(LogEvent) * c->max_events);
 
-	open_slots(c);
 	PushActiveSnapshot(GetTransactionSnapshot());
 	c->snapshot = DatumGetCString(DirectFunctionCall1(pg_snapshot_out,
 													  DirectFunctionCall1(pg_current_snapshot,
 																		  (Datum) 0)));
 	begin_scans(c);
+	c->reading = true;
 	for (i = 0; i < n_readers; i++)
 		read_hook(c, i);
 	c->kept = rank_events(c, &n);
 	n = keep_within_rooms(c, c->kept, n, limit);
-	*n_kept = keep_within_bytes(c, c->kept, n);
-	return c;
+	return keep_within_bytes(c, c->kept, n);
 }
 
-/* End the claim: its slots closed, its snapshot popped. */
+/* End the claim: its scans and slots closed, its snapshot popped. */
 void
 log_claim_end(LogClaim *c)
 {
 	close_slots(c);
-	PopActiveSnapshot();
+	if (c->reading)
+		PopActiveSnapshot();
 	MemoryContextDelete(c->scratch);
 }

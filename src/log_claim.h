@@ -16,8 +16,8 @@
 
 /*
  * A hook the claim reads, as the claim's SQL chose it (queue.c): its
- * tenant and transport, how many events it may take, and the position the
- * worker holds of it.
+ * tenant and transport, how many events it may take, and its position
+ * (held by the worker, or stored).
  */
 typedef struct LogReader
 {
@@ -61,7 +61,8 @@ typedef struct LogTaken
 
 typedef struct LogClaim LogClaim;
 
-extern LogClaim *log_claim_begin(LogReader *readers, int n_readers, int limit, int *n_kept);
+extern LogClaim *log_claim_open(void);
+extern int	log_claim_read(LogClaim *c, LogReader *readers, int n_readers, int limit);
 extern void log_claim_take(LogClaim *c, int i, LogTaken *t, MemoryContext cxt);
 extern void log_claim_end(LogClaim *c);
 

@@ -1011,7 +1011,9 @@ REQUEST_JOINS("(SELECT c.uid, c.event_tenant AS tenant, c.event_type, c.resource
  * their logs only, with ordered hooks or not.  A claim of the hooks of $16
  * reads their due deliveries only when the worker knows that some may have
  * one (worker.c): most of its claims read logs only, and a full look, once
- * a second, reads every hook's due deliveries.
+ * a second, reads every hook's due deliveries.  A claim of the logs only of
+ * the hooks of $16, without ordered hooks, is the claim of listed logs
+ * (log_readers_sql, log_claim.c): it has no statement here.
  */
 typedef enum ClaimLook
 {
@@ -1604,10 +1606,11 @@ set_floor(int64 hook_id, TimestampTz t)
 }
 
 /*
- * A row of the claim (or of a preview), deformed once: read column by
- * column (SPI_getvalue()), each column of its 47 was found by walking the
- * row from its start, and its output function looked up, for every
- * request.  The output functions are looked up once per result.
+ * A row of the claim (or of a preview, or of the readers of the claim of
+ * listed logs), deformed once: read column by column (SPI_getvalue()),
+ * each column of its 47 was found by walking the row from its start, and
+ * its output function looked up, for every request.  The output functions
+ * are looked up once per result.
  */
 typedef struct RowReader
 {
@@ -1902,17 +1905,20 @@ holds_all(const Datum *hook_ids, int n, const HeldPositions *pos)
 
 /*
  * The request of the i-th event the claim of listed logs c keeps, for the
- * reader whose row of the readers' result (rows) r reads.
+ * reader whose row of the readers' result (rows) r reads, appended to
+ * claimed.
  */
-static Attempt *
+static void
 request_of_taken(LogClaim *c, int i, SPITupleTable *rows, RowReader *r,
-				 MemoryContext parent, uint64 claim)
+				 MemoryContext parent, uint64 claim, dlist_head *claimed)
 {
 	Attempt    *req = attempt_new(parent);
 	MemoryContext old = MemoryContextSwitchTo(req->cxt);
 	LogTaken	t;
 	bool		isnull;
 
+	/* on the list first: what an error leaves half made is freed with it */
+	dlist_push_tail(claimed, &req->node);
 	log_claim_take(c, i, &t, req->cxt);
 	heap_deform_tuple(rows->vals[t.reader], r->desc, r->values, r->nulls);
 	req->attempt_no = 1;
@@ -1933,7 +1939,6 @@ request_of_taken(LogClaim *c, int i, SPITupleTable *rows, RowReader *r,
 	req->read->stored = (req->read->from.lo != NULL);
 	req->read->to = t.to;
 	MemoryContextSwitchTo(old);
-	return req;
 }
 
 /*
@@ -1961,6 +1966,7 @@ claim_listed_logs(ClaimLook look, int limit, Datum *values, char *nulls, Oid *ty
 	notes->readers_cut = false;
 	notes->n_read_hooks = 0;
 	notes->read_hooks = NULL;
+	c = log_claim_open();
 	spi_check(SPI_execute_plan(spi_kept_plan(&log_readers_plans[all_held],
 											 log_readers_sql[all_held], CLAIM_ARGS, types, 0),
 							   values, nulls, false, 0),
@@ -1968,7 +1974,10 @@ claim_listed_logs(ClaimLook look, int limit, Datum *values, char *nulls, Oid *ty
 	rows = SPI_tuptable;
 	n_readers = (int) SPI_processed;
 	if (n_readers == 0)
+	{
+		log_claim_end(c);
 		return 0;
+	}
 	reader = row_reader(rows->tupdesc);
 	readers = palloc0(sizeof(LogReader) * n_readers);
 	for (i = 0; i < n_readers; i++)
@@ -1996,10 +2005,9 @@ claim_listed_logs(ClaimLook look, int limit, Datum *values, char *nulls, Oid *ty
 															  &isnull)));
 	}
 
-	c = log_claim_begin(readers, n_readers, limit, &n_claimed);
+	n_claimed = log_claim_read(c, readers, n_readers, limit);
 	for (i = 0; i < n_claimed; i++)
-		dlist_push_tail(claimed,
-						&request_of_taken(c, i, rows, reader, parent, held->claim)->node);
+		request_of_taken(c, i, rows, reader, parent, held->claim, claimed);
 	log_claim_end(c);
 	notes->readers_cut = n_claimed > 0 && cut;
 	return n_claimed;
@@ -2130,6 +2138,7 @@ queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 		SPI_finish();
 		return ret;
 	}
+	Assert(claim_sql[look][held->with_ordered] != NULL);
 	spi_check(SPI_execute_plan(spi_kept_plan(&claim_plans[look][held->with_ordered],
 											 claim_sql[look][held->with_ordered],
 											 CLAIM_ARGS, types, 0),

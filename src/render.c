@@ -253,8 +253,8 @@ webhook_render_body(PG_FUNCTION_ARGS)
 /*
  * webhook_internal.stored_bytes(jsonb): the size of a value once decompressed and
  * read from TOAST, told by its header alone.  The claim weighs an event
- * with it before building its body (queue.c): reading a huge event whole
- * is what must not happen.
+ * with it before building its body (queue.c, log_claim.c): reading a huge
+ * event whole is what must not happen.
  */
 Datum
 webhook_stored_bytes(PG_FUNCTION_ARGS)

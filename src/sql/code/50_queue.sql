@@ -5,8 +5,8 @@
 
 -- The body of a request: the event rendered in the hook's payload format,
 -- written as JSON text in C (src/render.c); the claim calls it with the
--- event's columns (src/queue.c).  STABLE: a time before year 1 or after
--- 9999 is written by to_char.
+-- event's columns (src/queue.c; src/log_claim.c calls its C function).
+-- STABLE: a time before year 1 or after 9999 is written by to_char.
 CREATE OR REPLACE FUNCTION webhook_internal.render_body(
         format text, uid uuid, tenant text, event_type text, resource text,
         resource_id text, payload jsonb, previous jsonb, created_at timestamptz,
