@@ -481,19 +481,6 @@ read_hook(LogClaim *c, int reader)
 	}
 }
 
-/* whether two readers are of one transport, or of one tenant */
-static bool
-same_transport(const LogReader *a, const LogReader *b)
-{
-	return a->transport_id == b->transport_id;
-}
-
-static bool
-same_tenant(const LogReader *a, const LogReader *b)
-{
-	return a->tenant_no == b->tenant_no;
-}
-
 /* qsort() comparator of events by tenant, rank and hook (step 2) */
 static int
 cmp_tenant_rank(const void *a, const void *b, void *arg)
@@ -529,39 +516,46 @@ rank_events(LogClaim *c, int *n)
 			ranked[(*n)++] = &c->events[i];
 	qsort_arg(ranked, *n, sizeof(LogEvent *), cmp_tenant_rank, c->readers);
 	for (i = 0; i < *n; i++)
-		ranked[i]->turn = (i > 0 && same_tenant(&c->readers[ranked[i]->reader],
-												&c->readers[ranked[i - 1]->reader]))
+		ranked[i]->turn = (i > 0 && c->readers[ranked[i]->reader].tenant_no ==
+						   c->readers[ranked[i - 1]->reader].tenant_no)
 			? ranked[i - 1]->turn + 1 : 1;
 	return ranked;
 }
 
-/* qsort() comparator of events by transport, then turn */
-static int
-cmp_transport_turn(const void *a, const void *b, void *arg)
-{
-	const LogEvent *x = *(LogEvent *const *) a;
-	const LogEvent *y = *(LogEvent *const *) b;
-	const LogReader *readers = (const LogReader *) arg;
-	int64		tx = readers[x->reader].transport_id;
-	int64		ty = readers[y->reader].transport_id;
+/* a group of readers, by a key of theirs: their transport, their tenant */
+typedef int64 (*ReaderKey) (const LogReader *r);
 
-	if (tx != ty)
-		return tx < ty ? -1 : 1;
-	return (x->turn > y->turn) - (x->turn < y->turn);
+static int64
+transport_key(const LogReader *r)
+{
+	return r->transport_id;
 }
 
-/* qsort() comparator of events by tenant, then turn */
+static int64
+tenant_key(const LogReader *r)
+{
+	return r->tenant_no;
+}
+
+/* the readers, and the key that groups them, for cmp_group_turn() */
+typedef struct GroupOrder
+{
+	const LogReader *readers;
+	ReaderKey	key;
+} GroupOrder;
+
+/* qsort() comparator of events by their readers' group, then turn */
 static int
-cmp_tenant_turn(const void *a, const void *b, void *arg)
+cmp_group_turn(const void *a, const void *b, void *arg)
 {
 	const LogEvent *x = *(LogEvent *const *) a;
 	const LogEvent *y = *(LogEvent *const *) b;
-	const LogReader *readers = (const LogReader *) arg;
-	int			tx = readers[x->reader].tenant_no;
-	int			ty = readers[y->reader].tenant_no;
+	const GroupOrder *order = (const GroupOrder *) arg;
+	int64		kx = order->key(&order->readers[x->reader]);
+	int64		ky = order->key(&order->readers[y->reader]);
 
-	if (tx != ty)
-		return tx < ty ? -1 : 1;
+	if (kx != ky)
+		return kx < ky ? -1 : 1;
 	return (x->turn > y->turn) - (x->turn < y->turn);
 }
 
@@ -578,26 +572,25 @@ cmp_turn(const void *a, const void *b)
 }
 
 /*
- * Keep of the ranked events, sorted by cmp, those whose place in their
- * group (consecutive events of one same(); from 1) is within room(), in
- * place; returns how many are kept.
+ * Keep of the ranked events those whose place in their group (of the
+ * readers of one key; from 1, by turn) is within room(), in place;
+ * returns how many are kept.
  */
 static int
-keep_within(LogClaim *c, LogEvent **ranked, int n,
-			int (*cmp) (const void *, const void *, void *),
-			bool (*same) (const LogReader *, const LogReader *),
+keep_within(LogClaim *c, LogEvent **ranked, int n, ReaderKey key,
 			int64 (*room) (const LogReader *))
 {
+	GroupOrder	order = {c->readers, key};
 	int			kept = 0;
 	int64		place = 0;
 	int			i;
 
-	qsort_arg(ranked, n, sizeof(LogEvent *), cmp, c->readers);
+	qsort_arg(ranked, n, sizeof(LogEvent *), cmp_group_turn, &order);
 	for (i = 0; i < n; i++)
 	{
 		const LogReader *r = &c->readers[ranked[i]->reader];
 
-		place = (i > 0 && same(r, &c->readers[ranked[i - 1]->reader])) ? place + 1 : 1;
+		place = (i > 0 && key(r) == key(&c->readers[ranked[i - 1]->reader])) ? place + 1 : 1;
 		if (place <= room(r))
 			ranked[kept++] = ranked[i];
 	}
@@ -626,8 +619,8 @@ keep_within_rooms(LogClaim *c, LogEvent **ranked, int n, int limit)
 {
 	int			i;
 
-	n = keep_within(c, ranked, n, cmp_transport_turn, same_transport, transport_room);
-	n = keep_within(c, ranked, n, cmp_tenant_turn, same_tenant, tenant_room);
+	n = keep_within(c, ranked, n, transport_key, transport_room);
+	n = keep_within(c, ranked, n, tenant_key, tenant_room);
 	for (i = 0; i < n; i++)
 		ranked[i]->tie = pg_prng_double(&pg_global_prng_state);
 	qsort(ranked, n, sizeof(LogEvent *), cmp_turn);

@@ -56,6 +56,16 @@ def delete_tenant(tenant):
                  " WHERE tenant = %s" % lit(tenant))
 
 
+def wait_successes(tenants, n, timeout=60):
+    """Wait until the attempts of the tenants (an SQL condition on t.tenant)
+    that succeeded number n."""
+    cluster.wait_for("SELECT count(*) FROM webhook.attempt a"
+                     "  JOIN webhook.hook h ON h.id = a.hook_id"
+                     "  JOIN webhook.transport t ON t.id = h.transport_id"
+                     " WHERE t.tenant %s AND a.status_code BETWEEN 200 AND 299" % tenants,
+                     str(n), timeout=timeout)
+
+
 def log_entries_read(what='idx_tup_read'):
     """The entries read of the log's index (or its scans, what='idx_scan'),
     in every slot, once the worker has reported what it read (its
@@ -263,11 +273,7 @@ class FairShareTest(unittest.TestCase):
                      " SELECT webhook.emit(%s, jsonb_build_object('n', g), tenant => 'beside_crowd')"
                      "  FROM generate_series(1, 300) g" % (lit(crowd_type), lit(lone_type)))
         rx.wait_requests(300, path='/beside_crowd', timeout=PROMPT * 6)
-        cluster.wait_for("SELECT count(*) FROM webhook.attempt a"
-                         "  JOIN webhook.hook h ON h.id = a.hook_id"
-                         "  JOIN webhook.transport t ON t.id = h.transport_id"
-                         " WHERE t.tenant IN ('crowd', 'beside_crowd')"
-                         "   AND a.status_code BETWEEN 200 AND 299", '3300', timeout=60)
+        wait_successes("IN ('crowd', 'beside_crowd')", 3300)
         scans = log_entries_read('idx_scan') - before
         harness.note('a tenant of 300 busy hooks beside one of one: %d scans of the log\'s'
                      ' index for 3,300 events' % scans)
@@ -320,11 +326,7 @@ class FairShareTest(unittest.TestCase):
                      "                    tenant => 'backlogs_' || (x.i - 1))"
                      "  FROM unnest(%s::text[]) WITH ORDINALITY x(t, i), generate_series(1, 50) g"
                      % lit('{%s}' % ','.join(types)))
-        cluster.wait_for("SELECT count(*) FROM webhook.attempt a"
-                         "  JOIN webhook.hook h ON h.id = a.hook_id"
-                         "  JOIN webhook.transport t ON t.id = h.transport_id"
-                         " WHERE t.tenant LIKE 'backlogs\\_%' AND a.status_code BETWEEN 200 AND 299",
-                         '1000', timeout=60)
+        wait_successes("LIKE 'backlogs\\_%'", 1000)
         read = log_entries_read() - before
         harness.note('20 tenants with a backlog of 50 each: %d entries of the log\'s index'
                      ' read for 1,000 events' % read)
@@ -342,11 +344,7 @@ class FairShareTest(unittest.TestCase):
         before = log_entries_read()
         cluster.psql("SELECT webhook.emit(%s, jsonb_build_object('n', g), tenant => 'one_commit')"
                      "  FROM generate_series(1, 5000) g" % lit(event_type))
-        cluster.wait_for("SELECT count(*) FROM webhook.attempt a"
-                         "  JOIN webhook.hook h ON h.id = a.hook_id"
-                         "  JOIN webhook.transport t ON t.id = h.transport_id"
-                         " WHERE t.tenant = 'one_commit' AND a.status_code BETWEEN 200 AND 299",
-                         '5000', timeout=60)
+        wait_successes("= 'one_commit'", 5000)
         read = log_entries_read() - before
         harness.note('a backlog of 5,000 in one transaction: %d entries of the log\'s index'
                      ' read' % read)
