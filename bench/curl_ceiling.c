@@ -5,11 +5,20 @@
  *		no database.  It bounds what the worker, which sends with libcurl
  *		too, could reach on this machine.
  *
- *	Usage: curl_ceiling URL REQUESTS IN_FLIGHT
+ *		It drives libcurl as a plain client does (curl_multi_perform() and
+ *		curl_multi_poll()), or, with "socket", as the worker does: through
+ *		libcurl's socket interface (curl_multi_socket_action() on each
+ *		socket an epoll set says is ready, the sockets and the timeout that
+ *		libcurl asks for kept by its callbacks), which the worker needs to
+ *		wait on its latch and curl's sockets at once (src/http.c).
+ *
+ *	Usage: curl_ceiling URL REQUESTS IN_FLIGHT [perform|socket]
  */
 #include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
 #include <time.h>
 
 static const char *body =
@@ -34,6 +43,70 @@ seconds_now(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/* the socket interface's state: the epoll set, and the timeout asked */
+static int	epoll_fd;
+static long timeout_ms = -1;
+
+/* CURLMOPT_SOCKETFUNCTION: keep the epoll set as libcurl asks */
+static int
+socket_callback(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+	struct epoll_event ev = {0};
+	CURLM	   *multi = (CURLM *) userp;
+
+	(void) easy;
+	ev.data.fd = fd;
+	if (what == CURL_POLL_REMOVE)
+	{
+		epoll_ctl(epoll_fd, EPOLL_CTL_DEL, fd, NULL);
+		curl_multi_assign(multi, fd, NULL);
+		return 0;
+	}
+	ev.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0);
+	if (socketp == NULL)
+	{
+		epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &ev);
+		curl_multi_assign(multi, fd, multi);
+	}
+	else
+		epoll_ctl(epoll_fd, EPOLL_CTL_MOD, fd, &ev);
+	return 0;
+}
+
+/* CURLMOPT_TIMERFUNCTION: remember the timeout asked */
+static int
+timer_callback(CURLM *multi, long ms, void *userp)
+{
+	(void) multi;
+	(void) userp;
+	timeout_ms = ms;
+	return 0;
+}
+
+/* Let libcurl work: on every transfer, or on the sockets that are ready. */
+static void
+drive(CURLM *multi, int by_socket)
+{
+	struct epoll_event events[64];
+	int			running;
+	int			n;
+	int			i;
+
+	if (!by_socket)
+	{
+		curl_multi_perform(multi, &running);
+		return;
+	}
+	n = epoll_wait(epoll_fd, events, 64, timeout_ms < 0 ? 100 : (int) timeout_ms);
+	if (n <= 0)
+		curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	for (i = 0; i < n; i++)
+		curl_multi_socket_action(multi, events[i].data.fd,
+								 ((events[i].events & EPOLLIN) ? CURL_CSELECT_IN : 0) |
+								 ((events[i].events & EPOLLOUT) ? CURL_CSELECT_OUT : 0),
+								 &running);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -44,16 +117,27 @@ main(int argc, char **argv)
 				done = 0,
 				failed = 0;
 	int			in_flight;
+	int			by_socket;
+	int			running;
 	double		start;
 
-	if (argc != 4 || (total = atol(argv[2])) <= 0 || (in_flight = atoi(argv[3])) <= 0)
+	if ((argc != 4 && argc != 5) || (total = atol(argv[2])) <= 0 ||
+		(in_flight = atoi(argv[3])) <= 0)
 	{
-		fprintf(stderr, "usage: %s URL REQUESTS IN_FLIGHT\n", argv[0]);
+		fprintf(stderr, "usage: %s URL REQUESTS IN_FLIGHT [perform|socket]\n", argv[0]);
 		return 2;
 	}
+	by_socket = argc == 5 && strcmp(argv[4], "socket") == 0;
 	curl_global_init(CURL_GLOBAL_ALL);
 	multi = curl_multi_init();
 	curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long) in_flight);
+	if (by_socket)
+	{
+		epoll_fd = epoll_create1(0);
+		curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, socket_callback);
+		curl_multi_setopt(multi, CURLMOPT_SOCKETDATA, multi);
+		curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, timer_callback);
+	}
 	headers = curl_slist_append(NULL, "Content-Type: application/json");
 
 	start = seconds_now();
@@ -67,13 +151,14 @@ main(int argc, char **argv)
 		curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, discard);
 		curl_multi_add_handle(multi, easy);
 	}
+	if (by_socket)
+		curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &running);
 	while (done < total)
 	{
 		CURLMsg    *msg;
-		int			running,
-					left;
+		int			left;
 
-		curl_multi_perform(multi, &running);
+		drive(multi, by_socket);
 		while ((msg = curl_multi_info_read(multi, &left)) != NULL)
 		{
 			long		status = 0;
@@ -94,7 +179,7 @@ main(int argc, char **argv)
 			else
 				curl_easy_cleanup(msg->easy_handle);
 		}
-		if (done < total)
+		if (done < total && !by_socket)
 			curl_multi_poll(multi, NULL, 0, 100, NULL);
 	}
 	printf("curl %.0f req/s (%ld requests, %ld failed)\n",
