@@ -24,8 +24,9 @@ one_process() {
     /usr/bin/time -f "%U %S" -o "$BENCH_DIR/time" \
         "$BENCH_DIR/curl_ceiling" "$url" "$requests" "$inflight" "$1" |
         awk -v what="$1" '{print what, $2}'
-    awk -v what="$1" -v requests="$requests" \
-        '{printf "%s_us %.1f\n", what, ($1 + $2) * 1e6 / requests}' "$BENCH_DIR/time"
+    # (its last line: a failed run's exit status comes before it)
+    tail -1 "$BENCH_DIR/time" | awk -v what="$1" -v requests="$requests" \
+        '{printf "%s_us %.1f\n", what, ($1 + $2) * 1e6 / requests}'
 }
 
 for _ in $(seq "$runs"); do

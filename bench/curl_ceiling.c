@@ -21,6 +21,8 @@
 #include <sys/epoll.h>
 #include <time.h>
 
+#define Max(a, b) ((a) > (b) ? (a) : (b))
+
 static const char *body =
 	"{\"type\":\"ORDER_CREATE\",\"timestamp\":\"2026-11-23T12:00:00.000Z\","
 	"\"data\":{\"orderId\":1,\"total\":12.5}}";
@@ -43,9 +45,12 @@ seconds_now(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* the socket interface's state: the epoll set, and the timeout asked */
+/*
+ * the socket interface's state: the epoll set, and when libcurl asked to
+ * be called (0: it did not)
+ */
 static int	epoll_fd;
-static long timeout_ms = -1;
+static double deadline = 0;
 
 /* CURLMOPT_SOCKETFUNCTION: keep the epoll set as libcurl asks */
 static int
@@ -63,23 +68,20 @@ socket_callback(CURL *easy, curl_socket_t fd, int what, void *userp, void *socke
 		return 0;
 	}
 	ev.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0);
-	if (socketp == NULL)
-	{
-		epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &ev);
-		curl_multi_assign(multi, fd, multi);
-	}
-	else
+	/* (a socket reused under the same number is in the set already) */
+	if (socketp != NULL || epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &ev) != 0)
 		epoll_ctl(epoll_fd, EPOLL_CTL_MOD, fd, &ev);
+	curl_multi_assign(multi, fd, multi);
 	return 0;
 }
 
-/* CURLMOPT_TIMERFUNCTION: remember the timeout asked */
+/* CURLMOPT_TIMERFUNCTION: remember when libcurl asked to be called */
 static int
 timer_callback(CURLM *multi, long ms, void *userp)
 {
 	(void) multi;
 	(void) userp;
-	timeout_ms = ms;
+	deadline = ms < 0 ? 0 : seconds_now() + ms / 1000.0;
 	return 0;
 }
 
@@ -97,14 +99,19 @@ drive(CURLM *multi, int by_socket)
 		curl_multi_perform(multi, &running);
 		return;
 	}
-	n = epoll_wait(epoll_fd, events, 64, timeout_ms < 0 ? 100 : (int) timeout_ms);
-	if (n <= 0)
-		curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	n = epoll_wait(epoll_fd, events, 64,
+				   deadline == 0 ? 100 : (int) Max(0, (deadline - seconds_now()) * 1000));
 	for (i = 0; i < n; i++)
 		curl_multi_socket_action(multi, events[i].data.fd,
 								 ((events[i].events & EPOLLIN) ? CURL_CSELECT_IN : 0) |
-								 ((events[i].events & EPOLLOUT) ? CURL_CSELECT_OUT : 0),
+								 ((events[i].events & EPOLLOUT) ? CURL_CSELECT_OUT : 0) |
+								 ((events[i].events & (EPOLLERR | EPOLLHUP)) ? CURL_CSELECT_ERR : 0),
 								 &running);
+	if (deadline != 0 && seconds_now() >= deadline)
+	{
+		deadline = 0;
+		curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	}
 }
 
 int
@@ -122,7 +129,8 @@ main(int argc, char **argv)
 	double		start;
 
 	if ((argc != 4 && argc != 5) || (total = atol(argv[2])) <= 0 ||
-		(in_flight = atoi(argv[3])) <= 0)
+		(in_flight = atoi(argv[3])) <= 0 ||
+		(argc == 5 && strcmp(argv[4], "perform") != 0 && strcmp(argv[4], "socket") != 0))
 	{
 		fprintf(stderr, "usage: %s URL REQUESTS IN_FLIGHT [perform|socket]\n", argv[0]);
 		return 2;

@@ -46,7 +46,6 @@
 
 #include "access/detoast.h"
 #include "access/genam.h"
-#include "access/relscan.h"
 #include "access/skey.h"
 #include "access/stratnum.h"
 #include "access/table.h"
@@ -270,6 +269,7 @@ begin_scans(LogClaim *c)
 										   GetActiveSnapshot(), 3, 0);
 }
 
+/* Close the slots (their locks are kept to the transaction's end). */
 static void
 close_slots(LogClaim *c)
 {

@@ -69,6 +69,7 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/xid8.h"
 
 /*
  * An event, by its id, with the columns cols of it (e): a look-up in each
@@ -1074,14 +1075,35 @@ static const char *const claim_sql[CLAIM_LOOKS][2] = {
  * (TAKE), its position, held or stored (and then locked: the stored one
  * it was read from), its tenant's number among theirs and rooms, whether
  * hooks were left out (READERS_CUT), and its requests' columns that are
- * its hook's, from LOG_HOOK_COLUMN on.  With the position of every hook
- * held, or not (the stored cursors read too).
+ * its hook's, from READER_REQUEST on (ReaderColumn: the columns, in order).
+ * With the position of every hook held, or not (the stored cursors read
+ * too).
  */
-#define LOG_HOOK_COLUMN 21
+typedef enum ReaderColumn
+{
+	READER_HOOK_ID = 1,
+	READER_TENANT,
+	READER_ROOM,
+	READER_TAKE,
+	READER_LO,
+	READER_HI,
+	READER_LAST_TXID,
+	READER_LAST_ID,
+	READER_TOP_ID,
+	READER_TENANT_NO,
+	READER_TENANT_ROOM,
+	READER_TENANT_BYTES,
+	READER_CUT,
+	READER_PAYLOAD_FORMAT,
+	READER_UID,
+	READER_HELD,
+	READER_FROM,				/* lo, hi, last_txid, last_id */
+	READER_REQUEST = READER_FROM + 4	/* HOOK_REQUEST_COLUMNS */
+} ReaderColumn;
 #define LOG_READERS(positions, position) \
 CLAIM_HEAD "), " FRESH_HOOKS_LISTED ", " HOOKS_READ(UNORDERED) positions ", " \
 READERS(position, UNORDERED) \
-"SELECT r.hook_id, r.tenant, r.room, r.take, r.lo_text, r.hi_text, r.last_txid::text," \
+"SELECT r.hook_id, r.tenant, r.room, r.take, r.lo_text, r.hi_text, r.last_txid," \
 "       r.last_id, r.top_id, pg_catalog.dense_rank() OVER (ORDER BY r.tenant)::integer," \
 "       coalesce((SELECT x.room FROM tenant_room x WHERE x.tenant = r.tenant), $13)," \
 "       coalesce((SELECT x.bytes FROM tenant_room x WHERE x.tenant = r.tenant), $14)," \
@@ -1608,7 +1630,7 @@ set_floor(int64 hook_id, TimestampTz t)
 /*
  * A row of the claim (or of a preview, or of the readers of the claim of
  * listed logs), deformed once: read column by column (SPI_getvalue()),
- * each column of its 47 was found by walking the row from its start, and
+ * each of its columns was found by walking the row from its start, and
  * its output function looked up, for every request.  The output functions
  * are looked up once per result.
  */
@@ -1928,14 +1950,14 @@ request_of_taken(LogClaim *c, int i, SPITupleTable *rows, RowReader *r,
 	req->event = t.event;
 	req->event_bytes = t.size;
 	req->fits = t.fits;
-	request_of_hook(req, r, LOG_HOOK_COLUMN);
+	request_of_hook(req, r, READER_REQUEST);
 	if (req->body == NULL && !OidIsValid(req->transform) && req->fits)
 		req->body = pstrdup("null");
 	req->read = palloc0(sizeof(LogRead));
 	req->read->rank = t.rank;
 	req->read->claim = claim;
-	req->read->from_held = DatumGetBool(column_value(r, 16, &isnull));
-	position_from_row(&req->read->from, r, 17, false);
+	req->read->from_held = DatumGetBool(column_value(r, READER_HELD, &isnull));
+	position_from_row(&req->read->from, r, READER_FROM, false);
 	req->read->stored = (req->read->from.lo != NULL);
 	req->read->to = t.to;
 	MemoryContextSwitchTo(old);
@@ -1985,23 +2007,24 @@ claim_listed_logs(ClaimLook look, int limit, Datum *values, char *nulls, Oid *ty
 		LogReader  *r = &readers[i];
 
 		heap_deform_tuple(rows->vals[i], reader->desc, reader->values, reader->nulls);
-		r->hook_id = DatumGetInt64(column_value(reader, 1, &isnull));
-		r->tenant = column_text(reader, 2);
-		r->room = DatumGetInt64(column_value(reader, 3, &isnull));
-		r->take = DatumGetInt64(column_value(reader, 4, &isnull));
-		r->lo = column_text(reader, 5);
-		r->hi = column_text(reader, 6);
-		r->last_txid = strtou64(column_text(reader, 7), NULL, 10);
-		r->last_id = DatumGetInt64(column_value(reader, 8, &isnull));
-		r->top_id = DatumGetInt64(column_value(reader, 9, &isnull));
-		r->tenant_no = DatumGetInt32(column_value(reader, 10, &isnull));
-		r->tenant_room = DatumGetInt32(column_value(reader, 11, &isnull));
-		r->tenant_bytes = DatumGetInt64(column_value(reader, 12, &isnull));
-		cut = DatumGetBool(column_value(reader, 13, &isnull));
-		r->payload_format = column_text(reader, 14);
-		r->uid = column_text(reader, 15);
-		r->transport_id = DatumGetInt64(column_value(reader, LOG_HOOK_COLUMN, &isnull));
-		r->transform = OidIsValid(DatumGetObjectId(column_value(reader, LOG_HOOK_COLUMN + 20,
+		r->hook_id = DatumGetInt64(column_value(reader, READER_HOOK_ID, &isnull));
+		r->tenant = column_text(reader, READER_TENANT);
+		r->room = DatumGetInt64(column_value(reader, READER_ROOM, &isnull));
+		r->take = DatumGetInt64(column_value(reader, READER_TAKE, &isnull));
+		r->lo = column_text(reader, READER_LO);
+		r->hi = column_text(reader, READER_HI);
+		r->last_txid = U64FromFullTransactionId(
+			DatumGetFullTransactionId(column_value(reader, READER_LAST_TXID, &isnull)));
+		r->last_id = DatumGetInt64(column_value(reader, READER_LAST_ID, &isnull));
+		r->top_id = DatumGetInt64(column_value(reader, READER_TOP_ID, &isnull));
+		r->tenant_no = DatumGetInt32(column_value(reader, READER_TENANT_NO, &isnull));
+		r->tenant_room = DatumGetInt32(column_value(reader, READER_TENANT_ROOM, &isnull));
+		r->tenant_bytes = DatumGetInt64(column_value(reader, READER_TENANT_BYTES, &isnull));
+		cut = DatumGetBool(column_value(reader, READER_CUT, &isnull));
+		r->payload_format = column_text(reader, READER_PAYLOAD_FORMAT);
+		r->uid = column_text(reader, READER_UID);
+		r->transport_id = DatumGetInt64(column_value(reader, READER_REQUEST, &isnull));
+		r->transform = OidIsValid(DatumGetObjectId(column_value(reader, READER_REQUEST + 20,
 															  &isnull)));
 	}
 
