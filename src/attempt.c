@@ -17,6 +17,7 @@
 
 #include "attempt.h"
 #include "common/base64.h"
+#include "utils/jsonb.h"
 #include "utils/memutils.h"
 
 /* A new, empty attempt in a memory context of its own under parent. */
@@ -165,4 +166,38 @@ attempt_header_lines(Attempt *attempt, int64 timestamp)
 										basic_credentials(attempt->auth_user,
 														  attempt->auth_secret)));
 	return lines;
+}
+
+/*
+ * The response's headers as the jsonb object the attempt's row holds:
+ * each name (lower-case) with its value, the last one of a name repeated
+ * (as jsonb keeps it), made directly rather than printed and parsed again.
+ */
+Datum
+attempt_response_headers(const Attempt *attempt)
+{
+	JsonbParseState *state = NULL;
+	const char *p = attempt->response_headers.data;
+	const char *end = p + attempt->response_headers.len;
+
+	(void) pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	while (p < end)
+	{
+		JsonbValue	name;
+		JsonbValue	value;
+
+		/* the name, then its value, each ended by a NUL byte */
+		name.type = jbvString;
+		name.val.string.val = (char *) p;
+		name.val.string.len = strlen(p);
+		p += name.val.string.len + 1;
+		value.type = jbvString;
+		value.val.string.val = (char *) p;
+		value.val.string.len = strlen(p);
+		p += value.val.string.len + 1;
+		(void) pushJsonbValue(&state, WJB_KEY, &name);
+		(void) pushJsonbValue(&state, WJB_VALUE, &value);
+	}
+	return JsonbPGetDatum(JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT,
+														   NULL)));
 }

@@ -91,12 +91,14 @@ typedef struct Attempt
 	bool		timed_out;		/* no response in time */
 	double		retry_after;	/* seconds asked by Retry-After, or -1 */
 	StringInfoData response_body;	/* first webhook.max_response_bytes */
-	StringInfoData response_headers;	/* JSON object members, lower-case names */
+	StringInfoData response_headers;	/* each header's lower-case name and
+										 * value, each ended by a NUL byte */
 } Attempt;
 
 extern Attempt *attempt_new(MemoryContext parent);
 extern void attempt_free(Attempt *attempt);
 extern void attempt_set_urls(Attempt *attempt, const char *url, const char *query_key);
 extern List *attempt_header_lines(Attempt *attempt, int64 timestamp);
+extern Datum attempt_response_headers(const Attempt *attempt);
 
 #endif							/* WEBHOOK_ATTEMPT_H */

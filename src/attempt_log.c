@@ -119,9 +119,7 @@ attempt_log_append(Attempt **reqs, int n, const bool *keep, int slot)
 		values[AT_DURATION_MS] = Float8GetDatum(req->duration_ms);
 		values[AT_URL] = CStringGetTextDatum(req->log_url);
 		values[AT_STATUS_CODE] = Int32GetDatum(req->status);
-		values[AT_RESPONSE_HEADERS] =
-			DirectFunctionCall1(jsonb_in,
-								CStringGetDatum(psprintf("{%s}", req->response_headers.data)));
+		values[AT_RESPONSE_HEADERS] = attempt_response_headers(req);
 		values[AT_RESPONSE_BODY] =
 			PointerGetDatum(cstring_to_text_with_len(req->response_body.data,
 													 req->response_body.len));

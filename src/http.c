@@ -53,7 +53,6 @@
 #include "pgstat.h"
 #include "top_array.h"
 #include "utils/builtins.h"
-#include "utils/json.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
@@ -356,8 +355,9 @@ write_callback(char *data, size_t size, size_t nmemb, void *userp)
 }
 
 /*
- * CURLOPT_HEADERFUNCTION: collect the final response's headers as JSON
- * members ("name": "value", ...) and note Retry-After.
+ * CURLOPT_HEADERFUNCTION: collect the final response's headers, each
+ * name (lower-case) and value ended by a NUL byte (for
+ * attempt_response_headers()), and note Retry-After.
  */
 static size_t
 header_callback(char *data, size_t size, size_t nmemb, void *userp)
@@ -411,11 +411,8 @@ header_callback(char *data, size_t size, size_t nmemb, void *userp)
 		pg_verifymbstr(line, strlen(line), true) &&
 		pg_verifymbstr(value, strlen(value), true))
 	{
-		if (req->response_headers.len > 0)
-			appendStringInfoString(&req->response_headers, ", ");
-		escape_json(&req->response_headers, line);
-		appendStringInfoString(&req->response_headers, ": ");
-		escape_json(&req->response_headers, value);
+		appendBinaryStringInfo(&req->response_headers, line, strlen(line) + 1);
+		appendBinaryStringInfo(&req->response_headers, value, strlen(value) + 1);
 	}
 	return len;
 }

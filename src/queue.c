@@ -1259,7 +1259,7 @@ COUNT_MERGE
 "   FROM ROWS FROM (pg_catalog.unnest($1::bigint[]), pg_catalog.unnest($2::integer[])," \
 "                   pg_catalog.unnest($3::timestamptz[]), pg_catalog.unnest($4::float8[])," \
 "                   pg_catalog.unnest($5::text[]), pg_catalog.unnest($6::integer[])," \
-"                   pg_catalog.unnest($7::text[]), pg_catalog.unnest($8::text[])," \
+"                   pg_catalog.unnest($7::jsonb[]), pg_catalog.unnest($8::text[])," \
 "                   pg_catalog.unnest($9::text[]), pg_catalog.unnest($10::float8[])," \
 "                   pg_catalog.unnest($11::boolean[]), pg_catalog.unnest($12::boolean[])," \
 "                   pg_catalog.unnest($13::bigint[]), pg_catalog.unnest($14::bigint[]))" \
@@ -1281,7 +1281,7 @@ COUNT_MERGE
 "                                 url, status_code, response_headers, response_body, error," \
 "                                 slot, event_id, hook_id)" \
 "    SELECT row_id, attempt_no, started_at, duration_ms, url, status," \
-"           response_headers::jsonb, response_body, error," \
+"           response_headers, response_body, error," \
 "           (SELECT s.slot FROM webhook_internal.log_slot s" \
 "             WHERE s.current_from IS NOT NULL AND s.current_until IS NULL)," \
 "           event_id, hook_id" \
@@ -2538,7 +2538,7 @@ queue_expire_secrets(void)
 /* the types of the parameters of record_sql, each an array */
 static Oid	record_arg_types[RECORD_ARGS] = {INT8ARRAYOID, INT4ARRAYOID,
 	TIMESTAMPTZARRAYOID, FLOAT8ARRAYOID, TEXTARRAYOID, INT4ARRAYOID,
-	TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, FLOAT8ARRAYOID, BOOLARRAYOID,
+	JSONBARRAYOID, TEXTARRAYOID, TEXTARRAYOID, FLOAT8ARRAYOID, BOOLARRAYOID,
 BOOLARRAYOID, INT8ARRAYOID, INT8ARRAYOID};
 
 /* The parameters of record_sql (RECORD_INPUT) for the n attempts reqs. */
@@ -2546,7 +2546,7 @@ static void
 record_args(Attempt **reqs, int n, Datum *values)
 {
 	Oid			types[RECORD_ARGS] = {INT8OID, INT4OID, TIMESTAMPTZOID, FLOAT8OID,
-		TEXTOID, INT4OID, TEXTOID, TEXTOID, TEXTOID, FLOAT8OID, BOOLOID, BOOLOID,
+		TEXTOID, INT4OID, JSONBOID, TEXTOID, TEXTOID, FLOAT8OID, BOOLOID, BOOLOID,
 	INT8OID, INT8OID};
 	Datum	   *cols[RECORD_ARGS];
 	bool	   *nulls[RECORD_ARGS];
@@ -2570,7 +2570,7 @@ record_args(Attempt **reqs, int n, Datum *values)
 		cols[5][i] = Int32GetDatum(req->status);
 		nulls[5][i] = (req->status == 0);
 		if (req->status != 0)
-			cols[6][i] = CStringGetTextDatum(psprintf("{%s}", req->response_headers.data));
+			cols[6][i] = attempt_response_headers(req);
 		else
 			nulls[6][i] = true;
 		cols[7][i] = req->status != 0

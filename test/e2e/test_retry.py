@@ -1,5 +1,6 @@
 """Retries: schedules, failures of every kind, Retry-After, redirects, 410, timeouts."""
 
+import json
 import re
 import unittest
 
@@ -50,6 +51,34 @@ class RetryTest(unittest.TestCase):
             self.assertGreaterEqual(b.arrived - a.arrived, 0.75)
         self.nothing_more(hook)
         self.assertEqual(rx.count(path=path), 3)
+
+    def test_response_headers_are_recorded(self):
+        """Each attempt's row holds its response's headers as a jsonb
+        object: names in lower case, values as sent (quotes, backslashes
+        and an empty one), a header whose bytes are not valid text left
+        out.  Both ways an attempt is written: by the record's statement
+        (a failure, then its retry) and directly (a success at the first
+        attempt, which has no delivery row)."""
+        sent = {'X-Quote': 'a "b" \\ c', 'X-Empty': '', 'X-Latin': 'caf\xe9',
+                'Retry-After': '1'}
+        kept = {'x-quote': 'a "b" \\ c', 'x-empty': '', 'retry-after': '1',
+                'content-length': '0'}
+        hook = self.setup_hook('/r-headers', [R(500, headers=sent), R(200, headers=sent)])
+        first = cluster.hook_on(rx.url(), '/r-headers-first', retry_schedule='{1s}')
+        rx.script('/r-headers-first', R(201, headers=sent))
+        failed = cluster.emit(hook.event_type, {'n': 1})
+        at_once = cluster.emit(first.event_type, {'n': 2})
+        cluster.wait_state(failed, 'succeeded')
+        cluster.wait_state(at_once, 'succeeded')
+        rows = cluster.psql(
+            "SELECT a.status_code, (SELECT jsonb_object_agg(k, a.response_headers->>k)"
+            "                         FROM unnest(%s::text[]) k),"
+            "       a.response_headers ? 'x-latin', a.response_headers ? 'X-Quote'"
+            "  FROM webhook.attempt a JOIN webhook.event e ON e.id = a.event_id"
+            " WHERE e.uid IN (%s, %s) ORDER BY a.started_at"
+            % (lit('{%s}' % ','.join(kept)), lit(failed), lit(at_once)))
+        self.assertEqual(sorted((r[0], json.loads(r[1]), r[2], r[3]) for r in rows),
+                         [(s, kept, 'f', 'f') for s in ('200', '201', '500')])
 
     def test_dropped_connection_then_200(self):
         # Dropped twice: libcurl silently re-sends once when a *reused* keep-alive
