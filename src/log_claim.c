@@ -9,9 +9,9 @@
  * else: their writers' news, from the positions it holds or, for a hook
  * it holds none of, from the stored cursor (queue.c's CLAIM_HELD_LOG and
  * CLAIM_LISTED_LOG, of unordered hooks).  Which of those hooks are read,
- * and how many events each may take, is the claim's policy, and stays
- * SQL, one row a hook (queue.c: log_readers_sql, HOOKS_READ, TAKE).  What
- * a claim does for each event is done here.  Done by the statement (four
+ * and how many events each may take, is the claim's policy
+ * (claim_policy.c, over the hooks' rows that queue.c reads).  What a claim
+ * does for each event is done here.  Done by the statement (four
  * reads of the log a hook, then the ranking by tenant, transport and
  * tenant, the sizes and the bodies: five sorts and seven window functions
  * over rows of 49 columns), it cost about 15 µs a request, a third of the
@@ -850,10 +850,11 @@ log_claim_take(LogClaim *c, int i, LogTaken *t, MemoryContext cxt)
 
 /*
  * Open a claim of the log: its slots locked, as a statement locks its
- * tables before it takes its snapshot, and before it locks any row (the
- * readers' statement locks the stored cursors it reads: a claim waiting
- * for the slots behind a rotation would hold them meanwhile).  In the
- * current memory context, which must last until log_claim_end().
+ * tables before it takes its snapshot, and before it locks any row
+ * (queue.c's stored_positions_sql locks the stored cursors it reads: a
+ * claim waiting for the slots behind a rotation would hold them
+ * meanwhile).  In the current memory context, which must last until
+ * log_claim_end().
  */
 LogClaim *
 log_claim_open(void)

@@ -2,7 +2,7 @@
  *
  * log_claim.h
  *	  The claim of the logs of the hooks the worker lists, event by event
- *	  in C (log_claim.c), its hooks chosen by SQL (queue.c).
+ *	  in C (log_claim.c), its hooks chosen by its policy (claim_policy.c).
  *
  * IDENTIFICATION
  *	  src/log_claim.h
@@ -15,7 +15,7 @@
 #include "cursor.h"
 
 /*
- * A hook the claim reads, as the claim's SQL chose it (queue.c): its
+ * A hook the claim reads, as its policy chose it (claim_policy.c): its
  * tenant and transport, how many events it may take, and its position
  * (held by the worker, or stored).
  */

@@ -7,8 +7,9 @@
  *
  * Each statement is set-based (one per batch) and kept as a prepared plan
  * for the worker's life.  The commonest claim (of the hooks the worker
- * lists, their logs only) runs the SQL of its policy only, one row a
- * hook, and reads and renders the events in C (log_claim.c).
+ * lists, their logs only) reads those hooks' rows and their stored
+ * cursors by key, and keeps its policy (claim_policy.c) and reads and
+ * renders the events (log_claim.c) in C.
  * Callers (worker.c) own the transactions: every function here must be
  * called inside one, and none of them opens a network connection, nor
  * knows anything of curl: it fills and records attempts (attempt.h).
@@ -56,6 +57,7 @@
 #include "executor/spi.h"
 #include "attempt.h"
 #include "attempt_log.h"
+#include "claim_policy.h"
 #include "log_claim.h"
 #include "miscadmin.h"
 #include "queue.h"
@@ -69,7 +71,6 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
-#include "utils/xid8.h"
 
 /*
  * An event, by its id, with the columns cols of it (e): a look-up in each
@@ -116,10 +117,41 @@
 #define CLAIM_ARGS 27
 /*
  * A request's columns of its hook h and transport t, the same for every
- * event (request_of_hook() reads them, from the first HOOK_COLUMN on):
- * the claim of listed logs reads them once a hook (log_claim.c).
+ * event (request_of_hook() reads them, from the first HOOK_COLUMN on, in
+ * the order of HookColumn): the claim of listed logs reads them once a
+ * hook (listed_hooks_sql).
  */
+typedef enum HookColumn
+{
+	HOOK_TRANSPORT_ID,
+	HOOK_URL,
+	HOOK_QUERY_KEY,
+	HOOK_HEADERS,
+	HOOK_AUTH_TYPE,
+	HOOK_AUTH_USER,
+	HOOK_AUTH_SECRET,
+	HOOK_CONNECT_TIMEOUT_MS,
+	HOOK_TIMEOUT_MS,
+	HOOK_TLS_VERIFY,
+	HOOK_CA_FILE,
+	HOOK_CLIENT_CERT_FILE,
+	HOOK_CLIENT_KEY_FILE,
+	HOOK_CLIENT_KEY_PASSWORD,
+	HOOK_SIGNATURE,
+	HOOK_SECRET,
+	HOOK_SIGNATURE_HEADER,
+	HOOK_MAX_IN_FLIGHT,
+	HOOK_ID,
+	HOOK_PREVIOUS_SECRET,
+	HOOK_TRANSFORM,
+	HOOK_TRANSFORM_ROLE,
+	HOOK_MAX_PER_SECOND,
+	HOOK_TENANT,
+	HOOK_COLUMNS				/* how many */
+} HookColumn;
 #define HOOK_COLUMN 9
+StaticAssertDecl(REQUEST_COLUMNS == HOOK_COLUMN - 1 + HOOK_COLUMNS,
+				 "a request's columns end with its hook's");
 #define HOOK_REQUEST_COLUMNS \
 "       t.id, webhook_internal.hook_url(t.base_url, h.path), t.query_key, t.headers," \
 "       t.auth->>'type', t.auth->>'username'," \
@@ -410,8 +442,10 @@ HELD_POSITION \
  *
  * A claim that left hooks out says so (READERS_CUT): the worker then
  * claims again as for a backlog, which the hooks left out may have.
+ *
+ * The claim of listed logs keeps the same rules in C (claim_policy.c): a
+ * change here is a change there.
  */
-#define READ_AT_LEAST 4
 #define HOOKS_READ(order) \
 "hooks_listed AS (" \
 "    SELECT h.id, h.ordered, t.id AS transport_id, t.tenant, r.room, h.turn, s.short," \
@@ -478,6 +512,7 @@ HOOKS_WITH_ROOM("fresh_hooks") \
  * rank for a claim of 97 (about 540 requests a second: bench/delivery.sh
  * with 200 transports of 200 tenants).  The tenants sharing are counted
  * as a sum, each of a tenant's short hooks counting its share of one.
+ * (claim_policy_takes() takes the same, for the claim of listed logs.)
  */
 #define TAKE(h) \
 "LEAST(" h ".room," \
@@ -1014,7 +1049,8 @@ REQUEST_JOINS("(SELECT c.uid, c.event_tenant AS tenant, c.event_type, c.resource
  * one (worker.c): most of its claims read logs only, and a full look, once
  * a second, reads every hook's due deliveries.  A claim of the logs only of
  * the hooks of $16, without ordered hooks, is the claim of listed logs
- * (log_readers_sql, log_claim.c): it has no statement here.
+ * (claim_listed_logs(): claim_policy.c, log_claim.c): it has no statement
+ * here.
  */
 typedef enum ClaimLook
 {
@@ -1045,7 +1081,7 @@ UNORDERED_CANDIDATES(LOOKED_AT_DUE) "    UNION ALL" FRESH_CANDIDATES(src)
 	 ordered_rows tail}
 /*
  * the statement of a look whose unordered hooks' claim is the claim of
- * listed logs (log_readers_sql): with the ordered ones only
+ * listed logs (claim_listed_logs()): with the ordered ones only
  */
 #define WITH_ORDERED_ONLY(head, read, candidates, ordered_rows, tail) \
 	{NULL, head(read(IN_ORDER) ", " FRESH_IN_ORDER) candidates("fresh_in_order") \
@@ -1069,53 +1105,50 @@ static const char *const claim_sql[CLAIM_LOOKS][2] = {
 
 /*
  * The claim of listed logs (CLAIM_HELD_LOG and CLAIM_LISTED_LOG of
- * unordered hooks): the SQL of its policy (log_claim.c does the rest),
- * what the statement of those looks does up to its readers.  A row for
- * each hook it reads (HOOKS_READ), with how many events it may take
- * (TAKE), its position, held or stored (and then locked: the stored one
- * it was read from), its tenant's number among theirs and rooms, whether
- * hooks were left out (READERS_CUT), and its requests' columns that are
- * its hook's, from READER_REQUEST on (ReaderColumn: the columns, in order).
- * With the position of every hook held, or not (the stored cursors read
- * too).
+ * unordered hooks): its policy is claim_policy.c's, its reads
+ * log_claim.c's; the SQL here reads what they need.  First the hooks the
+ * worker lists ($1, each once, in turn) that are active, unordered and of
+ * this worker's transports, one row each (ListedColumn): whether one whose
+ * position the worker does not hold ($2) stopped short of its log's end
+ * (its stored cursor names an event, HOOKS_READ's short), its payload
+ * format and uid, and its requests' columns that are its hook's
+ * (HOOK_REQUEST_COLUMNS).  Each a look-up by key.
  */
-typedef enum ReaderColumn
+typedef enum ListedColumn
 {
-	READER_HOOK_ID = 1,
-	READER_TENANT,
-	READER_ROOM,
-	READER_TAKE,
-	READER_LO,
-	READER_HI,
-	READER_LAST_TXID,
-	READER_LAST_ID,
-	READER_TOP_ID,
-	READER_TENANT_NO,
-	READER_TENANT_ROOM,
-	READER_TENANT_BYTES,
-	READER_CUT,
-	READER_PAYLOAD_FORMAT,
-	READER_UID,
-	READER_HELD,
-	READER_FROM,				/* lo, hi, last_txid, last_id */
-	READER_REQUEST = READER_FROM + 4	/* HOOK_REQUEST_COLUMNS */
-} ReaderColumn;
-#define LOG_READERS(positions, position) \
-CLAIM_HEAD "), " FRESH_HOOKS_LISTED ", " HOOKS_READ(UNORDERED) positions ", " \
-READERS(position, UNORDERED) \
-"SELECT r.hook_id, r.tenant, r.room, r.take, r.lo_text, r.hi_text, r.last_txid," \
-"       r.last_id, r.top_id, pg_catalog.dense_rank() OVER (ORDER BY r.tenant)::integer," \
-"       coalesce((SELECT x.room FROM tenant_room x WHERE x.tenant = r.tenant), $13)," \
-"       coalesce((SELECT x.bytes FROM tenant_room x WHERE x.tenant = r.tenant), $14)," \
-"       " READERS_CUT ", h.payload_format::text, h.uid::text," \
-"       r.held, r.from_lo, r.from_hi, r.from_last_txid, r.from_last_id," HOOK_REQUEST_COLUMNS \
-"  FROM readers r" \
-"  JOIN webhook.hook h ON h.id = r.hook_id" \
-"  JOIN webhook.transport t ON t.id = r.transport_id"
-static const char *const log_readers_sql[2] = {
-	LOG_READERS(", " STORED_CURSORS, ANY_POSITION),
-	LOG_READERS("", HELD_POSITION)
-};
+	LISTED_STORED_SHORT = 1,
+	LISTED_PAYLOAD_FORMAT,
+	LISTED_UID,
+	LISTED_REQUEST				/* HOOK_REQUEST_COLUMNS */
+} ListedColumn;
+static const char *listed_hooks_sql =
+"SELECT CASE WHEN h.id OPERATOR(pg_catalog.<>) ALL ($2)"
+"            THEN EXISTS (SELECT FROM webhook_internal.cursor x"
+"                          WHERE x.hook_id = h.id AND x.last_txid IS NOT NULL) END,"
+"       h.payload_format::text, h.uid::text," HOOK_REQUEST_COLUMNS
+"  FROM (SELECT l.id, pg_catalog.min(l.n) AS n"
+"          FROM pg_catalog.unnest($1::bigint[]) WITH ORDINALITY AS l(id, n)"
+"         GROUP BY l.id) l"
+"  CROSS JOIN LATERAL (SELECT x.* FROM webhook.hook x WHERE x.id = l.id OFFSET 0) h"
+"  CROSS JOIN LATERAL (SELECT x.* FROM webhook.transport x"
+"                       WHERE x.id = h.transport_id OFFSET 0) t"
+" WHERE h.active AND h.disabled_reason IS NULL AND " UNORDERED_KINDS
+"   AND t.id OPERATOR(pg_catalog.%) $3 OPERATOR(pg_catalog.=) $4"
+" ORDER BY l.n";
+
+/*
+ * Then the stored cursors of the hooks read whose positions the worker
+ * does not hold ($1): those of this database ($2, $3; another's are left
+ * alone until queue_adopt_cursors() adopts them), locked, and none that
+ * another transaction holds (STORED_CURSORS).  A hook read without a
+ * position is not read.
+ */
+static const char *stored_positions_sql =
+"SELECT l.n, x.lo::text, x.hi::text, x.last_txid::text, x.last_id, x.top_id"
+"  FROM pg_catalog.unnest($1::bigint[]) WITH ORDINALITY AS l(id, n)"
+"  JOIN webhook_internal.cursor x ON x.hook_id = l.id"
+" WHERE x.system_identifier = $2 AND x.database = $3"
+"   FOR NO KEY UPDATE OF x SKIP LOCKED";
 
 /* The request a hook would be sent for an event (webhook.preview). */
 static const char *preview_sql =
@@ -1539,7 +1572,8 @@ static TimestampTz floors_since = 0;
 static uint64 n_claims = 0;
 
 static SPIPlanPtr claim_plans[CLAIM_LOOKS][2];
-static SPIPlanPtr log_readers_plans[2];
+static SPIPlanPtr listed_hooks_plan;
+static SPIPlanPtr stored_positions_plan;
 static SPIPlanPtr prepared_plan = NULL;
 static SPIPlanPtr record_plan = NULL;
 static SPIPlanPtr record_succeeded_plan = NULL;
@@ -1628,7 +1662,7 @@ set_floor(int64 hook_id, TimestampTz t)
 }
 
 /*
- * A row of the claim (or of a preview, or of the readers of the claim of
+ * A row of the claim (or of a preview, or of the hooks of the claim of
  * listed logs), deformed once: read column by column (SPI_getvalue()),
  * each of its columns was found by walking the row from its start, and
  * its output function looked up, for every request.  The output functions
@@ -1804,32 +1838,37 @@ request_of_hook(Attempt *req, RowReader *r, int first)
 	bool		isnull;
 	Datum		headers;
 
-	req->transport_id = DatumGetInt64(column_value(r, first, &isnull));
-	attempt_set_urls(req, column_text(r, first + 1), column_text(r, first + 2));
-	headers = column_value(r, first + 3, &isnull);
+#define HOOK_VALUE(c) column_value(r, first + (c), &isnull)
+#define HOOK_TEXT(c) column_text(r, first + (c))
+	req->transport_id = DatumGetInt64(HOOK_VALUE(HOOK_TRANSPORT_ID));
+	attempt_set_urls(req, HOOK_TEXT(HOOK_URL), HOOK_TEXT(HOOK_QUERY_KEY));
+	headers = HOOK_VALUE(HOOK_HEADERS);
 	if (!isnull)
 		req->headers = header_lines(DatumGetJsonbP(headers));
-	req->auth_type = column_text(r, first + 4);
-	req->auth_user = column_text(r, first + 5);
-	req->auth_secret = column_text(r, first + 6);
+	req->auth_type = HOOK_TEXT(HOOK_AUTH_TYPE);
+	req->auth_user = HOOK_TEXT(HOOK_AUTH_USER);
+	req->auth_secret = HOOK_TEXT(HOOK_AUTH_SECRET);
 	/* never 0, which is no timeout at all to curl */
-	req->connect_timeout_ms = Max(1, (long) DatumGetInt64(column_value(r, first + 7, &isnull)));
-	req->timeout_ms = Max(1, (long) DatumGetInt64(column_value(r, first + 8, &isnull)));
-	req->tls_verify = DatumGetBool(column_value(r, first + 9, &isnull));
-	req->ca_file = column_text(r, first + 10);
-	req->client_cert_file = column_text(r, first + 11);
-	req->client_key_file = column_text(r, first + 12);
-	req->client_key_password = column_text(r, first + 13);
-	req->signature = column_text(r, first + 14);
-	req->secret = column_text(r, first + 15);
-	req->signature_header = column_text(r, first + 16);
-	req->transport_max_in_flight = DatumGetInt32(column_value(r, first + 17, &isnull));
-	req->hook_id = DatumGetInt64(column_value(r, first + 18, &isnull));
-	req->previous_secret = column_text(r, first + 19);
-	req->transform = DatumGetObjectId(column_value(r, first + 20, &isnull));
-	req->transform_role = DatumGetObjectId(column_value(r, first + 21, &isnull));
-	req->transport_max_per_second = DatumGetFloat8(column_value(r, first + 22, &isnull));
-	req->tenant = column_text(r, first + 23);
+	req->connect_timeout_ms =
+		Max(1, (long) DatumGetInt64(HOOK_VALUE(HOOK_CONNECT_TIMEOUT_MS)));
+	req->timeout_ms = Max(1, (long) DatumGetInt64(HOOK_VALUE(HOOK_TIMEOUT_MS)));
+	req->tls_verify = DatumGetBool(HOOK_VALUE(HOOK_TLS_VERIFY));
+	req->ca_file = HOOK_TEXT(HOOK_CA_FILE);
+	req->client_cert_file = HOOK_TEXT(HOOK_CLIENT_CERT_FILE);
+	req->client_key_file = HOOK_TEXT(HOOK_CLIENT_KEY_FILE);
+	req->client_key_password = HOOK_TEXT(HOOK_CLIENT_KEY_PASSWORD);
+	req->signature = HOOK_TEXT(HOOK_SIGNATURE);
+	req->secret = HOOK_TEXT(HOOK_SECRET);
+	req->signature_header = HOOK_TEXT(HOOK_SIGNATURE_HEADER);
+	req->transport_max_in_flight = DatumGetInt32(HOOK_VALUE(HOOK_MAX_IN_FLIGHT));
+	req->hook_id = DatumGetInt64(HOOK_VALUE(HOOK_ID));
+	req->previous_secret = HOOK_TEXT(HOOK_PREVIOUS_SECRET);
+	req->transform = DatumGetObjectId(HOOK_VALUE(HOOK_TRANSFORM));
+	req->transform_role = DatumGetObjectId(HOOK_VALUE(HOOK_TRANSFORM_ROLE));
+	req->transport_max_per_second = DatumGetFloat8(HOOK_VALUE(HOOK_MAX_PER_SECOND));
+	req->tenant = HOOK_TEXT(HOOK_TENANT);
+#undef HOOK_VALUE
+#undef HOOK_TEXT
 }
 
 /*
@@ -1926,23 +1965,36 @@ holds_all(const Datum *hook_ids, int n, const HeldPositions *pos)
 }
 
 /*
- * The request of the i-th event the claim of listed logs c keeps, for the
- * reader whose row of the readers' result (rows) r reads, appended to
- * claimed.
+ * A reader of a claim of listed logs, as this file knows it: its row of
+ * listed_hooks_sql, and where it reads from: the position the worker holds,
+ * or the stored one (then locked, and the cursor's move is from there).
+ */
+typedef struct ListedRead
+{
+	int			row;
+	bool		held;
+	LogPosition from;			/* the stored position; lo NULL when held */
+} ListedRead;
+
+/*
+ * The request of the i-th event the claim of listed logs c keeps, for its
+ * reader (of reads, its row of rows read by r), appended to claimed.
  */
 static void
 request_of_taken(LogClaim *c, int i, SPITupleTable *rows, RowReader *r,
-				 MemoryContext parent, uint64 claim, dlist_head *claimed)
+				 const ListedRead *reads, MemoryContext parent, uint64 claim,
+				 dlist_head *claimed)
 {
 	Attempt    *req = attempt_new(parent);
 	MemoryContext old = MemoryContextSwitchTo(req->cxt);
 	LogTaken	t;
-	bool		isnull;
+	const ListedRead *read;
 
 	/* on the list first: what an error leaves half made is freed with it */
 	dlist_push_tail(claimed, &req->node);
 	log_claim_take(c, i, &t, req->cxt);
-	heap_deform_tuple(rows->vals[t.reader], r->desc, r->values, r->nulls);
+	read = &reads[t.reader];
+	heap_deform_tuple(rows->vals[read->row], r->desc, r->values, r->nulls);
 	req->attempt_no = 1;
 	req->event_id = t.event_id;
 	req->msg_id = t.msg_id;
@@ -1950,89 +2002,278 @@ request_of_taken(LogClaim *c, int i, SPITupleTable *rows, RowReader *r,
 	req->event = t.event;
 	req->event_bytes = t.size;
 	req->fits = t.fits;
-	request_of_hook(req, r, READER_REQUEST);
+	request_of_hook(req, r, LISTED_REQUEST);
 	if (req->body == NULL && !OidIsValid(req->transform) && req->fits)
 		req->body = pstrdup("null");
 	req->read = palloc0(sizeof(LogRead));
 	req->read->rank = t.rank;
 	req->read->claim = claim;
-	req->read->from_held = DatumGetBool(column_value(r, READER_HELD, &isnull));
-	position_from_row(&req->read->from, r, READER_FROM, false);
+	req->read->from_held = read->held;
+	if (read->from.lo != NULL)
+	{
+		req->read->from.lo = pstrdup(read->from.lo);
+		req->read->from.hi = pstrdup(read->from.hi);
+		req->read->from.last_txid = read->from.last_txid ? pstrdup(read->from.last_txid) : NULL;
+		req->read->from.last_id = read->from.last_id;
+	}
 	req->read->stored = (req->read->from.lo != NULL);
 	req->read->to = t.to;
 	MemoryContextSwitchTo(old);
 }
 
+/* a hook whose position the worker holds, and that position's index */
+typedef struct HeldAt
+{
+	int64		hook_id;
+	int			at;
+} HeldAt;
+
+static int
+cmp_held_at(const void *a, const void *b)
+{
+	int64		x = ((const HeldAt *) a)->hook_id;
+	int64		y = ((const HeldAt *) b)->hook_id;
+
+	return (x > y) - (x < y);
+}
+
+/* The hooks whose positions the worker holds, sorted, for held_position(). */
+static HeldAt *
+held_index(const HeldPositions *pos)
+{
+	HeldAt	   *index = palloc(sizeof(HeldAt) * Max(pos->n, 1));
+	int			i;
+
+	for (i = 0; i < pos->n; i++)
+	{
+		index[i].hook_id = DatumGetInt64(pos->hook_ids[i]);
+		index[i].at = i;
+	}
+	qsort(index, pos->n, sizeof(HeldAt), cmp_held_at);
+	return index;
+}
+
+/* the index of hook_id's position among those the worker holds, or -1 */
+static int
+held_position(const HeldAt *index, int n, int64 hook_id)
+{
+	HeldAt		key = {hook_id, 0};
+	HeldAt	   *found = bsearch(&key, index, n, sizeof(HeldAt), cmp_held_at);
+
+	return found ? found->at : -1;
+}
+
 /*
- * The claim of listed logs (CLAIM_HELD_LOG or CLAIM_LISTED_LOG, look, of
- * unordered hooks): the hooks it reads, from the SQL of its policy, then
- * event by event in C (log_claim.c), with the claim's parameters (values,
- * nulls).  Returns how many it claimed.
+ * Step of the claim of listed logs: the hooks the worker lists (those it
+ * may read: listed_hooks_sql), one of rows each, as the policy needs them,
+ * and, by index, the position the worker holds of each, or -1.
+ */
+static ListedHook *
+listed_hooks(const QueueHeld *held, SPITupleTable **rows, RowReader **r, int **held_at)
+{
+	const HeldPositions *pos = &held->positions;
+	Oid			types[4] = {INT8ARRAYOID, INT8ARRAYOID, INT8OID, INT8OID};
+	Datum		values[4];
+	ListedHook *hooks;
+	HeldAt	   *index = held_index(pos);
+	bool		isnull;
+	uint64		i;
+
+	values[0] = array_of(held->only_hooks, NULL, held->n_only_hooks, INT8OID);
+	values[1] = array_of(pos->hook_ids, NULL, pos->n, INT8OID);
+	values[2] = Int64GetDatum(partition_n_workers);
+	values[3] = Int64GetDatum(partition_index);
+	spi_check(SPI_execute_plan(spi_kept_plan(&listed_hooks_plan, listed_hooks_sql,
+											 4, types, 0),
+							   values, NULL, false, 0),
+			  SPI_OK_SELECT, false, "reading the hooks listed");
+	*rows = SPI_tuptable;
+	*r = row_reader(SPI_tuptable->tupdesc);
+	Assert(SPI_tuptable->tupdesc->natts == LISTED_REQUEST - 1 + HOOK_COLUMNS);
+	hooks = palloc0(sizeof(ListedHook) * Max(SPI_processed, 1));
+	*held_at = palloc(sizeof(int) * Max(SPI_processed, 1));
+	for (i = 0; i < SPI_processed; i++)
+	{
+		ListedHook *h = &hooks[i];
+		int			at;
+
+		heap_deform_tuple((*rows)->vals[i], (*r)->desc, (*r)->values, (*r)->nulls);
+		h->transport_id = DatumGetInt64(column_value(*r, LISTED_REQUEST + HOOK_TRANSPORT_ID,
+													 &isnull));
+		h->tenant = column_text(*r, LISTED_REQUEST + HOOK_TENANT);
+		h->max_in_flight = DatumGetInt32(column_value(*r, LISTED_REQUEST + HOOK_MAX_IN_FLIGHT,
+													  &isnull));
+		h->max_per_second = DatumGetFloat8(column_value(*r, LISTED_REQUEST + HOOK_MAX_PER_SECOND,
+														&isnull));
+		at = held_position(index, pos->n,
+						   DatumGetInt64(column_value(*r, LISTED_REQUEST + HOOK_ID, &isnull)));
+		(*held_at)[i] = at;
+		h->read_short = at >= 0 ? !pos->last_txid_nulls[at]
+			: DatumGetBool(column_value(*r, LISTED_STORED_SHORT, &isnull));
+	}
+	return hooks;
+}
+
+/*
+ * Step of the claim of listed logs: the stored positions of the n hooks
+ * read that the worker holds no position of (their rows_of listed, read
+ * by listed_r), locked (stored_positions_sql), into positions; false in
+ * found for each that has none, or whose cursor another transaction holds.
+ */
+static void
+stored_positions(SPITupleTable *listed, RowReader *listed_r, const int *rows_of, int n,
+				 LogPosition *positions, bool *found)
+{
+	Oid			types[3] = {INT8ARRAYOID, INT8OID, OIDOID};
+	Datum		values[3];
+	Datum	   *ids = palloc(sizeof(Datum) * Max(n, 1));
+	RowReader  *r;
+	bool		isnull;
+	uint64		i;
+	int			k;
+
+	for (k = 0; k < n; k++)
+	{
+		heap_deform_tuple(listed->vals[rows_of[k]], listed_r->desc, listed_r->values,
+						  listed_r->nulls);
+		ids[k] = column_value(listed_r, LISTED_REQUEST + HOOK_ID, &isnull);
+	}
+	values[0] = array_of(ids, NULL, n, INT8OID);
+	values[1] = Int64GetDatum((int64) GetSystemIdentifier());
+	values[2] = ObjectIdGetDatum(MyDatabaseId);
+	spi_check(SPI_execute_plan(spi_kept_plan(&stored_positions_plan, stored_positions_sql,
+											 3, types, 0),
+							   values, NULL, false, 0),
+			  SPI_OK_SELECT, false, "locking the stored cursors read");
+	r = row_reader(SPI_tuptable->tupdesc);
+	memset(found, 0, sizeof(bool) * n);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		heap_deform_tuple(SPI_tuptable->vals[i], r->desc, r->values, r->nulls);
+		k = (int) DatumGetInt64(column_value(r, 1, &isnull)) - 1;
+		found[k] = true;
+		position_from_row(&positions[k], r, 2, true);
+	}
+}
+
+/*
+ * The claim of listed logs (CLAIM_HELD_LOG or CLAIM_LISTED_LOG of
+ * unordered hooks), in steps: the hooks listed (listed_hooks()), those
+ * read (claim_policy_read()), their positions, held or stored
+ * (stored_positions()), what each takes (claim_policy_takes()), and then
+ * event by event (log_claim.c).  Returns how many it claimed.
  */
 static int
-claim_listed_logs(ClaimLook look, int limit, Datum *values, char *nulls, Oid *types,
-				  MemoryContext parent, const QueueHeld *held, dlist_head *claimed,
-				  ClaimNotes *notes)
+claim_listed_logs(int limit, const QueueHeld *held, MemoryContext parent,
+				  dlist_head *claimed, ClaimNotes *notes)
 {
-	int			all_held = (look == CLAIM_HELD_LOG);
+	const HeldPositions *pos = &held->positions;
 	SPITupleTable *rows;
-	RowReader  *reader;
+	RowReader  *r;
+	ListedHook *hooks;
+	int		   *held_at;
+	int			n_listed;
+	int			n_with_room;
+	int			n_read = 0;
+	int			n_stored = 0;
+	int		   *stored_rows;
+	LogPosition *stored;
+	bool	   *found;
 	LogReader  *readers;
-	LogClaim   *c;
-	int			n_readers;
+	ListedRead *reads;
+	int			n_readers = 0;
 	int			n_claimed;
-	bool		cut = false;
+	LogClaim   *c;
 	bool		isnull;
 	int			i;
+	int			k;
 
 	notes->readers_cut = false;
 	notes->n_read_hooks = 0;
 	notes->read_hooks = NULL;
 	c = log_claim_open();
-	spi_check(SPI_execute_plan(spi_kept_plan(&log_readers_plans[all_held],
-											 log_readers_sql[all_held], CLAIM_ARGS, types, 0),
-							   values, nulls, false, 0),
-			  SPI_OK_SELECT, false, "choosing the hooks whose logs to read");
-	rows = SPI_tuptable;
-	n_readers = (int) SPI_processed;
+	hooks = listed_hooks(held, &rows, &r, &held_at);
+	n_listed = (int) rows->numvals;
+	n_with_room = claim_policy_read(hooks, n_listed, held, limit);
+
+	/* the stored positions of those read that the worker holds none of */
+	stored_rows = palloc(sizeof(int) * Max(n_listed, 1));
+	for (i = 0; i < n_listed; i++)
+	{
+		n_read += hooks[i].read;
+		if (hooks[i].read && held_at[i] < 0)
+			stored_rows[n_stored++] = i;
+	}
+	stored = palloc0(sizeof(LogPosition) * Max(n_stored, 1));
+	found = palloc0(sizeof(bool) * Max(n_stored, 1));
+	if (n_stored > 0)
+		stored_positions(rows, r, stored_rows, n_stored, stored, found);
+
+	/* the readers: the hooks read, at their positions */
+	readers = palloc0(sizeof(LogReader) * Max(n_read, 1));
+	reads = palloc0(sizeof(ListedRead) * Max(n_read, 1));
+	for (i = 0, k = 0; i < n_listed; i++)
+	{
+		LogReader  *rd = &readers[n_readers];
+		int			at = held_at[i];
+		int			at_stored = -1;
+
+		if (!hooks[i].read)
+			continue;
+		if (at < 0)
+		{
+			at_stored = k++;
+			if (!found[at_stored])
+				continue;
+		}
+		heap_deform_tuple(rows->vals[i], r->desc, r->values, r->nulls);
+		rd->hook_id = DatumGetInt64(column_value(r, LISTED_REQUEST + HOOK_ID, &isnull));
+		rd->transport_id = hooks[i].transport_id;
+		rd->tenant = hooks[i].tenant;
+		rd->room = hooks[i].room;
+		rd->tenant_room = hooks[i].tenant_room;
+		rd->tenant_bytes = hooks[i].tenant_bytes;
+		rd->payload_format = column_text(r, LISTED_PAYLOAD_FORMAT);
+		rd->uid = column_text(r, LISTED_UID);
+		rd->transform =
+			OidIsValid(DatumGetObjectId(column_value(r, LISTED_REQUEST + HOOK_TRANSFORM,
+													 &isnull)));
+		reads[n_readers].row = i;
+		reads[n_readers].held = (at >= 0);
+		if (at >= 0)
+		{
+			rd->lo = TextDatumGetCString(pos->lo[at]);
+			rd->hi = TextDatumGetCString(pos->hi[at]);
+			rd->last_txid = pos->last_txid_nulls[at] ? 0
+				: strtou64(TextDatumGetCString(pos->last_txid[at]), NULL, 10);
+			rd->last_id = DatumGetInt64(pos->last_id[at]);
+			rd->top_id = DatumGetInt64(pos->top_id[at]);
+		}
+		else
+		{
+			LogPosition *from = &stored[at_stored];
+
+			reads[n_readers].from = *from;
+			rd->lo = from->lo;
+			rd->hi = from->hi;
+			rd->last_txid = from->last_txid ? strtou64(from->last_txid, NULL, 10) : 0;
+			rd->last_id = from->last_id;
+			rd->top_id = from->top_id;
+		}
+		n_readers++;
+	}
 	if (n_readers == 0)
 	{
 		log_claim_end(c);
 		return 0;
 	}
-	reader = row_reader(rows->tupdesc);
-	readers = palloc0(sizeof(LogReader) * n_readers);
-	for (i = 0; i < n_readers; i++)
-	{
-		LogReader  *r = &readers[i];
-
-		heap_deform_tuple(rows->vals[i], reader->desc, reader->values, reader->nulls);
-		r->hook_id = DatumGetInt64(column_value(reader, READER_HOOK_ID, &isnull));
-		r->tenant = column_text(reader, READER_TENANT);
-		r->room = DatumGetInt64(column_value(reader, READER_ROOM, &isnull));
-		r->take = DatumGetInt64(column_value(reader, READER_TAKE, &isnull));
-		r->lo = column_text(reader, READER_LO);
-		r->hi = column_text(reader, READER_HI);
-		r->last_txid = U64FromFullTransactionId(
-			DatumGetFullTransactionId(column_value(reader, READER_LAST_TXID, &isnull)));
-		r->last_id = DatumGetInt64(column_value(reader, READER_LAST_ID, &isnull));
-		r->top_id = DatumGetInt64(column_value(reader, READER_TOP_ID, &isnull));
-		r->tenant_no = DatumGetInt32(column_value(reader, READER_TENANT_NO, &isnull));
-		r->tenant_room = DatumGetInt32(column_value(reader, READER_TENANT_ROOM, &isnull));
-		r->tenant_bytes = DatumGetInt64(column_value(reader, READER_TENANT_BYTES, &isnull));
-		cut = DatumGetBool(column_value(reader, READER_CUT, &isnull));
-		r->payload_format = column_text(reader, READER_PAYLOAD_FORMAT);
-		r->uid = column_text(reader, READER_UID);
-		r->transport_id = DatumGetInt64(column_value(reader, READER_REQUEST, &isnull));
-		r->transform = OidIsValid(DatumGetObjectId(column_value(reader, READER_REQUEST + 20,
-															  &isnull)));
-	}
+	claim_policy_takes(readers, n_readers, limit);
 
 	n_claimed = log_claim_read(c, readers, n_readers, limit);
 	for (i = 0; i < n_claimed; i++)
-		request_of_taken(c, i, rows, reader, parent, held->claim, claimed);
+		request_of_taken(c, i, rows, r, reads, parent, held->claim, claimed);
 	log_claim_end(c);
-	notes->readers_cut = n_claimed > 0 && cut;
+	notes->readers_cut = n_claimed > 0 && n_with_room > n_read;
 	return n_claimed;
 }
 
@@ -2082,6 +2323,30 @@ queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 	int			f;
 
 	spi_connect_checked();
+
+	/*
+	 * Plans (the claim of listed logs' too) are kept for the worker's
+	 * life: one made while the log was empty would read it whole at every
+	 * claim once it has grown, and a bitmap scan of a hook's log, which
+	 * loses its order, would read all of the backlog to sort it, at every
+	 * claim.
+	 */
+	nest_level = plan_by_index();
+	if (held->only_hooks == NULL)
+		look = CLAIM_FULL;
+	else if (holds_all(held->only_hooks, held->n_only_hooks, pos))
+		look = held->with_due ? CLAIM_HELD : CLAIM_HELD_LOG;
+	else
+		look = held->with_due ? CLAIM_LISTED : CLAIM_LISTED_LOG;
+	if ((look == CLAIM_HELD_LOG || look == CLAIM_LISTED_LOG) && !held->with_ordered)
+	{
+		/* (it reads no due deliveries: their floors are not its business) */
+		ret = claim_listed_logs(limit, held, parent, claimed, notes);
+		AtEOXact_GUC(true, nest_level);
+		n_claims++;
+		SPI_finish();
+		return ret;
+	}
 
 	/* before the claim's snapshot */
 	oldest = oldest_writer_start();
@@ -2140,27 +2405,6 @@ queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 	else
 		nulls[15] = 'n';
 
-	/*
-	 * Its plan is kept for the worker's life: one made while the log was
-	 * empty would read it whole at every claim once it has grown, and a
-	 * bitmap scan of a hook's log, which loses its order, would read all of
-	 * the backlog to sort it, at every claim.
-	 */
-	nest_level = plan_by_index();
-	if (held->only_hooks == NULL)
-		look = CLAIM_FULL;
-	else if (holds_all(held->only_hooks, held->n_only_hooks, pos))
-		look = held->with_due ? CLAIM_HELD : CLAIM_HELD_LOG;
-	else
-		look = held->with_due ? CLAIM_LISTED : CLAIM_LISTED_LOG;
-	if ((look == CLAIM_HELD_LOG || look == CLAIM_LISTED_LOG) && !held->with_ordered)
-	{
-		ret = claim_listed_logs(look, limit, values, nulls, types, parent, held, claimed, notes);
-		AtEOXact_GUC(true, nest_level);
-		n_claims++;
-		SPI_finish();
-		return ret;
-	}
 	Assert(claim_sql[look][held->with_ordered] != NULL);
 	spi_check(SPI_execute_plan(spi_kept_plan(&claim_plans[look][held->with_ordered],
 											 claim_sql[look][held->with_ordered],
