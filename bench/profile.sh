@@ -3,9 +3,11 @@
 # (ordered as asked, over R resources), signed and logged, sent 64 in flight
 # to a local nginx that answers 204 (as bench/delivery.sh), with
 # pg_stat_statements on.  Prints the drain's rate and, per call, the time
-# of the worker's two statements: the claim and the record (of a batch
-# read from the log and all answered with a 2xx, only its hooks' counters:
-# its attempt rows are appended without a statement).  With perf
+# of the worker's statements: the claim (at a full look; between them, the
+# claim of listed logs runs two small ones: the listed hooks and, for the
+# positions it does not hold, the stored cursors) and the record (of a
+# batch read from the log and all answered with a 2xx, only its hooks'
+# counters: its attempt rows are appended without a statement).  With perf
 # (Debian's linux-perf) and the rights to use it, the worker is sampled
 # through the drain too: the share of its CPU in each object (postgres is
 # PostgreSQL; libcurl, libc and the kernel are mostly the requests), and
@@ -56,10 +58,14 @@ echo "drain: $(bench_drain_rate "$events") req/s"
 echo "$ticks $(worker_ticks) $(getconf CLK_TCK)" |
     awk '{printf "the worker'"'"'s CPU over the drain: %.2f s\n", ($2 - $1) / $3}'
 bench_psql -F ' ' -c "
-    SELECT CASE WHEN query LIKE 'WITH RECURSIVE busy%' THEN 'claim' ELSE 'record' END,
+    SELECT CASE WHEN query LIKE 'WITH RECURSIVE busy%' THEN 'claim'
+                WHEN query LIKE 'SELECT CASE WHEN h.id%' THEN 'claim_listed_hooks'
+                WHEN query LIKE 'SELECT l.n, x.lo%' THEN 'claim_stored_cursors'
+                ELSE 'record' END,
            sum(calls), round((sum(total_exec_time) / sum(calls))::numeric, 3)
       FROM pg_stat_statements
      WHERE query LIKE 'WITH RECURSIVE busy%' OR query LIKE 'WITH input AS%'
+        OR query LIKE 'SELECT CASE WHEN h.id%' OR query LIKE 'SELECT l.n, x.lo%'
         OR query LIKE 'WITH r AS MATERIALIZED%'
         OR query LIKE 'WITH b AS MATERIALIZED%'
      GROUP BY 1 ORDER BY 1" |
