@@ -66,7 +66,6 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
-#include "utils/uuid.h"
 #include "utils/xid8.h"
 
 /* webhook.event and its slots (src/sql/catalog/20_tables.sql) */
@@ -829,8 +828,7 @@ log_claim_take(LogClaim *c, int i, LogTaken *t, MemoryContext cxt)
 	t->rank = e->rank;
 	t->size = e->size;
 	t->fits = e->fits;
-	t->msg_id = DatumGetCString(DirectFunctionCall1(uuid_out,
-													event_att(c, e, ATT_UID, &isnull)));
+	t->msg_id = uuid_text(event_att(c, e, ATT_UID, &isnull));
 	t->body = NULL;
 	t->event = (Datum) 0;
 	if (e->fits && r->transform)

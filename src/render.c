@@ -67,6 +67,31 @@ append_key(StringInfo buf, bool *first, const char *key)
 	appendStringInfoString(buf, ": ");
 }
 
+/*
+ * A uuid as text, as uuid_out() writes it (8-4-4-4-12 lower-case hex
+ * digits), in 37 bytes: uuid_out()'s StringInfo takes a kilobyte, for
+ * every request's webhook-id.
+ */
+char *
+uuid_text(Datum uuid)
+{
+	static const char hex[] = "0123456789abcdef";
+	const pg_uuid_t *u = DatumGetUUIDP(uuid);
+	char	   *text = palloc(UUID_LEN * 2 + 5);
+	char	   *p = text;
+	int			i;
+
+	for (i = 0; i < UUID_LEN; i++)
+	{
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			*p++ = '-';
+		*p++ = hex[u->data[i] >> 4];
+		*p++ = hex[u->data[i] & 0x0F];
+	}
+	*p = '\0';
+	return text;
+}
+
 /* A text argument as a JSON string, or null; with prefix before it. */
 static void
 append_text_arg(StringInfo buf, FunctionCallInfo fcinfo, BodyArg arg, const char *prefix)
@@ -100,6 +125,17 @@ append_jsonb_arg(StringInfo buf, FunctionCallInfo fcinfo, BodyArg arg)
 	(void) JsonbToCString(buf, &value->root, VARSIZE(value));
 }
 
+/* n's last width decimal digits, written at to */
+static void
+put_digits(char *to, int n, int width)
+{
+	while (width-- > 0)
+	{
+		to[width] = '0' + n % 10;
+		n /= 10;
+	}
+}
+
 /*
  * The event's time as payloads carry it, ISO 8601 in UTC to the
  * millisecond, as to_char(created_at AT TIME ZONE 'UTC',
@@ -124,9 +160,17 @@ append_time_arg(StringInfo buf, FunctionCallInfo fcinfo)
 	if (timestamp2tm(ts, NULL, &tm, &fsec, NULL, NULL) == 0 &&
 		tm.tm_year >= 1 && tm.tm_year <= 9999)
 	{
-		appendStringInfo(buf, "\"%04d-%02d-%02dT%02d:%02d:%02d.%03dZ\"",
-						 tm.tm_year, tm.tm_mon, tm.tm_mday,
-						 tm.tm_hour, tm.tm_min, tm.tm_sec, (int) (fsec / 1000));
+		char		text[] = "\"0000-00-00T00:00:00.000Z\"";
+
+		/* the digits written in place: a format, for every body, cost more */
+		put_digits(text + 1, tm.tm_year, 4);
+		put_digits(text + 6, tm.tm_mon, 2);
+		put_digits(text + 9, tm.tm_mday, 2);
+		put_digits(text + 12, tm.tm_hour, 2);
+		put_digits(text + 15, tm.tm_min, 2);
+		put_digits(text + 18, tm.tm_sec, 2);
+		put_digits(text + 21, fsec / 1000, 3);
+		appendBinaryStringInfo(buf, text, sizeof(text) - 1);
 		return;
 	}
 	printed = DirectFunctionCall2(timestamp_to_char,
@@ -184,8 +228,7 @@ render_envelope(StringInfo buf, FunctionCallInfo fcinfo)
 	if (PG_ARGISNULL(ARG_UID))
 		appendStringInfoString(buf, "null");
 	else
-		escape_json(buf, DatumGetCString(DirectFunctionCall1(uuid_out,
-															 PG_GETARG_DATUM(ARG_UID))));
+		escape_json(buf, uuid_text(PG_GETARG_DATUM(ARG_UID)));
 	append_key(buf, &first, "links");
 	appendStringInfoString(buf, "[{");
 	append_key(buf, &link_first, "rel");

@@ -14,6 +14,7 @@
 
 #include "fmgr.h"
 
+extern char *uuid_text(Datum uuid);
 extern Datum webhook_render_body(PG_FUNCTION_ARGS);
 extern Datum webhook_stored_bytes(PG_FUNCTION_ARGS);
 extern Datum webhook_rendered_bytes(PG_FUNCTION_ARGS);
