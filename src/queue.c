@@ -50,6 +50,7 @@
  */
 #include "webhook.h"
 
+#include "access/heaptoast.h"
 #include "access/transam.h"
 #include "access/twophase.h"
 #include "access/xlog.h"
@@ -1107,8 +1108,9 @@ static const char *const claim_sql[CLAIM_LOOKS][2] = {
  * The claim of listed logs (CLAIM_HELD_LOG and CLAIM_LISTED_LOG of
  * unordered hooks): its policy is claim_policy.c's, its reads
  * log_claim.c's; the SQL here reads what they need.  First the hooks the
- * worker lists ($1, each once, in turn) that are active, unordered and of
- * this worker's transports, one row each (ListedColumn): whether one whose
+ * worker lists ($1, each once; those of them it keeps no row of, or whose
+ * position it does not hold: listed_hooks()) that are active, unordered
+ * and of this worker's transports, one row each (ListedColumn): whether one whose
  * position the worker does not hold ($2) stopped short of its log's end
  * (its stored cursor names an event, HOOKS_READ's short), its payload
  * format and uid, and its requests' columns that are its hook's
@@ -1126,15 +1128,12 @@ static const char *listed_hooks_sql =
 "            THEN EXISTS (SELECT FROM webhook_internal.cursor x"
 "                          WHERE x.hook_id = h.id AND x.last_txid IS NOT NULL) END,"
 "       h.payload_format::text, h.uid::text," HOOK_REQUEST_COLUMNS
-"  FROM (SELECT l.id, pg_catalog.min(l.n) AS n"
-"          FROM pg_catalog.unnest($1::bigint[]) WITH ORDINALITY AS l(id, n)"
-"         GROUP BY l.id) l"
+"  FROM pg_catalog.unnest($1::bigint[]) AS l(id)"
 "  CROSS JOIN LATERAL (SELECT x.* FROM webhook.hook x WHERE x.id = l.id OFFSET 0) h"
 "  CROSS JOIN LATERAL (SELECT x.* FROM webhook.transport x"
 "                       WHERE x.id = h.transport_id OFFSET 0) t"
 " WHERE h.active AND h.disabled_reason IS NULL AND " UNORDERED_KINDS
-"   AND t.id OPERATOR(pg_catalog.%) $3 OPERATOR(pg_catalog.=) $4"
-" ORDER BY l.n";
+"   AND t.id OPERATOR(pg_catalog.%) $3 OPERATOR(pg_catalog.=) $4";
 
 /*
  * Then the stored cursors of the hooks read whose positions the worker
@@ -1932,6 +1931,7 @@ queue_set_partition(int index, int n_workers)
 {
 	partition_index = index;
 	partition_n_workers = n_workers;
+	queue_hooks_changed();		/* the hooks kept are of the old partition */
 }
 
 /* qsort() and bsearch() comparator of int64s */
@@ -1981,7 +1981,7 @@ typedef struct ListedRead
  * reader (of reads, its row of rows read by r), appended to claimed.
  */
 static void
-request_of_taken(LogClaim *c, int i, SPITupleTable *rows, RowReader *r,
+request_of_taken(LogClaim *c, int i, HeapTuple *rows, RowReader *r,
 				 const ListedRead *reads, MemoryContext parent, uint64 claim,
 				 dlist_head *claimed)
 {
@@ -1994,7 +1994,7 @@ request_of_taken(LogClaim *c, int i, SPITupleTable *rows, RowReader *r,
 	dlist_push_tail(claimed, &req->node);
 	log_claim_take(c, i, &t, req->cxt);
 	read = &reads[t.reader];
-	heap_deform_tuple(rows->vals[read->row], r->desc, r->values, r->nulls);
+	heap_deform_tuple(rows[read->row], r->desc, r->values, r->nulls);
 	req->attempt_no = 1;
 	req->event_id = t.event_id;
 	req->msg_id = t.msg_id;
@@ -2064,22 +2064,89 @@ held_position(const HeldAt *index, int n, int64 hook_id)
 }
 
 /*
- * Step of the claim of listed logs: the hooks the worker lists (those it
- * may read: listed_hooks_sql), one of rows each, as the policy needs them,
- * and, by index, the position the worker holds of each, or -1.
+ * The rows of listed_hooks_sql, kept from claim to claim, by hook: a claim
+ * of listed logs asks again only for the hooks it keeps no row of, and for
+ * those whose positions the worker does not hold (whether their stored
+ * cursors stopped short is no part of the hook's row).  A hook no row came
+ * for (inactive, ordered, another worker's, gone) is kept as such.  Not
+ * kept: the row of a hook with a transform, whose role's tenants may change
+ * without a change to the hook, nor of one whose previous secret still
+ * signs, which ends with time.  All go at any change to a hook or transport
+ * that makes a request otherwise (queue_hooks_changed(): the relcache
+ * invalidation the triggers of webhook.hook and webhook.transport send on
+ * those columns, src/sql/code/40_capture.sql), at a change of the worker's
+ * partition, and when more than LISTED_KEPT are kept, or LISTED_KEPT_BYTES.  A claim takes
+ * invalidations in as it locks the log's slots, before it looks here; a
+ * change committed meanwhile may be in its snapshot and not yet heard of
+ * (a commit is seen before its invalidation is sent): the next claim's.  Asked for at every claim, these rows were
+ * about a fortieth of the worker's CPU at full rate (perf).
  */
-static ListedHook *
-listed_hooks(const QueueHeld *held, SPITupleTable **rows, RowReader **r, int **held_at)
+typedef struct ListedEntry
 {
-	const HeldPositions *pos = &held->positions;
+	int64		hook_id;		/* the key */
+	HeapTuple	row;			/* NULL: the hook is not read */
+	bool		kept;			/* row (or that there is none) good for the
+								 * next claims */
+	uint64		claim;			/* the last claim that listed it */
+} ListedEntry;
+
+#define LISTED_KEPT (4 * QUEUE_MAX_HOOKS_LISTED)
+#define LISTED_KEPT_BYTES (32 * 1024 * 1024)	/* (a transport's headers
+												 * alone may take 512 kB) */
+
+static MemoryContext listed_cxt = NULL;
+static HTAB *listed_entries = NULL;
+static RowReader *listed_reader = NULL;	/* of listed_hooks_sql's rows */
+static bool listed_stale = true;
+
+/*
+ * The hooks or transports changed: the rows kept of them go at the next
+ * claim (never during one, which may be using them).  Called from a
+ * relcache invalidation callback: it only notes it.
+ */
+void
+queue_hooks_changed(void)
+{
+	listed_stale = true;
+}
+
+/* Forget every row kept, and start keeping them afresh. */
+static void
+forget_listed(void)
+{
+	HASHCTL		ctl;
+
+	if (listed_cxt == NULL)
+		listed_cxt = AllocSetContextCreate(TopMemoryContext, "webhook listed hooks",
+										   ALLOCSET_DEFAULT_SIZES);
+	else
+		MemoryContextReset(listed_cxt);
+	ctl.keysize = sizeof(int64);
+	ctl.entrysize = sizeof(ListedEntry);
+	ctl.hcxt = listed_cxt;
+	listed_entries = hash_create("webhook listed hooks", 256, &ctl,
+								 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	listed_reader = NULL;
+	listed_stale = false;
+}
+
+/*
+ * Ask listed_hooks_sql for the n hooks ask (and whether those of them the
+ * worker holds no position of stopped short), and keep what comes.
+ */
+static void
+ask_listed(Datum *ask, int n, const HeldPositions *pos)
+{
 	Oid			types[4] = {INT8ARRAYOID, INT8ARRAYOID, INT8OID, INT8OID};
 	Datum		values[4];
-	ListedHook *hooks;
-	HeldAt	   *index = held_index(pos);
+	MemoryContext old;
 	bool		isnull;
+	bool		no_transform;
+	bool		no_previous;
 	uint64		i;
+	int			k;
 
-	values[0] = array_of(held->only_hooks, NULL, held->n_only_hooks, INT8OID);
+	values[0] = array_of(ask, NULL, n, INT8OID);
 	values[1] = array_of(pos->hook_ids, NULL, pos->n, INT8OID);
 	values[2] = Int64GetDatum(partition_n_workers);
 	values[3] = Int64GetDatum(partition_index);
@@ -2087,17 +2154,118 @@ listed_hooks(const QueueHeld *held, SPITupleTable **rows, RowReader **r, int **h
 											 4, types, 0),
 							   values, NULL, false, 0),
 			  SPI_OK_SELECT, false, "reading the hooks listed");
-	*rows = SPI_tuptable;
-	*r = row_reader(SPI_tuptable->tupdesc);
 	Assert(SPI_tuptable->tupdesc->natts == LISTED_REQUEST - 1 + HOOK_COLUMNS);
-	hooks = palloc0(sizeof(ListedHook) * Max(SPI_processed, 1));
-	*held_at = palloc(sizeof(int) * Max(SPI_processed, 1));
+	old = MemoryContextSwitchTo(listed_cxt);
+	if (listed_reader == NULL)
+		listed_reader = row_reader(CreateTupleDescCopy(SPI_tuptable->tupdesc));
+
+	/*
+	 * each hook asked for has no row, until one comes (and none is kept
+	 * until all have come: an error meanwhile leaves them to be asked for)
+	 */
+	for (k = 0; k < n; k++)
+	{
+		int64		hook_id = DatumGetInt64(ask[k]);
+		ListedEntry *e = hash_search(listed_entries, &hook_id, HASH_FIND, NULL);
+
+		Assert(e != NULL);
+		if (e->row != NULL)
+			heap_freetuple(e->row);
+		e->row = NULL;
+		e->kept = false;
+	}
 	for (i = 0; i < SPI_processed; i++)
 	{
-		ListedHook *h = &hooks[i];
-		int			at;
+		RowReader  *r = listed_reader;
+		int64		hook_id;
+		ListedEntry *e;
 
-		heap_deform_tuple((*rows)->vals[i], (*r)->desc, (*r)->values, (*r)->nulls);
+		heap_deform_tuple(SPI_tuptable->vals[i], r->desc, r->values, r->nulls);
+		hook_id = DatumGetInt64(column_value(r, LISTED_REQUEST + HOOK_ID, &isnull));
+		e = hash_search(listed_entries, &hook_id, HASH_FIND, NULL);
+		Assert(e != NULL);
+		/* its values inline: a row kept outlives its transaction */
+		e->row = toast_flatten_tuple(SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
+		(void) column_value(r, LISTED_REQUEST + HOOK_TRANSFORM, &no_transform);
+		(void) column_value(r, LISTED_REQUEST + HOOK_PREVIOUS_SECRET, &no_previous);
+		e->kept = no_transform && no_previous;
+	}
+	/* those no row came for are not read, until a change */
+	for (k = 0; k < n; k++)
+	{
+		int64		hook_id = DatumGetInt64(ask[k]);
+		ListedEntry *e = hash_search(listed_entries, &hook_id, HASH_FIND, NULL);
+
+		e->kept |= (e->row == NULL);
+	}
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Step of the claim of listed logs: the hooks the worker lists that it
+ * may read (listed_hooks_sql's rows, kept or asked for), in turn, each
+ * once: as the policy needs them, their rows (read by the reader *r), and
+ * the position the worker holds of each (its index), or -1.  Sets *n to
+ * how many.
+ */
+static ListedHook *
+listed_hooks(const QueueHeld *held, HeapTuple **rows, RowReader **r, int **held_at, int *n)
+{
+	const HeldPositions *pos = &held->positions;
+	HeldAt	   *index = held_index(pos);
+	int64	   *ids = palloc(sizeof(int64) * Max(held->n_only_hooks, 1));
+	int		   *ids_at = palloc(sizeof(int) * Max(held->n_only_hooks, 1));
+	Datum	   *ask = palloc(sizeof(Datum) * Max(held->n_only_hooks, 1));
+	ListedHook *hooks;
+	int			n_ids = 0;
+	int			n_ask = 0;
+	bool		isnull;
+	int			i;
+
+	if (listed_stale || listed_cxt == NULL ||
+		hash_get_num_entries(listed_entries) > LISTED_KEPT ||
+		MemoryContextMemAllocated(listed_cxt, true) > LISTED_KEPT_BYTES)
+		forget_listed();
+
+	/* each hook once, in turn; asked for unless kept and its position held */
+	for (i = 0; i < held->n_only_hooks; i++)
+	{
+		int64		hook_id = DatumGetInt64(held->only_hooks[i]);
+		bool		found;
+		ListedEntry *e = hash_search(listed_entries, &hook_id, HASH_ENTER, &found);
+
+		if (found && e->claim == held->claim)
+			continue;
+		if (!found)
+		{
+			e->row = NULL;
+			e->kept = false;
+		}
+		e->claim = held->claim;
+		ids[n_ids] = hook_id;
+		ids_at[n_ids] = held_position(index, pos->n, hook_id);
+		if (!e->kept || ids_at[n_ids] < 0)
+			ask[n_ask++] = Int64GetDatum(hook_id);
+		n_ids++;
+	}
+	if (n_ask > 0)
+		ask_listed(ask, n_ask, pos);
+
+	*r = listed_reader;
+	*rows = palloc(sizeof(HeapTuple) * Max(n_ids, 1));
+	*held_at = palloc(sizeof(int) * Max(n_ids, 1));
+	hooks = palloc0(sizeof(ListedHook) * Max(n_ids, 1));
+	*n = 0;
+	for (i = 0; i < n_ids; i++)
+	{
+		ListedEntry *e = hash_search(listed_entries, &ids[i], HASH_FIND, NULL);
+		ListedHook *h = &hooks[*n];
+		int			at = ids_at[i];
+
+		Assert(e != NULL);
+		if (e->row == NULL)
+			continue;
+		heap_deform_tuple(e->row, (*r)->desc, (*r)->values, (*r)->nulls);
 		h->transport_id = DatumGetInt64(column_value(*r, LISTED_REQUEST + HOOK_TRANSPORT_ID,
 													 &isnull));
 		h->tenant = column_text(*r, LISTED_REQUEST + HOOK_TENANT);
@@ -2105,11 +2273,10 @@ listed_hooks(const QueueHeld *held, SPITupleTable **rows, RowReader **r, int **h
 													  &isnull));
 		h->max_per_second = DatumGetFloat8(column_value(*r, LISTED_REQUEST + HOOK_MAX_PER_SECOND,
 														&isnull));
-		at = held_position(index, pos->n,
-						   DatumGetInt64(column_value(*r, LISTED_REQUEST + HOOK_ID, &isnull)));
-		(*held_at)[i] = at;
 		h->read_short = at >= 0 ? !pos->last_txid_nulls[at]
 			: DatumGetBool(column_value(*r, LISTED_STORED_SHORT, &isnull));
+		(*held_at)[*n] = at;
+		(*rows)[(*n)++] = e->row;
 	}
 	return hooks;
 }
@@ -2121,7 +2288,7 @@ listed_hooks(const QueueHeld *held, SPITupleTable **rows, RowReader **r, int **h
  * found for each that has none, or whose cursor another transaction holds.
  */
 static void
-stored_positions(SPITupleTable *listed, RowReader *listed_r, const int *rows_of, int n,
+stored_positions(HeapTuple *listed, RowReader *listed_r, const int *rows_of, int n,
 				 LogPosition *positions, bool *found)
 {
 	Oid			types[3] = {INT8ARRAYOID, INT8OID, OIDOID};
@@ -2134,7 +2301,7 @@ stored_positions(SPITupleTable *listed, RowReader *listed_r, const int *rows_of,
 
 	for (k = 0; k < n; k++)
 	{
-		heap_deform_tuple(listed->vals[rows_of[k]], listed_r->desc, listed_r->values,
+		heap_deform_tuple(listed[rows_of[k]], listed_r->desc, listed_r->values,
 						  listed_r->nulls);
 		ids[k] = column_value(listed_r, LISTED_REQUEST + HOOK_ID, &isnull);
 	}
@@ -2168,7 +2335,7 @@ claim_listed_logs(int limit, const QueueHeld *held, MemoryContext parent,
 				  dlist_head *claimed, ClaimNotes *notes)
 {
 	const HeldPositions *pos = &held->positions;
-	SPITupleTable *rows;
+	HeapTuple  *rows;
 	RowReader  *r;
 	ListedHook *hooks;
 	int		   *held_at;
@@ -2192,8 +2359,7 @@ claim_listed_logs(int limit, const QueueHeld *held, MemoryContext parent,
 	notes->n_read_hooks = 0;
 	notes->read_hooks = NULL;
 	c = log_claim_open();
-	hooks = listed_hooks(held, &rows, &r, &held_at);
-	n_listed = (int) rows->numvals;
+	hooks = listed_hooks(held, &rows, &r, &held_at, &n_listed);
 	n_with_room = claim_policy_read(hooks, n_listed, held, limit);
 
 	/* the stored positions of those read that the worker holds none of */
@@ -2226,7 +2392,7 @@ claim_listed_logs(int limit, const QueueHeld *held, MemoryContext parent,
 			if (!found[at_stored])
 				continue;
 		}
-		heap_deform_tuple(rows->vals[i], r->desc, r->values, r->nulls);
+		heap_deform_tuple(rows[i], r->desc, r->values, r->nulls);
 		rd->hook_id = DatumGetInt64(column_value(r, LISTED_REQUEST + HOOK_ID, &isnull));
 		rd->transport_id = hooks[i].transport_id;
 		rd->tenant = hooks[i].tenant;

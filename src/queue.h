@@ -83,6 +83,8 @@ typedef struct ClaimNotes
 } ClaimNotes;
 
 extern void queue_set_partition(int index, int n_workers);
+/* a hook or transport changed: forget what the claims keep of them */
+extern void queue_hooks_changed(void);
 extern int	queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 						dlist_head *claimed, ClaimNotes *notes);
 /* When the earliest retry that a record scheduled for a hook is due. */

@@ -1438,7 +1438,10 @@ static void
 hooks_inval_callback(Datum arg, Oid relid)
 {
 	if (relid == InvalidOid || relid == hook_relid || relid == transport_relid)
+	{
 		hooks_changed = true;
+		queue_hooks_changed();
+	}
 }
 
 /*

@@ -125,6 +125,28 @@ class RotateTest(unittest.TestCase):
         self.assertEqual(self.secret(hook.hook_id), newest)
         self.assertEqual(self.previous(hook.hook_id), (None, None))
 
+    def test_the_next_request_is_made_as_the_hook_is_now(self):
+        """The worker keeps what a hook's requests are made of from claim to
+        claim: a rotation, and an admin's direct UPDATE of the hook and of
+        its transport, make the very next request as the hook is now (the
+        new secret alone after a rotation without overlap, the new path,
+        the new header), not as it was at the last request."""
+        hook = cluster.hook_on(rx.url(), '/rot-next')
+        old = self.secret(hook.hook_id)
+        req = self.send(hook, '/rot-next')
+        harness.verify_standard(old, req.headers, req.body)
+        new = self.rotate(hook.hook_id, '0')
+        req = self.send(hook, '/rot-next')
+        harness.verify_standard(new, req.headers, req.body)
+        with self.assertRaises(AssertionError):
+            harness.verify_standard(old, req.headers, req.body)
+        cluster.psql("UPDATE webhook.hook SET path = '/rot-next-2' WHERE id = %d;"
+                     " UPDATE webhook.transport SET headers = '{\"X-Now\": \"yes\"}'"
+                     " WHERE id = %d" % (hook.hook_id, hook.transport_id))
+        req = self.send(hook, '/rot-next-2')
+        self.assertEqual(req.headers.get('X-Now'), 'yes')
+        harness.verify_standard(new, req.headers, req.body)
+
     def test_rotate_plain_hmac_and_default_overlap(self):
         hook = cluster.hook_on(rx.url(), '/rot-plain', signature='hmac-sha256', secret='plain')
         new = cluster.one('SELECT webhook.rotate_secret(%d)' % hook.hook_id)

@@ -9,16 +9,27 @@ REVOKE EXECUTE ON FUNCTION webhook.capture() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION webhook.capture() TO webhook_admin;
 
 -- Changes to hooks, and to the tenant of their transports, must reach every
--- session's cached list of hooks.  Row triggers: a statement that changes
--- no row (the worker's, mostly) must not invalidate anything.
+-- session's cached list of hooks; and changes to what a request is made of
+-- (the hook's path, secret, signature, format, transform, and the
+-- transport's settings), the rows that the worker keeps of them
+-- (src/queue.c, listed_hooks()).  Not the columns the worker's chores
+-- write (endpoint health, expired secrets).  Row triggers: a statement that
+-- changes no row (the worker's, mostly) must not invalidate anything.
 CREATE OR REPLACE FUNCTION webhook_internal.hooks_changed() RETURNS trigger
     LANGUAGE c AS 'MODULE_PATHNAME', 'webhook_hooks_changed';
 CREATE OR REPLACE TRIGGER hooks_changed
-    AFTER INSERT OR DELETE OR UPDATE OF transport_id, event_types, active, filter, ordered
+    AFTER INSERT OR DELETE OR UPDATE OF transport_id, event_types, active, filter, ordered,
+                                        path, secret, signature, signature_header,
+                                        payload_format, uid, transform, transform_role,
+                                        disabled_reason
     ON webhook.hook FOR EACH ROW EXECUTE FUNCTION webhook_internal.hooks_changed();
 CREATE OR REPLACE TRIGGER hooks_truncated AFTER TRUNCATE
     ON webhook.hook FOR EACH STATEMENT EXECUTE FUNCTION webhook_internal.hooks_changed();
-CREATE OR REPLACE TRIGGER transports_changed AFTER DELETE OR UPDATE OF tenant
+CREATE OR REPLACE TRIGGER transports_changed
+    AFTER DELETE OR UPDATE OF tenant, base_url, query_key, headers, auth, connect_timeout,
+                              timeout, tls_verify, ca_file, client_cert_file,
+                              client_key_file, client_key_password, max_in_flight,
+                              max_per_second
     ON webhook.transport FOR EACH ROW EXECUTE FUNCTION webhook_internal.hooks_changed();
 CREATE OR REPLACE TRIGGER transports_truncated AFTER TRUNCATE
     ON webhook.transport FOR EACH STATEMENT EXECUTE FUNCTION webhook_internal.hooks_changed();
