@@ -69,6 +69,7 @@
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/guc.h"
+#include "utils/inval.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -2075,11 +2076,14 @@ held_position(const HeldAt *index, int n, int64 hook_id)
  * that makes a request otherwise (queue_hooks_changed(): the relcache
  * invalidation the triggers of webhook.hook and webhook.transport send on
  * those columns, src/sql/code/40_capture.sql), at a change of the worker's
- * partition, and when more than LISTED_KEPT are kept, or LISTED_KEPT_BYTES.  A claim takes
- * invalidations in as it locks the log's slots, before it looks here; a
- * change committed meanwhile may be in its snapshot and not yet heard of
- * (a commit is seen before its invalidation is sent): the next claim's.  Asked for at every claim, these rows were
- * about a fortieth of the worker's CPU at full rate (perf).
+ * partition, and when more than LISTED_KEPT are kept, or LISTED_KEPT_BYTES.
+ * A row over LISTED_ROW_KEPT_BYTES, or past LISTED_KEPT_BYTES, serves its
+ * claim only: a tenant's large rows cost it, not the others' kept ones.
+ * A claim takes invalidations in before it looks here; a change committed
+ * just after may be in its snapshot and not yet heard of (a commit is
+ * seen before its invalidation is sent): it is the next claim's.  Asked
+ * for at every claim, these rows were about a fortieth of the worker's CPU
+ * at full rate (perf).
  */
 typedef struct ListedEntry
 {
@@ -2087,12 +2091,16 @@ typedef struct ListedEntry
 	HeapTuple	row;			/* NULL: the hook is not read */
 	bool		kept;			/* row (or that there is none) good for the
 								 * next claims */
+	bool		copied;			/* row is a copy in listed_cxt; else the
+								 * claim's own, gone with it (an entry not
+								 * kept is asked for again before use) */
 	uint64		claim;			/* the last claim that listed it */
 } ListedEntry;
 
 #define LISTED_KEPT (4 * QUEUE_MAX_HOOKS_LISTED)
-#define LISTED_KEPT_BYTES (32 * 1024 * 1024)	/* (a transport's headers
-												 * alone may take 512 kB) */
+#define LISTED_KEPT_BYTES (32 * 1024 * 1024)
+/* and no row over this (a transport's headers alone may take 512 kB) */
+#define LISTED_ROW_KEPT_BYTES (64 * 1024)
 
 static MemoryContext listed_cxt = NULL;
 static HTAB *listed_entries = NULL;
@@ -2160,8 +2168,9 @@ ask_listed(Datum *ask, int n, const HeldPositions *pos)
 		listed_reader = row_reader(CreateTupleDescCopy(SPI_tuptable->tupdesc));
 
 	/*
-	 * each hook asked for has no row, until one comes (and none is kept
-	 * until all have come: an error meanwhile leaves them to be asked for)
+	 * each hook asked for has no row, until one comes (and none is known
+	 * to have none until all have come: an error meanwhile leaves them to
+	 * be asked for again)
 	 */
 	for (k = 0; k < n; k++)
 	{
@@ -2169,7 +2178,7 @@ ask_listed(Datum *ask, int n, const HeldPositions *pos)
 		ListedEntry *e = hash_search(listed_entries, &hook_id, HASH_FIND, NULL);
 
 		Assert(e != NULL);
-		if (e->row != NULL)
+		if (e->row != NULL && e->copied)
 			heap_freetuple(e->row);
 		e->row = NULL;
 		e->kept = false;
@@ -2184,11 +2193,28 @@ ask_listed(Datum *ask, int n, const HeldPositions *pos)
 		hook_id = DatumGetInt64(column_value(r, LISTED_REQUEST + HOOK_ID, &isnull));
 		e = hash_search(listed_entries, &hook_id, HASH_FIND, NULL);
 		Assert(e != NULL);
-		/* its values inline: a row kept outlives its transaction */
-		e->row = toast_flatten_tuple(SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
 		(void) column_value(r, LISTED_REQUEST + HOOK_TRANSFORM, &no_transform);
 		(void) column_value(r, LISTED_REQUEST + HOOK_PREVIOUS_SECRET, &no_previous);
-		e->kept = no_transform && no_previous;
+		e->kept = no_transform && no_previous &&
+			MemoryContextMemAllocated(listed_cxt, true) < LISTED_KEPT_BYTES;
+		e->row = SPI_tuptable->vals[i];
+		e->copied = false;
+		if (e->kept)
+		{
+			/* its values inline: a row kept outlives its transaction */
+			HeapTuple	row = toast_flatten_tuple(e->row, SPI_tuptable->tupdesc);
+
+			if (row->t_len <= LISTED_ROW_KEPT_BYTES)
+			{
+				e->row = row;
+				e->copied = true;
+			}
+			else
+			{
+				heap_freetuple(row);
+				e->kept = false;
+			}
+		}
 	}
 	/* those no row came for are not read, until a change */
 	for (k = 0; k < n; k++)
@@ -2222,6 +2248,8 @@ listed_hooks(const QueueHeld *held, HeapTuple **rows, RowReader **r, int **held_
 	bool		isnull;
 	int			i;
 
+	/* (changes committed since the slots were locked, if held already) */
+	AcceptInvalidationMessages();
 	if (listed_stale || listed_cxt == NULL ||
 		hash_get_num_entries(listed_entries) > LISTED_KEPT ||
 		MemoryContextMemAllocated(listed_cxt, true) > LISTED_KEPT_BYTES)
@@ -2240,6 +2268,7 @@ listed_hooks(const QueueHeld *held, HeapTuple **rows, RowReader **r, int **held_
 		{
 			e->row = NULL;
 			e->kept = false;
+			e->copied = false;
 		}
 		e->claim = held->claim;
 		ids[n_ids] = hook_id;

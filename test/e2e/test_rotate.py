@@ -140,12 +140,21 @@ class RotateTest(unittest.TestCase):
         harness.verify_standard(new, req.headers, req.body)
         with self.assertRaises(AssertionError):
             harness.verify_standard(old, req.headers, req.body)
-        cluster.psql("UPDATE webhook.hook SET path = '/rot-next-2' WHERE id = %d;"
-                     " UPDATE webhook.transport SET headers = '{\"X-Now\": \"yes\"}'"
-                     " WHERE id = %d" % (hook.hook_id, hook.transport_id))
+        # each alone: a change to either reaches the next request
+        cluster.psql("UPDATE webhook.transport SET headers = '{\"X-Now\": \"yes\"}'"
+                     " WHERE id = %d" % hook.transport_id)
+        self.assertEqual(self.send(hook, '/rot-next').headers.get('X-Now'), 'yes')
+        cluster.psql("UPDATE webhook.hook SET path = '/rot-next-2' WHERE id = %d" % hook.hook_id)
         req = self.send(hook, '/rot-next-2')
         self.assertEqual(req.headers.get('X-Now'), 'yes')
         harness.verify_standard(new, req.headers, req.body)
+        # an overlap restored by hand: the previous secret signs too
+        cluster.psql("UPDATE webhook.hook SET previous_secret = %s,"
+                     " previous_secret_until = now() + interval '1 hour' WHERE id = %d"
+                     % (lit(old), hook.hook_id))
+        req = self.send(hook, '/rot-next-2')
+        harness.verify_standard(new, req.headers, req.body)
+        harness.verify_standard(old, req.headers, req.body)
 
     def test_rotate_plain_hmac_and_default_overlap(self):
         hook = cluster.hook_on(rx.url(), '/rot-plain', signature='hmac-sha256', secret='plain')

@@ -12,9 +12,12 @@ GRANT EXECUTE ON FUNCTION webhook.capture() TO webhook_admin;
 -- session's cached list of hooks; and changes to what a request is made of
 -- (the hook's path, secret, signature, format, transform, and the
 -- transport's settings), the rows that the worker keeps of them
--- (src/queue.c, listed_hooks()).  Not the columns the worker's chores
--- write (endpoint health, expired secrets).  Row triggers: a statement that
--- changes no row (the worker's, mostly) must not invalidate anything.
+-- (src/queue.c, listed_hooks()), and a previous secret set (not one
+-- dropped: the rows kept have none while it signs).  Not the columns the
+-- worker's chores write often (endpoint health, expired secrets); it writes
+-- disabled_reason and active, once a hook, when it stops or disables one.
+-- Row triggers: a statement that changes no row (the worker's, mostly)
+-- must not invalidate anything.
 CREATE OR REPLACE FUNCTION webhook_internal.hooks_changed() RETURNS trigger
     LANGUAGE c AS 'MODULE_PATHNAME', 'webhook_hooks_changed';
 CREATE OR REPLACE TRIGGER hooks_changed
@@ -23,6 +26,10 @@ CREATE OR REPLACE TRIGGER hooks_changed
                                         payload_format, uid, transform, transform_role,
                                         disabled_reason
     ON webhook.hook FOR EACH ROW EXECUTE FUNCTION webhook_internal.hooks_changed();
+CREATE OR REPLACE TRIGGER hooks_previous_secret_set
+    AFTER UPDATE OF previous_secret, previous_secret_until ON webhook.hook
+    FOR EACH ROW WHEN (NEW.previous_secret_until IS NOT NULL)
+    EXECUTE FUNCTION webhook_internal.hooks_changed();
 CREATE OR REPLACE TRIGGER hooks_truncated AFTER TRUNCATE
     ON webhook.hook FOR EACH STATEMENT EXECUTE FUNCTION webhook_internal.hooks_changed();
 CREATE OR REPLACE TRIGGER transports_changed
