@@ -1732,6 +1732,20 @@ plan_by_index(void)
 	return nest_level;
 }
 
+/*
+ * Run the kept plan with values, planned by index (plan_by_index()), and
+ * check that it read rows (what it does, for an error): the statements of
+ * the claim of listed logs, which most of its claims run none of.
+ */
+static void
+run_by_index(SPIPlanPtr plan, Datum *values, const char *what)
+{
+	int			nest_level = plan_by_index();
+
+	spi_check(SPI_execute_plan(plan, values, NULL, false, 0), SPI_OK_SELECT, false, what);
+	AtEOXact_GUC(true, nest_level);
+}
+
 /* The values of arr, a bigint[] without nulls, copied into cxt; *n of them. */
 static int64 *
 int8_array_values(ArrayType *arr, MemoryContext cxt, int *n)
@@ -2158,10 +2172,8 @@ ask_listed(Datum *ask, int n, const HeldPositions *pos)
 	values[1] = array_of(pos->hook_ids, NULL, pos->n, INT8OID);
 	values[2] = Int64GetDatum(partition_n_workers);
 	values[3] = Int64GetDatum(partition_index);
-	spi_check(SPI_execute_plan(spi_kept_plan(&listed_hooks_plan, listed_hooks_sql,
-											 4, types, 0),
-							   values, NULL, false, 0),
-			  SPI_OK_SELECT, false, "reading the hooks listed");
+	run_by_index(spi_kept_plan(&listed_hooks_plan, listed_hooks_sql, 4, types, 0),
+				 values, "reading the hooks listed");
 	Assert(SPI_tuptable->tupdesc->natts == LISTED_REQUEST - 1 + HOOK_COLUMNS);
 	old = MemoryContextSwitchTo(listed_cxt);
 	if (listed_reader == NULL)
@@ -2337,10 +2349,8 @@ stored_positions(HeapTuple *listed, RowReader *listed_r, const int *rows_of, int
 	values[0] = array_of(ids, NULL, n, INT8OID);
 	values[1] = Int64GetDatum((int64) GetSystemIdentifier());
 	values[2] = ObjectIdGetDatum(MyDatabaseId);
-	spi_check(SPI_execute_plan(spi_kept_plan(&stored_positions_plan, stored_positions_sql,
-											 3, types, 0),
-							   values, NULL, false, 0),
-			  SPI_OK_SELECT, false, "locking the stored cursors read");
+	run_by_index(spi_kept_plan(&stored_positions_plan, stored_positions_sql, 3, types, 0),
+				 values, "locking the stored cursors read");
 	r = row_reader(SPI_tuptable->tupdesc);
 	memset(found, 0, sizeof(bool) * n);
 	for (i = 0; i < SPI_processed; i++)
@@ -2519,14 +2529,6 @@ queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 
 	spi_connect_checked();
 
-	/*
-	 * Plans (the claim of listed logs' too) are kept for the worker's
-	 * life: one made while the log was empty would read it whole at every
-	 * claim once it has grown, and a bitmap scan of a hook's log, which
-	 * loses its order, would read all of the backlog to sort it, at every
-	 * claim.
-	 */
-	nest_level = plan_by_index();
 	if (held->only_hooks == NULL)
 		look = CLAIM_FULL;
 	else if (holds_all(held->only_hooks, held->n_only_hooks, pos))
@@ -2537,11 +2539,19 @@ queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 	{
 		/* (it reads no due deliveries: their floors are not its business) */
 		ret = claim_listed_logs(limit, held, parent, claimed, notes);
-		AtEOXact_GUC(true, nest_level);
 		n_claims++;
 		SPI_finish();
 		return ret;
 	}
+
+	/*
+	 * Plans (the claim of listed logs' too: run_by_index()) are kept for
+	 * the worker's life: one made while the log was empty would read it
+	 * whole at every claim once it has grown, and a bitmap scan of a
+	 * hook's log, which loses its order, would read all of the backlog to
+	 * sort it, at every claim.
+	 */
+	nest_level = plan_by_index();
 
 	/* before the claim's snapshot */
 	oldest = oldest_writer_start();

@@ -760,23 +760,24 @@ extension_ready(void)
 	return OidIsValid(get_extension_oid("webhook", true));
 }
 
-/* The installed extension's version (pg_extension.extversion), or NULL. */
+/*
+ * The installed extension's version (pg_extension.extversion), or NULL when
+ * it is not installed: one look-up of its catalog row by name, at every
+ * exchange (three, when whether it was installed was asked first).
+ */
 static char *
 installed_version(void)
 {
-	Oid			ext = get_extension_oid("webhook", true);
 	Relation	rel;
 	ScanKeyData key;
 	SysScanDesc scan;
 	HeapTuple	tup;
 	char	   *version = NULL;
 
-	if (!OidIsValid(ext))
-		return NULL;
 	rel = table_open(ExtensionRelationId, AccessShareLock);
-	ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber, F_OIDEQ,
-				ObjectIdGetDatum(ext));
-	scan = systable_beginscan(rel, ExtensionOidIndexId, true, NULL, 1, &key);
+	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber, F_NAMEEQ,
+				CStringGetDatum("webhook"));
+	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
 	tup = systable_getnext(scan);
 	if (HeapTupleIsValid(tup))
 	{
@@ -797,13 +798,12 @@ installed_version(void)
  * is not (the library was upgraded and the catalog not yet, or the other
  * way round), the worker neither reads nor writes it: it says so once, and
  * waits for ALTER EXTENSION webhook UPDATE, looking again every turn.
- * Caller is in a transaction, the extension installed.
+ * version is the installed one (installed_version()).
  */
 static bool
-catalog_is_current(void)
+catalog_is_current(const char *version)
 {
 	static bool said = false;
-	char	   *version = installed_version();
 
 	if (version != NULL && strcmp(version, WEBHOOK_VERSION) == 0)
 	{
@@ -1595,6 +1595,7 @@ exchange(int limit)
 	volatile bool failed = false;
 	volatile bool handed = false;
 	dlist_head	new_requests;
+	char	   *version;
 	int			n_done;
 
 	dlist_init(&new_requests);
@@ -1613,12 +1614,13 @@ exchange(int limit)
 	PG_TRY();
 	{
 		begin_transaction(limit > 0 ? "claiming deliveries" : "recording attempts");
-		if (!extension_ready())
+		version = installed_version();
+		if (version == NULL)
 		{
 			extension_gone = true;
 			claimed = -1;
 		}
-		else if (!(catalog_current = catalog_is_current()))
+		else if (!(catalog_current = catalog_is_current(version)))
 			claimed = -1;
 		else
 		{
