@@ -50,6 +50,7 @@
  */
 #include "webhook.h"
 
+#include "access/detoast.h"
 #include "access/heaptoast.h"
 #include "access/transam.h"
 #include "access/twophase.h"
@@ -2132,6 +2133,30 @@ queue_hooks_changed(void)
 	listed_stale = true;
 }
 
+/*
+ * The bytes of the row read by r with its values inline, counted without
+ * reading those stored out of line (a transport's headers may take 512 kB,
+ * which a row not kept must not cost a copy at every claim).
+ */
+static Size
+row_bytes(const RowReader *r)
+{
+	Size		bytes = 0;
+	int			i;
+
+	for (i = 0; i < r->desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(r->desc, i);
+
+		if (r->nulls[i])
+			continue;
+		bytes += att->attlen > 0 ? (Size) att->attlen
+			: att->attlen == -1 ? toast_raw_datum_size(r->values[i])
+			: strlen(DatumGetCString(r->values[i])) + 1;
+	}
+	return bytes;
+}
+
 /* Forget every row kept, and start keeping them afresh. */
 static void
 forget_listed(void)
@@ -2208,24 +2233,14 @@ ask_listed(Datum *ask, int n, const HeldPositions *pos)
 		(void) column_value(r, LISTED_REQUEST + HOOK_TRANSFORM, &no_transform);
 		(void) column_value(r, LISTED_REQUEST + HOOK_PREVIOUS_SECRET, &no_previous);
 		e->kept = no_transform && no_previous &&
+			row_bytes(r) <= LISTED_ROW_KEPT_BYTES &&
 			MemoryContextMemAllocated(listed_cxt, true) < LISTED_KEPT_BYTES;
 		e->row = SPI_tuptable->vals[i];
-		e->copied = false;
+		e->copied = e->kept;
 		if (e->kept)
 		{
 			/* its values inline: a row kept outlives its transaction */
-			HeapTuple	row = toast_flatten_tuple(e->row, SPI_tuptable->tupdesc);
-
-			if (row->t_len <= LISTED_ROW_KEPT_BYTES)
-			{
-				e->row = row;
-				e->copied = true;
-			}
-			else
-			{
-				heap_freetuple(row);
-				e->kept = false;
-			}
+			e->row = toast_flatten_tuple(e->row, SPI_tuptable->tupdesc);
 		}
 	}
 	/* those no row came for are not read, until a change */
@@ -2529,20 +2544,24 @@ queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 
 	spi_connect_checked();
 
+	/*
+	 * The claim of listed logs (CLAIM_HELD_LOG or CLAIM_LISTED_LOG, of
+	 * unordered hooks): held positions or not, one way.  It reads no due
+	 * deliveries: their floors are not its business.
+	 */
+	if (held->only_hooks != NULL && !held->with_due && !held->with_ordered)
+	{
+		ret = claim_listed_logs(limit, held, parent, claimed, notes);
+		n_claims++;
+		SPI_finish();
+		return ret;
+	}
 	if (held->only_hooks == NULL)
 		look = CLAIM_FULL;
 	else if (holds_all(held->only_hooks, held->n_only_hooks, pos))
 		look = held->with_due ? CLAIM_HELD : CLAIM_HELD_LOG;
 	else
 		look = held->with_due ? CLAIM_LISTED : CLAIM_LISTED_LOG;
-	if ((look == CLAIM_HELD_LOG || look == CLAIM_LISTED_LOG) && !held->with_ordered)
-	{
-		/* (it reads no due deliveries: their floors are not its business) */
-		ret = claim_listed_logs(limit, held, parent, claimed, notes);
-		n_claims++;
-		SPI_finish();
-		return ret;
-	}
 
 	/*
 	 * Plans (the claim of listed logs' too: run_by_index()) are kept for

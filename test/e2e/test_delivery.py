@@ -198,6 +198,33 @@ class DeliveryTest(unittest.TestCase):
         self.assert_rows(uid, hook, rx.url(path))
 
     # -- transport: auth, query key, path joining ----------------------------------
+    def test_large_transport_headers_go_with_every_request(self):
+        """A transport whose headers make its hook's row too large for the
+        worker to keep from claim to claim (over 64 kB; the row is read at
+        every claim instead): every request carries them all, and a change
+        to them reaches the next request."""
+        path = '/large-headers'
+        headers = {'X-Big-%02d' % i: chr(ord('a') + i) * 5000 for i in range(16)}
+        hook = cluster.hook_on(rx.url(), path, transport={'headers': headers})
+
+        def deliver(n):
+            uid = cluster.emit(hook.event_type, {'n': n})
+            cluster.wait_state(uid, 'succeeded')
+            reqs = [r for r in rx.requests(path=path) if r.headers.get('webhook-id') == uid]
+            self.assertEqual(len(reqs), 1, reqs)
+            return reqs[0]
+
+        for n in range(2):
+            req = deliver(n)
+            for name, value in headers.items():
+                self.assertEqual(req.headers.get(name), value, name)
+        headers['X-Big-00'] = 'changed'
+        cluster.psql('UPDATE webhook.transport SET headers = %s WHERE id = %d'
+                     % (lit(json.dumps(headers)), hook.transport_id))
+        req = deliver(2)
+        self.assertEqual(req.headers.get('X-Big-00'), 'changed')
+        self.assertEqual(req.headers.get('X-Big-15'), 'p' * 5000)
+
     def test_basic_auth(self):
         path = '/basic'
         hook = cluster.hook_on(rx.url(), path, transport={
