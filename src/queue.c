@@ -2091,7 +2091,10 @@ held_position(const HeldAt *index, int n, int64 hook_id)
  * that makes a request otherwise (queue_hooks_changed(): the relcache
  * invalidation the triggers of webhook.hook and webhook.transport send on
  * those columns, src/sql/code/40_capture.sql), at a change of the worker's
- * partition, and when more than LISTED_KEPT are kept, or LISTED_KEPT_BYTES.
+ * partition, at every full look (at least once a second: a change the
+ * triggers missed, made with session_replication_role = replica and the
+ * triggers not ALWAYS, or with them disabled, is heard of within that),
+ * and when more than LISTED_KEPT are kept, or LISTED_KEPT_BYTES.
  * A row over LISTED_ROW_KEPT_BYTES, or past LISTED_KEPT_BYTES, serves its
  * claim only: a tenant's large rows cost it, not the others' kept ones.
  * A claim takes invalidations in before it looks here; a change committed
@@ -2190,6 +2193,8 @@ ask_listed(Datum *ask, int n, const HeldPositions *pos)
 	bool		isnull;
 	bool		no_transform;
 	bool		no_previous;
+	bool		keep;
+	HeapTuple	row;
 	uint64		i;
 	int			k;
 
@@ -2232,16 +2237,19 @@ ask_listed(Datum *ask, int n, const HeldPositions *pos)
 		Assert(e != NULL);
 		(void) column_value(r, LISTED_REQUEST + HOOK_TRANSFORM, &no_transform);
 		(void) column_value(r, LISTED_REQUEST + HOOK_PREVIOUS_SECRET, &no_previous);
-		e->kept = no_transform && no_previous &&
+		keep = no_transform && no_previous &&
 			row_bytes(r) <= LISTED_ROW_KEPT_BYTES &&
 			MemoryContextMemAllocated(listed_cxt, true) < LISTED_KEPT_BYTES;
-		e->row = SPI_tuptable->vals[i];
-		e->copied = e->kept;
-		if (e->kept)
-		{
-			/* its values inline: a row kept outlives its transaction */
-			e->row = toast_flatten_tuple(e->row, SPI_tuptable->tupdesc);
-		}
+
+		/*
+		 * its values inline: a row kept outlives its transaction (and the
+		 * entry has it only once they are all read: an error while they
+		 * are, a toasted value's lock_timeout, leaves it with none)
+		 */
+		row = keep ? toast_flatten_tuple(SPI_tuptable->vals[i], SPI_tuptable->tupdesc)
+			: SPI_tuptable->vals[i];
+		e->row = row;
+		e->kept = e->copied = keep;
 	}
 	/* those no row came for are not read, until a change */
 	for (k = 0; k < n; k++)
@@ -2557,7 +2565,11 @@ queue_claim(int limit, const QueueHeld *held, MemoryContext parent,
 		return ret;
 	}
 	if (held->only_hooks == NULL)
+	{
 		look = CLAIM_FULL;
+		/* the rows kept are asked for again after a full look */
+		listed_stale = true;
+	}
 	else if (holds_all(held->only_hooks, held->n_only_hooks, pos))
 		look = held->with_due ? CLAIM_HELD : CLAIM_HELD_LOG;
 	else

@@ -130,7 +130,8 @@ class RotateTest(unittest.TestCase):
         claim: a rotation, and an admin's direct UPDATE of the hook and of
         its transport, make the very next request as the hook is now (the
         new secret alone after a rotation without overlap, the new path,
-        the new header), not as it was at the last request."""
+        the new header), not as it was at the last request; so does a
+        change made with session_replication_role = replica."""
         hook = cluster.hook_on(rx.url(), '/rot-next')
         old = self.secret(hook.hook_id)
         req = self.send(hook, '/rot-next')
@@ -148,13 +149,48 @@ class RotateTest(unittest.TestCase):
         req = self.send(hook, '/rot-next-2')
         self.assertEqual(req.headers.get('X-Now'), 'yes')
         harness.verify_standard(new, req.headers, req.body)
-        # an overlap restored by hand: the previous secret signs too
+        # a change made as a subscription's apply makes it (replica role,
+        # where only ALWAYS triggers fire): the same
+        cluster.psql("SET session_replication_role = replica;"
+                     " UPDATE webhook.hook SET path = '/rot-next-3' WHERE id = %d" % hook.hook_id)
+        self.send(hook, '/rot-next-3')
+        # an overlap restored by hand: the previous secret signs too (and
+        # from now on the hook's row is asked for at every claim)
         cluster.psql("UPDATE webhook.hook SET previous_secret = %s,"
                      " previous_secret_until = now() + interval '1 hour' WHERE id = %d"
                      % (lit(old), hook.hook_id))
-        req = self.send(hook, '/rot-next-2')
+        req = self.send(hook, '/rot-next-3')
         harness.verify_standard(new, req.headers, req.body)
         harness.verify_standard(old, req.headers, req.body)
+
+    def test_a_change_the_triggers_miss_reaches_requests_soon(self):
+        """A change made with the triggers disabled (an admin's, or a
+        data-only restore's --disable-triggers) tells the worker nothing:
+        the rows it keeps are asked for again at every full look, at least
+        once a second, so a backlog's requests are soon made as the hook is
+        now (they were made as it was for as long as the worker held the
+        hook's position: the whole backlog)."""
+        hook = cluster.hook_on(rx.url(), '/rot-missed')
+        cluster.psql('ALTER TABLE webhook.hook DISABLE TRIGGER hooks_changed')
+        self.addCleanup(cluster.psql, 'ALTER TABLE webhook.hook ENABLE ALWAYS TRIGGER hooks_changed')
+        # (the ALTER TABLE itself is a change the worker hears of: the
+        # backlog's first requests keep its row again)
+        cluster.psql("SELECT webhook.emit(%s, jsonb_build_object('n', g))"
+                     "  FROM generate_series(1, 2000) g" % lit(hook.event_type))
+        rx.wait_requests(100, path='/rot-missed')
+        cluster.psql("UPDATE webhook.hook SET path = '/rot-missed-2' WHERE id = %d" % hook.hook_id)
+        t0 = time.monotonic()
+        rx.wait_requests(1, path='/rot-missed-2', timeout=10)
+        took = time.monotonic() - t0
+        cluster.wait_for("SELECT count(*) FROM webhook.deliveries d WHERE d.hook_id = %d"
+                         " AND d.state = 'succeeded'" % hook.hook_id, '2000')
+        old, new = rx.count(path='/rot-missed'), rx.count(path='/rot-missed-2')
+        self.assertEqual(old + new, 2000)
+        # not the backlog's tail alone, once the position went (12 of them
+        # without the full looks' asking again; 1,659 with it, here)
+        self.assertGreater(new, 300, '%d requests made as the hook was' % old)
+        harness.note('a change the triggers missed: made as the hook is now after %.1f s'
+                     ' (%d requests as it was, %d as it is)' % (took, old, new))
 
     def test_rotate_plain_hmac_and_default_overlap(self):
         hook = cluster.hook_on(rx.url(), '/rot-plain', signature='hmac-sha256', secret='plain')

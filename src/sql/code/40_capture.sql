@@ -21,7 +21,7 @@ GRANT EXECUTE ON FUNCTION webhook.capture() TO webhook_admin;
 CREATE OR REPLACE FUNCTION webhook_internal.hooks_changed() RETURNS trigger
     LANGUAGE c AS 'MODULE_PATHNAME', 'webhook_hooks_changed';
 CREATE OR REPLACE TRIGGER hooks_changed
-    AFTER INSERT OR DELETE OR UPDATE OF transport_id, event_types, active, filter, ordered,
+    AFTER INSERT OR DELETE OR UPDATE OF id, transport_id, event_types, active, filter, ordered,
                                         path, secret, signature, signature_header,
                                         payload_format, uid, transform, transform_role,
                                         disabled_reason
@@ -40,6 +40,15 @@ CREATE OR REPLACE TRIGGER transports_changed
     ON webhook.transport FOR EACH ROW EXECUTE FUNCTION webhook_internal.hooks_changed();
 CREATE OR REPLACE TRIGGER transports_truncated AFTER TRUNCATE
     ON webhook.transport FOR EACH STATEMENT EXECUTE FUNCTION webhook_internal.hooks_changed();
+-- They fire whatever session_replication_role says (a subscription's apply,
+-- an admin's replica role): a change must reach the sessions and the
+-- worker however it is made.  (The worker asks for the rows it keeps again
+-- at every full look, at least once a second, as well.)
+ALTER TABLE webhook.hook ENABLE ALWAYS TRIGGER hooks_changed;
+ALTER TABLE webhook.hook ENABLE ALWAYS TRIGGER hooks_previous_secret_set;
+ALTER TABLE webhook.hook ENABLE ALWAYS TRIGGER hooks_truncated;
+ALTER TABLE webhook.transport ENABLE ALWAYS TRIGGER transports_changed;
+ALTER TABLE webhook.transport ENABLE ALWAYS TRIGGER transports_truncated;
 COMMENT ON FUNCTION webhook_internal.hooks_changed() IS
     'trigger: makes every session reload its cached list of hooks';
 -- A rotation that makes another slot of the logs current tells every
