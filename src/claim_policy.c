@@ -23,6 +23,9 @@
  *	5. how many events each hook read takes: its share of its tenant's
  *	   share, among the tenants with a backlog when it has one
  *	   (claim_policy_takes()).
+ * The fair-share tests hold both to the same rules: test_fairness.py with
+ * this policy between full looks, test_fairness_sql.py with every claim by
+ * statement (webhook.debug_sql_claims).
  * Done by a statement of its own, with its windows and sorts over the
  * listed hooks, it cost a claim more to start than to run (perf: about a
  * fifteenth of the worker's time at full rate).

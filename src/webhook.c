@@ -55,6 +55,7 @@ static char *webhook_disable_after = NULL;
 Interval	webhook_retention_span;
 Interval	webhook_disable_after_span;
 bool		webhook_auto_prune = true;
+bool		webhook_debug_sql_claims = false;
 
 /*
  * What a tenant may configure (webhook_internal.tenant_limit(), read by the API's checks
@@ -414,6 +415,13 @@ define_settings(void)
 							1000, 1, 10000000,
 							PGC_SUSET, 0,
 							NULL, NULL, NULL);
+	DefineCustomBoolVariable("webhook.debug_sql_claims",
+							 "Claims with the claim's SQL statements only, never the claim of listed logs in C.",
+							 "A developer option: the tests check that both ways of claiming keep the same rules.",
+							 &webhook_debug_sql_claims,
+							 false,
+							 PGC_SIGHUP, GUC_NOT_IN_SAMPLE,
+							 NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("webhook");
 }

@@ -44,6 +44,7 @@ extern bool webhook_enabled;
 extern char *webhook_deny_networks;
 extern int	webhook_workers;
 extern bool webhook_auto_prune;
+extern bool webhook_debug_sql_claims;
 extern Interval webhook_retention_span;
 extern Interval webhook_disable_after_span;
 

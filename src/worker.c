@@ -688,7 +688,12 @@ hooks_to_look_at(QueueHeld *h, TimestampTz now)
 		h->with_due = true;
 		return;
 	}
-	h->with_due = recent_hooks_may_have_due();
+	/*
+	 * (a claim that may read due deliveries is made by statement: under
+	 * webhook.debug_sql_claims, every claim, so that the tests can hold the
+	 * SQL's policy to the same rules as claim_policy.c's)
+	 */
+	h->with_due = webhook_debug_sql_claims || recent_hooks_may_have_due();
 	turns = palloc(sizeof(HookTurn) * Max(n_recent_hooks, 1));
 	for (i = 0; i < n_recent_hooks; i++)
 	{
