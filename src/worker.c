@@ -693,7 +693,7 @@ hooks_to_look_at(QueueHeld *h, TimestampTz now)
 	 * webhook.debug_sql_claims, every claim, so that the tests can hold the
 	 * SQL's policy to the same rules as claim_policy.c's)
 	 */
-	h->with_due = webhook_debug_sql_claims || recent_hooks_may_have_due();
+	h->with_due = recent_hooks_may_have_due() || webhook_debug_sql_claims;
 	turns = palloc(sizeof(HookTurn) * Max(n_recent_hooks, 1));
 	for (i = 0; i < n_recent_hooks; i++)
 	{
