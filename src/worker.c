@@ -1215,7 +1215,7 @@ start_waiting(void)
 	TimestampTz due = 0;
 	int			in_flight_share = (int) tenant_share(webhook_max_in_flight,
 													  tenants_holding());
-	bool		looked_for_one = false;
+	bool		ended_one = false;
 
 	dlist_foreach_modify(iter, &waiting)
 	{
@@ -1234,17 +1234,15 @@ start_waiting(void)
 
 			/*
 			 * every slot taken: this tenant, under its share, takes one
-			 * from a tenant over its own (end_one_over_share()); one look
-			 * a pass (the one ended counts until release_finished(), and
-			 * hundreds of tenants under a share of one slot wait at once)
+			 * from a tenant over its own (end_one_over_share()); one a
+			 * pass, as the one ended counts until release_finished()
 			 */
 			if (http_in_flight() >= webhook_max_in_flight)
 			{
-				if (looked_for_one || tenant->in_flight >= in_flight_share)
+				if (ended_one || tenant->in_flight >= in_flight_share ||
+					!end_one_over_share(in_flight_share, now))
 					continue;
-				looked_for_one = true;
-				if (!end_one_over_share(in_flight_share, now))
-					continue;
+				ended_one = true;
 			}
 			if (tenant->in_flight >= in_flight_share ||
 				transport->in_flight >= req->transport_max_in_flight)
