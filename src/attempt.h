@@ -82,7 +82,6 @@ typedef struct Attempt
 								 * had, for its hook's floor (queue.c); 0
 								 * for an ordered hook's, and in a preview */
 	TimestampTz claimed_at;		/* when the worker claimed it (worker.c) */
-	struct HttpTransfer *transfer;	/* while it is in flight (http.c) */
 
 	/* the outcome (http.c) */
 	TimestampTz started_at;

@@ -178,32 +178,6 @@ class FairShareTest(unittest.TestCase):
         in_flight = int(cluster.one("SELECT sum(in_flight) FROM webhook_internal.workers()"))
         self.assertLessEqual(in_flight, 64 - 64 // 8 + 1, 'the silent tenant took every slot')
 
-    def test_silent_tenants_one_after_another_leave_another_its_turn(self):
-        """Two silent tenants (silent_tenant()), the second after the first
-        holds its share: the first takes seven eighths of the slots, the
-        second the eighth kept for a tenant that holds nothing, and a third
-        tenant's event found every slot taken until the first one's
-        requests timed out (30 s).  A tenant over its share of the slots
-        gives one up when another, under its share, has a request to start
-        and none is free: its request in flight the longest, once that is
-        PREEMPT_AFTER_MS (worker.c), is ended and retried."""
-        self.silent_tenant('hog_silent_first')
-        cluster.wait_for("SELECT sum(in_flight) >= 56 FROM webhook_internal.workers()", 't',
-                         timeout=20)
-        self.silent_tenant('hog_silent_second')
-        cluster.wait_for("SELECT sum(in_flight) >= 64 FROM webhook_internal.workers()", 't',
-                         timeout=20)
-        victim = Hook('victim_silent_after', '/victim-silent-after')
-        took = delivered_in(victim)
-        harness.note('an event beside two silent tenants, the second after the first: %.1f s'
-                     % took)
-        self.assertLess(took, PROMPT, 'another tenant waited %.1f s' % took)
-        # what was ended is an attempt that failed, to be retried
-        cluster.wait_for("SELECT count(*) > 0 FROM webhook.attempt a"
-                         "  JOIN webhook.hook h ON h.id = a.hook_id"
-                         "  JOIN webhook.transport t ON t.id = h.transport_id"
-                         " WHERE t.tenant = 'hog_silent_first' AND a.error ~ 'ended'", 't')
-
     def test_silent_receiver_leaves_a_backlog_its_pace(self):
         """While a silent tenant holds most of the worker, another tenant's
         backlog of 300 is claimed a few at a time as its requests finish: a
