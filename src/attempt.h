@@ -82,6 +82,7 @@ typedef struct Attempt
 								 * had, for its hook's floor (queue.c); 0
 								 * for an ordered hook's, and in a preview */
 	TimestampTz claimed_at;		/* when the worker claimed it (worker.c) */
+	struct HttpTransfer *transfer;	/* while it is in flight (http.c) */
 
 	/* the outcome (http.c) */
 	TimestampTz started_at;
@@ -89,6 +90,9 @@ typedef struct Attempt
 	int32		status;			/* 0 when no response */
 	char	   *error;			/* NULL, or why there was no response */
 	bool		timed_out;		/* no response in time */
+	bool		ended_early;	/* ended in flight for another tenant's
+								 * slot (worker.c): never its delivery's
+								 * death, nor a step of its schedule */
 	double		retry_after;	/* seconds asked by Retry-After, or -1 */
 	StringInfoData response_body;	/* first webhook.max_response_bytes */
 	StringInfoData response_headers;	/* each header's lower-case name and

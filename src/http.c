@@ -727,9 +727,61 @@ http_start(Attempt *req, dlist_head *done)
 
 	multi_check(curl_multi_add_handle(multi, transfer->easy),
 				"add a request to the libcurl multi handle");
+	req->transfer = transfer;
 	n_in_flight++;
 	share_use(req->transport, +1);
 	MemoryContextSwitchTo(old);
+}
+
+/*
+ * A transfer is over: its handle out of the multi handle and kept for
+ * another, its attempt to done.
+ */
+static void
+transfer_done(HttpTransfer *transfer, dlist_head *done)
+{
+	Attempt    *req = transfer->attempt;
+
+	multi_check(curl_multi_remove_handle(multi, transfer->easy),
+				"remove a request from the libcurl multi handle");
+	transfer_end(transfer);
+	req->transfer = NULL;
+	n_in_flight--;
+	share_use(req->transport, -1);
+	dlist_push_tail(done, &req->node);
+}
+
+/*
+ * Whether the attempt in flight is past its name lookup and connection:
+ * being sent, or waiting for its answer.  (Ending one still resolving
+ * would wait for the resolver's thread: a tenant's name server could make
+ * that last.)
+ */
+bool
+http_sending(const Attempt *req)
+{
+	curl_off_t	pretransfer_us = 0;
+
+	Assert(req->transfer != NULL);
+	easy_getinfo(req->transfer->easy, CURLINFO_PRETRANSFER_TIME_T, &pretransfer_us);
+	return pretransfer_us > 0;
+}
+
+/*
+ * End the attempt in flight before its answer, for why (the worker needs
+ * its slot: worker.c), as a request that got no response: it is recorded,
+ * and tried again (ended_early: queue.c's record).  curl closes its
+ * connection (an HTTP/1 one; an HTTP/2 stream is reset).
+ */
+void
+http_end_early(Attempt *req, const char *why, dlist_head *done)
+{
+	Assert(req->transfer != NULL);
+	req->ended_early = true;
+	req->status = 0;
+	req->duration_ms = (GetCurrentTimestamp() - req->started_at) / 1000.0;
+	req->error = MemoryContextStrdup(req->cxt, why);
+	transfer_done(req->transfer, done);
 }
 
 /* Move every finished transfer's attempt to done, with its outcome. */
@@ -772,12 +824,7 @@ collect_finished(dlist_head *done)
 							 "(%d bytes that are not valid text in the database encoding)", len);
 		}
 
-		multi_check(curl_multi_remove_handle(multi, transfer->easy),
-					"remove a request from the libcurl multi handle");
-		transfer_end(transfer);
-		n_in_flight--;
-		share_use(req->transport, -1);
-		dlist_push_tail(done, &req->node);
+		transfer_done(transfer, done);
 	}
 }
 

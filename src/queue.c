@@ -1276,7 +1276,7 @@ COUNT_MERGE
  * waits for it (housekeeping.c).
  */
 /* the parameters of record_sql: an array per column of r */
-#define RECORD_ARGS 14
+#define RECORD_ARGS 15
 
 /*
  * The batch r (the parameters, one array per column), each row with its
@@ -1296,10 +1296,11 @@ COUNT_MERGE
 "                   pg_catalog.unnest($7::jsonb[]), pg_catalog.unnest($8::text[])," \
 "                   pg_catalog.unnest($9::text[]), pg_catalog.unnest($10::float8[])," \
 "                   pg_catalog.unnest($11::boolean[]), pg_catalog.unnest($12::boolean[])," \
-"                   pg_catalog.unnest($13::bigint[]), pg_catalog.unnest($14::bigint[]))" \
+"                   pg_catalog.unnest($13::bigint[]), pg_catalog.unnest($14::bigint[])," \
+"                   pg_catalog.unnest($15::boolean[]))" \
 "        AS r(delivery_id, attempt_no, started_at, duration_ms, url, status," \
 "             response_headers, response_body, error, retry_after, timed_out, final," \
-"             event_id, fresh_hook_id)" \
+"             event_id, fresh_hook_id, ended)" \
 "   LEFT JOIN webhook.delivery d ON d.id = r.delivery_id" \
 "                               AND d.attempts = r.attempt_no - 1" \
 "  WHERE d.id IS NOT NULL" \
@@ -1337,6 +1338,14 @@ COUNT_MERGE
 "    DELETE FROM webhook.delivery d" \
 "     USING r WHERE d.id = r.delivery_id AND " SUCCEEDED_AT_ONCE("r")
 
+/*
+ * The record of a batch: each attempt's outcome makes its delivery
+ * succeeded, failed (tried again after its step of the hook's
+ * retry_schedule), dead or cancelled.  An attempt the worker ended in
+ * flight, its slot needed by another tenant (ended: worker.c), is never
+ * its delivery's death: it fails, and is tried again after its step, the
+ * schedule's last past its end (a minute with no schedule).
+ */
 static const char *record_sql =
 "WITH input AS ("
 "    SELECT r.*, h.retry_schedule, h.ordered,"
@@ -1349,10 +1358,14 @@ static const char *record_sql =
 "           CASE WHEN input.status BETWEEN 200 AND 299 THEN 'succeeded'"
 "                WHEN input.status = 410 THEN 'dead'"
 "                WHEN input.hook_gone THEN 'cancelled'"
+"                WHEN input.ended THEN 'failed'"
 "                WHEN input.final THEN 'dead'"
 "                WHEN input.attempt_no > pg_catalog.cardinality(input.retry_schedule) THEN 'dead'"
 "                ELSE 'failed' END AS new_state,"
-"           input.retry_schedule[input.attempt_no] AS step"
+"           CASE WHEN input.ended"
+"                THEN coalesce(input.retry_schedule[LEAST(input.attempt_no,"
+"                         pg_catalog.cardinality(input.retry_schedule))], interval '1 minute')"
+"                ELSE input.retry_schedule[input.attempt_no] END AS step"
 "      FROM input"
 "), attempts AS (" INSERT_ATTEMPTS
 "), deliveries AS ("
@@ -3019,7 +3032,7 @@ queue_expire_secrets(void)
 static Oid	record_arg_types[RECORD_ARGS] = {INT8ARRAYOID, INT4ARRAYOID,
 	TIMESTAMPTZARRAYOID, FLOAT8ARRAYOID, TEXTARRAYOID, INT4ARRAYOID,
 	JSONBARRAYOID, TEXTARRAYOID, TEXTARRAYOID, FLOAT8ARRAYOID, BOOLARRAYOID,
-BOOLARRAYOID, INT8ARRAYOID, INT8ARRAYOID};
+BOOLARRAYOID, INT8ARRAYOID, INT8ARRAYOID, BOOLARRAYOID};
 
 /* The parameters of record_sql (RECORD_INPUT) for the n attempts reqs. */
 static void
@@ -3027,7 +3040,7 @@ record_args(Attempt **reqs, int n, Datum *values)
 {
 	Oid			types[RECORD_ARGS] = {INT8OID, INT4OID, TIMESTAMPTZOID, FLOAT8OID,
 		TEXTOID, INT4OID, JSONBOID, TEXTOID, TEXTOID, FLOAT8OID, BOOLOID, BOOLOID,
-	INT8OID, INT8OID};
+	INT8OID, INT8OID, BOOLOID};
 	Datum	   *cols[RECORD_ARGS];
 	bool	   *nulls[RECORD_ARGS];
 	int			i;
@@ -3065,6 +3078,7 @@ record_args(Attempt **reqs, int n, Datum *values)
 		cols[11][i] = BoolGetDatum(req->final);
 		cols[12][i] = Int64GetDatum(req->event_id);
 		cols[13][i] = Int64GetDatum(req->hook_id);
+		cols[14][i] = BoolGetDatum(req->ended_early);
 	}
 	for (c = 0; c < RECORD_ARGS; c++)
 		values[c] = array_of(cols[c], nulls[c], n, types[c]);
@@ -3253,7 +3267,8 @@ queue_record(Attempt **reqs, int n, Datum *sent_ids, int n_sent, QueueRetry **re
 /*
  * The last resort for a request whose attempt cannot be recorded at all: no
  * attempt row, only its delivery moves on as after a failed attempt (due
- * again per its schedule, or dead), with why as its last error; one read
+ * again per its schedule, or dead, never if it was ended early, as in
+ * record_sql), with why as its last error; one read
  * from the log gets its delivery row for that (req keeps none: the
  * transaction may still roll back, and the next try must make it again).
  * A death
@@ -3263,9 +3278,9 @@ queue_record(Attempt **reqs, int n, Datum *sent_ids, int n_sent, QueueRetry **re
 void
 queue_record_failure(Attempt *req, const char *why)
 {
-	Datum		values[4];
-	char		nulls[4] = {' ', ' ', ' ', ' '};
-	Oid			types[4] = {INT8OID, INT4OID, INT4OID, TEXTOID};
+	Datum		values[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	Oid			types[5] = {INT8OID, INT4OID, INT4OID, TEXTOID, BOOLOID};
 	int64		delivery_id = req->delivery_id;
 
 	spi_connect_checked();
@@ -3298,6 +3313,7 @@ queue_record_failure(Attempt *req, const char *why)
 	values[2] = Int32GetDatum(req->status);
 	nulls[2] = req->status == 0 ? 'n' : ' ';
 	values[3] = CStringGetTextDatum(why);
+	values[4] = BoolGetDatum(req->ended_early);
 
 	spi_check(SPI_execute_with_args("WITH dead AS ("
 									"UPDATE webhook.delivery d"
@@ -3308,8 +3324,11 @@ queue_record_failure(Attempt *req, const char *why)
 									"                          THEN pg_catalog.now() END"
 									"  FROM (SELECT h.id,"
 									"               CASE WHEN $2 > pg_catalog.cardinality(h.retry_schedule)"
+									"                     AND NOT $5"
 									"                    THEN 'dead' ELSE 'failed' END AS state,"
-									"               coalesce(h.retry_schedule[$2], '1 min') AS step"
+									"               coalesce(h.retry_schedule[CASE WHEN $5"
+									"                   THEN LEAST($2, pg_catalog.cardinality(h.retry_schedule))"
+									"                   ELSE $2 END], '1 min') AS step"
 									"          FROM webhook.hook h) f"
 									" WHERE d.id = $1 AND d.attempts = $2 - 1 AND f.id = d.hook_id"
 									" RETURNING d.hook_id, d.state"
@@ -3326,7 +3345,7 @@ queue_record_failure(Attempt *req, const char *why)
 									"   AND h.active AND h.disabled_reason IS NULL"
 									"   AND h.ordered <> 'none' AND h.on_dead = 'stop'"
 									"   AND " HOOK_NOT_HELD("h.id"),
-									4, types, values, nulls, false, 0),
+									5, types, values, nulls, false, 0),
 			  SPI_OK_UPDATE, false, "recording a failure");
 	SPI_finish();
 }

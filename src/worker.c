@@ -49,7 +49,9 @@
  * the others wait, ready to start, and the wait ends when the next may.
  * Tenants share the worker (tenant_share()): while others hold requests,
  * none holds or sends more than its part, and a part is always left for a
- * tenant that holds nothing; what waits long for its rate is not held
+ * tenant that holds nothing; what one has in flight beyond its part ends
+ * when another needs the slot (end_one_over_share()); what waits long for
+ * its rate is not held
  * (STALL_MS); a claim looks only at the hooks that may have work
  * (hooks_to_look_at()), and at ordered hooks only as often as their cost
  * allows (ORDERED_COST_FACTOR).
@@ -1155,6 +1157,49 @@ let_go_over_shares(void)
 }
 
 /*
+ * End, of the requests in flight of the tenants over their share of the
+ * slots (in_flight_share), the one in flight the longest, once that is
+ * PREEMPT_AFTER_MS: another tenant, under its share, has a request to
+ * start, and every slot is taken.  A tenant claims its share of the slots
+ * while it is among few; behind a receiver that never answers, what it
+ * took beyond the share it has once others come stays in flight until
+ * the timeouts: two such tenants, the second after the first had taken
+ * its seven eighths, took every slot, and a third tenant's event waited
+ * 30 s (test_fairness).  What is ended is an attempt that got no response
+ * (http_end_early()): recorded, never its delivery's death, and tried
+ * again (queue.c's record); a receiver that answers within
+ * PREEMPT_AFTER_MS loses none.  Only a request being sent or answered is
+ * ended (http_sending()): not one a tenant's name server keeps resolving,
+ * nor one still connecting.  Returns whether one was ended.
+ */
+#define PREEMPT_AFTER_MS 1000
+static bool
+end_one_over_share(int64 in_flight_share, TimestampTz now)
+{
+	Attempt    *longest = NULL;
+	dlist_iter	iter;
+
+	dlist_foreach(iter, &held)
+	{
+		Attempt    *req = dlist_container(Attempt, held_node, iter.cur);
+
+		if (req->transfer != NULL &&
+			tenant_load(req->tenant)->in_flight > in_flight_share &&
+			TimestampDifferenceExceeds(req->started_at, now, PREEMPT_AFTER_MS) &&
+			(longest == NULL || req->started_at < longest->started_at) &&
+			http_sending(req))
+			longest = req;
+	}
+	if (longest == NULL)
+		return false;
+	http_end_early(longest,
+				   psprintf("ended after %ld ms in flight: tenant \"%s\" held more than its share of the worker's slots, and another tenant's request waited for one",
+							(long) ((now - longest->started_at) / 1000), longest->tenant),
+				   &done);
+	return true;
+}
+
+/*
  * Start the waiting requests that the limits allow: the worker's
  * webhook.max_in_flight, its tenant's share of them (tenant_share()), its
  * transport's max_in_flight and rate.  One whose transport's next token is
@@ -1173,6 +1218,7 @@ start_waiting(void)
 	TimestampTz due = 0;
 	int			in_flight_share = (int) tenant_share(webhook_max_in_flight,
 													  tenants_holding());
+	bool		looked_for_one = false;
 
 	dlist_foreach_modify(iter, &waiting)
 	{
@@ -1189,11 +1235,26 @@ start_waiting(void)
 		{
 			TimestampTz token = 0;
 
-			if (http_in_flight() >= webhook_max_in_flight)
-				break;
 			if (tenant->in_flight >= in_flight_share ||
 				transport->in_flight >= req->transport_max_in_flight)
 				continue;
+
+			/*
+			 * every slot taken: this tenant, under its share, takes one
+			 * from a tenant over its own (end_one_over_share()); one look
+			 * a pass (the one ended counts until release_finished(), and
+			 * hundreds of tenants under a share of one slot wait at once)
+			 */
+			if (http_in_flight() >= webhook_max_in_flight)
+			{
+				if (looked_for_one)
+					continue;
+				looked_for_one = true;
+				/* (a lowered webhook.max_in_flight may want more than one) */
+				if (!end_one_over_share(in_flight_share, now) ||
+					http_in_flight() >= webhook_max_in_flight)
+					continue;
+			}
 			if (!ratelimit_admit(req, now, &token))
 			{
 				if (token > TimestampTzPlusMilliseconds(now, STALL_MS))

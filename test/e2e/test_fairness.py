@@ -151,7 +151,7 @@ class FairShareTest(unittest.TestCase):
         took = delivered_in(victim)
         self.assertLess(took, PROMPT, 'another tenant waited %.1f s' % took)
 
-    def silent_tenant(self, tenant):
+    def silent_tenant(self, tenant, retry_schedule='{1 h}'):
         """A receiver that accepts and never answers, behind 4 transports of
         tenant of max_in_flight 200 (800 in all, the worker's is 64), with
         400 events; returns once they hold what they may."""
@@ -162,7 +162,7 @@ class FairShareTest(unittest.TestCase):
             t = cluster.create_transport(base_url=silent.url(), tenant=tenant,
                                          max_in_flight=200)
             et = harness.uniq('SILENT')
-            cluster.create_hook(t, [et], retry_schedule='{1 h}')
+            cluster.create_hook(t, [et], retry_schedule=retry_schedule)
             cluster.psql("SELECT webhook.emit(%s, jsonb_build_object('n', g), tenant => %s)"
                          "  FROM generate_series(1, 100) g" % (lit(et), lit(tenant)))
         cluster.wait_for("SELECT sum(in_flight) >= 16 FROM webhook_internal.workers()", 't',
@@ -177,6 +177,43 @@ class FairShareTest(unittest.TestCase):
         self.assertLess(took, PROMPT, 'another tenant waited %.1f s' % took)
         in_flight = int(cluster.one("SELECT sum(in_flight) FROM webhook_internal.workers()"))
         self.assertLessEqual(in_flight, 64 - 64 // 8 + 1, 'the silent tenant took every slot')
+
+    def test_silent_tenants_one_after_another_leave_another_its_turn(self):
+        """Two silent tenants (silent_tenant()), the second after the first
+        holds its share: the first takes seven eighths of the slots, the
+        second the eighth kept for a tenant that holds nothing, and a third
+        tenant's event found every slot taken until the first one's
+        requests timed out (30 s).  A tenant over its share of the slots
+        gives one up when another, under its share, has a request to start
+        and none is free: its request in flight the longest, once that is
+        PREEMPT_AFTER_MS (worker.c), is ended and tried again: never its
+        delivery's death, though the first tenant's hooks have one attempt
+        each and no retry (retry_schedule '{}'), tried again after a minute."""
+        self.silent_tenant('hog_silent_first', retry_schedule='{}')
+        cluster.wait_for("SELECT sum(in_flight) >= 56 FROM webhook_internal.workers()", 't',
+                         timeout=20)
+        self.silent_tenant('hog_silent_second')
+        cluster.wait_for("SELECT sum(in_flight) >= 64 FROM webhook_internal.workers()", 't',
+                         timeout=20)
+        victim = Hook('victim_silent_after', '/victim-silent-after')
+        took = delivered_in(victim)
+        harness.note('an event beside two silent tenants, the second after the first: %.1f s'
+                     % took)
+        self.assertLess(took, PROMPT, 'another tenant waited %.1f s' % took)
+        # what was ended is an attempt that failed, its delivery to be
+        # tried again, none dead
+        ended = ("SELECT count(*) FROM webhook.attempt a"
+                 "  JOIN webhook.hook h ON h.id = a.hook_id"
+                 "  JOIN webhook.transport t ON t.id = h.transport_id"
+                 " WHERE t.tenant = 'hog_silent_first' AND a.error ~ '^ended after'")
+        cluster.wait_for(ended + " AND a.status_code IS NULL", lambda n: int(n) > 0)
+        states = cluster.psql("SELECT d.state, d.next_attempt_at > now() + interval '30 s'"
+                              "  FROM webhook.delivery d"
+                              "  JOIN webhook.hook h ON h.id = d.hook_id"
+                              "  JOIN webhook.transport t ON t.id = h.transport_id"
+                              " WHERE t.tenant = 'hog_silent_first' AND d.attempts = 1")
+        self.assertTrue(states, 'no delivery row of an ended attempt')
+        self.assertEqual({tuple(r) for r in states}, {('failed', 't')}, states)
 
     def test_silent_receiver_leaves_a_backlog_its_pace(self):
         """While a silent tenant holds most of the worker, another tenant's
