@@ -92,7 +92,8 @@ typedef struct Attempt
 	bool		timed_out;		/* no response in time */
 	bool		ended_early;	/* ended in flight for another tenant's
 								 * slot (worker.c): never its delivery's
-								 * death, nor a step of its schedule */
+								 * death, nor a step of its schedule
+								 * (queue.c's record) */
 	double		retry_after;	/* seconds asked by Retry-After, or -1 */
 	StringInfoData response_body;	/* first webhook.max_response_bytes */
 	StringInfoData response_headers;	/* each header's lower-case name and

@@ -1343,14 +1343,30 @@ COUNT_MERGE
  * succeeded, failed (tried again after its step of the hook's
  * retry_schedule), dead or cancelled.  An attempt the worker ended in
  * flight, its slot needed by another tenant (ended: worker.c), is never
- * its delivery's death: it fails, and is tried again after its step, the
- * schedule's last past its end (a minute with no schedule).
+ * its delivery's death, nor a step of its schedule: it fails, and is tried
+ * again after the step it was on, the schedule's last past its end (a
+ * minute with no schedule); the attempts after it count their steps
+ * without it (ENDED_BEFORE).
  */
+/*
+ * How many of the attempts made before of the delivery with row id (one
+ * that got no answer, status, is a failure) the worker ended
+ * (http_end_early()'s error): a look at the delivery's attempts by their
+ * key, only for a failure, the rare case.  Attempts older than
+ * webhook.retention may be gone: the delivery then gets fewer attempts
+ * back.
+ */
+#define ENDED_BEFORE(id, status) \
+"(CASE WHEN " status " BETWEEN 200 AND 299 THEN 0" \
+"      ELSE (SELECT pg_catalog.count(*)::integer FROM webhook.attempt a" \
+"             WHERE a.delivery_id = " id " AND a.error LIKE 'ended after %') END)"
+
 static const char *record_sql =
 "WITH input AS ("
 "    SELECT r.*, h.retry_schedule, h.ordered,"
 "           (NOT h.active AND h.disabled_reason = '" GONE_REASON "')"
-"           OR pg_catalog.bool_or(r.status = 410) OVER (PARTITION BY r.hook_id) AS hook_gone"
+"           OR pg_catalog.bool_or(r.status = 410) OVER (PARTITION BY r.hook_id) AS hook_gone,"
+"           r.attempt_no - " ENDED_BEFORE("r.row_id", "r.status") " AS tried"
 "      FROM " RECORD_INPUT
 "      JOIN webhook.hook h ON h.id = r.hook_id"
 "), r AS MATERIALIZED ("
@@ -1360,12 +1376,12 @@ static const char *record_sql =
 "                WHEN input.hook_gone THEN 'cancelled'"
 "                WHEN input.ended THEN 'failed'"
 "                WHEN input.final THEN 'dead'"
-"                WHEN input.attempt_no > pg_catalog.cardinality(input.retry_schedule) THEN 'dead'"
+"                WHEN input.tried > pg_catalog.cardinality(input.retry_schedule) THEN 'dead'"
 "                ELSE 'failed' END AS new_state,"
 "           CASE WHEN input.ended"
-"                THEN coalesce(input.retry_schedule[LEAST(input.attempt_no,"
+"                THEN coalesce(input.retry_schedule[LEAST(input.tried,"
 "                         pg_catalog.cardinality(input.retry_schedule))], interval '1 minute')"
-"                ELSE input.retry_schedule[input.attempt_no] END AS step"
+"                ELSE input.retry_schedule[input.tried] END AS step"
 "      FROM input"
 "), attempts AS (" INSERT_ATTEMPTS
 "), deliveries AS ("
@@ -3323,13 +3339,14 @@ queue_record_failure(Attempt *req, const char *why)
 									"       finished_at = CASE WHEN f.state = 'dead'"
 									"                          THEN pg_catalog.now() END"
 									"  FROM (SELECT h.id,"
-									"               CASE WHEN $2 > pg_catalog.cardinality(h.retry_schedule)"
+									"               CASE WHEN t.tried > pg_catalog.cardinality(h.retry_schedule)"
 									"                     AND NOT $5"
 									"                    THEN 'dead' ELSE 'failed' END AS state,"
 									"               coalesce(h.retry_schedule[CASE WHEN $5"
-									"                   THEN LEAST($2, pg_catalog.cardinality(h.retry_schedule))"
-									"                   ELSE $2 END], '1 min') AS step"
-									"          FROM webhook.hook h) f"
+									"                   THEN LEAST(t.tried, pg_catalog.cardinality(h.retry_schedule))"
+									"                   ELSE t.tried END], '1 min') AS step"
+									"          FROM webhook.hook h,"
+									"               (SELECT $2 - " ENDED_BEFORE("$1", "$3") " AS tried) t) f"
 									" WHERE d.id = $1 AND d.attempts = $2 - 1 AND f.id = d.hook_id"
 									" RETURNING d.hook_id, d.state"
 									"), counted AS ("

@@ -1168,9 +1168,9 @@ let_go_over_shares(void)
  * 30 s (test_fairness).  What is ended is an attempt that got no response
  * (http_end_early()): recorded, never its delivery's death, and tried
  * again (queue.c's record); a receiver that answers within
- * PREEMPT_AFTER_MS loses none.  Only a request being sent or answered is
- * ended (http_sending()): not one a tenant's name server keeps resolving,
- * nor one still connecting.  Returns whether one was ended.
+ * PREEMPT_AFTER_MS loses none.  A request still looking up its name, or
+ * connecting, is ended as well (http.c: CURLOPT_QUICK_EXIT).  Returns
+ * whether one was ended.
  */
 #define PREEMPT_AFTER_MS 1000
 static bool
@@ -1186,8 +1186,7 @@ end_one_over_share(int64 in_flight_share, TimestampTz now)
 		if (req->transfer != NULL &&
 			tenant_load(req->tenant)->in_flight > in_flight_share &&
 			TimestampDifferenceExceeds(req->started_at, now, PREEMPT_AFTER_MS) &&
-			(longest == NULL || req->started_at < longest->started_at) &&
-			http_sending(req))
+			(longest == NULL || req->started_at < longest->started_at))
 			longest = req;
 	}
 	if (longest == NULL)
@@ -1247,12 +1246,11 @@ start_waiting(void)
 			 */
 			if (http_in_flight() >= webhook_max_in_flight)
 			{
-				if (looked_for_one)
+				/* (above it: a lowered webhook.max_in_flight, ended by none) */
+				if (looked_for_one || http_in_flight() > webhook_max_in_flight)
 					continue;
 				looked_for_one = true;
-				/* (a lowered webhook.max_in_flight may want more than one) */
-				if (!end_one_over_share(in_flight_share, now) ||
-					http_in_flight() >= webhook_max_in_flight)
+				if (!end_one_over_share(in_flight_share, now))
 					continue;
 			}
 			if (!ratelimit_admit(req, now, &token))

@@ -207,13 +207,62 @@ class FairShareTest(unittest.TestCase):
                  "  JOIN webhook.transport t ON t.id = h.transport_id"
                  " WHERE t.tenant = 'hog_silent_first' AND a.error ~ '^ended after'")
         cluster.wait_for(ended + " AND a.status_code IS NULL", lambda n: int(n) > 0)
-        states = cluster.psql("SELECT d.state, d.next_attempt_at > now() + interval '30 s'"
+        states = cluster.psql("SELECT d.state, d.next_attempt_at > a.started_at + interval '30 s'"
                               "  FROM webhook.delivery d"
+                              "  JOIN webhook.attempt a ON a.delivery_id = d.id"
+                              "   AND a.attempt_no = d.attempts"
                               "  JOIN webhook.hook h ON h.id = d.hook_id"
                               "  JOIN webhook.transport t ON t.id = h.transport_id"
-                              " WHERE t.tenant = 'hog_silent_first' AND d.attempts = 1")
+                              " WHERE t.tenant = 'hog_silent_first'"
+                              "   AND d.last_error ~ '^ended after'")
         self.assertTrue(states, 'no delivery row of an ended attempt')
         self.assertEqual({tuple(r) for r in states}, {('failed', 't')}, states)
+
+    def test_an_ended_attempt_is_not_a_step_of_the_schedule(self):
+        """A tenant over its share whose receiver answers a delivery's
+        first request after 5 s, its others at once, with a 500, beside a silent tenant
+        come after it: the requests the worker ends for a third tenant are
+        no step of their schedule ('{1 s}': two attempts that fail).  A
+        delivery with an ended attempt dies after two 500s, not one."""
+        tenant = 'hog_slow_then_500'
+        self.addCleanup(delete_tenant, tenant)
+        seen = set()
+
+        def slow_then_500(req):
+            """a delivery's first request after 5 s, its others at once"""
+            if not req.path.startswith('/%s/' % tenant):
+                return None
+            first = req.headers.get('webhook-id') not in seen
+            seen.add(req.headers.get('webhook-id'))
+            return R(500, delay=5 if first else 0)
+        rx.respond(slow_then_500)
+        self.addCleanup(rx.respond, None)
+        for i in range(4):
+            path = '/%s/%d' % (tenant, i)
+            t = cluster.create_transport(base_url=rx.url(), tenant=tenant, max_in_flight=200)
+            et = harness.uniq('SLOW500')
+            cluster.create_hook(t, [et], path=path, retry_schedule='{1 s}')
+            cluster.psql("SELECT webhook.emit(%s, jsonb_build_object('n', g), tenant => %s)"
+                         "  FROM generate_series(1, 16) g" % (lit(et), lit(tenant)))
+        cluster.wait_for("SELECT sum(in_flight) >= 56 FROM webhook_internal.workers()", 't',
+                         timeout=20)
+        self.silent_tenant('hog_silent_after_slow')
+        cluster.wait_for("SELECT sum(in_flight) >= 64 FROM webhook_internal.workers()", 't',
+                         timeout=20)
+        took = delivered_in(Hook('victim_slow_500', '/victim-slow-500'))
+        self.assertLess(took, PROMPT, 'another tenant waited %.1f s' % took)
+        # the deliveries with an ended attempt: each dead after two 500s
+        per_delivery = ("SELECT d.id, pg_catalog.count(*) FILTER (WHERE a.status_code = 500)"
+                        "  FROM webhook.delivery d"
+                        "  JOIN webhook.attempt a ON a.delivery_id = d.id"
+                        "  JOIN webhook.hook h ON h.id = d.hook_id"
+                        "  JOIN webhook.transport t ON t.id = h.transport_id"
+                        " WHERE t.tenant = %s AND d.state = 'dead'"
+                        " GROUP BY d.id HAVING pg_catalog.bool_or(a.error LIKE 'ended after %%')"
+                        % lit(tenant))
+        cluster.wait_for("SELECT count(*) > 0 FROM (%s) x" % per_delivery, 't', timeout=30)
+        counts = {int(r[1]) for r in cluster.psql(per_delivery)}
+        self.assertEqual(counts, {2}, 'the 500s of a dead delivery with an ended attempt')
 
     def test_silent_receiver_leaves_a_backlog_its_pace(self):
         """While a silent tenant holds most of the worker, another tenant's
