@@ -595,12 +595,6 @@ request_policy(CURL *easy, const HttpTarget *target, char *refusal)
 	easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
 	easy_setopt(easy, CURLOPT_NOPROXY, "*");
 	easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
-	/*
-	 * a transfer ended (its timeout, or http_end_early()) while its name
-	 * is looked up does not wait for the lookup's thread, which a tenant's
-	 * name server could keep: the thread ends on its own
-	 */
-	easy_setopt(easy, CURLOPT_QUICK_EXIT, 1L);
 	easy_setopt(easy, CURLOPT_USERAGENT, webhook_user_agent);
 	easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, target->connect_timeout_ms);
 	easy_setopt(easy, CURLOPT_TIMEOUT_MS, target->timeout_ms);
@@ -755,6 +749,25 @@ transfer_done(HttpTransfer *transfer, dlist_head *done)
 	n_in_flight--;
 	share_use(req->transport, -1);
 	dlist_push_tail(done, &req->node);
+}
+
+/*
+ * Whether the attempt in flight is past its name lookup (or never needed
+ * one: a connection kept alive): curl ends a transfer that is not by
+ * waiting for the lookup's thread, which a tenant's name server could
+ * keep for many seconds.  (CURLOPT_QUICK_EXIT would not wait, and leave
+ * the thread running: a tenant could then have the worker pile them up.)
+ */
+bool
+http_looked_up(const Attempt *req)
+{
+	curl_off_t	lookup_us = 0;
+	curl_off_t	pretransfer_us = 0;
+
+	Assert(req->transfer != NULL);
+	easy_getinfo(req->transfer->easy, CURLINFO_NAMELOOKUP_TIME_T, &lookup_us);
+	easy_getinfo(req->transfer->easy, CURLINFO_PRETRANSFER_TIME_T, &pretransfer_us);
+	return lookup_us > 0 || pretransfer_us > 0;
 }
 
 /*

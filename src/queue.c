@@ -1350,14 +1350,16 @@ COUNT_MERGE
  */
 /*
  * How many of the attempts made before of the delivery with row id (one
- * that got no answer, status, is a failure) the worker ended
- * (http_end_early()'s error): a look at the delivery's attempts by their
- * key, only for a failure, the rare case.  Attempts older than
+ * that got no answer, status, is a failure; attempt_no its number) the
+ * worker ended (http_end_early()'s error): a look at the delivery's
+ * attempts by their key, only for a failure after the first attempt.  An
+ * attempt recorded without its error (the record's fallbacks) is not told
+ * of: it counts as a step.  Attempts older than
  * webhook.retention may be gone: the delivery then gets fewer attempts
  * back.
  */
-#define ENDED_BEFORE(id, status) \
-"(CASE WHEN " status " BETWEEN 200 AND 299 THEN 0" \
+#define ENDED_BEFORE(id, status, attempt_no) \
+"(CASE WHEN " status " BETWEEN 200 AND 299 OR " attempt_no " = 1 THEN 0" \
 "      ELSE (SELECT pg_catalog.count(*)::integer FROM webhook.attempt a" \
 "             WHERE a.delivery_id = " id " AND a.error LIKE 'ended after %') END)"
 
@@ -1366,7 +1368,7 @@ static const char *record_sql =
 "    SELECT r.*, h.retry_schedule, h.ordered,"
 "           (NOT h.active AND h.disabled_reason = '" GONE_REASON "')"
 "           OR pg_catalog.bool_or(r.status = 410) OVER (PARTITION BY r.hook_id) AS hook_gone,"
-"           r.attempt_no - " ENDED_BEFORE("r.row_id", "r.status") " AS tried"
+"           r.attempt_no - " ENDED_BEFORE("r.row_id", "r.status", "r.attempt_no") " AS tried"
 "      FROM " RECORD_INPUT
 "      JOIN webhook.hook h ON h.id = r.hook_id"
 "), r AS MATERIALIZED ("
@@ -2123,9 +2125,10 @@ held_position(const HeldAt *index, int n, int64 hook_id)
  * partition, at every full look (at least once a second: a change the
  * triggers missed, made with session_replication_role = replica and the
  * triggers not ALWAYS, or with them disabled, is heard of within that),
- * and when more than LISTED_KEPT are kept, or LISTED_KEPT_BYTES.
- * A row over LISTED_ROW_KEPT_BYTES, or past LISTED_KEPT_BYTES, serves its
- * claim only: a tenant's large rows cost it, not the others' kept ones.
+ * and when more than LISTED_KEPT are kept.  A row over
+ * LISTED_ROW_KEPT_BYTES, or past LISTED_KEPT_BYTES, serves its claim only
+ * (the rows kept stay: dropped whenever the bytes were full, they were all
+ * copied again at the next claim, and the next).
  * A claim takes invalidations in before it looks here; a change committed
  * just after may be in its snapshot and not yet heard of (a commit is
  * seen before its invalidation is sent): it is the next claim's.  Asked
@@ -2315,8 +2318,7 @@ listed_hooks(const QueueHeld *held, HeapTuple **rows, RowReader **r, int **held_
 	/* (changes committed since the slots were locked, if held already) */
 	AcceptInvalidationMessages();
 	if (listed_stale || listed_cxt == NULL ||
-		hash_get_num_entries(listed_entries) > LISTED_KEPT ||
-		MemoryContextMemAllocated(listed_cxt, true) > LISTED_KEPT_BYTES)
+		hash_get_num_entries(listed_entries) > LISTED_KEPT)
 		forget_listed();
 
 	/* each hook once, in turn; asked for unless kept and its position held */
@@ -3346,7 +3348,7 @@ queue_record_failure(Attempt *req, const char *why)
 									"                   THEN LEAST(t.tried, pg_catalog.cardinality(h.retry_schedule))"
 									"                   ELSE t.tried END], '1 min') AS step"
 									"          FROM webhook.hook h,"
-									"               (SELECT $2 - " ENDED_BEFORE("$1", "$3") " AS tried) t) f"
+									"               (SELECT $2 - " ENDED_BEFORE("$1", "$3", "$2") " AS tried) t) f"
 									" WHERE d.id = $1 AND d.attempts = $2 - 1 AND f.id = d.hook_id"
 									" RETURNING d.hook_id, d.state"
 									"), counted AS ("

@@ -220,7 +220,7 @@ class FairShareTest(unittest.TestCase):
 
     def test_an_ended_attempt_is_not_a_step_of_the_schedule(self):
         """A tenant over its share whose receiver answers a delivery's
-        first request after 5 s, its others at once, with a 500, beside a silent tenant
+        first request after 10 s, its others at once, with a 500, beside a silent tenant
         come after it: the requests the worker ends for a third tenant are
         no step of their schedule ('{1 s}': two attempts that fail).  A
         delivery with an ended attempt dies after two 500s, not one."""
@@ -229,12 +229,13 @@ class FairShareTest(unittest.TestCase):
         seen = set()
 
         def slow_then_500(req):
-            """a delivery's first request after 5 s, its others at once"""
+            """a delivery's first request after 10 s (time for the setup that
+            follows to have it ended), its others at once"""
             if not req.path.startswith('/%s/' % tenant):
                 return None
             first = req.headers.get('webhook-id') not in seen
             seen.add(req.headers.get('webhook-id'))
-            return R(500, delay=5 if first else 0)
+            return R(500, delay=10 if first else 0)
         rx.respond(slow_then_500)
         self.addCleanup(rx.respond, None)
         for i in range(4):
