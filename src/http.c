@@ -44,9 +44,12 @@
 
 #include <curl/curl.h>
 
+#include <arpa/inet.h>
+
 #include "address.h"
 #include "attempt.h"
 #include "http.h"
+#include "lookup.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/pg_list.h"
@@ -61,12 +64,24 @@
 /* Retry-After beyond this is taken as this: 30 days, the longest step */
 #define RETRY_AFTER_MAX_S (30.0 * 86400)
 
-/* An attempt in flight: what curl needs of it, in the attempt's context. */
+/*
+ * An attempt in flight: what curl needs of it, in the attempt's context.
+ * One whose host has a name is first looked up (lookup.c), in looking_up,
+ * and given to curl with the addresses found (CURLOPT_RESOLVE), so that
+ * curl never looks a name up itself.
+ */
 typedef struct HttpTransfer
 {
 	Attempt    *attempt;
 	CURL	   *easy;
+	CURLU	   *url;			/* its URL, parsed (CURLOPT_CURLU), or NULL */
 	struct curl_slist *header_list;	/* in the attempt's context */
+	char	   *host;			/* a name to look up first, or NULL */
+	char	   *port;
+	TimestampTz lookup_deadline;	/* its timeouts, from its start */
+	dlist_node	lookup_node;	/* in looking_up, until found */
+	bool		in_multi;		/* given to curl */
+	struct curl_slist resolve;	/* CURLOPT_RESOLVE: "host:port:addresses" */
 	char		errbuf[CURL_ERROR_SIZE];
 	char		denied[ADDRESS_REFUSAL_LEN];	/* why the address policy refused */
 } HttpTransfer;
@@ -91,6 +106,11 @@ typedef struct HttpSocket
 
 static CURLM *multi = NULL;
 static int	n_in_flight = 0;
+
+/* the transfers whose host names are being looked up, and the lookups' pipe */
+static dlist_head looking_up = DLIST_STATIC_INIT(looking_up);
+static int	lookup_fd = -1;
+static int	lookup_pos = -1;	/* its position in wait_set */
 
 static HttpSocket *sockets = NULL;
 static int	n_sockets = 0;
@@ -317,6 +337,7 @@ http_init(void)
 	multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, socket_callback);
 	multi_setopt(multi, CURLMOPT_TIMERFUNCTION, timer_callback);
 	http_keep_connections();
+	lookup_fd = lookup_socket();
 }
 
 /*
@@ -535,6 +556,9 @@ transfer_end(HttpTransfer *transfer)
 		else
 			curl_easy_cleanup(easy);
 	}
+	/* (after the handle, which used it) */
+	curl_url_cleanup(transfer->url);
+	transfer->url = NULL;
 	transfer->easy = NULL;
 	transfer->header_list = NULL;
 }
@@ -614,6 +638,38 @@ request_policy(CURL *easy, const HttpTarget *target, char *refusal)
 }
 
 /*
+ * Parse the request's URL once, for curl (CURLOPT_CURLU, parsed as curl
+ * parses CURLOPT_URL) and for its host: one that is a name, not an
+ * address, is to be looked up (lookup.c) before the request goes to curl.
+ * A URL curl cannot parse is left to curl, which fails the request in its
+ * own words.
+ */
+static void
+parse_url(HttpTransfer *transfer)
+{
+	CURLU	   *url = curl_made(curl_url(), "create a libcurl URL handle");
+	char	   *host = NULL;
+	char	   *port = NULL;
+	struct in_addr ipv4;
+
+	transfer->url = url;
+	if (curl_url_set(url, CURLUPART_URL, transfer->attempt->url,
+					 CURLU_GUESS_SCHEME | CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK)
+		return;
+	easy_setopt(transfer->easy, CURLOPT_CURLU, url);
+	/* (an IPv6 address comes in brackets, an IPv4 one written as curl writes it) */
+	if (curl_url_get(url, CURLUPART_HOST, &host, CURLU_PUNYCODE) == CURLUE_OK &&
+		curl_url_get(url, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK &&
+		host[0] != '[' && inet_pton(AF_INET, host, &ipv4) != 1)
+	{
+		transfer->host = pstrdup(host);
+		transfer->port = pstrdup(port);
+	}
+	curl_free(host);
+	curl_free(port);
+}
+
+/*
  * Configure the transfer's easy handle: body, headers (attempt.c composes
  * them, signature and credentials included), timeouts and TLS.  May throw
  * (a secret that cannot sign); the caller catches.
@@ -663,6 +719,7 @@ prepare_transfer(HttpTransfer *transfer)
 
 	share = transport_share(req->transport, &fresh);
 	request_policy(easy, &target, transfer->denied);
+	parse_url(transfer);
 	easy_setopt(easy, CURLOPT_PRIVATE, transfer);
 	easy_setopt(easy, CURLOPT_SHARE, share);
 	if (fresh)
@@ -676,6 +733,123 @@ prepare_transfer(HttpTransfer *transfer)
 	easy_setopt(easy, CURLOPT_WRITEDATA, req);
 	easy_setopt(easy, CURLOPT_HEADERFUNCTION, header_callback);
 	easy_setopt(easy, CURLOPT_HEADERDATA, req);
+}
+
+/* Give a prepared transfer to curl. */
+static void
+transfer_go(HttpTransfer *transfer)
+{
+	multi_check(curl_multi_add_handle(multi, transfer->easy),
+				"add a request to the libcurl multi handle");
+	transfer->in_multi = true;
+}
+
+/*
+ * A transfer is over: its handle out of the multi handle (or its wait for
+ * its host's addresses) and kept for another, its attempt to done.
+ */
+static void
+transfer_done(HttpTransfer *transfer, dlist_head *done)
+{
+	Attempt    *req = transfer->attempt;
+
+	if (transfer->in_multi)
+		multi_check(curl_multi_remove_handle(multi, transfer->easy),
+					"remove a request from the libcurl multi handle");
+	else
+		dlist_delete(&transfer->lookup_node);
+	transfer_end(transfer);
+	req->transfer = NULL;
+	n_in_flight--;
+	share_use(req->transport, -1);
+	dlist_push_tail(done, &req->node);
+}
+
+/*
+ * Follow a transfer that waits for its host's addresses (in looking_up),
+ * at now: found, it goes to curl with them and with what is left of its
+ * timeouts; it fails when the lookup failed, or its timeouts passed first
+ * (in curl's words, as before, and as a timeout); else it waits on.
+ */
+static void
+follow_lookup(HttpTransfer *transfer, TimestampTz now, dlist_head *done)
+{
+	Attempt    *req = transfer->attempt;
+	const char *addresses = NULL;
+	const char *error = NULL;
+	long		waited_ms;
+
+	switch (lookup_host(transfer->host, req->tenant, req->started_at, &addresses, &error))
+	{
+		case LOOKUP_FOUND:
+			/* ("+": curl's cache lets it go, as its own lookups, after a minute) */
+			transfer->resolve.data = psprintf("+%s:%s:%s", transfer->host, transfer->port,
+											  addresses);
+			transfer->resolve.next = NULL;
+			easy_setopt(transfer->easy, CURLOPT_RESOLVE, &transfer->resolve);
+			waited_ms = (now - req->started_at) / 1000;
+			if (waited_ms > 0)
+			{
+				easy_setopt(transfer->easy, CURLOPT_CONNECTTIMEOUT_MS,
+							Max(1, req->connect_timeout_ms - waited_ms));
+				easy_setopt(transfer->easy, CURLOPT_TIMEOUT_MS,
+							Max(1, req->timeout_ms - waited_ms));
+			}
+			dlist_delete(&transfer->lookup_node);
+			transfer_go(transfer);
+			return;
+		case LOOKUP_FAILED:
+			req->error = pstrdup(error);
+			break;
+		case LOOKUP_PENDING:
+			if (now < transfer->lookup_deadline)
+				return;
+			req->timed_out = true;
+			req->error = psprintf("Resolving timed out after %ld milliseconds",
+								  (long) ((now - req->started_at) / 1000));
+			break;
+	}
+	req->status = 0;
+	req->duration_ms = (now - req->started_at) / 1000.0;
+	transfer_done(transfer, done);
+}
+
+/*
+ * Follow every transfer that waits for its host's addresses, once lookups
+ * ended or a deadline passed.
+ */
+static void
+follow_lookups(dlist_head *done)
+{
+	dlist_mutable_iter iter;
+	TimestampTz now = GetCurrentTimestamp();
+
+	lookup_collect();
+	dlist_foreach_modify(iter, &looking_up)
+	{
+		HttpTransfer *transfer = dlist_container(HttpTransfer, lookup_node, iter.cur);
+		MemoryContext old = MemoryContextSwitchTo(transfer->attempt->cxt);
+
+		follow_lookup(transfer, now, done);
+		MemoryContextSwitchTo(old);
+	}
+}
+
+/* How long until the first transfer waiting for its host's addresses times out. */
+static long
+lookup_wait_ms(long timeout)
+{
+	dlist_iter	iter;
+	TimestampTz now = GetCurrentTimestamp();
+
+	dlist_foreach(iter, &looking_up)
+	{
+		HttpTransfer *transfer = dlist_container(HttpTransfer, lookup_node, iter.cur);
+
+		timeout = Min(timeout,
+					  TimestampDifferenceMilliseconds(now, transfer->lookup_deadline));
+	}
+	return timeout;
 }
 
 /*
@@ -725,49 +899,20 @@ http_start(Attempt *req, dlist_head *done)
 	}
 	PG_END_TRY();
 
-	multi_check(curl_multi_add_handle(multi, transfer->easy),
-				"add a request to the libcurl multi handle");
 	req->transfer = transfer;
 	n_in_flight++;
 	share_use(req->transport, +1);
+	if (transfer->host == NULL)
+		transfer_go(transfer);
+	else
+	{
+		transfer->lookup_deadline =
+			TimestampTzPlusMilliseconds(req->started_at,
+										Min(req->connect_timeout_ms, req->timeout_ms));
+		dlist_push_tail(&looking_up, &transfer->lookup_node);
+		follow_lookup(transfer, req->started_at, done);
+	}
 	MemoryContextSwitchTo(old);
-}
-
-/*
- * A transfer is over: its handle out of the multi handle and kept for
- * another, its attempt to done.
- */
-static void
-transfer_done(HttpTransfer *transfer, dlist_head *done)
-{
-	Attempt    *req = transfer->attempt;
-
-	multi_check(curl_multi_remove_handle(multi, transfer->easy),
-				"remove a request from the libcurl multi handle");
-	transfer_end(transfer);
-	req->transfer = NULL;
-	n_in_flight--;
-	share_use(req->transport, -1);
-	dlist_push_tail(done, &req->node);
-}
-
-/*
- * Whether the attempt in flight is past its name lookup (or never needed
- * one: a connection kept alive): curl ends a transfer that is not by
- * waiting for the lookup's thread, which a tenant's name server could
- * keep for many seconds.  (CURLOPT_QUICK_EXIT would not wait, and leave
- * the thread running: a tenant could then have the worker pile them up.)
- */
-bool
-http_looked_up(const Attempt *req)
-{
-	curl_off_t	lookup_us = 0;
-	curl_off_t	pretransfer_us = 0;
-
-	Assert(req->transfer != NULL);
-	easy_getinfo(req->transfer->easy, CURLINFO_NAMELOOKUP_TIME_T, &lookup_us);
-	easy_getinfo(req->transfer->easy, CURLINFO_PRETRANSFER_TIME_T, &pretransfer_us);
-	return lookup_us > 0 || pretransfer_us > 0;
 }
 
 /*
@@ -839,9 +984,10 @@ rebuild_wait_set(void)
 
 	if (wait_set != NULL)
 		FreeWaitEventSet(wait_set);
-	wait_set = CreateWaitEventSet(TopMemoryContext, n_sockets + 2);
+	wait_set = CreateWaitEventSet(TopMemoryContext, n_sockets + 3);
 	AddWaitEventToSet(wait_set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
 	AddWaitEventToSet(wait_set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+	lookup_pos = AddWaitEventToSet(wait_set, WL_SOCKET_READABLE, lookup_fd, NULL, NULL);
 	for (i = 0; i < n_sockets; i++)
 	{
 		HttpSocket *sock = &sockets[i];
@@ -877,9 +1023,12 @@ http_wait(long max_wait_ms, dlist_head *done)
 	HttpSocket *sock;
 	long		timeout = max_wait_ms;
 	bool		latch_set = false;
+	bool		lookups_ended = false;
 	int			n;
 	int			i;
 
+	if (!dlist_is_empty(&looking_up))
+		timeout = lookup_wait_ms(timeout);
 	if (timer_armed)
 		timeout = Min(timeout,
 					  TimestampDifferenceMilliseconds(GetCurrentTimestamp(), timer_deadline));
@@ -898,6 +1047,8 @@ http_wait(long max_wait_ms, dlist_head *done)
 		}
 		else if (!(ev->events & (WL_SOCKET_READABLE | WL_SOCKET_WRITEABLE)))
 			continue;
+		else if (ev->pos == lookup_pos)
+			lookups_ended = true;
 		else if ((sock = socket_entry(ev->fd)) != NULL && sock->what == CURL_POLL_NONE)
 		{
 			/*
@@ -920,6 +1071,8 @@ http_wait(long max_wait_ms, dlist_head *done)
 		socket_action(CURL_SOCKET_TIMEOUT, 0);
 	}
 	collect_finished(done);
+	if (lookups_ended || lookup_wait_ms(1) <= 0)
+		follow_lookups(done);
 	return latch_set;
 }
 

@@ -39,7 +39,6 @@ extern void http_keep_connections(void);
 extern void http_start(Attempt *attempt, dlist_head *done);
 extern bool http_wait(long max_wait_ms, dlist_head *done);
 extern int	http_in_flight(void);
-extern bool http_looked_up(const Attempt *attempt);
 extern void http_end_early(Attempt *attempt, const char *why, dlist_head *done);
 extern int	http_head(const HttpTarget *target);
 extern bool http_close_idle(TransportConnections *connections, TimestampTz now);

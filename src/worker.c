@@ -1168,9 +1168,7 @@ let_go_over_shares(void)
  * 30 s (test_fairness).  What is ended is an attempt that got no response
  * (http_end_early()): recorded, never its delivery's death, and tried
  * again (queue.c's record); a receiver that answers within
- * PREEMPT_AFTER_MS loses none.  A request still looking up its name is
- * not ended: curl would wait for the lookup (http_looked_up()).  Returns
- * whether one was ended.
+ * PREEMPT_AFTER_MS loses none.  Returns whether one was ended.
  */
 #define PREEMPT_AFTER_MS 1000
 static bool
@@ -1186,8 +1184,7 @@ end_one_over_share(int64 in_flight_share, TimestampTz now)
 		if (req->transfer != NULL &&
 			tenant_load(req->tenant)->in_flight > in_flight_share &&
 			TimestampDifferenceExceeds(req->started_at, now, PREEMPT_AFTER_MS) &&
-			(longest == NULL || req->started_at < longest->started_at) &&
-			http_looked_up(req))
+			(longest == NULL || req->started_at < longest->started_at))
 			longest = req;
 	}
 	if (longest == NULL)
