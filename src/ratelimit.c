@@ -169,6 +169,20 @@ ratelimit_admit(const Attempt *req, TimestampTz now, TimestampTz *due)
 }
 
 /*
+ * req, admitted (ratelimit_admit()), does not start after all: its token
+ * goes back, and it counts as started no more.
+ */
+void
+ratelimit_unadmit(const Attempt *req)
+{
+	TransportRate *s = &req->transport->rate;
+
+	if (rate_of(s) > 0)
+		s->tokens += 1.0;
+	s->window_count--;
+}
+
+/*
  * The transports whose next token is due later than horizon, with the
  * limit each was read with, into ids and limits (made in the current
  * memory context): the worker holds none of their requests meanwhile, and

@@ -1168,11 +1168,13 @@ let_go_over_shares(void)
  * 30 s (test_fairness).  What is ended is an attempt that got no response
  * (http_end_early()): recorded, never its delivery's death, and tried
  * again (queue.c's record); a receiver that answers within
- * PREEMPT_AFTER_MS loses none.  Returns whether one was ended.
+ * PREEMPT_AFTER_MS loses none.  Returns whether one was ended; when none
+ * was for being too young, *due is made no later than when one will be
+ * old enough (the worker wakes then).
  */
 #define PREEMPT_AFTER_MS 1000
 static bool
-end_one_over_share(int64 in_flight_share, TimestampTz now)
+end_one_over_share(int64 in_flight_share, TimestampTz now, TimestampTz *due)
 {
 	Attempt    *longest = NULL;
 	dlist_iter	iter;
@@ -1183,12 +1185,20 @@ end_one_over_share(int64 in_flight_share, TimestampTz now)
 
 		if (req->transfer != NULL &&
 			tenant_load(req->tenant)->in_flight > in_flight_share &&
-			TimestampDifferenceExceeds(req->started_at, now, PREEMPT_AFTER_MS) &&
 			(longest == NULL || req->started_at < longest->started_at))
 			longest = req;
 	}
 	if (longest == NULL)
 		return false;
+	if (!TimestampDifferenceExceeds(longest->started_at, now, PREEMPT_AFTER_MS))
+	{
+		TimestampTz old_enough = TimestampTzPlusMilliseconds(longest->started_at,
+															 PREEMPT_AFTER_MS);
+
+		if (*due == 0 || old_enough < *due)
+			*due = old_enough;
+		return false;
+	}
 	http_end_early(longest,
 				   psprintf("ended after %ld ms in flight: tenant \"%s\" held more than its share of the worker's slots, and another tenant's request waited for one",
 							(long) ((now - longest->started_at) / 1000), longest->tenant),
@@ -1204,8 +1214,9 @@ end_one_over_share(int64 in_flight_share, TimestampTz now)
  * holds nothing another tenant could use, as does one that waits behind
  * an unfinished delivery of its ordered group (queue.c, FRESH_IN_ORDER),
  * at once.  A refused request (claim()) "starts" at once, to be recorded.
- * Returns when the first request held back by its transport's rate may
- * start, or 0.
+ * Returns when the first request held back may start (its transport's
+ * rate, or a request in flight to be ended for it: end_one_over_share()),
+ * or 0.
  */
 static TimestampTz
 start_waiting(void)
@@ -1235,22 +1246,10 @@ start_waiting(void)
 			if (tenant->in_flight >= in_flight_share ||
 				transport->in_flight >= req->transport_max_in_flight)
 				continue;
-
-			/*
-			 * every slot taken: this tenant, under its share, takes one
-			 * from a tenant over its own (end_one_over_share()); one look
-			 * a pass (the one ended counts until release_finished(), and
-			 * hundreds of tenants under a share of one slot wait at once)
-			 */
-			if (http_in_flight() >= webhook_max_in_flight)
-			{
-				/* (above it: a lowered webhook.max_in_flight, ended by none) */
-				if (looked_for_one || http_in_flight() > webhook_max_in_flight)
-					continue;
-				looked_for_one = true;
-				if (!end_one_over_share(in_flight_share, now))
-					continue;
-			}
+			/* (above it: a lowered webhook.max_in_flight, ended by none) */
+			if (http_in_flight() > webhook_max_in_flight ||
+				(http_in_flight() == webhook_max_in_flight && looked_for_one))
+				continue;
 			if (!ratelimit_admit(req, now, &token))
 			{
 				if (token > TimestampTzPlusMilliseconds(now, STALL_MS))
@@ -1258,6 +1257,23 @@ start_waiting(void)
 				else if (due == 0 || token < due)
 					due = token;
 				continue;
+			}
+
+			/*
+			 * every slot taken: this tenant, under its share, its token
+			 * taken, takes one from a tenant over its own
+			 * (end_one_over_share()), or gives the token back; one look a
+			 * pass (the one ended counts until release_finished(), and
+			 * hundreds of tenants under a share of one slot wait at once)
+			 */
+			if (http_in_flight() == webhook_max_in_flight)
+			{
+				looked_for_one = true;
+				if (!end_one_over_share(in_flight_share, now, &due))
+				{
+					ratelimit_unadmit(req);
+					continue;
+				}
 			}
 		}
 		dlist_delete(iter.cur);
