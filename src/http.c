@@ -78,7 +78,9 @@ typedef struct HttpTransfer
 	struct curl_slist *header_list;	/* in the attempt's context */
 	char	   *host;			/* a name to look up first, or NULL */
 	char	   *port;
+	bool		address_host;	/* its host is an address, not a name */
 	TimestampTz lookup_deadline;	/* its timeouts, from its start */
+	long		waited_ms;		/* for its host's addresses */
 	dlist_node	lookup_node;	/* in looking_up, until found */
 	bool		in_multi;		/* given to curl */
 	struct curl_slist resolve;	/* CURLOPT_RESOLVE: "host:port:addresses" */
@@ -547,8 +549,13 @@ transfer_end(HttpTransfer *transfer)
 	if (easy != NULL)
 	{
 		/* (http_start() made room for every handle there is) */
+		/*
+		 * (curl_easy_reset() keeps a CURLOPT_RESOLVE list curl did not
+		 * read yet, and the next transfer's curl would read it, freed)
+		 */
 		if (n_idle_easy < Min(max_idle_easy, webhook_max_in_flight) &&
-			curl_easy_setopt(easy, CURLOPT_SHARE, NULL) == CURLE_OK)
+			curl_easy_setopt(easy, CURLOPT_SHARE, NULL) == CURLE_OK &&
+			curl_easy_setopt(easy, CURLOPT_RESOLVE, NULL) == CURLE_OK)
 		{
 			curl_easy_reset(easy);
 			idle_easy[n_idle_easy++] = easy;
@@ -638,11 +645,24 @@ request_policy(CURL *easy, const HttpTarget *target, char *refusal)
 }
 
 /*
+ * CURLOPT_RESOLVER_START_FUNCTION: curl is about to look a name up itself,
+ * which the worker never lets it do (lookup.c says why).  It has the
+ * addresses of every name (CURLOPT_RESOLVE, kept as long as the transfer
+ * may last), and asks for an address only to turn it into one.
+ */
+static int
+resolver_start_callback(void *resolver_state, void *reserved, void *userp)
+{
+	return ((HttpTransfer *) userp)->address_host ? 0 : 1;
+}
+
+/*
  * Parse the request's URL once, for curl (CURLOPT_CURLU, parsed as curl
  * parses CURLOPT_URL) and for its host: one that is a name, not an
  * address, is to be looked up (lookup.c) before the request goes to curl.
  * A URL curl cannot parse is left to curl, which fails the request in its
- * own words.
+ * own words; one whose host cannot be read is failed by curl, which may
+ * not look it up (resolver_start_callback()).
  */
 static void
 parse_url(HttpTransfer *transfer)
@@ -657,13 +677,21 @@ parse_url(HttpTransfer *transfer)
 					 CURLU_GUESS_SCHEME | CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK)
 		return;
 	easy_setopt(transfer->easy, CURLOPT_CURLU, url);
-	/* (an IPv6 address comes in brackets, an IPv4 one written as curl writes it) */
 	if (curl_url_get(url, CURLUPART_HOST, &host, CURLU_PUNYCODE) == CURLUE_OK &&
-		curl_url_get(url, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK &&
-		host[0] != '[' && inet_pton(AF_INET, host, &ipv4) != 1)
+		curl_url_get(url, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK)
 	{
-		transfer->host = pstrdup(host);
-		transfer->port = pstrdup(port);
+		/* (an IPv6 address comes in brackets, an IPv4 one written as curl writes it) */
+		transfer->address_host = host[0] == '[' || inet_pton(AF_INET, host, &ipv4) == 1;
+		if (!transfer->address_host)
+		{
+			char	   *p;
+
+			/* (names are the same whatever their case: one lookup) */
+			transfer->host = pstrdup(host);
+			for (p = transfer->host; *p; p++)
+				*p = pg_tolower((unsigned char) *p);
+			transfer->port = pstrdup(port);
+		}
 	}
 	curl_free(host);
 	curl_free(port);
@@ -720,6 +748,8 @@ prepare_transfer(HttpTransfer *transfer)
 	share = transport_share(req->transport, &fresh);
 	request_policy(easy, &target, transfer->denied);
 	parse_url(transfer);
+	easy_setopt(easy, CURLOPT_RESOLVER_START_FUNCTION, resolver_start_callback);
+	easy_setopt(easy, CURLOPT_RESOLVER_START_DATA, transfer);
 	easy_setopt(easy, CURLOPT_PRIVATE, transfer);
 	easy_setopt(easy, CURLOPT_SHARE, share);
 	if (fresh)
@@ -765,6 +795,18 @@ transfer_done(HttpTransfer *transfer, dlist_head *done)
 	dlist_push_tail(done, &req->node);
 }
 
+/* A transfer is over at now without a response, for error (in its context). */
+static void
+transfer_unanswered(HttpTransfer *transfer, TimestampTz now, char *error, dlist_head *done)
+{
+	Attempt    *req = transfer->attempt;
+
+	req->status = 0;
+	req->duration_ms = (now - req->started_at) / 1000.0;
+	req->error = error;
+	transfer_done(transfer, done);
+}
+
 /*
  * Follow a transfer that waits for its host's addresses (in looking_up),
  * at now: found, it goes to curl with them and with what is left of its
@@ -782,11 +824,19 @@ follow_lookup(HttpTransfer *transfer, TimestampTz now, dlist_head *done)
 	switch (lookup_host(transfer->host, req->tenant, req->started_at, &addresses, &error))
 	{
 		case LOOKUP_FOUND:
-			/* ("+": curl's cache lets it go, as its own lookups, after a minute) */
+			if (now >= transfer->lookup_deadline)
+				break;
+			/*
+			 * "+": curl's cache lets the addresses go after its timeout, made
+			 * longer than the transfer may last (a connection it opens again
+			 * late finds them still)
+			 */
 			transfer->resolve.data = psprintf("+%s:%s:%s", transfer->host, transfer->port,
 											  addresses);
 			transfer->resolve.next = NULL;
 			easy_setopt(transfer->easy, CURLOPT_RESOLVE, &transfer->resolve);
+			easy_setopt(transfer->easy, CURLOPT_DNS_CACHE_TIMEOUT,
+						req->timeout_ms / 1000 + 60);
 			waited_ms = (now - req->started_at) / 1000;
 			if (waited_ms > 0)
 			{
@@ -795,23 +845,23 @@ follow_lookup(HttpTransfer *transfer, TimestampTz now, dlist_head *done)
 				easy_setopt(transfer->easy, CURLOPT_TIMEOUT_MS,
 							Max(1, req->timeout_ms - waited_ms));
 			}
-			dlist_delete(&transfer->lookup_node);
+			transfer->waited_ms = waited_ms;
 			transfer_go(transfer);
+			dlist_delete(&transfer->lookup_node);
 			return;
 		case LOOKUP_FAILED:
-			req->error = pstrdup(error);
-			break;
+			transfer_unanswered(transfer, now, pstrdup(error), done);
+			return;
 		case LOOKUP_PENDING:
 			if (now < transfer->lookup_deadline)
 				return;
-			req->timed_out = true;
-			req->error = psprintf("Resolving timed out after %ld milliseconds",
-								  (long) ((now - req->started_at) / 1000));
 			break;
 	}
-	req->status = 0;
-	req->duration_ms = (now - req->started_at) / 1000.0;
-	transfer_done(transfer, done);
+	req->timed_out = true;
+	transfer_unanswered(transfer, now,
+						psprintf("Resolving timed out after %ld milliseconds",
+								 (long) ((now - req->started_at) / 1000)),
+						done);
 }
 
 /*
@@ -926,10 +976,8 @@ http_end_early(Attempt *req, const char *why, dlist_head *done)
 {
 	Assert(req->transfer != NULL);
 	req->ended_early = true;
-	req->status = 0;
-	req->duration_ms = (GetCurrentTimestamp() - req->started_at) / 1000.0;
-	req->error = MemoryContextStrdup(req->cxt, why);
-	transfer_done(req->transfer, done);
+	transfer_unanswered(req->transfer, GetCurrentTimestamp(),
+						MemoryContextStrdup(req->cxt, why), done);
 }
 
 /* Move every finished transfer's attempt to done, with its outcome. */
@@ -954,7 +1002,7 @@ collect_finished(dlist_head *done)
 		req = transfer->attempt;
 
 		req->status = (int32) status;
-		req->duration_ms = total_us / 1000.0;
+		req->duration_ms = total_us / 1000.0 + transfer->waited_ms;
 		req->timed_out = (msg->data.result == CURLE_OPERATION_TIMEDOUT);
 		/* a denied address may have been one of several the host has */
 		if (msg->data.result != CURLE_OK)

@@ -25,7 +25,10 @@
  * A tenant has LOOKUPS_PER_TENANT lookups under way at the most: its
  * other names wait for one of them to end, and its name server, however
  * slow, never keeps another tenant's names waiting (glibc's own
- * getaddrinfo_a() would: its twenty threads serve one queue).
+ * getaddrinfo_a() would: its twenty threads serve one queue).  The worker
+ * has LOOKUPS_AT_ONCE threads at the most, whatever the number of
+ * tenants: only as many tenants' name servers, all silent, would make
+ * another's names wait.
  *
  * The thread runs getaddrinfo() and nothing else (no PostgreSQL code is
  * thread-safe), with every signal blocked, and then writes its entry's
@@ -61,8 +64,9 @@
 /* the longest host name (RFC 1035: 253 characters) and its NUL */
 #define HOST_KEY_LEN 256
 
-/* lookups under way for one tenant, at the most */
+/* lookups under way for one tenant, and in all, at the most */
 #define LOOKUPS_PER_TENANT 4
+#define LOOKUPS_AT_ONCE 256
 
 /* a lookup thread's stack: getaddrinfo() needs a few pages of it */
 #define LOOKUP_STACK_BYTES (256 * 1024)
@@ -195,13 +199,16 @@ set_outcome(HostLookup *e, LookupOutcome outcome, const char *text, TimestampTz 
 static char *
 addresses_text(const struct addrinfo *found)
 {
-	StringInfoData text;
+	StringInfoData text;		/* ",a,b,": each address between commas */
 	const struct addrinfo *ai;
+	char	   *result = NULL;
 
 	initStringInfo(&text);
+	appendStringInfoChar(&text, ',');
 	for (ai = found; ai != NULL; ai = ai->ai_next)
 	{
-		char		address[INET6_ADDRSTRLEN + 2];
+		char		address[INET6_ADDRSTRLEN];
+		char		item[INET6_ADDRSTRLEN + 4];
 		const void *raw;
 
 		if (ai->ai_family == AF_INET)
@@ -210,25 +217,20 @@ addresses_text(const struct addrinfo *found)
 			raw = &((const struct sockaddr_in6 *) ai->ai_addr)->sin6_addr;
 		else
 			continue;
-		if (inet_ntop(ai->ai_family, raw, address + 1, INET6_ADDRSTRLEN) == NULL)
+		if (inet_ntop(ai->ai_family, raw, address, sizeof(address)) == NULL)
 			continue;
 		if (ai->ai_family == AF_INET6)
-		{
-			address[0] = '[';
-			strcat(address, "]");
-		}
+			snprintf(item, sizeof(item), ",[%s],", address);
 		else
-			memmove(address, address + 1, strlen(address + 1) + 1);
-		/* (a text of a few addresses: a plain search finds a repeat) */
-		if (strstr(text.data, address) == NULL)
-			appendStringInfo(&text, "%s%s", text.len > 0 ? "," : "", address);
+			snprintf(item, sizeof(item), ",%s,", address);
+		/* (a few addresses: a search finds one seen already) */
+		if (strstr(text.data, item) == NULL)
+			appendStringInfoString(&text, item + 1);
 	}
-	if (text.len == 0)
-	{
-		pfree(text.data);
-		return NULL;
-	}
-	return text.data;
+	if (text.len > 1)
+		result = pnstrdup(text.data + 1, text.len - 2);
+	pfree(text.data);
+	return result;
 }
 
 /* A lookup's thread ended: its outcome, and it is no longer pending. */
@@ -272,33 +274,41 @@ lookup_collect(void)
 
 	while ((got = read(done_pipe[0], ended, sizeof(ended))) > 0)
 	{
+		int			i;
+
 		/* (the threads write whole pointers, so whole pointers are read) */
-		for (int i = 0; i < got / (ssize_t) sizeof(HostLookup *); i++)
+		Assert(got % sizeof(HostLookup *) == 0);
+		for (i = 0; i < got / (ssize_t) sizeof(HostLookup *); i++)
 			lookup_ended(ended[i], now);
 	}
 }
 
-/* How many lookups started by tenant's requests are under way. */
-static int
-tenant_lookups(const char *tenant)
+/*
+ * Whether tenant may start another lookup: it has fewer than
+ * LOOKUPS_PER_TENANT under way, and the worker fewer than LOOKUPS_AT_ONCE.
+ */
+static bool
+lookup_room(const char *tenant)
 {
 	dlist_iter	iter;
+	int			n_tenant = 0;
 	int			n = 0;
 
 	dlist_foreach(iter, &pending_lookups)
 	{
 		HostLookup *e = dlist_container(HostLookup, pending_node, iter.cur);
 
+		n++;
 		if (strcmp(e->pending_tenant, tenant) == 0)
-			n++;
+			n_tenant++;
 	}
-	return n;
+	return n_tenant < LOOKUPS_PER_TENANT && n < LOOKUPS_AT_ONCE;
 }
 
 /*
  * Start looking host up in a thread of its own, for a request of tenant,
- * if the tenant has room for another lookup (else its request waits); one
- * that cannot start has failed.
+ * if there is room for another lookup (else its request waits); one that
+ * cannot start has failed.
  */
 static void
 start_lookup(HostLookup *e, const char *tenant, TimestampTz now)
@@ -309,7 +319,7 @@ start_lookup(HostLookup *e, const char *tenant, TimestampTz now)
 	sigset_t	old;
 	int			rc;
 
-	if (tenant_lookups(tenant) >= LOOKUPS_PER_TENANT)
+	if (!lookup_room(tenant))
 		return;
 	(void) lookup_socket();
 	e->found = NULL;

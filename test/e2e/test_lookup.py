@@ -207,13 +207,17 @@ def scenarios():
         def test_names_are_looked_up_under_the_address_policy(self):
             cluster, rx = self.cluster, self.rx
             shop, shop_type = self.hook_on('shop.test', '/shop', 'names')
+            # the same name in capitals: the same addresses
+            upper, upper_type = self.hook_on('Shop.TEST', '/upper', 'names')
             metadata, metadata_type = self.hook_on('metadata.test', '/metadata', 'names')
             missing, missing_type = self.hook_on('missing.test', '/missing', 'names')
-            for event_type in (shop_type, metadata_type, missing_type):
+            for event_type in (shop_type, upper_type, metadata_type, missing_type):
                 cluster.emit(event_type, {'name': event_type}, tenant='names')
             req = rx.wait_requests(1, path='/shop')[0]
             self.assertEqual(req.headers['Host'], 'shop.test:%d' % rx.port)
             self.assertEqual(req.json()['data'], {'name': shop_type})
+            req = rx.wait_requests(1, path='/upper')[0]
+            self.assertEqual(req.json()['data'], {'name': upper_type})
             harness.wait_until(lambda: self.attempts(metadata) and self.attempts(missing), 30,
                                'the attempts of metadata.test and missing.test')
             status, error, _ = self.attempts(metadata)[0]
