@@ -7,6 +7,10 @@
 # the transports are spread over as many tenants as asked (a platform's
 # merchants: seed 003).
 #
+# BENCH_HOST=localhost sends to nginx by that name instead of 127.0.0.1:
+# the worker then looks the name up (src/lookup.c) and hands curl the
+# addresses.
+#
 #   bench/delivery.sh [runs=3] [events=20000] [webhook.max_in_flight=64]
 #                     [webhook.workers=1] [transports=1] [tenants=1]
 cd "$(dirname "$0")/.."
@@ -14,6 +18,7 @@ source test/cluster.sh
 runs=${1:-3}; events=${2:-20000}; inflight=${3:-64}; workers=${4:-1}; transports=${5:-1}
 tenants=${6:-1}
 port=${BENCH_HTTP_PORT:-18200}
+host=${BENCH_HOST:-127.0.0.1}
 
 bench_start_cluster "webhook.enabled = off" "webhook.max_in_flight = $inflight" \
     "webhook.workers = $workers"
@@ -23,7 +28,7 @@ bench_psql <<SQL
 \o /dev/null
 CREATE EXTENSION webhook;
 SELECT webhook.create_hook(
-    webhook.create_transport('nginx-' || t, 'http://127.0.0.1:$port', max_in_flight => $inflight,
+    webhook.create_transport('nginx-' || t, 'http://$host:$port', max_in_flight => $inflight,
                              tenant => 't' || t % $tenants),
     ARRAY['ORDER_' || t], path => '/hook')
   FROM generate_series(1, $transports) t;

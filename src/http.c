@@ -65,6 +65,16 @@
 #define RETRY_AFTER_MAX_S (30.0 * 86400)
 
 /*
+ * How long curl's cache keeps the addresses the worker gave it
+ * (follow_lookup()): longer than a transfer may last (webhook.max_timeout,
+ * a day at most), so that a connection curl opens again late in a transfer
+ * finds them still; curl prunes its cache with the timeout of the transfer
+ * that looks, so every transfer has the same.  Each transfer to a name
+ * gives it the addresses anew.
+ */
+#define DNS_KEEP_S (86400L + 60)
+
+/*
  * An attempt in flight: what curl needs of it, in the attempt's context.
  * One whose host has a name is first looked up (lookup.c), in looking_up,
  * and given to curl with the addresses found (CURLOPT_RESOLVE), so that
@@ -548,10 +558,10 @@ transfer_end(HttpTransfer *transfer)
 
 	if (easy != NULL)
 	{
-		/* (http_start() made room for every handle there is) */
 		/*
-		 * (curl_easy_reset() keeps a CURLOPT_RESOLVE list curl did not
-		 * read yet, and the next transfer's curl would read it, freed)
+		 * (http_start() made room for every handle there is; and
+		 * curl_easy_reset() keeps a CURLOPT_RESOLVE list curl did not read
+		 * yet, which the next transfer's curl would read, freed)
 		 */
 		if (n_idle_easy < Min(max_idle_easy, webhook_max_in_flight) &&
 			curl_easy_setopt(easy, CURLOPT_SHARE, NULL) == CURLE_OK &&
@@ -750,6 +760,7 @@ prepare_transfer(HttpTransfer *transfer)
 	parse_url(transfer);
 	easy_setopt(easy, CURLOPT_RESOLVER_START_FUNCTION, resolver_start_callback);
 	easy_setopt(easy, CURLOPT_RESOLVER_START_DATA, transfer);
+	easy_setopt(easy, CURLOPT_DNS_CACHE_TIMEOUT, DNS_KEEP_S);
 	easy_setopt(easy, CURLOPT_PRIVATE, transfer);
 	easy_setopt(easy, CURLOPT_SHARE, share);
 	if (fresh)
@@ -826,17 +837,11 @@ follow_lookup(HttpTransfer *transfer, TimestampTz now, dlist_head *done)
 		case LOOKUP_FOUND:
 			if (now >= transfer->lookup_deadline)
 				break;
-			/*
-			 * "+": curl's cache lets the addresses go after its timeout, made
-			 * longer than the transfer may last (a connection it opens again
-			 * late finds them still)
-			 */
+			/* ("+": curl's cache lets them go: DNS_KEEP_S) */
 			transfer->resolve.data = psprintf("+%s:%s:%s", transfer->host, transfer->port,
 											  addresses);
 			transfer->resolve.next = NULL;
 			easy_setopt(transfer->easy, CURLOPT_RESOLVE, &transfer->resolve);
-			easy_setopt(transfer->easy, CURLOPT_DNS_CACHE_TIMEOUT,
-						req->timeout_ms / 1000 + 60);
 			waited_ms = (now - req->started_at) / 1000;
 			if (waited_ms > 0)
 			{
