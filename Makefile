@@ -37,7 +37,7 @@ PG_CONFIG ?= pg_config
 # (User-Agent) and works with that catalog version only (worker.c)
 PG_CPPFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers \
 	-DWEBHOOK_VERSION='"$(EXTVERSION)"'
-SHLIB_LINK = -lcurl -lcrypto
+SHLIB_LINK = -lcurl -lcrypto -pthread
 
 # make WERROR=1: every warning is an error (CI: test/run-all when CI=true,
 # .ci/run).  In CFLAGS, not CPPFLAGS: the bitcode that clang builds for the

@@ -65,16 +65,6 @@
 #define RETRY_AFTER_MAX_S (30.0 * 86400)
 
 /*
- * How long curl's cache keeps the addresses the worker gave it
- * (follow_lookup()): longer than a transfer may last (webhook.max_timeout,
- * a day at most), so that a connection curl opens again late in a transfer
- * finds them still; curl prunes its cache with the timeout of the transfer
- * that looks, so every transfer has the same.  Each transfer to a name
- * gives it the addresses anew.
- */
-#define DNS_KEEP_S (86400L + 60)
-
-/*
  * An attempt in flight: what curl needs of it, in the attempt's context.
  * One whose host has a name is first looked up (lookup.c), in looking_up,
  * and given to curl with the addresses found (CURLOPT_RESOLVE), so that
@@ -656,9 +646,9 @@ request_policy(CURL *easy, const HttpTarget *target, char *refusal)
 
 /*
  * CURLOPT_RESOLVER_START_FUNCTION: curl is about to look a name up itself,
- * which the worker never lets it do (lookup.c says why).  It has the
- * addresses of every name (CURLOPT_RESOLVE, kept as long as the transfer
- * may last), and asks for an address only to turn it into one.
+ * which the worker never lets it do (lookup.c says why): it was given the
+ * addresses of the transfer's name (CURLOPT_RESOLVE), and asks for an
+ * address only to turn it into one.
  */
 static int
 resolver_start_callback(void *resolver_state, void *reserved, void *userp)
@@ -760,7 +750,6 @@ prepare_transfer(HttpTransfer *transfer)
 	parse_url(transfer);
 	easy_setopt(easy, CURLOPT_RESOLVER_START_FUNCTION, resolver_start_callback);
 	easy_setopt(easy, CURLOPT_RESOLVER_START_DATA, transfer);
-	easy_setopt(easy, CURLOPT_DNS_CACHE_TIMEOUT, DNS_KEEP_S);
 	easy_setopt(easy, CURLOPT_PRIVATE, transfer);
 	easy_setopt(easy, CURLOPT_SHARE, share);
 	if (fresh)
@@ -837,7 +826,12 @@ follow_lookup(HttpTransfer *transfer, TimestampTz now, dlist_head *done)
 		case LOOKUP_FOUND:
 			if (now >= transfer->lookup_deadline)
 				break;
-			/* ("+": curl's cache lets them go: DNS_KEEP_S) */
+			/*
+			 * "+": curl's cache lets them go after its minute, as its own;
+			 * a connection curl opens again later in the transfer finds
+			 * none, and fails at once (resolver_start_callback()).  A longer
+			 * cache would cost every transfer: curl walks it at each end.
+			 */
 			transfer->resolve.data = psprintf("+%s:%s:%s", transfer->host, transfer->port,
 											  addresses);
 			transfer->resolve.next = NULL;

@@ -18,7 +18,8 @@
  * way.  A host has one lookup at a time, whatever the number of its
  * requests: those that ask meanwhile wait for the same one.  Addresses
  * are kept FOUND_TTL_MS (curl's own cache keeps them a minute); past that,
- * a request uses them still and starts a lookup for the next ones, so a
+ * a request uses them still and starts a lookup for the next ones (or,
+ * while its tenant's lookups are all under way, until one can start), so a
  * busy host never waits.  A failure is not kept: the next request asks
  * again.
  *
@@ -27,8 +28,9 @@
  * slow, never keeps another tenant's names waiting (glibc's own
  * getaddrinfo_a() would: its twenty threads serve one queue).  The worker
  * has LOOKUPS_AT_ONCE threads at the most, whatever the number of
- * tenants: only as many tenants' name servers, all silent, would make
- * another's names wait.
+ * tenants (each thread counts against the limits on the server's
+ * processes, which its forks need): only 32 tenants' name servers, all
+ * silent, would make another's names wait.
  *
  * The thread runs getaddrinfo() and nothing else (no PostgreSQL code is
  * thread-safe), with every signal blocked, and then writes its entry's
@@ -65,8 +67,8 @@
 #define HOST_KEY_LEN 256
 
 /* lookups under way for one tenant, and in all, at the most */
-#define LOOKUPS_PER_TENANT 4
-#define LOOKUPS_AT_ONCE 256
+#define LOOKUPS_PER_TENANT 2
+#define LOOKUPS_AT_ONCE 64
 
 /* a lookup thread's stack: getaddrinfo() needs a few pages of it */
 #define LOOKUP_STACK_BYTES (256 * 1024)
