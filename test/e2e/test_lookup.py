@@ -209,6 +209,8 @@ def scenarios():
                 if time.monotonic() - started > 3:
                     break
             self.assertTrue(asked)
+            print('note: another tenant beside 30 names never answered: its slowest'
+                  ' event of %d in %.2f s' % (n, slowest))
             self.assertLess(slowest, PROMPT,
                             'another tenant waited %.1f s while names were looked up'
                             % slowest)
@@ -264,6 +266,8 @@ class LookupTest(unittest.TestCase):
                            capture_output=True, text=True, timeout=240)
         if p.returncode == 77:
             self.skipTest(p.stdout.strip().splitlines()[-1])
+        for text in re.findall(r'note: (.*)', p.stdout):
+            harness.note(text)
         self.assertEqual(p.returncode, 0, 'the scenario failed:\n%s%s' % (p.stdout, p.stderr))
 
     def test_a_name_server_that_never_answers_holds_only_its_tenant(self):
