@@ -67,8 +67,8 @@
 /*
  * An attempt in flight: what curl needs of it, in the attempt's context.
  * One whose host has a name is first looked up (lookup.c), in looking_up,
- * and given to curl with the addresses found (CURLOPT_RESOLVE), so that
- * curl never looks a name up itself.
+ * and given to curl with the addresses found (CURLOPT_RESOLVE,
+ * "+host:port:addresses"), so that curl never looks a name up itself.
  */
 typedef struct HttpTransfer
 {
@@ -811,7 +811,10 @@ transfer_unanswered(HttpTransfer *transfer, TimestampTz now, char *error, dlist_
  * Follow a transfer that waits for its host's addresses (in looking_up),
  * at now: found, it goes to curl with them and with what is left of its
  * timeouts; it fails when the lookup failed, or its timeouts passed first
- * (in curl's words, as before, and as a timeout); else it waits on.
+ * (in curl's words, as before, and as a timeout); else it waits on.  One
+ * whose name was not even looked up by then, for want of room, is ended
+ * as one ended for another tenant's request is: neither a step of its
+ * schedule nor a timeout of its transport.
  */
 static void
 follow_lookup(HttpTransfer *transfer, TimestampTz now, dlist_head *done)
@@ -855,6 +858,16 @@ follow_lookup(HttpTransfer *transfer, TimestampTz now, dlist_head *done)
 			if (now < transfer->lookup_deadline)
 				return;
 			break;
+		case LOOKUP_QUEUED:
+			if (now < transfer->lookup_deadline)
+				return;
+			/* no name server was slow: as a request ended for another's (queue.c) */
+			req->ended_early = true;
+			transfer_unanswered(transfer, now,
+								psprintf("ended after %ld ms waiting for its name to be looked up: tenant \"%s\" had all the name lookups it may have under way",
+										 (long) ((now - req->started_at) / 1000), req->tenant),
+								done);
+			return;
 	}
 	req->timed_out = true;
 	transfer_unanswered(transfer, now,
@@ -1134,8 +1147,12 @@ head_progress(void *clientp, curl_off_t dltotal, curl_off_t dlnow,
 /*
  * register()'s reachability check: the status code of a HEAD request to
  * target, under the request policy of every request, or 0 when nothing
- * answered.  It blocks, in a backend, for target->timeout_ms at the most;
- * a cancel or termination aborts it and is acted on here.
+ * answered.  It blocks, in a backend, for target->timeout_ms at the most,
+ * or, while curl looks the host's name up, until its lookup returns (the
+ * name server's timeout: curl waits for its lookup thread even when it
+ * ends the transfer); a cancel or termination aborts it and is acted on
+ * here.  The wait is its caller's alone: the worker looks names up itself
+ * (lookup.c).
  */
 int
 http_head(const HttpTarget *target)

@@ -20,8 +20,8 @@
  * are kept FOUND_TTL_MS (curl's own cache keeps them a minute); past that,
  * a request uses them still and starts a lookup for the next ones (or,
  * while its tenant's lookups are all under way, until one can start), so a
- * busy host never waits.  A failure is not kept: the next request asks
- * again.
+ * busy host does not wait for it.  A failure is not kept: the next request
+ * asks again, and waits for that lookup (as curl's requests did).
  *
  * A tenant has LOOKUPS_PER_TENANT lookups under way at the most: its
  * other names wait for one of them to end, and its name server, however
@@ -181,6 +181,14 @@ forget_unused(TimestampTz now)
 	n_hosts_swept = hash_get_num_entries(hosts);
 }
 
+/* The error of a name that did not resolve: curl's words for it, and why. */
+static char *
+could_not_resolve(const char *host, const char *why)
+{
+	return why ? psprintf("Could not resolve host: %s (%s)", host, why)
+		: psprintf("Could not resolve host: %s", host);
+}
+
 /* A lookup ended: keep its outcome (found addresses, or an error). */
 static void
 set_outcome(HostLookup *e, LookupOutcome outcome, const char *text, TimestampTz now)
@@ -255,8 +263,7 @@ lookup_ended(HostLookup *e, TimestampTz now)
 	}
 	else
 	{
-		/* curl's own words for it, as the attempts said before */
-		error = psprintf("Could not resolve host: %s", e->host);
+		error = could_not_resolve(e->host, NULL);
 		set_outcome(e, LOOKUP_FAILED, error, now);
 		pfree(error);
 	}
@@ -326,6 +333,7 @@ start_lookup(HostLookup *e, const char *tenant, TimestampTz now)
 	(void) lookup_socket();
 	e->found = NULL;
 	e->rc = 0;
+	e->pending_tenant = MemoryContextStrdup(TopMemoryContext, tenant);
 	/* the thread inherits the mask: no signal of the worker's runs there */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -337,22 +345,25 @@ start_lookup(HostLookup *e, const char *tenant, TimestampTz now)
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (rc != 0)
 	{
-		char	   *error = psprintf("Could not resolve host: %s (no thread to look it up: %s)",
-									 e->host, strerror(rc));
+		char	   *error = could_not_resolve(e->host,
+											  psprintf("no thread to look it up: %s",
+													   strerror(rc)));
 
+		pfree(e->pending_tenant);
+		e->pending_tenant = NULL;
 		set_outcome(e, LOOKUP_FAILED, error, now);
 		pfree(error);
 		return;
 	}
 	e->pending = true;
-	e->pending_tenant = MemoryContextStrdup(TopMemoryContext, tenant);
 	dlist_push_tail(&pending_lookups, &e->pending_node);
 }
 
 /*
  * The addresses of host for a request of tenant that asked for them at
  * asked_at: LOOKUP_FOUND with *addresses, LOOKUP_FAILED with *error (the
- * outcome of a lookup that ended after asked_at), or LOOKUP_PENDING: the
+ * outcome of a lookup that ended after asked_at), or LOOKUP_PENDING (being
+ * looked up) or LOOKUP_QUEUED (not yet: no room for its lookup): the
  * request is to ask again after lookup_collect().  Addresses found within
  * FOUND_TTL_MS are used at once; older ones too, while the next lookup is
  * under way.  The texts are valid until the next call here or to
@@ -368,7 +379,7 @@ lookup_host(const char *host, const char *tenant, TimestampTz asked_at,
 
 	if (strlen(host) >= HOST_KEY_LEN)
 	{
-		*error = psprintf("Could not resolve host: %s (a name too long)", host);
+		*error = could_not_resolve(host, "a name too long");
 		return LOOKUP_FAILED;
 	}
 	forget_unused(now);
@@ -405,5 +416,5 @@ lookup_host(const char *host, const char *tenant, TimestampTz asked_at,
 		*error = e->error;
 		return LOOKUP_FAILED;
 	}
-	return LOOKUP_PENDING;
+	return e->pending ? LOOKUP_PENDING : LOOKUP_QUEUED;
 }

@@ -17,6 +17,9 @@ typedef enum LookupOutcome
 {
 	LOOKUP_PENDING,				/* being looked up: ask again when
 								 * lookup_socket() is readable */
+	LOOKUP_QUEUED,				/* not yet: the lookups its tenant (or the
+								 * worker) may have are all under way; ask
+								 * again as for LOOKUP_PENDING */
 	LOOKUP_FOUND,				/* *addresses: the host's addresses */
 	LOOKUP_FAILED				/* *error: why there are none */
 } LookupOutcome;
