@@ -70,6 +70,13 @@
 #define LOOKUPS_PER_TENANT 2
 #define LOOKUPS_AT_ONCE 64
 
+/*
+ * the addresses of a name given to curl, at the most: the first ones (a
+ * tenant's name server could answer with thousands, each then compared
+ * with the others, and parsed by curl at each request)
+ */
+#define MAX_ADDRESSES 16
+
 /* a lookup thread's stack: getaddrinfo() needs a few pages of it */
 #define LOOKUP_STACK_BYTES (256 * 1024)
 
@@ -204,7 +211,8 @@ set_outcome(HostLookup *e, LookupOutcome outcome, const char *text, TimestampTz 
 
 /*
  * The addresses of a finished lookup, as curl takes them: "a,b,[c]", in
- * getaddrinfo()'s order (each once), or NULL when it found none.
+ * getaddrinfo()'s order (each once, MAX_ADDRESSES at the most), or NULL
+ * when it found none.
  */
 static char *
 addresses_text(const struct addrinfo *found)
@@ -212,10 +220,11 @@ addresses_text(const struct addrinfo *found)
 	StringInfoData text;		/* ",a,b,": each address between commas */
 	const struct addrinfo *ai;
 	char	   *result = NULL;
+	int			n = 0;
 
 	initStringInfo(&text);
 	appendStringInfoChar(&text, ',');
-	for (ai = found; ai != NULL; ai = ai->ai_next)
+	for (ai = found; ai != NULL && n < MAX_ADDRESSES; ai = ai->ai_next)
 	{
 		char		address[INET6_ADDRSTRLEN];
 		char		item[INET6_ADDRSTRLEN + 4];
@@ -235,7 +244,10 @@ addresses_text(const struct addrinfo *found)
 			snprintf(item, sizeof(item), ",%s,", address);
 		/* (a few addresses: a search finds one seen already) */
 		if (strstr(text.data, item) == NULL)
+		{
 			appendStringInfoString(&text, item + 1);
+			n++;
+		}
 	}
 	if (text.len > 1)
 		result = pnstrdup(text.data + 1, text.len - 2);

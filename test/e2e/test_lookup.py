@@ -174,12 +174,11 @@ def scenarios():
             harness.stop_all()
             cls.dns.close()
 
-        def hook_on(self, host, path, tenant, **transport):
-            cluster = self.cluster
-            event_type = harness.uniq('EV')
-            t = cluster.create_transport(
-                base_url='http://%s:%d' % (host, self.rx.port), tenant=tenant, **transport)
-            return cluster.create_hook(t, [event_type], path=path), event_type
+        def hook_on(self, host, path, tenant):
+            """A hook of tenant on the receiver by host: its id and event type."""
+            hook = self.cluster.hook_on('http://%s:%d' % (host, self.rx.port), path,
+                                        transport={'tenant': tenant})
+            return hook.hook_id, hook.event_type
 
         def attempts(self, hook_id):
             return self.cluster.psql(
