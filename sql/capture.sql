@@ -172,7 +172,7 @@ UPDATE shop_orders SET total = 4.4, "Order State" = 'settled' WHERE id = 42;
 SELECT webhook_internal.spill(true) AS spilled \gset
 SELECT * FROM captured;
 SELECT count(*) AS events, count(DISTINCT uid) AS distinct_uids,
-       count(*) FILTER (WHERE uid::text ~ '^[0-9a-f]{8}-[0-9a-f]{4}-4') AS random_uids
+       count(*) FILTER (WHERE uid::text ~ '^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab]') AS random_uids
   FROM webhook.event;
 SELECT d.state, d.attempts, d.next_attempt_at BETWEEN e.created_at AND now() AS due_at_once,
        d.created_at >= e.created_at AS after_the_event, d.finished_at, d.last_status
