@@ -14,6 +14,12 @@
 # in the claim and the record (queue_claim, queue_record, with what
 # PostgreSQL does for them).  And the worker's CPU time over the drain
 # (/proc), which moves less with the machine's load than the rate does.
+# Then, as the baseline of the same run, the bare libcurl client of
+# bench/ceiling.sh driven as the worker drives libcurl (its socket
+# interface), sending as many requests to the same nginx, 64 in flight,
+# sampled alike: the CPU a request of each, in microseconds, by object,
+# side by side (what the worker spends beyond the bare client is its
+# database work, signing, and the requests' own options and headers).
 # Its figures move with the machine's load: alternate it with another
 # build (PATH) to compare two.
 #
@@ -55,8 +61,8 @@ fi
 worker_ticks() { awk '{print $14 + $15}' "/proc/$worker/stat"; }
 ticks=$(worker_ticks)
 echo "drain: $(bench_drain_rate "$events") req/s"
-echo "$ticks $(worker_ticks) $(getconf CLK_TCK)" |
-    awk '{printf "the worker'"'"'s CPU over the drain: %.2f s\n", ($2 - $1) / $3}'
+worker_cpu=$(echo "$ticks $(worker_ticks) $(getconf CLK_TCK)" | awk '{printf "%.2f", ($2 - $1) / $3}')
+echo "the worker's CPU over the drain: $worker_cpu s"
 bench_psql -F ' ' -c "
     SELECT CASE WHEN query LIKE 'WITH RECURSIVE busy%' THEN 'claim'
                 WHEN query LIKE 'SELECT CASE WHEN h.id%' THEN 'claim_listed_hooks'
@@ -96,3 +102,28 @@ for line in sys.stdin:
 if samples:
     print("  in the claim %.1f%%, in the record %.1f%% (%d samples)"
           % (100 * claim / samples, 100 * record / samples, samples))'
+
+# the bare client, the same requests to the same nginx, sampled alike;
+# its CPU time (user and system) from time(1)
+bench_build_curl_ceiling
+perf record -q -F 999 -g -o "$BENCH_DIR/bare.data" -- \
+    /usr/bin/time -f "%U %S" -o "$BENCH_DIR/bare.time" \
+    "$BENCH_DIR/curl_ceiling" "http://127.0.0.1:$port/hook" "$events" 64 socket \
+    > "$BENCH_DIR/bare.out" 2>>"$BENCH_DIR/perf.err" || { echo "(the bare client failed)"; exit 0; }
+bare_cpu=$(tail -1 "$BENCH_DIR/bare.time" | awk '{printf "%.2f", $1 + $2}')
+echo "the bare client: $(awk '{print $2}' "$BENCH_DIR/bare.out") req/s, its CPU $bare_cpu s"
+# each one's CPU time spread over the objects by its samples' shares
+shares() {
+    perf report -q -i "$1" --no-children --sort dso -g none 2>/dev/null |
+        awk -v who="$2" -v cpu="$3" '$1 + 0 > 0 {sub("%", "", $1); print who, $2, $1 / 100 * cpu}'
+}
+{ shares "$BENCH_DIR/perf.data" worker "$worker_cpu"; shares "$BENCH_DIR/bare.data" bare "$bare_cpu"; } |
+    awk -v events="$events" '
+        { us[$1, $2] += $3 * 1e6 / events; total[$1] += $3 * 1e6 / events; seen[$2] = 1 }
+        END {
+            print "CPU a request (us), by object: the worker, and the bare client driven alike"
+            for (o in seen)
+                if (us["worker", o] >= 0.5 || us["bare", o] >= 0.5)
+                    printf "  %-22s %6.1f %6.1f\n", o, us["worker", o], us["bare", o]
+            printf "  %-22s %6.1f %6.1f\n", "total", total["worker"], total["bare"]
+        }'
