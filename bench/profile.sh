@@ -61,7 +61,7 @@ fi
 worker_ticks() { awk '{print $14 + $15}' "/proc/$worker/stat"; }
 ticks=$(worker_ticks)
 echo "drain: $(bench_drain_rate "$events") req/s"
-worker_cpu=$(echo "$ticks $(worker_ticks) $(getconf CLK_TCK)" | awk '{printf "%.2f", ($2 - $1) / $3}')
+worker_cpu=$(echo "$ticks $(worker_ticks) $(getconf CLK_TCK)" | awk '{printf "%.3f", ($2 - $1) / $3}')
 echo "the worker's CPU over the drain: $worker_cpu s"
 bench_psql -F ' ' -c "
     SELECT CASE WHEN query LIKE 'WITH RECURSIVE busy%' THEN 'claim'
@@ -109,12 +109,14 @@ bench_build_curl_ceiling
 perf record -q -F 999 -g -o "$BENCH_DIR/bare.data" -- \
     /usr/bin/time -f "%U %S" -o "$BENCH_DIR/bare.time" \
     "$BENCH_DIR/curl_ceiling" "http://127.0.0.1:$port/hook" "$events" 64 socket \
-    > "$BENCH_DIR/bare.out" 2>>"$BENCH_DIR/perf.err" || { echo "(the bare client failed)"; exit 0; }
-bare_cpu=$(tail -1 "$BENCH_DIR/bare.time" | awk '{printf "%.2f", $1 + $2}')
+    > "$BENCH_DIR/bare.out" 2>>"$BENCH_DIR/perf.err" ||
+    { echo "(the bare client failed: $(tail -3 "$BENCH_DIR/perf.err"))"; exit 0; }
+# (time(1) counts in hundredths of a second: some ±0.5 us a request at 20,000)
+bare_cpu=$(tail -1 "$BENCH_DIR/bare.time" | awk '{printf "%.3f", $1 + $2}')
 echo "the bare client: $(awk '{print $2}' "$BENCH_DIR/bare.out") req/s, its CPU $bare_cpu s"
 # each one's CPU time spread over the objects by its samples' shares
 shares() {
-    perf report -q -i "$1" --no-children --sort dso -g none 2>/dev/null |
+    { perf report -q -i "$1" --no-children --sort dso -g none 2>/dev/null || true; } |
         awk -v who="$2" -v cpu="$3" '$1 + 0 > 0 {sub("%", "", $1); print who, $2, $1 / 100 * cpu}'
 }
 { shares "$BENCH_DIR/perf.data" worker "$worker_cpu"; shares "$BENCH_DIR/bare.data" bare "$bare_cpu"; } |
@@ -124,6 +126,7 @@ shares() {
             print "CPU a request (us), by object: the worker, and the bare client driven alike"
             for (o in seen)
                 if (us["worker", o] >= 0.5 || us["bare", o] >= 0.5)
-                    printf "  %-22s %6.1f %6.1f\n", o, us["worker", o], us["bare", o]
+                    printf "  %-22s %6.1f %6.1f\n", o, us["worker", o], us["bare", o] | "sort -k2,2nr"
+            close("sort -k2,2nr")
             printf "  %-22s %6.1f %6.1f\n", "total", total["worker"], total["bare"]
         }'

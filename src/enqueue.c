@@ -13,8 +13,8 @@
  * SPI spent most of the trigger's time on that, and on preparing
  * delivery's CHECK constraint anew for every statement.)  The values are
  * those the columns' defaults give: ids from their identity sequences, uid
- * a random uuid as gen_random_uuid() makes (new_uid()), created_at now();
- * all satisfy the constraints.
+ * a random uuid (new_uid(): strong random bytes, drawn many at a time),
+ * created_at now(); all satisfy the constraints.
  * (A default an admin changed is not used: these are the extension's.)  An
  * event that goes to no hook has no transaction id: no cursor is to read
  * it.  An event goes to a hook whether it is active or not, ordered or
@@ -64,7 +64,6 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/sequence.h"
-#include "common/pg_prng.h"
 #include "direct.h"
 #include "enqueue.h"
 #include "executor/executor.h"
@@ -246,38 +245,39 @@ open_queue_table(QueueTable *qt)
 	return rel;
 }
 
+/* uids drawn from one call for strong random bytes (1 kB) */
+#define UID_POOL 64
+
 /*
- * A new random (version 4) uuid, as gen_random_uuid() makes it, but drawn
- * from a generator of this process, seeded once from strong randomness.
- * gen_random_uuid() asks for 16 strong random bytes per call: 5 % of a
- * CPU-bound writer's time (perf).  An event's uid must be unique, not
- * secret: every receiver of the event sees it, and it signs nothing.  The
- * generator's 128 bits of state, seeded per process (a fork does not share
- * it: the seed goes with the pid), give streams that meet with odds
- * like those of 122 random bits.
+ * A new random (version 4) uuid, as gen_random_uuid() makes one, its bytes
+ * taken from a pool of this process's, filled from strong randomness
+ * UID_POOL uids at a time.  gen_random_uuid() asks for 16 bytes at each
+ * call, and most of a call's cost is the call's: 5 % of a CPU-bound
+ * writer's time (perf).  The bytes are strong random ones still: a
+ * receiver that sees some uids can tell nothing of the others (another
+ * tenant's events, made by the same session), as it could from those of
+ * a generator seeded once.  A child process never draws from its
+ * parent's pool: the pool goes with the pid that filled it.
  */
 static Datum
 new_uid(void)
 {
-	static pg_prng_state state;
-	static int	seeded_pid = 0;
+	static uint8 pool[UID_POOL * UUID_LEN];
+	static int	pool_left = 0;
+	static int	pool_pid = 0;
 	pg_uuid_t  *uid = palloc(sizeof(pg_uuid_t));
-	uint64		half;
-	int			i;
 
-	if (seeded_pid != MyProcPid)
+	if (pool_left == 0 || pool_pid != MyProcPid)
 	{
-		if (!pg_prng_strong_seed(&state))
+		if (!pg_strong_random(pool, sizeof(pool)))
 			ereport(ERROR,
 					(errcode(ERRCODE_INTERNAL_ERROR),
 					 errmsg("could not generate random values")));
-		seeded_pid = MyProcPid;
+		pool_left = UID_POOL;
+		pool_pid = MyProcPid;
 	}
-	for (i = 0; i < UUID_LEN; i += sizeof(half))
-	{
-		half = pg_prng_uint64(&state);
-		memcpy(uid->data + i, &half, sizeof(half));
-	}
+	pool_left--;
+	memcpy(uid->data, pool + pool_left * UUID_LEN, UUID_LEN);
 	uid->data[6] = (uid->data[6] & 0x0f) | 0x40;	/* version 4 */
 	uid->data[8] = (uid->data[8] & 0x3f) | 0x80;	/* RFC 4122 variant */
 	return UUIDPGetDatum(uid);

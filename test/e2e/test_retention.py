@@ -210,8 +210,8 @@ class RetentionTest(unittest.TestCase):
         # walk of the deliveries ended just before it committed would find
         # its events kept by deliveries it did not see, and move them (the
         # sanitized build in CI, whose insert takes seconds)
-        cluster.set_setting('webhook.auto_prune', 'off')
         self.addCleanup(cluster.set_setting, 'webhook.auto_prune', None)
+        cluster.set_setting('webhook.auto_prune', 'off')
         # old work that is not finished: pending, and failed waiting for a retry
         cluster.psql("""
             WITH e AS (
