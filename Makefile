@@ -2,7 +2,7 @@
 
 EXTENSION = webhook
 MODULE_big = webhook
-OBJS = src/webhook.o src/shmem.o src/capture.o src/enqueue.o src/api.o src/signing.o src/address.o src/attempt.o src/attempt_log.o src/direct.o src/render.o src/launcher.o src/pause.o \
+OBJS = src/webhook.o src/shmem.o src/capture.o src/enqueue.o src/api.o src/signing.o src/address.o src/attempt.o src/attempt_log.o src/hook_counters.o src/direct.o src/render.o src/launcher.o src/pause.o \
 	src/transform.o src/transport.o src/ratelimit.o src/housekeeping.o \
 	src/http.o src/lookup.o src/queue.o src/log_claim.o src/claim_policy.o src/cursor.o src/order.o src/worker.o src/spi_util.o src/top_array.o
 

@@ -59,6 +59,7 @@
 #include "executor/spi.h"
 #include "attempt.h"
 #include "attempt_log.h"
+#include "hook_counters.h"
 #include "claim_policy.h"
 #include "log_claim.h"
 #include "miscadmin.h"
@@ -1490,11 +1491,12 @@ static const char *record_succeeded_sql =
  * And when none of those has a row either (all read from the log, answered
  * at their first attempt), the commonest batch of all: its attempt rows are
  * all there is of it, which attempt_log.c appends without a statement (a
- * statement's plan, started at every batch, cost a third of it).  This
- * one, of its hooks ($1) that still exist, keeps their counters, counted
- * by the worker (record_read_batch(): $2 the successes, $3 the sum of the
- * durations in seconds, $4 the histogram's buckets, N_BUCKETS a hook, one
- * hook's after the other's), and ends their runs of failures; it returns
+ * statement's plan, started at every batch, cost a third of it), and
+ * whose hooks' counters hook_counters.c updates without one while it can.
+ * Else this one, of its hooks ($1) that still exist, keeps their counters,
+ * counted by the worker (record_read_batch(): $2 the successes, $3 the sum
+ * of the durations in seconds, $4 the histogram's buckets, N_BUCKETS a
+ * hook, one hook's after the other's), and ends their runs of failures; it returns
  * those hooks, and the slot the attempts are appended to (read once, as
  * INSERT_ATTEMPTS reads it).
  */
@@ -3154,43 +3156,49 @@ record_read_batch(Attempt **reqs, int n)
 			if (b == N_BUCKETS - 1 || req->duration_ms <= duration_bounds_ms[b])
 				buckets[h * N_BUCKETS + b]++;
 	}
-	for (i = 0; i < READ_BATCH_ARGS; i++)
-		elems[i] = palloc(sizeof(Datum) * n_hooks * (i == 3 ? N_BUCKETS : 1));
-	for (h = 0; h < n_hooks; h++)
-	{
-		elems[0][h] = Int64GetDatum(hook_ids[h]);
-		elems[1][h] = Int64GetDatum(successes[h]);
-		elems[2][h] = Float8GetDatum(duration_sums[h]);
-	}
-	for (i = 0; i < n_hooks * N_BUCKETS; i++)
-		elems[3][i] = Int64GetDatum(buckets[i]);
-
 	spi_connect_checked();
-	values[0] = array_of(elems[0], NULL, n_hooks, INT8OID);
-	values[1] = array_of(elems[1], NULL, n_hooks, INT8OID);
-	values[2] = array_of(elems[2], NULL, n_hooks, FLOAT8OID);
-	values[3] = array_of(elems[3], NULL, n_hooks * N_BUCKETS, INT8OID);
-	spi_check(SPI_execute_plan(spi_kept_plan(&record_read_plan, record_read_sql,
-											 READ_BATCH_ARGS, types, 0),
-							   values, NULL, false, 0),
-			  SPI_OK_SELECT, false, "recording attempts");
 	exists = palloc0(sizeof(bool) * n_hooks);
-	for (r = 0; r < SPI_processed; r++)
+	/* the counters without a statement, when they may be (hook_counters.c) */
+	if (!hook_counters_add(n_hooks, hook_ids, successes, duration_sums, buckets, N_BUCKETS,
+						   exists, &slot))
 	{
-		HeapTuple	tup = SPI_tuptable->vals[r];
-		int64		hook_id = DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1,
-														  &isnull));
-		Datum		current = SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull);
-
-		slot = isnull ? -1 : DatumGetInt16(current);
+		for (i = 0; i < READ_BATCH_ARGS; i++)
+			elems[i] = palloc(sizeof(Datum) * n_hooks * (i == 3 ? N_BUCKETS : 1));
 		for (h = 0; h < n_hooks; h++)
-			exists[h] |= hook_ids[h] == hook_id;
+		{
+			elems[0][h] = Int64GetDatum(hook_ids[h]);
+			elems[1][h] = Int64GetDatum(successes[h]);
+			elems[2][h] = Float8GetDatum(duration_sums[h]);
+		}
+		for (i = 0; i < n_hooks * N_BUCKETS; i++)
+			elems[3][i] = Int64GetDatum(buckets[i]);
+		values[0] = array_of(elems[0], NULL, n_hooks, INT8OID);
+		values[1] = array_of(elems[1], NULL, n_hooks, INT8OID);
+		values[2] = array_of(elems[2], NULL, n_hooks, FLOAT8OID);
+		values[3] = array_of(elems[3], NULL, n_hooks * N_BUCKETS, INT8OID);
+		spi_check(SPI_execute_plan(spi_kept_plan(&record_read_plan, record_read_sql,
+												 READ_BATCH_ARGS, types, 0),
+								   values, NULL, false, 0),
+				  SPI_OK_SELECT, false, "recording attempts");
+		for (r = 0; r < SPI_processed; r++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[r];
+			int64		hook_id = DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1,
+															  &isnull));
+			Datum		current = SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull);
+
+			slot = isnull ? -1 : DatumGetInt16(current);
+			for (h = 0; h < n_hooks; h++)
+				exists[h] |= hook_ids[h] == hook_id;
+		}
 	}
 	for (i = 0; i < n; i++)
 		keep[i] = exists[hook_of[i]];
+	for (h = 0; h < n_hooks && !exists[h]; h++)
+		;
 
 	/* none of their hooks exists any more, or their rows are appended */
-	if (SPI_processed == 0 || (slot >= 0 && attempt_log_append(reqs, n, keep, slot)))
+	if (h == n_hooks || (slot >= 0 && attempt_log_append(reqs, n, keep, slot)))
 	{
 		SPI_finish();
 		return;

@@ -220,6 +220,54 @@ class MetricsTest(unittest.TestCase):
         _, _, out = samples()
         self.assertEqual(value(out, 'webhook_worker_up', worker=1), 1)
 
+    def test_counters_over_many_batches(self):
+        """A hook's counters, batch after batch of successes at the first
+        attempt (the worker adds them without a statement:
+        src/hook_counters.c), are its attempts exactly; and so they stay
+        with an admin's trigger on the counters' table, which sees every
+        update (the statement then adds them)."""
+        rx.script('/mx-batches', R(200))
+        hid, event_type = hook('batches', '/mx-batches')
+        cluster.psql("CREATE TABLE mx_counted (hook_id bigint, successes bigint);"
+                     "CREATE FUNCTION mx_count() RETURNS trigger LANGUAGE plpgsql AS"
+                     " $$BEGIN INSERT INTO public.mx_counted VALUES (NEW.hook_id, NEW.successes);"
+                     " RETURN NULL; END$$")
+        self.addCleanup(cluster.psql, "DROP TABLE mx_counted; DROP FUNCTION mx_count() CASCADE")
+        offset = cluster.log_offset()
+        sent = 0
+        for phase in ('no trigger', 'trigger'):
+            if phase == 'trigger':
+                cluster.psql("CREATE TRIGGER mx_count AFTER UPDATE ON webhook.hook_metrics"
+                             " FOR EACH ROW EXECUTE FUNCTION mx_count()")
+            # batches one after the other: each recorded before the next is sent
+            for size in (1, 7, 20, 3, 30):
+                emit('batches', event_type, size)
+                sent += size
+                rx.wait_requests(sent, path='/mx-batches')
+                cluster.wait_for("SELECT successes FROM webhook.hook_metrics"
+                                 " WHERE hook_id = %d" % hid, str(sent), timeout=20)
+            # the counters are the attempts recorded, bucket by bucket
+            durations = [float(d) for d, in cluster.psql(
+                "SELECT duration_ms FROM webhook.attempt WHERE hook_id = %d" % hid)]
+            self.assertEqual(len(durations), sent, phase)
+            bounds_ms = [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000]
+            expected = [sum(1 for d in durations if d <= b) for b in bounds_ms] + [sent]
+            row = cluster.psql("SELECT successes, failures + timeouts + errors + deaths,"
+                               " duration_sum, duration_buckets FROM webhook.hook_metrics"
+                               " WHERE hook_id = %d" % hid)[0]
+            self.assertEqual(row[0], str(sent), phase)
+            self.assertEqual(row[1], '0', phase)
+            self.assertAlmostEqual(float(row[2]), sum(durations) / 1000, places=6, msg=phase)
+            self.assertEqual([int(b) for b in row[3].strip('{}').split(',')], expected, phase)
+        # the trigger saw the updates of the second phase, the last one last
+        counted = cluster.psql("SELECT successes FROM mx_counted WHERE hook_id = %d"
+                               " ORDER BY successes" % hid)
+        self.assertGreaterEqual(len(counted), 5)
+        self.assertEqual(counted[-1], [str(sent)])
+        # and no batch failed on the way (an AFTER trigger fired outside a
+        # statement fails its record, which is then made again one by one)
+        self.assertNotRegex(cluster.log(offset), r'(ERROR|WARNING):')
+
     def test_label_escaping(self):
         raw = 'a\\b"c\nd'
         escaped = cluster.one('SELECT webhook_internal.prometheus_label(%s)' % lit(raw))
