@@ -36,6 +36,7 @@
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "common/int.h"
 #include "executor/executor.h"
 #include "hook_counters.h"
 #include "utils/array.h"
@@ -64,10 +65,10 @@ column_of(Relation rel, const char *name, Oid type)
 
 /*
  * Whether rel is a plain table of the extension's as it made it, to be
- * read or (written) written without a statement: no forced row-level
- * security (the worker, its owner, is not held by the policies otherwise),
- * its primary key its first column alone, of name key, a bigint; and to be
- * written, no trigger.
+ * read, or with written to be written, without a statement: no forced
+ * row-level security (the worker, its owner, is not held by the policies
+ * otherwise), its primary key its first column alone, of name key, a
+ * bigint; and to be written, no trigger.
  */
 static bool
 plain_table(Relation rel, const char *key, bool written)
@@ -164,7 +165,8 @@ current_slot(Snapshot snapshot)
 
 /*
  * The buckets' array: old plus add, one by one; 0 when old is null, or not
- * a list of n_buckets numbers (the statement then says what is wrong)
+ * a list of n_buckets numbers, or a sum overflows (the statement then says
+ * what is wrong)
  */
 static Datum
 add_buckets(Datum old, bool isnull, const int64 *add, int n_buckets)
@@ -186,9 +188,11 @@ add_buckets(Datum old, bool isnull, const int64 *add, int n_buckets)
 		return (Datum) 0;
 	for (i = 0; i < n; i++)
 	{
-		if (nulls[i])
+		int64		sum;
+
+		if (nulls[i] || pg_add_s64_overflow(DatumGetInt64(elems[i]), add[i], &sum))
 			return (Datum) 0;
-		elems[i] = Int64GetDatum(DatumGetInt64(elems[i]) + add[i]);
+		elems[i] = Int64GetDatum(sum);
 	}
 	return PointerGetDatum(construct_array(elems, n, INT8OID, sizeof(int64),
 										   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
@@ -198,9 +202,10 @@ add_buckets(Datum old, bool isnull, const int64 *add, int n_buckets)
  * Add to the counters of the n hooks hook_ids[h] that exist their batch's
  * successes[h], duration_sums[h] (seconds) and buckets (n_buckets a hook,
  * one hook's after the other's); set exists[h] and *slot (the event log's
- * current slot, or -1).  Returns false, having written nothing, when the
- * statement must do it (the file's comment says when).  Caller is in a
- * transaction.
+ * current slot, or -1).  Returns false, having written nothing (some rows
+ * may be left locked, for the statement to update), when the statement
+ * must do it (the file's comment says when); exists[] is then not to be
+ * trusted.  Caller is in a transaction.
  */
 bool
 hook_counters_add(int n, const int64 *hook_ids, const int64 *successes,
@@ -223,6 +228,7 @@ hook_counters_add(int n, const int64 *hook_ids, const int64 *successes,
 	TupleTableSlot **found;
 	TupleTableSlot *search;
 	TupleTableSlot *updated;
+	int64	   *new_successes;
 	Datum	   *new_buckets;
 	bool		done = false;
 	int			h;
@@ -254,11 +260,12 @@ hook_counters_add(int n, const int64 *hook_ids, const int64 *successes,
 	search = ExecInitExtraTupleSlot(estate, RelationGetDescr(counters), &TTSOpsVirtual);
 	updated = ExecInitExtraTupleSlot(estate, RelationGetDescr(counters), &TTSOpsVirtual);
 	found = palloc0(sizeof(TupleTableSlot *) * n);
+	new_successes = palloc0(sizeof(int64) * n);
 	new_buckets = palloc0(sizeof(Datum) * n);
 
 	/*
-	 * Each existing hook's row, locked, and its new buckets: all of them,
-	 * or nothing is updated
+	 * Each existing hook's row, locked, and its new counts: all of them, or
+	 * nothing is updated
 	 */
 	for (h = 0; h < n; h++)
 	{
@@ -277,7 +284,9 @@ hook_counters_add(int n, const int64 *hook_ids, const int64 *successes,
 										  LockTupleNoKeyExclusive, search, found[h]))
 			goto end;
 		slot_getallattrs(found[h]);
-		if (found[h]->tts_isnull[successes_col - 1] || found[h]->tts_isnull[sum_col - 1])
+		if (found[h]->tts_isnull[successes_col - 1] || found[h]->tts_isnull[sum_col - 1] ||
+			pg_add_s64_overflow(DatumGetInt64(found[h]->tts_values[successes_col - 1]),
+								successes[h], &new_successes[h]))
 			goto end;
 		old_buckets = slot_getattr(found[h], buckets_col, &isnull);
 		new_buckets[h] = add_buckets(old_buckets, isnull, buckets + h * n_buckets, n_buckets);
@@ -290,8 +299,7 @@ hook_counters_add(int n, const int64 *hook_ids, const int64 *successes,
 		if (!exists[h])
 			continue;
 		ExecCopySlot(updated, found[h]);
-		updated->tts_values[successes_col - 1] =
-			Int64GetDatum(DatumGetInt64(found[h]->tts_values[successes_col - 1]) + successes[h]);
+		updated->tts_values[successes_col - 1] = Int64GetDatum(new_successes[h]);
 		updated->tts_values[sum_col - 1] =
 			Float8GetDatum(DatumGetFloat8(found[h]->tts_values[sum_col - 1]) + duration_sums[h]);
 		updated->tts_values[buckets_col - 1] = new_buckets[h];

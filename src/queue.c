@@ -3114,8 +3114,9 @@ StaticAssertDecl(lengthof(duration_bounds_ms) + 1 == N_BUCKETS,
 /*
  * Record the n attempts reqs, all read from the log and answered with a
  * 2xx at their first attempt: their hooks' counters, counted here
- * (record_read_sql), and their attempt rows, of the hooks that still exist
- * (attempt_log.c; with record_attempts_sql when it cannot).
+ * (hook_counters.c; with record_read_sql when it cannot), and their
+ * attempt rows, of the hooks that still exist (attempt_log.c; with
+ * record_attempts_sql when it cannot).
  */
 static void
 record_read_batch(Attempt **reqs, int n)
@@ -3162,6 +3163,8 @@ record_read_batch(Attempt **reqs, int n)
 	if (!hook_counters_add(n_hooks, hook_ids, successes, duration_sums, buckets, N_BUCKETS,
 						   exists, &slot))
 	{
+		/* the statement tells which exist, as it sees them */
+		memset(exists, 0, sizeof(bool) * n_hooks);
 		for (i = 0; i < READ_BATCH_ARGS; i++)
 			elems[i] = palloc(sizeof(Datum) * n_hooks * (i == 3 ? N_BUCKETS : 1));
 		for (h = 0; h < n_hooks; h++)
