@@ -48,6 +48,7 @@
 
 #include "address.h"
 #include "attempt.h"
+#include "common/hashfn.h"
 #include "http.h"
 #include "lookup.h"
 #include "mb/pg_wchar.h"
@@ -56,6 +57,7 @@
 #include "pgstat.h"
 #include "top_array.h"
 #include "utils/builtins.h"
+#include "utils/hsearch.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
@@ -74,11 +76,8 @@ typedef struct HttpTransfer
 {
 	Attempt    *attempt;
 	CURL	   *easy;
-	CURLU	   *url;			/* its URL, parsed (CURLOPT_CURLU), or NULL */
+	struct ParsedUrl *url;		/* its URL, parsed (transfer_url()), or NULL */
 	struct curl_slist *header_list;	/* in the attempt's context */
-	char	   *host;			/* a name to look up first, or NULL */
-	char	   *port;
-	bool		address_host;	/* its host is an address, not a name */
 	TimestampTz lookup_deadline;	/* its timeouts, from its start */
 	long		waited_ms;		/* for its host's addresses */
 	dlist_node	lookup_node;	/* in looking_up, until found */
@@ -87,6 +86,41 @@ typedef struct HttpTransfer
 	char		errbuf[CURL_ERROR_SIZE];
 	char		denied[ADDRESS_REFUSAL_LEN];	/* why the address policy refused */
 } HttpTransfer;
+
+/*
+ * A URL as parse_url() parsed it, for every request to it (a hook's): curl
+ * copies the parsed URL it is given (CURLOPT_CURLU) into each transfer
+ * that uses it, at the transfer's start and at each retry of it, and only
+ * reads it.  Kept in parsed_urls, and by each transfer that uses it (refs),
+ * in TopMemoryContext.
+ */
+typedef struct ParsedUrl
+{
+	char	   *text;			/* the URL, as the attempt has it */
+	CURLU	   *curlu;			/* as curl parsed it, or NULL: curl could not */
+	char	   *host;			/* a name to look up first, or NULL */
+	char	   *port;
+	bool		address_host;	/* its host is an address, not a name */
+	int			refs;			/* transfers that use it, and 1 while kept */
+} ParsedUrl;
+
+/* parsed_urls: the URLs parsed, by a hash of their text */
+typedef struct ParsedUrlEntry
+{
+	uint64		hash;			/* hash key */
+	ParsedUrl  *url;
+} ParsedUrlEntry;
+
+/*
+ * The URLs kept parsed: all are forgotten when there are more than this
+ * many, or their texts take more than this many bytes (a URL may have some
+ * 6 kB: a tenant's long ones must not take the worker's memory).
+ */
+#define PARSED_URLS_MAX 1024
+#define PARSED_URL_BYTES_MAX (1024 * 1024)
+
+static HTAB *parsed_urls = NULL;
+static Size parsed_url_bytes = 0;
 
 /*
  * A socket curl asked us to watch, or one of the connections it opened
@@ -526,6 +560,21 @@ share_use(Transport *t, int delta)
 	t->connections.last_used = GetCurrentTimestamp();
 }
 
+/* A transfer, or parsed_urls, is done with url: freed once all are. */
+static void
+release_url(ParsedUrl *url)
+{
+	if (url == NULL || --url->refs > 0)
+		return;
+	curl_url_cleanup(url->curlu);
+	pfree(url->text);
+	if (url->host != NULL)
+		pfree(url->host);
+	if (url->port != NULL)
+		pfree(url->port);
+	pfree(url);
+}
+
 /* An easy handle for a transfer: an idle one, or a new one. */
 static CURL *
 easy_handle(void)
@@ -564,7 +613,7 @@ transfer_end(HttpTransfer *transfer)
 			curl_easy_cleanup(easy);
 	}
 	/* (after the handle, which used it) */
-	curl_url_cleanup(transfer->url);
+	release_url(transfer->url);
 	transfer->url = NULL;
 	transfer->easy = NULL;
 	transfer->header_list = NULL;
@@ -653,48 +702,125 @@ request_policy(CURL *easy, const HttpTarget *target, char *refusal)
 static int
 resolver_start_callback(void *resolver_state, void *reserved, void *userp)
 {
-	return ((HttpTransfer *) userp)->address_host ? 0 : 1;
+	ParsedUrl  *url = ((HttpTransfer *) userp)->url;
+
+	return url != NULL && url->address_host ? 0 : 1;
 }
 
 /*
- * Parse the request's URL once, for curl (CURLOPT_CURLU, parsed as curl
- * parses CURLOPT_URL) and for its host: one that is a name, not an
- * address, is to be looked up (lookup.c) before the request goes to curl.
- * A URL curl cannot parse is left to curl, which fails the request in its
- * own words; one whose host cannot be read is failed by curl, which may
- * not look it up (resolver_start_callback()).
+ * Parse a URL for curl (CURLOPT_CURLU, parsed as curl parses CURLOPT_URL)
+ * and for its host: one that is a name, not an address, is to be looked up
+ * (lookup.c) before the request goes to curl.  A URL curl cannot parse is
+ * left to curl (no curlu), which fails the request in its own words; one
+ * whose host cannot be read is failed by curl, which may not look it up
+ * (resolver_start_callback()).  In TopMemoryContext, used once (refs).
  */
-static void
-parse_url(HttpTransfer *transfer)
+static ParsedUrl *
+parse_url(const char *text)
 {
-	CURLU	   *url = curl_made(curl_url(), "create a libcurl URL handle");
+	ParsedUrl  *url = MemoryContextAllocZero(TopMemoryContext, sizeof(ParsedUrl));
+	CURLU	   *curlu;
 	char	   *host = NULL;
 	char	   *port = NULL;
 	struct in_addr ipv4;
 
-	transfer->url = url;
-	if (curl_url_set(url, CURLUPART_URL, transfer->attempt->url,
+	url->text = MemoryContextStrdup(TopMemoryContext, text);
+	url->refs = 1;
+	curlu = curl_url();
+	if (curlu == NULL)
+	{
+		release_url(url);
+		curl_failed(true, "create a libcurl URL handle", NULL);
+	}
+	if (curl_url_set(curlu, CURLUPART_URL, text,
 					 CURLU_GUESS_SCHEME | CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK)
-		return;
-	easy_setopt(transfer->easy, CURLOPT_CURLU, url);
-	if (curl_url_get(url, CURLUPART_HOST, &host, CURLU_PUNYCODE) == CURLUE_OK &&
-		curl_url_get(url, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK)
+	{
+		curl_url_cleanup(curlu);
+		return url;
+	}
+	url->curlu = curlu;
+	if (curl_url_get(curlu, CURLUPART_HOST, &host, CURLU_PUNYCODE) == CURLUE_OK &&
+		curl_url_get(curlu, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK)
 	{
 		/* (an IPv6 address comes in brackets, an IPv4 one written as curl writes it) */
-		transfer->address_host = host[0] == '[' || inet_pton(AF_INET, host, &ipv4) == 1;
-		if (!transfer->address_host)
+		url->address_host = host[0] == '[' || inet_pton(AF_INET, host, &ipv4) == 1;
+		if (!url->address_host)
 		{
 			char	   *p;
 
 			/* (names are the same whatever their case: one lookup) */
-			transfer->host = pstrdup(host);
-			for (p = transfer->host; *p; p++)
+			for (p = host; *p; p++)
 				*p = pg_tolower((unsigned char) *p);
-			transfer->port = pstrdup(port);
+			url->host = MemoryContextStrdup(TopMemoryContext, host);
+			url->port = MemoryContextStrdup(TopMemoryContext, port);
 		}
 	}
 	curl_free(host);
 	curl_free(port);
+	return url;
+}
+
+/* Forget every URL kept parsed (those in use stay, until their transfers end). */
+static void
+forget_urls(void)
+{
+	HASH_SEQ_STATUS seq;
+	ParsedUrlEntry *entry;
+
+	hash_seq_init(&seq, parsed_urls);
+	while ((entry = hash_seq_search(&seq)) != NULL)
+	{
+		release_url(entry->url);
+		hash_search(parsed_urls, &entry->hash, HASH_REMOVE, NULL);
+	}
+	parsed_url_bytes = 0;
+}
+
+/*
+ * The transfer's URL, parsed: as it was for an earlier request to it, or
+ * now, and then kept for the next ones (another URL of the same hash is
+ * forgotten): a parse at each request was some 2 % of the worker's CPU.
+ */
+static void
+transfer_url(HttpTransfer *transfer)
+{
+	const char *text = transfer->attempt->url;
+	uint64		hash = hash_bytes_extended((const unsigned char *) text, strlen(text), 0);
+	ParsedUrlEntry *entry;
+	bool		found;
+
+	if (parsed_urls == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(uint64);
+		ctl.entrysize = sizeof(ParsedUrlEntry);
+		ctl.hcxt = TopMemoryContext;
+		parsed_urls = hash_create("webhook parsed URLs", 64, &ctl,
+								  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	entry = hash_search(parsed_urls, &hash, HASH_FIND, NULL);
+	if (entry != NULL && strcmp(entry->url->text, text) == 0)
+	{
+		entry->url->refs++;
+		transfer->url = entry->url;
+		return;
+	}
+
+	transfer->url = parse_url(text);
+	if (entry == NULL &&
+		(hash_get_num_entries(parsed_urls) >= PARSED_URLS_MAX ||
+		 parsed_url_bytes + strlen(text) > PARSED_URL_BYTES_MAX))
+		forget_urls();
+	entry = hash_search(parsed_urls, &hash, HASH_ENTER, &found);
+	if (found)
+	{
+		parsed_url_bytes -= strlen(entry->url->text);
+		release_url(entry->url);
+	}
+	entry->url = transfer->url;
+	entry->url->refs++;
+	parsed_url_bytes += strlen(text);
 }
 
 /*
@@ -747,7 +873,9 @@ prepare_transfer(HttpTransfer *transfer)
 
 	share = transport_share(req->transport, &fresh);
 	request_policy(easy, &target, transfer->denied);
-	parse_url(transfer);
+	transfer_url(transfer);
+	if (transfer->url->curlu != NULL)
+		easy_setopt(easy, CURLOPT_CURLU, transfer->url->curlu);
 	easy_setopt(easy, CURLOPT_RESOLVER_START_FUNCTION, resolver_start_callback);
 	easy_setopt(easy, CURLOPT_RESOLVER_START_DATA, transfer);
 	easy_setopt(easy, CURLOPT_PRIVATE, transfer);
@@ -824,7 +952,7 @@ follow_lookup(HttpTransfer *transfer, TimestampTz now, dlist_head *done)
 	const char *error = NULL;
 	long		waited_ms;
 
-	switch (lookup_host(transfer->host, req->tenant, req->started_at, &addresses, &error))
+	switch (lookup_host(transfer->url->host, req->tenant, req->started_at, &addresses, &error))
 	{
 		case LOOKUP_FOUND:
 			if (now >= transfer->lookup_deadline)
@@ -835,7 +963,7 @@ follow_lookup(HttpTransfer *transfer, TimestampTz now, dlist_head *done)
 			 * none, and fails at once (resolver_start_callback()).  A longer
 			 * cache would cost every transfer: curl walks it at each end.
 			 */
-			transfer->resolve.data = psprintf("+%s:%s:%s", transfer->host, transfer->port,
+			transfer->resolve.data = psprintf("+%s:%s:%s", transfer->url->host, transfer->url->port,
 											  addresses);
 			transfer->resolve.next = NULL;
 			easy_setopt(transfer->easy, CURLOPT_RESOLVE, &transfer->resolve);
@@ -964,7 +1092,7 @@ http_start(Attempt *req, dlist_head *done)
 	req->transfer = transfer;
 	n_in_flight++;
 	share_use(req->transport, +1);
-	if (transfer->host == NULL)
+	if (transfer->url->host == NULL)
 		transfer_go(transfer);
 	else
 	{

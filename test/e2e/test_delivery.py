@@ -265,6 +265,31 @@ class DeliveryTest(unittest.TestCase):
         self.assertNotIn('qk-SECRET-42', cluster.log())
         self.assert_exactly_one('/api/v1/hook')
 
+    def test_many_long_urls_each_to_its_own(self):
+        """The worker keeps the URLs it parsed (src/http.c) up to 1 MB of
+        them, and forgets them all past that, even those whose requests
+        are in flight (which keep theirs until they end): 300 hooks of
+        4 kB URLs (a 2 kB path and a 2 kB query key), each event sent to
+        its own hook's URL, one request each."""
+        ev = harness.uniq('LONGURL')
+        n = 300
+        tr = cluster.create_transport(base_url=rx.url(), max_in_flight=64,
+                                      query_key='k' * 2000)
+        cluster.psql("SELECT webhook.create_hook(transport_id => %d, event_types => %s,"
+                     " path => '/long/' || g || '/' || repeat('x', 2000))"
+                     " FROM generate_series(1, %d) g" % (tr, lit('{%s}' % ev), n))
+        for rnd in range(2):
+            uid = cluster.emit(ev, {'round': rnd})
+            cluster.wait_for('SELECT count(*) FILTER (WHERE d.state = \'succeeded\')'
+                             '  FROM webhook.deliveries d JOIN webhook.event e'
+                             '    ON e.id = d.event_id WHERE e.uid = %s' % lit(uid), str(n))
+            got = [r for r in rx.requests() if r.headers.get('webhook-id') == uid]
+            self.assertEqual(sorted(r.target for r in got),
+                             sorted('/long/%d/%s?key=%s' % (g, 'x' * 2000, 'k' * 2000)
+                                    for g in range(1, n + 1)))
+        cluster.worker_passed(rx)
+        self.assertEqual(len([r for r in rx.requests() if r.path.startswith('/long/')]), 2 * n)
+
     def test_only_matching_hooks(self):
         """An event reaches the hooks whose event types match, and no other."""
         ev = harness.uniq('MATCH')

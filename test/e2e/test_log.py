@@ -602,6 +602,45 @@ class LogTest(unittest.TestCase):
         self.assertEqual(cluster.one('SELECT count(*) FROM webhook.delivery WHERE id = %d'
                                      % again), '0')
 
+    def test_first_successes_of_a_batch_keep_their_own_responses(self):
+        """The attempt rows of a batch that all succeeded at once are
+        written together, several rows at a time (src/direct.c): each keeps
+        its own status, response body and headers, whatever the number of
+        rows and bytes of the batch (60 bodies of 3 kB here: rows are kept
+        by up to 64 kB)."""
+        tid = self.transport(max_in_flight=64)
+        path = '/log-batch'
+        n = 60
+
+        def body_of(uid):
+            return ((uid + '.') * 100)[:3000]
+
+        def answer(req):
+            if req.path != path:
+                return None
+            uid = req.headers.get('webhook-id')
+            return R(200 + req.json()['data']['n'] % 2, headers={'X-Echo': uid},
+                     body=body_of(uid).encode())
+
+        rx.respond(answer)
+        self.addCleanup(rx.respond, None)
+        h = self.hook(tid, ['LOGBATCH_*'], path)
+        uids = [r[0] for r in cluster.psql(
+            "SELECT webhook.emit('LOGBATCH_A', jsonb_build_object('n', g), tenant => %s)"
+            " FROM generate_series(1, %d) g" % (lit(self.tenant), n))]
+        cluster.wait_for('SELECT count(*) FROM webhook.attempt WHERE hook_id = %d' % h, str(n))
+        rows = cluster.psql(
+            "SELECT e.uid, (e.payload->>'n')::int, a.status_code, a.response_body,"
+            "       a.response_headers->>'x-echo'"
+            "  FROM webhook.attempt a JOIN webhook.event e ON e.id = a.event_id"
+            " WHERE a.hook_id = %d" % h)
+        self.assertEqual(sorted(r[0] for r in rows), sorted(uids))
+        for uid, g, status, body, echo in rows:
+            self.assertEqual((status, body, echo),
+                             (str(200 + int(g) % 2), body_of(uid), uid), uid)
+        self.assertEqual(cluster.one('SELECT count(*) FROM webhook.delivery WHERE hook_id = %d'
+                                     % h), '0')
+
     def test_an_admins_trigger_on_the_attempt_log_fires_for_first_successes(self):
         """The worker appends a first success's attempt row straight into
         the attempt log's current slot (attempt_log.c), but only while the
