@@ -39,6 +39,19 @@ PG_CPPFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializer
 	-DWEBHOOK_VERSION='"$(EXTVERSION)"'
 SHLIB_LINK = -lcurl -lcrypto -pthread
 
+# make CURL_SYMBOLS=1: libcurl linked in from its static library (Debian's
+# libcurl.a, with the shared libraries that libcurl.so needs), so that perf
+# names libcurl's own functions in a profile of the worker: where the
+# requests' time inside curl goes (docs/performance.md).  A build to
+# profile, never to run for use: no update of the system's libcurl would
+# reach it.
+ifeq ($(CURL_SYMBOLS),1)
+CURL_LIBDIR := $(shell pkg-config --variable=libdir libcurl)
+SHLIB_LINK = -Wl,--exclude-libs,ALL $(CURL_LIBDIR)/libcurl.a \
+	$(shell objdump -p $(CURL_LIBDIR)/libcurl.so | awk '$$1 == "NEEDED" {print "-l:" $$2}') \
+	-lcrypto -pthread
+endif
+
 # make WERROR=1: every warning is an error (CI: test/run-all when CI=true,
 # .ci/run).  In CFLAGS, not CPPFLAGS: the bitcode that clang builds for the
 # JIT is not held to gcc's warnings.

@@ -26,6 +26,10 @@
 # With tenants > 1, that many tenants of one transport and hook each
 # share the events (unordered).
 #
+# PROFILE_KEEP=DIR keeps the two profiles there (worker.data, bare.data),
+# for perf report; with the extension built by make CURL_SYMBOLS=1, the
+# worker's names libcurl's own functions (the Makefile says how).
+#
 #   bench/profile.sh [events=20000] [ordered=none] [resources=1000] [tenants=1]
 cd "$(dirname "$0")/.."
 source test/cluster.sh
@@ -82,6 +86,7 @@ kill -INT "$perf_pid" 2>/dev/null || true; wait "$perf_pid" 2>/dev/null || true
 if [ ! -s "$BENCH_DIR/perf.data" ]; then
     echo "(perf could not sample the worker: $(head -1 "$BENCH_DIR/perf.err"))"; exit 0
 fi
+[ -z "${PROFILE_KEEP:-}" ] || cp "$BENCH_DIR/perf.data" "$PROFILE_KEEP/worker.data"
 echo "the worker's CPU, by object:"
 perf report -q -i "$BENCH_DIR/perf.data" --no-children --sort dso -g none 2>/dev/null |
     awk '$1 + 0 >= 0.5 {printf "  %-8s %s\n", $1, $2}'
@@ -112,6 +117,7 @@ perf record -q -F 999 -g -o "$BENCH_DIR/bare.data" -- \
     > "$BENCH_DIR/bare.out" 2>>"$BENCH_DIR/perf.err" ||
     { echo "(the bare client failed: $(tail -3 "$BENCH_DIR/perf.err"))"; exit 0; }
 # (time(1) counts in hundredths of a second: some ±0.5 us a request at 20,000)
+[ -z "${PROFILE_KEEP:-}" ] || cp "$BENCH_DIR/bare.data" "$PROFILE_KEEP/bare.data"
 bare_cpu=$(tail -1 "$BENCH_DIR/bare.time" | awk '{printf "%.3f", $1 + $2}')
 echo "the bare client: $(awk '{print $2}' "$BENCH_DIR/bare.out") req/s, its CPU $bare_cpu s"
 # each one's CPU time spread over the objects by its samples' shares
