@@ -20,6 +20,8 @@
 # sampled alike: the CPU a request of each, in microseconds, by object,
 # side by side (what the worker spends beyond the bare client is its
 # database work, signing, and the requests' own options and headers).
+# Then the bare client driven plainly, and the worker against it, with
+# what it could reach at most were its exchange with PostgreSQL free.
 # Its figures move with the machine's load: alternate it with another
 # build (PATH) to compare two.
 #
@@ -64,7 +66,8 @@ fi
 # the worker's CPU time (user and system, in clock ticks) so far
 worker_ticks() { awk '{print $14 + $15}' "/proc/$worker/stat"; }
 ticks=$(worker_ticks)
-echo "drain: $(bench_drain_rate "$events") req/s"
+drain=$(bench_drain_rate "$events")
+echo "drain: $drain req/s"
 worker_cpu=$(echo "$ticks $(worker_ticks) $(getconf CLK_TCK)" | awk '{printf "%.3f", ($2 - $1) / $3}')
 echo "the worker's CPU over the drain: $worker_cpu s"
 bench_psql -F ' ' -c "
@@ -93,7 +96,7 @@ perf report -q -i "$BENCH_DIR/perf.data" --no-children --sort dso -g none 2>/dev
 perf script -i "$BENCH_DIR/perf.data" 2>/dev/null | python3 -c '
 import sys
 # a sample is a header line and its frames, one a line, up to a blank line
-samples = claim = record = 0
+samples = claim = record = exchange = 0
 frames = []
 for line in sys.stdin:
     if line.strip():
@@ -103,10 +106,14 @@ for line in sys.stdin:
         samples += 1
         claim += any(" queue_claim" in f for f in frames)
         record += any(" queue_record" in f for f in frames)
+        exchange += any(" exchange+" in f and "webhook.so" in f for f in frames)
     frames = []
 if samples:
     print("  in the claim %.1f%%, in the record %.1f%% (%d samples)"
-          % (100 * claim / samples, 100 * record / samples, samples))'
+          % (100 * claim / samples, 100 * record / samples, samples))
+    print("  in the exchange with PostgreSQL (the claim, the record, their transaction) %.1f%%"
+          % (100 * exchange / samples))
+    open(sys.argv[1], "w").write("%f\n" % (exchange / samples))' "$BENCH_DIR/exchange"
 
 # the bare client, the same requests to the same nginx, sampled alike;
 # its CPU time (user and system) from time(1)
@@ -136,3 +143,16 @@ shares() {
             close("sort -k2,2nr")
             printf "  %-22s %6.1f %6.1f\n", "total", total["worker"], total["bare"]
         }'
+
+# The goal's baseline: the bare client driven plainly (as bench/ceiling.sh
+# drives it), unsampled, the same requests, the median of 3 runs (one
+# moves with the machine's load more than the drain does).  And what a
+# worker whose exchange with PostgreSQL cost nothing could reach at most:
+# the drain's rate were the exchange's share of the worker's CPU spent
+# sending (an upper bound: it supposes the worker as busy without it).
+plain=$(for _ in 1 2 3; do
+            "$BENCH_DIR/curl_ceiling" "http://127.0.0.1:$port/hook" "$events" 64 perform
+        done | awk '{print $2}' | median)
+echo "$drain $plain $(cat "$BENCH_DIR/exchange")" | awk '{
+    printf "the worker at %.2f x of the bare client driven plainly (%d req/s);", $1 / $2, $2
+    printf " with its exchange free, at most %.2f x\n", $1 / (1 - $3) / $2 }'
