@@ -145,13 +145,17 @@ shares() {
         }'
 
 # The goal's baseline: the bare client driven plainly (as bench/ceiling.sh
-# drives it), unsampled, the same requests, the median of 3 runs (one
-# moves with the machine's load more than the drain does).  And what a
-# worker whose exchange with PostgreSQL cost nothing could reach at most:
-# the drain's rate were the exchange's share of the worker's CPU spent
-# sending (an upper bound: it supposes the worker as busy without it).
+# drives it), the same requests, sampled as the worker was over its drain,
+# the median of 3 runs (one moves with the machine's load more than the
+# drain does).  And what a worker whose exchange with PostgreSQL cost
+# nothing could reach at most: the drain's rate were the exchange's share
+# of the worker's CPU spent sending (an upper bound: it supposes the
+# worker as busy without it).
+[ -s "$BENCH_DIR/exchange" ] || exit 0
 plain=$(for _ in 1 2 3; do
-            "$BENCH_DIR/curl_ceiling" "http://127.0.0.1:$port/hook" "$events" 64 perform
+            perf record -q -F 999 -g -o "$BENCH_DIR/plain.data" -- \
+                "$BENCH_DIR/curl_ceiling" "http://127.0.0.1:$port/hook" "$events" 64 perform \
+                2>>"$BENCH_DIR/perf.err"
         done | awk '{print $2}' | median)
 echo "$drain $plain $(cat "$BENCH_DIR/exchange")" | awk '{
     printf "the worker at %.2f x of the bare client driven plainly (%d req/s);", $1 / $2, $2

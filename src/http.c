@@ -98,8 +98,8 @@ typedef struct ParsedUrl
 {
 	char	   *text;			/* the URL, as the attempt has it */
 	CURLU	   *curlu;			/* as curl parsed it, or NULL: curl could not */
-	char	   *host;			/* a name to look up first, or NULL */
-	char	   *port;
+	char	   *host;			/* a name to look up first, or NULL (curl's) */
+	char	   *port;			/* its port (curl's), or NULL */
 	bool		address_host;	/* its host is an address, not a name */
 	int			refs;			/* transfers that use it, and 1 while kept */
 } ParsedUrl;
@@ -114,7 +114,9 @@ typedef struct ParsedUrlEntry
 /*
  * The URLs kept parsed: all are forgotten when there are more than this
  * many, or their texts take more than this many bytes (a URL may have some
- * 6 kB: a tenant's long ones must not take the worker's memory).
+ * 6 kB, and curl's parse of it about as much again: a tenant's long ones
+ * must not take the worker's memory).  A tenant with more URLs than that
+ * in use makes every request parse its URL again, as each did before.
  */
 #define PARSED_URLS_MAX 1024
 #define PARSED_URL_BYTES_MAX (1024 * 1024)
@@ -567,11 +569,8 @@ release_url(ParsedUrl *url)
 	if (url == NULL || --url->refs > 0)
 		return;
 	curl_url_cleanup(url->curlu);
-	pfree(url->text);
-	if (url->host != NULL)
-		pfree(url->host);
-	if (url->port != NULL)
-		pfree(url->port);
+	curl_free(url->host);
+	curl_free(url->port);
 	pfree(url);
 }
 
@@ -713,32 +712,35 @@ resolver_start_callback(void *resolver_state, void *reserved, void *userp)
  * (lookup.c) before the request goes to curl.  A URL curl cannot parse is
  * left to curl (no curlu), which fails the request in its own words; one
  * whose host cannot be read is failed by curl, which may not look it up
- * (resolver_start_callback()).  In TopMemoryContext, used once (refs).
+ * (resolver_start_callback()).  Returned with one reference, the caller's.
+ * (One allocation of ours, before curl's: an error cannot leave either.)
  */
 static ParsedUrl *
-parse_url(const char *text)
+parse_url(const char *text, size_t len)
 {
-	ParsedUrl  *url = MemoryContextAllocZero(TopMemoryContext, sizeof(ParsedUrl));
+	ParsedUrl  *url = MemoryContextAllocZero(TopMemoryContext, sizeof(ParsedUrl) + len + 1);
 	CURLU	   *curlu;
 	char	   *host = NULL;
 	char	   *port = NULL;
 	struct in_addr ipv4;
 
-	url->text = MemoryContextStrdup(TopMemoryContext, text);
+	url->text = (char *) (url + 1);
+	memcpy(url->text, text, len + 1);
 	url->refs = 1;
 	curlu = curl_url();
 	if (curlu == NULL)
 	{
-		release_url(url);
+		pfree(url);
 		curl_failed(true, "create a libcurl URL handle", NULL);
 	}
+	url->curlu = curlu;
 	if (curl_url_set(curlu, CURLUPART_URL, text,
 					 CURLU_GUESS_SCHEME | CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK)
 	{
 		curl_url_cleanup(curlu);
+		url->curlu = NULL;
 		return url;
 	}
-	url->curlu = curlu;
 	if (curl_url_get(curlu, CURLUPART_HOST, &host, CURLU_PUNYCODE) == CURLUE_OK &&
 		curl_url_get(curlu, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK)
 	{
@@ -751,8 +753,9 @@ parse_url(const char *text)
 			/* (names are the same whatever their case: one lookup) */
 			for (p = host; *p; p++)
 				*p = pg_tolower((unsigned char) *p);
-			url->host = MemoryContextStrdup(TopMemoryContext, host);
-			url->port = MemoryContextStrdup(TopMemoryContext, port);
+			url->host = host;
+			url->port = port;
+			return url;
 		}
 	}
 	curl_free(host);
@@ -785,7 +788,8 @@ static void
 transfer_url(HttpTransfer *transfer)
 {
 	const char *text = transfer->attempt->url;
-	uint64		hash = hash_bytes_extended((const unsigned char *) text, strlen(text), 0);
+	size_t		len = strlen(text);
+	uint64		hash = hash_bytes_extended((const unsigned char *) text, len, 0);
 	ParsedUrlEntry *entry;
 	bool		found;
 
@@ -807,10 +811,10 @@ transfer_url(HttpTransfer *transfer)
 		return;
 	}
 
-	transfer->url = parse_url(text);
+	transfer->url = parse_url(text, len);
 	if (entry == NULL &&
 		(hash_get_num_entries(parsed_urls) >= PARSED_URLS_MAX ||
-		 parsed_url_bytes + strlen(text) > PARSED_URL_BYTES_MAX))
+		 parsed_url_bytes + len > PARSED_URL_BYTES_MAX))
 		forget_urls();
 	entry = hash_search(parsed_urls, &hash, HASH_ENTER, &found);
 	if (found)
@@ -820,7 +824,7 @@ transfer_url(HttpTransfer *transfer)
 	}
 	entry->url = transfer->url;
 	entry->url->refs++;
-	parsed_url_bytes += strlen(text);
+	parsed_url_bytes += len;
 }
 
 /*

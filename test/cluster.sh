@@ -227,11 +227,12 @@ bench_drain_rate() {
 }
 
 # Wait until every hook's successes (webhook.hook_metrics) number at least
-# $1, or $2 seconds passed: polled every 10 ms inside one session.  A psql
-# started every 50 ms instead, as the benches did until then, took a fifth
-# of the rate measured on a 2-core machine (bench/delivery.sh: 0.17 and
-# 0.18 x of raw HTTP against 0.22 and 0.21 x, alternated in one session):
-# its processes' CPU, which is no work of the worker's.
+# $1, or $2 seconds passed: polled every 10 ms inside one session, each
+# look a transaction of its own (one snapshot kept for the whole wait
+# would hold back the horizon that the worker's dead rows wait on).  A
+# psql started every 50 ms instead, as the benches did until then, took a
+# fifth of the rate measured on a 2-core machine: its processes' CPU,
+# which is no work of the worker's (docs/performance.md).
 bench_wait_successes() {
     bench_psql <<SQL
 DO \$\$
@@ -240,6 +241,7 @@ DECLARE
 BEGIN
     WHILE clock_timestamp() < deadline LOOP
         EXIT WHEN (SELECT coalesce(sum(m.successes), 0) FROM webhook.hook_metrics m) >= $1;
+        COMMIT;
         PERFORM pg_sleep(0.01);
     END LOOP;
 END

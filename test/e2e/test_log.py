@@ -604,10 +604,10 @@ class LogTest(unittest.TestCase):
 
     def test_first_successes_of_a_batch_keep_their_own_responses(self):
         """The attempt rows of a batch that all succeeded at once are
-        written together, several rows at a time (src/direct.c): each keeps
-        its own status, response body and headers, whatever the number of
-        rows and bytes of the batch (60 bodies of 3 kB here: rows are kept
-        by up to 64 kB)."""
+        written without a statement (src/attempt_log.c), one after another
+        in memory the rows share: each keeps its own status, response body
+        and headers (60 answers of 3 kB, to as many events of one
+        commit)."""
         tid = self.transport(max_in_flight=64)
         path = '/log-batch'
         n = 60
