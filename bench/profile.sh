@@ -30,7 +30,7 @@
 #
 # PROFILE_KEEP=DIR keeps the two profiles there (worker.data, bare.data),
 # for perf report; with the extension built by make CURL_SYMBOLS=1, the
-# worker's names libcurl's own functions (the Makefile says how).
+# worker's profile names libcurl's own functions (the Makefile says how).
 #
 #   bench/profile.sh [events=20000] [ordered=none] [resources=1000] [tenants=1]
 cd "$(dirname "$0")/.."

@@ -230,8 +230,8 @@ bench_drain_rate() {
 # $1, or $2 seconds passed: polled every 10 ms inside one session, each
 # look a transaction of its own (one snapshot kept for the whole wait
 # would hold back the horizon that the worker's dead rows wait on).  A
-# psql started every 50 ms instead, as the benches did until then, took a
-# fifth of the rate measured on a 2-core machine: its processes' CPU,
+# psql started every 50 ms instead, as the benches did until then, took 15
+# to 30 % of the rate measured on a 2-core machine: its processes' CPU,
 # which is no work of the worker's (docs/performance.md).
 bench_wait_successes() {
     bench_psql <<SQL
