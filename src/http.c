@@ -24,7 +24,8 @@
  * No catalog access and no transaction here: attempts come in filled
  * (queue.c), their headers are composed by attempt.c, and they go out with
  * their outcome on the caller's "done" list.  Each attempt in flight has a
- * transfer: its curl handle and header list, which are this file's alone.
+ * transfer: its curl handle and header list, which are this file's alone,
+ * and its URL, parsed once for every request to it (transfer_url()).
  *
  * This file is the extension's only boundary with libcurl (but for
  * curl_global_init in _PG_init).  Every libcurl call that returns a code
