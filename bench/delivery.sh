@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Delivery throughput: N queued events, each signed (Standard Webhooks) and
 # logged as an attempt, sent to a local nginx that answers 204; against raw
-# HTTP to the same nginx (wrk, 1 thread, 16 connections, same body) in the
-# same run.  With several workers, the events are spread over as many
+# HTTP to the same nginx (wrk, 1 thread, 16 connections, same body) and
+# against the bare libcurl client of bench/ceiling.sh driven plainly (as
+# many requests, as many in flight, same body), each in the same run: the
+# medians of each run's ratios.  With several workers, the events are spread over as many
 # transports (one hook each) as asked, so that each worker has a share;
 # the transports are spread over as many tenants as asked (a platform's
 # merchants: seed 003).
@@ -23,6 +25,7 @@ host=${BENCH_HOST:-127.0.0.1}
 bench_start_cluster "webhook.enabled = off" "webhook.max_in_flight = $inflight" \
     "webhook.workers = $workers"
 bench_start_nginx "$port"
+bench_build_curl_ceiling
 
 bench_psql <<SQL
 \o /dev/null
@@ -58,7 +61,13 @@ for i in $(seq "$runs"); do
 
     raw=$(bench_raw_http "http://127.0.0.1:$port/hook")
     echo "raw $raw req/s (wrk, 1 thread, 16 connections)" | tee -a "$BENCH_DIR/results"
+    bare=$("$BENCH_DIR/curl_ceiling" "http://127.0.0.1:$port/hook" "$events" "$inflight" | awk '{print $2}')
+    echo "bare $bare req/s (bench/curl_ceiling.c, $inflight in flight)" | tee -a "$BENCH_DIR/results"
+    echo "$rate $raw $bare" | awk '{printf "ratios %.3f %.3f\n", $1 / $2, $1 / $3}' >> "$BENCH_DIR/results"
 done
 w=$(awk '$1=="webhook" {print $2}' "$BENCH_DIR/results" | median)
 r=$(awk '$1=="raw" {print $2}' "$BENCH_DIR/results" | median)
-echo "median: webhook $w req/s, raw HTTP $r req/s; ratio $(echo "$w $r" | awk '{printf "%.2f", $1/$2}') (webhook.max_in_flight=$inflight, webhook.workers=$workers, $transports transports, $tenants tenants)"
+b=$(awk '$1=="bare" {print $2}' "$BENCH_DIR/results" | median)
+to_raw=$(awk '$1=="ratios" {print $2}' "$BENCH_DIR/results" | median)
+to_bare=$(awk '$1=="ratios" {print $3}' "$BENCH_DIR/results" | median)
+echo "median: webhook $w req/s, raw HTTP $r req/s, bare libcurl $b req/s; ratio to raw $to_raw, to bare libcurl $to_bare (webhook.max_in_flight=$inflight, webhook.workers=$workers, $transports transports, $tenants tenants)"

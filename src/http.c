@@ -1048,6 +1048,19 @@ lookup_wait_ms(long timeout)
 }
 
 /*
+ * An empty buffer for a response's body or headers, small: most answers
+ * have no body and a few short headers, and a buffer of initStringInfo()'s
+ * size takes a block of the attempt's memory of its own (malloc()).
+ */
+static void
+init_response_buffer(StringInfo buf)
+{
+	buf->maxlen = 128;
+	buf->data = palloc(buf->maxlen);
+	resetStringInfo(buf);
+}
+
+/*
  * Start sending an attempt.  One that cannot even be prepared goes straight
  * to done, with the reason as its error.  Caller must not be inside a
  * transaction that an error would leave half done: errors are caught here.
@@ -1058,8 +1071,8 @@ http_start(Attempt *req, dlist_head *done)
 	MemoryContext old = MemoryContextSwitchTo(req->cxt);
 	HttpTransfer *transfer;
 
-	initStringInfo(&req->response_body);
-	initStringInfo(&req->response_headers);
+	init_response_buffer(&req->response_body);
+	init_response_buffer(&req->response_headers);
 	req->started_at = GetCurrentTimestamp();
 
 	/* a request that could not be made (its transform failed) is not sent */

@@ -10,8 +10,9 @@
  *	hmac-sha1	 base64 of HMAC-SHA1 of the body, secret used as bytes
  *	none		 no signature
  *
- * Everything here is a pure function of its arguments and never logs a
- * secret: errors name the scheme, not the key.
+ * Everything here is a pure function of its arguments (the HMAC contexts
+ * kept from call to call, with the secret each was last keyed by, are a
+ * cache) and never logs a secret: errors name the scheme, not the key.
  *
  * IDENTIFICATION
  *	  src/signing.c
@@ -26,6 +27,7 @@
 #include "common/base64.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
+#include "utils/memutils.h"
 
 #define WHSEC_PREFIX "whsec_"
 #define WHSEC_MIN_BYTES 24
@@ -76,20 +78,33 @@ base64_of(const unsigned char *data, int len)
 }
 
 /*
- * The HMAC context of a digest ("SHA256" or "SHA1"), made on first use and
- * kept in *cache: OpenSSL's one-shot HMAC() looks the algorithms up anew at
- * every call, which costs more than the HMAC of a small body.
+ * An HMAC-<digest> context (OpenSSL's one-shot HMAC() looks the algorithms
+ * up anew at every call, which costs more than the HMAC of a small body),
+ * and what its key was last set from: a hook signs request after request
+ * with one secret, and setting a key (hashing its two pads) and decoding a
+ * "whsec_" secret cost a third of a request's signature.  The key stays in
+ * the context either way; the secret's copy is as private as the caches it
+ * comes from.
  */
-static EVP_MAC_CTX *
-hmac_context(EVP_MAC_CTX **cache, const char *digest)
+typedef struct HmacKeyed
 {
-	if (*cache == NULL)
+	const char *digest;			/* "SHA256" or "SHA1" */
+	EVP_MAC_CTX *ctx;			/* made on first use */
+	bool		whsec;			/* key_secret is a "whsec_" secret, decoded */
+	char	   *key_secret;		/* the key's secret, or NULL: none set */
+} HmacKeyed;
+
+/* h's context, made on first use */
+static EVP_MAC_CTX *
+hmac_context(HmacKeyed *h)
+{
+	if (h->ctx == NULL)
 	{
 		EVP_MAC    *hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
 		EVP_MAC_CTX *ctx = hmac ? EVP_MAC_CTX_new(hmac) : NULL;
 		OSSL_PARAM	params[] = {
 			OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
-											 (char *) digest, 0),
+											 (char *) h->digest, 0),
 			OSSL_PARAM_construct_end()
 		};
 
@@ -98,30 +113,71 @@ hmac_context(EVP_MAC_CTX **cache, const char *digest)
 		if (ctx == NULL || !EVP_MAC_CTX_set_params(ctx, params))
 		{
 			EVP_MAC_CTX_free(ctx);
-			elog(ERROR, "webhook: could not set up HMAC-%s", digest);
+			elog(ERROR, "webhook: could not set up HMAC-%s", h->digest);
 		}
-		*cache = ctx;
+		h->ctx = ctx;
 	}
-	return *cache;
+	return h->ctx;
+}
+
+/* whether h's key was set from secret (a "whsec_" one with whsec) */
+static bool
+hmac_keyed_by(const HmacKeyed *h, const char *secret, bool whsec)
+{
+	return h->key_secret != NULL && h->whsec == whsec && strcmp(h->key_secret, secret) == 0;
 }
 
 /*
- * The HMAC under key of the len bytes of data, preceded by the prefix_len
- * bytes of prefix (none when 0), with ctx (hmac_context()), into mac (of
- * EVP_MAX_MD_SIZE bytes); returns its length.
+ * Start an HMAC with h under the key of secret: the secret's bytes, or with
+ * whsec the key a "whsec_" secret encodes (the caller has checked it).  A
+ * key set from the same secret before is kept (EVP_MAC_init() with no key
+ * starts again with the one set).
+ */
+static void
+hmac_start(HmacKeyed *h, const char *secret, bool whsec)
+{
+	EVP_MAC_CTX *ctx = hmac_context(h);
+	char		key[WHSEC_MAX_BYTES + 3];
+	int			keylen;
+
+	if (hmac_keyed_by(h, secret, whsec))
+	{
+		if (!EVP_MAC_init(ctx, NULL, 0, NULL))
+			elog(ERROR, "webhook: computing an HMAC failed");
+		return;
+	}
+
+	if (h->key_secret != NULL)
+	{
+		explicit_bzero(h->key_secret, strlen(h->key_secret));
+		pfree(h->key_secret);
+		h->key_secret = NULL;
+	}
+	keylen = whsec ? decode_whsec(secret, key) : (int) strlen(secret);
+	if (!EVP_MAC_init(ctx, (const unsigned char *) (whsec ? key : secret), keylen, NULL))
+		elog(ERROR, "webhook: computing an HMAC failed");
+	explicit_bzero(key, sizeof(key));
+	h->whsec = whsec;
+	h->key_secret = MemoryContextStrdup(TopMemoryContext, secret);
+}
+
+/*
+ * The HMAC, with h under the key of secret (hmac_start()), of the len bytes
+ * of data preceded by the prefix_len bytes of prefix (none when 0), into mac
+ * (of EVP_MAX_MD_SIZE bytes); returns its length.
  */
 static unsigned int
-hmac_of(EVP_MAC_CTX *ctx, const char *key, size_t keylen,
+hmac_of(HmacKeyed *h, const char *secret, bool whsec,
 		const char *prefix, size_t prefix_len,
 		const char *data, size_t len, unsigned char *mac)
 {
 	size_t		maclen = 0;
 
-	if (!EVP_MAC_init(ctx, (const unsigned char *) key, keylen, NULL) ||
-		(prefix_len > 0 &&
-		 !EVP_MAC_update(ctx, (const unsigned char *) prefix, prefix_len)) ||
-		!EVP_MAC_update(ctx, (const unsigned char *) data, len) ||
-		!EVP_MAC_final(ctx, mac, &maclen, EVP_MAX_MD_SIZE))
+	hmac_start(h, secret, whsec);
+	if ((prefix_len > 0 &&
+		 !EVP_MAC_update(h->ctx, (const unsigned char *) prefix, prefix_len)) ||
+		!EVP_MAC_update(h->ctx, (const unsigned char *) data, len) ||
+		!EVP_MAC_final(h->ctx, mac, &maclen, EVP_MAX_MD_SIZE))
 		elog(ERROR, "webhook: computing an HMAC failed");
 	return (unsigned int) maclen;
 }
@@ -136,8 +192,8 @@ webhook_signature(const char *scheme, const char *secret,
 				  const char *msg_id, int64 timestamp,
 				  const char *body, size_t body_len)
 {
-	static EVP_MAC_CTX *sha256 = NULL;
-	static EVP_MAC_CTX *sha1 = NULL;
+	static HmacKeyed sha256 = {.digest = "SHA256"};
+	static HmacKeyed sha1 = {.digest = "SHA1"};
 	unsigned char mac[EVP_MAX_MD_SIZE];
 	unsigned int maclen;
 
@@ -151,12 +207,10 @@ webhook_signature(const char *scheme, const char *secret,
 
 	if (strcmp(scheme, "standard") == 0)
 	{
-		char		key[WHSEC_MAX_BYTES + 3];
-		int			keylen = decode_whsec(secret, key);
 		char	   *prefix;
 		char	   *b64;
 
-		if (keylen < 0)
+		if (!hmac_keyed_by(&sha256, secret, true) && !webhook_standard_secret_valid(secret))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("invalid secret for signature scheme \"standard\""),
@@ -164,8 +218,7 @@ webhook_signature(const char *scheme, const char *secret,
 
 		/* signed: "<msg_id>.<timestamp>.<body>" */
 		prefix = psprintf("%s." INT64_FORMAT ".", msg_id, timestamp);
-		maclen = hmac_of(hmac_context(&sha256, "SHA256"), key, keylen,
-						 prefix, strlen(prefix), body, body_len, mac);
+		maclen = hmac_of(&sha256, secret, true, prefix, strlen(prefix), body, body_len, mac);
 		pfree(prefix);
 		b64 = base64_of(mac, maclen);
 		return psprintf("v1,%s", b64);
@@ -174,16 +227,14 @@ webhook_signature(const char *scheme, const char *secret,
 	{
 		char	   *hex;
 
-		maclen = hmac_of(hmac_context(&sha256, "SHA256"), secret, strlen(secret),
-						 NULL, 0, body, body_len, mac);
+		maclen = hmac_of(&sha256, secret, false, NULL, 0, body, body_len, mac);
 		hex = palloc(maclen * 2 + 1);
 		hex[hex_encode((char *) mac, maclen, hex)] = '\0';
 		return hex;
 	}
 	else if (strcmp(scheme, "hmac-sha1") == 0)
 	{
-		maclen = hmac_of(hmac_context(&sha1, "SHA1"), secret, strlen(secret),
-						 NULL, 0, body, body_len, mac);
+		maclen = hmac_of(&sha1, secret, false, NULL, 0, body, body_len, mac);
 		return base64_of(mac, maclen);
 	}
 

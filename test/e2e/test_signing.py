@@ -1,5 +1,9 @@
 """Signing: every scheme verified over the exact bytes received, and retries re-signed."""
 
+import base64
+import hashlib
+import hmac
+import json
 import re
 import time
 import unittest
@@ -35,6 +39,37 @@ class SigningTest(unittest.TestCase):
             lit('standard'), lit(v['secret']), lit(v['id']), v['timestamp'],
             lit(v['body'].decode())))
         self.assertEqual(got, v['signature'])
+
+    def test_sql_sign_each_call_under_its_own_secret(self):
+        # the HMAC keys kept from call to call (src/signing.c): one session
+        # signs under secrets and schemes that follow each other, the same
+        # secret again, one secret's text under another scheme, and each
+        # value is the one Python computes from that call's own secret
+        a = harness.STANDARD_VECTOR['secret']
+        b = 'whsec_' + base64.b64encode(bytes(range(1, 33))).decode()
+        calls = [('standard', a), ('standard', a), ('standard', b), ('standard', a),
+                 ('hmac-sha256', a), ('standard', a), ('hmac-sha256', 'k1'),
+                 ('hmac-sha256', 'k2'), ('hmac-sha1', 'k1'), ('hmac-sha256', 'k1')]
+        body = '{"n": 1}'
+        got = cluster.one('SELECT array_to_json(array_agg(webhook.sign(s, k, %s, 1614265330, %s)'
+                          ' ORDER BY i)) FROM (VALUES %s) v(i, s, k)' % (
+                              lit('msg_1'), lit(body),
+                              ', '.join('(%d, %s, %s)' % (i, lit(s), lit(k))
+                                        for i, (s, k) in enumerate(calls))))
+        want = []
+        for scheme, key in calls:
+            if scheme == 'standard':
+                want.append(harness.standard_signature(key, 'msg_1', 1614265330, body.encode()))
+            elif scheme == 'hmac-sha256':
+                want.append(hmac.new(key.encode(), body.encode(), hashlib.sha256).hexdigest())
+            else:
+                want.append(base64.b64encode(
+                    hmac.new(key.encode(), body.encode(), hashlib.sha1).digest()).decode())
+        self.assertEqual(json.loads(got), want)
+        # a secret that encodes no key is refused after a good one was used
+        with self.assertRaisesRegex(Exception, 'invalid secret'):
+            cluster.one("SELECT count(webhook.sign('standard', k, 'm', 1, 'x'))"
+                        " FROM (VALUES (%s), ('whsec_short')) v(k)" % lit(a))
 
     def test_standard_generated_secret(self):
         hook, uid, req = self.send('/sig-standard')   # signature 'standard' is the default
