@@ -76,7 +76,8 @@
 typedef struct HttpTransfer
 {
 	Attempt    *attempt;
-	CURL	   *easy;
+	struct EasyHandle *handle;	/* its curl handle */
+	CURL	   *easy;			/* handle->easy */
 	struct ParsedUrl *url;		/* its URL, parsed (transfer_url()), or NULL */
 	struct curl_slist *header_list;	/* in the attempt's context */
 	TimestampTz lookup_deadline;	/* its timeouts, from its start */
@@ -159,11 +160,34 @@ static WaitEventSet *wait_set = NULL;
 static bool wait_set_stale = true;
 
 /*
- * Easy handles of finished transfers, reset and detached from their
- * connection caches, for the next ones: making and freeing one per request
- * costs more than the request itself.  Never more than the most in flight.
+ * A curl easy handle, and the request policy it was set up with
+ * (request_policy(): the TLS settings of its target and the user agent,
+ * copied here, in TopMemoryContext), or none (policy_set false): made or
+ * reset since.  A finished transfer's handle keeps its policy and the
+ * worker's own options (worker_options()), and the next transfer whose
+ * target asks that same policy takes it as it is, setting only its own
+ * options (transfer_options()), every one of them at every transfer: a
+ * reset and setting all again cost a few percent of a request.  A transfer
+ * that asks another policy takes a handle reset.
  */
-static CURL **idle_easy = NULL;
+typedef struct EasyHandle
+{
+	CURL	   *easy;
+	bool		policy_set;
+	bool		tls_verify;
+	char	   *ca_file;
+	char	   *client_cert_file;
+	char	   *client_key_file;
+	char	   *client_key_password;
+	char	   *user_agent;
+} EasyHandle;
+
+/*
+ * Easy handles of finished transfers, detached from their connection
+ * caches, for the next ones: making and freeing one per request costs more
+ * than the request itself.  Never more than the most in flight.
+ */
+static EasyHandle **idle_easy = NULL;
 static int	n_idle_easy = 0;
 static int	max_idle_easy = 0;
 
@@ -575,28 +599,116 @@ release_url(ParsedUrl *url)
 	pfree(url);
 }
 
-/* An easy handle for a transfer: an idle one, or a new one. */
-static CURL *
-easy_handle(void)
+/* a and b are both NULL, or the same text */
+static bool
+same_text(const char *a, const char *b)
 {
+	return a == NULL ? b == NULL : b != NULL && strcmp(a, b) == 0;
+}
+
+/* Whether handle was set up with the request policy target asks. */
+static bool
+has_policy(const EasyHandle *handle, const HttpTarget *target)
+{
+	return handle->policy_set &&
+		handle->tls_verify == target->tls_verify &&
+		same_text(handle->ca_file, target->ca_file) &&
+		same_text(handle->client_cert_file, target->client_cert_file) &&
+		same_text(handle->client_key_file, target->client_key_file) &&
+		same_text(handle->client_key_password, target->client_key_password) &&
+		same_text(handle->user_agent, webhook_user_agent);
+}
+
+/* a copy of text (or NULL) in TopMemoryContext */
+static char *
+kept_text(const char *text)
+{
+	return text ? MemoryContextStrdup(TopMemoryContext, text) : NULL;
+}
+
+/* Note that handle's policy was set, as target asks. */
+static void
+remember_policy(EasyHandle *handle, const HttpTarget *target)
+{
+	handle->tls_verify = target->tls_verify;
+	handle->ca_file = kept_text(target->ca_file);
+	handle->client_cert_file = kept_text(target->client_cert_file);
+	handle->client_key_file = kept_text(target->client_key_file);
+	handle->client_key_password = kept_text(target->client_key_password);
+	handle->user_agent = kept_text(webhook_user_agent);
+	handle->policy_set = true;
+}
+
+/* Forget handle's policy (it is reset, or freed), its copies freed. */
+static void
+forget_policy(EasyHandle *handle)
+{
+	char	  **texts[] = {&handle->ca_file, &handle->client_cert_file,
+		&handle->client_key_file, &handle->client_key_password, &handle->user_agent};
+
+	handle->policy_set = false;
+	for (int i = 0; i < (int) lengthof(texts); i++)
+	{
+		if (*texts[i] == NULL)
+			continue;
+		explicit_bzero(*texts[i], strlen(*texts[i]));
+		pfree(*texts[i]);
+		*texts[i] = NULL;
+	}
+}
+
+/*
+ * An easy handle for a transfer to target: an idle one set up with the
+ * policy target asks, else another idle one, reset, else a new one.
+ */
+static EasyHandle *
+easy_handle(const HttpTarget *target)
+{
+	EasyHandle *handle;
+
+	for (int i = n_idle_easy - 1; i >= 0; i--)
+	{
+		if (has_policy(idle_easy[i], target))
+		{
+			handle = idle_easy[i];
+			idle_easy[i] = idle_easy[--n_idle_easy];
+			return handle;
+		}
+	}
 	if (n_idle_easy > 0)
-		return idle_easy[--n_idle_easy];
-	return curl_made(curl_easy_init(), "create a libcurl easy handle");
+	{
+		handle = idle_easy[--n_idle_easy];
+		curl_easy_reset(handle->easy);
+		forget_policy(handle);
+		return handle;
+	}
+	/* (ours first: curl's handle cannot be left behind by an error) */
+	handle = MemoryContextAllocZero(TopMemoryContext, sizeof(EasyHandle));
+	handle->easy = curl_easy_init();
+	if (handle->easy == NULL)
+	{
+		pfree(handle);
+		curl_failed(false, "create a libcurl easy handle", NULL);
+	}
+	return handle;
 }
 
 /*
  * End a transfer: its curl handle, detached from its transport's connection
- * cache (which can then be closed) and with every option back at its
- * default, is kept for another transfer, up to as many as may be in
- * flight.  (Its header list goes with the attempt's context.)
+ * cache (which can then be closed), keeping its request policy (one whose
+ * policy was not all set is reset), is kept for another transfer, up to as
+ * many as may be in flight.  (Its header list goes with the attempt's
+ * context.)
  */
 static void
 transfer_end(HttpTransfer *transfer)
 {
-	CURL	   *easy = transfer->easy;
+	EasyHandle *handle = transfer->handle;
 
-	if (easy != NULL)
+	if (handle != NULL)
 	{
+		CURL	   *easy = handle->easy;
+
 		/*
 		 * (http_start() made room for every handle there is; and
 		 * curl_easy_reset() keeps a CURLOPT_RESOLVE list curl did not read
@@ -606,15 +718,21 @@ transfer_end(HttpTransfer *transfer)
 			curl_easy_setopt(easy, CURLOPT_SHARE, NULL) == CURLE_OK &&
 			curl_easy_setopt(easy, CURLOPT_RESOLVE, NULL) == CURLE_OK)
 		{
-			curl_easy_reset(easy);
-			idle_easy[n_idle_easy++] = easy;
+			if (!handle->policy_set)
+				curl_easy_reset(easy);
+			idle_easy[n_idle_easy++] = handle;
 		}
 		else
+		{
 			curl_easy_cleanup(easy);
+			forget_policy(handle);
+			pfree(handle);
+		}
 	}
 	/* (after the handle, which used it) */
 	release_url(transfer->url);
 	transfer->url = NULL;
+	transfer->handle = NULL;
 	transfer->easy = NULL;
 	transfer->header_list = NULL;
 }
@@ -660,26 +778,22 @@ close_socket_callback(void *clientp, curl_socket_t fd)
 
 /*
  * The request policy, the same for every request the extension makes (the
- * worker's, and register()'s HEAD check): target's URL, over http or
- * https only, no redirect followed, no proxy (whatever the environment
- * says), the address policy at every connection, target's timeouts and
- * TLS settings.  refusal (a char[ADDRESS_REFUSAL_LEN]) is set to "", and
- * receives why the address policy refused an address.
+ * worker's, and register()'s HEAD check): over http or https only, no
+ * redirect followed, no proxy (whatever the environment says), the address
+ * policy at every connection (request_target() gives it its refusal
+ * buffer), the user agent, and target's TLS settings.  On a handle made or
+ * reset since its last request policy: a setting left out here would
+ * otherwise stay.
  */
 static void
-request_policy(CURL *easy, const HttpTarget *target, char *refusal)
+request_policy(CURL *easy, const HttpTarget *target)
 {
-	refusal[0] = '\0';
-	easy_setopt(easy, CURLOPT_URL, target->url);
 	easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
 	easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
 	easy_setopt(easy, CURLOPT_NOPROXY, "*");
 	easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
 	easy_setopt(easy, CURLOPT_USERAGENT, webhook_user_agent);
-	easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, target->connect_timeout_ms);
-	easy_setopt(easy, CURLOPT_TIMEOUT_MS, target->timeout_ms);
 	easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, open_socket_callback);
-	easy_setopt(easy, CURLOPT_OPENSOCKETDATA, refusal);
 	easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, close_socket_callback);
 	easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, target->tls_verify ? 1L : 0L);
 	easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, target->tls_verify ? 2L : 0L);
@@ -691,6 +805,21 @@ request_policy(CURL *easy, const HttpTarget *target, char *refusal)
 		easy_setopt(easy, CURLOPT_SSLKEY, target->client_key_file);
 	if (target->client_key_password)
 		easy_setopt(easy, CURLOPT_KEYPASSWD, target->client_key_password);
+}
+
+/*
+ * What each request sets, whatever its handle did before: target's URL
+ * and timeouts, and refusal (a char[ADDRESS_REFUSAL_LEN], set to ""), which
+ * receives why the address policy refused an address.
+ */
+static void
+request_target(CURL *easy, const HttpTarget *target, char *refusal)
+{
+	refusal[0] = '\0';
+	easy_setopt(easy, CURLOPT_URL, target->url);
+	easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, target->connect_timeout_ms);
+	easy_setopt(easy, CURLOPT_TIMEOUT_MS, target->timeout_ms);
+	easy_setopt(easy, CURLOPT_OPENSOCKETDATA, refusal);
 }
 
 /*
@@ -873,28 +1002,32 @@ prepare_transfer(HttpTransfer *transfer)
 		transfer->header_list = nodes;
 	}
 
-	easy = easy_handle();
-	transfer->easy = easy;
+	transfer->handle = easy_handle(&target);
+	easy = transfer->easy = transfer->handle->easy;
+	if (!transfer->handle->policy_set)
+	{
+		request_policy(easy, &target);
+		easy_setopt(easy, CURLOPT_RESOLVER_START_FUNCTION, resolver_start_callback);
+		easy_setopt(easy, CURLOPT_POST, 1L);
+		easy_setopt(easy, CURLOPT_WRITEFUNCTION, write_callback);
+		easy_setopt(easy, CURLOPT_HEADERFUNCTION, header_callback);
+		remember_policy(transfer->handle, &target);
+	}
 
+	/* every option that is the transfer's own, set on every handle */
 	share = transport_share(req->transport, &fresh);
-	request_policy(easy, &target, transfer->denied);
+	request_target(easy, &target, transfer->denied);
 	transfer_url(transfer);
-	if (transfer->url->curlu != NULL)
-		easy_setopt(easy, CURLOPT_CURLU, transfer->url->curlu);
-	easy_setopt(easy, CURLOPT_RESOLVER_START_FUNCTION, resolver_start_callback);
+	easy_setopt(easy, CURLOPT_CURLU, transfer->url->curlu);
 	easy_setopt(easy, CURLOPT_RESOLVER_START_DATA, transfer);
 	easy_setopt(easy, CURLOPT_PRIVATE, transfer);
 	easy_setopt(easy, CURLOPT_SHARE, share);
-	if (fresh)
-		easy_setopt(easy, CURLOPT_FRESH_CONNECT, 1L);
-	easy_setopt(easy, CURLOPT_POST, 1L);
+	easy_setopt(easy, CURLOPT_FRESH_CONNECT, fresh ? 1L : 0L);
 	easy_setopt(easy, CURLOPT_POSTFIELDS, req->body);
 	easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) strlen(req->body));
 	easy_setopt(easy, CURLOPT_HTTPHEADER, transfer->header_list);
 	easy_setopt(easy, CURLOPT_ERRORBUFFER, transfer->errbuf);
-	easy_setopt(easy, CURLOPT_WRITEFUNCTION, write_callback);
 	easy_setopt(easy, CURLOPT_WRITEDATA, req);
-	easy_setopt(easy, CURLOPT_HEADERFUNCTION, header_callback);
 	easy_setopt(easy, CURLOPT_HEADERDATA, req);
 }
 
@@ -1086,7 +1219,7 @@ http_start(Attempt *req, dlist_head *done)
 	transfer->attempt = req;
 	/* room to keep its handle, and every other, when they are done */
 	idle_easy = top_array_room(idle_easy, n_idle_easy + n_in_flight,
-							   &max_idle_easy, sizeof(CURL *));
+							   &max_idle_easy, sizeof(EasyHandle *));
 
 	PG_TRY();
 	{
@@ -1310,7 +1443,8 @@ http_head(const HttpTarget *target)
 
 	PG_TRY();
 	{
-		request_policy(easy, target, refusal);
+		request_policy(easy, target);
+		request_target(easy, target, refusal);
 		easy_setopt(easy, CURLOPT_NOBODY, 1L);
 		easy_setopt(easy, CURLOPT_NOPROGRESS, 0L);
 		easy_setopt(easy, CURLOPT_XFERINFOFUNCTION, head_progress);

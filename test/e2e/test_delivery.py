@@ -84,6 +84,23 @@ class DeliveryTest(unittest.TestCase):
         self.assert_rows(uid, hook, rx.url(path))
         self.assert_exactly_one(path)
 
+    def test_user_agent_setting_reaches_every_request(self):
+        # curl handles keep their settings from request to request
+        # (src/http.c): after a reload, none still sends the old user agent
+        hook = cluster.hook_on(rx.url(), '/ua')
+        cluster.emit_many(hook.event_type, 30)
+        reqs = rx.wait_requests(30, path='/ua')
+        self.assertEqual({r.headers.get('User-Agent') for r in reqs},
+                         {'pg-webhook/' + harness.VERSION})
+        cluster.set_setting('webhook.user_agent', 'shop-hooks/2')
+        try:
+            cluster.emit_many(hook.event_type, 30)
+            reqs = rx.wait_requests(60, path='/ua')[30:]
+            self.assertEqual([r.headers.get_all('User-Agent') for r in reqs],
+                             [['shop-hooks/2']] * 30)
+        finally:
+            cluster.set_setting('webhook.user_agent', None)
+
     def test_standard_format_previous_from_watch(self):
         path = '/watched'
         cluster.psql('CREATE TABLE e2e_orders (id int PRIMARY KEY, state text, amount int)')

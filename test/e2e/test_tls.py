@@ -154,5 +154,39 @@ class TLSTest(unittest.TestCase):
         finally:
             rx.close()
 
+    def test_handles_keep_no_tls_setting_for_another_transport(self):
+        """A curl handle keeps the TLS settings it was set up with from one
+        request to the next (src/http.c): a request of another transport
+        with other settings gets none of them (a client certificate, a CA
+        file, verification off), however the requests follow each other."""
+        rx = harness.Receiver(tls=(certs.server_cert, certs.server_key), client_ca=certs.ca_cert)
+        try:
+            with_cert = {'ca_file': certs.ca_cert, 'client_cert_file': certs.client_cert,
+                         'client_key_file': certs.client_key,
+                         'client_key_password': certs.client_key_password}
+            for round_no in range(2):
+                # the transport with the certificate first: its handles idle
+                hook, uid = self.send(rx, '/keep-cert-%d' % round_no, with_cert)
+                rx.wait_requests(1, path='/keep-cert-%d' % round_no)
+                cluster.wait_state(uid, 'succeeded')
+                # then the same receiver with the CA file alone: no certificate
+                _, no_cert = self.send(rx, '/keep-nocert-%d' % round_no,
+                                       {'ca_file': certs.ca_cert}, schedule='{1h}')
+                # and the plain TLS receiver with no CA file: not verified
+                _, no_ca = self.send(https, '/keep-noca-%d' % round_no, {}, schedule='{1h}')
+                # and with verification off: no CA file needed
+                _, off = self.send(https, '/keep-off-%d' % round_no, {'tls_verify': False})
+                https.wait_requests(1, path='/keep-off-%d' % round_no)
+                cluster.wait_state(off, 'succeeded')
+                for uid in (no_cert, no_ca):
+                    att = self.first_attempt(uid)
+                    self.assertIsNone(att['status_code'], att)
+                    self.assertEqual(cluster.delivery(uid)['state'], 'failed')
+                self.assertEqual(rx.count(path='/keep-nocert-%d' % round_no), 0)
+                self.assertEqual(https.count(path='/keep-noca-%d' % round_no), 0)
+        finally:
+            rx.close()
+
+
 if __name__ == '__main__':
     unittest.main()
