@@ -205,9 +205,9 @@ masked_header(char *line)
 
 /*
  * webhook_internal.preview(hook_id, event_id): the request the worker would send
- * the hook for the event now: its URL, header lines (signatures included,
- * credentials and query key masked; curl adds Host, Content-Length and
- * User-Agent) and body, made by the hook's transform if it has one.
+ * the hook for the event now: its URL, header lines (User-Agent and
+ * signatures included, credentials and query key masked; curl adds Host,
+ * Accept and Content-Length) and body, made by the hook's transform if it has one.
  * webhook.preview() checks the caller's right to see them first.
  */
 Datum

@@ -118,8 +118,47 @@ previous_signature(Attempt *attempt, int64 timestamp)
 }
 
 /*
+ * The User-Agent line of webhook.user_agent, or NULL: the setting is empty,
+ * or the hook's static header lines name a User-Agent of their own.  Kept
+ * from request to request, made again when the setting changes.  (Sent as
+ * one of the request's header lines rather than through curl's own option,
+ * which curl prints again at every request.)
+ */
+static const char *
+user_agent_line(List *static_lines)
+{
+	static char *line = NULL;
+	static char *made_for = NULL;
+	ListCell   *lc;
+
+	if (webhook_user_agent == NULL || webhook_user_agent[0] == '\0')
+		return NULL;
+	foreach(lc, static_lines)
+	{
+		if (pg_strncasecmp(lfirst(lc), "User-Agent:", strlen("User-Agent:")) == 0)
+			return NULL;
+	}
+	if (made_for == NULL || strcmp(made_for, webhook_user_agent) != 0)
+	{
+		char	   *new_line = MemoryContextAlloc(TopMemoryContext,
+												  strlen("User-Agent: ") + strlen(webhook_user_agent) + 1);
+		char	   *new_for = MemoryContextStrdup(TopMemoryContext, webhook_user_agent);
+
+		sprintf(new_line, "User-Agent: %s", webhook_user_agent);
+		if (line != NULL)
+		{
+			pfree(line);
+			pfree(made_for);
+		}
+		line = new_line;
+		made_for = new_for;
+	}
+	return line;
+}
+
+/*
  * Every header line of the attempt's request, signed at timestamp (Unix
- * seconds): the static headers, then Content-Type, webhook-id, the
+ * seconds): the static headers, the User-Agent, then Content-Type, webhook-id, the
  * signature headers of the hook's scheme and the credentials.  While a
  * rotation's overlap runs, the request is signed with both secrets, the
  * newest first: the standard scheme sends both signatures in
@@ -133,12 +172,16 @@ attempt_header_lines(Attempt *attempt, int64 timestamp)
 	List	   *lines = list_copy(attempt->headers);
 	char	   *sig;
 	char	   *prev_sig = NULL;
+	const char *ua;
 
 	sig = webhook_signature(attempt->signature, attempt->secret, attempt->msg_id,
 							timestamp, attempt->body, strlen(attempt->body));
 	if (sig != NULL)
 		prev_sig = previous_signature(attempt, timestamp);
 
+	ua = user_agent_line(attempt->headers);
+	if (ua != NULL)
+		lines = lappend(lines, (char *) ua);
 	lines = lappend(lines, "Content-Type: application/json");
 	/* curl would otherwise wait for a 100 Continue on larger bodies */
 	lines = lappend(lines, "Expect:");

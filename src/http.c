@@ -32,9 +32,9 @@
  * goes through one of the checks below, so that one place decides how a
  * curl failure becomes an error.  The request policy (request_policy():
  * http and https only, no redirects, no proxy, the address policy of
- * address.c at every connection, the transport's timeouts and TLS
- * settings) is defined once and applied both to the worker's requests and
- * to register()'s HEAD check (http_head()).
+ * address.c at every connection, the transport's TLS settings; and
+ * request_target(): its timeouts) is defined once and applied both to the
+ * worker's requests and to register()'s HEAD check (http_head()).
  *
  * IDENTIFICATION
  *	  src/http.c
@@ -161,25 +161,33 @@ static bool wait_set_stale = true;
 
 /*
  * A curl easy handle, and the request policy it was set up with
- * (request_policy(): the TLS settings of its target and the user agent,
- * copied here, in TopMemoryContext), or none (policy_set false): made or
- * reset since.  A finished transfer's handle keeps its policy and the
- * worker's own options (worker_options()), and the next transfer whose
- * target asks that same policy takes it as it is, setting only its own
- * options (transfer_options()), every one of them at every transfer: a
- * reset and setting all again cost a few percent of a request.  A transfer
- * that asks another policy takes a handle reset.
+ * (request_policy(): the TLS settings of its target, copied here, in
+ * TopMemoryContext), or none (policy_set false): made or reset since.  A
+ * finished transfer's handle keeps its policy and the worker's options of
+ * every transfer (prepare_transfer()), and the next transfer whose target
+ * asks that same policy takes it as it is and sets every option of its own
+ * (request_target(), prepare_transfer()): a reset and setting all again
+ * cost a few percent of a request.  A transfer that asks another policy
+ * takes a handle reset.  A handle is reset after HANDLE_TRANSFERS_MAX
+ * transfers, and after one that failed or opened a connection: curl counts
+ * in the handle, until a reset, the requests it sent again after a kept
+ * connection died, and fails the transfer that would be the sixth (one
+ * receiver's dropped connections must not fail another's requests).  And
+ * after one whose policy has a client key password, which is kept no
+ * longer than a transfer.
  */
+#define HANDLE_TRANSFERS_MAX 16
+
 typedef struct EasyHandle
 {
 	CURL	   *easy;
 	bool		policy_set;
+	int			transfers;		/* made with its policy */
 	bool		tls_verify;
 	char	   *ca_file;
 	char	   *client_cert_file;
 	char	   *client_key_file;
 	char	   *client_key_password;
-	char	   *user_agent;
 } EasyHandle;
 
 /*
@@ -615,8 +623,7 @@ has_policy(const EasyHandle *handle, const HttpTarget *target)
 		same_text(handle->ca_file, target->ca_file) &&
 		same_text(handle->client_cert_file, target->client_cert_file) &&
 		same_text(handle->client_key_file, target->client_key_file) &&
-		same_text(handle->client_key_password, target->client_key_password) &&
-		same_text(handle->user_agent, webhook_user_agent);
+		same_text(handle->client_key_password, target->client_key_password);
 }
 
 /* a copy of text (or NULL) in TopMemoryContext */
@@ -635,7 +642,6 @@ remember_policy(EasyHandle *handle, const HttpTarget *target)
 	handle->client_cert_file = kept_text(target->client_cert_file);
 	handle->client_key_file = kept_text(target->client_key_file);
 	handle->client_key_password = kept_text(target->client_key_password);
-	handle->user_agent = kept_text(webhook_user_agent);
 	handle->policy_set = true;
 }
 
@@ -644,9 +650,10 @@ static void
 forget_policy(EasyHandle *handle)
 {
 	char	  **texts[] = {&handle->ca_file, &handle->client_cert_file,
-		&handle->client_key_file, &handle->client_key_password, &handle->user_agent};
+		&handle->client_key_file, &handle->client_key_password};
 
 	handle->policy_set = false;
+	handle->transfers = 0;
 	for (int i = 0; i < (int) lengthof(texts); i++)
 	{
 		if (*texts[i] == NULL)
@@ -695,10 +702,10 @@ easy_handle(const HttpTarget *target)
 
 /*
  * End a transfer: its curl handle, detached from its transport's connection
- * cache (which can then be closed), keeping its request policy (one whose
- * policy was not all set is reset), is kept for another transfer, up to as
- * many as may be in flight.  (Its header list goes with the attempt's
- * context.)
+ * cache (which can then be closed) and from the transfer's memory that
+ * curl could write or read, keeping its request policy (or reset: see
+ * EasyHandle), is kept for another transfer, up to as many as may be in
+ * flight.  (Its header list goes with the attempt's context.)
  */
 static void
 transfer_end(HttpTransfer *transfer)
@@ -716,10 +723,18 @@ transfer_end(HttpTransfer *transfer)
 		 */
 		if (n_idle_easy < Min(max_idle_easy, webhook_max_in_flight) &&
 			curl_easy_setopt(easy, CURLOPT_SHARE, NULL) == CURLE_OK &&
-			curl_easy_setopt(easy, CURLOPT_RESOLVE, NULL) == CURLE_OK)
+			curl_easy_setopt(easy, CURLOPT_RESOLVE, NULL) == CURLE_OK &&
+			curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, NULL) == CURLE_OK &&
+			curl_easy_setopt(easy, CURLOPT_CURLU, NULL) == CURLE_OK)
 		{
+			if (++handle->transfers >= HANDLE_TRANSFERS_MAX ||
+				handle->client_key_password != NULL)
+				forget_policy(handle);
 			if (!handle->policy_set)
+			{
 				curl_easy_reset(easy);
+				forget_policy(handle);	/* (what a partial policy kept) */
+			}
 			idle_easy[n_idle_easy++] = handle;
 		}
 		else
@@ -781,7 +796,8 @@ close_socket_callback(void *clientp, curl_socket_t fd)
  * worker's, and register()'s HEAD check): over http or https only, no
  * redirect followed, no proxy (whatever the environment says), the address
  * policy at every connection (request_target() gives it its refusal
- * buffer), the user agent, and target's TLS settings.  On a handle made or
+ * buffer), and target's TLS settings.  (The user agent is one of a
+ * delivery's header lines: attempt_header_lines().)  On a handle made or
  * reset since its last request policy: a setting left out here would
  * otherwise stay.
  */
@@ -792,7 +808,6 @@ request_policy(CURL *easy, const HttpTarget *target)
 	easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
 	easy_setopt(easy, CURLOPT_NOPROXY, "*");
 	easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
-	easy_setopt(easy, CURLOPT_USERAGENT, webhook_user_agent);
 	easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, open_socket_callback);
 	easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, close_socket_callback);
 	easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, target->tls_verify ? 1L : 0L);
@@ -1067,6 +1082,9 @@ transfer_unanswered(HttpTransfer *transfer, TimestampTz now, char *error, dlist_
 {
 	Attempt    *req = transfer->attempt;
 
+	/* its handle, if curl had it, is reset after it (EasyHandle) */
+	if (transfer->handle != NULL)
+		forget_policy(transfer->handle);
 	req->status = 0;
 	req->duration_ms = (now - req->started_at) / 1000.0;
 	req->error = error;
@@ -1284,13 +1302,18 @@ collect_finished(dlist_head *done)
 		Attempt    *req;
 		long		status = 0;
 		curl_off_t	total_us = 0;
+		long		connects = 0;
 
 		if (msg->msg != CURLMSG_DONE)
 			continue;
 		easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &transfer);
 		easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &status);
 		easy_getinfo(msg->easy_handle, CURLINFO_TOTAL_TIME_T, &total_us);
+		easy_getinfo(msg->easy_handle, CURLINFO_NUM_CONNECTS, &connects);
 		req = transfer->attempt;
+		/* its handle is reset after it (EasyHandle says why) */
+		if (msg->data.result != CURLE_OK || connects > 0)
+			forget_policy(transfer->handle);
 
 		req->status = (int32) status;
 		req->duration_ms = total_us / 1000.0 + transfer->waited_ms;
@@ -1445,6 +1468,7 @@ http_head(const HttpTarget *target)
 	{
 		request_policy(easy, target);
 		request_target(easy, target, refusal);
+		easy_setopt(easy, CURLOPT_USERAGENT, webhook_user_agent);
 		easy_setopt(easy, CURLOPT_NOBODY, 1L);
 		easy_setopt(easy, CURLOPT_NOPROGRESS, 0L);
 		easy_setopt(easy, CURLOPT_XFERINFOFUNCTION, head_progress);

@@ -139,6 +139,7 @@ hmac_start(HmacKeyed *h, const char *secret, bool whsec)
 	EVP_MAC_CTX *ctx = hmac_context(h);
 	char		key[WHSEC_MAX_BYTES + 3];
 	int			keylen;
+	bool		keyed;
 
 	if (hmac_keyed_by(h, secret, whsec))
 	{
@@ -154,9 +155,10 @@ hmac_start(HmacKeyed *h, const char *secret, bool whsec)
 		h->key_secret = NULL;
 	}
 	keylen = whsec ? decode_whsec(secret, key) : (int) strlen(secret);
-	if (!EVP_MAC_init(ctx, (const unsigned char *) (whsec ? key : secret), keylen, NULL))
-		elog(ERROR, "webhook: computing an HMAC failed");
+	keyed = EVP_MAC_init(ctx, (const unsigned char *) (whsec ? key : secret), keylen, NULL);
 	explicit_bzero(key, sizeof(key));
+	if (!keyed)
+		elog(ERROR, "webhook: computing an HMAC failed");
 	h->whsec = whsec;
 	h->key_secret = MemoryContextStrdup(TopMemoryContext, secret);
 }
