@@ -4,8 +4,9 @@
 # HTTP to the same nginx (wrk, 1 thread, 16 connections, same body) and
 # against the bare libcurl client of bench/ceiling.sh driven plainly (as
 # many requests, as many in flight, same body), each in the same run: the
-# medians of each run's ratios.  With several workers, the events are spread over as many
-# transports (one hook each) as asked, so that each worker has a share;
+# medians of each run's ratios.  With several workers, the events are
+# spread over as many transports (one hook each) as asked, so that each
+# worker has a share;
 # the transports are spread over as many tenants as asked (a platform's
 # merchants: seed 003).
 #

@@ -119,16 +119,17 @@ previous_signature(Attempt *attempt, int64 timestamp)
 
 /*
  * The User-Agent line of webhook.user_agent, or NULL: the setting is empty,
- * or the hook's static header lines name a User-Agent of their own.  Kept
+ * or the request's static header lines name a User-Agent of their own.  Kept
  * from request to request, made again when the setting changes.  (Sent as
  * one of the request's header lines rather than through curl's own option,
  * which curl prints again at every request.)
  */
+#define UA_PREFIX "User-Agent: "
+
 static const char *
 user_agent_line(List *static_lines)
 {
 	static char *line = NULL;
-	static char *made_for = NULL;
 	ListCell   *lc;
 
 	if (webhook_user_agent == NULL || webhook_user_agent[0] == '\0')
@@ -138,32 +139,28 @@ user_agent_line(List *static_lines)
 		if (pg_strncasecmp(lfirst(lc), "User-Agent:", strlen("User-Agent:")) == 0)
 			return NULL;
 	}
-	if (made_for == NULL || strcmp(made_for, webhook_user_agent) != 0)
+	if (line == NULL || strcmp(line + strlen(UA_PREFIX), webhook_user_agent) != 0)
 	{
 		char	   *new_line = MemoryContextAlloc(TopMemoryContext,
-												  strlen("User-Agent: ") + strlen(webhook_user_agent) + 1);
-		char	   *new_for = MemoryContextStrdup(TopMemoryContext, webhook_user_agent);
+												  strlen(UA_PREFIX) + strlen(webhook_user_agent) + 1);
 
-		sprintf(new_line, "User-Agent: %s", webhook_user_agent);
+		sprintf(new_line, UA_PREFIX "%s", webhook_user_agent);
 		if (line != NULL)
-		{
 			pfree(line);
-			pfree(made_for);
-		}
 		line = new_line;
-		made_for = new_for;
 	}
 	return line;
 }
 
 /*
  * Every header line of the attempt's request, signed at timestamp (Unix
- * seconds): the static headers, the User-Agent, then Content-Type, webhook-id, the
- * signature headers of the hook's scheme and the credentials.  While a
- * rotation's overlap runs, the request is signed with both secrets, the
- * newest first: the standard scheme sends both signatures in
- * webhook-signature (a verifier accepts any one of them), the plain HMAC
- * schemes the previous one in a second header, "<signature_header>-Previous".
+ * seconds): the static headers, the User-Agent, then Content-Type,
+ * webhook-id, the signature headers of the hook's scheme and the
+ * credentials.  While a rotation's overlap runs, the request is signed
+ * with both secrets, the newest first: the standard scheme sends both
+ * signatures in webhook-signature (a verifier accepts any one of them), the
+ * plain HMAC schemes the previous one in a second header,
+ * "<signature_header>-Previous".
  * May throw (a secret that cannot sign).
  */
 List *
