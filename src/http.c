@@ -177,6 +177,7 @@ static bool wait_set_stale = true;
  * longer than a transfer.
  */
 #define HANDLE_TRANSFERS_MAX 16
+#define HANDLE_SCAN_MAX 16
 
 typedef struct EasyHandle
 {
@@ -666,14 +667,16 @@ forget_policy(EasyHandle *handle)
 
 /*
  * An easy handle for a transfer to target: an idle one set up with the
- * policy target asks, else another idle one, reset, else a new one.
+ * policy target asks, among the HANDLE_SCAN_MAX kept last (a request's
+ * start costs no more with more handles kept), else another idle one,
+ * reset, else a new one.
  */
 static EasyHandle *
 easy_handle(const HttpTarget *target)
 {
 	EasyHandle *handle;
 
-	for (int i = n_idle_easy - 1; i >= 0; i--)
+	for (int i = n_idle_easy - 1; i >= Max(0, n_idle_easy - HANDLE_SCAN_MAX); i--)
 	{
 		if (has_policy(idle_easy[i], target))
 		{
